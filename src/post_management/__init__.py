@@ -1,0 +1,1 @@
+"""Post management service: schedules and publishes posts on X exactly once."""
