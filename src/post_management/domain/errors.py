@@ -1,0 +1,87 @@
+"""The typed error tree of the domain and services.
+
+Each error maps to exactly one gRPC status code at the edge
+(entrypoints/grpc/errors.py); `reason` becomes google.rpc.ErrorInfo.reason and
+`metadata` its metadata, so callers can branch on it without parsing messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field of a request; becomes a google.rpc.BadRequest entry."""
+
+    field: str
+    description: str
+
+
+@dataclass
+class DomainError(Exception):
+    message: str
+    reason: str = "DOMAIN_ERROR"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class InvalidArgument(DomainError):
+    """The request itself is wrong (INVALID_ARGUMENT)."""
+
+    reason: str = "INVALID_ARGUMENT"
+    violations: list[FieldViolation] = field(default_factory=list)
+
+    @classmethod
+    def for_field(
+        cls, field_name: str, description: str, reason: str = "INVALID_FIELD"
+    ) -> InvalidArgument:
+        return cls(
+            message=f"{field_name}: {description}",
+            reason=reason,
+            violations=[FieldViolation(field_name, description)],
+        )
+
+
+@dataclass
+class NotFound(DomainError):
+    reason: str = "NOT_FOUND"
+
+
+@dataclass
+class AlreadyExists(DomainError):
+    reason: str = "ALREADY_EXISTS"
+
+
+@dataclass
+class FailedPrecondition(DomainError):
+    """The request is well formed but the resource's state forbids it."""
+
+    reason: str = "FAILED_PRECONDITION"
+
+
+@dataclass
+class Aborted(DomainError):
+    """A concurrent change won (etag mismatch, lost race); retry after re-reading."""
+
+    reason: str = "ABORTED"
+
+
+@dataclass
+class PermissionDenied(DomainError):
+    reason: str = "PERMISSION_DENIED"
+
+
+@dataclass
+class Unauthenticated(DomainError):
+    reason: str = "UNAUTHENTICATED"
+
+
+@dataclass
+class Unavailable(DomainError):
+    """A dependency is down; the call may be retried."""
+
+    reason: str = "UNAVAILABLE"
