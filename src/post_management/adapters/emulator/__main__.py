@@ -1,0 +1,37 @@
+"""`python -m post_management.adapters.emulator --port N` runs the X API emulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from post_management.adapters.emulator.server import EmulatorServer
+
+
+async def _serve(host: str, port: int) -> None:
+    server = EmulatorServer()
+    url = await server.start(host, port)
+    print(f"X API emulator listening on {url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Local X API v2 emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8089)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The aiohttp application: routes plus the fault and header middlewares."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from http import HTTPStatus
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from post_management.adapters.emulator import (
+    routes_control,
+    routes_media,
+    routes_tweets,
+    routes_users,
+    wire,
+)
+from post_management.adapters.emulator.faults import Fault, FaultKind
+from post_management.adapters.emulator.guard import STATE_KEY, budgets_of, state_of
+from post_management.adapters.emulator.state import EmulatorState
+
+CONTROL_PREFIX = "/_emulator/"
+MAX_BODY_BYTES = 16 * 1024 * 1024  # a 5 MB chunk plus multipart overhead, or a 15 MB GIF
+
+
+async def _wait(state: EmulatorState, seconds: float) -> None:
+    """Sleep, but return at once when the server is stopping."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(state.closing.wait(), timeout=seconds)
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the connection without an answer; the client sees a connection error."""
+    if request.transport is not None:
+        request.transport.abort()
+    # aiohttp skips writing to an aborted transport; this response is never seen.
+    return web.Response(status=500)
+
+
+def _fault_response(fault: Fault) -> web.Response:
+    phrase = HTTPStatus(fault.status).phrase
+    return wire.problem(fault.status, phrase, phrase)
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every X response carries the rate-limit state of the budgets it touched."""
+    response = await handler(request)
+    for prefix, budget in budgets_of(request):
+        wire.set_budget_headers(response, prefix, budget)
+    return response
+
+
+@web.middleware
+async def faults_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(CONTROL_PREFIX):
+        return await handler(request)
+    state = state_of(request)
+    resource = request.match_info.route.resource
+    state.counters[f"{request.method} {resource.canonical if resource else request.path}"] += 1
+    fault = state.faults.take(request.method, request.path)
+    if fault is None:
+        return await handler(request)
+    if fault.kind is FaultKind.DELAY:
+        await _wait(state, fault.delay_seconds)
+        return await handler(request)
+    if fault.kind is FaultKind.TIMEOUT:
+        if fault.accept:
+            await handler(request)
+        # The handler is cancelled when the client disconnects (handler_cancellation).
+        await _wait(state, state.limits.hang_seconds)
+        return _drop(request)
+    if fault.kind is FaultKind.STATUS and not fault.accept:
+        return _fault_response(fault)
+    await handler(request)  # the effect happens; its answer is replaced
+    if fault.kind is FaultKind.ACCEPT_THEN_DROP:
+        return _drop(request)
+    return _fault_response(fault)
+
+
+def build_app(state: EmulatorState | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[headers_middleware, faults_middleware], client_max_size=MAX_BODY_BYTES
+    )
+    app[STATE_KEY] = state or EmulatorState()
+    for table in (
+        routes_tweets.routes,
+        routes_users.routes,
+        routes_media.routes,
+        routes_control.routes,
+    ):
+        app.add_routes(table)
+    return app

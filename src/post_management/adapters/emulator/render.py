@@ -1,0 +1,115 @@
+"""Posts as X API v2 renders them, honouring `tweet.fields`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from post_management.adapters.emulator import metrics, wire
+from post_management.adapters.emulator.state import StoredPost, User
+
+PRIVATE_METRICS_MAX_AGE = 30 * 24 * 60 * 60  # X serves private metrics for 30 days
+
+KNOWN_TWEET_FIELDS = frozenset(
+    {
+        "article", "attachments", "author_id", "card_uri", "community_id",
+        "context_annotations", "conversation_id", "created_at", "display_text_range",
+        "edit_controls", "edit_history_tweet_ids", "entities", "geo", "id",
+        "in_reply_to_user_id", "lang", "media_metadata", "non_public_metrics", "note_tweet",
+        "organic_metrics", "possibly_sensitive", "promoted_metrics", "public_metrics",
+        "referenced_tweets", "reply_settings", "scopes", "source", "text", "withheld",
+    }
+)  # fmt: skip
+PRIVATE_FIELDS = ("non_public_metrics", "organic_metrics")
+
+
+def parse_fields(raw: str | None) -> set[str] | str:
+    """The requested tweet.fields, or the first unknown one as an error message."""
+    if not raw:
+        return set()
+    requested = {f.strip() for f in raw.split(",") if f.strip()}
+    unknown = sorted(requested - KNOWN_TWEET_FIELDS)
+    if unknown:
+        return f"The `tweet.fields` query parameter value [{unknown[0]}] is not one of " + str(
+            sorted(KNOWN_TWEET_FIELDS)
+        )
+    return requested
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{int(ts * 1000) % 1000:03d}Z"
+    )
+
+
+def _field_error(post_id: str, field: str) -> dict[str, Any]:
+    return {
+        "value": post_id,
+        "detail": f"Sorry, you are not authorized to access '{field}' on the Tweet "
+        f"with ids: {post_id}.",
+        "title": "Field Authorization Error",
+        "resource_type": "tweet",
+        "parameter": field,
+        "resource_id": post_id,
+        "section": "data",
+        "field": field,
+        "type": wire.PROBLEMS + "not-authorized-for-field",
+    }
+
+
+def render_post(
+    post: StoredPost,
+    fields: set[str],
+    viewer: User | None,
+    now: float,
+    parent_author: str | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The post's JSON and any per-field authorization errors."""
+    data: dict[str, Any] = {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}
+    errors: list[dict[str, Any]] = []
+    if "created_at" in fields:
+        data["created_at"] = iso(post.created_at)
+    if "author_id" in fields:
+        data["author_id"] = post.author_id
+    if "attachments" in fields and post.media_ids:
+        data["attachments"] = {"media_keys": [f"3_{m}" for m in post.media_ids]}
+    if post.in_reply_to is not None:
+        if "referenced_tweets" in fields:
+            data["referenced_tweets"] = [{"type": "replied_to", "id": post.in_reply_to}]
+        if "in_reply_to_user_id" in fields and parent_author:
+            data["in_reply_to_user_id"] = parent_author
+    age = now - post.created_at
+    c = metrics.counts_at(post.id, age)
+    if "public_metrics" in fields:
+        data["public_metrics"] = {
+            "retweet_count": c.retweets,
+            "reply_count": c.replies,
+            "like_count": c.likes,
+            "quote_count": c.quotes,
+            "bookmark_count": c.bookmarks,
+            "impression_count": c.impressions,
+        }
+    private_ok = viewer is not None and viewer.id == post.author_id
+    private_ok = private_ok and age <= PRIVATE_METRICS_MAX_AGE
+    for field in PRIVATE_FIELDS:
+        if field not in fields:
+            continue
+        if not private_ok:
+            errors.append(_field_error(post.id, field))
+        elif field == "non_public_metrics":
+            data[field] = {
+                "impression_count": c.impressions,
+                "url_link_clicks": c.url_link_clicks,
+                "user_profile_clicks": c.user_profile_clicks,
+                "engagements": c.engagements,
+            }
+        else:
+            data[field] = {
+                "impression_count": c.impressions,
+                "like_count": c.likes,
+                "reply_count": c.replies,
+                "retweet_count": c.retweets,
+                "url_link_clicks": c.url_link_clicks,
+                "user_profile_clicks": c.user_profile_clicks,
+            }
+    return data, errors

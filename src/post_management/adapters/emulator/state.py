@@ -1,0 +1,145 @@
+"""Everything the emulator remembers. Touched only from its event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from post_management.adapters.emulator.faults import FaultBook
+from post_management.adapters.emulator.ratelimit import Windows
+
+_POST_ID_BASE = 1_900_000_000_000_000_000  # snowflake-sized, increasing ids
+_MEDIA_ID_BASE = 1_800_000_000_000_000_000
+_USER_ID_BASE = 1_000_000_000
+
+
+@dataclass
+class Limits:
+    """X's published defaults; tests shrink them through the control API."""
+
+    user_posts_per_window: int = 100
+    post_window_seconds: float = 15 * 60
+    user_posts_per_day: int = 2400
+    app_posts_per_day: int = 10_000
+    day_seconds: float = 24 * 60 * 60
+    lookup_per_window: int = 5000
+    timeline_per_window: int = 900
+    me_per_window: int = 75
+    delete_per_window: int = 50
+    media_per_window: int = 500
+    read_window_seconds: float = 15 * 60
+    media_processing_seconds: float = 1.0  # chunked video stays pending/in_progress this long
+    hang_seconds: float = 30.0  # upper bound of a TIMEOUT fault when the client never leaves
+
+    def update(self, changes: dict[str, Any]) -> None:
+        known = {f.name: f.type for f in fields(self)}
+        for name, value in changes.items():
+            if name not in known:
+                raise ValueError(f"unknown limit: {name}")
+            setattr(self, name, int(value) if known[name] == "int" else float(value))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class User:
+    id: str
+    username: str
+    name: str
+    suspended: bool = False
+
+
+@dataclass
+class StoredPost:
+    id: str
+    text: str
+    author_id: str
+    created_at: float  # unix seconds on the emulator clock
+    media_ids: tuple[str, ...] = ()
+    in_reply_to: str | None = None
+    deleted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "author_id": self.author_id,
+            "created_at": self.created_at,
+            "media_ids": list(self.media_ids),
+            "in_reply_to_tweet_id": self.in_reply_to,
+            "deleted": self.deleted,
+        }
+
+
+@dataclass
+class StoredMedia:
+    id: str
+    owner_id: str
+    media_type: str
+    total_bytes: int
+    chunked: bool
+    received: dict[int, int] = field(default_factory=dict)  # segment index -> size
+    finalized_at: float | None = None
+    processing_seconds: float = 0.0
+
+    def ready_at(self) -> float | None:
+        if self.finalized_at is None:
+            return None
+        return self.finalized_at + self.processing_seconds
+
+
+class EmulatorState:
+    def __init__(self) -> None:
+        self.closing = asyncio.Event()  # set on stop so hanging handlers return
+        self.reset()
+
+    def reset(self) -> None:
+        self.limits = Limits()
+        self.clock_offset = 0.0
+        self.users_by_token: dict[str, User] = {}
+        self.users: dict[str, User] = {}
+        self.revoked_tokens: set[str] = set()
+        self.posts: dict[str, StoredPost] = {}
+        self.media: dict[str, StoredMedia] = {}
+        self.windows = Windows()
+        self.faults = FaultBook()
+        self.counters: Counter[str] = Counter()
+        self._next_post = 0
+        self._next_media = 0
+        self._next_user = 0
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def user_for_token(self, token: str) -> User:
+        """The user behind an access token; unknown tokens become new users."""
+        user = self.users_by_token.get(token)
+        if user is None:
+            user = self.register_user(token)
+        return user
+
+    def register_user(
+        self, token: str, user_id: str | None = None, username: str | None = None
+    ) -> User:
+        if user_id is None:
+            self._next_user += 1
+            user_id = str(_USER_ID_BASE + self._next_user)
+        user = self.users.get(user_id)
+        if user is None:
+            name = username or f"user_{user_id}"
+            user = User(id=user_id, username=name, name=name)
+            self.users[user_id] = user
+        self.users_by_token[token] = user
+        return user
+
+    def new_post_id(self) -> str:
+        self._next_post += 1
+        return str(_POST_ID_BASE + self._next_post)
+
+    def new_media_id(self) -> str:
+        self._next_media += 1
+        return str(_MEDIA_ID_BASE + self._next_media)

@@ -1,0 +1,253 @@
+"""The X API port: what the service needs from X, with typed outcomes.
+
+Every call returns a value instead of raising for X-side conditions, so the
+dispatcher can branch on the outcome (DESIGN.md section 4) without knowing
+the HTTP library. Only programming errors raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+MAX_LOOKUP_IDS = 100  # GET /2/tweets accepts at most 100 ids per request
+
+
+@dataclass(frozen=True)
+class XCredentials:
+    """OAuth 1.0a user-context access token of one X account.
+
+    The values are excluded from repr so they never reach a log line.
+    """
+
+    access_token: str = field(repr=False)
+    access_token_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    remaining: int
+    reset_at: datetime  # UTC
+
+
+@dataclass(frozen=True)
+class RateLimitInfo:
+    """Rate-limit state X reported in a response's headers.
+
+    `window` is the endpoint's 15-minute window (x-rate-limit-*); the daily
+    quotas come from x-user-limit-24hour-* and x-app-limit-24hour-*.
+    """
+
+    window: Quota | None = None
+    user_day: Quota | None = None
+    app_day: Quota | None = None
+
+    def blocked_until(self) -> datetime | None:
+        """The latest reset among spent quotas, or None when none is spent."""
+        spent = [
+            q.reset_at for q in (self.window, self.user_day, self.app_day) if q and q.remaining <= 0
+        ]
+        return max(spent) if spent else None
+
+
+# --- requests -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewPost:
+    text: str
+    media_ids: tuple[str, ...] = ()
+    in_reply_to: str | None = None
+
+
+# --- outcomes shared by every call ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class PermanentFailure:
+    """A 4xx other than 401/429/duplicate/suspended: retrying will not help."""
+
+    reason: str
+    status: int | None = None
+    rate_limit: RateLimitInfo | None = None
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    reset_at: datetime  # UTC; when the spent quota refills
+    limit: int | None = None
+    remaining: int | None = None
+    rate_limit: RateLimitInfo | None = None
+
+
+@dataclass(frozen=True)
+class UnknownOutcome:
+    """Timeout, connection error or 5xx: X may or may not have acted.
+
+    `request_sent` is False only when the connection was never established,
+    so the request certainly did not reach X.
+    """
+
+    reason: str
+    request_sent: bool = True
+
+
+@dataclass(frozen=True)
+class AccountSuspended:
+    reason: str
+    rate_limit: RateLimitInfo | None = None
+
+
+@dataclass(frozen=True)
+class Unauthorized:
+    """401: the account's tokens are revoked or invalid."""
+
+    reason: str = "unauthorized"
+
+
+Failure = PermanentFailure | RateLimited | UnknownOutcome | AccountSuspended | Unauthorized
+
+
+# --- create -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Published:
+    x_post_id: str
+    rate_limit: RateLimitInfo | None = None
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """403 duplicate content. The caller treats it as an unknown outcome: an
+    earlier attempt whose answer was lost may have published the same text."""
+
+    rate_limit: RateLimitInfo | None = None
+
+
+PublishOutcome = Published | Duplicate | Failure
+
+
+# --- delete -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deleted:
+    existed: bool  # False when X no longer knew the post; the result is the same
+
+
+DeleteOutcome = Deleted | Failure
+
+
+# --- reads --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostMetrics:
+    impressions: int
+    likes: int
+    reposts: int
+    replies: int
+    quotes: int
+    bookmarks: int
+    # Private metrics: only for the author, and only for posts under 30 days old.
+    url_link_clicks: int | None = None
+    user_profile_clicks: int | None = None
+    engagements: int | None = None
+
+
+@dataclass(frozen=True)
+class XPost:
+    id: str
+    text: str
+    author_id: str | None = None
+    created_at: datetime | None = None
+    metrics: PostMetrics | None = None
+
+
+@dataclass(frozen=True)
+class PostsFound:
+    posts: tuple[XPost, ...]
+    missing: tuple[str, ...] = ()  # ids X reported as not found (deleted or unknown)
+    rate_limit: RateLimitInfo | None = None
+
+
+LookupOutcome = PostsFound | Failure
+
+
+@dataclass(frozen=True)
+class Timeline:
+    posts: tuple[XPost, ...]  # newest first
+    rate_limit: RateLimitInfo | None = None
+
+
+TimelineOutcome = Timeline | Failure
+
+
+@dataclass(frozen=True)
+class XUser:
+    id: str
+    username: str
+    name: str
+
+
+MeOutcome = XUser | Failure
+
+
+@dataclass(frozen=True)
+class MediaUploaded:
+    media_id: str
+
+
+MediaOutcome = MediaUploaded | Failure
+
+
+class XApi(Protocol):
+    """The X API as the service uses it. Implementations never raise for
+    network or X errors; they return one of the outcome types."""
+
+    def create_post(self, creds: XCredentials, post: NewPost) -> PublishOutcome: ...
+
+    def delete_post(self, creds: XCredentials, x_post_id: str) -> DeleteOutcome: ...
+
+    def lookup_posts(self, creds: XCredentials | None, ids: Sequence[str]) -> LookupOutcome:
+        """Up to MAX_LOOKUP_IDS ids in one request, with metrics.
+
+        With `creds` (the author's) private metrics are included; with None
+        the app's bearer token is used and only public metrics come back.
+        """
+        ...
+
+    def recent_posts(
+        self,
+        creds: XCredentials,
+        since: datetime,
+        *,
+        user_id: str | None = None,
+        since_id: str | None = None,
+    ) -> TimelineOutcome:
+        """The account's own posts created at or after `since`, newest first.
+
+        `user_id` saves a /2/users/me round trip when the caller knows it.
+        """
+        ...
+
+    def me(self, creds: XCredentials) -> MeOutcome: ...
+
+    def upload_media(
+        self,
+        creds: XCredentials,
+        data: bytes,
+        mime_type: str,
+        *,
+        chunked: bool | None = None,
+        media_category: str | None = None,
+    ) -> MediaOutcome:
+        """Upload and wait until X has processed the media.
+
+        `chunked=None` picks chunked upload for video and large files.
+        """
+        ...
