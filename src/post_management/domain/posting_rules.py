@@ -1,0 +1,191 @@
+"""An account's posting rules: limits, quiet hours and recurring slots.
+
+All clock times are wall-clock times in the account's IANA zone. Zero in a
+limit means "no limit", as in the PostingRules proto message. The JSON form
+(`to_json` / `posting_rules_from_json`) mirrors that message and is what the
+Account aggregate stores.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import time
+from typing import Any
+
+from post_management.domain.errors import FieldViolation, InvalidArgument
+
+MAX_MIN_INTERVAL_MINUTES = 7 * 24 * 60
+_HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window [start, end) with no posts; end < start crosses midnight."""
+
+    start: time
+    end: time
+
+    def contains(self, wall: time) -> bool:
+        if self.start < self.end:
+            return self.start <= wall < self.end
+        return wall >= self.start or wall < self.end
+
+
+@dataclass(frozen=True)
+class TimeSlot:
+    """A recurring time; `weekdays` are ISO (1 = Monday .. 7 = Sunday), empty = every day."""
+
+    time: time
+    weekdays: frozenset[int] = frozenset()
+
+    def on(self, iso_weekday: int) -> bool:
+        return not self.weekdays or iso_weekday in self.weekdays
+
+
+@dataclass(frozen=True)
+class PostingRules:
+    min_interval_minutes: int = 0
+    max_posts_per_hour: int = 0
+    max_posts_per_day: int = 0
+    quiet_hours: QuietHours | None = None
+    slots: tuple[TimeSlot, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "min_interval_minutes": self.min_interval_minutes,
+            "max_posts_per_hour": self.max_posts_per_hour,
+            "max_posts_per_day": self.max_posts_per_day,
+            "slots": [
+                {"weekdays": sorted(slot.weekdays), "time": format_hh_mm(slot.time)}
+                for slot in self.slots
+            ],
+        }
+        if self.quiet_hours is not None:
+            data["quiet_hours"] = {
+                "start": format_hh_mm(self.quiet_hours.start),
+                "end": format_hh_mm(self.quiet_hours.end),
+            }
+        return data
+
+
+def format_hh_mm(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+def parse_posting_rules(
+    *,
+    min_interval_minutes: int = 0,
+    max_posts_per_hour: int = 0,
+    max_posts_per_day: int = 0,
+    quiet_hours_start: str = "",
+    quiet_hours_end: str = "",
+    slots: Iterable[tuple[Sequence[int], str]] = (),
+    prefix: str = "posting_rules",
+) -> PostingRules:
+    """Validated rules from plain values; InvalidArgument lists every bad field.
+
+    Both quiet-hour ends empty means no quiet hours. Slots are (weekdays,
+    "HH:MM") pairs; repeated slots are merged.
+    """
+    problems: list[FieldViolation] = []
+    limits = {
+        "min_interval_minutes": (min_interval_minutes, MAX_MIN_INTERVAL_MINUTES),
+        "max_posts_per_hour": (max_posts_per_hour, None),
+        "max_posts_per_day": (max_posts_per_day, None),
+    }
+    for name, (value, ceiling) in limits.items():
+        if value < 0:
+            problems.append(FieldViolation(f"{prefix}.{name}", "must be 0 (no limit) or more"))
+        elif ceiling is not None and value > ceiling:
+            problems.append(FieldViolation(f"{prefix}.{name}", f"must be at most {ceiling}"))
+    quiet = _parse_quiet_hours(quiet_hours_start, quiet_hours_end, f"{prefix}.quiet_hours")
+    problems += quiet[1]
+    parsed_slots: list[TimeSlot] = []
+    for index, (weekdays, wall) in enumerate(slots):
+        slot, slot_problems = _parse_slot(weekdays, wall, f"{prefix}.slots[{index}]")
+        problems += slot_problems
+        if slot is not None and slot not in parsed_slots:
+            parsed_slots.append(slot)
+    if (
+        quiet[0] is not None
+        and parsed_slots
+        and all(quiet[0].contains(slot.time) for slot in parsed_slots)
+    ):
+        problems.append(
+            FieldViolation(f"{prefix}.slots", "every slot falls inside the quiet hours")
+        )
+    if problems:
+        raise InvalidArgument(
+            message="invalid posting rules: "
+            + "; ".join(f"{p.field}: {p.description}" for p in problems),
+            reason="INVALID_POSTING_RULES",
+            violations=problems,
+        )
+    return PostingRules(
+        min_interval_minutes=min_interval_minutes,
+        max_posts_per_hour=max_posts_per_hour,
+        max_posts_per_day=max_posts_per_day,
+        quiet_hours=quiet[0],
+        slots=tuple(sorted(parsed_slots, key=lambda s: (s.time, sorted(s.weekdays)))),
+    )
+
+
+def posting_rules_from_json(data: Mapping[str, Any], prefix: str = "posting_rules") -> PostingRules:
+    """The inverse of PostingRules.to_json; an empty mapping is "no rules"."""
+    quiet = data.get("quiet_hours") or {}
+    return parse_posting_rules(
+        min_interval_minutes=int(data.get("min_interval_minutes", 0)),
+        max_posts_per_hour=int(data.get("max_posts_per_hour", 0)),
+        max_posts_per_day=int(data.get("max_posts_per_day", 0)),
+        quiet_hours_start=str(quiet.get("start", "")),
+        quiet_hours_end=str(quiet.get("end", "")),
+        slots=[
+            (list(slot.get("weekdays", [])), str(slot.get("time", "")))
+            for slot in data.get("slots", [])
+        ],
+        prefix=prefix,
+    )
+
+
+def parse_hh_mm(text: str) -> time | None:
+    match = _HH_MM.match(text.strip())
+    return time(int(match[1]), int(match[2])) if match else None
+
+
+_HH_MM_HELP = "must be a 24-hour time 'HH:MM', e.g. '07:30'"
+
+
+def _parse_quiet_hours(
+    start_text: str, end_text: str, path: str
+) -> tuple[QuietHours | None, list[FieldViolation]]:
+    if not start_text.strip() and not end_text.strip():
+        return None, []
+    start, end = parse_hh_mm(start_text), parse_hh_mm(end_text)
+    problems = [
+        FieldViolation(f"{path}.{name}", _HH_MM_HELP)
+        for name, value in (("start", start), ("end", end))
+        if value is None
+    ]
+    if start is None or end is None:
+        return None, problems
+    if start == end:
+        return None, [FieldViolation(f"{path}.end", "must differ from start")]
+    return QuietHours(start, end), []
+
+
+def _parse_slot(
+    weekdays: Sequence[int], wall: str, path: str
+) -> tuple[TimeSlot | None, list[FieldViolation]]:
+    problems = [
+        FieldViolation(f"{path}.weekdays[{i}]", "must be an ISO weekday, 1 (Monday) to 7 (Sunday)")
+        for i, day in enumerate(weekdays)
+        if not 1 <= day <= 7
+    ]
+    parsed = parse_hh_mm(wall)
+    if parsed is None:
+        problems.append(FieldViolation(f"{path}.time", _HH_MM_HELP))
+    if problems or parsed is None:
+        return None, problems
+    return TimeSlot(parsed, frozenset(weekdays)), []
