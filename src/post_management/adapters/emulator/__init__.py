@@ -4,6 +4,7 @@ See server.EmulatorServer / EmulatorThread to run it, and control.EmulatorContro
 for the test-facing control API under /_emulator/.
 """
 
+from post_management.adapters.emulator.control import EmulatorControl
 from post_management.adapters.emulator.server import EmulatorServer, EmulatorThread
 
-__all__ = ["EmulatorServer", "EmulatorThread"]
+__all__ = ["EmulatorControl", "EmulatorServer", "EmulatorThread"]

@@ -1,0 +1,6 @@
+"""The X API adapter over tweepy."""
+
+from post_management.adapters.x.client import TweepyXApi
+from post_management.adapters.x.settings import XClientSettings
+
+__all__ = ["TweepyXApi", "XClientSettings"]
