@@ -123,7 +123,7 @@ class UpdateAccountRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Writable paths: handle, x_user_id, credentials, posting_rules, timezone.
-        Empty means all of them.
+        Empty: every writable field that is set (non-default) in `account`.
         """
 
     def __init__(

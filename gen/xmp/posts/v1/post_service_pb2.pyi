@@ -134,7 +134,7 @@ class UpdatePostRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Writable paths: text, media_ids, reply_to_x_post_id, account_id, priority.
-        Empty means all of them.
+        Empty: every writable field that is set (non-default) in `post`.
         """
 
     def __init__(

@@ -1,0 +1,117 @@
+"""AccountRepository over SQLAlchemy Core. Credentials are stored encrypted."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+
+from post_management.adapters.db.schema import accounts
+from post_management.domain.account import Account, AccountState, Credentials
+from post_management.ports.repositories import Cursor
+from post_management.ports.support import SecretBox
+
+
+class SqlAccountRepository:
+    def __init__(self, connection: Connection, box: SecretBox) -> None:
+        self._conn = connection
+        self._box = box
+
+    def _to_row(self, account: Account) -> dict[str, Any]:
+        encrypted = None
+        if account.credentials is not None:
+            plain = json.dumps(
+                {
+                    "access_token": account.credentials.access_token,
+                    "access_token_secret": account.credentials.access_token_secret,
+                }
+            ).encode()
+            encrypted = self._box.encrypt(plain)
+        return {
+            "id": account.id,
+            "user_id": account.user_id,
+            "handle": account.handle,
+            "x_user_id": account.x_user_id,
+            "timezone": account.timezone,
+            "state": account.state.value,
+            "posting_rules": account.posting_rules,
+            "credentials_encrypted": encrypted,
+            "version": account.version,
+            "created_at": account.created_at,
+            "updated_at": account.updated_at,
+        }
+
+    def _from_row(self, row: RowMapping) -> Account:
+        credentials = None
+        if row["credentials_encrypted"] is not None:
+            data = json.loads(self._box.decrypt(row["credentials_encrypted"]))
+            credentials = Credentials(data["access_token"], data["access_token_secret"])
+        return Account(
+            id=row["id"],
+            user_id=row["user_id"],
+            handle=row["handle"],
+            x_user_id=row["x_user_id"],
+            timezone=row["timezone"],
+            state=AccountState(row["state"]),
+            posting_rules=dict(row["posting_rules"]),
+            credentials=credentials,
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def add(self, account: Account) -> None:
+        self._conn.execute(insert(accounts).values(**self._to_row(account)))
+
+    def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None:
+        query = select(accounts).where(accounts.c.id == account_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self._conn.execute(query).mappings().first()
+        return self._from_row(row) if row else None
+
+    def find_by_x_user(self, user_id: str, x_user_id: str) -> Account | None:
+        query = select(accounts).where(
+            accounts.c.user_id == user_id, accounts.c.x_user_id == x_user_id
+        )
+        row = self._conn.execute(query).mappings().first()
+        return self._from_row(row) if row else None
+
+    def list(self, user_id: str | None, after: Cursor | None, limit: int) -> list[Account]:
+        query = select(accounts)
+        if user_id is not None:
+            query = query.where(accounts.c.user_id == user_id)
+        if after is not None:
+            query = query.where(
+                or_(
+                    accounts.c.created_at > after.created_at,
+                    and_(accounts.c.created_at == after.created_at, accounts.c.id > after.id),
+                )
+            )
+        query = query.order_by(accounts.c.created_at, accounts.c.id).limit(limit)
+        return [self._from_row(row) for row in self._conn.execute(query).mappings()]
+
+    def save(self, account: Account, expected_version: int) -> bool:
+        row = self._to_row(account)
+        del row["id"], row["created_at"]
+        row["version"] = expected_version + 1
+        result = self._conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account.id, accounts.c.version == expected_version)
+            .values(**row)
+        )
+        if result.rowcount == 1:
+            account.version = expected_version + 1
+            return True
+        return False
+
+    def delete(self, account_id: UUID, expected_version: int) -> bool:
+        result = self._conn.execute(
+            delete(accounts).where(
+                accounts.c.id == account_id, accounts.c.version == expected_version
+            )
+        )
+        return result.rowcount == 1

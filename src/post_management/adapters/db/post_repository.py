@@ -1,0 +1,118 @@
+"""PostRepository over SQLAlchemy Core (hot paths avoid the ORM's unit of work)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+
+from post_management.adapters.db.schema import posts
+from post_management.domain.post import Post, PostState, Priority
+from post_management.ports.repositories import Cursor, PostFilter
+
+ACTIVE_STATES = (PostState.SCHEDULED.value, PostState.PUBLISHING.value)
+
+
+def _to_row(post: Post) -> dict[str, Any]:
+    return {
+        "id": post.id,
+        "user_id": post.user_id,
+        "account_id": post.account_id,
+        "text": post.text,
+        "media_ids": list(post.media_ids),
+        "reply_to_x_post_id": post.reply_to_x_post_id,
+        "state": post.state.value,
+        "priority": int(post.priority),
+        "due_at": post.scheduled_for,
+        "timezone": post.timezone,
+        "published_at": post.published_at,
+        "x_post_id": post.x_post_id,
+        "attempt_count": post.attempt_count,
+        "last_error": post.last_error,
+        "version": post.version,
+        "created_at": post.created_at,
+        "updated_at": post.updated_at,
+    }
+
+
+def _from_row(row: RowMapping) -> Post:
+    return Post(
+        id=row["id"],
+        user_id=row["user_id"],
+        account_id=row["account_id"],
+        text=row["text"],
+        media_ids=list(row["media_ids"]),
+        reply_to_x_post_id=row["reply_to_x_post_id"],
+        state=PostState(row["state"]),
+        priority=Priority(row["priority"]),
+        scheduled_for=row["due_at"],
+        timezone=row["timezone"],
+        published_at=row["published_at"],
+        x_post_id=row["x_post_id"],
+        attempt_count=row["attempt_count"],
+        last_error=row["last_error"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class SqlPostRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def add(self, post: Post) -> None:
+        self._conn.execute(insert(posts).values(**_to_row(post)))
+
+    def get(self, post_id: UUID, *, for_update: bool = False) -> Post | None:
+        query = select(posts).where(posts.c.id == post_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self._conn.execute(query).mappings().first()
+        return _from_row(row) if row else None
+
+    def list(self, where: PostFilter, after: Cursor | None, limit: int) -> list[Post]:
+        query = select(posts)
+        if where.user_id is not None:
+            query = query.where(posts.c.user_id == where.user_id)
+        if where.account_id is not None:
+            query = query.where(posts.c.account_id == where.account_id)
+        if where.state is not None:
+            query = query.where(posts.c.state == where.state.value)
+        if after is not None:
+            query = query.where(
+                or_(
+                    posts.c.created_at > after.created_at,
+                    and_(posts.c.created_at == after.created_at, posts.c.id > after.id),
+                )
+            )
+        query = query.order_by(posts.c.created_at, posts.c.id).limit(limit)
+        return [_from_row(row) for row in self._conn.execute(query).mappings()]
+
+    def save(self, post: Post, expected_version: int) -> bool:
+        row = _to_row(post)
+        del row["id"], row["created_at"]
+        row["version"] = expected_version + 1
+        result = self._conn.execute(
+            update(posts)
+            .where(posts.c.id == post.id, posts.c.version == expected_version)
+            .values(**row)
+        )
+        if result.rowcount == 1:
+            post.version = expected_version + 1
+            return True
+        return False
+
+    def delete(self, post_id: UUID, expected_version: int) -> bool:
+        result = self._conn.execute(
+            delete(posts).where(posts.c.id == post_id, posts.c.version == expected_version)
+        )
+        return result.rowcount == 1
+
+    def count_active_for_account(self, account_id: UUID) -> int:
+        query = select(func.count()).where(
+            posts.c.account_id == account_id, posts.c.state.in_(ACTIVE_STATES)
+        )
+        return int(self._conn.execute(query).scalar_one())

@@ -1,0 +1,77 @@
+"""Audit log, outbox and idempotency keys: append-mostly tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, insert, select
+
+from post_management.adapters.db.schema import audit_log, idempotency_keys, outbox
+from post_management.ports.repositories import AuditEntry, IdempotencyRecord, OutboxEvent
+
+
+class SqlAuditLog:
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def record(self, entry: AuditEntry) -> None:
+        self._conn.execute(
+            insert(audit_log).values(
+                occurred_at=datetime.now(UTC),
+                actor=entry.actor,
+                action=entry.action,
+                resource_type=entry.resource_type,
+                resource_id=entry.resource_id,
+                user_id=entry.user_id,
+                request_id=entry.request_id,
+                before=entry.before,
+                after=entry.after,
+            )
+        )
+
+
+class SqlOutbox:
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def add(self, event: OutboxEvent) -> None:
+        self._conn.execute(
+            insert(outbox).values(
+                event_id=event.event_id,
+                event_type=event.event_type,
+                aggregate_type=event.aggregate_type,
+                aggregate_id=event.aggregate_id,
+                payload=event.payload,
+                occurred_at=event.occurred_at,
+            )
+        )
+
+
+class SqlIdempotencyKeys:
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        row = (
+            self._conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return IdempotencyRecord(row["request_hash"], row["resource_id"])
+
+    def put(self, scope: str, key: str, record: IdempotencyRecord) -> None:
+        self._conn.execute(
+            insert(idempotency_keys).values(
+                scope=scope,
+                key=key,
+                request_hash=record.request_hash,
+                resource_id=record.resource_id,
+                created_at=datetime.now(UTC),
+            )
+        )

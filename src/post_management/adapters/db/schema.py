@@ -1,0 +1,140 @@
+"""The database schema. Alembic migrations must produce exactly this
+(tests/integration/test_migrations.py compares them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+def _timestamps() -> list[Column[object]]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("handle", String(64), nullable=False),
+    Column("x_user_id", String(32), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("posting_rules", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # Fernet token of the JSON credentials; never leaves the service.
+    Column("credentials_encrypted", LargeBinary, nullable=True),
+    Column("version", Integer, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("user_id", "x_user_id"),
+    Index("ix_accounts_user_created", "user_id", "created_at", "id"),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column(
+        "account_id",
+        UUID(as_uuid=True),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("text", Text, nullable=False),
+    Column("media_ids", ARRAY(String(32)), nullable=False, server_default=text("'{}'")),
+    Column("reply_to_x_post_id", String(32), nullable=False, server_default=""),
+    Column("state", String(16), nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    # The instant the post is due (UTC), and the IANA zone it was asked in.
+    Column("due_at", DateTime(timezone=True), nullable=True),
+    Column("timezone", String(64), nullable=False, server_default=""),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Column("x_post_id", String(32), nullable=False, server_default=""),
+    Column("attempt_count", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=False, server_default=""),
+    # Set while PUBLISHING: which attempt holds the post, and until when.
+    Column("attempt_id", UUID(as_uuid=True), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    *_timestamps(),
+    Index("ix_posts_user_created", "user_id", "created_at", "id"),
+    Index("ix_posts_account_due", "account_id", "due_at"),
+    # The dispatcher's claim query: matches its ORDER BY, only queued rows.
+    Index(
+        "ix_posts_due_scheduled",
+        "priority",
+        "due_at",
+        postgresql_where=text("state = 'SCHEDULED'"),
+    ),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("resource_type", String(32), nullable=False),
+    Column("resource_id", UUID(as_uuid=True), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("request_id", String(128), nullable=False, server_default=""),
+    Column("before", JSONB, nullable=True),
+    Column("after", JSONB, nullable=True),
+    Index("ix_audit_log_user_occurred", "user_id", "occurred_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # The relay publishes in id order.
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("event_type", String(64), nullable=False),
+    Column("aggregate_type", String(32), nullable=False),
+    # The Kafka key: post id, or account id for account events.
+    Column("aggregate_id", String(64), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("resource_id", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

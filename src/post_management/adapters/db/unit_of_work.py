@@ -1,0 +1,96 @@
+"""The SQL unit of work: one connection, one transaction, rollback by default."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+from post_management.adapters.db.account_repository import SqlAccountRepository
+from post_management.adapters.db.post_repository import SqlPostRepository
+from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys, SqlOutbox
+from post_management.domain.errors import Unavailable
+from post_management.ports.repositories import (
+    AccountRepository,
+    AuditLog,
+    DuplicateKey,
+    IdempotencyKeys,
+    Outbox,
+    PostRepository,
+)
+from post_management.ports.support import SecretBox
+
+UNIQUE_VIOLATION = "23505"
+
+
+class SqlUnitOfWork:
+    posts: PostRepository
+    accounts: AccountRepository
+    idempotency: IdempotencyKeys
+    audit: AuditLog
+    outbox: Outbox
+
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Self:
+        try:
+            self._conn = self._engine.connect()
+            self._conn.begin()
+        except (OperationalError, InterfaceError) as exc:
+            raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
+        self.posts = SqlPostRepository(self._conn)
+        self.accounts = SqlAccountRepository(self._conn, self._box)
+        self.idempotency = SqlIdempotencyKeys(self._conn)
+        self.audit = SqlAuditLog(self._conn)
+        self.outbox = SqlOutbox(self._conn)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._conn is not None
+        try:
+            self._conn.rollback()  # a no-op after commit
+        finally:
+            self._conn.close()
+            self._conn = None
+        # Translate driver errors into the ports' vocabulary so services and the
+        # gRPC edge never see SQLAlchemy types.
+        if isinstance(exc, IntegrityError) and _sqlstate(exc) == UNIQUE_VIOLATION:
+            raise DuplicateKey(_constraint(exc)) from exc
+        if isinstance(exc, OperationalError | InterfaceError):
+            raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
+
+    def commit(self) -> None:
+        assert self._conn is not None
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        assert self._conn is not None
+        self._conn.rollback()
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _constraint(exc: DBAPIError) -> str:
+    diag = getattr(exc.orig, "diag", None)
+    return str(getattr(diag, "constraint_name", "") or "")
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine, self._box)

@@ -1,0 +1,96 @@
+"""Typed settings from the environment, validated once at start-up.
+
+Every variable is listed with a comment in `.env.template`. A bad value stops
+start-up with a message that names the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """Start-up configuration is unusable; the message names the variable."""
+
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True
+    )
+
+    # Storage. Unset: an embedded PostgreSQL under DATA_DIR.
+    database_url: SecretStr | None = None
+    data_dir: Path = Path("var")
+
+    # Authentication. Unset: generated once into DATA_DIR (embedded defaults).
+    jwt_secret: SecretStr | None = None
+    jwt_refresh_secret: SecretStr | None = None
+    jwt_issuer: str = "post-management"
+    jwt_audience: str = "post-management"
+    # Fernet keys, comma separated, newest first; older keys still decrypt.
+    encryption_keys: SecretStr | None = None
+
+    redis_url: SecretStr | None = None
+    kafka_bootstrap_servers: str | None = None
+
+    twitter_consumer_key: SecretStr | None = None
+    twitter_consumer_secret: SecretStr | None = None
+    twitter_bearer_token: SecretStr | None = None
+    # Unset with no X credentials: the bundled X API emulator is started.
+    x_api_base_url: str | None = None
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: Port = 50051
+    http_port: Port = 8080
+    metrics_port: Port = 9095
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=300)
+
+    otel_exporter_otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+
+    @field_validator("jwt_secret", "jwt_refresh_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgresql+psycopg://", "postgres://")
+        ):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in logging.getLevelNamesMapping():
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise ConfigError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = "_".join(str(part) for part in error["loc"]).upper()
+            # The input is never echoed: it may be a secret.
+            problems.append(f"{variable}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

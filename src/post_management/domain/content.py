@@ -1,0 +1,64 @@
+"""Content rules X applies to a post, checked before anything is stored."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from post_management.domain.errors import FieldViolation
+
+MAX_WEIGHTED_LENGTH = 280
+MAX_MEDIA = 4
+URL_WEIGHT = 23
+_URL = re.compile(r"https?://[^\s]+", re.IGNORECASE)
+# X's weighting (twitter-text config v3): these ranges weigh 1, all else 2.
+_LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+# Control characters other than newline and tab are never legitimate in a post.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_X_ID = re.compile(r"^[0-9]{1,19}$")
+
+
+def weighted_length(text: str) -> int:
+    """Length as X counts it: NFC, URLs count 23, wide characters count 2."""
+    normalized = unicodedata.normalize("NFC", text)
+    total = 0
+    for url in _URL.findall(normalized):
+        total += URL_WEIGHT
+        normalized = normalized.replace(url, "", 1)
+    for char in normalized:
+        code = ord(char)
+        total += 1 if any(lo <= code <= hi for lo, hi in _LIGHT_RANGES) else 2
+    return total
+
+
+def content_violations(
+    text: str, media_ids: list[str], reply_to_x_post_id: str, prefix: str = "post"
+) -> list[FieldViolation]:
+    """Every rule the content breaks, as field violations (empty when fine)."""
+    problems: list[FieldViolation] = []
+    if not text.strip() and not media_ids:
+        problems.append(FieldViolation(f"{prefix}.text", "a post needs text or media"))
+    if _CONTROL.search(text):
+        problems.append(FieldViolation(f"{prefix}.text", "contains control characters"))
+    length = weighted_length(text)
+    if length > MAX_WEIGHTED_LENGTH:
+        problems.append(
+            FieldViolation(
+                f"{prefix}.text",
+                f"is {length} weighted characters; X allows {MAX_WEIGHTED_LENGTH}",
+            )
+        )
+    if len(media_ids) > MAX_MEDIA:
+        problems.append(
+            FieldViolation(f"{prefix}.media_ids", f"at most {MAX_MEDIA} media per post")
+        )
+    for index, media_id in enumerate(media_ids):
+        if not _X_ID.match(media_id):
+            problems.append(
+                FieldViolation(f"{prefix}.media_ids[{index}]", "must be a numeric X media id")
+            )
+    if reply_to_x_post_id and not _X_ID.match(reply_to_x_post_id):
+        problems.append(
+            FieldViolation(f"{prefix}.reply_to_x_post_id", "must be a numeric X post id")
+        )
+    return problems

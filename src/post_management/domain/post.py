@@ -1,0 +1,118 @@
+"""The Post aggregate and its state machine (README: "A post's life")."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from post_management.domain.errors import FailedPrecondition
+
+
+class PostState(enum.StrEnum):
+    DRAFT = "DRAFT"
+    SCHEDULED = "SCHEDULED"
+    PUBLISHING = "PUBLISHING"
+    PUBLISHED = "PUBLISHED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    DEAD_LETTERED = "DEAD_LETTERED"
+
+
+class Priority(enum.IntEnum):
+    """Lower values are published first."""
+
+    URGENT = 1
+    HIGH = 2
+    NORMAL = 3
+    LOW = 4
+
+
+# Every legal transition, by the action that makes it. Anything else raises.
+TRANSITIONS: dict[str, dict[PostState, PostState]] = {
+    "schedule": {
+        PostState.DRAFT: PostState.SCHEDULED,
+        PostState.SCHEDULED: PostState.SCHEDULED,
+        PostState.FAILED: PostState.SCHEDULED,
+    },
+    "cancel": {PostState.SCHEDULED: PostState.CANCELLED},
+    "unschedule": {PostState.CANCELLED: PostState.DRAFT, PostState.SCHEDULED: PostState.DRAFT},
+    "claim": {PostState.SCHEDULED: PostState.PUBLISHING},
+    "publish_ok": {PostState.PUBLISHING: PostState.PUBLISHED},
+    "publish_failed": {PostState.PUBLISHING: PostState.FAILED},
+    "retry": {PostState.PUBLISHING: PostState.SCHEDULED},
+    "dead_letter": {PostState.PUBLISHING: PostState.DEAD_LETTERED},
+    "requeue": {PostState.DEAD_LETTERED: PostState.SCHEDULED},
+}
+
+EDITABLE_STATES = frozenset(
+    {PostState.DRAFT, PostState.SCHEDULED, PostState.FAILED, PostState.CANCELLED}
+)
+DELETABLE_STATES = frozenset(
+    {
+        PostState.DRAFT,
+        PostState.SCHEDULED,
+        PostState.FAILED,
+        PostState.CANCELLED,
+        PostState.DEAD_LETTERED,
+    }
+)
+
+
+@dataclass
+class Post:
+    id: UUID
+    user_id: str
+    account_id: UUID
+    text: str
+    created_at: datetime
+    updated_at: datetime
+    media_ids: list[str] = field(default_factory=list)
+    reply_to_x_post_id: str = ""
+    state: PostState = PostState.DRAFT
+    priority: Priority = Priority.NORMAL
+    scheduled_for: datetime | None = None
+    timezone: str = ""
+    published_at: datetime | None = None
+    x_post_id: str = ""
+    attempt_count: int = 0
+    last_error: str = ""
+    # Optimistic concurrency: bumped by every write; the etag on the wire.
+    version: int = 1
+
+    @property
+    def etag(self) -> str:
+        return etag_for(self.version)
+
+    def transition(self, action: str) -> PostState:
+        """Apply `action` or raise FailedPrecondition naming the current state."""
+        target = TRANSITIONS[action].get(self.state)
+        if target is None:
+            raise FailedPrecondition(
+                f"cannot {action.replace('_', ' ')} a post in state {self.state}",
+                reason="INVALID_POST_STATE",
+                metadata={"state": str(self.state), "action": action},
+            )
+        self.state = target
+        return target
+
+    def ensure_editable(self) -> None:
+        if self.state not in EDITABLE_STATES:
+            raise FailedPrecondition(
+                f"a post in state {self.state} cannot be edited",
+                reason="POST_NOT_EDITABLE",
+                metadata={"state": str(self.state)},
+            )
+
+    def ensure_deletable(self) -> None:
+        if self.state not in DELETABLE_STATES:
+            raise FailedPrecondition(
+                f"a post in state {self.state} cannot be deleted",
+                reason="POST_NOT_DELETABLE",
+                metadata={"state": str(self.state)},
+            )
+
+
+def etag_for(version: int) -> str:
+    return f'"{version}"'

@@ -1,0 +1,121 @@
+"""AccountService over gRPC. Credentials go in, never out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+from xmp.posts.v1 import account_pb2, account_service_pb2, account_service_pb2_grpc
+
+from post_management.domain.account import Credentials
+from post_management.domain.errors import InvalidArgument
+from post_management.entrypoints.grpc.edge import current_principal
+from post_management.entrypoints.grpc.mapping import (
+    account_to_proto,
+    checked_user_id,
+    mask_paths,
+    parse_uuid,
+    posting_rules_to_dict,
+    required_user_id,
+)
+from post_management.services.accounts import AccountFields, AccountService
+
+Context = grpc.aio.ServicerContext[Any, Any]
+WRITABLE = frozenset({"handle", "x_user_id", "credentials", "posting_rules", "timezone"})
+
+
+def _fields(message: account_pb2.Account, paths: set[str]) -> AccountFields:
+    credentials = None
+    if "credentials" in paths:
+        credentials = Credentials(
+            message.credentials.access_token, message.credentials.access_token_secret
+        )
+    return AccountFields(
+        handle=message.handle if "handle" in paths else None,
+        x_user_id=message.x_user_id if "x_user_id" in paths else None,
+        timezone=message.timezone if "timezone" in paths else None,
+        posting_rules=posting_rules_to_dict(message.posting_rules)
+        if "posting_rules" in paths
+        else None,
+        credentials=credentials,
+    )
+
+
+def _set_paths(message: account_pb2.Account) -> set[str]:
+    return {field.name for field, _ in message.ListFields() if field.name in WRITABLE}
+
+
+class AccountServicer(account_service_pb2_grpc.AccountServiceServicer):
+    def __init__(self, accounts: AccountService) -> None:
+        self._accounts = accounts
+
+    async def CreateAccount(
+        self, request: account_service_pb2.CreateAccountRequest, context: Context
+    ) -> account_pb2.Account:
+        if not request.HasField("account"):
+            raise InvalidArgument.for_field("account", "is required", reason="MISSING_FIELD")
+        message = request.account
+        user_id = required_user_id(message.user_id, "account.user_id")
+        fields = _fields(message, _set_paths(message))
+        account = await asyncio.to_thread(
+            self._accounts.create, current_principal(), user_id, fields, request.request_id
+        )
+        return account_to_proto(account)
+
+    async def GetAccount(
+        self, request: account_service_pb2.GetAccountRequest, context: Context
+    ) -> account_pb2.Account:
+        account_id = parse_uuid(request.account_id, "account_id")
+        account = await asyncio.to_thread(self._accounts.get, current_principal(), account_id)
+        return account_to_proto(account)
+
+    async def ListAccounts(
+        self, request: account_service_pb2.ListAccountsRequest, context: Context
+    ) -> account_service_pb2.ListAccountsResponse:
+        user_id = checked_user_id(request.user_id) if request.user_id else ""
+        page = await asyncio.to_thread(
+            self._accounts.list,
+            current_principal(),
+            user_id,
+            request.page_size,
+            request.page_token,
+        )
+        return account_service_pb2.ListAccountsResponse(
+            accounts=[account_to_proto(account) for account in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def UpdateAccount(
+        self, request: account_service_pb2.UpdateAccountRequest, context: Context
+    ) -> account_pb2.Account:
+        if not request.HasField("account"):
+            raise InvalidArgument.for_field("account", "is required", reason="MISSING_FIELD")
+        message = request.account
+        account_id = parse_uuid(message.id, "account.id")
+        paths = mask_paths(request.update_mask, WRITABLE, "account") or _set_paths(message)
+        account = await asyncio.to_thread(
+            self._accounts.update,
+            current_principal(),
+            account_id,
+            _fields(message, paths),
+            message.etag,
+        )
+        return account_to_proto(account)
+
+    async def DeleteAccount(
+        self, request: account_service_pb2.DeleteAccountRequest, context: Context
+    ) -> empty_pb2.Empty:
+        account_id = parse_uuid(request.account_id, "account_id")
+        await asyncio.to_thread(
+            self._accounts.delete, current_principal(), account_id, request.etag
+        )
+        return empty_pb2.Empty()
+
+    async def ResumeAccount(
+        self, request: account_service_pb2.ResumeAccountRequest, context: Context
+    ) -> account_pb2.Account:
+        account_id = parse_uuid(request.account_id, "account_id")
+        account = await asyncio.to_thread(self._accounts.resume, current_principal(), account_id)
+        return account_to_proto(account)

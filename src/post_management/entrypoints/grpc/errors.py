@@ -1,0 +1,75 @@
+"""Domain errors -> gRPC status with google.rpc ErrorInfo and BadRequest (AIP-193)."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from post_management.domain import errors
+
+DOMAIN = "posts.xmp"
+
+_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Aborted: grpc.StatusCode.ABORTED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_code_for(error: errors.DomainError) -> grpc.StatusCode:
+    for kind in type(error).__mro__:
+        if kind in _CODES:
+            return _CODES[kind]
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+def _pack(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_status(error: errors.DomainError) -> grpc.Status:
+    code = status_code_for(error)
+    details = [
+        _pack(
+            error_details_pb2.ErrorInfo(
+                reason=error.reason, domain=DOMAIN, metadata=dict(error.metadata)
+            )
+        )
+    ]
+    if isinstance(error, errors.InvalidArgument) and error.violations:
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=v.description
+                        )
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
+    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+def internal_status() -> grpc.Status:
+    """What a caller sees of an unexpected failure: no internals, no secrets."""
+    status = status_pb2.Status(
+        code=code_pb2.INTERNAL,
+        message="internal error; it has been logged",
+        details=[_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN))],
+    )
+    result: grpc.Status = rpc_status.to_status(status)
+    return result

@@ -1,0 +1,143 @@
+"""Proto <-> domain conversion and request field checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from google.protobuf import json_format
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
+from xmp.posts.v1 import account_pb2, post_pb2
+
+from post_management.domain.account import Account, AccountState
+from post_management.domain.errors import InvalidArgument
+from post_management.domain.post import Post, PostState, Priority
+
+MAX_ID_LENGTH = 128
+
+
+def parse_uuid(value: str, field: str) -> UUID:
+    if not value:
+        raise InvalidArgument.for_field(field, "is required", reason="MISSING_FIELD")
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidArgument.for_field(field, "must be a UUID", reason="MALFORMED_ID") from None
+
+
+def required_user_id(value: str, field: str = "user_id") -> str:
+    if not value:
+        raise InvalidArgument.for_field(field, "is required", reason="MISSING_FIELD")
+    return checked_user_id(value, field)
+
+
+def checked_user_id(value: str, field: str = "user_id") -> str:
+    if len(value) > MAX_ID_LENGTH or not value.isprintable() or value != value.strip():
+        raise InvalidArgument.for_field(
+            field, f"must be 1-{MAX_ID_LENGTH} printable characters", reason="MALFORMED_ID"
+        )
+    return value
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+# --- enums -----------------------------------------------------------------
+
+
+def post_state_from_proto(value: int, field: str = "state") -> PostState | None:
+    """None for UNSPECIFIED (no filter); INVALID_ARGUMENT for unknown numbers."""
+    if value == post_pb2.POST_STATE_UNSPECIFIED:
+        return None
+    if value not in post_pb2.PostState.values():
+        raise InvalidArgument.for_field(field, f"unknown state {value}", reason="UNKNOWN_ENUM")
+    return PostState(post_pb2.PostState.Name(value).removeprefix("POST_STATE_"))  # type: ignore[arg-type]
+
+
+def post_state_to_proto(state: PostState) -> post_pb2.PostState.ValueType:
+    return post_pb2.PostState.Value(f"POST_STATE_{state.value}")
+
+
+def priority_from_proto(value: int, field: str = "priority") -> Priority | None:
+    if value == post_pb2.PRIORITY_UNSPECIFIED:
+        return None
+    if value not in post_pb2.Priority.values():
+        raise InvalidArgument.for_field(
+            field, f"unknown priority {value}", reason="UNKNOWN_ENUM"
+        )
+    return Priority[post_pb2.Priority.Name(value).removeprefix("PRIORITY_")]  # type: ignore[arg-type]
+
+
+def priority_to_proto(priority: Priority) -> post_pb2.Priority.ValueType:
+    return post_pb2.Priority.Value(f"PRIORITY_{priority.name}")
+
+
+def account_state_to_proto(state: AccountState) -> account_pb2.AccountState.ValueType:
+    return account_pb2.AccountState.Value(f"ACCOUNT_STATE_{state.value}")
+
+
+# --- resources ---------------------------------------------------------------
+
+
+def post_to_proto(post: Post) -> post_pb2.Post:
+    return post_pb2.Post(
+        id=str(post.id),
+        user_id=post.user_id,
+        account_id=str(post.account_id),
+        text=post.text,
+        media_ids=post.media_ids,
+        reply_to_x_post_id=post.reply_to_x_post_id,
+        state=post_state_to_proto(post.state),
+        priority=priority_to_proto(post.priority),
+        scheduled_for=timestamp(post.scheduled_for),
+        timezone=post.timezone,
+        published_at=timestamp(post.published_at),
+        x_post_id=post.x_post_id,
+        attempt_count=post.attempt_count,
+        last_error=post.last_error,
+        create_time=timestamp(post.created_at),
+        update_time=timestamp(post.updated_at),
+        etag=post.etag,
+    )
+
+
+def account_to_proto(account: Account) -> account_pb2.Account:
+    message = account_pb2.Account(
+        id=str(account.id),
+        user_id=account.user_id,
+        handle=account.handle,
+        x_user_id=account.x_user_id,
+        has_credentials=account.credentials is not None,
+        state=account_state_to_proto(account.state),
+        timezone=account.timezone,
+        create_time=timestamp(account.created_at),
+        update_time=timestamp(account.updated_at),
+        etag=account.etag,
+    )
+    json_format.ParseDict(account.posting_rules, message.posting_rules)
+    return message
+
+
+def posting_rules_to_dict(rules: account_pb2.PostingRules) -> dict[str, Any]:
+    return json_format.MessageToDict(rules, preserving_proto_field_name=True)
+
+
+def mask_paths(mask: FieldMask, writable: frozenset[str], message: str) -> set[str]:
+    """The paths of an update mask, each checked to be writable."""
+    paths = set(mask.paths)
+    unknown = sorted(paths - writable)
+    if unknown:
+        raise InvalidArgument.for_field(
+            "update_mask",
+            f"cannot update {', '.join(unknown)}; writable {message} fields: "
+            + ", ".join(sorted(writable)),
+            reason="FIELD_NOT_WRITABLE",
+        )
+    return paths

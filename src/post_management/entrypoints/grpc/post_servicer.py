@@ -1,0 +1,116 @@
+"""PostService over gRPC: map, call the use case off the event loop, map back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+from xmp.posts.v1 import post_pb2, post_service_pb2, post_service_pb2_grpc
+
+from post_management.domain.errors import InvalidArgument
+from post_management.domain.post import Priority
+from post_management.entrypoints.grpc.edge import current_principal
+from post_management.entrypoints.grpc.mapping import (
+    checked_user_id,
+    mask_paths,
+    parse_uuid,
+    post_state_from_proto,
+    post_to_proto,
+    priority_from_proto,
+    required_user_id,
+)
+from post_management.ports.repositories import PostFilter
+from post_management.services.posts import NewPost, PostPatch, PostService
+
+Context = grpc.aio.ServicerContext[Any, Any]
+WRITABLE = frozenset({"text", "media_ids", "reply_to_x_post_id", "account_id", "priority"})
+
+
+class PostServicer(post_service_pb2_grpc.PostServiceServicer):
+    def __init__(self, posts: PostService) -> None:
+        self._posts = posts
+
+    async def CreatePost(
+        self, request: post_service_pb2.CreatePostRequest, context: Context
+    ) -> post_pb2.Post:
+        if not request.HasField("post"):
+            raise InvalidArgument.for_field("post", "is required", reason="MISSING_FIELD")
+        message = request.post
+        new = NewPost(
+            user_id=required_user_id(message.user_id, "post.user_id"),
+            account_id=parse_uuid(message.account_id, "post.account_id"),
+            text=message.text,
+            media_ids=list(message.media_ids),
+            reply_to_x_post_id=message.reply_to_x_post_id,
+            priority=priority_from_proto(message.priority, "post.priority") or Priority.NORMAL,
+        )
+        post = await asyncio.to_thread(
+            self._posts.create, current_principal(), new, request.request_id
+        )
+        return post_to_proto(post)
+
+    async def GetPost(
+        self, request: post_service_pb2.GetPostRequest, context: Context
+    ) -> post_pb2.Post:
+        post_id = parse_uuid(request.post_id, "post_id")
+        post = await asyncio.to_thread(self._posts.get, current_principal(), post_id)
+        return post_to_proto(post)
+
+    async def ListPosts(
+        self, request: post_service_pb2.ListPostsRequest, context: Context
+    ) -> post_service_pb2.ListPostsResponse:
+        where = PostFilter(
+            user_id=checked_user_id(request.user_id) if request.user_id else None,
+            account_id=parse_uuid(request.account_id, "account_id")
+            if request.account_id
+            else None,
+            state=post_state_from_proto(request.state),
+        )
+        page = await asyncio.to_thread(
+            self._posts.list, current_principal(), where, request.page_size, request.page_token
+        )
+        return post_service_pb2.ListPostsResponse(
+            posts=[post_to_proto(post) for post in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def UpdatePost(
+        self, request: post_service_pb2.UpdatePostRequest, context: Context
+    ) -> post_pb2.Post:
+        if not request.HasField("post"):
+            raise InvalidArgument.for_field("post", "is required", reason="MISSING_FIELD")
+        message = request.post
+        post_id = parse_uuid(message.id, "post.id")
+        paths = mask_paths(request.update_mask, WRITABLE, "post")
+        if not paths:
+            # No mask: every writable field the caller set.
+            paths = {
+                field.name for field, _ in message.ListFields() if field.name in WRITABLE
+            }
+        patch = PostPatch(
+            text=message.text if "text" in paths else None,
+            media_ids=list(message.media_ids) if "media_ids" in paths else None,
+            reply_to_x_post_id=message.reply_to_x_post_id
+            if "reply_to_x_post_id" in paths
+            else None,
+            account_id=parse_uuid(message.account_id, "post.account_id")
+            if "account_id" in paths
+            else None,
+            priority=(priority_from_proto(message.priority, "post.priority") or Priority.NORMAL)
+            if "priority" in paths
+            else None,
+        )
+        post = await asyncio.to_thread(
+            self._posts.update, current_principal(), post_id, patch, message.etag
+        )
+        return post_to_proto(post)
+
+    async def DeletePost(
+        self, request: post_service_pb2.DeletePostRequest, context: Context
+    ) -> empty_pb2.Empty:
+        post_id = parse_uuid(request.post_id, "post_id")
+        await asyncio.to_thread(self._posts.delete, current_principal(), post_id, request.etag)
+        return empty_pb2.Empty()
+

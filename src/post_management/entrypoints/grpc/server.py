@@ -1,0 +1,153 @@
+"""The grpc.aio server: servicers, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from xmp.posts.v1 import (
+    account_service_pb2,
+    account_service_pb2_grpc,
+    analytics_service_pb2,
+    analytics_service_pb2_grpc,
+    post_service_pb2,
+    post_service_pb2_grpc,
+    publishing_service_pb2,
+    publishing_service_pb2_grpc,
+    scheduling_service_pb2,
+    scheduling_service_pb2_grpc,
+    service_info_service_pb2,
+    service_info_service_pb2_grpc,
+)
+
+from post_management.entrypoints.grpc.account_servicer import AccountServicer
+from post_management.entrypoints.grpc.edge import EdgeInterceptor
+from post_management.entrypoints.grpc.info_servicer import (
+    BuildInfo,
+    ComponentCheck,
+    ServiceInfoServicer,
+)
+from post_management.entrypoints.grpc.post_servicer import PostServicer
+from post_management.entrypoints.grpc.tokens import TokenCodec
+from post_management.services.accounts import AccountService
+from post_management.services.posts import PostService
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = [
+    file.DESCRIPTOR.services_by_name[name].full_name
+    for file, name in (
+        (post_service_pb2, "PostService"),
+        (scheduling_service_pb2, "PostSchedulingService"),
+        (publishing_service_pb2, "PublishingService"),
+        (analytics_service_pb2, "AnalyticsService"),
+        (account_service_pb2, "AccountService"),
+        (service_info_service_pb2, "ServiceInfoService"),
+    )
+]
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+HEALTH_INTERVAL_SECONDS = 5.0
+
+
+@dataclass
+class Services:
+    """What the gRPC layer needs from the composition root."""
+
+    posts: PostService
+    accounts: AccountService
+    tokens: TokenCodec
+    build: BuildInfo
+    readiness: Callable[[], list[ComponentCheck]]
+
+
+class GrpcServer:
+    def __init__(self, services: Services, host: str, port: int) -> None:
+        self._services = services
+        self._serving = False
+        self._server = grpc.aio.server(
+            interceptors=[EdgeInterceptor(services.tokens)],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        post_service_pb2_grpc.add_PostServiceServicer_to_server(
+            PostServicer(services.posts), self._server
+        )
+        account_service_pb2_grpc.add_AccountServiceServicer_to_server(
+            AccountServicer(services.accounts), self._server
+        )
+        service_info_service_pb2_grpc.add_ServiceInfoServiceServicer_to_server(
+            ServiceInfoServicer(services.build, services.readiness, lambda: self._serving),
+            self._server,
+        )
+        # Implemented by later features; the generated bases answer UNIMPLEMENTED.
+        scheduling_service_pb2_grpc.add_PostSchedulingServiceServicer_to_server(
+            scheduling_service_pb2_grpc.PostSchedulingServiceServicer(),  # type: ignore[abstract]
+            self._server,
+        )
+        publishing_service_pb2_grpc.add_PublishingServiceServicer_to_server(
+            publishing_service_pb2_grpc.PublishingServiceServicer(),  # type: ignore[abstract]
+            self._server,
+        )
+        analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(
+            analytics_service_pb2_grpc.AnalyticsServiceServicer(),  # type: ignore[abstract]
+            self._server,
+        )
+        reflection.enable_server_reflection(
+            [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+        )
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        self._monitor: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._set_health(serving=False)
+        await self._server.start()
+        await self.refresh_health()
+        self._monitor = asyncio.create_task(self._watch_health())
+
+    async def refresh_health(self) -> None:
+        """SERVING only while every component (the database first) answers."""
+        checks = await asyncio.to_thread(self._services.readiness)
+        failing = [check.name for check in checks if not check.ok]
+        if failing:
+            log.warning("not serving: %s", ", ".join(failing))
+        await self._set_health(serving=not failing)
+
+    async def _watch_health(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_SECONDS)
+            try:
+                await self.refresh_health()
+            except Exception:
+                log.exception("health check failed")
+                await self._set_health(serving=False)
+
+    async def _set_health(self, *, serving: bool) -> None:
+        self._serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ["", *SERVICE_NAMES]:
+            await self._health.set(name, status)
+
+    async def stop(self, grace: float) -> None:
+        """Turn NOT_SERVING first so balancers drain, then let in-flight calls finish."""
+        if self._monitor is not None:
+            self._monitor.cancel()
+        await self._health.enter_graceful_shutdown()
+        self._serving = False
+        await self._server.stop(grace)
+
+    async def wait(self) -> None:
+        await self._server.wait_for_termination()

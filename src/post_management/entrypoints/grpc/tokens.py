@@ -1,0 +1,54 @@
+"""HS256 access tokens: minted by the CLI, verified on every protected call."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from post_management.domain.auth import Principal, Role
+from post_management.domain.errors import Unauthenticated
+
+LEEWAY = timedelta(seconds=30)
+
+
+class TokenCodec:
+    def __init__(self, secret: str, *, issuer: str, audience: str) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+
+    def mint(self, subject: str, role: Role, ttl: timedelta = timedelta(hours=1)) -> str:
+        now = datetime.now(UTC)
+        claims = {
+            "sub": subject,
+            "role": role.value,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=LEEWAY,
+                options={"require": ["exp", "sub", "iss", "aud"]},
+            )
+            role = Role(claims.get("role", Role.USER.value))
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired", reason="TOKEN_EXPIRED") from None
+        except (jwt.InvalidTokenError, ValueError):
+            # Never echo the token: it may be a real credential sent by mistake.
+            raise Unauthenticated("the token is not valid", reason="TOKEN_INVALID") from None
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("the token has no subject", reason="TOKEN_INVALID")
+        return Principal(subject=subject, role=role)

@@ -1,0 +1,110 @@
+"""Storage ports the services depend on. adapters/db implements them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from post_management.domain.account import Account
+from post_management.domain.post import Post, PostState
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset position: the (created_at, id) of the last row of a page."""
+
+    created_at: datetime
+    id: UUID
+
+
+@dataclass(frozen=True)
+class PostFilter:
+    user_id: str | None = None
+    account_id: UUID | None = None
+    state: PostState | None = None
+
+
+class PostRepository(Protocol):
+    def add(self, post: Post) -> None: ...
+
+    def get(self, post_id: UUID, *, for_update: bool = False) -> Post | None: ...
+
+    def list(self, where: PostFilter, after: Cursor | None, limit: int) -> list[Post]: ...
+
+    def save(self, post: Post, expected_version: int) -> bool:
+        """Write `post` with version+1 if the stored version still matches."""
+        ...
+
+    def delete(self, post_id: UUID, expected_version: int) -> bool: ...
+
+    def count_active_for_account(self, account_id: UUID) -> int:
+        """Posts of the account that are scheduled or being published."""
+        ...
+
+
+class AccountRepository(Protocol):
+    def add(self, account: Account) -> None: ...
+
+    def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None: ...
+
+    def find_by_x_user(self, user_id: str, x_user_id: str) -> Account | None: ...
+
+    def list(self, user_id: str | None, after: Cursor | None, limit: int) -> list[Account]: ...
+
+    def save(self, account: Account, expected_version: int) -> bool: ...
+
+    def delete(self, account_id: UUID, expected_version: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    request_hash: str
+    resource_id: UUID
+
+
+class IdempotencyKeys(Protocol):
+    def get(self, scope: str, key: str) -> IdempotencyRecord | None: ...
+
+    def put(self, scope: str, key: str, record: IdempotencyRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    actor: str
+    action: str
+    resource_type: str
+    resource_id: UUID
+    user_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str = ""
+
+
+class AuditLog(Protocol):
+    def record(self, entry: AuditEntry) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """An event to relay, written in the same transaction as the change."""
+
+    event_id: UUID
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+class Outbox(Protocol):
+    def add(self, event: OutboxEvent) -> None: ...
+
+
+class DuplicateKey(Exception):
+    """A unique constraint refused a write (a concurrent create won)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint

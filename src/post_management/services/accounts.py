@@ -1,0 +1,273 @@
+"""Account use cases: register an X account, read, list, update, delete, resume."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from post_management.domain.account import Account, AccountState, Credentials
+from post_management.domain.auth import Principal, Role
+from post_management.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from post_management.ports.repositories import Cursor, DuplicateKey
+from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from post_management.services import idempotency
+from post_management.services.common import audit, check_etag, concurrent_change, snapshot
+from post_management.services.pagination import Page, decode_token, encode_token, page_size
+
+_HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+_X_USER_ID = re.compile(r"^[0-9]{1,19}$")
+_MAX_TOKEN_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class AccountFields:
+    """Writable account fields; None leaves a field as it is (on update)."""
+
+    handle: str | None = None
+    x_user_id: str | None = None
+    timezone: str | None = None
+    posting_rules: dict[str, Any] | None = None
+    credentials: Credentials | None = None
+
+
+def validate_fields(fields: AccountFields, prefix: str = "account") -> None:
+    problems: list[FieldViolation] = []
+    if fields.handle is not None and not _HANDLE.match(fields.handle.removeprefix("@")):
+        problems.append(
+            FieldViolation(f"{prefix}.handle", "must be 1-15 letters, digits or underscores")
+        )
+    if fields.x_user_id is not None and not _X_USER_ID.match(fields.x_user_id):
+        problems.append(FieldViolation(f"{prefix}.x_user_id", "must be X's numeric user id"))
+    if fields.timezone is not None and not _is_zone(fields.timezone):
+        problems.append(FieldViolation(f"{prefix}.timezone", "must be an IANA time zone name"))
+    if fields.credentials is not None:
+        for name, value in (
+            ("access_token", fields.credentials.access_token),
+            ("access_token_secret", fields.credentials.access_token_secret),
+        ):
+            if not value or len(value) > _MAX_TOKEN_LENGTH or not value.isprintable():
+                problems.append(
+                    FieldViolation(
+                        f"{prefix}.credentials.{name}",
+                        f"must be 1-{_MAX_TOKEN_LENGTH} printable characters",
+                    )
+                )
+    if problems:
+        raise InvalidArgument("the account is invalid", violations=problems)
+
+
+def _is_zone(name: str) -> bool:
+    if not name or name.startswith(("/", ".")) or ".." in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class AccountService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def create(
+        self, principal: Principal, user_id: str, fields: AccountFields, request_id: str = ""
+    ) -> Account:
+        principal.ensure_can_act_for(user_id)
+        idempotency.check_request_id(request_id)
+        missing = [
+            FieldViolation(f"account.{name}", "is required")
+            for name in ("handle", "x_user_id")
+            if not getattr(fields, name)
+        ]
+        if missing:
+            raise InvalidArgument("the account is incomplete", violations=missing)
+        validate_fields(fields)
+        scope = f"CreateAccount:{user_id}"
+        digest = idempotency.request_hash({"user_id": user_id, **_fingerprint(fields)})
+        try:
+            with self._uow() as uow:
+                if request_id:
+                    earlier = idempotency.earlier_result(uow, scope, request_id, digest)
+                    if earlier is not None:
+                        return _load(uow, earlier)
+                assert fields.handle is not None and fields.x_user_id is not None
+                now = self._clock.now()
+                account = Account(
+                    id=uuid.uuid4(),
+                    user_id=user_id,
+                    handle=fields.handle.removeprefix("@"),
+                    x_user_id=fields.x_user_id,
+                    timezone=fields.timezone or "UTC",
+                    posting_rules=dict(fields.posting_rules or {}),
+                    credentials=fields.credentials,
+                    created_at=now,
+                    updated_at=now,
+                )
+                uow.accounts.add(account)
+                if request_id:
+                    idempotency.remember(uow, scope, request_id, digest, account.id)
+                _audit_account(uow, principal, "account.create", account, None, request_id)
+                uow.commit()
+                return account
+        except DuplicateKey:
+            with self._uow() as uow:
+                earlier = (
+                    idempotency.earlier_result(uow, scope, request_id, digest)
+                    if request_id
+                    else None
+                )
+                if earlier is not None:
+                    return _load(uow, earlier)
+            raise AlreadyExists(
+                "this X account is already registered for the user",
+                reason="ACCOUNT_EXISTS",
+                metadata={"x_user_id": fields.x_user_id or ""},
+            ) from None
+
+    def get(self, principal: Principal, account_id: UUID) -> Account:
+        with self._uow() as uow:
+            account = _load(uow, account_id)
+        principal.ensure_can_act_for(account.user_id)
+        return account
+
+    def list(self, principal: Principal, user_id: str, size: int, token: str) -> Page[Account]:
+        if not user_id and principal.role is Role.USER:
+            user_id = principal.subject
+        if user_id:
+            principal.ensure_can_act_for(user_id)
+        limit = page_size(size)
+        query = {"user_id": user_id}
+        after = decode_token(token, query)
+        with self._uow() as uow:
+            accounts = uow.accounts.list(user_id or None, after, limit + 1)
+        next_token = ""
+        if len(accounts) > limit:
+            accounts = accounts[:limit]
+            next_token = encode_token(Cursor(accounts[-1].created_at, accounts[-1].id), query)
+        return Page(accounts, next_token)
+
+    def update(
+        self, principal: Principal, account_id: UUID, fields: AccountFields, etag: str = ""
+    ) -> Account:
+        validate_fields(fields)
+        try:
+            with self._uow() as uow:
+                account = _load(uow, account_id)
+                principal.ensure_can_act_for(account.user_id)
+                check_etag(account.etag, etag)
+                before = snapshot(account)
+                expected = account.version
+                if fields.handle is not None:
+                    account.handle = fields.handle.removeprefix("@")
+                if fields.x_user_id is not None:
+                    account.x_user_id = fields.x_user_id
+                if fields.timezone is not None:
+                    account.timezone = fields.timezone
+                if fields.posting_rules is not None:
+                    account.posting_rules = dict(fields.posting_rules)
+                if fields.credentials is not None:
+                    account.credentials = fields.credentials
+                account.updated_at = self._clock.now()
+                if not uow.accounts.save(account, expected):
+                    raise concurrent_change()
+                _audit_account(uow, principal, "account.update", account, before)
+                uow.commit()
+                return account
+        except DuplicateKey:
+            raise AlreadyExists(
+                "another account of this user has that X user id", reason="ACCOUNT_EXISTS"
+            ) from None
+
+    def delete(self, principal: Principal, account_id: UUID, etag: str = "") -> None:
+        with self._uow() as uow:
+            account = _load(uow, account_id, for_update=True)
+            principal.ensure_can_act_for(account.user_id)
+            check_etag(account.etag, etag)
+            active = uow.posts.count_active_for_account(account.id)
+            if active:
+                raise FailedPrecondition(
+                    f"the account has {active} scheduled or publishing posts; cancel them first",
+                    reason="ACCOUNT_HAS_ACTIVE_POSTS",
+                    metadata={"active_posts": str(active)},
+                )
+            if not uow.accounts.delete(account.id, account.version):
+                raise concurrent_change()
+            audit(
+                uow,
+                principal,
+                "account.delete",
+                resource_type="account",
+                resource_id=account.id,
+                user_id=account.user_id,
+                before=snapshot(account),
+                after=None,
+            )
+            uow.commit()
+
+    def resume(self, principal: Principal, account_id: UUID) -> Account:
+        with self._uow() as uow:
+            account = _load(uow, account_id, for_update=True)
+            principal.ensure_can_act_for(account.user_id)
+            if account.state is AccountState.ACTIVE:
+                return account
+            before = snapshot(account)
+            expected = account.version
+            account.state = AccountState.ACTIVE
+            account.updated_at = self._clock.now()
+            if not uow.accounts.save(account, expected):
+                raise concurrent_change()
+            _audit_account(uow, principal, "account.resume", account, before)
+            uow.commit()
+            return account
+
+
+def _fingerprint(fields: AccountFields) -> dict[str, Any]:
+    data = asdict(fields)
+    # Hash secrets rather than keep them, even inside a digest's input.
+    data["credentials"] = idempotency.request_hash(data["credentials"] or {})
+    return data
+
+
+def _load(uow: UnitOfWork, account_id: UUID, *, for_update: bool = False) -> Account:
+    account = uow.accounts.get(account_id, for_update=for_update)
+    if account is None:
+        raise NotFound(
+            f"account {account_id} does not exist",
+            reason="ACCOUNT_NOT_FOUND",
+            metadata={"account_id": str(account_id)},
+        )
+    return account
+
+
+def _audit_account(
+    uow: UnitOfWork,
+    principal: Principal,
+    action: str,
+    account: Account,
+    before: dict[str, Any] | None,
+    request_id: str = "",
+) -> None:
+    audit(
+        uow,
+        principal,
+        action,
+        resource_type="account",
+        resource_id=account.id,
+        user_id=account.user_id,
+        before=before,
+        after=snapshot(account),
+        request_id=request_id,
+    )

@@ -1,0 +1,80 @@
+"""Helpers every use case shares: audit records and optimistic concurrency."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from post_management.domain.auth import Principal
+from post_management.domain.errors import Aborted
+from post_management.ports.repositories import AuditEntry
+from post_management.ports.unit_of_work import UnitOfWork
+
+# Never copied into audit rows.
+_SECRET_FIELDS = frozenset({"credentials"})
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, datetime | UUID | Enum):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def snapshot(resource: Any) -> dict[str, Any]:
+    """The audit form of a domain object: JSON-safe, secrets left out."""
+    assert is_dataclass(resource) and not isinstance(resource, type)
+    data = {key: value for key, value in asdict(resource).items() if key not in _SECRET_FIELDS}
+    if "credentials" in asdict(resource):
+        data["has_credentials"] = getattr(resource, "credentials", None) is not None
+    result: dict[str, Any] = _json_safe(data)
+    return result
+
+
+def audit(
+    uow: UnitOfWork,
+    principal: Principal,
+    action: str,
+    *,
+    resource_type: str,
+    resource_id: UUID,
+    user_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    request_id: str = "",
+) -> None:
+    uow.audit.record(
+        AuditEntry(
+            actor=f"{principal.role}:{principal.subject}",
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            user_id=user_id,
+            before=before,
+            after=after,
+            request_id=request_id,
+        )
+    )
+
+
+def check_etag(current: str, given: str) -> None:
+    """An etag sent by the caller must match the stored one (AIP-154)."""
+    if given and given != current:
+        raise Aborted(
+            "the resource changed since it was read; read it again and retry",
+            reason="ETAG_MISMATCH",
+            metadata={"current_etag": current},
+        )
+
+
+def concurrent_change() -> Aborted:
+    return Aborted(
+        "a concurrent change won; read the resource again and retry",
+        reason="CONCURRENT_MODIFICATION",
+    )

@@ -1,0 +1,43 @@
+"""AIP-155 request ids: a repeated create returns the first result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from uuid import UUID
+
+from post_management.domain.errors import InvalidArgument
+from post_management.ports.repositories import IdempotencyRecord
+from post_management.ports.unit_of_work import UnitOfWork
+
+MAX_REQUEST_ID_LENGTH = 128
+
+
+def request_hash(request: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_request_id(request_id: str) -> None:
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidArgument.for_field(
+            "request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
+        )
+
+
+def earlier_result(uow: UnitOfWork, scope: str, key: str, digest: str) -> UUID | None:
+    """The resource an earlier identical request created, if any."""
+    record = uow.idempotency.get(scope, key)
+    if record is None:
+        return None
+    if record.request_hash != digest:
+        raise InvalidArgument.for_field(
+            "request_id",
+            "was already used for a different request",
+            reason="REQUEST_ID_REUSED",
+        )
+    return record.resource_id
+
+
+def remember(uow: UnitOfWork, scope: str, key: str, digest: str, resource_id: UUID) -> None:
+    uow.idempotency.put(scope, key, IdempotencyRecord(digest, resource_id))

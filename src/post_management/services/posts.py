@@ -1,0 +1,190 @@
+"""Post use cases: create, get, list, update, delete."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from uuid import UUID
+
+from post_management.domain.auth import Principal
+from post_management.domain.content import content_violations
+from post_management.domain.errors import InvalidArgument, NotFound
+from post_management.domain.post import Post, Priority
+from post_management.ports.repositories import Cursor, DuplicateKey, PostFilter
+from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from post_management.services import idempotency
+from post_management.services.common import audit, check_etag, concurrent_change, snapshot
+from post_management.services.pagination import Page, decode_token, encode_token, page_size
+
+
+@dataclass(frozen=True)
+class NewPost:
+    user_id: str
+    account_id: UUID
+    text: str
+    media_ids: list[str]
+    reply_to_x_post_id: str = ""
+    priority: Priority = Priority.NORMAL
+
+
+@dataclass(frozen=True)
+class PostPatch:
+    """Fields to change; None leaves a field as it is."""
+
+    text: str | None = None
+    media_ids: list[str] | None = None
+    reply_to_x_post_id: str | None = None
+    account_id: UUID | None = None
+    priority: Priority | None = None
+
+
+class PostService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def create(self, principal: Principal, new: NewPost, request_id: str = "") -> Post:
+        principal.ensure_can_act_for(new.user_id)
+        idempotency.check_request_id(request_id)
+        problems = content_violations(new.text, new.media_ids, new.reply_to_x_post_id)
+        if problems:
+            raise InvalidArgument("the post's content is invalid", violations=problems)
+        scope = f"CreatePost:{new.user_id}"
+        digest = idempotency.request_hash(asdict(new))
+        try:
+            with self._uow() as uow:
+                if request_id:
+                    earlier = idempotency.earlier_result(uow, scope, request_id, digest)
+                    if earlier is not None:
+                        return self._load(uow, earlier)
+                _ensure_own_account(uow, new.user_id, new.account_id, "post.account_id")
+                now = self._clock.now()
+                post = Post(
+                    id=uuid.uuid4(),
+                    user_id=new.user_id,
+                    account_id=new.account_id,
+                    text=new.text,
+                    media_ids=list(new.media_ids),
+                    reply_to_x_post_id=new.reply_to_x_post_id,
+                    priority=new.priority,
+                    created_at=now,
+                    updated_at=now,
+                )
+                uow.posts.add(post)
+                if request_id:
+                    idempotency.remember(uow, scope, request_id, digest, post.id)
+                _audit_post(uow, principal, "post.create", post, None, snapshot(post), request_id)
+                uow.commit()
+                return post
+        except DuplicateKey:
+            # A concurrent create with the same request id won: return its post.
+            with self._uow() as uow:
+                earlier = idempotency.earlier_result(uow, scope, request_id, digest)
+                if earlier is None:
+                    raise
+                return self._load(uow, earlier)
+
+    def get(self, principal: Principal, post_id: UUID) -> Post:
+        with self._uow() as uow:
+            post = self._load(uow, post_id)
+        principal.ensure_can_act_for(post.user_id)
+        return post
+
+    def list(self, principal: Principal, where: PostFilter, size: int, token: str) -> Page[Post]:
+        if where.user_id is None and principal.role == "user":
+            where = PostFilter(principal.subject, where.account_id, where.state)
+        if where.user_id is not None:
+            principal.ensure_can_act_for(where.user_id)
+        limit = page_size(size)
+        query = {k: str(v) for k, v in asdict(where).items() if v is not None}
+        after = decode_token(token, query)
+        with self._uow() as uow:
+            posts = uow.posts.list(where, after, limit + 1)
+        next_token = ""
+        if len(posts) > limit:
+            posts = posts[:limit]
+            last = posts[-1]
+            next_token = encode_token(Cursor(last.created_at, last.id), query)
+        return Page(posts, next_token)
+
+    def update(self, principal: Principal, post_id: UUID, patch: PostPatch, etag: str = "") -> Post:
+        with self._uow() as uow:
+            post = self._load(uow, post_id)
+            principal.ensure_can_act_for(post.user_id)
+            check_etag(post.etag, etag)
+            post.ensure_editable()
+            before = snapshot(post)
+            expected = post.version
+            if patch.account_id is not None and patch.account_id != post.account_id:
+                _ensure_own_account(uow, post.user_id, patch.account_id, "post.account_id")
+                post.account_id = patch.account_id
+            if patch.text is not None:
+                post.text = patch.text
+            if patch.media_ids is not None:
+                post.media_ids = list(patch.media_ids)
+            if patch.reply_to_x_post_id is not None:
+                post.reply_to_x_post_id = patch.reply_to_x_post_id
+            if patch.priority is not None:
+                post.priority = patch.priority
+            problems = content_violations(post.text, post.media_ids, post.reply_to_x_post_id)
+            if problems:
+                raise InvalidArgument("the post's content is invalid", violations=problems)
+            post.updated_at = self._clock.now()
+            if not uow.posts.save(post, expected):
+                raise concurrent_change()
+            _audit_post(uow, principal, "post.update", post, before, snapshot(post))
+            uow.commit()
+            return post
+
+    def delete(self, principal: Principal, post_id: UUID, etag: str = "") -> None:
+        with self._uow() as uow:
+            post = self._load(uow, post_id)
+            principal.ensure_can_act_for(post.user_id)
+            check_etag(post.etag, etag)
+            post.ensure_deletable()
+            if not uow.posts.delete(post.id, post.version):
+                raise concurrent_change()
+            _audit_post(uow, principal, "post.delete", post, snapshot(post), None)
+            uow.commit()
+
+    @staticmethod
+    def _load(uow: UnitOfWork, post_id: UUID) -> Post:
+        post = uow.posts.get(post_id)
+        if post is None:
+            raise NotFound(
+                f"post {post_id} does not exist",
+                reason="POST_NOT_FOUND",
+                metadata={"post_id": str(post_id)},
+            )
+        return post
+
+
+def _ensure_own_account(uow: UnitOfWork, user_id: str, account_id: UUID, field: str) -> None:
+    account = uow.accounts.get(account_id)
+    if account is None or account.user_id != user_id:
+        raise InvalidArgument.for_field(
+            field, "is not an account of this user", reason="UNKNOWN_ACCOUNT"
+        )
+
+
+def _audit_post(
+    uow: UnitOfWork,
+    principal: Principal,
+    action: str,
+    post: Post,
+    before: dict[str, object] | None,
+    after: dict[str, object] | None,
+    request_id: str = "",
+) -> None:
+    audit(
+        uow,
+        principal,
+        action,
+        resource_type="post",
+        resource_id=post.id,
+        user_id=post.user_id,
+        before=before,
+        after=after,
+        request_id=request_id,
+    )

@@ -1,0 +1,64 @@
+"""Shared fixtures: real PostgreSQL databases (the machine's and an embedded one)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from post_management.adapters.db.engine import make_engine, migrate
+from post_management.adapters.local import EmbeddedPostgres
+
+MACHINE_PG = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES = "posts, accounts, audit_log, outbox, idempotency_keys"
+
+
+def _fresh_database(admin_url: str) -> Iterator[str]:
+    """A new database on the server behind admin_url, migrated, dropped afterwards."""
+    name = f"pm_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(make_engine(admin_url).url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def machine_database() -> Iterator[str]:
+    yield from _fresh_database(MACHINE_PG)
+
+
+@pytest.fixture(scope="session")
+def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_database(embedded_postgres: EmbeddedPostgres) -> Iterator[str]:
+    yield from _fresh_database(embedded_postgres.url)
+
+
+def truncate(url: str) -> None:
+    engine = make_engine(url, pool_size=1)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"

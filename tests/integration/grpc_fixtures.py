@@ -1,0 +1,96 @@
+"""A running server per module, over the machine's PostgreSQL or the embedded one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from xmp.posts.v1 import (
+    account_pb2,
+    account_service_pb2,
+    account_service_pb2_grpc,
+    post_pb2,
+    post_service_pb2,
+    post_service_pb2_grpc,
+)
+
+from post_management.domain.auth import Role
+from tests.conftest import truncate
+from tests.support.harness import RunningServer, auth, test_settings
+
+
+@pytest.fixture(scope="module", params=["machine", "embedded"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    url = request.getfixturevalue(f"{request.param}_database")
+    running = RunningServer(test_settings(url, Path(tmp_path_factory.mktemp("data"))))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def clean(server: RunningServer) -> RunningServer:
+    truncate(server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    return server
+
+
+class Client:
+    """Stubs for one caller (a user or a service) with its token attached."""
+
+    def __init__(self, server: RunningServer, subject: str, role: Role = Role.USER) -> None:
+        self.subject = subject
+        self.channel = server.channel()
+        self.metadata = auth(server.token(subject, role))
+        self.posts = post_service_pb2_grpc.PostServiceStub(self.channel)
+        self.accounts = account_service_pb2_grpc.AccountServiceStub(self.channel)
+
+    def create_account(self, x_user_id: str = "1001", **fields: object) -> account_pb2.Account:
+        account = account_pb2.Account(
+            user_id=self.subject, handle=f"h{x_user_id}", x_user_id=x_user_id, **fields
+        )
+        return self.accounts.CreateAccount(  # type: ignore[no-any-return]
+            account_service_pb2.CreateAccountRequest(account=account), metadata=self.metadata
+        )
+
+    def create_post(self, account_id: str, text: str = "hello", **fields: object) -> post_pb2.Post:
+        post = post_pb2.Post(user_id=self.subject, account_id=account_id, text=text, **fields)
+        return self.posts.CreatePost(  # type: ignore[no-any-return]
+            post_service_pb2.CreatePostRequest(post=post), metadata=self.metadata
+        )
+
+
+@pytest.fixture
+def alice(clean: RunningServer) -> Iterator[Client]:
+    client = Client(clean, "alice")
+    yield client
+    client.channel.close()
+
+
+@pytest.fixture
+def bob(clean: RunningServer) -> Iterator[Client]:
+    client = Client(clean, "bob")
+    yield client
+    client.channel.close()
+
+
+def error_details(error: grpc.RpcError) -> tuple[str, list[tuple[str, str]]]:
+    """(ErrorInfo.reason, [(field, description)]) from a rich status."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no rich status details"
+    reason, violations = "", []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [(v.field, v.description) for v in bad.field_violations]
+    return reason, violations
