@@ -11,7 +11,7 @@ from post_management.adapters.emulator.ratelimit import Budget
 from post_management.adapters.emulator.state import EmulatorState, User
 
 STATE_KEY = web.AppKey("emulator_state", EmulatorState)
-BUDGETS_KEY = "emulator_budgets"  # request key: [(header prefix, Budget)]
+BUDGETS_KEY = web.RequestKey("emulator_budgets", list[tuple[str, Budget]])
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,7 @@ def spend(request: web.Request, ctx: Context, buckets: list[Bucket]) -> web.Resp
 
 
 def budgets_of(request: web.Request) -> list[tuple[str, Budget]]:
-    budgets: list[tuple[str, Budget]] = request.get(BUDGETS_KEY, [])
-    return budgets
+    return request[BUDGETS_KEY] if BUDGETS_KEY in request else []
 
 
 def read_bucket(ctx: Context, name: str, limit: int) -> Bucket:
