@@ -100,3 +100,17 @@ def test_descriptor_path_is_quoted() -> None:
         descriptor_path='/odd path/with "quotes".binpb',
     )
     assert 'proto_descriptor: "/odd path/with \\"quotes\\".binpb"' in config
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gen/xmp_posts_v1.binpb lacks google/rpc/error_details.proto: Envoy then answers "
+    "REST errors that carry ErrorInfo/BadRequest details with an empty application/grpc "
+    "body (see docs/rest.md, Known gap). Remove this marker once the descriptor has it.",
+)
+def test_descriptor_set_can_render_error_details() -> None:
+    from google.protobuf import descriptor_pb2
+
+    files = descriptor_pb2.FileDescriptorSet()
+    files.ParseFromString(DESCRIPTOR.read_bytes())
+    assert "google/rpc/error_details.proto" in {f.name for f in files.file}
