@@ -1,0 +1,41 @@
+# Two entry points: `make run` and `make test`. Both install what they need first.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint unit generate lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+## Run the service on embedded defaults (PostgreSQL, secrets and X emulator local).
+run: $(STAMP)
+	$(BIN)/post-management serve
+
+## Everything CI checks: generated code fresh, lint, types, layers, protos, tests.
+test: $(STAMP) lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/buf lint
+	BUF=$(BIN)/buf scripts/check_breaking.sh
+
+generate: $(STAMP)
+	$(BIN)/python scripts/generate_protos.py
+
+## Re-pin every dependency after changing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^post-management' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
