@@ -28,6 +28,8 @@ from tests.fixtures.envoy import (
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 GRPC_TIMEOUT_S = 10.0
+# Straight to 127.0.0.1 even where an http_proxy is set in the environment.
+NO_PROXY = [("grpc.enable_http_proxy", 0)]
 
 
 class CannedServiceInfo(pb_grpc.ServiceInfoServiceServicer):
@@ -229,7 +231,7 @@ async def test_get_is_retried_on_unavailable(
 
 
 async def test_plain_grpc_passes_through(envoy: EnvoyProcess) -> None:
-    async with grpc.aio.insecure_channel(envoy.grpc_target) as channel:
+    async with grpc.aio.insecure_channel(envoy.grpc_target, options=NO_PROXY) as channel:
         stub = pb_grpc.ServiceInfoServiceStub(channel)
         info = await stub.GetInfo(pb.GetInfoRequest(), timeout=GRPC_TIMEOUT_S)
         assert info.git_commit == "abc123"
@@ -252,7 +254,7 @@ async def test_upstream_down_is_503_json(envoy_factory: EnvoyFactory) -> None:
     assert isinstance(body, dict)
     assert body["code"] == code_pb2.UNAVAILABLE
     # A plain gRPC caller gets a gRPC status, not a JSON body.
-    async with grpc.aio.insecure_channel(lonely.grpc_target) as channel:
+    async with grpc.aio.insecure_channel(lonely.grpc_target, options=NO_PROXY) as channel:
         stub = pb_grpc.ServiceInfoServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.GetInfo(pb.GetInfoRequest(), timeout=GRPC_TIMEOUT_S)
