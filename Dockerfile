@@ -15,13 +15,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first, so the layer is reused while only the code changes. The glob
-# lets a requirements.lock (pinned, hashed) take over once it exists.
+# requirements.lock pins every version (as `make install` uses it): a constraints file,
+# so only the project's runtime dependencies are installed, at the tested versions. The
+# glob keeps the build working in a tree without it.
 COPY pyproject.toml README.md requirements*.lock ./
 COPY gen ./gen
 COPY src ./src
 RUN if [ -f requirements.lock ]; then \
-        pip install --require-hashes -r requirements.lock && pip install --no-deps . ; \
+        pip install -c requirements.lock . ; \
     else \
         pip install . ; \
     fi \
