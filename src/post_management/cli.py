@@ -33,6 +33,7 @@ async def _serve(settings: Settings) -> None:
             token = container.tokens.mint(LOCAL_USER, Role.USER, timedelta(hours=1))
             print(f"database: embedded PostgreSQL under {settings.data_dir}/postgres", flush=True)
             print(f"token for user {LOCAL_USER!r} (1 hour): {token}", flush=True)
+        print("ready (Ctrl+C or SIGTERM stops it)", flush=True)
         await stop.wait()
         log.info("shutting down: draining for up to %.0fs", settings.shutdown_grace_seconds)
         await server.stop(settings.shutdown_grace_seconds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ class EmbeddedPostgres:
     """PostgreSQL from the pgserver wheel, data under `data_dir/postgres`."""
 
     def __init__(self, data_dir: Path) -> None:
+        # platformdirs warns about XDG_RUNTIME_DIR, which pgserver does not use.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
         from pgserver.postgres_server import get_server  # heavy; embedded defaults only
 
         self._server: Any = get_server(data_dir / "postgres", cleanup_mode="stop")
