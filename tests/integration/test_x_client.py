@@ -297,6 +297,7 @@ def test_recent_posts_filters_by_time_and_pages_through(
     outcome = x_api.recent_posts(ALICE, datetime.now(UTC) - timedelta(hours=1), user_id=alice)
     assert isinstance(outcome, Timeline)
     assert len(outcome.posts) == 105
+    assert outcome.complete
     assert outcome.posts[0].text == "recent 104"  # newest first
     assert emulator.control.counters()["GET /2/users/{id}/tweets"] == 2
     newest = outcome.posts[0].id
@@ -308,6 +309,20 @@ def test_recent_posts_filters_by_time_and_pages_through(
     one_newer = x_api.recent_posts(ALICE, since, since_id=newest)
     assert isinstance(one_newer, Timeline)
     assert [p.text for p in one_newer.posts] == ["newest"]
+
+
+def test_recent_posts_says_when_the_page_limit_cut_it_short(emulator: Emulator) -> None:
+    api = TweepyXApi(XClientSettings("ck", "cs", base_url=emulator.base_url, timeline_max_pages=1))
+    try:
+        alice = user_id(api)
+        for i in range(101):
+            emulator.control.seed_post(alice, f"post {i}")
+        outcome = api.recent_posts(ALICE, datetime.now(UTC) - timedelta(hours=1))
+    finally:
+        api.close()
+    assert isinstance(outcome, Timeline)
+    assert len(outcome.posts) == 100
+    assert not outcome.complete
 
 
 def test_delete_is_idempotent(x_api: TweepyXApi) -> None:

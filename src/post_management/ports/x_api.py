@@ -182,6 +182,8 @@ LookupOutcome = PostsFound | Failure
 class Timeline:
     posts: tuple[XPost, ...]  # newest first
     rate_limit: RateLimitInfo | None = None
+    # False when the page limit stopped the read early: absence proves nothing then.
+    complete: bool = True
 
 
 TimelineOutcome = Timeline | Failure

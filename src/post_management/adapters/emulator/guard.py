@@ -88,7 +88,8 @@ def spend(request: web.Request, ctx: Context, buckets: list[Bucket]) -> web.Resp
 
 
 def budgets_of(request: web.Request) -> list[tuple[str, Budget]]:
-    return request[BUDGETS_KEY] if BUDGETS_KEY in request else []
+    budgets: list[tuple[str, Budget]] = request.get(BUDGETS_KEY, [])
+    return budgets
 
 
 def read_bucket(ctx: Context, name: str, limit: int) -> Bucket:

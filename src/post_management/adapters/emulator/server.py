@@ -29,6 +29,7 @@ class EmulatorServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on host:port (0 picks a free port) and return the base URL."""
+        self.state.closing.clear()
         runner = web.AppRunner(
             self.app,
             handler_cancellation=True,  # a hanging handler ends when its client leaves

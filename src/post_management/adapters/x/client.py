@@ -231,7 +231,7 @@ class TweepyXApi:
             if not token:
                 break
         info = rate_limit_from(result.headers) if isinstance(result, requests.Response) else None
-        return Timeline(tuple(posts), info)
+        return Timeline(tuple(posts), info, complete=not token)
 
     def _timeline_page(
         self, client: Any, user_id: str, since: datetime, since_id: str | None, token: str | None
