@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiDictProxy
 
 from post_management.adapters.emulator.guard import Bucket, Context, authorize, spend
 from post_management.adapters.emulator.state import StoredMedia
@@ -59,7 +59,7 @@ def _describe(media: StoredMedia, now: float) -> dict[str, Any]:
     return body
 
 
-def _media_bytes(form: MultiDictProxy[Any]) -> bytes | None:
+def _media_bytes(form: Mapping[str, Any]) -> bytes | None:
     field = form.get("media")
     if isinstance(field, web.FileField):
         data: bytes = field.file.read()
