@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import grpc
 import pytest
-from google.protobuf import any_pb2, descriptor_pb2, timestamp_pb2
+from google.protobuf import any_pb2, timestamp_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from xmp.posts.v1 import service_info_service_pb2 as pb
@@ -85,25 +84,6 @@ class CannedServiceInfo(pb_grpc.ServiceInfoServiceServicer):
 
 
 @pytest.fixture(scope="module")
-def descriptor_with_error_details(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """gen/'s descriptor set plus google/rpc/error_details.proto, so Envoy can print the
-    ErrorInfo detail as JSON (without its type a detail cannot be rendered)."""
-    fds = descriptor_pb2.FileDescriptorSet()
-    fds.ParseFromString(DESCRIPTOR_PATH.read_bytes())
-    names = {f.name for f in fds.file}
-    for module in (any_pb2, error_details_pb2):
-        # error_details imports duration.proto, which gen/ already carries.
-        file_proto = descriptor_pb2.FileDescriptorProto()
-        module.DESCRIPTOR.CopyToProto(file_proto)
-        if file_proto.name not in names:
-            fds.file.append(file_proto)
-            names.add(file_proto.name)
-    path = tmp_path_factory.mktemp("descriptor") / "with_error_details.binpb"
-    path.write_bytes(fds.SerializeToString())
-    return path
-
-
-@pytest.fixture(scope="module")
 async def service_info() -> AsyncIterator[tuple[CannedServiceInfo, int]]:
     server = grpc.aio.server()
     servicer = CannedServiceInfo()
@@ -120,9 +100,8 @@ async def service_info() -> AsyncIterator[tuple[CannedServiceInfo, int]]:
 def envoy(
     envoy_factory: EnvoyFactory,
     service_info: tuple[CannedServiceInfo, int],
-    descriptor_with_error_details: Path,
 ) -> EnvoyProcess:
-    return envoy_factory(grpc_port=service_info[1], descriptor_path=descriptor_with_error_details)
+    return envoy_factory(grpc_port=service_info[1], descriptor_path=DESCRIPTOR_PATH)
 
 
 async def http(

@@ -102,12 +102,6 @@ def test_descriptor_path_is_quoted() -> None:
     assert 'proto_descriptor: "/odd path/with \\"quotes\\".binpb"' in config
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gen/xmp_posts_v1.binpb lacks google/rpc/error_details.proto: Envoy then answers "
-    "REST errors that carry ErrorInfo/BadRequest details with an empty application/grpc "
-    "body (see docs/rest.md, Known gap). Remove this marker once the descriptor has it.",
-)
 def test_descriptor_set_can_render_error_details() -> None:
     from google.protobuf import descriptor_pb2
 
