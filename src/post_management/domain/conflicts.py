@@ -22,7 +22,7 @@ from post_management.domain.posting_calendar import PostingCalendar, Violation, 
 from post_management.domain.posting_rules import PostingRules
 
 DEFAULT_STEP = timedelta(minutes=1)
-DEFAULT_WINDOW = timedelta(days=366)
+DEFAULT_WINDOW = timedelta(days=365)  # the scheduling horizon
 # Suggestions this close to one another are the same choice to a user.
 DEFAULT_SPACING = timedelta(minutes=15)
 # A backstop on rule checks per direction; hints normally keep it far away.

@@ -45,8 +45,10 @@ def test_an_unknown_priority_lists_the_allowed_values(text: str) -> None:
     assert "urgent, high, normal, low" in error.message
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 def test_dates_cover_whole_utc_days() -> None:

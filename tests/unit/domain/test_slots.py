@@ -16,8 +16,10 @@ BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 3, 27, 10, 0, tzinfo=UTC)  # Friday 11:00 CET
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 def rules_of(**kwargs: object) -> PostingRules:
