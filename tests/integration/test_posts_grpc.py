@@ -192,7 +192,11 @@ def test_state_is_not_writable(alice: Client) -> None:
         ({"text": "   "}, "post.text", "INVALID_ARGUMENT"),
         ({"text": "bell\x07"}, "post.text", "INVALID_ARGUMENT"),
         ({"text": "x", "priority": 42}, "post.priority", "UNKNOWN_ENUM"),
-        ({"text": "x", "media_ids": ["1", "2", "3", "4", "5"]}, "post.media_ids", "INVALID_ARGUMENT"),
+        (
+            {"text": "x", "media_ids": ["1", "2", "3", "4", "5"]},
+            "post.media_ids",
+            "INVALID_ARGUMENT",
+        ),
         ({"text": "x", "account_id": str(uuid.uuid4())}, "post.account_id", "UNKNOWN_ACCOUNT"),
     ],
 )

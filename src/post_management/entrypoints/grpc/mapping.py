@@ -69,9 +69,7 @@ def priority_from_proto(value: int, field: str = "priority") -> Priority | None:
     if value == post_pb2.PRIORITY_UNSPECIFIED:
         return None
     if value not in post_pb2.Priority.values():
-        raise InvalidArgument.for_field(
-            field, f"unknown priority {value}", reason="UNKNOWN_ENUM"
-        )
+        raise InvalidArgument.for_field(field, f"unknown priority {value}", reason="UNKNOWN_ENUM")
     return Priority[post_pb2.Priority.Name(value).removeprefix("PRIORITY_")]  # type: ignore[arg-type]
 
 

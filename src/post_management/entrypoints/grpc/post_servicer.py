@@ -63,9 +63,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
     ) -> post_service_pb2.ListPostsResponse:
         where = PostFilter(
             user_id=checked_user_id(request.user_id) if request.user_id else None,
-            account_id=parse_uuid(request.account_id, "account_id")
-            if request.account_id
-            else None,
+            account_id=parse_uuid(request.account_id, "account_id") if request.account_id else None,
             state=post_state_from_proto(request.state),
         )
         page = await asyncio.to_thread(
@@ -86,9 +84,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
         paths = mask_paths(request.update_mask, WRITABLE, "post")
         if not paths:
             # No mask: every writable field the caller set.
-            paths = {
-                field.name for field, _ in message.ListFields() if field.name in WRITABLE
-            }
+            paths = {field.name for field, _ in message.ListFields() if field.name in WRITABLE}
         patch = PostPatch(
             text=message.text if "text" in paths else None,
             media_ids=list(message.media_ids) if "media_ids" in paths else None,
@@ -113,4 +109,3 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
         post_id = parse_uuid(request.post_id, "post_id")
         await asyncio.to_thread(self._posts.delete, current_principal(), post_id, request.etag)
         return empty_pb2.Empty()
-
