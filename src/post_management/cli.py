@@ -13,15 +13,43 @@ from post_management import bootstrap
 from post_management.adapters.db.engine import make_engine, migrate
 from post_management.config import ConfigError, Settings, load_settings
 from post_management.domain.auth import Role
+from post_management.entrypoints.envoy_config import default_descriptor_path, render_envoy_config
+from post_management.entrypoints.envoy_process import EnvoyProcess
 from post_management.entrypoints.grpc.server import GrpcServer
 
 log = logging.getLogger("post_management")
 LOCAL_USER = "local-user"
 
 
-async def _serve(settings: Settings) -> None:
+def _start_envoy(settings: Settings, grpc_port: int) -> EnvoyProcess:
+    upstream = settings.grpc_host if settings.grpc_host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104 - comparing, not binding
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config_path = settings.data_dir / "envoy.yaml"
+    config_path.write_text(
+        render_envoy_config(
+            http_port=settings.http_port,
+            grpc_host=upstream,
+            grpc_port=grpc_port,
+            admin_port=settings.envoy_admin_port,
+            descriptor_path=default_descriptor_path(),
+            listen_address=settings.http_host,
+        )
+    )
+    envoy = EnvoyProcess(
+        http_port=settings.http_port,
+        admin_port=settings.envoy_admin_port,
+        config_path=config_path,
+        log_path=settings.data_dir / "envoy.log",
+        host=settings.http_host,
+    )
+    envoy.start()
+    return envoy
+
+
+async def _serve(settings: Settings, *, with_envoy: bool) -> None:
     container = await asyncio.to_thread(bootstrap.build, settings)
     server = GrpcServer(container.services, settings.grpc_host, settings.grpc_port)
+    envoy: EnvoyProcess | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -29,6 +57,9 @@ async def _serve(settings: Settings) -> None:
     try:
         await server.start()
         print(f"gRPC listening on {settings.grpc_host}:{server.port}", flush=True)
+        if with_envoy:
+            envoy = await asyncio.to_thread(_start_envoy, settings, server.port)
+            print(f"REST (Envoy) listening on {envoy.base_url}", flush=True)
         if container.embedded_database is not None:
             token = container.tokens.mint(LOCAL_USER, Role.USER, timedelta(hours=1))
             print(f"database: embedded PostgreSQL under {settings.data_dir}/postgres", flush=True)
@@ -38,6 +69,9 @@ async def _serve(settings: Settings) -> None:
         log.info("shutting down: draining for up to %.0fs", settings.shutdown_grace_seconds)
         await server.stop(settings.shutdown_grace_seconds)
     finally:
+        # Envoy goes last so calls it already forwarded can finish.
+        if envoy is not None:
+            await asyncio.to_thread(envoy.stop)
         await asyncio.to_thread(container.close)
 
 
@@ -60,7 +94,12 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="post-management", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the gRPC server (and Envoy for REST)")
+    serve = commands.add_parser("serve", help="run the gRPC server and Envoy for REST")
+    serve.add_argument(
+        "--no-envoy",
+        action="store_true",
+        help="gRPC only (in Kubernetes Envoy runs as a sidecar container)",
+    )
     commands.add_parser("migrate", help="bring the database schema up to date")
     token = commands.add_parser("token", help="mint an access token for local use")
     token.add_argument("--subject", default=LOCAL_USER, help="user or service id")
@@ -82,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
-            asyncio.run(_serve(settings))
+            asyncio.run(_serve(settings, with_envoy=not args.no_envoy))
         elif args.command == "migrate":
             _migrate(settings)
         elif args.command == "token":

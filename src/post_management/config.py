@@ -51,7 +51,10 @@ class Settings(BaseSettings):
 
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 50051
+    # REST through the Envoy that `serve` starts (unless --no-envoy).
+    http_host: str = "127.0.0.1"
     http_port: Port = 8080
+    envoy_admin_port: Port = 9901
     metrics_port: Port = 9095
     shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=300)
 

@@ -24,6 +24,8 @@ def free_port() -> int:
 class ServiceProcess:
     def __init__(self, env: dict[str, str], cwd: Path, args: tuple[str, ...] = ()) -> None:
         self.grpc_port = int(env.setdefault("GRPC_PORT", str(free_port())))
+        self.http_port = int(env.setdefault("HTTP_PORT", str(free_port())))
+        env.setdefault("ENVOY_ADMIN_PORT", str(free_port()))
         self.lines: list[str] = []
         self._ready = threading.Event()
         full_env = {**os.environ, **env}
@@ -54,6 +56,10 @@ class ServiceProcess:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     def printed_token(self) -> str:
         for line in self.lines:
