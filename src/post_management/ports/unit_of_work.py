@@ -12,6 +12,7 @@ from post_management.ports.repositories import (
     Outbox,
     PostRepository,
 )
+from post_management.ports.schedule_queries import ScheduleQueries
 
 
 class UnitOfWork(Protocol):
@@ -20,6 +21,7 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyKeys
     audit: AuditLog
     outbox: Outbox
+    schedule: ScheduleQueries
 
     def __enter__(self) -> Self: ...
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from post_management.adapters.db.account_repository import SqlAccountRepository
 from post_management.adapters.db.post_repository import SqlPostRepository
 from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys, SqlOutbox
+from post_management.adapters.db.schedule_queries import SqlScheduleQueries
 from post_management.domain.errors import Unavailable
 from post_management.ports.repositories import (
     AccountRepository,
@@ -20,6 +21,7 @@ from post_management.ports.repositories import (
     Outbox,
     PostRepository,
 )
+from post_management.ports.schedule_queries import ScheduleQueries
 from post_management.ports.support import SecretBox
 
 UNIQUE_VIOLATION = "23505"
@@ -31,6 +33,7 @@ class SqlUnitOfWork:
     idempotency: IdempotencyKeys
     audit: AuditLog
     outbox: Outbox
+    schedule: ScheduleQueries
 
     def __init__(self, engine: Engine, box: SecretBox) -> None:
         self._engine = engine
@@ -48,6 +51,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyKeys(self._conn)
         self.audit = SqlAuditLog(self._conn)
         self.outbox = SqlOutbox(self._conn)
+        self.schedule = SqlScheduleQueries(self._conn)
         return self
 
     def __exit__(

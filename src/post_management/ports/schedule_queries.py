@@ -1,0 +1,55 @@
+"""Read models the scheduling use cases need beyond single-post access."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from post_management.domain.post import Post, PostState, Priority
+
+
+@dataclass(frozen=True)
+class TakenTime:
+    """Another post of an account that occupies a time: queued, in flight or on X."""
+
+    post_id: UUID
+    text: str
+    at: datetime  # due time, or publish time once published
+
+
+@dataclass(frozen=True)
+class DueCursor:
+    """Keyset position in due order: the (due_at, id) of the last row of a page."""
+
+    due_at: datetime
+    id: UUID
+
+
+@dataclass(frozen=True)
+class ScheduledQuery:
+    """Posts of one user with a due time; `start`/`end` bound it as [start, end)."""
+
+    user_id: str
+    state: PostState
+    account_id: UUID | None = None
+    priority: Priority | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class ScheduleQueries(Protocol):
+    def taken_times(
+        self, account_id: UUID, since: datetime, exclude_post_id: UUID | None = None
+    ) -> list[TakenTime]:
+        """The account's SCHEDULED, PUBLISHING and PUBLISHED posts at or after `since`."""
+        ...
+
+    def list_scheduled(
+        self, query: ScheduledQuery, after: DueCursor | None, offset: int, limit: int
+    ) -> list[Post]:
+        """In due order (due_at, id)."""
+        ...
+
+    def count_scheduled(self, query: ScheduledQuery) -> int: ...
