@@ -1,0 +1,1 @@
+"""Kafka adapter: relays the outbox table to Kafka topics (docs/events.md)."""
