@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from dataclasses import asdict, dataclass
@@ -18,6 +19,7 @@ from post_management.domain.errors import (
     InvalidArgument,
     NotFound,
 )
+from post_management.domain.posting_rules import posting_rules_from_json
 from post_management.ports.repositories import Cursor, DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -67,6 +69,14 @@ def validate_fields(fields: AccountFields, prefix: str = "account") -> None:
         raise InvalidArgument("the account is invalid", violations=problems)
 
 
+def normalized(fields: AccountFields, prefix: str = "account") -> AccountFields:
+    """`fields` with posting rules validated and in their canonical JSON form."""
+    if fields.posting_rules is None:
+        return fields
+    rules = posting_rules_from_json(fields.posting_rules, prefix=f"{prefix}.posting_rules")
+    return dataclasses.replace(fields, posting_rules=rules.to_json())
+
+
 def _is_zone(name: str) -> bool:
     if not name or name.startswith(("/", ".")) or ".." in name:
         return False
@@ -95,6 +105,7 @@ class AccountService:
         if missing:
             raise InvalidArgument("the account is incomplete", violations=missing)
         validate_fields(fields)
+        fields = normalized(fields)
         scope = f"CreateAccount:{user_id}"
         digest = idempotency.request_hash({"user_id": user_id, **_fingerprint(fields)})
         try:
@@ -163,6 +174,7 @@ class AccountService:
         self, principal: Principal, account_id: UUID, fields: AccountFields, etag: str = ""
     ) -> Account:
         validate_fields(fields)
+        fields = normalized(fields)
         try:
             with self._uow() as uow:
                 account = _load(uow, account_id)

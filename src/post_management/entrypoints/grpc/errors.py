@@ -38,6 +38,12 @@ def _pack(message: Message) -> any_pb2.Any:
 
 
 def to_status(error: errors.DomainError) -> grpc.Status:
+    result: grpc.Status = rpc_status.to_status(to_rpc_status(error))
+    return result
+
+
+def to_rpc_status(error: errors.DomainError) -> status_pb2.Status:
+    """The google.rpc.Status of an error, also used for per-item batch results."""
     code = status_code_for(error)
     details = [
         _pack(
@@ -59,9 +65,7 @@ def to_status(error: errors.DomainError) -> grpc.Status:
                 )
             )
         )
-    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
-    result: grpc.Status = rpc_status.to_status(status)
-    return result
+    return status_pb2.Status(code=code.value[0], message=error.message, details=details)
 
 
 def internal_status() -> grpc.Status:

@@ -1,0 +1,91 @@
+"""ListScheduledPosts: a user's posts in due order, by offset or by page token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from post_management.domain.auth import Principal
+from post_management.domain.date_range import parse_date_range
+from post_management.domain.errors import InvalidArgument
+from post_management.domain.post import Post, PostState
+from post_management.domain.priority import parse_priority
+from post_management.ports.repositories import Cursor
+from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
+from post_management.ports.unit_of_work import UnitOfWorkFactory
+from post_management.services.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    decode_token,
+    encode_token,
+)
+
+
+@dataclass(frozen=True)
+class ScheduledFilter:
+    user_id: str
+    account_id: UUID | None = None
+    # None: SCHEDULED, the posts still waiting to be published.
+    state: PostState | None = None
+    priority: str = ""
+    from_date: str = ""
+    to_date: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduledPage:
+    posts: list[Post]
+    total_count: int
+    limit: int
+    offset: int
+    next_page_token: str
+
+
+class ScheduledListing:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def list(
+        self,
+        principal: Principal,
+        where: ScheduledFilter,
+        limit: int = 0,
+        offset: int = 0,
+        page_token: str = "",
+    ) -> ScheduledPage:
+        principal.ensure_can_act_for(where.user_id)
+        if limit < 0:
+            raise InvalidArgument.for_field("limit", "must not be negative")
+        if offset < 0:
+            raise InvalidArgument.for_field("offset", "must not be negative")
+        if offset and page_token:
+            raise InvalidArgument.for_field(
+                "page_token", "cannot be combined with offset; use one or the other"
+            )
+        size = min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        dates = parse_date_range(where.from_date, where.to_date)
+        query = ScheduledQuery(
+            user_id=where.user_id,
+            state=where.state or PostState.SCHEDULED,
+            account_id=where.account_id,
+            priority=parse_priority(where.priority) if where.priority.strip() else None,
+            start=dates.start,
+            end=dates.end,
+        )
+        # The token is bound to the filters (not to limit: pages may change size).
+        fingerprint = {
+            "list": "scheduled",
+            **{key: str(value) for key, value in vars(query).items() if value is not None},
+        }
+        cursor = decode_token(page_token, fingerprint)
+        after = DueCursor(cursor.created_at, cursor.id) if cursor is not None else None
+        with self._uow() as uow:
+            posts = uow.schedule.list_scheduled(query, after, offset, size + 1)
+            total = uow.schedule.count_scheduled(query)
+        next_token = ""
+        if len(posts) > size:
+            posts = posts[:size]
+            last = posts[-1]
+            assert last.scheduled_for is not None  # the query only returns timed posts
+            next_token = encode_token(Cursor(last.scheduled_for, last.id), fingerprint)
+        return ScheduledPage(posts, total, size, offset, next_token)

@@ -1,0 +1,493 @@
+"""Scheduling use cases: schedule or reschedule, cancel, batch, free slots.
+
+Lock order: the account row first, then the post row. Scheduling holds the
+account's row lock (SELECT ... FOR UPDATE) while it reads the account's other
+posts and writes the new time, so two requests racing for one free time on
+one account run one after the other and the second sees the first's post.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from post_management.domain import events
+from post_management.domain.account import Account
+from post_management.domain.auth import Principal
+from post_management.domain.conflicts import ConflictPolicy, resolve_conflict
+from post_management.domain.duplicates import DUPLICATE_WINDOW, find_duplicate
+from post_management.domain.errors import (
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from post_management.domain.post import TRANSITIONS, Post, PostState
+from post_management.domain.posting_calendar import describe
+from post_management.domain.posting_rules import (
+    MAX_MIN_INTERVAL_MINUTES,
+    PostingRules,
+    posting_rules_from_json,
+)
+from post_management.domain.priority import parse_priority
+from post_management.domain.requested_time import (
+    DEFAULT_HORIZON,
+    DEFAULT_PAST_GRACE,
+    check_window,
+    resolve_requested_time,
+)
+from post_management.domain.slots import free_slots, next_free_slot
+from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy, load_zone
+from post_management.ports.repositories import DuplicateKey, OutboxEvent
+from post_management.ports.schedule_queries import TakenTime
+from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from post_management.services import idempotency
+from post_management.services.common import audit, concurrent_change, snapshot
+
+# Other posts older than this cannot affect a new time: the longest rule
+# (min interval, at most a week) and the duplicate window both fit inside it.
+LOOKBACK = max(timedelta(minutes=MAX_MIN_INTERVAL_MINUTES), DUPLICATE_WINDOW) + timedelta(days=1)
+DEFAULT_FREE_SLOTS = 5
+MAX_FREE_SLOTS = 50
+MAX_BATCH = 100
+# A replayed request re-reads its time without the past/horizon check.
+_REPLAY_SLACK = timedelta(days=3660)
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    post_id: UUID
+    user_id: str
+    scheduled_for: str = ""
+    timezone: str = ""
+    # Empty keeps the post's priority (NORMAL unless it was created otherwise).
+    priority: str = ""
+    conflict_policy: ConflictPolicy = ConflictPolicy.REJECT
+    nonexistent: NonexistentTimePolicy = NonexistentTimePolicy.REJECT
+    ambiguous: AmbiguousTimePolicy = AmbiguousTimePolicy.EARLIER
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    post: Post
+    moved: bool = False
+    move_reason: str = ""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One item of a per-item batch: a result or the error that refused it."""
+
+    post_id: UUID
+    result: ScheduleResult | None = None
+    error: DomainError | None = None
+
+
+@dataclass(frozen=True)
+class FreeSlots:
+    slots: list[datetime]
+    timezone: str
+
+
+class SchedulingService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        past_grace: timedelta = DEFAULT_PAST_GRACE,
+        horizon: timedelta = DEFAULT_HORIZON,
+        suggestions: int = 3,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._past_grace = past_grace
+        self._horizon = horizon
+        self._suggestions = suggestions
+
+    # --- schedule -------------------------------------------------------------
+
+    def schedule(self, principal: Principal, request: ScheduleRequest) -> ScheduleResult:
+        principal.ensure_can_act_for(request.user_id)
+        _check_request(request)
+        try:
+            with self._uow() as uow:
+                result = self._schedule_in(uow, principal, request)
+                uow.commit()
+                return result
+        except DuplicateKey:
+            # A concurrent request with the same request id won: answer with its post.
+            with self._uow() as uow:
+                earlier = idempotency.earlier_result(
+                    uow, _scope(request.user_id), request.request_id, _digest(request)
+                )
+                if earlier is None:
+                    raise
+                return _replayed(_load_own_post(uow, earlier, request.user_id), request)
+
+    def batch(
+        self,
+        principal: Principal,
+        user_id: str,
+        requests: Sequence[ScheduleRequest],
+        *,
+        all_or_nothing: bool,
+    ) -> list[BatchItem]:
+        """All-or-nothing: one transaction, and the first failure fails the batch
+        with its error naming the index (`requests[i]`). Otherwise each item runs
+        in its own transaction and reports its own error."""
+        principal.ensure_can_act_for(user_id)
+        if len(requests) > MAX_BATCH:
+            raise InvalidArgument.for_field(
+                "requests", f"at most {MAX_BATCH} items per batch", reason="BATCH_TOO_LARGE"
+            )
+        for index, request in enumerate(requests):
+            if request.user_id != user_id:
+                raise _at_index(
+                    InvalidArgument.for_field(
+                        "user_id", "must be empty or the batch's user_id", reason="USER_MISMATCH"
+                    ),
+                    index,
+                    request.post_id,
+                )
+        if not all_or_nothing:
+            return [self._batch_item(principal, request) for request in requests]
+        for index, request in enumerate(requests):
+            try:
+                _check_request(request)
+            except DomainError as error:
+                raise _at_index(error, index, request.post_id) from None
+        with self._uow() as uow:
+            self._lock_accounts(uow, requests, user_id)
+            items = []
+            for index, request in enumerate(requests):
+                try:
+                    result = self._schedule_in(uow, principal, request)
+                except DomainError as error:
+                    raise _at_index(error, index, request.post_id) from None
+                items.append(BatchItem(request.post_id, result))
+            uow.commit()
+            return items
+
+    def _batch_item(self, principal: Principal, request: ScheduleRequest) -> BatchItem:
+        try:
+            return BatchItem(request.post_id, self.schedule(principal, request))
+        except DomainError as error:
+            return BatchItem(request.post_id, error=error)
+
+    def _lock_accounts(
+        self, uow: UnitOfWork, requests: Sequence[ScheduleRequest], user_id: str
+    ) -> None:
+        # One order for every batch, so two batches over the same accounts
+        # cannot deadlock.
+        account_ids = set()
+        for request in requests:
+            post = uow.posts.get(request.post_id)
+            if post is not None and post.user_id == user_id:
+                account_ids.add(post.account_id)
+        for account_id in sorted(account_ids):
+            uow.accounts.get(account_id, for_update=True)
+
+    def _schedule_in(
+        self, uow: UnitOfWork, principal: Principal, request: ScheduleRequest
+    ) -> ScheduleResult:
+        post = _load_own_post(uow, request.post_id, request.user_id)
+        account = uow.accounts.get(post.account_id, for_update=True)
+        post = _load_own_post(uow, request.post_id, request.user_id, for_update=True)
+        if account is None or account.id != post.account_id:
+            raise concurrent_change()  # the post moved to another account meanwhile
+        scope, digest = _scope(request.user_id), _digest(request)
+        if request.request_id:
+            earlier = idempotency.earlier_result(uow, scope, request.request_id, digest)
+            if earlier is not None:
+                return _replayed(_load_own_post(uow, earlier, request.user_id), request)
+        if post.state not in TRANSITIONS["schedule"]:
+            post.transition("schedule")  # raises FAILED_PRECONDITION naming the state
+        now = self._clock.now()
+        zone = load_zone(account.timezone, "account.timezone")
+        rules = _rules(account)
+        taken = uow.schedule.taken_times(account.id, now - LOOKBACK, exclude_post_id=post.id)
+        times = [entry.at for entry in taken]
+        priority = parse_priority(request.priority) if request.priority.strip() else post.priority
+        moved, reason = False, ""
+        if request.scheduled_for.strip():
+            requested = resolve_requested_time(
+                request.scheduled_for,
+                request.timezone or account.timezone,
+                now,
+                nonexistent=request.nonexistent,
+                ambiguous=request.ambiguous,
+                past_grace=self._past_grace,
+                horizon=self._horizon,
+            )
+            resolution = resolve_conflict(
+                requested.instant,
+                rules,
+                zone,
+                times,
+                now,
+                request.conflict_policy,
+                suggestions=self._suggestions,
+                window=self._horizon,
+            )
+            instant, moved, reason = resolution.instant, resolution.moved, resolution.reason
+            # A move must not leave the horizon either.
+            check_window(instant, now, self._past_grace, self._horizon)
+        else:
+            instant = next_free_slot(rules, zone, times, now, priority, window=self._horizon)
+        _ensure_not_duplicate(post, instant, taken, zone)
+        before, expected = snapshot(post), post.version
+        previous = post.scheduled_for if post.state is PostState.SCHEDULED else None
+        post.transition("schedule")
+        post.scheduled_for = instant
+        post.timezone = request.timezone or account.timezone
+        post.priority = priority
+        post.updated_at = now
+        if not uow.posts.save(post, expected):
+            raise concurrent_change()
+        action = "post.reschedule" if previous is not None else "post.schedule"
+        _audit(uow, principal, action, post, before, request.request_id)
+        _emit(
+            uow,
+            events.post_scheduled(
+                post_id=post.id,
+                account_id=post.account_id,
+                user_id=post.user_id,
+                scheduled_for=instant,
+                timezone=post.timezone,
+                priority=priority,
+                occurred_at=now,
+                previous_scheduled_for=previous,
+            ),
+            events.post_queue_added(
+                post_id=post.id,
+                account_id=post.account_id,
+                user_id=post.user_id,
+                due_at=instant,
+                priority=priority,
+                occurred_at=now,
+            ),
+        )
+        if request.request_id:
+            idempotency.remember(uow, scope, request.request_id, digest, post.id)
+        return ScheduleResult(post, moved, reason)
+
+    # --- cancel ---------------------------------------------------------------
+
+    def cancel(self, principal: Principal, post_id: UUID, user_id: str) -> Post:
+        """SCHEDULED -> CANCELLED; cancelling a cancelled post returns it unchanged."""
+        principal.ensure_can_act_for(user_id)
+        with self._uow() as uow:
+            post = _load_own_post(uow, post_id, user_id, for_update=True)
+            if post.state is PostState.CANCELLED:
+                return post
+            before, expected = snapshot(post), post.version
+            post.transition("cancel")
+            now = self._clock.now()
+            post.updated_at = now
+            if not uow.posts.save(post, expected):
+                raise concurrent_change()
+            _audit(uow, principal, "post.cancel", post, before)
+            _emit(
+                uow,
+                events.post_cancelled(
+                    post_id=post.id,
+                    account_id=post.account_id,
+                    user_id=post.user_id,
+                    reason=f"cancelled by {principal.role}:{principal.subject}",
+                    scheduled_for=post.scheduled_for,
+                    occurred_at=now,
+                ),
+            )
+            uow.commit()
+            return post
+
+    # --- free slots -----------------------------------------------------------
+
+    def free_slots(
+        self,
+        principal: Principal,
+        account_id: UUID,
+        user_id: str = "",
+        after: datetime | None = None,
+        count: int = 0,
+    ) -> FreeSlots:
+        """The account's next free times; each counts as taken before the next."""
+        if user_id:
+            principal.ensure_can_act_for(user_id)
+        if count < 0:
+            raise InvalidArgument.for_field("count", "must not be negative")
+        wanted = min(count or DEFAULT_FREE_SLOTS, MAX_FREE_SLOTS)
+        with self._uow() as uow:
+            account = uow.accounts.get(account_id)
+            if account is None:
+                raise NotFound(
+                    f"account {account_id} does not exist",
+                    reason="ACCOUNT_NOT_FOUND",
+                    metadata={"account_id": str(account_id)},
+                )
+            if user_id and account.user_id != user_id:
+                raise _foreign("account", account_id)
+            principal.ensure_can_act_for(account.user_id)
+            now = self._clock.now()
+            start = max(after or now, now)
+            taken = uow.schedule.taken_times(account.id, start - LOOKBACK)
+        zone = load_zone(account.timezone, "account.timezone")
+        slots = free_slots(
+            _rules(account),
+            zone,
+            [entry.at for entry in taken],
+            start,
+            wanted,
+            window=self._horizon - (start - now),
+        )
+        return FreeSlots(slots, account.timezone)
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def _check_request(request: ScheduleRequest) -> None:
+    """What can be checked before touching the database."""
+    idempotency.check_request_id(request.request_id)
+    if request.priority.strip():
+        parse_priority(request.priority)
+    if request.timezone:
+        load_zone(request.timezone)
+
+
+def _scope(user_id: str) -> str:
+    return f"SchedulePost:{user_id}"
+
+
+def _digest(request: ScheduleRequest) -> str:
+    return idempotency.request_hash(asdict(request))
+
+
+def _load_own_post(
+    uow: UnitOfWork, post_id: UUID, user_id: str, *, for_update: bool = False
+) -> Post:
+    post = uow.posts.get(post_id, for_update=for_update)
+    if post is None:
+        raise NotFound(
+            f"post {post_id} does not exist",
+            reason="POST_NOT_FOUND",
+            metadata={"post_id": str(post_id)},
+        )
+    if post.user_id != user_id:
+        raise _foreign("post", post_id)
+    return post
+
+
+def _foreign(kind: str, resource_id: UUID) -> PermissionDenied:
+    return PermissionDenied(
+        f"the {kind} {resource_id} belongs to another user", reason="FOREIGN_RESOURCE"
+    )
+
+
+def _rules(account: Account) -> PostingRules:
+    try:
+        return posting_rules_from_json(account.posting_rules)
+    except InvalidArgument as error:
+        # Stored before rules were validated: the account must be fixed first.
+        raise FailedPrecondition(
+            f"the account's posting rules are invalid; update the account: {error.message}",
+            reason="INVALID_ACCOUNT_RULES",
+            metadata={"account_id": str(account.id)},
+        ) from None
+
+
+def _ensure_not_duplicate(
+    post: Post, instant: datetime, taken: list[TakenTime], zone: ZoneInfo
+) -> None:
+    at = find_duplicate(post.text, instant, [(entry.text, entry.at) for entry in taken])
+    if at is None:
+        return
+    other = next(entry for entry in taken if entry.at == at)
+    hours = int(DUPLICATE_WINDOW.total_seconds() // 3600)
+    raise FailedPrecondition(
+        f"the same text is already on this account at {describe(at, zone)}; X refuses "
+        f"duplicate posts less than {hours} hours apart",
+        reason="DUPLICATE_CONTENT",
+        metadata={"duplicate_post_id": str(other.post_id), "duplicate_time": _iso(at)},
+    )
+
+
+def _replayed(post: Post, request: ScheduleRequest) -> ScheduleResult:
+    """The answer to a repeated request: the post as it is now, and whether the
+    first call moved it off the requested time (recomputed, since only the
+    post is remembered)."""
+    if not request.scheduled_for.strip() or post.scheduled_for is None or not post.timezone:
+        return ScheduleResult(post)
+    try:
+        requested = resolve_requested_time(
+            request.scheduled_for,
+            request.timezone or post.timezone,
+            post.scheduled_for,
+            nonexistent=request.nonexistent,
+            ambiguous=request.ambiguous,
+            past_grace=_REPLAY_SLACK,
+            horizon=_REPLAY_SLACK,
+        )
+    except DomainError:
+        return ScheduleResult(post)
+    if requested.instant == post.scheduled_for:
+        return ScheduleResult(post)
+    zone = ZoneInfo(post.timezone)
+    reason = (
+        f"moved from {describe(requested.instant, zone)} to "
+        f"{describe(post.scheduled_for, zone)} by the conflict policy"
+    )
+    return ScheduleResult(post, True, reason)
+
+
+def _at_index(error: DomainError, index: int, post_id: UUID) -> DomainError:
+    """The same error, naming the batch item it came from."""
+    prefix = f"requests[{index}]"
+    changes: dict[str, object] = {
+        "message": f"{prefix} (post {post_id}): {error.message}",
+        "metadata": {**error.metadata, "index": str(index), "post_id": str(post_id)},
+    }
+    if isinstance(error, InvalidArgument):
+        changes["violations"] = [
+            FieldViolation(f"{prefix}.{v.field}", v.description) for v in error.violations
+        ]
+    return dataclasses.replace(error, **changes)  # type: ignore[arg-type]
+
+
+def _audit(
+    uow: UnitOfWork,
+    principal: Principal,
+    action: str,
+    post: Post,
+    before: dict[str, object],
+    request_id: str = "",
+) -> None:
+    audit(
+        uow,
+        principal,
+        action,
+        resource_type="post",
+        resource_id=post.id,
+        user_id=post.user_id,
+        before=before,
+        after=snapshot(post),
+        request_id=request_id,
+    )
+
+
+def _emit(uow: UnitOfWork, *built: events.DomainEvent) -> None:
+    for event in built:
+        uow.outbox.add(OutboxEvent(**asdict(event)))
+
+
+def _iso(value: datetime) -> str:
+    return events.json_timestamp(value)
