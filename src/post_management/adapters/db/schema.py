@@ -51,6 +51,8 @@ accounts = Table(
     Column("posting_rules", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # Fernet token of the JSON credentials; never leaves the service.
     Column("credentials_encrypted", LargeBinary, nullable=True),
+    # Set from X's rate-limit answers: the dispatcher leaves the account alone until then.
+    Column("rate_limited_until", DateTime(timezone=True), nullable=True),
     Column("version", Integer, nullable=False),
     *_timestamps(),
     UniqueConstraint("user_id", "x_user_id"),
@@ -83,6 +85,12 @@ posts = Table(
     # Set while PUBLISHING: which attempt holds the post, and until when.
     Column("attempt_id", UUID(as_uuid=True), nullable=True),
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    # When the current attempt called X: the reconciler searches X from here.
+    Column("publish_started_at", DateTime(timezone=True), nullable=True),
+    # Set when X's answer was lost: from then on the reconciler decides.
+    Column("reconcile_after", DateTime(timezone=True), nullable=True),
+    # Why the outcome is unknown ("timeout", "duplicate", ...): decides what "not on X" means.
+    Column("unknown_cause", String(32), nullable=False, server_default=""),
     Column("version", Integer, nullable=False),
     *_timestamps(),
     Index("ix_posts_user_created", "user_id", "created_at", "id"),
@@ -94,6 +102,32 @@ posts = Table(
         "due_at",
         postgresql_where=text("state = 'SCHEDULED'"),
     ),
+    # At most one post per account is being published, so an unknown outcome can be
+    # matched against the account's timeline without ambiguity.
+    Index(
+        "uq_posts_one_publishing_per_account",
+        "account_id",
+        unique=True,
+        postgresql_where=text("state = 'PUBLISHING'"),
+    ),
+)
+
+post_attempts = Table(
+    "post_attempts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "post_id", UUID(as_uuid=True), ForeignKey("posts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("attempt_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("number", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    # published, failed, rate_limited, unknown, suspended, retry, dead_lettered, adopted
+    Column("outcome", String(32), nullable=False, server_default=""),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("x_post_id", String(32), nullable=False, server_default=""),
+    Index("ix_post_attempts_post", "post_id", "number"),
 )
 
 audit_log = Table(

@@ -1,0 +1,86 @@
+"""Ports of the publishing engine: the queue in the database and the rate limiter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+from uuid import UUID
+
+from post_management.domain.account import AccountState, Credentials
+from post_management.domain.events import DomainEvent
+from post_management.domain.post import PostState, Priority
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A post this process holds in PUBLISHING until its lease runs out.
+
+    `holder` is the token in posts.attempt_id: a settlement only lands while it
+    still matches, so a worker that lost its lease cannot overwrite anything.
+    """
+
+    post_id: UUID
+    holder: UUID
+    attempt_number: int
+    account_id: UUID
+    user_id: str
+    x_user_id: str
+    text: str
+    media_ids: tuple[str, ...]
+    reply_to_x_post_id: str
+    priority: Priority
+    due_at: datetime
+    started_at: datetime
+    credentials: Credentials | None = field(repr=False)
+    # Set for reconciliation claims: why the earlier outcome is unknown.
+    unknown_cause: str = ""
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What becomes of a claimed post, applied in one transaction."""
+
+    state: PostState
+    outcome: str  # recorded in post_attempts
+    detail: str = ""
+    x_post_id: str = ""
+    published_at: datetime | None = None
+    due_at: datetime | None = None  # the retry time, when back to SCHEDULED
+    reconcile_after: datetime | None = None  # when it stays PUBLISHING (unknown)
+    unknown_cause: str = ""
+    # Rate limits and suspensions are not the post's fault: the attempt is refunded.
+    refund_attempt: bool = False
+    account_state: AccountState | None = None
+    account_rate_limited_until: datetime | None = None
+    events: tuple[DomainEvent, ...] = ()
+
+
+class PublishQueue(Protocol):
+    def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
+        """Due SCHEDULED posts in (priority, due time) order, at most one per account,
+        none of an account that is paused, rate limited or already publishing."""
+        ...
+
+    def claim_post(self, post_id: UUID, now: datetime, lease: timedelta) -> Claim | None:
+        """This post, if it is SCHEDULED and due and its account is free."""
+        ...
+
+    def claim_for_reconcile(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
+        """PUBLISHING posts whose outcome is unknown and settled, or whose lease expired
+        (their publisher died): each gets a new holder token and lease."""
+        ...
+
+    def extend(self, claim: Claim, until: datetime) -> bool:
+        """Keep a claim (e.g. look again later) without changing its state."""
+        ...
+
+    def settle(self, claim: Claim, settlement: Settlement, now: datetime) -> bool:
+        """Apply the settlement if `claim.holder` still holds the post."""
+        ...
+
+
+class RateLimiter(Protocol):
+    def acquire(self, key: str, limit: int, window: timedelta, now: datetime) -> datetime | None:
+        """Take one unit of `key`'s budget: None when granted, else when one frees up."""
+        ...

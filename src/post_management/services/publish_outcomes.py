@@ -1,0 +1,203 @@
+"""What each X outcome means for a claimed post (DESIGN section 4), as Settlements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from post_management.domain import events
+from post_management.domain.account import AccountState
+from post_management.domain.post import PostState
+from post_management.domain.retry import RetryPolicy
+from post_management.ports.publishing import Claim, Settlement
+from post_management.ports.x_api import (
+    AccountSuspended,
+    Duplicate,
+    PermanentFailure,
+    Published,
+    PublishOutcome,
+    RateLimited,
+    Unauthorized,
+    UnknownOutcome,
+)
+
+
+@dataclass(frozen=True)
+class Timing:
+    policy: RetryPolicy
+    # How long X may take to show a post on the timeline before "not there" counts.
+    settle_delay: timedelta
+
+
+def _ids(claim: Claim) -> dict[str, object]:
+    return {"post_id": claim.post_id, "account_id": claim.account_id, "user_id": claim.user_id}
+
+
+def published(claim: Claim, x_post_id: str, now: datetime, outcome: str) -> Settlement:
+    return Settlement(
+        state=PostState.PUBLISHED,
+        outcome=outcome,
+        x_post_id=x_post_id,
+        published_at=now,
+        events=(
+            events.post_published(
+                **_ids(claim),  # type: ignore[arg-type]
+                x_post_id=x_post_id,
+                published_at=now,
+                attempt=claim.attempt_number,
+                occurred_at=now,
+            ),
+            _processed(claim, PostState.PUBLISHED, now),
+        ),
+    )
+
+
+def _processed(claim: Claim, state: PostState, now: datetime) -> events.DomainEvent:
+    return events.post_queue_processed(
+        **_ids(claim),  # type: ignore[arg-type]
+        state=state,
+        attempt=claim.attempt_number,
+        delay=max(now - claim.due_at, timedelta(0)),
+        occurred_at=now,
+    )
+
+
+def failed(claim: Claim, code: str, reason: str, now: datetime) -> Settlement:
+    return Settlement(
+        state=PostState.FAILED,
+        outcome="failed",
+        detail=reason,
+        events=(
+            events.post_failed(
+                **_ids(claim),  # type: ignore[arg-type]
+                error_code=code,
+                reason=reason,
+                attempt=claim.attempt_number,
+                state=PostState.FAILED,
+                occurred_at=now,
+            ),
+            _processed(claim, PostState.FAILED, now),
+        ),
+    )
+
+
+def retry_or_dead_letter(
+    claim: Claim, code: str, reason: str, now: datetime, timing: Timing
+) -> Settlement:
+    """A transient failure: try again after a backoff, or give up for good."""
+    if timing.policy.exhausted(claim.attempt_number):
+        detail = f"gave up after {claim.attempt_number} attempts: {reason}"
+        return Settlement(
+            state=PostState.DEAD_LETTERED,
+            outcome="dead_lettered",
+            detail=detail,
+            events=(
+                events.post_failed(
+                    **_ids(claim),  # type: ignore[arg-type]
+                    error_code=code,
+                    reason=detail,
+                    attempt=claim.attempt_number,
+                    state=PostState.DEAD_LETTERED,
+                    occurred_at=now,
+                ),
+                _processed(claim, PostState.DEAD_LETTERED, now),
+            ),
+        )
+    retry_at = now + timing.policy.delay(claim.attempt_number)
+    return Settlement(
+        state=PostState.SCHEDULED,
+        outcome="retry",
+        detail=reason,
+        due_at=retry_at,
+        events=(
+            events.post_failed(
+                **_ids(claim),  # type: ignore[arg-type]
+                error_code=code,
+                reason=reason,
+                attempt=claim.attempt_number,
+                state=PostState.SCHEDULED,
+                occurred_at=now,
+                next_attempt_at=retry_at,
+            ),
+        ),
+    )
+
+
+def rate_limited(
+    claim: Claim, reset_at: datetime, scope: str, limit: int, now: datetime
+) -> Settlement:
+    """Back to the queue with its due time and priority: it waits, it does not fail."""
+    return Settlement(
+        state=PostState.SCHEDULED,
+        outcome="rate_limited",
+        detail=f"rate limited until {reset_at.isoformat()}",
+        refund_attempt=True,
+        account_rate_limited_until=reset_at,
+        events=(
+            events.rate_limit_reached(
+                account_id=claim.account_id,
+                user_id=claim.user_id,
+                scope=scope,
+                endpoint="POST /2/tweets",
+                limit=limit,
+                reset_at=reset_at,
+                occurred_at=now,
+            ),
+        ),
+    )
+
+
+def suspended(claim: Claim, reason: str, now: datetime) -> Settlement:
+    """The account's queue pauses until someone resumes it; the post waits."""
+    return Settlement(
+        state=PostState.SCHEDULED,
+        outcome="account_suspended",
+        detail=reason,
+        refund_attempt=True,
+        account_state=AccountState.SUSPENDED,
+        events=(
+            events.account_suspended(
+                account_id=claim.account_id,
+                user_id=claim.user_id,
+                x_user_id=claim.x_user_id,
+                reason=reason,
+                affected_posts=1,
+                occurred_at=now,
+            ),
+        ),
+    )
+
+
+def unknown(claim: Claim, cause: str, reason: str, now: datetime, timing: Timing) -> Settlement:
+    """X may have published it: stay PUBLISHING; the reconciler decides later."""
+    return Settlement(
+        state=PostState.PUBLISHING,
+        outcome="unknown",
+        detail=reason,
+        reconcile_after=now + timing.settle_delay,
+        unknown_cause=cause,
+    )
+
+
+def settle_publish(
+    claim: Claim, outcome: PublishOutcome, now: datetime, timing: Timing
+) -> Settlement:
+    match outcome:
+        case Published(x_post_id=x_post_id):
+            return published(claim, x_post_id, now, "published")
+        case RateLimited(reset_at=reset_at, limit=limit):
+            return rate_limited(claim, reset_at, events.RATE_LIMIT_SCOPE_USER, limit or 0, now)
+        case Duplicate():
+            return unknown(claim, "duplicate", "X refused duplicate content", now, timing)
+        case AccountSuspended(reason=reason):
+            return suspended(claim, f"account suspended: {reason}", now)
+        case Unauthorized(reason=reason):
+            return suspended(claim, f"tokens revoked: {reason}", now)
+        case PermanentFailure(reason=reason, status=status):
+            return failed(claim, f"X_{status or 'ERROR'}", reason, now)
+        case UnknownOutcome(reason=reason, request_sent=False):
+            # Never reached X: safe to retry without asking X first.
+            return retry_or_dead_letter(claim, "X_UNREACHABLE", reason, now, timing)
+        case UnknownOutcome(reason=reason):
+            return unknown(claim, "no_answer", reason, now, timing)
+    raise AssertionError(f"unhandled outcome {outcome!r}")

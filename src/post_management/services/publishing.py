@@ -1,0 +1,225 @@
+"""The publishing engine: publish a claimed post once, dispatch due posts, and
+reconcile posts whose outcome on X is unknown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from post_management.domain import events
+from post_management.domain.duplicates import normalize_text
+from post_management.domain.post import PostState
+from post_management.ports.publishing import Claim, PublishQueue, RateLimiter, Settlement
+from post_management.ports.support import Clock
+from post_management.ports.x_api import (
+    NewPost,
+    RateLimited,
+    Timeline,
+    XApi,
+    XCredentials,
+)
+from post_management.services import publish_outcomes as outcomes
+from post_management.services.publish_outcomes import Timing
+
+log = logging.getLogger(__name__)
+
+# X's documented limits for POST /2/tweets.
+USER_POSTS_PER_WINDOW = 100
+USER_WINDOW = timedelta(minutes=15)
+APP_POSTS_PER_DAY = 10_000
+APP_WINDOW = timedelta(hours=24)
+# Search the timeline from a little before the attempt started: clocks differ.
+CLOCK_MARGIN = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    timing: Timing
+    lease: timedelta = timedelta(seconds=90)  # longer than any X call can take
+    batch_size: int = 100
+    max_in_flight: int = 32
+    user_limit: int = USER_POSTS_PER_WINDOW
+    app_limit: int = APP_POSTS_PER_DAY
+
+
+class Publisher:
+    """Makes the one create-post call of a claim and settles the result."""
+
+    def __init__(
+        self,
+        queue: PublishQueue,
+        x_api: XApi,
+        limiter: RateLimiter,
+        clock: Clock,
+        settings: EngineSettings,
+    ) -> None:
+        self._queue = queue
+        self._x = x_api
+        self._limiter = limiter
+        self._clock = clock
+        self._settings = settings
+
+    def publish(self, claim: Claim) -> PostState:
+        now = self._clock.now()
+        refused = self._spend_budget(claim, now)
+        if refused is not None:
+            self._settle(claim, refused)
+            return refused.state
+        if claim.credentials is None:
+            settlement = outcomes.failed(
+                claim, "NO_CREDENTIALS", "the account has no X credentials", now
+            )
+            self._settle(claim, settlement)
+            return settlement.state
+        post = NewPost(
+            text=claim.text,
+            media_ids=claim.media_ids,
+            in_reply_to=claim.reply_to_x_post_id or None,
+        )
+        result = self._x.create_post(_x_credentials(claim), post)
+        settlement = outcomes.settle_publish(
+            claim, result, self._clock.now(), self._settings.timing
+        )
+        self._settle(claim, settlement)
+        return settlement.state
+
+    def _spend_budget(self, claim: Claim, now: datetime) -> Settlement | None:
+        """Our own count of X's budgets, so a busy account waits instead of earning 429s."""
+        budgets = (
+            (
+                f"x:user:{claim.account_id}",
+                self._settings.user_limit,
+                USER_WINDOW,
+                events.RATE_LIMIT_SCOPE_USER,
+            ),
+            ("x:app", self._settings.app_limit, APP_WINDOW, events.RATE_LIMIT_SCOPE_APP),
+        )
+        for key, limit, window, scope in budgets:
+            free_at = self._limiter.acquire(key, limit, window, now)
+            if free_at is not None:
+                return outcomes.rate_limited(claim, free_at, scope, limit, now)
+        return None
+
+    def _settle(self, claim: Claim, settlement: Settlement) -> None:
+        if not self._queue.settle(claim, settlement, self._clock.now()):
+            # Our lease ran out and the reconciler holds the post now: it will
+            # find the post on X if this attempt published it.
+            log.warning("lost the claim on post %s before settling it", claim.post_id)
+
+
+class Dispatcher:
+    """One tick: claim what is due, publish concurrently (bounded), never wait for X."""
+
+    def __init__(
+        self, queue: PublishQueue, publisher: Publisher, clock: Clock, settings: EngineSettings
+    ) -> None:
+        self._queue = queue
+        self._publisher = publisher
+        self._clock = clock
+        self._settings = settings
+        self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="publish")
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def tick(self) -> int:
+        """Claim and start publishing due posts; returns how many were claimed."""
+        with self._lock:
+            free = self._settings.max_in_flight - self._in_flight
+        if free <= 0:
+            return 0
+        claims = self._queue.claim_due(
+            self._clock.now(), min(free, self._settings.batch_size), self._settings.lease
+        )
+        for claim in claims:
+            with self._lock:
+                self._in_flight += 1
+            future = self._pool.submit(self._publisher.publish, claim)
+            future.add_done_callback(self._done)
+        return len(claims)
+
+    def _done(self, future: Future[PostState]) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        if (error := future.exception()) is not None:
+            # The claim stays PUBLISHING; when its lease ends the reconciler decides.
+            log.error("publishing failed unexpectedly: %r", error)
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait for in-flight publishes (shutdown, tests)."""
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        self._pool = ThreadPoolExecutor(self._settings.max_in_flight, thread_name_prefix="publish")
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+
+class Reconciler:
+    """Resolves PUBLISHING posts whose answer from X was lost, by looking at X.
+
+    It is the only path that may lead to a second create-post call for a post,
+    and only after the account's timeline shows the post is not there.
+    """
+
+    def __init__(
+        self, queue: PublishQueue, x_api: XApi, clock: Clock, settings: EngineSettings
+    ) -> None:
+        self._queue = queue
+        self._x = x_api
+        self._clock = clock
+        self._settings = settings
+
+    def tick(self, limit: int = 50) -> int:
+        claims = self._queue.claim_for_reconcile(self._clock.now(), limit, self._settings.lease)
+        for claim in claims:
+            self.reconcile(claim)
+        return len(claims)
+
+    def reconcile(self, claim: Claim) -> None:
+        now = self._clock.now()
+        timing = self._settings.timing
+        if claim.credentials is None:
+            self._queue.settle(
+                claim, outcomes.failed(claim, "NO_CREDENTIALS", "no X credentials", now), now
+            )
+            return
+        timeline = self._x.recent_posts(
+            _x_credentials(claim),
+            claim.started_at - CLOCK_MARGIN,
+            user_id=claim.x_user_id or None,
+        )
+        if isinstance(timeline, RateLimited):
+            self._queue.extend(claim, max(timeline.reset_at, now + timing.settle_delay))
+            return
+        if not isinstance(timeline, Timeline):
+            # X cannot tell us now; ask again later rather than guess.
+            self._queue.extend(claim, now + timing.settle_delay)
+            return
+        wanted = normalize_text(claim.text)
+        for x_post in timeline.posts:
+            if normalize_text(x_post.text) == wanted:
+                self._queue.settle(claim, outcomes.published(claim, x_post.id, now, "adopted"), now)
+                return
+        if not timeline.complete:
+            self._queue.extend(claim, now + timing.settle_delay)
+            return
+        if claim.unknown_cause == "duplicate":
+            settlement = outcomes.failed(
+                claim,
+                "DUPLICATE_CONTENT",
+                "X refused the text as a duplicate of an earlier post",
+                now,
+            )
+        else:
+            reason = f"not on X after an unknown outcome ({claim.unknown_cause})"
+            settlement = outcomes.retry_or_dead_letter(claim, "X_UNKNOWN", reason, now, timing)
+        self._queue.settle(claim, settlement, now)
+
+
+def _x_credentials(claim: Claim) -> XCredentials:
+    assert claim.credentials is not None
+    return XCredentials(claim.credentials.access_token, claim.credentials.access_token_secret)
