@@ -24,6 +24,8 @@ from post_management.entrypoints.grpc.server import Services
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.services.accounts import AccountService
 from post_management.services.posts import PostService
+from post_management.services.scheduled_listing import ScheduledListing
+from post_management.services.scheduling import SchedulingService
 
 log = logging.getLogger(__name__)
 
@@ -142,5 +144,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             components=components,
         ),
         readiness=readiness,
+        scheduling=SchedulingService(uow, clock),
+        scheduled_listing=ScheduledListing(uow),
     )
     return Container(settings, engine, tokens, services, embedded, components)

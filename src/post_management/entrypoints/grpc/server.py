@@ -33,9 +33,12 @@ from post_management.entrypoints.grpc.info_servicer import (
     ServiceInfoServicer,
 )
 from post_management.entrypoints.grpc.post_servicer import PostServicer
+from post_management.entrypoints.grpc.scheduling_servicer import SchedulingServicer
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.services.accounts import AccountService
 from post_management.services.posts import PostService
+from post_management.services.scheduled_listing import ScheduledListing
+from post_management.services.scheduling import SchedulingService
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,8 @@ class Services:
     tokens: TokenCodec
     build: BuildInfo
     readiness: Callable[[], list[ComponentCheck]]
+    scheduling: SchedulingService
+    scheduled_listing: ScheduledListing
 
 
 class GrpcServer:
@@ -89,11 +94,10 @@ class GrpcServer:
             ServiceInfoServicer(services.build, services.readiness, lambda: self._serving),
             self._server,
         )
-        # Implemented by later features; the generated bases answer UNIMPLEMENTED.
         scheduling_service_pb2_grpc.add_PostSchedulingServiceServicer_to_server(
-            scheduling_service_pb2_grpc.PostSchedulingServiceServicer(),  # type: ignore[abstract]
-            self._server,
+            SchedulingServicer(services.scheduling, services.scheduled_listing), self._server
         )
+        # Implemented by later features; the generated bases answer UNIMPLEMENTED.
         publishing_service_pb2_grpc.add_PublishingServiceServicer_to_server(
             publishing_service_pb2_grpc.PublishingServiceServicer(),  # type: ignore[abstract]
             self._server,

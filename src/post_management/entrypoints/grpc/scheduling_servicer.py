@@ -1,0 +1,187 @@
+"""PostSchedulingService over gRPC: map, call the use case off the event loop, map back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC
+from typing import Any, TypeVar
+
+import grpc
+from xmp.posts.v1 import (
+    post_pb2,
+    scheduling_service_pb2,
+    scheduling_service_pb2_grpc,
+)
+
+from post_management.domain.conflicts import ConflictPolicy
+from post_management.domain.errors import InvalidArgument
+from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy
+from post_management.entrypoints.grpc.edge import current_principal
+from post_management.entrypoints.grpc.errors import to_rpc_status
+from post_management.entrypoints.grpc.mapping import (
+    parse_uuid,
+    post_state_from_proto,
+    post_to_proto,
+    required_user_id,
+    timestamp,
+)
+from post_management.services.scheduled_listing import ScheduledFilter, ScheduledListing
+from post_management.services.scheduling import (
+    ScheduleRequest,
+    ScheduleResult,
+    SchedulingService,
+)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+pb = scheduling_service_pb2
+
+_CONFLICT: dict[int, ConflictPolicy] = {
+    pb.CONFLICT_POLICY_UNSPECIFIED: ConflictPolicy.REJECT,
+    pb.CONFLICT_POLICY_REJECT: ConflictPolicy.REJECT,
+    pb.CONFLICT_POLICY_MOVE: ConflictPolicy.MOVE,
+}
+_NONEXISTENT: dict[int, NonexistentTimePolicy] = {
+    pb.NONEXISTENT_TIME_POLICY_UNSPECIFIED: NonexistentTimePolicy.REJECT,
+    pb.NONEXISTENT_TIME_POLICY_REJECT: NonexistentTimePolicy.REJECT,
+    pb.NONEXISTENT_TIME_POLICY_SHIFT_FORWARD: NonexistentTimePolicy.SHIFT_FORWARD,
+}
+_AMBIGUOUS: dict[int, AmbiguousTimePolicy] = {
+    pb.AMBIGUOUS_TIME_POLICY_UNSPECIFIED: AmbiguousTimePolicy.EARLIER,
+    pb.AMBIGUOUS_TIME_POLICY_EARLIER: AmbiguousTimePolicy.EARLIER,
+    pb.AMBIGUOUS_TIME_POLICY_LATER: AmbiguousTimePolicy.LATER,
+}
+
+
+T = TypeVar("T")
+
+
+def _enum(table: dict[int, T], value: int, field: str) -> T:
+    try:
+        return table[value]
+    except KeyError:
+        raise InvalidArgument.for_field(
+            field, f"unknown value {value}", reason="UNKNOWN_ENUM"
+        ) from None
+
+
+def schedule_request(
+    message: scheduling_service_pb2.SchedulePostRequest, prefix: str = "", user_id: str = ""
+) -> ScheduleRequest:
+    """The use case's request; `user_id` fills an empty one (batch items)."""
+    return ScheduleRequest(
+        post_id=parse_uuid(message.post_id, f"{prefix}post_id"),
+        user_id=required_user_id(message.user_id or user_id, f"{prefix}user_id"),
+        scheduled_for=message.scheduled_for,
+        timezone=message.timezone,
+        priority=message.priority,
+        conflict_policy=_enum(_CONFLICT, message.conflict_policy, f"{prefix}conflict_policy"),
+        nonexistent=_enum(
+            _NONEXISTENT, message.nonexistent_time_policy, f"{prefix}nonexistent_time_policy"
+        ),
+        ambiguous=_enum(
+            _AMBIGUOUS, message.ambiguous_time_policy, f"{prefix}ambiguous_time_policy"
+        ),
+        request_id=message.request_id,
+    )
+
+
+def schedule_response(result: ScheduleResult) -> scheduling_service_pb2.SchedulePostResponse:
+    return pb.SchedulePostResponse(
+        post=post_to_proto(result.post), moved=result.moved, move_reason=result.move_reason
+    )
+
+
+class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServicer):
+    def __init__(self, scheduling: SchedulingService, listing: ScheduledListing) -> None:
+        self._scheduling = scheduling
+        self._listing = listing
+
+    async def SchedulePost(
+        self, request: scheduling_service_pb2.SchedulePostRequest, context: Context
+    ) -> scheduling_service_pb2.SchedulePostResponse:
+        command = schedule_request(request)
+        result = await asyncio.to_thread(self._scheduling.schedule, current_principal(), command)
+        return schedule_response(result)
+
+    async def ListScheduledPosts(
+        self, request: scheduling_service_pb2.ListScheduledPostsRequest, context: Context
+    ) -> scheduling_service_pb2.ListScheduledPostsResponse:
+        where = ScheduledFilter(
+            user_id=required_user_id(request.user_id),
+            account_id=parse_uuid(request.account_id, "account_id") if request.account_id else None,
+            state=post_state_from_proto(request.state),
+            priority=request.priority,
+            from_date=request.from_date,
+            to_date=request.to_date,
+        )
+        page = await asyncio.to_thread(
+            self._listing.list,
+            current_principal(),
+            where,
+            request.limit,
+            request.offset,
+            request.page_token,
+        )
+        return pb.ListScheduledPostsResponse(
+            posts=[post_to_proto(post) for post in page.posts],
+            total_count=page.total_count,
+            limit=page.limit,
+            offset=page.offset,
+            next_page_token=page.next_page_token,
+        )
+
+    async def CancelSchedule(
+        self, request: scheduling_service_pb2.CancelScheduleRequest, context: Context
+    ) -> post_pb2.Post:
+        # The user id is checked before the post id is even parsed: nothing about a
+        # foreign post leaks.
+        user_id = required_user_id(request.user_id)
+        principal = current_principal()
+        principal.ensure_can_act_for(user_id)
+        post_id = parse_uuid(request.post_id, "post_id")
+        post = await asyncio.to_thread(self._scheduling.cancel, principal, post_id, user_id)
+        return post_to_proto(post)
+
+    async def BatchSchedulePosts(
+        self, request: scheduling_service_pb2.BatchSchedulePostsRequest, context: Context
+    ) -> scheduling_service_pb2.BatchSchedulePostsResponse:
+        user_id = required_user_id(request.user_id)
+        principal = current_principal()
+        principal.ensure_can_act_for(user_id)
+        commands = [
+            schedule_request(item, f"requests[{index}].", user_id)
+            for index, item in enumerate(request.requests)
+        ]
+        items = await asyncio.to_thread(
+            self._scheduling.batch,
+            principal,
+            user_id,
+            commands,
+            all_or_nothing=request.all_or_nothing,
+        )
+        results = []
+        for item in items:
+            result = pb.BatchScheduleResult(post_id=str(item.post_id))
+            if item.result is not None:
+                result.response.CopyFrom(schedule_response(item.result))
+            if item.error is not None:
+                result.error.CopyFrom(to_rpc_status(item.error))
+            results.append(result)
+        return pb.BatchSchedulePostsResponse(results=results)
+
+    async def ListFreeSlots(
+        self, request: scheduling_service_pb2.ListFreeSlotsRequest, context: Context
+    ) -> scheduling_service_pb2.ListFreeSlotsResponse:
+        principal = current_principal()
+        user_id = request.user_id
+        if user_id:
+            principal.ensure_can_act_for(required_user_id(user_id))
+        account_id = parse_uuid(request.account_id, "account_id")
+        after = request.after.ToDatetime(tzinfo=UTC) if request.HasField("after") else None
+        found = await asyncio.to_thread(
+            self._scheduling.free_slots, principal, account_id, user_id, after, request.count
+        )
+        return pb.ListFreeSlotsResponse(
+            slots=[stamp for stamp in map(timestamp, found.slots) if stamp is not None],
+            timezone=found.timezone,
+        )
