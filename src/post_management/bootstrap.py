@@ -6,24 +6,42 @@ import logging
 import os
 import subprocess
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
+import redis
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox, InvalidKeys
 from post_management.adapters.db.engine import make_engine, migrate, ping
+from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from post_management.adapters.emulator.server import EmulatorThread
 from post_management.adapters.local import EmbeddedPostgres, local_secrets
+from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
+from post_management.adapters.x.client import TweepyXApi
+from post_management.adapters.x.settings import XClientSettings
 from post_management.config import ConfigError, Settings
+from post_management.domain.retry import RetryPolicy
 from post_management.entrypoints.grpc.info_servicer import BuildInfo, ComponentCheck
 from post_management.entrypoints.grpc.server import Services
 from post_management.entrypoints.grpc.tokens import TokenCodec
+from post_management.entrypoints.jobs.timer import Tick, Timer
+from post_management.ports.publishing import RateLimiter
 from post_management.services.accounts import AccountService
 from post_management.services.posts import PostService
+from post_management.services.publish_commands import PublishCommands
+from post_management.services.publish_outcomes import Timing
+from post_management.services.publishing import (
+    Dispatcher,
+    EngineSettings,
+    Publisher,
+    Reconciler,
+)
 from post_management.services.scheduled_listing import ScheduledListing
 from post_management.services.scheduling import SchedulingService
 
@@ -36,10 +54,27 @@ class Container:
     engine: Engine
     tokens: TokenCodec
     services: Services
+    timer: Timer
+    dispatcher: Dispatcher
+    x_api: TweepyXApi
     embedded_database: EmbeddedPostgres | None = None
+    emulator: EmulatorThread | None = None
     components: dict[str, str] = field(default_factory=dict)
 
+    def start_jobs(self) -> None:
+        if self.settings.dispatcher_enabled:
+            self.timer.start()
+
+    def stop_jobs(self) -> None:
+        """No new claims; publishes already under way finish."""
+        if self.settings.dispatcher_enabled:
+            self.timer.stop()
+        self.dispatcher.drain()
+
     def close(self) -> None:
+        self.x_api.close()
+        if self.emulator is not None:
+            self.emulator.stop()
         self.engine.dispose()
         if self.embedded_database is not None:
             self.embedded_database.stop()
@@ -100,6 +135,54 @@ def _version() -> str:
         return "0.0.0"
 
 
+def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
+    """The real X when app credentials are set, else the bundled emulator."""
+    emulator = None
+    base_url = settings.x_api_base_url
+    if settings.twitter_consumer_key is None and base_url is None:
+        emulator = EmulatorThread()
+        base_url = emulator.base_url
+
+    def secret(value: SecretStr | None, default: str) -> str:
+        return value.get_secret_value() if value is not None else default
+
+    client = TweepyXApi(
+        XClientSettings(
+            consumer_key=secret(settings.twitter_consumer_key, "emulator"),
+            consumer_secret=secret(settings.twitter_consumer_secret, "emulator"),
+            bearer_token=secret(settings.twitter_bearer_token, "emulator"),
+            base_url=base_url,
+            read_timeout=settings.x_timeout_seconds,
+        )
+    )
+    return client, emulator
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url is None:
+        return InProcessRateLimiter()
+    client = redis.Redis.from_url(
+        settings.redis_url.get_secret_value(), socket_timeout=0.5, socket_connect_timeout=0.5
+    )
+    return RedisRateLimiter(client)
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    return EngineSettings(
+        timing=Timing(
+            policy=RetryPolicy(
+                base=timedelta(seconds=settings.retry_base_seconds),
+                factor=settings.retry_factor,
+                cap=timedelta(seconds=settings.retry_cap_seconds),
+                max_attempts=settings.retry_max_attempts,
+            ),
+            settle_delay=timedelta(seconds=settings.publish_settle_seconds),
+        ),
+        lease=timedelta(seconds=settings.publish_lease_seconds),
+        max_in_flight=settings.publish_max_in_flight,
+    )
+
+
 def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     secrets = resolve_secrets(settings)
     try:
@@ -122,6 +205,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         "redis": "external" if settings.redis_url else "in-process",
         "kafka": "external" if settings.kafka_bootstrap_servers else "off (outbox kept)",
         "x_api": "x" if settings.twitter_consumer_key else "emulator",
+        "dispatcher": "on" if settings.dispatcher_enabled else "off",
     }
 
     def readiness() -> list[ComponentCheck]:
@@ -131,6 +215,18 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             return [ComponentCheck("database", False, type(exc).__name__)]
         return [ComponentCheck("database", True, components["database"])]
 
+    x_api, emulator = x_client(settings)
+    queue = SqlPublishQueue(engine, box)
+    engine_config = engine_settings(settings)
+    publisher = Publisher(queue, x_api, rate_limiter(settings), clock, engine_config)
+    dispatcher = Dispatcher(queue, publisher, clock, engine_config)
+    reconciler = Reconciler(queue, x_api, clock, engine_config)
+    timer = Timer(
+        [
+            Tick("dispatch", dispatcher.tick, settings.dispatch_interval_seconds),
+            Tick("reconcile", reconciler.tick, settings.reconcile_interval_seconds),
+        ]
+    )
     tokens = token_codec(settings, secrets)
     services = Services(
         posts=PostService(uow, clock),
@@ -146,5 +242,17 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         readiness=readiness,
         scheduling=SchedulingService(uow, clock),
         scheduled_listing=ScheduledListing(uow),
+        publishing=PublishCommands(uow, queue, publisher, clock, engine_config.lease),
     )
-    return Container(settings, engine, tokens, services, embedded, components)
+    return Container(
+        settings,
+        engine,
+        tokens,
+        services,
+        timer=timer,
+        dispatcher=dispatcher,
+        x_api=x_api,
+        embedded_database=embedded,
+        emulator=emulator,
+        components=components,
+    )

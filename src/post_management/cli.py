@@ -60,6 +60,9 @@ async def _serve(settings: Settings, *, with_envoy: bool) -> None:
         if with_envoy:
             envoy = await asyncio.to_thread(_start_envoy, settings, server.port)
             print(f"REST (Envoy) listening on {envoy.base_url}", flush=True)
+        container.start_jobs()
+        if container.emulator is not None:
+            print(f"X API: local emulator at {container.emulator.base_url}", flush=True)
         if container.embedded_database is not None:
             token = container.tokens.mint(LOCAL_USER, Role.USER, timedelta(hours=1))
             print(f"database: embedded PostgreSQL under {settings.data_dir}/postgres", flush=True)
@@ -67,6 +70,8 @@ async def _serve(settings: Settings, *, with_envoy: bool) -> None:
         print("ready (Ctrl+C or SIGTERM stops it)", flush=True)
         await stop.wait()
         log.info("shutting down: draining for up to %.0fs", settings.shutdown_grace_seconds)
+        # Stop claiming first; posts already handed to X finish and are recorded.
+        await asyncio.to_thread(container.stop_jobs)
         await server.stop(settings.shutdown_grace_seconds)
     finally:
         # Envoy goes last so calls it already forwarded can finish.

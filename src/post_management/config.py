@@ -49,6 +49,21 @@ class Settings(BaseSettings):
     # Unset with no X credentials: the bundled X API emulator is started.
     x_api_base_url: str | None = None
 
+    # Publishing engine. The dispatcher may run in every replica.
+    dispatcher_enabled: bool = True
+    dispatch_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    reconcile_interval_seconds: float = Field(default=2.0, gt=0, le=300)
+    # Longer than any X call can take: a publisher that dies frees its post after it.
+    publish_lease_seconds: float = Field(default=90.0, ge=5, le=3600)
+    # How long X may take to list a new post before "not on X" counts.
+    publish_settle_seconds: float = Field(default=30.0, ge=0, le=3600)
+    publish_max_in_flight: int = Field(default=32, ge=1, le=1024)
+    retry_base_seconds: float = Field(default=30.0, gt=0, le=86400)
+    retry_factor: float = Field(default=2.0, ge=1, le=10)
+    retry_cap_seconds: float = Field(default=1800.0, gt=0, le=86400)
+    retry_max_attempts: int = Field(default=5, ge=1, le=100)
+    x_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 50051
     # REST through the Envoy that `serve` starts (unless --no-envoy).

@@ -197,7 +197,7 @@ class OutboxRelay:
             "request_timeout_ms": request_ms,
             "delivery_timeout_ms": max(send_ms, request_ms + 5),
             "max_block_ms": send_ms,
-            "api_version_auto_timeout_ms": min(send_ms, 10_000),
+            "bootstrap_timeout_ms": min(send_ms, 10_000),
         }
         config.update(self.settings.producer_options)
         try:

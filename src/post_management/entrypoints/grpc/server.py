@@ -33,10 +33,12 @@ from post_management.entrypoints.grpc.info_servicer import (
     ServiceInfoServicer,
 )
 from post_management.entrypoints.grpc.post_servicer import PostServicer
+from post_management.entrypoints.grpc.publishing_servicer import PublishingServicer
 from post_management.entrypoints.grpc.scheduling_servicer import SchedulingServicer
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.services.accounts import AccountService
 from post_management.services.posts import PostService
+from post_management.services.publish_commands import PublishCommands
 from post_management.services.scheduled_listing import ScheduledListing
 from post_management.services.scheduling import SchedulingService
 
@@ -68,6 +70,7 @@ class Services:
     readiness: Callable[[], list[ComponentCheck]]
     scheduling: SchedulingService
     scheduled_listing: ScheduledListing
+    publishing: PublishCommands
 
 
 class GrpcServer:
@@ -99,8 +102,7 @@ class GrpcServer:
         )
         # Implemented by later features; the generated bases answer UNIMPLEMENTED.
         publishing_service_pb2_grpc.add_PublishingServiceServicer_to_server(
-            publishing_service_pb2_grpc.PublishingServiceServicer(),  # type: ignore[abstract]
-            self._server,
+            PublishingServicer(services.publishing), self._server
         )
         analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(
             analytics_service_pb2_grpc.AnalyticsServiceServicer(),  # type: ignore[abstract]

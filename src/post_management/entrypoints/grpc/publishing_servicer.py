@@ -1,0 +1,66 @@
+"""PublishingService over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from xmp.posts.v1 import post_pb2, publishing_service_pb2, publishing_service_pb2_grpc
+
+from post_management.entrypoints.grpc.edge import current_principal
+from post_management.entrypoints.grpc.mapping import (
+    checked_user_id,
+    parse_uuid,
+    post_to_proto,
+    required_user_id,
+)
+from post_management.services.publish_commands import PublishCommands, PublishRequest
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class PublishingServicer(publishing_service_pb2_grpc.PublishingServiceServicer):
+    def __init__(self, commands: PublishCommands) -> None:
+        self._commands = commands
+
+    async def PublishPost(
+        self, request: publishing_service_pb2.PublishPostRequest, context: Context
+    ) -> publishing_service_pb2.PublishPostResponse:
+        command = PublishRequest(
+            post_id=parse_uuid(request.post_id, "post_id"),
+            user_id=required_user_id(request.user_id),
+            account_id=parse_uuid(request.account_id, "account_id")
+            if request.account_id
+            else None,
+            immediate=request.immediate_publish,
+            override_schedule=request.override_schedule,
+            request_id=request.request_id,
+        )
+        post, queued = await asyncio.to_thread(
+            self._commands.publish, current_principal(), command
+        )
+        return publishing_service_pb2.PublishPostResponse(post=post_to_proto(post), queued=queued)
+
+    async def ListDeadLetters(
+        self, request: publishing_service_pb2.ListDeadLettersRequest, context: Context
+    ) -> publishing_service_pb2.ListDeadLettersResponse:
+        page = await asyncio.to_thread(
+            self._commands.list_dead_letters,
+            current_principal(),
+            checked_user_id(request.user_id) if request.user_id else "",
+            parse_uuid(request.account_id, "account_id") if request.account_id else None,
+            request.page_size,
+            request.page_token,
+        )
+        return publishing_service_pb2.ListDeadLettersResponse(
+            posts=[post_to_proto(post) for post in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def RequeueDeadLetter(
+        self, request: publishing_service_pb2.RequeueDeadLetterRequest, context: Context
+    ) -> post_pb2.Post:
+        post_id = parse_uuid(request.post_id, "post_id")
+        post = await asyncio.to_thread(self._commands.requeue, current_principal(), post_id)
+        return post_to_proto(post)

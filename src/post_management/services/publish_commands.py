@@ -1,0 +1,218 @@
+"""PublishPost and the dead-letter queue, over the same claim path as the dispatcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+from post_management.domain import events
+from post_management.domain.auth import Principal, Role
+from post_management.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from post_management.domain.post import Post, PostState
+from post_management.ports.publishing import PublishQueue
+from post_management.ports.repositories import Cursor, OutboxEvent, PostFilter
+from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from post_management.services import idempotency
+from post_management.services.common import audit, concurrent_change, snapshot
+from post_management.services.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.publishing import Publisher
+
+# Queued posts go ahead of the others of their priority by this much.
+FRONT_OF_QUEUE = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    post_id: UUID
+    user_id: str
+    account_id: UUID | None
+    immediate: bool
+    override_schedule: bool
+    request_id: str = ""
+
+
+def _emit(uow: UnitOfWork, event: events.DomainEvent) -> None:
+    uow.outbox.add(
+        OutboxEvent(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            aggregate_type=event.aggregate_type,
+            aggregate_id=event.aggregate_id,
+            payload=event.payload,
+            occurred_at=event.occurred_at,
+        )
+    )
+
+
+class PublishCommands:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        queue: PublishQueue,
+        publisher: Publisher,
+        clock: Clock,
+        lease: timedelta,
+    ) -> None:
+        self._uow = uow
+        self._queue = queue
+        self._publisher = publisher
+        self._clock = clock
+        self._lease = lease
+
+    def publish(self, principal: Principal, request: PublishRequest) -> tuple[Post, bool]:
+        """Returns (post, queued): queued is False when this call published it (or
+        failed it) synchronously."""
+        principal.ensure_can_act_for(request.user_id)
+        idempotency.check_request_id(request.request_id)
+        scope = f"PublishPost:{request.post_id}"
+        digest = idempotency.request_hash(
+            {"immediate": request.immediate, "account": str(request.account_id)}
+        )
+        with self._uow() as uow:
+            if request.request_id and idempotency.earlier_result(
+                uow, scope, request.request_id, digest
+            ):
+                return self._load(uow, request), False
+            post = self._load(uow, request, for_update=True)
+            self._queue_now(uow, principal, post, request)
+            if request.request_id:
+                idempotency.remember(uow, scope, request.request_id, digest, post.id)
+            uow.commit()
+        if not request.immediate:
+            return post, True
+        claim = self._queue.claim_post(post.id, self._clock.now(), self._lease)
+        if claim is not None:
+            self._publisher.publish(claim)
+        with self._uow() as uow:
+            current = self._load(uow, request)
+        # Without the claim a dispatcher got there first, or the account is busy.
+        return current, claim is None
+
+    def _load(self, uow: UnitOfWork, request: PublishRequest, for_update: bool = False) -> Post:
+        post = uow.posts.get(request.post_id, for_update=for_update)
+        if post is None:
+            raise NotFound(f"post {request.post_id} does not exist", reason="POST_NOT_FOUND")
+        if post.user_id != request.user_id:
+            raise FailedPrecondition("the post does not belong to this user", reason="FOREIGN_POST")
+        return post
+
+    def _queue_now(
+        self, uow: UnitOfWork, principal: Principal, post: Post, request: PublishRequest
+    ) -> None:
+        now = self._clock.now()
+        if post.state is PostState.SCHEDULED and post.scheduled_for and post.scheduled_for > now:
+            if not request.override_schedule:
+                raise FailedPrecondition(
+                    "the post is scheduled for later; set overrideSchedule to publish it now",
+                    reason="SCHEDULED_FOR_LATER",
+                    metadata={"scheduled_for": post.scheduled_for.isoformat()},
+                )
+        if post.state not in (PostState.DRAFT, PostState.SCHEDULED, PostState.FAILED):
+            raise FailedPrecondition(
+                f"a post in state {post.state} cannot be published",
+                reason="INVALID_POST_STATE",
+                metadata={"state": str(post.state)},
+            )
+        before = snapshot(post)
+        expected = post.version
+        if request.account_id is not None and request.account_id != post.account_id:
+            account = uow.accounts.get(request.account_id)
+            if account is None or account.user_id != post.user_id:
+                raise InvalidArgument.for_field(
+                    "account_id", "is not an account of this user", reason="UNKNOWN_ACCOUNT"
+                )
+            post.account_id = request.account_id
+        post.transition("schedule")
+        post.scheduled_for = now - FRONT_OF_QUEUE
+        post.timezone = post.timezone or "UTC"
+        post.updated_at = now
+        if not uow.posts.save(post, expected):
+            raise concurrent_change()
+        audit(
+            uow,
+            principal,
+            "post.publish",
+            resource_type="post",
+            resource_id=post.id,
+            user_id=post.user_id,
+            before=before,
+            after=snapshot(post),
+            request_id=request.request_id,
+        )
+        _emit(
+            uow,
+            events.post_queue_added(
+                post_id=post.id,
+                account_id=post.account_id,
+                user_id=post.user_id,
+                due_at=post.scheduled_for,
+                priority=post.priority,
+                occurred_at=now,
+            ),
+        )
+
+    # --- dead letters -------------------------------------------------------
+
+    def list_dead_letters(
+        self, principal: Principal, user_id: str, account_id: UUID | None, size: int, token: str
+    ) -> Page[Post]:
+        if principal.role is Role.USER:
+            user_id = user_id or principal.subject
+            principal.ensure_can_act_for(user_id)
+        where = PostFilter(user_id or None, account_id, PostState.DEAD_LETTERED)
+        limit = page_size(size)
+        query = {"user_id": user_id, "account_id": str(account_id or "")}
+        after = decode_token(token, query)
+        with self._uow() as uow:
+            posts = uow.posts.list(where, after, limit + 1)
+        next_token = ""
+        if len(posts) > limit:
+            posts = posts[:limit]
+            next_token = encode_token(Cursor(posts[-1].created_at, posts[-1].id), query)
+        return Page(posts, next_token)
+
+    def requeue(self, principal: Principal, post_id: UUID) -> Post:
+        with self._uow() as uow:
+            post = uow.posts.get(post_id, for_update=True)
+            if post is None:
+                raise NotFound(f"post {post_id} does not exist", reason="POST_NOT_FOUND")
+            principal.ensure_can_act_for(post.user_id)
+            before = snapshot(post)
+            expected = post.version
+            post.transition("requeue")
+            now = self._clock.now()
+            post.scheduled_for = now
+            post.attempt_count = 0
+            post.updated_at = now
+            if not uow.posts.save(post, expected):
+                raise concurrent_change()
+            audit(
+                uow,
+                principal,
+                "post.requeue",
+                resource_type="post",
+                resource_id=post.id,
+                user_id=post.user_id,
+                before=before,
+                after=snapshot(post),
+            )
+            _emit(
+                uow,
+                events.post_queue_added(
+                    post_id=post.id,
+                    account_id=post.account_id,
+                    user_id=post.user_id,
+                    due_at=now,
+                    priority=post.priority,
+                    occurred_at=now,
+                ),
+            )
+            uow.commit()
+            return post
