@@ -225,13 +225,13 @@ class SqlPublishQueue:
                 UPDATE posts SET
                     state = :state,
                     x_post_id = CASE WHEN :x_post_id = '' THEN x_post_id ELSE :x_post_id END,
-                    published_at = COALESCE(:published_at, published_at),
-                    due_at = COALESCE(:due_at, due_at),
+                    published_at = COALESCE(CAST(:published_at AS timestamptz), published_at),
+                    due_at = COALESCE(CAST(:due_at AS timestamptz), due_at),
                     last_error = :detail,
                     attempt_count = attempt_count - :refund,
-                    attempt_id = CASE WHEN :publishing THEN attempt_id END,
-                    lease_expires_at = CASE WHEN :publishing THEN :reconcile_after END,
-                    reconcile_after = :reconcile_after,
+                    attempt_id = CASE WHEN CAST(:publishing AS boolean) THEN attempt_id END,
+                    lease_expires_at = CAST(:reconcile_after AS timestamptz),
+                    reconcile_after = CAST(:reconcile_after AS timestamptz),
                     unknown_cause = :unknown_cause,
                     version = version + 1, updated_at = :now
                 WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'

@@ -1,0 +1,174 @@
+"""The publishing engine over the machine's PostgreSQL and the X emulator."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, text
+
+from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db.engine import make_engine
+from post_management.adapters.db.publish_queue import SqlPublishQueue
+from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from post_management.adapters.rate_limit import InProcessRateLimiter
+from post_management.adapters.x.client import TweepyXApi
+from post_management.domain.account import Account, Credentials
+from post_management.domain.post import Post, PostState, Priority
+from post_management.domain.retry import RetryPolicy
+from post_management.services.publish_outcomes import Timing
+from post_management.services.publishing import Dispatcher, EngineSettings, Publisher, Reconciler
+from tests.conftest import truncate
+from tests.fixtures.emulator import Emulator
+
+
+class MovableClock:
+    """Real time plus an offset the test can move forward."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return datetime.now(UTC) + self._offset
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self._offset += delta
+
+
+@dataclass
+class Engine_:
+    engine: Engine
+    uow: SqlUnitOfWorkFactory
+    queue: SqlPublishQueue
+    clock: MovableClock
+    settings: EngineSettings
+    publisher: Publisher
+    dispatcher: Dispatcher
+    reconciler: Reconciler
+    emulator: Emulator
+
+    def account(self, x_user_id: str | None = None, *, credentials: bool = True) -> Account:
+        x_user_id = x_user_id or str(uuid.uuid4().int % 10**12)
+        token = f"token-{x_user_id}"
+        self.emulator.control.register_user(token, user_id=x_user_id, username=f"u{x_user_id}")
+        now = self.clock.now()
+        account = Account(
+            id=uuid.uuid4(),
+            user_id="alice",
+            handle=f"u{x_user_id}",
+            x_user_id=x_user_id,
+            created_at=now,
+            updated_at=now,
+            credentials=Credentials(token, f"secret-{x_user_id}") if credentials else None,
+        )
+        with self.uow() as uow:
+            uow.accounts.add(account)
+            uow.commit()
+        return account
+
+    def post(
+        self,
+        account: Account,
+        text: str,
+        *,
+        due_in: timedelta = timedelta(0),
+        priority: Priority = Priority.NORMAL,
+    ) -> Post:
+        now = self.clock.now()
+        post = Post(
+            id=uuid.uuid4(),
+            user_id=account.user_id,
+            account_id=account.id,
+            text=text,
+            created_at=now,
+            updated_at=now,
+            state=PostState.SCHEDULED,
+            priority=priority,
+            scheduled_for=now + due_in,
+            timezone="UTC",
+        )
+        with self.uow() as uow:
+            uow.posts.add(post)
+            uow.commit()
+        return post
+
+    def load(self, post_id: uuid.UUID) -> Post:
+        with self.uow() as uow:
+            post = uow.posts.get(post_id)
+        assert post is not None
+        return post
+
+    def events(self, post_id: uuid.UUID | None = None) -> list[str]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT event_type, aggregate_id FROM outbox ORDER BY id")
+            ).all()
+        return [t for t, key in rows if post_id is None or key == str(post_id)]
+
+    def attempts(self, post_id: uuid.UUID) -> list[tuple[int, str]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT number, outcome FROM post_attempts WHERE post_id = :id ORDER BY number"
+                ),
+                {"id": post_id},
+            ).all()
+        return [(n, o) for n, o in rows]
+
+    def run_until_idle(self, rounds: int = 20) -> None:
+        """Tick dispatcher and reconciler until nothing is claimed."""
+        for _ in range(rounds):
+            claimed = self.dispatcher.tick()
+            self.dispatcher.drain()
+            reconciled = self.reconciler.tick()
+            if not claimed and not reconciled:
+                return
+
+
+def make_engine_(
+    database_url: str, x_api: TweepyXApi, emulator: Emulator, **overrides: object
+) -> Engine_:
+    truncate(database_url)
+    engine = make_engine(database_url)
+    box = FernetBox([Fernet.generate_key().decode()])
+    uow = SqlUnitOfWorkFactory(engine, box)
+    queue = SqlPublishQueue(engine, box)
+    clock = MovableClock()
+    values: dict[str, object] = {
+        "timing": Timing(
+            RetryPolicy(base=timedelta(seconds=10), factor=2, max_attempts=3),
+            settle_delay=timedelta(seconds=5),
+        ),
+        "lease": timedelta(seconds=60),
+        "max_in_flight": 8,
+    }
+    values.update(overrides)
+    settings = EngineSettings(**values)  # type: ignore[arg-type]
+    publisher = Publisher(queue, x_api, InProcessRateLimiter(), clock, settings)
+    return Engine_(
+        engine=engine,
+        uow=uow,
+        queue=queue,
+        clock=clock,
+        settings=settings,
+        publisher=publisher,
+        dispatcher=Dispatcher(queue, publisher, clock, settings),
+        reconciler=Reconciler(queue, x_api, clock, settings),
+        emulator=emulator,
+    )
+
+
+@pytest.fixture
+def engine_(machine_database: str, x_api: TweepyXApi, emulator: Emulator) -> Iterator[Engine_]:
+    built = make_engine_(machine_database, x_api, emulator)
+    yield built
+    built.dispatcher.drain()
+    built.engine.dispose()
