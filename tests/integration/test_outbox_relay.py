@@ -146,8 +146,15 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def consume(bootstrap: str, topics: list[str], expected: int, timeout: float = 15.0) -> list[Any]:
-    """Every record of `topics` from the start, until `expected` are read (bounded)."""
+def consume(
+    bootstrap: str,
+    topics: list[str],
+    expected: int,
+    timeout: float = 15.0,
+    expected_ids: set[str] | None = None,
+) -> list[Any]:
+    """Records of `topics` from the start, until `expected` are read and every
+    id of `expected_ids` is among them (duplicates may come too); bounded."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=5000
     )
@@ -165,10 +172,13 @@ def consume(bootstrap: str, topics: list[str], expected: int, timeout: float = 1
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list[Any] = []
-        while len(records) < expected and time.monotonic() < deadline:
+        missing = set(expected_ids or ())
+        while (len(records) < expected or missing) and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
+                missing.difference_update(header_map(r.headers)["ce_id"] for r in batch)
         assert len(records) >= expected, f"read {len(records)} of {expected} records"
+        assert not missing, f"{len(missing)} expected events never arrived"
         return records
     finally:
         consumer.close()
@@ -344,7 +354,12 @@ def test_broker_outage_loses_nothing_and_keeps_order(
     assert not thread.is_alive(), "run_forever did not stop"
     assert not relay.is_active
 
-    records = consume(kafka_broker.bootstrap_servers, [PREFIX + events.POST_METRICS_UPDATED], 1000)
+    records = consume(
+        kafka_broker.bootstrap_servers,
+        [PREFIX + events.POST_METRICS_UPDATED],
+        1000,
+        expected_ids={str(e.event_id) for e in written},
+    )
     assert_complete_and_ordered(records, written)
 
 
@@ -370,10 +385,17 @@ RELAY_PROCESS = textwrap.dedent(
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print("ready", flush=True)
     OutboxRelay(engine, servers, settings).run_forever(stop)
     """
 )
+
+
+def sessions(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT application_name FROM pg_stat_activity WHERE datname = current_database()")
+        )
+        return {str(row[0]) for row in rows}
 
 
 def lock_holder(engine: Engine) -> str | None:
@@ -406,7 +428,7 @@ def relay_processes(
             ],
             cwd=REPO_ROOT,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         started.append(process)
@@ -427,9 +449,8 @@ def test_failover_when_the_active_relay_dies(
     first = relay_processes("relay-a")
     wait_for(lambda: lock_holder(engine) == "relay-a", 20, "relay-a to take the lock")
     second = relay_processes("relay-b")
-    assert second.stdout is not None
-    assert second.stdout.readline() == b"ready\n"
-    time.sleep(0.3)  # relay-b is polling for the lock by now
+    wait_for(lambda: "relay-b" in sessions(engine), 20, "relay-b to connect")
+    time.sleep(0.3)  # relay-b has tried the lock a few times by now
     assert lock_holder(engine) == "relay-a"
 
     keys = [uuid.uuid4() for _ in range(10)]
@@ -442,7 +463,12 @@ def test_failover_when_the_active_relay_dies(
 
     wait_for(lambda: lock_holder(engine) == "relay-b", 10, "relay-b to take over")
     wait_for(lambda: unsent(engine) == 0, 20, "relay-b to drain the outbox")
-    records = consume(kafka_broker.bootstrap_servers, [PREFIX + events.POST_METRICS_UPDATED], 600)
+    records = consume(
+        kafka_broker.bootstrap_servers,
+        [PREFIX + events.POST_METRICS_UPDATED],
+        600,
+        expected_ids={str(e.event_id) for e in written},
+    )
     assert_complete_and_ordered(records, written)
 
     second.send_signal(signal.SIGTERM)
