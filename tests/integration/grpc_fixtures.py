@@ -18,7 +18,7 @@ from xmp.posts.v1 import (
 
 from post_management.domain.auth import Role
 from tests.conftest import truncate
-from tests.support.harness import RunningServer, auth, test_settings
+from tests.support.harness import RunningServer, auth, settings_for
 
 
 @pytest.fixture(scope="module", params=["machine", "embedded"])
@@ -26,7 +26,7 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     url = request.getfixturevalue(f"{request.param}_database")
-    running = RunningServer(test_settings(url, Path(tmp_path_factory.mktemp("data"))))
+    running = RunningServer(settings_for(url, Path(tmp_path_factory.mktemp("data"))))
     yield running
     running.stop()
 

@@ -20,7 +20,7 @@ from post_management.entrypoints.grpc.server import GrpcServer
 JWT_SECRET = "test-secret-that-is-long-enough-0123456789"
 
 
-def test_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+def settings_for(database_url: str, data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "data_dir": data_dir,

@@ -100,7 +100,7 @@ class PublishCommands:
         if post is None:
             raise NotFound(f"post {request.post_id} does not exist", reason="POST_NOT_FOUND")
         if post.user_id != request.user_id:
-            raise FailedPrecondition("the post does not belong to this user", reason="FOREIGN_POST")
+            raise PermissionDenied("the post belongs to another user", reason="FOREIGN_POST")
         return post
 
     def _queue_now(

@@ -1,0 +1,226 @@
+"""PublishingService over real gRPC, with the X emulator as X."""
+
+# ruff: noqa: F811
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from sqlalchemy import text
+from xmp.posts.v1 import (
+    account_pb2,
+    post_pb2,
+    publishing_service_pb2,
+    publishing_service_pb2_grpc,
+)
+
+from post_management.adapters.db.engine import make_engine
+from post_management.adapters.emulator.server import EmulatorThread
+from post_management.domain.auth import Role
+from tests.conftest import truncate
+from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from tests.integration.grpc_fixtures import Client, error_details
+from tests.support.harness import RunningServer, settings_for
+
+
+@pytest.fixture(scope="module")
+def x_server(
+    machine_database: str,
+    emulator_server: EmulatorThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningServer]:
+    settings = settings_for(
+        machine_database,
+        Path(tmp_path_factory.mktemp("data")),
+        x_api_base_url=emulator_server.base_url,
+        x_timeout_seconds=2,
+    )
+    running = RunningServer(settings)
+    yield running
+    running.stop()
+
+
+class Publisher(Client):
+    def __init__(self, server: RunningServer, subject: str, role: Role = Role.USER) -> None:
+        super().__init__(server, subject, role)
+        self.publishing = publishing_service_pb2_grpc.PublishingServiceStub(self.channel)
+
+    def publish(self, post_id: str, **fields: object) -> publishing_service_pb2.PublishPostResponse:
+        request = publishing_service_pb2.PublishPostRequest(
+            post_id=post_id, user_id=self.subject, **fields
+        )
+        return self.publishing.PublishPost(request, metadata=self.metadata)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def alice(x_server: RunningServer, emulator: Emulator) -> Iterator[Publisher]:
+    truncate(x_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    client = Publisher(x_server, "alice")
+    yield client
+    client.channel.close()
+
+
+def _account(client: Publisher, emulator: Emulator) -> account_pb2.Account:
+    x_user_id = str(uuid.uuid4().int % 10**12)
+    emulator.control.register_user(f"tok-{x_user_id}", user_id=x_user_id)
+    return client.create_account(
+        x_user_id,
+        credentials=account_pb2.XCredentials(
+            access_token=f"tok-{x_user_id}", access_token_secret="s"
+        ),
+    )
+
+
+def _sql(server: RunningServer, statement: str, **params: object) -> None:
+    engine = make_engine(server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    with engine.begin() as connection:
+        connection.execute(text(statement), params)
+    engine.dispose()
+
+
+def test_immediate_publish_returns_the_published_post(alice: Publisher, emulator: Emulator) -> None:
+    account = _account(alice, emulator)
+    post = alice.create_post(account.id, "right now")
+    response = alice.publish(post.id, immediate_publish=True)
+    assert not response.queued
+    assert response.post.state == post_pb2.POST_STATE_PUBLISHED
+    assert [p["id"] for p in emulator.control.posts(text="right now")] == [response.post.x_post_id]
+
+
+def test_queued_publish_goes_out_on_the_next_dispatch(
+    alice: Publisher, emulator: Emulator, x_server: RunningServer
+) -> None:
+    account = _account(alice, emulator)
+    post = alice.create_post(account.id, "queued")
+    response = alice.publish(post.id)
+    assert response.queued and response.post.state == post_pb2.POST_STATE_SCHEDULED
+    assert emulator.control.posts(text="queued") == []
+    x_server.container.dispatcher.tick()
+    x_server.container.dispatcher.drain()
+    assert len(emulator.control.posts(text="queued")) == 1
+
+
+def test_a_post_scheduled_for_later_needs_override(
+    alice: Publisher, emulator: Emulator, x_server: RunningServer
+) -> None:
+    account = _account(alice, emulator)
+    post = alice.create_post(account.id, "later")
+    _sql(
+        x_server,
+        "UPDATE posts SET state = 'SCHEDULED', due_at = now() + interval '1 day' WHERE id = :id",
+        id=post.id,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        alice.publish(post.id, immediate_publish=True)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_details(caught.value)[0] == "SCHEDULED_FOR_LATER"
+    response = alice.publish(post.id, immediate_publish=True, override_schedule=True)
+    assert response.post.state == post_pb2.POST_STATE_PUBLISHED
+
+
+def test_request_id_makes_publish_idempotent(alice: Publisher, emulator: Emulator) -> None:
+    account = _account(alice, emulator)
+    post = alice.create_post(account.id, "exactly once")
+    request_id = str(uuid.uuid4())
+    first = alice.publish(post.id, immediate_publish=True, request_id=request_id)
+    again = alice.publish(post.id, immediate_publish=True, request_id=request_id)
+    assert first.post.x_post_id == again.post.x_post_id
+    assert len(emulator.control.posts(text="exactly once")) == 1
+    with pytest.raises(grpc.RpcError) as caught:  # without the id: a clear refusal
+        alice.publish(post.id, immediate_publish=True)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_publish_input_and_ownership_errors(
+    alice: Publisher, emulator: Emulator, x_server: RunningServer
+) -> None:
+    account = _account(alice, emulator)
+    post = alice.create_post(account.id, "mine")
+    bob = Publisher(x_server, "bob")
+    cases = [
+        (lambda: bob.publish(post.id, immediate_publish=True), grpc.StatusCode.PERMISSION_DENIED),
+        (
+            lambda: bob.publishing.PublishPost(
+                publishing_service_pb2.PublishPostRequest(post_id=post.id, user_id="alice"),
+                metadata=bob.metadata,
+            ),
+            grpc.StatusCode.PERMISSION_DENIED,
+        ),
+        (lambda: alice.publish("nope"), grpc.StatusCode.INVALID_ARGUMENT),
+        (lambda: alice.publish(str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND),
+        (
+            lambda: alice.publish(post.id, account_id=str(uuid.uuid4())),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+    ]
+    for call, code in cases:
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert caught.value.code() == code
+    assert emulator.control.posts() == []
+    bob.channel.close()
+
+
+def test_immediate_publish_racing_the_dispatcher_calls_x_once(
+    alice: Publisher, emulator: Emulator, x_server: RunningServer
+) -> None:
+    for round_ in range(5):
+        account = _account(alice, emulator)
+        post = alice.create_post(account.id, f"race {round_}")
+        _sql(
+            x_server,
+            "UPDATE posts SET state = 'SCHEDULED', due_at = now() - interval '1 second' "
+            "WHERE id = :id",
+            id=post.id,
+        )
+        barrier = threading.Barrier(2)
+
+        def dispatch() -> None:
+            barrier.wait()
+            x_server.container.dispatcher.tick()
+            x_server.container.dispatcher.drain()
+
+        def publish_now() -> None:
+            barrier.wait()
+            alice.publish(post.id, immediate_publish=True)
+
+        threads = [threading.Thread(target=dispatch), threading.Thread(target=publish_now)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert len(emulator.control.posts(text=f"race {round_}")) == 1
+
+
+def test_dead_letters_are_listed_and_requeued(
+    alice: Publisher, emulator: Emulator, x_server: RunningServer
+) -> None:
+    account = _account(alice, emulator)
+    post = alice.create_post(account.id, "gave up")
+    _sql(
+        x_server,
+        "UPDATE posts SET state = 'DEAD_LETTERED', attempt_count = 5, last_error = 'x' "
+        "WHERE id = :id",
+        id=post.id,
+    )
+    listed = alice.publishing.ListDeadLetters(
+        publishing_service_pb2.ListDeadLettersRequest(), metadata=alice.metadata
+    )
+    assert [p.id for p in listed.posts] == [post.id]
+    requeued = alice.publishing.RequeueDeadLetter(
+        publishing_service_pb2.RequeueDeadLetterRequest(post_id=post.id), metadata=alice.metadata
+    )
+    assert requeued.state == post_pb2.POST_STATE_SCHEDULED and requeued.attempt_count == 0
+    with pytest.raises(grpc.RpcError) as caught:  # only dead letters can be requeued
+        alice.publishing.RequeueDeadLetter(
+            publishing_service_pb2.RequeueDeadLetterRequest(post_id=post.id),
+            metadata=alice.metadata,
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    x_server.container.dispatcher.tick()
+    x_server.container.dispatcher.drain()
+    assert len(emulator.control.posts(text="gave up")) == 1
