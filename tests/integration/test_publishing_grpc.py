@@ -178,21 +178,26 @@ def test_immediate_publish_racing_the_dispatcher_calls_x_once(
             id=post.id,
         )
         barrier = threading.Barrier(2)
+        refusals: list[grpc.StatusCode] = []
 
-        def dispatch() -> None:
+        def dispatch(barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             x_server.container.dispatcher.tick()
             x_server.container.dispatcher.drain()
 
-        def publish_now() -> None:
+        def publish_now(barrier: threading.Barrier = barrier, post_id: str = post.id) -> None:
             barrier.wait()
-            alice.publish(post.id, immediate_publish=True)
+            try:
+                alice.publish(post_id, immediate_publish=True)
+            except grpc.RpcError as error:  # the dispatcher got there first
+                refusals.append(error.code())
 
         threads = [threading.Thread(target=dispatch), threading.Thread(target=publish_now)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=20)
+        assert set(refusals) <= {grpc.StatusCode.FAILED_PRECONDITION}
         assert len(emulator.control.posts(text=f"race {round_}")) == 1
 
 
