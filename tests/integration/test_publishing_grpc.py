@@ -185,7 +185,11 @@ def test_immediate_publish_racing_the_dispatcher_calls_x_once(
             x_server.container.dispatcher.tick()
             x_server.container.dispatcher.drain()
 
-        def publish_now(barrier: threading.Barrier = barrier, post_id: str = post.id) -> None:
+        def publish_now(
+            barrier: threading.Barrier = barrier,
+            post_id: str = post.id,
+            refusals: list[grpc.StatusCode] = refusals,
+        ) -> None:
             barrier.wait()
             try:
                 alice.publish(post_id, immediate_publish=True)
