@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -404,3 +405,77 @@ class OptimalTimes(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OptimalTimes: _TypeAlias = OptimalTimes  # noqa: Y015
+
+@_typing.final
+class VerifyXWebhookRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRC_TOKEN_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    crc_token: _builtins.str
+    """The challenge X sends."""
+    nonce: _builtins.str
+    """Sent by some X webhook versions; not used."""
+    def __init__(
+        self,
+        *,
+        crc_token: _builtins.str = ...,
+        nonce: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crc_token", b"crc_token", "nonce", b"nonce"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyXWebhookRequest: _TypeAlias = VerifyXWebhookRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveXWebhookRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def body(self) -> _httpbody_pb2.HttpBody:
+        """The delivery exactly as X sent it: the signature covers these bytes."""
+
+    def __init__(
+        self,
+        *,
+        body: _httpbody_pb2.HttpBody | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveXWebhookRequest: _TypeAlias = ReceiveXWebhookRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveXWebhookResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    DUPLICATES_FIELD_NUMBER: _builtins.int
+    IGNORED_FIELD_NUMBER: _builtins.int
+    applied: _builtins.int
+    """Events that changed a post's counts."""
+    duplicates: _builtins.int
+    """Events seen before (same event id) and dropped."""
+    ignored: _builtins.int
+    """Events of other kinds, or about posts this service does not know."""
+    def __init__(
+        self,
+        *,
+        applied: _builtins.int = ...,
+        duplicates: _builtins.int = ...,
+        ignored: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "duplicates", b"duplicates", "ignored", b"ignored"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveXWebhookResponse: _TypeAlias = ReceiveXWebhookResponse  # noqa: Y015

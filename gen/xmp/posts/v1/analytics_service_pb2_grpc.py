@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from xmp.posts.v1 import analytics_service_pb2 as xmp_dot_posts_dot_v1_dot_analytics__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -55,6 +56,16 @@ class AnalyticsServiceStub:
                 request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetOptimalTimesRequest.SerializeToString,
                 response_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.OptimalTimes.FromString,
                 _registered_method=True)
+        self.VerifyXWebhook = channel.unary_unary(
+                '/xmp.posts.v1.AnalyticsService/VerifyXWebhook',
+                request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.VerifyXWebhookRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.ReceiveXWebhook = channel.unary_unary(
+                '/xmp.posts.v1.AnalyticsService/ReceiveXWebhook',
+                request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.ReceiveXWebhookRequest.SerializeToString,
+                response_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.ReceiveXWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -85,6 +96,24 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyXWebhook(self, request, context):
+        """X Account Activity challenge-response check (CRC). Public: X proves itself by
+        the HMAC of the consumer secret, not by a token. Answers the JSON
+        {"response_token": "sha256=<base64 HMAC-SHA256(consumer secret, crc_token)>"}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveXWebhook(self, request, context):
+        """X Account Activity event delivery. Public: the raw body must carry a valid
+        `x-twitter-webhooks-signature` ("sha256=" + base64 HMAC-SHA256 of the body
+        with the consumer secret), else UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +136,16 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.GetOptimalTimes,
                     request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetOptimalTimesRequest.FromString,
                     response_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.OptimalTimes.SerializeToString,
+            ),
+            'VerifyXWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyXWebhook,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.VerifyXWebhookRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'ReceiveXWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveXWebhook,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.ReceiveXWebhookRequest.FromString,
+                    response_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.ReceiveXWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +257,60 @@ class AnalyticsService:
             '/xmp.posts.v1.AnalyticsService/GetOptimalTimes',
             xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetOptimalTimesRequest.SerializeToString,
             xmp_dot_posts_dot_v1_dot_analytics__service__pb2.OptimalTimes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyXWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.AnalyticsService/VerifyXWebhook',
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.VerifyXWebhookRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveXWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.AnalyticsService/ReceiveXWebhook',
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.ReceiveXWebhookRequest.SerializeToString,
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.ReceiveXWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
 from xmp.posts.v1 import analytics_service_pb2 as _analytics_service_pb2
 import abc as _abc_1
@@ -37,6 +38,16 @@ class AnalyticsServiceStub:
     GetPostAnalytics: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetPostAnalyticsRequest, _analytics_service_pb2.PostAnalytics]
     GetUserStats: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetUserStatsRequest, _analytics_service_pb2.UserStats]
     GetOptimalTimes: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetOptimalTimesRequest, _analytics_service_pb2.OptimalTimes]
+    VerifyXWebhook: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.VerifyXWebhookRequest, _httpbody_pb2.HttpBody]
+    """X Account Activity challenge-response check (CRC). Public: X proves itself by
+    the HMAC of the consumer secret, not by a token. Answers the JSON
+    {"response_token": "sha256=<base64 HMAC-SHA256(consumer secret, crc_token)>"}.
+    """
+    ReceiveXWebhook: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.ReceiveXWebhookRequest, _analytics_service_pb2.ReceiveXWebhookResponse]
+    """X Account Activity event delivery. Public: the raw body must carry a valid
+    `x-twitter-webhooks-signature` ("sha256=" + base64 HMAC-SHA256 of the body
+    with the consumer secret), else UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
@@ -47,6 +58,16 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     GetPostAnalytics: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetPostAnalyticsRequest, _analytics_service_pb2.PostAnalytics]  # type: ignore[assignment]
     GetUserStats: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetUserStatsRequest, _analytics_service_pb2.UserStats]  # type: ignore[assignment]
     GetOptimalTimes: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetOptimalTimesRequest, _analytics_service_pb2.OptimalTimes]  # type: ignore[assignment]
+    VerifyXWebhook: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.VerifyXWebhookRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """X Account Activity challenge-response check (CRC). Public: X proves itself by
+    the HMAC of the consumer secret, not by a token. Answers the JSON
+    {"response_token": "sha256=<base64 HMAC-SHA256(consumer secret, crc_token)>"}.
+    """
+    ReceiveXWebhook: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.ReceiveXWebhookRequest, _analytics_service_pb2.ReceiveXWebhookResponse]  # type: ignore[assignment]
+    """X Account Activity event delivery. Public: the raw body must carry a valid
+    `x-twitter-webhooks-signature` ("sha256=" + base64 HMAC-SHA256 of the body
+    with the consumer secret), else UNAUTHENTICATED.
+    """
 
 class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
     """How posts perform, and when to post."""
@@ -78,5 +99,27 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _analytics_service_pb2.GetOptimalTimesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_service_pb2.OptimalTimes, _abc.Awaitable[_analytics_service_pb2.OptimalTimes]]: ...
+
+    @_abc_1.abstractmethod
+    def VerifyXWebhook(
+        self,
+        request: _analytics_service_pb2.VerifyXWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """X Account Activity challenge-response check (CRC). Public: X proves itself by
+        the HMAC of the consumer secret, not by a token. Answers the JSON
+        {"response_token": "sha256=<base64 HMAC-SHA256(consumer secret, crc_token)>"}.
+        """
+
+    @_abc_1.abstractmethod
+    def ReceiveXWebhook(
+        self,
+        request: _analytics_service_pb2.ReceiveXWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.ReceiveXWebhookResponse, _abc.Awaitable[_analytics_service_pb2.ReceiveXWebhookResponse]]:
+        """X Account Activity event delivery. Public: the raw body must carry a valid
+        `x-twitter-webhooks-signature` ("sha256=" + base64 HMAC-SHA256 of the body
+        with the consumer secret), else UNAUTHENTICATED.
+        """
 
 def add_AnalyticsServiceServicer_to_server(servicer: AnalyticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
