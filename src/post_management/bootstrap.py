@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -21,6 +22,8 @@ from post_management.adapters.db.engine import make_engine, migrate, ping
 from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.emulator.server import EmulatorThread
+from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
+from post_management.adapters.kafka.serialization import ValueFormat
 from post_management.adapters.local import EmbeddedPostgres, local_secrets
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
 from post_management.adapters.x.client import TweepyXApi
@@ -59,19 +62,30 @@ class Container:
     x_api: TweepyXApi
     embedded_database: EmbeddedPostgres | None = None
     emulator: EmulatorThread | None = None
+    relay: OutboxRelay | None = None
     components: dict[str, str] = field(default_factory=dict)
+    _relay_stop: threading.Event = field(default_factory=threading.Event)
+    _relay_thread: threading.Thread | None = None
 
     def start_jobs(self) -> None:
-        if self.settings.dispatcher_enabled:
-            self.timer.start()
+        self.timer.start()
+        if self.relay is not None:
+            self._relay_thread = threading.Thread(
+                target=self.relay.run_forever, args=(self._relay_stop,), name="outbox-relay"
+            )
+            self._relay_thread.start()
 
     def stop_jobs(self) -> None:
-        """No new claims; publishes already under way finish."""
-        if self.settings.dispatcher_enabled:
-            self.timer.stop()
+        """No new claims; publishes already under way finish; the relay lets go."""
+        self.timer.stop()
         self.dispatcher.drain()
+        self._relay_stop.set()
+        if self._relay_thread is not None:
+            self._relay_thread.join(timeout=30)
 
     def close(self) -> None:
+        if self.relay is not None:
+            self.relay.close()
         self.x_api.close()
         if self.emulator is not None:
             self.emulator.stop()
@@ -167,6 +181,22 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     return RedisRateLimiter(client)
 
 
+def outbox_relay(settings: Settings, engine: Engine) -> OutboxRelay | None:
+    """Kafka unset: rows are kept in the outbox and nothing relays them."""
+    if not settings.kafka_bootstrap_servers:
+        return None
+    servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+    return OutboxRelay(
+        engine,
+        servers,
+        RelaySettings(
+            topic_prefix=settings.kafka_topic_prefix,
+            value_format=ValueFormat(settings.kafka_value_format),
+            retention=timedelta(days=settings.outbox_retention_days),
+        ),
+    )
+
+
 def engine_settings(settings: Settings) -> EngineSettings:
     return EngineSettings(
         timing=Timing(
@@ -221,12 +251,16 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     publisher = Publisher(queue, x_api, rate_limiter(settings), clock, engine_config)
     dispatcher = Dispatcher(queue, publisher, clock, engine_config)
     reconciler = Reconciler(queue, x_api, clock, engine_config)
-    timer = Timer(
-        [
+    relay = outbox_relay(settings, engine)
+    ticks = []
+    if settings.dispatcher_enabled:
+        ticks += [
             Tick("dispatch", dispatcher.tick, settings.dispatch_interval_seconds),
             Tick("reconcile", reconciler.tick, settings.reconcile_interval_seconds),
         ]
-    )
+    if relay is not None:
+        ticks.append(Tick("outbox-purge", relay.purge, 3600))
+    timer = Timer(ticks)
     tokens = token_codec(settings, secrets)
     services = Services(
         posts=PostService(uow, clock),
@@ -254,5 +288,6 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         x_api=x_api,
         embedded_database=embedded,
         emulator=emulator,
+        relay=relay,
         components=components,
     )

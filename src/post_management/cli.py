@@ -1,4 +1,4 @@
-"""Command line: `post-management serve | migrate | token`."""
+"""Command line: `post-management serve | worker | migrate | token`."""
 
 from __future__ import annotations
 
@@ -80,6 +80,22 @@ async def _serve(settings: Settings, *, with_envoy: bool) -> None:
         await asyncio.to_thread(container.close)
 
 
+async def _work(settings: Settings) -> None:
+    """The dispatcher and reconciler without a gRPC server: a worker process."""
+    container = await asyncio.to_thread(bootstrap.build, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        container.start_jobs()
+        print("worker ready (Ctrl+C or SIGTERM stops it)", flush=True)
+        await stop.wait()
+        await asyncio.to_thread(container.stop_jobs)
+    finally:
+        await asyncio.to_thread(container.close)
+
+
 def _migrate(settings: Settings) -> None:
     if settings.database_url is None:
         container = bootstrap.build(settings)  # migrates the embedded database
@@ -105,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="gRPC only (in Kubernetes Envoy runs as a sidecar container)",
     )
+    commands.add_parser("worker", help="run only the dispatcher and reconciler ticks")
     commands.add_parser("migrate", help="bring the database schema up to date")
     token = commands.add_parser("token", help="mint an access token for local use")
     token.add_argument("--subject", default=LOCAL_USER, help="user or service id")
@@ -127,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "serve":
             asyncio.run(_serve(settings, with_envoy=not args.no_envoy))
+        elif args.command == "worker":
+            asyncio.run(_work(settings))
         elif args.command == "migrate":
             _migrate(settings)
         elif args.command == "token":

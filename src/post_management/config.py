@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
 
     redis_url: SecretStr | None = None
     kafka_bootstrap_servers: str | None = None
+    kafka_topic_prefix: str = "xmp.posts."
+    kafka_value_format: Literal["json", "protobuf"] = "json"
+    outbox_retention_days: float = Field(default=7.0, gt=0, le=3650)
 
     twitter_consumer_key: SecretStr | None = None
     twitter_consumer_secret: SecretStr | None = None

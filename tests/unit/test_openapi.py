@@ -124,12 +124,12 @@ def test_the_script_is_deterministic() -> None:
 
 
 def test_document_validates_as_openapi() -> None:
-    validator = pytest.importorskip("openapi_spec_validator")
-    validator.validate(document())
+    from openapi_spec_validator import validate
+
+    validate(document())
 
 
 def test_document_structure() -> None:
-    # Checked here too so the essentials hold where the validator is not installed.
     doc = document()
     assert doc["openapi"] == "3.0.3"
     assert {"title", "version"} <= doc["info"].keys()

@@ -40,7 +40,8 @@ class Timer:
         self._scheduler.start()
 
     def stop(self) -> None:
-        self._scheduler.shutdown(wait=True)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
 
 
 def _guarded(tick: Tick) -> Callable[[], None]:
