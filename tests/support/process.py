@@ -22,7 +22,13 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    def __init__(self, env: dict[str, str], cwd: Path, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        cwd: Path,
+        args: tuple[str, ...] = (),
+        command: str = "serve",
+    ) -> None:
         self.grpc_port = int(env.setdefault("GRPC_PORT", str(free_port())))
         self.http_port = int(env.setdefault("HTTP_PORT", str(free_port())))
         env.setdefault("ENVOY_ADMIN_PORT", str(free_port()))
@@ -30,7 +36,7 @@ class ServiceProcess:
         self._ready = threading.Event()
         full_env = {**os.environ, **env}
         self.process = subprocess.Popen(
-            [CLI, "serve", *args],
+            [CLI, command, *args],
             cwd=cwd,
             env=full_env,
             stdout=subprocess.PIPE,
@@ -44,7 +50,7 @@ class ServiceProcess:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
-            if line.startswith("ready"):
+            if line.startswith(("ready", "worker ready")):
                 self._ready.set()
 
     def wait_ready(self, timeout: float = 60) -> None:
