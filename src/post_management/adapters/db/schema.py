@@ -172,3 +172,7 @@ idempotency_keys = Table(
     Column("resource_id", UUID(as_uuid=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# Registered on `metadata` by import; kept apart so each feature owns its tables.
+from post_management.adapters.db import analytics_schema as _analytics_schema  # noqa: E402, F401

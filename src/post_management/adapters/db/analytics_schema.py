@@ -1,0 +1,74 @@
+"""Analytics tables (docs/analytics.md), on the schema's shared `metadata`.
+
+schema.py imports this module, so migrations are compared against these too.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+
+from post_management.adapters.db.schema import metadata
+
+# One row per refresh or webhook change: absolute counts at `collected_at`.
+# Private counts are NULL when X did not return them (bearer reads, posts over 30 days).
+post_metrics = Table(
+    "post_metrics",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "post_id", UUID(as_uuid=True), ForeignKey("posts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("collected_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(16), nullable=False),  # poll or webhook
+    Column("impressions", BigInteger, nullable=False),
+    Column("likes", BigInteger, nullable=False),
+    Column("reposts", BigInteger, nullable=False),
+    Column("replies", BigInteger, nullable=False),
+    Column("quotes", BigInteger, nullable=False),
+    Column("bookmarks", BigInteger, nullable=False),
+    Column("url_link_clicks", BigInteger, nullable=True),
+    Column("user_profile_clicks", BigInteger, nullable=True),
+    Column("video_views", BigInteger, nullable=True),
+    Index("ix_post_metrics_post_collected", "post_id", "collected_at"),
+)
+
+# The collector's schedule per published post, and whether X still has it.
+post_metrics_state = Table(
+    "post_metrics_state",
+    metadata,
+    Column(
+        "post_id",
+        UUID(as_uuid=True),
+        ForeignKey("posts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("last_collected_at", DateTime(timezone=True), nullable=True),
+    Column("next_collect_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_on_x", Boolean, nullable=False, server_default=text("false")),
+    Column("deleted_detected_at", DateTime(timezone=True), nullable=True),
+    Index(
+        "ix_post_metrics_state_next",
+        "next_collect_at",
+        postgresql_where=text("NOT deleted_on_x"),
+    ),
+)
+
+# Account Activity deliveries already applied: X may deliver an event twice.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("event_type", String(32), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
