@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from xmp.posts.v1 import (
     account_service_pb2,
     account_service_pb2_grpc,
@@ -35,6 +36,7 @@ from post_management.entrypoints.grpc.info_servicer import (
 from post_management.entrypoints.grpc.post_servicer import PostServicer
 from post_management.entrypoints.grpc.publishing_servicer import PublishingServicer
 from post_management.entrypoints.grpc.scheduling_servicer import SchedulingServicer
+from post_management.entrypoints.grpc.telemetry import TelemetryInterceptor
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.services.accounts import AccountService
 from post_management.services.posts import PostService
@@ -78,7 +80,12 @@ class GrpcServer:
         self._services = services
         self._serving = False
         self._server = grpc.aio.server(
-            interceptors=[EdgeInterceptor(services.tokens)],
+            # Tracing outermost, then ids/metrics/logs, then auth and error mapping.
+            interceptors=[
+                aio_server_interceptor(),  # type: ignore[no-untyped-call]
+                TelemetryInterceptor(),
+                EdgeInterceptor(services.tokens),
+            ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

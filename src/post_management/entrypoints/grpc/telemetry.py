@@ -1,0 +1,118 @@
+"""Per-RPC telemetry: correlation id, log fields, Prometheus counters and latency.
+
+Registered after OpenTelemetry's server interceptor (so the RPC's span is current)
+and before the edge interceptor (so authentication failures are counted and logged
+with the caller's correlation id too).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import grpc
+
+from post_management.observability import context, metrics
+
+log = logging.getLogger(__name__)
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+# Frequent and uninteresting: probes and reflection log at DEBUG.
+QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Request fields worth having on every log line of the call.
+ID_FIELDS = ("post_id", "account_id", "user_id")
+
+
+def split_method(full_method: str) -> tuple[str, str]:
+    """'/pkg.Service/Method' -> ('pkg.Service', 'Method')."""
+    _, _, rest = full_method.partition("/")
+    service, _, method = rest.partition("/")
+    return service or "unknown", method or "unknown"
+
+
+def _metadata(context_: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
+    for name, value in context_.invocation_metadata() or ():
+        if name == key:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def _ids(request: Any) -> dict[str, str]:
+    descriptor = getattr(request, "DESCRIPTOR", None)
+    fields = getattr(descriptor, "fields_by_name", {})
+    found: dict[str, str] = {}
+    for name in ID_FIELDS:
+        if name in fields and fields[name].type == fields[name].TYPE_STRING:
+            value = getattr(request, name, "")
+            if value:
+                found[name] = str(value)[:64]
+    return found
+
+
+class TelemetryInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        # grpc.aio handlers are coroutines even though the stubs type them as sync.
+        behavior = self._wrap(cast(Behavior, handler.unary_unary), handler_call_details.method)
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    @staticmethod
+    def _wrap(behavior: Behavior, full_method: str) -> Behavior:
+        service, method = split_method(full_method)
+        level = logging.DEBUG if full_method.startswith(QUIET_PREFIXES) else logging.INFO
+        handled = metrics.GRPC_HANDLED
+        latency = metrics.GRPC_LATENCY.labels(service, method)
+
+        async def observed(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            correlation_id = context.accept(_metadata(ctx, context.HEADER))
+            code = grpc.StatusCode.OK
+            with context.correlated(correlation_id, rpc=f"{service}/{method}", **_ids(request)):
+                # Sent before the handler runs, so failed calls carry the id too.
+                await ctx.send_initial_metadata(((context.HEADER, correlation_id),))
+                try:
+                    return await behavior(request, ctx)
+                except grpc.aio.AbortError:
+                    code = ctx.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                except BaseException:
+                    code = grpc.StatusCode.UNKNOWN
+                    raise
+                finally:
+                    elapsed = time.perf_counter() - started
+                    code = _final_code(ctx, code)
+                    handled.labels(service, method, code.name).inc()
+                    latency.observe(elapsed)
+                    log.log(
+                        level,
+                        "rpc finished",
+                        extra={"grpc_code": code.name, "duration_ms": round(elapsed * 1000, 2)},
+                    )
+
+        return observed
+
+
+def _final_code(ctx: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode) -> grpc.StatusCode:
+    """A servicer may set a code without raising (context.set_code)."""
+    if code is grpc.StatusCode.OK:
+        try:
+            set_code = ctx.code()
+        except Exception:
+            return code
+        if isinstance(set_code, grpc.StatusCode):
+            return set_code
+    return code

@@ -1,0 +1,56 @@
+"""The correlation id of the current unit of work (an RPC, a dispatcher tick).
+
+Kept in a context variable so it follows `asyncio.to_thread` and copied contexts
+into worker threads, and bound into structlog's context so every log line has it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import structlog
+
+HEADER = "x-request-id"
+# Ids from callers end up in logs and Kafka headers: keep them short and printable.
+_VALID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+_current: ContextVar[str] = ContextVar("correlation_id", default="")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accept(candidate: str | None) -> str:
+    """The caller's id when it is usable, else a fresh one."""
+    if candidate and _VALID.match(candidate):
+        return candidate
+    return new_id()
+
+
+def current() -> str:
+    return _current.get()
+
+
+@contextmanager
+def correlated(correlation_id: str | None = None, **fields: object) -> Iterator[str]:
+    """Make `correlation_id` (or a new one) current, with extra log fields, for a block."""
+    value = correlation_id or new_id()
+    token = _current.set(value)
+    try:
+        with structlog.contextvars.bound_contextvars(correlation_id=value, **fields):
+            yield value
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def log_fields(**fields: object) -> Iterator[None]:
+    """Extra fields (post_id, account_id, ...) on every log line of a block."""
+    present = {key: str(value) for key, value in fields.items() if value not in (None, "")}
+    with structlog.contextvars.bound_contextvars(**present):
+        yield

@@ -1,0 +1,114 @@
+"""OpenTelemetry tracing: one SDK provider per process, OTLP export when configured.
+
+The SDK provider is installed even without an exporter, so trace ids still reach
+the logs and W3C `traceparent` still reaches X and Kafka; spans are then dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from post_management.observability import context
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "post-management"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+tracer = trace.get_tracer("post_management")
+
+
+def configure(otlp_endpoint: str | None = None, *, version: str = "") -> TracerProvider:
+    """Install the SDK provider once; add the OTLP exporter when an endpoint is set."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        provider = current
+    else:
+        resource = Resource.create({"service.name": SERVICE_NAME, "service.version": version})
+        provider = TracerProvider(resource=resource)
+        trace.set_tracer_provider(provider)
+    if otlp_endpoint and not getattr(provider, "_pm_otlp", False):
+        # Imported here: the gRPC exporter is heavy and unused without an endpoint.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+        provider._pm_otlp = True  # type: ignore[attr-defined]
+        log.info("traces exported over OTLP to %s", otlp_endpoint)
+    return provider
+
+
+def shutdown() -> None:
+    """Flush spans still queued for export (on process exit)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+@contextmanager
+def span(
+    name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: str | int | float | bool
+) -> Iterator[Span]:
+    """A current span; an exception marks it as an error and propagates."""
+    with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
+        yield current
+
+
+def traced(
+    name: str, attributes: Callable[..., Mapping[str, str]] | None = None
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorator: run the function in a span; `attributes(*args)` names what it works on."""
+
+    def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(function)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            values = dict(attributes(*args, **kwargs)) if attributes is not None else {}
+            with tracer.start_as_current_span(name, attributes=values):
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def mark_error(current: Span, description: str) -> None:
+    current.set_status(Status(StatusCode.ERROR, description))
+
+
+def current_ids() -> tuple[str, str]:
+    """(trace id, span id) in hex of the current span, or empty strings."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return "", ""
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+
+
+def inject(carrier: MutableMapping[str, str]) -> None:
+    """Add `traceparent` (and `tracestate`) of the current span to headers."""
+    _PROPAGATOR.inject(carrier)
+
+
+def extract(carrier: Mapping[str, str]) -> otel_context.Context:
+    return _PROPAGATOR.extract(carrier)
+
+
+def outbox_headers() -> dict[str, Any]:
+    """Headers for an outbox row: trace context and correlation id, relayed to Kafka."""
+    headers: dict[str, Any] = {}
+    inject(headers)
+    if correlation_id := context.current():
+        headers[context.HEADER] = correlation_id
+    return headers
