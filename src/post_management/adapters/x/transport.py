@@ -15,6 +15,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
 
+from post_management.adapters.x.telemetry import endpoint_of, observed_send
+
 X_PREFIXES = (
     "https://api.twitter.com/",
     "https://upload.twitter.com/",
@@ -72,15 +74,21 @@ class XTransport(HTTPAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> Response:
+        # Named after X's URL, before it is pointed elsewhere (the emulator).
+        endpoint = endpoint_of(request.method, request.url)
         if request.url is not None:
             request.url = self.rewrite(request.url)
-        return super().send(
+        return observed_send(
             request,
-            stream=stream,
-            timeout=self._timeout if timeout is None else timeout,
-            verify=verify,
-            cert=cert,
-            proxies=proxies,
+            endpoint,
+            lambda: super(XTransport, self).send(
+                request,
+                stream=stream,
+                timeout=self._timeout if timeout is None else timeout,
+                verify=verify,
+                cert=cert,
+                proxies=proxies,
+            ),
         )
 
 
