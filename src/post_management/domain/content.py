@@ -32,11 +32,19 @@ def weighted_length(text: str) -> int:
 
 
 def content_violations(
-    text: str, media_ids: list[str], reply_to_x_post_id: str, prefix: str = "post"
+    text: str,
+    media_ids: list[str],
+    reply_to_x_post_id: str,
+    prefix: str = "post",
+    *,
+    attachments: int = 0,
 ) -> list[FieldViolation]:
-    """Every rule the content breaks, as field violations (empty when fine)."""
+    """Every rule the content breaks, as field violations (empty when fine).
+
+    `attachments` counts media uploaded here (domain/media.py checks them).
+    """
     problems: list[FieldViolation] = []
-    if not text.strip() and not media_ids:
+    if not text.strip() and not media_ids and not attachments:
         problems.append(FieldViolation(f"{prefix}.text", "a post needs text or media"))
     if _CONTROL.search(text):
         problems.append(FieldViolation(f"{prefix}.text", "contains control characters"))

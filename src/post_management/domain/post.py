@@ -70,6 +70,12 @@ class Post:
     updated_at: datetime
     media_ids: list[str] = field(default_factory=list)
     reply_to_x_post_id: str = ""
+    # Media uploaded to this service (domain/media.py), sent to X with segment 0.
+    attachment_ids: list[UUID] = field(default_factory=list)
+    # Follow-up segments after `text`, published as a reply chain (domain/threads.py).
+    thread: list[str] = field(default_factory=list)
+    # X ids of the thread's segments recorded so far, in order; x_post_id is the first.
+    segment_x_post_ids: list[str] = field(default_factory=list)
     state: PostState = PostState.DRAFT
     priority: Priority = Priority.NORMAL
     scheduled_for: datetime | None = None
@@ -80,6 +86,18 @@ class Post:
     last_error: str = ""
     # Optimistic concurrency: bumped by every write; the etag on the wire.
     version: int = 1
+
+    @property
+    def segments(self) -> list[str]:
+        """Every text published for this post, in order: the post, then its thread."""
+        return [self.text, *self.thread]
+
+    @property
+    def published_segment_ids(self) -> list[str]:
+        """X ids of the segments on X; a post without a thread has at most x_post_id."""
+        if self.segment_x_post_ids:
+            return list(self.segment_x_post_ids)
+        return [self.x_post_id] if self.x_post_id else []
 
     @property
     def etag(self) -> str:

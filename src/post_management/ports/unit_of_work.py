@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol, Self
 
+from post_management.ports.media import MediaRepository
 from post_management.ports.repositories import (
     AccountRepository,
     AuditLog,
@@ -22,6 +23,7 @@ class UnitOfWork(Protocol):
     audit: AuditLog
     outbox: Outbox
     schedule: ScheduleQueries
+    media: MediaRepository
 
     def __enter__(self) -> Self: ...
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 from uuid import UUID
 
 from post_management.domain.auth import Principal
 from post_management.domain.content import content_violations
-from post_management.domain.errors import InvalidArgument, NotFound
+from post_management.domain.errors import FieldViolation, InvalidArgument, NotFound
+from post_management.domain.media import attachment_violations
 from post_management.domain.post import Post, Priority
+from post_management.domain.threads import ensure_published_segments_kept, thread_violations
 from post_management.ports.repositories import Cursor, DuplicateKey, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -26,6 +29,17 @@ class NewPost:
     media_ids: list[str]
     reply_to_x_post_id: str = ""
     priority: Priority = Priority.NORMAL
+    attachment_ids: list[UUID] = field(default_factory=list)
+    thread: list[str] = field(default_factory=list)
+
+    def digest_fields(self) -> dict[str, Any]:
+        """The request as hashed for request ids; fields left empty are omitted so
+        ids stored before attachments and threads existed still match."""
+        fields = asdict(self)
+        for name in ("attachment_ids", "thread"):
+            if not fields[name]:
+                del fields[name]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,8 @@ class PostPatch:
     reply_to_x_post_id: str | None = None
     account_id: UUID | None = None
     priority: Priority | None = None
+    attachment_ids: list[UUID] | None = None
+    thread: list[str] | None = None
 
 
 class PostService:
@@ -47,11 +63,13 @@ class PostService:
     def create(self, principal: Principal, new: NewPost, request_id: str = "") -> Post:
         principal.ensure_can_act_for(new.user_id)
         idempotency.check_request_id(request_id)
-        problems = content_violations(new.text, new.media_ids, new.reply_to_x_post_id)
+        problems = _pure_violations(
+            new.text, new.media_ids, new.reply_to_x_post_id, new.attachment_ids, new.thread
+        )
         if problems:
             raise InvalidArgument("the post's content is invalid", violations=problems)
         scope = f"CreatePost:{new.user_id}"
-        digest = idempotency.request_hash(asdict(new))
+        digest = idempotency.request_hash(new.digest_fields())
         try:
             with self._uow() as uow:
                 if request_id:
@@ -59,6 +77,7 @@ class PostService:
                     if earlier is not None:
                         return self._load(uow, earlier)
                 _ensure_own_account(uow, new.user_id, new.account_id, "post.account_id")
+                _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
                 now = self._clock.now()
                 post = Post(
                     id=uuid.uuid4(),
@@ -67,6 +86,8 @@ class PostService:
                     text=new.text,
                     media_ids=list(new.media_ids),
                     reply_to_x_post_id=new.reply_to_x_post_id,
+                    attachment_ids=list(new.attachment_ids),
+                    thread=list(new.thread),
                     priority=new.priority,
                     created_at=now,
                     updated_at=now,
@@ -116,6 +137,7 @@ class PostService:
             post.ensure_editable()
             before = snapshot(post)
             expected = post.version
+            kept = _first_segment(post)
             if patch.account_id is not None and patch.account_id != post.account_id:
                 _ensure_own_account(uow, post.user_id, patch.account_id, "post.account_id")
                 post.account_id = patch.account_id
@@ -127,9 +149,18 @@ class PostService:
                 post.reply_to_x_post_id = patch.reply_to_x_post_id
             if patch.priority is not None:
                 post.priority = patch.priority
-            problems = content_violations(post.text, post.media_ids, post.reply_to_x_post_id)
+            if patch.attachment_ids is not None:
+                post.attachment_ids = list(patch.attachment_ids)
+            if patch.thread is not None:
+                post.thread = list(patch.thread)
+            ensure_published_segments_kept(len(post.segment_x_post_ids), kept, _first_segment(post))
+            problems = _pure_violations(
+                post.text, post.media_ids, post.reply_to_x_post_id, post.attachment_ids, post.thread
+            )
             if problems:
                 raise InvalidArgument("the post's content is invalid", violations=problems)
+            if patch.attachment_ids is not None or patch.media_ids is not None:
+                _ensure_attachments(uow, post.user_id, post.attachment_ids, post.media_ids)
             post.updated_at = self._clock.now()
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
@@ -158,6 +189,39 @@ class PostService:
                 metadata={"post_id": str(post_id)},
             )
         return post
+
+
+def _pure_violations(
+    text: str, media_ids: list[str], reply_to: str, attachment_ids: list[UUID], thread: list[str]
+) -> list[FieldViolation]:
+    problems = content_violations(text, media_ids, reply_to, attachments=len(attachment_ids))
+    return problems + thread_violations(text, thread)
+
+
+def _ensure_attachments(
+    uow: UnitOfWork, user_id: str, attachment_ids: list[UUID], media_ids: list[str]
+) -> None:
+    """Another user's media id is reported like an unknown one (INVALID_ARGUMENT), as
+    accounts are: the answer must not tell whether someone else's id exists."""
+    if not attachment_ids:
+        return
+    kinds = uow.media.kinds(user_id, attachment_ids)
+    problems = attachment_violations(
+        [(media_id, kinds.get(media_id)) for media_id in attachment_ids], media_ids
+    )
+    if problems:
+        raise InvalidArgument(
+            "the post's media are invalid", reason="INVALID_MEDIA", violations=problems
+        )
+
+
+def _first_segment(post: Post) -> tuple[list[str], str, list[str], list[str]]:
+    return (
+        post.segments,
+        post.reply_to_x_post_id,
+        list(post.media_ids),
+        [str(media_id) for media_id in post.attachment_ids],
+    )
 
 
 def _ensure_own_account(uow: UnitOfWork, user_id: str, account_id: UUID, field: str) -> None:

@@ -73,6 +73,13 @@ posts = Table(
     Column("text", Text, nullable=False),
     Column("media_ids", ARRAY(String(32)), nullable=False, server_default=text("'{}'")),
     Column("reply_to_x_post_id", String(32), nullable=False, server_default=""),
+    # Our media ids (the media table), uploaded to X by the publisher before segment 0.
+    Column(
+        "attachment_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")
+    ),
+    # Follow-up segments, and the X id of each segment as soon as X returned it.
+    Column("thread", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("segment_x_post_ids", ARRAY(String(32)), nullable=False, server_default=text("'{}'")),
     Column("state", String(16), nullable=False),
     Column("priority", SmallInteger, nullable=False),
     # The instant the post is due (UTC), and the IANA zone it was asked in.
@@ -128,6 +135,41 @@ post_attempts = Table(
     Column("detail", Text, nullable=False, server_default=""),
     Column("x_post_id", String(32), nullable=False, server_default=""),
     Index("ix_post_attempts_post", "post_id", "number"),
+)
+
+media = Table(
+    "media",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("mime_type", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    # Kept here until published: X forgets uploads after a day, retries may come later.
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_media_user_created", "user_id", "created_at"),
+)
+
+# The X media id of one media item for one account (X ids belong to the uploader),
+# stored as soon as the upload succeeds so a retry never uploads it again.
+media_uploads = Table(
+    "media_uploads",
+    metadata,
+    Column(
+        "media_id",
+        UUID(as_uuid=True),
+        ForeignKey("media.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "account_id",
+        UUID(as_uuid=True),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("x_media_id", String(32), nullable=False),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False),
 )
 
 audit_log = Table(

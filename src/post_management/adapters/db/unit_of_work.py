@@ -9,10 +9,12 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from post_management.adapters.db.account_repository import SqlAccountRepository
+from post_management.adapters.db.media_repository import SqlMediaRepository
 from post_management.adapters.db.post_repository import SqlPostRepository
 from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys, SqlOutbox
 from post_management.adapters.db.schedule_queries import SqlScheduleQueries
 from post_management.domain.errors import Unavailable
+from post_management.ports.media import MediaRepository
 from post_management.ports.repositories import (
     AccountRepository,
     AuditLog,
@@ -34,6 +36,7 @@ class SqlUnitOfWork:
     audit: AuditLog
     outbox: Outbox
     schedule: ScheduleQueries
+    media: MediaRepository
 
     def __init__(self, engine: Engine, box: SecretBox) -> None:
         self._engine = engine
@@ -52,6 +55,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(self._conn)
         self.outbox = SqlOutbox(self._conn)
         self.schedule = SqlScheduleQueries(self._conn)
+        self.media = SqlMediaRepository(self._conn)
         return self
 
     def __exit__(

@@ -1,0 +1,86 @@
+"""Media use cases: keep an uploaded file until a post that attaches it is published."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from post_management.domain.auth import Principal
+from post_management.domain.errors import InvalidArgument, NotFound
+from post_management.domain.media import Media, kind_of, upload_violations
+from post_management.ports.repositories import DuplicateKey
+from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from post_management.services import idempotency
+from post_management.services.common import audit, snapshot
+
+
+@dataclass(frozen=True)
+class NewMedia:
+    user_id: str
+    mime_type: str
+    data: bytes
+
+
+class MediaService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def upload(self, principal: Principal, new: NewMedia, request_id: str = "") -> Media:
+        principal.ensure_can_act_for(new.user_id)
+        idempotency.check_request_id(request_id)
+        problems = upload_violations(new.mime_type, new.data)
+        if problems:
+            raise InvalidArgument("the media file is invalid", violations=problems)
+        mime_type = new.mime_type.strip().lower()
+        scope = f"UploadMedia:{new.user_id}"
+        # The bytes' digest stands for them: hashing a JSON dump of 16 MB is slow.
+        digest = idempotency.request_hash(
+            {"mime_type": mime_type, "sha256": hashlib.sha256(new.data).hexdigest()}
+        )
+        try:
+            with self._uow() as uow:
+                if request_id:
+                    earlier = idempotency.earlier_result(uow, scope, request_id, digest)
+                    if earlier is not None:
+                        return _load(uow, earlier)
+                item = Media(
+                    id=uuid.uuid4(),
+                    user_id=new.user_id,
+                    mime_type=mime_type,
+                    kind=kind_of(mime_type),
+                    size_bytes=len(new.data),
+                    created_at=self._clock.now(),
+                )
+                uow.media.add(item, new.data)
+                if request_id:
+                    idempotency.remember(uow, scope, request_id, digest, item.id)
+                audit(
+                    uow,
+                    principal,
+                    "media.upload",
+                    resource_type="media",
+                    resource_id=item.id,
+                    user_id=item.user_id,
+                    before=None,
+                    after=snapshot(item),
+                    request_id=request_id,
+                )
+                uow.commit()
+                return item
+        except DuplicateKey:
+            # A concurrent upload with the same request id won: return its media.
+            with self._uow() as uow:
+                earlier = idempotency.earlier_result(uow, scope, request_id, digest)
+                if earlier is None:
+                    raise
+                return _load(uow, earlier)
+
+
+def _load(uow: UnitOfWork, media_id: uuid.UUID) -> Media:
+    item = uow.media.get(media_id)
+    if item is None:
+        raise NotFound(f"media {media_id} does not exist", reason="MEDIA_NOT_FOUND")
+    return item
