@@ -18,8 +18,10 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
+from post_management.adapters.db import telemetry
 from post_management.domain.account import Credentials
 from post_management.domain.post import PostState, Priority
+from post_management.observability import tracing
 from post_management.ports.publishing import Claim, Settlement
 from post_management.ports.support import SecretBox
 
@@ -212,6 +214,7 @@ class SqlPublishQueue:
             )
             self._update_account(connection, claim, settlement)
             _add_events(connection, settlement)
+        telemetry.committed(settlement.events)
         return True
 
     @staticmethod
@@ -272,6 +275,8 @@ class SqlPublishQueue:
 
 
 def _add_events(connection: Connection, settlement: Settlement) -> None:
+    # Trace context and correlation id, forwarded to Kafka by the relay.
+    headers = json.dumps(tracing.outbox_headers())
     rows: Sequence[dict[str, Any]] = [
         {
             "event_id": event.event_id or uuid.uuid4(),
@@ -279,6 +284,7 @@ def _add_events(connection: Connection, settlement: Settlement) -> None:
             "aggregate_type": event.aggregate_type,
             "aggregate_id": event.aggregate_id,
             "payload": json.dumps(event.payload),
+            "headers": headers,
             "occurred_at": event.occurred_at,
         }
         for event in settlement.events
@@ -287,8 +293,8 @@ def _add_events(connection: Connection, settlement: Settlement) -> None:
         connection.execute(
             text(
                 "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, "
-                "payload, occurred_at) VALUES (:event_id, :event_type, :aggregate_type, "
-                ":aggregate_id, CAST(:payload AS jsonb), :occurred_at)"
+                "payload, headers, occurred_at) VALUES (:event_id, :event_type, :aggregate_type, "
+                ":aggregate_id, CAST(:payload AS jsonb), CAST(:headers AS jsonb), :occurred_at)"
             ),
             rows,
         )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, insert, select
 
 from post_management.adapters.db.schema import audit_log, idempotency_keys, outbox
+from post_management.observability import tracing
 from post_management.ports.repositories import AuditEntry, IdempotencyRecord, OutboxEvent
 
 
@@ -33,8 +34,11 @@ class SqlAuditLog:
 class SqlOutbox:
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
+        # Counted once the unit of work commits.
+        self.added: list[OutboxEvent] = []
 
     def add(self, event: OutboxEvent) -> None:
+        self.added.append(event)
         self._conn.execute(
             insert(outbox).values(
                 event_id=event.event_id,
@@ -42,6 +46,8 @@ class SqlOutbox:
                 aggregate_type=event.aggregate_type,
                 aggregate_id=event.aggregate_id,
                 payload=event.payload,
+                # Trace context and correlation id, forwarded to Kafka by the relay.
+                headers=tracing.outbox_headers(),
                 occurred_at=event.occurred_at,
             )
         )

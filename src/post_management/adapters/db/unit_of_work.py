@@ -13,6 +13,7 @@ from post_management.adapters.db.media_repository import SqlMediaRepository
 from post_management.adapters.db.post_repository import SqlPostRepository
 from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys, SqlOutbox
 from post_management.adapters.db.schedule_queries import SqlScheduleQueries
+from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.errors import Unavailable
 from post_management.ports.media import MediaRepository
 from post_management.ports.repositories import (
@@ -42,6 +43,7 @@ class SqlUnitOfWork:
         self._engine = engine
         self._box = box
         self._conn: Connection | None = None
+        self._trace: UnitOfWorkTrace | None = None
 
     def __enter__(self) -> Self:
         try:
@@ -49,6 +51,7 @@ class SqlUnitOfWork:
             self._conn.begin()
         except (OperationalError, InterfaceError) as exc:
             raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
+        self._trace = UnitOfWorkTrace()
         self.posts = SqlPostRepository(self._conn)
         self.accounts = SqlAccountRepository(self._conn, self._box)
         self.idempotency = SqlIdempotencyKeys(self._conn)
@@ -70,6 +73,9 @@ class SqlUnitOfWork:
         finally:
             self._conn.close()
             self._conn = None
+            if self._trace is not None:
+                self._trace.finish(exc)
+                self._trace = None
         # Translate driver errors into the ports' vocabulary so services and the
         # gRPC edge never see SQLAlchemy types.
         if isinstance(exc, IntegrityError) and _sqlstate(exc) == UNIQUE_VIOLATION:
@@ -80,6 +86,8 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         assert self._conn is not None
         self._conn.commit()
+        if self._trace is not None and isinstance(self.outbox, SqlOutbox):
+            self._trace.committed(self.outbox.added)
 
     def rollback(self) -> None:
         assert self._conn is not None
