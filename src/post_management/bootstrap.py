@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox, InvalidKeys
 from post_management.adapters.db.engine import make_engine, migrate, ping
+from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.emulator.server import EmulatorThread
@@ -248,7 +249,14 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     x_api, emulator = x_client(settings)
     queue = SqlPublishQueue(engine, box)
     engine_config = engine_settings(settings)
-    publisher = Publisher(queue, x_api, rate_limiter(settings), clock, engine_config)
+    publisher = Publisher(
+        queue,
+        x_api,
+        rate_limiter(settings),
+        clock,
+        engine_config,
+        media=SqlMediaUploads(engine),
+    )
     dispatcher = Dispatcher(queue, publisher, clock, engine_config)
     reconciler = Reconciler(queue, x_api, clock, engine_config)
     relay = outbox_relay(settings, engine)

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.engine import make_engine
+from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.rate_limit import InProcessRateLimiter
@@ -152,7 +153,9 @@ def make_engine_(
     }
     values.update(overrides)
     settings = EngineSettings(**values)  # type: ignore[arg-type]
-    publisher = Publisher(queue, x_api, InProcessRateLimiter(), clock, settings)
+    publisher = Publisher(
+        queue, x_api, InProcessRateLimiter(), clock, settings, media=SqlMediaUploads(engine)
+    )
     return Engine_(
         engine=engine,
         uow=uow,

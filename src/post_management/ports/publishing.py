@@ -35,6 +35,15 @@ class Claim:
     credentials: Credentials | None = field(repr=False)
     # Set for reconciliation claims: why the earlier outcome is unknown.
     unknown_cause: str = ""
+    # Follow-up segments, the X ids of segments already on X, and media to upload.
+    thread: tuple[str, ...] = ()
+    segment_x_post_ids: tuple[str, ...] = ()
+    attachment_ids: tuple[UUID, ...] = ()
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """The texts to publish in order: the post, then its thread (domain/threads.py)."""
+        return (self.text, *self.thread)
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,14 @@ class PublishQueue(Protocol):
 
     def settle(self, claim: Claim, settlement: Settlement, now: datetime) -> bool:
         """Apply the settlement if `claim.holder` still holds the post."""
+        ...
+
+    def record_segment(
+        self, claim: Claim, index: int, x_post_id: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """Store segment `index`'s X id in its own transaction, if `claim.holder` still
+        holds the post and `index` is the next unrecorded segment; the lease is pushed
+        to `lease_until` so a long thread keeps its claim."""
         ...
 
 

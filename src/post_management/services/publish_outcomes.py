@@ -13,6 +13,7 @@ from post_management.ports.publishing import Claim, Settlement
 from post_management.ports.x_api import (
     AccountSuspended,
     Duplicate,
+    Failure,
     PermanentFailure,
     Published,
     PublishOutcome,
@@ -124,7 +125,12 @@ def retry_or_dead_letter(
 
 
 def rate_limited(
-    claim: Claim, reset_at: datetime, scope: str, limit: int, now: datetime
+    claim: Claim,
+    reset_at: datetime,
+    scope: str,
+    limit: int,
+    now: datetime,
+    endpoint: str = "POST /2/tweets",
 ) -> Settlement:
     """Back to the queue with its due time and priority: it waits, it does not fail."""
     return Settlement(
@@ -138,7 +144,7 @@ def rate_limited(
                 account_id=claim.account_id,
                 user_id=claim.user_id,
                 scope=scope,
-                endpoint="POST /2/tweets",
+                endpoint=endpoint,
                 limit=limit,
                 reset_at=reset_at,
                 occurred_at=now,
@@ -177,6 +183,38 @@ def unknown(claim: Claim, cause: str, reason: str, now: datetime, timing: Timing
         reconcile_after=now + timing.settle_delay,
         unknown_cause=cause,
     )
+
+
+def resume(now: datetime) -> Settlement:
+    """Some segments of a thread are on X: back to the queue, due now, to publish the
+    rest. Progress is no failure, so no failure event."""
+    return Settlement(state=PostState.SCHEDULED, outcome="adopted_segment", due_at=now)
+
+
+def settle_media_failure(
+    claim: Claim, outcome: Failure, now: datetime, timing: Timing
+) -> Settlement:
+    """A media upload before the post: nothing was posted whatever happened, so an
+    unknown outcome is simply retried (a lost answer only leaves an unused id on X)."""
+    match outcome:
+        case RateLimited(reset_at=reset_at, limit=limit):
+            return rate_limited(
+                claim,
+                reset_at,
+                events.RATE_LIMIT_SCOPE_USER,
+                limit or 0,
+                now,
+                endpoint="POST /1.1/media/upload.json",
+            )
+        case AccountSuspended(reason=reason):
+            return suspended(claim, f"account suspended: {reason}", now)
+        case Unauthorized(reason=reason):
+            return suspended(claim, f"tokens revoked: {reason}", now)
+        case PermanentFailure(reason=reason, status=status):
+            return failed(claim, f"X_MEDIA_{status or 'REJECTED'}", f"media: {reason}", now)
+        case UnknownOutcome(reason=reason):
+            return retry_or_dead_letter(claim, "X_MEDIA_UNKNOWN", f"media: {reason}", now, timing)
+    raise AssertionError(f"unhandled outcome {outcome!r}")
 
 
 def settle_publish(

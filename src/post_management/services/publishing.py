@@ -11,11 +11,15 @@ from datetime import datetime, timedelta
 
 from post_management.domain import events
 from post_management.domain.duplicates import normalize_text
+from post_management.domain.media import X_MEDIA_REUSE_WINDOW
 from post_management.domain.post import PostState
+from post_management.ports.media import MediaUploads
 from post_management.ports.publishing import Claim, PublishQueue, RateLimiter, Settlement
 from post_management.ports.support import Clock
 from post_management.ports.x_api import (
+    MediaUploaded,
     NewPost,
+    Published,
     RateLimited,
     Timeline,
     XApi,
@@ -46,7 +50,8 @@ class EngineSettings:
 
 
 class Publisher:
-    """Makes the one create-post call of a claim and settles the result."""
+    """Makes the create-post call of each unpublished segment of a claim (one for a
+    post without a thread) and settles the result."""
 
     def __init__(
         self,
@@ -55,12 +60,14 @@ class Publisher:
         limiter: RateLimiter,
         clock: Clock,
         settings: EngineSettings,
+        media: MediaUploads | None = None,
     ) -> None:
         self._queue = queue
         self._x = x_api
         self._limiter = limiter
         self._clock = clock
         self._settings = settings
+        self._media = media
 
     def publish(self, claim: Claim) -> PostState:
         now = self._clock.now()
@@ -74,17 +81,84 @@ class Publisher:
             )
             self._settle(claim, settlement)
             return settlement.state
-        post = NewPost(
-            text=claim.text,
-            media_ids=claim.media_ids,
-            in_reply_to=claim.reply_to_x_post_id or None,
-        )
-        result = self._x.create_post(_x_credentials(claim), post)
-        settlement = outcomes.settle_publish(
-            claim, result, self._clock.now(), self._settings.timing
-        )
+        uploaded: tuple[str, ...] = ()
+        if claim.attachment_ids and not claim.segment_x_post_ids:
+            media = self._upload_media(claim)
+            if isinstance(media, Settlement):
+                self._settle(claim, media)
+                return media.state
+            if media is None:
+                return PostState.PUBLISHING
+            uploaded = media
+        return self._publish_segments(claim, uploaded)
+
+    def _publish_segments(self, claim: Claim, uploaded: tuple[str, ...]) -> PostState:
+        """From the first segment not yet on X to the last, each replying to the one
+        before; each id is recorded before the next call so a retry never repeats one."""
+        segments = claim.segments
+        published = list(claim.segment_x_post_ids)
+        for index in range(len(published), len(segments)):
+            if index > len(claim.segment_x_post_ids):
+                refused = self._spend_budget(claim, self._clock.now())
+                if refused is not None:
+                    self._settle(claim, refused)
+                    return refused.state
+            post = NewPost(
+                text=segments[index],
+                media_ids=(*claim.media_ids, *uploaded) if index == 0 else (),
+                in_reply_to=published[-1] if published else claim.reply_to_x_post_id or None,
+            )
+            result = self._x.create_post(_x_credentials(claim), post)
+            now = self._clock.now()
+            if not isinstance(result, Published):
+                settlement = outcomes.settle_publish(claim, result, now, self._settings.timing)
+                self._settle(claim, settlement)
+                return settlement.state
+            if len(segments) > 1 and not self._queue.record_segment(
+                claim, index, result.x_post_id, now, now + self._settings.lease
+            ):
+                # The reconciler holds the post now; it finds this segment on X.
+                log.warning("lost the claim on post %s in segment %d", claim.post_id, index)
+                return PostState.PUBLISHING
+            published.append(result.x_post_id)
+        settlement = outcomes.published(claim, published[0], self._clock.now(), "published")
         self._settle(claim, settlement)
         return settlement.state
+
+    def _upload_media(self, claim: Claim) -> tuple[str, ...] | Settlement | None:
+        """X media ids of the claim's attachments, uploading those without a fresh one
+        for this account; each new id is stored the moment X returns it. None when
+        the claim was lost meanwhile."""
+        now = self._clock.now()
+        if self._media is None:
+            return outcomes.failed(claim, "MEDIA_UNAVAILABLE", "no media store configured", now)
+        known = self._media.uploaded(
+            claim.account_id, claim.attachment_ids, now - X_MEDIA_REUSE_WINDOW
+        )
+        x_media_ids: list[str] = []
+        for media_id in claim.attachment_ids:
+            x_media_id = known.get(media_id)
+            if x_media_id is None:
+                content = self._media.content(media_id)
+                if content is None:
+                    return outcomes.failed(
+                        claim, "MEDIA_MISSING", f"media {media_id} no longer exists", now
+                    )
+                data, mime_type = content
+                result = self._x.upload_media(_x_credentials(claim), data, mime_type)
+                now = self._clock.now()
+                if not isinstance(result, MediaUploaded):
+                    return outcomes.settle_media_failure(claim, result, now, self._settings.timing)
+                x_media_id = result.media_id
+                self._media.record(media_id, claim.account_id, x_media_id, now)
+            x_media_ids.append(x_media_id)
+        if len(known) < len(claim.attachment_ids) and not self._queue.extend(
+            claim, self._clock.now() + self._settings.lease
+        ):
+            # Uploads (a video's processing above all) took long enough to lose the claim.
+            log.warning("lost the claim on post %s while uploading media", claim.post_id)
+            return None
+        return tuple(x_media_ids)
 
     def _spend_budget(self, claim: Claim, now: datetime) -> Settlement | None:
         """Our own count of X's budgets, so a busy account waits instead of earning 429s."""
@@ -187,6 +261,14 @@ class Reconciler:
                 claim, outcomes.failed(claim, "NO_CREDENTIALS", "no X credentials", now), now
             )
             return
+        # Only the first segment not recorded can be in doubt: each earlier one was
+        # recorded before the next was sent.
+        segments, index = claim.segments, len(claim.segment_x_post_ids)
+        if index >= len(segments):
+            # Every segment is on X; only the settlement was lost.
+            first = claim.segment_x_post_ids[0]
+            self._queue.settle(claim, outcomes.published(claim, first, now, "adopted"), now)
+            return
         timeline = self._x.recent_posts(
             _x_credentials(claim),
             claim.started_at - CLOCK_MARGIN,
@@ -199,10 +281,10 @@ class Reconciler:
             # X cannot tell us now; ask again later rather than guess.
             self._queue.extend(claim, now + timing.settle_delay)
             return
-        wanted = normalize_text(claim.text)
+        wanted = normalize_text(segments[index])
         for x_post in timeline.posts:
             if normalize_text(x_post.text) == wanted:
-                self._queue.settle(claim, outcomes.published(claim, x_post.id, now, "adopted"), now)
+                self._adopt(claim, index, x_post.id, now)
                 return
         if not timeline.complete:
             self._queue.extend(claim, now + timing.settle_delay)
@@ -218,6 +300,20 @@ class Reconciler:
             reason = f"not on X after an unknown outcome ({claim.unknown_cause})"
             settlement = outcomes.retry_or_dead_letter(claim, "X_UNKNOWN", reason, now, timing)
         self._queue.settle(claim, settlement, now)
+
+    def _adopt(self, claim: Claim, index: int, x_post_id: str, now: datetime) -> None:
+        """Segment `index` is on X: record it; the post is published when it was the
+        last, else it goes back to the queue to publish the rest."""
+        segments = claim.segments
+        if len(segments) > 1 and not self._queue.record_segment(
+            claim, index, x_post_id, now, now + self._settings.lease
+        ):
+            return
+        if index + 1 < len(segments):
+            self._queue.settle(claim, outcomes.resume(now), now)
+            return
+        first = claim.segment_x_post_ids[0] if claim.segment_x_post_ids else x_post_id
+        self._queue.settle(claim, outcomes.published(claim, first, now, "adopted"), now)
 
 
 def _x_credentials(claim: Claim) -> XCredentials:

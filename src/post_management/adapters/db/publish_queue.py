@@ -28,7 +28,8 @@ from post_management.ports.support import SecretBox
 _CLAIM_COLUMNS = """
     p.id, p.attempt_id AS holder, p.attempt_count, p.account_id, p.user_id, p.text,
     p.media_ids, p.reply_to_x_post_id, p.priority, p.due_at, p.publish_started_at,
-    p.unknown_cause, a.x_user_id, a.credentials_encrypted
+    p.unknown_cause, p.thread, p.segment_x_post_ids, p.attachment_ids,
+    a.x_user_id, a.credentials_encrypted
 """
 
 # Candidates are scanned in the claim index's order; DISTINCT ON keeps the first per
@@ -180,6 +181,9 @@ class SqlPublishQueue:
             started_at=row["publish_started_at"],
             credentials=credentials,
             unknown_cause=row["unknown_cause"],
+            thread=tuple(row["thread"]),
+            segment_x_post_ids=tuple(row["segment_x_post_ids"]),
+            attachment_ids=tuple(row["attachment_ids"]),
         )
 
     def extend(self, claim: Claim, until: datetime) -> bool:
@@ -190,6 +194,37 @@ class SqlPublishQueue:
                     "WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'"
                 ),
                 {"until": until, "id": claim.post_id, "holder": claim.holder},
+            )
+            return result.rowcount == 1
+
+    def record_segment(
+        self, claim: Claim, index: int, x_post_id: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        # The cardinality guard makes a replayed or out-of-order record a no-op. The
+        # lease (and reconcile_after, when an earlier extend set it) moves forward only.
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                text(
+                    """
+                    UPDATE posts SET
+                        segment_x_post_ids = array_append(
+                            segment_x_post_ids, CAST(:x_post_id AS varchar(32))),
+                        lease_expires_at = GREATEST(lease_expires_at, :lease_until),
+                        reconcile_after = CASE WHEN reconcile_after IS NOT NULL
+                            THEN GREATEST(reconcile_after, :lease_until) END,
+                        version = version + 1, updated_at = :now
+                    WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'
+                      AND cardinality(segment_x_post_ids) = :index
+                    """
+                ),
+                {
+                    "x_post_id": x_post_id,
+                    "lease_until": lease_until,
+                    "now": now,
+                    "id": claim.post_id,
+                    "holder": claim.holder,
+                    "index": index,
+                },
             )
             return result.rowcount == 1
 
