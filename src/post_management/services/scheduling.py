@@ -8,33 +8,19 @@ one account run one after the other and the second sees the first's post.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from post_management.domain import events
-from post_management.domain.account import Account
 from post_management.domain.auth import Principal
-from post_management.domain.conflicts import ConflictPolicy, resolve_conflict
-from post_management.domain.duplicates import DUPLICATE_WINDOW, find_duplicate
+from post_management.domain.conflicts import resolve_conflict
 from post_management.domain.errors import (
     DomainError,
-    FailedPrecondition,
-    FieldViolation,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
 )
 from post_management.domain.post import TRANSITIONS, Post, PostState
-from post_management.domain.posting_calendar import describe
-from post_management.domain.posting_rules import (
-    MAX_MIN_INTERVAL_MINUTES,
-    PostingRules,
-    posting_rules_from_json,
-)
 from post_management.domain.priority import parse_priority
 from post_management.domain.requested_time import (
     DEFAULT_HORIZON,
@@ -43,58 +29,34 @@ from post_management.domain.requested_time import (
     resolve_requested_time,
 )
 from post_management.domain.slots import free_slots, next_free_slot
-from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy, load_zone
-from post_management.ports.repositories import DuplicateKey, OutboxEvent
-from post_management.ports.schedule_queries import TakenTime
+from post_management.domain.timezones import load_zone
+from post_management.ports.repositories import DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
-from post_management.services.common import audit, concurrent_change, snapshot
+from post_management.services.common import concurrent_change, snapshot
+from post_management.services.scheduling_support import (
+    LOOKBACK,
+    BatchItem,
+    FreeSlots,
+    ScheduleRequest,
+    ScheduleResult,
+    account_rules,
+    at_index,
+    audit_post,
+    check_request,
+    emit_events,
+    ensure_not_duplicate,
+    foreign_error,
+    load_own_post,
+    replayed,
+    request_digest,
+    request_scope,
+)
 
-# Other posts older than this cannot affect a new time: the longest rule
-# (min interval, at most a week) and the duplicate window both fit inside it.
-LOOKBACK = max(timedelta(minutes=MAX_MIN_INTERVAL_MINUTES), DUPLICATE_WINDOW) + timedelta(days=1)
 DEFAULT_FREE_SLOTS = 5
 MAX_FREE_SLOTS = 50
 MAX_BATCH = 100
-# A replayed request re-reads its time without the past/horizon check.
-_REPLAY_SLACK = timedelta(days=3660)
-
-
-@dataclass(frozen=True)
-class ScheduleRequest:
-    post_id: UUID
-    user_id: str
-    scheduled_for: str = ""
-    timezone: str = ""
-    # Empty keeps the post's priority (NORMAL unless it was created otherwise).
-    priority: str = ""
-    conflict_policy: ConflictPolicy = ConflictPolicy.REJECT
-    nonexistent: NonexistentTimePolicy = NonexistentTimePolicy.REJECT
-    ambiguous: AmbiguousTimePolicy = AmbiguousTimePolicy.EARLIER
-    request_id: str = ""
-
-
-@dataclass(frozen=True)
-class ScheduleResult:
-    post: Post
-    moved: bool = False
-    move_reason: str = ""
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One item of a per-item batch: a result or the error that refused it."""
-
-    post_id: UUID
-    result: ScheduleResult | None = None
-    error: DomainError | None = None
-
-
-@dataclass(frozen=True)
-class FreeSlots:
-    slots: list[datetime]
-    timezone: str
 
 
 class SchedulingService:
@@ -117,7 +79,7 @@ class SchedulingService:
 
     def schedule(self, principal: Principal, request: ScheduleRequest) -> ScheduleResult:
         principal.ensure_can_act_for(request.user_id)
-        _check_request(request)
+        check_request(request)
         try:
             with self._uow() as uow:
                 result = self._schedule_in(uow, principal, request)
@@ -127,11 +89,11 @@ class SchedulingService:
             # A concurrent request with the same request id won: answer with its post.
             with self._uow() as uow:
                 earlier = idempotency.earlier_result(
-                    uow, _scope(request.user_id), request.request_id, _digest(request)
+                    uow, request_scope(request.user_id), request.request_id, request_digest(request)
                 )
                 if earlier is None:
                     raise
-                return _replayed(_load_own_post(uow, earlier, request.user_id), request)
+                return replayed(load_own_post(uow, earlier, request.user_id), request)
 
     def batch(
         self,
@@ -151,7 +113,7 @@ class SchedulingService:
             )
         for index, request in enumerate(requests):
             if request.user_id != user_id:
-                raise _at_index(
+                raise at_index(
                     InvalidArgument.for_field(
                         "user_id", "must be empty or the batch's user_id", reason="USER_MISMATCH"
                     ),
@@ -162,9 +124,9 @@ class SchedulingService:
             return [self._batch_item(principal, request) for request in requests]
         for index, request in enumerate(requests):
             try:
-                _check_request(request)
+                check_request(request)
             except DomainError as error:
-                raise _at_index(error, index, request.post_id) from None
+                raise at_index(error, index, request.post_id) from None
         with self._uow() as uow:
             self._lock_accounts(uow, requests, user_id)
             items = []
@@ -172,7 +134,7 @@ class SchedulingService:
                 try:
                     result = self._schedule_in(uow, principal, request)
                 except DomainError as error:
-                    raise _at_index(error, index, request.post_id) from None
+                    raise at_index(error, index, request.post_id) from None
                 items.append(BatchItem(request.post_id, result))
             uow.commit()
             return items
@@ -199,21 +161,21 @@ class SchedulingService:
     def _schedule_in(
         self, uow: UnitOfWork, principal: Principal, request: ScheduleRequest
     ) -> ScheduleResult:
-        post = _load_own_post(uow, request.post_id, request.user_id)
+        post = load_own_post(uow, request.post_id, request.user_id)
         account = uow.accounts.get(post.account_id, for_update=True)
-        post = _load_own_post(uow, request.post_id, request.user_id, for_update=True)
+        post = load_own_post(uow, request.post_id, request.user_id, for_update=True)
         if account is None or account.id != post.account_id:
             raise concurrent_change()  # the post moved to another account meanwhile
-        scope, digest = _scope(request.user_id), _digest(request)
+        scope, digest = request_scope(request.user_id), request_digest(request)
         if request.request_id:
             earlier = idempotency.earlier_result(uow, scope, request.request_id, digest)
             if earlier is not None:
-                return _replayed(_load_own_post(uow, earlier, request.user_id), request)
+                return replayed(load_own_post(uow, earlier, request.user_id), request)
         if post.state not in TRANSITIONS["schedule"]:
             post.transition("schedule")  # raises FAILED_PRECONDITION naming the state
         now = self._clock.now()
         zone = load_zone(account.timezone, "account.timezone")
-        rules = _rules(account)
+        rules = account_rules(account)
         taken = uow.schedule.taken_times(account.id, now - LOOKBACK, exclude_post_id=post.id)
         times = [entry.at for entry in taken]
         priority = parse_priority(request.priority) if request.priority.strip() else post.priority
@@ -243,7 +205,7 @@ class SchedulingService:
             check_window(instant, now, self._past_grace, self._horizon)
         else:
             instant = next_free_slot(rules, zone, times, now, priority, window=self._horizon)
-        _ensure_not_duplicate(post, instant, taken, zone)
+        ensure_not_duplicate(post, instant, taken, zone)
         before, expected = snapshot(post), post.version
         previous = post.scheduled_for if post.state is PostState.SCHEDULED else None
         post.transition("schedule")
@@ -254,8 +216,8 @@ class SchedulingService:
         if not uow.posts.save(post, expected):
             raise concurrent_change()
         action = "post.reschedule" if previous is not None else "post.schedule"
-        _audit(uow, principal, action, post, before, request.request_id)
-        _emit(
+        audit_post(uow, principal, action, post, before, request.request_id)
+        emit_events(
             uow,
             events.post_scheduled(
                 post_id=post.id,
@@ -286,7 +248,7 @@ class SchedulingService:
         """SCHEDULED -> CANCELLED; cancelling a cancelled post returns it unchanged."""
         principal.ensure_can_act_for(user_id)
         with self._uow() as uow:
-            post = _load_own_post(uow, post_id, user_id, for_update=True)
+            post = load_own_post(uow, post_id, user_id, for_update=True)
             if post.state is PostState.CANCELLED:
                 return post
             before, expected = snapshot(post), post.version
@@ -295,8 +257,8 @@ class SchedulingService:
             post.updated_at = now
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
-            _audit(uow, principal, "post.cancel", post, before)
-            _emit(
+            audit_post(uow, principal, "post.cancel", post, before)
+            emit_events(
                 uow,
                 events.post_cancelled(
                     post_id=post.id,
@@ -335,14 +297,14 @@ class SchedulingService:
                     metadata={"account_id": str(account_id)},
                 )
             if user_id and account.user_id != user_id:
-                raise _foreign("account", account_id)
+                raise foreign_error("account", account_id)
             principal.ensure_can_act_for(account.user_id)
             now = self._clock.now()
             start = max(after or now, now)
             taken = uow.schedule.taken_times(account.id, start - LOOKBACK)
         zone = load_zone(account.timezone, "account.timezone")
         slots = free_slots(
-            _rules(account),
+            account_rules(account),
             zone,
             [entry.at for entry in taken],
             start,
@@ -350,144 +312,3 @@ class SchedulingService:
             window=self._horizon - (start - now),
         )
         return FreeSlots(slots, account.timezone)
-
-
-# --- helpers ------------------------------------------------------------------
-
-
-def _check_request(request: ScheduleRequest) -> None:
-    """What can be checked before touching the database."""
-    idempotency.check_request_id(request.request_id)
-    if request.priority.strip():
-        parse_priority(request.priority)
-    if request.timezone:
-        load_zone(request.timezone)
-
-
-def _scope(user_id: str) -> str:
-    return f"SchedulePost:{user_id}"
-
-
-def _digest(request: ScheduleRequest) -> str:
-    return idempotency.request_hash(asdict(request))
-
-
-def _load_own_post(
-    uow: UnitOfWork, post_id: UUID, user_id: str, *, for_update: bool = False
-) -> Post:
-    post = uow.posts.get(post_id, for_update=for_update)
-    if post is None:
-        raise NotFound(
-            f"post {post_id} does not exist",
-            reason="POST_NOT_FOUND",
-            metadata={"post_id": str(post_id)},
-        )
-    if post.user_id != user_id:
-        raise _foreign("post", post_id)
-    return post
-
-
-def _foreign(kind: str, resource_id: UUID) -> PermissionDenied:
-    return PermissionDenied(
-        f"the {kind} {resource_id} belongs to another user", reason="FOREIGN_RESOURCE"
-    )
-
-
-def _rules(account: Account) -> PostingRules:
-    try:
-        return posting_rules_from_json(account.posting_rules)
-    except InvalidArgument as error:
-        # Stored before rules were validated: the account must be fixed first.
-        raise FailedPrecondition(
-            f"the account's posting rules are invalid; update the account: {error.message}",
-            reason="INVALID_ACCOUNT_RULES",
-            metadata={"account_id": str(account.id)},
-        ) from None
-
-
-def _ensure_not_duplicate(
-    post: Post, instant: datetime, taken: list[TakenTime], zone: ZoneInfo
-) -> None:
-    at = find_duplicate(post.text, instant, [(entry.text, entry.at) for entry in taken])
-    if at is None:
-        return
-    other = next(entry for entry in taken if entry.at == at)
-    hours = int(DUPLICATE_WINDOW.total_seconds() // 3600)
-    raise FailedPrecondition(
-        f"the same text is already on this account at {describe(at, zone)}; X refuses "
-        f"duplicate posts less than {hours} hours apart",
-        reason="DUPLICATE_CONTENT",
-        metadata={"duplicate_post_id": str(other.post_id), "duplicate_time": _iso(at)},
-    )
-
-
-def _replayed(post: Post, request: ScheduleRequest) -> ScheduleResult:
-    """The answer to a repeated request: the post as it is now, and whether the
-    first call moved it off the requested time (recomputed, since only the
-    post is remembered)."""
-    if not request.scheduled_for.strip() or post.scheduled_for is None or not post.timezone:
-        return ScheduleResult(post)
-    try:
-        requested = resolve_requested_time(
-            request.scheduled_for,
-            request.timezone or post.timezone,
-            post.scheduled_for,
-            nonexistent=request.nonexistent,
-            ambiguous=request.ambiguous,
-            past_grace=_REPLAY_SLACK,
-            horizon=_REPLAY_SLACK,
-        )
-    except DomainError:
-        return ScheduleResult(post)
-    if requested.instant == post.scheduled_for:
-        return ScheduleResult(post)
-    zone = ZoneInfo(post.timezone)
-    reason = (
-        f"moved from {describe(requested.instant, zone)} to "
-        f"{describe(post.scheduled_for, zone)} by the conflict policy"
-    )
-    return ScheduleResult(post, True, reason)
-
-
-def _at_index(error: DomainError, index: int, post_id: UUID) -> DomainError:
-    """The same error, naming the batch item it came from."""
-    prefix = f"requests[{index}]"
-    changes: dict[str, object] = {
-        "message": f"{prefix} (post {post_id}): {error.message}",
-        "metadata": {**error.metadata, "index": str(index), "post_id": str(post_id)},
-    }
-    if isinstance(error, InvalidArgument):
-        changes["violations"] = [
-            FieldViolation(f"{prefix}.{v.field}", v.description) for v in error.violations
-        ]
-    return dataclasses.replace(error, **changes)  # type: ignore[arg-type]
-
-
-def _audit(
-    uow: UnitOfWork,
-    principal: Principal,
-    action: str,
-    post: Post,
-    before: dict[str, object],
-    request_id: str = "",
-) -> None:
-    audit(
-        uow,
-        principal,
-        action,
-        resource_type="post",
-        resource_id=post.id,
-        user_id=post.user_id,
-        before=before,
-        after=snapshot(post),
-        request_id=request_id,
-    )
-
-
-def _emit(uow: UnitOfWork, *built: events.DomainEvent) -> None:
-    for event in built:
-        uow.outbox.add(OutboxEvent(**asdict(event)))
-
-
-def _iso(value: datetime) -> str:
-    return events.json_timestamp(value)

@@ -26,11 +26,8 @@ from post_management.entrypoints.grpc.mapping import (
     timestamp,
 )
 from post_management.services.scheduled_listing import ScheduledFilter, ScheduledListing
-from post_management.services.scheduling import (
-    ScheduleRequest,
-    ScheduleResult,
-    SchedulingService,
-)
+from post_management.services.scheduling import SchedulingService
+from post_management.services.scheduling_support import ScheduleRequest, ScheduleResult
 
 Context = grpc.aio.ServicerContext[Any, Any]
 pb = scheduling_service_pb2

@@ -1,0 +1,220 @@
+"""Requests, results and helpers of the scheduling use cases."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from post_management.domain import events
+from post_management.domain.account import Account
+from post_management.domain.auth import Principal
+from post_management.domain.conflicts import ConflictPolicy
+from post_management.domain.duplicates import DUPLICATE_WINDOW, find_duplicate
+from post_management.domain.errors import (
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from post_management.domain.post import Post
+from post_management.domain.posting_calendar import describe
+from post_management.domain.posting_rules import (
+    MAX_MIN_INTERVAL_MINUTES,
+    PostingRules,
+    posting_rules_from_json,
+)
+from post_management.domain.priority import parse_priority
+from post_management.domain.requested_time import (
+    resolve_requested_time,
+)
+from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy, load_zone
+from post_management.ports.repositories import OutboxEvent
+from post_management.ports.schedule_queries import TakenTime
+from post_management.ports.unit_of_work import UnitOfWork
+from post_management.services import idempotency
+from post_management.services.common import audit, snapshot
+
+# Other posts older than this cannot affect a new time: the longest rule
+# (min interval, at most a week) and the duplicate window both fit inside it.
+LOOKBACK = max(timedelta(minutes=MAX_MIN_INTERVAL_MINUTES), DUPLICATE_WINDOW) + timedelta(days=1)
+# A replayed request re-reads its time without the past/horizon check.
+_REPLAY_SLACK = timedelta(days=3660)
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    post_id: UUID
+    user_id: str
+    scheduled_for: str = ""
+    timezone: str = ""
+    # Empty keeps the post's priority (NORMAL unless it was created otherwise).
+    priority: str = ""
+    conflict_policy: ConflictPolicy = ConflictPolicy.REJECT
+    nonexistent: NonexistentTimePolicy = NonexistentTimePolicy.REJECT
+    ambiguous: AmbiguousTimePolicy = AmbiguousTimePolicy.EARLIER
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    post: Post
+    moved: bool = False
+    move_reason: str = ""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One item of a per-item batch: a result or the error that refused it."""
+
+    post_id: UUID
+    result: ScheduleResult | None = None
+    error: DomainError | None = None
+
+
+@dataclass(frozen=True)
+class FreeSlots:
+    slots: list[datetime]
+    timezone: str
+
+
+def check_request(request: ScheduleRequest) -> None:
+    """What can be checked before touching the database."""
+    idempotency.check_request_id(request.request_id)
+    if request.priority.strip():
+        parse_priority(request.priority)
+    if request.timezone:
+        load_zone(request.timezone)
+
+
+def request_scope(user_id: str) -> str:
+    return f"SchedulePost:{user_id}"
+
+
+def request_digest(request: ScheduleRequest) -> str:
+    return idempotency.request_hash(asdict(request))
+
+
+def load_own_post(
+    uow: UnitOfWork, post_id: UUID, user_id: str, *, for_update: bool = False
+) -> Post:
+    post = uow.posts.get(post_id, for_update=for_update)
+    if post is None:
+        raise NotFound(
+            f"post {post_id} does not exist",
+            reason="POST_NOT_FOUND",
+            metadata={"post_id": str(post_id)},
+        )
+    if post.user_id != user_id:
+        raise foreign_error("post", post_id)
+    return post
+
+
+def foreign_error(kind: str, resource_id: UUID) -> PermissionDenied:
+    return PermissionDenied(
+        f"the {kind} {resource_id} belongs to another user", reason="FOREIGN_RESOURCE"
+    )
+
+
+def account_rules(account: Account) -> PostingRules:
+    try:
+        return posting_rules_from_json(account.posting_rules)
+    except InvalidArgument as error:
+        # Stored before rules were validated: the account must be fixed first.
+        raise FailedPrecondition(
+            f"the account's posting rules are invalid; update the account: {error.message}",
+            reason="INVALID_ACCOUNT_RULES",
+            metadata={"account_id": str(account.id)},
+        ) from None
+
+
+def ensure_not_duplicate(
+    post: Post, instant: datetime, taken: list[TakenTime], zone: ZoneInfo
+) -> None:
+    at = find_duplicate(post.text, instant, [(entry.text, entry.at) for entry in taken])
+    if at is None:
+        return
+    other = next(entry for entry in taken if entry.at == at)
+    hours = int(DUPLICATE_WINDOW.total_seconds() // 3600)
+    raise FailedPrecondition(
+        f"the same text is already on this account at {describe(at, zone)}; X refuses "
+        f"duplicate posts less than {hours} hours apart",
+        reason="DUPLICATE_CONTENT",
+        metadata={"duplicate_post_id": str(other.post_id), "duplicate_time": iso_time(at)},
+    )
+
+
+def replayed(post: Post, request: ScheduleRequest) -> ScheduleResult:
+    """The answer to a repeated request: the post as it is now, and whether the
+    first call moved it off the requested time (recomputed, since only the
+    post is remembered)."""
+    if not request.scheduled_for.strip() or post.scheduled_for is None or not post.timezone:
+        return ScheduleResult(post)
+    try:
+        requested = resolve_requested_time(
+            request.scheduled_for,
+            request.timezone or post.timezone,
+            post.scheduled_for,
+            nonexistent=request.nonexistent,
+            ambiguous=request.ambiguous,
+            past_grace=_REPLAY_SLACK,
+            horizon=_REPLAY_SLACK,
+        )
+    except DomainError:
+        return ScheduleResult(post)
+    if requested.instant == post.scheduled_for:
+        return ScheduleResult(post)
+    zone = ZoneInfo(post.timezone)
+    reason = (
+        f"moved from {describe(requested.instant, zone)} to "
+        f"{describe(post.scheduled_for, zone)} by the conflict policy"
+    )
+    return ScheduleResult(post, True, reason)
+
+
+def at_index(error: DomainError, index: int, post_id: UUID) -> DomainError:
+    """The same error, naming the batch item it came from."""
+    prefix = f"requests[{index}]"
+    changes: dict[str, object] = {
+        "message": f"{prefix} (post {post_id}): {error.message}",
+        "metadata": {**error.metadata, "index": str(index), "post_id": str(post_id)},
+    }
+    if isinstance(error, InvalidArgument):
+        changes["violations"] = [
+            FieldViolation(f"{prefix}.{v.field}", v.description) for v in error.violations
+        ]
+    return dataclasses.replace(error, **changes)  # type: ignore[arg-type]
+
+
+def audit_post(
+    uow: UnitOfWork,
+    principal: Principal,
+    action: str,
+    post: Post,
+    before: dict[str, object],
+    request_id: str = "",
+) -> None:
+    audit(
+        uow,
+        principal,
+        action,
+        resource_type="post",
+        resource_id=post.id,
+        user_id=post.user_id,
+        before=before,
+        after=snapshot(post),
+        request_id=request_id,
+    )
+
+
+def emit_events(uow: UnitOfWork, *built: events.DomainEvent) -> None:
+    for event in built:
+        uow.outbox.add(OutboxEvent(**asdict(event)))
+
+
+def iso_time(value: datetime) -> str:
+    return events.json_timestamp(value)
