@@ -16,8 +16,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from post_management.adapters.cache import InProcessCache, RedisCache
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox, InvalidKeys
+from post_management.adapters.db.analytics_repository import (
+    AdvisoryLeaderLock,
+    SqlAnalyticsUnitOfWorkFactory,
+)
 from post_management.adapters.db.engine import make_engine, migrate, ping
 from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.publish_queue import SqlPublishQueue
@@ -30,13 +35,18 @@ from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateL
 from post_management.adapters.x.client import TweepyXApi
 from post_management.adapters.x.settings import XClientSettings
 from post_management.config import ConfigError, Settings
+from post_management.domain.analytics import DEFAULT_BENCHMARKS
 from post_management.domain.retry import RetryPolicy
+from post_management.entrypoints.grpc.analytics_servicer import AnalyticsServices
 from post_management.entrypoints.grpc.info_servicer import BuildInfo, ComponentCheck
 from post_management.entrypoints.grpc.server import Services
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.entrypoints.jobs.timer import Tick, Timer
+from post_management.ports.analytics import Cache
 from post_management.ports.publishing import RateLimiter
 from post_management.services.accounts import AccountService
+from post_management.services.analytics import AnalyticsQueries, AnalyticsSettings
+from post_management.services.metrics_collection import MetricsCollector
 from post_management.services.posts import PostService
 from post_management.services.publish_commands import PublishCommands
 from post_management.services.publish_outcomes import Timing
@@ -48,6 +58,7 @@ from post_management.services.publishing import (
 )
 from post_management.services.scheduled_listing import ScheduledListing
 from post_management.services.scheduling import SchedulingService
+from post_management.services.webhooks import XWebhooks
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +161,12 @@ def _version() -> str:
         return "0.0.0"
 
 
+def webhook_secret(settings: Settings) -> str:
+    """X signs webhooks with the app's consumer secret; the emulator's is "emulator"."""
+    secret = settings.twitter_consumer_secret
+    return secret.get_secret_value() if secret is not None else "emulator"
+
+
 def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
     """The real X when app credentials are set, else the bundled emulator."""
     emulator = None
@@ -180,6 +197,15 @@ def rate_limiter(settings: Settings) -> RateLimiter:
         settings.redis_url.get_secret_value(), socket_timeout=0.5, socket_connect_timeout=0.5
     )
     return RedisRateLimiter(client)
+
+
+def analytics_cache(settings: Settings) -> Cache:
+    if settings.redis_url is None:
+        return InProcessCache()
+    client = redis.Redis.from_url(
+        settings.redis_url.get_secret_value(), socket_timeout=0.5, socket_connect_timeout=0.5
+    )
+    return RedisCache(client)
 
 
 def outbox_relay(settings: Settings, engine: Engine) -> OutboxRelay | None:
@@ -268,6 +294,10 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         ]
     if relay is not None:
         ticks.append(Tick("outbox-purge", relay.purge, 3600))
+    analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box)
+    cache = analytics_cache(settings)
+    collector = MetricsCollector(analytics_uow, x_api, clock, cache, AdvisoryLeaderLock(engine))
+    ticks.append(Tick("metrics", collector.tick, settings.metrics_interval_seconds))
     timer = Timer(ticks)
     tokens = token_codec(settings, secrets)
     services = Services(
@@ -285,6 +315,18 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         scheduling=SchedulingService(uow, clock),
         scheduled_listing=ScheduledListing(uow),
         publishing=PublishCommands(uow, queue, publisher, clock, engine_config.lease),
+        analytics=AnalyticsServices(
+            AnalyticsQueries(
+                analytics_uow,
+                clock,
+                cache,
+                AnalyticsSettings(
+                    settings.analytics_cache_ttl_seconds,
+                    settings.analytics_benchmarks or dict(DEFAULT_BENCHMARKS),
+                ),
+            ),
+            XWebhooks(analytics_uow, clock, cache, webhook_secret(settings)),
+        ),
     )
     return Container(
         settings,

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     retry_max_attempts: int = Field(default=5, ge=1, le=100)
     x_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
 
+    # Analytics (docs/analytics.md): collector tick, answer cache, benchmark table
+    # (a JSON object of engagement rates by post kind: text, media, reply).
+    metrics_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    analytics_cache_ttl_seconds: float = Field(default=60.0, ge=0, le=86400)
+    analytics_benchmarks: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
+
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 50051
     # REST through the Envoy that `serve` starts (unless --no-envoy).

@@ -26,6 +26,13 @@ PUBLIC_PREFIXES = (
     "/grpc.reflection.v1.ServerReflection/",
     "/xmp.posts.v1.ServiceInfoService/",
 )
+# Single public methods: X's webhooks authenticate by an HMAC signature of the body.
+PUBLIC_METHODS = frozenset(
+    {
+        "/xmp.posts.v1.AnalyticsService/VerifyXWebhook",
+        "/xmp.posts.v1.AnalyticsService/ReceiveXWebhook",
+    }
+)
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
 
@@ -64,7 +71,8 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        public = handler_call_details.method.startswith(PUBLIC_PREFIXES)
+        method = handler_call_details.method
+        public = method.startswith(PUBLIC_PREFIXES) or method in PUBLIC_METHODS
         # grpc.aio handlers are coroutines even though the stubs type them as sync.
         behavior = self._wrap(cast(Behavior, handler.unary_unary), public)
         return grpc.unary_unary_rpc_method_handler(

@@ -27,6 +27,10 @@ from xmp.posts.v1 import (
 )
 
 from post_management.entrypoints.grpc.account_servicer import AccountServicer
+from post_management.entrypoints.grpc.analytics_servicer import (
+    AnalyticsServicer,
+    AnalyticsServices,
+)
 from post_management.entrypoints.grpc.edge import EdgeInterceptor
 from post_management.entrypoints.grpc.info_servicer import (
     BuildInfo,
@@ -73,6 +77,8 @@ class Services:
     scheduling: SchedulingService
     scheduled_listing: ScheduledListing
     publishing: PublishCommands
+    # None: the generated base answers UNIMPLEMENTED (servers built without analytics).
+    analytics: AnalyticsServices | None = None
 
 
 class GrpcServer:
@@ -112,7 +118,9 @@ class GrpcServer:
             PublishingServicer(services.publishing), self._server
         )
         analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(
-            analytics_service_pb2_grpc.AnalyticsServiceServicer(),  # type: ignore[abstract]
+            AnalyticsServicer(services.analytics)
+            if services.analytics is not None
+            else analytics_service_pb2_grpc.AnalyticsServiceServicer(),  # type: ignore[abstract]
             self._server,
         )
         reflection.enable_server_reflection(

@@ -1,0 +1,295 @@
+"""Snapshots, the collector's schedule and webhook event ids, in Core SQL."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Self
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import OperationalError
+
+from post_management.adapters.db.analytics_schema import (
+    post_metrics,
+    post_metrics_state,
+    webhook_events,
+)
+from post_management.adapters.db.unit_of_work import SqlUnitOfWork
+from post_management.domain.account import Credentials
+from post_management.domain.analytics import Counts, Snapshot
+from post_management.domain.post import PostState
+from post_management.ports.analytics import (
+    AnalyticsRepository,
+    DueRefresh,
+    MeasuredPost,
+    PublishedRef,
+)
+from post_management.ports.support import SecretBox
+
+log = logging.getLogger(__name__)
+
+_PRIVATE = ("url_link_clicks", "user_profile_clicks", "video_views")
+
+# The latest snapshot of each post, joined laterally so one index probe per post.
+_LATEST = """
+    LEFT JOIN LATERAL (
+        SELECT m.collected_at, m.impressions, m.likes, m.reposts, m.replies, m.quotes,
+               m.bookmarks, m.url_link_clicks, m.user_profile_clicks, m.video_views
+        FROM post_metrics m WHERE m.post_id = p.id
+        ORDER BY m.collected_at DESC, m.id DESC LIMIT 1
+    ) l ON true
+"""
+
+_DUE = text(
+    """
+    SELECT p.id, p.account_id, p.user_id, p.x_post_id, p.published_at,
+           a.credentials_encrypted
+    FROM posts p
+    JOIN accounts a ON a.id = p.account_id
+    LEFT JOIN post_metrics_state s ON s.post_id = p.id
+    WHERE p.state = 'PUBLISHED' AND p.x_post_id <> '' AND p.published_at IS NOT NULL
+      AND NOT coalesce(s.deleted_on_x, false)
+      AND coalesce(s.next_collect_at, p.published_at) <= :now
+    ORDER BY coalesce(s.next_collect_at, p.published_at), p.id
+    LIMIT :limit
+    """
+)
+
+_ACCOUNT_POSTS = text(
+    f"""
+    SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, l.*
+    FROM posts p {_LATEST}
+    WHERE p.account_id = :account_id AND p.state = 'PUBLISHED'
+      AND (CAST(:since AS timestamptz) IS NULL OR p.published_at >= :since)
+    ORDER BY p.published_at, p.id
+    """  # noqa: S608 - only the constant lateral join is interpolated
+)
+
+_USER_POSTS = text(
+    f"""
+    SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, l.*
+    FROM posts p {_LATEST}
+    WHERE p.user_id = :user_id
+      AND coalesce(p.published_at, p.due_at, p.created_at) >= :start
+      AND coalesce(p.published_at, p.due_at, p.created_at) < :end
+    ORDER BY coalesce(p.published_at, p.due_at, p.created_at), p.id
+    """  # noqa: S608 - only the constant lateral join is interpolated
+)
+
+
+def _counts(row: Any) -> Counts:
+    values = row._mapping
+    return Counts(
+        impressions=values["impressions"],
+        likes=values["likes"],
+        reposts=values["reposts"],
+        replies=values["replies"],
+        quotes=values["quotes"],
+        bookmarks=values["bookmarks"],
+        **{name: values[name] or 0 for name in _PRIVATE},
+    )
+
+
+def _snapshot(row: Any) -> Snapshot | None:
+    if row._mapping["collected_at"] is None:
+        return None
+    return Snapshot(row._mapping["collected_at"], _counts(row))
+
+
+def _measured(row: Any) -> MeasuredPost:
+    return MeasuredPost(
+        post_id=row.id,
+        account_id=row.account_id,
+        state=PostState(row.state),
+        due_at=row.due_at,
+        published_at=row.published_at,
+        latest=_snapshot(row),
+    )
+
+
+class SqlAnalyticsRepository:
+    def __init__(self, conn: Connection, box: SecretBox) -> None:
+        self._conn = conn
+        self._box = box
+
+    def add_snapshot(self, post_id: UUID, snapshot: Snapshot, source: str) -> None:
+        counts = snapshot.counts
+        self._conn.execute(
+            post_metrics.insert().values(
+                post_id=post_id,
+                collected_at=snapshot.collected_at,
+                source=source,
+                impressions=counts.impressions,
+                likes=counts.likes,
+                reposts=counts.reposts,
+                replies=counts.replies,
+                quotes=counts.quotes,
+                bookmarks=counts.bookmarks,
+                url_link_clicks=counts.url_link_clicks,
+                user_profile_clicks=counts.user_profile_clicks,
+                video_views=counts.video_views,
+            )
+        )
+
+    def latest(self, post_id: UUID) -> Snapshot | None:
+        series = self._select_series(post_id, newest_only=True)
+        return series[0] if series else None
+
+    def series(self, post_id: UUID) -> list[Snapshot]:
+        return self._select_series(post_id, newest_only=False)
+
+    def _select_series(self, post_id: UUID, *, newest_only: bool) -> list[Snapshot]:
+        m = post_metrics.c
+        query = post_metrics.select().where(m.post_id == post_id)
+        if newest_only:
+            query = query.order_by(m.collected_at.desc(), m.id.desc()).limit(1)
+        else:
+            query = query.order_by(m.collected_at, m.id)
+        return [Snapshot(row.collected_at, _counts(row)) for row in self._conn.execute(query)]
+
+    def deleted_on_x(self, post_id: UUID) -> bool:
+        s = post_metrics_state.c
+        value = self._conn.execute(
+            post_metrics_state.select()
+            .with_only_columns(s.deleted_on_x)
+            .where(s.post_id == post_id)
+        ).scalar_one_or_none()
+        return bool(value)
+
+    def mark_collected(self, post_id: UUID, collected_at: datetime, next_at: datetime) -> None:
+        statement = pg_insert(post_metrics_state).values(
+            post_id=post_id, last_collected_at=collected_at, next_collect_at=next_at
+        )
+        self._conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[post_metrics_state.c.post_id],
+                set_={"last_collected_at": collected_at, "next_collect_at": next_at},
+            )
+        )
+
+    def mark_deleted(self, post_id: UUID, detected_at: datetime) -> None:
+        statement = pg_insert(post_metrics_state).values(
+            post_id=post_id,
+            next_collect_at=detected_at,
+            deleted_on_x=True,
+            deleted_detected_at=detected_at,
+        )
+        self._conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[post_metrics_state.c.post_id],
+                set_={"deleted_on_x": True, "deleted_detected_at": detected_at},
+            )
+        )
+
+    def due_for_refresh(self, now: datetime, limit: int) -> list[DueRefresh]:
+        rows = self._conn.execute(_DUE, {"now": now, "limit": limit}).all()
+        return [
+            DueRefresh(
+                post_id=row.id,
+                account_id=row.account_id,
+                user_id=row.user_id,
+                x_post_id=row.x_post_id,
+                published_at=row.published_at,
+                credentials=self._credentials(row.credentials_encrypted),
+            )
+            for row in rows
+        ]
+
+    def _credentials(self, token: bytes | None) -> Credentials | None:
+        if token is None:
+            return None
+        data = json.loads(self._box.decrypt(bytes(token)))
+        return Credentials(data["access_token"], data["access_token_secret"])
+
+    def published_by_x_id(self, x_post_ids: Sequence[str]) -> dict[str, PublishedRef]:
+        if not x_post_ids:
+            return {}
+        rows = self._conn.execute(
+            text(
+                "SELECT id, account_id, user_id, x_post_id FROM posts "
+                "WHERE state = 'PUBLISHED' AND x_post_id = ANY(:ids)"
+            ),
+            {"ids": list(x_post_ids)},
+        ).all()
+        return {
+            row.x_post_id: PublishedRef(row.id, row.account_id, row.user_id, row.x_post_id)
+            for row in rows
+        }
+
+    def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
+        rows = self._conn.execute(_ACCOUNT_POSTS, {"account_id": account_id, "since": since})
+        return [_measured(row) for row in rows]
+
+    def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
+        rows = self._conn.execute(_USER_POSTS, {"user_id": user_id, "start": start, "end": end})
+        return [_measured(row) for row in rows]
+
+    def record_webhook_event(self, event_id: str, event_type: str, received_at: datetime) -> bool:
+        statement = (
+            pg_insert(webhook_events)
+            .values(event_id=event_id, event_type=event_type, received_at=received_at)
+            .on_conflict_do_nothing(index_elements=[webhook_events.c.event_id])
+            .returning(webhook_events.c.event_id)
+        )
+        return self._conn.execute(statement).first() is not None
+
+
+class SqlAnalyticsUnitOfWork(SqlUnitOfWork):
+    """The shared unit of work plus the analytics repository, on one transaction."""
+
+    analytics: AnalyticsRepository
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        assert self._conn is not None
+        self.analytics = SqlAnalyticsRepository(self._conn, self._box)
+        return self
+
+
+class SqlAnalyticsUnitOfWorkFactory:
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+
+    def __call__(self) -> SqlAnalyticsUnitOfWork:
+        return SqlAnalyticsUnitOfWork(self._engine, self._box)
+
+
+# "xmp-metr" in ASCII: distinct from the outbox relay's key.
+METRICS_LOCK_KEY = 0x786D_702D_6D65_7472
+
+
+class AdvisoryLeaderLock:
+    """A session advisory lock held for one block: one collector tick at a time
+    across replicas. A replica that dies frees it with its connection."""
+
+    def __init__(self, engine: Engine, key: int = METRICS_LOCK_KEY) -> None:
+        self._engine = engine
+        self._key = key
+
+    @contextmanager
+    def hold(self) -> Iterator[bool]:
+        try:
+            conn = self._engine.connect()
+        except OperationalError:
+            log.warning("metrics lock: database unavailable")
+            yield False
+            return
+        try:
+            taken = bool(
+                conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}).scalar()
+            )
+            conn.commit()
+            try:
+                yield taken
+            finally:
+                if taken:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+                    conn.commit()
+        finally:
+            conn.close()

@@ -1,0 +1,156 @@
+"""AnalyticsService over gRPC, including the public X webhook methods."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.api import httpbody_pb2
+from xmp.posts.v1 import analytics_service_pb2 as pb
+from xmp.posts.v1 import analytics_service_pb2_grpc
+
+from post_management.domain.analytics import Snapshot
+from post_management.entrypoints.grpc.edge import current_principal
+from post_management.entrypoints.grpc.mapping import (
+    parse_uuid,
+    post_state_to_proto,
+    required_user_id,
+    timestamp,
+)
+from post_management.services.analytics import AnalyticsQueries
+from post_management.services.webhooks import SIGNATURE_HEADER, XWebhooks
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+SERVICE = "/xmp.posts.v1.AnalyticsService/"
+# Authenticated by X's HMAC signature instead of a token (edge.PUBLIC_METHODS).
+WEBHOOK_METHODS = frozenset({SERVICE + "VerifyXWebhook", SERVICE + "ReceiveXWebhook"})
+
+
+@dataclass
+class AnalyticsServices:
+    queries: AnalyticsQueries
+    webhooks: XWebhooks
+
+
+def snapshot_to_proto(snapshot: Snapshot) -> pb.MetricsSnapshot:
+    counts = snapshot.counts
+    return pb.MetricsSnapshot(
+        collected_at=timestamp(snapshot.collected_at),
+        impressions=counts.impressions,
+        likes=counts.likes,
+        reposts=counts.reposts,
+        replies=counts.replies,
+        quotes=counts.quotes,
+        bookmarks=counts.bookmarks,
+        url_link_clicks=counts.url_link_clicks,
+        user_profile_clicks=counts.user_profile_clicks,
+        video_views=counts.video_views,
+    )
+
+
+def _header(context: Context, name: str) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == name:
+            return value.decode() if isinstance(value, bytes) else value
+    return ""
+
+
+class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
+    def __init__(self, services: AnalyticsServices) -> None:
+        self._queries = services.queries
+        self._webhooks = services.webhooks
+
+    async def GetPostMetrics(
+        self, request: pb.GetPostMetricsRequest, context: Context
+    ) -> pb.PostMetrics:
+        post_id = parse_uuid(request.post_id, "post_id")
+        view = await asyncio.to_thread(self._queries.post_metrics, current_principal(), post_id)
+        return pb.PostMetrics(
+            post_id=str(view.post_id),
+            x_post_id=view.x_post_id,
+            latest=snapshot_to_proto(view.latest) if view.latest else None,
+            deleted_on_x=view.deleted_on_x,
+        )
+
+    async def GetPostAnalytics(
+        self, request: pb.GetPostAnalyticsRequest, context: Context
+    ) -> pb.PostAnalytics:
+        post_id = parse_uuid(request.post_id, "post_id")
+        view = await asyncio.to_thread(self._queries.post_analytics, current_principal(), post_id)
+        return pb.PostAnalytics(
+            post_id=str(view.post_id),
+            engagement_rate=view.engagement_rate,
+            series=[snapshot_to_proto(s) for s in view.series],
+            engagement_velocity=view.engagement_velocity,
+            account_percentile=view.account_percentile,
+            account_average_engagement_rate=view.account_average,
+            account_median_engagement_rate=view.account_median,
+            benchmark_engagement_rate=view.benchmark,
+            insights=[pb.Insight(text=i.text, figures=i.figures) for i in view.insights],
+        )
+
+    async def GetUserStats(self, request: pb.GetUserStatsRequest, context: Context) -> pb.UserStats:
+        user_id = required_user_id(request.user_id)
+        view = await asyncio.to_thread(
+            self._queries.user_stats,
+            current_principal(),
+            user_id,
+            request.from_date,
+            request.to_date,
+        )
+        return pb.UserStats(
+            user_id=view.user_id,
+            posts_by_state=[
+                pb.StateCount(state=post_state_to_proto(state), count=count)
+                for state, count in sorted(view.posts_by_state.items())
+            ],
+            totals=snapshot_to_proto(Snapshot(view.end, view.totals)),
+            average_engagement_rate=view.average_engagement_rate,
+            top_post_ids=[str(post_id) for post_id in view.top_post_ids],
+            engagement_trend=view.engagement_trend,
+            publish_success_rate=view.publish_success_rate,
+            median_lateness_seconds=view.median_lateness_seconds,
+        )
+
+    async def GetOptimalTimes(
+        self, request: pb.GetOptimalTimesRequest, context: Context
+    ) -> pb.OptimalTimes:
+        account_id = parse_uuid(request.account_id, "account_id")
+        view = await asyncio.to_thread(
+            self._queries.optimal_times,
+            current_principal(),
+            account_id,
+            request.days,
+            request.count,
+        )
+        return pb.OptimalTimes(
+            account_id=str(view.account_id),
+            timezone=view.timezone,
+            slots=[
+                pb.ScoredSlot(start=timestamp(s.start), score=s.score, confidence=s.confidence)
+                for s in view.slots
+            ],
+        )
+
+    async def VerifyXWebhook(
+        self, request: pb.VerifyXWebhookRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        token = self._webhooks.crc_response(request.crc_token)
+        return httpbody_pb2.HttpBody(
+            content_type="application/json",
+            data=json.dumps({"response_token": token}).encode(),
+        )
+
+    async def ReceiveXWebhook(
+        self, request: pb.ReceiveXWebhookRequest, context: Context
+    ) -> pb.ReceiveXWebhookResponse:
+        result = await asyncio.to_thread(
+            self._webhooks.receive, request.body.data, _header(context, SIGNATURE_HEADER)
+        )
+        return pb.ReceiveXWebhookResponse(
+            applied=result.applied, duplicates=result.duplicates, ignored=result.ignored
+        )

@@ -1,0 +1,110 @@
+"""What the analytics use cases need: snapshot storage, a cache and a leader lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from post_management.domain.account import Credentials
+from post_management.domain.analytics import Snapshot
+from post_management.domain.post import PostState
+from post_management.ports.unit_of_work import UnitOfWork
+
+SOURCE_POLL = "poll"  # a GET /2/tweets refresh
+SOURCE_WEBHOOK = "webhook"  # counts moved by an Account Activity event
+
+
+@dataclass(frozen=True)
+class DueRefresh:
+    """A published post whose metrics are due, with what the lookup needs."""
+
+    post_id: UUID
+    account_id: UUID
+    user_id: str
+    x_post_id: str
+    published_at: datetime
+    credentials: Credentials | None  # the author's, when the account has them
+
+
+@dataclass(frozen=True)
+class PublishedRef:
+    post_id: UUID
+    account_id: UUID
+    user_id: str
+    x_post_id: str
+
+
+@dataclass(frozen=True)
+class MeasuredPost:
+    """A post of an account or user with its latest snapshot (None: not measured)."""
+
+    post_id: UUID
+    account_id: UUID
+    state: PostState
+    due_at: datetime | None
+    published_at: datetime | None
+    latest: Snapshot | None
+
+
+class AnalyticsRepository(Protocol):
+    def add_snapshot(self, post_id: UUID, snapshot: Snapshot, source: str) -> None: ...
+
+    def latest(self, post_id: UUID) -> Snapshot | None: ...
+
+    def series(self, post_id: UUID) -> list[Snapshot]:
+        """Every snapshot of the post, oldest first."""
+        ...
+
+    def deleted_on_x(self, post_id: UUID) -> bool: ...
+
+    def mark_collected(self, post_id: UUID, collected_at: datetime, next_at: datetime) -> None: ...
+
+    def mark_deleted(self, post_id: UUID, detected_at: datetime) -> None: ...
+
+    def due_for_refresh(self, now: datetime, limit: int) -> list[DueRefresh]:
+        """Published posts on X (not known deleted) whose next refresh is due, most
+        overdue first; never-measured posts count as due since publishing."""
+        ...
+
+    def published_by_x_id(self, x_post_ids: Sequence[str]) -> dict[str, PublishedRef]: ...
+
+    def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
+        """The account's PUBLISHED posts published at or after `since`."""
+        ...
+
+    def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
+        """The user's posts whose reference time, coalesce(published_at, due_at,
+        created_at), is in [start, end)."""
+        ...
+
+    def record_webhook_event(self, event_id: str, event_type: str, received_at: datetime) -> bool:
+        """False when the event id was seen before (a duplicate delivery)."""
+        ...
+
+
+class AnalyticsUnitOfWork(UnitOfWork, Protocol):
+    analytics: AnalyticsRepository
+
+
+class AnalyticsUnitOfWorkFactory(Protocol):
+    def __call__(self) -> AnalyticsUnitOfWork: ...
+
+
+class Cache(Protocol):
+    """A TTL cache of serialised answers. Failures read as misses."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str, ttl_seconds: float) -> None: ...
+
+    def delete(self, *keys: str) -> None: ...
+
+
+class LeaderLock(Protocol):
+    def hold(self) -> AbstractContextManager[bool]:
+        """Try to become the one active holder for the block; yields whether it did."""
+        ...

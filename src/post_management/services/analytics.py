@@ -1,0 +1,402 @@
+"""Read side of analytics: post metrics and analytics, user stats, optimal times."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from post_management.domain import analytics as math
+from post_management.domain import events
+from post_management.domain.analytics import Counts, Insight, Snapshot
+from post_management.domain.analytics_timing import PastPost, ScoredTime, best_times, week_scores
+from post_management.domain.auth import Principal
+from post_management.domain.date_range import parse_date_range
+from post_management.domain.errors import InvalidArgument, NotFound
+from post_management.domain.post import Post, PostState
+from post_management.domain.posting_rules import posting_rules_from_json
+from post_management.domain.timezones import load_zone
+from post_management.ports.analytics import (
+    AnalyticsUnitOfWork,
+    AnalyticsUnitOfWorkFactory,
+    Cache,
+    MeasuredPost,
+)
+from post_management.ports.repositories import OutboxEvent
+from post_management.ports.support import Clock
+
+# Comparisons and timing look at this much of an account's history.
+HISTORY = timedelta(days=90)
+DEFAULT_STATS_WINDOW = timedelta(days=30)
+TOP_POSTS = 5
+DEFAULT_DAYS, MAX_DAYS = 7, 30
+DEFAULT_COUNT, MAX_COUNT = 5, 20
+# Posts taken within this much before now still count against the posting rules.
+RULES_LOOKBACK = timedelta(days=1)
+
+
+def metrics_key(post_id: UUID) -> str:
+    return f"metrics:{post_id}"
+
+
+def analytics_key(post_id: UUID) -> str:
+    return f"analytics:{post_id}"
+
+
+def cache_keys(post_id: UUID) -> tuple[str, str]:
+    """Everything cached about one post: dropped when a new snapshot lands."""
+    return metrics_key(post_id), analytics_key(post_id)
+
+
+@dataclass(frozen=True)
+class MetricsView:
+    post_id: UUID
+    user_id: str
+    x_post_id: str
+    latest: Snapshot | None
+    deleted_on_x: bool
+
+
+@dataclass(frozen=True)
+class AnalyticsView:
+    post_id: UUID
+    user_id: str
+    engagement_rate: float
+    series: list[Snapshot]
+    engagement_velocity: float
+    account_percentile: float
+    account_average: float
+    account_median: float
+    benchmark: float
+    insights: list[Insight]
+
+
+@dataclass(frozen=True)
+class UserStatsView:
+    user_id: str
+    start: datetime
+    end: datetime
+    posts_by_state: dict[PostState, int]
+    totals: Counts
+    average_engagement_rate: float
+    top_post_ids: list[UUID]
+    engagement_trend: float
+    publish_success_rate: float
+    median_lateness_seconds: float
+
+
+@dataclass(frozen=True)
+class OptimalTimesView:
+    account_id: UUID
+    timezone: str
+    slots: list[ScoredTime] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    cache_ttl_seconds: float = 60.0
+    benchmarks: Mapping[str, float] = field(default_factory=lambda: dict(math.DEFAULT_BENCHMARKS))
+
+
+def emit(uow: AnalyticsUnitOfWork, event: events.DomainEvent) -> None:
+    uow.outbox.add(
+        OutboxEvent(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            aggregate_type=event.aggregate_type,
+            aggregate_id=event.aggregate_id,
+            payload=event.payload,
+            occurred_at=event.occurred_at,
+        )
+    )
+
+
+def _measured_rates(posts: list[MeasuredPost], exclude: UUID | None = None) -> list[float]:
+    """Rates of posts with at least one impression (a rate of nothing means nothing)."""
+    return [
+        p.latest.counts.engagement_rate
+        for p in posts
+        if p.post_id != exclude and p.latest is not None and p.latest.counts.impressions > 0
+    ]
+
+
+class AnalyticsQueries:
+    def __init__(
+        self,
+        uow: AnalyticsUnitOfWorkFactory,
+        clock: Clock,
+        cache: Cache,
+        settings: AnalyticsSettings | None = None,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._cache = cache
+        self._settings = settings or AnalyticsSettings()
+
+    # --- cache ------------------------------------------------------------------
+
+    def _cached(self, key: str) -> dict[str, Any] | None:
+        raw = self._cache.get(key)
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _remember(self, key: str, value: dict[str, Any]) -> None:
+        if self._settings.cache_ttl_seconds > 0:
+            self._cache.set(key, json.dumps(value), self._settings.cache_ttl_seconds)
+
+    @staticmethod
+    def _post(uow: AnalyticsUnitOfWork, post_id: UUID) -> Post:
+        post = uow.posts.get(post_id)
+        if post is None:
+            raise NotFound(f"post {post_id} does not exist", reason="POST_NOT_FOUND")
+        return post
+
+    # --- GetPostMetrics ---------------------------------------------------------
+
+    def post_metrics(self, principal: Principal, post_id: UUID) -> MetricsView:
+        cached = self._cached(metrics_key(post_id))
+        if cached is not None:
+            view = _metrics_from_json(cached)
+            principal.ensure_can_act_for(view.user_id)  # the cache never bypasses ownership
+            return view
+        with self._uow() as uow:
+            post = self._post(uow, post_id)
+            principal.ensure_can_act_for(post.user_id)
+            view = MetricsView(
+                post_id=post.id,
+                user_id=post.user_id,
+                x_post_id=post.x_post_id,
+                latest=uow.analytics.latest(post.id),
+                deleted_on_x=uow.analytics.deleted_on_x(post.id),
+            )
+        self._remember(metrics_key(post_id), _metrics_to_json(view))
+        return view
+
+    # --- GetPostAnalytics -------------------------------------------------------
+
+    def post_analytics(self, principal: Principal, post_id: UUID) -> AnalyticsView:
+        cached = self._cached(analytics_key(post_id))
+        if cached is not None:
+            view = _analytics_from_json(cached)
+            principal.ensure_can_act_for(view.user_id)
+            return view
+        with self._uow() as uow:
+            post = self._post(uow, post_id)
+            principal.ensure_can_act_for(post.user_id)
+            series = uow.analytics.series(post.id)
+            since = self._clock.now() - HISTORY
+            account = uow.analytics.account_posts(post.account_id, since)
+        view = self._analyse(post, series, account)
+        self._remember(analytics_key(post_id), _analytics_to_json(view))
+        return view
+
+    def _analyse(
+        self, post: Post, series: list[Snapshot], account: list[MeasuredPost]
+    ) -> AnalyticsView:
+        counts = series[-1].counts if series else Counts()
+        kind = math.post_kind(bool(post.media_ids), bool(post.reply_to_x_post_id))
+        comparison = math.Comparison(
+            rate=counts.engagement_rate,
+            account_rates=tuple(_measured_rates(account, exclude=post.id)),
+            benchmark=math.benchmark_for(self._settings.benchmarks, kind),
+        )
+        velocity = math.engagement_velocity(series, post.published_at) if post.published_at else 0.0
+        return AnalyticsView(
+            post_id=post.id,
+            user_id=post.user_id,
+            engagement_rate=comparison.rate,
+            series=series,
+            engagement_velocity=velocity,
+            account_percentile=comparison.percentile,
+            account_average=comparison.account_average,
+            account_median=comparison.account_median,
+            benchmark=comparison.benchmark,
+            insights=math.insights(counts, comparison, velocity),
+        )
+
+    # --- GetUserStats -----------------------------------------------------------
+
+    def user_stats(
+        self, principal: Principal, user_id: str, from_date: str, to_date: str
+    ) -> UserStatsView:
+        principal.ensure_can_act_for(user_id)
+        dates = parse_date_range(from_date, to_date)
+        end = dates.end or self._clock.now()
+        start = dates.start or end - DEFAULT_STATS_WINDOW
+        if start >= end:
+            raise InvalidArgument.for_field(
+                "from_date", "must be before to_date (default: now)", reason="INVALID_DATE_RANGE"
+            )
+        with self._uow() as uow:
+            current = uow.analytics.user_posts(user_id, start, end)
+            previous = uow.analytics.user_posts(user_id, start - (end - start), start)
+        return _user_stats(user_id, start, end, current, previous)
+
+    # --- GetOptimalTimes --------------------------------------------------------
+
+    def optimal_times(
+        self, principal: Principal, account_id: UUID, days: int, count: int
+    ) -> OptimalTimesView:
+        days = days or DEFAULT_DAYS
+        count = count or DEFAULT_COUNT
+        if not 1 <= days <= MAX_DAYS:
+            raise InvalidArgument.for_field("days", f"must be between 1 and {MAX_DAYS}")
+        if not 1 <= count <= MAX_COUNT:
+            raise InvalidArgument.for_field("count", f"must be between 1 and {MAX_COUNT}")
+        now = self._clock.now()
+        with self._uow() as uow:
+            account = uow.accounts.get(account_id)
+            if account is None:
+                raise NotFound(f"account {account_id} does not exist", reason="ACCOUNT_NOT_FOUND")
+            principal.ensure_can_act_for(account.user_id)
+            zone = load_zone(account.timezone)
+            rules = posting_rules_from_json(account.posting_rules)
+            history = [
+                PastPost(p.published_at, p.latest.counts.engagement_rate)
+                for p in uow.analytics.account_posts(account_id, now - HISTORY)
+                if p.published_at and p.latest and p.latest.counts.impressions > 0
+            ]
+            taken = [t.at for t in uow.schedule.taken_times(account_id, now - RULES_LOOKBACK)]
+            slots = best_times(week_scores(history, zone), rules, zone, taken, now, days, count)
+            emit(
+                uow,
+                events.optimal_timing_analyzed(
+                    account_id=account_id,
+                    user_id=account.user_id,
+                    timezone=zone.key,
+                    days_analyzed=HISTORY.days,
+                    sample_size=len(history),
+                    suggestions=[(slot.start, slot.score) for slot in slots],
+                    occurred_at=now,
+                ),
+            )
+            uow.commit()
+        return OptimalTimesView(account_id, zone.key, slots)
+
+
+def _user_stats(
+    user_id: str,
+    start: datetime,
+    end: datetime,
+    current: list[MeasuredPost],
+    previous: list[MeasuredPost],
+) -> UserStatsView:
+    by_state = Counter(p.state for p in current)
+    published = [p for p in current if p.state is PostState.PUBLISHED]
+    measured = [p for p in published if p.latest is not None]
+    totals = Counts()
+    for post in measured:
+        assert post.latest is not None
+        totals = totals.plus(**{n: getattr(post.latest.counts, n) for n in math.COUNT_FIELDS})
+
+    def engagements(posts: list[MeasuredPost]) -> int:
+        return sum(
+            p.latest.counts.engagements
+            for p in posts
+            if p.state is PostState.PUBLISHED and p.latest is not None
+        )
+
+    now_total, before_total = engagements(current), engagements(previous)
+    if before_total > 0:
+        trend = (now_total - before_total) / before_total
+    else:
+        trend = 0.0 if now_total == 0 else 1.0
+    top = sorted(
+        measured,
+        key=lambda p: (
+            -p.latest.counts.engagements if p.latest else 0,
+            -(p.latest.counts.engagement_rate if p.latest else 0.0),
+            str(p.post_id),
+        ),
+    )[:TOP_POSTS]
+    finished = by_state[PostState.PUBLISHED] + by_state[PostState.FAILED]
+    finished += by_state[PostState.DEAD_LETTERED]
+    lateness = [
+        (p.published_at - p.due_at).total_seconds()
+        for p in published
+        if p.published_at is not None and p.due_at is not None
+    ]
+    return UserStatsView(
+        user_id=user_id,
+        start=start,
+        end=end,
+        posts_by_state=dict(by_state),
+        totals=totals,
+        average_engagement_rate=math.mean(_measured_rates(measured)),
+        top_post_ids=[p.post_id for p in top],
+        engagement_trend=trend,
+        publish_success_rate=by_state[PostState.PUBLISHED] / finished if finished else 0.0,
+        median_lateness_seconds=math.median(lateness),
+    )
+
+
+# --- cache codec ----------------------------------------------------------------
+
+
+def _snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
+    counts = {name: getattr(snapshot.counts, name) for name in math.COUNT_FIELDS}
+    return {"at": snapshot.collected_at.isoformat(), "counts": counts}
+
+
+def _snapshot_from_json(data: dict[str, Any]) -> Snapshot:
+    return Snapshot(datetime.fromisoformat(data["at"]), Counts(**data["counts"]))
+
+
+def _metrics_to_json(view: MetricsView) -> dict[str, Any]:
+    return {
+        "post_id": str(view.post_id),
+        "user_id": view.user_id,
+        "x_post_id": view.x_post_id,
+        "latest": _snapshot_to_json(view.latest) if view.latest else None,
+        "deleted_on_x": view.deleted_on_x,
+    }
+
+
+def _metrics_from_json(data: dict[str, Any]) -> MetricsView:
+    latest = data.get("latest")
+    return MetricsView(
+        post_id=UUID(data["post_id"]),
+        user_id=data["user_id"],
+        x_post_id=data["x_post_id"],
+        latest=_snapshot_from_json(latest) if latest else None,
+        deleted_on_x=bool(data["deleted_on_x"]),
+    )
+
+
+def _analytics_to_json(view: AnalyticsView) -> dict[str, Any]:
+    return {
+        "post_id": str(view.post_id),
+        "user_id": view.user_id,
+        "engagement_rate": view.engagement_rate,
+        "series": [_snapshot_to_json(s) for s in view.series],
+        "engagement_velocity": view.engagement_velocity,
+        "account_percentile": view.account_percentile,
+        "account_average": view.account_average,
+        "account_median": view.account_median,
+        "benchmark": view.benchmark,
+        "insights": [{"text": i.text, "figures": i.figures} for i in view.insights],
+    }
+
+
+def _analytics_from_json(data: dict[str, Any]) -> AnalyticsView:
+    return AnalyticsView(
+        post_id=UUID(data["post_id"]),
+        user_id=data["user_id"],
+        engagement_rate=data["engagement_rate"],
+        series=[_snapshot_from_json(s) for s in data["series"]],
+        engagement_velocity=data["engagement_velocity"],
+        account_percentile=data["account_percentile"],
+        account_average=data["account_average"],
+        account_median=data["account_median"],
+        benchmark=data["benchmark"],
+        insights=[Insight(i["text"], dict(i["figures"])) for i in data["insights"]],
+    )

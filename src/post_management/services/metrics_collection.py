@@ -1,0 +1,185 @@
+"""The metrics collector: refreshes published posts' counts from X on a schedule.
+
+One replica collects at a time (a leader lock per tick). Due posts are grouped
+by account: with the author's credentials X returns private metrics, without
+them the app's bearer token reads public ones. Each lookup carries up to 100
+ids. A 429 stops that caller's lookups until X's reset time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from post_management.domain import events
+from post_management.domain.analytics import COUNT_FIELDS, Counts, Snapshot, next_refresh
+from post_management.ports.analytics import (
+    SOURCE_POLL,
+    AnalyticsUnitOfWorkFactory,
+    Cache,
+    DueRefresh,
+    LeaderLock,
+)
+from post_management.ports.support import Clock
+from post_management.ports.x_api import (
+    MAX_LOOKUP_IDS,
+    PostMetrics,
+    PostsFound,
+    RateLimited,
+    XApi,
+    XCredentials,
+)
+from post_management.services.analytics import cache_keys, emit
+
+log = logging.getLogger(__name__)
+
+APP_CALLER = "app"  # bearer reads share the app's quota
+DEFAULT_POSTS_PER_TICK = 1000
+
+
+def counts_from(metrics: PostMetrics) -> Counts:
+    # X omits private counts for bearer reads and posts over 30 days: 0 then.
+    return Counts(
+        impressions=metrics.impressions,
+        likes=metrics.likes,
+        reposts=metrics.reposts,
+        replies=metrics.replies,
+        quotes=metrics.quotes,
+        bookmarks=metrics.bookmarks,
+        url_link_clicks=metrics.url_link_clicks or 0,
+        user_profile_clicks=metrics.user_profile_clicks or 0,
+    )
+
+
+def _caller(item: DueRefresh) -> str:
+    return f"account:{item.account_id}" if item.credentials else APP_CALLER
+
+
+class MetricsCollector:
+    def __init__(
+        self,
+        uow: AnalyticsUnitOfWorkFactory,
+        x_api: XApi,
+        clock: Clock,
+        cache: Cache,
+        lock: LeaderLock,
+        *,
+        posts_per_tick: int = DEFAULT_POSTS_PER_TICK,
+    ) -> None:
+        self._uow = uow
+        self._x = x_api
+        self._clock = clock
+        self._cache = cache
+        self._lock = lock
+        self._posts_per_tick = posts_per_tick
+        # Per caller, when X's read quota refills. In memory: after a failover the
+        # new leader learns it again from at most one 429.
+        self._blocked: dict[str, datetime] = {}
+        self._guard = threading.Lock()
+
+    def tick(self) -> int:
+        """Refresh what is due, if this replica holds the lock; the number refreshed."""
+        with self._lock.hold() as leader:
+            if not leader:
+                return 0
+            return self.collect()
+
+    def blocked_until(self, caller: str) -> datetime | None:
+        with self._guard:
+            return self._blocked.get(caller)
+
+    def collect(self) -> int:
+        now = self._clock.now()
+        with self._uow() as uow:
+            due = uow.analytics.due_for_refresh(now, self._posts_per_tick)
+        groups: dict[str, list[DueRefresh]] = defaultdict(list)
+        for item in due:
+            groups[_caller(item)].append(item)
+        refreshed = 0
+        for caller, items in groups.items():
+            for start in range(0, len(items), MAX_LOOKUP_IDS):
+                if not self._may_call(caller):
+                    break
+                if not self._lookup(caller, items[start : start + MAX_LOOKUP_IDS]):
+                    break
+                refreshed += min(MAX_LOOKUP_IDS, len(items) - start)
+        return refreshed
+
+    def _may_call(self, caller: str) -> bool:
+        until = self.blocked_until(caller)
+        if until is None:
+            return True
+        if self._clock.now() >= until:
+            with self._guard:
+                self._blocked.pop(caller, None)
+            return True
+        return False
+
+    def _block(self, caller: str, until: datetime) -> None:
+        with self._guard:
+            self._blocked[caller] = until
+        log.info("metrics reads for %s wait for X's reset at %s", caller, until.isoformat())
+
+    def _lookup(self, caller: str, batch: Sequence[DueRefresh]) -> bool:
+        """One GET /2/tweets; False when this caller should stop for now."""
+        first = batch[0].credentials
+        creds = XCredentials(first.access_token, first.access_token_secret) if first else None
+        outcome = self._x.lookup_posts(creds, [item.x_post_id for item in batch])
+        if isinstance(outcome, RateLimited):
+            self._block(caller, outcome.reset_at)
+            return False
+        if not isinstance(outcome, PostsFound):
+            # Unknown outcome, revoked tokens, ...: the posts stay due for the next tick.
+            log.warning("metrics lookup for %s failed: %s", caller, type(outcome).__name__)
+            return False
+        self._store(batch, outcome)
+        spent = outcome.rate_limit.blocked_until() if outcome.rate_limit else None
+        if spent is not None:
+            self._block(caller, spent)  # the window is used up: the next call would be a 429
+            return False
+        return True
+
+    def _store(self, batch: Sequence[DueRefresh], found: PostsFound) -> None:
+        now = self._clock.now()
+        by_x_id = {item.x_post_id: item for item in batch}
+        touched = []
+        with self._uow() as uow:
+            for post in found.posts:
+                item = by_x_id.pop(post.id, None)
+                if item is None or post.metrics is None:
+                    continue
+                counts = counts_from(post.metrics)
+                uow.analytics.add_snapshot(item.post_id, Snapshot(now, counts), SOURCE_POLL)
+                uow.analytics.mark_collected(
+                    item.post_id, now, next_refresh(item.published_at, now)
+                )
+                emit(
+                    uow,
+                    events.post_metrics_updated(
+                        post_id=item.post_id,
+                        account_id=item.account_id,
+                        user_id=item.user_id,
+                        x_post_id=item.x_post_id,
+                        collected_at=now,
+                        counts={name: getattr(counts, name) for name in COUNT_FIELDS},
+                        occurred_at=now,
+                    ),
+                )
+                touched.append(item.post_id)
+            for x_id in found.missing:
+                item = by_x_id.pop(x_id, None)
+                if item is not None:
+                    log.info("post %s is gone from X", item.post_id)
+                    uow.analytics.mark_deleted(item.post_id, now)
+                    touched.append(item.post_id)
+            for item in by_x_id.values():
+                # Neither found nor reported missing: try again on the usual schedule.
+                uow.analytics.mark_collected(
+                    item.post_id, now, next_refresh(item.published_at, now)
+                )
+            uow.commit()
+        for post_id in touched:
+            self._cache.delete(*cache_keys(post_id))

@@ -1,0 +1,188 @@
+"""X Account Activity webhooks: the CRC challenge and signed event deliveries.
+
+X signs with the app's consumer secret, so these calls need no token. The
+handled subset (docs/analytics.md):
+
+- favorite_events: a like of one of our posts (likes + 1)
+- tweet_create_events: a repost (reposts + 1), quote (quotes + 1) or reply
+  (replies + 1) of one of our posts
+- tweet_delete_events: one of our posts deleted on X (marked deleted)
+
+Counts move at once as a new snapshot (the next poll replaces them with X's
+own figures). Each event is applied once: its id goes into webhook_events.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from post_management.domain import events
+from post_management.domain.analytics import COUNT_FIELDS, Counts, Snapshot
+from post_management.domain.errors import InvalidArgument, Unauthenticated
+from post_management.ports.analytics import SOURCE_WEBHOOK, AnalyticsUnitOfWorkFactory, Cache
+from post_management.ports.support import Clock
+from post_management.services.analytics import cache_keys, emit
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "x-twitter-webhooks-signature"
+MAX_EVENTS = 1000  # per delivery; X batches far fewer
+
+
+def signature(secret: str, payload: bytes) -> str:
+    """X's form: "sha256=" + base64(HMAC-SHA256(secret, payload))."""
+    digest = hmac.new(secret.encode(), payload, hashlib.sha256).digest()
+    return "sha256=" + base64.b64encode(digest).decode()
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    applied: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+
+
+@dataclass(frozen=True)
+class _Event:
+    event_id: str  # "<kind>:<X id>", unique across kinds
+    kind: str
+    x_post_id: str  # the post of ours it is about
+    metric: str  # the count it moves; "" for a deletion
+
+
+def _str(value: Any) -> str:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def parse_events(body: dict[str, Any]) -> tuple[list[_Event], int]:
+    """The handled events of a delivery, and how many entries were not handled."""
+    found: list[_Event] = []
+    ignored = 0
+    for event in body.get("favorite_events") or []:
+        event = _dict(event)
+        target = _str(_dict(event.get("favorited_status")).get("id_str"))
+        if _str(event.get("id")) and target:
+            found.append(_Event(f"favorite:{event['id']}", "favorite", target, "likes"))
+        else:
+            ignored += 1
+    for tweet in body.get("tweet_create_events") or []:
+        tweet = _dict(tweet)
+        tweet_id = _str(tweet.get("id_str"))
+        reposted = _str(_dict(tweet.get("retweeted_status")).get("id_str"))
+        quoted = _str(_dict(tweet.get("quoted_status")).get("id_str")) or _str(
+            tweet.get("quoted_status_id_str")
+        )
+        replied = _str(tweet.get("in_reply_to_status_id_str"))
+        if not tweet_id:
+            ignored += 1
+        elif reposted:
+            found.append(_Event(f"tweet:{tweet_id}", "repost", reposted, "reposts"))
+        elif quoted:
+            found.append(_Event(f"tweet:{tweet_id}", "quote", quoted, "quotes"))
+        elif replied:
+            found.append(_Event(f"tweet:{tweet_id}", "reply", replied, "replies"))
+        else:
+            ignored += 1
+    for deletion in body.get("tweet_delete_events") or []:
+        status = _dict(_dict(deletion).get("status"))
+        target = _str(status.get("id"))
+        if target:
+            found.append(_Event(f"delete:{target}", "delete", target, ""))
+        else:
+            ignored += 1
+    return found, ignored
+
+
+class XWebhooks:
+    def __init__(
+        self, uow: AnalyticsUnitOfWorkFactory, clock: Clock, cache: Cache, consumer_secret: str
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._cache = cache
+        self._secret = consumer_secret
+
+    def crc_response(self, crc_token: str) -> str:
+        if not crc_token:
+            raise InvalidArgument.for_field("crc_token", "is required", reason="CRC_TOKEN_MISSING")
+        return signature(self._secret, crc_token.encode())
+
+    def verify(self, body: bytes, given: str) -> None:
+        expected = signature(self._secret, body).encode()
+        # Constant time: a timing difference would leak the signature byte by byte.
+        if not given or not hmac.compare_digest(expected, given.strip().encode()):
+            raise Unauthenticated(
+                "the webhook signature does not match the body", reason="WEBHOOK_SIGNATURE_INVALID"
+            )
+
+    def receive(self, body: bytes, given_signature: str) -> DeliveryResult:
+        self.verify(body, given_signature)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise InvalidArgument.for_field("body", "is not a JSON object", reason="BAD_WEBHOOK")
+        found, ignored = parse_events(payload)
+        if len(found) > MAX_EVENTS:
+            raise InvalidArgument.for_field("body", f"carries over {MAX_EVENTS} events")
+        return self._apply(found, ignored)
+
+    def _apply(self, found: list[_Event], ignored: int) -> DeliveryResult:
+        now = self._clock.now()
+        applied = duplicates = 0
+        deltas: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        deleted: set[str] = set()
+        touched = []
+        with self._uow() as uow:
+            ours = uow.analytics.published_by_x_id(sorted({e.x_post_id for e in found}))
+            for event in found:
+                if event.x_post_id not in ours:
+                    ignored += 1
+                    continue
+                if not uow.analytics.record_webhook_event(event.event_id, event.kind, now):
+                    duplicates += 1
+                    continue
+                applied += 1
+                if event.metric:
+                    deltas[event.x_post_id][event.metric] += 1
+                else:
+                    deleted.add(event.x_post_id)
+            for x_id in deleted:
+                uow.analytics.mark_deleted(ours[x_id].post_id, now)
+                touched.append(ours[x_id].post_id)
+            for x_id, change in deltas.items():
+                ref = ours[x_id]
+                # The row lock orders concurrent deliveries for one post: no lost increment.
+                uow.posts.get(ref.post_id, for_update=True)
+                latest = uow.analytics.latest(ref.post_id)
+                counts = (latest.counts if latest else Counts()).plus(**change)
+                uow.analytics.add_snapshot(ref.post_id, Snapshot(now, counts), SOURCE_WEBHOOK)
+                emit(
+                    uow,
+                    events.post_metrics_updated(
+                        post_id=ref.post_id,
+                        account_id=ref.account_id,
+                        user_id=ref.user_id,
+                        x_post_id=ref.x_post_id,
+                        collected_at=now,
+                        counts={name: getattr(counts, name) for name in COUNT_FIELDS},
+                        occurred_at=now,
+                    ),
+                )
+                touched.append(ref.post_id)
+            uow.commit()
+        for post_id in touched:
+            self._cache.delete(*cache_keys(post_id))
+        return DeliveryResult(applied, duplicates, ignored)
