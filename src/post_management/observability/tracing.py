@@ -60,7 +60,10 @@ def shutdown() -> None:
 
 @contextmanager
 def span(
-    name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: str | int | float | bool
+    name: str,
+    attributes: Mapping[str, str | int | float | bool] | None = None,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
 ) -> Iterator[Span]:
     """A current span; an exception marks it as an error and propagates."""
     with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:

@@ -26,6 +26,7 @@ from post_management.ports.x_api import (
     XCredentials,
 )
 from post_management.services import publish_outcomes as outcomes
+from post_management.services import publish_telemetry as telemetry
 from post_management.services.publish_outcomes import Timing
 
 log = logging.getLogger(__name__)
@@ -62,13 +63,14 @@ class Publisher:
         settings: EngineSettings,
         media: MediaUploads | None = None,
     ) -> None:
-        self._queue = queue
+        self._queue = telemetry.observed(queue)
         self._x = x_api
         self._limiter = limiter
         self._clock = clock
         self._settings = settings
         self._media = media
 
+    @telemetry.publishing
     def publish(self, claim: Claim) -> PostState:
         now = self._clock.now()
         refused = self._spend_budget(claim, now)
@@ -190,7 +192,7 @@ class Dispatcher:
     def __init__(
         self, queue: PublishQueue, publisher: Publisher, clock: Clock, settings: EngineSettings
     ) -> None:
-        self._queue = queue
+        self._queue = telemetry.observed(queue)
         self._publisher = publisher
         self._clock = clock
         self._settings = settings
@@ -198,6 +200,7 @@ class Dispatcher:
         self._in_flight = 0
         self._lock = threading.Lock()
 
+    @telemetry.dispatch_tick
     def tick(self) -> int:
         """Claim and start publishing due posts; returns how many were claimed."""
         with self._lock:
@@ -242,7 +245,7 @@ class Reconciler:
     def __init__(
         self, queue: PublishQueue, x_api: XApi, clock: Clock, settings: EngineSettings
     ) -> None:
-        self._queue = queue
+        self._queue = telemetry.observed(queue)
         self._x = x_api
         self._clock = clock
         self._settings = settings
@@ -253,6 +256,7 @@ class Reconciler:
             self.reconcile(claim)
         return len(claims)
 
+    @telemetry.reconciling
     def reconcile(self, claim: Claim) -> None:
         now = self._clock.now()
         timing = self._settings.timing

@@ -32,8 +32,8 @@ def observed_send(
     """Run `send` inside a span named after the endpoint; count and time it."""
     with tracing.span(
         f"X {endpoint}",
-        SpanKind.CLIENT,
-        **{"http.request.method": request.method or "", "x.endpoint": endpoint},
+        {"http.request.method": request.method or "", "x.endpoint": endpoint},
+        kind=SpanKind.CLIENT,
     ) as span:
         carrier: dict[str, str] = {}
         tracing.inject(carrier)
