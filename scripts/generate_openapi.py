@@ -32,6 +32,10 @@ PACKAGE = "xmp.posts.v1"
 # Same set as PUBLIC_PREFIXES in entrypoints/grpc/edge.py (a test keeps them equal):
 # every other service needs a bearer token.
 PUBLIC_SERVICES = frozenset({f"{PACKAGE}.ServiceInfoService"})
+# Same set as PUBLIC_METHODS there: X's webhooks authenticate by an HMAC signature.
+PUBLIC_METHODS = frozenset(
+    {f"{PACKAGE}.AnalyticsService.VerifyXWebhook", f"{PACKAGE}.AnalyticsService.ReceiveXWebhook"}
+)
 # Detail types the service puts into errors (entrypoints/grpc/errors.py); documented
 # so clients can decode `details`.
 ERROR_DETAIL_TYPES = ("google.rpc.ErrorInfo", "google.rpc.BadRequest")
@@ -87,6 +91,8 @@ _INLINE_WELL_KNOWN: dict[str, Json] = {
     "google.protobuf.BoolValue": {"type": "boolean"},
     "google.protobuf.StringValue": {"type": "string"},
     "google.protobuf.BytesValue": {"type": "string", "format": "byte"},
+    # Envoy passes an HttpBody through raw, in both directions.
+    "google.api.HttpBody": {"description": "The raw HTTP body, passed through unchanged."},
 }
 # Well-known types kept as components, with a fixed JSON shape.
 _COMPONENT_WELL_KNOWN: dict[str, Json] = {
@@ -447,7 +453,7 @@ class Builder:
             "4XX": {"$ref": "#/components/responses/Error"},
             "5XX": {"$ref": "#/components/responses/Error"},
         }
-        if service in PUBLIC_SERVICES:
+        if service in PUBLIC_SERVICES or f"{service}.{method.name}" in PUBLIC_METHODS:
             op["security"] = []  # no token needed
         return path, verb, op
 

@@ -277,7 +277,7 @@ def test_health_response_uses_json_names() -> None:
 
 
 def test_bearer_jwt_everywhere_but_service_info() -> None:
-    from post_management.entrypoints.grpc.edge import PUBLIC_PREFIXES
+    from post_management.entrypoints.grpc.edge import PUBLIC_METHODS, PUBLIC_PREFIXES
 
     doc = document()
     scheme = doc["components"]["securitySchemes"]["bearerAuth"]
@@ -288,9 +288,14 @@ def test_bearer_jwt_everywhere_but_service_info() -> None:
         if prefix.startswith(f"/{PACKAGE}.")
     }
     assert public_tags == {"ServiceInfoService"}
+    # Single public methods (X's signed webhooks), by operation id.
+    public_methods = {
+        method.strip("/").removeprefix(f"{PACKAGE}.").replace("/", "_") for method in PUBLIC_METHODS
+    }
+    assert public_methods == {"AnalyticsService_VerifyXWebhook", "AnalyticsService_ReceiveXWebhook"}
     for path, verb, op in operations():
         effective = op.get("security", doc["security"])
-        if op["tags"] == ["ServiceInfoService"]:
+        if op["tags"] == ["ServiceInfoService"] or op["operationId"] in public_methods:
             assert effective == [], f"{verb} {path}"
         else:
             assert effective == [{"bearerAuth": []}], f"{verb} {path}"
