@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = None
 
     redis_url: SecretStr | None = None
+    # How long GetPost answers stay cached (0: no cache). In process, at most 5 s.
+    post_cache_ttl_seconds: float = Field(default=30.0, ge=0, le=86400)
     kafka_bootstrap_servers: str | None = None
     kafka_topic_prefix: str = "xmp.posts."
     kafka_value_format: Literal["json", "protobuf"] = "json"
@@ -81,6 +83,15 @@ class Settings(BaseSettings):
     envoy_admin_port: Port = 9901
     metrics_port: Port = 9095
     shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=300)
+
+    # Consul agent (host:port or URL). Set: `serve` registers the gRPC service
+    # with a gRPC health check and deregisters it on shutdown.
+    consul_http_addr: str | None = None
+    consul_http_token: SecretStr | None = None
+    consul_service_name: str = "post-management"
+    # The address Consul's check dials. Unset: GRPC_HOST, or this host's name
+    # when GRPC_HOST is a wildcard.
+    consul_service_address: str | None = None
 
     otel_exporter_otlp_endpoint: str | None = None
     log_level: str = "INFO"
