@@ -121,6 +121,13 @@ METRICS_REFRESH = Counter(
     ["outcome"],
 )
 
+REDIS_DEGRADED = Gauge(
+    PREFIX + "redis_degraded",
+    "1 while a Redis-backed component (cache, rate_limiter) runs on its in-process "
+    "fallback because Redis is unreachable; 0 when shared through Redis.",
+    ["component"],
+)
+
 DB_UNIT_OF_WORK = Histogram(
     PREFIX + "db_unit_of_work_seconds",
     "Duration of database units of work by outcome (commit, rollback, error).",
