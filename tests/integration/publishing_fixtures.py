@@ -20,6 +20,7 @@ from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.account import Account, Credentials
+from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.retry import RetryPolicy
 from post_management.services.publish_outcomes import Timing
@@ -82,6 +83,8 @@ class Engine_:
         *,
         due_in: timedelta = timedelta(0),
         priority: Priority = Priority.NORMAL,
+        thread: tuple[str, ...] = (),
+        attachments: tuple[uuid.UUID, ...] = (),
     ) -> Post:
         now = self.clock.now()
         post = Post(
@@ -95,11 +98,23 @@ class Engine_:
             priority=priority,
             scheduled_for=now + due_in,
             timezone="UTC",
+            thread=list(thread),
+            attachment_ids=list(attachments),
         )
         with self.uow() as uow:
             uow.posts.add(post)
             uow.commit()
         return post
+
+    def media(self, data: bytes, mime_type: str, user_id: str = "alice") -> uuid.UUID:
+        """A stored media item, as MediaService.upload leaves it."""
+        item = Media(
+            uuid.uuid4(), user_id, mime_type, kind_of(mime_type), len(data), self.clock.now()
+        )
+        with self.uow() as uow:
+            uow.media.add(item, data)
+            uow.commit()
+        return item.id
 
     def load(self, post_id: uuid.UUID) -> Post:
         with self.uow() as uow:
