@@ -12,6 +12,7 @@ from uuid import UUID
 from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
 from post_management.domain.post import PostState
+from post_management.ports.cache import Cache as Cache  # the one cache port, re-exported
 from post_management.ports.unit_of_work import UnitOfWork
 
 SOURCE_POLL = "poll"  # a GET /2/tweets refresh
@@ -92,16 +93,6 @@ class AnalyticsUnitOfWork(UnitOfWork, Protocol):
 
 class AnalyticsUnitOfWorkFactory(Protocol):
     def __call__(self) -> AnalyticsUnitOfWork: ...
-
-
-class Cache(Protocol):
-    """A TTL cache of serialised answers. Failures read as misses."""
-
-    def get(self, key: str) -> str | None: ...
-
-    def set(self, key: str, value: str, ttl_seconds: float) -> None: ...
-
-    def delete(self, *keys: str) -> None: ...
 
 
 class LeaderLock(Protocol):
