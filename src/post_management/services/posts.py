@@ -19,6 +19,7 @@ from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
 from post_management.services.common import audit, check_etag, concurrent_change, snapshot
 from post_management.services.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.post_cache import PostCache
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,12 @@ class PostPatch:
 
 
 class PostService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, cache: PostCache | None = None
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._cache = cache
 
     def create(self, principal: Principal, new: NewPost, request_id: str = "") -> Post:
         principal.ensure_can_act_for(new.user_id)
@@ -107,8 +111,17 @@ class PostService:
                 return self._load(uow, earlier)
 
     def get(self, principal: Principal, post_id: UUID) -> Post:
-        with self._uow() as uow:
-            post = self._load(uow, post_id)
+        if self._cache is None:
+            with self._uow() as uow:
+                post = self._load(uow, post_id)
+        else:
+            cached, generation = self._cache.read(post_id)
+            if cached is None:
+                with self._uow() as uow:
+                    post = self._load(uow, post_id)
+                self._cache.store(post, generation)
+            else:
+                post = cached
         principal.ensure_can_act_for(post.user_id)
         return post
 
@@ -166,7 +179,8 @@ class PostService:
                 raise concurrent_change()
             _audit_post(uow, principal, "post.update", post, before, snapshot(post))
             uow.commit()
-            return post
+        self._forget(post_id)
+        return post
 
     def delete(self, principal: Principal, post_id: UUID, etag: str = "") -> None:
         with self._uow() as uow:
@@ -178,6 +192,13 @@ class PostService:
                 raise concurrent_change()
             _audit_post(uow, principal, "post.delete", post, snapshot(post), None)
             uow.commit()
+        self._forget(post_id)
+
+    def _forget(self, post_id: UUID) -> None:
+        # The engine hook already starts a new generation for every post write;
+        # dropping the entry as well covers setups without that hook.
+        if self._cache is not None:
+            self._cache.forget(post_id)
 
     @staticmethod
     def _load(uow: UnitOfWork, post_id: UUID) -> Post:

@@ -1,0 +1,130 @@
+"""Posts by id, cached as JSON behind a generation token.
+
+Every committed write to the posts table replaces the generation token (the
+composition root hooks `invalidate_all` onto the database engine), and an entry
+only counts when it carries the current token. A reader takes the token before
+it reads the database and stores its entry under that token, so a write that
+commits during the read makes the entry stale at once. This costs a second
+cache lookup per read and drops every entry on any post write, which keeps it
+correct for writers that never name the posts they change (bulk claims,
+settlements in raw SQL). The TTL bounds what no token can see: writes from
+processes that cannot reach the same cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import logging
+import types
+import typing
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from post_management.domain.post import Post
+from post_management.ports.cache import Cache
+
+log = logging.getLogger(__name__)
+
+GENERATION_KEY = "posts:generation"
+# Longer than any entry: an expired token only costs misses.
+GENERATION_TTL_SECONDS = 86400.0
+
+_HINTS = typing.get_type_hints(Post)
+_FIELDS = [f.name for f in dataclasses.fields(Post)]
+# Replicas of another build (a rolling deploy) may shape Post differently: they
+# use other keys instead of misreading each other's entries.
+SCHEMA = hashlib.sha256(repr([(name, str(_HINTS[name])) for name in _FIELDS]).encode()).hexdigest()[
+    :12
+]
+
+
+class PostCache:
+    def __init__(self, cache: Cache, ttl_seconds: float) -> None:
+        self._cache = cache
+        self._ttl = ttl_seconds
+
+    def read(self, post_id: UUID) -> tuple[Post | None, str]:
+        """The cached post or None, and the generation to store a fresh read under."""
+        generation = self._cache.get(GENERATION_KEY)
+        if generation is None:
+            generation = self.invalidate_all()
+        raw = self._cache.get(_key(post_id))
+        if raw is None:
+            return None, generation
+        try:
+            entry = json.loads(raw)
+            if entry["generation"] != generation:
+                return None, generation
+            return decode_post(entry["post"]), generation
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("unreadable post cache entry dropped: %s", type(exc).__name__)
+            self._cache.delete(_key(post_id))
+            return None, generation
+
+    def store(self, post: Post, generation: str) -> None:
+        entry = {"generation": generation, "post": encode_post(post)}
+        self._cache.set(_key(post.id), json.dumps(entry, separators=(",", ":")), self._ttl)
+
+    def forget(self, post_id: UUID) -> None:
+        self._cache.delete(_key(post_id))
+
+    def invalidate_all(self) -> str:
+        """Start a new generation; every entry stored so far stops counting."""
+        generation = uuid.uuid4().hex
+        self._cache.set(GENERATION_KEY, generation, GENERATION_TTL_SECONDS)
+        return generation
+
+
+def _key(post_id: UUID) -> str:
+    return f"post:{SCHEMA}:{post_id}"
+
+
+def encode_post(post: Post) -> dict[str, Any]:
+    return {name: _encode(getattr(post, name)) for name in _FIELDS}
+
+
+def decode_post(data: dict[str, Any]) -> Post:
+    return Post(**{name: _decode(_HINTS[name], data[name]) for name in _FIELDS})
+
+
+def _encode(value: object) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_encode(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"cannot cache a {type(value).__name__}")
+
+
+def _decode(hint: Any, raw: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if raw is None:
+            return None
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _decode(inner, raw)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(raw, list):
+            raise TypeError("expected a list")
+        return [_decode(item, value) for value in raw]
+    if isinstance(hint, type):
+        if issubclass(hint, enum.Enum):
+            return hint(raw)
+        if hint is UUID:
+            return UUID(raw)
+        if hint is datetime:
+            return datetime.fromisoformat(raw)
+        if hint in (str, int, float, bool) and isinstance(raw, hint):
+            return raw
+    raise TypeError(f"cannot read {hint!r} from the cache")
