@@ -26,6 +26,7 @@ from post_management.adapters.db.analytics_repository import (
 from post_management.adapters.db.engine import make_engine, migrate, ping
 from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.publish_queue import SqlPublishQueue
+from post_management.adapters.db.telemetry import DatabaseCollector
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.emulator.server import EmulatorThread
 from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
@@ -42,6 +43,8 @@ from post_management.entrypoints.grpc.info_servicer import BuildInfo, ComponentC
 from post_management.entrypoints.grpc.server import Services
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.entrypoints.jobs.timer import Tick, Timer
+from post_management.observability import metrics
+from post_management.observability.cache import CountedCache
 from post_management.ports.analytics import Cache
 from post_management.ports.publishing import RateLimiter
 from post_management.services.accounts import AccountService
@@ -78,6 +81,7 @@ class Container:
     components: dict[str, str] = field(default_factory=dict)
     _relay_stop: threading.Event = field(default_factory=threading.Event)
     _relay_thread: threading.Thread | None = None
+    database_metrics: DatabaseCollector | None = None
 
     def start_jobs(self) -> None:
         self.timer.start()
@@ -96,6 +100,8 @@ class Container:
             self._relay_thread.join(timeout=30)
 
     def close(self) -> None:
+        if self.database_metrics is not None:
+            self.database_metrics.detach()
         if self.relay is not None:
             self.relay.close()
         self.x_api.close()
@@ -295,9 +301,10 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     if relay is not None:
         ticks.append(Tick("outbox-purge", relay.purge, 3600))
     analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box)
-    cache = analytics_cache(settings)
+    cache = CountedCache(analytics_cache(settings), "analytics")
     collector = MetricsCollector(analytics_uow, x_api, clock, cache, AdvisoryLeaderLock(engine))
-    ticks.append(Tick("metrics", collector.tick, settings.metrics_interval_seconds))
+    refresh = metrics.counting_refreshes(collector.tick)
+    ticks.append(Tick("metrics", refresh, settings.metrics_interval_seconds))
     timer = Timer(ticks)
     tokens = token_codec(settings, secrets)
     services = Services(
@@ -340,4 +347,5 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         emulator=emulator,
         relay=relay,
         components=components,
+        database_metrics=DatabaseCollector(engine).attach(),
     )

@@ -7,7 +7,7 @@ platform collectors. Labels are bounded: no post, account or user ids.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
@@ -115,10 +115,11 @@ OUTBOX_RELAY_LEADER = Gauge(
     PREFIX + "outbox_relay_leader", "1 while this process holds the relay's advisory lock."
 )
 
-METRICS_REFRESH = Counter(
-    PREFIX + "metrics_refresh_total",
-    "Post metrics refreshes from X by outcome (ok, rate_limited, error).",
-    ["outcome"],
+METRICS_REFRESHED = Counter(
+    PREFIX + "metrics_refreshed_total", "Posts whose metrics were refreshed from X."
+)
+METRICS_REFRESH_TICKS = Counter(
+    PREFIX + "metrics_refresh_ticks_total", "Runs of the metrics refresher (any replica)."
 )
 
 REDIS_DEGRADED = Gauge(
@@ -134,6 +135,18 @@ DB_UNIT_OF_WORK = Histogram(
     ["outcome"],
     buckets=LATENCY_BUCKETS,
 )
+
+
+def counting_refreshes(tick: Callable[[], int]) -> Callable[[], int]:
+    """Wrap the metrics refresher's tick, which returns how many posts it refreshed."""
+
+    def counted() -> int:
+        refreshed = tick()
+        METRICS_REFRESH_TICKS.inc()
+        METRICS_REFRESHED.inc(refreshed)
+        return refreshed
+
+    return counted
 
 
 def priority_label(priority: object) -> str:

@@ -30,6 +30,7 @@ from post_management.adapters.kafka.serialization import (
     encode,
     to_message,
 )
+from post_management.adapters.kafka.telemetry import observed_batch
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ class OutboxRelay:
 
     # -- relaying ---------------------------------------------------------
 
+    @observed_batch
     def run_once(self) -> int:
         """Publish one batch and mark it sent; the number of rows marked.
 
