@@ -49,6 +49,7 @@ from post_management.ports.analytics import Cache
 from post_management.ports.publishing import RateLimiter
 from post_management.services.accounts import AccountService
 from post_management.services.analytics import AnalyticsQueries, AnalyticsSettings
+from post_management.services.media import MediaService
 from post_management.services.metrics_collection import MetricsCollector
 from post_management.services.posts import PostService
 from post_management.services.publish_commands import PublishCommands
@@ -309,6 +310,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     tokens = token_codec(settings, secrets)
     services = Services(
         posts=PostService(uow, clock),
+        media=MediaService(uow, clock),
         accounts=AccountService(uow, clock),
         tokens=tokens,
         build=BuildInfo(

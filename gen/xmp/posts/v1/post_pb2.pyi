@@ -109,6 +109,9 @@ class Post(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    ATTACHMENT_IDS_FIELD_NUMBER: _builtins.int
+    THREAD_FIELD_NUMBER: _builtins.int
+    SEGMENT_X_POST_IDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID assigned by the service."""
     user_id: _builtins.str
@@ -146,6 +149,24 @@ class Post(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def attachment_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Media uploaded with PostService.UploadMedia (their `id`s), sent to X with the
+        first segment. Together with `media_ids` at most 4 images, or 1 GIF or video alone.
+        """
+
+    @_builtins.property
+    def thread(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Follow-up segments, published after `text` as a reply chain (each replies to the
+        one before). Each is checked like `text`; no two segments may be alike.
+        """
+
+    @_builtins.property
+    def segment_x_post_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """X ids of the segments on X so far, in order; the first is `x_post_id`. A post
+        without a thread has at most that one.
+        """
+
     def __init__(
         self,
         *,
@@ -166,10 +187,13 @@ class Post(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        attachment_ids: _abc.Iterable[_builtins.str] | None = ...,
+        thread: _abc.Iterable[_builtins.str] | None = ...,
+        segment_x_post_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "published_at", b"published_at", "scheduled_for", b"scheduled_for", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempt_count", b"attempt_count", "create_time", b"create_time", "etag", b"etag", "id", b"id", "last_error", b"last_error", "media_ids", b"media_ids", "priority", b"priority", "published_at", b"published_at", "reply_to_x_post_id", b"reply_to_x_post_id", "scheduled_for", b"scheduled_for", "state", b"state", "text", b"text", "timezone", b"timezone", "update_time", b"update_time", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attachment_ids", b"attachment_ids", "attempt_count", b"attempt_count", "create_time", b"create_time", "etag", b"etag", "id", b"id", "last_error", b"last_error", "media_ids", b"media_ids", "priority", b"priority", "published_at", b"published_at", "reply_to_x_post_id", b"reply_to_x_post_id", "scheduled_for", b"scheduled_for", "segment_x_post_ids", b"segment_x_post_ids", "state", b"state", "text", b"text", "thread", b"thread", "timezone", b"timezone", "update_time", b"update_time", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,10 +26,11 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from xmp.posts.v1 import media_pb2 as xmp_dot_posts_dot_v1_dot_media__pb2
 from xmp.posts.v1 import post_pb2 as xmp_dot_posts_dot_v1_dot_post__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fxmp/posts/v1/post_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x17xmp/posts/v1/post.proto\"O\n\x11\x43reatePostRequest\x12&\n\x04post\x18\x01 \x01(\x0b\x32\x12.xmp.posts.v1.PostB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\'\n\x0eGetPostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x86\x01\n\x10ListPostsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.xmp.posts.v1.PostState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"O\n\x11ListPostsResponse\x12!\n\x05posts\x18\x01 \x03(\x0b\x32\x12.xmp.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"l\n\x11UpdatePostRequest\x12&\n\x04post\x18\x01 \x01(\x0b\x32\x12.xmp.posts.v1.PostB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"8\n\x11\x44\x65letePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t2\xee\x03\n\x0bPostService\x12Z\n\nCreatePost\x12\x1f.xmp.posts.v1.CreatePostRequest\x1a\x12.xmp.posts.v1.Post\"\x17\x82\xd3\xe4\x93\x02\x11\"\t/v1/posts:\x04post\x12X\n\x07GetPost\x12\x1c.xmp.posts.v1.GetPostRequest\x1a\x12.xmp.posts.v1.Post\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/posts/{post_id}\x12_\n\tListPosts\x12\x1e.xmp.posts.v1.ListPostsRequest\x1a\x1f.xmp.posts.v1.ListPostsResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/posts\x12\x64\n\nUpdatePost\x12\x1f.xmp.posts.v1.UpdatePostRequest\x1a\x12.xmp.posts.v1.Post\"!\x82\xd3\xe4\x93\x02\x1b\x32\x13/v1/posts/{post.id}:\x04post\x12\x62\n\nDeletePost\x12\x1f.xmp.posts.v1.DeletePostRequest\x1a\x16.google.protobuf.Empty\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/posts/{post_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fxmp/posts/v1/post_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x18xmp/posts/v1/media.proto\x1a\x17xmp/posts/v1/post.proto\"O\n\x11\x43reatePostRequest\x12&\n\x04post\x18\x01 \x01(\x0b\x32\x12.xmp.posts.v1.PostB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\'\n\x0eGetPostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x86\x01\n\x10ListPostsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.xmp.posts.v1.PostState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"O\n\x11ListPostsResponse\x12!\n\x05posts\x18\x01 \x03(\x0b\x32\x12.xmp.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"l\n\x11UpdatePostRequest\x12&\n\x04post\x18\x01 \x01(\x0b\x32\x12.xmp.posts.v1.PostB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"l\n\x12UploadMediaRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tmime_type\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"8\n\x11\x44\x65letePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t2\xca\x04\n\x0bPostService\x12Z\n\nCreatePost\x12\x1f.xmp.posts.v1.CreatePostRequest\x1a\x12.xmp.posts.v1.Post\"\x17\x82\xd3\xe4\x93\x02\x11\"\t/v1/posts:\x04post\x12X\n\x07GetPost\x12\x1c.xmp.posts.v1.GetPostRequest\x1a\x12.xmp.posts.v1.Post\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/posts/{post_id}\x12_\n\tListPosts\x12\x1e.xmp.posts.v1.ListPostsRequest\x1a\x1f.xmp.posts.v1.ListPostsResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/posts\x12\x64\n\nUpdatePost\x12\x1f.xmp.posts.v1.UpdatePostRequest\x1a\x12.xmp.posts.v1.Post\"!\x82\xd3\xe4\x93\x02\x1b\x32\x13/v1/posts/{post.id}:\x04post\x12\x62\n\nDeletePost\x12\x1f.xmp.posts.v1.DeletePostRequest\x1a\x16.google.protobuf.Empty\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/posts/{post_id}\x12Z\n\x0bUploadMedia\x12 .xmp.posts.v1.UploadMediaRequest\x1a\x13.xmp.posts.v1.Media\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/media:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +43,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPOSTREQUEST'].fields_by_name['post_id']._serialized_options = b'\342A\001\002'
   _globals['_UPDATEPOSTREQUEST'].fields_by_name['post']._loaded_options = None
   _globals['_UPDATEPOSTREQUEST'].fields_by_name['post']._serialized_options = b'\342A\001\002'
+  _globals['_UPLOADMEDIAREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_UPLOADMEDIAREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
+  _globals['_UPLOADMEDIAREQUEST'].fields_by_name['mime_type']._loaded_options = None
+  _globals['_UPLOADMEDIAREQUEST'].fields_by_name['mime_type']._serialized_options = b'\342A\001\002'
+  _globals['_UPLOADMEDIAREQUEST'].fields_by_name['data']._loaded_options = None
+  _globals['_UPLOADMEDIAREQUEST'].fields_by_name['data']._serialized_options = b'\342A\001\002'
   _globals['_DELETEPOSTREQUEST'].fields_by_name['post_id']._loaded_options = None
   _globals['_DELETEPOSTREQUEST'].fields_by_name['post_id']._serialized_options = b'\342A\001\002'
   _globals['_POSTSERVICE'].methods_by_name['CreatePost']._loaded_options = None
@@ -54,18 +61,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTSERVICE'].methods_by_name['UpdatePost']._serialized_options = b'\202\323\344\223\002\0332\023/v1/posts/{post.id}:\004post'
   _globals['_POSTSERVICE'].methods_by_name['DeletePost']._loaded_options = None
   _globals['_POSTSERVICE'].methods_by_name['DeletePost']._serialized_options = b'\202\323\344\223\002\025*\023/v1/posts/{post_id}'
-  _globals['_CREATEPOSTREQUEST']._serialized_start=200
-  _globals['_CREATEPOSTREQUEST']._serialized_end=279
-  _globals['_GETPOSTREQUEST']._serialized_start=281
-  _globals['_GETPOSTREQUEST']._serialized_end=320
-  _globals['_LISTPOSTSREQUEST']._serialized_start=323
-  _globals['_LISTPOSTSREQUEST']._serialized_end=457
-  _globals['_LISTPOSTSRESPONSE']._serialized_start=459
-  _globals['_LISTPOSTSRESPONSE']._serialized_end=538
-  _globals['_UPDATEPOSTREQUEST']._serialized_start=540
-  _globals['_UPDATEPOSTREQUEST']._serialized_end=648
-  _globals['_DELETEPOSTREQUEST']._serialized_start=650
-  _globals['_DELETEPOSTREQUEST']._serialized_end=706
-  _globals['_POSTSERVICE']._serialized_start=709
-  _globals['_POSTSERVICE']._serialized_end=1203
+  _globals['_POSTSERVICE'].methods_by_name['UploadMedia']._loaded_options = None
+  _globals['_POSTSERVICE'].methods_by_name['UploadMedia']._serialized_options = b'\202\323\344\223\002\016\"\t/v1/media:\001*'
+  _globals['_CREATEPOSTREQUEST']._serialized_start=226
+  _globals['_CREATEPOSTREQUEST']._serialized_end=305
+  _globals['_GETPOSTREQUEST']._serialized_start=307
+  _globals['_GETPOSTREQUEST']._serialized_end=346
+  _globals['_LISTPOSTSREQUEST']._serialized_start=349
+  _globals['_LISTPOSTSREQUEST']._serialized_end=483
+  _globals['_LISTPOSTSRESPONSE']._serialized_start=485
+  _globals['_LISTPOSTSRESPONSE']._serialized_end=564
+  _globals['_UPDATEPOSTREQUEST']._serialized_start=566
+  _globals['_UPDATEPOSTREQUEST']._serialized_end=674
+  _globals['_UPLOADMEDIAREQUEST']._serialized_start=676
+  _globals['_UPLOADMEDIAREQUEST']._serialized_end=784
+  _globals['_DELETEPOSTREQUEST']._serialized_start=786
+  _globals['_DELETEPOSTREQUEST']._serialized_end=842
+  _globals['_POSTSERVICE']._serialized_start=845
+  _globals['_POSTSERVICE']._serialized_end=1431
 # @@protoc_insertion_point(module_scope)

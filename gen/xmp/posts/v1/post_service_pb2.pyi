@@ -133,7 +133,8 @@ class UpdatePostRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Writable paths: text, media_ids, reply_to_x_post_id, account_id, priority.
+        """Writable paths: text, media_ids, reply_to_x_post_id, account_id, priority,
+        attachment_ids, thread.
         Empty: every writable field that is set (non-default) in `post`.
         """
 
@@ -150,6 +151,40 @@ class UpdatePostRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdatePostRequest: _TypeAlias = UpdatePostRequest  # noqa: Y015
+
+@_typing.final
+class UploadMediaRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The owning user."""
+    mime_type: _builtins.str
+    """image/jpeg, image/png, image/webp, image/gif or video/mp4."""
+    data: _builtins.bytes
+    """The file's bytes; they must match `mime_type`."""
+    request_id: _builtins.str
+    """Client-chosen UUID; repeating an upload with the same id returns the first
+    result (AIP-155).
+    """
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        mime_type: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "mime_type", b"mime_type", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadMediaRequest: _TypeAlias = UploadMediaRequest  # noqa: Y015
 
 @_typing.final
 class DeletePostRequest(_message.Message):

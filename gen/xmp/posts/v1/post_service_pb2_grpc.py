@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from xmp.posts.v1 import media_pb2 as xmp_dot_posts_dot_v1_dot_media__pb2
 from xmp.posts.v1 import post_pb2 as xmp_dot_posts_dot_v1_dot_post__pb2
 from xmp.posts.v1 import post_service_pb2 as xmp_dot_posts_dot_v1_dot_post__service__pb2
 
@@ -62,6 +63,11 @@ class PostServiceStub:
                 request_serializer=xmp_dot_posts_dot_v1_dot_post__service__pb2.DeletePostRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.UploadMedia = channel.unary_unary(
+                '/xmp.posts.v1.PostService/UploadMedia',
+                request_serializer=xmp_dot_posts_dot_v1_dot_post__service__pb2.UploadMediaRequest.SerializeToString,
+                response_deserializer=xmp_dot_posts_dot_v1_dot_media__pb2.Media.FromString,
+                _registered_method=True)
 
 
 class PostServiceServicer:
@@ -100,6 +106,15 @@ class PostServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadMedia(self, request, context):
+        """Keeps a file for posts to attach (Post.attachment_ids). Kind, type and size are
+        checked against X's limits here. One message carries at most 16 MiB (the
+        server's receive limit); larger videos need a streaming upload, not offered yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PostServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +142,11 @@ def add_PostServiceServicer_to_server(servicer, server):
                     servicer.DeletePost,
                     request_deserializer=xmp_dot_posts_dot_v1_dot_post__service__pb2.DeletePostRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'UploadMedia': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadMedia,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_post__service__pb2.UploadMediaRequest.FromString,
+                    response_serializer=xmp_dot_posts_dot_v1_dot_media__pb2.Media.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +285,33 @@ class PostService:
             '/xmp.posts.v1.PostService/DeletePost',
             xmp_dot_posts_dot_v1_dot_post__service__pb2.DeletePostRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadMedia(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.PostService/UploadMedia',
+            xmp_dot_posts_dot_v1_dot_post__service__pb2.UploadMediaRequest.SerializeToString,
+            xmp_dot_posts_dot_v1_dot_media__pb2.Media.FromString,
             options,
             channel_credentials,
             insecure,

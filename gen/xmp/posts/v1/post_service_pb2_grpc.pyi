@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import empty_pb2 as _empty_pb2
 from grpc import aio as _aio
+from xmp.posts.v1 import media_pb2 as _media_pb2
 from xmp.posts.v1 import post_pb2 as _post_pb2
 from xmp.posts.v1 import post_service_pb2 as _post_service_pb2
 import abc as _abc_1
@@ -42,6 +43,11 @@ class PostServiceStub:
     """Only DRAFT, SCHEDULED, FAILED and CANCELLED posts can be edited."""
     DeletePost: _grpc.UnaryUnaryMultiCallable[_post_service_pb2.DeletePostRequest, _empty_pb2.Empty]
     """A post that is publishing or published cannot be deleted here."""
+    UploadMedia: _grpc.UnaryUnaryMultiCallable[_post_service_pb2.UploadMediaRequest, _media_pb2.Media]
+    """Keeps a file for posts to attach (Post.attachment_ids). Kind, type and size are
+    checked against X's limits here. One message carries at most 16 MiB (the
+    server's receive limit); larger videos need a streaming upload, not offered yet.
+    """
 
 @_typing.type_check_only
 class PostServiceAsyncStub(PostServiceStub):
@@ -55,6 +61,11 @@ class PostServiceAsyncStub(PostServiceStub):
     """Only DRAFT, SCHEDULED, FAILED and CANCELLED posts can be edited."""
     DeletePost: _aio.UnaryUnaryMultiCallable[_post_service_pb2.DeletePostRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """A post that is publishing or published cannot be deleted here."""
+    UploadMedia: _aio.UnaryUnaryMultiCallable[_post_service_pb2.UploadMediaRequest, _media_pb2.Media]  # type: ignore[assignment]
+    """Keeps a file for posts to attach (Post.attachment_ids). Kind, type and size are
+    checked against X's limits here. One message carries at most 16 MiB (the
+    server's receive limit); larger videos need a streaming upload, not offered yet.
+    """
 
 class PostServiceServicer(metaclass=_abc_1.ABCMeta):
     """Create, read, update and delete posts (AIP-131..135)."""
@@ -95,5 +106,16 @@ class PostServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
         """A post that is publishing or published cannot be deleted here."""
+
+    @_abc_1.abstractmethod
+    def UploadMedia(
+        self,
+        request: _post_service_pb2.UploadMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_media_pb2.Media, _abc.Awaitable[_media_pb2.Media]]:
+        """Keeps a file for posts to attach (Post.attachment_ids). Kind, type and size are
+        checked against X's limits here. One message carries at most 16 MiB (the
+        server's receive limit); larger videos need a streaming upload, not offered yet.
+        """
 
 def add_PostServiceServicer_to_server(servicer: PostServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

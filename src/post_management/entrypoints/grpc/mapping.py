@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -9,10 +10,11 @@ from uuid import UUID
 from google.protobuf import json_format
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
-from xmp.posts.v1 import account_pb2, post_pb2
+from xmp.posts.v1 import account_pb2, media_pb2, post_pb2
 
 from post_management.domain.account import Account, AccountState
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.media import Media
 from post_management.domain.post import Post, PostState, Priority
 
 MAX_ID_LENGTH = 128
@@ -103,7 +105,26 @@ def post_to_proto(post: Post) -> post_pb2.Post:
         create_time=timestamp(post.created_at),
         update_time=timestamp(post.updated_at),
         etag=post.etag,
+        attachment_ids=[str(media_id) for media_id in post.attachment_ids],
+        thread=post.thread,
+        segment_x_post_ids=post.published_segment_ids,
     )
+
+
+def media_to_proto(media: Media) -> media_pb2.Media:
+    return media_pb2.Media(
+        id=str(media.id),
+        user_id=media.user_id,
+        mime_type=media.mime_type,
+        kind=media_pb2.MediaKind.Value(f"MEDIA_KIND_{media.kind.value}"),
+        size_bytes=media.size_bytes,
+        create_time=timestamp(media.created_at),
+    )
+
+
+def parse_uuids(values: Iterable[str], field: str) -> list[UUID]:
+    """Each value a UUID; a bad one is named by its index."""
+    return [parse_uuid(value, f"{field}[{index}]") for index, value in enumerate(values)]
 
 
 def account_to_proto(account: Account) -> account_pb2.Account:

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
-from xmp.posts.v1 import post_pb2, post_service_pb2, post_service_pb2_grpc
+from xmp.posts.v1 import media_pb2, post_pb2, post_service_pb2, post_service_pb2_grpc
 
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.post import Priority
@@ -15,22 +15,36 @@ from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
     checked_user_id,
     mask_paths,
+    media_to_proto,
     parse_uuid,
+    parse_uuids,
     post_state_from_proto,
     post_to_proto,
     priority_from_proto,
     required_user_id,
 )
 from post_management.ports.repositories import PostFilter
+from post_management.services.media import MediaService, NewMedia
 from post_management.services.posts import NewPost, PostPatch, PostService
 
 Context = grpc.aio.ServicerContext[Any, Any]
-WRITABLE = frozenset({"text", "media_ids", "reply_to_x_post_id", "account_id", "priority"})
+WRITABLE = frozenset(
+    {
+        "text",
+        "media_ids",
+        "reply_to_x_post_id",
+        "account_id",
+        "priority",
+        "attachment_ids",
+        "thread",
+    }
+)
 
 
 class PostServicer(post_service_pb2_grpc.PostServiceServicer):
-    def __init__(self, posts: PostService) -> None:
+    def __init__(self, posts: PostService, media: MediaService) -> None:
         self._posts = posts
+        self._media = media
 
     async def CreatePost(
         self, request: post_service_pb2.CreatePostRequest, context: Context
@@ -45,6 +59,8 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             media_ids=list(message.media_ids),
             reply_to_x_post_id=message.reply_to_x_post_id,
             priority=priority_from_proto(message.priority, "post.priority") or Priority.NORMAL,
+            attachment_ids=parse_uuids(message.attachment_ids, "post.attachment_ids"),
+            thread=list(message.thread),
         )
         post = await asyncio.to_thread(
             self._posts.create, current_principal(), new, request.request_id
@@ -97,6 +113,10 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             priority=(priority_from_proto(message.priority, "post.priority") or Priority.NORMAL)
             if "priority" in paths
             else None,
+            attachment_ids=parse_uuids(message.attachment_ids, "post.attachment_ids")
+            if "attachment_ids" in paths
+            else None,
+            thread=list(message.thread) if "thread" in paths else None,
         )
         post = await asyncio.to_thread(
             self._posts.update, current_principal(), post_id, patch, message.etag
@@ -109,3 +129,16 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
         post_id = parse_uuid(request.post_id, "post_id")
         await asyncio.to_thread(self._posts.delete, current_principal(), post_id, request.etag)
         return empty_pb2.Empty()
+
+    async def UploadMedia(
+        self, request: post_service_pb2.UploadMediaRequest, context: Context
+    ) -> media_pb2.Media:
+        new = NewMedia(
+            user_id=required_user_id(request.user_id),
+            mime_type=request.mime_type,
+            data=request.data,
+        )
+        media = await asyncio.to_thread(
+            self._media.upload, current_principal(), new, request.request_id
+        )
+        return media_to_proto(media)

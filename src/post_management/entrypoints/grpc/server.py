@@ -43,6 +43,7 @@ from post_management.entrypoints.grpc.scheduling_servicer import SchedulingServi
 from post_management.entrypoints.grpc.telemetry import TelemetryInterceptor
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.services.accounts import AccountService
+from post_management.services.media import MediaService
 from post_management.services.posts import PostService
 from post_management.services.publish_commands import PublishCommands
 from post_management.services.scheduled_listing import ScheduledListing
@@ -61,6 +62,8 @@ SERVICE_NAMES = [
         (service_info_service_pb2, "ServiceInfoService"),
     )
 ]
+# UploadMedia carries a file in one message; larger videos need a streaming upload.
+MAX_RECEIVE_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 HEALTH_INTERVAL_SECONDS = 5.0
 
@@ -77,6 +80,7 @@ class Services:
     scheduling: SchedulingService
     scheduled_listing: ScheduledListing
     publishing: PublishCommands
+    media: MediaService
     # None: the generated base answers UNIMPLEMENTED (servers built without analytics).
     analytics: AnalyticsServices | None = None
 
@@ -93,7 +97,7 @@ class GrpcServer:
                 EdgeInterceptor(services.tokens),
             ],
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ],
@@ -101,7 +105,7 @@ class GrpcServer:
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         post_service_pb2_grpc.add_PostServiceServicer_to_server(
-            PostServicer(services.posts), self._server
+            PostServicer(services.posts, services.media), self._server
         )
         account_service_pb2_grpc.add_AccountServiceServicer_to_server(
             AccountServicer(services.accounts), self._server
