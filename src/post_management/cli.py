@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
 import signal
 import sys
@@ -16,6 +17,7 @@ from post_management.domain.auth import Role
 from post_management.entrypoints.envoy_config import default_descriptor_path, render_envoy_config
 from post_management.entrypoints.envoy_process import EnvoyProcess
 from post_management.entrypoints.grpc.server import GrpcServer
+from post_management.observability import logs, metrics, tracing
 
 log = logging.getLogger("post_management")
 LOCAL_USER = "local-user"
@@ -46,8 +48,17 @@ def _start_envoy(settings: Settings, grpc_port: int) -> EnvoyProcess:
     return envoy
 
 
+def _start_telemetry(settings: Settings) -> None:
+    tracing.configure(settings.otel_exporter_otlp_endpoint)
+    atexit.register(tracing.shutdown)  # flush spans still queued for export
+    port = metrics.serve(settings.metrics_host, settings.metrics_port)
+    if port is not None:
+        print(f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)
+
+
 async def _serve(settings: Settings, *, with_envoy: bool) -> None:
     container = await asyncio.to_thread(bootstrap.build, settings)
+    _start_telemetry(settings)
     server = GrpcServer(container.services, settings.grpc_host, settings.grpc_port)
     envoy: EnvoyProcess | None = None
     stop = asyncio.Event()
@@ -83,6 +94,7 @@ async def _serve(settings: Settings, *, with_envoy: bool) -> None:
 async def _work(settings: Settings) -> None:
     """The dispatcher and reconciler without a gRPC server: a worker process."""
     container = await asyncio.to_thread(bootstrap.build, settings)
+    _start_telemetry(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -136,9 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings()
     except ConfigError as exc:
         sys.exit(f"post-management: {exc}")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level)
     # pgserver narrates every command it runs; only its problems matter here.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: Port = 8080
     envoy_admin_port: Port = 9901
+    # Prometheus /metrics; 0.0.0.0 in a pod so Prometheus can scrape it.
+    metrics_host: str = "127.0.0.1"
     metrics_port: Port = 9095
     shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=300)
 

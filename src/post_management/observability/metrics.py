@@ -6,12 +6,15 @@ platform collectors. Labels are bounded: no post, account or user ids.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 PREFIX = "post_management_"
 
@@ -188,3 +191,17 @@ class _Slot(Collector):
 
 DATABASE = _Slot()
 REGISTRY.register(DATABASE)
+
+
+def serve(host: str, port: int) -> int | None:
+    """Serve /metrics on a daemon thread; the port bound, or None when it is taken.
+
+    A taken port is logged, not fatal: the service itself still works, and the
+    scrape target going down is what alerting sees.
+    """
+    try:
+        server, _ = start_http_server(port, addr=host)
+    except OSError as exc:
+        log.error("metrics endpoint not started on %s:%d: %s", host, port, exc)
+        return None
+    return int(server.server_port)

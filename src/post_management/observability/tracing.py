@@ -10,6 +10,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from importlib import metadata
 from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
@@ -32,13 +33,13 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 tracer = trace.get_tracer("post_management")
 
 
-def configure(otlp_endpoint: str | None = None, *, version: str = "") -> TracerProvider:
+def configure(otlp_endpoint: str | None = None) -> TracerProvider:
     """Install the SDK provider once; add the OTLP exporter when an endpoint is set."""
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         provider = current
     else:
-        resource = Resource.create({"service.name": SERVICE_NAME, "service.version": version})
+        resource = Resource.create({"service.name": SERVICE_NAME, "service.version": _version()})
         provider = TracerProvider(resource=resource)
         trace.set_tracer_provider(provider)
     if otlp_endpoint and not getattr(provider, "_pm_otlp", False):
@@ -49,6 +50,13 @@ def configure(otlp_endpoint: str | None = None, *, version: str = "") -> TracerP
         provider._pm_otlp = True  # type: ignore[attr-defined]
         log.info("traces exported over OTLP to %s", otlp_endpoint)
     return provider
+
+
+def _version() -> str:
+    try:
+        return metadata.version(SERVICE_NAME)
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
 
 
 def shutdown() -> None:
