@@ -16,8 +16,14 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from post_management.adapters.cache import InProcessCache, RedisCache
+from post_management.adapters.cache import InProcessCache
 from post_management.adapters.clock import SystemClock
+from post_management.adapters.consul import (
+    ConsulAgent,
+    Registrar,
+    ServiceRegistration,
+    advertised_address,
+)
 from post_management.adapters.crypto import FernetBox, InvalidKeys
 from post_management.adapters.db.analytics_repository import (
     AdvisoryLeaderLock,
@@ -25,6 +31,7 @@ from post_management.adapters.db.analytics_repository import (
 )
 from post_management.adapters.db.engine import make_engine, migrate, ping
 from post_management.adapters.db.media_repository import SqlMediaUploads
+from post_management.adapters.db.post_writes import on_committed_post_writes
 from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.telemetry import DatabaseCollector
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
@@ -33,6 +40,7 @@ from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
 from post_management.adapters.kafka.serialization import ValueFormat
 from post_management.adapters.local import EmbeddedPostgres, local_secrets
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
+from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
 from post_management.adapters.x.client import TweepyXApi
 from post_management.adapters.x.settings import XClientSettings
 from post_management.config import ConfigError, Settings
@@ -45,12 +53,14 @@ from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.entrypoints.jobs.timer import Tick, Timer
 from post_management.observability import metrics
 from post_management.observability.cache import CountedCache
+from post_management.observability.metrics import REDIS_DEGRADED
 from post_management.ports.analytics import Cache
 from post_management.ports.publishing import RateLimiter
 from post_management.services.accounts import AccountService
 from post_management.services.analytics import AnalyticsQueries, AnalyticsSettings
 from post_management.services.media import MediaService
 from post_management.services.metrics_collection import MetricsCollector
+from post_management.services.post_cache import PostCache
 from post_management.services.posts import PostService
 from post_management.services.publish_commands import PublishCommands
 from post_management.services.publish_outcomes import Timing
@@ -206,13 +216,66 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     return RedisRateLimiter(client)
 
 
-def analytics_cache(settings: Settings) -> Cache:
+def shared_cache(settings: Settings) -> Cache:
+    """One cache for every cached read (posts, analytics): Redis shared by the
+    replicas, in process while Redis is down or when it is not configured."""
     if settings.redis_url is None:
         return InProcessCache()
     client = redis.Redis.from_url(
         settings.redis_url.get_secret_value(), socket_timeout=0.5, socket_connect_timeout=0.5
     )
-    return RedisCache(client)
+    return FailoverCache(client, InProcessCache)
+
+
+def post_cache(settings: Settings, engine: Engine, cache: Cache) -> PostCache | None:
+    """GetPost answers, dropped by every committed post write (docs/integration.md)."""
+    if settings.post_cache_ttl_seconds <= 0:
+        return None
+    ttl = settings.post_cache_ttl_seconds
+    if not isinstance(cache, FailoverCache):
+        # Only in process: writes by other processes (a worker) go unseen.
+        ttl = min(ttl, FALLBACK_MAX_TTL_SECONDS)
+    posts = PostCache(cache, ttl)
+    on_committed_post_writes(engine, posts.invalidate_all)
+    if isinstance(cache, FailoverCache):
+        # Writes made during the outage were not recorded in Redis.
+        cache.on_recovery(posts.invalidate_all)
+    return posts
+
+
+def redis_check(cache: FailoverCache) -> ComponentCheck:
+    """Always ok: without Redis the service keeps working on in-process
+    fallbacks, so an outage must not take replicas out of rotation."""
+    if cache.probe():
+        return ComponentCheck("redis", True, "shared")
+    detail = f"degraded: in-process cache and rate limiter ({cache.last_error})"
+    return ComponentCheck("redis", True, detail)
+
+
+def watch_redis(cache: Cache, limiter: RateLimiter) -> None:
+    """The degraded gauge reads each component's current state when scraped."""
+    cache_gauge = REDIS_DEGRADED.labels("cache")
+    limiter_gauge = REDIS_DEGRADED.labels("rate_limiter")
+    if isinstance(cache, FailoverCache):
+        cache_gauge.set_function(lambda: float(cache.degraded))
+    else:
+        cache_gauge.set_function(lambda: 0.0)
+    if isinstance(limiter, RedisRateLimiter):
+        limiter_gauge.set_function(lambda: float(limiter.degraded))
+    else:
+        limiter_gauge.set_function(lambda: 0.0)
+
+
+def service_registrar(settings: Settings, grpc_port: int) -> Registrar | None:
+    """Consul registration of the gRPC server when CONSUL_HTTP_ADDR is set."""
+    if not settings.consul_http_addr:
+        return None
+    token = settings.consul_http_token
+    agent = ConsulAgent(
+        settings.consul_http_addr, token.get_secret_value() if token is not None else None
+    )
+    address = advertised_address(settings.grpc_host, settings.consul_service_address)
+    return Registrar(agent, ServiceRegistration(settings.consul_service_name, address, grpc_port))
 
 
 def outbox_relay(settings: Settings, engine: Engine) -> OutboxRelay | None:
@@ -264,6 +327,8 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         migrate(engine)
     uow = SqlUnitOfWorkFactory(engine, box)
     clock = SystemClock()
+    shared = shared_cache(settings)
+    posts_cache = post_cache(settings, engine, shared)
     components = {
         "database": "embedded" if embedded else "external",
         "redis": "external" if settings.redis_url else "in-process",
@@ -276,16 +341,22 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         try:
             ping(engine)
         except SQLAlchemyError as exc:
-            return [ComponentCheck("database", False, type(exc).__name__)]
-        return [ComponentCheck("database", True, components["database"])]
+            database = ComponentCheck("database", False, type(exc).__name__)
+        else:
+            database = ComponentCheck("database", True, components["database"])
+        if isinstance(shared, FailoverCache):
+            return [database, redis_check(shared)]
+        return [database]
 
+    limiter = rate_limiter(settings)
+    watch_redis(shared, limiter)
     x_api, emulator = x_client(settings)
     queue = SqlPublishQueue(engine, box)
     engine_config = engine_settings(settings)
     publisher = Publisher(
         queue,
         x_api,
-        rate_limiter(settings),
+        limiter,
         clock,
         engine_config,
         media=SqlMediaUploads(engine),
@@ -302,14 +373,14 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     if relay is not None:
         ticks.append(Tick("outbox-purge", relay.purge, 3600))
     analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box)
-    cache = CountedCache(analytics_cache(settings), "analytics")
+    cache = CountedCache(shared, "analytics")
     collector = MetricsCollector(analytics_uow, x_api, clock, cache, AdvisoryLeaderLock(engine))
     refresh = metrics.counting_refreshes(collector.tick)
     ticks.append(Tick("metrics", refresh, settings.metrics_interval_seconds))
     timer = Timer(ticks)
     tokens = token_codec(settings, secrets)
     services = Services(
-        posts=PostService(uow, clock),
+        posts=PostService(uow, clock, posts_cache),
         media=MediaService(uow, clock),
         accounts=AccountService(uow, clock),
         tokens=tokens,

@@ -44,11 +44,11 @@ class FailoverCache:
         self._now = monotonic
         self._lock = threading.Lock()
         self._retry_at = 0.0
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[], object]] = []
         self.degraded = False
         self.last_error = ""
 
-    def on_recovery(self, listener: Callable[[], None]) -> None:
+    def on_recovery(self, listener: Callable[[], object]) -> None:
         self._listeners.append(listener)
 
     def get(self, key: str) -> str | None:

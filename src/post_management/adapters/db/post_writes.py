@@ -39,7 +39,7 @@ def writes_posts(statement: str) -> bool:
     return True
 
 
-def on_committed_post_writes(engine: Engine, callback: Callable[[], None]) -> None:
+def on_committed_post_writes(engine: Engine, callback: Callable[[], object]) -> None:
     """Call `callback` once after each commit that changed at least one post row."""
 
     def notify() -> None:
