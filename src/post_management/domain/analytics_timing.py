@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from post_management.domain._clock import require_aware
@@ -98,12 +98,13 @@ def hour_starts(zone: ZoneInfo, start: datetime, until: datetime) -> Iterator[da
     first = local.replace(minute=0, second=0, microsecond=0)
     if first < local:
         first += timedelta(hours=1)
-    instant = first.astimezone(zone)
+    # Step in UTC: aware arithmetic in the zone itself would add wall-clock hours
+    # and repeat or skip instants on DST days (23 or 25 local hours).
+    instant = first.astimezone(UTC)
     while instant < until:
-        # Stepping in absolute time keeps DST days right (23 or 25 local hours).
         if instant.astimezone(zone).minute == 0:
             yield instant
-        instant = instant + timedelta(hours=1)
+        instant += timedelta(hours=1)
 
 
 def best_times(
