@@ -11,6 +11,7 @@ import sys
 from datetime import timedelta
 
 from post_management import bootstrap
+from post_management.adapters.consul import Registrar
 from post_management.adapters.db.engine import make_engine, migrate
 from post_management.config import ConfigError, Settings, load_settings
 from post_management.domain.auth import Role
@@ -61,6 +62,7 @@ async def _serve(settings: Settings, *, with_envoy: bool) -> None:
     _start_telemetry(settings)
     server = GrpcServer(container.services, settings.grpc_host, settings.grpc_port)
     envoy: EnvoyProcess | None = None
+    registrar: Registrar | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -68,6 +70,9 @@ async def _serve(settings: Settings, *, with_envoy: bool) -> None:
     try:
         await server.start()
         print(f"gRPC listening on {settings.grpc_host}:{server.port}", flush=True)
+        registrar = bootstrap.service_registrar(settings, server.port)
+        if registrar is not None:
+            registrar.start()
         if with_envoy:
             envoy = await asyncio.to_thread(_start_envoy, settings, server.port)
             print(f"REST (Envoy) listening on {envoy.base_url}", flush=True)
@@ -81,10 +86,15 @@ async def _serve(settings: Settings, *, with_envoy: bool) -> None:
         print("ready (Ctrl+C or SIGTERM stops it)", flush=True)
         await stop.wait()
         log.info("shutting down: draining for up to %.0fs", settings.shutdown_grace_seconds)
+        # Leave discovery first, so that callers stop picking this replica.
+        if registrar is not None:
+            await registrar.stop()
         # Stop claiming first; posts already handed to X finish and are recorded.
         await asyncio.to_thread(container.stop_jobs)
         await server.stop(settings.shutdown_grace_seconds)
     finally:
+        if registrar is not None:
+            await registrar.stop()  # a no-op after a clean shutdown
         # Envoy goes last so calls it already forwarded can finish.
         if envoy is not None:
             await asyncio.to_thread(envoy.stop)

@@ -151,6 +151,7 @@ class Registrar:
                 await self._task
         if not self.registered.is_set():
             return
+        self.registered.clear()  # one deregistration, however often stop is called
         try:
             await asyncio.to_thread(self.agent.deregister, self.service.service_id)
         except requests.RequestException as exc:
