@@ -59,6 +59,13 @@ async def faults_middleware(request: web.Request, handler: Handler) -> web.Strea
     state = state_of(request)
     resource = request.match_info.route.resource
     state.counters[f"{request.method} {resource.canonical if resource else request.path}"] += 1
+    state.received.append(
+        {
+            "method": request.method,
+            "path": request.path,
+            "traceparent": request.headers.get("traceparent", ""),
+        }
+    )
     fault = state.faults.take(request.method, request.path)
     if fault is None:
         return await handler(request)

@@ -96,6 +96,11 @@ class EmulatorControl:
         result: dict[str, int] = self._call("GET", "counters")
         return result
 
+    def requests(self) -> list[dict[str, str]]:
+        """The newest X requests the emulator received: method, path, traceparent."""
+        result: list[dict[str, str]] = self._call("GET", "requests")
+        return result
+
     def advance_clock(self, seconds: float) -> float:
         """Move the emulator clock forward; returns its new time (unix seconds)."""
         result: dict[str, float] = self._call("POST", "clock", json={"advance_seconds": seconds})

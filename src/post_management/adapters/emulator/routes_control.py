@@ -164,6 +164,12 @@ async def counters(request: web.Request) -> web.Response:
     return web.json_response(dict(state_of(request).counters))
 
 
+@routes.get("/_emulator/requests")
+async def received(request: web.Request) -> web.Response:
+    """The newest X requests (method, path, traceparent), oldest first."""
+    return web.json_response(list(state_of(request).received))
+
+
 @routes.get("/_emulator/clock")
 async def get_clock(request: web.Request) -> web.Response:
     state = state_of(request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -14,6 +14,7 @@ from post_management.adapters.emulator.ratelimit import Windows
 _POST_ID_BASE = 1_900_000_000_000_000_000  # snowflake-sized, increasing ids
 _MEDIA_ID_BASE = 1_800_000_000_000_000_000
 _USER_ID_BASE = 1_000_000_000
+RECEIVED_KEPT = 200
 
 
 @dataclass
@@ -108,6 +109,8 @@ class EmulatorState:
         self.windows = Windows()
         self.faults = FaultBook()
         self.counters: Counter[str] = Counter()
+        # The newest X requests' method, path and traceparent, for tracing tests.
+        self.received: deque[dict[str, str]] = deque(maxlen=RECEIVED_KEPT)
         self._next_post = 0
         self._next_media = 0
         self._next_user = 0
