@@ -1,0 +1,253 @@
+"""UploadMedia, attachments and threads over real gRPC, with the X emulator as X."""
+
+# ruff: noqa: F811
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from xmp.posts.v1 import (
+    account_pb2,
+    media_pb2,
+    post_pb2,
+    post_service_pb2,
+    publishing_service_pb2,
+    publishing_service_pb2_grpc,
+)
+
+from post_management.adapters.emulator.server import EmulatorThread
+from tests.conftest import truncate
+from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from tests.integration.grpc_fixtures import Client, error_details
+from tests.support.harness import RunningServer, settings_for
+
+MB = 1024 * 1024
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 1024
+GIF = b"GIF89a" + b"\x00" * 1024
+MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 1024
+
+
+@pytest.fixture(scope="module")
+def x_server(
+    machine_database: str,
+    emulator_server: EmulatorThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningServer]:
+    settings = settings_for(
+        machine_database,
+        Path(tmp_path_factory.mktemp("data")),
+        x_api_base_url=emulator_server.base_url,
+        x_timeout_seconds=2,
+    )
+    running = RunningServer(settings)
+    yield running
+    running.stop()
+
+
+class User(Client):
+    def upload(self, data: bytes, mime_type: str, **fields: object) -> media_pb2.Media:
+        request = post_service_pb2.UploadMediaRequest(
+            user_id=self.subject, mime_type=mime_type, data=data, **fields
+        )
+        return self.posts.UploadMedia(request, metadata=self.metadata)  # type: ignore[no-any-return]
+
+
+def _user(server: RunningServer, name: str) -> Iterator[User]:
+    client = User(server, name)
+    yield client
+    client.channel.close()
+
+
+@pytest.fixture
+def alice(x_server: RunningServer, emulator: Emulator) -> Iterator[User]:
+    truncate(x_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    yield from _user(x_server, "alice")
+
+
+@pytest.fixture
+def bob(x_server: RunningServer, alice: User) -> Iterator[User]:
+    yield from _user(x_server, "bob")
+
+
+def _account(client: User, emulator: Emulator) -> account_pb2.Account:
+    x_user_id = str(uuid.uuid4().int % 10**12)
+    emulator.control.register_user(f"tok-{x_user_id}", user_id=x_user_id)
+    return client.create_account(
+        x_user_id,
+        credentials=account_pb2.XCredentials(
+            access_token=f"tok-{x_user_id}", access_token_secret="s"
+        ),
+    )
+
+
+def _refused(call: object) -> tuple[grpc.StatusCode, str, list[tuple[str, str]]]:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()  # type: ignore[operator]
+    reason, violations = error_details(caught.value)
+    return caught.value.code(), reason, violations
+
+
+def test_upload_then_publish_a_thread_with_attachments(alice: User, emulator: Emulator) -> None:
+    account = _account(alice, emulator)
+    first, second = alice.upload(PNG, "image/png"), alice.upload(PNG + b"2", "IMAGE/PNG")
+    assert (first.kind, first.mime_type, first.size_bytes) == (
+        media_pb2.MEDIA_KIND_IMAGE,
+        "image/png",
+        len(PNG),
+    )
+    assert first.user_id == "alice" and first.create_time.seconds > 0
+    post = alice.create_post(
+        account.id,
+        "thread start",
+        attachment_ids=[first.id, second.id],
+        thread=["thread middle", "thread end"],
+    )
+    assert list(post.attachment_ids) == [first.id, second.id]
+    assert list(post.thread) == ["thread middle", "thread end"]
+    assert list(post.segment_x_post_ids) == []
+    fetched = alice.posts.GetPost(
+        post_service_pb2.GetPostRequest(post_id=post.id), metadata=alice.metadata
+    )
+    assert fetched == post
+
+    publishing = publishing_service_pb2_grpc.PublishingServiceStub(alice.channel)
+    response = publishing.PublishPost(
+        publishing_service_pb2.PublishPostRequest(
+            post_id=post.id, user_id="alice", immediate_publish=True
+        ),
+        metadata=alice.metadata,
+    )
+    published = response.post
+    assert published.state == post_pb2.POST_STATE_PUBLISHED
+    ids = list(published.segment_x_post_ids)
+    assert len(ids) == 3 and ids[0] == published.x_post_id
+    on_x = [
+        emulator.control.posts(text=t)[0] for t in ("thread start", "thread middle", "thread end")
+    ]
+    assert [p["id"] for p in on_x] == ids
+    assert [p["in_reply_to_tweet_id"] for p in on_x] == [None, ids[0], ids[1]]
+    assert len(on_x[0]["media_ids"]) == 2 and on_x[1]["media_ids"] == []
+
+
+def test_a_single_post_shows_its_one_segment(alice: User, emulator: Emulator) -> None:
+    account = _account(alice, emulator)
+    post = alice.create_post(account.id, "alone")
+    publishing = publishing_service_pb2_grpc.PublishingServiceStub(alice.channel)
+    published = publishing.PublishPost(
+        publishing_service_pb2.PublishPostRequest(
+            post_id=post.id, user_id="alice", immediate_publish=True
+        ),
+        metadata=alice.metadata,
+    ).post
+    assert list(published.segment_x_post_ids) == [published.x_post_id] != [""]
+
+
+def test_uploads_above_four_mib_fit_up_to_the_receive_limit(alice: User) -> None:
+    big_gif = alice.upload(GIF + b"\x00" * (10 * MB), "image/gif")
+    assert big_gif.kind == media_pb2.MEDIA_KIND_GIF and big_gif.size_bytes > 10 * MB
+    with pytest.raises(grpc.RpcError) as caught:
+        alice.upload(MP4 + b"\x00" * (17 * MB), "video/mp4")
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_upload_is_idempotent_with_a_request_id(alice: User) -> None:
+    request_id = str(uuid.uuid4())
+    first = alice.upload(PNG, "image/png", request_id=request_id)
+    assert alice.upload(PNG, "image/png", request_id=request_id) == first
+    code, reason, _ = _refused(lambda: alice.upload(GIF, "image/gif", request_id=request_id))
+    assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_REUSED")
+
+
+@pytest.mark.parametrize(
+    ("data", "mime_type", "field"),
+    [
+        (PNG, "image/bmp", "mime_type"),
+        (PNG, "", "mime_type"),
+        (b"", "image/png", "data"),
+        (PNG, "image/jpeg", "data"),  # the bytes are no JPEG
+        (PNG + b"\x00" * (5 * MB), "image/png", "data"),  # over 5 MB
+    ],
+)
+def test_bad_media_is_invalid_argument_with_a_field_violation(
+    alice: User, data: bytes, mime_type: str, field: str
+) -> None:
+    code, _, violations = _refused(lambda: alice.upload(data, mime_type))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in violations] == [field]
+
+
+def test_uploading_for_another_user_is_permission_denied(alice: User) -> None:
+    request = post_service_pb2.UploadMediaRequest(user_id="bob", mime_type="image/png", data=PNG)
+    code, _, _ = _refused(lambda: alice.posts.UploadMedia(request, metadata=alice.metadata))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_attachment_and_thread_rules_at_create(alice: User, emulator: Emulator) -> None:
+    account = _account(alice, emulator)
+    video, image = alice.upload(MP4, "video/mp4"), alice.upload(PNG, "image/png")
+    images = [alice.upload(PNG + bytes([i]), "image/png").id for i in range(5)]
+    cases: list[tuple[dict[str, object], list[str]]] = [
+        ({"attachment_ids": [video.id, image.id]}, ["post.attachment_ids"]),
+        ({"attachment_ids": [video.id], "media_ids": ["123"]}, ["post.attachment_ids"]),
+        ({"attachment_ids": images}, ["post.attachment_ids"]),
+        ({"attachment_ids": [image.id, image.id]}, ["post.attachment_ids[1]"]),
+        ({"attachment_ids": ["not-a-uuid"]}, ["post.attachment_ids[0]"]),
+        ({"attachment_ids": [str(uuid.uuid4())]}, ["post.attachment_ids[0]"]),
+        ({"thread": ["fine", " ", "x" * 281]}, ["post.thread[1]", "post.thread[2]"]),
+        ({"thread": ["hello"]}, ["post.thread[0]"]),  # repeats the post's text
+    ]
+    for fields, expected in cases:
+        code, _, violations = _refused(partial(alice.create_post, account.id, "hello", **fields))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, fields
+        assert [f for f, _ in violations] == expected, fields
+    # Media alone, without text, is a valid post.
+    assert alice.create_post(account.id, "", attachment_ids=[video.id]).attachment_ids
+
+
+def test_another_users_media_is_invalid_argument_like_an_unknown_id(
+    alice: User, bob: User, emulator: Emulator
+) -> None:
+    account = _account(alice, emulator)
+    bobs = bob.upload(PNG, "image/png")
+    code, reason, violations = _refused(
+        lambda: alice.create_post(account.id, "mine?", attachment_ids=[bobs.id])
+    )
+    # The same answer as for an id that does not exist: nothing about bob's media leaks.
+    assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_MEDIA")
+    assert violations == [("post.attachment_ids[0]", "is not a media item of this user")]
+
+
+def test_update_sets_and_clears_attachments_and_thread(alice: User, emulator: Emulator) -> None:
+    account = _account(alice, emulator)
+    image = alice.upload(PNG, "image/png")
+    post = alice.create_post(account.id, "to edit")
+    updated = alice.posts.UpdatePost(
+        post_service_pb2.UpdatePostRequest(
+            post=post_pb2.Post(id=post.id, attachment_ids=[image.id], thread=["more"])
+        ),
+        metadata=alice.metadata,
+    )
+    assert list(updated.attachment_ids) == [image.id] and list(updated.thread) == ["more"]
+    cleared = alice.posts.UpdatePost(
+        post_service_pb2.UpdatePostRequest(
+            post=post_pb2.Post(id=post.id),
+            update_mask=FieldMask(paths=["attachment_ids", "thread"]),
+        ),
+        metadata=alice.metadata,
+    )
+    assert list(cleared.attachment_ids) == [] and list(cleared.thread) == []
+    code, _, violations = _refused(
+        lambda: alice.posts.UpdatePost(
+            post_service_pb2.UpdatePostRequest(
+                post=post_pb2.Post(id=post.id, thread=["to edit"]),
+                update_mask=FieldMask(paths=["thread"]),
+            ),
+            metadata=alice.metadata,
+        )
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and violations[0][0] == "post.thread[0]"
