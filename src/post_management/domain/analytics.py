@@ -78,6 +78,9 @@ COUNT_FIELDS: tuple[str, ...] = (
 class Snapshot:
     collected_at: datetime
     counts: Counts
+    # False when X withheld the private counts (bearer reads, posts over 30 days):
+    # they read as 0 here and are stored as unknown.
+    private_known: bool = True
 
 
 def engagement_rate(engagements: int, impressions: int) -> float:

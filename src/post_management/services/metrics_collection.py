@@ -103,9 +103,10 @@ class MetricsCollector:
             for start in range(0, len(items), MAX_LOOKUP_IDS):
                 if not self._may_call(caller):
                     break
-                if not self._lookup(caller, items[start : start + MAX_LOOKUP_IDS]):
+                stored, go_on = self._lookup(caller, items[start : start + MAX_LOOKUP_IDS])
+                refreshed += stored
+                if not go_on:
                     break
-                refreshed += min(MAX_LOOKUP_IDS, len(items) - start)
         return refreshed
 
     def _may_call(self, caller: str) -> bool:
@@ -123,36 +124,41 @@ class MetricsCollector:
             self._blocked[caller] = until
         log.info("metrics reads for %s wait for X's reset at %s", caller, until.isoformat())
 
-    def _lookup(self, caller: str, batch: Sequence[DueRefresh]) -> bool:
-        """One GET /2/tweets; False when this caller should stop for now."""
+    def _lookup(self, caller: str, batch: Sequence[DueRefresh]) -> tuple[int, bool]:
+        """One GET /2/tweets: (posts refreshed, whether this caller may go on)."""
         first = batch[0].credentials
         creds = XCredentials(first.access_token, first.access_token_secret) if first else None
         outcome = self._x.lookup_posts(creds, [item.x_post_id for item in batch])
         if isinstance(outcome, RateLimited):
             self._block(caller, outcome.reset_at)
-            return False
+            return 0, False
         if not isinstance(outcome, PostsFound):
             # Unknown outcome, revoked tokens, ...: the posts stay due for the next tick.
             log.warning("metrics lookup for %s failed: %s", caller, type(outcome).__name__)
-            return False
-        self._store(batch, outcome)
+            return 0, False
+        stored = self._store(batch, outcome)
         spent = outcome.rate_limit.blocked_until() if outcome.rate_limit else None
         if spent is not None:
             self._block(caller, spent)  # the window is used up: the next call would be a 429
-            return False
-        return True
+            return stored, False
+        return stored, True
 
-    def _store(self, batch: Sequence[DueRefresh], found: PostsFound) -> None:
+    def _store(self, batch: Sequence[DueRefresh], found: PostsFound) -> int:
+        """Snapshots of the found posts, deletion marks for the missing; the number found."""
         now = self._clock.now()
         by_x_id = {item.x_post_id: item for item in batch}
         touched = []
+        stored = 0
         with self._uow() as uow:
             for post in found.posts:
                 item = by_x_id.pop(post.id, None)
                 if item is None or post.metrics is None:
                     continue
                 counts = counts_from(post.metrics)
-                uow.analytics.add_snapshot(item.post_id, Snapshot(now, counts), SOURCE_POLL)
+                private = post.metrics.url_link_clicks is not None
+                snapshot = Snapshot(now, counts, private_known=private)
+                uow.analytics.add_snapshot(item.post_id, snapshot, SOURCE_POLL)
+                stored += 1
                 uow.analytics.mark_collected(
                     item.post_id, now, next_refresh(item.published_at, now)
                 )
@@ -183,3 +189,4 @@ class MetricsCollector:
             uow.commit()
         for post_id in touched:
             self._cache.delete(*cache_keys(post_id))
+        return stored

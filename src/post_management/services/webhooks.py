@@ -168,7 +168,9 @@ class XWebhooks:
                 uow.posts.get(ref.post_id, for_update=True)
                 latest = uow.analytics.latest(ref.post_id)
                 counts = (latest.counts if latest else Counts()).plus(**change)
-                uow.analytics.add_snapshot(ref.post_id, Snapshot(now, counts), SOURCE_WEBHOOK)
+                private = latest.private_known if latest else False
+                snapshot = Snapshot(now, counts, private_known=private)
+                uow.analytics.add_snapshot(ref.post_id, snapshot, SOURCE_WEBHOOK)
                 emit(
                     uow,
                     events.post_metrics_updated(

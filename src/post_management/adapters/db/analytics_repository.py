@@ -96,9 +96,10 @@ def _counts(row: Any) -> Counts:
 
 
 def _snapshot(row: Any) -> Snapshot | None:
-    if row._mapping["collected_at"] is None:
+    values = row._mapping
+    if values["collected_at"] is None:
         return None
-    return Snapshot(row._mapping["collected_at"], _counts(row))
+    return Snapshot(values["collected_at"], _counts(row), values["url_link_clicks"] is not None)
 
 
 def _measured(row: Any) -> MeasuredPost:
@@ -130,8 +131,10 @@ class SqlAnalyticsRepository:
                 replies=counts.replies,
                 quotes=counts.quotes,
                 bookmarks=counts.bookmarks,
-                url_link_clicks=counts.url_link_clicks,
-                user_profile_clicks=counts.user_profile_clicks,
+                url_link_clicks=counts.url_link_clicks if snapshot.private_known else None,
+                user_profile_clicks=(
+                    counts.user_profile_clicks if snapshot.private_known else None
+                ),
                 video_views=counts.video_views,
             )
         )
@@ -150,7 +153,8 @@ class SqlAnalyticsRepository:
             query = query.order_by(m.collected_at.desc(), m.id.desc()).limit(1)
         else:
             query = query.order_by(m.collected_at, m.id)
-        return [Snapshot(row.collected_at, _counts(row)) for row in self._conn.execute(query)]
+        rows = self._conn.execute(query)
+        return [snapshot for row in rows if (snapshot := _snapshot(row)) is not None]
 
     def deleted_on_x(self, post_id: UUID) -> bool:
         s = post_metrics_state.c

@@ -1,0 +1,182 @@
+"""The metrics collector against real PostgreSQL and the X emulator."""
+
+# ruff: noqa: F811
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+from post_management.adapters.cache import InProcessCache
+from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db.analytics_repository import AdvisoryLeaderLock
+from post_management.adapters.db.engine import make_engine
+from post_management.adapters.x.client import TweepyXApi
+from post_management.domain.account import Account, Credentials
+from post_management.domain.post import Post
+from post_management.services.metrics_collection import APP_CALLER, MetricsCollector
+from tests.conftest import truncate
+from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
+from tests.integration.analytics_fixtures import Data
+from tests.integration.publishing_fixtures import MovableClock
+
+LOOKUPS = "GET /2/tweets"
+
+
+@dataclass
+class Setup:
+    data: Data
+    emulator: Emulator
+    clock: MovableClock
+    collector: MetricsCollector
+    lock: AdvisoryLeaderLock
+    x_api: TweepyXApi
+
+    def account(self, x_user_id: str, *, credentials: bool) -> Account:
+        token = f"token-{x_user_id}"
+        self.emulator.control.register_user(token, user_id=x_user_id, username=f"u{x_user_id}")
+        creds = Credentials(token, f"secret-{x_user_id}") if credentials else None
+        return self.data.account("alice", x_user_id, credentials=creds)
+
+    def published(self, account: Account, count: int, age: timedelta) -> list[Post]:
+        """Posts on X (seeded in the emulator) and PUBLISHED here."""
+        posts = []
+        for index in range(count):
+            seeded = self.emulator.control.seed_post(
+                account.x_user_id, f"{account.x_user_id} post {index}", age.total_seconds()
+            )
+            published_at = self.clock.now() - age
+            posts.append(self.data.post(account, published_at=published_at, x_post_id=seeded["id"]))
+        return posts
+
+    def lookups(self) -> int:
+        return self.emulator.control.counters().get(LOOKUPS, 0)
+
+
+@pytest.fixture
+def setup(machine_database: str, x_api: TweepyXApi, emulator: Emulator) -> Iterator[Setup]:
+    truncate(machine_database)
+    engine = make_engine(machine_database)
+    box = FernetBox([Fernet.generate_key().decode()])
+    data = Data(engine, box)
+    clock = MovableClock()
+    lock = AdvisoryLeaderLock(engine)
+    collector = MetricsCollector(data.uow, x_api, clock, InProcessCache(), lock)
+    yield Setup(data, emulator, clock, collector, lock, x_api)
+    engine.dispose()
+
+
+def test_batches_of_100_per_caller_with_snapshots_and_events(setup: Setup) -> None:
+    author = setup.account("5001", credentials=True)
+    no_creds = setup.account("5002", credentials=False)
+    mine = setup.published(author, 150, timedelta(minutes=30))
+    theirs = setup.published(no_creds, 30, timedelta(minutes=30))
+    before = setup.lookups()
+
+    assert setup.collector.tick() == 180
+    # 150 ids with the author's token: 100 + 50; 30 with the app's bearer token: 1 call.
+    assert setup.lookups() - before == 3
+    assert setup.data.snapshot_count() == 180
+    events = setup.data.events("post.metrics_updated")
+    assert len(events) == 180 and {e["postId"] for e in events} == {
+        str(p.id) for p in mine + theirs
+    }
+    with setup.data.engine.connect() as connection:
+        rows = dict(
+            connection.execute(text("SELECT post_id, url_link_clicks FROM post_metrics")).all()
+        )
+    # Private counts only with the author's credentials.
+    assert all(rows[p.id] is not None for p in mine)
+    assert all(rows[p.id] is None for p in theirs)
+    # The event carries what the snapshot holds.
+    first = mine[0]
+    with setup.data.uow() as uow:
+        snapshot = uow.analytics.latest(first.id)
+    assert snapshot is not None and snapshot.counts.impressions > 0
+    [event] = setup.data.events("post.metrics_updated", first.id)
+    assert event["metrics"]["impressions"] == str(snapshot.counts.impressions)
+    assert event["metrics"]["urlLinkClicks"] == str(snapshot.counts.url_link_clicks)
+
+
+def test_young_posts_refresh_often_and_old_ones_rarely(setup: Setup) -> None:
+    author = setup.account("5101", credentials=True)
+    [young] = setup.published(author, 1, timedelta(minutes=10))
+    [old] = setup.published(author, 1, timedelta(days=10))
+    assert setup.collector.tick() == 2
+    assert setup.collector.tick() == 0  # nothing due yet: no call at all
+    before = setup.lookups()
+
+    setup.clock.advance(timedelta(minutes=5, seconds=1))  # young: every 5 minutes
+    setup.emulator.control.advance_clock(301)
+    assert setup.collector.tick() == 1
+    assert setup.data.snapshot_count(young.id) == 2 and setup.data.snapshot_count(old.id) == 1
+    assert setup.lookups() - before == 1
+    with setup.data.uow() as uow:
+        [first, second] = uow.analytics.series(young.id)
+    assert second.counts.impressions >= first.counts.impressions  # the emulator's curve grows
+
+    setup.clock.advance(timedelta(days=1))  # old (10 days): daily
+    assert setup.collector.tick() == 2
+    assert setup.data.snapshot_count(old.id) == 2
+
+
+def test_a_429_stops_the_caller_until_the_reset(setup: Setup) -> None:
+    author = setup.account("5201", credentials=True)
+    [post] = setup.published(author, 1, timedelta(minutes=30))
+    setup.emulator.control.inject_fault("GET", "/2/tweets", "status", status=429)
+    before = setup.lookups()
+
+    assert setup.collector.tick() == 0
+    blocked = setup.collector.blocked_until(f"account:{author.id}")
+    assert blocked is not None and blocked > datetime.now(UTC)
+    assert setup.collector.tick() == 0
+    assert setup.lookups() - before == 1  # waited instead of asking again
+    assert setup.data.snapshot_count(post.id) == 0
+
+    setup.clock.advance(blocked - setup.clock.now() + timedelta(seconds=1))
+    assert setup.collector.tick() == 1
+    assert setup.data.snapshot_count(post.id) == 1
+    assert setup.collector.blocked_until(f"account:{author.id}") is None
+
+
+def test_a_spent_window_waits_without_a_429(setup: Setup) -> None:
+    setup.emulator.control.set_limits(lookup_per_window=1)
+    app_only = setup.account("5301", credentials=False)
+    setup.published(app_only, 1, timedelta(minutes=30))
+    assert setup.collector.tick() == 1  # the only call of the window: remaining 0
+    assert setup.collector.blocked_until(APP_CALLER) is not None
+    setup.clock.advance(timedelta(minutes=6))
+    before = setup.lookups()
+    assert setup.collector.tick() == 0
+    assert setup.lookups() == before
+
+
+def test_posts_deleted_on_x_are_marked_and_left_alone(setup: Setup) -> None:
+    author = setup.account("5401", credentials=True)
+    [kept] = setup.published(author, 1, timedelta(minutes=30))
+    gone = setup.data.post(
+        author, published_at=setup.clock.now() - timedelta(minutes=30), x_post_id="987654321"
+    )
+    assert setup.collector.tick() == 1  # one refreshed, one found gone
+    with setup.data.uow() as uow:
+        assert uow.analytics.deleted_on_x(gone.id)
+        assert not uow.analytics.deleted_on_x(kept.id)
+    assert setup.data.snapshot_count(gone.id) == 0
+    setup.clock.advance(timedelta(minutes=6))
+    setup.emulator.control.advance_clock(360)
+    assert setup.collector.tick() == 1  # only the post still on X
+
+
+def test_one_collector_at_a_time(setup: Setup) -> None:
+    author = setup.account("5501", credentials=True)
+    setup.published(author, 1, timedelta(minutes=30))
+    with setup.lock.hold() as held:
+        assert held
+        before = setup.lookups()
+        assert setup.collector.tick() == 0  # another replica holds the lock
+        assert setup.lookups() == before
+    assert setup.collector.tick() == 1
