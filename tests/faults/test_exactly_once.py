@@ -85,6 +85,27 @@ def _states(url: str) -> Counter[str]:
     return Counter({state: count for state, count in rows})
 
 
+def _diagnose(url: str, workers: list[ServiceProcess]) -> str:
+    """What the unfinished posts and the workers were doing, for a failing run."""
+    engine = make_engine(url, pool_size=1)
+    with engine.connect() as connection:
+        stuck = connection.execute(
+            text(
+                "SELECT p.state, p.attempt_count, p.last_error, p.unknown_cause, "
+                "p.due_at - now() AS due_in, p.reconcile_after - now() AS reconcile_in, "
+                "p.lease_expires_at - now() AS lease_in, a.state AS account, "
+                "a.rate_limited_until - now() AS limited_for "
+                "FROM posts p JOIN accounts a ON a.id = p.account_id "
+                "WHERE p.state <> 'PUBLISHED' LIMIT 15"
+            )
+        ).all()
+    engine.dispose()
+    lines = [str(_states(url)), *map(str, stuck)]
+    for worker in workers:
+        lines += worker.lines[-15:]
+    return "\n".join(lines)
+
+
 def test_every_post_is_published_exactly_once(
     database: str, emulator: Emulator, emulator_server: EmulatorThread, tmp_path: Path
 ) -> None:
@@ -129,7 +150,7 @@ def test_every_post_is_published_exactly_once(
             if states["PUBLISHED"] == POSTS:
                 break
             time.sleep(0.5)
-        assert _states(database) == Counter({"PUBLISHED": POSTS}), _states(database)
+        assert _states(database) == Counter({"PUBLISHED": POSTS}), _diagnose(database, workers)
     finally:
         for worker in workers:
             worker.kill()
