@@ -392,7 +392,12 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             components=components,
         ),
         readiness=readiness,
-        scheduling=SchedulingService(uow, clock),
+        scheduling=SchedulingService(
+            uow,
+            clock,
+            past_grace=timedelta(seconds=settings.schedule_past_grace_seconds),
+            horizon=timedelta(days=settings.schedule_horizon_days),
+        ),
         scheduled_listing=ScheduledListing(uow),
         publishing=PublishCommands(uow, queue, publisher, clock, engine_config.lease),
         analytics=AnalyticsServices(

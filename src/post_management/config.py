@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Unset with no X credentials: the bundled X API emulator is started.
     x_api_base_url: str | None = None
 
+    # Scheduling: how far in the past a requested time may be (clock skew, slow
+    # clients), and how far ahead posts may be scheduled.
+    schedule_past_grace_seconds: float = Field(default=60.0, ge=0, le=3600)
+    schedule_horizon_days: float = Field(default=365.0, gt=0, le=3650)
+
     # Publishing engine. The dispatcher may run in every replica.
     dispatcher_enabled: bool = True
     dispatch_interval_seconds: float = Field(default=1.0, gt=0, le=60)
