@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
+from sqlalchemy import text
 from xmp.posts.v1 import (
     account_pb2,
     media_pb2,
@@ -251,3 +252,35 @@ def test_update_sets_and_clears_attachments_and_thread(alice: User, emulator: Em
         )
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and violations[0][0] == "post.thread[0]"
+
+
+def test_segments_already_on_x_cannot_be_edited(
+    alice: User, emulator: Emulator, x_server: RunningServer
+) -> None:
+    from post_management.adapters.db.engine import make_engine
+
+    account = _account(alice, emulator)
+    post = alice.create_post(account.id, "one", thread=["two", "three"])
+    engine = make_engine(x_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    with engine.begin() as connection:  # segment 0 went out, then X refused segment 1
+        connection.execute(
+            text("UPDATE posts SET state = 'FAILED', segment_x_post_ids = '{77}' WHERE id = :id"),
+            {"id": post.id},
+        )
+    engine.dispose()
+
+    def update(**fields: object) -> post_pb2.Post:
+        paths = list(fields)
+        return alice.posts.UpdatePost(  # type: ignore[no-any-return]
+            post_service_pb2.UpdatePostRequest(
+                post=post_pb2.Post(id=post.id, **fields), update_mask=FieldMask(paths=paths)
+            ),
+            metadata=alice.metadata,
+        )
+
+    for fields in ({"text": "uno"}, {"reply_to_x_post_id": "5"}, {"media_ids": ["9"]}):
+        code, reason, _ = _refused(partial(update, **fields))
+        assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SEGMENTS_ALREADY_PUBLISHED")
+    edited = update(thread=["two, reworded", "three"])
+    assert list(edited.thread) == ["two, reworded", "three"]
+    assert list(edited.segment_x_post_ids) == ["77"]

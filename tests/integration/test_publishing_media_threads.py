@@ -311,3 +311,22 @@ def test_a_published_segment_cannot_be_recorded_twice(engine_: Engine_) -> None:
     assert not engine_.queue.record_segment(claim, 0, "102", now, until)  # replayed
     assert not engine_.queue.record_segment(claim, 2, "103", now, until)  # out of order
     assert engine_.load(claim.post_id).segment_x_post_ids == ["101"]
+
+
+def test_a_thread_whose_settlement_was_lost_is_published_without_calling_x(
+    engine_: Engine_,
+) -> None:
+    account = engine_.account()
+    post = engine_.post(account, THREAD[0], thread=THREAD[1:])
+    (claim,) = engine_.queue.claim_due(engine_.clock.now(), 10, engine_.settings.lease)
+    now = engine_.clock.now()
+    for index, x_id in enumerate(("201", "202", "203")):
+        assert engine_.queue.record_segment(claim, index, x_id, now, now)
+
+    engine_.clock.advance(engine_.settings.lease + timedelta(seconds=1))
+    engine_.run_until_idle()
+
+    published = engine_.load(post.id)
+    assert published.state is PostState.PUBLISHED and published.x_post_id == "201"
+    # Neither a create-post call nor a timeline read: the stored ids say it all.
+    assert not [key for key in engine_.emulator.control.counters() if "tweets" in key]
