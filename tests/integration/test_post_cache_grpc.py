@@ -1,7 +1,6 @@
 """GetPost's cache over real gRPC and PostgreSQL: hits skip the database, every
 write path invalidates, and Redis may die and come back mid-run."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import uuid
@@ -29,7 +28,7 @@ from xmp.posts.v1 import (
 
 from post_management.adapters.emulator.server import EmulatorThread
 from tests.conftest import truncate
-from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from tests.fixtures.emulator import Emulator, emulator, emulator_server
 from tests.integration.grpc_fixtures import Client
 from tests.support.harness import RunningServer, settings_for
 from tests.support.redis_server import RedisServer
@@ -64,7 +63,7 @@ class Replica(Client):
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     def get(self, post_id: str) -> post_pb2.Post:
-        return self.posts.GetPost(  # type: ignore[no-any-return]
+        return self.posts.GetPost(
             post_service_pb2.GetPostRequest(post_id=post_id), metadata=self.metadata, timeout=10
         )
 
@@ -75,7 +74,7 @@ class Replica(Client):
         return post, self.loads.count - before
 
     def update_text(self, post: post_pb2.Post, new_text: str) -> post_pb2.Post:
-        return self.posts.UpdatePost(  # type: ignore[no-any-return]
+        return self.posts.UpdatePost(
             post_service_pb2.UpdatePostRequest(
                 post=post_pb2.Post(id=post.id, text=new_text, etag=post.etag),
                 update_mask=FieldMask(paths=["text"]),
@@ -92,7 +91,7 @@ class Replica(Client):
             metadata=self.metadata,
             timeout=15,
         )
-        return response.post  # type: ignore[no-any-return]
+        return response.post
 
     def redis_readiness(self) -> tuple[bool, service_info_service_pb2.ComponentStatus]:
         ready = self.info.GetReadiness(service_info_service_pb2.GetReadinessRequest(), timeout=10)
@@ -101,7 +100,7 @@ class Replica(Client):
 
     def serving(self) -> bool:
         answer = self.health.Check(health_pb2.HealthCheckRequest(), timeout=10)
-        return answer.status == health_pb2.HealthCheckResponse.SERVING  # type: ignore[no-any-return]
+        return answer.status == health_pb2.HealthCheckResponse.SERVING
 
     def close(self) -> None:
         self.loads.close()
