@@ -10,13 +10,22 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
 PREFIX = "post_management_"
+# *_created series double the output and nothing here reads them.
+disable_created_metrics()
 
 # Seconds; from a cache hit to a slow X call.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -22,7 +22,9 @@ _MAX_SEGMENTS = 5
 
 def endpoint_of(method: str | None, url: str | None) -> str:
     path = urlsplit(url or "").path
-    segments = [":id" if _NUMERIC.match(part) else part for part in path.split("/") if part]
+    parts = [part for part in path.split("/") if part]
+    # The first segment is the API version ("2", "1.1"); numbers after it are ids.
+    segments = parts[:1] + [":id" if _NUMERIC.match(part) else part for part in parts[1:]]
     return f"{(method or 'GET').upper()} /{'/'.join(segments[:_MAX_SEGMENTS])}"
 
 
