@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "post_management_"
 # *_created series double the output and nothing here reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Seconds; from a cache hit to a slow X call.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
