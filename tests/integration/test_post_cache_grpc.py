@@ -100,7 +100,7 @@ class Replica(Client):
 
     def serving(self) -> bool:
         answer = self.health.Check(health_pb2.HealthCheckRequest(), timeout=10)
-        return answer.status == health_pb2.HealthCheckResponse.SERVING
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     def close(self) -> None:
         self.loads.close()
