@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from post_management.adapters.db import analytics_schema  # noqa: F401 - registers its tables
 from post_management.adapters.db.engine import make_engine, migrate
+from post_management.adapters.db.schema import metadata
 from post_management.adapters.local import EmbeddedPostgres
 
 MACHINE_PG = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = "posts, accounts, audit_log, outbox, idempotency_keys"
 
 
 def _fresh_database(admin_url: str) -> Iterator[str]:
@@ -53,9 +54,11 @@ def embedded_database(embedded_postgres: EmbeddedPostgres) -> Iterator[str]:
 
 
 def truncate(url: str) -> None:
+    """Empty every table the schema declares (the migration test keeps them equal)."""
+    tables = ", ".join(sorted(metadata.tables))
     engine = make_engine(url, pool_size=1)
     with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+        connection.execute(text(f"TRUNCATE {tables} CASCADE"))
     engine.dispose()
 
 

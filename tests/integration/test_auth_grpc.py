@@ -67,7 +67,7 @@ def test_bad_or_missing_token_is_unauthenticated(clean: RunningServer, case: str
     assert "not-a-jwt" not in (caught.value.details() or "")
 
 
-def test_unimplemented_methods_still_need_a_token(clean: RunningServer) -> None:
+def test_scheduling_methods_need_a_token_too(clean: RunningServer) -> None:
     with clean.channel() as channel:
         stub = scheduling_service_pb2_grpc.PostSchedulingServiceStub(channel)
         with pytest.raises(grpc.RpcError) as caught:

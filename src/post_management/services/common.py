@@ -10,7 +10,8 @@ from uuid import UUID
 
 from post_management.domain.auth import Principal
 from post_management.domain.errors import Aborted
-from post_management.ports.repositories import AuditEntry
+from post_management.domain.events import DomainEvent
+from post_management.ports.repositories import AuditEntry, Outbox, OutboxEvent
 from post_management.ports.unit_of_work import UnitOfWork
 
 # Never copied into audit rows.
@@ -78,3 +79,18 @@ def concurrent_change() -> Aborted:
         "a concurrent change won; read the resource again and retry",
         reason="CONCURRENT_MODIFICATION",
     )
+
+
+def emit(outbox: Outbox, *built: DomainEvent) -> None:
+    """Write events to the outbox; call inside the unit of work of the change."""
+    for event in built:
+        outbox.add(
+            OutboxEvent(
+                event_id=event.event_id,
+                event_type=event.event_type,
+                aggregate_type=event.aggregate_type,
+                aggregate_id=event.aggregate_id,
+                payload=event.payload,
+                occurred_at=event.occurred_at,
+            )
+        )

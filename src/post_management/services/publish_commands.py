@@ -16,11 +16,11 @@ from post_management.domain.errors import (
 )
 from post_management.domain.post import Post, PostState
 from post_management.ports.publishing import PublishQueue
-from post_management.ports.repositories import Cursor, OutboxEvent, PostFilter
+from post_management.ports.repositories import Cursor, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
-from post_management.services.common import audit, concurrent_change, snapshot
+from post_management.services.common import audit, concurrent_change, emit, snapshot
 from post_management.services.pagination import Page, decode_token, encode_token, page_size
 from post_management.services.publishing import Publisher
 
@@ -36,19 +36,6 @@ class PublishRequest:
     immediate: bool
     override_schedule: bool
     request_id: str = ""
-
-
-def _emit(uow: UnitOfWork, event: events.DomainEvent) -> None:
-    uow.outbox.add(
-        OutboxEvent(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            aggregate_type=event.aggregate_type,
-            aggregate_id=event.aggregate_id,
-            payload=event.payload,
-            occurred_at=event.occurred_at,
-        )
-    )
 
 
 class PublishCommands:
@@ -107,13 +94,13 @@ class PublishCommands:
         self, uow: UnitOfWork, principal: Principal, post: Post, request: PublishRequest
     ) -> None:
         now = self._clock.now()
-        if post.state is PostState.SCHEDULED and post.scheduled_for and post.scheduled_for > now:
-            if not request.override_schedule:
-                raise FailedPrecondition(
-                    "the post is scheduled for later; set overrideSchedule to publish it now",
-                    reason="SCHEDULED_FOR_LATER",
-                    metadata={"scheduled_for": post.scheduled_for.isoformat()},
-                )
+        later = post.scheduled_for is not None and post.scheduled_for > now
+        if post.state is PostState.SCHEDULED and later and not request.override_schedule:
+            raise FailedPrecondition(
+                "the post is scheduled for later; set overrideSchedule to publish it now",
+                reason="SCHEDULED_FOR_LATER",
+                metadata={"scheduled_for": str(post.scheduled_for)},
+            )
         if post.state not in (PostState.DRAFT, PostState.SCHEDULED, PostState.FAILED):
             raise FailedPrecondition(
                 f"a post in state {post.state} cannot be published",
@@ -146,8 +133,8 @@ class PublishCommands:
             after=snapshot(post),
             request_id=request.request_id,
         )
-        _emit(
-            uow,
+        emit(
+            uow.outbox,
             events.post_queue_added(
                 post_id=post.id,
                 account_id=post.account_id,
@@ -203,8 +190,8 @@ class PublishCommands:
                 before=before,
                 after=snapshot(post),
             )
-            _emit(
-                uow,
+            emit(
+                uow.outbox,
                 events.post_queue_added(
                     post_id=post.id,
                     account_id=post.account_id,

@@ -33,11 +33,10 @@ from post_management.domain.requested_time import (
     resolve_requested_time,
 )
 from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy, load_zone
-from post_management.ports.repositories import OutboxEvent
 from post_management.ports.schedule_queries import TakenTime
 from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services import idempotency
-from post_management.services.common import audit, snapshot
+from post_management.services.common import audit, emit, snapshot
 
 # Other posts older than this cannot affect a new time: the longest rule
 # (min interval, at most a week) and the duplicate window both fit inside it.
@@ -212,8 +211,7 @@ def audit_post(
 
 
 def emit_events(uow: UnitOfWork, *built: events.DomainEvent) -> None:
-    for event in built:
-        uow.outbox.add(OutboxEvent(**asdict(event)))
+    emit(uow.outbox, *built)
 
 
 def iso_time(value: datetime) -> str:
