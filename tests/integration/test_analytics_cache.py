@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from post_management.adapters.cache import InProcessCache, RedisCache
 
@@ -40,6 +42,10 @@ def test_redis_cache_round_trip_expiry_and_outage() -> None:
     cache.set("k", "again", 60)
     cache.delete("k")
     assert cache.get("k") is None
-    down = RedisCache(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    # No retries: the client's default back-off would only slow the test down.
+    unreachable = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    down = RedisCache(unreachable)
     down.set("k", "v", 60)  # a Redis outage only costs the cache
     assert down.get("k") is None
