@@ -4,6 +4,8 @@ schemas; the Envoy configuration it ships; the Dockerfile under hadolint."""
 from __future__ import annotations
 
 import copy
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -326,11 +328,89 @@ def test_envoy_config_map_is_envoy_yaml_for_the_pod(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_monitoring_toggles_render_without_files() -> None:
-    docs = render({"monitoring": {"dashboards": {"enabled": True}, "alerts": {"enabled": True}}})
-    # No dashboards or alert files yet: nothing extra, and nothing broken.
+MONITORING_ON = {"monitoring": {"dashboards": {"enabled": True}, "alerts": {"enabled": True}}}
+# PromQL words that are not metric names.
+PROMQL_WORDS = {
+    "sum",
+    "max",
+    "min",
+    "by",
+    "rate",
+    "increase",
+    "histogram_quantile",
+    "clamp_min",
+    "and",
+    "or",
+    "le",
+    "without",
+    "on",
+    "ignoring",
+    "bool",
+}
+
+
+def known_metric_names() -> set[str]:
+    """Every series name the service exports: the registry's instruments (with their
+    _total/_bucket/_count/_sum samples), the scrape-time database gauges, process metrics."""
+    from prometheus_client import REGISTRY
+
+    from post_management.adapters.db.telemetry import exported_names
+    from post_management.observability import cache, metrics  # noqa: F401 - registers them
+
+    names = set(exported_names())
+    for family in REGISTRY.collect():
+        suffixes = {
+            "counter": ["_total"],
+            "histogram": ["_bucket", "_count", "_sum"],
+        }.get(family.type, [""])
+        names.update(family.name + suffix for suffix in suffixes)
+    return names
+
+
+def metric_names_in(expr: str) -> set[str]:
+    without_labels = re.sub(r"\{[^}]*\}", "", expr)
+    without_ranges = re.sub(r"\[[^\]]*\]", "", without_labels)
+    words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_ranges))
+    # Names after "by"/"without" are labels, not metrics.
+    labels = set(re.findall(r"(?:by|without)\s*\(([^)]*)\)", without_ranges))
+    label_names = {name.strip() for group in labels for name in group.split(",")}
+    return {w for w in words - PROMQL_WORDS - label_names if "_" in w}
+
+
+def test_monitoring_off_by_default_renders_nothing_extra() -> None:
+    docs = render({})
     assert "PrometheusRule" not in {doc["kind"] for doc in docs}
     assert not any(d["metadata"]["name"].endswith("-dashboards") for d in docs)
+
+
+def test_dashboards_and_alert_rules_render_and_use_exported_metrics() -> None:
+    docs = render(MONITORING_ON)
+    dashboards = next(d for d in docs if d["metadata"]["name"].endswith("-dashboards"))
+    assert dashboards["kind"] == "ConfigMap"
+    assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    kubernetes_validate.validate(dashboards, KUBE_VERSION, strict=True)
+    dashboard = json.loads(dashboards["data"]["post-management.json"])
+    targets = [t for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(targets) >= 20
+    rule = only(docs, "PrometheusRule")
+    rules = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    alerts = {r["alert"] for r in rules}
+    for wanted in (
+        "PostPublishLate",
+        "PostPublishFailureRate",
+        "DeadLetterQueueGrowing",
+        "OutboxBacklog",
+        "XRateLimitExhausted",
+        "PublishBudgetExhausted",
+    ):
+        assert wanted in alerts
+    assert all(r["labels"]["severity"] and r["annotations"]["summary"] for r in rules)
+    known = known_metric_names()
+    exprs = [r["expr"] for r in rules] + [t["expr"] for t in targets]
+    used = set().union(*(metric_names_in(expr) for expr in exprs))
+    assert used - known == set()
+    # The checker itself sees a misspelt name.
+    assert metric_names_in("sum(rate(post_management_posts_publishd_total[5m]))") - known
 
 
 def hadolint() -> str:

@@ -57,6 +57,9 @@ app.kubernetes.io/part-of: xmp
   value: {{ .Values.ports.http | quote }}
 - name: METRICS_PORT
   value: {{ .Values.ports.metrics | quote }}
+# Prometheus scrapes the pod IP, not loopback.
+- name: METRICS_HOST
+  value: "0.0.0.0"
 - name: DATA_DIR
   value: /var/lib/post-management
 {{- range $name, $value := .Values.app.env }}

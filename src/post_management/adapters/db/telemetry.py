@@ -116,19 +116,30 @@ class DatabaseCollector(Collector):
         pool = self._engine.pool
         if not isinstance(pool, QueuePool):
             return []
-        connections = GaugeMetricFamily(
-            metrics.PREFIX + "db_pool_connections",
-            "Connections of the SQLAlchemy pool by state (checked_out, idle, overflow).",
-            labels=["state"],
-        )
+        return _pool_metrics(pool)
+
+
+def exported_names() -> set[str]:
+    """Names of the gauges this module exports (for checks of dashboards and alerts)."""
+    families = [*_queue_metrics(()), *_outbox_metrics(0, None), *_pool_metrics(None)]
+    return {family.name for family in families} | {metrics.PREFIX + "db_collector_up"}
+
+
+def _pool_metrics(pool: QueuePool | None) -> list[Metric]:
+    connections = GaugeMetricFamily(
+        metrics.PREFIX + "db_pool_connections",
+        "Connections of the SQLAlchemy pool by state (checked_out, idle, overflow).",
+        labels=["state"],
+    )
+    size = GaugeMetricFamily(
+        metrics.PREFIX + "db_pool_size", "Configured size of the SQLAlchemy pool."
+    )
+    if pool is not None:
         connections.add_metric(["checked_out"], pool.checkedout())
         connections.add_metric(["idle"], pool.checkedin())
         connections.add_metric(["overflow"], max(pool.overflow(), 0))
-        size = GaugeMetricFamily(
-            metrics.PREFIX + "db_pool_size", "Configured size of the SQLAlchemy pool."
-        )
         size.add_metric([], pool.size())
-        return [connections, size]
+    return [connections, size]
 
 
 def _queue_metrics(rows: Sequence[Any]) -> list[Metric]:
