@@ -7,8 +7,11 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from xmp.posts.v1 import account_pb2 as _account_pb2
+from xmp.posts.v1 import post_pb2 as _post_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -180,3 +183,277 @@ class ResumeAccountRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResumeAccountRequest: _TypeAlias = ResumeAccountRequest  # noqa: Y015
+
+@_typing.final
+class ListAuditEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    page_size: _builtins.int
+    """At most 100; 0 means 50."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEventsRequest: _TypeAlias = ListAuditEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListAuditEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUDIT_EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def audit_events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEvent]: ...
+    def __init__(
+        self,
+        *,
+        audit_events: _abc.Iterable[Global___AuditEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_events", b"audit_events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015
+
+@_typing.final
+class AuditEvent(_message.Message):
+    """One change to a user's data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    RESOURCE_TYPE_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    actor: _builtins.str
+    """"<role>:<subject>" of the caller, or "system:<component>"."""
+    action: _builtins.str
+    """For example "post.create", "account.update", "user.erase"."""
+    resource_type: _builtins.str
+    resource_id: _builtins.str
+    user_id: _builtins.str
+    request_id: _builtins.str
+    """The caller's idempotency key, when it sent one."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def before(self) -> _struct_pb2.Struct:
+        """The resource before and after the change; secrets are redacted."""
+
+    @_builtins.property
+    def after(self) -> _struct_pb2.Struct: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
+        action: _builtins.str = ...,
+        resource_type: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        before: _struct_pb2.Struct | None = ...,
+        after: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "occur_time", b"occur_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "after", b"after", "before", b"before", "id", b"id", "occur_time", b"occur_time", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditEvent: _TypeAlias = AuditEvent  # noqa: Y015
+
+@_typing.final
+class ExportUserDataRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportUserDataRequest: _TypeAlias = ExportUserDataRequest  # noqa: Y015
+
+@_typing.final
+class UserMetricsSnapshot(_message.Message):
+    """One stored metrics reading of a published post."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    COLLECT_TIME_FIELD_NUMBER: _builtins.int
+    IMPRESSIONS_FIELD_NUMBER: _builtins.int
+    LIKES_FIELD_NUMBER: _builtins.int
+    REPOSTS_FIELD_NUMBER: _builtins.int
+    REPLIES_FIELD_NUMBER: _builtins.int
+    QUOTES_FIELD_NUMBER: _builtins.int
+    BOOKMARKS_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    impressions: _builtins.int
+    likes: _builtins.int
+    reposts: _builtins.int
+    replies: _builtins.int
+    quotes: _builtins.int
+    bookmarks: _builtins.int
+    @_builtins.property
+    def collect_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+        collect_time: _timestamp_pb2.Timestamp | None = ...,
+        impressions: _builtins.int = ...,
+        likes: _builtins.int = ...,
+        reposts: _builtins.int = ...,
+        replies: _builtins.int = ...,
+        quotes: _builtins.int = ...,
+        bookmarks: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["collect_time", b"collect_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bookmarks", b"bookmarks", "collect_time", b"collect_time", "impressions", b"impressions", "likes", b"likes", "post_id", b"post_id", "quotes", b"quotes", "replies", b"replies", "reposts", b"reposts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserMetricsSnapshot: _TypeAlias = UserMetricsSnapshot  # noqa: Y015
+
+@_typing.final
+class ExportUserDataResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    EXPORT_TIME_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    POSTS_FIELD_NUMBER: _builtins.int
+    METRICS_FIELD_NUMBER: _builtins.int
+    AUDIT_EVENTS_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    @_builtins.property
+    def export_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[_account_pb2.Account]:
+        """Credentials are never exported; has_credentials tells whether some are stored."""
+
+    @_builtins.property
+    def posts(self) -> _containers.RepeatedCompositeFieldContainer[_post_pb2.Post]:
+        """With their schedules (scheduled_for, timezone, priority)."""
+
+    @_builtins.property
+    def metrics(self) -> _containers.RepeatedCompositeFieldContainer[Global___UserMetricsSnapshot]: ...
+    @_builtins.property
+    def audit_events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEvent]: ...
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        export_time: _timestamp_pb2.Timestamp | None = ...,
+        accounts: _abc.Iterable[_account_pb2.Account] | None = ...,
+        posts: _abc.Iterable[_post_pb2.Post] | None = ...,
+        metrics: _abc.Iterable[Global___UserMetricsSnapshot] | None = ...,
+        audit_events: _abc.Iterable[Global___AuditEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["export_time", b"export_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "audit_events", b"audit_events", "export_time", b"export_time", "metrics", b"metrics", "posts", b"posts", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportUserDataResponse: _TypeAlias = ExportUserDataResponse  # noqa: Y015
+
+@_typing.final
+class EraseUserDataRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    DELETE_FROM_X_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    delete_from_x: _builtins.bool
+    """Also delete the user's published posts on X (done by a background job
+    within 24 hours, with the tokens kept encrypted only until then).
+    """
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        delete_from_x: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete_from_x", b"delete_from_x", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseUserDataRequest: _TypeAlias = EraseUserDataRequest  # noqa: Y015
+
+@_typing.final
+class EraseUserDataResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    POSTS_DELETED_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_DELETED_FIELD_NUMBER: _builtins.int
+    MEDIA_DELETED_FIELD_NUMBER: _builtins.int
+    AUDIT_EVENTS_PSEUDONYMISED_FIELD_NUMBER: _builtins.int
+    X_REMOVALS_QUEUED_FIELD_NUMBER: _builtins.int
+    ERASE_TIME_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    posts_deleted: _builtins.int
+    accounts_deleted: _builtins.int
+    media_deleted: _builtins.int
+    audit_events_pseudonymised: _builtins.int
+    x_removals_queued: _builtins.int
+    """Posts queued for deletion on X."""
+    @_builtins.property
+    def erase_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        posts_deleted: _builtins.int = ...,
+        accounts_deleted: _builtins.int = ...,
+        media_deleted: _builtins.int = ...,
+        audit_events_pseudonymised: _builtins.int = ...,
+        x_removals_queued: _builtins.int = ...,
+        erase_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["erase_time", b"erase_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts_deleted", b"accounts_deleted", "audit_events_pseudonymised", b"audit_events_pseudonymised", "erase_time", b"erase_time", "media_deleted", b"media_deleted", "posts_deleted", b"posts_deleted", "user_id", b"user_id", "x_removals_queued", b"x_removals_queued"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseUserDataResponse: _TypeAlias = EraseUserDataResponse  # noqa: Y015

@@ -67,6 +67,21 @@ class AccountServiceStub:
                 request_serializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ResumeAccountRequest.SerializeToString,
                 response_deserializer=xmp_dot_posts_dot_v1_dot_account__pb2.Account.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/xmp.posts.v1.AccountService/ListAuditEvents',
+                request_serializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.ExportUserData = channel.unary_unary(
+                '/xmp.posts.v1.AccountService/ExportUserData',
+                request_serializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ExportUserDataRequest.SerializeToString,
+                response_deserializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ExportUserDataResponse.FromString,
+                _registered_method=True)
+        self.EraseUserData = channel.unary_unary(
+                '/xmp.posts.v1.AccountService/EraseUserData',
+                request_serializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.EraseUserDataRequest.SerializeToString,
+                response_deserializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.EraseUserDataResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -110,6 +125,31 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """A user's audit trail, newest first: who changed what, before and after
+        (secrets are never recorded).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportUserData(self, request, context):
+        """Everything stored about a user in one document (GDPR access and portability).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseUserData(self, request, context):
+        """Erase a user (admin or service role): posts, schedules, metrics, media and
+        account tokens are deleted, audit rows pseudonymised, and the user id is
+        tombstoned so nothing can be created for it again. Optionally deletes the
+        user's published posts on X as well (within 24 hours).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +182,21 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.ResumeAccount,
                     request_deserializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ResumeAccountRequest.FromString,
                     response_serializer=xmp_dot_posts_dot_v1_dot_account__pb2.Account.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'ExportUserData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportUserData,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ExportUserDataRequest.FromString,
+                    response_serializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.ExportUserDataResponse.SerializeToString,
+            ),
+            'EraseUserData': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseUserData,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.EraseUserDataRequest.FromString,
+                    response_serializer=xmp_dot_posts_dot_v1_dot_account__service__pb2.EraseUserDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +362,87 @@ class AccountService:
             '/xmp.posts.v1.AccountService/ResumeAccount',
             xmp_dot_posts_dot_v1_dot_account__service__pb2.ResumeAccountRequest.SerializeToString,
             xmp_dot_posts_dot_v1_dot_account__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.AccountService/ListAuditEvents',
+            xmp_dot_posts_dot_v1_dot_account__service__pb2.ListAuditEventsRequest.SerializeToString,
+            xmp_dot_posts_dot_v1_dot_account__service__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportUserData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.AccountService/ExportUserData',
+            xmp_dot_posts_dot_v1_dot_account__service__pb2.ExportUserDataRequest.SerializeToString,
+            xmp_dot_posts_dot_v1_dot_account__service__pb2.ExportUserDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseUserData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.AccountService/EraseUserData',
+            xmp_dot_posts_dot_v1_dot_account__service__pb2.EraseUserDataRequest.SerializeToString,
+            xmp_dot_posts_dot_v1_dot_account__service__pb2.EraseUserDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,18 @@ class AccountServiceStub:
     DeleteAccount: _grpc.UnaryUnaryMultiCallable[_account_service_pb2.DeleteAccountRequest, _empty_pb2.Empty]
     ResumeAccount: _grpc.UnaryUnaryMultiCallable[_account_service_pb2.ResumeAccountRequest, _account_pb2.Account]
     """Resume publishing of a paused or suspended account."""
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_account_service_pb2.ListAuditEventsRequest, _account_service_pb2.ListAuditEventsResponse]
+    """A user's audit trail, newest first: who changed what, before and after
+    (secrets are never recorded).
+    """
+    ExportUserData: _grpc.UnaryUnaryMultiCallable[_account_service_pb2.ExportUserDataRequest, _account_service_pb2.ExportUserDataResponse]
+    """Everything stored about a user in one document (GDPR access and portability)."""
+    EraseUserData: _grpc.UnaryUnaryMultiCallable[_account_service_pb2.EraseUserDataRequest, _account_service_pb2.EraseUserDataResponse]
+    """Erase a user (admin or service role): posts, schedules, metrics, media and
+    account tokens are deleted, audit rows pseudonymised, and the user id is
+    tombstoned so nothing can be created for it again. Optionally deletes the
+    user's published posts on X as well (within 24 hours).
+    """
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -55,6 +67,18 @@ class AccountServiceAsyncStub(AccountServiceStub):
     DeleteAccount: _aio.UnaryUnaryMultiCallable[_account_service_pb2.DeleteAccountRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     ResumeAccount: _aio.UnaryUnaryMultiCallable[_account_service_pb2.ResumeAccountRequest, _account_pb2.Account]  # type: ignore[assignment]
     """Resume publishing of a paused or suspended account."""
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_account_service_pb2.ListAuditEventsRequest, _account_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """A user's audit trail, newest first: who changed what, before and after
+    (secrets are never recorded).
+    """
+    ExportUserData: _aio.UnaryUnaryMultiCallable[_account_service_pb2.ExportUserDataRequest, _account_service_pb2.ExportUserDataResponse]  # type: ignore[assignment]
+    """Everything stored about a user in one document (GDPR access and portability)."""
+    EraseUserData: _aio.UnaryUnaryMultiCallable[_account_service_pb2.EraseUserDataRequest, _account_service_pb2.EraseUserDataResponse]  # type: ignore[assignment]
+    """Erase a user (admin or service role): posts, schedules, metrics, media and
+    account tokens are deleted, audit rows pseudonymised, and the user id is
+    tombstoned so nothing can be created for it again. Optionally deletes the
+    user's published posts on X as well (within 24 hours).
+    """
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     """X accounts, their credentials and posting rules."""
@@ -101,5 +125,35 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.Account, _abc.Awaitable[_account_pb2.Account]]:
         """Resume publishing of a paused or suspended account."""
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _account_service_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_account_service_pb2.ListAuditEventsResponse]]:
+        """A user's audit trail, newest first: who changed what, before and after
+        (secrets are never recorded).
+        """
+
+    @_abc_1.abstractmethod
+    def ExportUserData(
+        self,
+        request: _account_service_pb2.ExportUserDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_service_pb2.ExportUserDataResponse, _abc.Awaitable[_account_service_pb2.ExportUserDataResponse]]:
+        """Everything stored about a user in one document (GDPR access and portability)."""
+
+    @_abc_1.abstractmethod
+    def EraseUserData(
+        self,
+        request: _account_service_pb2.EraseUserDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_service_pb2.EraseUserDataResponse, _abc.Awaitable[_account_service_pb2.EraseUserDataResponse]]:
+        """Erase a user (admin or service role): posts, schedules, metrics, media and
+        account tokens are deleted, audit rows pseudonymised, and the user id is
+        tombstoned so nothing can be created for it again. Optionally deletes the
+        user's published posts on X as well (within 24 hours).
+        """
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
