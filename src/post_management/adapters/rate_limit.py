@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -44,15 +45,28 @@ return -1
 
 
 class RedisRateLimiter:
-    """Shared by every replica; falls back to in process while Redis is down."""
+    """Shared by every replica; falls back to in process while Redis is down.
 
-    def __init__(self, client: redis.Redis, fallback: InProcessRateLimiter | None = None) -> None:
+    After a failure Redis is left alone for `retry_interval`, so an outage costs
+    one timeout per interval instead of one per call.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        fallback: InProcessRateLimiter | None = None,
+        retry_interval: timedelta = timedelta(seconds=5),
+    ) -> None:
         self._client = client
         self._script: Any = client.register_script(_ACQUIRE)
         self._fallback = fallback or InProcessRateLimiter()
+        self._retry_interval = retry_interval
+        self._retry_at = 0.0
         self.degraded = False
 
     def acquire(self, key: str, limit: int, window: timedelta, now: datetime) -> datetime | None:
+        if self.degraded and time.monotonic() < self._retry_at:
+            return self._fallback.acquire(key, limit, window, now)
         now_ms = int(now.timestamp() * 1000)
         try:
             free_ms = int(
@@ -64,6 +78,7 @@ class RedisRateLimiter:
             self.degraded = False
         except redis.RedisError:
             self.degraded = True
+            self._retry_at = time.monotonic() + self._retry_interval.total_seconds()
             return self._fallback.acquire(key, limit, window, now)
         if free_ms < 0:
             return None
