@@ -13,6 +13,8 @@ from pathlib import Path
 
 import redis
 from pydantic import SecretStr
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -207,13 +209,21 @@ def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
     return client, emulator
 
 
+def redis_client(url: SecretStr) -> redis.Redis:
+    """Short timeouts and no client retries: callers fall back in process at once
+    rather than stall requests while Redis is down."""
+    return redis.Redis.from_url(
+        url.get_secret_value(),
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 def rate_limiter(settings: Settings) -> RateLimiter:
     if settings.redis_url is None:
         return InProcessRateLimiter()
-    client = redis.Redis.from_url(
-        settings.redis_url.get_secret_value(), socket_timeout=0.5, socket_connect_timeout=0.5
-    )
-    return RedisRateLimiter(client)
+    return RedisRateLimiter(redis_client(settings.redis_url))
 
 
 def shared_cache(settings: Settings) -> Cache:
@@ -221,10 +231,7 @@ def shared_cache(settings: Settings) -> Cache:
     replicas, in process while Redis is down or when it is not configured."""
     if settings.redis_url is None:
         return InProcessCache()
-    client = redis.Redis.from_url(
-        settings.redis_url.get_secret_value(), socket_timeout=0.5, socket_connect_timeout=0.5
-    )
-    return FailoverCache(client, InProcessCache)
+    return FailoverCache(redis_client(settings.redis_url), InProcessCache)
 
 
 def post_cache(settings: Settings, engine: Engine, cache: Cache) -> PostCache | None:

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from pydantic import SecretStr
 
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
+from post_management.bootstrap import redis_client
 
 WINDOW = timedelta(minutes=15)
 
@@ -81,7 +83,7 @@ def test_a_spent_budget_says_when_it_frees(client: redis.Redis) -> None:
 
 
 def test_redis_down_falls_back_in_process() -> None:
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    dead = redis_client(SecretStr("redis://127.0.0.1:1/0"))
     limiter = RedisRateLimiter(dead, retry_interval=timedelta(minutes=1))
     now = datetime.now(UTC)
     assert limiter.acquire("k", 1, WINDOW, now) is None
