@@ -19,7 +19,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from post_management.adapters.db import telemetry
-from post_management.domain.account import Credentials
+from post_management.domain import account_safety, events
+from post_management.domain.account import AccountState, Credentials
 from post_management.domain.post import PostState, Priority
 from post_management.observability import tracing
 from post_management.ports.publishing import Claim, Settlement
@@ -248,8 +249,9 @@ class SqlPublishQueue:
                 },
             )
             self._update_account(connection, claim, settlement)
-            _add_events(connection, settlement)
-        telemetry.committed(settlement.events)
+            added = (*settlement.events, *_failure_streak(connection, claim, settlement, now))
+            _add_events(connection, added)
+        telemetry.committed(added)
         return True
 
     @staticmethod
@@ -309,7 +311,54 @@ class SqlPublishQueue:
             )
 
 
-def _add_events(connection: Connection, settlement: Settlement) -> None:
+def _failure_streak(
+    connection: Connection, claim: Claim, settlement: Settlement, now: datetime
+) -> tuple[events.DomainEvent, ...]:
+    """Count final failures per account in the settlement's transaction; pause the
+    account's queue at the limit (domain.account_safety) and say why."""
+    previous = connection.execute(
+        text("SELECT consecutive_failures FROM accounts WHERE id = :id FOR UPDATE"),
+        {"id": claim.account_id},
+    ).scalar_one_or_none()
+    if previous is None:
+        return ()
+    streak = account_safety.after_settlement(previous, settlement.state)
+    if streak is None:
+        return ()
+    if not streak.pause:
+        connection.execute(
+            text("UPDATE accounts SET consecutive_failures = :count WHERE id = :id"),
+            {"count": streak.count, "id": claim.account_id},
+        )
+        return ()
+    # The count restarts so that a resumed account gets a full streak again.
+    paused = connection.execute(
+        text(
+            "UPDATE accounts SET consecutive_failures = 0, state = :paused, "
+            "version = version + 1, updated_at = :now WHERE id = :id AND state = :active"
+        ),
+        {
+            "paused": AccountState.PAUSED.value,
+            "active": AccountState.ACTIVE.value,
+            "now": now,
+            "id": claim.account_id,
+        },
+    )
+    if paused.rowcount != 1:
+        return ()
+    return (
+        events.account_suspended(
+            account_id=claim.account_id,
+            user_id=claim.user_id,
+            x_user_id=claim.x_user_id,
+            reason=streak.reason,
+            affected_posts=streak.count,
+            occurred_at=now,
+        ),
+    )
+
+
+def _add_events(connection: Connection, added: Sequence[events.DomainEvent]) -> None:
     # Trace context and correlation id, forwarded to Kafka by the relay.
     headers = json.dumps(tracing.outbox_headers())
     rows: Sequence[dict[str, Any]] = [
@@ -322,7 +371,7 @@ def _add_events(connection: Connection, settlement: Settlement) -> None:
             "headers": headers,
             "occurred_at": event.occurred_at,
         }
-        for event in settlement.events
+        for event in added
     ]
     if rows:
         connection.execute(

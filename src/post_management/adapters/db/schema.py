@@ -53,6 +53,9 @@ accounts = Table(
     Column("credentials_encrypted", LargeBinary, nullable=True),
     # Set from X's rate-limit answers: the dispatcher leaves the account alone until then.
     Column("rate_limited_until", DateTime(timezone=True), nullable=True),
+    # FAILED/DEAD_LETTERED settlements since the last success; the account pauses at
+    # the limit (domain.account_safety) and the count restarts.
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
     Column("version", Integer, nullable=False),
     *_timestamps(),
     UniqueConstraint("user_id", "x_user_id"),
@@ -218,3 +221,4 @@ idempotency_keys = Table(
 
 # Registered on `metadata` by import; kept apart so each feature owns its tables.
 from post_management.adapters.db import analytics_schema as _analytics_schema  # noqa: E402, F401
+from post_management.adapters.db import privacy_schema as _privacy_schema  # noqa: E402, F401
