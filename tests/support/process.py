@@ -32,6 +32,7 @@ class ServiceProcess:
         self.grpc_port = int(env.setdefault("GRPC_PORT", str(free_port())))
         self.http_port = int(env.setdefault("HTTP_PORT", str(free_port())))
         env.setdefault("ENVOY_ADMIN_PORT", str(free_port()))
+        env.setdefault("METRICS_PORT", str(free_port()))
         self.lines: list[str] = []
         self._ready = threading.Event()
         full_env = {**os.environ, **env}
