@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
+from uuid import UUID
 
 from post_management.domain import events
 from post_management.domain.account import AccountState
@@ -30,7 +32,13 @@ class Timing:
     settle_delay: timedelta
 
 
-def _ids(claim: Claim) -> dict[str, object]:
+class _PostIds(TypedDict):
+    post_id: UUID
+    account_id: UUID
+    user_id: str
+
+
+def _ids(claim: Claim) -> _PostIds:
     return {"post_id": claim.post_id, "account_id": claim.account_id, "user_id": claim.user_id}
 
 
@@ -42,7 +50,7 @@ def published(claim: Claim, x_post_id: str, now: datetime, outcome: str) -> Sett
         published_at=now,
         events=(
             events.post_published(
-                **_ids(claim),  # type: ignore[arg-type]
+                **_ids(claim),
                 x_post_id=x_post_id,
                 published_at=now,
                 attempt=claim.attempt_number,
@@ -55,7 +63,7 @@ def published(claim: Claim, x_post_id: str, now: datetime, outcome: str) -> Sett
 
 def _processed(claim: Claim, state: PostState, now: datetime) -> events.DomainEvent:
     return events.post_queue_processed(
-        **_ids(claim),  # type: ignore[arg-type]
+        **_ids(claim),
         state=state,
         attempt=claim.attempt_number,
         delay=max(now - claim.due_at, timedelta(0)),
@@ -70,7 +78,7 @@ def failed(claim: Claim, code: str, reason: str, now: datetime) -> Settlement:
         detail=reason,
         events=(
             events.post_failed(
-                **_ids(claim),  # type: ignore[arg-type]
+                **_ids(claim),
                 error_code=code,
                 reason=reason,
                 attempt=claim.attempt_number,
@@ -94,7 +102,7 @@ def retry_or_dead_letter(
             detail=detail,
             events=(
                 events.post_failed(
-                    **_ids(claim),  # type: ignore[arg-type]
+                    **_ids(claim),
                     error_code=code,
                     reason=detail,
                     attempt=claim.attempt_number,
@@ -112,7 +120,7 @@ def retry_or_dead_letter(
         due_at=retry_at,
         events=(
             events.post_failed(
-                **_ids(claim),  # type: ignore[arg-type]
+                **_ids(claim),
                 error_code=code,
                 reason=reason,
                 attempt=claim.attempt_number,
