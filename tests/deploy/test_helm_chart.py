@@ -221,6 +221,9 @@ def test_probes_are_native_grpc_on_the_health_port(
         assert set(app[probe]) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, probe
         assert app[probe]["grpc"]["port"] == values["ports"]["grpc"]
     assert values["ports"]["grpc"] in {p["containerPort"] for p in app["ports"]}
+    # The probes dial the pod IP: the server must not listen on loopback only.
+    env = {e["name"]: e.get("value") for e in app["env"]}
+    assert env["GRPC_HOST"] == "0.0.0.0"
 
 
 def test_pods_run_non_root_read_only_without_capabilities(

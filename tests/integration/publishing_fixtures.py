@@ -29,6 +29,9 @@ from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator
 
 
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
 class MovableClock:
     """Real time plus an offset the test can move forward."""
 
@@ -154,7 +157,8 @@ def make_engine_(
 ) -> Engine_:
     truncate(database_url)
     engine = make_engine(database_url)
-    box = FernetBox([Fernet.generate_key().decode()])
+    # One key for every engine of a test: they share the database's accounts.
+    box = FernetBox([ENCRYPTION_KEY])
     uow = SqlUnitOfWorkFactory(engine, box)
     queue = SqlPublishQueue(engine, box)
     clock = MovableClock()

@@ -51,6 +51,9 @@ app.kubernetes.io/part-of: xmp
 
 {{/* Environment of the service and the migration Job. Secrets only by reference. */}}
 {{- define "post-management.env" -}}
+# The kubelet's gRPC probes and the Service reach the pod IP, not loopback.
+- name: GRPC_HOST
+  value: "0.0.0.0"
 - name: GRPC_PORT
   value: {{ .Values.ports.grpc | quote }}
 - name: HTTP_PORT

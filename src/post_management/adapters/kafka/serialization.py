@@ -21,7 +21,7 @@ JSON_CONTENT_TYPE = "application/json"
 PROTOBUF_CONTENT_TYPE = "application/protobuf"
 CLOUDEVENTS_SPEC_VERSION = "1.0"
 # Trace context stored with the row is forwarded so consumers join the trace.
-FORWARDED_HEADERS = ("traceparent", "tracestate")
+FORWARDED_HEADERS = ("traceparent", "tracestate", "x-request-id")
 
 
 class ValueFormat(enum.StrEnum):
