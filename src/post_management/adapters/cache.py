@@ -8,8 +8,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-import redis
-
 log = logging.getLogger(__name__)
 
 
@@ -48,36 +46,3 @@ class InProcessCache:
         with self._lock:
             for key in keys:
                 self._entries.pop(key, None)
-
-
-class RedisCache:
-    """Redis SET EX / GET / DEL under a prefix. Redis being down only costs the
-    cache: errors read as misses and are logged."""
-
-    def __init__(self, client: redis.Redis, prefix: str = "pm:cache:") -> None:
-        self._client = client
-        self._prefix = prefix
-
-    def get(self, key: str) -> str | None:
-        try:
-            value = self._client.get(self._prefix + key)
-        except redis.RedisError as exc:
-            log.warning("cache get failed: %s", type(exc).__name__)
-            return None
-        if value is None:
-            return None
-        return value.decode() if isinstance(value, bytes) else str(value)
-
-    def set(self, key: str, value: str, ttl_seconds: float) -> None:
-        try:
-            self._client.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)))
-        except redis.RedisError as exc:
-            log.warning("cache set failed: %s", type(exc).__name__)
-
-    def delete(self, *keys: str) -> None:
-        if not keys:
-            return
-        try:
-            self._client.delete(*(self._prefix + key for key in keys))
-        except redis.RedisError as exc:
-            log.warning("cache delete failed: %s", type(exc).__name__)
