@@ -34,6 +34,7 @@ from post_management.adapters.db.analytics_repository import (
 from post_management.adapters.db.engine import make_engine, migrate, ping
 from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.post_writes import on_committed_post_writes
+from post_management.adapters.db.privacy_repository import SqlPrivacyStore
 from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.telemetry import DatabaseCollector
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
@@ -50,6 +51,7 @@ from post_management.domain.analytics import DEFAULT_BENCHMARKS
 from post_management.domain.retry import RetryPolicy
 from post_management.entrypoints.grpc.analytics_servicer import AnalyticsServices
 from post_management.entrypoints.grpc.info_servicer import BuildInfo, ComponentCheck
+from post_management.entrypoints.grpc.rate_limit import RequestBudget
 from post_management.entrypoints.grpc.server import Services
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.entrypoints.jobs.timer import Tick, Timer
@@ -64,6 +66,12 @@ from post_management.services.media import MediaService
 from post_management.services.metrics_collection import MetricsCollector
 from post_management.services.post_cache import PostCache
 from post_management.services.posts import PostService
+from post_management.services.privacy import (
+    PrivacyService,
+    RemovalJob,
+    RetentionJob,
+    RetentionPeriods,
+)
 from post_management.services.publish_commands import PublishCommands
 from post_management.services.publish_outcomes import Timing
 from post_management.services.publishing import (
@@ -384,12 +392,31 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     collector = MetricsCollector(analytics_uow, x_api, clock, cache, AdvisoryLeaderLock(engine))
     refresh = metrics.counting_refreshes(collector.tick)
     ticks.append(Tick("metrics", refresh, settings.metrics_interval_seconds))
+    privacy_store = SqlPrivacyStore(engine, box)
+    retention = RetentionJob(
+        privacy_store,
+        clock,
+        RetentionPeriods(
+            metric_snapshots=timedelta(days=settings.metrics_retention_days),
+            dead_letters=timedelta(days=settings.dead_letter_retention_days),
+            finished_removals=timedelta(days=settings.removal_retention_days),
+        ),
+    )
+    ticks.append(Tick("retention", retention.tick, settings.retention_interval_seconds))
+    removals = RemovalJob(privacy_store, x_api, clock)
+    ticks.append(Tick("x-removals", removals.tick, settings.x_removal_interval_seconds))
     timer = Timer(ticks)
     tokens = token_codec(settings, secrets)
     services = Services(
         posts=PostService(uow, clock, posts_cache),
         media=MediaService(uow, clock),
         accounts=AccountService(uow, clock),
+        privacy=PrivacyService(uow, privacy_store, clock),
+        rpc_limiter=limiter,
+        request_budget=RequestBudget(
+            user_limit=settings.rpc_rate_limit_per_minute,
+            service_limit=settings.rpc_rate_limit_service_per_minute,
+        ),
         tokens=tokens,
         build=BuildInfo(
             name="post-management",

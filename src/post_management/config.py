@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     kafka_value_format: Literal["json", "protobuf"] = "json"
     outbox_retention_days: float = Field(default=7.0, gt=0, le=3650)
 
+    # Retention (docs/security.md): stored metric snapshots, dead-lettered posts and
+    # finished removals on X are purged after these periods by an hourly job.
+    metrics_retention_days: float = Field(default=400.0, gt=0, le=3650)
+    dead_letter_retention_days: float = Field(default=90.0, gt=0, le=3650)
+    removal_retention_days: float = Field(default=30.0, gt=0, le=3650)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    # How often erased users' posts are deleted on X (promised within 24 hours).
+    x_removal_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Requests per minute per token subject (0: no limit); RESOURCE_EXHAUSTED beyond.
+    rpc_rate_limit_per_minute: int = Field(default=600, ge=0, le=1_000_000)
+    rpc_rate_limit_service_per_minute: int = Field(default=6000, ge=0, le=1_000_000)
+
     twitter_consumer_key: SecretStr | None = None
     twitter_consumer_secret: SecretStr | None = None
     twitter_bearer_token: SecretStr | None = None

@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from post_management.ports.media import MediaRepository
+from post_management.ports.privacy import ErasureTombstones
 from post_management.ports.repositories import (
     AccountRepository,
     AuditLog,
@@ -24,6 +25,7 @@ class UnitOfWork(Protocol):
     outbox: Outbox
     schedule: ScheduleQueries
     media: MediaRepository
+    erasures: ErasureTombstones
 
     def __enter__(self) -> Self: ...
 

@@ -24,7 +24,13 @@ from post_management.ports.repositories import Cursor, DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
-from post_management.services.common import audit, check_etag, concurrent_change, snapshot
+from post_management.services.common import (
+    audit,
+    check_etag,
+    concurrent_change,
+    ensure_not_erased,
+    snapshot,
+)
 from post_management.services.pagination import Page, decode_token, encode_token, page_size
 
 _HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
@@ -114,6 +120,7 @@ class AccountService:
                     earlier = idempotency.earlier_result(uow, scope, request_id, digest)
                     if earlier is not None:
                         return _load(uow, earlier)
+                ensure_not_erased(uow, user_id)
                 assert fields.handle is not None and fields.x_user_id is not None
                 now = self._clock.now()
                 account = Account(

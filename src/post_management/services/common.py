@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from post_management.domain.auth import Principal
-from post_management.domain.errors import Aborted
+from post_management.domain.errors import Aborted, FailedPrecondition
 from post_management.domain.events import DomainEvent
 from post_management.ports.repositories import AuditEntry, Outbox, OutboxEvent
 from post_management.ports.unit_of_work import UnitOfWork
@@ -62,6 +62,16 @@ def audit(
             request_id=request_id,
         )
     )
+
+
+def ensure_not_erased(uow: UnitOfWork, user_id: str) -> None:
+    """Nothing may be created for an erased user: a late or replayed create would
+    bring their data back (docs/security.md)."""
+    if uow.erasures.is_erased(user_id):
+        raise FailedPrecondition(
+            "this user's data was erased; nothing can be created for it",
+            reason="USER_ERASED",
+        )
 
 
 def check_etag(current: str, given: str) -> None:

@@ -17,7 +17,13 @@ from post_management.ports.repositories import Cursor, DuplicateKey, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
-from post_management.services.common import audit, check_etag, concurrent_change, snapshot
+from post_management.services.common import (
+    audit,
+    check_etag,
+    concurrent_change,
+    ensure_not_erased,
+    snapshot,
+)
 from post_management.services.pagination import Page, decode_token, encode_token, page_size
 from post_management.services.post_cache import PostCache
 
@@ -80,6 +86,7 @@ class PostService:
                     earlier = idempotency.earlier_result(uow, scope, request_id, digest)
                     if earlier is not None:
                         return self._load(uow, earlier)
+                ensure_not_erased(uow, new.user_id)
                 _ensure_own_account(uow, new.user_id, new.account_id, "post.account_id")
                 _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
                 now = self._clock.now()

@@ -11,11 +11,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from post_management.adapters.db.account_repository import SqlAccountRepository
 from post_management.adapters.db.media_repository import SqlMediaRepository
 from post_management.adapters.db.post_repository import SqlPostRepository
+from post_management.adapters.db.privacy_repository import SqlErasureTombstones
 from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys, SqlOutbox
 from post_management.adapters.db.schedule_queries import SqlScheduleQueries
 from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.errors import Unavailable
 from post_management.ports.media import MediaRepository
+from post_management.ports.privacy import ErasureTombstones
 from post_management.ports.repositories import (
     AccountRepository,
     AuditLog,
@@ -38,6 +40,7 @@ class SqlUnitOfWork:
     outbox: Outbox
     schedule: ScheduleQueries
     media: MediaRepository
+    erasures: ErasureTombstones
 
     def __init__(self, engine: Engine, box: SecretBox) -> None:
         self._engine = engine
@@ -59,6 +62,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(self._conn)
         self.schedule = SqlScheduleQueries(self._conn)
         self.media = SqlMediaRepository(self._conn)
+        self.erasures = SqlErasureTombstones(self._conn)
         return self
 
     def __exit__(

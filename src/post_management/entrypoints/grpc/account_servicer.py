@@ -20,7 +20,9 @@ from post_management.entrypoints.grpc.mapping import (
     posting_rules_to_dict,
     required_user_id,
 )
+from post_management.entrypoints.grpc.privacy_servicer import PrivacyMethods
 from post_management.services.accounts import AccountFields, AccountService
+from post_management.services.privacy import PrivacyService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 WRITABLE = frozenset({"handle", "x_user_id", "credentials", "posting_rules", "timezone"})
@@ -47,9 +49,10 @@ def _set_paths(message: account_pb2.Account) -> set[str]:
     return {field.name for field, _ in message.ListFields() if field.name in WRITABLE}
 
 
-class AccountServicer(account_service_pb2_grpc.AccountServiceServicer):
-    def __init__(self, accounts: AccountService) -> None:
+class AccountServicer(PrivacyMethods, account_service_pb2_grpc.AccountServiceServicer):
+    def __init__(self, accounts: AccountService, privacy: PrivacyService | None = None) -> None:
         self._accounts = accounts
+        self._privacy = privacy
 
     async def CreateAccount(
         self, request: account_service_pb2.CreateAccountRequest, context: Context

@@ -44,6 +44,11 @@ def current_principal() -> Principal:
     return _principal.get()
 
 
+def optional_principal() -> Principal | None:
+    """The caller when the current RPC was authenticated; None for public calls."""
+    return _principal.get(None)
+
+
 def _bearer(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":

@@ -39,12 +39,15 @@ from post_management.entrypoints.grpc.info_servicer import (
 )
 from post_management.entrypoints.grpc.post_servicer import PostServicer
 from post_management.entrypoints.grpc.publishing_servicer import PublishingServicer
+from post_management.entrypoints.grpc.rate_limit import RateLimitInterceptor, RequestBudget
 from post_management.entrypoints.grpc.scheduling_servicer import SchedulingServicer
 from post_management.entrypoints.grpc.telemetry import TelemetryInterceptor
 from post_management.entrypoints.grpc.tokens import TokenCodec
+from post_management.ports.publishing import RateLimiter
 from post_management.services.accounts import AccountService
 from post_management.services.media import MediaService
 from post_management.services.posts import PostService
+from post_management.services.privacy import PrivacyService
 from post_management.services.publish_commands import PublishCommands
 from post_management.services.scheduled_listing import ScheduledListing
 from post_management.services.scheduling import SchedulingService
@@ -83,19 +86,29 @@ class Services:
     media: MediaService
     # None: the generated base answers UNIMPLEMENTED (servers built without analytics).
     analytics: AnalyticsServices | None = None
+    # Audit trail, export and erasure (docs/security.md).
+    privacy: PrivacyService | None = None
+    # Per-caller request budgets; None: no limit.
+    rpc_limiter: RateLimiter | None = None
+    request_budget: RequestBudget | None = None
 
 
 class GrpcServer:
     def __init__(self, services: Services, host: str, port: int) -> None:
         self._services = services
         self._serving = False
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            aio_server_interceptor(),  # type: ignore[no-untyped-call]
+            TelemetryInterceptor(),
+            EdgeInterceptor(services.tokens),
+        ]
+        if services.rpc_limiter is not None and services.request_budget is not None:
+            # Inside the edge: the caller is known, and refusals are counted like errors.
+            interceptors.append(RateLimitInterceptor(services.rpc_limiter, services.request_budget))
         self._server = grpc.aio.server(
-            # Tracing outermost, then ids/metrics/logs, then auth and error mapping.
-            interceptors=[
-                aio_server_interceptor(),  # type: ignore[no-untyped-call]
-                TelemetryInterceptor(),
-                EdgeInterceptor(services.tokens),
-            ],
+            # Tracing outermost, then ids/metrics/logs, then auth and error mapping,
+            # then request budgets.
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -108,7 +121,7 @@ class GrpcServer:
             PostServicer(services.posts, services.media), self._server
         )
         account_service_pb2_grpc.add_AccountServiceServicer_to_server(
-            AccountServicer(services.accounts), self._server
+            AccountServicer(services.accounts, services.privacy), self._server
         )
         service_info_service_pb2_grpc.add_ServiceInfoServiceServicer_to_server(
             ServiceInfoServicer(services.build, services.readiness, lambda: self._serving),

@@ -1,0 +1,225 @@
+"""PostgreSQL side of audit trails, exports, erasure and retention."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from post_management.domain.account import Credentials
+from post_management.domain.privacy import pseudonym
+from post_management.ports.privacy import (
+    AuditRecord,
+    ErasureReport,
+    MetricsRecord,
+    PendingRemoval,
+    RetentionCutoffs,
+)
+from post_management.ports.support import SecretBox
+
+# Serialises an erasure against creates for the same user (shared by creates,
+# exclusive for the erasure), so nothing committed after the erasure survives it.
+_LOCK_KEY = "hashtextextended(:user_id, 11)"
+# Removals that keep failing are given up (and their tokens dropped) after this many.
+MAX_REMOVAL_ATTEMPTS = 10
+
+
+class SqlErasureTombstones:
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def is_erased(self, user_id: str) -> bool:
+        self._conn.execute(
+            text(f"SELECT pg_advisory_xact_lock_shared({_LOCK_KEY})"), {"user_id": user_id}
+        )
+        found = self._conn.execute(
+            text("SELECT 1 FROM erased_users WHERE user_hash = :hash"),
+            {"hash": pseudonym(user_id)},
+        ).first()
+        return found is not None
+
+
+def _json(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    loaded = json.loads(value) if isinstance(value, str) else value
+    return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+
+class SqlPrivacyStore:
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+
+    def audit_events(self, user_id: str, before_id: int | None, limit: int) -> list[AuditRecord]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT id, occurred_at, actor, action, resource_type, resource_id, "
+                    "user_id, request_id, before, after FROM audit_log "
+                    "WHERE user_id = :user_id AND (CAST(:before_id AS bigint) IS NULL "
+                    "OR id < :before_id) ORDER BY id DESC LIMIT :limit"
+                ),
+                {"user_id": user_id, "before_id": before_id, "limit": limit},
+            ).mappings()
+            return [
+                AuditRecord(
+                    id=row["id"],
+                    occurred_at=row["occurred_at"],
+                    actor=row["actor"],
+                    action=row["action"],
+                    resource_type=row["resource_type"],
+                    resource_id=row["resource_id"],
+                    user_id=row["user_id"],
+                    request_id=row["request_id"],
+                    before=_json(row["before"]),
+                    after=_json(row["after"]),
+                )
+                for row in rows
+            ]
+
+    def metrics(self, user_id: str) -> list[MetricsRecord]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT m.post_id, m.collected_at, m.impressions, m.likes, m.reposts, "
+                    "m.replies, m.quotes, m.bookmarks FROM post_metrics m "
+                    "JOIN posts p ON p.id = m.post_id WHERE p.user_id = :user_id "
+                    "ORDER BY m.post_id, m.collected_at"
+                ),
+                {"user_id": user_id},
+            ).mappings()
+            return [MetricsRecord(**dict(row)) for row in rows]
+
+    def erase(
+        self, user_id: str, pseudonym: str, actor: str, delete_from_x: bool, now: datetime
+    ) -> ErasureReport:
+        params = {"user_id": user_id, "hash": pseudonym, "now": now}
+        with self._engine.begin() as connection:
+            run = connection.execute
+            run(text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"), params)
+            run(
+                text(
+                    "INSERT INTO erased_users (user_hash, erased_at) VALUES (:hash, :now) "
+                    "ON CONFLICT (user_hash) DO NOTHING"
+                ),
+                params,
+            )
+            queued = 0
+            if delete_from_x:
+                # Every segment of a thread; the tokens go with each row until it is done.
+                queued = run(
+                    text(
+                        """
+                        INSERT INTO x_removals
+                            (user_hash, x_post_id, credentials_encrypted, requested_at)
+                        SELECT :hash, segment, a.credentials_encrypted, :now
+                        FROM posts p JOIN accounts a ON a.id = p.account_id
+                        CROSS JOIN LATERAL unnest(
+                            CASE WHEN cardinality(p.segment_x_post_ids) > 0
+                                 THEN p.segment_x_post_ids ELSE ARRAY[p.x_post_id] END
+                        ) AS segment
+                        WHERE p.user_id = :user_id AND segment <> ''
+                          AND a.credentials_encrypted IS NOT NULL
+                        """
+                    ),
+                    params,
+                ).rowcount
+            run(
+                text(
+                    "DELETE FROM idempotency_keys WHERE scope LIKE '%:' || CAST(:user_id AS text) "
+                    "OR resource_id IN (SELECT id FROM posts WHERE user_id = :user_id "
+                    "UNION ALL SELECT id FROM accounts WHERE user_id = :user_id "
+                    "UNION ALL SELECT id FROM media WHERE user_id = :user_id)"
+                ),
+                params,
+            )
+            # Attempts, metrics and the collector's state go with their posts (cascade).
+            posts = run(text("DELETE FROM posts WHERE user_id = :user_id"), params).rowcount
+            media = run(text("DELETE FROM media WHERE user_id = :user_id"), params).rowcount
+            accounts = run(text("DELETE FROM accounts WHERE user_id = :user_id"), params).rowcount
+            # The trail stays (who did what, when) without the person or the content.
+            audited = run(
+                text(
+                    "UPDATE audit_log SET user_id = CAST(:hash AS text), before = NULL, "
+                    "after = NULL, actor = CASE WHEN actor LIKE '%:' || CAST(:user_id AS text) "
+                    "THEN split_part(actor, ':', 1) || ':' || CAST(:hash AS text) ELSE actor END "
+                    "WHERE user_id = CAST(:user_id AS text)"
+                ),
+                params,
+            ).rowcount
+            report = ErasureReport(posts, accounts, media, audited, queued, now)
+            run(
+                text(
+                    "INSERT INTO audit_log (occurred_at, actor, action, resource_type, "
+                    "resource_id, user_id, request_id, before, after) VALUES (:now, :actor, "
+                    "'user.erase', 'user', :resource_id, :hash, '', NULL, CAST(:after AS jsonb))"
+                ),
+                {
+                    **params,
+                    "actor": actor,
+                    "resource_id": uuid.uuid5(uuid.NAMESPACE_URL, pseudonym),
+                    "after": json.dumps({**report.__dict__, "erased_at": now.isoformat()}),
+                },
+            )
+        return report
+
+    def pending_removals(self, limit: int) -> list[PendingRemoval]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT id, x_post_id, credentials_encrypted, attempts FROM x_removals "
+                    "WHERE done_at IS NULL ORDER BY id LIMIT :limit"
+                ),
+                {"limit": limit},
+            ).mappings()
+            removals = []
+            for row in rows:
+                credentials = None
+                if row["credentials_encrypted"] is not None:
+                    data = json.loads(self._box.decrypt(bytes(row["credentials_encrypted"])))
+                    credentials = Credentials(data["access_token"], data["access_token_secret"])
+                removals.append(
+                    PendingRemoval(row["id"], row["x_post_id"], credentials, row["attempts"])
+                )
+            return removals
+
+    def finish_removal(self, removal_id: int, now: datetime, error: str, final: bool) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE x_removals SET attempts = attempts + 1, last_error = :error, "
+                    "done_at = CASE WHEN CAST(:final AS boolean) OR attempts + 1 >= :max "
+                    "THEN CAST(:now AS timestamptz) END, "
+                    "credentials_encrypted = CASE WHEN CAST(:final AS boolean) "
+                    "OR attempts + 1 >= :max THEN NULL ELSE credentials_encrypted END "
+                    "WHERE id = :id"
+                ),
+                {
+                    "id": removal_id,
+                    "now": now,
+                    "error": error[:2000],
+                    "final": final,
+                    "max": MAX_REMOVAL_ATTEMPTS,
+                },
+            )
+
+    def purge(self, cutoffs: RetentionCutoffs) -> dict[str, int]:
+        with self._engine.begin() as connection:
+            run = connection.execute
+            metrics = run(
+                text("DELETE FROM post_metrics WHERE collected_at < :cutoff"),
+                {"cutoff": cutoffs.metrics_before},
+            ).rowcount
+            dead = run(
+                text("DELETE FROM posts WHERE state = 'DEAD_LETTERED' AND updated_at < :cutoff"),
+                {"cutoff": cutoffs.dead_letters_before},
+            ).rowcount
+            removals = run(
+                text("DELETE FROM x_removals WHERE done_at < :cutoff"),
+                {"cutoff": cutoffs.removals_before},
+            ).rowcount
+        return {"metric_snapshots": metrics, "dead_letters": dead, "x_removals": removals}

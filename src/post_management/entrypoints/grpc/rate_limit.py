@@ -1,0 +1,126 @@
+"""Per-caller request budgets: RESOURCE_EXHAUSTED with google.rpc.RetryInfo.
+
+Registered after the edge interceptor, so it runs once the caller is known (the
+token's subject and role) and never for public calls (health, info, reflection,
+X's webhooks). The budget lives in the same RateLimiter as X's budgets: in Redis
+when configured, so every replica counts against one budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from post_management.domain.auth import Role
+from post_management.entrypoints.grpc.edge import (
+    PUBLIC_METHODS,
+    PUBLIC_PREFIXES,
+    optional_principal,
+)
+from post_management.entrypoints.grpc.errors import DOMAIN
+from post_management.ports.publishing import RateLimiter
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class RequestBudget:
+    """Requests per window per token subject; 0 turns a role's limit off."""
+
+    user_limit: int
+    service_limit: int
+    window: timedelta = timedelta(minutes=1)
+
+    def limit_for(self, role: Role) -> int:
+        return self.user_limit if role is Role.USER else self.service_limit
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def exhausted_status(retry_after: timedelta, limit: int, window: timedelta) -> grpc.Status:
+    seconds = max(1, math.ceil(retry_after.total_seconds()))
+    status = status_pb2.Status(
+        code=code_pb2.RESOURCE_EXHAUSTED,
+        message=f"too many requests; retry in {seconds} s",
+        details=[
+            _pack(
+                error_details_pb2.ErrorInfo(
+                    reason="RATE_LIMITED",
+                    domain=DOMAIN,
+                    metadata={"limit": str(limit), "window_seconds": str(int(window.seconds))},
+                )
+            ),
+            _pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds))),
+        ],
+    )
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+class RateLimitInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        budget: RequestBudget,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._limiter = limiter
+        self._budget = budget
+        self._now = now
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or method.startswith(PUBLIC_PREFIXES)
+            or method in PUBLIC_METHODS
+        ):
+            return handler
+        behavior = self._wrap(cast(Behavior, handler.unary_unary))
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap(self, behavior: Behavior) -> Behavior:
+        async def limited(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            principal = optional_principal()
+            limit = self._budget.limit_for(principal.role) if principal else 0
+            if principal is not None and limit > 0:
+                now = self._now()
+                # Redis may be behind the limiter: keep its round trip off the event loop.
+                free_at = await asyncio.to_thread(
+                    self._limiter.acquire,
+                    f"rpc:{principal.role}:{principal.subject}",
+                    limit,
+                    self._budget.window,
+                    now,
+                )
+                if free_at is not None:
+                    status = exhausted_status(free_at - now, limit, self._budget.window)
+                    await context.abort(status.code, status.details, status.trailing_metadata)
+            return await behavior(request, context)
+
+        return limited

@@ -1,0 +1,93 @@
+"""Storage for audit trails, exports, erasure and retention (docs/security.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from post_management.domain.account import Credentials
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    resource_type: str
+    resource_id: UUID
+    user_id: str
+    request_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class MetricsRecord:
+    post_id: UUID
+    collected_at: datetime
+    impressions: int
+    likes: int
+    reposts: int
+    replies: int
+    quotes: int
+    bookmarks: int
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    posts_deleted: int
+    accounts_deleted: int
+    media_deleted: int
+    audit_events_pseudonymised: int
+    x_removals_queued: int
+    erased_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingRemoval:
+    id: int
+    x_post_id: str
+    credentials: Credentials | None = field(repr=False)
+    attempts: int
+
+
+@dataclass(frozen=True)
+class RetentionCutoffs:
+    metrics_before: datetime
+    dead_letters_before: datetime
+    removals_before: datetime
+
+
+class ErasureTombstones(Protocol):
+    """Inside a unit of work: whether the user was erased. Holds a lock until the
+    transaction ends, so an erasure cannot slip between this check and a create."""
+
+    def is_erased(self, user_id: str) -> bool: ...
+
+
+class PrivacyStore(Protocol):
+    def audit_events(
+        self, user_id: str, before_id: int | None, limit: int
+    ) -> list[AuditRecord]: ...
+
+    def metrics(self, user_id: str) -> list[MetricsRecord]: ...
+
+    def erase(
+        self,
+        user_id: str,
+        pseudonym: str,
+        actor: str,
+        delete_from_x: bool,
+        now: datetime,
+    ) -> ErasureReport: ...
+
+    def pending_removals(self, limit: int) -> list[PendingRemoval]: ...
+
+    def finish_removal(self, removal_id: int, now: datetime, error: str, final: bool) -> None:
+        """final: done (deleted, or given up); otherwise counted and retried later."""
+        ...
+
+    def purge(self, cutoffs: RetentionCutoffs) -> dict[str, int]: ...

@@ -1,0 +1,181 @@
+"""Audit trails, data export, erasure, removals on X and retention (docs/security.md)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from post_management.domain.account import Account
+from post_management.domain.auth import Principal, Role
+from post_management.domain.errors import PermissionDenied
+from post_management.domain.post import Post
+from post_management.domain.privacy import pseudonym, redact
+from post_management.ports.privacy import (
+    AuditRecord,
+    ErasureReport,
+    MetricsRecord,
+    PrivacyStore,
+    RetentionCutoffs,
+)
+from post_management.ports.repositories import Cursor, PostFilter
+from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWorkFactory
+from post_management.ports.x_api import (
+    AccountSuspended,
+    Deleted,
+    PermanentFailure,
+    RateLimited,
+    Unauthorized,
+    UnknownOutcome,
+    XApi,
+    XCredentials,
+)
+from post_management.services.pagination import Page, decode_token, encode_token, page_size
+
+log = logging.getLogger(__name__)
+
+# Export reads lists in pages of this size.
+_EXPORT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class UserExport:
+    user_id: str
+    exported_at: datetime
+    accounts: list[Account]
+    posts: list[Post]
+    metrics: list[MetricsRecord]
+    audit_events: list[AuditRecord]
+
+
+def _redacted(record: AuditRecord) -> AuditRecord:
+    return replace(record, before=redact(record.before), after=redact(record.after))
+
+
+class PrivacyService:
+    def __init__(self, uow: UnitOfWorkFactory, store: PrivacyStore, clock: Clock) -> None:
+        self._uow = uow
+        self._store = store
+        self._clock = clock
+
+    def list_audit_events(
+        self, principal: Principal, user_id: str, size: int, token: str
+    ) -> Page[AuditRecord]:
+        principal.ensure_can_act_for(user_id)
+        limit = page_size(size)
+        query = {"user_id": user_id, "list": "audit"}
+        after = decode_token(token, query)
+        # Newest first by id; the id rides in the token's UUID slot.
+        before_id = after.id.int if after is not None else None
+        records = self._store.audit_events(user_id, before_id, limit + 1)
+        next_token = ""
+        if len(records) > limit:
+            records = records[:limit]
+            last = records[-1]
+            next_token = encode_token(Cursor(last.occurred_at, UUID(int=last.id)), query)
+        return Page([_redacted(record) for record in records], next_token)
+
+    def export(self, principal: Principal, user_id: str) -> UserExport:
+        principal.ensure_can_act_for(user_id)
+        now = self._clock.now()
+        accounts: list[Account] = []
+        posts: list[Post] = []
+        with self._uow() as uow:
+            account_cursor: Cursor | None = None
+            while batch := uow.accounts.list(user_id, account_cursor, _EXPORT_BATCH):
+                accounts += batch
+                account_cursor = Cursor(batch[-1].created_at, batch[-1].id)
+            post_cursor: Cursor | None = None
+            while page := uow.posts.list(PostFilter(user_id), post_cursor, _EXPORT_BATCH):
+                posts += page
+                post_cursor = Cursor(page[-1].created_at, page[-1].id)
+        audit: list[AuditRecord] = []
+        before: int | None = None
+        while records := self._store.audit_events(user_id, before, _EXPORT_BATCH):
+            audit += [_redacted(record) for record in records]
+            before = records[-1].id
+        return UserExport(user_id, now, accounts, posts, self._store.metrics(user_id), audit)
+
+    def erase(self, principal: Principal, user_id: str, delete_from_x: bool) -> ErasureReport:
+        if principal.role is Role.USER:
+            raise PermissionDenied(
+                "erasure needs the admin or service role", reason="ERASE_NOT_ALLOWED"
+            )
+        report = self._store.erase(
+            user_id,
+            pseudonym(user_id),
+            f"{principal.role}:{principal.subject}",
+            delete_from_x,
+            self._clock.now(),
+        )
+        log.info(
+            "user erased",
+            extra={"action": "user.erase", "posts": report.posts_deleted},
+        )
+        return report
+
+
+class RemovalJob:
+    """Deletes erased users' posts on X, a batch per tick; retried until done."""
+
+    def __init__(self, store: PrivacyStore, x_api: XApi, clock: Clock, batch: int = 50) -> None:
+        self._store = store
+        self._x = x_api
+        self._clock = clock
+        self._batch = batch
+
+    def tick(self) -> int:
+        done = 0
+        for removal in self._store.pending_removals(self._batch):
+            now = self._clock.now()
+            if removal.credentials is None:
+                self._store.finish_removal(removal.id, now, "no credentials", final=True)
+                continue
+            creds = XCredentials(
+                removal.credentials.access_token, removal.credentials.access_token_secret
+            )
+            match self._x.delete_post(creds, removal.x_post_id):
+                case Deleted():
+                    self._store.finish_removal(removal.id, now, "", final=True)
+                    done += 1
+                case RateLimited():
+                    return done  # the next tick resumes after the reset
+                case UnknownOutcome(reason=reason):
+                    self._store.finish_removal(removal.id, now, reason, final=False)
+                case AccountSuspended(reason=reason) | Unauthorized(reason=reason):
+                    # Without working tokens nothing more can be done from here.
+                    self._store.finish_removal(removal.id, now, reason, final=True)
+                case PermanentFailure(reason=reason):
+                    self._store.finish_removal(removal.id, now, reason, final=True)
+        return done
+
+
+@dataclass(frozen=True)
+class RetentionPeriods:
+    metric_snapshots: timedelta
+    dead_letters: timedelta
+    finished_removals: timedelta
+
+
+class RetentionJob:
+    """Purges what is kept only for a while; sent outbox rows are the relay's."""
+
+    def __init__(self, store: PrivacyStore, clock: Clock, periods: RetentionPeriods) -> None:
+        self._store = store
+        self._clock = clock
+        self._periods = periods
+
+    def tick(self) -> dict[str, int]:
+        now = self._clock.now()
+        purged = self._store.purge(
+            RetentionCutoffs(
+                metrics_before=now - self._periods.metric_snapshots,
+                dead_letters_before=now - self._periods.dead_letters,
+                removals_before=now - self._periods.finished_removals,
+            )
+        )
+        if any(purged.values()):
+            log.info("retention purge", extra={"action": "retention.purge", **purged})
+        return purged
