@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from post_management.domain.auth import Principal
-from post_management.domain.errors import Aborted, FailedPrecondition
+from post_management.domain.errors import Aborted, FailedPrecondition, PermissionDenied
 from post_management.domain.events import DomainEvent
 from post_management.ports.repositories import AuditEntry, Outbox, OutboxEvent
 from post_management.ports.unit_of_work import UnitOfWork
@@ -72,6 +72,21 @@ def ensure_not_erased(uow: UnitOfWork, user_id: str) -> None:
             "this user's data was erased; nothing can be created for it",
             reason="USER_ERASED",
         )
+
+
+def ensure_account_filter(uow: UnitOfWork, principal: Principal, account_id: UUID | None) -> None:
+    """A list filtered by another user's account is refused like the account itself,
+    rather than answered with an empty page (the same answer either way)."""
+    if account_id is None:
+        return
+    account = uow.accounts.get(account_id)
+    if account is not None:
+        try:
+            principal.ensure_can_act_for(account.user_id)
+        except PermissionDenied:
+            raise PermissionDenied(
+                "the account belongs to another user", reason="FOREIGN_ACCOUNT"
+            ) from None
 
 
 def check_etag(current: str, given: str) -> None:

@@ -21,6 +21,7 @@ from post_management.services.common import (
     audit,
     check_etag,
     concurrent_change,
+    ensure_account_filter,
     ensure_not_erased,
     snapshot,
 )
@@ -141,6 +142,7 @@ class PostService:
         query = {k: str(v) for k, v in asdict(where).items() if v is not None}
         after = decode_token(token, query)
         with self._uow() as uow:
+            ensure_account_filter(uow, principal, where.account_id)
             posts = uow.posts.list(where, after, limit + 1)
         next_token = ""
         if len(posts) > limit:

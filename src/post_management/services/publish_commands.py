@@ -20,7 +20,13 @@ from post_management.ports.repositories import Cursor, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
-from post_management.services.common import audit, concurrent_change, emit, snapshot
+from post_management.services.common import (
+    audit,
+    concurrent_change,
+    emit,
+    ensure_account_filter,
+    snapshot,
+)
 from post_management.services.pagination import Page, decode_token, encode_token, page_size
 from post_management.services.publishing import Publisher
 
@@ -158,6 +164,7 @@ class PublishCommands:
         query = {"user_id": user_id, "account_id": str(account_id or "")}
         after = decode_token(token, query)
         with self._uow() as uow:
+            ensure_account_filter(uow, principal, account_id)
             posts = uow.posts.list(where, after, limit + 1)
         next_token = ""
         if len(posts) > limit:

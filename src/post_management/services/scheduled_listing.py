@@ -13,6 +13,7 @@ from post_management.domain.priority import parse_priority
 from post_management.ports.repositories import Cursor
 from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
 from post_management.ports.unit_of_work import UnitOfWorkFactory
+from post_management.services.common import ensure_account_filter
 from post_management.services.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -80,6 +81,7 @@ class ScheduledListing:
         cursor = decode_token(page_token, fingerprint)
         after = DueCursor(cursor.created_at, cursor.id) if cursor is not None else None
         with self._uow() as uow:
+            ensure_account_filter(uow, principal, where.account_id)
             posts = uow.schedule.list_scheduled(query, after, offset, size + 1)
             total = uow.schedule.count_scheduled(query)
         next_token = ""
