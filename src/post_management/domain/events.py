@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+from post_management.domain.analytics import COUNT_FIELDS
 from post_management.domain.post import PostState, Priority
 
 POST_SCHEDULED = "post.scheduled"
@@ -56,17 +57,7 @@ RATE_LIMIT_SCOPE_USER = "RATE_LIMIT_SCOPE_USER"
 RATE_LIMIT_SCOPE_APP = "RATE_LIMIT_SCOPE_APP"
 
 # MetricsSnapshot fields (analytics_service.proto); all int64 counts.
-METRIC_NAMES: tuple[str, ...] = (
-    "impressions",
-    "likes",
-    "reposts",
-    "replies",
-    "quotes",
-    "bookmarks",
-    "url_link_clicks",
-    "user_profile_clicks",
-    "video_views",
-)
+METRIC_NAMES = COUNT_FIELDS
 
 
 @dataclass(frozen=True)
