@@ -28,7 +28,6 @@ from post_management.services.publishing import Dispatcher, EngineSettings, Publ
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator
 
-
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 
 
