@@ -46,7 +46,7 @@ def call_grpc(
     channel: grpc.Channel, method: descriptor.MethodDescriptor, request: Message, token: str
 ) -> tuple[grpc.StatusCode, Message | None]:
     response_cls = message_factory.GetMessageClass(method.output_type)
-    stub = channel.unary_unary(
+    stub: Any = channel.unary_unary(
         f"/{method.containing_service.full_name}/{method.name}",
         request_serializer=lambda m: m.SerializeToString(),
         response_deserializer=response_cls.FromString,
@@ -54,7 +54,8 @@ def call_grpc(
     try:
         answer = stub(request, metadata=(("authorization", f"Bearer {token}"),), timeout=TIMEOUT)
     except grpc.RpcError as error:
-        return error.code(), None  # type: ignore[attr-defined]
+        failed: Any = error  # a grpc.Call as well
+        return failed.code(), None
     return grpc.StatusCode.OK, answer
 
 

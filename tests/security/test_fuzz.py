@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import grpc
 import pytest
@@ -74,7 +75,7 @@ def _value(field: FD, depth: int) -> st.SearchStrategy[Any]:
         return st.floats(allow_nan=True, allow_infinity=True, width=32)
     if field.type == FD.TYPE_ENUM:
         return st.integers(-5, 40)  # unknown numbers included
-    if field.type == FD.TYPE_MESSAGE:
+    if field.type == FD.TYPE_MESSAGE and field.message_type is not None:
         return _message(field.message_type, depth + 1)
     return st.none()
 
@@ -232,7 +233,7 @@ def test_malformed_rest_through_envoy(
         content_type=st.sampled_from(["application/json", "text/plain", "application/grpc"]),
     )
     def run(call: Any, body: bytes, segment: str, content_type: str) -> None:
-        path = call.path.replace("//", f"/{requests.utils.quote(segment, safe='')}/")
+        path = call.path.replace("//", f"/{quote(segment, safe='')}/")
         before = checksum(engine)
         response = http.request(
             call.verb,

@@ -52,7 +52,7 @@ def test_budget_per_subject_with_retry_info(server: RunningServer) -> None:
         with pytest.raises(grpc.RpcError) as caught:
             _list(server, channel, "carol", Role.USER)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        status = rpc_status.from_call(caught.value)  # type: ignore[arg-type]
+        status = rpc_status.from_call(caught.value)
         assert status is not None
         retry = [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
         assert retry, "no RetryInfo detail"
