@@ -30,16 +30,12 @@ class PublishingServicer(publishing_service_pb2_grpc.PublishingServiceServicer):
         command = PublishRequest(
             post_id=parse_uuid(request.post_id, "post_id"),
             user_id=required_user_id(request.user_id),
-            account_id=parse_uuid(request.account_id, "account_id")
-            if request.account_id
-            else None,
+            account_id=parse_uuid(request.account_id, "account_id") if request.account_id else None,
             immediate=request.immediate_publish,
             override_schedule=request.override_schedule,
             request_id=request.request_id,
         )
-        post, queued = await asyncio.to_thread(
-            self._commands.publish, current_principal(), command
-        )
+        post, queued = await asyncio.to_thread(self._commands.publish, current_principal(), command)
         return publishing_service_pb2.PublishPostResponse(post=post_to_proto(post), queued=queued)
 
     async def ListDeadLetters(
