@@ -96,7 +96,8 @@ class Services:
 class GrpcServer:
     def __init__(self, services: Services, host: str, port: int) -> None:
         self._services = services
-        self._serving = False
+        # Set once shutdown begins; readiness and health stay down from then on.
+        self._stopping = False
         interceptors: list[grpc.aio.ServerInterceptor] = [
             aio_server_interceptor(),  # type: ignore[no-untyped-call]
             TelemetryInterceptor(),
@@ -124,7 +125,7 @@ class GrpcServer:
             AccountServicer(services.accounts, services.privacy), self._server
         )
         service_info_service_pb2_grpc.add_ServiceInfoServiceServicer_to_server(
-            ServiceInfoServicer(services.build, services.readiness, lambda: self._serving),
+            ServiceInfoServicer(services.build, services.readiness, lambda: not self._stopping),
             self._server,
         )
         scheduling_service_pb2_grpc.add_PostSchedulingServiceServicer_to_server(
@@ -170,7 +171,6 @@ class GrpcServer:
                 await self._set_health(serving=False)
 
     async def _set_health(self, *, serving: bool) -> None:
-        self._serving = serving
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if serving
@@ -184,7 +184,7 @@ class GrpcServer:
         if self._monitor is not None:
             self._monitor.cancel()
         await self._health.enter_graceful_shutdown()
-        self._serving = False
+        self._stopping = True
         await self._server.stop(grace)
 
     async def wait(self) -> None:
