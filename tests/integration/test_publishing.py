@@ -162,6 +162,18 @@ def test_rate_limited_posts_wait_in_priority_order(engine_: Engine_) -> None:
     assert done[0].published_at <= done[1].published_at
 
 
+def test_x_headers_saying_the_budget_is_spent_hold_the_account(engine_: Engine_) -> None:
+    account = engine_.account()
+    engine_.emulator.control.set_limits(user_posts_per_window=2)
+    posts = [engine_.post(account, f"headers {i}") for i in range(3)]
+    engine_.run_until_idle()
+    states = [engine_.load(p.id).state for p in posts]
+    assert states == [PostState.PUBLISHED, PostState.PUBLISHED, PostState.SCHEDULED]
+    # The second answer said "0 remaining": no call was wasted on a certain 429.
+    assert engine_.emulator.control.counters().get("POST /2/tweets") == 2
+    assert engine_.events().count("rate_limit.reached") == 1
+
+
 def test_own_budget_holds_posts_back_before_x_refuses(machine_database, x_api, emulator) -> None:  # type: ignore[no-untyped-def]
     from tests.integration.publishing_fixtures import make_engine_
 

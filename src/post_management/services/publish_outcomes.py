@@ -20,6 +20,7 @@ from post_management.ports.x_api import (
     Published,
     PublishOutcome,
     RateLimited,
+    RateLimitInfo,
     Unauthorized,
     UnknownOutcome,
 )
@@ -42,12 +43,22 @@ def _ids(claim: Claim) -> _PostIds:
     return {"post_id": claim.post_id, "account_id": claim.account_id, "user_id": claim.user_id}
 
 
-def published(claim: Claim, x_post_id: str, now: datetime, outcome: str) -> Settlement:
+def published(
+    claim: Claim,
+    x_post_id: str,
+    now: datetime,
+    outcome: str,
+    rate_limit: RateLimitInfo | None = None,
+) -> Settlement:
+    held = _spent_budget(claim, rate_limit, now)
     return Settlement(
         state=PostState.PUBLISHED,
         outcome=outcome,
         x_post_id=x_post_id,
         published_at=now,
+        # X's headers say the budget is spent: the account waits for the reset
+        # instead of spending a call on a certain 429.
+        account_rate_limited_until=rate_limit.blocked_until() if rate_limit else None,
         events=(
             events.post_published(
                 **_ids(claim),
@@ -57,6 +68,35 @@ def published(claim: Claim, x_post_id: str, now: datetime, outcome: str) -> Sett
                 occurred_at=now,
             ),
             _processed(claim, PostState.PUBLISHED, now),
+            *held,
+        ),
+    )
+
+
+def _spent_budget(
+    claim: Claim, rate_limit: RateLimitInfo | None, now: datetime
+) -> tuple[events.DomainEvent, ...]:
+    """`rate_limit.reached` for the quota X's headers report spent, if any."""
+    if rate_limit is None or rate_limit.blocked_until() is None:
+        return ()
+    scoped = (
+        (rate_limit.window, events.RATE_LIMIT_SCOPE_USER),
+        (rate_limit.user_day, events.RATE_LIMIT_SCOPE_USER),
+        (rate_limit.app_day, events.RATE_LIMIT_SCOPE_APP),
+    )
+    quota, scope = max(
+        ((q, sc) for q, sc in scoped if q is not None and q.remaining <= 0),
+        key=lambda pair: pair[0].reset_at,
+    )
+    return (
+        events.rate_limit_reached(
+            account_id=claim.account_id,
+            user_id=claim.user_id,
+            scope=scope,
+            endpoint="POST /2/tweets",
+            limit=quota.limit,
+            reset_at=quota.reset_at,
+            occurred_at=now,
         ),
     )
 
@@ -229,8 +269,8 @@ def settle_publish(
     claim: Claim, outcome: PublishOutcome, now: datetime, timing: Timing
 ) -> Settlement:
     match outcome:
-        case Published(x_post_id=x_post_id):
-            return published(claim, x_post_id, now, "published")
+        case Published(x_post_id=x_post_id, rate_limit=info):
+            return published(claim, x_post_id, now, "published", info)
         case RateLimited(reset_at=reset_at, limit=limit):
             return rate_limited(claim, reset_at, events.RATE_LIMIT_SCOPE_USER, limit or 0, now)
         case Duplicate():

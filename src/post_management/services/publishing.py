@@ -21,6 +21,7 @@ from post_management.ports.x_api import (
     NewPost,
     Published,
     RateLimited,
+    RateLimitInfo,
     Timeline,
     XApi,
     XCredentials,
@@ -99,6 +100,7 @@ class Publisher:
         before; each id is recorded before the next call so a retry never repeats one."""
         segments = claim.segments
         published = list(claim.segment_x_post_ids)
+        rate_limit: RateLimitInfo | None = None
         for index in range(len(published), len(segments)):
             if index > len(claim.segment_x_post_ids):
                 refused = self._spend_budget(claim, self._clock.now())
@@ -123,7 +125,10 @@ class Publisher:
                 log.warning("lost the claim on post %s in segment %d", claim.post_id, index)
                 return PostState.PUBLISHING
             published.append(result.x_post_id)
-        settlement = outcomes.published(claim, published[0], self._clock.now(), "published")
+            rate_limit = result.rate_limit
+        settlement = outcomes.published(
+            claim, published[0], self._clock.now(), "published", rate_limit
+        )
         self._settle(claim, settlement)
         return settlement.state
 
