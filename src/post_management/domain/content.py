@@ -18,14 +18,29 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _X_ID = re.compile(r"^[0-9]{1,19}$")
 
 
+# An emoji, however many code points it is made of (skin tones, ZWJ families,
+# flags, keycaps), counts 2 like one wide character.
+_EMOJI = re.compile(
+    r"(?:[\U0001F1E6-\U0001F1FF]{2})"  # a flag: two regional indicators
+    r"|(?:[0-9#*]\uFE0F?\u20E3)"  # a keycap
+    r"|(?:[\u00A9\u00AE\u203C-\u3299\U0001F000-\U0001FAFF]\uFE0F"
+    r"|[\u2300-\u23FF\u2600-\u27BF\u2B00-\u2BFF\U0001F000-\U0001FAFF])"
+    r"[\U0001F3FB-\U0001F3FF\uFE0F\U000E0020-\U000E007F]*"
+    r"(?:\u200D(?:[\u2600-\u27BF\U0001F000-\U0001FAFF])\uFE0F?"
+    r"[\U0001F3FB-\U0001F3FF\U000E0020-\U000E007F]*)*"
+)
+
+
 def weighted_length(text: str) -> int:
-    """Length as X counts it: NFC, URLs count 23, wide characters count 2."""
+    """Length as X counts it: NFC, URLs count 23, emoji and wide characters 2."""
     normalized = unicodedata.normalize("NFC", text)
     total = 0
     for url in _URL.findall(normalized):
         total += URL_WEIGHT
         normalized = normalized.replace(url, "", 1)
-    for char in normalized:
+    emoji = _EMOJI.findall(normalized)
+    total += 2 * len(emoji)
+    for char in _EMOJI.sub("", normalized):
         code = ord(char)
         total += 1 if any(lo <= code <= hi for lo, hi in _LIGHT_RANGES) else 2
     return total
