@@ -90,6 +90,8 @@ async def create_post(request: web.Request) -> web.Response:
         p.author_id == ctx.user.id and p.text == text and not p.deleted
         for p in state.posts.values()
     ):
+        # Counted so tests can prove no second create-post was ever attempted.
+        state.counters["POST /2/tweets duplicate"] += 1
         return wire.forbidden(wire.DUPLICATE_DETAIL)
     post = StoredPost(
         id=state.new_post_id(),
