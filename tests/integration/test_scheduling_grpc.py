@@ -143,6 +143,14 @@ def test_past_and_beyond_the_horizon_are_rejected(
         ({"timezone": "Mars/Base"}, "UNKNOWN_TIMEZONE", "timezone"),
         ({"priority": "asap"}, "UNKNOWN_PRIORITY", "priority"),
         ({"scheduled_for": "tomorrow"}, "INVALID_SCHEDULED_TIME", "scheduled_for"),
+        # Out of datetime's range once in UTC.
+        ({"scheduled_for": "0001-01-01T00:00:00+01:00"}, "INVALID_SCHEDULED_TIME", "scheduled_for"),
+        ({"scheduled_for": "9999-12-31T23:59:59-01:00"}, "INVALID_SCHEDULED_TIME", "scheduled_for"),
+        (
+            {"scheduled_for": "0001-01-01T00:30:00", "timezone": "Asia/Tokyo"},
+            "INVALID_SCHEDULED_TIME",
+            "scheduled_for",
+        ),
     ],
 )
 def test_bad_input(
@@ -419,6 +427,18 @@ def test_batch_all_or_nothing_fails_whole_naming_the_index(
     assert [r.post_id for r in done.results] == [p.id for p in posts]
     assert all(r.response.post.state == post_pb2.POST_STATE_SCHEDULED for r in done.results)
     assert len(db.outbox()) == 6
+
+
+def test_batch_refuses_a_time_outside_datetimes_range(alice: Client, sched: Scheduler) -> None:
+    post = alice.create_post(alice.create_account().id)
+    requests = [pb.SchedulePostRequest(post_id=post.id, scheduled_for="9999-12-31T23:59:59-01:00")]
+    error = failure(lambda: sched.batch(requests, all_or_nothing=True))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    reason, violations = error_details(error)
+    assert reason == "INVALID_SCHEDULED_TIME"
+    assert violations[0][0] == "requests[0].scheduled_for"
+    result = sched.batch(requests, all_or_nothing=False).results[0]
+    assert result.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
 
 def test_batch_all_or_nothing_sees_its_own_earlier_items(

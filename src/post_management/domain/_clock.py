@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -29,3 +30,11 @@ def iso_utc(value: datetime) -> str:
     """RFC 3339 in UTC with a "Z", the form used in error metadata."""
     text = value.astimezone(UTC).isoformat()
     return text.removesuffix("+00:00") + "Z"
+
+
+def trim_fraction(value: str) -> str:
+    """`value` with a fraction of seconds cut to microseconds.
+
+    Python keeps microseconds; RFC 3339 allows more digits, which are dropped.
+    """
+    return re.sub(r"(\.\d{6})\d+", r"\1", value)

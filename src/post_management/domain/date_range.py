@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from post_management.domain._clock import trim_fraction
 from post_management.domain.errors import FieldViolation, InvalidArgument
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -63,7 +64,7 @@ def _parse_bound(text: str | None, field: str, is_end: bool) -> datetime | None:
             start = datetime.combine(day, time(), tzinfo=UTC)
             return start + timedelta(days=1) if is_end else start
         if _INSTANT.match(value):
-            instant = datetime.fromisoformat(_trim_fraction(value).upper()).astimezone(UTC)
+            instant = datetime.fromisoformat(trim_fraction(value).upper()).astimezone(UTC)
             return instant + timedelta(microseconds=1) if is_end else instant
     except (ValueError, OverflowError):
         pass
@@ -73,8 +74,3 @@ def _parse_bound(text: str | None, field: str, is_end: bool) -> datetime | None:
         "('2024-01-01T09:30:00Z', '2024-01-01T09:30:00+01:00')",
         reason="INVALID_DATE",
     )
-
-
-def _trim_fraction(value: str) -> str:
-    # Python keeps microseconds; RFC 3339 allows more digits, which are dropped.
-    return re.sub(r"(\.\d{6})\d+", r"\1", value)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from post_management.domain._clock import iso_utc, require_aware
+from post_management.domain._clock import iso_utc, require_aware, trim_fraction
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.timezones import (
     AmbiguousTimePolicy,
@@ -63,21 +63,22 @@ def resolve_requested_time(
     try:
         if match is None:
             raise ValueError(scheduled_for)
-        text = _trim_fraction(match["body"]) + (match["offset"] or "")
+        text = trim_fraction(match["body"]) + (match["offset"] or "")
         parsed = datetime.fromisoformat(text.upper())
-    except ValueError:
+        shifted = False
+        if parsed.tzinfo is not None:
+            instant = parsed.astimezone(UTC)
+        else:
+            instant = to_instant(parsed, zone, nonexistent, ambiguous, field)
+            shifted = instant.astimezone(zone).replace(tzinfo=None) != parsed
+    # OverflowError: a time near year 1 or 9999 that leaves datetime's range in UTC.
+    except (ValueError, OverflowError):
         raise InvalidArgument.for_field(
             field,
             f"{scheduled_for!r} is not an RFC 3339 date-time: use '2025-03-09T14:30:00Z', "
             "'2025-03-09T14:30:00+01:00', or '2025-03-09T09:30:00' read in the time zone",
             reason="INVALID_SCHEDULED_TIME",
         ) from None
-    shifted = False
-    if parsed.tzinfo is not None:
-        instant = parsed.astimezone(UTC)
-    else:
-        instant = to_instant(parsed, zone, nonexistent, ambiguous, field)
-        shifted = instant.astimezone(zone).replace(tzinfo=None) != parsed
     check_window(instant, now, past_grace, horizon, field)
     return ResolvedTime(instant, zone.key, shifted)
 
@@ -109,8 +110,3 @@ def check_window(
         )
         error.metadata.update(metadata | {"latest_allowed": iso_utc(latest)})
         raise error
-
-
-def _trim_fraction(value: str) -> str:
-    # Python keeps microseconds; RFC 3339 allows more digits, which are dropped.
-    return re.sub(r"(\.\d{6})\d+", r"\1", value)

@@ -111,6 +111,22 @@ def test_a_malformed_time_is_rejected_on_the_scheduled_for_field(text: str) -> N
     assert [v.field for v in caught.value.violations] == ["scheduled_for"]
 
 
+@pytest.mark.parametrize(
+    ("text", "zone"),
+    [
+        ("0001-01-01T00:00:00+01:00", NY),
+        ("9999-12-31T23:59:59-01:00", NY),
+        ("0001-01-01T00:30:00", "Asia/Tokyo"),
+        ("9999-12-31T23:30:00", NY),
+    ],
+)
+def test_a_time_outside_datetimes_range_in_utc_is_rejected(text: str, zone: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        resolve_requested_time(text, zone, NOW)
+    assert caught.value.reason == "INVALID_SCHEDULED_TIME"
+    assert [v.field for v in caught.value.violations] == ["scheduled_for"]
+
+
 def test_the_past_is_allowed_within_the_grace_only() -> None:
     ok = resolve_requested_time("2025-03-01T11:59:00Z", "UTC", NOW)
     assert ok.instant == at(2025, 3, 1, 11, 59)
