@@ -135,7 +135,7 @@ class Engine_:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 text(
-                    "SELECT number, outcome FROM post_attempts WHERE post_id = :id ORDER BY number"
+                    "SELECT number, outcome FROM post_attempts WHERE post_id = :id ORDER BY id"
                 ),
                 {"id": post_id},
             ).all()

@@ -278,7 +278,13 @@ def test_segments_already_on_x_cannot_be_edited(
             metadata=alice.metadata,
         )
 
-    for fields in ({"text": "uno"}, {"reply_to_x_post_id": "5"}, {"media_ids": ["9"]}):
+    other = _account(alice, emulator)
+    for fields in (
+        {"text": "uno"},
+        {"reply_to_x_post_id": "5"},
+        {"media_ids": ["9"]},
+        {"account_id": other.id},  # the rest would reply from another account
+    ):
         code, reason, _ = _refused(partial(update, **fields))
         assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SEGMENTS_ALREADY_PUBLISHED")
     edited = update(thread=["two, reworded", "three"])

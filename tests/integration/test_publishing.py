@@ -95,6 +95,24 @@ def test_5xx_is_unknown_then_retried_with_backoff_then_dead_lettered(engine_: En
     assert [o for _, o in engine_.attempts(post.id)] == ["retry", "retry", "dead_lettered"]
     assert engine_.emulator.control.posts(text="flaky") == []
 
+    # Requeued (attempts start again at 1): the history of the first round stays.
+    with engine_.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE posts SET state = 'SCHEDULED', attempt_count = 0, due_at = now() "
+                "WHERE id = :id"
+            ),
+            {"id": post.id},
+        )
+    engine_.run_until_idle()
+    assert engine_.load(post.id).state is PostState.PUBLISHED
+    assert engine_.attempts(post.id) == [
+        (1, "retry"),
+        (2, "retry"),
+        (3, "dead_lettered"),
+        (1, "published"),
+    ]
+
 
 def test_accepted_then_dropped_is_adopted_not_reposted(engine_: Engine_) -> None:
     account = engine_.account()

@@ -7,6 +7,8 @@ retry resumes after the last published segment instead of posting it again.
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from post_management.domain.content import content_violations
 from post_management.domain.duplicates import normalize_text
 from post_management.domain.errors import FailedPrecondition, FieldViolation
@@ -60,6 +62,18 @@ def ensure_published_segments_kept(
     if first_changed or new_segments[:published] != old_segments[:published]:
         raise FailedPrecondition(
             f"the first {published} segment(s) are already on X and cannot change",
+            reason="SEGMENTS_ALREADY_PUBLISHED",
+            metadata={"published_segments": str(published)},
+        )
+
+
+def ensure_account_kept(published: int, old_account: UUID, new_account: UUID) -> None:
+    """The rest of a partly published thread must come from the same account: it
+    replies to that account's posts, and the reconciler reads that timeline."""
+    if published and old_account != new_account:
+        raise FailedPrecondition(
+            f"the first {published} segment(s) are on X from this account; "
+            "the rest cannot move to another",
             reason="SEGMENTS_ALREADY_PUBLISHED",
             metadata={"published_segments": str(published)},
         )

@@ -12,7 +12,11 @@ from post_management.domain.content import content_violations
 from post_management.domain.errors import FieldViolation, InvalidArgument, NotFound
 from post_management.domain.media import attachment_violations
 from post_management.domain.post import Post, Priority
-from post_management.domain.threads import ensure_published_segments_kept, thread_violations
+from post_management.domain.threads import (
+    ensure_account_kept,
+    ensure_published_segments_kept,
+    thread_violations,
+)
 from post_management.ports.repositories import Cursor, DuplicateKey, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -161,6 +165,7 @@ class PostService:
             expected = post.version
             kept = _first_segment(post)
             if patch.account_id is not None and patch.account_id != post.account_id:
+                ensure_account_kept(len(post.segment_x_post_ids), post.account_id, patch.account_id)
                 _ensure_own_account(uow, post.user_id, patch.account_id, "post.account_id")
                 post.account_id = patch.account_id
             if patch.text is not None:

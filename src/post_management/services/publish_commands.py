@@ -15,6 +15,7 @@ from post_management.domain.errors import (
     PermissionDenied,
 )
 from post_management.domain.post import Post, PostState
+from post_management.domain.threads import ensure_account_kept
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.repositories import Cursor, PostFilter
 from post_management.ports.support import Clock
@@ -66,7 +67,11 @@ class PublishCommands:
         idempotency.check_request_id(request.request_id)
         scope = f"PublishPost:{request.post_id}"
         digest = idempotency.request_hash(
-            {"immediate": request.immediate, "account": str(request.account_id)}
+            {
+                "immediate": request.immediate,
+                "override": request.override_schedule,
+                "account": str(request.account_id),
+            }
         )
         with self._uow() as uow:
             if request.request_id and idempotency.earlier_result(
@@ -116,6 +121,7 @@ class PublishCommands:
         before = snapshot(post)
         expected = post.version
         if request.account_id is not None and request.account_id != post.account_id:
+            ensure_account_kept(len(post.segment_x_post_ids), post.account_id, request.account_id)
             account = uow.accounts.get(request.account_id)
             if account is None or account.user_id != post.user_id:
                 raise InvalidArgument.for_field(

@@ -237,13 +237,21 @@ class SqlPublishQueue:
 
     def settle(self, claim: Claim, settlement: Settlement, now: datetime) -> bool:
         with self._engine.begin() as connection:
+            # Account row first, then the post: the order scheduling takes them in,
+            # so a settlement and a SchedulePost can never deadlock.
+            connection.execute(
+                text("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE"),
+                {"id": claim.account_id},
+            )
             if not self._update_post(connection, claim, settlement, now):
                 return False
+            # The newest row of this attempt number: numbers repeat after a requeue.
             connection.execute(
                 text(
                     "UPDATE post_attempts SET finished_at = :now, outcome = :outcome, "
                     "detail = :detail, x_post_id = :x_post_id "
-                    "WHERE post_id = :post_id AND number = :number"
+                    "WHERE id = (SELECT max(id) FROM post_attempts "
+                    "WHERE post_id = :post_id AND number = :number)"
                 ),
                 {
                     "now": now,
