@@ -490,6 +490,25 @@ def test_free_slots_skip_taken_ones(alice: Client, sched: Scheduler) -> None:
     assert len(sched.free_slots(account.id).slots) == 5
 
 
+@pytest.mark.parametrize(
+    ("seconds", "reason"),
+    [
+        (253402300800, "INVALID_TIMESTAMP"),  # past Timestamp's 9999-12-31T23:59:59Z
+        (253402300799, "AFTER_TOO_FAR"),  # valid, but slots after it would overflow
+    ],
+)
+def test_free_slots_refuse_an_after_out_of_range(
+    alice: Client, sched: Scheduler, seconds: int, reason: str
+) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    account = alice.create_account()
+    error = failure(lambda: sched.free_slots(account.id, after=Timestamp(seconds=seconds)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    found_reason, violations = error_details(error)
+    assert found_reason == reason and violations[0][0] == "after"
+
+
 def test_posting_rules_are_validated_and_round_trip(alice: Client) -> None:
     good = rules(
         min_interval_minutes=15,

@@ -301,6 +301,15 @@ class SchedulingService:
             principal.ensure_can_act_for(account.user_id)
             now = self._clock.now()
             start = max(after or now, now)
+            # No slot lies beyond the horizon; refusing here also keeps the slot
+            # arithmetic near year 9999 from overflowing.
+            if start > now + self._horizon:
+                raise InvalidArgument.for_field(
+                    "after",
+                    f"{start.isoformat()} is beyond the scheduling horizon "
+                    f"({(now + self._horizon).isoformat()})",
+                    reason="AFTER_TOO_FAR",
+                )
             taken = uow.schedule.taken_times(account.id, start - LOOKBACK)
         zone = load_zone(account.timezone, "account.timezone")
         slots = free_slots(

@@ -174,7 +174,14 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
         if user_id:
             principal.ensure_can_act_for(required_user_id(user_id))
         account_id = parse_uuid(request.account_id, "account_id")
-        after = request.after.ToDatetime(tzinfo=UTC) if request.HasField("after") else None
+        after = None
+        if request.HasField("after"):
+            try:
+                after = request.after.ToDatetime(tzinfo=UTC)
+            except ValueError:  # seconds or nanos outside Timestamp's range
+                raise InvalidArgument.for_field(
+                    "after", "is not a valid timestamp", reason="INVALID_TIMESTAMP"
+                ) from None
         found = await asyncio.to_thread(
             self._scheduling.free_slots, principal, account_id, user_id, after, request.count
         )
