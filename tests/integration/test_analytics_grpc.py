@@ -258,6 +258,9 @@ def test_bad_input_is_invalid_argument(world: World) -> None:
         (lambda: stub.GetPostAnalytics(pb.GetPostAnalyticsRequest(), metadata=metadata), "post_id"),
         (lambda: stub.GetUserStats(pb.GetUserStatsRequest(), metadata=metadata), "user_id"),
         (lambda: stub.GetUserStats(pb.GetUserStatsRequest(user_id="alice", from_date="yesterday"), metadata=metadata), "from_date"),  # noqa: E501
+        # The default window, or the period before the range, would start before year 1.
+        (lambda: stub.GetUserStats(pb.GetUserStatsRequest(user_id="alice", to_date="0001-01-05"), metadata=metadata), "to_date"),  # noqa: E501
+        (lambda: stub.GetUserStats(pb.GetUserStatsRequest(user_id="alice", from_date="0001-01-02", to_date="9999-12-30"), metadata=metadata), "from_date"),  # noqa: E501
         (lambda: stub.GetOptimalTimes(pb.GetOptimalTimesRequest(account_id=account, days=31), metadata=metadata), "days"),  # noqa: E501
         (lambda: stub.GetOptimalTimes(pb.GetOptimalTimesRequest(account_id=account, count=21), metadata=metadata), "count"),  # noqa: E501
     ]  # fmt: skip

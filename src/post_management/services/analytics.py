@@ -231,14 +231,30 @@ class AnalyticsQueries:
         principal.ensure_can_act_for(user_id)
         dates = parse_date_range(from_date, to_date)
         end = dates.end or self._clock.now()
-        start = dates.start or end - DEFAULT_STATS_WINDOW
+        # Dates near year 1 leave datetime's range when the window, or the
+        # period of the same length before it, is computed.
+        try:
+            start = dates.start or end - DEFAULT_STATS_WINDOW
+        except OverflowError:
+            raise InvalidArgument.for_field(
+                "to_date", "is too early for the 30-day default window", reason="INVALID_DATE"
+            ) from None
         if start >= end:
             raise InvalidArgument.for_field(
                 "from_date", "must be before to_date (default: now)", reason="INVALID_DATE_RANGE"
             )
+        try:
+            previous_start = start - (end - start)
+        except OverflowError:
+            raise InvalidArgument.for_field(
+                "from_date",
+                "the range is too long: the period of the same length before it starts "
+                "before year 1",
+                reason="INVALID_DATE_RANGE",
+            ) from None
         with self._uow() as uow:
             current = uow.analytics.user_posts(user_id, start, end)
-            previous = uow.analytics.user_posts(user_id, start - (end - start), start)
+            previous = uow.analytics.user_posts(user_id, previous_start, start)
         return _user_stats(user_id, start, end, current, previous)
 
     # --- GetOptimalTimes --------------------------------------------------------
