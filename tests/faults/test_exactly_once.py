@@ -155,6 +155,9 @@ def test_every_post_is_published_exactly_once(
         for worker in workers:
             worker.kill()
 
+    # No create-post was ever sent for a post already on X (the emulator would have
+    # refused it as a duplicate, which alone could hide a repost).
+    assert control.counters().get("POST /2/tweets duplicate", 0) == 0
     on_x = Counter(p["text"] for p in control.posts())
     doubled = {t: n for t, n in on_x.items() if n > 1}
     assert doubled == {}

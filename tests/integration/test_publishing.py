@@ -127,6 +127,7 @@ def test_accepted_then_dropped_is_adopted_not_reposted(engine_: Engine_) -> None
     assert adopted.state is PostState.PUBLISHED
     assert [p["id"] for p in on_x] == [adopted.x_post_id]
     assert engine_.attempts(post.id) == [(1, "adopted")]
+    assert engine_.emulator.control.counters().get("POST /2/tweets duplicate", 0) == 0
 
 
 def test_a_timeout_after_x_stored_the_post_is_adopted(engine_: Engine_) -> None:
@@ -279,5 +280,6 @@ def test_concurrent_dispatchers_publish_every_post_exactly_once(
     on_x = emulator.control.posts()
     texts = sorted(p["text"] for p in on_x)
     assert texts == sorted(f"race {i}" for i in range(60))
+    assert emulator.control.counters().get("POST /2/tweets duplicate", 0) == 0
     first.engine.dispose()
     second.engine.dispose()
