@@ -112,6 +112,13 @@ def test_create_account_is_idempotent_with_request_id(alice: Client) -> None:
         ({"handle": "ok", "x_user_id": "abc"}, "account.x_user_id"),
         ({"handle": "ok", "x_user_id": "1", "timezone": "Mars/Base"}, "account.timezone"),
         ({"handle": "ok", "x_user_id": "1", "timezone": "../../etc/passwd"}, "account.timezone"),
+        # Directories and files of the zone database that are not zones, and a name too
+        # long for a file name.
+        ({"handle": "ok", "x_user_id": "1", "timezone": "America"}, "account.timezone"),
+        ({"handle": "ok", "x_user_id": "1", "timezone": "Etc"}, "account.timezone"),
+        ({"handle": "ok", "x_user_id": "1", "timezone": "__pycache__"}, "account.timezone"),
+        ({"handle": "ok", "x_user_id": "1", "timezone": "posixrules"}, "account.timezone"),
+        ({"handle": "ok", "x_user_id": "1", "timezone": "A" * 300}, "account.timezone"),
         ({"x_user_id": "1"}, "account.handle"),
     ],
 )

@@ -8,7 +8,6 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from post_management.domain.account import Account, AccountState, Credentials
 from post_management.domain.auth import Principal, Role
@@ -20,6 +19,7 @@ from post_management.domain.errors import (
     NotFound,
 )
 from post_management.domain.posting_rules import posting_rules_from_json
+from post_management.domain.timezones import load_zone
 from post_management.ports.repositories import Cursor, DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -57,8 +57,11 @@ def validate_fields(fields: AccountFields, prefix: str = "account") -> None:
         )
     if fields.x_user_id is not None and not _X_USER_ID.match(fields.x_user_id):
         problems.append(FieldViolation(f"{prefix}.x_user_id", "must be X's numeric user id"))
-    if fields.timezone is not None and not _is_zone(fields.timezone):
-        problems.append(FieldViolation(f"{prefix}.timezone", "must be an IANA time zone name"))
+    if fields.timezone is not None:
+        try:
+            load_zone(fields.timezone, f"{prefix}.timezone")
+        except InvalidArgument as error:
+            problems.extend(error.violations)
     if fields.credentials is not None:
         for name, value in (
             ("access_token", fields.credentials.access_token),
@@ -81,16 +84,6 @@ def normalized(fields: AccountFields, prefix: str = "account") -> AccountFields:
         return fields
     rules = posting_rules_from_json(fields.posting_rules, prefix=f"{prefix}.posting_rules")
     return dataclasses.replace(fields, posting_rules=rules.to_json())
-
-
-def _is_zone(name: str) -> bool:
-    if not name or name.startswith(("/", ".")) or ".." in name:
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 class AccountService:
