@@ -29,7 +29,10 @@ class Priority(enum.IntEnum):
     LOW = 4
 
 
-# Every legal transition, by the action that makes it. Anything else raises.
+# The transitions requests make, by action; anything else raises. The publishing
+# engine's own moves (claim, settle, retry, dead-letter) are single guarded SQL
+# statements in adapters/db/publish_queue.py, checked against the state and the
+# claim's holder token in their WHERE clause.
 TRANSITIONS: dict[str, dict[PostState, PostState]] = {
     "schedule": {
         PostState.DRAFT: PostState.SCHEDULED,
@@ -37,12 +40,6 @@ TRANSITIONS: dict[str, dict[PostState, PostState]] = {
         PostState.FAILED: PostState.SCHEDULED,
     },
     "cancel": {PostState.SCHEDULED: PostState.CANCELLED},
-    "unschedule": {PostState.CANCELLED: PostState.DRAFT, PostState.SCHEDULED: PostState.DRAFT},
-    "claim": {PostState.SCHEDULED: PostState.PUBLISHING},
-    "publish_ok": {PostState.PUBLISHING: PostState.PUBLISHED},
-    "publish_failed": {PostState.PUBLISHING: PostState.FAILED},
-    "retry": {PostState.PUBLISHING: PostState.SCHEDULED},
-    "dead_letter": {PostState.PUBLISHING: PostState.DEAD_LETTERED},
     "requeue": {PostState.DEAD_LETTERED: PostState.SCHEDULED},
 }
 
