@@ -11,6 +11,7 @@ from sqlalchemy import text
 from xmp.posts.v1 import account_pb2, account_service_pb2
 
 from post_management.adapters.db.engine import make_engine
+from post_management.domain.auth import Role
 from tests.integration.grpc_fixtures import Client, alice, bob, clean, error_details, server
 from tests.support.harness import RunningServer
 
@@ -103,6 +104,19 @@ def test_create_account_is_idempotent_with_request_id(alice: Client) -> None:
     first = alice.accounts.CreateAccount(request, metadata=alice.metadata)
     again = alice.accounts.CreateAccount(request, metadata=alice.metadata)
     assert first.id == again.id
+
+
+def test_request_id_works_for_the_longest_user_id(clean: RunningServer) -> None:
+    # The idempotency scope is "CreateAccount:" + the user id.
+    service = Client(clean, "crm", Role.SERVICE)
+    request = account_service_pb2.CreateAccountRequest(
+        account=account_pb2.Account(user_id="u" * 128, handle="h", x_user_id="5"),
+        request_id=str(uuid.uuid4()),
+    )
+    first = service.accounts.CreateAccount(request, metadata=service.metadata)
+    again = service.accounts.CreateAccount(request, metadata=service.metadata)
+    assert first.id == again.id
+    service.channel.close()
 
 
 @pytest.mark.parametrize(

@@ -211,7 +211,8 @@ outbox = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
-    Column("scope", String(64), primary_key=True),
+    # "<Method>:" + a user id of up to 128 characters.
+    Column("scope", Text, primary_key=True),
     Column("key", String(128), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("resource_id", UUID(as_uuid=True), nullable=False),
