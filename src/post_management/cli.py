@@ -18,6 +18,7 @@ from post_management.domain.auth import Role
 from post_management.entrypoints.envoy_config import default_descriptor_path, render_envoy_config
 from post_management.entrypoints.envoy_process import EnvoyProcess
 from post_management.entrypoints.grpc.server import GrpcServer
+from post_management.entrypoints.grpc.tokens import MAX_SUBJECT_LENGTH
 from post_management.observability import logs, metrics, tracing
 
 log = logging.getLogger("post_management")
@@ -134,6 +135,13 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
     print(codec.mint(args.subject, Role(args.role), timedelta(minutes=args.ttl_minutes)))
 
 
+def _subject(value: str) -> str:
+    # The server refuses tokens with longer subjects; do not mint one.
+    if not value or len(value) > MAX_SUBJECT_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be 1-{MAX_SUBJECT_LENGTH} characters")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="post-management", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -146,7 +154,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("worker", help="run only the dispatcher and reconciler ticks")
     commands.add_parser("migrate", help="bring the database schema up to date")
     token = commands.add_parser("token", help="mint an access token for local use")
-    token.add_argument("--subject", default=LOCAL_USER, help="user or service id")
+    token.add_argument("--subject", type=_subject, default=LOCAL_USER, help="user or service id")
     token.add_argument("--role", choices=[role.value for role in Role], default="user")
     token.add_argument("--ttl-minutes", type=int, default=60)
     return root

@@ -52,6 +52,8 @@ BAD_METADATA = {
     "wrong secret": auth(jwt.encode({"sub": "alice", "aud": "post-management"}, "x" * 40)),
     "unknown role": auth(_token(role="root")),
     "alg none": auth(jwt.encode({"sub": "alice"}, None, algorithm="none")),
+    # The audit log's actor column holds "<role>:<subject>" in 128 characters.
+    "subject too long": auth(_token(sub="a" * 101)),
 }
 
 

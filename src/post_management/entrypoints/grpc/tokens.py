@@ -10,6 +10,8 @@ from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import Unauthenticated
 
 LEEWAY = timedelta(seconds=30)
+# The audit log records "<role>:<subject>" in 128 characters.
+MAX_SUBJECT_LENGTH = 100
 
 
 class TokenCodec:
@@ -51,4 +53,9 @@ class TokenCodec:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("the token has no subject", reason="TOKEN_INVALID")
+        if len(subject) > MAX_SUBJECT_LENGTH:
+            raise Unauthenticated(
+                f"the token's subject is longer than {MAX_SUBJECT_LENGTH} characters",
+                reason="TOKEN_INVALID",
+            )
         return Principal(subject=subject, role=role)
