@@ -26,7 +26,3 @@ class Principal:
                 "the caller may not act for this user",
                 reason="FOREIGN_USER",
             )
-
-    def ensure_admin(self) -> None:
-        if self.role is not Role.ADMIN:
-            raise PermissionDenied("this call needs the admin role", reason="ADMIN_ONLY")

@@ -46,11 +46,3 @@ def correlated(correlation_id: str | None = None, **fields: object) -> Iterator[
             yield value
     finally:
         _current.reset(token)
-
-
-@contextmanager
-def log_fields(**fields: object) -> Iterator[None]:
-    """Extra fields (post_id, account_id, ...) on every log line of a block."""
-    present = {key: str(value) for key, value in fields.items() if value not in (None, "")}
-    with structlog.contextvars.bound_contextvars(**present):
-        yield

@@ -6,9 +6,8 @@ the logs and W3C `traceparent` still reaches X and Kafka; spans are then dropped
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from importlib import metadata
 from typing import Any, ParamSpec, TypeVar
@@ -76,23 +75,6 @@ def span(
     """A current span; an exception marks it as an error and propagates."""
     with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
         yield current
-
-
-def traced(
-    name: str, attributes: Callable[..., Mapping[str, str]] | None = None
-) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """Decorator: run the function in a span; `attributes(*args)` names what it works on."""
-
-    def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
-        @functools.wraps(function)
-        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            values = dict(attributes(*args, **kwargs)) if attributes is not None else {}
-            with tracer.start_as_current_span(name, attributes=values):
-                return function(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 def mark_error(current: Span, description: str) -> None:

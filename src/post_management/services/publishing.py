@@ -10,21 +10,32 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from post_management.domain import events
-from post_management.domain.duplicates import normalize_text
 from post_management.domain.media import X_MEDIA_REUSE_WINDOW
 from post_management.domain.post import PostState
+from post_management.domain.x_matching import same_post
 from post_management.ports.media import MediaUploads
-from post_management.ports.publishing import Claim, PublishQueue, RateLimiter, Settlement
+from post_management.ports.publishing import (
+    LEASE_EXPIRED,
+    Claim,
+    PublishQueue,
+    RateLimiter,
+    Settlement,
+)
 from post_management.ports.support import Clock
 from post_management.ports.x_api import (
+    AccountSuspended,
     MediaUploaded,
     NewPost,
+    PermanentFailure,
     Published,
     RateLimited,
     RateLimitInfo,
     Timeline,
+    Unauthorized,
+    UnknownOutcome,
     XApi,
     XCredentials,
+    XPost,
 )
 from post_management.services import publish_outcomes as outcomes
 from post_management.services import publish_telemetry as telemetry
@@ -39,6 +50,7 @@ APP_POSTS_PER_DAY = 10_000
 APP_WINDOW = timedelta(hours=24)
 # Search the timeline from a little before the attempt started: clocks differ.
 CLOCK_MARGIN = timedelta(minutes=2)
+TimelineFailure = PermanentFailure | UnknownOutcome | AccountSuspended | Unauthorized
 
 
 @dataclass(frozen=True)
@@ -158,13 +170,12 @@ class Publisher:
                     return outcomes.settle_media_failure(claim, result, now, self._settings.timing)
                 x_media_id = result.media_id
                 self._media.record(media_id, claim.account_id, x_media_id, now)
+                # A fresh lease for the next upload or the create-post call: the lease
+                # only has to outlast one X call, and a video's processing is long.
+                if not self._queue.extend(claim, now + self._settings.lease):
+                    log.warning("lost the claim on post %s while uploading media", claim.post_id)
+                    return None
             x_media_ids.append(x_media_id)
-        if len(known) < len(claim.attachment_ids) and not self._queue.extend(
-            claim, self._clock.now() + self._settings.lease
-        ):
-            # Uploads (a video's processing above all) took long enough to lose the claim.
-            log.warning("lost the claim on post %s while uploading media", claim.post_id)
-            return None
         return tuple(x_media_ids)
 
     def _spend_budget(self, claim: Claim, now: datetime) -> Settlement | None:
@@ -229,15 +240,10 @@ class Dispatcher:
             # The claim stays PUBLISHING; when its lease ends the reconciler decides.
             log.error("publishing failed unexpectedly: %r", error)
 
-    def drain(self, timeout: float | None = None) -> None:
+    def drain(self) -> None:
         """Wait for in-flight publishes (shutdown, tests)."""
         self._pool.shutdown(wait=True, cancel_futures=False)
         self._pool = ThreadPoolExecutor(self._settings.max_in_flight, thread_name_prefix="publish")
-
-    @property
-    def in_flight(self) -> int:
-        with self._lock:
-            return self._in_flight
 
 
 class Reconciler:
@@ -278,25 +284,28 @@ class Reconciler:
             first = claim.segment_x_post_ids[0]
             self._queue.settle(claim, outcomes.published(claim, first, now, "adopted"), now)
             return
-        timeline = self._x.recent_posts(
-            _x_credentials(claim),
-            claim.started_at - CLOCK_MARGIN,
-            user_id=claim.x_user_id or None,
-        )
+        # The timeline behind the credentials (the adapter asks /2/users/me once per
+        # token): the stored x_user_id is what the client typed, never verified.
+        timeline = self._x.recent_posts(_x_credentials(claim), claim.started_at - CLOCK_MARGIN)
         if isinstance(timeline, RateLimited):
             self._queue.extend(claim, max(timeline.reset_at, now + timing.settle_delay))
             return
         if not isinstance(timeline, Timeline):
             # X cannot tell us now; ask again later rather than guess.
-            self._queue.extend(claim, now + timing.settle_delay)
+            self._look_again(claim, now, timeline)
             return
-        wanted = normalize_text(segments[index])
-        for x_post in timeline.posts:
-            if normalize_text(x_post.text) == wanted:
-                self._adopt(claim, index, x_post.id, now)
-                return
+        found = self._find(claim, index, timeline.posts)
+        if found is not None:
+            self._adopt(claim, index, found, now)
+            return
         if not timeline.complete:
-            self._queue.extend(claim, now + timing.settle_delay)
+            self._look_again(claim, now, "the timeline was cut short by its page limit")
+            return
+        settled_at = claim.started_at + self._settings.lease + timing.settle_delay
+        if claim.unknown_cause == LEASE_EXPIRED and now < settled_at:
+            # Only the publisher's lease ran out, not the settle delay: a post sent
+            # just before may not be listed yet.
+            self._queue.extend(claim, settled_at)
             return
         if claim.unknown_cause == "duplicate":
             settlement = outcomes.failed(
@@ -309,6 +318,43 @@ class Reconciler:
             reason = f"not on X after an unknown outcome ({claim.unknown_cause})"
             settlement = outcomes.retry_or_dead_letter(claim, "X_UNKNOWN", reason, now, timing)
         self._queue.settle(claim, settlement, now)
+
+    def _find(self, claim: Claim, index: int, posts: tuple[XPost, ...]) -> str | None:
+        """X's id of segment `index`, matched as X rewrites text (domain.x_matching).
+        Newest first: the post in doubt is the account's latest, one being in flight."""
+        media = len(claim.media_ids) + len(claim.attachment_ids) if index == 0 else 0
+        reply = index > 0 or bool(claim.reply_to_x_post_id)
+        recorded = set(claim.segment_x_post_ids)
+        for x_post in posts:
+            if x_post.id in recorded:
+                continue
+            if same_post(
+                claim.segments[index],
+                media,
+                x_post.text,
+                x_media_count=None if x_post.media_keys is None else len(x_post.media_keys),
+                x_urls=x_post.urls,
+                reply=reply,
+            ):
+                return x_post.id
+        return None
+
+    def _look_again(self, claim: Claim, now: datetime, answer: TimelineFailure | str) -> None:
+        """X could not say whether the post is there: look again after the settle
+        delay, until the give-up bound; the post blocks its account's queue meanwhile."""
+        timing = self._settings.timing
+        waited = now - claim.started_at
+        if waited < timing.give_up:
+            self._queue.extend(claim, now + timing.settle_delay)
+            return
+        why = answer if isinstance(answer, str) else answer.reason
+        reason = f"X's timeline gave no answer for {waited} ({why})"
+        suspend: str | None = None
+        if isinstance(answer, Unauthorized):
+            suspend = f"tokens revoked: {answer.reason}"
+        elif isinstance(answer, AccountSuspended):
+            suspend = f"account suspended: {answer.reason}"
+        self._queue.settle(claim, outcomes.outcome_unknown(claim, reason, now, suspend), now)
 
     def _adopt(self, claim: Claim, index: int, x_post_id: str, now: datetime) -> None:
         """Segment `index` is on X: record it; the post is published when it was the
