@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from post_management.domain.content import MAX_WEIGHTED_LENGTH, content_violations, weighted_length
+from post_management.domain.content import (
+    MAX_TEXT_CODE_POINTS,
+    MAX_WEIGHTED_LENGTH,
+    URL_WEIGHT,
+    content_violations,
+    weighted_length,
+)
 
 
 @pytest.mark.parametrize(
@@ -34,3 +42,19 @@ def test_the_limit_is_inclusive() -> None:
     assert content_violations("😀" * (MAX_WEIGHTED_LENGTH // 2), [], "") == []
     too_long = content_violations("😀" * (MAX_WEIGHTED_LENGTH // 2) + "a", [], "")
     assert [v.field for v in too_long] == ["post.text"]
+
+
+def test_many_urls_are_weighed_in_linear_time() -> None:
+    text = "https://a.b " * 100_000
+    started = time.monotonic()
+    assert weighted_length(text) == 100_000 * (URL_WEIGHT + 1)
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("size", [MAX_TEXT_CODE_POINTS + 1, 16 * 1024 * 1024])
+def test_a_huge_text_is_refused_without_weighing_it(size: int) -> None:
+    started = time.monotonic()
+    problems = content_violations("a" * size, [], "")
+    assert time.monotonic() - started < 2
+    assert [v.field for v in problems] == ["post.text"]
+    assert f"{size} characters long" in problems[0].description
