@@ -33,8 +33,8 @@ from post_management.services.common import (
 )
 from post_management.services.pagination import Page, decode_token, encode_token, page_size
 
-_HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
-_X_USER_ID = re.compile(r"^[0-9]{1,19}$")
+_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
+_X_USER_ID = re.compile(r"[0-9]{1,19}")
 _MAX_TOKEN_LENGTH = 512
 
 
@@ -51,11 +51,11 @@ class AccountFields:
 
 def validate_fields(fields: AccountFields, prefix: str = "account") -> None:
     problems: list[FieldViolation] = []
-    if fields.handle is not None and not _HANDLE.match(fields.handle.removeprefix("@")):
+    if fields.handle is not None and not _HANDLE.fullmatch(fields.handle.removeprefix("@")):
         problems.append(
             FieldViolation(f"{prefix}.handle", "must be 1-15 letters, digits or underscores")
         )
-    if fields.x_user_id is not None and not _X_USER_ID.match(fields.x_user_id):
+    if fields.x_user_id is not None and not _X_USER_ID.fullmatch(fields.x_user_id):
         problems.append(FieldViolation(f"{prefix}.x_user_id", "must be X's numeric user id"))
     if fields.timezone is not None:
         try:

@@ -11,6 +11,7 @@ from uuid import UUID
 from post_management.domain.auth import Principal
 from post_management.domain.errors import Aborted, FailedPrecondition, PermissionDenied
 from post_management.domain.events import DomainEvent
+from post_management.domain.post import Post
 from post_management.ports.repositories import AuditEntry, Outbox, OutboxEvent
 from post_management.ports.unit_of_work import UnitOfWork
 
@@ -119,3 +120,27 @@ def emit(outbox: Outbox, *built: DomainEvent) -> None:
                 occurred_at=event.occurred_at,
             )
         )
+
+
+def audit_post(
+    uow: UnitOfWork,
+    principal: Principal,
+    action: str,
+    post: Post,
+    before: dict[str, Any] | None,
+    *,
+    request_id: str = "",
+    deleted: bool = False,
+) -> None:
+    """An audit row for a change of `post` (its state after, unless deleted)."""
+    audit(
+        uow,
+        principal,
+        action,
+        resource_type="post",
+        resource_id=post.id,
+        user_id=post.user_id,
+        before=before,
+        after=None if deleted else snapshot(post),
+        request_id=request_id,
+    )

@@ -22,7 +22,7 @@ from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
 from post_management.services.common import (
-    audit,
+    audit_post,
     check_etag,
     concurrent_change,
     ensure_account_filter,
@@ -111,7 +111,7 @@ class PostService:
                 uow.posts.add(post)
                 if request_id:
                     idempotency.remember(uow, scope, request_id, digest, post.id)
-                _audit_post(uow, principal, "post.create", post, None, snapshot(post), request_id)
+                audit_post(uow, principal, "post.create", post, None, request_id=request_id)
                 uow.commit()
                 return post
         except DuplicateKey:
@@ -191,7 +191,7 @@ class PostService:
             post.updated_at = self._clock.now()
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
-            _audit_post(uow, principal, "post.update", post, before, snapshot(post))
+            audit_post(uow, principal, "post.update", post, before)
             uow.commit()
         self._forget(post_id)
         return post
@@ -204,7 +204,7 @@ class PostService:
             post.ensure_deletable()
             if not uow.posts.delete(post.id, post.version):
                 raise concurrent_change()
-            _audit_post(uow, principal, "post.delete", post, snapshot(post), None)
+            audit_post(uow, principal, "post.delete", post, snapshot(post), deleted=True)
             uow.commit()
         self._forget(post_id)
 
@@ -265,25 +265,3 @@ def _ensure_own_account(uow: UnitOfWork, user_id: str, account_id: UUID, field: 
         raise InvalidArgument.for_field(
             field, "is not an account of this user", reason="UNKNOWN_ACCOUNT"
         )
-
-
-def _audit_post(
-    uow: UnitOfWork,
-    principal: Principal,
-    action: str,
-    post: Post,
-    before: dict[str, object] | None,
-    after: dict[str, object] | None,
-    request_id: str = "",
-) -> None:
-    audit(
-        uow,
-        principal,
-        action,
-        resource_type="post",
-        resource_id=post.id,
-        user_id=post.user_id,
-        before=before,
-        after=after,
-        request_id=request_id,
-    )

@@ -22,7 +22,7 @@ from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
 from post_management.services.common import (
-    audit,
+    audit_post,
     concurrent_change,
     emit,
     ensure_account_filter,
@@ -134,17 +134,7 @@ class PublishCommands:
         post.updated_at = now
         if not uow.posts.save(post, expected):
             raise concurrent_change()
-        audit(
-            uow,
-            principal,
-            "post.publish",
-            resource_type="post",
-            resource_id=post.id,
-            user_id=post.user_id,
-            before=before,
-            after=snapshot(post),
-            request_id=request.request_id,
-        )
+        audit_post(uow, principal, "post.publish", post, before, request_id=request.request_id)
         emit(
             uow.outbox,
             events.post_queue_added(
@@ -193,16 +183,7 @@ class PublishCommands:
             post.updated_at = now
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
-            audit(
-                uow,
-                principal,
-                "post.requeue",
-                resource_type="post",
-                resource_id=post.id,
-                user_id=post.user_id,
-                before=before,
-                after=snapshot(post),
-            )
+            audit_post(uow, principal, "post.requeue", post, before)
             emit(
                 uow.outbox,
                 events.post_queue_added(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypedDict
 from uuid import UUID
@@ -31,6 +31,9 @@ class Timing:
     policy: RetryPolicy
     # How long X may take to show a post on the timeline before "not there" counts.
     settle_delay: timedelta
+    # How long the reconciler keeps a post PUBLISHING while X cannot say whether it
+    # is there: it blocks the account's queue meanwhile.
+    give_up: timedelta = timedelta(hours=1)
 
 
 class _PostIds(TypedDict):
@@ -231,6 +234,36 @@ def unknown(claim: Claim, cause: str, reason: str, now: datetime, timing: Timing
         reconcile_after=now + timing.settle_delay,
         unknown_cause=cause,
     )
+
+
+def outcome_unknown(
+    claim: Claim, reason: str, now: datetime, suspend_reason: str | None = None
+) -> Settlement:
+    """The reconciler could not learn from X whether the post is there: dead-letter
+    it (freeing the account's queue) with a reason that sends an operator to X
+    before any requeue, which would post it again. With `suspend_reason` (revoked
+    tokens, a suspended account) the account is suspended as well."""
+    detail = f"outcome on X unknown, check X before requeueing: {reason}"
+    dead = Settlement(
+        state=PostState.DEAD_LETTERED,
+        outcome="dead_lettered",
+        detail=detail,
+        events=(
+            events.post_failed(
+                **_ids(claim),
+                error_code="X_OUTCOME_UNKNOWN",
+                reason=detail,
+                attempt=claim.attempt_number,
+                state=PostState.DEAD_LETTERED,
+                occurred_at=now,
+            ),
+            _processed(claim, PostState.DEAD_LETTERED, now),
+        ),
+    )
+    if suspend_reason is None:
+        return dead
+    pause = suspended(claim, suspend_reason, now)
+    return replace(dead, account_state=pause.account_state, events=(*dead.events, *pause.events))
 
 
 def resume(now: datetime) -> Settlement:

@@ -34,7 +34,7 @@ from post_management.ports.repositories import DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
-from post_management.services.common import concurrent_change, snapshot
+from post_management.services.common import audit_post, concurrent_change, snapshot
 from post_management.services.scheduling_support import (
     LOOKBACK,
     BatchItem,
@@ -43,7 +43,6 @@ from post_management.services.scheduling_support import (
     ScheduleResult,
     account_rules,
     at_index,
-    audit_post,
     check_request,
     emit_events,
     ensure_not_duplicate,
@@ -216,7 +215,7 @@ class SchedulingService:
         if not uow.posts.save(post, expected):
             raise concurrent_change()
         action = "post.reschedule" if previous is not None else "post.schedule"
-        audit_post(uow, principal, action, post, before, request.request_id)
+        audit_post(uow, principal, action, post, before, request_id=request.request_id)
         emit_events(
             uow,
             events.post_scheduled(

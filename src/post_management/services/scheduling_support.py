@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 from post_management.domain import events
 from post_management.domain.account import Account
-from post_management.domain.auth import Principal
 from post_management.domain.conflicts import ConflictPolicy
 from post_management.domain.duplicates import DUPLICATE_WINDOW, find_duplicate
 from post_management.domain.errors import (
@@ -36,7 +35,7 @@ from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTim
 from post_management.ports.schedule_queries import TakenTime
 from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services import idempotency
-from post_management.services.common import audit, emit, snapshot
+from post_management.services.common import emit
 
 # Other posts older than this cannot affect a new time: the longest rule
 # (min interval, at most a week) and the duplicate window both fit inside it.
@@ -187,27 +186,6 @@ def at_index(error: DomainError, index: int, post_id: UUID) -> DomainError:
             FieldViolation(f"{prefix}.{v.field}", v.description) for v in error.violations
         ]
     return dataclasses.replace(error, **changes)  # type: ignore[arg-type]
-
-
-def audit_post(
-    uow: UnitOfWork,
-    principal: Principal,
-    action: str,
-    post: Post,
-    before: dict[str, object],
-    request_id: str = "",
-) -> None:
-    audit(
-        uow,
-        principal,
-        action,
-        resource_type="post",
-        resource_id=post.id,
-        user_id=post.user_id,
-        before=before,
-        after=snapshot(post),
-        request_id=request_id,
-    )
 
 
 def emit_events(uow: UnitOfWork, *built: events.DomainEvent) -> None:
