@@ -124,6 +124,9 @@ def test_request_id_works_for_the_longest_user_id(clean: RunningServer) -> None:
     [
         ({"handle": "not a handle!", "x_user_id": "1"}, "account.handle"),
         ({"handle": "ok", "x_user_id": "abc"}, "account.x_user_id"),
+        # "$" would also match before a trailing newline.
+        ({"handle": "ok\n", "x_user_id": "1"}, "account.handle"),
+        ({"handle": "ok", "x_user_id": "123\n"}, "account.x_user_id"),
         ({"handle": "ok", "x_user_id": "1", "timezone": "Mars/Base"}, "account.timezone"),
         ({"handle": "ok", "x_user_id": "1", "timezone": "../../etc/passwd"}, "account.timezone"),
         # Directories and files of the zone database that are not zones, and a name too

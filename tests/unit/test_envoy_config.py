@@ -75,6 +75,7 @@ def test_dns_name_upstream_uses_strict_dns() -> None:
         {"grpc_port": 70000},
         {"admin_port": True},
         {"grpc_host": "bad host: {x}"},
+        {"grpc_host": "host\n"},
         {"listen_address": "everywhere"},
     ],
 )

@@ -76,3 +76,9 @@ def test_fields_outside_a_block_are_gone(stream: io.StringIO) -> None:
     logging.getLogger("test.redaction").info("after")
     assert "correlation_id" not in lines(stream)[0]
     assert context.current() == ""
+
+
+def test_a_caller_id_with_a_trailing_newline_is_replaced() -> None:
+    assert context.accept("abc-123") == "abc-123"
+    replaced = context.accept("abc-123\n")
+    assert replaced != "abc-123\n" and "\n" not in replaced

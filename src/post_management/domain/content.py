@@ -18,7 +18,7 @@ _URL = re.compile(r"https?://[^\s]+", re.IGNORECASE)
 _LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
 # Control characters other than newline and tab are never legitimate in a post.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_X_ID = re.compile(r"^[0-9]{1,19}$")
+_X_ID = re.compile(r"[0-9]{1,19}")
 
 
 # An emoji, however many code points it is made of (skin tones, ZWJ families,
@@ -84,11 +84,11 @@ def content_violations(
             FieldViolation(f"{prefix}.media_ids", f"at most {MAX_MEDIA} media per post")
         )
     for index, media_id in enumerate(media_ids):
-        if not _X_ID.match(media_id):
+        if not _X_ID.fullmatch(media_id):
             problems.append(
                 FieldViolation(f"{prefix}.media_ids[{index}]", "must be a numeric X media id")
             )
-    if reply_to_x_post_id and not _X_ID.match(reply_to_x_post_id):
+    if reply_to_x_post_id and not _X_ID.fullmatch(reply_to_x_post_id):
         problems.append(
             FieldViolation(f"{prefix}.reply_to_x_post_id", "must be a numeric X post id")
         )

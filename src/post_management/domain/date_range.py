@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from post_management.domain._clock import trim_fraction
 from post_management.domain.errors import FieldViolation, InvalidArgument
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _INSTANT = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})"
 )
 
 
@@ -59,11 +59,11 @@ def _parse_bound(text: str | None, field: str, is_end: bool) -> datetime | None:
     if not value:
         return None
     try:
-        if _DATE.match(value):
+        if _DATE.fullmatch(value):
             day = date.fromisoformat(value)
             start = datetime.combine(day, time(), tzinfo=UTC)
             return start + timedelta(days=1) if is_end else start
-        if _INSTANT.match(value):
+        if _INSTANT.fullmatch(value):
             instant = datetime.fromisoformat(trim_fraction(value).upper()).astimezone(UTC)
             return instant + timedelta(microseconds=1) if is_end else instant
     except (ValueError, OverflowError):

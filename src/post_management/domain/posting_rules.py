@@ -17,7 +17,7 @@ from typing import Any
 from post_management.domain.errors import FieldViolation, InvalidArgument
 
 MAX_MIN_INTERVAL_MINUTES = 7 * 24 * 60
-_HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def posting_rules_from_json(data: Mapping[str, Any], prefix: str = "posting_rule
 
 
 def parse_hh_mm(text: str) -> time | None:
-    match = _HH_MM.match(text.strip())
+    match = _HH_MM.fullmatch(text.strip())
     return time(int(match[1]), int(match[2])) if match else None
 
 

@@ -22,8 +22,8 @@ DEFAULT_HORIZON = timedelta(days=365)
 # RFC 3339 date-time; the offset is optional (none = wall time in `timezone`)
 # and seconds may be left out ("2025-03-09T09:30").
 _DATE_TIME = re.compile(
-    r"^(?P<body>\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)"
-    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
+    r"(?P<body>\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)"
+    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})?"
 )
 
 
@@ -59,7 +59,7 @@ def resolve_requested_time(
     """
     now = require_aware(now, "now")
     zone = load_zone(timezone, timezone_field)
-    match = _DATE_TIME.match(scheduled_for.strip())
+    match = _DATE_TIME.fullmatch(scheduled_for.strip())
     try:
         if match is None:
             raise ValueError(scheduled_for)

@@ -57,7 +57,7 @@ _TRANSCODER_TYPE = (
     "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder"
 )
 
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 # Local replies (unknown path, unknown query parameter, oversized body, upstream down)
 # get the same JSON shape as transcoded gRPC errors: {"code", "message", "details"},
@@ -278,7 +278,7 @@ def _cluster_type(host: str) -> str:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not _HOSTNAME.match(host):
+        if not _HOSTNAME.fullmatch(host):
             raise ValueError(f"grpc_host is not an IP address or host name: {host!r}") from None
         return "STRICT_DNS"
     return "STATIC"

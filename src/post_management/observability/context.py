@@ -16,7 +16,7 @@ import structlog
 
 HEADER = "x-request-id"
 # Ids from callers end up in logs and Kafka headers: keep them short and printable.
-_VALID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_VALID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 _current: ContextVar[str] = ContextVar("correlation_id", default="")
 
@@ -27,7 +27,7 @@ def new_id() -> str:
 
 def accept(candidate: str | None) -> str:
     """The caller's id when it is usable, else a fresh one."""
-    if candidate and _VALID.match(candidate):
+    if candidate and _VALID.fullmatch(candidate):
         return candidate
     return new_id()
 

@@ -58,3 +58,8 @@ def test_a_huge_text_is_refused_without_weighing_it(size: int) -> None:
     assert time.monotonic() - started < 2
     assert [v.field for v in problems] == ["post.text"]
     assert f"{size} characters long" in problems[0].description
+
+
+def test_ids_with_a_trailing_newline_are_refused() -> None:
+    problems = content_violations("hi", ["123\n"], "456\n")
+    assert [v.field for v in problems] == ["post.media_ids[0]", "post.reply_to_x_post_id"]

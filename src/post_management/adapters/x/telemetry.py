@@ -16,7 +16,7 @@ from requests.models import PreparedRequest, Response
 
 from post_management.observability import metrics, tracing
 
-_NUMERIC = re.compile(r"^\d+$")
+_NUMERIC = re.compile(r"\d+")
 _MAX_SEGMENTS = 5
 
 
@@ -24,7 +24,7 @@ def endpoint_of(method: str | None, url: str | None) -> str:
     path = urlsplit(url or "").path
     parts = [part for part in path.split("/") if part]
     # The first segment is the API version ("2", "1.1"); numbers after it are ids.
-    segments = parts[:1] + [":id" if _NUMERIC.match(part) else part for part in parts[1:]]
+    segments = parts[:1] + [":id" if _NUMERIC.fullmatch(part) else part for part in parts[1:]]
     return f"{(method or 'GET').upper()} /{'/'.join(segments[:_MAX_SEGMENTS])}"
 
 
