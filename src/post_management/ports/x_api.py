@@ -166,6 +166,10 @@ class XPost:
     author_id: str | None = None
     created_at: datetime | None = None
     metrics: PostMetrics | None = None
+    # None when not asked for; otherwise X's media keys and its links' expanded URLs,
+    # so the reconciler can match a post whose text X rewrote.
+    media_keys: tuple[str, ...] | None = None
+    urls: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

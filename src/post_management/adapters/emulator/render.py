@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import html
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +24,49 @@ KNOWN_TWEET_FIELDS = frozenset(
     }
 )  # fmt: skip
 PRIVATE_FIELDS = ("non_public_metrics", "organic_metrics")
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_TCO_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _tco(post_id: str, index: int) -> str:
+    """A stable t.co link for the index-th link of a post."""
+    digest = hashlib.sha256(f"{post_id}:{index}".encode()).digest()
+    return "https://t.co/" + "".join(_TCO_ALPHABET[b % len(_TCO_ALPHABET)] for b in digest[:10])
+
+
+def x_text(post: StoredPost) -> tuple[str, list[dict[str, Any]]]:
+    """The text as X returns it, and its `entities.urls`: every URL a t.co link, a
+    t.co link to the media appended, `&`, `<` and `>` HTML-escaped. The stored text
+    stays raw (control API, duplicate check)."""
+    text = ""
+    urls: list[dict[str, Any]] = []
+
+    def link(expanded: str, display: str, **extra: Any) -> str:
+        short = _tco(post.id, len(urls))
+        start = len(text)
+        urls.append(
+            {
+                "start": start,
+                "end": start + len(short),
+                "url": short,
+                "expanded_url": expanded,
+                "display_url": display,
+                **extra,
+            }
+        )
+        return short
+
+    position = 0
+    for match in _URL.finditer(post.text):
+        text += html.escape(post.text[position : match.start()], quote=False)
+        text += link(match.group(), re.sub(r"^https?://", "", match.group())[:25])
+        position = match.end()
+    text += html.escape(post.text[position:], quote=False)
+    if post.media_ids:
+        text += " " if text else ""
+        page = f"https://x.com/i/status/{post.id}/photo/1"
+        text += link(page, f"pic.x.com/{post.id[-10:]}", media_key=f"3_{post.media_ids[0]}")
+    return text, urls
 
 
 def parse_fields(raw: str | None) -> set[str] | str:
@@ -65,8 +111,11 @@ def render_post(
     parent_author: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The post's JSON and any per-field authorization errors."""
-    data: dict[str, Any] = {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}
+    text, urls = x_text(post)
+    data: dict[str, Any] = {"id": post.id, "text": text, "edit_history_tweet_ids": [post.id]}
     errors: list[dict[str, Any]] = []
+    if "entities" in fields and urls:
+        data["entities"] = {"urls": urls}
     if "created_at" in fields:
         data["created_at"] = iso(post.created_at)
     if "author_id" in fields:

@@ -102,7 +102,7 @@ async def create_post(request: web.Request) -> web.Response:
         in_reply_to=target,
     )
     state.posts[post.id] = post
-    data = {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}
+    data = {"id": post.id, "text": render.x_text(post)[0], "edit_history_tweet_ids": [post.id]}
     return web.json_response({"data": data}, status=201)
 
 

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 SIMPLE_UPLOAD_MAX_BYTES = 5 * 1024 * 1024
 POST_FIELDS = ["created_at", "author_id", "public_metrics"]
 PRIVATE_FIELDS = ["non_public_metrics"]
+# The reconciler matches its post on media and expanded links: X rewrites the text.
+TIMELINE_FIELDS = [*POST_FIELDS, "attachments", "entities"]
 _T = TypeVar("_T")
 _Errors = (requests.RequestException, tweepy.TweepyException)
 
@@ -226,7 +228,11 @@ class TweepyXApi:
             if not isinstance(result, requests.Response):
                 return result
             body = json_body(result)
-            posts.extend(post_from_json(d) for d in body.get("data") or [] if isinstance(d, dict))
+            posts.extend(
+                post_from_json(d, detailed=True)
+                for d in body.get("data") or []
+                if isinstance(d, dict)
+            )
             token = (body.get("meta") or {}).get("next_token")
             if not token:
                 break
@@ -243,7 +249,8 @@ class TweepyXApi:
                 since_id=since_id,
                 max_results=100,
                 pagination_token=token,
-                tweet_fields=POST_FIELDS,
+                tweet_fields=TIMELINE_FIELDS,
+                expansions=["attachments.media_keys"],
                 user_auth=True,
             )
         )

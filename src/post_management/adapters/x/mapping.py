@@ -160,7 +160,9 @@ def _int(values: Mapping[str, Any], key: str) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def post_from_json(data: Mapping[str, Any]) -> XPost:
+def post_from_json(data: Mapping[str, Any], *, detailed: bool = False) -> XPost:
+    """`detailed`: attachments and entities were asked for, so their absence means
+    no media and no links."""
     public = data.get("public_metrics")
     private = data.get("non_public_metrics") or {}
     metrics = None
@@ -183,6 +185,24 @@ def post_from_json(data: Mapping[str, Any]) -> XPost:
         author_id=str(author) if author is not None else None,
         created_at=_parse_time(data.get("created_at")),
         metrics=metrics,
+        media_keys=_media_keys(data) if detailed else None,
+        urls=_expanded_urls(data) if detailed else None,
+    )
+
+
+def _media_keys(data: Mapping[str, Any]) -> tuple[str, ...]:
+    attachments = data.get("attachments")
+    keys = attachments.get("media_keys") if isinstance(attachments, dict) else None
+    return tuple(str(k) for k in keys) if isinstance(keys, list) else ()
+
+
+def _expanded_urls(data: Mapping[str, Any]) -> tuple[str, ...]:
+    entities = data.get("entities")
+    urls = entities.get("urls") if isinstance(entities, dict) else None
+    if not isinstance(urls, list):
+        return ()
+    return tuple(
+        str(u.get("expanded_url") or u.get("url") or "") for u in urls if isinstance(u, dict)
     )
 
 
