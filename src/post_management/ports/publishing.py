@@ -11,6 +11,9 @@ from post_management.domain.account import AccountState, Credentials
 from post_management.domain.events import DomainEvent
 from post_management.domain.post import PostState, Priority
 
+# Claim.unknown_cause of a post taken over because its holder's lease ran out.
+LEASE_EXPIRED = "lease_expired"
+
 
 @dataclass(frozen=True)
 class Claim:

@@ -1,0 +1,81 @@
+"""Matching a sent post with X's rewritten text (domain/x_matching.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from post_management.domain.x_matching import URL_PLACEHOLDER, canonical_text, same_post
+
+U = URL_PLACEHOLDER
+
+
+@pytest.mark.parametrize(
+    ("raw", "kwargs", "expected"),
+    [
+        ("read  https://example.com/a?b=1 now", {}, f"read {U} now"),
+        ("see example.com/path and www.x.org", {}, f"see {U} and {U}"),
+        ("Tom &amp; Jerry &lt;3", {"unescape": True}, "Tom & Jerry <3"),
+        ("Tom &amp; Jerry", {}, "Tom &amp; Jerry"),  # our side is meant literally
+        ("Cafe\u0301\n\tlatte ", {}, "Caf\u00e9 latte"),  # NFC, whitespace collapsed
+        ("@alice @bob_2 thanks", {"reply": True}, "thanks"),
+        ("@alice thanks", {}, "@alice thanks"),  # only replies lose their mentions
+        ("mail bob@example.com", {}, "mail bob@example.com"),  # no link in an address
+    ],
+)
+def test_canonical_text(raw: str, kwargs: dict[str, bool], expected: str) -> None:
+    assert canonical_text(raw, **kwargs) == expected
+
+
+def test_a_url_comes_back_as_a_t_co_link() -> None:
+    sent = "New post: https://example.com/blog/1."
+    assert same_post(sent, 0, "New post: https://t.co/AbCdEf1234.")
+    assert same_post(
+        sent, 0, "New post: https://t.co/AbCdEf1234.", x_urls=["https://example.com/blog/1"]
+    )
+
+
+def test_expanded_urls_tell_posts_apart_that_differ_only_in_links() -> None:
+    x_text = "New post: https://t.co/AbCdEf1234"
+    sent = "New post: https://example.com/blog/2"
+    assert not same_post(sent, 0, x_text, x_urls=["https://example.com/blog/1"])
+    assert same_post(sent, 0, x_text, x_urls=["https://EXAMPLE.com/blog/2/"])
+
+
+def test_html_escaped_characters_match() -> None:
+    assert same_post("Q&A <today> & more", 0, "Q&amp;A &lt;today&gt; &amp; more")
+    assert not same_post("Q&A today", 0, "Q&amp;A tomorrow")
+
+
+def test_a_media_link_is_dropped_when_the_post_has_media() -> None:
+    x_text = "holiday https://t.co/Zz9Yy8Xx7W"
+    assert same_post("holiday", 1, x_text, x_media_count=1)
+    assert same_post("holiday", 1, x_text)  # media keys unknown: the link says media
+    assert not same_post("holiday", 0, x_text)  # no media sent: the link is a URL
+    assert not same_post("holiday", 2, x_text, x_media_count=1)
+
+
+def test_a_url_with_media_keeps_its_own_link() -> None:
+    sent = "photos at https://example.com"
+    assert same_post(sent, 1, "photos at https://t.co/aaaaaaaaaa https://t.co/bbbbbbbbbb")
+    # X did not append a media link: the last link is ours.
+    assert same_post(sent, 1, "photos at https://t.co/aaaaaaaaaa", x_media_count=1)
+
+
+def test_a_media_only_post_matches_an_empty_post_with_media() -> None:
+    assert same_post("", 1, "https://t.co/Zz9Yy8Xx7W", x_media_count=1)
+    assert same_post("", 1, "https://t.co/Zz9Yy8Xx7W")
+    assert same_post("", 2, "", x_media_count=2)
+    assert not same_post("", 1, "", x_media_count=0)
+    assert not same_post("", 1, "")  # nothing says it has media
+    assert not same_post("", 1, "hello https://t.co/Zz9Yy8Xx7W", x_media_count=1)
+
+
+def test_a_reply_may_gain_leading_mentions() -> None:
+    assert same_post("2/3 the details", 0, "@me 2/3 the details", reply=True)
+    assert same_post("@bob see this", 0, "@alice @bob see this", reply=True)
+    assert not same_post("2/3 the details", 0, "@me 2/3 the details")
+
+
+def test_whitespace_and_normalisation_differences_match() -> None:
+    assert same_post("Caf\u00e9  au\nlait", 0, "Cafe\u0301 au lait")
+    assert not same_post("hello", 0, "Hello")  # case is kept, as X keeps it
