@@ -211,6 +211,7 @@ def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
             consumer_secret=secret(settings.twitter_consumer_secret, "emulator"),
             bearer_token=secret(settings.twitter_bearer_token, "emulator"),
             base_url=base_url,
+            connect_timeout=settings.x_connect_timeout_seconds,
             read_timeout=settings.x_timeout_seconds,
         )
     )
@@ -319,6 +320,7 @@ def engine_settings(settings: Settings) -> EngineSettings:
                 max_attempts=settings.retry_max_attempts,
             ),
             settle_delay=timedelta(seconds=settings.publish_settle_seconds),
+            give_up=timedelta(seconds=settings.reconcile_give_up_seconds),
         ),
         lease=timedelta(seconds=settings.publish_lease_seconds),
         max_in_flight=settings.publish_max_in_flight,

@@ -10,10 +10,11 @@ import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
+X_CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 class ConfigError(Exception):
@@ -85,6 +86,9 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = Field(default=1800.0, gt=0, le=86400)
     retry_max_attempts: int = Field(default=5, ge=1, le=100)
     x_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+    # How long the reconciler waits for X's timeline to answer about a post whose
+    # outcome is unknown before dead-lettering it (an operator then checks X).
+    reconcile_give_up_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
 
     # Analytics (docs/analytics.md): collector tick, answer cache, benchmark table
     # (a JSON object of engagement rates by post kind: text, media, reply).
@@ -114,6 +118,34 @@ class Settings(BaseSettings):
 
     otel_exporter_otlp_endpoint: str | None = None
     log_level: str = "INFO"
+
+    @property
+    def x_connect_timeout_seconds(self) -> float:
+        """Connect timeout of each X call: 5 s, or the read timeout when shorter."""
+        return min(X_CONNECT_TIMEOUT_SECONDS, self.x_timeout_seconds)
+
+    @model_validator(mode="after")
+    def _publishing_timings_fit(self) -> Settings:
+        # A publisher's claim must still be held when its X call ends, or the
+        # reconciler looks at X while the call may still land.
+        call = self.x_timeout_seconds + self.x_connect_timeout_seconds
+        if self.publish_lease_seconds <= call:
+            raise ValueError(
+                f"PUBLISH_LEASE_SECONDS ({self.publish_lease_seconds:g}) must exceed "
+                f"X_TIMEOUT_SECONDS ({self.x_timeout_seconds:g}) plus the connect timeout "
+                f"({self.x_connect_timeout_seconds:g})"
+            )
+        # Giving up before a lost publisher's post could even be listed would
+        # dead-letter posts that are only late.
+        if self.reconcile_give_up_seconds <= self.publish_lease_seconds + (
+            self.publish_settle_seconds
+        ):
+            raise ValueError(
+                f"RECONCILE_GIVE_UP_SECONDS ({self.reconcile_give_up_seconds:g}) must exceed "
+                f"PUBLISH_LEASE_SECONDS ({self.publish_lease_seconds:g}) plus "
+                f"PUBLISH_SETTLE_SECONDS ({self.publish_settle_seconds:g})"
+            )
+        return self
 
     @field_validator("jwt_secret", "jwt_refresh_secret")
     @classmethod
@@ -148,6 +180,7 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             variable = "_".join(str(part) for part in error["loc"]).upper()
-            # The input is never echoed: it may be a secret.
-            problems.append(f"{variable}: {error['msg']}")
+            # The input is never echoed: it may be a secret. Checks across variables
+            # have no location; their message names the variables.
+            problems.append(f"{variable}: {error['msg']}" if variable else error["msg"])
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

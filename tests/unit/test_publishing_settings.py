@@ -1,0 +1,52 @@
+"""Publishing settings that only make sense together stop start-up, naming them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from post_management.bootstrap import engine_settings
+from post_management.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "PUBLISH_LEASE_SECONDS",
+        "PUBLISH_SETTLE_SECONDS",
+        "X_TIMEOUT_SECONDS",
+        "RECONCILE_GIVE_UP_SECONDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_lease_shorter_than_an_x_call_stops_start_up() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(publish_lease_seconds=20, x_timeout_seconds=20)
+    message = str(error.value)
+    assert "PUBLISH_LEASE_SECONDS" in message and "X_TIMEOUT_SECONDS" in message
+    # The connect timeout (5 s) counts too.
+    with pytest.raises(ConfigError):
+        load_settings(publish_lease_seconds=24, x_timeout_seconds=20)
+    assert load_settings(publish_lease_seconds=26, x_timeout_seconds=20)
+
+
+def test_a_short_read_timeout_shortens_the_connect_timeout() -> None:
+    settings = load_settings(publish_lease_seconds=5, x_timeout_seconds=1)
+    assert settings.x_connect_timeout_seconds == 1
+    assert load_settings().x_connect_timeout_seconds == 5
+
+
+def test_give_up_must_exceed_lease_and_settle() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            publish_lease_seconds=90, publish_settle_seconds=30, reconcile_give_up_seconds=100
+        )
+    assert "RECONCILE_GIVE_UP_SECONDS" in str(error.value)
+
+
+def test_the_engine_gets_the_give_up_bound() -> None:
+    settings = load_settings(reconcile_give_up_seconds=600)
+    assert engine_settings(settings).timing.give_up == timedelta(seconds=600)
+    assert engine_settings(load_settings()).timing.give_up == timedelta(hours=1)
