@@ -180,6 +180,28 @@ def test_erase_deletes_pseudonymises_tombstones_and_removes_from_x(
     ) == [(0,)]
 
 
+def test_erase_matches_user_ids_exactly_not_as_like_patterns(server: RunningServer) -> None:
+    service = Client(server, "crm", Role.SERVICE)
+    users = ["abc", "%", "a_c"]
+    for index, user_id in enumerate(users):
+        service.accounts.CreateAccount(
+            account_service_pb2.CreateAccountRequest(
+                account=account_pb2.Account(user_id=user_id, handle="h", x_user_id=str(index)),
+                request_id=str(uuid.uuid4()),
+            ),
+            metadata=service.metadata,
+        )
+    for user_id in ["%", "a_c"]:
+        service.accounts.EraseUserData(
+            account_service_pb2.EraseUserDataRequest(user_id=user_id), metadata=service.metadata
+        )
+    scopes = _sql(server, "SELECT scope FROM idempotency_keys")
+    assert scopes == [("CreateAccount:abc",)]
+    # The service's own name stays on the rows it wrote about the erased users.
+    actors = _sql(server, "SELECT DISTINCT actor FROM audit_log WHERE action = 'account.create'")
+    assert actors == [("service:crm",)]
+
+
 def test_retention_purges_old_snapshots_dead_letters_and_removals(
     server: RunningServer, emulator: Emulator
 ) -> None:

@@ -128,9 +128,12 @@ class SqlPrivacyStore:
                     ),
                     params,
                 ).rowcount
+            # Scopes are "<Method>:<user id>" and actors "<role>:<subject>": compared
+            # exactly, as LIKE would read % and _ in a user id as wildcards.
             run(
                 text(
-                    "DELETE FROM idempotency_keys WHERE scope LIKE '%:' || CAST(:user_id AS text) "
+                    "DELETE FROM idempotency_keys WHERE "
+                    "substr(scope, strpos(scope, ':') + 1) = CAST(:user_id AS text) "
                     "OR resource_id IN (SELECT id FROM posts WHERE user_id = :user_id "
                     "UNION ALL SELECT id FROM accounts WHERE user_id = :user_id "
                     "UNION ALL SELECT id FROM media WHERE user_id = :user_id)"
@@ -145,7 +148,8 @@ class SqlPrivacyStore:
             audited = run(
                 text(
                     "UPDATE audit_log SET user_id = CAST(:hash AS text), before = NULL, "
-                    "after = NULL, actor = CASE WHEN actor LIKE '%:' || CAST(:user_id AS text) "
+                    "after = NULL, actor = CASE "
+                    "WHEN substr(actor, strpos(actor, ':') + 1) = CAST(:user_id AS text) "
                     "THEN split_part(actor, ':', 1) || ':' || CAST(:hash AS text) ELSE actor END "
                     "WHERE user_id = CAST(:user_id AS text)"
                 ),
