@@ -180,6 +180,25 @@ def test_erase_deletes_pseudonymises_tombstones_and_removes_from_x(
     ) == [(0,)]
 
 
+def test_erase_waits_until_no_post_is_being_published(
+    server: RunningServer, emulator: Emulator
+) -> None:
+    alice = Client(server, "alice")
+    admin = Client(server, "ops", Role.ADMIN)
+    post = alice.create_post(_account(alice, emulator).id, "in flight")
+    _sql(server, "UPDATE posts SET state = 'PUBLISHING' WHERE id = :id", id=post.id)
+    erase = account_service_pb2.EraseUserDataRequest(user_id="alice", delete_from_x=True)
+    with pytest.raises(grpc.RpcError) as caught:
+        admin.accounts.EraseUserData(erase, metadata=admin.metadata)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_details(caught.value)[0] == "POSTS_BEING_PUBLISHED"
+    assert _sql(server, "SELECT count(*) FROM posts WHERE user_id = 'alice'") == [(1,)]
+    assert _sql(server, "SELECT count(*) FROM erased_users") == [(0,)]
+
+    _sql(server, "UPDATE posts SET state = 'PUBLISHED' WHERE id = :id", id=post.id)
+    assert admin.accounts.EraseUserData(erase, metadata=admin.metadata).posts_deleted == 1
+
+
 def test_erase_matches_user_ids_exactly_not_as_like_patterns(server: RunningServer) -> None:
     service = Client(server, "crm", Role.SERVICE)
     users = ["abc", "%", "a_c"]

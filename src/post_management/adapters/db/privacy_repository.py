@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from post_management.domain.account import Credentials
+from post_management.domain.errors import FailedPrecondition
+from post_management.domain.post import PostState
 from post_management.domain.privacy import pseudonym
 from post_management.ports.privacy import (
     AuditRecord,
@@ -101,6 +103,17 @@ class SqlPrivacyStore:
         with self._engine.begin() as connection:
             run = connection.execute
             run(text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"), params)
+            # A post being published may still land on X after its row is gone, and
+            # then nothing would queue its removal. Locking the rows keeps the
+            # dispatcher (SKIP LOCKED) from claiming one meanwhile.
+            states = run(
+                text("SELECT state FROM posts WHERE user_id = :user_id FOR UPDATE"), params
+            ).scalars()
+            if PostState.PUBLISHING.value in set(states):
+                raise FailedPrecondition(
+                    "some of the user's posts are being published: retry in a minute",
+                    reason="POSTS_BEING_PUBLISHED",
+                )
             run(
                 text(
                     "INSERT INTO erased_users (user_hash, erased_at) VALUES (:hash, :now) "
