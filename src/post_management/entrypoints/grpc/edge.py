@@ -79,14 +79,14 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         public = method.startswith(PUBLIC_PREFIXES) or method in PUBLIC_METHODS
         # grpc.aio handlers are coroutines even though the stubs type them as sync.
-        behavior = self._wrap(cast(Behavior, handler.unary_unary), public)
+        behavior = self._wrap(cast(Behavior, handler.unary_unary), method, public)
         return grpc.unary_unary_rpc_method_handler(
             behavior,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, behavior: Behavior, public: bool) -> Behavior:
+    def _wrap(self, behavior: Behavior, method: str, public: bool) -> Behavior:
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 if not public:
@@ -97,7 +97,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 raise
             except Exception:
-                log.exception("unexpected error in %s", type(behavior).__qualname__)
+                log.exception("unexpected error in %s", method)
                 status = internal_status()
             await context.abort(status.code, status.details, status.trailing_metadata)
 
