@@ -134,9 +134,7 @@ class Engine_:
     def attempts(self, post_id: uuid.UUID) -> list[tuple[int, str]]:
         with self.engine.connect() as connection:
             rows = connection.execute(
-                text(
-                    "SELECT number, outcome FROM post_attempts WHERE post_id = :id ORDER BY id"
-                ),
+                text("SELECT number, outcome FROM post_attempts WHERE post_id = :id ORDER BY id"),
                 {"id": post_id},
             ).all()
         return [(n, o) for n, o in rows]
