@@ -167,8 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         sys.exit(f"post-management: {exc}")
     logs.configure(settings.log_level)
-    # pgserver narrates every command it runs; only its problems matter here.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # These narrate every step (commands run, jobs added, each migration applied);
+    # only their problems belong in the service's log.
+    for chatty in ("pgserver", "apscheduler", "alembic"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         if args.command == "serve":
             asyncio.run(_serve(settings, with_envoy=not args.no_envoy))
