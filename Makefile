@@ -42,3 +42,10 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+## Measure the service on this machine and print a table (docs/benchmarks.md);
+## `make bench ARGS=--quick` for the two-minute run.
+.PHONY: bench
+bench: $(STAMP)
+	test -x $(BIN)/py-spy || $(BIN)/python -m pip install -q py-spy
+	$(BIN)/python -m bench $(ARGS)

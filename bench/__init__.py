@@ -1,0 +1,1 @@
+"""Benchmarks of the service on this machine: `python -m bench` (see docs/benchmarks.md)."""

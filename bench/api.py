@@ -1,0 +1,280 @@
+"""Sections 1, 2 and the memory part of 4: gRPC and REST calls against a real
+`post-management serve` (with its Envoy), beside a hello-world grpc.aio server, while
+the server's RSS is sampled."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psutil
+
+from bench.common import (
+    POST_COLUMNS,
+    Child,
+    Report,
+    Row,
+    copy_rows,
+    free_port,
+    fresh_database,
+    log,
+    median,
+    mint_token,
+    new_key,
+    post_row,
+    run_json,
+    seed_accounts,
+    service_env,
+    start_service,
+)
+from post_management.adapters.db.engine import make_engine
+
+CALLS = ("GetPost", "SchedulePost", "ListScheduledPosts")
+
+
+@dataclass
+class ApiParams:
+    seconds: float = 3.0  # measured per point
+    warmup: float = 0.5
+    reps: int = 5
+    inflights: tuple[int, ...] = (1, 16, 64)
+    memory_seconds: float = 600.0  # the whole server run, RSS sampled throughout
+    # Enough posts that a GetPost point never comes back to a post within the
+    # in-process post cache's 5 s: every point reads alike (from the database),
+    # whichever point ran before it.
+    accounts: int = 2000
+    users: int = 200
+    posts: int = 20_000
+
+
+class RssSampler:
+    """RSS of one process, once a second, on a daemon thread."""
+
+    def __init__(self, pid: int, every: float = 1.0) -> None:
+        self._process = psutil.Process(pid)
+        self._every = every
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, MiB)
+        self._stop = threading.Event()
+        self._start = time.monotonic()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = self._process.memory_info().rss / 2**20
+            except psutil.Error:
+                return
+            self.samples.append((time.monotonic() - self._start, rss))
+            self._stop.wait(self._every)
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.samples
+
+
+def slope_per_minute(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of RSS in MiB per minute."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_r = sum(r for _, r in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    if var == 0:
+        return 0.0
+    cov = sum((t - mean_t) * (r - mean_r) for t, r in samples)
+    return cov / var * 60
+
+
+def _seed(url: str, key: str, params: ApiParams) -> tuple[list[str], dict[str, str], list[str]]:
+    """Accounts over a few users, and SCHEDULED posts an hour or more ahead (listable,
+    reschedulable, never due during the run)."""
+    engine = make_engine(url, pool_size=1)
+    accounts = seed_accounts(engine, key, params.accounts, params.users, "api")
+    now = datetime.now(UTC)
+    rng = random.Random(3)
+    rows = []
+    owners: dict[str, str] = {}
+    for i in range(params.posts):
+        user = f"api-user-{i % params.accounts % params.users}"
+        due = now + timedelta(minutes=rng.randrange(120, 200 * 24 * 60))
+        row = post_row(user, accounts[i % params.accounts], f"api post {i}", "SCHEDULED", due, now)
+        rows.append(row)
+        owners[str(row[0])] = user
+    copy_rows(engine, "posts", POST_COLUMNS, iter(rows))
+    engine.dispose()
+    users = sorted({f"api-user-{i}" for i in range(params.users)})
+    return list(owners), owners, users
+
+
+def _points(params: ApiParams) -> list[dict[str, Any]]:
+    points = []
+    for rep in range(params.reps):
+        for inflight in params.inflights:
+            # Hello first, then each call over gRPC and REST side by side.
+            common = {"inflight": inflight, "seconds": params.seconds, "warmup": params.warmup}
+            points.append({"rep": rep, "transport": "grpc", "call": "Hello", **common})
+            for call in CALLS:
+                points.append({"rep": rep, "transport": "grpc", "call": call, **common})
+                points.append({"rep": rep, "transport": "rest", "call": call, **common})
+    return points
+
+
+def _load(spec: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = run_json(
+        [sys.executable, "-m", "bench.load"], json.dumps(spec), timeout
+    )
+    return result
+
+
+def run(report: Report, params: ApiParams) -> None:
+    key = new_key()
+    with fresh_database() as url:
+        post_ids, owners, users = _seed(url, key, params)
+        hello_port = free_port()
+        hello = Child(
+            [sys.executable, "-m", "bench.hello", "--port", str(hello_port)], ready="listening"
+        )
+        service = None
+        sampler = None
+        try:
+            hello.wait_ready(30)
+            service, grpc_port, http_port = start_service(service_env(url, key))
+            sampler = RssSampler(service.pid)
+            started = time.monotonic()
+            spec = {
+                "hello": f"127.0.0.1:{hello_port}",
+                "grpc": f"127.0.0.1:{grpc_port}",
+                "rest": f"http://127.0.0.1:{http_port}",
+                "token": mint_token(),
+                "post_ids": post_ids,
+                "owners": owners,
+                "users": users,
+                "points": _points(params),
+            }
+            log(f"api: {len(spec['points'])} points")
+            results = _load(spec, timeout=len(spec["points"]) * (params.seconds + 10) + 60)
+            report.details["api_points"] = results
+            _summarise(report, results, params)
+            # Keep a mixed load on the server until the memory window is over.
+            mixed = 0
+            while (left := params.memory_seconds - (time.monotonic() - started)) > 2:
+                chunk = min(30.0, left - 1)
+                spec["points"] = [
+                    {"transport": t, "call": c, "inflight": 16, "seconds": chunk / 6, "warmup": 0}
+                    for c in CALLS
+                    for t in ("grpc", "rest")
+                ]
+                _load(spec, timeout=chunk + 60)
+                mixed += 1
+            samples = sampler.stop()
+            _memory(report, samples)
+        finally:
+            if sampler is not None:
+                sampler.stop()
+            if service is not None:
+                service.stop()
+            hello.stop()
+
+
+def _by(
+    results: list[dict[str, Any]], transport: str, call: str, inflight: int
+) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in results
+        if r["transport"] == transport and r["call"] == call and r["inflight"] == inflight
+    ]
+
+
+def _ratio_median(
+    results: list[dict[str, Any]], num: tuple[str, str], den: tuple[str, str], inflight: int
+) -> float:
+    """Median over repetitions of the ratio within each repetition (same-run baseline)."""
+    ratios = []
+    for a, b in zip(_by(results, *num, inflight), _by(results, *den, inflight), strict=True):
+        if b["qps"] > 0:
+            ratios.append(a["qps"] / b["qps"])
+    return median(ratios)
+
+
+def _summarise(report: Report, results: list[dict[str, Any]], params: ApiParams) -> None:
+    errors = sum(r["errors"] for r in results)
+    if errors:
+        firsts = {r["first_error"] for r in results if r["first_error"]}
+        log(f"api: {errors} failed calls: {sorted(firsts)[:3]}")
+    for inflight in params.inflights:
+        for transport, call in [("grpc", "Hello")] + [
+            (t, c) for c in CALLS for t in ("grpc", "rest")
+        ]:
+            runs = _by(results, transport, call, inflight)
+            qps = median([r["qps"] for r in runs])
+            p50 = median([r["p50_ms"] for r in runs])
+            p99 = median([r["p99_ms"] for r in runs])
+            errs = sum(r["errors"] for r in runs)
+            name = f"{transport} {call} @{inflight}"
+            section = "1 gRPC" if transport == "grpc" else "2 REST"
+            note = f"p50 {p50:.2f} ms, p99 {p99:.2f} ms" + (f", {errs} errors" if errs else "")
+            report.add(Row(section, name + " QPS", qps, "calls/s", note=note))
+            if inflight == 16 and transport == "grpc" and call != "Hello":
+                report.add(Row(section, name + " p99", p99, "ms", "< 25 ms", p99 < 25))
+    # Goals at 16 in flight, as ratios to baselines measured in the same repetition.
+    for call, goal in (("GetPost", 0.7), ("SchedulePost", 0.5)):
+        ratio = _ratio_median(results, ("grpc", call), ("grpc", "Hello"), 16)
+        report.add(
+            Row("1 gRPC", f"{call} / hello QPS @16", ratio, "x", f">= {goal}x", ratio >= goal)
+        )
+    for call in CALLS:
+        ratio = _ratio_median(results, ("rest", call), ("grpc", call), 16)
+        report.add(Row("2 REST", f"{call} REST/gRPC QPS @16", ratio, "x", ">= 0.7x", ratio >= 0.7))
+        added = []
+        for inflight in params.inflights:
+            pairs = zip(
+                _by(results, "rest", call, inflight),
+                _by(results, "grpc", call, inflight),
+                strict=True,
+            )
+            added.append((inflight, median([a["p50_ms"] - b["p50_ms"] for a, b in pairs])))
+        at16 = dict(added)[16] if 16 in dict(added) else added[0][1]
+        note = ", ".join(f"@{n}: {ms:+.2f} ms" for n, ms in added)
+        report.add(Row("2 REST", f"{call} added p50 @16", at16, "ms", "< 2 ms", at16 < 2, note))
+
+
+def _memory(report: Report, samples: list[tuple[float, float]]) -> None:
+    if not samples:
+        return
+    duration = samples[-1][0]
+    # The first tenth is warm-up (imports, pools, caches filling).
+    settled = [s for s in samples if s[0] >= duration / 10]
+    start, end = settled[0][1], settled[-1][1]
+    peak = max(r for _, r in samples)
+    slope = slope_per_minute(settled)
+    growth = slope * (duration / 60) / start * 100 if start else 0.0
+    report.details["rss_samples"] = samples[:: max(1, len(samples) // 120)]
+    note = (
+        f"{duration / 60:.1f} min; start {start:.1f} MiB, end {end:.1f} MiB, "
+        f"max {peak:.1f} MiB (first {samples[0][1]:.1f} MiB)"
+    )
+    report.add(
+        Row(
+            "4 growth",
+            "server RSS slope",
+            slope,
+            "MiB/min",
+            "flat (< 5% over run)",
+            growth < 5,
+            note + f"; {growth:+.1f}% over the run",
+        )
+    )
+
+
+def quick_params() -> ApiParams:
+    return ApiParams(seconds=1.5, warmup=0.3, reps=1, memory_seconds=60.0)

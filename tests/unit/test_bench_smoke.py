@@ -1,0 +1,61 @@
+"""Each benchmark function with tiny parameters, to keep bench/ from rotting.
+
+The numbers are not checked (this machine is shared and noisy), only that every
+part runs end to end and reports its rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bench import api, common, dispatch, growth, profiling
+from bench.common import Report
+from bench.run import format_table
+
+from tests.conftest import MACHINE_PG
+
+
+@pytest.fixture(autouse=True)
+def machine_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common, "ADMIN_PG", MACHINE_PG)
+
+
+def test_api_rows_and_memory() -> None:
+    report = Report()
+    params = api.ApiParams(
+        seconds=0.3, warmup=0.1, reps=1, inflights=(16,), memory_seconds=0, posts=200
+    )
+    api.run(report, params)
+    names = {row.name for row in report.rows}
+    assert "GetPost / hello QPS @16" in names
+    assert "SchedulePost REST/gRPC QPS @16" in names
+    assert "server RSS slope" in names
+    assert all(point["calls"] > 0 for point in report.details["api_points"])
+    assert "NOT MET" in format_table(report.rows) or "met" in format_table(report.rows)
+
+
+def test_dispatch_burst_publishes_each_post_once() -> None:
+    result = dispatch.burst(40, processes=1, command="worker")
+    assert result["published"] == 40
+    assert result["on_x"] == 40 and result["doubled"] == 0
+
+
+def test_growth_measures_and_explains() -> None:
+    report = Report()
+    growth.run(report, growth.Params(small=1_200, large=2_000, samples=3, claims=2))
+    rows = {row.name: row for row in report.rows}
+    # Tables this small may well be scanned: only that plans were captured is checked.
+    assert rows["claim plans use indexes"].value >= 1
+    assert rows["list latency 2,000 / 1,200"].value > 0
+
+
+def test_profile_summary_groups_frames(tmp_path: Path) -> None:
+    raw = tmp_path / "sample.raw"
+    raw.write_text(
+        "process 1;run (post_management/services/posts.py);execute (sqlalchemy/engine/base.py) 3\n"
+        "process 1;observed (post_management/entrypoints/grpc/telemetry.py) 1\n"
+    )
+    found = profiling.summarise(raw)
+    assert found["samples"] == 4
+    assert dict(found["self_by_group"])["SQLAlchemy"] == 75.0
