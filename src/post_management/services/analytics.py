@@ -12,7 +12,7 @@ from uuid import UUID
 
 from post_management.domain import analytics as math
 from post_management.domain import events
-from post_management.domain.analytics import Counts, Insight, Snapshot
+from post_management.domain.analytics import COUNT_FIELDS, Counts, Insight, Snapshot
 from post_management.domain.analytics_timing import PastPost, ScoredTime, best_times, week_scores
 from post_management.domain.auth import Principal
 from post_management.domain.date_range import parse_date_range
@@ -24,10 +24,12 @@ from post_management.ports.analytics import (
     AnalyticsUnitOfWork,
     AnalyticsUnitOfWorkFactory,
     Cache,
+    DueRefresh,
     MeasuredPost,
+    PublishedRef,
 )
-from post_management.ports.repositories import OutboxEvent
 from post_management.ports.support import Clock
+from post_management.services.common import emit as common_emit
 
 # Comparisons and timing look at this much of an account's history.
 HISTORY = timedelta(days=90)
@@ -103,15 +105,25 @@ class AnalyticsSettings:
 
 
 def emit(uow: AnalyticsUnitOfWork, event: events.DomainEvent) -> None:
-    uow.outbox.add(
-        OutboxEvent(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            aggregate_type=event.aggregate_type,
-            aggregate_id=event.aggregate_id,
-            payload=event.payload,
-            occurred_at=event.occurred_at,
-        )
+    common_emit(uow.outbox, event)
+
+
+def store_snapshot(
+    uow: AnalyticsUnitOfWork, post: PublishedRef | DueRefresh, snapshot: Snapshot, source: str
+) -> None:
+    """Keep a snapshot and tell the other services, in the caller's transaction."""
+    uow.analytics.add_snapshot(post.post_id, snapshot, source)
+    emit(
+        uow,
+        events.post_metrics_updated(
+            post_id=post.post_id,
+            account_id=post.account_id,
+            user_id=post.user_id,
+            x_post_id=post.x_post_id,
+            collected_at=snapshot.collected_at,
+            counts={name: getattr(snapshot.counts, name) for name in COUNT_FIELDS},
+            occurred_at=snapshot.collected_at,
+        ),
     )
 
 

@@ -14,8 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from post_management.domain import events
-from post_management.domain.analytics import COUNT_FIELDS, Counts, Snapshot, next_refresh
+from post_management.domain.analytics import Counts, Snapshot, next_refresh
 from post_management.ports.analytics import (
     SOURCE_POLL,
     AnalyticsUnitOfWorkFactory,
@@ -32,7 +31,7 @@ from post_management.ports.x_api import (
     XApi,
     XCredentials,
 )
-from post_management.services.analytics import cache_keys, emit
+from post_management.services.analytics import cache_keys, store_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -157,22 +156,10 @@ class MetricsCollector:
                 counts = counts_from(post.metrics)
                 private = post.metrics.url_link_clicks is not None
                 snapshot = Snapshot(now, counts, private_known=private)
-                uow.analytics.add_snapshot(item.post_id, snapshot, SOURCE_POLL)
+                store_snapshot(uow, item, snapshot, SOURCE_POLL)
                 stored += 1
                 uow.analytics.mark_collected(
                     item.post_id, now, next_refresh(item.published_at, now)
-                )
-                emit(
-                    uow,
-                    events.post_metrics_updated(
-                        post_id=item.post_id,
-                        account_id=item.account_id,
-                        user_id=item.user_id,
-                        x_post_id=item.x_post_id,
-                        collected_at=now,
-                        counts={name: getattr(counts, name) for name in COUNT_FIELDS},
-                        occurred_at=now,
-                    ),
                 )
                 touched.append(item.post_id)
             for x_id in found.missing:

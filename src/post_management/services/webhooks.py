@@ -23,12 +23,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from post_management.domain import events
-from post_management.domain.analytics import COUNT_FIELDS, Counts, Snapshot
+from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.errors import InvalidArgument, Unauthenticated
 from post_management.ports.analytics import SOURCE_WEBHOOK, AnalyticsUnitOfWorkFactory, Cache
 from post_management.ports.support import Clock
-from post_management.services.analytics import cache_keys, emit
+from post_management.services.analytics import cache_keys, store_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -170,19 +169,7 @@ class XWebhooks:
                 counts = (latest.counts if latest else Counts()).plus(**change)
                 private = latest.private_known if latest else False
                 snapshot = Snapshot(now, counts, private_known=private)
-                uow.analytics.add_snapshot(ref.post_id, snapshot, SOURCE_WEBHOOK)
-                emit(
-                    uow,
-                    events.post_metrics_updated(
-                        post_id=ref.post_id,
-                        account_id=ref.account_id,
-                        user_id=ref.user_id,
-                        x_post_id=ref.x_post_id,
-                        collected_at=now,
-                        counts={name: getattr(counts, name) for name in COUNT_FIELDS},
-                        occurred_at=now,
-                    ),
-                )
+                store_snapshot(uow, ref, snapshot, SOURCE_WEBHOOK)
                 touched.append(ref.post_id)
             uow.commit()
         for post_id in touched:
