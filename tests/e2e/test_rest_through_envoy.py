@@ -87,6 +87,6 @@ def test_errors_are_json_with_status_mapping(
     assert anonymous.status_code == 401
     assert anonymous.json()["details"][0]["reason"] == "TOKEN_MISSING"
 
-    unimplemented = session.get(f"{service.rest_url}/api/posts/x/metrics", timeout=10)
-    assert 400 <= unimplemented.status_code < 600
-    assert "code" in unimplemented.json()
+    malformed = session.get(f"{service.rest_url}/api/posts/x/metrics", timeout=10)
+    assert malformed.status_code == 400
+    assert malformed.json()["code"] == 3  # INVALID_ARGUMENT: post_id is not a UUID
