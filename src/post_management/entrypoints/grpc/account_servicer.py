@@ -50,7 +50,7 @@ def _set_paths(message: account_pb2.Account) -> set[str]:
 
 
 class AccountServicer(PrivacyMethods, account_service_pb2_grpc.AccountServiceServicer):
-    def __init__(self, accounts: AccountService, privacy: PrivacyService | None = None) -> None:
+    def __init__(self, accounts: AccountService, privacy: PrivacyService) -> None:
         self._accounts = accounts
         self._privacy = privacy
 

@@ -61,21 +61,14 @@ def _metrics_to_proto(record: MetricsRecord) -> account_service_pb2.UserMetricsS
 class PrivacyMethods:
     """Mixed into AccountServicer: the RPCs that act on a whole user."""
 
-    _privacy: PrivacyService | None
-
-    async def _service(self, context: Context) -> PrivacyService:
-        # Servers built without it answer like the generated base would.
-        if self._privacy is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
-        assert self._privacy is not None
-        return self._privacy
+    _privacy: PrivacyService
 
     async def ListAuditEvents(
         self, request: account_service_pb2.ListAuditEventsRequest, context: Context
     ) -> account_service_pb2.ListAuditEventsResponse:
         user_id = required_user_id(request.user_id)
         page = await asyncio.to_thread(
-            (await self._service(context)).list_audit_events,
+            self._privacy.list_audit_events,
             current_principal(),
             user_id,
             request.page_size,
@@ -90,9 +83,7 @@ class PrivacyMethods:
         self, request: account_service_pb2.ExportUserDataRequest, context: Context
     ) -> account_service_pb2.ExportUserDataResponse:
         user_id = required_user_id(request.user_id)
-        export = await asyncio.to_thread(
-            (await self._service(context)).export, current_principal(), user_id
-        )
+        export = await asyncio.to_thread(self._privacy.export, current_principal(), user_id)
         return account_service_pb2.ExportUserDataResponse(
             user_id=export.user_id,
             export_time=timestamp(export.exported_at),
@@ -108,7 +99,7 @@ class PrivacyMethods:
         user_id = required_user_id(request.user_id)
         principal = current_principal()
         report = await asyncio.to_thread(
-            (await self._service(context)).erase, principal, user_id, request.delete_from_x
+            self._privacy.erase, principal, user_id, request.delete_from_x
         )
         return account_service_pb2.EraseUserDataResponse(
             user_id=user_id,

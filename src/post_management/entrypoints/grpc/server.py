@@ -84,10 +84,9 @@ class Services:
     scheduled_listing: ScheduledListing
     publishing: PublishCommands
     media: MediaService
-    # None: the generated base answers UNIMPLEMENTED (servers built without analytics).
-    analytics: AnalyticsServices | None = None
+    analytics: AnalyticsServices
     # Audit trail, export and erasure (docs/security.md).
-    privacy: PrivacyService | None = None
+    privacy: PrivacyService
     # Per-caller request budgets; None: no limit.
     rpc_limiter: RateLimiter | None = None
     request_budget: RequestBudget | None = None
@@ -131,15 +130,11 @@ class GrpcServer:
         scheduling_service_pb2_grpc.add_PostSchedulingServiceServicer_to_server(
             SchedulingServicer(services.scheduling, services.scheduled_listing), self._server
         )
-        # Implemented by later features; the generated bases answer UNIMPLEMENTED.
         publishing_service_pb2_grpc.add_PublishingServiceServicer_to_server(
             PublishingServicer(services.publishing), self._server
         )
         analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(
-            AnalyticsServicer(services.analytics)
-            if services.analytics is not None
-            else analytics_service_pb2_grpc.AnalyticsServiceServicer(),  # type: ignore[abstract]
-            self._server,
+            AnalyticsServicer(services.analytics), self._server
         )
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
