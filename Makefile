@@ -43,8 +43,9 @@ lock: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
-## Measure the service on this machine and print a table (docs/benchmarks.md);
-## `make bench ARGS=--quick` for the two-minute run.
+## Measure the service on this machine and print a table (docs/benchmarks.md), in
+## under 10 minutes; `make bench ARGS=--quick` in under 2, `make bench ARGS=--soak`
+## for the 10-minute memory soak alone.
 .PHONY: bench
 bench: $(STAMP)
 	test -x $(BIN)/py-spy || $(BIN)/python -m pip install -q py-spy

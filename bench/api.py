@@ -1,15 +1,21 @@
 """Sections 1, 2 and the memory part of 4: gRPC and REST calls against a real
 `post-management serve` (with its Envoy), beside a hello-world grpc.aio server, while
-the server's RSS is sampled."""
+the server's RSS is sampled.
+
+`run` samples RSS over the API points themselves (a few minutes); `soak` (`python -m
+bench --soak`, not part of the default run) keeps a mixed gRPC + REST load at 16 in
+flight on one `serve` for 10 minutes and samples RSS throughout."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,11 +46,13 @@ CALLS = ("GetPost", "SchedulePost", "ListScheduledPosts")
 
 @dataclass
 class ApiParams:
-    seconds: float = 3.0  # measured per point
+    seconds: float = 2.0  # measured per point
     warmup: float = 0.5
-    reps: int = 5
+    reps: int = 3
     inflights: tuple[int, ...] = (1, 16, 64)
-    memory_seconds: float = 600.0  # the whole server run, RSS sampled throughout
+    # After the points, keep a mixed load on until the server has run this long
+    # (RSS sampled throughout); 0: RSS over the points only.
+    memory_seconds: float = 0.0
     # Enough posts that a GetPost point never comes back to a post within the
     # in-process post cache's 5 s: every point reads alike (from the database),
     # whichever point ran before it.
@@ -135,54 +143,97 @@ def _load(spec: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
     return result
 
 
-def run(report: Report, params: ApiParams) -> None:
+@contextlib.contextmanager
+def _server(params: ApiParams, hello: bool = True) -> Iterator[tuple[dict[str, Any], int]]:
+    """A seeded database, one `serve` (with its Envoy) and, if asked, the hello-world
+    server; yields the load client's spec (without points) and the `serve` pid."""
     key = new_key()
     with fresh_database() as url:
         post_ids, owners, users = _seed(url, key, params)
         hello_port = free_port()
-        hello = Child(
-            [sys.executable, "-m", "bench.hello", "--port", str(hello_port)], ready="listening"
-        )
+        child = None
+        if hello:
+            child = Child(
+                [sys.executable, "-m", "bench.hello", "--port", str(hello_port)],
+                ready="listening",
+            )
         service = None
-        sampler = None
         try:
-            hello.wait_ready(30)
+            if child is not None:
+                child.wait_ready(30)
             service, grpc_port, http_port = start_service(service_env(url, key))
-            sampler = RssSampler(service.pid)
-            started = time.monotonic()
-            spec = {
-                "hello": f"127.0.0.1:{hello_port}",
+            spec: dict[str, Any] = {
                 "grpc": f"127.0.0.1:{grpc_port}",
                 "rest": f"http://127.0.0.1:{http_port}",
                 "token": mint_token(),
                 "post_ids": post_ids,
                 "owners": owners,
                 "users": users,
-                "points": _points(params),
             }
+            if child is not None:
+                spec["hello"] = f"127.0.0.1:{hello_port}"
+            yield spec, service.pid
+        finally:
+            if service is not None:
+                service.stop()
+            if child is not None:
+                child.stop()
+
+
+def _mixed(spec: dict[str, Any], seconds: float, started: float) -> int:
+    """Every call over gRPC and over REST in turn, 16 in flight, until `seconds` have
+    passed since `started`; returns the number of 30-second rounds."""
+    rounds = 0
+    while (left := seconds - (time.monotonic() - started)) > 2:
+        chunk = min(30.0, left - 1)
+        spec["points"] = [
+            {"transport": t, "call": c, "inflight": 16, "seconds": chunk / 6, "warmup": 0}
+            for c in CALLS
+            for t in ("grpc", "rest")
+        ]
+        results = _load(spec, timeout=chunk + 60)
+        rounds += 1
+        if rounds % 4 == 0:
+            calls = sum(r["calls"] for r in results)
+            log(f"memory: {time.monotonic() - started:.0f} s, {calls} calls in the last round")
+    return rounds
+
+
+def run(report: Report, params: ApiParams) -> None:
+    with _server(params) as (spec, pid):
+        sampler = RssSampler(pid)
+        try:
+            started = time.monotonic()
+            spec["points"] = _points(params)
             log(f"api: {len(spec['points'])} points")
             results = _load(spec, timeout=len(spec["points"]) * (params.seconds + 10) + 60)
             report.details["api_points"] = results
             _summarise(report, results, params)
-            # Keep a mixed load on the server until the memory window is over.
-            mixed = 0
-            while (left := params.memory_seconds - (time.monotonic() - started)) > 2:
-                chunk = min(30.0, left - 1)
-                spec["points"] = [
-                    {"transport": t, "call": c, "inflight": 16, "seconds": chunk / 6, "warmup": 0}
-                    for c in CALLS
-                    for t in ("grpc", "rest")
-                ]
-                _load(spec, timeout=chunk + 60)
-                mixed += 1
+            _mixed(spec, params.memory_seconds, started)
             samples = sampler.stop()
-            _memory(report, samples)
         finally:
-            if sampler is not None:
-                sampler.stop()
-            if service is not None:
-                service.stop()
-            hello.stop()
+            sampler.stop()
+        _memory(report, samples, "server RSS slope (API points)")
+
+
+@dataclass
+class SoakParams:
+    seconds: float = 600.0
+    api: ApiParams = field(default_factory=ApiParams)
+
+
+def soak(report: Report, params: SoakParams) -> None:
+    """Section 4 memory: one `serve` under a mixed gRPC + REST load at 16 in flight
+    for `seconds`, RSS once a second."""
+    with _server(params.api, hello=False) as (spec, pid):
+        sampler = RssSampler(pid)
+        try:
+            log(f"soak: {params.seconds:.0f} s of mixed load at 16 in flight")
+            _mixed(spec, params.seconds, time.monotonic())
+            samples = sampler.stop()
+        finally:
+            sampler.stop()
+        _memory(report, samples, "server RSS slope (soak)")
 
 
 def _by(
@@ -248,7 +299,7 @@ def _summarise(report: Report, results: list[dict[str, Any]], params: ApiParams)
         report.add(Row("2 REST", f"{call} added p50 @16", at16, "ms", "< 2 ms", at16 < 2, note))
 
 
-def _memory(report: Report, samples: list[tuple[float, float]]) -> None:
+def _memory(report: Report, samples: list[tuple[float, float]], name: str) -> None:
     if not samples:
         return
     duration = samples[-1][0]
@@ -258,7 +309,7 @@ def _memory(report: Report, samples: list[tuple[float, float]]) -> None:
     peak = max(r for _, r in samples)
     slope = slope_per_minute(settled)
     growth = slope * (duration / 60) / start * 100 if start else 0.0
-    report.details["rss_samples"] = samples[:: max(1, len(samples) // 120)]
+    report.details.setdefault("rss_samples", {})[name] = samples[:: max(1, len(samples) // 120)]
     note = (
         f"{duration / 60:.1f} min; start {start:.1f} MiB, end {end:.1f} MiB, "
         f"max {peak:.1f} MiB (first {samples[0][1]:.1f} MiB)"
@@ -266,7 +317,7 @@ def _memory(report: Report, samples: list[tuple[float, float]]) -> None:
     report.add(
         Row(
             "4 growth",
-            "server RSS slope",
+            name,
             slope,
             "MiB/min",
             "flat (< 5% over run)",
@@ -277,4 +328,4 @@ def _memory(report: Report, samples: list[tuple[float, float]]) -> None:
 
 
 def quick_params() -> ApiParams:
-    return ApiParams(seconds=1.5, warmup=0.3, reps=1, memory_seconds=60.0)
+    return ApiParams(seconds=1.0, warmup=0.25, reps=1)

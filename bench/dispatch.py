@@ -50,13 +50,13 @@ class Params:
     burst_posts: int = 10_000
     reps: int = 1
     steady_rate: float = 100.0
-    steady_seconds: float = 60.0
+    steady_seconds: float = 30.0
     steady_accounts: int = 1_000
     env: dict[str, str] = field(default_factory=lambda: dict(ENGINE_ENV))
 
 
 def quick_params() -> Params:
-    return Params(burst_posts=2_000, reps=1, steady_seconds=10.0)
+    return Params(burst_posts=1_000, reps=1, steady_seconds=10.0)
 
 
 def _lateness(url: str) -> dict[str, float]:

@@ -49,12 +49,12 @@ GROUPS = (
 
 @dataclass
 class Params:
-    seconds: float = 10.0
-    burst_posts: int = 2000
+    seconds: float = 6.0
+    burst_posts: int = 1500  # enough to keep the engine busy while it is sampled
 
 
 def quick_params() -> Params:
-    return Params(seconds=3.0, burst_posts=600)
+    return Params(seconds=2.0, burst_posts=500)
 
 
 def py_spy() -> str | None:

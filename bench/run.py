@@ -1,8 +1,9 @@
-"""`python -m bench [--quick] [--only api,dispatch,growth,profile] [--json PATH]`.
+"""`python -m bench [--quick | --soak] [--only api,dispatch,growth,profile] [--json PATH]`.
 
 Runs each section against real processes on loopback ports and prints one table:
-every figure beside its goal, met or not. A full run takes about 15 minutes,
-`--quick` about 2.
+every figure beside its goal, met or not, and the wall time at the end. A full run
+takes about 7 to 8 minutes, `--quick` about 1.5; `--soak` runs only the 10-minute
+memory soak (RSS of one `serve` under mixed load), which the default run leaves out.
 """
 
 from __future__ import annotations
@@ -55,13 +56,22 @@ def format_markdown(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="about 2 minutes, smaller runs")
+    parser.add_argument("--quick", action="store_true", help="about 1.5 minutes, smaller runs")
+    parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="only the memory soak: one serve under mixed load, RSS once a second",
+    )
+    parser.add_argument(
+        "--soak-seconds", type=float, default=600.0, help="length of --soak (default 600)"
+    )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--json", type=Path, help="also write rows and details here")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument(
         "--table-from", type=Path, help="print the table of an earlier --json file, run nothing"
     )
+    began = time.monotonic()
     args = parser.parse_args(argv)
     render = format_markdown if args.markdown else format_table
     if args.table_from:
@@ -74,8 +84,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
     report = Report()
-    report.details["mode"] = "quick" if args.quick else "full"
-    began = time.monotonic()
+    report.details["mode"] = "soak" if args.soak else "quick" if args.quick else "full"
+    if args.soak:
+        log("== soak")
+        started = time.monotonic()
+        api.soak(report, api.SoakParams(seconds=args.soak_seconds))
+        report.details["seconds"] = {"soak": round(time.monotonic() - started, 1)}
+        chosen = []
     for section in SECTIONS:
         if section not in chosen:
             continue
@@ -92,7 +107,11 @@ def main(argv: list[str] | None = None) -> None:
         report.details.setdefault("seconds", {})[section] = round(time.monotonic() - started, 1)
     report.details["total_seconds"] = round(time.monotonic() - began, 1)
     print(render(report.rows))
-    print(f"\n({report.details['mode']} run, {report.details['total_seconds']:.0f} s)")
+    sections = ", ".join(f"{k} {v:.0f} s" for k, v in report.details.get("seconds", {}).items())
+    print(
+        f"\n({report.details['mode']} run, wall time {report.details['total_seconds']:.0f} s"
+        + (f": {sections})" if sections else ")")
+    )
     if args.json:
         args.json.write_text(json.dumps(report.to_json(), indent=1, default=str))
 

@@ -30,9 +30,17 @@ def test_api_rows_and_memory() -> None:
     names = {row.name for row in report.rows}
     assert "GetPost / hello QPS @16" in names
     assert "SchedulePost REST/gRPC QPS @16" in names
-    assert "server RSS slope" in names
+    assert "server RSS slope (API points)" in names
     assert all(point["calls"] > 0 for point in report.details["api_points"])
     assert "NOT MET" in format_table(report.rows) or "met" in format_table(report.rows)
+
+
+def test_soak_samples_rss_under_mixed_load() -> None:
+    report = Report()
+    api.soak(report, api.SoakParams(seconds=3.5, api=api.ApiParams(posts=200)))
+    row = next(row for row in report.rows if row.name == "server RSS slope (soak)")
+    assert row.met is not None
+    assert report.details["rss_samples"]["server RSS slope (soak)"]
 
 
 def test_dispatch_burst_publishes_each_post_once() -> None:
