@@ -56,7 +56,7 @@ class Params:
 
 
 def quick_params() -> Params:
-    return Params(burst_posts=1_000, reps=1, steady_seconds=10.0)
+    return Params(burst_posts=1_000, reps=1, steady_seconds=6.0)
 
 
 def _lateness(url: str) -> dict[str, float]:
