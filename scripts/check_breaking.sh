@@ -16,5 +16,8 @@ if git diff --quiet main -- proto && [ -z "$(git ls-files --others --exclude-sta
   fi
   against="${last}~1"
 fi
+against=$(git rev-parse "${against}")
+# buf clones the repository shallowly; the depth must reach the compared commit.
+depth=$(( $(git rev-list --count HEAD) + 1 ))
 echo "buf breaking against ${against}"
-"$BUF" breaking --against ".git#ref=${against}"
+"$BUF" breaking --against ".git#ref=${against},depth=${depth}"
