@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 
@@ -17,6 +16,7 @@ from post_management.domain.auth import Principal
 from post_management.domain.errors import DomainError, Unauthenticated
 from post_management.entrypoints.grpc.errors import internal_status, to_status
 from post_management.entrypoints.grpc.tokens import TokenCodec
+from post_management.entrypoints.grpc.unary import Behavior, UnaryInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ PUBLIC_METHODS = frozenset(
 )
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
-
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 def current_principal() -> Principal:
@@ -62,31 +60,13 @@ def _bearer(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     )
 
 
-class EdgeInterceptor(grpc.aio.ServerInterceptor):
+class EdgeInterceptor(UnaryInterceptor):
     def __init__(self, tokens: TokenCodec) -> None:
         self._tokens = tokens
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        method = handler_call_details.method
+    def wrap(self, behavior: Behavior, method: str) -> Behavior:
         public = method.startswith(PUBLIC_PREFIXES) or method in PUBLIC_METHODS
-        # grpc.aio handlers are coroutines even though the stubs type them as sync.
-        behavior = self._wrap(cast(Behavior, handler.unary_unary), method, public)
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
 
-    def _wrap(self, behavior: Behavior, method: str, public: bool) -> Behavior:
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 if not public:

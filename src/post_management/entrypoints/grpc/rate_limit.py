@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -27,9 +27,8 @@ from post_management.entrypoints.grpc.edge import (
     optional_principal,
 )
 from post_management.entrypoints.grpc.errors import DOMAIN
+from post_management.entrypoints.grpc.unary import Behavior, UnaryInterceptor
 from post_management.ports.publishing import RateLimiter
-
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ def exhausted_status(retry_after: timedelta, limit: int, window: timedelta) -> g
     return result
 
 
-class RateLimitInterceptor(grpc.aio.ServerInterceptor):
+class RateLimitInterceptor(UnaryInterceptor):
     def __init__(
         self,
         limiter: RateLimiter,
@@ -81,30 +80,10 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         self._budget = budget
         self._now = now
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if (
-            handler is None
-            or handler.unary_unary is None
-            or method.startswith(PUBLIC_PREFIXES)
-            or method in PUBLIC_METHODS
-        ):
-            return handler
-        behavior = self._wrap(cast(Behavior, handler.unary_unary))
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+    def wrap(self, behavior: Behavior, method: str) -> Behavior | None:
+        if method.startswith(PUBLIC_PREFIXES) or method in PUBLIC_METHODS:
+            return None
 
-    def _wrap(self, behavior: Behavior) -> Behavior:
         async def limited(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             principal = optional_principal()
             limit = self._budget.limit_for(principal.role) if principal else 0

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 
+from post_management.entrypoints.grpc.unary import Behavior, UnaryInterceptor
 from post_management.observability import context, metrics
 
 log = logging.getLogger(__name__)
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 # Frequent and uninteresting: probes and reflection log at DEBUG.
 QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 # Request fields worth having on every log line of the call.
@@ -51,27 +50,8 @@ def _ids(request: Any) -> dict[str, str]:
     return found
 
 
-class TelemetryInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        # grpc.aio handlers are coroutines even though the stubs type them as sync.
-        behavior = self._wrap(cast(Behavior, handler.unary_unary), handler_call_details.method)
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-    @staticmethod
-    def _wrap(behavior: Behavior, full_method: str) -> Behavior:
+class TelemetryInterceptor(UnaryInterceptor):
+    def wrap(self, behavior: Behavior, full_method: str) -> Behavior:
         service, method = split_method(full_method)
         level = logging.DEBUG if full_method.startswith(QUIET_PREFIXES) else logging.INFO
         handled = metrics.GRPC_HANDLED
