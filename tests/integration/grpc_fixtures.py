@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from xmp.posts.v1 import (
     post_service_pb2_grpc,
 )
 
+from post_management.adapters.emulator.server import EmulatorThread
 from post_management.domain.auth import Role
 from tests.conftest import truncate
+from tests.fixtures.emulator import Emulator
 from tests.support.harness import RunningServer, auth, settings_for
 
 
@@ -27,6 +30,24 @@ def server(
 ) -> Iterator[RunningServer]:
     url = request.getfixturevalue(f"{request.param}_database")
     running = RunningServer(settings_for(url, Path(tmp_path_factory.mktemp("data"))))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def x_server(
+    machine_database: str,
+    emulator_server: EmulatorThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningServer]:
+    """A running server whose X is the session's emulator (tests control its faults)."""
+    settings = settings_for(
+        machine_database,
+        Path(tmp_path_factory.mktemp("data")),
+        x_api_base_url=emulator_server.base_url,
+        x_timeout_seconds=2,
+    )
+    running = RunningServer(settings)
     yield running
     running.stop()
 
@@ -74,6 +95,18 @@ def bob(clean: RunningServer) -> Iterator[Client]:
     client = Client(clean, "bob")
     yield client
     client.channel.close()
+
+
+def x_account(client: Client, emulator: Emulator) -> account_pb2.Account:
+    """An account with credentials the emulator knows, under a fresh X user id."""
+    x_user_id = str(uuid.uuid4().int % 10**12)
+    emulator.control.register_user(f"tok-{x_user_id}", user_id=x_user_id)
+    return client.create_account(
+        x_user_id,
+        credentials=account_pb2.XCredentials(
+            access_token=f"tok-{x_user_id}", access_token_secret="s"
+        ),
+    )
 
 
 def error_details(error: grpc.RpcError) -> tuple[str, list[tuple[str, str]]]:

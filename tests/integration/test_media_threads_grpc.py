@@ -6,14 +6,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import text
 from xmp.posts.v1 import (
-    account_pb2,
     media_pb2,
     post_pb2,
     post_service_pb2,
@@ -21,33 +19,20 @@ from xmp.posts.v1 import (
     publishing_service_pb2_grpc,
 )
 
-from post_management.adapters.emulator.server import EmulatorThread
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
-from tests.integration.grpc_fixtures import Client, error_details
-from tests.support.harness import RunningServer, settings_for
+from tests.integration.grpc_fixtures import (
+    Client,
+    error_details,
+    x_account,
+    x_server,  # noqa: F401 - a fixture
+)
+from tests.support.harness import RunningServer
 
 MB = 1024 * 1024
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 1024
 GIF = b"GIF89a" + b"\x00" * 1024
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 1024
-
-
-@pytest.fixture(scope="module")
-def x_server(
-    machine_database: str,
-    emulator_server: EmulatorThread,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    settings = settings_for(
-        machine_database,
-        Path(tmp_path_factory.mktemp("data")),
-        x_api_base_url=emulator_server.base_url,
-        x_timeout_seconds=2,
-    )
-    running = RunningServer(settings)
-    yield running
-    running.stop()
 
 
 class User(Client):
@@ -75,17 +60,6 @@ def bob(x_server: RunningServer, alice: User) -> Iterator[User]:
     yield from _user(x_server, "bob")
 
 
-def _account(client: User, emulator: Emulator) -> account_pb2.Account:
-    x_user_id = str(uuid.uuid4().int % 10**12)
-    emulator.control.register_user(f"tok-{x_user_id}", user_id=x_user_id)
-    return client.create_account(
-        x_user_id,
-        credentials=account_pb2.XCredentials(
-            access_token=f"tok-{x_user_id}", access_token_secret="s"
-        ),
-    )
-
-
 def _refused(call: object) -> tuple[grpc.StatusCode, str, list[tuple[str, str]]]:
     with pytest.raises(grpc.RpcError) as caught:
         call()  # type: ignore[operator]
@@ -94,7 +68,7 @@ def _refused(call: object) -> tuple[grpc.StatusCode, str, list[tuple[str, str]]]
 
 
 def test_upload_then_publish_a_thread_with_attachments(alice: User, emulator: Emulator) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     first, second = alice.upload(PNG, "image/png"), alice.upload(PNG + b"2", "IMAGE/PNG")
     assert (first.kind, first.mime_type, first.size_bytes) == (
         media_pb2.MEDIA_KIND_IMAGE,
@@ -136,7 +110,7 @@ def test_upload_then_publish_a_thread_with_attachments(alice: User, emulator: Em
 
 
 def test_a_single_post_shows_its_one_segment(alice: User, emulator: Emulator) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "alone")
     publishing = publishing_service_pb2_grpc.PublishingServiceStub(alice.channel)
     published = publishing.PublishPost(
@@ -189,7 +163,7 @@ def test_uploading_for_another_user_is_permission_denied(alice: User) -> None:
 
 
 def test_attachment_and_thread_rules_at_create(alice: User, emulator: Emulator) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     video, image = alice.upload(MP4, "video/mp4"), alice.upload(PNG, "image/png")
     images = [alice.upload(PNG + bytes([i]), "image/png").id for i in range(5)]
     cases: list[tuple[dict[str, object], list[str]]] = [
@@ -213,7 +187,7 @@ def test_attachment_and_thread_rules_at_create(alice: User, emulator: Emulator) 
 def test_another_users_media_is_invalid_argument_like_an_unknown_id(
     alice: User, bob: User, emulator: Emulator
 ) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     bobs = bob.upload(PNG, "image/png")
     code, reason, violations = _refused(
         lambda: alice.create_post(account.id, "mine?", attachment_ids=[bobs.id])
@@ -224,7 +198,7 @@ def test_another_users_media_is_invalid_argument_like_an_unknown_id(
 
 
 def test_update_sets_and_clears_attachments_and_thread(alice: User, emulator: Emulator) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     image = alice.upload(PNG, "image/png")
     post = alice.create_post(account.id, "to edit")
     updated = alice.posts.UpdatePost(
@@ -259,7 +233,7 @@ def test_segments_already_on_x_cannot_be_edited(
 ) -> None:
     from post_management.adapters.db.engine import make_engine
 
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "one", thread=["two", "three"])
     engine = make_engine(x_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
     with engine.begin() as connection:  # segment 0 went out, then X refused segment 1
@@ -278,7 +252,7 @@ def test_segments_already_on_x_cannot_be_edited(
             metadata=alice.metadata,
         )
 
-    other = _account(alice, emulator)
+    other = x_account(alice, emulator)
     for fields in (
         {"text": "uno"},
         {"reply_to_x_post_id": "5"},

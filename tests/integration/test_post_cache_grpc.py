@@ -17,7 +17,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, event, text
 from xmp.posts.v1 import (
-    account_pb2,
     post_pb2,
     post_service_pb2,
     publishing_service_pb2,
@@ -29,7 +28,7 @@ from xmp.posts.v1 import (
 from post_management.adapters.emulator.server import EmulatorThread
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server
-from tests.integration.grpc_fixtures import Client
+from tests.integration.grpc_fixtures import Client, x_account
 from tests.support.harness import RunningServer, settings_for
 from tests.support.redis_server import RedisServer
 
@@ -107,17 +106,6 @@ class Replica(Client):
         self.channel.close()
 
 
-def _account(client: Client, emulator: Emulator) -> account_pb2.Account:
-    x_user_id = str(uuid.uuid4().int % 10**12)
-    emulator.control.register_user(f"tok-{x_user_id}", user_id=x_user_id)
-    return client.create_account(
-        x_user_id,
-        credentials=account_pb2.XCredentials(
-            access_token=f"tok-{x_user_id}", access_token_secret="s"
-        ),
-    )
-
-
 def _gauge(component: str) -> float | None:
     return REGISTRY.get_sample_value("post_management_redis_degraded", {"component": component})
 
@@ -155,7 +143,7 @@ def test_cached_reads_skip_the_database_and_every_write_path_invalidates(
 ) -> None:
     truncate(machine_database)
     alice = _replica(stack, machine_database, emulator_server, tmp_path)  # no Redis: in process
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     created = alice.create_post(account.id, "first")
 
     post, loads = alice.loads_for_get(created.id)
@@ -223,7 +211,7 @@ def test_replicas_share_redis_survive_its_death_and_share_again_after_restart(
     shared = {"redis_url": redis_server.url, "encryption_keys": Fernet.generate_key().decode()}
     a = _replica(stack, machine_database, emulator_server, tmp_path, **shared)
     b = _replica(stack, machine_database, emulator_server, tmp_path, **shared)
-    account = _account(a, emulator)
+    account = x_account(a, emulator)
     first = a.create_post(account.id, "one")
     second = a.create_post(account.id, "two")
 

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
@@ -17,34 +15,21 @@ from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.privacy_repository import SqlPrivacyStore
-from post_management.adapters.emulator.server import EmulatorThread
 from post_management.domain.auth import Role
 from post_management.domain.privacy import pseudonym
 from post_management.services.privacy import RemovalJob, RetentionJob, RetentionPeriods
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
-from tests.integration.grpc_fixtures import Client, error_details
+from tests.integration.grpc_fixtures import (
+    Client,
+    error_details,
+    x_account,
+    x_server,  # noqa: F401 - a fixture
+)
 from tests.integration.test_publishing_grpc import Publisher
-from tests.support.harness import RunningServer, settings_for
+from tests.support.harness import RunningServer
 
 SECRET = "tok-secret-value-never-shown"
-
-
-@pytest.fixture(scope="module")
-def x_server(
-    machine_database: str,
-    emulator_server: EmulatorThread,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    settings = settings_for(
-        machine_database,
-        Path(tmp_path_factory.mktemp("data")),
-        x_api_base_url=emulator_server.base_url,
-        x_timeout_seconds=2,
-    )
-    running = RunningServer(settings)
-    yield running
-    running.stop()
 
 
 @pytest.fixture
@@ -68,21 +53,11 @@ def _store(server: RunningServer) -> SqlPrivacyStore:
     return SqlPrivacyStore(server.container.engine, FernetBox.parse(keys.get_secret_value()))
 
 
-def _account(client: Client, emulator: Emulator) -> account_pb2.Account:
-    x_user_id = str(uuid.uuid4().int % 10**12)
-    token = f"{SECRET}-{x_user_id}"
-    emulator.control.register_user(token, user_id=x_user_id)
-    return client.create_account(
-        x_user_id,
-        credentials=account_pb2.XCredentials(access_token=token, access_token_secret=SECRET),
-    )
-
-
 def test_audit_trail_is_paginated_newest_first_and_private(
     server: RunningServer, emulator: Emulator
 ) -> None:
     alice, bob = Client(server, "alice"), Client(server, "bob")
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "first words")
     alice.posts.UpdatePost(
         post_service_pb2.UpdatePostRequest(post=post_pb2.Post(id=post.id, text="second words")),
@@ -115,7 +90,7 @@ def test_audit_trail_is_paginated_newest_first_and_private(
 
 def test_export_holds_everything_but_secrets(server: RunningServer, emulator: Emulator) -> None:
     alice = Client(server, "alice")
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "exported")
     _sql(
         server,
@@ -139,7 +114,7 @@ def test_erase_deletes_pseudonymises_tombstones_and_removes_from_x(
 ) -> None:
     alice = Publisher(server, "alice")
     admin = Client(server, "ops", Role.ADMIN)
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "to be forgotten")
     published = alice.publish(post.id, immediate_publish=True).post
     assert emulator.control.posts(text="to be forgotten")
@@ -185,7 +160,7 @@ def test_erase_waits_until_no_post_is_being_published(
 ) -> None:
     alice = Client(server, "alice")
     admin = Client(server, "ops", Role.ADMIN)
-    post = alice.create_post(_account(alice, emulator).id, "in flight")
+    post = alice.create_post(x_account(alice, emulator).id, "in flight")
     _sql(server, "UPDATE posts SET state = 'PUBLISHING' WHERE id = :id", id=post.id)
     erase = account_service_pb2.EraseUserDataRequest(user_id="alice", delete_from_x=True)
     with pytest.raises(grpc.RpcError) as caught:
@@ -225,7 +200,7 @@ def test_retention_purges_old_snapshots_dead_letters_and_removals(
     server: RunningServer, emulator: Emulator
 ) -> None:
     alice = Client(server, "alice")
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     old, fresh = alice.create_post(account.id, "old"), alice.create_post(account.id, "fresh")
     _sql(
         server,

@@ -6,42 +6,27 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 from sqlalchemy import text
 from xmp.posts.v1 import (
-    account_pb2,
     post_pb2,
     publishing_service_pb2,
     publishing_service_pb2_grpc,
 )
 
 from post_management.adapters.db.engine import make_engine
-from post_management.adapters.emulator.server import EmulatorThread
 from post_management.domain.auth import Role
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
-from tests.integration.grpc_fixtures import Client, error_details
-from tests.support.harness import RunningServer, settings_for
-
-
-@pytest.fixture(scope="module")
-def x_server(
-    machine_database: str,
-    emulator_server: EmulatorThread,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    settings = settings_for(
-        machine_database,
-        Path(tmp_path_factory.mktemp("data")),
-        x_api_base_url=emulator_server.base_url,
-        x_timeout_seconds=2,
-    )
-    running = RunningServer(settings)
-    yield running
-    running.stop()
+from tests.integration.grpc_fixtures import (
+    Client,
+    error_details,
+    x_account,
+    x_server,  # noqa: F401 - a fixture
+)
+from tests.support.harness import RunningServer
 
 
 class Publisher(Client):
@@ -64,17 +49,6 @@ def alice(x_server: RunningServer, emulator: Emulator) -> Iterator[Publisher]:
     client.channel.close()
 
 
-def _account(client: Publisher, emulator: Emulator) -> account_pb2.Account:
-    x_user_id = str(uuid.uuid4().int % 10**12)
-    emulator.control.register_user(f"tok-{x_user_id}", user_id=x_user_id)
-    return client.create_account(
-        x_user_id,
-        credentials=account_pb2.XCredentials(
-            access_token=f"tok-{x_user_id}", access_token_secret="s"
-        ),
-    )
-
-
 def _sql(server: RunningServer, statement: str, **params: object) -> None:
     engine = make_engine(server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
     with engine.begin() as connection:
@@ -83,7 +57,7 @@ def _sql(server: RunningServer, statement: str, **params: object) -> None:
 
 
 def test_immediate_publish_returns_the_published_post(alice: Publisher, emulator: Emulator) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "right now")
     response = alice.publish(post.id, immediate_publish=True)
     assert not response.queued
@@ -94,7 +68,7 @@ def test_immediate_publish_returns_the_published_post(alice: Publisher, emulator
 def test_queued_publish_goes_out_on_the_next_dispatch(
     alice: Publisher, emulator: Emulator, x_server: RunningServer
 ) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "queued")
     response = alice.publish(post.id)
     assert response.queued and response.post.state == post_pb2.POST_STATE_SCHEDULED
@@ -107,7 +81,7 @@ def test_queued_publish_goes_out_on_the_next_dispatch(
 def test_a_post_scheduled_for_later_needs_override(
     alice: Publisher, emulator: Emulator, x_server: RunningServer
 ) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "later")
     _sql(
         x_server,
@@ -123,7 +97,7 @@ def test_a_post_scheduled_for_later_needs_override(
 
 
 def test_request_id_makes_publish_idempotent(alice: Publisher, emulator: Emulator) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "exactly once")
     request_id = str(uuid.uuid4())
     first = alice.publish(post.id, immediate_publish=True, request_id=request_id)
@@ -138,7 +112,7 @@ def test_request_id_makes_publish_idempotent(alice: Publisher, emulator: Emulato
 def test_publish_input_and_ownership_errors(
     alice: Publisher, emulator: Emulator, x_server: RunningServer
 ) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "mine")
     bob = Publisher(x_server, "bob")
     cases = [
@@ -169,7 +143,7 @@ def test_immediate_publish_racing_the_dispatcher_calls_x_once(
     alice: Publisher, emulator: Emulator, x_server: RunningServer
 ) -> None:
     for round_ in range(5):
-        account = _account(alice, emulator)
+        account = x_account(alice, emulator)
         post = alice.create_post(account.id, f"race {round_}")
         _sql(
             x_server,
@@ -208,7 +182,7 @@ def test_immediate_publish_racing_the_dispatcher_calls_x_once(
 def test_dead_letters_are_listed_and_requeued(
     alice: Publisher, emulator: Emulator, x_server: RunningServer
 ) -> None:
-    account = _account(alice, emulator)
+    account = x_account(alice, emulator)
     post = alice.create_post(account.id, "gave up")
     _sql(
         x_server,
