@@ -16,7 +16,7 @@ import pytest
 import requests
 from xmp.posts.v1 import service_info_service_pb2, service_info_service_pb2_grpc
 
-from tests.support.process import ServiceProcess
+from tests.support.process import ServiceProcess, rest_session, running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = "local-user"
@@ -25,19 +25,13 @@ USER = "local-user"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     env = {"LOG_LEVEL": "WARNING", "METRICS_INTERVAL_SECONDS": "1"}
-    process = ServiceProcess(env, Path(tmp_path_factory.mktemp("contract")))
-    try:
-        process.wait_ready()
+    with running_service(env, Path(tmp_path_factory.mktemp("contract"))) as process:
         yield process
-    finally:
-        process.terminate()
 
 
 @pytest.fixture(scope="module")
 def http(service: ServiceProcess) -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False  # loopback only, never through a proxy
-        session.headers["Authorization"] = f"Bearer {service.printed_token()}"
+    with rest_session(service.printed_token()) as session:
         yield session
 
 

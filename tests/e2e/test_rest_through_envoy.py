@@ -8,24 +8,20 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.process import ServiceProcess
+from tests.support.process import ServiceProcess, rest_session, running_service
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    process = ServiceProcess({"LOG_LEVEL": "WARNING"}, Path(tmp_path_factory.mktemp("rest")))
-    try:
-        process.wait_ready()
+    with running_service(
+        {"LOG_LEVEL": "WARNING"}, Path(tmp_path_factory.mktemp("rest"))
+    ) as process:
         yield process
-    finally:
-        process.terminate()
 
 
 @pytest.fixture(scope="module")
 def session(service: ServiceProcess) -> Iterator[requests.Session]:
-    with requests.Session() as http:
-        http.trust_env = False  # loopback only, never through a proxy
-        http.headers["Authorization"] = f"Bearer {service.printed_token()}"
+    with rest_session(service.printed_token()) as http:
         yield http
 
 

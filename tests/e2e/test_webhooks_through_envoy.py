@@ -20,7 +20,7 @@ from post_management.domain.analytics import Counts
 from post_management.domain.auth import Role
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from tests.integration.analytics_fixtures import Data
-from tests.support.process import ServiceProcess, free_port
+from tests.support.process import ServiceProcess, free_port, rest_session, running_service
 
 SECRET = "envoy-webhook-secret"
 JWT_SECRET = "jwt-secret-for-the-webhook-e2e-test-0123456789"
@@ -44,18 +44,13 @@ def service(
         "JWT_REFRESH_SECRET": JWT_SECRET + "-refresh",
         "METRICS_PORT": str(free_port()),
     }
-    process = ServiceProcess(env, Path(tmp_path_factory.mktemp("webhooks")))
-    try:
-        process.wait_ready()
+    with running_service(env, Path(tmp_path_factory.mktemp("webhooks"))) as process:
         yield process
-    finally:
-        process.terminate()
 
 
 @pytest.fixture
 def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False  # loopback only, never through a proxy
+    with rest_session() as session:
         yield session
 
 

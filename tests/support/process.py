@@ -10,7 +10,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import requests
 
 CLI = str(Path(sys.executable).parent / "post-management")
 
@@ -86,3 +90,24 @@ class ServiceProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+@contextmanager
+def running_service(env: dict[str, str], cwd: Path) -> Iterator[ServiceProcess]:
+    """`post-management serve` (with its Envoy), ready, stopped with SIGTERM afterwards."""
+    process = ServiceProcess(env, cwd)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.terminate()
+
+
+@contextmanager
+def rest_session(token: str | None = None) -> Iterator[requests.Session]:
+    """An HTTP session for loopback calls: never through a proxy, optionally signed in."""
+    with requests.Session() as session:
+        session.trust_env = False
+        if token is not None:
+            session.headers["Authorization"] = f"Bearer {token}"
+        yield session
