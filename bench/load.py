@@ -9,6 +9,7 @@ point in one process, interleaved, lets noise on the machine hit all of them ali
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import grpc
+import psutil
 from xmp.posts.v1 import (
     post_service_pb2,
     post_service_pb2_grpc,
@@ -49,6 +51,10 @@ class Targets:
             self.hello = grpc.aio.insecure_channel(self.spec["hello"])
             self.say: Any = self.hello.unary_unary(METHOD)
             self.channels.append(self.hello)
+        if "lean" in self.spec:
+            lean = grpc.aio.insecure_channel(self.spec["lean"])
+            self.channels.append(lean)
+            self.lean_posts = post_service_pb2_grpc.PostServiceStub(lean)
         if "grpc" in self.spec:
             channel = grpc.aio.insecure_channel(self.spec["grpc"])
             self.channels.append(channel)
@@ -88,6 +94,12 @@ class Targets:
 
         async def grpc_get() -> bool:
             await self.posts.GetPost(
+                post_service_pb2.GetPostRequest(post_id=self._post_id()), metadata=metadata
+            )
+            return True
+
+        async def lean_get() -> bool:
+            await self.lean_posts.GetPost(
                 post_service_pb2.GetPostRequest(post_id=self._post_id()), metadata=metadata
             )
             return True
@@ -141,6 +153,7 @@ class Targets:
             ("grpc", "GetPost"): grpc_get,
             ("grpc", "SchedulePost"): grpc_schedule,
             ("grpc", "ListScheduledPosts"): grpc_list,
+            ("lean", "GetPost"): lean_get,
             ("rest", "GetPost"): rest_get,
             ("rest", "SchedulePost"): rest_schedule,
             ("rest", "ListScheduledPosts"): rest_list,
@@ -158,7 +171,27 @@ def _ok(status: int, body: bytes) -> bool:
     return True
 
 
-async def run_point(call: Call, inflight: int, seconds: float, warmup: float) -> dict[str, Any]:
+def _cpu_seconds(processes: dict[str, psutil.Process]) -> dict[str, float]:
+    """User + system CPU seconds each server process has used so far."""
+    seconds = {}
+    for name, process in processes.items():
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            seconds[name] = times.user + times.system
+    return seconds
+
+
+async def run_point(
+    call: Call,
+    inflight: int,
+    seconds: float,
+    warmup: float,
+    servers: dict[str, psutil.Process] | None = None,
+) -> dict[str, Any]:
+    """Runs one point; `cpu_ms_per_call` is each server's CPU over the measured calls
+    (every call of the point went to one server, so the figure is that server's cost
+    per call; the other servers' figures show what they spent idle)."""
+    servers = servers or {}
     latencies: list[float] = []
     errors = 0
     first_error = ""
@@ -183,9 +216,21 @@ async def run_point(call: Call, inflight: int, seconds: float, warmup: float) ->
                 else:
                     errors += 1
 
-    await asyncio.gather(*(worker() for _ in range(inflight)))
+    async def cpu_at_start() -> dict[str, float]:
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        return _cpu_seconds(servers)
+
+    cpu_start, *_ = await asyncio.gather(cpu_at_start(), *(worker() for _ in range(inflight)))
+    cpu_end = _cpu_seconds(servers)
     elapsed = time.perf_counter() - measure_from
+    calls = len(latencies) + errors
+    cpu = {
+        name: (cpu_end[name] - cpu_start[name]) * 1000 / calls
+        for name in cpu_end
+        if name in cpu_start and calls
+    }
     return {
+        "cpu_ms_per_call": cpu,
         "calls": len(latencies),
         "errors": errors,
         "first_error": first_error,
@@ -197,13 +242,14 @@ async def run_point(call: Call, inflight: int, seconds: float, warmup: float) ->
 
 async def _main(spec: dict[str, Any]) -> list[dict[str, Any]]:
     targets = Targets(spec)
+    servers = {name: psutil.Process(pid) for name, pid in spec.get("pids", {}).items()}
     await targets.open()
     results = []
     try:
         for point in spec["points"]:
             call = targets.call(point["transport"], point["call"])
             result = await run_point(
-                call, point["inflight"], point["seconds"], point.get("warmup", 0.5)
+                call, point["inflight"], point["seconds"], point.get("warmup", 0.5), servers
             )
             results.append({**point, **result})
     finally:

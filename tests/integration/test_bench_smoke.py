@@ -28,10 +28,21 @@ def test_api_rows_and_memory() -> None:
     )
     api.run(report, params)
     names = {row.name for row in report.rows}
-    assert "GetPost / hello QPS @16" in names
+    assert "GetPost / lean QPS @16" in names
+    assert "GetPost / lean p99 @16" in names
+    assert "SchedulePost / hello QPS @16" in names
+    assert "ListScheduledPosts serve CPU/call @16" in names
     assert "SchedulePost REST/gRPC QPS @16" in names
+    assert "GetPost added p50 @1" in names
     assert "server RSS slope (API points)" in names
-    assert all(point["calls"] > 0 for point in report.details["api_points"])
+    points = report.details["api_points"]
+    assert all(point["calls"] > 0 and not point["errors"] for point in points)
+    # The lean reference answers the same posts, and each point charges its own server.
+    assert {p["transport"] for p in points} == {"grpc", "rest", "lean"}
+    lean = next(p for p in points if p["transport"] == "lean")
+    assert lean["cpu_ms_per_call"]["lean"] > lean["cpu_ms_per_call"]["serve"]
+    served = next(p for p in points if p["transport"] == "grpc" and p["call"] == "GetPost")
+    assert served["cpu_ms_per_call"]["serve"] > served["cpu_ms_per_call"]["lean"]
     assert "NOT MET" in format_table(report.rows) or "met" in format_table(report.rows)
 
 
