@@ -38,6 +38,30 @@ def _drop(request: web.Request) -> web.Response:
     return web.Response(status=500)
 
 
+async def _act_late(
+    state: EmulatorState, seconds: float, handler: Handler, request: web.Request
+) -> web.StreamResponse:
+    await _wait(state, seconds)
+    if state.closing.is_set():
+        return web.Response(status=503)  # the server stopped first: nothing happened
+    return await handler(request)
+
+
+async def _late_store(
+    state: EmulatorState, seconds: float, handler: Handler, request: web.Request
+) -> web.StreamResponse:
+    """Run the handler after `seconds` in a task that outlives the client's request."""
+    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        await request.post()  # read now: the connection may be gone when the handler runs
+    else:
+        await request.read()
+    task = asyncio.create_task(_act_late(state, seconds, handler, request))
+    state.background.add(task)
+    task.add_done_callback(state.background.discard)
+    # shield: a client that leaves cancels this wait, not the task.
+    return await asyncio.shield(task)
+
+
 def _fault_response(fault: Fault) -> web.Response:
     phrase = HTTPStatus(fault.status).phrase
     return wire.problem(fault.status, phrase, phrase)
@@ -72,6 +96,8 @@ async def faults_middleware(request: web.Request, handler: Handler) -> web.Strea
     if fault.kind is FaultKind.DELAY:
         await _wait(state, fault.delay_seconds)
         return await handler(request)
+    if fault.kind is FaultKind.LATE_STORE:
+        return await _late_store(state, fault.delay_seconds, handler, request)
     if fault.kind is FaultKind.TIMEOUT:
         if fault.accept:
             await handler(request)

@@ -7,6 +7,13 @@ from typing import Any
 import requests
 
 
+class Unset:
+    """Marks an argument left out, where None is a meaningful value."""
+
+
+UNSET = Unset()
+
+
 class EmulatorControl:
     def __init__(self, base_url: str, timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -25,6 +32,27 @@ class EmulatorControl:
 
     def set_limits(self, **limits: float) -> dict[str, Any]:
         result: dict[str, Any] = self._call("PUT", "limits", json=limits)
+        return result
+
+    def behaviour(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "behaviour")
+        return result
+
+    def set_behaviour(
+        self,
+        *,
+        timeline_lag_seconds: float | tuple[float, float] | None = None,
+        duplicate_window_seconds: float | Unset | None = UNSET,
+    ) -> dict[str, Any]:
+        """Timeline lag (seconds, or a (min, max) range) and the duplicate-content
+        window (seconds; None: refused for as long as the earlier post exists)."""
+        body: dict[str, Any] = {}
+        if timeline_lag_seconds is not None:
+            lag = timeline_lag_seconds
+            body["timeline_lag_seconds"] = list(lag) if isinstance(lag, tuple) else lag
+        if not isinstance(duplicate_window_seconds, Unset):
+            body["duplicate_window_seconds"] = duplicate_window_seconds
+        result: dict[str, Any] = self._call("PUT", "behaviour", json=body)
         return result
 
     def register_user(
@@ -58,7 +86,7 @@ class EmulatorControl:
         delay_seconds: float = 0.0,
         accept: bool = False,
     ) -> None:
-        """kind: "status", "delay", "timeout" or "accept_then_drop"."""
+        """kind: "status", "delay", "timeout", "accept_then_drop" or "late_store"."""
         body = {
             "method": method,
             "path": path,

@@ -13,6 +13,9 @@ class FaultKind(StrEnum):
     DELAY = "delay"  # wait `delay_seconds`, then serve normally
     TIMEOUT = "timeout"  # hang until the client gives up (or the server stops)
     ACCEPT_THEN_DROP = "accept_then_drop"  # act, then close the connection unanswered
+    # act only after `delay_seconds`, even when the client gave up meanwhile; answer
+    # then if it still waits (X finishing a request after its caller's timeout)
+    LATE_STORE = "late_store"
 
 
 @dataclass
@@ -22,7 +25,7 @@ class Fault:
     kind: FaultKind
     count: int = 1
     status: int = 503
-    delay_seconds: float = 0.0
+    delay_seconds: float = 0.0  # DELAY and LATE_STORE
     accept: bool = False  # STATUS and TIMEOUT: act (store the post) before failing
 
     def matches(self, method: str, path: str) -> bool:
@@ -45,6 +48,8 @@ class Fault:
         count = int(body.get("count", 1))
         if count < 1:
             raise ValueError("count must be at least 1")
+        if float(body.get("delay_seconds", 0.0)) < 0:
+            raise ValueError("delay_seconds must not be negative")
         return cls(
             method=str(body.get("method", "*")).upper(),
             path=str(body["path"]),

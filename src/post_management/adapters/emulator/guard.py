@@ -29,6 +29,7 @@ def state_of(request: web.Request) -> EmulatorState:
 
 
 def authorize(request: web.Request, *, user_only: bool) -> Context | web.Response:
+    """The caller, or X's 401/403. Every route calls spend() right after."""
     state = state_of(request)
     caller = wire.parse_authorization(request.headers.get("Authorization"))
     if caller is None or (caller.token is not None and caller.token in state.revoked_tokens):
@@ -44,10 +45,8 @@ def authorize(request: web.Request, *, user_only: bool) -> Context | web.Respons
                 wire.PROBLEMS + "unsupported-authentication",
             )
         return Context(state, None)
-    user = state.user_for_token(caller.token)
-    if user.suspended:
-        return wire.suspended()
-    return Context(state, user)
+    # A suspended user is refused in spend(), so the refusal carries rate-limit headers.
+    return Context(state, state.user_for_token(caller.token))
 
 
 @dataclass(frozen=True)
@@ -60,10 +59,12 @@ class Bucket:
 
 
 def spend(request: web.Request, ctx: Context, buckets: list[Bucket]) -> web.Response | None:
-    """Spend one request from every bucket, or none when any is spent (429).
+    """Spend one request from every bucket, or none when any is spent (429) or the
+    user is suspended (403).
 
     The buckets' state is recorded for the header middleware either way.
     """
+    suspended = ctx.user is not None and ctx.user.suspended
     now = ctx.state.now()
     windows = ctx.state.windows
     keys = [f"{b.name}:{'app' if b.per_app else ctx.principal}" for b in buckets]
@@ -72,13 +73,15 @@ def spend(request: web.Request, ctx: Context, buckets: list[Bucket]) -> web.Resp
         for b, key in zip(buckets, keys, strict=True)
         if windows.peek(key, b.limit, b.period, now).remaining <= 0
     ]
-    if not spent:
+    if not spent and not suspended:
         for b, key in zip(buckets, keys, strict=True):
             windows.take(key, b.limit, b.period, now)
     request[BUDGETS_KEY] = [
         (b.header, windows.peek(key, b.limit, b.period, now))
         for b, key in zip(buckets, keys, strict=True)
     ]
+    if suspended:
+        return wire.suspended()
     if not spent:
         return None
     first = spent[0]

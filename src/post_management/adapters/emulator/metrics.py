@@ -64,3 +64,23 @@ def counts_at(post_id: str, age_seconds: float) -> Counts:
         url_link_clicks=share(46, 0, 20),
         user_profile_clicks=share(52, 1, 10),
     )
+
+
+@dataclass(frozen=True)
+class UserCounts:
+    followers: int
+    following: int
+    listed: int
+
+
+def user_counts_at(user_id: str, age_seconds: float) -> UserCounts:
+    """A user's audience: a base seeded by the id, plus 1 to 20 followers per hour of
+    emulator time since the user was first seen; lists follow the followers."""
+    seed = _seed(f"user:{user_id}")
+    per_hour = 1 + seed % 20
+    followers = 50 + (seed >> 8) % 5000 + math.floor(per_hour * max(age_seconds, 0.0) / 3600)
+    return UserCounts(
+        followers=followers,
+        following=10 + (seed >> 24) % 990,
+        listed=followers // 200,
+    )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from post_management.adapters.emulator import metrics, wire
-from post_management.adapters.emulator.state import StoredPost, User
+from post_management.adapters.emulator.state import EmulatorState, StoredPost, User
 
 PRIVATE_METRICS_MAX_AGE = 30 * 24 * 60 * 60  # X serves private metrics for 30 days
 
@@ -24,6 +24,22 @@ KNOWN_TWEET_FIELDS = frozenset(
     }
 )  # fmt: skip
 PRIVATE_FIELDS = ("non_public_metrics", "organic_metrics")
+KNOWN_EXPANSIONS = frozenset(
+    {
+        "article.cover_media", "article.media_entities", "attachments.media_keys",
+        "attachments.media_source_tweet", "attachments.poll_ids", "author_id",
+        "edit_history_tweet_ids", "entities.mentions.username", "geo.place_id",
+        "in_reply_to_user_id", "entities.note.mentions.username", "referenced_tweets.id",
+        "referenced_tweets.id.attachments.media_keys", "referenced_tweets.id.author_id",
+    }
+)  # fmt: skip
+KNOWN_MEDIA_FIELDS = frozenset(
+    {
+        "alt_text", "duration_ms", "height", "media_key", "non_public_metrics",
+        "organic_metrics", "preview_image_url", "promoted_metrics", "public_metrics",
+        "type", "url", "variants", "width",
+    }
+)  # fmt: skip
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _TCO_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -64,22 +80,41 @@ def x_text(post: StoredPost) -> tuple[str, list[dict[str, Any]]]:
     text += html.escape(post.text[position:], quote=False)
     if post.media_ids:
         text += " " if text else ""
-        page = f"https://x.com/i/status/{post.id}/photo/1"
-        text += link(page, f"pic.x.com/{post.id[-10:]}", media_key=f"3_{post.media_ids[0]}")
+        kind = "photo" if post.media_keys[0].startswith("3_") else "video"
+        page = f"https://x.com/i/status/{post.id}/{kind}/1"
+        text += link(page, f"pic.x.com/{post.id[-10:]}", media_key=post.media_keys[0])
     return text, urls
 
 
-def parse_fields(raw: str | None) -> set[str] | str:
-    """The requested tweet.fields, or the first unknown one as an error message."""
+def parse_fields(
+    raw: str | None, name: str = "tweet.fields", known: frozenset[str] = KNOWN_TWEET_FIELDS
+) -> set[str] | str:
+    """The requested fields, or the first unknown one as an error message."""
     if not raw:
         return set()
     requested = {f.strip() for f in raw.split(",") if f.strip()}
-    unknown = sorted(requested - KNOWN_TWEET_FIELDS)
+    unknown = sorted(requested - known)
     if unknown:
-        return f"The `tweet.fields` query parameter value [{unknown[0]}] is not one of " + str(
-            sorted(KNOWN_TWEET_FIELDS)
+        return f"The `{name}` query parameter value [{unknown[0]}] is not one of " + str(
+            sorted(known)
         )
     return requested
+
+
+def parse_query(query: Any) -> tuple[set[str], set[str], set[str]] | str:
+    """tweet.fields, expansions and media.fields of a request, or an error message."""
+    parsed = (
+        parse_fields(query.get("tweet.fields")),
+        parse_fields(query.get("expansions"), "expansions", KNOWN_EXPANSIONS),
+        parse_fields(query.get("media.fields"), "media.fields", KNOWN_MEDIA_FIELDS),
+    )
+    for value in parsed:
+        if isinstance(value, str):
+            return value
+    fields, expansions, media_fields = parsed
+    assert isinstance(fields, set) and isinstance(expansions, set)
+    assert isinstance(media_fields, set)
+    return fields, expansions, media_fields
 
 
 def iso(ts: float) -> str:
@@ -121,7 +156,7 @@ def render_post(
     if "author_id" in fields:
         data["author_id"] = post.author_id
     if "attachments" in fields and post.media_ids:
-        data["attachments"] = {"media_keys": [f"3_{m}" for m in post.media_ids]}
+        data["attachments"] = {"media_keys": list(post.media_keys)}
     if post.in_reply_to is not None:
         if "referenced_tweets" in fields:
             data["referenced_tweets"] = [{"type": "replied_to", "id": post.in_reply_to}]
@@ -162,3 +197,51 @@ def render_post(
                 "user_profile_clicks": c.user_profile_clicks,
             }
     return data, errors
+
+
+def _media_object(state: EmulatorState, key: str, fields: set[str]) -> dict[str, Any]:
+    """X's media object: media_key and type always, other fields when asked for."""
+    media = state.media.get(key.partition("_")[2])
+    kind = media.kind if media else "photo"
+    body: dict[str, Any] = {"media_key": key, "type": kind}
+    if media is not None and media.width and {"width", "height"} & fields:
+        body["width"], body["height"] = media.width, media.height
+    return body
+
+
+def render_posts(
+    state: EmulatorState,
+    posts: list[StoredPost],
+    query: tuple[set[str], set[str], set[str]],
+    viewer: User | None,
+    now: float,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """The `data`, `errors` and `includes` of an answer listing these posts."""
+    fields, expansions, media_fields = query
+    data: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for post in posts:
+        parent = state.posts.get(post.in_reply_to) if post.in_reply_to else None
+        rendered, field_errors = render_post(
+            post, fields, viewer, now, parent.author_id if parent else None
+        )
+        data.append(rendered)
+        errors.extend(field_errors)
+    includes: dict[str, Any] = {}
+    if "attachments.media_keys" in expansions:
+        keys = list(dict.fromkeys(k for p in posts for k in p.media_keys))
+        if keys:
+            includes["media"] = [_media_object(state, k, media_fields) for k in keys]
+    if "referenced_tweets.id" in expansions:
+        parents = [state.posts[p.in_reply_to] for p in posts if p.in_reply_to in state.posts]
+        visible = list({p.id: p for p in parents if not p.deleted}.values())
+        if visible:
+            includes["tweets"] = [render_post(p, fields, viewer, now)[0] for p in visible]
+    if "author_id" in expansions and posts:
+        authors = dict.fromkeys(p.author_id for p in posts)
+        includes["users"] = [
+            {"id": u.id, "name": u.name, "username": u.username}
+            for u in (state.users.get(a) for a in authors)
+            if u is not None
+        ]
+    return data, errors, includes

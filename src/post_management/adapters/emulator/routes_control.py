@@ -8,7 +8,7 @@ from aiohttp import web
 
 from post_management.adapters.emulator.faults import Fault
 from post_management.adapters.emulator.guard import state_of
-from post_management.adapters.emulator.state import StoredPost, User
+from post_management.adapters.emulator.state import User
 
 routes = web.RouteTableDef()
 
@@ -54,6 +54,22 @@ async def set_limits(request: web.Request) -> web.Response:
     except (ValueError, TypeError) as exc:
         return _bad(str(exc))
     return web.json_response(limits.to_json())
+
+
+@routes.get("/_emulator/behaviour")
+async def get_behaviour(request: web.Request) -> web.Response:
+    return web.json_response(state_of(request).behaviour.to_json())
+
+
+@routes.put("/_emulator/behaviour")
+async def set_behaviour(request: web.Request) -> web.Response:
+    """Change timeline lag or the duplicate window; posts already stored keep their lag."""
+    state = state_of(request)
+    try:
+        state.behaviour = state.behaviour.updated(await _body(request))
+    except (ValueError, TypeError) as exc:
+        return _bad(str(exc))
+    return web.json_response(state.behaviour.to_json())
 
 
 @routes.get("/_emulator/users")
@@ -154,8 +170,7 @@ async def seed_post(request: web.Request) -> web.Response:
     if author is None:
         return _bad("author_id must name a known user")
     age = float(body.get("age_seconds", 0.0))
-    post = StoredPost(state.new_post_id(), str(body.get("text", "")), author.id, state.now() - age)
-    state.posts[post.id] = post
+    post = state.store_post(author.id, str(body.get("text", "")), state.now() - age)
     return web.json_response(post.to_json(), status=201)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from post_management.adapters.emulator import images
 from post_management.adapters.emulator.guard import Bucket, Context, authorize, spend
 from post_management.adapters.emulator.state import StoredMedia
 
@@ -39,10 +40,15 @@ def _describe(media: StoredMedia, now: float) -> dict[str, Any]:
     body: dict[str, Any] = {
         "media_id": int(media.id),
         "media_id_string": media.id,
-        "media_key": f"3_{media.id}",
+        "media_key": media.key,
         "size": media.total_bytes,
         "expires_after_secs": EXPIRES_AFTER_SECS,
     }
+    if media.finalized_at is not None:
+        if media.kind == "photo":
+            body["image"] = {"image_type": media.media_type, "w": media.width, "h": media.height}
+        else:  # X converts animated GIFs to video
+            body["video"] = {"video_type": "video/mp4"}
     ready = media.ready_at()
     if ready is None or media.processing_seconds <= 0:
         return body
@@ -100,7 +106,10 @@ async def upload(request: web.Request) -> web.Response:
             return _error("media parameter is missing.", code=38)
         if len(data) > SIMPLE_MAX_BYTES:
             return _error(f"File size exceeds {SIMPLE_MAX_BYTES} bytes.")
-        media = StoredMedia(state.new_media_id(), owner, "image", len(data), chunked=False)
+        # Not decoded: bytes of no known image format count as a JPEG of unknown size.
+        info = images.sniff(data) or images.ImageInfo("image/jpeg")
+        media = StoredMedia(state.new_media_id(), owner, info.image_type, len(data), chunked=False)
+        media.width, media.height = info.width, info.height
         media.received[0] = len(data)
         media.finalized_at = now
         state.media[media.id] = media
@@ -126,6 +135,9 @@ async def upload(request: web.Request) -> web.Response:
         if len(chunk) > CHUNK_MAX_BYTES or media_found.finalized_at is not None:
             return _error("Invalid APPEND for this media_id.")
         media_found.received[int(index)] = len(chunk)
+        if int(index) == 0 and media_found.kind == "photo":
+            head = images.sniff(chunk[: images.HEAD_BYTES])
+            media_found.width, media_found.height = (head.width, head.height) if head else (0, 0)
         return web.Response(status=204)
     if command == "FINALIZE":
         if sum(media_found.received.values()) != media_found.total_bytes:

@@ -86,22 +86,11 @@ async def create_post(request: web.Request) -> web.Response:
             return wire.forbidden(
                 "You attempted to reply to a Tweet that is deleted or not visible to you."
             )
-    if text and any(
-        p.author_id == ctx.user.id and p.text == text and not p.deleted
-        for p in state.posts.values()
-    ):
+    if state.is_duplicate(ctx.user.id, text, now):
         # Counted so tests can prove no second create-post was ever attempted.
         state.counters["POST /2/tweets duplicate"] += 1
         return wire.forbidden(wire.DUPLICATE_DETAIL)
-    post = StoredPost(
-        id=state.new_post_id(),
-        text=text,
-        author_id=ctx.user.id,
-        created_at=now,
-        media_ids=tuple(media_ids),
-        in_reply_to=target,
-    )
-    state.posts[post.id] = post
+    post = state.store_post(ctx.user.id, text, now, tuple(media_ids), target)
     data = {"id": post.id, "text": render.x_text(post)[0], "edit_history_tweet_ids": [post.id]}
     return web.json_response({"data": data}, status=201)
 
@@ -128,6 +117,19 @@ async def delete_post(request: web.Request) -> web.Response:
     return web.json_response({"data": {"deleted": True}})
 
 
+def _answer(
+    data: list[dict[str, Any]], errors: list[dict[str, Any]], includes: dict[str, Any]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if data:
+        body["data"] = data
+    if includes:
+        body["includes"] = includes
+    if errors:
+        body["errors"] = errors
+    return body
+
+
 @routes.get("/2/tweets")
 async def lookup_posts(request: web.Request) -> web.Response:
     ctx = authorize(request, user_only=False)
@@ -139,26 +141,42 @@ async def lookup_posts(request: web.Request) -> web.Response:
     ids = [i.strip() for i in request.query.get("ids", "").split(",") if i.strip()]
     if not ids or len(ids) > MAX_LOOKUP_IDS or not all(i.isdigit() for i in ids):
         return wire.invalid_request("The `ids` query parameter must hold 1 to 100 numeric ids.")
-    fields = render.parse_fields(request.query.get("tweet.fields"))
-    if isinstance(fields, str):
-        return wire.invalid_request(fields)
+    query = render.parse_query(request.query)
+    if isinstance(query, str):
+        return wire.invalid_request(query)
     state, now = ctx.state, ctx.state.now()
-    data: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
+    found: list[StoredPost] = []
+    missing: list[dict[str, Any]] = []
     for post_id in ids:
         post = state.posts.get(post_id)
         if post is None or post.deleted:
-            errors.append(wire.not_found_error("tweet", "ids", post_id))
-            continue
-        parent = state.posts.get(post.in_reply_to) if post.in_reply_to else None
-        rendered, field_errors = render.render_post(
-            post, fields, ctx.user, now, parent.author_id if parent else None
-        )
-        data.append(rendered)
-        errors.extend(field_errors)
-    body: dict[str, Any] = {}
-    if data:
-        body["data"] = data
-    if errors:
-        body["errors"] = errors
+            missing.append(wire.not_found_error("tweet", "ids", post_id))
+        else:
+            found.append(post)
+    data, errors, includes = render.render_posts(state, found, query, ctx.user, now)
+    return web.json_response(_answer(data, missing + errors, includes))
+
+
+@routes.get("/2/tweets/{id}")
+async def lookup_post(request: web.Request) -> web.Response:
+    """One post by id: `data` is an object; an unknown id is a 200 with `errors`."""
+    ctx = authorize(request, user_only=False)
+    if isinstance(ctx, web.Response):
+        return ctx
+    refused = spend(request, ctx, [read_bucket(ctx, "tweet", ctx.state.limits.tweet_per_window)])
+    if refused is not None:
+        return refused
+    post_id = request.match_info["id"]
+    if not post_id.isdigit():
+        return wire.invalid_request(f"The `id` query parameter value [{post_id}] is not valid.")
+    query = render.parse_query(request.query)
+    if isinstance(query, str):
+        return wire.invalid_request(query)
+    state = ctx.state
+    post = state.posts.get(post_id)
+    if post is None or post.deleted:
+        return web.json_response({"errors": [wire.not_found_error("tweet", "id", post_id)]})
+    data, errors, includes = render.render_posts(state, [post], query, ctx.user, state.now())
+    body = _answer(data, errors, includes)
+    body["data"] = data[0]
     return web.json_response(body)

@@ -7,10 +7,20 @@ from typing import Any
 
 from aiohttp import web
 
-from post_management.adapters.emulator import render, wire
+from post_management.adapters.emulator import metrics, render, wire
 from post_management.adapters.emulator.guard import authorize, read_bucket, spend
 
 routes = web.RouteTableDef()
+
+USER_FIELDS = frozenset(
+    {
+        "affiliation", "confirmed_email", "connection_status", "created_at", "description",
+        "entities", "id", "is_identity_verified", "location", "most_recent_tweet_id", "name",
+        "parody", "pinned_tweet_id", "profile_banner_url", "profile_image_url", "protected",
+        "public_metrics", "receives_your_dm", "subscription", "subscription_type", "url",
+        "username", "verified", "verified_followers_count", "verified_type", "withheld",
+    }
+)  # fmt: skip
 
 
 @routes.get("/2/users/me")
@@ -22,10 +32,32 @@ async def me(request: web.Request) -> web.Response:
     refused = spend(request, ctx, [read_bucket(ctx, "me", ctx.state.limits.me_per_window)])
     if refused is not None:
         return refused
-    user = ctx.user
-    return web.json_response(
-        {"data": {"id": user.id, "name": user.name, "username": user.username}}
-    )
+    fields = render.parse_fields(request.query.get("user.fields"), "user.fields", USER_FIELDS)
+    if isinstance(fields, str):
+        return wire.invalid_request(fields)
+    state, user, now = ctx.state, ctx.user, ctx.state.now()
+    data: dict[str, Any] = {"id": user.id, "name": user.name, "username": user.username}
+    if "created_at" in fields:
+        data["created_at"] = render.iso(user.created_at)
+    if "protected" in fields:
+        data["protected"] = False
+    if "verified" in fields:
+        data["verified"] = False
+    if "description" in fields:
+        data["description"] = ""
+    if "public_metrics" in fields:
+        counts = metrics.user_counts_at(user.id, now - user.created_at)
+        data["public_metrics"] = {
+            "followers_count": counts.followers,
+            "following_count": counts.following,
+            "tweet_count": sum(
+                1
+                for p in state.posts.values()
+                if p.author_id == user.id and not p.deleted and p.visible_at <= now
+            ),
+            "listed_count": counts.listed,
+        }
+    return web.json_response({"data": data})
 
 
 def _timestamp(raw: str | None, name: str) -> float | str | None:
@@ -74,9 +106,9 @@ async def user_posts(request: web.Request) -> web.Response:
     assert isinstance(max_results, int)
     if not 5 <= max_results <= 100:
         return wire.invalid_request("max_results must be between 5 and 100.")
-    fields = render.parse_fields(q.get("tweet.fields"))
-    if isinstance(fields, str):
-        return wire.invalid_request(fields)
+    query = render.parse_query(q)
+    if isinstance(query, str):
+        return wire.invalid_request(query)
     user_id = request.match_info["id"]
     state, now = ctx.state, ctx.state.now()
     if user_id not in state.users:
@@ -87,6 +119,7 @@ async def user_posts(request: web.Request) -> web.Response:
             for p in state.posts.values()
             if p.author_id == user_id
             and not p.deleted
+            and p.visible_at <= now  # X's timelines lag behind the store
             and (not isinstance(start, float) or p.created_at >= start)
             and (not isinstance(end, float) or p.created_at <= end)
             and (not isinstance(since_id, int) or int(p.id) > since_id)
@@ -97,12 +130,7 @@ async def user_posts(request: web.Request) -> web.Response:
         reverse=True,
     )
     page = matching[:max_results]
-    data: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    for post in page:
-        rendered, field_errors = render.render_post(post, fields, ctx.user, now)
-        data.append(rendered)
-        errors.extend(field_errors)
+    data, errors, includes = render.render_posts(state, page, query, ctx.user, now)
     meta: dict[str, Any] = {"result_count": len(page)}
     if page:
         meta["newest_id"] = page[0].id
@@ -112,6 +140,8 @@ async def user_posts(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"meta": meta}
     if data:
         body["data"] = data
+    if includes:
+        body["includes"] = includes
     if errors:
         body["errors"] = errors
     return web.json_response(body)

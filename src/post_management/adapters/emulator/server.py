@@ -9,6 +9,7 @@ from types import TracebackType
 from aiohttp import web
 
 from post_management.adapters.emulator.app import build_app
+from post_management.adapters.emulator.behaviour import Behaviour
 from post_management.adapters.emulator.guard import STATE_KEY
 from post_management.adapters.emulator.state import EmulatorState
 
@@ -18,8 +19,8 @@ _SHUTDOWN_SECONDS = 1.0
 class EmulatorServer:
     """The X API emulator as a real HTTP server on a loopback port."""
 
-    def __init__(self) -> None:
-        self.app = build_app()
+    def __init__(self, behaviour: Behaviour | None = None) -> None:
+        self.app = build_app(EmulatorState(behaviour))
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -55,9 +56,15 @@ class EmulatorServer:
 class EmulatorThread:
     """The emulator on its own event loop in a daemon thread, for sync callers."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        start_timeout: float = 10.0,
+        behaviour: Behaviour | None = None,
+    ) -> None:
         self._loop = asyncio.new_event_loop()
-        self._server = EmulatorServer()
+        self._server = EmulatorServer(behaviour)
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="x-emu")
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(self._server.start(host, port), self._loop)

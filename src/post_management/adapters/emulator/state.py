@@ -8,6 +8,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from post_management.adapters.emulator.behaviour import Behaviour
 from post_management.adapters.emulator.faults import FaultBook
 from post_management.adapters.emulator.ratelimit import Windows
 
@@ -27,6 +28,7 @@ class Limits:
     app_posts_per_day: int = 10_000
     day_seconds: float = 24 * 60 * 60
     lookup_per_window: int = 5000
+    tweet_per_window: int = 900  # GET /2/tweets/:id
     timeline_per_window: int = 900
     me_per_window: int = 75
     delete_per_window: int = 50
@@ -51,6 +53,7 @@ class User:
     id: str
     username: str
     name: str
+    created_at: float = 0.0  # emulator clock; follower counts grow from here
     suspended: bool = False
 
 
@@ -63,6 +66,8 @@ class StoredPost:
     media_ids: tuple[str, ...] = ()
     in_reply_to: str | None = None
     deleted: bool = False
+    visible_at: float = 0.0  # when it shows up in the author's timeline (timeline lag)
+    media_keys: tuple[str, ...] = ()  # X's keys of media_ids, in order
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,8 +76,10 @@ class StoredPost:
             "author_id": self.author_id,
             "created_at": self.created_at,
             "media_ids": list(self.media_ids),
+            "media_keys": list(self.media_keys),
             "in_reply_to_tweet_id": self.in_reply_to,
             "deleted": self.deleted,
+            "visible_at": self.visible_at,
         }
 
 
@@ -83,6 +90,8 @@ class StoredMedia:
     media_type: str
     total_bytes: int
     chunked: bool
+    width: int = 0  # images only, from the file's header
+    height: int = 0
     received: dict[int, int] = field(default_factory=dict)  # segment index -> size
     finalized_at: float | None = None
     processing_seconds: float = 0.0
@@ -92,14 +101,33 @@ class StoredMedia:
             return None
         return self.finalized_at + self.processing_seconds
 
+    @property
+    def kind(self) -> str:
+        """X's media type: photo, video or animated_gif."""
+        if self.media_type.startswith("video/"):
+            return "video"
+        return "animated_gif" if self.media_type == "image/gif" and self.chunked else "photo"
+
+    @property
+    def key(self) -> str:
+        """X's media key: a type prefix and the media id."""
+        prefix = {"photo": "3", "video": "7", "animated_gif": "16"}[self.kind]
+        return f"{prefix}_{self.id}"
+
 
 class EmulatorState:
-    def __init__(self) -> None:
+    def __init__(self, behaviour: Behaviour | None = None) -> None:
         self.closing = asyncio.Event()  # set on stop so hanging handlers return
+        self.start_behaviour = behaviour or Behaviour()
+        # Requests that act after their caller may have gone (late_store faults).
+        self.background: set[asyncio.Task[Any]] = set()
         self.reset()
 
     def reset(self) -> None:
+        for task in self.background:  # a late store must not land in the next test
+            task.cancel()
         self.limits = Limits()
+        self.behaviour = self.start_behaviour
         self.clock_offset = 0.0
         self.users_by_token: dict[str, User] = {}
         self.users: dict[str, User] = {}
@@ -134,10 +162,45 @@ class EmulatorState:
         user = self.users.get(user_id)
         if user is None:
             name = username or f"user_{user_id}"
-            user = User(id=user_id, username=name, name=name)
+            user = User(id=user_id, username=name, name=name, created_at=self.now())
             self.users[user_id] = user
         self.users_by_token[token] = user
         return user
+
+    def store_post(
+        self,
+        author_id: str,
+        text: str,
+        created_at: float,
+        media_ids: tuple[str, ...] = (),
+        in_reply_to: str | None = None,
+    ) -> StoredPost:
+        post_id = self.new_post_id()
+        post = StoredPost(
+            id=post_id,
+            text=text,
+            author_id=author_id,
+            created_at=created_at,
+            media_ids=media_ids,
+            in_reply_to=in_reply_to,
+            visible_at=created_at + self.behaviour.lag_for(post_id),
+            media_keys=tuple(self.media[m].key if m in self.media else f"3_{m}" for m in media_ids),
+        )
+        self.posts[post.id] = post
+        return post
+
+    def is_duplicate(self, author_id: str, text: str, now: float) -> bool:
+        """X refuses identical text of one user within the window; media-only never."""
+        if not text:
+            return False
+        window = self.behaviour.duplicate_window_seconds
+        return any(
+            p.author_id == author_id
+            and p.text == text
+            and not p.deleted
+            and (window is None or now - p.created_at < window)
+            for p in self.posts.values()
+        )
 
     def new_post_id(self) -> str:
         self._next_post += 1
