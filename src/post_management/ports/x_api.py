@@ -170,6 +170,8 @@ class XPost:
     # so the reconciler can match a post whose text X rewrote.
     media_keys: tuple[str, ...] | None = None
     urls: tuple[str, ...] | None = None
+    # The post this one replies to (X's referenced_tweets, type replied_to), if any.
+    in_reply_to: str | None = None
 
 
 @dataclass(frozen=True)

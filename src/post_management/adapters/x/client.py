@@ -51,9 +51,10 @@ from post_management.ports.x_api import (
 log = logging.getLogger(__name__)
 
 SIMPLE_UPLOAD_MAX_BYTES = 5 * 1024 * 1024
-POST_FIELDS = ["created_at", "author_id", "public_metrics"]
+POST_FIELDS = ["created_at", "author_id", "public_metrics", "referenced_tweets"]
 PRIVATE_FIELDS = ["non_public_metrics"]
-# The reconciler matches its post on media and expanded links: X rewrites the text.
+# The reconciler matches its post on media, expanded links and the replied-to post:
+# X rewrites the text.
 TIMELINE_FIELDS = [*POST_FIELDS, "attachments", "entities"]
 _T = TypeVar("_T")
 _Errors = (requests.RequestException, tweepy.TweepyException)

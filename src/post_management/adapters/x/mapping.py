@@ -187,7 +187,16 @@ def post_from_json(data: Mapping[str, Any], *, detailed: bool = False) -> XPost:
         metrics=metrics,
         media_keys=_media_keys(data) if detailed else None,
         urls=_expanded_urls(data) if detailed else None,
+        in_reply_to=_replied_to(data),
     )
+
+
+def _replied_to(data: Mapping[str, Any]) -> str | None:
+    references = data.get("referenced_tweets")
+    for ref in references if isinstance(references, list) else []:
+        if isinstance(ref, dict) and ref.get("type") == "replied_to" and ref.get("id"):
+            return str(ref["id"])
+    return None
 
 
 def _media_keys(data: Mapping[str, Any]) -> tuple[str, ...]:
