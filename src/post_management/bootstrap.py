@@ -343,7 +343,10 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     if run_migrations:
         migrate(engine)
     uow = SqlUnitOfWorkFactory(engine, box)
-    clock = SystemClock()
+    try:
+        clock = SystemClock.from_env()  # honours the test-only clock offset
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     shared = shared_cache(settings)
     posts_cache = post_cache(settings, engine, shared)
     components = {
