@@ -139,13 +139,8 @@ def test_timeline_lags_behind_the_store_and_lookups_by_id_do_not(
     assert isinstance(shown, Timeline) and [p.id for p in shown.posts] == [post_id]
 
 
-def emulator_now(emulator: Emulator) -> float:
-    now: float = requests.get(f"{emulator.base_url}/_emulator/clock", timeout=5).json()["now"]
-    return now
-
-
 def emulator_now_minus(emulator: Emulator, seconds: float) -> datetime:
-    return datetime.fromtimestamp(emulator_now(emulator) - seconds, UTC)
+    return datetime.fromtimestamp(emulator.control.now() - seconds, UTC)
 
 
 def test_a_lag_range_draws_each_posts_delay_from_the_range(
@@ -166,9 +161,9 @@ def test_a_lag_range_draws_each_posts_delay_from_the_range(
     def visible_at(now: float) -> set[str]:
         return {p["id"] for p in emulator.control.posts() if p["visible_at"] <= now}
 
-    before = visible_at(emulator_now(emulator))
+    before = visible_at(emulator.control.now())
     seen = {str(t.id) for t in timeline(client, user).data or []}
-    after = visible_at(emulator_now(emulator))
+    after = visible_at(emulator.control.now())
     assert before <= seen <= after and 0 < len(seen) < 12
     emulator.control.advance_clock(26)
     assert len(timeline(client, user).data) == 12

@@ -129,6 +129,11 @@ class EmulatorControl:
         result: list[dict[str, str]] = self._call("GET", "requests")
         return result
 
+    def now(self) -> float:
+        """The emulator clock (unix seconds), which posts' created_at and visible_at use."""
+        result: dict[str, float] = self._call("GET", "clock")
+        return result["now"]
+
     def advance_clock(self, seconds: float) -> float:
         """Move the emulator clock forward; returns its new time (unix seconds)."""
         result: dict[str, float] = self._call("POST", "clock", json={"advance_seconds": seconds})
