@@ -22,8 +22,10 @@ run: $(STAMP)
 	$(BIN)/post-management serve
 
 ## Everything CI checks: generated code fresh, lint, types, layers, protos, tests.
+## Fails below the coverage floor of pyproject.toml ([tool.coverage.report] fail_under).
 test: $(STAMP) lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=
+	$(BIN)/python scripts/coverage_layers.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench
@@ -41,7 +43,7 @@ lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^post-management' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*
 
 ## Measure the service on this machine and print a table (docs/benchmarks.md), in
 ## under 10 minutes; `make bench ARGS=--quick` in under 2, `make bench ARGS=--soak`

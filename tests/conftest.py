@@ -16,6 +16,8 @@ from post_management.adapters.db.schema import metadata
 from post_management.adapters.local import EmbeddedPostgres
 
 MACHINE_PG = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Fails the run when a process the suite started outlives it.
+pytest_plugins = ["tests.support.leak_check"]
 
 
 def _fresh_database(admin_url: str) -> Iterator[str]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from xmp.posts.v1 import (
@@ -185,3 +186,15 @@ def test_token_command_mints_a_verifiable_token(service: ServiceProcess, workdir
             post_service_pb2.ListPostsRequest(user_id="anyone"), metadata=metadata
         )
     assert list(listed.posts) == []
+
+
+def test_a_killed_service_leaves_neither_envoy_nor_postgres(
+    service: ServiceProcess, workdir: Path
+) -> None:
+    started = psutil.Process(service.process.pid).children(recursive=True)
+    assert any("envoy" in p.name() for p in started)
+    postmaster = int((workdir / "var" / "postgres" / "postmaster.pid").read_text().split()[0])
+    assert postmaster not in {p.pid for p in started}  # detached: not reached through the tree
+    service.kill()
+    for pid in [postmaster, *(p.pid for p in started)]:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", pid

@@ -11,9 +11,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import psutil
 import requests
 
 CLI = str(Path(sys.executable).parent / "post-management")
@@ -33,6 +34,8 @@ class ServiceProcess:
         args: tuple[str, ...] = (),
         command: str = "serve",
     ) -> None:
+        self.cwd = cwd
+        self.data_dir = cwd / env.get("DATA_DIR", "var")
         self.grpc_port = int(env.setdefault("GRPC_PORT", str(free_port())))
         self.http_port = int(env.setdefault("HTTP_PORT", str(free_port())))
         env.setdefault("ENVOY_ADMIN_PORT", str(free_port()))
@@ -87,9 +90,34 @@ class ServiceProcess:
         return code
 
     def kill(self) -> None:
+        """SIGKILL the service and what it started: its Envoy, its embedded PostgreSQL."""
         if self.process.poll() is None:
+            try:
+                children = psutil.Process(self.process.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                children = []
             self.process.kill()
             self.process.wait(timeout=10)
+            for child in children:
+                with suppress(psutil.NoSuchProcess):
+                    child.kill()
+            psutil.wait_procs(children, timeout=10)
+        self._stop_embedded_postgres()
+
+    def _stop_embedded_postgres(self) -> None:
+        # pgserver detaches PostgreSQL into its own session: only its pid file finds it.
+        pid_file = self.data_dir / "postgres" / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            postmaster = psutil.Process(pid)
+            if str(self.data_dir / "postgres") not in postmaster.cmdline():
+                return  # a stale pid file; that pid now belongs to someone else
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return
+        postmaster.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+        _, alive = psutil.wait_procs([postmaster], timeout=10)
+        for process in alive:
+            process.kill()
 
 
 @contextmanager
