@@ -57,8 +57,10 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 USER 10001:10001
 EXPOSE 50051 8080 9095
-# The standard gRPC health service; exits non-zero unless SERVING (or on any error).
+# The standard gRPC health service through `post-management health-probe`
+# (grpc_health_probe's flags and exit codes: 0 only when SERVING). Through sh, so the
+# probe dials the GRPC_PORT the container was started with.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; ch = grpc.insecure_channel('127.0.0.1:' + os.environ.get('GRPC_PORT', '50051')); r = g.HealthStub(ch).Check(h.HealthCheckRequest(), timeout=4); raise SystemExit(0 if r.status == h.HealthCheckResponse.SERVING else 1)"]
+    CMD ["sh", "-c", "exec post-management health-probe -addr \"127.0.0.1:${GRPC_PORT}\" -connect-timeout 2s -rpc-timeout 2s"]
 ENTRYPOINT ["post-management"]
 CMD ["serve"]

@@ -1,4 +1,4 @@
-"""Command line: `post-management serve | worker | migrate | token`."""
+"""Command line: `post-management serve | worker | migrate | token | health-probe`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from post_management.adapters.consul import Registrar
 from post_management.adapters.db.engine import make_engine, migrate
 from post_management.config import ConfigError, Settings, load_settings
 from post_management.domain.auth import Role
+from post_management.entrypoints import health_probe
 from post_management.entrypoints.envoy_config import default_descriptor_path, render_envoy_config
 from post_management.entrypoints.envoy_process import EnvoyProcess
 from post_management.entrypoints.grpc.server import GrpcServer
@@ -157,11 +158,21 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--subject", type=_subject, default=LOCAL_USER, help="user or service id")
     token.add_argument("--role", choices=[role.value for role in Role], default="user")
     token.add_argument("--ttl-minutes", type=int, default=60)
+    # Listed for --help only: its Go-style flags are parsed by health_probe itself.
+    commands.add_parser(
+        "health-probe",
+        add_help=False,
+        help="grpc_health_probe's flags and exit codes (0 serving, 1 bad arguments, "
+        "2 connection failure, 3 RPC failure, 4 not serving); -h for its flags",
+    )
     return root
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["health-probe"]:  # reached through launcher.py's fast path too
+        sys.exit(health_probe.main(given[1:]))
+    args = parser().parse_args(given)
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -226,6 +226,26 @@ def test_probes_are_native_grpc_on_the_health_port(
     assert env["GRPC_HOST"] == "0.0.0.0"
 
 
+def test_exec_probes_run_the_health_probe_instead() -> None:
+    values = {"app": {"probes": {"mode": "exec", "grpcService": "xmp.posts.v1.PostService"}}}
+    docs = render(values)
+    deployment = only(docs, "Deployment")
+    kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
+    app = next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "app"
+    )
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert set(app[probe]) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"exec"}, probe
+        command = app[probe]["exec"]["command"]
+        assert command[:3] == ["post-management", "health-probe", "-addr=127.0.0.1:50051"]
+        assert "-service=xmp.posts.v1.PostService" in command
+        # Connect and RPC together fit in the probe's timeout.
+        assert "-connect-timeout=1000ms" in command and "-rpc-timeout=1000ms" in command
+        assert app[probe]["timeoutSeconds"] == 2
+    with pytest.raises(Exception, match=r"app\.probes\.mode must be grpc or exec"):
+        render({"app": {"probes": {"mode": "tcp"}}})
+
+
 def test_pods_run_non_root_read_only_without_capabilities(
     manifests: tuple[dict[str, Any], list[dict[str, Any]]],
 ) -> None:

@@ -84,3 +84,32 @@ app.kubernetes.io/part-of: xmp
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+One probe of the app container: (list $root $timing). Native gRPC probes by default;
+`exec` runs `post-management health-probe` (grpc_health_probe's flags and exit codes)
+for clusters without them, its connect and RPC timeouts each half of timeoutSeconds.
+*/}}
+{{- define "post-management.healthProbe" -}}
+{{- $root := index . 0 -}}
+{{- $timing := index . 1 -}}
+{{- $probes := $root.Values.app.probes -}}
+{{- if eq $probes.mode "grpc" }}
+grpc:
+  port: {{ $root.Values.ports.grpc }}
+  service: {{ $probes.grpcService | quote }}
+{{- else if eq $probes.mode "exec" }}
+{{- $halfMs := mul $timing.timeoutSeconds 500 }}
+exec:
+  command:
+    - post-management
+    - health-probe
+    - -addr=127.0.0.1:{{ $root.Values.ports.grpc }}
+    - -service={{ $probes.grpcService }}
+    - -connect-timeout={{ $halfMs }}ms
+    - -rpc-timeout={{ $halfMs }}ms
+{{- else }}
+{{- fail (printf "app.probes.mode must be grpc or exec, not %q" $probes.mode) }}
+{{- end }}
+{{ toYaml $timing }}
+{{- end -}}
