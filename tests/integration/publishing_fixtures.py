@@ -23,6 +23,7 @@ from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.retry import RetryPolicy
+from post_management.ports.publishing import RateLimiter
 from post_management.services.publish_outcomes import Timing
 from post_management.services.publishing import Dispatcher, EngineSettings, Publisher, Reconciler
 from tests.conftest import truncate
@@ -150,7 +151,11 @@ class Engine_:
 
 
 def make_engine_(
-    database_url: str, x_api: TweepyXApi, emulator: Emulator, **overrides: object
+    database_url: str,
+    x_api: TweepyXApi,
+    emulator: Emulator,
+    limiter: RateLimiter | None = None,
+    **overrides: object,
 ) -> Engine_:
     truncate(database_url)
     engine = make_engine(database_url)
@@ -170,7 +175,12 @@ def make_engine_(
     values.update(overrides)
     settings = EngineSettings(**values)  # type: ignore[arg-type]
     publisher = Publisher(
-        queue, x_api, InProcessRateLimiter(), clock, settings, media=SqlMediaUploads(engine)
+        queue,
+        x_api,
+        limiter or InProcessRateLimiter(),
+        clock,
+        settings,
+        media=SqlMediaUploads(engine),
     )
     return Engine_(
         engine=engine,

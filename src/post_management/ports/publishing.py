@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -100,7 +101,45 @@ class PublishQueue(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Budget:
+    """At most `limit` uses of `key` in any sliding `window`."""
+
+    key: str
+    limit: int
+    window: timedelta
+
+
+@dataclass(frozen=True)
+class Taken:
+    """One unit of each budget, taken together; `token` names them for `release`."""
+
+    keys: tuple[str, ...]
+    token: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The first budget that had no unit left, and when its oldest use leaves it."""
+
+    key: str
+    free_at: datetime
+
+
 class RateLimiter(Protocol):
     def acquire(self, key: str, limit: int, window: timedelta, now: datetime) -> datetime | None:
         """Take one unit of `key`'s budget: None when granted, else when one frees up."""
+        ...
+
+    def take(self, budgets: Sequence[Budget], now: datetime) -> Taken | Refused:
+        """One unit of every budget, or none at all (atomic, so a refusal by one
+        budget never leaves a unit taken from another)."""
+        ...
+
+    def release(self, taken: Taken) -> None:
+        """Give back units that were not used (the call they were for never left)."""
+        ...
+
+    def room(self, budget: Budget, now: datetime) -> int:
+        """How many units `budget` has left now, without taking any."""
         ...

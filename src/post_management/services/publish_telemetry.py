@@ -57,6 +57,12 @@ def record_settlement(claim: Claim, settlement: Settlement, now: datetime) -> No
     )
 
 
+def app_budget_spent() -> None:
+    """A dispatcher tick that claimed nothing because the app's posting budget is spent."""
+    metrics.RATE_LIMIT_WAITS.labels("app").inc()
+    log.debug("app posting budget spent; nothing claimed this tick")
+
+
 class _ObservedQueue:
     """A PublishQueue that spans its transactions and counts applied settlements."""
 

@@ -9,7 +9,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from post_management.domain import events
 from post_management.domain.media import X_MEDIA_REUSE_WINDOW
 from post_management.domain.post import PostState
 from post_management.domain.x_matching import same_post
@@ -20,6 +19,7 @@ from post_management.ports.publishing import (
     PublishQueue,
     RateLimiter,
     Settlement,
+    Taken,
 )
 from post_management.ports.support import Clock
 from post_management.ports.x_api import (
@@ -39,6 +39,7 @@ from post_management.ports.x_api import (
 )
 from post_management.services import publish_outcomes as outcomes
 from post_management.services import publish_telemetry as telemetry
+from post_management.services.publish_budget import BudgetSettings, PostBudgets
 from post_management.services.publish_outcomes import Timing
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class EngineSettings:
     max_in_flight: int = 32
     user_limit: int = USER_POSTS_PER_WINDOW
     app_limit: int = APP_POSTS_PER_DAY
+    user_window: timedelta = USER_WINDOW
+    app_window: timedelta = APP_WINDOW
 
 
 class Publisher:
@@ -78,7 +81,12 @@ class Publisher:
     ) -> None:
         self._queue = telemetry.observed(queue)
         self._x = x_api
-        self._limiter = limiter
+        self._budgets = PostBudgets(
+            limiter,
+            BudgetSettings(
+                settings.user_limit, settings.user_window, settings.app_limit, settings.app_window
+            ),
+        )
         self._clock = clock
         self._settings = settings
         self._media = media
@@ -86,28 +94,29 @@ class Publisher:
     @telemetry.publishing
     def publish(self, claim: Claim) -> PostState:
         now = self._clock.now()
-        refused = self._spend_budget(claim, now)
-        if refused is not None:
-            self._settle(claim, refused)
-            return refused.state
         if claim.credentials is None:
             settlement = outcomes.failed(
                 claim, "NO_CREDENTIALS", "the account has no X credentials", now
             )
             self._settle(claim, settlement)
             return settlement.state
+        taken = self._take_budget(claim, now)
+        if isinstance(taken, Settlement):
+            return taken.state
         uploaded: tuple[str, ...] = ()
         if claim.attachment_ids and not claim.segment_x_post_ids:
             media = self._upload_media(claim)
+            if media is None or isinstance(media, Settlement):
+                self._budgets.give_back(taken)  # no create-post call was made
             if isinstance(media, Settlement):
                 self._settle(claim, media)
                 return media.state
             if media is None:
                 return PostState.PUBLISHING
             uploaded = media
-        return self._publish_segments(claim, uploaded)
+        return self._publish_segments(claim, uploaded, taken)
 
-    def _publish_segments(self, claim: Claim, uploaded: tuple[str, ...]) -> PostState:
+    def _publish_segments(self, claim: Claim, uploaded: tuple[str, ...], taken: Taken) -> PostState:
         """From the first segment not yet on X to the last, each replying to the one
         before; each id is recorded before the next call so a retry never repeats one."""
         segments = claim.segments
@@ -115,10 +124,10 @@ class Publisher:
         rate_limit: RateLimitInfo | None = None
         for index in range(len(published), len(segments)):
             if index > len(claim.segment_x_post_ids):
-                refused = self._spend_budget(claim, self._clock.now())
-                if refused is not None:
-                    self._settle(claim, refused)
-                    return refused.state
+                next_taken = self._take_budget(claim, self._clock.now())
+                if isinstance(next_taken, Settlement):
+                    return next_taken.state
+                taken = next_taken
             post = NewPost(
                 text=segments[index],
                 media_ids=(*claim.media_ids, *uploaded) if index == 0 else (),
@@ -126,6 +135,8 @@ class Publisher:
             )
             result = self._x.create_post(_x_credentials(claim), post)
             now = self._clock.now()
+            if isinstance(result, UnknownOutcome) and not result.request_sent:
+                self._budgets.give_back(taken)  # the call never reached X
             if not isinstance(result, Published):
                 settlement = outcomes.settle_publish(claim, result, now, self._settings.timing)
                 self._settle(claim, settlement)
@@ -178,22 +189,19 @@ class Publisher:
             x_media_ids.append(x_media_id)
         return tuple(x_media_ids)
 
-    def _spend_budget(self, claim: Claim, now: datetime) -> Settlement | None:
-        """Our own count of X's budgets, so a busy account waits instead of earning 429s."""
-        budgets = (
-            (
-                f"x:user:{claim.account_id}",
-                self._settings.user_limit,
-                USER_WINDOW,
-                events.RATE_LIMIT_SCOPE_USER,
-            ),
-            ("x:app", self._settings.app_limit, APP_WINDOW, events.RATE_LIMIT_SCOPE_APP),
-        )
-        for key, limit, window, scope in budgets:
-            free_at = self._limiter.acquire(key, limit, window, now)
-            if free_at is not None:
-                return outcomes.rate_limited(claim, free_at, scope, limit, now)
-        return None
+    def _take_budget(self, claim: Claim, now: datetime) -> Taken | Settlement:
+        """Units for one create-post call (services/publish_budget.py); a refusal is
+        settled here and returned."""
+        taken = self._budgets.take(claim, now)
+        if isinstance(taken, Taken):
+            return taken
+        settlement = self._budgets.refused(claim, taken, now)
+        self._settle(claim, settlement)
+        return settlement
+
+    def app_room(self, now: datetime) -> int:
+        """Create-post calls the app's budget allows now."""
+        return self._budgets.app_room(now)
 
     def _settle(self, claim: Claim, settlement: Settlement) -> None:
         if not self._queue.settle(claim, settlement, self._clock.now()):
@@ -222,6 +230,12 @@ class Dispatcher:
         with self._lock:
             free = self._settings.max_in_flight - self._in_flight
         if free <= 0:
+            return 0
+        # Claim no more than the app's budget lets leave: the rest wait in the queue,
+        # in priority order, with no account marked as waiting.
+        free = min(free, self._publisher.app_room(self._clock.now()))
+        if free <= 0:
+            telemetry.app_budget_spent()
             return 0
         claims = self._queue.claim_due(
             self._clock.now(), min(free, self._settings.batch_size), self._settings.lease
