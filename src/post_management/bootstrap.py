@@ -60,8 +60,10 @@ from post_management.observability.cache import CountedCache
 from post_management.observability.metrics import REDIS_DEGRADED
 from post_management.ports.analytics import Cache
 from post_management.ports.publishing import RateLimiter
+from post_management.services.account_growth import AccountGrowthQueries, GrowthCollector
 from post_management.services.accounts import AccountService
 from post_management.services.analytics import AnalyticsQueries, AnalyticsSettings
+from post_management.services.campaigns import CampaignService
 from post_management.services.media import MediaService
 from post_management.services.metrics_collection import MetricsCollector
 from post_management.services.post_cache import PostCache
@@ -394,7 +396,14 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         ticks.append(Tick("outbox-purge", relay.purge, 3600))
     analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box)
     cache = CountedCache(shared, "analytics")
-    collector = MetricsCollector(analytics_uow, x_api, clock, cache, AdvisoryLeaderLock(engine))
+    collector = MetricsCollector(
+        analytics_uow,
+        x_api,
+        clock,
+        cache,
+        AdvisoryLeaderLock(engine),
+        growth=GrowthCollector(analytics_uow, x_api, clock),
+    )
     refresh = metrics.counting_refreshes(collector.tick)
     ticks.append(Tick("metrics", refresh, settings.metrics_interval_seconds))
     privacy_store = SqlPrivacyStore(engine, box)
@@ -450,7 +459,9 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
                 ),
             ),
             XWebhooks(analytics_uow, clock, cache, webhook_secret(settings)),
+            AccountGrowthQueries(analytics_uow, clock),
         ),
+        campaigns=CampaignService(analytics_uow, clock),
     )
     return Container(
         settings,

@@ -148,6 +148,7 @@ def test_post_analytics_by_hand(world: World) -> None:
         pb.GetPostAnalyticsRequest(post_id=str(p5.id)), metadata=metadata
     )
     assert answer.engagement_rate == pytest.approx(0.10)
+    assert answer.click_through_rate == pytest.approx(20 / 1000)  # p5's link clicks
     assert [s.impressions for s in answer.series] == [500, 1000]
     assert answer.engagement_velocity == pytest.approx(30.0)
     # Others with impressions: p1 0.05, p2 0.02, p3 0.02, p4 0.01, p6 0.20 (p7 and p8 have
@@ -189,6 +190,8 @@ def test_user_stats_by_hand(world: World) -> None:
     }
     # Sums over p1..p7: impressions 1000+2000+500+400+1000+100, likes 30+20+10+2+40+20.
     assert answer.totals.impressions == 5000 and answer.totals.likes == 122
+    # Link clicks: p1 3 + p5 20 over 5,000 impressions.
+    assert answer.click_through_rate == pytest.approx(23 / 5000)
     # Mean of 0.05, 0.02, 0.02, 0.01, 0.10, 0.20.
     assert answer.average_engagement_rate == pytest.approx(0.40 / 6)
     names = {str(post.id): name for name, post in world.posts.items()}

@@ -116,6 +116,7 @@ def test_health_reflection_and_info_need_no_token(clean: RunningServer) -> None:
             "xmp.posts.v1.PublishingService",
             "xmp.posts.v1.AnalyticsService",
             "xmp.posts.v1.AccountService",
+            "xmp.posts.v1.CampaignService",
             "xmp.posts.v1.ServiceInfoService",
             "grpc.health.v1.Health",
         } <= names

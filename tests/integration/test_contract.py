@@ -85,6 +85,7 @@ def test_every_rpc_has_an_http_rule() -> None:
         "PublishingService",
         "AnalyticsService",
         "AccountService",
+        "CampaignService",
         "ServiceInfoService",
     }
     for name, method in methods.items():

@@ -18,6 +18,8 @@ from post_management.adapters.db.engine import make_engine
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.account import Account, Credentials
 from post_management.domain.post import Post
+from post_management.ports.x_api import XCredentials, XUser
+from post_management.services.account_growth import GrowthCollector
 from post_management.services.metrics_collection import APP_CALLER, MetricsCollector
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
@@ -65,7 +67,14 @@ def setup(machine_database: str, x_api: TweepyXApi, emulator: Emulator) -> Itera
     data = Data(engine, box)
     clock = MovableClock()
     lock = AdvisoryLeaderLock(engine)
-    collector = MetricsCollector(data.uow, x_api, clock, InProcessCache(), lock)
+    collector = MetricsCollector(
+        data.uow,
+        x_api,
+        clock,
+        InProcessCache(),
+        lock,
+        growth=GrowthCollector(data.uow, x_api, clock),
+    )
     yield Setup(data, emulator, clock, collector, lock, x_api)
     engine.dispose()
 
@@ -180,3 +189,41 @@ def test_one_collector_at_a_time(setup: Setup) -> None:
         assert setup.collector.tick() == 0  # another replica holds the lock
         assert setup.lookups() == before
     assert setup.collector.tick() == 1
+
+
+def follower_rows(setup: Setup) -> list[tuple[object, ...]]:
+    with setup.data.engine.connect() as connection:
+        return list(
+            connection.execute(
+                text(
+                    "SELECT account_id, day, followers, following, posts, listed "
+                    "FROM account_growth ORDER BY account_id, day"
+                )
+            ).all()
+        )
+
+
+def test_follower_counts_are_read_once_a_day_with_the_accounts_credentials(setup: Setup) -> None:
+    author = setup.account("5301", credentials=True)
+    setup.account("5302", credentials=False)  # nothing to read with: no snapshot
+    setup.published(author, 2, timedelta(minutes=30))
+    before = setup.emulator.control.counters().get("GET /2/users/me", 0)
+
+    setup.collector.tick()
+    [row] = follower_rows(setup)
+    me = setup.x_api.me(XCredentials("token-5301", "secret-5301"))
+    assert isinstance(me, XUser) and me.metrics is not None
+    # What X answered for the account (its followers move only with the emulator clock).
+    assert row[0] == author.id and row[1] == setup.clock.now().date()
+    assert row[2:] == (me.metrics.followers, me.metrics.following, 2, me.metrics.listed)
+    assert me.metrics.posts == 2  # both posts are on the account's timeline
+
+    setup.collector.tick()  # the same day: no second read
+    assert setup.emulator.control.counters().get("GET /2/users/me", 0) - before == 2
+
+    setup.emulator.control.advance_clock(36 * 3600)
+    setup.clock.advance(timedelta(days=1))
+    setup.collector.tick()
+    rows = follower_rows(setup)
+    assert [r[1] for r in rows] == [row[1], row[1] + timedelta(days=1)]
+    assert rows[1][2] != rows[0][2]  # the emulator's followers moved over 36 hours

@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from sqlalchemy import text
-from xmp.posts.v1 import account_pb2, account_service_pb2, post_pb2, post_service_pb2
+from xmp.posts.v1 import (
+    account_pb2,
+    account_service_pb2,
+    campaign_pb2,
+    campaign_service_pb2,
+    campaign_service_pb2_grpc,
+    post_pb2,
+    post_service_pb2,
+)
 
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox
@@ -92,6 +100,12 @@ def test_export_holds_everything_but_secrets(server: RunningServer, emulator: Em
     alice = Client(server, "alice")
     account = x_account(alice, emulator)
     post = alice.create_post(account.id, "exported")
+    campaign = campaign_service_pb2_grpc.CampaignServiceStub(alice.channel).CreateCampaign(
+        campaign_service_pb2.CreateCampaignRequest(
+            campaign=campaign_pb2.Campaign(user_id="alice", name="Summer")
+        ),
+        metadata=alice.metadata,
+    )
     _sql(
         server,
         "INSERT INTO post_metrics (post_id, collected_at, source, impressions, likes, reposts, "
@@ -105,7 +119,12 @@ def test_export_holds_everything_but_secrets(server: RunningServer, emulator: Em
     assert export.accounts[0].has_credentials
     assert [p.text for p in export.posts] == ["exported"]
     assert [(m.post_id, m.impressions) for m in export.metrics] == [(post.id, 10)]
-    assert {e.action for e in export.audit_events} == {"account.create", "post.create"}
+    assert [c.id for c in export.campaigns] == [campaign.id]
+    assert {e.action for e in export.audit_events} == {
+        "account.create",
+        "post.create",
+        "campaign.create",
+    }
     assert SECRET.encode() not in export.SerializeToString()
 
 
@@ -116,6 +135,12 @@ def test_erase_deletes_pseudonymises_tombstones_and_removes_from_x(
     admin = Client(server, "ops", Role.ADMIN)
     account = x_account(alice, emulator)
     post = alice.create_post(account.id, "to be forgotten")
+    campaign_service_pb2_grpc.CampaignServiceStub(alice.channel).CreateCampaign(
+        campaign_service_pb2.CreateCampaignRequest(
+            campaign=campaign_pb2.Campaign(user_id="alice", name="Gone")
+        ),
+        metadata=alice.metadata,
+    )
     published = alice.publish(post.id, immediate_publish=True).post
     assert emulator.control.posts(text="to be forgotten")
 
@@ -133,6 +158,7 @@ def test_erase_deletes_pseudonymises_tombstones_and_removes_from_x(
     assert report.audit_events_pseudonymised >= 3
 
     assert _sql(server, "SELECT count(*) FROM posts WHERE user_id = 'alice'") == [(0,)]
+    assert _sql(server, "SELECT count(*) FROM campaigns WHERE user_id = 'alice'") == [(0,)]
     assert _sql(server, "SELECT count(*) FROM audit_log WHERE user_id = 'alice'") == [(0,)]
     hashed = pseudonym("alice")
     rows = _sql(server, "SELECT actor, before, after FROM audit_log WHERE user_id = :h", h=hashed)

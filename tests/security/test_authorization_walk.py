@@ -18,7 +18,13 @@ import grpc
 import pytest
 import requests
 from sqlalchemy import text
-from xmp.posts.v1 import account_pb2, post_service_pb2
+from xmp.posts.v1 import (
+    account_pb2,
+    campaign_pb2,
+    campaign_service_pb2,
+    campaign_service_pb2_grpc,
+    post_service_pb2,
+)
 
 from post_management.adapters.db.engine import make_engine
 from post_management.domain.auth import Role
@@ -60,6 +66,7 @@ class Victim:
     post_id: str
     dead_letter_id: str
     missing_post_id: str
+    campaign_id: str
 
 
 Case = Callable[[Victim], dict[str, Any]]
@@ -118,6 +125,14 @@ CASES: dict[str, list[Case]] = {
     "AnalyticsService.GetPostAnalytics": [lambda v: {"postId": v.post_id}],
     "AnalyticsService.GetUserStats": [lambda v: {"userId": "alice"}],
     "AnalyticsService.GetOptimalTimes": [lambda v: {"accountId": v.account_id}],
+    "AnalyticsService.GetAccountGrowth": [lambda v: {"accountId": v.account_id}],
+    "AnalyticsService.GetAudienceActivity": [lambda v: {"accountId": v.account_id}],
+    "CampaignService.CreateCampaign": [
+        lambda v: {"campaign": {"userId": "alice", "name": "bob's idea"}},
+    ],
+    "CampaignService.GetCampaign": [lambda v: {"campaignId": v.campaign_id}],
+    "CampaignService.ListCampaigns": [lambda v: {"userId": "alice"}],
+    "CampaignService.GetCampaignAnalytics": [lambda v: {"campaignId": v.campaign_id}],
     "AccountService.CreateAccount": [
         lambda v: {"account": {"userId": "alice", "handle": "taken", "xUserId": "4242"}},
     ],
@@ -154,6 +169,12 @@ def victim(server: RunningServer) -> Victim:
     )
     post = alice.create_post(account.id, "alice's words")
     dead = alice.create_post(account.id, "alice's dead letter")
+    campaign = campaign_service_pb2_grpc.CampaignServiceStub(alice.channel).CreateCampaign(
+        campaign_service_pb2.CreateCampaignRequest(
+            campaign=campaign_pb2.Campaign(user_id="alice", name="alice's launch")
+        ),
+        metadata=alice.metadata,
+    )
     alice.channel.close()
     engine = make_engine(url)
     with engine.begin() as connection:
@@ -161,7 +182,7 @@ def victim(server: RunningServer) -> Victim:
             text("UPDATE posts SET state = 'DEAD_LETTERED' WHERE id = :id"), {"id": dead.id}
         )
     engine.dispose()
-    return Victim(account.id, post.id, dead.id, str(uuid.uuid4()))
+    return Victim(account.id, post.id, dead.id, str(uuid.uuid4()), campaign.id)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from google.protobuf import descriptor_pb2
 
 from post_management.entrypoints.envoy_config import (
     DEFAULT_DESCRIPTOR_PATH,
@@ -30,7 +31,14 @@ def test_committed_envoy_yaml_is_the_rendered_default() -> None:
 
 def test_default_config_serves_every_service_of_the_package() -> None:
     config = render_default_envoy_config()
-    assert len(SERVICES) == 6
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR.read_bytes()).file
+    declared = {
+        f"{file.package}.{service.name}"
+        for file in files
+        if file.package == "xmp.posts.v1"
+        for service in file.service
+    }
+    assert set(SERVICES) == declared
     for service in SERVICES:
         assert f"- {service}\n" in config
     assert "address: 127.0.0.1, port_value: 9901" in config  # admin on loopback only

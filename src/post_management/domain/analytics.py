@@ -56,6 +56,11 @@ class Counts:
     def engagement_rate(self) -> float:
         return engagement_rate(self.engagements, self.impressions)
 
+    @property
+    def click_through_rate(self) -> float:
+        """Link clicks per impression (docs/analytics.md); 0 before the first impression."""
+        return engagement_rate(self.url_link_clicks, self.impressions)
+
     def plus(self, **deltas: int) -> Counts:
         values = {name: getattr(self, name) + deltas.get(name, 0) for name in COUNT_FIELDS}
         return Counts(**values)

@@ -83,6 +83,8 @@ class Post:
     last_error: str = ""
     # Optimistic concurrency: bumped by every write; the etag on the wire.
     version: int = 1
+    # The user's campaign (domain/campaigns.py) the post belongs to.
+    campaign_id: UUID | None = None
 
     @property
     def segments(self) -> list[str]:

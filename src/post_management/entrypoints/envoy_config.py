@@ -46,6 +46,7 @@ SERVICES = (
     "xmp.posts.v1.PublishingService",
     "xmp.posts.v1.AnalyticsService",
     "xmp.posts.v1.AccountService",
+    "xmp.posts.v1.CampaignService",
     "xmp.posts.v1.ServiceInfoService",
 )
 

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
+from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import PostState
 from post_management.ports.cache import Cache as Cache  # the one cache port, re-exported
 from post_management.ports.unit_of_work import UnitOfWork
@@ -49,6 +50,7 @@ class MeasuredPost:
     due_at: datetime | None
     published_at: datetime | None
     latest: Snapshot | None
+    x_post_id: str = ""
 
 
 class AnalyticsRepository(Protocol):
@@ -87,8 +89,49 @@ class AnalyticsRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class GrowthDue:
+    """An account whose follower counts have not been read today."""
+
+    account_id: UUID
+    credentials: Credentials
+
+
+class AccountInsights(Protocol):
+    """Reads behind campaign analytics, account growth and audience activity."""
+
+    def campaign_posts(self, campaign_id: UUID) -> list[MeasuredPost]:
+        """Every post of the campaign, whatever its state."""
+        ...
+
+    def published_outside(
+        self, campaign_id: UUID, account_ids: Sequence[UUID], start: datetime, end: datetime
+    ) -> list[MeasuredPost]:
+        """PUBLISHED posts of these accounts published in [start, end), not in the campaign."""
+        ...
+
+    def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
+        """Every snapshot of each post, oldest first."""
+        ...
+
+    def add_follower_snapshot(self, account_id: UUID, snapshot: FollowerSnapshot) -> bool:
+        """Keeps the day's first snapshot; False when that day already had one."""
+        ...
+
+    def follower_snapshots(
+        self, account_id: UUID, start: datetime, end: datetime
+    ) -> list[FollowerSnapshot]:
+        """Snapshots collected in [start, end), oldest first."""
+        ...
+
+    def growth_due(self, day_start: datetime, limit: int) -> list[GrowthDue]:
+        """ACTIVE accounts with credentials and no snapshot collected since day_start."""
+        ...
+
+
 class AnalyticsUnitOfWork(UnitOfWork, Protocol):
     analytics: AnalyticsRepository
+    insights: AccountInsights
 
 
 class AnalyticsUnitOfWorkFactory(Protocol):

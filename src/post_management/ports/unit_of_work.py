@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol, Self
 
+from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
 from post_management.ports.privacy import ErasureTombstones
 from post_management.ports.repositories import (
@@ -26,6 +27,7 @@ class UnitOfWork(Protocol):
     schedule: ScheduleQueries
     media: MediaRepository
     erasures: ErasureTombstones
+    campaigns: CampaignRepository
 
     def __enter__(self) -> Self: ...
 

@@ -196,10 +196,21 @@ TimelineOutcome = Timeline | Failure
 
 
 @dataclass(frozen=True)
+class UserMetrics:
+    """X's public counts of a user (`user.fields=public_metrics`)."""
+
+    followers: int
+    following: int
+    posts: int
+    listed: int
+
+
+@dataclass(frozen=True)
 class XUser:
     id: str
     username: str
     name: str
+    metrics: UserMetrics | None = None  # None when X did not return public_metrics
 
 
 MeOutcome = XUser | Failure

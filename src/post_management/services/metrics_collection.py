@@ -31,6 +31,7 @@ from post_management.ports.x_api import (
     XApi,
     XCredentials,
 )
+from post_management.services.account_growth import GrowthCollector
 from post_management.services.analytics import cache_keys, store_snapshot
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class MetricsCollector:
         lock: LeaderLock,
         *,
         posts_per_tick: int = DEFAULT_POSTS_PER_TICK,
+        growth: GrowthCollector | None = None,
     ) -> None:
         self._uow = uow
         self._x = x_api
@@ -74,6 +76,7 @@ class MetricsCollector:
         self._cache = cache
         self._lock = lock
         self._posts_per_tick = posts_per_tick
+        self._growth = growth
         # Per caller, when X's read quota refills. In memory: after a failover the
         # new leader learns it again from at most one 429.
         self._blocked: dict[str, datetime] = {}
@@ -84,7 +87,10 @@ class MetricsCollector:
         with self._lock.hold() as leader:
             if not leader:
                 return 0
-            return self.collect()
+            refreshed = self.collect()
+            if self._growth is not None:
+                self._growth.collect()  # daily follower counts, same lock and schedule
+            return refreshed
 
     def blocked_until(self, caller: str) -> datetime | None:
         with self._guard:

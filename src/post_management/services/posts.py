@@ -21,6 +21,7 @@ from post_management.ports.repositories import Cursor, DuplicateKey, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
+from post_management.services.campaigns import ensure_own_campaign
 from post_management.services.common import (
     audit_post,
     check_etag,
@@ -43,12 +44,13 @@ class NewPost:
     priority: Priority = Priority.NORMAL
     attachment_ids: list[UUID] = field(default_factory=list)
     thread: list[str] = field(default_factory=list)
+    campaign_id: UUID | None = None
 
     def digest_fields(self) -> dict[str, Any]:
         """The request as hashed for request ids; fields left empty are omitted so
-        ids stored before attachments and threads existed still match."""
+        ids stored before attachments, threads and campaigns existed still match."""
         fields = asdict(self)
-        for name in ("attachment_ids", "thread"):
+        for name in ("attachment_ids", "thread", "campaign_id"):
             if not fields[name]:
                 del fields[name]
         return fields
@@ -65,6 +67,12 @@ class PostPatch:
     priority: Priority | None = None
     attachment_ids: list[UUID] | None = None
     thread: list[str] | None = None
+    # NO_CAMPAIGN takes the post out of its campaign.
+    campaign_id: UUID | None = None
+
+
+# PostPatch.campaign_id that clears the post's campaign.
+NO_CAMPAIGN = UUID(int=0)
 
 
 class PostService:
@@ -94,6 +102,8 @@ class PostService:
                 ensure_not_erased(uow, new.user_id)
                 _ensure_own_account(uow, new.user_id, new.account_id, "post.account_id")
                 _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
+                if new.campaign_id is not None:
+                    ensure_own_campaign(uow, new.user_id, new.campaign_id, "post.campaign_id")
                 now = self._clock.now()
                 post = Post(
                     id=uuid.uuid4(),
@@ -105,6 +115,7 @@ class PostService:
                     attachment_ids=list(new.attachment_ids),
                     thread=list(new.thread),
                     priority=new.priority,
+                    campaign_id=new.campaign_id,
                     created_at=now,
                     updated_at=now,
                 )
@@ -180,6 +191,11 @@ class PostService:
                 post.attachment_ids = list(patch.attachment_ids)
             if patch.thread is not None:
                 post.thread = list(patch.thread)
+            if patch.campaign_id == NO_CAMPAIGN:
+                post.campaign_id = None
+            elif patch.campaign_id is not None:
+                ensure_own_campaign(uow, post.user_id, patch.campaign_id, "post.campaign_id")
+                post.campaign_id = patch.campaign_id
             ensure_published_segments_kept(len(post.segment_x_post_ids), kept, _first_segment(post))
             problems = _pure_violations(
                 post.text, post.media_ids, post.reply_to_x_post_id, post.attachment_ids, post.thread

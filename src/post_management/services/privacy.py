@@ -9,6 +9,7 @@ from uuid import UUID
 
 from post_management.domain.account import Account
 from post_management.domain.auth import Principal, Role
+from post_management.domain.campaigns import Campaign
 from post_management.domain.errors import PermissionDenied
 from post_management.domain.post import Post
 from post_management.domain.privacy import pseudonym, redact
@@ -48,6 +49,7 @@ class UserExport:
     posts: list[Post]
     metrics: list[MetricsRecord]
     audit_events: list[AuditRecord]
+    campaigns: list[Campaign]
 
 
 def _redacted(record: AuditRecord) -> AuditRecord:
@@ -91,12 +93,18 @@ class PrivacyService:
             while page := uow.posts.list(PostFilter(user_id), post_cursor, _EXPORT_BATCH):
                 posts += page
                 post_cursor = Cursor(page[-1].created_at, page[-1].id)
+            campaigns: list[Campaign] = []
+            campaign_cursor: Cursor | None = None
+            while found := uow.campaigns.list(user_id, campaign_cursor, _EXPORT_BATCH):
+                campaigns += found
+                campaign_cursor = Cursor(found[-1].created_at, found[-1].id)
         audit: list[AuditRecord] = []
         before: int | None = None
         while records := self._store.audit_events(user_id, before, _EXPORT_BATCH):
             audit += [_redacted(record) for record in records]
             before = records[-1].id
-        return UserExport(user_id, now, accounts, posts, self._store.metrics(user_id), audit)
+        metrics = self._store.metrics(user_id)
+        return UserExport(user_id, now, accounts, posts, metrics, audit, campaigns)
 
     def erase(self, principal: Principal, user_id: str, delete_from_x: bool) -> ErasureReport:
         if principal.role is Role.USER:

@@ -29,10 +29,11 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from xmp.posts.v1 import account_pb2 as xmp_dot_posts_dot_v1_dot_account__pb2
+from xmp.posts.v1 import campaign_pb2 as xmp_dot_posts_dot_v1_dot_campaign__pb2
 from xmp.posts.v1 import post_pb2 as xmp_dot_posts_dot_v1_dot_post__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"xmp/posts/v1/account_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1axmp/posts/v1/account.proto\x1a\x17xmp/posts/v1/post.proto\"X\n\x14\x43reateAccountRequest\x12,\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x15.xmp.posts.v1.AccountB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"-\n\x11GetAccountRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"M\n\x13ListAccountsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x14ListAccountsResponse\x12\'\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x15.xmp.posts.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"u\n\x14UpdateAccountRequest\x12,\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x15.xmp.posts.v1.AccountB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\">\n\x14\x44\x65leteAccountRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"0\n\x14ResumeAccountRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"V\n\x16ListAuditEventsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x17ListAuditEventsResponse\x12.\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32\x18.xmp.posts.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc5\x02\n\nAuditEvent\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x61\x63tor\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06\x61\x63tion\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rresource_type\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0bresource_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07user_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nrequest_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12-\n\x06\x62\x65\x66ore\x18\t \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\x12,\n\x05\x61\x66ter\x18\n \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\".\n\x15\x45xportUserDataRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xc1\x01\n\x13UserMetricsSnapshot\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x30\n\x0c\x63ollect_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bimpressions\x18\x03 \x01(\x03\x12\r\n\x05likes\x18\x04 \x01(\x03\x12\x0f\n\x07reposts\x18\x05 \x01(\x03\x12\x0f\n\x07replies\x18\x06 \x01(\x03\x12\x0e\n\x06quotes\x18\x07 \x01(\x03\x12\x11\n\tbookmarks\x18\x08 \x01(\x03\"\x8a\x02\n\x16\x45xportUserDataResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12/\n\x0b\x65xport_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x08\x61\x63\x63ounts\x18\x03 \x03(\x0b\x32\x15.xmp.posts.v1.Account\x12!\n\x05posts\x18\x04 \x03(\x0b\x32\x12.xmp.posts.v1.Post\x12\x32\n\x07metrics\x18\x05 \x03(\x0b\x32!.xmp.posts.v1.UserMetricsSnapshot\x12.\n\x0c\x61udit_events\x18\x06 \x03(\x0b\x32\x18.xmp.posts.v1.AuditEvent\"D\n\x14\x45raseUserDataRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\rdelete_from_x\x18\x02 \x01(\x08\"\xdf\x01\n\x15\x45raseUserDataResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x15\n\rposts_deleted\x18\x02 \x01(\x05\x12\x18\n\x10\x61\x63\x63ounts_deleted\x18\x03 \x01(\x05\x12\x15\n\rmedia_deleted\x18\x04 \x01(\x05\x12\"\n\x1a\x61udit_events_pseudonymised\x18\x05 \x01(\x05\x12\x19\n\x11x_removals_queued\x18\x06 \x01(\x05\x12.\n\nerase_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xbd\x08\n\x0e\x41\x63\x63ountService\x12i\n\rCreateAccount\x12\".xmp.posts.v1.CreateAccountRequest\x1a\x15.xmp.posts.v1.Account\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/accounts:\x07\x61\x63\x63ount\x12g\n\nGetAccount\x12\x1f.xmp.posts.v1.GetAccountRequest\x1a\x15.xmp.posts.v1.Account\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/accounts/{account_id}\x12k\n\x0cListAccounts\x12!.xmp.posts.v1.ListAccountsRequest\x1a\".xmp.posts.v1.ListAccountsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/accounts\x12v\n\rUpdateAccount\x12\".xmp.posts.v1.UpdateAccountRequest\x1a\x15.xmp.posts.v1.Account\"*\x82\xd3\xe4\x93\x02$2\x19/v1/accounts/{account.id}:\x07\x61\x63\x63ount\x12n\n\rDeleteAccount\x12\".xmp.posts.v1.DeleteAccountRequest\x1a\x16.google.protobuf.Empty\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/accounts/{account_id}\x12w\n\rResumeAccount\x12\".xmp.posts.v1.ResumeAccountRequest\x1a\x15.xmp.posts.v1.Account\"+\x82\xd3\xe4\x93\x02%\" /v1/accounts/{account_id}:resume:\x01*\x12\x87\x01\n\x0fListAuditEvents\x12$.xmp.posts.v1.ListAuditEventsRequest\x1a%.xmp.posts.v1.ListAuditEventsResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/users/{user_id}/auditEvents\x12\x7f\n\x0e\x45xportUserData\x12#.xmp.posts.v1.ExportUserDataRequest\x1a$.xmp.posts.v1.ExportUserDataResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/users/{user_id}:export\x12~\n\rEraseUserData\x12\".xmp.posts.v1.EraseUserDataRequest\x1a#.xmp.posts.v1.EraseUserDataResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/users/{user_id}:erase:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"xmp/posts/v1/account_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1axmp/posts/v1/account.proto\x1a\x1bxmp/posts/v1/campaign.proto\x1a\x17xmp/posts/v1/post.proto\"X\n\x14\x43reateAccountRequest\x12,\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x15.xmp.posts.v1.AccountB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"-\n\x11GetAccountRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"M\n\x13ListAccountsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x14ListAccountsResponse\x12\'\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x15.xmp.posts.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"u\n\x14UpdateAccountRequest\x12,\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x15.xmp.posts.v1.AccountB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\">\n\x14\x44\x65leteAccountRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"0\n\x14ResumeAccountRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"V\n\x16ListAuditEventsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x17ListAuditEventsResponse\x12.\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32\x18.xmp.posts.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc5\x02\n\nAuditEvent\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x61\x63tor\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06\x61\x63tion\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rresource_type\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0bresource_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07user_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nrequest_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12-\n\x06\x62\x65\x66ore\x18\t \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\x12,\n\x05\x61\x66ter\x18\n \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\".\n\x15\x45xportUserDataRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xc1\x01\n\x13UserMetricsSnapshot\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x30\n\x0c\x63ollect_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bimpressions\x18\x03 \x01(\x03\x12\r\n\x05likes\x18\x04 \x01(\x03\x12\x0f\n\x07reposts\x18\x05 \x01(\x03\x12\x0f\n\x07replies\x18\x06 \x01(\x03\x12\x0e\n\x06quotes\x18\x07 \x01(\x03\x12\x11\n\tbookmarks\x18\x08 \x01(\x03\"\xb5\x02\n\x16\x45xportUserDataResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12/\n\x0b\x65xport_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x08\x61\x63\x63ounts\x18\x03 \x03(\x0b\x32\x15.xmp.posts.v1.Account\x12!\n\x05posts\x18\x04 \x03(\x0b\x32\x12.xmp.posts.v1.Post\x12\x32\n\x07metrics\x18\x05 \x03(\x0b\x32!.xmp.posts.v1.UserMetricsSnapshot\x12.\n\x0c\x61udit_events\x18\x06 \x03(\x0b\x32\x18.xmp.posts.v1.AuditEvent\x12)\n\tcampaigns\x18\x07 \x03(\x0b\x32\x16.xmp.posts.v1.Campaign\"D\n\x14\x45raseUserDataRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\rdelete_from_x\x18\x02 \x01(\x08\"\xdf\x01\n\x15\x45raseUserDataResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x15\n\rposts_deleted\x18\x02 \x01(\x05\x12\x18\n\x10\x61\x63\x63ounts_deleted\x18\x03 \x01(\x05\x12\x15\n\rmedia_deleted\x18\x04 \x01(\x05\x12\"\n\x1a\x61udit_events_pseudonymised\x18\x05 \x01(\x05\x12\x19\n\x11x_removals_queued\x18\x06 \x01(\x05\x12.\n\nerase_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xbd\x08\n\x0e\x41\x63\x63ountService\x12i\n\rCreateAccount\x12\".xmp.posts.v1.CreateAccountRequest\x1a\x15.xmp.posts.v1.Account\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/accounts:\x07\x61\x63\x63ount\x12g\n\nGetAccount\x12\x1f.xmp.posts.v1.GetAccountRequest\x1a\x15.xmp.posts.v1.Account\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/accounts/{account_id}\x12k\n\x0cListAccounts\x12!.xmp.posts.v1.ListAccountsRequest\x1a\".xmp.posts.v1.ListAccountsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/accounts\x12v\n\rUpdateAccount\x12\".xmp.posts.v1.UpdateAccountRequest\x1a\x15.xmp.posts.v1.Account\"*\x82\xd3\xe4\x93\x02$2\x19/v1/accounts/{account.id}:\x07\x61\x63\x63ount\x12n\n\rDeleteAccount\x12\".xmp.posts.v1.DeleteAccountRequest\x1a\x16.google.protobuf.Empty\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/accounts/{account_id}\x12w\n\rResumeAccount\x12\".xmp.posts.v1.ResumeAccountRequest\x1a\x15.xmp.posts.v1.Account\"+\x82\xd3\xe4\x93\x02%\" /v1/accounts/{account_id}:resume:\x01*\x12\x87\x01\n\x0fListAuditEvents\x12$.xmp.posts.v1.ListAuditEventsRequest\x1a%.xmp.posts.v1.ListAuditEventsResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/users/{user_id}/auditEvents\x12\x7f\n\x0e\x45xportUserData\x12#.xmp.posts.v1.ExportUserDataRequest\x1a$.xmp.posts.v1.ExportUserDataResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/users/{user_id}:export\x12~\n\rEraseUserData\x12\".xmp.posts.v1.EraseUserDataRequest\x1a#.xmp.posts.v1.EraseUserDataResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/users/{user_id}:erase:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -93,36 +94,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCOUNTSERVICE'].methods_by_name['ExportUserData']._serialized_options = b'\202\323\344\223\002\034\022\032/v1/users/{user_id}:export'
   _globals['_ACCOUNTSERVICE'].methods_by_name['EraseUserData']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['EraseUserData']._serialized_options = b'\202\323\344\223\002\036\"\031/v1/users/{user_id}:erase:\001*'
-  _globals['_CREATEACCOUNTREQUEST']._serialized_start=294
-  _globals['_CREATEACCOUNTREQUEST']._serialized_end=382
-  _globals['_GETACCOUNTREQUEST']._serialized_start=384
-  _globals['_GETACCOUNTREQUEST']._serialized_end=429
-  _globals['_LISTACCOUNTSREQUEST']._serialized_start=431
-  _globals['_LISTACCOUNTSREQUEST']._serialized_end=508
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=510
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=598
-  _globals['_UPDATEACCOUNTREQUEST']._serialized_start=600
-  _globals['_UPDATEACCOUNTREQUEST']._serialized_end=717
-  _globals['_DELETEACCOUNTREQUEST']._serialized_start=719
-  _globals['_DELETEACCOUNTREQUEST']._serialized_end=781
-  _globals['_RESUMEACCOUNTREQUEST']._serialized_start=783
-  _globals['_RESUMEACCOUNTREQUEST']._serialized_end=831
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=833
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=919
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=921
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1019
-  _globals['_AUDITEVENT']._serialized_start=1022
-  _globals['_AUDITEVENT']._serialized_end=1347
-  _globals['_EXPORTUSERDATAREQUEST']._serialized_start=1349
-  _globals['_EXPORTUSERDATAREQUEST']._serialized_end=1395
-  _globals['_USERMETRICSSNAPSHOT']._serialized_start=1398
-  _globals['_USERMETRICSSNAPSHOT']._serialized_end=1591
-  _globals['_EXPORTUSERDATARESPONSE']._serialized_start=1594
-  _globals['_EXPORTUSERDATARESPONSE']._serialized_end=1860
-  _globals['_ERASEUSERDATAREQUEST']._serialized_start=1862
-  _globals['_ERASEUSERDATAREQUEST']._serialized_end=1930
-  _globals['_ERASEUSERDATARESPONSE']._serialized_start=1933
-  _globals['_ERASEUSERDATARESPONSE']._serialized_end=2156
-  _globals['_ACCOUNTSERVICE']._serialized_start=2159
-  _globals['_ACCOUNTSERVICE']._serialized_end=3244
+  _globals['_CREATEACCOUNTREQUEST']._serialized_start=323
+  _globals['_CREATEACCOUNTREQUEST']._serialized_end=411
+  _globals['_GETACCOUNTREQUEST']._serialized_start=413
+  _globals['_GETACCOUNTREQUEST']._serialized_end=458
+  _globals['_LISTACCOUNTSREQUEST']._serialized_start=460
+  _globals['_LISTACCOUNTSREQUEST']._serialized_end=537
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=539
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=627
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_start=629
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_end=746
+  _globals['_DELETEACCOUNTREQUEST']._serialized_start=748
+  _globals['_DELETEACCOUNTREQUEST']._serialized_end=810
+  _globals['_RESUMEACCOUNTREQUEST']._serialized_start=812
+  _globals['_RESUMEACCOUNTREQUEST']._serialized_end=860
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=862
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=948
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=950
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1048
+  _globals['_AUDITEVENT']._serialized_start=1051
+  _globals['_AUDITEVENT']._serialized_end=1376
+  _globals['_EXPORTUSERDATAREQUEST']._serialized_start=1378
+  _globals['_EXPORTUSERDATAREQUEST']._serialized_end=1424
+  _globals['_USERMETRICSSNAPSHOT']._serialized_start=1427
+  _globals['_USERMETRICSSNAPSHOT']._serialized_end=1620
+  _globals['_EXPORTUSERDATARESPONSE']._serialized_start=1623
+  _globals['_EXPORTUSERDATARESPONSE']._serialized_end=1932
+  _globals['_ERASEUSERDATAREQUEST']._serialized_start=1934
+  _globals['_ERASEUSERDATAREQUEST']._serialized_end=2002
+  _globals['_ERASEUSERDATARESPONSE']._serialized_start=2005
+  _globals['_ERASEUSERDATARESPONSE']._serialized_end=2228
+  _globals['_ACCOUNTSERVICE']._serialized_start=2231
+  _globals['_ACCOUNTSERVICE']._serialized_end=3316
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from xmp.posts.v1 import account_pb2 as _account_pb2
+from xmp.posts.v1 import campaign_pb2 as _campaign_pb2
 from xmp.posts.v1 import post_pb2 as _post_pb2
 import builtins as _builtins
 import sys
@@ -361,6 +362,7 @@ class ExportUserDataResponse(_message.Message):
     POSTS_FIELD_NUMBER: _builtins.int
     METRICS_FIELD_NUMBER: _builtins.int
     AUDIT_EVENTS_FIELD_NUMBER: _builtins.int
+    CAMPAIGNS_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     @_builtins.property
     def export_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -376,6 +378,8 @@ class ExportUserDataResponse(_message.Message):
     def metrics(self) -> _containers.RepeatedCompositeFieldContainer[Global___UserMetricsSnapshot]: ...
     @_builtins.property
     def audit_events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEvent]: ...
+    @_builtins.property
+    def campaigns(self) -> _containers.RepeatedCompositeFieldContainer[_campaign_pb2.Campaign]: ...
     def __init__(
         self,
         *,
@@ -385,10 +389,11 @@ class ExportUserDataResponse(_message.Message):
         posts: _abc.Iterable[_post_pb2.Post] | None = ...,
         metrics: _abc.Iterable[Global___UserMetricsSnapshot] | None = ...,
         audit_events: _abc.Iterable[Global___AuditEvent] | None = ...,
+        campaigns: _abc.Iterable[_campaign_pb2.Campaign] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["export_time", b"export_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "audit_events", b"audit_events", "export_time", b"export_time", "metrics", b"metrics", "posts", b"posts", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "audit_events", b"audit_events", "campaigns", b"campaigns", "export_time", b"export_time", "metrics", b"metrics", "posts", b"posts", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from xmp.posts.v1 import post_pb2 as xmp_dot_posts_dot_v1_dot_post__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xmp/posts/v1/analytics_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17xmp/posts/v1/post.proto\"\xf7\x01\n\x0fMetricsSnapshot\x12\x30\n\x0c\x63ollected_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bimpressions\x18\x02 \x01(\x03\x12\r\n\x05likes\x18\x03 \x01(\x03\x12\x0f\n\x07reposts\x18\x04 \x01(\x03\x12\x0f\n\x07replies\x18\x05 \x01(\x03\x12\x0e\n\x06quotes\x18\x06 \x01(\x03\x12\x11\n\tbookmarks\x18\x07 \x01(\x03\x12\x17\n\x0furl_link_clicks\x18\x08 \x01(\x03\x12\x1b\n\x13user_profile_clicks\x18\t \x01(\x03\x12\x13\n\x0bvideo_views\x18\n \x01(\x03\".\n\x15GetPostMetricsRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"v\n\x0bPostMetrics\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x11\n\tx_post_id\x18\x02 \x01(\t\x12-\n\x06latest\x18\x03 \x01(\x0b\x32\x1d.xmp.posts.v1.MetricsSnapshot\x12\x14\n\x0c\x64\x65leted_on_x\x18\x04 \x01(\x08\"0\n\x17GetPostAnalyticsRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"|\n\x07Insight\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x33\n\x07\x66igures\x18\x02 \x03(\x0b\x32\".xmp.posts.v1.Insight.FiguresEntry\x1a.\n\x0c\x46iguresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xbe\x02\n\rPostAnalytics\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65ngagement_rate\x18\x02 \x01(\x01\x12-\n\x06series\x18\x03 \x03(\x0b\x32\x1d.xmp.posts.v1.MetricsSnapshot\x12\x1b\n\x13\x65ngagement_velocity\x18\x04 \x01(\x01\x12\x1a\n\x12\x61\x63\x63ount_percentile\x18\x05 \x01(\x01\x12\'\n\x1f\x61\x63\x63ount_average_engagement_rate\x18\x06 \x01(\x01\x12&\n\x1e\x61\x63\x63ount_median_engagement_rate\x18\x07 \x01(\x01\x12!\n\x19\x62\x65nchmark_engagement_rate\x18\x08 \x01(\x01\x12\'\n\x08insights\x18\t \x03(\x0b\x32\x15.xmp.posts.v1.Insight\"P\n\x13GetUserStatsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tfrom_date\x18\x02 \x01(\t\x12\x0f\n\x07to_date\x18\x03 \x01(\t\"C\n\nStateCount\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.xmp.posts.v1.PostState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x8d\x02\n\tUserStats\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x30\n\x0eposts_by_state\x18\x02 \x03(\x0b\x32\x18.xmp.posts.v1.StateCount\x12-\n\x06totals\x18\x03 \x01(\x0b\x32\x1d.xmp.posts.v1.MetricsSnapshot\x12\x1f\n\x17\x61verage_engagement_rate\x18\x04 \x01(\x01\x12\x14\n\x0ctop_post_ids\x18\x05 \x03(\t\x12\x18\n\x10\x65ngagement_trend\x18\x06 \x01(\x01\x12\x1c\n\x14publish_success_rate\x18\x07 \x01(\x01\x12\x1f\n\x17median_lateness_seconds\x18\x08 \x01(\x01\"O\n\x16GetOptimalTimesRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"Z\n\nScoredSlot\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x12\n\nconfidence\x18\x03 \x01(\x01\"]\n\x0cOptimalTimes\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\x12\'\n\x05slots\x18\x03 \x03(\x0b\x32\x18.xmp.posts.v1.ScoredSlot\"?\n\x15VerifyXWebhookRequest\x12\x17\n\tcrc_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05nonce\x18\x02 \x01(\t\"B\n\x16ReceiveXWebhookRequest\x12(\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBodyB\x04\xe2\x41\x01\x02\"O\n\x17ReceiveXWebhookResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12\x0f\n\x07ignored\x18\x03 \x01(\x05\x32\xe3\x05\n\x10\x41nalyticsService\x12v\n\x0eGetPostMetrics\x12#.xmp.posts.v1.GetPostMetricsRequest\x1a\x19.xmp.posts.v1.PostMetrics\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/posts/{post_id}/metrics\x12~\n\x10GetPostAnalytics\x12%.xmp.posts.v1.GetPostAnalyticsRequest\x1a\x1b.xmp.posts.v1.PostAnalytics\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/posts/{post_id}/analytics\x12n\n\x0cGetUserStats\x12!.xmp.posts.v1.GetUserStatsRequest\x1a\x17.xmp.posts.v1.UserStats\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/posts/{user_id}/stats\x12\x83\x01\n\x0fGetOptimalTimes\x12$.xmp.posts.v1.GetOptimalTimesRequest\x1a\x1a.xmp.posts.v1.OptimalTimes\".\x82\xd3\xe4\x93\x02(\x12&/v1/accounts/{account_id}/optimalTimes\x12\x63\n\x0eVerifyXWebhook\x12#.xmp.posts.v1.VerifyXWebhookRequest\x1a\x14.google.api.HttpBody\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/webhooks/x\x12|\n\x0fReceiveXWebhook\x12$.xmp.posts.v1.ReceiveXWebhookRequest\x1a%.xmp.posts.v1.ReceiveXWebhookResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x0e/v1/webhooks/x:\x04\x62odyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xmp/posts/v1/analytics_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17xmp/posts/v1/post.proto\"\xf7\x01\n\x0fMetricsSnapshot\x12\x30\n\x0c\x63ollected_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bimpressions\x18\x02 \x01(\x03\x12\r\n\x05likes\x18\x03 \x01(\x03\x12\x0f\n\x07reposts\x18\x04 \x01(\x03\x12\x0f\n\x07replies\x18\x05 \x01(\x03\x12\x0e\n\x06quotes\x18\x06 \x01(\x03\x12\x11\n\tbookmarks\x18\x07 \x01(\x03\x12\x17\n\x0furl_link_clicks\x18\x08 \x01(\x03\x12\x1b\n\x13user_profile_clicks\x18\t \x01(\x03\x12\x13\n\x0bvideo_views\x18\n \x01(\x03\".\n\x15GetPostMetricsRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"v\n\x0bPostMetrics\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x11\n\tx_post_id\x18\x02 \x01(\t\x12-\n\x06latest\x18\x03 \x01(\x0b\x32\x1d.xmp.posts.v1.MetricsSnapshot\x12\x14\n\x0c\x64\x65leted_on_x\x18\x04 \x01(\x08\"0\n\x17GetPostAnalyticsRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"|\n\x07Insight\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x33\n\x07\x66igures\x18\x02 \x03(\x0b\x32\".xmp.posts.v1.Insight.FiguresEntry\x1a.\n\x0c\x46iguresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xda\x02\n\rPostAnalytics\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65ngagement_rate\x18\x02 \x01(\x01\x12-\n\x06series\x18\x03 \x03(\x0b\x32\x1d.xmp.posts.v1.MetricsSnapshot\x12\x1b\n\x13\x65ngagement_velocity\x18\x04 \x01(\x01\x12\x1a\n\x12\x61\x63\x63ount_percentile\x18\x05 \x01(\x01\x12\'\n\x1f\x61\x63\x63ount_average_engagement_rate\x18\x06 \x01(\x01\x12&\n\x1e\x61\x63\x63ount_median_engagement_rate\x18\x07 \x01(\x01\x12!\n\x19\x62\x65nchmark_engagement_rate\x18\x08 \x01(\x01\x12\'\n\x08insights\x18\t \x03(\x0b\x32\x15.xmp.posts.v1.Insight\x12\x1a\n\x12\x63lick_through_rate\x18\n \x01(\x01\"P\n\x13GetUserStatsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tfrom_date\x18\x02 \x01(\t\x12\x0f\n\x07to_date\x18\x03 \x01(\t\"C\n\nStateCount\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.xmp.posts.v1.PostState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xa9\x02\n\tUserStats\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x30\n\x0eposts_by_state\x18\x02 \x03(\x0b\x32\x18.xmp.posts.v1.StateCount\x12-\n\x06totals\x18\x03 \x01(\x0b\x32\x1d.xmp.posts.v1.MetricsSnapshot\x12\x1f\n\x17\x61verage_engagement_rate\x18\x04 \x01(\x01\x12\x14\n\x0ctop_post_ids\x18\x05 \x03(\t\x12\x18\n\x10\x65ngagement_trend\x18\x06 \x01(\x01\x12\x1c\n\x14publish_success_rate\x18\x07 \x01(\x01\x12\x1f\n\x17median_lateness_seconds\x18\x08 \x01(\x01\x12\x1a\n\x12\x63lick_through_rate\x18\t \x01(\x01\"O\n\x16GetOptimalTimesRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"Z\n\nScoredSlot\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x12\n\nconfidence\x18\x03 \x01(\x01\"]\n\x0cOptimalTimes\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\x12\'\n\x05slots\x18\x03 \x03(\x0b\x32\x18.xmp.posts.v1.ScoredSlot\"?\n\x15VerifyXWebhookRequest\x12\x17\n\tcrc_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05nonce\x18\x02 \x01(\t\"B\n\x16ReceiveXWebhookRequest\x12(\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBodyB\x04\xe2\x41\x01\x02\"O\n\x17ReceiveXWebhookResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12\x0f\n\x07ignored\x18\x03 \x01(\x05\"W\n\x17GetAccountGrowthRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tfrom_date\x18\x02 \x01(\t\x12\x0f\n\x07to_date\x18\x03 \x01(\t\"x\n\tGrowthDay\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x11\n\tfollowers\x18\x02 \x01(\x03\x12\x11\n\tfollowing\x18\x03 \x01(\x03\x12\r\n\x05posts\x18\x04 \x01(\x03\x12\x0e\n\x06listed\x18\x05 \x01(\x03\x12\x18\n\x10\x66ollowers_change\x18\x06 \x01(\x03\"i\n\nPostGrowth\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x30\n\x0cpublished_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66ollowers_gained\x18\x03 \x01(\x03\"\xb7\x01\n\rAccountGrowth\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12&\n\x05\x64\x61ily\x18\x02 \x03(\x0b\x32\x17.xmp.posts.v1.GrowthDay\x12\x12\n\nnet_change\x18\x03 \x01(\x03\x12\x13\n\x0bgrowth_rate\x18\x04 \x01(\x01\x12\'\n\x05posts\x18\x05 \x03(\x0b\x32\x18.xmp.posts.v1.PostGrowth\x12\x18\n\x10\x61ttribution_note\x18\x06 \x01(\t\"D\n\x1aGetAudienceActivityRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\"H\n\x0c\x41\x63tivityHour\x12\x14\n\x0chour_of_week\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ngagements\x18\x02 \x01(\x03\x12\r\n\x05share\x18\x03 \x01(\x01\"\x94\x01\n\x10\x41udienceActivity\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\x12)\n\x05hours\x18\x03 \x03(\x0b\x32\x1a.xmp.posts.v1.ActivityHour\x12\x19\n\x11total_engagements\x18\x04 \x01(\x03\x12\x14\n\x0cobservations\x18\x05 \x01(\x03\x32\xfc\x07\n\x10\x41nalyticsService\x12v\n\x0eGetPostMetrics\x12#.xmp.posts.v1.GetPostMetricsRequest\x1a\x19.xmp.posts.v1.PostMetrics\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/posts/{post_id}/metrics\x12~\n\x10GetPostAnalytics\x12%.xmp.posts.v1.GetPostAnalyticsRequest\x1a\x1b.xmp.posts.v1.PostAnalytics\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/posts/{post_id}/analytics\x12n\n\x0cGetUserStats\x12!.xmp.posts.v1.GetUserStatsRequest\x1a\x17.xmp.posts.v1.UserStats\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/posts/{user_id}/stats\x12\x83\x01\n\x0fGetOptimalTimes\x12$.xmp.posts.v1.GetOptimalTimesRequest\x1a\x1a.xmp.posts.v1.OptimalTimes\".\x82\xd3\xe4\x93\x02(\x12&/v1/accounts/{account_id}/optimalTimes\x12\x80\x01\n\x10GetAccountGrowth\x12%.xmp.posts.v1.GetAccountGrowthRequest\x1a\x1b.xmp.posts.v1.AccountGrowth\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/accounts/{account_id}/growth\x12\x93\x01\n\x13GetAudienceActivity\x12(.xmp.posts.v1.GetAudienceActivityRequest\x1a\x1e.xmp.posts.v1.AudienceActivity\"2\x82\xd3\xe4\x93\x02,\x12*/v1/accounts/{account_id}/audienceActivity\x12\x63\n\x0eVerifyXWebhook\x12#.xmp.posts.v1.VerifyXWebhookRequest\x1a\x14.google.api.HttpBody\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/webhooks/x\x12|\n\x0fReceiveXWebhook\x12$.xmp.posts.v1.ReceiveXWebhookRequest\x1a%.xmp.posts.v1.ReceiveXWebhookResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x0e/v1/webhooks/x:\x04\x62odyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,6 +50,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VERIFYXWEBHOOKREQUEST'].fields_by_name['crc_token']._serialized_options = b'\342A\001\002'
   _globals['_RECEIVEXWEBHOOKREQUEST'].fields_by_name['body']._loaded_options = None
   _globals['_RECEIVEXWEBHOOKREQUEST'].fields_by_name['body']._serialized_options = b'\342A\001\002'
+  _globals['_GETACCOUNTGROWTHREQUEST'].fields_by_name['account_id']._loaded_options = None
+  _globals['_GETACCOUNTGROWTHREQUEST'].fields_by_name['account_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETAUDIENCEACTIVITYREQUEST'].fields_by_name['account_id']._loaded_options = None
+  _globals['_GETAUDIENCEACTIVITYREQUEST'].fields_by_name['account_id']._serialized_options = b'\342A\001\002'
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetPostMetrics']._loaded_options = None
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetPostMetrics']._serialized_options = b'\202\323\344\223\002\036\022\034/api/posts/{post_id}/metrics'
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetPostAnalytics']._loaded_options = None
@@ -58,6 +62,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetUserStats']._serialized_options = b'\202\323\344\223\002\034\022\032/api/posts/{user_id}/stats'
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetOptimalTimes']._loaded_options = None
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetOptimalTimes']._serialized_options = b'\202\323\344\223\002(\022&/v1/accounts/{account_id}/optimalTimes'
+  _globals['_ANALYTICSSERVICE'].methods_by_name['GetAccountGrowth']._loaded_options = None
+  _globals['_ANALYTICSSERVICE'].methods_by_name['GetAccountGrowth']._serialized_options = b'\202\323\344\223\002\"\022 /v1/accounts/{account_id}/growth'
+  _globals['_ANALYTICSSERVICE'].methods_by_name['GetAudienceActivity']._loaded_options = None
+  _globals['_ANALYTICSSERVICE'].methods_by_name['GetAudienceActivity']._serialized_options = b'\202\323\344\223\002,\022*/v1/accounts/{account_id}/audienceActivity'
   _globals['_ANALYTICSSERVICE'].methods_by_name['VerifyXWebhook']._loaded_options = None
   _globals['_ANALYTICSSERVICE'].methods_by_name['VerifyXWebhook']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/webhooks/x'
   _globals['_ANALYTICSSERVICE'].methods_by_name['ReceiveXWebhook']._loaded_options = None
@@ -75,25 +83,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INSIGHT_FIGURESENTRY']._serialized_start=748
   _globals['_INSIGHT_FIGURESENTRY']._serialized_end=794
   _globals['_POSTANALYTICS']._serialized_start=797
-  _globals['_POSTANALYTICS']._serialized_end=1115
-  _globals['_GETUSERSTATSREQUEST']._serialized_start=1117
-  _globals['_GETUSERSTATSREQUEST']._serialized_end=1197
-  _globals['_STATECOUNT']._serialized_start=1199
-  _globals['_STATECOUNT']._serialized_end=1266
-  _globals['_USERSTATS']._serialized_start=1269
-  _globals['_USERSTATS']._serialized_end=1538
-  _globals['_GETOPTIMALTIMESREQUEST']._serialized_start=1540
-  _globals['_GETOPTIMALTIMESREQUEST']._serialized_end=1619
-  _globals['_SCOREDSLOT']._serialized_start=1621
-  _globals['_SCOREDSLOT']._serialized_end=1711
-  _globals['_OPTIMALTIMES']._serialized_start=1713
-  _globals['_OPTIMALTIMES']._serialized_end=1806
-  _globals['_VERIFYXWEBHOOKREQUEST']._serialized_start=1808
-  _globals['_VERIFYXWEBHOOKREQUEST']._serialized_end=1871
-  _globals['_RECEIVEXWEBHOOKREQUEST']._serialized_start=1873
-  _globals['_RECEIVEXWEBHOOKREQUEST']._serialized_end=1939
-  _globals['_RECEIVEXWEBHOOKRESPONSE']._serialized_start=1941
-  _globals['_RECEIVEXWEBHOOKRESPONSE']._serialized_end=2020
-  _globals['_ANALYTICSSERVICE']._serialized_start=2023
-  _globals['_ANALYTICSSERVICE']._serialized_end=2762
+  _globals['_POSTANALYTICS']._serialized_end=1143
+  _globals['_GETUSERSTATSREQUEST']._serialized_start=1145
+  _globals['_GETUSERSTATSREQUEST']._serialized_end=1225
+  _globals['_STATECOUNT']._serialized_start=1227
+  _globals['_STATECOUNT']._serialized_end=1294
+  _globals['_USERSTATS']._serialized_start=1297
+  _globals['_USERSTATS']._serialized_end=1594
+  _globals['_GETOPTIMALTIMESREQUEST']._serialized_start=1596
+  _globals['_GETOPTIMALTIMESREQUEST']._serialized_end=1675
+  _globals['_SCOREDSLOT']._serialized_start=1677
+  _globals['_SCOREDSLOT']._serialized_end=1767
+  _globals['_OPTIMALTIMES']._serialized_start=1769
+  _globals['_OPTIMALTIMES']._serialized_end=1862
+  _globals['_VERIFYXWEBHOOKREQUEST']._serialized_start=1864
+  _globals['_VERIFYXWEBHOOKREQUEST']._serialized_end=1927
+  _globals['_RECEIVEXWEBHOOKREQUEST']._serialized_start=1929
+  _globals['_RECEIVEXWEBHOOKREQUEST']._serialized_end=1995
+  _globals['_RECEIVEXWEBHOOKRESPONSE']._serialized_start=1997
+  _globals['_RECEIVEXWEBHOOKRESPONSE']._serialized_end=2076
+  _globals['_GETACCOUNTGROWTHREQUEST']._serialized_start=2078
+  _globals['_GETACCOUNTGROWTHREQUEST']._serialized_end=2165
+  _globals['_GROWTHDAY']._serialized_start=2167
+  _globals['_GROWTHDAY']._serialized_end=2287
+  _globals['_POSTGROWTH']._serialized_start=2289
+  _globals['_POSTGROWTH']._serialized_end=2394
+  _globals['_ACCOUNTGROWTH']._serialized_start=2397
+  _globals['_ACCOUNTGROWTH']._serialized_end=2580
+  _globals['_GETAUDIENCEACTIVITYREQUEST']._serialized_start=2582
+  _globals['_GETAUDIENCEACTIVITYREQUEST']._serialized_end=2650
+  _globals['_ACTIVITYHOUR']._serialized_start=2652
+  _globals['_ACTIVITYHOUR']._serialized_end=2724
+  _globals['_AUDIENCEACTIVITY']._serialized_start=2727
+  _globals['_AUDIENCEACTIVITY']._serialized_end=2875
+  _globals['_ANALYTICSSERVICE']._serialized_start=2878
+  _globals['_ANALYTICSSERVICE']._serialized_end=3898
 # @@protoc_insertion_point(module_scope)

@@ -198,6 +198,7 @@ class PostAnalytics(_message.Message):
     ACCOUNT_MEDIAN_ENGAGEMENT_RATE_FIELD_NUMBER: _builtins.int
     BENCHMARK_ENGAGEMENT_RATE_FIELD_NUMBER: _builtins.int
     INSIGHTS_FIELD_NUMBER: _builtins.int
+    CLICK_THROUGH_RATE_FIELD_NUMBER: _builtins.int
     post_id: _builtins.str
     engagement_rate: _builtins.float
     """Engagements divided by impressions (see README)."""
@@ -208,6 +209,10 @@ class PostAnalytics(_message.Message):
     account_average_engagement_rate: _builtins.float
     account_median_engagement_rate: _builtins.float
     benchmark_engagement_rate: _builtins.float
+    click_through_rate: _builtins.float
+    """url_link_clicks / impressions (0 before the first impression, and when X
+    withheld the private counts).
+    """
     @_builtins.property
     def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetricsSnapshot]: ...
     @_builtins.property
@@ -224,10 +229,11 @@ class PostAnalytics(_message.Message):
         account_median_engagement_rate: _builtins.float = ...,
         benchmark_engagement_rate: _builtins.float = ...,
         insights: _abc.Iterable[Global___Insight] | None = ...,
+        click_through_rate: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_average_engagement_rate", b"account_average_engagement_rate", "account_median_engagement_rate", b"account_median_engagement_rate", "account_percentile", b"account_percentile", "benchmark_engagement_rate", b"benchmark_engagement_rate", "engagement_rate", b"engagement_rate", "engagement_velocity", b"engagement_velocity", "insights", b"insights", "post_id", b"post_id", "series", b"series"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_average_engagement_rate", b"account_average_engagement_rate", "account_median_engagement_rate", b"account_median_engagement_rate", "account_percentile", b"account_percentile", "benchmark_engagement_rate", b"benchmark_engagement_rate", "click_through_rate", b"click_through_rate", "engagement_rate", b"engagement_rate", "engagement_velocity", b"engagement_velocity", "insights", b"insights", "post_id", b"post_id", "series", b"series"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,12 +300,15 @@ class UserStats(_message.Message):
     ENGAGEMENT_TREND_FIELD_NUMBER: _builtins.int
     PUBLISH_SUCCESS_RATE_FIELD_NUMBER: _builtins.int
     MEDIAN_LATENESS_SECONDS_FIELD_NUMBER: _builtins.int
+    CLICK_THROUGH_RATE_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     average_engagement_rate: _builtins.float
     engagement_trend: _builtins.float
     """Relative change of total engagements against the previous window."""
     publish_success_rate: _builtins.float
     median_lateness_seconds: _builtins.float
+    click_through_rate: _builtins.float
+    """url_link_clicks / impressions over the measured published posts."""
     @_builtins.property
     def posts_by_state(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateCount]: ...
     @_builtins.property
@@ -317,10 +326,11 @@ class UserStats(_message.Message):
         engagement_trend: _builtins.float = ...,
         publish_success_rate: _builtins.float = ...,
         median_lateness_seconds: _builtins.float = ...,
+        click_through_rate: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_engagement_rate", b"average_engagement_rate", "engagement_trend", b"engagement_trend", "median_lateness_seconds", b"median_lateness_seconds", "posts_by_state", b"posts_by_state", "publish_success_rate", b"publish_success_rate", "top_post_ids", b"top_post_ids", "totals", b"totals", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_engagement_rate", b"average_engagement_rate", "click_through_rate", b"click_through_rate", "engagement_trend", b"engagement_trend", "median_lateness_seconds", b"median_lateness_seconds", "posts_by_state", b"posts_by_state", "publish_success_rate", b"publish_success_rate", "top_post_ids", b"top_post_ids", "totals", b"totals", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -479,3 +489,222 @@ class ReceiveXWebhookResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReceiveXWebhookResponse: _TypeAlias = ReceiveXWebhookResponse  # noqa: Y015
+
+@_typing.final
+class GetAccountGrowthRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    from_date: _builtins.str
+    """RFC 3339 date or instant; defaults to 30 days before to_date."""
+    to_date: _builtins.str
+    """RFC 3339 date or instant; defaults to now."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "from_date", b"from_date", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountGrowthRequest: _TypeAlias = GetAccountGrowthRequest  # noqa: Y015
+
+@_typing.final
+class GrowthDay(_message.Message):
+    """X's public counts of an account on one UTC day (the day's snapshot)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    FOLLOWERS_FIELD_NUMBER: _builtins.int
+    FOLLOWING_FIELD_NUMBER: _builtins.int
+    POSTS_FIELD_NUMBER: _builtins.int
+    LISTED_FIELD_NUMBER: _builtins.int
+    FOLLOWERS_CHANGE_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """YYYY-MM-DD (UTC)."""
+    followers: _builtins.int
+    following: _builtins.int
+    posts: _builtins.int
+    listed: _builtins.int
+    followers_change: _builtins.int
+    """Followers against the previous day's snapshot (0 for the first day)."""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        followers: _builtins.int = ...,
+        following: _builtins.int = ...,
+        posts: _builtins.int = ...,
+        listed: _builtins.int = ...,
+        followers_change: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "followers", b"followers", "followers_change", b"followers_change", "following", b"following", "listed", b"listed", "posts", b"posts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrowthDay: _TypeAlias = GrowthDay  # noqa: Y015
+
+@_typing.final
+class PostGrowth(_message.Message):
+    """Followers gained between the snapshot before a post and the first snapshot
+    at least 24 hours after it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    FOLLOWERS_GAINED_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    followers_gained: _builtins.int
+    @_builtins.property
+    def published_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+        published_at: _timestamp_pb2.Timestamp | None = ...,
+        followers_gained: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["published_at", b"published_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["followers_gained", b"followers_gained", "post_id", b"post_id", "published_at", b"published_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostGrowth: _TypeAlias = PostGrowth  # noqa: Y015
+
+@_typing.final
+class AccountGrowth(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    DAILY_FIELD_NUMBER: _builtins.int
+    NET_CHANGE_FIELD_NUMBER: _builtins.int
+    GROWTH_RATE_FIELD_NUMBER: _builtins.int
+    POSTS_FIELD_NUMBER: _builtins.int
+    ATTRIBUTION_NOTE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    net_change: _builtins.int
+    """Last day's followers minus the first day's."""
+    growth_rate: _builtins.float
+    """net_change / the first day's followers (0 without followers)."""
+    attribution_note: _builtins.str
+    """How to read `posts` (time attribution only)."""
+    @_builtins.property
+    def daily(self) -> _containers.RepeatedCompositeFieldContainer[Global___GrowthDay]: ...
+    @_builtins.property
+    def posts(self) -> _containers.RepeatedCompositeFieldContainer[Global___PostGrowth]: ...
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        daily: _abc.Iterable[Global___GrowthDay] | None = ...,
+        net_change: _builtins.int = ...,
+        growth_rate: _builtins.float = ...,
+        posts: _abc.Iterable[Global___PostGrowth] | None = ...,
+        attribution_note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attribution_note", b"attribution_note", "daily", b"daily", "growth_rate", b"growth_rate", "net_change", b"net_change", "posts", b"posts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountGrowth: _TypeAlias = AccountGrowth  # noqa: Y015
+
+@_typing.final
+class GetAudienceActivityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    days: _builtins.int
+    """Look-back in days; 0 means 30, at most 90."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "days", b"days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAudienceActivityRequest: _TypeAlias = GetAudienceActivityRequest  # noqa: Y015
+
+@_typing.final
+class ActivityHour(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOUR_OF_WEEK_FIELD_NUMBER: _builtins.int
+    ENGAGEMENTS_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    hour_of_week: _builtins.int
+    """0 = Monday 00:00-01:00 ... 167 = Sunday 23:00-24:00, in the account's zone."""
+    engagements: _builtins.int
+    share: _builtins.float
+    """Share of all engagements of the period, 0..1."""
+    def __init__(
+        self,
+        *,
+        hour_of_week: _builtins.int = ...,
+        engagements: _builtins.int = ...,
+        share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engagements", b"engagements", "hour_of_week", b"hour_of_week", "share", b"share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivityHour: _TypeAlias = ActivityHour  # noqa: Y015
+
+@_typing.final
+class AudienceActivity(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
+    HOURS_FIELD_NUMBER: _builtins.int
+    TOTAL_ENGAGEMENTS_FIELD_NUMBER: _builtins.int
+    OBSERVATIONS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    timezone: _builtins.str
+    total_engagements: _builtins.int
+    observations: _builtins.int
+    """Snapshot pairs the figures rest on."""
+    @_builtins.property
+    def hours(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActivityHour]:
+        """All 168 hours, in order."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        timezone: _builtins.str = ...,
+        hours: _abc.Iterable[Global___ActivityHour] | None = ...,
+        total_engagements: _builtins.int = ...,
+        observations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "hours", b"hours", "observations", b"observations", "timezone", b"timezone", "total_engagements", b"total_engagements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AudienceActivity: _TypeAlias = AudienceActivity  # noqa: Y015

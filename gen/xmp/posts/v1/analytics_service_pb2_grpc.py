@@ -56,6 +56,16 @@ class AnalyticsServiceStub:
                 request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetOptimalTimesRequest.SerializeToString,
                 response_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.OptimalTimes.FromString,
                 _registered_method=True)
+        self.GetAccountGrowth = channel.unary_unary(
+                '/xmp.posts.v1.AnalyticsService/GetAccountGrowth',
+                request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetAccountGrowthRequest.SerializeToString,
+                response_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.AccountGrowth.FromString,
+                _registered_method=True)
+        self.GetAudienceActivity = channel.unary_unary(
+                '/xmp.posts.v1.AnalyticsService/GetAudienceActivity',
+                request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetAudienceActivityRequest.SerializeToString,
+                response_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.AudienceActivity.FromString,
+                _registered_method=True)
         self.VerifyXWebhook = channel.unary_unary(
                 '/xmp.posts.v1.AnalyticsService/VerifyXWebhook',
                 request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.VerifyXWebhookRequest.SerializeToString,
@@ -92,6 +102,25 @@ class AnalyticsServiceServicer:
 
     def GetOptimalTimes(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccountGrowth(self, request, context):
+        """The account's followers day by day (daily snapshots of X's public counts),
+        the net change and growth rate over the period, and the followers gained in
+        the 24 hours after each post of the period. Attribution is by time only:
+        followers arrive for many reasons, and a post's window overlaps the next one's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAudienceActivity(self, request, context):
+        """When the account's audience engages, by hour of the week in the account's
+        time zone, from when engagement arrives between two metric snapshots. X's API
+        gives no audience demographics and no unique reach; this is what it allows.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -136,6 +165,16 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.GetOptimalTimes,
                     request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetOptimalTimesRequest.FromString,
                     response_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.OptimalTimes.SerializeToString,
+            ),
+            'GetAccountGrowth': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccountGrowth,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetAccountGrowthRequest.FromString,
+                    response_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.AccountGrowth.SerializeToString,
+            ),
+            'GetAudienceActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAudienceActivity,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetAudienceActivityRequest.FromString,
+                    response_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.AudienceActivity.SerializeToString,
             ),
             'VerifyXWebhook': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyXWebhook,
@@ -257,6 +296,60 @@ class AnalyticsService:
             '/xmp.posts.v1.AnalyticsService/GetOptimalTimes',
             xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetOptimalTimesRequest.SerializeToString,
             xmp_dot_posts_dot_v1_dot_analytics__service__pb2.OptimalTimes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccountGrowth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.AnalyticsService/GetAccountGrowth',
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetAccountGrowthRequest.SerializeToString,
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.AccountGrowth.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAudienceActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.AnalyticsService/GetAudienceActivity',
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetAudienceActivityRequest.SerializeToString,
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.AudienceActivity.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,17 @@ class AnalyticsServiceStub:
     GetPostAnalytics: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetPostAnalyticsRequest, _analytics_service_pb2.PostAnalytics]
     GetUserStats: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetUserStatsRequest, _analytics_service_pb2.UserStats]
     GetOptimalTimes: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetOptimalTimesRequest, _analytics_service_pb2.OptimalTimes]
+    GetAccountGrowth: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetAccountGrowthRequest, _analytics_service_pb2.AccountGrowth]
+    """The account's followers day by day (daily snapshots of X's public counts),
+    the net change and growth rate over the period, and the followers gained in
+    the 24 hours after each post of the period. Attribution is by time only:
+    followers arrive for many reasons, and a post's window overlaps the next one's.
+    """
+    GetAudienceActivity: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetAudienceActivityRequest, _analytics_service_pb2.AudienceActivity]
+    """When the account's audience engages, by hour of the week in the account's
+    time zone, from when engagement arrives between two metric snapshots. X's API
+    gives no audience demographics and no unique reach; this is what it allows.
+    """
     VerifyXWebhook: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.VerifyXWebhookRequest, _httpbody_pb2.HttpBody]
     """X Account Activity challenge-response check (CRC). Public: X proves itself by
     the HMAC of the consumer secret, not by a token. Answers the JSON
@@ -58,6 +69,17 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     GetPostAnalytics: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetPostAnalyticsRequest, _analytics_service_pb2.PostAnalytics]  # type: ignore[assignment]
     GetUserStats: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetUserStatsRequest, _analytics_service_pb2.UserStats]  # type: ignore[assignment]
     GetOptimalTimes: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetOptimalTimesRequest, _analytics_service_pb2.OptimalTimes]  # type: ignore[assignment]
+    GetAccountGrowth: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetAccountGrowthRequest, _analytics_service_pb2.AccountGrowth]  # type: ignore[assignment]
+    """The account's followers day by day (daily snapshots of X's public counts),
+    the net change and growth rate over the period, and the followers gained in
+    the 24 hours after each post of the period. Attribution is by time only:
+    followers arrive for many reasons, and a post's window overlaps the next one's.
+    """
+    GetAudienceActivity: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetAudienceActivityRequest, _analytics_service_pb2.AudienceActivity]  # type: ignore[assignment]
+    """When the account's audience engages, by hour of the week in the account's
+    time zone, from when engagement arrives between two metric snapshots. X's API
+    gives no audience demographics and no unique reach; this is what it allows.
+    """
     VerifyXWebhook: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.VerifyXWebhookRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """X Account Activity challenge-response check (CRC). Public: X proves itself by
     the HMAC of the consumer secret, not by a token. Answers the JSON
@@ -99,6 +121,29 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _analytics_service_pb2.GetOptimalTimesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_service_pb2.OptimalTimes, _abc.Awaitable[_analytics_service_pb2.OptimalTimes]]: ...
+
+    @_abc_1.abstractmethod
+    def GetAccountGrowth(
+        self,
+        request: _analytics_service_pb2.GetAccountGrowthRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.AccountGrowth, _abc.Awaitable[_analytics_service_pb2.AccountGrowth]]:
+        """The account's followers day by day (daily snapshots of X's public counts),
+        the net change and growth rate over the period, and the followers gained in
+        the 24 hours after each post of the period. Attribution is by time only:
+        followers arrive for many reasons, and a post's window overlaps the next one's.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAudienceActivity(
+        self,
+        request: _analytics_service_pb2.GetAudienceActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.AudienceActivity, _abc.Awaitable[_analytics_service_pb2.AudienceActivity]]:
+        """When the account's audience engages, by hour of the week in the account's
+        time zone, from when engagement arrives between two metric snapshots. X's API
+        gives no audience demographics and no unique reach; this is what it allows.
+        """
 
     @_abc_1.abstractmethod
     def VerifyXWebhook(

@@ -112,6 +112,7 @@ class Post(_message.Message):
     ATTACHMENT_IDS_FIELD_NUMBER: _builtins.int
     THREAD_FIELD_NUMBER: _builtins.int
     SEGMENT_X_POST_IDS_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID assigned by the service."""
     user_id: _builtins.str
@@ -135,6 +136,8 @@ class Post(_message.Message):
     """Changes with every write; send it back on update or delete to detect
     concurrent changes (ABORTED on mismatch).
     """
+    campaign_id: _builtins.str
+    """The user's campaign (CampaignService) the post belongs to; empty for none."""
     @_builtins.property
     def media_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """X media ids attached to the post (at most 4)."""
@@ -190,10 +193,11 @@ class Post(_message.Message):
         attachment_ids: _abc.Iterable[_builtins.str] | None = ...,
         thread: _abc.Iterable[_builtins.str] | None = ...,
         segment_x_post_ids: _abc.Iterable[_builtins.str] | None = ...,
+        campaign_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "published_at", b"published_at", "scheduled_for", b"scheduled_for", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attachment_ids", b"attachment_ids", "attempt_count", b"attempt_count", "create_time", b"create_time", "etag", b"etag", "id", b"id", "last_error", b"last_error", "media_ids", b"media_ids", "priority", b"priority", "published_at", b"published_at", "reply_to_x_post_id", b"reply_to_x_post_id", "scheduled_for", b"scheduled_for", "segment_x_post_ids", b"segment_x_post_ids", "state", b"state", "text", b"text", "thread", b"thread", "timezone", b"timezone", "update_time", b"update_time", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attachment_ids", b"attachment_ids", "attempt_count", b"attempt_count", "campaign_id", b"campaign_id", "create_time", b"create_time", "etag", b"etag", "id", b"id", "last_error", b"last_error", "media_ids", b"media_ids", "priority", b"priority", "published_at", b"published_at", "reply_to_x_post_id", b"reply_to_x_post_id", "scheduled_for", b"scheduled_for", "segment_x_post_ids", b"segment_x_post_ids", "state", b"state", "text", b"text", "thread", b"thread", "timezone", b"timezone", "update_time", b"update_time", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

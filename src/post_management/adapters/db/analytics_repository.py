@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, text
@@ -19,11 +19,17 @@ from post_management.adapters.db.analytics_schema import (
     post_metrics_state,
     webhook_events,
 )
+from post_management.adapters.db.insights_repository import SqlAccountInsights
+from post_management.adapters.db.measured_rows import (
+    LATEST_SNAPSHOT,
+    measured_from_row,
+    snapshot_from_row,
+)
 from post_management.adapters.db.unit_of_work import SqlUnitOfWork
 from post_management.domain.account import Credentials
-from post_management.domain.analytics import Counts, Snapshot
-from post_management.domain.post import PostState
+from post_management.domain.analytics import Snapshot
 from post_management.ports.analytics import (
+    AccountInsights,
     AnalyticsRepository,
     DueRefresh,
     MeasuredPost,
@@ -32,18 +38,6 @@ from post_management.ports.analytics import (
 from post_management.ports.support import SecretBox
 
 log = logging.getLogger(__name__)
-
-_PRIVATE = ("url_link_clicks", "user_profile_clicks", "video_views")
-
-# The latest snapshot of each post, joined laterally so one index probe per post.
-_LATEST = """
-    LEFT JOIN LATERAL (
-        SELECT m.collected_at, m.impressions, m.likes, m.reposts, m.replies, m.quotes,
-               m.bookmarks, m.url_link_clicks, m.user_profile_clicks, m.video_views
-        FROM post_metrics m WHERE m.post_id = p.id
-        ORDER BY m.collected_at DESC, m.id DESC LIMIT 1
-    ) l ON true
-"""
 
 _DUE = text(
     """
@@ -63,7 +57,7 @@ _DUE = text(
 _ACCOUNT_POSTS = text(
     f"""
     SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, l.*
-    FROM posts p {_LATEST}
+    FROM posts p {LATEST_SNAPSHOT}
     WHERE p.account_id = :account_id AND p.state = 'PUBLISHED'
       AND (CAST(:since AS timestamptz) IS NULL OR p.published_at >= :since)
     ORDER BY p.published_at, p.id
@@ -73,44 +67,13 @@ _ACCOUNT_POSTS = text(
 _USER_POSTS = text(
     f"""
     SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, l.*
-    FROM posts p {_LATEST}
+    FROM posts p {LATEST_SNAPSHOT}
     WHERE p.user_id = :user_id
       AND coalesce(p.published_at, p.due_at, p.created_at) >= :start
       AND coalesce(p.published_at, p.due_at, p.created_at) < :end
     ORDER BY coalesce(p.published_at, p.due_at, p.created_at), p.id
     """  # noqa: S608 - only the constant lateral join is interpolated
 )
-
-
-def _counts(row: Any) -> Counts:
-    values = row._mapping
-    return Counts(
-        impressions=values["impressions"],
-        likes=values["likes"],
-        reposts=values["reposts"],
-        replies=values["replies"],
-        quotes=values["quotes"],
-        bookmarks=values["bookmarks"],
-        **{name: values[name] or 0 for name in _PRIVATE},
-    )
-
-
-def _snapshot(row: Any) -> Snapshot | None:
-    values = row._mapping
-    if values["collected_at"] is None:
-        return None
-    return Snapshot(values["collected_at"], _counts(row), values["url_link_clicks"] is not None)
-
-
-def _measured(row: Any) -> MeasuredPost:
-    return MeasuredPost(
-        post_id=row.id,
-        account_id=row.account_id,
-        state=PostState(row.state),
-        due_at=row.due_at,
-        published_at=row.published_at,
-        latest=_snapshot(row),
-    )
 
 
 class SqlAnalyticsRepository:
@@ -154,7 +117,7 @@ class SqlAnalyticsRepository:
         else:
             query = query.order_by(m.collected_at, m.id)
         rows = self._conn.execute(query)
-        return [snapshot for row in rows if (snapshot := _snapshot(row)) is not None]
+        return [taken for row in rows if (taken := snapshot_from_row(row)) is not None]
 
     def deleted_on_x(self, post_id: UUID) -> bool:
         s = post_metrics_state.c
@@ -227,11 +190,11 @@ class SqlAnalyticsRepository:
 
     def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
         rows = self._conn.execute(_ACCOUNT_POSTS, {"account_id": account_id, "since": since})
-        return [_measured(row) for row in rows]
+        return [measured_from_row(row) for row in rows]
 
     def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
         rows = self._conn.execute(_USER_POSTS, {"user_id": user_id, "start": start, "end": end})
-        return [_measured(row) for row in rows]
+        return [measured_from_row(row) for row in rows]
 
     def record_webhook_event(self, event_id: str, event_type: str, received_at: datetime) -> bool:
         statement = (
@@ -247,11 +210,13 @@ class SqlAnalyticsUnitOfWork(SqlUnitOfWork):
     """The shared unit of work plus the analytics repository, on one transaction."""
 
     analytics: AnalyticsRepository
+    insights: AccountInsights
 
     def __enter__(self) -> Self:
         super().__enter__()
         assert self._conn is not None
         self.analytics = SqlAnalyticsRepository(self._conn, self._box)
+        self.insights = SqlAccountInsights(self._conn, self._box)
         return self
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -71,4 +72,36 @@ webhook_events = Table(
     Column("event_id", String(128), primary_key=True),
     Column("event_type", String(32), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# Campaigns group one user's posts (posts.campaign_id); deleted with the user's data.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=True),
+    Column("ends_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_campaigns_user_created", "user_id", "created_at", "id"),
+)
+
+# X's public counts of an account, one row per UTC day (the first read of the day).
+account_growth = Table(
+    "account_growth",
+    metadata,
+    Column(
+        "account_id",
+        UUID(as_uuid=True),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("day", Date, primary_key=True),
+    Column("collected_at", DateTime(timezone=True), nullable=False),
+    Column("followers", BigInteger, nullable=False),
+    Column("following", BigInteger, nullable=False),
+    Column("posts", BigInteger, nullable=False),
+    Column("listed", BigInteger, nullable=False),
 )

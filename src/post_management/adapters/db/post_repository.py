@@ -35,6 +35,7 @@ def _to_row(post: Post) -> dict[str, Any]:
         "attempt_count": post.attempt_count,
         "last_error": post.last_error,
         "version": post.version,
+        "campaign_id": post.campaign_id,
         "created_at": post.created_at,
         "updated_at": post.updated_at,
     }
@@ -60,6 +61,7 @@ def _from_row(row: RowMapping) -> Post:
         attempt_count=row["attempt_count"],
         last_error=row["last_error"],
         version=row["version"],
+        campaign_id=row["campaign_id"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

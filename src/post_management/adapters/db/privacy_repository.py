@@ -149,7 +149,8 @@ class SqlPrivacyStore:
                     "substr(scope, strpos(scope, ':') + 1) = CAST(:user_id AS text) "
                     "OR resource_id IN (SELECT id FROM posts WHERE user_id = :user_id "
                     "UNION ALL SELECT id FROM accounts WHERE user_id = :user_id "
-                    "UNION ALL SELECT id FROM media WHERE user_id = :user_id)"
+                    "UNION ALL SELECT id FROM media WHERE user_id = :user_id "
+                    "UNION ALL SELECT id FROM campaigns WHERE user_id = :user_id)"
                 ),
                 params,
             )
@@ -157,6 +158,7 @@ class SqlPrivacyStore:
             posts = run(text("DELETE FROM posts WHERE user_id = :user_id"), params).rowcount
             media = run(text("DELETE FROM media WHERE user_id = :user_id"), params).rowcount
             accounts = run(text("DELETE FROM accounts WHERE user_id = :user_id"), params).rowcount
+            run(text("DELETE FROM campaigns WHERE user_id = :user_id"), params)
             # The trail stays (who did what, when) without the person or the content.
             audited = run(
                 text(

@@ -102,8 +102,16 @@ posts = Table(
     # Why the outcome is unknown ("timeout", "duplicate", ...): decides what "not on X" means.
     Column("unknown_cause", String(32), nullable=False, server_default=""),
     Column("version", Integer, nullable=False),
+    # The user's campaign (analytics_schema.campaigns); NULL for none.
+    Column(
+        "campaign_id",
+        UUID(as_uuid=True),
+        ForeignKey("campaigns.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
     *_timestamps(),
     Index("ix_posts_user_created", "user_id", "created_at", "id"),
+    Index("ix_posts_campaign", "campaign_id", postgresql_where=text("campaign_id IS NOT NULL")),
     Index("ix_posts_account_due", "account_id", "due_at"),
     # The dispatcher's claim query: matches its ORDER BY, only queued rows.
     Index(

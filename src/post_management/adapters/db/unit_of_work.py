@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from post_management.adapters.db.account_repository import SqlAccountRepository
+from post_management.adapters.db.campaign_repository import SqlCampaignRepository
 from post_management.adapters.db.media_repository import SqlMediaRepository
 from post_management.adapters.db.post_repository import SqlPostRepository
 from post_management.adapters.db.privacy_repository import SqlErasureTombstones
@@ -16,6 +17,7 @@ from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys,
 from post_management.adapters.db.schedule_queries import SqlScheduleQueries
 from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.errors import Unavailable
+from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
 from post_management.ports.privacy import ErasureTombstones
 from post_management.ports.repositories import (
@@ -41,6 +43,7 @@ class SqlUnitOfWork:
     schedule: ScheduleQueries
     media: MediaRepository
     erasures: ErasureTombstones
+    campaigns: CampaignRepository
 
     def __init__(self, engine: Engine, box: SecretBox) -> None:
         self._engine = engine
@@ -63,6 +66,7 @@ class SqlUnitOfWork:
         self.schedule = SqlScheduleQueries(self._conn)
         self.media = SqlMediaRepository(self._conn)
         self.erasures = SqlErasureTombstones(self._conn)
+        self.campaigns = SqlCampaignRepository(self._conn)
         return self
 
     def __exit__(

@@ -22,6 +22,7 @@ from post_management.adapters.x.mapping import (
     missing_ids,
     post_from_json,
     rate_limit_from,
+    user_metrics,
 )
 from post_management.adapters.x.settings import XClientSettings
 from post_management.adapters.x.transport import XTransport, mount, silence_secret_debug_logs
@@ -191,13 +192,18 @@ class TweepyXApi:
 
     def me(self, creds: XCredentials) -> MeOutcome:
         client = self._user_client(creds)
-        result = self._call(lambda: client.get_me(user_auth=True))
+        result = self._call(lambda: client.get_me(user_auth=True, user_fields=["public_metrics"]))
         if not isinstance(result, requests.Response):
             return result
         data = json_body(result).get("data")
         if not isinstance(data, dict) or "id" not in data:
             return UnknownOutcome("X answered /2/users/me without a user")
-        user = XUser(str(data["id"]), str(data.get("username", "")), str(data.get("name", "")))
+        user = XUser(
+            str(data["id"]),
+            str(data.get("username", "")),
+            str(data.get("name", "")),
+            user_metrics(data.get("public_metrics")),
+        )
         with self._lock:
             self._user_ids[creds.access_token] = user.id
         return user

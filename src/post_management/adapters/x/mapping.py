@@ -20,6 +20,7 @@ from post_management.ports.x_api import (
     RateLimitInfo,
     Unauthorized,
     UnknownOutcome,
+    UserMetrics,
     XPost,
 )
 
@@ -225,3 +226,17 @@ def missing_ids(body: Mapping[str, Any]) -> tuple[str, ...]:
         for e in errors
         if isinstance(e, dict) and str(e.get("type", "")).endswith("resource-not-found")
     )
+
+
+def user_metrics(raw: object) -> UserMetrics | None:
+    """`public_metrics` of a user object; None when absent or incomplete."""
+    if not isinstance(raw, Mapping):
+        return None
+    counts = [
+        _int(raw, key)
+        for key in ("followers_count", "following_count", "tweet_count", "listed_count")
+    ]
+    if any(count is None for count in counts):
+        return None
+    followers, following, posts, listed = (int(count or 0) for count in counts)
+    return UserMetrics(followers, following, posts, listed)

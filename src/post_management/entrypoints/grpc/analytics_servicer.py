@@ -13,6 +13,7 @@ from xmp.posts.v1 import analytics_service_pb2 as pb
 from xmp.posts.v1 import analytics_service_pb2_grpc
 
 from post_management.domain.analytics import Snapshot
+from post_management.domain.growth import ATTRIBUTION_NOTE
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
     parse_uuid,
@@ -20,6 +21,7 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
     timestamp,
 )
+from post_management.services.account_growth import AccountGrowthQueries
 from post_management.services.analytics import AnalyticsQueries
 from post_management.services.webhooks import SIGNATURE_HEADER, XWebhooks
 
@@ -34,6 +36,7 @@ WEBHOOK_METHODS = frozenset({SERVICE + "VerifyXWebhook", SERVICE + "ReceiveXWebh
 class AnalyticsServices:
     queries: AnalyticsQueries
     webhooks: XWebhooks
+    growth: AccountGrowthQueries
 
 
 def snapshot_to_proto(snapshot: Snapshot) -> pb.MetricsSnapshot:
@@ -63,6 +66,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
     def __init__(self, services: AnalyticsServices) -> None:
         self._queries = services.queries
         self._webhooks = services.webhooks
+        self._growth = services.growth
 
     async def GetPostMetrics(
         self, request: pb.GetPostMetricsRequest, context: Context
@@ -91,6 +95,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
             account_median_engagement_rate=view.account_median,
             benchmark_engagement_rate=view.benchmark,
             insights=[pb.Insight(text=i.text, figures=i.figures) for i in view.insights],
+            click_through_rate=view.series[-1].counts.click_through_rate if view.series else 0.0,
         )
 
     async def GetUserStats(self, request: pb.GetUserStatsRequest, context: Context) -> pb.UserStats:
@@ -114,6 +119,64 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
             engagement_trend=view.engagement_trend,
             publish_success_rate=view.publish_success_rate,
             median_lateness_seconds=view.median_lateness_seconds,
+            click_through_rate=view.totals.click_through_rate,
+        )
+
+    async def GetAccountGrowth(
+        self, request: pb.GetAccountGrowthRequest, context: Context
+    ) -> pb.AccountGrowth:
+        account_id = parse_uuid(request.account_id, "account_id")
+        view = await asyncio.to_thread(
+            self._growth.growth,
+            current_principal(),
+            account_id,
+            request.from_date,
+            request.to_date,
+        )
+        return pb.AccountGrowth(
+            account_id=str(view.account_id),
+            daily=[
+                pb.GrowthDay(
+                    date=day.snapshot.day.isoformat(),
+                    followers=day.snapshot.followers,
+                    following=day.snapshot.following,
+                    posts=day.snapshot.posts,
+                    listed=day.snapshot.listed,
+                    followers_change=day.followers_change,
+                )
+                for day in view.summary.days
+            ],
+            net_change=view.summary.net_change,
+            growth_rate=view.summary.growth_rate,
+            posts=[
+                pb.PostGrowth(
+                    post_id=str(p.post_id),
+                    published_at=timestamp(p.published_at),
+                    followers_gained=p.followers_gained,
+                )
+                for p in view.posts
+            ],
+            attribution_note=ATTRIBUTION_NOTE,
+        )
+
+    async def GetAudienceActivity(
+        self, request: pb.GetAudienceActivityRequest, context: Context
+    ) -> pb.AudienceActivity:
+        account_id = parse_uuid(request.account_id, "account_id")
+        view = await asyncio.to_thread(
+            self._growth.audience_activity, current_principal(), account_id, request.days
+        )
+        activity = view.activity
+        shares = activity.shares()
+        return pb.AudienceActivity(
+            account_id=str(view.account_id),
+            timezone=view.timezone,
+            hours=[
+                pb.ActivityHour(hour_of_week=hour, engagements=round(amount), share=shares[hour])
+                for hour, amount in enumerate(activity.engagements)
+            ],
+            total_engagements=round(activity.total),
+            observations=activity.observations,
         )
 
     async def GetOptimalTimes(

@@ -108,6 +108,7 @@ def post_to_proto(post: Post) -> post_pb2.Post:
         attachment_ids=[str(media_id) for media_id in post.attachment_ids],
         thread=post.thread,
         segment_x_post_ids=post.published_segment_ids,
+        campaign_id=str(post.campaign_id) if post.campaign_id else "",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import UUID
 
 import grpc
 from google.protobuf import empty_pb2
@@ -25,7 +26,7 @@ from post_management.entrypoints.grpc.mapping import (
 )
 from post_management.ports.repositories import PostFilter
 from post_management.services.media import MediaService, NewMedia
-from post_management.services.posts import NewPost, PostPatch, PostService
+from post_management.services.posts import NO_CAMPAIGN, NewPost, PostPatch, PostService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 WRITABLE = frozenset(
@@ -37,6 +38,7 @@ WRITABLE = frozenset(
         "priority",
         "attachment_ids",
         "thread",
+        "campaign_id",
     }
 )
 
@@ -61,6 +63,9 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             priority=priority_from_proto(message.priority, "post.priority") or Priority.NORMAL,
             attachment_ids=parse_uuids(message.attachment_ids, "post.attachment_ids"),
             thread=list(message.thread),
+            campaign_id=parse_uuid(message.campaign_id, "post.campaign_id")
+            if message.campaign_id
+            else None,
         )
         post = await asyncio.to_thread(
             self._posts.create, current_principal(), new, request.request_id
@@ -117,6 +122,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             if "attachment_ids" in paths
             else None,
             thread=list(message.thread) if "thread" in paths else None,
+            campaign_id=_campaign_patch(message.campaign_id) if "campaign_id" in paths else None,
         )
         post = await asyncio.to_thread(
             self._posts.update, current_principal(), post_id, patch, message.etag
@@ -142,3 +148,8 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             self._media.upload, current_principal(), new, request.request_id
         )
         return media_to_proto(media)
+
+
+def _campaign_patch(value: str) -> UUID:
+    """An empty campaign id in the mask takes the post out of its campaign."""
+    return parse_uuid(value, "post.campaign_id") if value else NO_CAMPAIGN

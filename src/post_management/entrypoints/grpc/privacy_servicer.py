@@ -9,6 +9,7 @@ import grpc
 from google.protobuf import struct_pb2
 from xmp.posts.v1 import account_service_pb2
 
+from post_management.entrypoints.grpc.campaign_servicer import campaign_to_proto
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
     account_to_proto,
@@ -91,6 +92,7 @@ class PrivacyMethods:
             posts=[post_to_proto(post) for post in export.posts],
             metrics=[_metrics_to_proto(record) for record in export.metrics],
             audit_events=[audit_to_proto(record) for record in export.audit_events],
+            campaigns=[campaign_to_proto(campaign) for campaign in export.campaigns],
         )
 
     async def EraseUserData(

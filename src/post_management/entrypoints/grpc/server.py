@@ -16,6 +16,8 @@ from xmp.posts.v1 import (
     account_service_pb2_grpc,
     analytics_service_pb2,
     analytics_service_pb2_grpc,
+    campaign_service_pb2,
+    campaign_service_pb2_grpc,
     post_service_pb2,
     post_service_pb2_grpc,
     publishing_service_pb2,
@@ -31,6 +33,7 @@ from post_management.entrypoints.grpc.analytics_servicer import (
     AnalyticsServicer,
     AnalyticsServices,
 )
+from post_management.entrypoints.grpc.campaign_servicer import CampaignServicer
 from post_management.entrypoints.grpc.edge import EdgeInterceptor
 from post_management.entrypoints.grpc.info_servicer import (
     BuildInfo,
@@ -45,6 +48,7 @@ from post_management.entrypoints.grpc.telemetry import TelemetryInterceptor
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.ports.publishing import RateLimiter
 from post_management.services.accounts import AccountService
+from post_management.services.campaigns import CampaignService
 from post_management.services.media import MediaService
 from post_management.services.posts import PostService
 from post_management.services.privacy import PrivacyService
@@ -62,6 +66,7 @@ SERVICE_NAMES = [
         (publishing_service_pb2, "PublishingService"),
         (analytics_service_pb2, "AnalyticsService"),
         (account_service_pb2, "AccountService"),
+        (campaign_service_pb2, "CampaignService"),
         (service_info_service_pb2, "ServiceInfoService"),
     )
 ]
@@ -87,6 +92,7 @@ class Services:
     analytics: AnalyticsServices
     # Audit trail, export and erasure (docs/security.md).
     privacy: PrivacyService
+    campaigns: CampaignService
     # Per-caller request budgets; None: no limit.
     rpc_limiter: RateLimiter | None = None
     request_budget: RequestBudget | None = None
@@ -135,6 +141,9 @@ class GrpcServer:
         )
         analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(
             AnalyticsServicer(services.analytics), self._server
+        )
+        campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(
+            CampaignServicer(services.campaigns), self._server
         )
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server

@@ -1,0 +1,59 @@
+"""CampaignRepository over SQLAlchemy Core."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy.engine import RowMapping
+
+from post_management.adapters.db.analytics_schema import campaigns
+from post_management.domain.campaigns import Campaign
+from post_management.ports.repositories import Cursor
+
+
+def _from_row(row: RowMapping) -> Campaign:
+    return Campaign(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class SqlCampaignRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def add(self, campaign: Campaign) -> None:
+        values: dict[str, Any] = {
+            "id": campaign.id,
+            "user_id": campaign.user_id,
+            "name": campaign.name,
+            "starts_at": campaign.starts_at,
+            "ends_at": campaign.ends_at,
+            "created_at": campaign.created_at,
+            "updated_at": campaign.updated_at,
+        }
+        self._conn.execute(insert(campaigns).values(**values))
+
+    def get(self, campaign_id: UUID) -> Campaign | None:
+        row = self._conn.execute(select(campaigns).where(campaigns.c.id == campaign_id))
+        found = row.mappings().first()
+        return _from_row(found) if found else None
+
+    def list(self, user_id: str, after: Cursor | None, limit: int) -> list[Campaign]:
+        query = select(campaigns).where(campaigns.c.user_id == user_id)
+        if after is not None:
+            query = query.where(
+                or_(
+                    campaigns.c.created_at < after.created_at,
+                    and_(campaigns.c.created_at == after.created_at, campaigns.c.id < after.id),
+                )
+            )
+        query = query.order_by(campaigns.c.created_at.desc(), campaigns.c.id.desc()).limit(limit)
+        return [_from_row(row) for row in self._conn.execute(query).mappings()]

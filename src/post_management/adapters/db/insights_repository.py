@@ -1,0 +1,147 @@
+"""Reads behind campaign analytics, account growth and audience activity, in Core SQL."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Connection, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from post_management.adapters.db.analytics_schema import account_growth
+from post_management.adapters.db.measured_rows import (
+    LATEST_SNAPSHOT,
+    measured_from_row,
+    snapshot_from_row,
+)
+from post_management.domain.account import Credentials
+from post_management.domain.analytics import Snapshot
+from post_management.domain.growth import FollowerSnapshot
+from post_management.ports.analytics import GrowthDue, MeasuredPost
+from post_management.ports.support import SecretBox
+
+_CAMPAIGN_POSTS = text(
+    f"""
+    SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, p.x_post_id, l.*
+    FROM posts p {LATEST_SNAPSHOT}
+    WHERE p.campaign_id = :campaign_id
+    ORDER BY coalesce(p.published_at, p.due_at, p.created_at), p.id
+    """  # noqa: S608 - only the constant lateral join is interpolated
+)
+
+_OUTSIDE = text(
+    f"""
+    SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, p.x_post_id, l.*
+    FROM posts p {LATEST_SNAPSHOT}
+    WHERE p.account_id = ANY(:account_ids) AND p.state = 'PUBLISHED'
+      AND p.published_at >= :start AND p.published_at < :end
+      AND p.campaign_id IS DISTINCT FROM :campaign_id
+    ORDER BY p.published_at, p.id
+    """  # noqa: S608 - only the constant lateral join is interpolated
+)
+
+_SERIES = text(
+    """
+    SELECT m.post_id, m.collected_at, m.impressions, m.likes, m.reposts, m.replies, m.quotes,
+           m.bookmarks, m.url_link_clicks, m.user_profile_clicks, m.video_views
+    FROM post_metrics m WHERE m.post_id = ANY(:post_ids)
+    ORDER BY m.post_id, m.collected_at, m.id
+    """
+)
+
+_GROWTH_DUE = text(
+    """
+    SELECT a.id, a.credentials_encrypted FROM accounts a
+    WHERE a.state = 'ACTIVE' AND a.credentials_encrypted IS NOT NULL
+      AND NOT EXISTS (
+        SELECT 1 FROM account_growth g
+        WHERE g.account_id = a.id AND g.collected_at >= :day_start)
+    ORDER BY a.id
+    LIMIT :limit
+    """
+)
+
+_FOLLOWERS = text(
+    """
+    SELECT day, collected_at, followers, following, posts, listed FROM account_growth
+    WHERE account_id = :account_id AND collected_at >= :start AND collected_at < :end
+    ORDER BY collected_at
+    """
+)
+
+
+class SqlAccountInsights:
+    def __init__(self, conn: Connection, box: SecretBox) -> None:
+        self._conn = conn
+        self._box = box
+
+    def campaign_posts(self, campaign_id: UUID) -> list[MeasuredPost]:
+        rows = self._conn.execute(_CAMPAIGN_POSTS, {"campaign_id": campaign_id})
+        return [measured_from_row(row) for row in rows]
+
+    def published_outside(
+        self, campaign_id: UUID, account_ids: Sequence[UUID], start: datetime, end: datetime
+    ) -> list[MeasuredPost]:
+        if not account_ids:
+            return []
+        values = {
+            "campaign_id": campaign_id,
+            "account_ids": list(account_ids),
+            "start": start,
+            "end": end,
+        }
+        return [measured_from_row(row) for row in self._conn.execute(_OUTSIDE, values)]
+
+    def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
+        found: dict[UUID, list[Snapshot]] = defaultdict(list)
+        if post_ids:
+            for row in self._conn.execute(_SERIES, {"post_ids": list(post_ids)}):
+                taken = snapshot_from_row(row)
+                if taken is not None:
+                    found[row.post_id].append(taken)
+        return dict(found)
+
+    def add_follower_snapshot(self, account_id: UUID, snapshot: FollowerSnapshot) -> bool:
+        statement = (
+            pg_insert(account_growth)
+            .values(
+                account_id=account_id,
+                day=snapshot.day,
+                collected_at=snapshot.collected_at,
+                followers=snapshot.followers,
+                following=snapshot.following,
+                posts=snapshot.posts,
+                listed=snapshot.listed,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[account_growth.c.account_id, account_growth.c.day]
+            )
+            .returning(account_growth.c.day)
+        )
+        return self._conn.execute(statement).first() is not None
+
+    def follower_snapshots(
+        self, account_id: UUID, start: datetime, end: datetime
+    ) -> list[FollowerSnapshot]:
+        rows = self._conn.execute(
+            _FOLLOWERS, {"account_id": account_id, "start": start, "end": end}
+        )
+        return [
+            FollowerSnapshot(
+                row.day, row.collected_at, row.followers, row.following, row.posts, row.listed
+            )
+            for row in rows
+        ]
+
+    def growth_due(self, day_start: datetime, limit: int) -> list[GrowthDue]:
+        rows = self._conn.execute(_GROWTH_DUE, {"day_start": day_start, "limit": limit})
+        due = []
+        for row in rows:
+            data = json.loads(self._box.decrypt(bytes(row.credentials_encrypted)))
+            due.append(
+                GrowthDue(row.id, Credentials(data["access_token"], data["access_token_secret"]))
+            )
+        return due

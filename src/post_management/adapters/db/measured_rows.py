@@ -1,0 +1,53 @@
+"""Rows of posts with their latest metric snapshot, as the analytics reads map them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from post_management.domain.analytics import Counts, Snapshot
+from post_management.domain.post import PostState
+from post_management.ports.analytics import MeasuredPost
+
+_PRIVATE = ("url_link_clicks", "user_profile_clicks", "video_views")
+
+# The latest snapshot of each post, joined laterally so one index probe per post.
+LATEST_SNAPSHOT = """
+    LEFT JOIN LATERAL (
+        SELECT m.collected_at, m.impressions, m.likes, m.reposts, m.replies, m.quotes,
+               m.bookmarks, m.url_link_clicks, m.user_profile_clicks, m.video_views
+        FROM post_metrics m WHERE m.post_id = p.id
+        ORDER BY m.collected_at DESC, m.id DESC LIMIT 1
+    ) l ON true
+"""
+
+
+def _counts(row: Any) -> Counts:
+    values = row._mapping
+    return Counts(
+        impressions=values["impressions"],
+        likes=values["likes"],
+        reposts=values["reposts"],
+        replies=values["replies"],
+        quotes=values["quotes"],
+        bookmarks=values["bookmarks"],
+        **{name: values[name] or 0 for name in _PRIVATE},
+    )
+
+
+def snapshot_from_row(row: Any) -> Snapshot | None:
+    values = row._mapping
+    if values["collected_at"] is None:
+        return None
+    return Snapshot(values["collected_at"], _counts(row), values["url_link_clicks"] is not None)
+
+
+def measured_from_row(row: Any) -> MeasuredPost:
+    return MeasuredPost(
+        post_id=row.id,
+        account_id=row.account_id,
+        state=PostState(row.state),
+        due_at=row.due_at,
+        published_at=row.published_at,
+        latest=snapshot_from_row(row),
+        x_post_id=getattr(row, "x_post_id", ""),
+    )

@@ -1,0 +1,179 @@
+"""Account growth (daily follower snapshots) and audience activity by hour of week.
+
+The collector takes one snapshot of X's public counts per account and UTC day, with
+the account's own credentials, on the metrics tick (docs/analytics.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from uuid import UUID
+
+from post_management.domain.account import Account
+from post_management.domain.auth import Principal
+from post_management.domain.date_range import parse_date_range
+from post_management.domain.errors import InvalidArgument, NotFound
+from post_management.domain.growth import (
+    Activity,
+    EngagementPoint,
+    FollowerSnapshot,
+    GrowthSummary,
+    audience_activity,
+    followers_gained_after,
+    growth_summary,
+)
+from post_management.domain.timezones import load_zone
+from post_management.ports.analytics import AnalyticsUnitOfWork, AnalyticsUnitOfWorkFactory
+from post_management.ports.support import Clock
+from post_management.ports.x_api import RateLimited, XApi, XCredentials, XUser
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROWTH_WINDOW = timedelta(days=30)
+MAX_GROWTH_WINDOW = timedelta(days=366)
+DEFAULT_ACTIVITY_DAYS, MAX_ACTIVITY_DAYS = 30, 90
+ACCOUNTS_PER_TICK = 100  # users/me reads per collector tick
+
+
+@dataclass(frozen=True)
+class PostGrowth:
+    post_id: UUID
+    published_at: datetime
+    followers_gained: int
+
+
+@dataclass(frozen=True)
+class AccountGrowthView:
+    account_id: UUID
+    summary: GrowthSummary
+    posts: list[PostGrowth]
+
+
+@dataclass(frozen=True)
+class AudienceActivityView:
+    account_id: UUID
+    timezone: str
+    activity: Activity
+
+
+def load_account(uow: AnalyticsUnitOfWork, principal: Principal, account_id: UUID) -> Account:
+    account = uow.accounts.get(account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} does not exist", reason="ACCOUNT_NOT_FOUND")
+    principal.ensure_can_act_for(account.user_id)
+    return account
+
+
+class AccountGrowthQueries:
+    def __init__(self, uow: AnalyticsUnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def growth(
+        self, principal: Principal, account_id: UUID, from_date: str, to_date: str
+    ) -> AccountGrowthView:
+        dates = parse_date_range(from_date, to_date)
+        end = dates.end or self._clock.now()
+        start = dates.start or end - DEFAULT_GROWTH_WINDOW
+        if end - start > MAX_GROWTH_WINDOW:
+            raise InvalidArgument.for_field(
+                "from_date", "the range may cover at most 366 days", reason="INVALID_DATE_RANGE"
+            )
+        with self._uow() as uow:
+            load_account(uow, principal, account_id)
+            snapshots = uow.insights.follower_snapshots(account_id, start, end)
+            # A post's window reaches a day past the period's end.
+            later = uow.insights.follower_snapshots(account_id, end, end + timedelta(days=2))
+            posts = [
+                p
+                for p in uow.analytics.account_posts(account_id, start)
+                if p.published_at is not None and p.published_at < end
+            ]
+        around = snapshots + later
+        gained = []
+        for post in posts:
+            assert post.published_at is not None
+            followers = followers_gained_after(post.published_at, around)
+            if followers is not None:
+                gained.append(PostGrowth(post.post_id, post.published_at, followers))
+        return AccountGrowthView(account_id, growth_summary(snapshots), gained)
+
+    def audience_activity(
+        self, principal: Principal, account_id: UUID, days: int
+    ) -> AudienceActivityView:
+        days = days or DEFAULT_ACTIVITY_DAYS
+        if not 1 <= days <= MAX_ACTIVITY_DAYS:
+            raise InvalidArgument.for_field("days", f"must be between 1 and {MAX_ACTIVITY_DAYS}")
+        since = self._clock.now() - timedelta(days=days)
+        with self._uow() as uow:
+            account = load_account(uow, principal, account_id)
+            posts = [p for p in uow.analytics.account_posts(account_id, since) if p.published_at]
+            series = uow.insights.series_of([p.post_id for p in posts])
+        zone = load_zone(account.timezone)
+        points = []
+        for post in posts:
+            assert post.published_at is not None
+            measured = [
+                EngagementPoint(s.collected_at, s.counts.engagements)
+                for s in series.get(post.post_id, [])
+            ]
+            points.append([EngagementPoint(post.published_at, 0), *measured])
+        return AudienceActivityView(account_id, zone.key, audience_activity(points, zone))
+
+
+class GrowthCollector:
+    """Reads each account's public counts once per UTC day (users/me, the account's
+    own credentials); run by the metrics tick, under its leader lock."""
+
+    def __init__(
+        self,
+        uow: AnalyticsUnitOfWorkFactory,
+        x_api: XApi,
+        clock: Clock,
+        *,
+        accounts_per_tick: int = ACCOUNTS_PER_TICK,
+    ) -> None:
+        self._uow = uow
+        self._x = x_api
+        self._clock = clock
+        self._accounts_per_tick = accounts_per_tick
+        self._blocked_until: datetime | None = None
+
+    def collect(self) -> int:
+        """Snapshots taken this tick."""
+        now = self._clock.now()
+        if self._blocked_until is not None and now < self._blocked_until:
+            return 0
+        day_start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+        with self._uow() as uow:
+            due = uow.insights.growth_due(day_start, self._accounts_per_tick)
+        taken = 0
+        for item in due:
+            own = item.credentials
+            creds = XCredentials(own.access_token, own.access_token_secret)
+            outcome = self._x.me(creds)
+            if isinstance(outcome, RateLimited):
+                # users/me has one window per app here: wait for X's reset.
+                self._blocked_until = outcome.reset_at
+                log.info("follower reads wait for X's reset at %s", outcome.reset_at.isoformat())
+                break
+            if not isinstance(outcome, XUser) or outcome.metrics is None:
+                log.warning("follower read of account %s failed", item.account_id)
+                continue
+            metrics = outcome.metrics
+            at = self._clock.now()
+            snapshot = FollowerSnapshot(
+                at.astimezone(UTC).date(),
+                at,
+                metrics.followers,
+                metrics.following,
+                metrics.posts,
+                metrics.listed,
+            )
+            with self._uow() as uow:
+                if uow.insights.add_follower_snapshot(item.account_id, snapshot):
+                    taken += 1
+                uow.commit()
+        return taken
