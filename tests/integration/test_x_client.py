@@ -333,7 +333,10 @@ def test_delete_is_idempotent(x_api: TweepyXApi) -> None:
 
 def test_me_names_the_account(x_api: TweepyXApi, emulator: Emulator) -> None:
     emulator.control.register_user(ALICE.access_token, user_id="777", username="alice")
-    assert x_api.me(ALICE) == XUser("777", "alice", "alice")
+    me = x_api.me(ALICE)
+    assert isinstance(me, XUser) and (me.id, me.username, me.name) == ("777", "alice", "alice")
+    # users/me is asked for public_metrics: the account's own counts come back.
+    assert me.metrics is not None and me.metrics.posts == 0 and me.metrics.followers > 0
 
 
 def test_transport_rewrites_the_x_com_hosts_too(emulator: Emulator) -> None:
