@@ -83,7 +83,8 @@ def content_violations(
         problems.append(
             FieldViolation(f"{prefix}.media_ids", f"at most {MAX_MEDIA} media per post")
         )
-    for index, media_id in enumerate(media_ids):
+    # Elements are looked at only within the limit.
+    for index, media_id in enumerate(media_ids[:MAX_MEDIA]):
         if not _X_ID.fullmatch(media_id):
             problems.append(
                 FieldViolation(f"{prefix}.media_ids[{index}]", "must be a numeric X media id")

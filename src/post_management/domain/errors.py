@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# One error lists at most this many field violations, and its message is cut to
+# this length: an error trailer stays small whatever the request held.
+MAX_FIELD_VIOLATIONS = 20
+MAX_MESSAGE_LENGTH = 1000
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -34,6 +39,14 @@ class InvalidArgument(DomainError):
 
     reason: str = "INVALID_ARGUMENT"
     violations: list[FieldViolation] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.violations) > MAX_FIELD_VIOLATIONS:
+            omitted = len(self.violations) - MAX_FIELD_VIOLATIONS
+            self.violations = self.violations[:MAX_FIELD_VIOLATIONS]
+            self.metadata = {**self.metadata, "violations_omitted": str(omitted)}
+        if len(self.message) > MAX_MESSAGE_LENGTH:
+            self.message = self.message[: MAX_MESSAGE_LENGTH - 1] + "\u2026"
 
     @classmethod
     def for_field(

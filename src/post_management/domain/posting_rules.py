@@ -9,14 +9,19 @@ Account aggregate stores.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
 from post_management.domain.errors import FieldViolation, InvalidArgument
+from post_management.domain.limits import ensure_at_most
 
 MAX_MIN_INTERVAL_MINUTES = 7 * 24 * 60
+# Far more slots than any posting plan needs; rules are read on every schedule.
+MAX_SLOTS = 200
+# An ISO weekday list names each day at most once.
+MAX_WEEKDAYS = 7
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
@@ -87,8 +92,12 @@ def parse_posting_rules(
     """Validated rules from plain values; InvalidArgument lists every bad field.
 
     Both quiet-hour ends empty means no quiet hours. Slots are (weekdays,
-    "HH:MM") pairs; repeated slots are merged.
+    "HH:MM") pairs; repeated slots are merged. Sizes are checked before
+    contents: more than MAX_SLOTS slots, or MAX_WEEKDAYS weekdays in a slot, is
+    refused without looking at any of them.
     """
+    slots = list(slots) if not isinstance(slots, Sequence) else slots
+    ensure_sizes(slots, (weekdays for weekdays, _ in slots), prefix)
     problems: list[FieldViolation] = []
     limits = {
         "min_interval_minutes": (min_interval_minutes, MAX_MIN_INTERVAL_MINUTES),
@@ -102,12 +111,12 @@ def parse_posting_rules(
             problems.append(FieldViolation(f"{prefix}.{name}", f"must be at most {ceiling}"))
     quiet = _parse_quiet_hours(quiet_hours_start, quiet_hours_end, f"{prefix}.quiet_hours")
     problems += quiet[1]
-    parsed_slots: list[TimeSlot] = []
+    parsed_slots: set[TimeSlot] = set()
     for index, (weekdays, wall) in enumerate(slots):
         slot, slot_problems = _parse_slot(weekdays, wall, f"{prefix}.slots[{index}]")
         problems += slot_problems
-        if slot is not None and slot not in parsed_slots:
-            parsed_slots.append(slot)
+        if slot is not None:
+            parsed_slots.add(slot)
     if (
         quiet[0] is not None
         and parsed_slots
@@ -132,21 +141,44 @@ def parse_posting_rules(
     )
 
 
+def ensure_sizes(slots: Sized, weekday_lists: Iterable[Sized], prefix: str) -> None:
+    """INVALID_ARGUMENT for too many slots (checked first, by length alone) or a
+    slot with too many weekdays; `weekday_lists` is read only within the cap."""
+    ensure_at_most(slots, MAX_SLOTS, f"{prefix}.slots", "slots")
+    for index, weekdays in enumerate(weekday_lists):
+        ensure_at_most(weekdays, MAX_WEEKDAYS, f"{prefix}.slots[{index}].weekdays", "weekdays")
+
+
 def posting_rules_from_json(data: Mapping[str, Any], prefix: str = "posting_rules") -> PostingRules:
     """The inverse of PostingRules.to_json; an empty mapping is "no rules"."""
     quiet = data.get("quiet_hours") or {}
+    raw_slots = data.get("slots") or []
+    if not isinstance(raw_slots, list):
+        raise InvalidArgument.for_field(
+            f"{prefix}.slots", "must be a list of slots", reason="INVALID_POSTING_RULES"
+        )
+    ensure_sizes(raw_slots, (_weekdays_of(slot) for slot in raw_slots), prefix)
     return parse_posting_rules(
         min_interval_minutes=int(data.get("min_interval_minutes", 0)),
         max_posts_per_hour=int(data.get("max_posts_per_hour", 0)),
         max_posts_per_day=int(data.get("max_posts_per_day", 0)),
         quiet_hours_start=str(quiet.get("start", "")),
         quiet_hours_end=str(quiet.get("end", "")),
-        slots=[
-            (list(slot.get("weekdays", [])), str(slot.get("time", "")))
-            for slot in data.get("slots", [])
-        ],
+        slots=[(_weekdays_of(slot), str(_time_of(slot))) for slot in raw_slots],
         prefix=prefix,
     )
+
+
+def _weekdays_of(slot: Any) -> list[int]:
+    weekdays = slot.get("weekdays") if isinstance(slot, Mapping) else None
+    if not isinstance(weekdays, list):
+        return []
+    # Anything but an int becomes 0, which the weekday check names as invalid.
+    return [day if isinstance(day, int) else 0 for day in weekdays]
+
+
+def _time_of(slot: Any) -> object:
+    return slot.get("time", "") if isinstance(slot, Mapping) else ""
 
 
 def parse_hh_mm(text: str) -> time | None:

@@ -21,11 +21,10 @@ def thread_violations(text: str, thread: list[str], prefix: str = "post") -> lis
     """Rules for the follow-up segments: each is a post's text of its own, none empty,
     and no two segments alike (X refuses the second as duplicate content, and the
     reconciler tells segments apart by their text)."""
-    problems: list[FieldViolation] = []
     if len(thread) > MAX_FOLLOW_UPS:
-        problems.append(
-            FieldViolation(f"{prefix}.thread", f"at most {MAX_FOLLOW_UPS} follow-up segments")
-        )
+        # Too many: refused by length alone, no segment is weighed.
+        return [FieldViolation(f"{prefix}.thread", f"at most {MAX_FOLLOW_UPS} follow-up segments")]
+    problems: list[FieldViolation] = []
     seen = {normalize_text(text)} if text.strip() else set()
     for index, segment in enumerate(thread):
         field = f"{prefix}.thread[{index}]"

@@ -173,12 +173,13 @@ class AccountService:
     def update(
         self, principal: Principal, account_id: UUID, fields: AccountFields, etag: str = ""
     ) -> Account:
-        validate_fields(fields)
-        fields = normalized(fields)
         try:
             with self._uow() as uow:
                 account = _load(uow, account_id)
+                # Whose account first: a stranger's request costs no validation.
                 principal.ensure_can_act_for(account.user_id)
+                validate_fields(fields)
+                fields = normalized(fields)
                 check_etag(account.etag, etag)
                 before = snapshot(account)
                 expected = account.version

@@ -39,6 +39,7 @@ from post_management.services.scheduling_support import (
     LOOKBACK,
     BatchItem,
     FreeSlots,
+    RulesMemo,
     ScheduleRequest,
     ScheduleResult,
     account_rules,
@@ -76,12 +77,14 @@ class SchedulingService:
 
     # --- schedule -------------------------------------------------------------
 
-    def schedule(self, principal: Principal, request: ScheduleRequest) -> ScheduleResult:
+    def schedule(
+        self, principal: Principal, request: ScheduleRequest, rules: RulesMemo | None = None
+    ) -> ScheduleResult:
         principal.ensure_can_act_for(request.user_id)
         check_request(request)
         try:
             with self._uow() as uow:
-                result = self._schedule_in(uow, principal, request)
+                result = self._schedule_in(uow, principal, request, rules or RulesMemo())
                 uow.commit()
                 return result
         except DuplicateKey:
@@ -119,8 +122,10 @@ class SchedulingService:
                     index,
                     request.post_id,
                 )
+        # One parse of each account's stored rules for the whole batch.
+        rules = RulesMemo()
         if not all_or_nothing:
-            return [self._batch_item(principal, request) for request in requests]
+            return [self._batch_item(principal, request, rules) for request in requests]
         for index, request in enumerate(requests):
             try:
                 check_request(request)
@@ -131,16 +136,18 @@ class SchedulingService:
             items = []
             for index, request in enumerate(requests):
                 try:
-                    result = self._schedule_in(uow, principal, request)
+                    result = self._schedule_in(uow, principal, request, rules)
                 except DomainError as error:
                     raise at_index(error, index, request.post_id) from None
                 items.append(BatchItem(request.post_id, result))
             uow.commit()
             return items
 
-    def _batch_item(self, principal: Principal, request: ScheduleRequest) -> BatchItem:
+    def _batch_item(
+        self, principal: Principal, request: ScheduleRequest, rules: RulesMemo
+    ) -> BatchItem:
         try:
-            return BatchItem(request.post_id, self.schedule(principal, request))
+            return BatchItem(request.post_id, self.schedule(principal, request, rules))
         except DomainError as error:
             return BatchItem(request.post_id, error=error)
 
@@ -158,7 +165,7 @@ class SchedulingService:
             uow.accounts.get(account_id, for_update=True)
 
     def _schedule_in(
-        self, uow: UnitOfWork, principal: Principal, request: ScheduleRequest
+        self, uow: UnitOfWork, principal: Principal, request: ScheduleRequest, memo: RulesMemo
     ) -> ScheduleResult:
         post = load_own_post(uow, request.post_id, request.user_id)
         account = uow.accounts.get(post.account_id, for_update=True)
@@ -174,7 +181,7 @@ class SchedulingService:
             post.transition("schedule")  # raises FAILED_PRECONDITION naming the state
         now = self._clock.now()
         zone = load_zone(account.timezone, "account.timezone")
-        rules = account_rules(account)
+        rules = memo.rules_of(account)
         taken = uow.schedule.taken_times(account.id, now - LOOKBACK, exclude_post_id=post.id)
         times = [entry.at for entry in taken]
         priority = parse_priority(request.priority) if request.priority.strip() else post.priority

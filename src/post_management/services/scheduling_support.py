@@ -118,6 +118,20 @@ def foreign_error(kind: str, resource_id: UUID) -> PermissionDenied:
     )
 
 
+class RulesMemo:
+    """Each account's stored rules parsed once per request (a batch schedules many
+    posts of one account); a changed account (new version) is parsed again."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[UUID, int], PostingRules] = {}
+
+    def rules_of(self, account: Account) -> PostingRules:
+        key = (account.id, account.version)
+        if key not in self._parsed:
+            self._parsed[key] = account_rules(account)
+        return self._parsed[key]
+
+
 def account_rules(account: Account) -> PostingRules:
     try:
         return posting_rules_from_json(account.posting_rules)

@@ -11,6 +11,7 @@ from xmp.posts.v1 import account_pb2, account_service_pb2, account_service_pb2_g
 
 from post_management.domain.account import Credentials
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.posting_rules import ensure_sizes
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
     account_to_proto,
@@ -29,6 +30,10 @@ WRITABLE = frozenset({"handle", "x_user_id", "credentials", "posting_rules", "ti
 
 
 def _fields(message: account_pb2.Account, paths: set[str]) -> AccountFields:
+    if "posting_rules" in paths:
+        # By length first: a huge rule set is refused before it is converted.
+        slots = message.posting_rules.slots
+        ensure_sizes(slots, (slot.weekdays for slot in slots), "account.posting_rules")
     credentials = None
     if "credentials" in paths:
         credentials = Credentials(

@@ -10,8 +10,12 @@ import grpc
 from google.protobuf import empty_pb2
 from xmp.posts.v1 import media_pb2, post_pb2, post_service_pb2, post_service_pb2_grpc
 
+from post_management.domain.content import MAX_MEDIA
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.limits import ensure_at_most
+from post_management.domain.media import MAX_MEDIA_PER_POST
 from post_management.domain.post import Priority
+from post_management.domain.threads import MAX_FOLLOW_UPS
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
     checked_user_id,
@@ -43,6 +47,13 @@ WRITABLE = frozenset(
 )
 
 
+def _check_list_sizes(message: post_pb2.Post) -> None:
+    """Every list of a post by its length, before any element is parsed."""
+    ensure_at_most(message.media_ids, MAX_MEDIA, "post.media_ids", "media ids")
+    ensure_at_most(message.attachment_ids, MAX_MEDIA_PER_POST, "post.attachment_ids", "attachments")
+    ensure_at_most(message.thread, MAX_FOLLOW_UPS, "post.thread", "follow-up segments")
+
+
 class PostServicer(post_service_pb2_grpc.PostServiceServicer):
     def __init__(self, posts: PostService, media: MediaService) -> None:
         self._posts = posts
@@ -54,6 +65,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
         if not request.HasField("post"):
             raise InvalidArgument.for_field("post", "is required", reason="MISSING_FIELD")
         message = request.post
+        _check_list_sizes(message)
         new = NewPost(
             user_id=required_user_id(message.user_id, "post.user_id"),
             account_id=parse_uuid(message.account_id, "post.account_id"),
@@ -102,6 +114,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             raise InvalidArgument.for_field("post", "is required", reason="MISSING_FIELD")
         message = request.post
         post_id = parse_uuid(message.id, "post.id")
+        _check_list_sizes(message)
         paths = mask_paths(request.update_mask, WRITABLE, "post")
         if not paths:
             # No mask: every writable field the caller set.

@@ -15,6 +15,7 @@ from xmp.posts.v1 import (
 
 from post_management.domain.conflicts import ConflictPolicy
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.limits import ensure_at_most
 from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.errors import to_rpc_status
@@ -26,7 +27,7 @@ from post_management.entrypoints.grpc.mapping import (
     timestamp,
 )
 from post_management.services.scheduled_listing import ScheduledFilter, ScheduledListing
-from post_management.services.scheduling import SchedulingService
+from post_management.services.scheduling import MAX_BATCH, SchedulingService
 from post_management.services.scheduling_support import ScheduleRequest, ScheduleResult
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -145,6 +146,9 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
         user_id = required_user_id(request.user_id)
         principal = current_principal()
         principal.ensure_can_act_for(user_id)
+        ensure_at_most(
+            request.requests, MAX_BATCH, "requests", "items per batch", "BATCH_TOO_LARGE"
+        )
         commands = [
             schedule_request(item, f"requests[{index}].", user_id)
             for index, item in enumerate(request.requests)
