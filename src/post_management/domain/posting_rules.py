@@ -22,6 +22,7 @@ MAX_MIN_INTERVAL_MINUTES = 7 * 24 * 60
 MAX_SLOTS = 200
 # An ISO weekday list names each day at most once.
 MAX_WEEKDAYS = 7
+_REASON = "INVALID_POSTING_RULES"
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
@@ -129,7 +130,7 @@ def parse_posting_rules(
         raise InvalidArgument(
             message="invalid posting rules: "
             + "; ".join(f"{p.field}: {p.description}" for p in problems),
-            reason="INVALID_POSTING_RULES",
+            reason=_REASON,
             violations=problems,
         )
     return PostingRules(
@@ -144,9 +145,10 @@ def parse_posting_rules(
 def ensure_sizes(slots: Sized, weekday_lists: Iterable[Sized], prefix: str) -> None:
     """INVALID_ARGUMENT for too many slots (checked first, by length alone) or a
     slot with too many weekdays; `weekday_lists` is read only within the cap."""
-    ensure_at_most(slots, MAX_SLOTS, f"{prefix}.slots", "slots")
+    ensure_at_most(slots, MAX_SLOTS, f"{prefix}.slots", "slots", _REASON)
     for index, weekdays in enumerate(weekday_lists):
-        ensure_at_most(weekdays, MAX_WEEKDAYS, f"{prefix}.slots[{index}].weekdays", "weekdays")
+        field = f"{prefix}.slots[{index}].weekdays"
+        ensure_at_most(weekdays, MAX_WEEKDAYS, field, "weekdays", _REASON)
 
 
 def posting_rules_from_json(data: Mapping[str, Any], prefix: str = "posting_rules") -> PostingRules:
@@ -155,7 +157,7 @@ def posting_rules_from_json(data: Mapping[str, Any], prefix: str = "posting_rule
     raw_slots = data.get("slots") or []
     if not isinstance(raw_slots, list):
         raise InvalidArgument.for_field(
-            f"{prefix}.slots", "must be a list of slots", reason="INVALID_POSTING_RULES"
+            f"{prefix}.slots", "must be a list of slots", reason=_REASON
         )
     ensure_sizes(raw_slots, (_weekdays_of(slot) for slot in raw_slots), prefix)
     return parse_posting_rules(

@@ -47,11 +47,22 @@ WRITABLE = frozenset(
 )
 
 
+# The reason of every content violation (services/posts.py).
+CONTENT = "INVALID_ARGUMENT"
+
+
 def _check_list_sizes(message: post_pb2.Post) -> None:
-    """Every list of a post by its length, before any element is parsed."""
-    ensure_at_most(message.media_ids, MAX_MEDIA, "post.media_ids", "media ids")
-    ensure_at_most(message.attachment_ids, MAX_MEDIA_PER_POST, "post.attachment_ids", "attachments")
-    ensure_at_most(message.thread, MAX_FOLLOW_UPS, "post.thread", "follow-up segments")
+    """Every list of a post by its length, before any element is parsed; the reasons
+    are those of the content and media checks the lists would otherwise fail."""
+    ensure_at_most(message.media_ids, MAX_MEDIA, "post.media_ids", "media ids", CONTENT)
+    ensure_at_most(
+        message.attachment_ids,
+        MAX_MEDIA_PER_POST,
+        "post.attachment_ids",
+        "attachments",
+        "INVALID_MEDIA",
+    )
+    ensure_at_most(message.thread, MAX_FOLLOW_UPS, "post.thread", "follow-up segments", CONTENT)
 
 
 class PostServicer(post_service_pb2_grpc.PostServiceServicer):
