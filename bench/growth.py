@@ -166,7 +166,7 @@ class Bench:
         began = time.perf_counter()
         self.statements.capture = capture
         try:
-            claims = self.queue.claim_due(now, 100, timedelta(seconds=90))
+            claims = self.queue.claim_due(100, timedelta(seconds=90))
         finally:
             self.statements.capture = False
         took = time.perf_counter() - began

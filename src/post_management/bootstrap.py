@@ -31,6 +31,7 @@ from post_management.adapters.db.analytics_repository import (
     AdvisoryLeaderLock,
     SqlAnalyticsUnitOfWorkFactory,
 )
+from post_management.adapters.db.clock import DatabaseClock
 from post_management.adapters.db.engine import make_engine, migrate, ping
 from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.post_writes import on_committed_post_writes
@@ -375,16 +376,19 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     x_api, emulator = x_client(settings)
     queue = SqlPublishQueue(engine, box)
     engine_config = engine_settings(settings)
+    # The engine reads no process clock: leases and due times are compared with the
+    # database's now() in SQL, and the posting budgets count on the database's clock.
+    database_clock = DatabaseClock(engine)
     publisher = Publisher(
         queue,
         x_api,
         limiter,
-        clock,
+        database_clock,
         engine_config,
         media=SqlMediaUploads(engine),
     )
-    dispatcher = Dispatcher(queue, publisher, clock, engine_config)
-    reconciler = Reconciler(queue, x_api, clock, engine_config)
+    dispatcher = Dispatcher(queue, publisher, database_clock, engine_config)
+    reconciler = Reconciler(queue, x_api, engine_config)
     relay = outbox_relay(settings, engine)
     ticks = []
     if settings.dispatcher_enabled:
@@ -447,7 +451,8 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             horizon=timedelta(days=settings.schedule_horizon_days),
         ),
         scheduled_listing=ScheduledListing(uow),
-        publishing=PublishCommands(uow, queue, publisher, clock, engine_config.lease),
+        # Due times it stamps are compared with the database's now() by the claims.
+        publishing=PublishCommands(uow, queue, publisher, database_clock, engine_config.lease),
         analytics=AnalyticsServices(
             AnalyticsQueries(
                 analytics_uow,

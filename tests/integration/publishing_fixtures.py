@@ -6,13 +6,15 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db.clock import TEST_OFFSET_SETTING, DatabaseClock
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.publish_queue import SqlPublishQueue
@@ -33,19 +35,33 @@ ENCRYPTION_KEY = Fernet.generate_key().decode()
 
 
 class MovableClock:
-    """Real time plus an offset the test can move forward."""
+    """Time as the engine sees it, which is the database's: `now()` reads it, and
+    `advance()` moves it forward for this engine's connections (the test-only session
+    offset of adapters/db/clock.py) and moves the emulator's clock along, so leases,
+    due times, budgets, X's windows and its timeline lag all pass alike."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine, emulator: Emulator) -> None:
+        self._engine = engine
+        self._emulator = emulator
         self._offset = timedelta(0)
         self._lock = threading.Lock()
+        event.listen(engine, "checkout", self._on_checkout)
+
+    def _on_checkout(self, connection: Any, record: Any, proxy: Any) -> None:
+        with self._lock:
+            seconds = self._offset.total_seconds()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config(%s, %s, false)", (TEST_OFFSET_SETTING, f"{seconds} seconds")
+            )
 
     def now(self) -> datetime:
-        with self._lock:
-            return datetime.now(UTC) + self._offset
+        return DatabaseClock(self._engine).now()
 
     def advance(self, delta: timedelta) -> None:
         with self._lock:
             self._offset += delta
+        self._emulator.control.advance_clock(delta.total_seconds())
 
 
 @dataclass
@@ -163,7 +179,7 @@ def make_engine_(
     box = FernetBox([ENCRYPTION_KEY])
     uow = SqlUnitOfWorkFactory(engine, box)
     queue = SqlPublishQueue(engine, box)
-    clock = MovableClock()
+    clock = MovableClock(engine, emulator)
     values: dict[str, object] = {
         "timing": Timing(
             RetryPolicy(base=timedelta(seconds=10), factor=2, max_attempts=3),
@@ -190,7 +206,7 @@ def make_engine_(
         settings=settings,
         publisher=publisher,
         dispatcher=Dispatcher(queue, publisher, clock, settings),
-        reconciler=Reconciler(queue, x_api, clock, settings),
+        reconciler=Reconciler(queue, x_api, settings),
         emulator=emulator,
     )
 

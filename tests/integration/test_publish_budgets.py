@@ -58,7 +58,7 @@ def _engine(
 
 
 def _publish_now(engine: Engine_, publisher: Publisher, post_id: uuid.UUID) -> PostState:
-    claim = engine.queue.claim_post(post_id, engine.clock.now(), engine.settings.lease)
+    claim = engine.queue.claim_post(post_id, engine.settings.lease)
     assert claim is not None
     return publisher.publish(claim)
 

@@ -38,9 +38,9 @@ def test_priority_order_and_one_post_per_account_in_flight(engine_: Engine_) -> 
     urgent = engine_.post(account, "urgent", priority=Priority.URGENT)
     normal = engine_.post(account, "normal")
 
-    claims = engine_.queue.claim_due(engine_.clock.now(), 10, timedelta(seconds=60))
+    claims = engine_.queue.claim_due(10, timedelta(seconds=60))
     assert [c.post_id for c in claims] == [urgent.id]  # one per account, highest first
-    assert engine_.queue.claim_due(engine_.clock.now(), 10, timedelta(seconds=60)) == []
+    assert engine_.queue.claim_due(10, timedelta(seconds=60)) == []
     for claim in claims:
         engine_.publisher.publish(claim)
     engine_.run_until_idle()
@@ -224,7 +224,7 @@ def test_suspension_pauses_the_account(engine_: Engine_) -> None:
 def test_a_publisher_that_died_mid_call_is_resolved_by_the_reconciler(engine_: Engine_) -> None:
     account = engine_.account()
     post = engine_.post(account, "the process died after X answered")
-    (claim,) = engine_.queue.claim_due(engine_.clock.now(), 10, engine_.settings.lease)
+    (claim,) = engine_.queue.claim_due(10, engine_.settings.lease)
     # X publishes it, then the process dies before recording the answer.
     from post_management.ports.x_api import NewPost, XCredentials
 
@@ -242,9 +242,7 @@ def test_a_publisher_that_died_mid_call_is_resolved_by_the_reconciler(engine_: E
     # The stale holder cannot settle any more.
     from post_management.ports.publishing import Settlement
 
-    assert not engine_.queue.settle(
-        claim, Settlement(state=PostState.FAILED, outcome="failed"), engine_.clock.now()
-    )
+    assert not engine_.queue.settle(claim, Settlement(state=PostState.FAILED, outcome="failed"))
 
 
 def test_concurrent_dispatchers_publish_every_post_exactly_once(

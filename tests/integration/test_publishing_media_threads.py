@@ -284,14 +284,13 @@ def test_a_publisher_that_died_after_segment_two_resumes_at_segment_three(
 ) -> None:
     account = engine_.account()
     post = engine_.post(account, THREAD[0], thread=THREAD[1:])
-    (claim,) = engine_.queue.claim_due(engine_.clock.now(), 10, engine_.settings.lease)
+    (claim,) = engine_.queue.claim_due(10, engine_.settings.lease)
     assert claim.credentials is not None
     creds = XCredentials(claim.credentials.access_token, claim.credentials.access_token_secret)
     # Segments 1 and 2 reach X; only the first id is recorded before the process dies.
     first = engine_.publisher._x.create_post(creds, NewPost(THREAD[0]))
     assert isinstance(first, Published)
-    now = engine_.clock.now()
-    assert engine_.queue.record_segment(claim, 0, first.x_post_id, now, now + timedelta(seconds=1))
+    assert engine_.queue.record_segment(claim, 0, first.x_post_id, timedelta(seconds=1))
     engine_.publisher._x.create_post(creds, NewPost(THREAD[1], in_reply_to=first.x_post_id))
 
     engine_.clock.advance(engine_.settings.lease + timedelta(seconds=1))
@@ -299,17 +298,17 @@ def test_a_publisher_that_died_after_segment_two_resumes_at_segment_three(
 
     _assert_reply_chain(engine_, post.id)
     # The dead holder cannot record anything any more.
-    assert not engine_.queue.record_segment(claim, 1, "1", now, now)
+    assert not engine_.queue.record_segment(claim, 1, "1", timedelta(0))
 
 
 def test_a_published_segment_cannot_be_recorded_twice(engine_: Engine_) -> None:
     account = engine_.account()
     engine_.post(account, THREAD[0], thread=THREAD[1:])
-    (claim,) = engine_.queue.claim_due(engine_.clock.now(), 10, engine_.settings.lease)
-    now, until = engine_.clock.now(), engine_.clock.now() + engine_.settings.lease
-    assert engine_.queue.record_segment(claim, 0, "101", now, until)
-    assert not engine_.queue.record_segment(claim, 0, "102", now, until)  # replayed
-    assert not engine_.queue.record_segment(claim, 2, "103", now, until)  # out of order
+    (claim,) = engine_.queue.claim_due(10, engine_.settings.lease)
+    lease = engine_.settings.lease
+    assert engine_.queue.record_segment(claim, 0, "101", lease)
+    assert not engine_.queue.record_segment(claim, 0, "102", lease)  # replayed
+    assert not engine_.queue.record_segment(claim, 2, "103", lease)  # out of order
     assert engine_.load(claim.post_id).segment_x_post_ids == ["101"]
 
 
@@ -318,10 +317,9 @@ def test_a_thread_whose_settlement_was_lost_is_published_without_calling_x(
 ) -> None:
     account = engine_.account()
     post = engine_.post(account, THREAD[0], thread=THREAD[1:])
-    (claim,) = engine_.queue.claim_due(engine_.clock.now(), 10, engine_.settings.lease)
-    now = engine_.clock.now()
+    (claim,) = engine_.queue.claim_due(10, engine_.settings.lease)
     for index, x_id in enumerate(("201", "202", "203")):
-        assert engine_.queue.record_segment(claim, index, x_id, now, now)
+        assert engine_.queue.record_segment(claim, index, x_id, timedelta(0))
 
     engine_.clock.advance(engine_.settings.lease + timedelta(seconds=1))
     engine_.run_until_idle()

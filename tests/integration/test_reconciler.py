@@ -164,7 +164,7 @@ def test_an_expired_lease_waits_the_settle_delay_before_concluding_absence(
 ) -> None:
     account = engine_.account()
     post = engine_.post(account, "sent just before the publisher died")
-    (claim,) = engine_.queue.claim_due(engine_.clock.now(), 10, engine_.settings.lease)
+    (claim,) = engine_.queue.claim_due(10, engine_.settings.lease)
     assert claim.credentials is not None
     creds = XCredentials(claim.credentials.access_token, claim.credentials.access_token_secret)
 
@@ -182,7 +182,7 @@ def test_an_expired_lease_waits_the_settle_delay_before_concluding_absence(
 def test_after_lease_and_settle_an_absent_post_is_retried(engine_: Engine_) -> None:
     account = engine_.account()
     post = engine_.post(account, "the publisher died before sending")
-    engine_.queue.claim_due(engine_.clock.now(), 10, engine_.settings.lease)
+    engine_.queue.claim_due(10, engine_.settings.lease)
     engine_.clock.advance(engine_.settings.lease + timedelta(seconds=1))
     engine_.reconciler.tick()
     engine_.clock.advance(engine_.settings.timing.settle_delay)
@@ -233,7 +233,7 @@ def test_each_media_upload_renews_the_lease(slow_uploads: tuple[Engine_, SlowUpl
     account = engine.account()
     images = (engine.media(PNG, "image/png"), engine.media(PNG + b"\x01", "image/png"))
     post = engine.post(account, "two slow pictures", attachments=images)
-    (claim,) = engine.queue.claim_due(engine.clock.now(), 10, engine.settings.lease)
+    (claim,) = engine.queue.claim_due(10, engine.settings.lease)
 
     assert engine.publisher.publish(claim) is PostState.PUBLISHED
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,9 @@ class Claim:
 
     `holder` is the token in posts.attempt_id: a settlement only lands while it
     still matches, so a worker that lost its lease cannot overwrite anything.
+    Times are the database's: `claimed_at` is its now() at the claim, and `now()`
+    carries it forward on this process's monotonic clock, so a worker whose wall
+    clock is off still stamps and compares the database's time.
     """
 
     post_id: UUID
@@ -43,6 +47,16 @@ class Claim:
     thread: tuple[str, ...] = ()
     segment_x_post_ids: tuple[str, ...] = ()
     attachment_ids: tuple[UUID, ...] = ()
+    # The database's now() when the claim committed.
+    claimed_at: datetime | None = None
+    # Set when the stored credentials could not be read (e.g. no key decrypts them).
+    credentials_problem: str = ""
+    _anchor: float = field(default_factory=time.monotonic, repr=False, compare=False)
+
+    def now(self) -> datetime:
+        """The database's time now, as far as this process can tell without asking."""
+        base = self.claimed_at if self.claimed_at is not None else self.started_at
+        return base + timedelta(seconds=time.monotonic() - self._anchor)
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -59,8 +73,10 @@ class Settlement:
     detail: str = ""
     x_post_id: str = ""
     published_at: datetime | None = None
-    due_at: datetime | None = None  # the retry time, when back to SCHEDULED
-    reconcile_after: datetime | None = None  # when it stays PUBLISHING (unknown)
+    # Back to SCHEDULED: due this long after the database's now() (None: unchanged).
+    due_in: timedelta | None = None
+    # Stays PUBLISHING (unknown): the reconciler looks this long after now().
+    reconcile_in: timedelta | None = None
     unknown_cause: str = ""
     # Rate limits and suspensions are not the post's fault: the attempt is refunded.
     refund_attempt: bool = False
@@ -70,34 +86,44 @@ class Settlement:
 
 
 class PublishQueue(Protocol):
-    def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
-        """Due SCHEDULED posts in (priority, due time) order, at most one per account,
-        none of an account that is paused, rate limited or already publishing."""
+    """Every time it stores or compares is the database's now(): no process clock
+    decides when a post is due or whether a lease has run out."""
+
+    def claim_due(self, limit: int, lease: timedelta) -> list[Claim]:
+        """Due SCHEDULED posts, at most one per account (its first in (priority, due
+        time) order), the earliest of those first; none of an account that is paused,
+        rate limited or already publishing."""
         ...
 
-    def claim_post(self, post_id: UUID, now: datetime, lease: timedelta) -> Claim | None:
+    def claim_post(self, post_id: UUID, lease: timedelta) -> Claim | None:
         """This post, if it is SCHEDULED and due and its account is free."""
         ...
 
-    def claim_for_reconcile(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
+    def claim_for_reconcile(self, limit: int, lease: timedelta) -> list[Claim]:
         """PUBLISHING posts whose outcome is unknown and settled, or whose lease expired
         (their publisher died): each gets a new holder token and lease."""
         ...
 
-    def extend(self, claim: Claim, until: datetime) -> bool:
-        """Keep a claim (e.g. look again later) without changing its state."""
+    def renew(self, claim: Claim, lease: timedelta) -> bool:
+        """Push the lease to now() + `lease` if `claim.holder` still holds the post:
+        the check before every call to X."""
         ...
 
-    def settle(self, claim: Claim, settlement: Settlement, now: datetime) -> bool:
+    def look_again(
+        self, claim: Claim, after: timedelta, not_before: datetime | None = None
+    ) -> bool:
+        """Keep a reconciliation claim and look again `after` from now() (not before
+        `not_before`, e.g. X's rate-limit reset)."""
+        ...
+
+    def settle(self, claim: Claim, settlement: Settlement) -> bool:
         """Apply the settlement if `claim.holder` still holds the post."""
         ...
 
-    def record_segment(
-        self, claim: Claim, index: int, x_post_id: str, now: datetime, lease_until: datetime
-    ) -> bool:
+    def record_segment(self, claim: Claim, index: int, x_post_id: str, lease: timedelta) -> bool:
         """Store segment `index`'s X id in its own transaction, if `claim.holder` still
         holds the post and `index` is the next unrecorded segment; the lease is pushed
-        to `lease_until` so a long thread keeps its claim."""
+        to now() + `lease` so a long thread keeps its claim."""
         ...
 
 

@@ -85,7 +85,7 @@ class PublishCommands:
             uow.commit()
         if not request.immediate:
             return post, True
-        claim = self._queue.claim_post(post.id, self._clock.now(), self._lease)
+        claim = self._queue.claim_post(post.id, self._lease)
         if claim is not None:
             self._publisher.publish(claim)
         with self._uow() as uow:

@@ -155,12 +155,13 @@ def retry_or_dead_letter(
                 _processed(claim, PostState.DEAD_LETTERED, now),
             ),
         )
-    retry_at = now + timing.policy.delay(claim.attempt_number)
+    delay = timing.policy.delay(claim.attempt_number)
+    retry_at = now + delay
     return Settlement(
         state=PostState.SCHEDULED,
         outcome="retry",
         detail=reason,
-        due_at=retry_at,
+        due_in=delay,
         events=(
             events.post_failed(
                 **_ids(claim),
@@ -225,13 +226,36 @@ def suspended(claim: Claim, reason: str, now: datetime) -> Settlement:
     )
 
 
+def parked(claim: Claim, reason: str, now: datetime) -> Settlement:
+    """Something of the account, not of the post, stops it (its credentials cannot be
+    read): the post waits in the queue, its attempt refunded, and the account's queue
+    is paused with the reason until someone resumes it."""
+    return Settlement(
+        state=PostState.SCHEDULED,
+        outcome="parked",
+        detail=reason,
+        refund_attempt=True,
+        account_state=AccountState.PAUSED,
+        events=(
+            events.account_suspended(
+                account_id=claim.account_id,
+                user_id=claim.user_id,
+                x_user_id=claim.x_user_id,
+                reason=reason,
+                affected_posts=1,
+                occurred_at=now,
+            ),
+        ),
+    )
+
+
 def unknown(claim: Claim, cause: str, reason: str, now: datetime, timing: Timing) -> Settlement:
     """X may have published it: stay PUBLISHING; the reconciler decides later."""
     return Settlement(
         state=PostState.PUBLISHING,
         outcome="unknown",
         detail=reason,
-        reconcile_after=now + timing.settle_delay,
+        reconcile_in=timing.settle_delay,
         unknown_cause=cause,
     )
 
@@ -266,10 +290,10 @@ def outcome_unknown(
     return replace(dead, account_state=pause.account_state, events=(*dead.events, *pause.events))
 
 
-def resume(now: datetime) -> Settlement:
+def resume() -> Settlement:
     """Some segments of a thread are on X: back to the queue, due now, to publish the
     rest. Progress is no failure, so no failure event."""
-    return Settlement(state=PostState.SCHEDULED, outcome="adopted_segment", due_at=now)
+    return Settlement(state=PostState.SCHEDULED, outcome="adopted_segment", due_in=timedelta(0))
 
 
 def settle_media_failure(

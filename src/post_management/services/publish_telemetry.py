@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, cast
 from uuid import UUID
 
@@ -33,7 +33,7 @@ _FINAL_COUNTERS = {
 }
 
 
-def record_settlement(claim: Claim, settlement: Settlement, now: datetime) -> None:
+def record_settlement(claim: Claim, settlement: Settlement) -> None:
     """Count a settlement that was applied (its transaction committed)."""
     metrics.PUBLISH_SETTLEMENTS.labels(settlement.outcome).inc()
     priority = metrics.priority_label(claim.priority)
@@ -41,7 +41,7 @@ def record_settlement(claim: Claim, settlement: Settlement, now: datetime) -> No
     if counter is not None:
         counter.labels(priority).inc()
     if settlement.state is PostState.PUBLISHED:
-        late = (settlement.published_at or now) - claim.due_at
+        late = (settlement.published_at or claim.now()) - claim.due_at
         metrics.PUBLISH_LATENESS.labels(priority).observe(max(late, timedelta(0)).total_seconds())
     for event in settlement.events:
         if event.event_type == events.RATE_LIMIT_REACHED:
@@ -69,26 +69,26 @@ class _ObservedQueue:
     def __init__(self, inner: PublishQueue) -> None:
         self._inner = inner
 
-    def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
+    def claim_due(self, limit: int, lease: timedelta) -> list[Claim]:
         with tracing.span("queue claim_due", {"limit": limit}):
-            return self._inner.claim_due(now, limit, lease)
+            return self._inner.claim_due(limit, lease)
 
-    def claim_post(self, post_id: UUID, now: datetime, lease: timedelta) -> Claim | None:
+    def claim_post(self, post_id: UUID, lease: timedelta) -> Claim | None:
         with tracing.span("queue claim_post", {"post.id": str(post_id)}):
-            return self._inner.claim_post(post_id, now, lease)
+            return self._inner.claim_post(post_id, lease)
 
-    def claim_for_reconcile(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
+    def claim_for_reconcile(self, limit: int, lease: timedelta) -> list[Claim]:
         with tracing.span("queue claim_for_reconcile", {"limit": limit}):
-            claims = self._inner.claim_for_reconcile(now, limit, lease)
+            claims = self._inner.claim_for_reconcile(limit, lease)
         metrics.RECONCILED.inc(len(claims))
         return claims
 
-    def settle(self, claim: Claim, settlement: Settlement, now: datetime) -> bool:
+    def settle(self, claim: Claim, settlement: Settlement) -> bool:
         with tracing.span("queue settle", {"outcome": settlement.outcome}) as span:
-            applied = self._inner.settle(claim, settlement, now)
+            applied = self._inner.settle(claim, settlement)
             span.set_attribute("settle.applied", applied)
         if applied:
-            record_settlement(claim, settlement, now)
+            record_settlement(claim, settlement)
         return applied
 
     def __getattr__(self, name: str) -> Any:

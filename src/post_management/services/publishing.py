@@ -87,20 +87,26 @@ class Publisher:
                 settings.user_limit, settings.user_window, settings.app_limit, settings.app_window
             ),
         )
+        # The posting budgets' windows run on it (the database's clock in the service,
+        # so every worker counts alike); due times and leases never do.
         self._clock = clock
         self._settings = settings
         self._media = media
 
     @telemetry.publishing
     def publish(self, claim: Claim) -> PostState:
-        now = self._clock.now()
+        now = claim.now()
+        if claim.credentials_problem:
+            settlement = outcomes.parked(claim, claim.credentials_problem, now)
+            self._settle(claim, settlement)
+            return settlement.state
         if claim.credentials is None:
             settlement = outcomes.failed(
                 claim, "NO_CREDENTIALS", "the account has no X credentials", now
             )
             self._settle(claim, settlement)
             return settlement.state
-        taken = self._take_budget(claim, now)
+        taken = self._take_budget(claim, self._clock.now())
         if isinstance(taken, Settlement):
             return taken.state
         uploaded: tuple[str, ...] = ()
@@ -134,7 +140,7 @@ class Publisher:
                 in_reply_to=published[-1] if published else claim.reply_to_x_post_id or None,
             )
             result = self._x.create_post(_x_credentials(claim), post)
-            now = self._clock.now()
+            now = claim.now()
             if isinstance(result, UnknownOutcome) and not result.request_sent:
                 self._budgets.give_back(taken)  # the call never reached X
             if not isinstance(result, Published):
@@ -142,16 +148,14 @@ class Publisher:
                 self._settle(claim, settlement)
                 return settlement.state
             if len(segments) > 1 and not self._queue.record_segment(
-                claim, index, result.x_post_id, now, now + self._settings.lease
+                claim, index, result.x_post_id, self._settings.lease
             ):
                 # The reconciler holds the post now; it finds this segment on X.
                 log.warning("lost the claim on post %s in segment %d", claim.post_id, index)
                 return PostState.PUBLISHING
             published.append(result.x_post_id)
             rate_limit = result.rate_limit
-        settlement = outcomes.published(
-            claim, published[0], self._clock.now(), "published", rate_limit
-        )
+        settlement = outcomes.published(claim, published[0], claim.now(), "published", rate_limit)
         self._settle(claim, settlement)
         return settlement.state
 
@@ -159,7 +163,7 @@ class Publisher:
         """X media ids of the claim's attachments, uploading those without a fresh one
         for this account; each new id is stored the moment X returns it. None when
         the claim was lost meanwhile."""
-        now = self._clock.now()
+        now = claim.now()
         if self._media is None:
             return outcomes.failed(claim, "MEDIA_UNAVAILABLE", "no media store configured", now)
         known = self._media.uploaded(
@@ -176,14 +180,14 @@ class Publisher:
                     )
                 data, mime_type = content
                 result = self._x.upload_media(_x_credentials(claim), data, mime_type)
-                now = self._clock.now()
+                now = claim.now()
                 if not isinstance(result, MediaUploaded):
                     return outcomes.settle_media_failure(claim, result, now, self._settings.timing)
                 x_media_id = result.media_id
                 self._media.record(media_id, claim.account_id, x_media_id, now)
                 # A fresh lease for the next upload or the create-post call: the lease
                 # only has to outlast one X call, and a video's processing is long.
-                if not self._queue.extend(claim, now + self._settings.lease):
+                if not self._queue.renew(claim, self._settings.lease):
                     log.warning("lost the claim on post %s while uploading media", claim.post_id)
                     return None
             x_media_ids.append(x_media_id)
@@ -204,7 +208,7 @@ class Publisher:
         return self._budgets.app_room(now)
 
     def _settle(self, claim: Claim, settlement: Settlement) -> None:
-        if not self._queue.settle(claim, settlement, self._clock.now()):
+        if not self._queue.settle(claim, settlement):
             # Our lease ran out and the reconciler holds the post now: it will
             # find the post on X if this attempt published it.
             log.warning("lost the claim on post %s before settling it", claim.post_id)
@@ -218,7 +222,7 @@ class Dispatcher:
     ) -> None:
         self._queue = telemetry.observed(queue)
         self._publisher = publisher
-        self._clock = clock
+        self._clock = clock  # for the budgets' windows only; claims use the database's now()
         self._settings = settings
         self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="publish")
         self._in_flight = 0
@@ -237,9 +241,7 @@ class Dispatcher:
         if free <= 0:
             telemetry.app_budget_spent()
             return 0
-        claims = self._queue.claim_due(
-            self._clock.now(), min(free, self._settings.batch_size), self._settings.lease
-        )
+        claims = self._queue.claim_due(min(free, self._settings.batch_size), self._settings.lease)
         for claim in claims:
             with self._lock:
                 self._in_flight += 1
@@ -267,27 +269,38 @@ class Reconciler:
     and only after the account's timeline shows the post is not there.
     """
 
-    def __init__(
-        self, queue: PublishQueue, x_api: XApi, clock: Clock, settings: EngineSettings
-    ) -> None:
+    def __init__(self, queue: PublishQueue, x_api: XApi, settings: EngineSettings) -> None:
         self._queue = telemetry.observed(queue)
         self._x = x_api
-        self._clock = clock
         self._settings = settings
 
     def tick(self, limit: int = 50) -> int:
-        claims = self._queue.claim_for_reconcile(self._clock.now(), limit, self._settings.lease)
+        claims = self._queue.claim_for_reconcile(limit, self._settings.lease)
         for claim in claims:
-            self.reconcile(claim)
+            # Each claim on its own: one that breaks is looked at again later, and
+            # the others are still decided.
+            try:
+                self.reconcile(claim)
+            except Exception:
+                log.exception("reconciling post %s failed; looking again later", claim.post_id)
+                self._retry_later(claim)
         return len(claims)
+
+    def _retry_later(self, claim: Claim) -> None:
+        try:
+            self._queue.look_again(claim, self._settings.timing.settle_delay)
+        except Exception:
+            # The claim's lease runs out instead; the next holder looks again.
+            log.exception("could not postpone post %s", claim.post_id)
 
     @telemetry.reconciling
     def reconcile(self, claim: Claim) -> None:
-        now = self._clock.now()
+        now = claim.now()
         timing = self._settings.timing
         if claim.credentials is None:
-            self._queue.settle(
-                claim, outcomes.failed(claim, "NO_CREDENTIALS", "no X credentials", now), now
+            # X cannot be asked; the credentials may come back (new keys, a new token).
+            self._look_again(
+                claim, now, claim.credentials_problem or "the account has no X credentials"
             )
             return
         # Only the first segment not recorded can be in doubt: each earlier one was
@@ -296,13 +309,13 @@ class Reconciler:
         if index >= len(segments):
             # Every segment is on X; only the settlement was lost.
             first = claim.segment_x_post_ids[0]
-            self._queue.settle(claim, outcomes.published(claim, first, now, "adopted"), now)
+            self._queue.settle(claim, outcomes.published(claim, first, now, "adopted"))
             return
         # The timeline behind the credentials (the adapter asks /2/users/me once per
         # token): the stored x_user_id is what the client typed, never verified.
         timeline = self._x.recent_posts(_x_credentials(claim), claim.started_at - CLOCK_MARGIN)
         if isinstance(timeline, RateLimited):
-            self._queue.extend(claim, max(timeline.reset_at, now + timing.settle_delay))
+            self._queue.look_again(claim, timing.settle_delay, not_before=timeline.reset_at)
             return
         if not isinstance(timeline, Timeline):
             # X cannot tell us now; ask again later rather than guess.
@@ -319,7 +332,7 @@ class Reconciler:
         if claim.unknown_cause == LEASE_EXPIRED and now < settled_at:
             # Only the publisher's lease ran out, not the settle delay: a post sent
             # just before may not be listed yet.
-            self._queue.extend(claim, settled_at)
+            self._queue.look_again(claim, settled_at - now)
             return
         if claim.unknown_cause == "duplicate":
             settlement = outcomes.failed(
@@ -331,7 +344,7 @@ class Reconciler:
         else:
             reason = f"not on X after an unknown outcome ({claim.unknown_cause})"
             settlement = outcomes.retry_or_dead_letter(claim, "X_UNKNOWN", reason, now, timing)
-        self._queue.settle(claim, settlement, now)
+        self._queue.settle(claim, settlement)
 
     def _find(self, claim: Claim, index: int, posts: tuple[XPost, ...]) -> str | None:
         """X's id of segment `index`, matched as X rewrites text (domain.x_matching).
@@ -359,7 +372,7 @@ class Reconciler:
         timing = self._settings.timing
         waited = now - claim.started_at
         if waited < timing.give_up:
-            self._queue.extend(claim, now + timing.settle_delay)
+            self._queue.look_again(claim, timing.settle_delay)
             return
         why = answer if isinstance(answer, str) else answer.reason
         reason = f"X's timeline gave no answer for {waited} ({why})"
@@ -368,21 +381,21 @@ class Reconciler:
             suspend = f"tokens revoked: {answer.reason}"
         elif isinstance(answer, AccountSuspended):
             suspend = f"account suspended: {answer.reason}"
-        self._queue.settle(claim, outcomes.outcome_unknown(claim, reason, now, suspend), now)
+        self._queue.settle(claim, outcomes.outcome_unknown(claim, reason, now, suspend))
 
     def _adopt(self, claim: Claim, index: int, x_post_id: str, now: datetime) -> None:
         """Segment `index` is on X: record it; the post is published when it was the
         last, else it goes back to the queue to publish the rest."""
         segments = claim.segments
         if len(segments) > 1 and not self._queue.record_segment(
-            claim, index, x_post_id, now, now + self._settings.lease
+            claim, index, x_post_id, self._settings.lease
         ):
             return
         if index + 1 < len(segments):
-            self._queue.settle(claim, outcomes.resume(now), now)
+            self._queue.settle(claim, outcomes.resume())
             return
         first = claim.segment_x_post_ids[0] if claim.segment_x_post_ids else x_post_id
-        self._queue.settle(claim, outcomes.published(claim, first, now, "adopted"), now)
+        self._queue.settle(claim, outcomes.published(claim, first, now, "adopted"))
 
 
 def _x_credentials(claim: Claim) -> XCredentials:

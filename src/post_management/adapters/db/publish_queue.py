@@ -9,16 +9,18 @@ in flight, so an unknown outcome can be matched on the account's timeline.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.exc import IntegrityError
 
 from post_management.adapters.db import telemetry
+from post_management.adapters.db.clock import NOW_SQL
 from post_management.domain import account_safety, events
 from post_management.domain.account import AccountState, Credentials
 from post_management.domain.post import PostState, Priority
@@ -26,11 +28,20 @@ from post_management.observability import tracing
 from post_management.ports.publishing import Claim, Settlement
 from post_management.ports.support import SecretBox
 
+log = logging.getLogger(__name__)
+
+
+def _sql(statement: str) -> TextClause:
+    """A statement on the database's clock (adapters/db/clock.py): every now() in it
+    is the engine's one clock."""
+    return text(statement.replace("now()", NOW_SQL))
+
+
 _CLAIM_COLUMNS = """
     p.id, p.attempt_id AS holder, p.attempt_count, p.account_id, p.user_id, p.text,
     p.media_ids, p.reply_to_x_post_id, p.priority, p.due_at, p.publish_started_at,
     p.unknown_cause, p.thread, p.segment_x_post_ids, p.attachment_ids,
-    a.x_user_id, a.credentials_encrypted
+    a.x_user_id, a.credentials_encrypted, now() AS claimed_at
 """
 
 # Every priority, spelled out: with `priority IN (...)` the claim index is read as one
@@ -39,87 +50,115 @@ _CLAIM_COLUMNS = """
 # (docs/benchmarks.md). The order (priority, due_at) is unchanged.
 _PRIORITIES = ", ".join(str(int(priority)) for priority in Priority)
 
-# Candidates are scanned in the claim index's order; DISTINCT ON keeps the first per
-# account. The advisory lock is taken per candidate row, so two dispatchers never
-# claim two posts of one account in the same instant.
-_CLAIM_DUE = text(
+# Fair: each account's first due post (priority, then due time) is its only
+# candidate, and the limit applies to those heads, so one account's backlog cannot
+# fill a claim. `due` reads only the due range of the partial claim index. Rows are
+# locked after the choice (SKIP LOCKED: another dispatcher has them) and re-checked.
+# The advisory lock per account (keeps claim_post from racing a claim of the same
+# account) is taken in its own materialized step, so only chosen rows take it.
+# Due times and leases are the database's now(): a worker's own clock never decides.
+_CLAIM_DUE = _sql(
     f"""
-    WITH candidates AS (
+    WITH due AS (
         SELECT p.id, p.account_id, p.priority, p.due_at
         FROM posts p
-        JOIN accounts a ON a.id = p.account_id
-        WHERE p.state = 'SCHEDULED' AND p.priority IN ({_PRIORITIES}) AND p.due_at <= :now
-          AND a.state = 'ACTIVE'
-          AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= :now)
-          AND NOT EXISTS (
-              SELECT 1 FROM posts q WHERE q.account_id = p.account_id AND q.state = 'PUBLISHING'
-          )
+        WHERE p.state = 'SCHEDULED' AND p.priority IN ({_PRIORITIES}) AND p.due_at <= now()
         ORDER BY p.priority, p.due_at
-        LIMIT :scan
-        FOR UPDATE OF p SKIP LOCKED
-    ), firsts AS (
-        SELECT DISTINCT ON (account_id) id, priority, due_at
-        FROM candidates
-        WHERE pg_try_advisory_xact_lock(hashtextextended(account_id::text, 7))
+    ), heads AS (
+        SELECT DISTINCT ON (account_id) id, account_id, priority, due_at
+        FROM due
         ORDER BY account_id, priority, due_at
-    ), chosen AS (
-        SELECT id FROM firsts ORDER BY priority, due_at LIMIT :limit
+    ), chosen AS MATERIALIZED (
+        SELECT p.id, p.account_id
+        FROM heads h
+        JOIN posts p ON p.id = h.id
+        JOIN accounts a ON a.id = h.account_id
+        WHERE p.state = 'SCHEDULED' AND a.state = 'ACTIVE'
+          AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
+          AND NOT EXISTS (
+              SELECT 1 FROM posts q WHERE q.account_id = h.account_id AND q.state = 'PUBLISHING'
+          )
+        ORDER BY h.priority, h.due_at
+        LIMIT :limit
+        FOR UPDATE OF p SKIP LOCKED
+    ), locked AS MATERIALIZED (
+        SELECT id FROM chosen
+        WHERE pg_try_advisory_xact_lock(hashtextextended(account_id::text, 7))
     )
     UPDATE posts p SET
         state = 'PUBLISHING', attempt_id = gen_random_uuid(),
-        attempt_count = p.attempt_count + 1, lease_expires_at = :lease_until,
-        publish_started_at = :now, reconcile_after = NULL, unknown_cause = '',
-        version = p.version + 1, updated_at = :now
-    FROM chosen, accounts a
-    WHERE p.id = chosen.id AND a.id = p.account_id
+        attempt_count = p.attempt_count + 1, lease_expires_at = now() + CAST(:lease AS interval),
+        publish_started_at = now(), reconcile_after = NULL, unknown_cause = '',
+        version = p.version + 1, updated_at = now()
+    FROM locked, accounts a
+    WHERE p.id = locked.id AND a.id = p.account_id
     RETURNING {_CLAIM_COLUMNS}
     """  # noqa: S608 - only constants (columns, priorities) are interpolated
 )
 
-_CLAIM_ONE = text(
+_CLAIM_ONE = _sql(
     f"""
     UPDATE posts p SET
         state = 'PUBLISHING', attempt_id = gen_random_uuid(),
-        attempt_count = p.attempt_count + 1, lease_expires_at = :lease_until,
-        publish_started_at = :now, reconcile_after = NULL, unknown_cause = '',
-        version = p.version + 1, updated_at = :now
+        attempt_count = p.attempt_count + 1, lease_expires_at = now() + CAST(:lease AS interval),
+        publish_started_at = now(), reconcile_after = NULL, unknown_cause = '',
+        version = p.version + 1, updated_at = now()
     FROM accounts a
     WHERE p.id = :post_id AND a.id = p.account_id
-      AND p.state = 'SCHEDULED' AND p.due_at <= :now AND a.state = 'ACTIVE'
-      AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= :now)
+      AND p.state = 'SCHEDULED' AND p.due_at <= now() AND a.state = 'ACTIVE'
+      AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
       AND pg_try_advisory_xact_lock(hashtextextended(p.account_id::text, 7))
     RETURNING {_CLAIM_COLUMNS}
     """  # noqa: S608 - only the constant column list is interpolated
 )
 
-_CLAIM_RECONCILE = text(
+_CLAIM_RECONCILE = _sql(
     f"""
     WITH stuck AS (
         SELECT p.id FROM posts p
         WHERE p.state = 'PUBLISHING'
-          AND (p.reconcile_after <= :now
-               OR (p.reconcile_after IS NULL AND p.lease_expires_at <= :now))
+          AND (p.reconcile_after <= now()
+               OR (p.reconcile_after IS NULL AND p.lease_expires_at <= now()))
         ORDER BY p.publish_started_at
         LIMIT :limit
         FOR UPDATE OF p SKIP LOCKED
     )
     UPDATE posts p SET
-        attempt_id = gen_random_uuid(), lease_expires_at = :lease_until,
+        attempt_id = gen_random_uuid(), lease_expires_at = now() + CAST(:lease AS interval),
         reconcile_after = NULL,
         unknown_cause = CASE WHEN p.unknown_cause = '' THEN 'lease_expired'
                              ELSE p.unknown_cause END,
-        updated_at = :now
+        updated_at = now()
     FROM stuck, accounts a
     WHERE p.id = stuck.id AND a.id = p.account_id
     RETURNING {_CLAIM_COLUMNS}
     """  # noqa: S608 - only the constant column list is interpolated
 )
 
-_INSERT_ATTEMPT = text(
+_INSERT_ATTEMPT = _sql(
     """
     INSERT INTO post_attempts (post_id, attempt_id, number, started_at)
     VALUES (:post_id, :attempt_id, :number, :started_at)
     ON CONFLICT (attempt_id) DO NOTHING
+    """
+)
+
+# A claimed row that cannot even be read: it leaves the queue with the reason
+# instead of failing the claim of every other row.
+_FAIL_UNREADABLE = _sql(
+    """
+    UPDATE posts SET state = 'FAILED', attempt_id = NULL, lease_expires_at = NULL,
+        reconcile_after = NULL, last_error = :reason, version = version + 1,
+        updated_at = now()
+    WHERE id = :id
+    """
+)
+_LOOK_AGAIN_UNREADABLE = _sql(
+    """
+    UPDATE posts SET reconcile_after = now() + interval '5 minutes',
+        lease_expires_at = now() + interval '5 minutes', last_error = :reason,
+        updated_at = now()
+    WHERE id = :id
     """
 )
 
@@ -129,27 +168,29 @@ class SqlPublishQueue:
         self._engine = engine
         self._box = box
 
-    def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
-        params = {"now": now, "limit": limit, "scan": limit * 4, "lease_until": now + lease}
-        return self._claim(_CLAIM_DUE, params, record_attempts=True)
+    def claim_due(self, limit: int, lease: timedelta) -> list[Claim]:
+        params = {"limit": limit, "lease": lease}
+        return self._claim(_CLAIM_DUE, params, dispatching=True)
 
-    def claim_post(self, post_id: UUID, now: datetime, lease: timedelta) -> Claim | None:
-        params = {"now": now, "post_id": post_id, "lease_until": now + lease}
-        claims = self._claim(_CLAIM_ONE, params, record_attempts=True)
+    def claim_post(self, post_id: UUID, lease: timedelta) -> Claim | None:
+        params = {"post_id": post_id, "lease": lease}
+        claims = self._claim(_CLAIM_ONE, params, dispatching=True)
         return claims[0] if claims else None
 
-    def claim_for_reconcile(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
-        params = {"now": now, "limit": limit, "lease_until": now + lease}
-        return self._claim(_CLAIM_RECONCILE, params, record_attempts=False)
+    def claim_for_reconcile(self, limit: int, lease: timedelta) -> list[Claim]:
+        params = {"limit": limit, "lease": lease}
+        return self._claim(_CLAIM_RECONCILE, params, dispatching=False)
 
-    def _claim(
-        self, statement: Any, params: dict[str, Any], *, record_attempts: bool
-    ) -> list[Claim]:
+    def _claim(self, statement: Any, params: dict[str, Any], *, dispatching: bool) -> list[Claim]:
         try:
             with self._engine.begin() as connection:
                 rows = connection.execute(statement, params).mappings().all()
-                claims = [self._to_claim(row) for row in rows]
-                if record_attempts and claims:
+                claims = []
+                for row in rows:
+                    claim = self._readable_claim(connection, row, dispatching=dispatching)
+                    if claim is not None:
+                        claims.append(claim)
+                if dispatching and claims:
                     connection.execute(
                         _INSERT_ATTEMPT,
                         [
@@ -168,11 +209,23 @@ class SqlPublishQueue:
             return []
         return claims
 
+    def _readable_claim(
+        self, connection: Connection, row: Any, *, dispatching: bool
+    ) -> Claim | None:
+        """The row as a Claim; a row that cannot be read is taken out of this claim on
+        its own (failed when newly claimed, looked at again later when its outcome is
+        unknown), so one bad row never stops the others."""
+        try:
+            return self._to_claim(row)
+        except Exception as exc:
+            reason = f"the stored post could not be read: {type(exc).__name__}"
+            log.error("post %s: %s", row["id"], reason)
+            statement = _FAIL_UNREADABLE if dispatching else _LOOK_AGAIN_UNREADABLE
+            connection.execute(statement, {"id": row["id"], "reason": reason})
+            return None
+
     def _to_claim(self, row: Any) -> Claim:
-        credentials = None
-        if row["credentials_encrypted"] is not None:
-            data = json.loads(self._box.decrypt(bytes(row["credentials_encrypted"])))
-            credentials = Credentials(data["access_token"], data["access_token_secret"])
+        credentials, problem = self._credentials(row["credentials_encrypted"])
         return Claim(
             post_id=row["id"],
             holder=row["holder"],
@@ -191,43 +244,77 @@ class SqlPublishQueue:
             thread=tuple(row["thread"]),
             segment_x_post_ids=tuple(row["segment_x_post_ids"]),
             attachment_ids=tuple(row["attachment_ids"]),
+            claimed_at=row["claimed_at"],
+            credentials_problem=problem,
         )
 
-    def extend(self, claim: Claim, until: datetime) -> bool:
+    def _credentials(self, stored: bytes | None) -> tuple[Credentials | None, str]:
+        if stored is None:
+            return None, ""
+        try:
+            data = json.loads(self._box.decrypt(bytes(stored)))
+            return Credentials(data["access_token"], data["access_token_secret"]), ""
+        except (ValueError, KeyError, TypeError) as exc:
+            # InvalidKeys is a ValueError: a key was removed while still in use.
+            return None, f"the stored X credentials cannot be read ({type(exc).__name__})"
+
+    def renew(self, claim: Claim, lease: timedelta) -> bool:
         with self._engine.begin() as connection:
             result = connection.execute(
-                text(
-                    "UPDATE posts SET reconcile_after = :until, lease_expires_at = :until "
+                _sql(
+                    "UPDATE posts SET lease_expires_at = GREATEST(lease_expires_at, "
+                    "now() + CAST(:lease AS interval)) "
                     "WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'"
                 ),
-                {"until": until, "id": claim.post_id, "holder": claim.holder},
+                {"lease": lease, "id": claim.post_id, "holder": claim.holder},
             )
             return result.rowcount == 1
 
-    def record_segment(
-        self, claim: Claim, index: int, x_post_id: str, now: datetime, lease_until: datetime
+    def look_again(
+        self, claim: Claim, after: timedelta, not_before: datetime | None = None
     ) -> bool:
-        # The cardinality guard makes a replayed or out-of-order record a no-op. The
-        # lease (and reconcile_after, when an earlier extend set it) moves forward only.
         with self._engine.begin() as connection:
             result = connection.execute(
-                text(
+                _sql(
+                    "UPDATE posts SET reconcile_after = GREATEST("
+                    "now() + CAST(:after AS interval), "
+                    "COALESCE(CAST(:not_before AS timestamptz), '-infinity')), "
+                    "lease_expires_at = GREATEST(now() + CAST(:after AS interval), "
+                    "COALESCE(CAST(:not_before AS timestamptz), '-infinity')) "
+                    "WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'"
+                ),
+                {
+                    "after": after,
+                    "not_before": not_before,
+                    "id": claim.post_id,
+                    "holder": claim.holder,
+                },
+            )
+            return result.rowcount == 1
+
+    def record_segment(self, claim: Claim, index: int, x_post_id: str, lease: timedelta) -> bool:
+        # The cardinality guard makes a replayed or out-of-order record a no-op. The
+        # lease (and reconcile_after, when an earlier look_again set it) moves forward only.
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                _sql(
                     """
                     UPDATE posts SET
                         segment_x_post_ids = array_append(
                             segment_x_post_ids, CAST(:x_post_id AS varchar(32))),
-                        lease_expires_at = GREATEST(lease_expires_at, :lease_until),
+                        lease_expires_at = GREATEST(
+                            lease_expires_at, now() + CAST(:lease AS interval)),
                         reconcile_after = CASE WHEN reconcile_after IS NOT NULL
-                            THEN GREATEST(reconcile_after, :lease_until) END,
-                        version = version + 1, updated_at = :now
+                            THEN GREATEST(reconcile_after, now() + CAST(:lease AS interval))
+                            END,
+                        version = version + 1, updated_at = now()
                     WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'
                       AND cardinality(segment_x_post_ids) = :index
                     """
                 ),
                 {
                     "x_post_id": x_post_id,
-                    "lease_until": lease_until,
-                    "now": now,
+                    "lease": lease,
                     "id": claim.post_id,
                     "holder": claim.holder,
                     "index": index,
@@ -235,26 +322,25 @@ class SqlPublishQueue:
             )
             return result.rowcount == 1
 
-    def settle(self, claim: Claim, settlement: Settlement, now: datetime) -> bool:
+    def settle(self, claim: Claim, settlement: Settlement) -> bool:
         with self._engine.begin() as connection:
             # Account row first, then the post: the order scheduling takes them in,
             # so a settlement and a SchedulePost can never deadlock.
             connection.execute(
-                text("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE"),
+                _sql("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE"),
                 {"id": claim.account_id},
             )
-            if not self._update_post(connection, claim, settlement, now):
+            if not self._update_post(connection, claim, settlement):
                 return False
             # The newest row of this attempt number: numbers repeat after a requeue.
             connection.execute(
-                text(
-                    "UPDATE post_attempts SET finished_at = :now, outcome = :outcome, "
+                _sql(
+                    "UPDATE post_attempts SET finished_at = now(), outcome = :outcome, "
                     "detail = :detail, x_post_id = :x_post_id "
                     "WHERE id = (SELECT max(id) FROM post_attempts "
                     "WHERE post_id = :post_id AND number = :number)"
                 ),
                 {
-                    "now": now,
                     "outcome": settlement.outcome,
                     "detail": settlement.detail[:2000],
                     "x_post_id": settlement.x_post_id,
@@ -263,31 +349,31 @@ class SqlPublishQueue:
                 },
             )
             self._update_account(connection, claim, settlement)
+            now = claim.now()
             added = (*settlement.events, *_failure_streak(connection, claim, settlement, now))
             _add_events(connection, added)
         telemetry.committed(added)
         return True
 
     @staticmethod
-    def _update_post(
-        connection: Connection, claim: Claim, settlement: Settlement, now: datetime
-    ) -> bool:
+    def _update_post(connection: Connection, claim: Claim, settlement: Settlement) -> bool:
         publishing = settlement.state is PostState.PUBLISHING
+        reconcile_in = settlement.reconcile_in if publishing else None
         result = connection.execute(
-            text(
+            _sql(
                 """
                 UPDATE posts SET
                     state = :state,
                     x_post_id = CASE WHEN :x_post_id = '' THEN x_post_id ELSE :x_post_id END,
                     published_at = COALESCE(CAST(:published_at AS timestamptz), published_at),
-                    due_at = COALESCE(CAST(:due_at AS timestamptz), due_at),
+                    due_at = COALESCE(now() + CAST(:due_in AS interval), due_at),
                     last_error = :detail,
                     attempt_count = attempt_count - :refund,
                     attempt_id = CASE WHEN CAST(:publishing AS boolean) THEN attempt_id END,
-                    lease_expires_at = CAST(:reconcile_after AS timestamptz),
-                    reconcile_after = CAST(:reconcile_after AS timestamptz),
+                    lease_expires_at = now() + CAST(:reconcile_in AS interval),
+                    reconcile_after = now() + CAST(:reconcile_in AS interval),
                     unknown_cause = :unknown_cause,
-                    version = version + 1, updated_at = :now
+                    version = version + 1, updated_at = now()
                 WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'
                 """
             ),
@@ -295,13 +381,12 @@ class SqlPublishQueue:
                 "state": settlement.state.value,
                 "x_post_id": settlement.x_post_id,
                 "published_at": settlement.published_at,
-                "due_at": settlement.due_at,
+                "due_in": settlement.due_in,
                 "detail": settlement.detail[:2000],
                 "refund": 1 if settlement.refund_attempt else 0,
                 "publishing": publishing,
-                "reconcile_after": settlement.reconcile_after if publishing else None,
+                "reconcile_in": reconcile_in,
                 "unknown_cause": settlement.unknown_cause if publishing else "",
-                "now": now,
                 "id": claim.post_id,
                 "holder": claim.holder,
             },
@@ -312,12 +397,12 @@ class SqlPublishQueue:
     def _update_account(connection: Connection, claim: Claim, settlement: Settlement) -> None:
         if settlement.account_state is not None:
             connection.execute(
-                text("UPDATE accounts SET state = :state, version = version + 1 WHERE id = :id"),
+                _sql("UPDATE accounts SET state = :state, version = version + 1 WHERE id = :id"),
                 {"state": settlement.account_state.value, "id": claim.account_id},
             )
         if settlement.account_rate_limited_until is not None:
             connection.execute(
-                text(
+                _sql(
                     "UPDATE accounts SET rate_limited_until = GREATEST("
                     "COALESCE(rate_limited_until, :until), :until) WHERE id = :id"
                 ),
@@ -331,7 +416,7 @@ def _failure_streak(
     """Count final failures per account in the settlement's transaction; pause the
     account's queue at the limit (domain.account_safety) and say why."""
     previous = connection.execute(
-        text("SELECT consecutive_failures FROM accounts WHERE id = :id FOR UPDATE"),
+        _sql("SELECT consecutive_failures FROM accounts WHERE id = :id FOR UPDATE"),
         {"id": claim.account_id},
     ).scalar_one_or_none()
     if previous is None:
@@ -341,20 +426,19 @@ def _failure_streak(
         return ()
     if not streak.pause:
         connection.execute(
-            text("UPDATE accounts SET consecutive_failures = :count WHERE id = :id"),
+            _sql("UPDATE accounts SET consecutive_failures = :count WHERE id = :id"),
             {"count": streak.count, "id": claim.account_id},
         )
         return ()
     # The count restarts so that a resumed account gets a full streak again.
     paused = connection.execute(
-        text(
+        _sql(
             "UPDATE accounts SET consecutive_failures = 0, state = :paused, "
-            "version = version + 1, updated_at = :now WHERE id = :id AND state = :active"
+            "version = version + 1, updated_at = now() WHERE id = :id AND state = :active"
         ),
         {
             "paused": AccountState.PAUSED.value,
             "active": AccountState.ACTIVE.value,
-            "now": now,
             "id": claim.account_id,
         },
     )
@@ -389,7 +473,7 @@ def _add_events(connection: Connection, added: Sequence[events.DomainEvent]) -> 
     ]
     if rows:
         connection.execute(
-            text(
+            _sql(
                 "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, "
                 "payload, headers, occurred_at) VALUES (:event_id, :event_type, :aggregate_type, "
                 ":aggregate_id, CAST(:payload AS jsonb), CAST(:headers AS jsonb), :occurred_at)"
