@@ -52,7 +52,8 @@ def _start_envoy(settings: Settings, grpc_port: int) -> EnvoyProcess:
 
 
 def _start_telemetry(settings: Settings) -> None:
-    tracing.configure(settings.otel_exporter_otlp_endpoint)
+    endpoint, protocol = settings.otlp_traces or (None, "grpc")
+    tracing.configure(endpoint, protocol)
     atexit.register(tracing.shutdown)  # flush spans still queued for export
     port = metrics.serve(settings.metrics_host, settings.metrics_port)
     if port is not None:

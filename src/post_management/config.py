@@ -22,6 +22,8 @@ class ConfigError(Exception):
 
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+# The OTLP transports the Python exporters speak (no http/json).
+OtlpProtocol = Literal["grpc", "http/protobuf"]
 
 
 class Settings(BaseSettings):
@@ -116,8 +118,26 @@ class Settings(BaseSettings):
     # when GRPC_HOST is a wildcard.
     consul_service_address: str | None = None
 
+    # OpenTelemetry's own variables (docs/observability.md). Traces are exported when
+    # either endpoint is set; the traces endpoint is the full URL, the other a base.
     otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_exporter_otlp_protocol: OtlpProtocol = "grpc"
+    otel_exporter_otlp_traces_protocol: OtlpProtocol | None = None
     log_level: str = "INFO"
+
+    @property
+    def otlp_traces(self) -> tuple[str, OtlpProtocol] | None:
+        """(endpoint, protocol) of the trace exporter, or None: tracing not exported."""
+        protocol = self.otel_exporter_otlp_traces_protocol or self.otel_exporter_otlp_protocol
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint, protocol
+        if not self.otel_exporter_otlp_endpoint:
+            return None
+        if protocol == "http/protobuf":
+            # The spec's rule for the base endpoint: the signal's path is appended.
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces", protocol
+        return self.otel_exporter_otlp_endpoint, protocol
 
     @property
     def x_connect_timeout_seconds(self) -> float:

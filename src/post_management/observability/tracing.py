@@ -7,6 +7,7 @@ the logs and W3C `traceparent` still reaches X and Kafka; spans are then dropped
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from importlib import metadata
@@ -14,9 +15,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -32,23 +33,49 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 tracer = trace.get_tracer("post_management")
 
 
-def configure(otlp_endpoint: str | None = None) -> TracerProvider:
-    """Install the SDK provider once; add the OTLP exporter when an endpoint is set."""
+def configure(otlp_endpoint: str | None = None, protocol: str = "grpc") -> TracerProvider:
+    """Install the SDK provider once; add the OTLP exporter when an endpoint is set.
+
+    `otlp_endpoint` is the traces endpoint itself (for http/protobuf the full URL, as
+    Settings.otlp_traces gives it). The exporters read OTEL_EXPORTER_OTLP_HEADERS,
+    _TIMEOUT, _COMPRESSION and _INSECURE themselves; the batch processor OTEL_BSP_*.
+    """
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         provider = current
     else:
-        resource = Resource.create({"service.name": SERVICE_NAME, "service.version": _version()})
-        provider = TracerProvider(resource=resource)
+        provider = TracerProvider(resource=resource())
         trace.set_tracer_provider(provider)
     if otlp_endpoint and not getattr(provider, "_pm_otlp", False):
-        # Imported here: the gRPC exporter is heavy and unused without an endpoint.
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+        provider.add_span_processor(BatchSpanProcessor(_exporter(otlp_endpoint, protocol)))
         provider._pm_otlp = True  # type: ignore[attr-defined]
-        log.info("traces exported over OTLP to %s", otlp_endpoint)
+        log.info("traces exported over OTLP (%s) to %s", protocol, otlp_endpoint)
     return provider
+
+
+def resource() -> Resource:
+    """The service's name, version and instance; OTEL_SERVICE_NAME and
+    OTEL_RESOURCE_ATTRIBUTES add to them and win over them."""
+    defaults = {
+        "service.name": SERVICE_NAME,
+        "service.version": _version(),
+        # Tells replicas (and a restarted process) apart in a trace.
+        "service.instance.id": str(uuid.uuid4()),
+    }
+    return Resource.create({**defaults, **OTELResourceDetector().detect().attributes})
+
+
+def _exporter(endpoint: str, protocol: str) -> SpanExporter:
+    # Imported here: the exporters are heavy and unused without an endpoint.
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return HttpExporter(endpoint=endpoint)
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint)
 
 
 def _version() -> str:

@@ -185,7 +185,7 @@ class UnitOfWorkTrace:
         self._span = tracing.tracer.start_as_current_span(
             "db unit_of_work", attributes={"db.system": "postgresql"}
         )
-        self._span.__enter__()
+        self._current = self._span.__enter__()
         self._started = time.perf_counter()
         self._outcome = "rollback"
 
@@ -198,6 +198,8 @@ class UnitOfWorkTrace:
     def finish(self, error: BaseException | None) -> None:
         outcome = "error" if error is not None else self._outcome
         metrics.DB_UNIT_OF_WORK.labels(outcome).observe(time.perf_counter() - self._started)
+        # A trace then tells a unit of work that wrote from one that was rolled back.
+        self._current.set_attribute("db.transaction.outcome", outcome)
         if error is not None:
             self._span.__exit__(type(error), error, error.__traceback__)
         else:
