@@ -222,6 +222,9 @@ def test_every_event_type_arrives_with_key_headers_and_payload(
     records = consume(kafka_broker.bootstrap_servers, [PREFIX + e.event_type for e in batch], 10)
     assert len(records) == len(batch)
     by_id = {header_map(r.headers)["ce_id"]: r for r in records}
+    # The post's events are numbered 1, 2, 3... in the order they were written.
+    post_events = [e for e in batch if e.aggregate_type == events.AGGREGATE_POST]
+    sequence = {e.event_id: str(n) for n, e in enumerate(post_events, start=1)}
     for event in batch:
         record = by_id[str(event.event_id)]
         headers = header_map(record.headers)
@@ -243,7 +246,8 @@ def test_every_event_type_arrives_with_key_headers_and_payload(
         message = decode(event.event_type, record.value, headers["content-type"])
         assert type(message) is EVENT_MESSAGES[event.event_type]
         rendered = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
-        assert rendered == event.payload
+        numbered = {"sequence": sequence[event.event_id]} if event.event_id in sequence else {}
+        assert rendered == event.payload | numbered
         assert rendered["eventId"] == str(event.event_id)
 
     # Spot checks straight on the generated classes.

@@ -50,7 +50,8 @@ class PostScheduled(_message.Message):
     """Domain events published to Kafka, one message per event type (docs/events.md).
     The event type travels in the `ce_type` header; the Kafka key is the post id,
     or the account id for account-level events. Every message starts with the
-    same two fields: consumers drop duplicates by `event_id`.
+    same two fields: consumers drop duplicates by `event_id`. Every post.* message
+    also carries `sequence` (field 15), the post's own event count.
 
     post.scheduled: a post was queued for publishing (or moved to a new time).
     """
@@ -66,6 +67,7 @@ class PostScheduled(_message.Message):
     TIMEZONE_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     PREVIOUS_SCHEDULED_FOR_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """UUID, unique per event; equal to the `ce_id` header."""
     post_id: _builtins.str
@@ -74,6 +76,10 @@ class PostScheduled(_message.Message):
     timezone: _builtins.str
     """IANA time zone the schedule was expressed in."""
     priority: _post_pb2.Priority.ValueType
+    sequence: _builtins.int
+    """1, 2, 3... per post over all post.* topics, in the order the events were
+    committed: consumers order one post's events by it (docs/events.md).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -96,10 +102,11 @@ class PostScheduled(_message.Message):
         timezone: _builtins.str = ...,
         priority: _post_pb2.Priority.ValueType = ...,
         previous_scheduled_for: _timestamp_pb2.Timestamp | None = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "previous_scheduled_for", b"previous_scheduled_for", "scheduled_for", b"scheduled_for"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "previous_scheduled_for", b"previous_scheduled_for", "priority", b"priority", "scheduled_for", b"scheduled_for", "timezone", b"timezone", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "previous_scheduled_for", b"previous_scheduled_for", "priority", b"priority", "scheduled_for", b"scheduled_for", "sequence", b"sequence", "timezone", b"timezone", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -119,6 +126,7 @@ class PostPublished(_message.Message):
     X_POST_ID_FIELD_NUMBER: _builtins.int
     PUBLISHED_AT_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     post_id: _builtins.str
     account_id: _builtins.str
@@ -127,6 +135,10 @@ class PostPublished(_message.Message):
     """The id X gave the post."""
     attempt: _builtins.int
     """Which attempt succeeded (1 for the first)."""
+    sequence: _builtins.int
+    """1, 2, 3... per post over all post.* topics, in the order the events were
+    committed: consumers order one post's events by it (docs/events.md).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -142,10 +154,11 @@ class PostPublished(_message.Message):
         x_post_id: _builtins.str = ...,
         published_at: _timestamp_pb2.Timestamp | None = ...,
         attempt: _builtins.int = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "published_at", b"published_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempt", b"attempt", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "published_at", b"published_at", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempt", b"attempt", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "published_at", b"published_at", "sequence", b"sequence", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -168,6 +181,7 @@ class PostFailed(_message.Message):
     WILL_RETRY_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     post_id: _builtins.str
     account_id: _builtins.str
@@ -182,6 +196,10 @@ class PostFailed(_message.Message):
     """True when the post will be tried again at `next_attempt_at`."""
     state: _post_pb2.PostState.ValueType
     """The post's state after the failure (SCHEDULED, FAILED or DEAD_LETTERED)."""
+    sequence: _builtins.int
+    """1, 2, 3... per post over all post.* topics, in the order the events were
+    committed: consumers order one post's events by it (docs/events.md).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -200,10 +218,11 @@ class PostFailed(_message.Message):
         will_retry: _builtins.bool = ...,
         next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
         state: _post_pb2.PostState.ValueType = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next_attempt_at", b"next_attempt_at", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempt", b"attempt", "error_code", b"error_code", "event_id", b"event_id", "next_attempt_at", b"next_attempt_at", "occurred_at", b"occurred_at", "post_id", b"post_id", "reason", b"reason", "state", b"state", "user_id", b"user_id", "will_retry", b"will_retry"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempt", b"attempt", "error_code", b"error_code", "event_id", b"event_id", "next_attempt_at", b"next_attempt_at", "occurred_at", b"occurred_at", "post_id", b"post_id", "reason", b"reason", "sequence", b"sequence", "state", b"state", "user_id", b"user_id", "will_retry", b"will_retry"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -222,12 +241,17 @@ class PostCancelled(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     SCHEDULED_FOR_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     post_id: _builtins.str
     account_id: _builtins.str
     user_id: _builtins.str
     reason: _builtins.str
     """Who or what cancelled it: "user", or a system reason such as "account_suspended"."""
+    sequence: _builtins.int
+    """1, 2, 3... per post over all post.* topics, in the order the events were
+    committed: consumers order one post's events by it (docs/events.md).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -244,10 +268,11 @@ class PostCancelled(_message.Message):
         user_id: _builtins.str = ...,
         reason: _builtins.str = ...,
         scheduled_for: _timestamp_pb2.Timestamp | None = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "scheduled_for", b"scheduled_for"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "reason", b"reason", "scheduled_for", b"scheduled_for", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "reason", b"reason", "scheduled_for", b"scheduled_for", "sequence", b"sequence", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -266,11 +291,16 @@ class PostMetricsUpdated(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     X_POST_ID_FIELD_NUMBER: _builtins.int
     METRICS_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     post_id: _builtins.str
     account_id: _builtins.str
     user_id: _builtins.str
     x_post_id: _builtins.str
+    sequence: _builtins.int
+    """1, 2, 3... per post over all post.* topics, in the order the events were
+    committed: consumers order one post's events by it (docs/events.md).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -285,10 +315,11 @@ class PostMetricsUpdated(_message.Message):
         user_id: _builtins.str = ...,
         x_post_id: _builtins.str = ...,
         metrics: _analytics_service_pb2.MetricsSnapshot | None = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "metrics", b"metrics", "occurred_at", b"occurred_at", "post_id", b"post_id", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "metrics", b"metrics", "occurred_at", b"occurred_at", "post_id", b"post_id", "sequence", b"sequence", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -307,11 +338,16 @@ class PostQueueAdded(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     DUE_AT_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     post_id: _builtins.str
     account_id: _builtins.str
     user_id: _builtins.str
     priority: _post_pb2.Priority.ValueType
+    sequence: _builtins.int
+    """1, 2, 3... per post over all post.* topics, in the order the events were
+    committed: consumers order one post's events by it (docs/events.md).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -326,10 +362,11 @@ class PostQueueAdded(_message.Message):
         user_id: _builtins.str = ...,
         due_at: _timestamp_pb2.Timestamp | None = ...,
         priority: _post_pb2.Priority.ValueType = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "due_at", b"due_at", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "priority", b"priority", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "due_at", b"due_at", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "priority", b"priority", "sequence", b"sequence", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -349,6 +386,7 @@ class PostQueueProcessed(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     DELAY_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     post_id: _builtins.str
     account_id: _builtins.str
@@ -356,6 +394,10 @@ class PostQueueProcessed(_message.Message):
     state: _post_pb2.PostState.ValueType
     """The post's state afterwards."""
     attempt: _builtins.int
+    sequence: _builtins.int
+    """1, 2, 3... per post over all post.* topics, in the order the events were
+    committed: consumers order one post's events by it (docs/events.md).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -373,10 +415,11 @@ class PostQueueProcessed(_message.Message):
         state: _post_pb2.PostState.ValueType = ...,
         attempt: _builtins.int = ...,
         delay: _duration_pb2.Duration | None = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempt", b"attempt", "delay", b"delay", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "state", b"state", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempt", b"attempt", "delay", b"delay", "event_id", b"event_id", "occurred_at", b"occurred_at", "post_id", b"post_id", "sequence", b"sequence", "state", b"state", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -213,7 +213,18 @@ outbox = Table(
     Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
+    # Per-post number of a post event, set on insert by the trigger of migration 0008.
+    Column("sequence", BigInteger, nullable=True),
     Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
+)
+
+# The last number given to an event of each post (outbox.sequence); kept after the
+# outbox rows are purged so the numbers never restart.
+post_event_sequences = Table(
+    "post_event_sequences",
+    metadata,
+    Column("post_id", String(64), primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
 )
 
 idempotency_keys = Table(

@@ -4,14 +4,21 @@ and marks them sent once Kafka has acknowledged them (docs/events.md).
 One relay is active at a time: it holds a PostgreSQL session advisory lock on a
 dedicated connection, and does all its outbox reads and writes on that
 connection. Other replicas poll for the lock and take over when the holder's
-connection closes (process death, network loss, shutdown).
+connection closes (process death, network loss, shutdown). That connection has a
+statement timeout and TCP keepalives on both ends, so neither a hung statement nor
+a peer that vanished without closing the connection keeps the lock for long.
+
+A row that cannot be turned into its record, or that Kafka refuses for itself (too
+large), goes to the dead-letter topic: one bad row never blocks the rows behind it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaConfigurationError, KafkaError
+from kafka.errors import KafkaConfigurationError, KafkaError, MessageSizeTooLargeError
 from sqlalchemy import Connection, Engine, text
 
 from post_management.adapters.kafka.registry import UnknownEventType
@@ -38,9 +45,20 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCK_KEY = 0x786D_702D_6F75_7462
 
 _SELECT_BATCH = text(
-    "SELECT id, event_id, event_type, aggregate_id, payload, headers, occurred_at"
+    "SELECT id, event_id, event_type, aggregate_id, payload, headers, occurred_at, sequence"
     " FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT :limit"
 )
+# Session settings of the lock connection (set_config(..., false) lasts the session).
+_SESSION_SETTINGS = text(
+    "SELECT set_config('statement_timeout', :statement_ms, false),"
+    " set_config('idle_in_transaction_session_timeout', :statement_ms, false),"
+    " set_config('tcp_keepalives_idle', :idle_s, false),"
+    " set_config('tcp_keepalives_interval', :interval_s, false),"
+    " set_config('tcp_keepalives_count', :count, false),"
+    " set_config('tcp_user_timeout', :user_timeout_ms, false)"
+)
+# A dead-letter record keeps at most this much of the row's payload.
+DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
 _MARK_SENT = text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)")
 _BACKLOG = text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
 _PURGE = text(
@@ -73,6 +91,14 @@ class RelaySettings:
     backoff_max: timedelta = timedelta(seconds=30)
     # Sent rows older than this are deleted by purge().
     retention: timedelta = timedelta(days=7)
+    # The lock connection: a statement (or a transaction left open) that takes longer
+    # fails, the session ends and the lock passes on; the relay's statements take ms.
+    statement_timeout: timedelta = timedelta(seconds=15)
+    # TCP keepalives on both ends of the lock connection: a peer gone without a FIN
+    # is noticed after idle + interval * count (a minute), not the OS's two hours.
+    keepalive_idle: timedelta = timedelta(seconds=30)
+    keepalive_interval: timedelta = timedelta(seconds=10)
+    keepalive_count: int = 3
     client_id: str = "post-management-outbox-relay"
     # Extra KafkaProducer options (security, compression, ...); they win.
     producer_options: Mapping[str, Any] = field(default_factory=dict)
@@ -80,6 +106,11 @@ class RelaySettings:
     @property
     def dead_letter_topic(self) -> str:
         return self.topic_prefix + self.dead_letter_suffix
+
+    @property
+    def dead_peer_timeout(self) -> timedelta:
+        """How long an unanswered peer may keep the connection (TCP_USER_TIMEOUT too)."""
+        return self.keepalive_idle + self.keepalive_interval * self.keepalive_count
 
 
 class PublishFailed(Exception):
@@ -90,6 +121,14 @@ class PublishFailed(Exception):
         self.sent = sent
         self.failed = failed
         self.cause = cause
+
+
+@dataclass(frozen=True)
+class _Record:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
 
 
 @dataclass
@@ -145,12 +184,27 @@ class OutboxRelay:
     def _ensure_lock(self) -> Connection | None:
         if self._lock_conn is not None:
             return self._lock_conn
+        settings = self.settings
         conn = self._engine.connect()
         try:
             got = conn.execute(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": self.settings.lock_key}
             ).scalar_one()
             conn.commit()
+            if got:
+                # Only the leader's session is tuned; it never returns to the pool.
+                conn.execute(
+                    _SESSION_SETTINGS,
+                    {
+                        "statement_ms": str(_ms(settings.statement_timeout)),
+                        "idle_s": str(int(settings.keepalive_idle.total_seconds())),
+                        "interval_s": str(int(settings.keepalive_interval.total_seconds())),
+                        "count": str(settings.keepalive_count),
+                        "user_timeout_ms": str(_ms(settings.dead_peer_timeout)),
+                    },
+                )
+                conn.commit()
+                _keep_alive(conn, settings)
         except BaseException:
             conn.invalidate()
             conn.close()
@@ -174,11 +228,10 @@ class OutboxRelay:
                 )
                 conn.commit()
             except Exception:
-                broken = True
-        if broken:
-            # Closing the DBAPI connection ends the session, which frees the
-            # lock even if the unlock could not be sent; never pool it.
-            conn.invalidate()
+                log.debug("releasing the outbox lock failed; closing frees it", exc_info=True)
+        # Closing the DBAPI connection ends the session, which frees the lock even
+        # if the unlock could not be sent; never pool it (its settings are the lock's).
+        conn.invalidate()
         conn.close()
 
     # -- Kafka ------------------------------------------------------------
@@ -260,13 +313,13 @@ class OutboxRelay:
         pending: list[_Pending] = []
         send_error: BaseException | None = None
         for row in rows:
-            topic, key, value, headers = self._record(row)
-            item = _Pending(row.id, topic, key)
+            record = self._record(row)
+            item = _Pending(row.id, record.topic, record.key)
             pending.append(item)
             if send_error is not None:
                 continue
             try:
-                item.future = producer.send(topic, key=key, value=value, headers=headers)
+                item.topic, item.future = self._send(producer, row, record)
             except KafkaError as exc:
                 # Metadata unavailable (broker down): later rows are not handed
                 # over at all, so they cannot overtake this one.
@@ -288,27 +341,71 @@ class OutboxRelay:
             raise PublishFailed(len(acked), failed, cause)
         return len(acked)
 
-    def _record(self, row: Any) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:
-        settings = self.settings
-        key = str(row.aggregate_id).encode("utf-8")
+    def _record(self, row: Any) -> _Record:
+        """The row's record, or its dead-letter record when anything about the row
+        fails (payload, event type, sequence, headers): never raises for a row."""
         try:
-            message = to_message(row.event_type, row.payload)
-            value, content_type = encode(message, settings.value_format)
-            topic = settings.topic_prefix + row.event_type
+            return self._event_record(row)
         except (InvalidPayload, UnknownEventType) as exc:
             log.error("outbox row %d (%s) is invalid: %s", row.id, row.event_type, exc)
-            topic = settings.dead_letter_topic
-            value, content_type = _dead_letter_value(row, exc), "application/json"
-        headers = cloudevent_headers(
+            return self._dead_letter_record(row, exc)
+        except Exception as exc:
+            log.exception("outbox row %d (%s) cannot be relayed", row.id, row.event_type)
+            return self._dead_letter_record(row, exc)
+
+    def _event_record(self, row: Any) -> _Record:
+        settings = self.settings
+        message = to_message(row.event_type, row.payload)
+        if row.sequence is not None and "sequence" in message.DESCRIPTOR.fields_by_name:
+            message.sequence = row.sequence  # type: ignore[attr-defined]
+        value, content_type = encode(message, settings.value_format)
+        headers = self._headers(row, content_type)
+        return _Record(settings.topic_prefix + row.event_type, _key(row), value, headers)
+
+    def _dead_letter_record(
+        self, row: Any, error: BaseException, *, keep_payload: bool = True
+    ) -> _Record:
+        headers = self._headers(row, "application/json")
+        value = _dead_letter_value(row, error, keep_payload=keep_payload)
+        return _Record(self.settings.dead_letter_topic, _key(row), value, headers)
+
+    def _headers(self, row: Any, content_type: str) -> list[tuple[str, bytes]]:
+        # Trace context is optional: headers that are not an object are ignored.
+        row_headers = row.headers if isinstance(row.headers, Mapping) else None
+        return cloudevent_headers(
             event_id=str(row.event_id),
-            event_type=row.event_type,
-            source=settings.source,
+            event_type=str(row.event_type),
+            source=self.settings.source,
             occurred_at=row.occurred_at,
             content_type_value=content_type,
             subject=str(row.aggregate_id),
-            row_headers=row.headers,
+            row_headers=row_headers,
         )
-        return topic, key, value, headers
+
+    def _send(self, producer: KafkaProducer, row: Any, record: _Record) -> tuple[str, Any]:
+        """Hand the record to the producer: its topic and future. A refusal of this
+        record itself (too large, a value the client rejects) sends the row to the
+        dead-letter topic instead; a KafkaError about the broker propagates."""
+        try:
+            future = producer.send(
+                record.topic, key=record.key, value=record.value, headers=record.headers
+            )
+            return record.topic, future
+        except MessageSizeTooLargeError as exc:
+            refusal: Exception = exc
+        except KafkaError:
+            raise
+        except Exception as exc:
+            refusal = exc
+        log.error("Kafka refused outbox row %d (%s): %r", row.id, row.event_type, refusal)
+        dead = self._dead_letter_record(row, refusal)
+        try:
+            future = producer.send(dead.topic, key=dead.key, value=dead.value, headers=dead.headers)
+        except MessageSizeTooLargeError:
+            # Still too large with the payload: the dead letter goes without it.
+            dead = self._dead_letter_record(row, refusal, keep_payload=False)
+            future = producer.send(dead.topic, key=dead.key, value=dead.value, headers=dead.headers)
+        return dead.topic, future
 
     def run_forever(self, stop_event: threading.Event) -> None:
         """Relay until `stop_event` is set; survives Kafka and database outages."""
@@ -379,20 +476,44 @@ def _acknowledged_prefixes(pending: list[_Pending]) -> list[int]:
     return ids
 
 
-def _dead_letter_value(row: Any, error: BaseException) -> bytes:
+def _dead_letter_value(row: Any, error: BaseException, *, keep_payload: bool = True) -> bytes:
+    payload: Any = row.payload if keep_payload else None
+    rendered = json.dumps(payload, separators=(",", ":"), default=str)
+    if len(rendered) > DEAD_LETTER_PAYLOAD_LIMIT:
+        # A payload too large for Kafka must not make its dead letter too large.
+        payload = rendered[:DEAD_LETTER_PAYLOAD_LIMIT]
     document = {
-        "eventType": row.event_type,
+        "eventType": str(row.event_type),
         "aggregateId": str(row.aggregate_id),
-        "payload": row.payload,
-        "error": str(error),
+        "payload": payload,
+        "error": f"{type(error).__name__}: {error}"[:2000],
     }
     return json.dumps(document, separators=(",", ":"), default=str).encode("utf-8")
 
 
-__all__ = [
-    "DEFAULT_LOCK_KEY",
-    "OutboxRelay",
-    "PublishFailed",
-    "RelaySettings",
-    "ValueFormat",
-]
+def _key(row: Any) -> bytes:
+    return str(row.aggregate_id).encode("utf-8")
+
+
+def _ms(value: timedelta) -> int:
+    return int(value.total_seconds() * 1000)
+
+
+def _keep_alive(conn: Connection, settings: RelaySettings) -> None:
+    """TCP keepalives (and a user timeout) on the relay's end of the lock session, so
+    a relay waiting on a database that vanished notices it; the server's end is set
+    by _SESSION_SETTINGS. A Unix-socket session has no TCP to tune."""
+    dbapi: Any = conn.connection.dbapi_connection
+    with socket.socket(fileno=os.dup(dbapi.fileno())) as sock:  # a dup: closing it is safe
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (
+            ("TCP_KEEPIDLE", int(settings.keepalive_idle.total_seconds())),
+            ("TCP_KEEPINTVL", int(settings.keepalive_interval.total_seconds())),
+            ("TCP_KEEPCNT", settings.keepalive_count),
+            ("TCP_USER_TIMEOUT", _ms(settings.dead_peer_timeout)),
+        ):
+            option = getattr(socket, name, None)  # Linux names; absent elsewhere
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
