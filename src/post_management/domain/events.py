@@ -5,7 +5,9 @@ Each builder returns a `DomainEvent` whose `payload` is the proto3 JSON form of
 the matching message in proto/xmp/posts/v1/events.proto, exactly as
 `json_format.MessageToDict(message, always_print_fields_with_no_presence=True)`
 renders it: camelCase keys, timestamps as RFC 3339 strings in UTC ("...Z"),
-int64 as decimal strings, enums by name, unset timestamps left out. The domain
+int64 as decimal strings, enums by name, unset timestamps left out; only the
+`sequence` of post events is left out, as the outbox numbers them when they are
+stored (docs/events.md) and the relay sets it in the message. The domain
 stays free of protobuf; the Kafka relay parses payloads into the messages and
 so refuses a payload that drifts from the schema.
 

@@ -68,6 +68,8 @@ def test_payloads_round_trip_through_the_messages(moment: datetime) -> None:
         message = to_message(event.event_type, event.payload)
         assert type(message) is EVENT_MESSAGES[event.event_type]
         rendered = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+        # The outbox numbers post events when they are stored; a built one has none yet.
+        assert rendered.pop("sequence") == "0"
         assert rendered == event.payload
         assert event.aggregate_id == str(post)
 
