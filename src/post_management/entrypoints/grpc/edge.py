@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from post_management.domain.auth import Principal
 from post_management.domain.errors import DomainError, Unauthenticated
-from post_management.entrypoints.grpc.errors import internal_status, to_status
+from post_management.entrypoints.grpc.errors import (
+    internal_status,
+    stream_refused_status,
+    to_status,
+)
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.entrypoints.grpc.unary import Behavior, UnaryInterceptor
 
@@ -60,9 +65,45 @@ def _bearer(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     )
 
 
+async def _refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    status = stream_refused_status()
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+async def _refuse_responses(
+    request: Any, context: grpc.aio.ServicerContext[Any, Any]
+) -> AsyncIterator[Any]:
+    # An async generator: tracing iterates a response stream's behavior.
+    await _refuse(request, context)
+    yield  # never reached: abort raises
+
+
+def _refused(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """A handler of the same shape that answers UNIMPLEMENTED before reading anything."""
+    codecs: dict[str, Any] = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(_refuse_responses, **codecs)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(_refuse, **codecs)
+    return grpc.stream_stream_rpc_method_handler(_refuse_responses, **codecs)
+
+
 class EdgeInterceptor(UnaryInterceptor):
     def __init__(self, tokens: TokenCodec) -> None:
         self._tokens = tokens
+
+    def streaming(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        # Only unary calls are authenticated here: a streaming method that is not
+        # public would run for anyone, so it is refused until the edge wraps streams.
+        if method.startswith(PUBLIC_PREFIXES) or method in PUBLIC_METHODS:
+            return handler
+        log.warning("refused streaming method %s: streams are not authenticated", method)
+        return _refused(handler)
 
     def wrap(self, behavior: Behavior, method: str) -> Behavior:
         public = method.startswith(PUBLIC_PREFIXES) or method in PUBLIC_METHODS

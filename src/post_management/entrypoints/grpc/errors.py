@@ -77,3 +77,14 @@ def internal_status() -> grpc.Status:
     )
     result: grpc.Status = rpc_status.to_status(status)
     return result
+
+
+def stream_refused_status() -> grpc.Status:
+    """A streaming method that is not public: the edge authenticates unary calls only."""
+    status = status_pb2.Status(
+        code=code_pb2.UNIMPLEMENTED,
+        message="streaming methods are not served: only unary calls are authenticated",
+        details=[_pack(error_details_pb2.ErrorInfo(reason="STREAMING_NOT_SERVED", domain=DOMAIN))],
+    )
+    result: grpc.Status = rpc_status.to_status(status)
+    return result

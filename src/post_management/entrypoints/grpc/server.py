@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from xmp.posts.v1 import (
     account_service_pb2,
     account_service_pb2_grpc,
@@ -104,7 +104,9 @@ class GrpcServer:
         # Set once shutdown begins; readiness and health stay down from then on.
         self._stopping = False
         interceptors: list[grpc.aio.ServerInterceptor] = [
-            aio_server_interceptor(),  # type: ignore[no-untyped-call]
+            # Not health checks: probes are noise in traces, and the tracing wrapper
+            # breaks Watch (it iterates responses; Watch writes them to the context).
+            aio_server_interceptor(filter_=filters.negate(filters.health_check())),  # type: ignore[no-untyped-call]
             TelemetryInterceptor(),
             EdgeInterceptor(services.tokens),
         ]
