@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.auth import Principal, Role
 from post_management.domain.conflicts import ConflictPolicy
+from post_management.domain.privacy import Pseudonyms
 from post_management.services.scheduled_listing import ScheduledFilter, ScheduledListing
 from post_management.services.scheduling import SchedulingService
 from post_management.services.scheduling_support import ScheduleRequest
@@ -84,7 +86,7 @@ class Bench:
         self.engine = make_engine(url)
         self.statements = Statements(self.engine)
         box = FernetBox([key])
-        uow = SqlUnitOfWorkFactory(self.engine, box)
+        uow = SqlUnitOfWorkFactory(self.engine, box, Pseudonyms(secrets.token_bytes(32)))
         self.scheduling = SchedulingService(uow, SystemClock())
         self.listing = ScheduledListing(uow)
         self.queue = SqlPublishQueue(self.engine, box)

@@ -26,7 +26,7 @@ from post_management.adapters.consul import (
     ServiceRegistration,
     advertised_address,
 )
-from post_management.adapters.crypto import FernetBox, InvalidKeys
+from post_management.adapters.crypto import FernetBox, InvalidKeys, derived_key
 from post_management.adapters.db.analytics_repository import (
     AdvisoryLeaderLock,
     SqlAnalyticsUnitOfWorkFactory,
@@ -49,6 +49,7 @@ from post_management.adapters.x.client import TweepyXApi
 from post_management.adapters.x.settings import XClientSettings
 from post_management.config import ConfigError, Settings
 from post_management.domain.analytics import DEFAULT_BENCHMARKS
+from post_management.domain.privacy import Pseudonyms
 from post_management.domain.retry import RetryPolicy
 from post_management.entrypoints.grpc.analytics_servicer import AnalyticsServices
 from post_management.entrypoints.grpc.info_servicer import BuildInfo, ComponentCheck
@@ -61,6 +62,7 @@ from post_management.observability.cache import CountedCache
 from post_management.observability.metrics import REDIS_DEGRADED
 from post_management.ports.analytics import Cache
 from post_management.ports.publishing import RateLimiter
+from post_management.services import pagination
 from post_management.services.account_growth import AccountGrowthQueries, GrowthCollector
 from post_management.services.accounts import AccountService
 from post_management.services.analytics import AnalyticsQueries, AnalyticsSettings
@@ -141,6 +143,7 @@ class Secrets:
     jwt_secret: str
     jwt_refresh_secret: str
     encryption_keys: str
+    hmac_secret: str
 
 
 def resolve_secrets(settings: Settings) -> Secrets:
@@ -149,6 +152,7 @@ def resolve_secrets(settings: Settings) -> Secrets:
         "jwt_secret": settings.jwt_secret,
         "jwt_refresh_secret": settings.jwt_refresh_secret,
         "encryption_keys": settings.encryption_keys,
+        "hmac_secret": settings.hmac_secret,
     }
     generated: dict[str, str] = {}
     if any(value is None for value in configured.values()):
@@ -345,7 +349,10 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     engine = make_engine(url)
     if run_migrations:
         migrate(engine)
-    uow = SqlUnitOfWorkFactory(engine, box)
+    # One secret, a key per purpose: page tokens and erased users' pseudonyms.
+    pagination.use_key(derived_key(secrets.hmac_secret, "page-tokens"))
+    pseudonyms = Pseudonyms(derived_key(secrets.hmac_secret, "erased-users"))
+    uow = SqlUnitOfWorkFactory(engine, box, pseudonyms)
     try:
         clock = SystemClock.from_env()  # honours the test-only clock offset
     except ValueError as exc:
@@ -398,7 +405,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         ]
     if relay is not None:
         ticks.append(Tick("outbox-purge", relay.purge, 3600))
-    analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box)
+    analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box, pseudonyms)
     cache = CountedCache(shared, "analytics")
     collector = MetricsCollector(
         analytics_uow,
@@ -429,7 +436,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         posts=PostService(uow, clock, posts_cache),
         media=MediaService(uow, clock),
         accounts=AccountService(uow, clock),
-        privacy=PrivacyService(uow, privacy_store, clock),
+        privacy=PrivacyService(uow, privacy_store, clock, pseudonyms),
         rpc_limiter=limiter,
         request_budget=RequestBudget(
             user_limit=settings.rpc_rate_limit_per_minute,

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     jwt_audience: str = "post-management"
     # Fernet keys, comma separated, newest first; older keys still decrypt.
     encryption_keys: SecretStr | None = None
+    # Keys page-token signatures and erased users' pseudonyms (docs/security.md).
+    # The same in every replica; never changed once a user has been erased.
+    hmac_secret: SecretStr | None = None
 
     redis_url: SecretStr | None = None
     # How long GetPost answers stay cached (0: no cache). In process, at most 5 s.
@@ -167,7 +170,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("jwt_secret", "jwt_refresh_secret")
+    @field_validator("jwt_secret", "jwt_refresh_secret", "hmac_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:

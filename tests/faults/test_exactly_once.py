@@ -4,6 +4,7 @@ published exactly once (DESIGN section 4)."""
 # ruff: noqa: F811
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -21,6 +22,7 @@ from post_management.adapters.db.schema import posts
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.emulator.server import EmulatorThread
 from post_management.domain.account import Account, Credentials
+from post_management.domain.privacy import Pseudonyms
 from tests.conftest import MACHINE_PG, _fresh_database
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
 from tests.support.process import ServiceProcess
@@ -37,7 +39,7 @@ def database() -> Iterator[str]:
 
 def _seed(url: str, key: str, emulator: Emulator) -> None:
     engine = make_engine(url)
-    uow = SqlUnitOfWorkFactory(engine, FernetBox([key]))
+    uow = SqlUnitOfWorkFactory(engine, FernetBox([key]), Pseudonyms(secrets.token_bytes(32)))
     now = datetime.now(UTC)
     account_ids = []
     with uow() as work:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from post_management.adapters.db.analytics_repository import SqlAnalyticsUnitOfW
 from post_management.domain.account import Account, Credentials
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.post import Post, PostState
+from post_management.domain.privacy import Pseudonyms
 from post_management.ports.analytics import SOURCE_POLL
 
 
@@ -23,7 +25,9 @@ class Data:
     def __init__(self, engine: Engine, box: FernetBox | None = None) -> None:
         self.engine = engine
         self.uow = SqlAnalyticsUnitOfWorkFactory(
-            engine, box or FernetBox([Fernet.generate_key().decode()])
+            engine,
+            box or FernetBox([Fernet.generate_key().decode()]),
+            Pseudonyms(secrets.token_bytes(32)),
         )
 
     def account(

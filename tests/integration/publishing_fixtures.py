@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState, Priority
+from post_management.domain.privacy import Pseudonyms
 from post_management.domain.retry import RetryPolicy
 from post_management.ports.publishing import RateLimiter
 from post_management.services.publish_outcomes import Timing
@@ -177,7 +179,7 @@ def make_engine_(
     engine = make_engine(database_url)
     # One key for every engine of a test: they share the database's accounts.
     box = FernetBox([ENCRYPTION_KEY])
-    uow = SqlUnitOfWorkFactory(engine, box)
+    uow = SqlUnitOfWorkFactory(engine, box, Pseudonyms(secrets.token_bytes(32)))
     queue = SqlPublishQueue(engine, box)
     clock = MovableClock(engine, emulator)
     values: dict[str, object] = {

@@ -20,11 +20,12 @@ from xmp.posts.v1 import (
 )
 
 from post_management.adapters.clock import SystemClock
-from post_management.adapters.crypto import FernetBox
+from post_management.adapters.crypto import FernetBox, derived_key
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.privacy_repository import SqlPrivacyStore
+from post_management.bootstrap import resolve_secrets
 from post_management.domain.auth import Role
-from post_management.domain.privacy import pseudonym
+from post_management.domain.privacy import Pseudonyms
 from post_management.services.privacy import RemovalJob, RetentionJob, RetentionPeriods
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
@@ -160,7 +161,8 @@ def test_erase_deletes_pseudonymises_tombstones_and_removes_from_x(
     assert _sql(server, "SELECT count(*) FROM posts WHERE user_id = 'alice'") == [(0,)]
     assert _sql(server, "SELECT count(*) FROM campaigns WHERE user_id = 'alice'") == [(0,)]
     assert _sql(server, "SELECT count(*) FROM audit_log WHERE user_id = 'alice'") == [(0,)]
-    hashed = pseudonym("alice")
+    secret = resolve_secrets(server.settings).hmac_secret
+    hashed = Pseudonyms(derived_key(secret, "erased-users")).of("alice")
     rows = _sql(server, "SELECT actor, before, after FROM audit_log WHERE user_id = :h", h=hashed)
     assert rows and all("alice" not in str(row) for row in rows)
 

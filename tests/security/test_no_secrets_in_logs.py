@@ -18,6 +18,7 @@ import pytest
 from xmp.posts.v1 import account_pb2, account_service_pb2, post_pb2, post_service_pb2
 
 from post_management.adapters.emulator.server import EmulatorThread
+from post_management.bootstrap import resolve_secrets
 from post_management.domain.auth import Role
 from post_management.observability.logs import json_formatter
 from tests.conftest import truncate
@@ -146,6 +147,7 @@ def test_no_secret_in_logs_or_errors(
         "access token secret": ACCESS_SECRET,
         "jwt secret": JWT_SECRET,
         "jwt refresh secret": refresh.get_secret_value(),
+        "hmac secret": resolve_secrets(server.settings).hmac_secret,
         **{f"fernet key {n}": k for n, k in enumerate(keys.get_secret_value().split(","))},
         **{f"bad token {n}": t for n, t in enumerate(bad_tokens)},
     }

@@ -1,8 +1,18 @@
-"""Credentials at rest: Fernet (AES-128-CBC + HMAC) with key rotation."""
+"""Credentials at rest: Fernet (AES-128-CBC + HMAC) with key rotation; keys derived
+from a server secret for signatures."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+def derived_key(secret: str, purpose: str) -> bytes:
+    """A key for one purpose from a server secret: HMAC-SHA256(secret, purpose), so
+    one secret feeds several signatures that cannot stand in for each other."""
+    return hmac.new(secret.encode(), f"post-management/{purpose}".encode(), hashlib.sha256).digest()
 
 
 class InvalidKeys(ValueError):

@@ -4,11 +4,13 @@ never leaves the service in an audit trail or an export."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import Any
 
 # Part of the hash input, so the pseudonym of a user id here differs from a plain
 # SHA-256 of it that some other system may keep.
 _PSEUDONYM_DOMAIN = b"post-management/erased-user/v1\x00"
+_PREFIX = "erased:"
 
 # Keys whose values are secrets wherever they appear in a stored document.
 SECRET_KEYS = frozenset(
@@ -26,11 +28,34 @@ SECRET_KEYS = frozenset(
 REDACTED = "[REDACTED]"
 
 
-def pseudonym(user_id: str) -> str:
-    """Stable: the same user id always maps to the same value, so an erased user's
-    audit rows stay grouped and the tombstone can be checked without the raw id."""
-    digest = hashlib.sha256(_PSEUDONYM_DOMAIN + user_id.encode()).hexdigest()
-    return f"erased:{digest[:48]}"
+class Pseudonyms:
+    """What replaces an erased user's id: an HMAC of the id under a server key.
+
+    Stable for one key: the same user id always maps to the same value, so an
+    erased user's audit rows stay grouped and the tombstone can be checked without
+    the raw id. Keyed, so nobody without the key can link a tombstone back to a
+    user by hashing guessed ids (docs/security.md).
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("a pseudonym key needs at least 32 bytes")
+        self._key = key
+
+    def of(self, user_id: str) -> str:
+        digest = hmac.new(self._key, _PSEUDONYM_DOMAIN + user_id.encode(), hashlib.sha256)
+        return f"{_PREFIX}k:{digest.hexdigest()[:48]}"
+
+    @staticmethod
+    def unkeyed(user_id: str) -> str:
+        """The pseudonym erasures wrote before it was keyed: still honoured by the
+        tombstone check, replaced when the same user is erased again."""
+        digest = hashlib.sha256(_PSEUDONYM_DOMAIN + user_id.encode()).hexdigest()
+        return f"{_PREFIX}{digest[:48]}"
+
+    def every_form(self, user_id: str) -> tuple[str, str]:
+        """The keyed pseudonym first, then the unkeyed one of older tombstones."""
+        return self.of(user_id), self.unkeyed(user_id)
 
 
 def redact(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -82,7 +83,10 @@ class PrivacyStore(Protocol):
         actor: str,
         delete_from_x: bool,
         now: datetime,
-    ) -> ErasureReport: ...
+        replaces: Sequence[str] = (),
+    ) -> ErasureReport:
+        """`replaces`: former pseudonyms of the same user whose rows move to `pseudonym`."""
+        ...
 
     def pending_removals(self, limit: int) -> list[PendingRemoval]: ...
 

@@ -10,9 +10,9 @@ from uuid import UUID
 from post_management.domain.account import Account
 from post_management.domain.auth import Principal, Role
 from post_management.domain.campaigns import Campaign
-from post_management.domain.errors import PermissionDenied
+from post_management.domain.errors import InvalidArgument, PermissionDenied
 from post_management.domain.post import Post
-from post_management.domain.privacy import pseudonym, redact
+from post_management.domain.privacy import Pseudonyms, redact
 from post_management.ports.privacy import (
     AuditRecord,
     ErasureReport,
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # Export reads lists in pages of this size.
 _EXPORT_BATCH = 500
+# Audit rows are numbered by a bigint.
+_MAX_AUDIT_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,13 @@ def _redacted(record: AuditRecord) -> AuditRecord:
 
 
 class PrivacyService:
-    def __init__(self, uow: UnitOfWorkFactory, store: PrivacyStore, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, store: PrivacyStore, clock: Clock, pseudonyms: Pseudonyms
+    ) -> None:
         self._uow = uow
         self._store = store
         self._clock = clock
+        self._pseudonyms = pseudonyms
 
     def list_audit_events(
         self, principal: Principal, user_id: str, size: int, token: str
@@ -71,6 +76,10 @@ class PrivacyService:
         after = decode_token(token, query)
         # Newest first by id; the id rides in the token's UUID slot.
         before_id = after.id.int if after is not None else None
+        if before_id is not None and not 0 < before_id <= _MAX_AUDIT_ID:
+            raise InvalidArgument.for_field(
+                "page_token", "holds a cursor out of range", reason="INVALID_PAGE_TOKEN"
+            )
         records = self._store.audit_events(user_id, before_id, limit + 1)
         next_token = ""
         if len(records) > limit:
@@ -113,10 +122,12 @@ class PrivacyService:
             )
         report = self._store.erase(
             user_id,
-            pseudonym(user_id),
+            self._pseudonyms.of(user_id),
             f"{principal.role}:{principal.subject}",
             delete_from_x,
             self._clock.now(),
+            # An erasure from before pseudonyms were keyed is re-keyed by this one.
+            replaces=[self._pseudonyms.unkeyed(user_id)],
         )
         log.info(
             "user erased",

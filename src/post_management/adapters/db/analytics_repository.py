@@ -28,6 +28,7 @@ from post_management.adapters.db.measured_rows import (
 from post_management.adapters.db.unit_of_work import SqlUnitOfWork
 from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
+from post_management.domain.privacy import Pseudonyms
 from post_management.ports.analytics import (
     AccountInsights,
     AnalyticsRepository,
@@ -221,12 +222,13 @@ class SqlAnalyticsUnitOfWork(SqlUnitOfWork):
 
 
 class SqlAnalyticsUnitOfWorkFactory:
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
+    def __init__(self, engine: Engine, box: SecretBox, pseudonyms: Pseudonyms) -> None:
         self._engine = engine
         self._box = box
+        self._pseudonyms = pseudonyms
 
     def __call__(self) -> SqlAnalyticsUnitOfWork:
-        return SqlAnalyticsUnitOfWork(self._engine, self._box)
+        return SqlAnalyticsUnitOfWork(self._engine, self._box, self._pseudonyms)
 
 
 # "xmp-metr" in ASCII: distinct from the outbox relay's key.

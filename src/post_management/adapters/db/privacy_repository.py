@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from post_management.domain.account import Credentials
 from post_management.domain.errors import FailedPrecondition
 from post_management.domain.post import PostState
-from post_management.domain.privacy import pseudonym
+from post_management.domain.privacy import Pseudonyms
 from post_management.ports.privacy import (
     AuditRecord,
     ErasureReport,
@@ -30,18 +31,53 @@ MAX_REMOVAL_ATTEMPTS = 10
 
 
 class SqlErasureTombstones:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, pseudonyms: Pseudonyms) -> None:
         self._conn = connection
+        self._pseudonyms = pseudonyms
 
     def is_erased(self, user_id: str) -> bool:
         self._conn.execute(
             text(f"SELECT pg_advisory_xact_lock_shared({_LOCK_KEY})"), {"user_id": user_id}
         )
+        # Keyed tombstones, and unkeyed ones written before pseudonyms were keyed.
+        keyed, unkeyed = self._pseudonyms.every_form(user_id)
         found = self._conn.execute(
-            text("SELECT 1 FROM erased_users WHERE user_hash = :hash"),
-            {"hash": pseudonym(user_id)},
+            text("SELECT 1 FROM erased_users WHERE user_hash IN (:keyed, :unkeyed)"),
+            {"keyed": keyed, "unkeyed": unkeyed},
         ).first()
         return found is not None
+
+
+def _rekey(run: Callable[..., Any], pseudonym: str, former: list[str]) -> None:
+    """Rows an earlier erasure of the same user wrote under a former pseudonym (an
+    unkeyed one) move to the current one, so nothing keeps the linkable form."""
+    params = {"hash": pseudonym, "former": former}
+    run(text("DELETE FROM erased_users WHERE user_hash = ANY(:former)"), params)
+    run(text("UPDATE x_removals SET user_hash = :hash WHERE user_hash = ANY(:former)"), params)
+    run(
+        text("UPDATE audit_log SET user_id = CAST(:hash AS text) WHERE user_id = ANY(:former)"),
+        params,
+    )
+    run(
+        text(
+            "UPDATE audit_log SET actor = split_part(actor, ':', 1) || ':' || "
+            "CAST(:hash AS text) WHERE substr(actor, strpos(actor, ':') + 1) = ANY(:former)"
+        ),
+        params,
+    )
+    for old in former:
+        run(
+            text(
+                "UPDATE audit_log SET resource_id = :new WHERE resource_type = 'user' "
+                "AND resource_id = :old"
+            ),
+            {"new": _user_resource(pseudonym), "old": _user_resource(old)},
+        )
+
+
+def _user_resource(pseudonym: str) -> uuid.UUID:
+    """The resource id of an erasure's own audit row."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, pseudonym)
 
 
 def _json(value: Any) -> dict[str, Any] | None:
@@ -97,9 +133,15 @@ class SqlPrivacyStore:
             return [MetricsRecord(**dict(row)) for row in rows]
 
     def erase(
-        self, user_id: str, pseudonym: str, actor: str, delete_from_x: bool, now: datetime
+        self,
+        user_id: str,
+        pseudonym: str,
+        actor: str,
+        delete_from_x: bool,
+        now: datetime,
+        replaces: Sequence[str] = (),
     ) -> ErasureReport:
-        params = {"user_id": user_id, "hash": pseudonym, "now": now}
+        params: dict[str, Any] = {"user_id": user_id, "hash": pseudonym, "now": now}
         with self._engine.begin() as connection:
             run = connection.execute
             run(text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"), params)
@@ -114,6 +156,8 @@ class SqlPrivacyStore:
                     "some of the user's posts are being published: retry in a minute",
                     reason="POSTS_BEING_PUBLISHED",
                 )
+            if replaces:
+                _rekey(run, pseudonym, list(replaces))
             run(
                 text(
                     "INSERT INTO erased_users (user_hash, erased_at) VALUES (:hash, :now) "
@@ -180,7 +224,7 @@ class SqlPrivacyStore:
                 {
                     **params,
                     "actor": actor,
-                    "resource_id": uuid.uuid5(uuid.NAMESPACE_URL, pseudonym),
+                    "resource_id": _user_resource(pseudonym),
                     "after": json.dumps({**report.__dict__, "erased_at": now.isoformat()}),
                 },
             )

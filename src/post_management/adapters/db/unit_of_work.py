@@ -17,6 +17,7 @@ from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys,
 from post_management.adapters.db.schedule_queries import SqlScheduleQueries
 from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.errors import Unavailable
+from post_management.domain.privacy import Pseudonyms
 from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
 from post_management.ports.privacy import ErasureTombstones
@@ -45,9 +46,10 @@ class SqlUnitOfWork:
     erasures: ErasureTombstones
     campaigns: CampaignRepository
 
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
+    def __init__(self, engine: Engine, box: SecretBox, pseudonyms: Pseudonyms) -> None:
         self._engine = engine
         self._box = box
+        self._pseudonyms = pseudonyms
         self._conn: Connection | None = None
         self._trace: UnitOfWorkTrace | None = None
 
@@ -65,7 +67,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(self._conn)
         self.schedule = SqlScheduleQueries(self._conn)
         self.media = SqlMediaRepository(self._conn)
-        self.erasures = SqlErasureTombstones(self._conn)
+        self.erasures = SqlErasureTombstones(self._conn, self._pseudonyms)
         self.campaigns = SqlCampaignRepository(self._conn)
         return self
 
@@ -112,9 +114,11 @@ def _constraint(exc: DBAPIError) -> str:
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
+    def __init__(self, engine: Engine, box: SecretBox, pseudonyms: Pseudonyms) -> None:
         self._engine = engine
         self._box = box
+        # Erased users are found by their pseudonym (docs/security.md).
+        self._pseudonyms = pseudonyms
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, self._box)
+        return SqlUnitOfWork(self._engine, self._box, self._pseudonyms)
