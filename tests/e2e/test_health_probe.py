@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -148,3 +149,13 @@ def test_the_dockerfile_healthcheck_runs_against_the_server(service: ServiceProc
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "status: SERVING" in result.stderr
+
+
+def test_the_compose_healthcheck_runs_against_the_server(service: ServiceProcess) -> None:
+    compose = yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())
+    check = compose["services"]["post-management"]["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "post-management"]
+    port = compose["services"]["post-management"]["environment"]["GRPC_PORT"]
+    argv = [arg.replace(f"127.0.0.1:{port}", service.address) for arg in check[2:]]
+    result = subprocess.run([CLI, *argv], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
