@@ -36,7 +36,10 @@ def _points_into(process: psutil.Process, roots: tuple[str, ...]) -> bool:
         places = [process.cwd(), *process.cmdline()]
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
-    return any(place.startswith(roots) for place in places)
+    # Inside a root, not merely sharing its prefix (pytest-5 is not pytest-50).
+    return any(
+        place in roots or place.startswith(tuple(r + os.sep for r in roots)) for place in places
+    )
 
 
 def _carries(process: psutil.Process, token: str) -> bool:

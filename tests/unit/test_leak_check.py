@@ -50,6 +50,9 @@ def test_a_process_working_in_the_runs_temporary_directory_is_found(
     clean_env = {"PATH": os.environ["PATH"]}  # no marker at all
     started.append(_sleeper(clean_env, cwd=tmp_path))
     started.append(_sleeper(clean_env))  # elsewhere: not the run's
+    neighbour = Path(f"{tmp_path}0")  # another run's folder that shares the prefix
+    neighbour.mkdir()
+    started.append(_sleeper(clean_env, cwd=neighbour))
     found = leaks.leftovers("another-run", roots=[tmp_path])
     assert [p.pid for p in found] == [started[0].pid]
     assert psutil.pid_exists(started[1].pid)
