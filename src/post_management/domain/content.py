@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from post_management.domain.errors import FieldViolation
+from post_management.domain.x_urls import INVALID_CHARACTERS, url_spans
 
 MAX_WEIGHTED_LENGTH = 280
 MAX_MEDIA = 4
@@ -13,7 +14,6 @@ URL_WEIGHT = 23
 # Far longer than any valid post (even one with long URLs, which weigh 23):
 # such texts are refused unweighed, so a huge request costs no CPU.
 MAX_TEXT_CODE_POINTS = 25_000
-_URL = re.compile(r"https?://[^\s]+", re.IGNORECASE)
 # X's weighting (twitter-text config v3): these ranges weigh 1, all else 2.
 _LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
 # Control characters other than newline and tab are never legitimate in a post.
@@ -29,22 +29,41 @@ _EMOJI = re.compile(
     r"|(?:[\u00A9\u00AE\u203C-\u3299\U0001F000-\U0001FAFF]\uFE0F"
     r"|[\u2300-\u23FF\u2600-\u27BF\u2B00-\u2BFF\U0001F000-\U0001FAFF])"
     r"[\U0001F3FB-\U0001F3FF\uFE0F\U000E0020-\U000E007F]*"
-    r"(?:\u200D(?:[\u2600-\u27BF\U0001F000-\U0001FAFF])\uFE0F?"
+    r"(?:\u200D(?:[\u00A9\u00AE\u203C-\u3299\U0001F000-\U0001FAFF])\uFE0F?"
     r"[\U0001F3FB-\U0001F3FF\U000E0020-\U000E007F]*)*"
 )
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r")
+
+
 def weighted_length(text: str) -> int:
-    """Length as X counts it: NFC, URLs count 23, emoji and wide characters 2."""
-    normalized = unicodedata.normalize("NFC", text)
-    normalized, urls = _URL.subn("", normalized)
-    total = URL_WEIGHT * urls
-    emoji = _EMOJI.findall(normalized)
-    total += 2 * len(emoji)
-    for char in _EMOJI.sub("", normalized):
+    """Length as X counts it: NFC, URLs count 23, emoji and wide characters 2.
+
+    URLs are found as twitter-text finds them (domain/x_urls.py); emoji are matched
+    here rather than from a fixed list, so sequences newer than a list still count 2.
+    """
+    normalized = _LINE_BREAK.sub("\n", unicodedata.normalize("NFC", text))
+    spans = url_spans(normalized)
+    total = URL_WEIGHT * len(spans)
+    previous = 0
+    for start, end in [*spans, (len(normalized), len(normalized))]:
+        total += _weigh_plain(normalized[previous:start])
+        previous = end
+    return total
+
+
+def _weigh_plain(text: str) -> int:
+    total = 2 * len(_EMOJI.findall(text))
+    for char in _EMOJI.sub("", text):
         code = ord(char)
         total += 1 if any(lo <= code <= hi for lo, hi in _LIGHT_RANGES) else 2
     return total
+
+
+def has_invalid_characters(text: str) -> bool:
+    """X refuses a post holding U+FFFE, U+FEFF or U+FFFF."""
+    return any(char in INVALID_CHARACTERS for char in text)
 
 
 def content_violations(
@@ -64,6 +83,10 @@ def content_violations(
         problems.append(FieldViolation(f"{prefix}.text", "a post needs text or media"))
     if _CONTROL.search(text):
         problems.append(FieldViolation(f"{prefix}.text", "contains control characters"))
+    if has_invalid_characters(text):
+        problems.append(
+            FieldViolation(f"{prefix}.text", "contains U+FFFE, U+FEFF or U+FFFF, which X refuses")
+        )
     if len(text) > MAX_TEXT_CODE_POINTS:
         problems.append(
             FieldViolation(

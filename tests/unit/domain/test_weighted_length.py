@@ -31,6 +31,20 @@ from post_management.domain.content import (
         ("1️⃣", 2),  # keycap
         ("🏳️\u200d🌈", 2),
         ("\u201chi\u201d", 4),  # typographic quotes are narrow
+        # Sequences newer than Unicode 12 (twitter-text's emoji data) are one emoji too.
+        ("❤️\u200d🔥", 2),  # heart on fire, 13.1
+        ("😮\u200d💨", 2),  # face exhaling, 13.1
+        ("🧑\u200d🎄", 2),  # mx claus, 13.0
+        ("🏳️\u200d⚧️", 2),  # transgender flag, 13.0
+        ("🫱🏼\u200d🫲🏿", 2),  # handshake with two skin tones, 14.0
+        ("🐦\u200d⬛", 2),  # black bird, 15.0
+        ("🙂\u200d↔️", 2),  # head shaking horizontally, 15.1
+        ("⛓️\u200d💥", 2),  # broken chain, 15.1
+        ("👩🏽\u200d❤️\u200d💋\u200d👨🏿", 2),  # kiss with skin tones, 13.1
+        # Where X finds a URL: a known top-level domain, with or without a scheme.
+        ("visit example.com", 6 + URL_WEIGHT),
+        ("https://a.b", 11),  # "b" is no top-level domain: plain text
+        ("see http://x.com/path). done", 4 + URL_WEIGHT + 7),
     ],
 )
 def test_weights(text: str, weight: int) -> None:
@@ -45,10 +59,28 @@ def test_the_limit_is_inclusive() -> None:
 
 
 def test_many_urls_are_weighed_in_linear_time() -> None:
-    text = "https://a.b " * 100_000
+    text = "https://a.co " * 100_000
     started = time.monotonic()
     assert weighted_length(text) == 100_000 * (URL_WEIGHT + 1)
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a." * (MAX_TEXT_CODE_POINTS // 2),
+        "a-" * (MAX_TEXT_CODE_POINTS // 2) + ".com",
+        "é." * (MAX_TEXT_CODE_POINTS // 2 - 10) + "日.com",
+        "http://x.com/" + "(" * (MAX_TEXT_CODE_POINTS - 20),
+        "x.com/" + "(a" * (MAX_TEXT_CODE_POINTS // 2 - 10),
+        "a" * (MAX_TEXT_CODE_POINTS - 4) + ".com",
+    ],
+)
+def test_texts_that_make_a_backtracking_url_pattern_crawl_are_weighed_fast(text: str) -> None:
+    # twitter-text's single regular expression takes minutes on the first of these.
+    started = time.monotonic()
+    weighted_length(text)
+    assert time.monotonic() - started < 1
 
 
 @pytest.mark.parametrize("size", [MAX_TEXT_CODE_POINTS + 1, 16 * 1024 * 1024])
