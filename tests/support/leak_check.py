@@ -22,8 +22,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if token is None:
         return
     roots: list[Path] = []
-    if factory := getattr(session.config, "_tmp_path_factory", None):
-        roots.append(factory.getbasetemp())
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    # Only a folder the run made: creating one now would touch pytest's shared root.
+    if factory is not None and (basetemp := getattr(factory, "_basetemp", None)) is not None:
+        roots.append(basetemp)
     alive = leaks.settle(token, roots)
     if not alive:
         return

@@ -85,7 +85,11 @@ class ServiceProcess:
     def terminate(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=timeout)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()  # a hung shutdown still leaves nothing running
+            raise
         self._reader.join(timeout=5)
         return code
 

@@ -82,22 +82,28 @@ def _inner_run(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_run_that_leaves_a_process_behind_fails_and_stops_it(tmp_path: Path) -> None:
-    pid_file = tmp_path / "leaked.pid"
+    pid_file = tmp_path / "leaked.pids"
     result = _inner_run(
         tmp_path,
         f"""
-        import subprocess
-        def test_starts_and_forgets():
-            child = subprocess.Popen(["sleep", "60"], start_new_session=True)
-            open({str(pid_file)!r}, "w").write(str(child.pid))
+        import os, subprocess
+        def test_starts_and_forgets(tmp_path):
+            marked = subprocess.Popen(["sleep", "60"], start_new_session=True)
+            # No marker in its environment: found because it works in the run's folder.
+            unmarked = subprocess.Popen(
+                ["sleep", "61"], start_new_session=True, cwd=tmp_path,
+                env={{"PATH": os.environ["PATH"]}},
+            )
+            open({str(pid_file)!r}, "w").write(f"{{marked.pid}} {{unmarked.pid}}")
         """,
     )
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert "leftover processes" in result.stdout
-    leaked = int(pid_file.read_text())
-    assert f"pid {leaked}: sleep 60" in result.stdout
-    assert not _alive(leaked)
+    marked, unmarked = (int(pid) for pid in pid_file.read_text().split())
+    assert f"pid {marked}: sleep 60" in result.stdout
+    assert f"pid {unmarked}: sleep 61" in result.stdout
+    assert not _alive(marked) and not _alive(unmarked)
 
 
 def test_a_run_that_stops_what_it_started_passes(tmp_path: Path) -> None:
