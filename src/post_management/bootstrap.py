@@ -34,6 +34,7 @@ from post_management.adapters.db.analytics_repository import (
 from post_management.adapters.db.clock import DatabaseClock
 from post_management.adapters.db.engine import make_engine, migrate, ping
 from post_management.adapters.db.media_repository import SqlMediaUploads
+from post_management.adapters.db.outbox_housekeeping import purge_unrelayed
 from post_management.adapters.db.post_writes import on_committed_post_writes
 from post_management.adapters.db.privacy_repository import SqlPrivacyStore
 from post_management.adapters.db.publish_queue import SqlPublishQueue
@@ -317,6 +318,21 @@ def outbox_relay(settings: Settings, engine: Engine) -> OutboxRelay | None:
     )
 
 
+def outbox_ticks(settings: Settings, engine: Engine, relay: OutboxRelay | None) -> list[Tick]:
+    """The relay purges rows it sent; without Kafka, unsent rows past the outbox
+    retention are purged on the retention interval, so the outbox stays bounded."""
+    if relay is not None:
+        return [Tick("outbox-purge", relay.purge, 3600)]
+    retention = timedelta(days=settings.outbox_retention_days)
+    return [
+        Tick(
+            "outbox-purge-unrelayed",
+            lambda: purge_unrelayed(engine, retention),
+            settings.retention_interval_seconds,
+        )
+    ]
+
+
 def engine_settings(settings: Settings) -> EngineSettings:
     return EngineSettings(
         timing=Timing(
@@ -403,8 +419,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             Tick("dispatch", dispatcher.tick, settings.dispatch_interval_seconds),
             Tick("reconcile", reconciler.tick, settings.reconcile_interval_seconds),
         ]
-    if relay is not None:
-        ticks.append(Tick("outbox-purge", relay.purge, 3600))
+    ticks += outbox_ticks(settings, engine, relay)
     analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box, pseudonyms)
     cache = CountedCache(shared, "analytics")
     collector = MetricsCollector(

@@ -7,11 +7,19 @@ start-up with a message that names the variable (see `load_settings`).
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 MIN_SECRET_LENGTH = 32
 X_CONNECT_TIMEOUT_SECONDS = 5.0
@@ -26,10 +34,65 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 
 
+# Read from the working directory when present; `.env.local` overrides `.env`, and
+# real environment variables override both.
+ENV_FILES = (".env", ".env.local")
+# Variables for which an empty value means empty rather than unset (every other
+# empty variable falls back to its default).
+EMPTY_ALLOWED = ("kafka_topic_prefix",)
+
+
+class _ExplicitlyEmpty(PydanticBaseSettingsSource):
+    """The fields of EMPTY_ALLOWED that a source sets to the empty string."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, str | None]):
+        super().__init__(settings_cls)
+        self._empty = {name.lower() for name, value in values.items() if value == ""}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return ("" if field_name in self._empty else None), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: "" for name in EMPTY_ALLOWED if name in self._empty}
+
+
+def _dotenv_values() -> dict[str, str | None]:
+    merged: dict[str, str | None] = {}
+    for name in ENV_FILES:
+        if Path(name).is_file():
+            merged.update(dotenv_values(name, encoding="utf-8"))
+    return merged
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True
+        env_prefix="",
+        case_sensitive=False,
+        extra="ignore",
+        env_ignore_empty=True,
+        env_file=ENV_FILES,
+        env_file_encoding="utf-8",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: the real environment (its empty values included)
+        # before the files.
+        return (
+            init_settings,
+            env_settings,
+            _ExplicitlyEmpty(settings_cls, dict(os.environ)),
+            dotenv_settings,
+            _ExplicitlyEmpty(settings_cls, _dotenv_values()),
+            file_secret_settings,
+        )
 
     # Storage. Unset: an embedded PostgreSQL under DATA_DIR.
     database_url: SecretStr | None = None
@@ -50,6 +113,7 @@ class Settings(BaseSettings):
     # How long GetPost answers stay cached (0: no cache). In process, at most 5 s.
     post_cache_ttl_seconds: float = Field(default=30.0, ge=0, le=86400)
     kafka_bootstrap_servers: str | None = None
+    # Empty: topics carry the bare event names.
     kafka_topic_prefix: str = "xmp.posts."
     kafka_value_format: Literal["json", "protobuf"] = "json"
     outbox_retention_days: float = Field(default=7.0, gt=0, le=3650)

@@ -5,6 +5,7 @@ relay processes, and purging."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import subprocess
@@ -25,13 +26,17 @@ from sqlalchemy import Engine, text
 from xmp.posts.v1 import events_pb2, post_pb2
 
 from post_management.adapters.db.engine import make_engine
+from post_management.adapters.db.outbox_housekeeping import purge_unrelayed
 from post_management.adapters.db.records import SqlOutbox
 from post_management.adapters.kafka.registry import EVENT_MESSAGES
 from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
 from post_management.adapters.kafka.serialization import ValueFormat, decode, header_map
+from post_management.bootstrap import outbox_relay, outbox_ticks
+from post_management.config import load_settings
 from post_management.domain import events
 from post_management.domain.events import DomainEvent
 from post_management.domain.post import PostState, Priority
+from post_management.observability import metrics
 from post_management.ports.repositories import OutboxEvent
 from tests.conftest import truncate
 from tests.fixtures.kafka import KafkaBroker, kafka_broker_fixture  # noqa: F401
@@ -531,3 +536,61 @@ def test_purge_removes_only_old_sent_rows(engine: Engine) -> None:
     assert relay.purge(older_than=timedelta(days=1)) == 1
     assert relay.purge() == 0
     assert relay.backlog() == 2
+
+
+def test_without_kafka_unsent_rows_past_the_retention_are_purged(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = metrics_events([uuid.uuid4()], 4)
+    insert(engine, batch)
+    ids = [str(e.event_id) for e in batch]
+    with engine.begin() as connection:
+        for event_id, age in ((ids[0], "10 days"), (ids[1], "8 days"), (ids[2], "6 days")):
+            connection.execute(
+                text(
+                    "UPDATE outbox SET occurred_at = now() - CAST(:age AS interval)"
+                    " WHERE event_id = :id"
+                ),
+                {"age": age, "id": event_id},
+            )
+        # A sent row is the relay's to purge (by its sent_at), never this job's.
+        connection.execute(
+            text(
+                "UPDATE outbox SET occurred_at = now() - interval '30 days',"
+                " sent_at = now() WHERE event_id = :id"
+            ),
+            {"id": ids[3]},
+        )
+    purged = metrics.OUTBOX_UNRELAYED_PURGED._value.get()
+    with caplog.at_level(logging.WARNING, logger="post_management.adapters.db"):
+        assert purge_unrelayed(engine, timedelta(days=7)) == 2
+        assert purge_unrelayed(engine, timedelta(days=7)) == 0
+    with engine.connect() as connection:
+        left = {str(r[0]) for r in connection.execute(text("SELECT event_id FROM outbox"))}
+    assert left == {ids[2], ids[3]}
+    assert metrics.OUTBOX_UNRELAYED_PURGED._value.get() == purged + 2
+    lines = [r for r in caplog.records if "unrelayed" in r.getMessage()]
+    assert len(lines) == 1 and "2 unrelayed rows" in lines[0].getMessage()
+
+
+def test_the_service_without_kafka_runs_the_unrelayed_purge_on_the_retention_interval(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    settings = load_settings(retention_interval_seconds=123, outbox_retention_days=1)
+    assert outbox_relay(settings, engine) is None
+    (tick,) = outbox_ticks(settings, engine, None)
+    assert (tick.name, tick.every_seconds) == ("outbox-purge-unrelayed", 123)
+    batch = metrics_events([uuid.uuid4()], 2)
+    insert(engine, batch)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE outbox SET occurred_at = now() - interval '2 days' WHERE event_id = :id"),
+            {"id": str(batch[0].event_id)},
+        )
+    tick.run()
+    with engine.connect() as connection:
+        left = {str(r[0]) for r in connection.execute(text("SELECT event_id FROM outbox"))}
+    assert left == {str(batch[1].event_id)}
+    relay = OutboxRelay(engine, "127.0.0.1:9", RelaySettings())
+    assert [t.name for t in outbox_ticks(settings, engine, relay)] == ["outbox-purge"]

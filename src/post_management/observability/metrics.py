@@ -117,6 +117,10 @@ OUTBOX_RELAYED = Counter(PREFIX + "outbox_relayed_total", "Outbox rows relayed t
 OUTBOX_RELAY_FAILURES = Counter(
     PREFIX + "outbox_relay_failures_total", "Relay batches that failed (Kafka or database)."
 )
+OUTBOX_UNRELAYED_PURGED = Counter(
+    PREFIX + "outbox_unrelayed_purged_total",
+    "Unsent outbox rows deleted after the outbox retention because Kafka is not configured.",
+)
 OUTBOX_RELAY_BATCH = Histogram(
     PREFIX + "outbox_relay_batch_seconds", "Duration of a relay batch.", buckets=LATENCY_BUCKETS
 )
