@@ -58,6 +58,7 @@ def test_the_limit_is_inclusive() -> None:
     assert [v.field for v in too_long] == ["post.text"]
 
 
+@pytest.mark.no_cover  # a time bound: measured without the coverage tracer
 def test_many_urls_are_weighed_in_linear_time() -> None:
     text = "https://a.co " * 100_000
     started = time.monotonic()
@@ -65,6 +66,7 @@ def test_many_urls_are_weighed_in_linear_time() -> None:
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.no_cover  # a time bound: measured without the coverage tracer
 @pytest.mark.parametrize(
     "text",
     [
@@ -83,6 +85,7 @@ def test_texts_that_make_a_backtracking_url_pattern_crawl_are_weighed_fast(text:
     assert time.monotonic() - started < 1
 
 
+@pytest.mark.no_cover  # a time bound: measured without the coverage tracer
 @pytest.mark.parametrize("size", [MAX_TEXT_CODE_POINTS + 1, 16 * 1024 * 1024])
 def test_a_huge_text_is_refused_without_weighing_it(size: int) -> None:
     started = time.monotonic()
