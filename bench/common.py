@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 ADMIN_PG = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent
 JWT_SECRET = "bench-jwt-secret-" + "x" * 32
-JWT_REFRESH_SECRET = "bench-refresh-secret-" + "y" * 32
 
 
 @dataclass
@@ -106,7 +105,7 @@ def service_env(url: str, key: str, **extra: str) -> dict[str, str]:
         "DATABASE_URL": url,
         "ENCRYPTION_KEYS": key,
         "JWT_SECRET": JWT_SECRET,
-        "JWT_REFRESH_SECRET": JWT_REFRESH_SECRET,
+        "X_MODE": "emulator",
         "METRICS_PORT": str(free_port()),
         "LOG_LEVEL": "WARNING",
         # Analytics collection is not what is measured; keep it out of the way.

@@ -48,14 +48,14 @@ from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateL
 from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
 from post_management.adapters.x.client import TweepyXApi
 from post_management.adapters.x.settings import XClientSettings
-from post_management.config import ConfigError, Settings
+from post_management.config import ConfigError, Settings, x_mode
 from post_management.domain.analytics import DEFAULT_BENCHMARKS
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.retry import RetryPolicy
 from post_management.entrypoints.grpc.analytics_servicer import AnalyticsServices
 from post_management.entrypoints.grpc.info_servicer import BuildInfo, ComponentCheck
 from post_management.entrypoints.grpc.rate_limit import RequestBudget
-from post_management.entrypoints.grpc.server import Services
+from post_management.entrypoints.grpc.server import ServerLimits, Services
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.entrypoints.jobs.timer import Tick, Timer
 from post_management.observability import metrics
@@ -142,7 +142,6 @@ class Container:
 @dataclass(frozen=True)
 class Secrets:
     jwt_secret: str
-    jwt_refresh_secret: str
     encryption_keys: str
     hmac_secret: str
 
@@ -151,7 +150,6 @@ def resolve_secrets(settings: Settings) -> Secrets:
     """Configured secrets win; the rest are generated once into DATA_DIR."""
     configured = {
         "jwt_secret": settings.jwt_secret,
-        "jwt_refresh_secret": settings.jwt_refresh_secret,
         "encryption_keys": settings.encryption_keys,
         "hmac_secret": settings.hmac_secret,
     }
@@ -168,7 +166,10 @@ def resolve_secrets(settings: Settings) -> Secrets:
 def token_codec(settings: Settings, secrets: Secrets | None = None) -> TokenCodec:
     secrets = secrets or resolve_secrets(settings)
     return TokenCodec(
-        secrets.jwt_secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        secrets.jwt_secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        max_lifetime=timedelta(minutes=settings.token_max_lifetime_minutes),
     )
 
 
@@ -196,17 +197,19 @@ def _version() -> str:
         return "0.0.0"
 
 
-def webhook_secret(settings: Settings) -> str:
-    """X signs webhooks with the app's consumer secret; the emulator's is "emulator"."""
+def webhook_secret(settings: Settings) -> str | None:
+    """X signs webhooks with the app's consumer secret. Unset: the webhook routes are
+    off (no public fallback that anyone could sign with)."""
     secret = settings.twitter_consumer_secret
-    return secret.get_secret_value() if secret is not None else "emulator"
+    return secret.get_secret_value() if secret is not None else None
 
 
 def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
-    """The real X when app credentials are set, else the bundled emulator."""
+    """The X chosen by X_MODE: the real one, or the emulator (bundled, or the one at
+    X_API_BASE_URL)."""
     emulator = None
     base_url = settings.x_api_base_url
-    if settings.twitter_consumer_key is None and base_url is None:
+    if x_mode(settings) == "emulator" and base_url is None:
         emulator = EmulatorThread()
         base_url = emulator.base_url
 
@@ -224,6 +227,13 @@ def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
         )
     )
     return client, emulator
+
+
+def server_limits(settings: Settings) -> ServerLimits:
+    return ServerLimits(
+        max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+        max_receive_bytes=settings.max_upload_bytes,
+    )
 
 
 def redis_client(url: SecretStr) -> redis.Redis:
@@ -351,6 +361,7 @@ def engine_settings(settings: Settings) -> EngineSettings:
 
 
 def build(settings: Settings, *, run_migrations: bool = True) -> Container:
+    mode = x_mode(settings)  # refuses an unsafe X choice before anything starts
     secrets = resolve_secrets(settings)
     try:
         box = FernetBox.parse(secrets.encryption_keys)
@@ -379,7 +390,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         "database": "embedded" if embedded else "external",
         "redis": "external" if settings.redis_url else "in-process",
         "kafka": "external" if settings.kafka_bootstrap_servers else "off (outbox kept)",
-        "x_api": "x" if settings.twitter_consumer_key else "emulator",
+        "x_api": mode,
         "dispatcher": "on" if settings.dispatcher_enabled else "off",
     }
 
@@ -456,6 +467,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         request_budget=RequestBudget(
             user_limit=settings.rpc_rate_limit_per_minute,
             service_limit=settings.rpc_rate_limit_service_per_minute,
+            webhook_limit=settings.webhook_rate_limit_per_minute,
         ),
         tokens=tokens,
         build=BuildInfo(

@@ -16,7 +16,11 @@ from post_management.adapters.db.engine import make_engine, migrate
 from post_management.config import ConfigError, Settings, load_settings
 from post_management.domain.auth import Role
 from post_management.entrypoints import health_probe
-from post_management.entrypoints.envoy_config import default_descriptor_path, render_envoy_config
+from post_management.entrypoints.envoy_config import (
+    EdgeLimits,
+    default_descriptor_path,
+    render_envoy_config,
+)
 from post_management.entrypoints.envoy_process import EnvoyProcess
 from post_management.entrypoints.grpc.server import GrpcServer
 from post_management.entrypoints.grpc.tokens import MAX_SUBJECT_LENGTH
@@ -38,6 +42,11 @@ def _start_envoy(settings: Settings, grpc_port: int) -> EnvoyProcess:
             admin_port=settings.envoy_admin_port,
             descriptor_path=default_descriptor_path(),
             listen_address=settings.http_host,
+            edge=EdgeLimits(
+                max_request_bytes=settings.max_request_bytes,
+                max_upload_bytes=settings.max_upload_bytes,
+                max_upstream_requests=settings.grpc_max_concurrent_rpcs,
+            ),
         )
     )
     envoy = EnvoyProcess(
@@ -63,7 +72,12 @@ def _start_telemetry(settings: Settings) -> None:
 async def _serve(settings: Settings, *, with_envoy: bool) -> None:
     container = await asyncio.to_thread(bootstrap.build, settings)
     _start_telemetry(settings)
-    server = GrpcServer(container.services, settings.grpc_host, settings.grpc_port)
+    server = GrpcServer(
+        container.services,
+        settings.grpc_host,
+        settings.grpc_port,
+        bootstrap.server_limits(settings),
+    )
     envoy: EnvoyProcess | None = None
     registrar: Registrar | None = None
     stop = asyncio.Event()
@@ -83,8 +97,11 @@ async def _serve(settings: Settings, *, with_envoy: bool) -> None:
         if container.emulator is not None:
             print(f"X API: local emulator at {container.emulator.base_url}", flush=True)
         if container.embedded_database is not None:
-            token = container.tokens.mint(LOCAL_USER, Role.USER, timedelta(hours=1))
             print(f"database: embedded PostgreSQL under {settings.data_dir}/postgres", flush=True)
+        # A token in a deployment's log would be a credential for anyone who reads it:
+        # only the embedded local defaults (a developer's `make run`) print one.
+        if settings.local_defaults:
+            token = container.tokens.mint(LOCAL_USER, Role.USER, timedelta(hours=1))
             print(f"token for user {LOCAL_USER!r} (1 hour): {token}", flush=True)
         print("ready (Ctrl+C or SIGTERM stops it)", flush=True)
         await stop.wait()
@@ -133,6 +150,12 @@ def _migrate(settings: Settings) -> None:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> None:
+    limit = settings.token_max_lifetime_minutes
+    if not 1 <= args.ttl_minutes <= limit:
+        # The server would refuse a longer-lived token anyway; do not mint one.
+        raise ConfigError(
+            f"--ttl-minutes must be 1-{limit} (TOKEN_MAX_LIFETIME_MINUTES), got {args.ttl_minutes}"
+        )
     codec = bootstrap.token_codec(settings)
     print(codec.mint(args.subject, Role(args.role), timedelta(minutes=args.ttl_minutes)))
 
@@ -158,7 +181,12 @@ def parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="mint an access token for local use")
     token.add_argument("--subject", type=_subject, default=LOCAL_USER, help="user or service id")
     token.add_argument("--role", choices=[role.value for role in Role], default="user")
-    token.add_argument("--ttl-minutes", type=int, default=60)
+    token.add_argument(
+        "--ttl-minutes",
+        type=int,
+        default=60,
+        help="lifetime, at most TOKEN_MAX_LIFETIME_MINUTES (1440 unless set)",
+    )
     # Listed for --help only: its Go-style flags are parsed by health_probe itself.
     commands.add_parser(
         "health-probe",

@@ -23,6 +23,8 @@ from pydantic_settings import (
 
 MIN_SECRET_LENGTH = 32
 X_CONNECT_TIMEOUT_SECONDS = 5.0
+MIB = 1024 * 1024
+X_CREDENTIALS = ("twitter_consumer_key", "twitter_consumer_secret", "twitter_bearer_token")
 
 
 class ConfigError(Exception):
@@ -100,9 +102,11 @@ class Settings(BaseSettings):
 
     # Authentication. Unset: generated once into DATA_DIR (embedded defaults).
     jwt_secret: SecretStr | None = None
-    jwt_refresh_secret: SecretStr | None = None
     jwt_issuer: str = "post-management"
     jwt_audience: str = "post-management"
+    # Longest token lifetime accepted (and minted by `token`): a leaked token
+    # stops working at the latest after this long.
+    token_max_lifetime_minutes: int = Field(default=1440, ge=1, le=30 * 1440)
     # Fernet keys, comma separated, newest first; older keys still decrypt.
     encryption_keys: SecretStr | None = None
     # Keys page-token signatures and erased users' pseudonyms (docs/security.md).
@@ -129,11 +133,24 @@ class Settings(BaseSettings):
     # Requests per minute per token subject (0: no limit); RESOURCE_EXHAUSTED beyond.
     rpc_rate_limit_per_minute: int = Field(default=600, ge=0, le=1_000_000)
     rpc_rate_limit_service_per_minute: int = Field(default=6000, ge=0, le=1_000_000)
+    # X webhook calls (CRC and deliveries) per minute, all callers and replicas together
+    # (0: no limit); Envoy's local rate limit sits in front of it.
+    webhook_rate_limit_per_minute: int = Field(default=1200, ge=0, le=1_000_000)
+    # gRPC server: calls served at once (beyond: RESOURCE_EXHAUSTED) and the largest
+    # message received, which Envoy's body limits match (docs/security.md).
+    grpc_max_concurrent_rpcs: int = Field(default=256, ge=1, le=100_000)
+    max_request_bytes: int = Field(default=MIB, ge=64 * 1024, le=64 * MIB)
+    max_upload_bytes: int = Field(default=16 * MIB, ge=64 * 1024, le=64 * MIB)
 
+    # "x": the real X with the three TWITTER_* credentials; "emulator": the bundled X
+    # API emulator (or the one at X_API_BASE_URL). Unset: the emulator under the
+    # embedded local defaults only (`make run`); anywhere else start-up refuses.
+    x_mode: Literal["emulator", "x"] | None = None
     twitter_consumer_key: SecretStr | None = None
+    # Also the webhook secret: unset, the webhook routes are off.
     twitter_consumer_secret: SecretStr | None = None
     twitter_bearer_token: SecretStr | None = None
-    # Unset with no X credentials: the bundled X API emulator is started.
+    # Where X is reached instead of https://api.twitter.com (an emulator, a proxy).
     x_api_base_url: str | None = None
 
     # Scheduling: how far in the past a requested time may be (clock skew, slow
@@ -207,6 +224,12 @@ class Settings(BaseSettings):
         return self.otel_exporter_otlp_endpoint, protocol
 
     @property
+    def local_defaults(self) -> bool:
+        """The embedded local defaults of `make run`: no database and no secrets
+        configured. Only here may the service pick the emulator and print a token."""
+        return self.database_url is None and self.jwt_secret is None
+
+    @property
     def x_connect_timeout_seconds(self) -> float:
         """Connect timeout of each X call: 5 s, or the read timeout when shorter."""
         return min(X_CONNECT_TIMEOUT_SECONDS, self.x_timeout_seconds)
@@ -234,7 +257,16 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("jwt_secret", "jwt_refresh_secret", "hmac_secret")
+    @model_validator(mode="after")
+    def _upload_fits(self) -> Settings:
+        if self.max_upload_bytes < self.max_request_bytes:
+            raise ValueError(
+                f"MAX_UPLOAD_BYTES ({self.max_upload_bytes}) must be at least "
+                f"MAX_REQUEST_BYTES ({self.max_request_bytes})"
+            )
+        return self
+
+    @field_validator("jwt_secret", "hmac_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
@@ -257,6 +289,30 @@ class Settings(BaseSettings):
         if level not in logging.getLevelNamesMapping():
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+
+def x_mode(settings: Settings) -> Literal["emulator", "x"]:
+    """The X the service talks to; ConfigError for an unsafe or partial choice."""
+    given = [name for name in X_CREDENTIALS if getattr(settings, name) is not None]
+    if given and len(given) < len(X_CREDENTIALS):
+        missing = [name.upper() for name in X_CREDENTIALS if name not in given]
+        raise ConfigError(
+            f"X credentials are partial: {', '.join(missing)} unset "
+            "(set all three TWITTER_* variables, or none)"
+        )
+    mode = settings.x_mode
+    if mode is None:
+        if not settings.local_defaults:
+            raise ConfigError(
+                "X_MODE: must be set to x or emulator (only the embedded local defaults, "
+                "with DATABASE_URL and JWT_SECRET unset, pick the emulator by themselves)"
+            )
+        mode = "emulator"
+    if mode == "x" and not given:
+        raise ConfigError(
+            "X_MODE=x needs TWITTER_CONSUMER_KEY, TWITTER_CONSUMER_SECRET and TWITTER_BEARER_TOKEN"
+        )
+    return mode
 
 
 def load_settings(**overrides: object) -> Settings:

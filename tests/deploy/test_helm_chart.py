@@ -18,9 +18,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from post_management.config import Settings
 from post_management.entrypoints.envoy_config import (
     DEFAULT_DESCRIPTOR_PATH,
     DEFAULT_GRPC_HOST,
+    EdgeLimits,
     envoy_binary,
     render_envoy_config,
     render_helm_envoy_template,
@@ -37,7 +39,6 @@ TOOL_TIMEOUT_S = 60
 SECRET_ENV = {
     "DATABASE_URL",
     "JWT_SECRET",
-    "JWT_REFRESH_SECRET",
     "ENCRYPTION_KEYS",
     "HMAC_SECRET",
     "TWITTER_CONSUMER_KEY",
@@ -52,9 +53,17 @@ CUSTOM_KINDS = {
 }
 
 
+# The least an operator must choose: the chart refuses to render without it.
+REQUIRED: dict[str, Any] = {"x": {"mode": "emulator"}}
+
+
+def with_required(values: dict[str, Any]) -> dict[str, Any]:
+    return {**copy.deepcopy(REQUIRED), **values}
+
+
 def load_values(name: str) -> dict[str, Any]:
     if name == "default":
-        return {}
+        return copy.deepcopy(REQUIRED)
     loaded: dict[str, Any] = yaml.safe_load((CHART / name).read_text())
     return loaded
 
@@ -152,12 +161,18 @@ def test_expected_objects_are_rendered(
         assert kind in kinds
     # The chart references Secrets; it never carries one.
     assert "Secret" not in kinds
-    service = only(docs, "Service")
-    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
-        "grpc": values["ports"]["grpc"],
-        "http": values["ports"]["http"],
-        "metrics": values["ports"]["metrics"],
+    services = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Service"}
+    # Only Envoy's port is published; metrics have their own cluster-internal Service.
+    main = services[f"{RELEASE}-post-management"]
+    assert {p["name"]: p["port"] for p in main["spec"]["ports"]} == {
+        "http": values["ports"]["http"]
     }
+    metrics_service = services[f"{RELEASE}-post-management-metrics"]
+    assert metrics_service["spec"]["type"] == "ClusterIP"
+    assert {p["name"]: p["port"] for p in metrics_service["spec"]["ports"]} == {
+        "metrics": values["ports"]["metrics"]
+    }
+    assert len(services) == 2
     deployment = only(docs, "Deployment")
     if values["autoscaling"]["enabled"]:
         hpa = only(docs, "HorizontalPodAutoscaler")
@@ -170,10 +185,12 @@ def test_expected_objects_are_rendered(
     if "ServiceMonitor" in kinds:
         monitor = only(docs, "ServiceMonitor")
         assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
-        assert (
-            monitor["spec"]["selector"]["matchLabels"]
-            == deployment["spec"]["selector"]["matchLabels"]
-        )
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        assert selector.items() >= deployment["spec"]["selector"]["matchLabels"].items()
+        # It selects the metrics Service and not the published one.
+        for service in services.values():
+            labels = service["metadata"]["labels"]
+            assert (selector.items() <= labels.items()) == (service is metrics_service)
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == str(values["ports"]["metrics"])
@@ -315,14 +332,31 @@ def test_chart_envoy_file_is_the_rendered_template() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"ports": {"http": 8081, "grpc": 50052}, "envoy": {"adminPort": 9902}}],
-    ids=["default-ports", "custom-ports"],
+    [
+        {},
+        {
+            "ports": {"http": 8081, "grpc": 50052},
+            "envoy": {
+                "adminPort": 9902,
+                "xffNumTrustedHops": 2,
+                "maxConnections": 40000,
+                "maxConcurrentStreams": 64,
+                "maxHeapBytes": 1073741824,
+            },
+            "limits": {
+                "maxRequestBytes": 2097152,
+                "maxUploadBytes": 33554432,
+                "maxConcurrentRpcs": 64,
+            },
+        },
+    ],
+    ids=["default-values", "custom-values"],
 )
 def test_envoy_config_map_is_envoy_yaml_for_the_pod(
     overrides: dict[str, Any], tmp_path: Path
 ) -> None:
-    docs = render(overrides)
-    values = merged_values(overrides)
+    docs = render(with_required(overrides))
+    values = merged_values(with_required(overrides))
     config_map = next(
         d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-envoy")
     )
@@ -333,6 +367,15 @@ def test_envoy_config_map_is_envoy_yaml_for_the_pod(
         grpc_port=values["ports"]["grpc"],
         admin_port=values["envoy"]["adminPort"],
         descriptor_path=DEFAULT_DESCRIPTOR_PATH,
+        edge=EdgeLimits(
+            max_request_bytes=values["limits"]["maxRequestBytes"],
+            max_upload_bytes=values["limits"]["maxUploadBytes"],
+            xff_num_trusted_hops=values["envoy"]["xffNumTrustedHops"],
+            max_connections=values["envoy"]["maxConnections"],
+            max_concurrent_streams=values["envoy"]["maxConcurrentStreams"],
+            max_heap_bytes=values["envoy"]["maxHeapBytes"],
+            max_upstream_requests=values["limits"]["maxConcurrentRpcs"],
+        ),
     )
     assert config == expected
     if not overrides:
@@ -350,6 +393,130 @@ def test_envoy_config_map_is_envoy_yaml_for_the_pod(
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def production_values(**changes: Any) -> dict[str, Any]:
+    values = load_values("values-production.yaml")
+    for dotted, value in changes.items():
+        *path, last = dotted.split(".")
+        target = values
+        for part in path:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return values
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({}, "x.mode is required"),
+        ({"x": {"mode": "twitter"}}, "x.mode is required"),
+        (
+            production_values(**{"secrets.env.TWITTER_BEARER_TOKEN.optional": True}),
+            "secrets.env.TWITTER_BEARER_TOKEN",
+        ),
+        (
+            production_values(**{"secrets.env.TWITTER_CONSUMER_SECRET": None}),
+            "secrets.env.TWITTER_CONSUMER_SECRET",
+        ),
+        (
+            production_values(**{"secrets.env.DATABASE_URL.optional": True}),
+            "secrets.env.DATABASE_URL",
+        ),
+        ({**REQUIRED, "replicaCount": 2}, "secrets.env.DATABASE_URL"),
+        (
+            {**REQUIRED, "secrets": {"env": {"JWT_SECRET": {"key": "k", "optional": True}}}},
+            "secrets.env.JWT_SECRET",
+        ),
+        (
+            {**REQUIRED, "limits": {"maxUploadBytes": 1000, "maxRequestBytes": 2000}},
+            "limits.maxUploadBytes",
+        ),
+    ],
+    ids=[
+        "no-x-mode",
+        "unknown-x-mode",
+        "x-with-optional-bearer",
+        "x-without-consumer-secret",
+        "replicas-with-optional-database",
+        "two-replicas-embedded-database",
+        "optional-jwt-secret",
+        "upload-below-request-limit",
+    ],
+)
+def test_chart_refuses_to_render_without_what_production_needs(
+    values: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(helm.errors.HelmRenderError, match=re.escape(named)):
+        render(values)
+
+
+def test_network_policy_admits_only_envoy_and_metrics(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    values, docs = manifests
+    policy = only(docs, "NetworkPolicy")
+    deployment = only(docs, "Deployment")
+    assert policy["spec"]["podSelector"] == deployment["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    rules = {
+        port["port"]: rule.get("from")
+        for rule in policy["spec"]["ingress"]
+        for port in rule["ports"]
+    }
+    http_from = values["networkPolicy"]["httpFrom"] or None  # absent: from anywhere
+    metrics = values["networkPolicy"]["metricsFrom"]
+    assert rules == ({"http": http_from, "metrics": metrics} if metrics else {"http": http_from})
+    assert "grpc" not in rules and values["ports"]["grpc"] not in rules
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def test_server_limits_and_x_mode_match_envoy(
+    manifests: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    values, docs = manifests
+    spec = only(docs, "Deployment")["spec"]["template"]["spec"]
+    env = _env(next(c for c in spec["containers"] if c["name"] == "app"))
+    assert env["X_MODE"] == values["x"]["mode"]
+    assert "JWT_REFRESH_SECRET" not in {
+        e["name"] for c in containers(docs) for e in c.get("env", [])
+    }
+    config_map = next(
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-envoy")
+    )
+    envoy = yaml.safe_load(config_map["data"]["envoy.yaml"])
+    manager = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    config = manager["typed_config"]
+    buffer = next(f for f in config["http_filters"] if f["name"] == "envoy.filters.http.buffer")
+    assert int(env["MAX_REQUEST_BYTES"]) == buffer["typed_config"]["max_request_bytes"]
+    routes = config["route_config"]["virtual_hosts"][0]["routes"]
+    overrides = [
+        r["typed_per_filter_config"]["envoy.filters.http.buffer"]["buffer"]["max_request_bytes"]
+        for r in routes
+        if "envoy.filters.http.buffer" in r.get("typed_per_filter_config", {})
+    ]
+    # The server receives what Envoy's largest route lets through, and no more.
+    assert [int(env["MAX_UPLOAD_BYTES"])] == overrides
+    assert int(env["GRPC_MAX_CONCURRENT_RPCS"]) == values["limits"]["maxConcurrentRpcs"]
+    breaker = envoy["static_resources"]["clusters"][0]["circuit_breakers"]["thresholds"][0]
+    assert breaker["max_requests"] == int(env["GRPC_MAX_CONCURRENT_RPCS"])
+    # The chart's defaults are the service's and the renderer's documented defaults.
+    defaults = merged_values(copy.deepcopy(REQUIRED))
+    settings = Settings(x_mode="emulator")
+    assert defaults["limits"] == {
+        "maxRequestBytes": settings.max_request_bytes,
+        "maxUploadBytes": settings.max_upload_bytes,
+        "maxConcurrentRpcs": settings.grpc_max_concurrent_rpcs,
+    }
+    edge = EdgeLimits()
+    assert (edge.max_request_bytes, edge.max_upload_bytes, edge.max_upstream_requests) == (
+        settings.max_request_bytes,
+        settings.max_upload_bytes,
+        settings.grpc_max_concurrent_rpcs,
+    )
 
 
 MONITORING_ON = {"monitoring": {"dashboards": {"enabled": True}, "alerts": {"enabled": True}}}
@@ -402,13 +569,13 @@ def metric_names_in(expr: str) -> set[str]:
 
 
 def test_monitoring_off_by_default_renders_nothing_extra() -> None:
-    docs = render({})
+    docs = render(with_required({}))
     assert "PrometheusRule" not in {doc["kind"] for doc in docs}
     assert not any(d["metadata"]["name"].endswith("-dashboards") for d in docs)
 
 
 def test_dashboards_and_alert_rules_render_and_use_exported_metrics() -> None:
-    docs = render(MONITORING_ON)
+    docs = render(with_required(MONITORING_ON))
     dashboards = next(d for d in docs if d["metadata"]["name"].endswith("-dashboards"))
     assert dashboards["kind"] == "ConfigMap"
     assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"

@@ -46,7 +46,7 @@ def test_the_offset_shifts_the_service_clock_and_not_the_database_clock(
         "LOG_LEVEL": "WARNING",
         "DISPATCHER_ENABLED": "false",
         "JWT_SECRET": JWT_SECRET,
-        "JWT_REFRESH_SECRET": JWT_SECRET + "-refresh",
+        "X_MODE": "emulator",
         TEST_CLOCK_OFFSET_ENV: str(OFFSET_S),
     }
     with running_service(env, tmp_path) as service:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import grpc
 import psutil
 import pytest
+from cryptography.fernet import Fernet
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from xmp.posts.v1 import (
     account_pb2,
@@ -198,3 +200,38 @@ def test_a_killed_service_leaves_neither_envoy_nor_postgres(
     service.kill()
     for pid in [postmaster, *(p.pid for p in started)]:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", pid
+
+
+def test_a_deployment_prints_no_token_and_needs_an_x_mode(workdir: Path) -> None:
+    """As the chart runs it by default: embedded database, but secrets configured.
+    Only the embedded local defaults print a token; X is an explicit choice."""
+    deployed = {
+        **EMBEDDED_ENV,
+        "JWT_SECRET": "deployment-jwt-secret-0123456789abcdef",
+        "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    }
+    refused = subprocess.run(
+        [CLI, "serve", "--no-envoy"],
+        cwd=workdir,
+        env={**os.environ, **deployed},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "X_MODE" in refused.stderr
+    assert not (workdir / "var" / "postgres").exists()  # refused before starting anything
+
+    process = ServiceProcess({**deployed, "X_MODE": "emulator"}, workdir, args=("--no-envoy",))
+    try:
+        process.wait_ready()
+        with grpc.insecure_channel(process.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == (
+                health_pb2.HealthCheckResponse.SERVING
+            )
+    finally:
+        process.terminate()
+    output = "\n".join(process.lines)
+    assert "embedded PostgreSQL" in output
+    assert "token" not in output.lower() and "eyJ" not in output

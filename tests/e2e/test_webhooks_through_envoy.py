@@ -1,5 +1,6 @@
 """X webhooks and analytics over REST, through the Envoy that `serve` starts: the raw
-body and the signature header must reach the servicer unchanged."""
+body and the signature header must reach the servicer unchanged; the CRC endpoint
+cannot be made to sign a delivery; Envoy rate-limits both webhook routes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import hmac
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import requests
 from post_management.adapters.db.engine import make_engine
 from post_management.domain.analytics import Counts
 from post_management.domain.auth import Role
+from post_management.entrypoints.envoy_config import WEBHOOK_BURST
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from tests.integration.analytics_fixtures import Data
 from tests.support.process import ServiceProcess, free_port, rest_session, running_service
@@ -38,10 +41,12 @@ def service(
     env = {
         "LOG_LEVEL": "WARNING",
         "DATABASE_URL": machine_database,
+        "X_MODE": "emulator",
+        "TWITTER_CONSUMER_KEY": "emulator-consumer-key",
         "TWITTER_CONSUMER_SECRET": SECRET,
+        "TWITTER_BEARER_TOKEN": "emulator-bearer-token",
         "DISPATCHER_ENABLED": "false",
         "JWT_SECRET": JWT_SECRET,
-        "JWT_REFRESH_SECRET": JWT_SECRET + "-refresh",
         "METRICS_PORT": str(free_port()),
     }
     with running_service(env, Path(tmp_path_factory.mktemp("webhooks"))) as process:
@@ -116,3 +121,62 @@ def test_signed_delivery_through_envoy_updates_metrics_once(
         http.get(f"{service.rest_url}/api/posts/{post.id}/metrics", timeout=10).status_code == 401
     )
     assert json.loads(again.text)["duplicates"] == 1
+
+
+def test_crc_cannot_be_used_to_sign_a_forged_delivery(
+    service: ServiceProcess, http: requests.Session, machine_database: str
+) -> None:
+    """The attack: ask the CRC endpoint to "sign" a delivery body, then POST that body
+    with the returned token as its signature."""
+    engine = make_engine(machine_database)
+    data = Data(engine)
+    account = data.account("local-user")
+    published = datetime.now(UTC) - timedelta(hours=1)
+    post = data.post(
+        account,
+        published_at=published,
+        snapshots=[(published + timedelta(minutes=30), Counts(impressions=50, likes=3))],
+    )
+    engine.dispose()
+    favorite = {"id": uuid.uuid4().hex, "favorited_status": {"id_str": post.x_post_id}}
+    body = json.dumps({"for_user_id": account.x_user_id, "favorite_events": [favorite]})
+    url = f"{service.rest_url}/v1/webhooks/x"
+
+    crc = http.get(url, params={"crc_token": body}, timeout=10)
+    assert crc.status_code == 400, crc.text
+    assert crc.json()["details"][0]["reason"] == "CRC_TOKEN_INVALID"
+    assert "response_token" not in crc.json()
+
+    forged_signature = crc.json().get("response_token", "")
+    delivery = http.post(
+        url,
+        data=body.encode(),
+        headers={
+            "content-type": "application/json",
+            "x-twitter-webhooks-signature": forged_signature,
+        },
+        timeout=10,
+    )
+    assert delivery.status_code == 401, delivery.text
+    codec = TokenCodec(JWT_SECRET, issuer="post-management", audience="post-management")
+    token = {"authorization": f"Bearer {codec.mint('local-user', Role.USER)}"}
+    metrics = http.get(f"{service.rest_url}/api/posts/{post.id}/metrics", headers=token, timeout=10)
+    assert metrics.json()["latest"]["likes"] == "3"  # nothing applied
+
+
+def test_envoy_rate_limits_the_webhook_routes(service: ServiceProcess) -> None:
+    """Last in the module: it empties the webhook token bucket of this Envoy."""
+    url = f"{service.rest_url}/v1/webhooks/x?crc_token=abc123"
+
+    def crc(_: int) -> int:
+        with requests.Session() as session:
+            session.trust_env = False
+            return session.get(url, timeout=10).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(crc, range(WEBHOOK_BURST + 100)))
+    assert set(statuses) == {200, 429}
+    assert statuses.count(429) >= 1
+    # Envoy refuses before the service is asked: its own budget (1,200 a minute) is
+    # far from spent, and other routes are not limited.
+    assert requests.get(f"{service.rest_url}/health", timeout=10).status_code == 200

@@ -117,7 +117,7 @@ def test_every_post_is_published_exactly_once(
         "DATABASE_URL": database,
         "ENCRYPTION_KEYS": key,
         "JWT_SECRET": "j" * 40,
-        "JWT_REFRESH_SECRET": "r" * 40,
+        "X_MODE": "emulator",
         "X_API_BASE_URL": emulator_server.base_url,
         "X_TIMEOUT_SECONDS": "1",
         "PUBLISH_LEASE_SECONDS": "5",

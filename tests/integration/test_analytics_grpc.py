@@ -40,7 +40,9 @@ def running(
     settings = settings_for(
         machine_database,
         Path(tmp_path_factory.mktemp("analytics")),
+        twitter_consumer_key="emulator-consumer-key",
         twitter_consumer_secret=SECRET,
+        twitter_bearer_token="emulator-bearer-token",
         analytics_cache_ttl_seconds=300,
     )
     server = RunningServer(settings)

@@ -228,6 +228,7 @@ def test_serve_registers_and_deregisters_before_it_stops_serving(
     service = ServiceProcess(
         {
             "DATABASE_URL": machine_database,
+            "X_MODE": "emulator",
             "CONSUL_HTTP_ADDR": f"http://{address}",
             "CONSUL_HTTP_TOKEN": "process-token",
             "CONSUL_SERVICE_NAME": "posts-under-test",

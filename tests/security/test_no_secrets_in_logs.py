@@ -139,14 +139,12 @@ def test_no_secret_in_logs_or_errors(
     alice.channel.close()
 
     keys = server.settings.encryption_keys
-    refresh = server.settings.jwt_refresh_secret
-    assert keys is not None and refresh is not None
+    assert keys is not None
     secrets = {
         "user token": alice.metadata[0][1].removeprefix("Bearer "),
         "access token": ACCESS_TOKEN,
         "access token secret": ACCESS_SECRET,
         "jwt secret": JWT_SECRET,
-        "jwt refresh secret": refresh.get_secret_value(),
         "hmac secret": resolve_secrets(server.settings).hmac_secret,
         **{f"fernet key {n}": k for n, k in enumerate(keys.get_secret_value().split(","))},
         **{f"bad token {n}": t for n, t in enumerate(bad_tokens)},

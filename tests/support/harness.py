@@ -25,7 +25,7 @@ def settings_for(database_url: str, data_dir: Path, **overrides: object) -> Sett
         "database_url": database_url,
         "data_dir": data_dir,
         "jwt_secret": JWT_SECRET,
-        "jwt_refresh_secret": JWT_SECRET + "-refresh",
+        "x_mode": "emulator",
         "encryption_keys": Fernet.generate_key().decode(),
         "grpc_port": 0,
         "shutdown_grace_seconds": 5,
@@ -45,7 +45,12 @@ class RunningServer:
         self.address = f"127.0.0.1:{self.server.port}"
 
     async def _create(self) -> GrpcServer:
-        server = GrpcServer(self.container.services, "127.0.0.1", 0)
+        server = GrpcServer(
+            self.container.services,
+            "127.0.0.1",
+            0,
+            bootstrap.server_limits(self.settings),
+        )
         await server.start()
         return server
 

@@ -65,6 +65,15 @@ app.kubernetes.io/part-of: xmp
   value: "0.0.0.0"
 - name: DATA_DIR
   value: /var/lib/post-management
+- name: X_MODE
+  value: {{ .Values.x.mode | quote }}
+# The gRPC server's receive limit is Envoy's largest body (docs/security.md).
+- name: MAX_REQUEST_BYTES
+  value: {{ int64 .Values.limits.maxRequestBytes | quote }}
+- name: MAX_UPLOAD_BYTES
+  value: {{ int64 .Values.limits.maxUploadBytes | quote }}
+- name: GRPC_MAX_CONCURRENT_RPCS
+  value: {{ int64 .Values.limits.maxConcurrentRpcs | quote }}
 {{- range $name, $value := .Values.app.env }}
 {{- if $value }}
 - name: {{ $name }}
@@ -112,4 +121,34 @@ exec:
 {{- fail (printf "app.probes.mode must be grpc or exec, not %q" $probes.mode) }}
 {{- end }}
 {{ toYaml $timing }}
+{{- end -}}
+
+{{/* A secret env var that must come from the Secret (present and not optional). */}}
+{{- define "post-management.requireSecret" -}}
+{{- $ref := index .root.Values.secrets.env .name -}}
+{{- if or (not $ref) (not $ref.key) ($ref.optional) -}}
+{{- fail (printf "secrets.env.%s must name a key of the Secret with optional: false (%s)" .name .why) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* What an operator must set: the chart refuses to render without it
+     (docs/security.md, "What production needs"). */}}
+{{- define "post-management.validate" -}}
+{{- $mode := .Values.x.mode | default "" -}}
+{{- if not (has $mode (list "x" "emulator")) -}}
+{{- fail "x.mode is required: x (the real X; the Secret holds the three TWITTER_* keys) or emulator (nothing is really published)" -}}
+{{- end -}}
+{{- include "post-management.requireSecret" (dict "root" . "name" "JWT_SECRET" "why" "tokens are signed with it") -}}
+{{- include "post-management.requireSecret" (dict "root" . "name" "ENCRYPTION_KEYS" "why" "X credentials are encrypted with it") -}}
+{{- if eq $mode "x" -}}
+{{- range $name := list "TWITTER_CONSUMER_KEY" "TWITTER_CONSUMER_SECRET" "TWITTER_BEARER_TOKEN" -}}
+{{- include "post-management.requireSecret" (dict "root" $ "name" $name "why" "x.mode is x") -}}
+{{- end -}}
+{{- end -}}
+{{- if or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) -}}
+{{- include "post-management.requireSecret" (dict "root" . "name" "DATABASE_URL" "why" "with several replicas each pod would have its own embedded database") -}}
+{{- end -}}
+{{- if lt (int64 .Values.limits.maxUploadBytes) (int64 .Values.limits.maxRequestBytes) -}}
+{{- fail "limits.maxUploadBytes must be at least limits.maxRequestBytes" -}}
+{{- end -}}
 {{- end -}}

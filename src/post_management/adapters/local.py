@@ -34,7 +34,6 @@ class EmbeddedPostgres:
 def _generated() -> dict[str, str]:
     return {
         "jwt_secret": secrets.token_urlsafe(48),
-        "jwt_refresh_secret": secrets.token_urlsafe(48),
         "encryption_keys": FernetBox.generate_key(),
         "hmac_secret": secrets.token_urlsafe(48),
     }

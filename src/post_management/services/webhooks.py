@@ -10,6 +10,11 @@ handled subset (docs/analytics.md):
 
 Counts move at once as a new snapshot (the next poll replaces them with X's
 own figures). Each event is applied once: its id goes into webhook_events.
+
+The CRC answer is an HMAC of the token under the same secret that signs
+deliveries, so only tokens shaped like X's are answered: a JSON body cannot
+match the shape, and the CRC endpoint can never be asked to sign a delivery.
+Without a consumer secret both calls are refused (webhooks off).
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from post_management.domain.analytics import Counts, Snapshot
-from post_management.domain.errors import InvalidArgument, Unauthenticated
+from post_management.domain.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 from post_management.ports.analytics import SOURCE_WEBHOOK, AnalyticsUnitOfWorkFactory, Cache
 from post_management.ports.support import Clock
 from post_management.services.analytics import cache_keys, store_snapshot
@@ -33,6 +39,9 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 MAX_EVENTS = 1000  # per delivery; X batches far fewer
+# X's crc_token is a short base64 (or base64url) string; no JSON document fits.
+CRC_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{1,128}")
+MAX_CRC_TOKEN_LENGTH = 128
 
 
 def signature(secret: str, payload: bytes) -> str:
@@ -105,20 +114,44 @@ def parse_events(body: dict[str, Any]) -> tuple[list[_Event], int]:
 
 class XWebhooks:
     def __init__(
-        self, uow: AnalyticsUnitOfWorkFactory, clock: Clock, cache: Cache, consumer_secret: str
+        self,
+        uow: AnalyticsUnitOfWorkFactory,
+        clock: Clock,
+        cache: Cache,
+        consumer_secret: str | None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._cache = cache
         self._secret = consumer_secret
 
+    @property
+    def enabled(self) -> bool:
+        return self._secret is not None
+
+    def _key(self) -> str:
+        if self._secret is None:
+            raise FailedPrecondition(
+                "X webhooks are off: TWITTER_CONSUMER_SECRET is not set",
+                reason="WEBHOOKS_DISABLED",
+            )
+        return self._secret
+
     def crc_response(self, crc_token: str) -> str:
+        secret = self._key()
         if not crc_token:
             raise InvalidArgument.for_field("crc_token", "is required", reason="CRC_TOKEN_MISSING")
-        return signature(self._secret, crc_token.encode())
+        # Length first: the pattern never runs over a long input.
+        if len(crc_token) > MAX_CRC_TOKEN_LENGTH or not CRC_TOKEN.fullmatch(crc_token):
+            raise InvalidArgument.for_field(
+                "crc_token",
+                f"must be 1-{MAX_CRC_TOKEN_LENGTH} characters of A-Z a-z 0-9 + / = _ -",
+                reason="CRC_TOKEN_INVALID",
+            )
+        return signature(secret, crc_token.encode())
 
     def verify(self, body: bytes, given: str) -> None:
-        expected = signature(self._secret, body).encode()
+        expected = signature(self._key(), body).encode()
         # Constant time: a timing difference would leak the signature byte by byte.
         if not given or not hmac.compare_digest(expected, given.strip().encode()):
             raise Unauthenticated(

@@ -32,12 +32,13 @@ PUBLIC_PREFIXES = (
     "/xmp.posts.v1.ServiceInfoService/",
 )
 # Single public methods: X's webhooks authenticate by an HMAC signature of the body.
-PUBLIC_METHODS = frozenset(
+WEBHOOK_METHODS = frozenset(
     {
         "/xmp.posts.v1.AnalyticsService/VerifyXWebhook",
         "/xmp.posts.v1.AnalyticsService/ReceiveXWebhook",
     }
 )
+PUBLIC_METHODS = WEBHOOK_METHODS
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
 

@@ -1,9 +1,11 @@
 """Per-caller request budgets: RESOURCE_EXHAUSTED with google.rpc.RetryInfo.
 
 Registered after the edge interceptor, so it runs once the caller is known (the
-token's subject and role) and never for public calls (health, info, reflection,
-X's webhooks). The budget lives in the same RateLimiter as X's budgets: in Redis
-when configured, so every replica counts against one budget.
+token's subject and role) and never for public calls (health, info, reflection),
+except X's webhooks: they have no caller to count, so each webhook method has one
+budget for everyone (Envoy's local rate limit sits in front of it). The budgets
+live in the same RateLimiter as X's budgets: in Redis when configured, so every
+replica counts against one budget.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from post_management.domain.auth import Role
 from post_management.entrypoints.grpc.edge import (
     PUBLIC_METHODS,
     PUBLIC_PREFIXES,
+    WEBHOOK_METHODS,
     optional_principal,
 )
 from post_management.entrypoints.grpc.errors import DOMAIN
@@ -37,6 +40,8 @@ class RequestBudget:
 
     user_limit: int
     service_limit: int
+    # Per webhook method, all callers together.
+    webhook_limit: int = 0
     window: timedelta = timedelta(minutes=1)
 
     def limit_for(self, role: Role) -> int:
@@ -81,21 +86,34 @@ class RateLimitInterceptor(UnaryInterceptor):
         self._now = now
 
     def wrap(self, behavior: Behavior, method: str) -> Behavior | None:
+        if method in WEBHOOK_METHODS:
+            if self._budget.webhook_limit <= 0:
+                return None
+            key = f"webhook:{method.rsplit('/', 1)[-1]}"
+            return self._limited(behavior, lambda: (key, self._budget.webhook_limit))
         if method.startswith(PUBLIC_PREFIXES) or method in PUBLIC_METHODS:
             return None
 
-        async def limited(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        def caller() -> tuple[str, int] | None:
             principal = optional_principal()
-            limit = self._budget.limit_for(principal.role) if principal else 0
-            if principal is not None and limit > 0:
+            if principal is None:
+                return None
+            limit = self._budget.limit_for(principal.role)
+            return f"rpc:{principal.role}:{principal.subject}", limit
+
+        return self._limited(behavior, caller)
+
+    def _limited(
+        self, behavior: Behavior, budget: Callable[[], tuple[str, int] | None]
+    ) -> Behavior:
+        async def limited(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            found = budget()
+            if found is not None and found[1] > 0:
+                key, limit = found
                 now = self._now()
                 # Redis may be behind the limiter: keep its round trip off the event loop.
                 free_at = await asyncio.to_thread(
-                    self._limiter.acquire,
-                    f"rpc:{principal.role}:{principal.subject}",
-                    limit,
-                    self._budget.window,
-                    now,
+                    self._limiter.acquire, key, limit, self._budget.window, now
                 )
                 if free_at is not None:
                     status = exhausted_status(free_at - now, limit, self._budget.window)

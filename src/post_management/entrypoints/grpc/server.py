@@ -70,10 +70,19 @@ SERVICE_NAMES = [
         (service_info_service_pb2, "ServiceInfoService"),
     )
 ]
-# UploadMedia carries a file in one message; larger videos need a streaming upload.
-MAX_RECEIVE_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 HEALTH_INTERVAL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one server takes on (GRPC_MAX_CONCURRENT_RPCS, MAX_UPLOAD_BYTES): the
+    receive limit is Envoy's largest body (UploadMedia's route), so a direct caller
+    gets no more than one through Envoy."""
+
+    max_concurrent_rpcs: int = 256
+    # UploadMedia carries a file in one message; larger videos need a streaming upload.
+    max_receive_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass
@@ -99,7 +108,10 @@ class Services:
 
 
 class GrpcServer:
-    def __init__(self, services: Services, host: str, port: int) -> None:
+    def __init__(
+        self, services: Services, host: str, port: int, limits: ServerLimits | None = None
+    ) -> None:
+        limits = limits or ServerLimits()
         self._services = services
         # Set once shutdown begins; readiness and health stay down from then on.
         self._stopping = False
@@ -117,8 +129,10 @@ class GrpcServer:
             # Tracing outermost, then ids/metrics/logs, then auth and error mapping,
             # then request budgets.
             interceptors=interceptors,
+            # Calls beyond it are refused at once (RESOURCE_EXHAUSTED), not queued.
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
             options=[
-                ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+                ("grpc.max_receive_message_length", limits.max_receive_bytes),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ],

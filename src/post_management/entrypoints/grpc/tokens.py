@@ -12,13 +12,23 @@ from post_management.domain.errors import Unauthenticated
 LEEWAY = timedelta(seconds=30)
 # The audit log records "<role>:<subject>" in 128 characters.
 MAX_SUBJECT_LENGTH = 100
+# TOKEN_MAX_LIFETIME_MINUTES' default: a day.
+DEFAULT_MAX_LIFETIME = timedelta(days=1)
 
 
 class TokenCodec:
-    def __init__(self, secret: str, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        issuer: str,
+        audience: str,
+        max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
+    ) -> None:
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
+        self.max_lifetime = max_lifetime
 
     def mint(self, subject: str, role: Role, ttl: timedelta = timedelta(hours=1)) -> str:
         now = datetime.now(UTC)
@@ -50,6 +60,13 @@ class TokenCodec:
         except (jwt.InvalidTokenError, ValueError):
             # Never echo the token: it may be a real credential sent by mistake.
             raise Unauthenticated("the token is not valid", reason="TOKEN_INVALID") from None
+        # Checked against the expiry, not "iat" (other issuers may leave it out): a
+        # token that is still valid further ahead than the cap lives too long.
+        expires = datetime.fromtimestamp(claims["exp"], UTC)
+        if expires - datetime.now(UTC) > self.max_lifetime + LEEWAY:
+            raise Unauthenticated(
+                "the token lives longer than this service accepts", reason="TOKEN_TOO_LONG_LIVED"
+            )
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("the token has no subject", reason="TOKEN_INVALID")
