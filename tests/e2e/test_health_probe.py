@@ -31,6 +31,7 @@ def service(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     process = ServiceProcess(
         {
             "DATABASE_URL": database,
+            "X_MODE": "emulator",
             "DISPATCHER_ENABLED": "false",
             "LOG_LEVEL": "WARNING",
             "SHUTDOWN_GRACE_SECONDS": "5",

@@ -57,6 +57,7 @@ def test_one_publish_arrives_as_one_trace_with_the_service_resource(
     protocol, endpoint, received = receiver
     env = {
         "DATABASE_URL": machine_database,
+        "X_MODE": "emulator",
         "JWT_SECRET": JWT_SECRET,
         "X_API_BASE_URL": emulator.base_url,
         "DISPATCHER_ENABLED": "false",

@@ -39,7 +39,7 @@ def _worker(
         "DATABASE_URL": database,
         "ENCRYPTION_KEYS": ENCRYPTION_KEY,
         "JWT_SECRET": "j" * 40,
-        "JWT_REFRESH_SECRET": "r" * 40,
+        "X_MODE": "emulator",
         "X_API_BASE_URL": engine.emulator.base_url,
         "DISPATCH_INTERVAL_SECONDS": "0.2",
         "RECONCILE_INTERVAL_SECONDS": "0.2",
