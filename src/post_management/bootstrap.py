@@ -369,6 +369,8 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         raise ConfigError(f"ENCRYPTION_KEYS: {exc}") from None
     embedded = None
     if settings.database_url is None:
+        # With configured secrets nothing else has created DATA_DIR yet.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         embedded = EmbeddedPostgres(settings.data_dir.resolve())
         url = embedded.url
     else:

@@ -246,7 +246,7 @@ def test_probes_are_native_grpc_on_the_health_port(
 
 def test_exec_probes_run_the_health_probe_instead() -> None:
     values = {"app": {"probes": {"mode": "exec", "grpcService": "xmp.posts.v1.PostService"}}}
-    docs = render(values)
+    docs = render(with_required(values))
     deployment = only(docs, "Deployment")
     kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
     app = next(
@@ -261,7 +261,7 @@ def test_exec_probes_run_the_health_probe_instead() -> None:
         assert "-connect-timeout=1000ms" in command and "-rpc-timeout=1000ms" in command
         assert app[probe]["timeoutSeconds"] == 2
     with pytest.raises(Exception, match=r"app\.probes\.mode must be grpc or exec"):
-        render({"app": {"probes": {"mode": "tcp"}}})
+        render(with_required({"app": {"probes": {"mode": "tcp"}}}))
 
 
 def test_pods_run_non_root_read_only_without_capabilities(

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import MACHINE_PG, _fresh_database
-from tests.deploy.test_helm_chart import REPO_ROOT, only, render
+from tests.deploy.test_helm_chart import REPO_ROOT, only, render, with_required
 from tests.support.process import CLI, ServiceProcess, free_port
 
 # The server re-checks its components this often (entrypoints/grpc/server.py).
@@ -123,7 +123,9 @@ def test_not_serving_exits_4_while_the_database_is_away(
 
 
 def test_the_charts_exec_probe_runs_against_the_server(service: ServiceProcess) -> None:
-    docs = render({"app": {"probes": {"mode": "exec"}}, "ports": {"grpc": service.grpc_port}})
+    docs = render(
+        with_required({"app": {"probes": {"mode": "exec"}}, "ports": {"grpc": service.grpc_port}})
+    )
     app = next(
         c
         for c in only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
