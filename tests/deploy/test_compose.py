@@ -17,7 +17,14 @@ import pytest
 import yaml
 
 from post_management.config import Settings
-from tests.deploy.test_helm_chart import CHART, MONITORING_ON, REPO_ROOT, only, render
+from tests.deploy.test_helm_chart import (
+    CHART,
+    MONITORING_ON,
+    REPO_ROOT,
+    only,
+    render,
+    with_required,
+)
 
 COMPOSE = REPO_ROOT / "compose.yaml"
 SCHEMA = REPO_ROOT / "third_party" / "compose-spec" / "compose-spec.json"
@@ -136,7 +143,7 @@ def test_ports_match_the_chart_the_settings_and_the_dockerfile(
     for host in ("GRPC_HOST", "HTTP_HOST", "METRICS_HOST"):
         assert settings[host] == "0.0.0.0"
     # Envoy (REST) listens on the chart's HTTP port and forwards to its gRPC port.
-    rendered = render({})
+    rendered = render(with_required({}))
     envoy = yaml.safe_load(only(rendered, "ConfigMap")["data"]["envoy.yaml"])
     listener = envoy["static_resources"]["listeners"][0]["address"]["socket_address"]
     assert listener["port_value"] == int(settings["HTTP_PORT"])
@@ -208,7 +215,7 @@ def test_prometheus_scrapes_the_metrics_port_and_loads_the_charts_alert_rules(
     # Prometheus loads the file as it is; the chart's PrometheusRule has the same groups.
     groups = load(files[0])["groups"]
     assert groups and all(group["name"] and group["rules"] for group in groups)
-    assert only(render(MONITORING_ON), "PrometheusRule")["spec"]["groups"] == groups
+    assert only(render(with_required(MONITORING_ON)), "PrometheusRule")["spec"]["groups"] == groups
 
 
 def test_grafana_provisions_the_charts_dashboard_from_this_prometheus(

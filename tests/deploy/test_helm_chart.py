@@ -429,6 +429,10 @@ def production_values(**changes: Any) -> dict[str, Any]:
             "secrets.env.JWT_SECRET",
         ),
         (
+            {**REQUIRED, "secrets": {"env": {"HMAC_SECRET": {"key": "k", "optional": True}}}},
+            "secrets.env.HMAC_SECRET",
+        ),
+        (
             {**REQUIRED, "limits": {"maxUploadBytes": 1000, "maxRequestBytes": 2000}},
             "limits.maxUploadBytes",
         ),
@@ -441,6 +445,7 @@ def production_values(**changes: Any) -> dict[str, Any]:
         "replicas-with-optional-database",
         "two-replicas-embedded-database",
         "optional-jwt-secret",
+        "optional-hmac-secret",
         "upload-below-request-limit",
     ],
 )

@@ -27,5 +27,6 @@ def test_an_older_file_gains_the_missing_secret_and_keeps_the_rest(tmp_path: Pat
 
 def test_a_first_run_generates_every_secret(tmp_path: Path) -> None:
     values = local_secrets(tmp_path / "data")
-    assert set(values) == {"jwt_secret", "jwt_refresh_secret", "encryption_keys", "hmac_secret"}
+    # No refresh-token secret: the service has no refresh tokens.
+    assert set(values) == {"jwt_secret", "encryption_keys", "hmac_secret"}
     assert local_secrets(tmp_path / "data") == values

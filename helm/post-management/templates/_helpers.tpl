@@ -140,6 +140,7 @@ exec:
 {{- end -}}
 {{- include "post-management.requireSecret" (dict "root" . "name" "JWT_SECRET" "why" "tokens are signed with it") -}}
 {{- include "post-management.requireSecret" (dict "root" . "name" "ENCRYPTION_KEYS" "why" "X credentials are encrypted with it") -}}
+{{- include "post-management.requireSecret" (dict "root" . "name" "HMAC_SECRET" "why" "page tokens and erased users' pseudonyms are keyed with it, the same in every replica") -}}
 {{- if eq $mode "x" -}}
 {{- range $name := list "TWITTER_CONSUMER_KEY" "TWITTER_CONSUMER_SECRET" "TWITTER_BEARER_TOKEN" -}}
 {{- include "post-management.requireSecret" (dict "root" $ "name" $name "why" "x.mode is x") -}}
