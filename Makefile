@@ -52,3 +52,10 @@ clean:
 bench: $(STAMP)
 	test -x $(BIN)/py-spy || $(BIN)/python -m pip install -q py-spy
 	$(BIN)/python -m bench $(ARGS)
+
+## The engagement model's full evaluation (docs/analytics.md, engagement prediction):
+## time-ordered hold-out on synthetic data with and without structure and on the
+## emulator's posts, in under a minute.
+.PHONY: evaluate-model
+evaluate-model: $(STAMP)
+	$(BIN)/python -m bench.engagement_model $(ARGS)

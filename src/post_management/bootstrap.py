@@ -44,6 +44,7 @@ from post_management.adapters.emulator.server import EmulatorThread
 from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
 from post_management.adapters.kafka.serialization import ValueFormat
 from post_management.adapters.local import EmbeddedPostgres, local_secrets
+from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
 from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
 from post_management.adapters.x.client import TweepyXApi
@@ -68,6 +69,7 @@ from post_management.services.account_growth import AccountGrowthQueries, Growth
 from post_management.services.accounts import AccountService
 from post_management.services.analytics import AnalyticsQueries, AnalyticsSettings
 from post_management.services.campaigns import CampaignService
+from post_management.services.engagement_prediction import EngagementPredictor
 from post_management.services.media import MediaService
 from post_management.services.metrics_collection import MetricsCollector
 from post_management.services.post_cache import PostCache
@@ -435,6 +437,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     ticks += outbox_ticks(settings, engine, relay)
     analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box, pseudonyms)
     cache = CountedCache(shared, "analytics")
+    predictor = EngagementPredictor(analytics_uow, clock, GradientBoostingLearner())
     collector = MetricsCollector(
         analytics_uow,
         x_api,
@@ -501,6 +504,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             ),
             XWebhooks(analytics_uow, clock, cache, webhook_secret(settings)),
             AccountGrowthQueries(analytics_uow, clock),
+            predictor,
         ),
         campaigns=CampaignService(analytics_uow, clock),
     )

@@ -127,6 +127,7 @@ CASES: dict[str, list[Case]] = {
     "AnalyticsService.GetOptimalTimes": [lambda v: {"accountId": v.account_id}],
     "AnalyticsService.GetAccountGrowth": [lambda v: {"accountId": v.account_id}],
     "AnalyticsService.GetAudienceActivity": [lambda v: {"accountId": v.account_id}],
+    "AnalyticsService.PredictEngagement": [lambda v: {"accountId": v.account_id, "text": "x"}],
     "CampaignService.CreateCampaign": [
         lambda v: {"campaign": {"userId": "alice", "name": "bob's idea"}},
     ],

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
+from post_management.domain.engagement_features import PastPost
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import PostState
 from post_management.ports.cache import Cache as Cache  # the one cache port, re-exported
@@ -126,6 +127,13 @@ class AccountInsights(Protocol):
 
     def growth_due(self, day_start: datetime, limit: int) -> list[GrowthDue]:
         """ACTIVE accounts with credentials and no snapshot collected since day_start."""
+        ...
+
+    def engagement_history(
+        self, account_id: UUID | None, published_before: datetime, limit: int
+    ) -> list[PastPost]:
+        """The newest `limit` PUBLISHED posts with impressions, published before the
+        cutoff, of one account (None: of every account), oldest first."""
         ...
 
 

@@ -9,6 +9,8 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from xmp.posts.v1 import media_pb2 as _media_pb2
 from xmp.posts.v1 import post_pb2 as _post_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +22,36 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _PredictionBasis:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PredictionBasisEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PredictionBasis.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PREDICTION_BASIS_UNSPECIFIED: _PredictionBasis.ValueType  # 0
+    PREDICTION_BASIS_ACCOUNT_MODEL: _PredictionBasis.ValueType  # 1
+    """The account's own model, fitted on its history."""
+    PREDICTION_BASIS_POOLED_MODEL: _PredictionBasis.ValueType  # 2
+    """The model pooled over all accounts (deviation from each account's median),
+    scaled by this account's median: for accounts with little history.
+    """
+    PREDICTION_BASIS_ACCOUNT_MEDIAN: _PredictionBasis.ValueType  # 3
+    """The account's median: history too thin, or no model beat the median."""
+
+class PredictionBasis(_PredictionBasis, metaclass=_PredictionBasisEnumTypeWrapper):
+    """What a prediction rests on."""
+
+PREDICTION_BASIS_UNSPECIFIED: PredictionBasis.ValueType  # 0
+PREDICTION_BASIS_ACCOUNT_MODEL: PredictionBasis.ValueType  # 1
+"""The account's own model, fitted on its history."""
+PREDICTION_BASIS_POOLED_MODEL: PredictionBasis.ValueType  # 2
+"""The model pooled over all accounts (deviation from each account's median),
+scaled by this account's median: for accounts with little history.
+"""
+PREDICTION_BASIS_ACCOUNT_MEDIAN: PredictionBasis.ValueType  # 3
+"""The account's median: history too thin, or no model beat the median."""
+Global___PredictionBasis: _TypeAlias = PredictionBasis  # noqa: Y015
 
 @_typing.final
 class MetricsSnapshot(_message.Message):
@@ -708,3 +740,186 @@ class AudienceActivity(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AudienceActivity: _TypeAlias = AudienceActivity  # noqa: Y015
+
+@_typing.final
+class PredictEngagementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    MEDIA_KIND_FIELD_NUMBER: _builtins.int
+    PLANNED_TIME_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    text: _builtins.str
+    """The draft's text (at most 25,000 characters)."""
+    media_kind: _media_pb2.MediaKind.ValueType
+    """Unspecified: no media."""
+    @_builtins.property
+    def planned_time(self) -> _timestamp_pb2.Timestamp:
+        """When the post would go out; defaults to now, within 366 days of now."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+        media_kind: _media_pb2.MediaKind.ValueType = ...,
+        planned_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["planned_time", b"planned_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "media_kind", b"media_kind", "planned_time", b"planned_time", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PredictEngagementRequest: _TypeAlias = PredictEngagementRequest  # noqa: Y015
+
+@_typing.final
+class FeatureEffect(_message.Message):
+    """A feature of the draft that moved the prediction away from a typical post's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEATURE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    EFFECT_FIELD_NUMBER: _builtins.int
+    feature: _builtins.str
+    """text_length, links, hashtags, mentions, media, question, hour_of_week,
+    local_hour, weekend or hours_since_previous.
+    """
+    value: _builtins.str
+    """The draft's value, readable ("video", "Tue 12:00", "2")."""
+    effect: _builtins.float
+    """Prediction minus the prediction with this feature at its typical value."""
+    def __init__(
+        self,
+        *,
+        feature: _builtins.str = ...,
+        value: _builtins.str = ...,
+        effect: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effect", b"effect", "feature", b"feature", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeatureEffect: _TypeAlias = FeatureEffect  # noqa: Y015
+
+@_typing.final
+class ModelError(_message.Message):
+    """The model's error on the newest fifth of the history, which it was not fitted on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLDOUT_POSTS_FIELD_NUMBER: _builtins.int
+    MEAN_ABSOLUTE_ERROR_FIELD_NUMBER: _builtins.int
+    BASELINE_MEAN_ABSOLUTE_ERROR_FIELD_NUMBER: _builtins.int
+    INTERVAL_COVERAGE_FIELD_NUMBER: _builtins.int
+    BEATS_BASELINE_FIELD_NUMBER: _builtins.int
+    holdout_posts: _builtins.int
+    mean_absolute_error: _builtins.float
+    """Mean absolute error of the model and of the account's median."""
+    baseline_mean_absolute_error: _builtins.float
+    interval_coverage: _builtins.float
+    """Share of held-out posts inside the model's 80 % interval."""
+    beats_baseline: _builtins.bool
+    """True when the model's error was clearly below the median's (it is used)."""
+    def __init__(
+        self,
+        *,
+        holdout_posts: _builtins.int = ...,
+        mean_absolute_error: _builtins.float = ...,
+        baseline_mean_absolute_error: _builtins.float = ...,
+        interval_coverage: _builtins.float = ...,
+        beats_baseline: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_mean_absolute_error", b"baseline_mean_absolute_error", "beats_baseline", b"beats_baseline", "holdout_posts", b"holdout_posts", "interval_coverage", b"interval_coverage", "mean_absolute_error", b"mean_absolute_error"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelError: _TypeAlias = ModelError  # noqa: Y015
+
+@_typing.final
+class PredictedFigure(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    LOWER_FIELD_NUMBER: _builtins.int
+    UPPER_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    EFFECTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    value: _builtins.float
+    lower: _builtins.float
+    """The 80 % interval."""
+    upper: _builtins.float
+    basis: Global___PredictionBasis.ValueType
+    @_builtins.property
+    def effects(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeatureEffect]:
+        """Largest first; empty when the median is answered."""
+
+    @_builtins.property
+    def error(self) -> Global___ModelError:
+        """Unset when no model was evaluated (history too thin)."""
+
+    def __init__(
+        self,
+        *,
+        value: _builtins.float = ...,
+        lower: _builtins.float = ...,
+        upper: _builtins.float = ...,
+        basis: Global___PredictionBasis.ValueType = ...,
+        effects: _abc.Iterable[Global___FeatureEffect] | None = ...,
+        error: Global___ModelError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "effects", b"effects", "error", b"error", "lower", b"lower", "upper", b"upper", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PredictedFigure: _TypeAlias = PredictedFigure  # noqa: Y015
+
+@_typing.final
+class EngagementPrediction(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PLANNED_TIME_FIELD_NUMBER: _builtins.int
+    IMPRESSIONS_FIELD_NUMBER: _builtins.int
+    ENGAGEMENT_RATE_FIELD_NUMBER: _builtins.int
+    HISTORY_POSTS_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    history_posts: _builtins.int
+    """Measured posts at least 24 hours old the account's figures rest on."""
+    @_builtins.property
+    def planned_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def impressions(self) -> Global___PredictedFigure: ...
+    @_builtins.property
+    def engagement_rate(self) -> Global___PredictedFigure: ...
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why a figure fell back to the median, in plain language."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        planned_time: _timestamp_pb2.Timestamp | None = ...,
+        impressions: Global___PredictedFigure | None = ...,
+        engagement_rate: Global___PredictedFigure | None = ...,
+        history_posts: _builtins.int = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["engagement_rate", b"engagement_rate", "impressions", b"impressions", "planned_time", b"planned_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "engagement_rate", b"engagement_rate", "history_posts", b"history_posts", "impressions", b"impressions", "notes", b"notes", "planned_time", b"planned_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EngagementPrediction: _TypeAlias = EngagementPrediction  # noqa: Y015

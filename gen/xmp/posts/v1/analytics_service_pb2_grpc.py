@@ -66,6 +66,11 @@ class AnalyticsServiceStub:
                 request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetAudienceActivityRequest.SerializeToString,
                 response_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.AudienceActivity.FromString,
                 _registered_method=True)
+        self.PredictEngagement = channel.unary_unary(
+                '/xmp.posts.v1.AnalyticsService/PredictEngagement',
+                request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.PredictEngagementRequest.SerializeToString,
+                response_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.EngagementPrediction.FromString,
+                _registered_method=True)
         self.VerifyXWebhook = channel.unary_unary(
                 '/xmp.posts.v1.AnalyticsService/VerifyXWebhook',
                 request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.VerifyXWebhookRequest.SerializeToString,
@@ -125,6 +130,17 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PredictEngagement(self, request, context):
+        """What a draft is likely to earn on the account: impressions and engagement
+        rate with an 80 % interval, the features that moved the prediction, and the
+        model's error measured on the account's newest posts held out. With too little
+        history, or when the model did not beat the account's median, it answers the
+        median and says so (docs/analytics.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def VerifyXWebhook(self, request, context):
         """X Account Activity challenge-response check (CRC). Public: X proves itself by
         the HMAC of the consumer secret, not by a token. Answers the JSON
@@ -175,6 +191,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.GetAudienceActivity,
                     request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetAudienceActivityRequest.FromString,
                     response_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.AudienceActivity.SerializeToString,
+            ),
+            'PredictEngagement': grpc.unary_unary_rpc_method_handler(
+                    servicer.PredictEngagement,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.PredictEngagementRequest.FromString,
+                    response_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.EngagementPrediction.SerializeToString,
             ),
             'VerifyXWebhook': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyXWebhook,
@@ -350,6 +371,33 @@ class AnalyticsService:
             '/xmp.posts.v1.AnalyticsService/GetAudienceActivity',
             xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetAudienceActivityRequest.SerializeToString,
             xmp_dot_posts_dot_v1_dot_analytics__service__pb2.AudienceActivity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PredictEngagement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.AnalyticsService/PredictEngagement',
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.PredictEngagementRequest.SerializeToString,
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.EngagementPrediction.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,13 @@ class AnalyticsServiceStub:
     time zone, from when engagement arrives between two metric snapshots. X's API
     gives no audience demographics and no unique reach; this is what it allows.
     """
+    PredictEngagement: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.PredictEngagementRequest, _analytics_service_pb2.EngagementPrediction]
+    """What a draft is likely to earn on the account: impressions and engagement
+    rate with an 80 % interval, the features that moved the prediction, and the
+    model's error measured on the account's newest posts held out. With too little
+    history, or when the model did not beat the account's median, it answers the
+    median and says so (docs/analytics.md).
+    """
     VerifyXWebhook: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.VerifyXWebhookRequest, _httpbody_pb2.HttpBody]
     """X Account Activity challenge-response check (CRC). Public: X proves itself by
     the HMAC of the consumer secret, not by a token. Answers the JSON
@@ -79,6 +86,13 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     """When the account's audience engages, by hour of the week in the account's
     time zone, from when engagement arrives between two metric snapshots. X's API
     gives no audience demographics and no unique reach; this is what it allows.
+    """
+    PredictEngagement: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.PredictEngagementRequest, _analytics_service_pb2.EngagementPrediction]  # type: ignore[assignment]
+    """What a draft is likely to earn on the account: impressions and engagement
+    rate with an 80 % interval, the features that moved the prediction, and the
+    model's error measured on the account's newest posts held out. With too little
+    history, or when the model did not beat the account's median, it answers the
+    median and says so (docs/analytics.md).
     """
     VerifyXWebhook: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.VerifyXWebhookRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """X Account Activity challenge-response check (CRC). Public: X proves itself by
@@ -143,6 +157,19 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         """When the account's audience engages, by hour of the week in the account's
         time zone, from when engagement arrives between two metric snapshots. X's API
         gives no audience demographics and no unique reach; this is what it allows.
+        """
+
+    @_abc_1.abstractmethod
+    def PredictEngagement(
+        self,
+        request: _analytics_service_pb2.PredictEngagementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.EngagementPrediction, _abc.Awaitable[_analytics_service_pb2.EngagementPrediction]]:
+        """What a draft is likely to earn on the account: impressions and engagement
+        rate with an 80 % interval, the features that moved the prediction, and the
+        model's error measured on the account's newest posts held out. With too little
+        history, or when the model did not beat the account's median, it answers the
+        median and says so (docs/analytics.md).
         """
 
     @_abc_1.abstractmethod

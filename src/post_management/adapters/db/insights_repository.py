@@ -19,7 +19,9 @@ from post_management.adapters.db.measured_rows import (
 )
 from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
+from post_management.domain.engagement_features import Draft, PastPost
 from post_management.domain.growth import FollowerSnapshot
+from post_management.domain.media import MediaKind
 from post_management.ports.analytics import GrowthDue, MeasuredPost
 from post_management.ports.support import SecretBox
 
@@ -71,6 +73,25 @@ _FOLLOWERS = text(
     ORDER BY collected_at
     """
 )
+
+
+# The newest measured posts before a cutoff, with the kind of their first media item
+# (legacy X media ids count as images) and the latest snapshot's counts.
+_HISTORY = f"""
+    SELECT * FROM (
+      SELECT p.id, p.account_id, a.timezone, p.text, p.published_at,
+             coalesce((SELECT m.kind FROM media m WHERE m.id = p.attachment_ids[1]),
+                      CASE WHEN cardinality(p.media_ids) > 0 THEN 'IMAGE' END) AS media_kind,
+             l.*
+      FROM posts p JOIN accounts a ON a.id = p.account_id {LATEST_SNAPSHOT}
+      WHERE p.state = 'PUBLISHED' AND p.published_at < :before
+        AND l.impressions > 0 {{account_filter}}
+      ORDER BY p.published_at DESC, p.id DESC
+      LIMIT :limit
+    ) newest ORDER BY published_at, id
+"""  # noqa: S608 - only constant fragments are interpolated
+_ACCOUNT_HISTORY = text(_HISTORY.format(account_filter="AND p.account_id = :account_id"))
+_ALL_HISTORY = text(_HISTORY.format(account_filter=""))
 
 
 class SqlAccountInsights:
@@ -145,3 +166,29 @@ class SqlAccountInsights:
                 GrowthDue(row.id, Credentials(data["access_token"], data["access_token_secret"]))
             )
         return due
+
+    def engagement_history(
+        self, account_id: UUID | None, published_before: datetime, limit: int
+    ) -> list[PastPost]:
+        values: dict[str, object] = {"before": published_before, "limit": limit}
+        if account_id is not None:
+            values["account_id"] = account_id
+        statement = _ACCOUNT_HISTORY if account_id is not None else _ALL_HISTORY
+        history = []
+        for row in self._conn.execute(statement, values):
+            taken = snapshot_from_row(row)
+            assert taken is not None  # impressions > 0 implies a snapshot
+            history.append(
+                PastPost(
+                    account_id=str(row.account_id),
+                    timezone=row.timezone,
+                    draft=Draft(
+                        row.text,
+                        MediaKind(row.media_kind) if row.media_kind else None,
+                        row.published_at,
+                    ),
+                    impressions=taken.counts.impressions,
+                    engagement_rate=taken.counts.engagement_rate,
+                )
+            )
+        return history

@@ -21,8 +21,14 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
     timestamp,
 )
+from post_management.entrypoints.grpc.prediction_mapping import (
+    media_kind,
+    planned_time,
+    prediction_to_proto,
+)
 from post_management.services.account_growth import AccountGrowthQueries
 from post_management.services.analytics import AnalyticsQueries
+from post_management.services.engagement_prediction import EngagementPredictor
 from post_management.services.webhooks import SIGNATURE_HEADER, XWebhooks
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -37,6 +43,7 @@ class AnalyticsServices:
     queries: AnalyticsQueries
     webhooks: XWebhooks
     growth: AccountGrowthQueries
+    prediction: EngagementPredictor
 
 
 def snapshot_to_proto(snapshot: Snapshot) -> pb.MetricsSnapshot:
@@ -67,6 +74,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self._queries = services.queries
         self._webhooks = services.webhooks
         self._growth = services.growth
+        self._prediction = services.prediction
 
     async def GetPostMetrics(
         self, request: pb.GetPostMetricsRequest, context: Context
@@ -198,6 +206,20 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
                 for s in view.slots
             ],
         )
+
+    async def PredictEngagement(
+        self, request: pb.PredictEngagementRequest, context: Context
+    ) -> pb.EngagementPrediction:
+        account_id = parse_uuid(request.account_id, "account_id")
+        view = await asyncio.to_thread(
+            self._prediction.predict,
+            current_principal(),
+            account_id,
+            request.text,
+            media_kind(request.media_kind),
+            planned_time(request),
+        )
+        return prediction_to_proto(view)
 
     async def VerifyXWebhook(
         self, request: pb.VerifyXWebhookRequest, context: Context

@@ -1,0 +1,1 @@
+"""Model fitting with scikit-learn, behind ports/engagement_model.py."""

@@ -1,0 +1,171 @@
+"""The engagement model's features, its hold-out judgement, and its evaluation on a
+small synthetic set with known structure and on pure noise (bench/engagement_model.py)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from bench.engagement_model import evaluate, synthetic_history
+
+from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
+from post_management.domain import engagement_evaluation as judge
+from post_management.domain.engagement_features import (
+    FEATURE_NAMES,
+    Draft,
+    PastPost,
+    describe_value,
+    features,
+    history_rows,
+    previous_before,
+)
+from post_management.domain.media import MediaKind
+from post_management.services.engagement_fitting import (
+    ENGAGEMENT_RATE,
+    IMPRESSIONS,
+    Fit,
+    FitCache,
+    HoldOut,
+    fit_target,
+)
+
+TUESDAY_NOON = datetime(2026, 3, 3, 12, 30, tzinfo=UTC)
+
+
+def test_features_of_a_draft() -> None:
+    draft = Draft(
+        "Ready? https://ex.am/a and http://b.c #launch #x @alice @bob e@mail.com",
+        MediaKind.VIDEO,
+        TUESDAY_NOON,
+    )
+    row = dict(zip(FEATURE_NAMES, features(draft, ZoneInfo("Europe/Berlin"), None), strict=True))
+    assert row == {
+        "text_length": float(len(draft.text)),
+        "links": 2.0,
+        "hashtags": 2.0,
+        "mentions": 2.0,  # an e-mail address is no mention
+        "media": 3.0,
+        "question": 1.0,
+        "hour_of_week": 24 + 13.0,  # Tuesday 13:30 in Berlin
+        "local_hour": 13.0,
+        "weekend": 0.0,
+        "hours_since_previous": 168.0,  # none before: capped
+    }
+    later = features(draft, ZoneInfo("UTC"), TUESDAY_NOON - timedelta(hours=5, minutes=30))
+    assert later[FEATURE_NAMES.index("hours_since_previous")] == 5.5
+    assert describe_value("hour_of_week", 37) == "Tue 13:00"
+    assert describe_value("media", 3) == "video"
+    assert describe_value("question", 1) == "yes"
+    assert describe_value("hours_since_previous", 5.5) == "5.5 h"
+    assert describe_value("links", 2) == "2"
+
+
+def test_history_rows_take_recency_from_the_same_account() -> None:
+    def past(account: str, hours: int) -> PastPost:
+        return PastPost(
+            account, "UTC", Draft("x", None, TUESDAY_NOON + timedelta(hours=hours)), 1, 0
+        )
+
+    history = [past("a", 0), past("b", 1), past("a", 3)]
+    gaps = [row[FEATURE_NAMES.index("hours_since_previous")] for row in history_rows(history)]
+    assert gaps == [168.0, 168.0, 3.0]
+    assert previous_before(history, TUESDAY_NOON + timedelta(hours=2)) == history[1].draft.at
+    assert previous_before(history, TUESDAY_NOON) is None
+
+
+def test_conformal_quantile_and_helpers_by_hand() -> None:
+    # m = 9 residuals: rank ceil(0.8 * 10) = 8 -> the 8th smallest |r|.
+    assert judge.conformal_quantile([1, -2, 3, -4, 5, 6, -7, 8, 9]) == 8
+    # m = 3: rank ceil(0.8 * 4) = 4 > 3: no finite radius.
+    assert judge.conformal_quantile([1, 2, 3]) == math.inf
+    assert judge.empirical_quantile([10, 20, 30, 40, 50], 0.1) == pytest.approx(14)
+    assert judge.empirical_quantile([], 0.5) == 0.0
+    assert judge.empirical_quantile([7], 0.9) == 7.0
+    assert judge.coverage([1, 5, 9], [0, 0, 0], [2, 6, 8]) == pytest.approx(2 / 3)
+    assert judge.coverage([], [], []) == 0.0
+    assert judge.split(100) == judge.Split(60, 80)
+
+
+def test_verdict_needs_a_clear_and_large_enough_gain() -> None:
+    base = [10.0] * 10
+    clear = judge.verdict([5.0, 6.0, 5.0, 6.0, 5.0, 6.0, 5.0, 6.0, 5.0, 6.0], base)
+    assert clear.beats_baseline and clear.gain == pytest.approx(0.45)
+    # A big mean gain that rests on one post is not clear (t < 2).
+    lucky = judge.verdict([10.0] * 9 + [0.0], [10.0] * 9 + [100.0])
+    assert not lucky.beats_baseline and lucky.gain > 0.5 and lucky.t < judge.MIN_T
+    # Too few test posts: never believed.
+    assert not judge.verdict([1.0] * 5, [9.0] * 5).beats_baseline
+    assert judge.verdict([1.0], [2.0]).t == 0.0
+    # Worse than the baseline.
+    assert not judge.verdict([12.0] * 10, base).beats_baseline
+
+
+def test_structured_synthetic_set_beats_the_median_with_calibrated_intervals() -> None:
+    results = evaluate(synthetic_history(300, seed=3, structured=True))
+    for target, holdout in results.items():
+        assert holdout.posts == 60, target
+        assert holdout.beats_baseline, (target, holdout)
+        assert holdout.mae < 0.9 * holdout.baseline_mae, (target, holdout)
+        assert abs(holdout.coverage - 0.8) <= 0.12, (target, holdout)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pure_noise_claims_no_gain(seed: int) -> None:
+    results = evaluate(synthetic_history(300, seed=seed, structured=False))
+    for target, holdout in results.items():
+        assert not holdout.beats_baseline, (target, holdout)
+
+
+def test_pooled_fit_learns_deviations_from_each_accounts_level() -> None:
+    # Two accounts with the same structure at levels 10x apart.
+    small = synthetic_history(150, seed=5, account_id="small")
+    big = [
+        PastPost("big", p.timezone, p.draft, p.impressions * 10, p.engagement_rate)
+        for p in synthetic_history(150, seed=6, account_id="big")
+    ]
+    pooled = sorted(small + big, key=lambda p: p.draft.at)
+    levels = {
+        name: sorted(math.log1p(p.impressions) for p in pooled if p.account_id == name)[75]
+        for name in ("small", "big")
+    }
+    fit = fit_target(
+        GradientBoostingLearner(),
+        IMPRESSIONS,
+        history_rows(pooled),
+        [float(p.impressions) for p in pooled],
+        [levels[p.account_id] for p in pooled],
+    )
+    assert fit.holdout.beats_baseline and fit.model is not None
+    assert math.isfinite(fit.radius)
+
+
+def test_targets_clip_to_their_range() -> None:
+    assert ENGAGEMENT_RATE.raw(1.7) == 1.0
+    assert ENGAGEMENT_RATE.raw(-0.2) == 0.0
+    assert IMPRESSIONS.raw(math.inf) == math.inf
+    assert IMPRESSIONS.raw(-math.inf) == 0.0
+    assert IMPRESSIONS.raw(1e6) == math.inf  # exp overflows: the upper bound
+
+
+def test_fit_cache_refits_on_new_data_or_age_and_stays_bounded() -> None:
+    cache = FitCache(size=2, ttl=timedelta(hours=1))
+    holdout = HoldOut(0, 0, 0, 0, 0, 0, False)
+    built: list[str] = []
+
+    def build(name: str) -> Fit:
+        built.append(name)
+        return Fit(holdout, None, math.inf, [])
+
+    now = TUESDAY_NOON
+    cache.get("a", 1, now, lambda: build("a1"))
+    cache.get("a", 1, now + timedelta(minutes=59), lambda: build("never"))
+    cache.get("a", 2, now, lambda: build("a2"))  # new data
+    cache.get("a", 2, now + timedelta(hours=2), lambda: build("a3"))  # too old
+    cache.get("b", 1, now, lambda: build("b1"))
+    cache.get("c", 1, now, lambda: build("c1"))  # drops the least recently used: a
+    cache.get("b", 1, now, lambda: build("never"))
+    cache.get("a", 2, now + timedelta(hours=2), lambda: build("a4"))
+    assert built == ["a1", "a2", "a3", "b1", "c1", "a4"]
+    assert len(cache) == 2 and cache.fits == 6
