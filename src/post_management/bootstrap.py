@@ -356,6 +356,7 @@ def engine_settings(settings: Settings) -> EngineSettings:
             ),
             settle_delay=timedelta(seconds=settings.publish_settle_seconds),
             give_up=timedelta(seconds=settings.reconcile_give_up_seconds),
+            lag_bound=timedelta(seconds=settings.x_timeline_lag_seconds),
         ),
         lease=timedelta(seconds=settings.publish_lease_seconds),
         max_in_flight=settings.publish_max_in_flight,

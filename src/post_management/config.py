@@ -164,8 +164,12 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=2.0, gt=0, le=300)
     # Longer than any X call can take: a publisher that dies frees its post after it.
     publish_lease_seconds: float = Field(default=90.0, ge=5, le=3600)
-    # How long X may take to list a new post before "not on X" counts.
+    # How long after an unknown outcome the reconciler first looks at X's timeline
+    # (and then how often it looks again); most posts are adopted at the first look.
     publish_settle_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # How long after the send "not on the timeline" proves nothing (docs/reliability.md,
+    # "Timing settings"): X's timeline lag plus X finishing a request after we gave up.
+    x_timeline_lag_seconds: float = Field(default=120.0, ge=0, le=3600)
     publish_max_in_flight: int = Field(default=32, ge=1, le=1024)
     retry_base_seconds: float = Field(default=30.0, gt=0, le=86400)
     retry_factor: float = Field(default=2.0, ge=1, le=10)
@@ -244,6 +248,21 @@ class Settings(BaseSettings):
                 f"PUBLISH_LEASE_SECONDS ({self.publish_lease_seconds:g}) must exceed "
                 f"X_TIMEOUT_SECONDS ({self.x_timeout_seconds:g}) plus the connect timeout "
                 f"({self.x_connect_timeout_seconds:g})"
+            )
+        # "Not on X" must not be concluded while X may still be acting on our call.
+        if self.x_timeline_lag_seconds < call:
+            raise ValueError(
+                f"X_TIMELINE_LAG_SECONDS ({self.x_timeline_lag_seconds:g}) must be at least "
+                f"X_TIMEOUT_SECONDS ({self.x_timeout_seconds:g}) plus the connect timeout "
+                f"({self.x_connect_timeout_seconds:g})"
+            )
+        if self.reconcile_give_up_seconds <= self.x_timeline_lag_seconds + (
+            self.publish_settle_seconds
+        ):
+            raise ValueError(
+                f"RECONCILE_GIVE_UP_SECONDS ({self.reconcile_give_up_seconds:g}) must exceed "
+                f"X_TIMELINE_LAG_SECONDS ({self.x_timeline_lag_seconds:g}) plus "
+                f"PUBLISH_SETTLE_SECONDS ({self.publish_settle_seconds:g})"
             )
         # Giving up before a lost publisher's post could even be listed would
         # dead-letter posts that are only late.

@@ -122,6 +122,8 @@ def test_every_post_is_published_exactly_once(
         "X_TIMEOUT_SECONDS": "1",
         "PUBLISH_LEASE_SECONDS": "5",
         "PUBLISH_SETTLE_SECONDS": "1",
+        # This emulator lists posts at once: the lag bound only covers the 1 s calls.
+        "X_TIMELINE_LAG_SECONDS": "2",
         "RETRY_BASE_SECONDS": "0.2",
         "RETRY_CAP_SECONDS": "1",
         "RETRY_MAX_ATTEMPTS": "50",

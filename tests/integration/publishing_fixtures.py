@@ -186,6 +186,8 @@ def make_engine_(
         "timing": Timing(
             RetryPolicy(base=timedelta(seconds=10), factor=2, max_attempts=3),
             settle_delay=timedelta(seconds=5),
+            # The emulator lists a post at once unless a test sets a timeline lag.
+            lag_bound=timedelta(seconds=5),
         ),
         "lease": timedelta(seconds=60),
         "max_in_flight": 8,

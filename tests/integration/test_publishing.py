@@ -229,6 +229,7 @@ def test_a_publisher_that_died_mid_call_is_resolved_by_the_reconciler(engine_: E
     from post_management.ports.x_api import NewPost, XCredentials
 
     assert claim.credentials is not None
+    assert engine_.queue.sending(claim, engine_.settings.lease)  # as the publisher does
     engine_.publisher._x.create_post(  # type: ignore[attr-defined]
         XCredentials(claim.credentials.access_token, claim.credentials.access_token_secret),
         NewPost(claim.text),

@@ -288,9 +288,11 @@ def test_a_publisher_that_died_after_segment_two_resumes_at_segment_three(
     assert claim.credentials is not None
     creds = XCredentials(claim.credentials.access_token, claim.credentials.access_token_secret)
     # Segments 1 and 2 reach X; only the first id is recorded before the process dies.
+    assert engine_.queue.sending(claim, engine_.settings.lease)  # as the publisher does
     first = engine_.publisher._x.create_post(creds, NewPost(THREAD[0]))
     assert isinstance(first, Published)
     assert engine_.queue.record_segment(claim, 0, first.x_post_id, timedelta(seconds=1))
+    assert engine_.queue.sending(claim, engine_.settings.lease)
     engine_.publisher._x.create_post(creds, NewPost(THREAD[1], in_reply_to=first.x_post_id))
 
     engine_.clock.advance(engine_.settings.lease + timedelta(seconds=1))

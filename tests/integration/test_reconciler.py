@@ -15,7 +15,9 @@ from sqlalchemy import text
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState
+from post_management.domain.retry import RetryPolicy
 from post_management.ports.x_api import MediaOutcome, NewPost, XCredentials
+from post_management.services.publish_outcomes import Timing
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import Engine_, engine_, make_engine_  # noqa: F401
 
@@ -159,24 +161,40 @@ def test_revoked_tokens_dead_letter_the_post_and_suspend_the_account(engine_: En
 # --- lease expiry ------------------------------------------------------------
 
 
-def test_an_expired_lease_waits_the_settle_delay_before_concluding_absence(
-    engine_: Engine_,
+@pytest.fixture
+def slow_listing(machine_database: str, x_api: TweepyXApi, emulator: Emulator) -> Iterator[Engine_]:
+    """An engine whose lag bound (90 s) outlasts its lease (60 s)."""
+    timing = Timing(
+        RetryPolicy(base=timedelta(seconds=10), factor=2, max_attempts=3),
+        settle_delay=timedelta(seconds=5),
+        lag_bound=timedelta(seconds=90),
+    )
+    built = make_engine_(machine_database, x_api, emulator, timing=timing)
+    yield built
+    built.dispatcher.drain()
+    built.engine.dispose()
+
+
+def test_an_expired_lease_waits_the_lag_bound_before_concluding_absence(
+    slow_listing: Engine_,
 ) -> None:
-    account = engine_.account()
-    post = engine_.post(account, "sent just before the publisher died")
-    (claim,) = engine_.queue.claim_due(10, engine_.settings.lease)
+    engine = slow_listing
+    account = engine.account()
+    post = engine.post(account, "sent just before the publisher died")
+    (claim,) = engine.queue.claim_due(10, engine.settings.lease)
     assert claim.credentials is not None
     creds = XCredentials(claim.credentials.access_token, claim.credentials.access_token_secret)
+    assert engine.queue.sending(claim, engine.settings.lease)  # as the publisher does
 
-    engine_.clock.advance(engine_.settings.lease + timedelta(seconds=1))
-    engine_.reconciler.tick()
+    engine.clock.advance(engine.settings.lease + timedelta(seconds=1))
+    engine.reconciler.tick()
     # Not listed yet, but X may still list it: no conclusion.
-    assert engine_.load(post.id).state is PostState.PUBLISHING
+    assert engine.load(post.id).state is PostState.PUBLISHING
 
-    engine_.publisher._x.create_post(creds, NewPost(claim.text))
-    engine_.clock.advance(engine_.settings.timing.settle_delay)
-    engine_.reconciler.tick()
-    _assert_adopted_once(engine_, post.id, account.x_user_id)
+    engine.publisher._x.create_post(creds, NewPost(claim.text))
+    engine.clock.advance(engine.settings.timing.settle_delay)
+    engine.reconciler.tick()
+    _assert_adopted_once(engine, post.id, account.x_user_id)
 
 
 def test_after_lease_and_settle_an_absent_post_is_retried(engine_: Engine_) -> None:
@@ -203,10 +221,12 @@ class SlowUploads:
         self.engine: Engine_ | None = None
         self.uploads = 0
 
-    def upload_media(self, creds: XCredentials, data: bytes, mime_type: str) -> MediaOutcome:
+    def upload_media(
+        self, creds: XCredentials, data: bytes, mime_type: str, **options: Any
+    ) -> MediaOutcome:
         assert self.engine is not None
         self.uploads += 1
-        outcome = self._api.upload_media(creds, data, mime_type)
+        outcome = self._api.upload_media(creds, data, mime_type, **options)
         self.engine.clock.advance(self.engine.settings.lease * 0.7)
         if self.uploads == 2:
             self.engine.reconciler.tick()

@@ -17,6 +17,7 @@ def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "PUBLISH_SETTLE_SECONDS",
         "X_TIMEOUT_SECONDS",
         "RECONCILE_GIVE_UP_SECONDS",
+        "X_TIMELINE_LAG_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -50,3 +51,25 @@ def test_the_engine_gets_the_give_up_bound() -> None:
     settings = load_settings(reconcile_give_up_seconds=600)
     assert engine_settings(settings).timing.give_up == timedelta(seconds=600)
     assert engine_settings(load_settings()).timing.give_up == timedelta(hours=1)
+
+
+def test_a_lag_bound_shorter_than_an_x_call_stops_start_up() -> None:
+    # X may act on a request until the caller gives up: absence proves nothing before.
+    with pytest.raises(ConfigError) as error:
+        load_settings(x_timeline_lag_seconds=20, x_timeout_seconds=20)
+    assert "X_TIMELINE_LAG_SECONDS" in str(error.value)
+    assert load_settings(x_timeline_lag_seconds=25, x_timeout_seconds=20)
+
+
+def test_give_up_must_exceed_lag_bound_and_settle() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            x_timeline_lag_seconds=600, publish_settle_seconds=30, reconcile_give_up_seconds=620
+        )
+    assert "X_TIMELINE_LAG_SECONDS" in str(error.value)
+
+
+def test_the_engine_gets_the_lag_bound() -> None:
+    assert engine_settings(load_settings()).timing.lag_bound == timedelta(seconds=120)
+    settings = load_settings(x_timeline_lag_seconds=300)
+    assert engine_settings(settings).timing.lag_bound == timedelta(seconds=300)

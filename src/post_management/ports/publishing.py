@@ -51,6 +51,14 @@ class Claim:
     claimed_at: datetime | None = None
     # Set when the stored credentials could not be read (e.g. no key decrypts them).
     credentials_problem: str = ""
+    # Reconciliation claims only. When the attempt in doubt last called create-post
+    # (None: it never did) and the X media ids it attached; when the post's first
+    # attempt called X (duplicates point back to it); an X id X already gave for the
+    # next unrecorded segment, whose settlement was lost.
+    sent_at: datetime | None = None
+    sent_media_ids: tuple[str, ...] = ()
+    first_sent_at: datetime | None = None
+    known_x_post_id: str = ""
     _anchor: float = field(default_factory=time.monotonic, repr=False, compare=False)
 
     def now(self) -> datetime:
@@ -62,6 +70,10 @@ class Claim:
     def segments(self) -> tuple[str, ...]:
         """The texts to publish in order: the post, then its thread (domain/threads.py)."""
         return (self.text, *self.thread)
+
+
+class XPostIdTaken(Exception):
+    """An X id is already stored for another post or segment of the account."""
 
 
 @dataclass(frozen=True)
@@ -110,14 +122,36 @@ class PublishQueue(Protocol):
         ...
 
     def look_again(
-        self, claim: Claim, after: timedelta, not_before: datetime | None = None
+        self,
+        claim: Claim,
+        after: timedelta,
+        not_before: datetime | None = None,
+        reason: str = "",
     ) -> bool:
         """Keep a reconciliation claim and look again `after` from now() (not before
-        `not_before`, e.g. X's rate-limit reset)."""
+        `not_before`, e.g. X's rate-limit reset); `reason` (why X could not tell)
+        becomes the post's last error."""
         ...
 
     def settle(self, claim: Claim, settlement: Settlement) -> bool:
         """Apply the settlement if `claim.holder` still holds the post."""
+        ...
+
+    def sending(
+        self, claim: Claim, lease: timedelta, x_media_ids: Sequence[str] | None = None
+    ) -> bool:
+        """The check right before a create-post call: renew the lease and note the send
+        time (and the media attached) on the attempt, if `claim.holder` still holds the
+        post. False: the claim is lost and X must not be called."""
+        ...
+
+    def record_answer(self, claim: Claim, index: int, x_post_id: str) -> None:
+        """Keep an id X gave for segment `index` although the claim was lost meanwhile:
+        whoever holds the post adopts it instead of sending again."""
+        ...
+
+    def stored_x_post_ids(self, account_id: UUID, x_post_ids: Sequence[str]) -> set[str]:
+        """Those of `x_post_ids` already stored for a post or segment of the account."""
         ...
 
     def record_segment(self, claim: Claim, index: int, x_post_id: str, lease: timedelta) -> bool:

@@ -7,7 +7,7 @@ the HTTP library. Only programming errors raise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -221,7 +221,15 @@ class MediaUploaded:
     media_id: str
 
 
-MediaOutcome = MediaUploaded | Failure
+@dataclass(frozen=True)
+class Interrupted:
+    """The caller's check before a call to X said stop (e.g. its claim on the post is
+    lost): nothing further was sent."""
+
+    reason: str = "stopped before the next call to X"
+
+
+MediaOutcome = MediaUploaded | Failure | Interrupted
 
 
 class XApi(Protocol):
@@ -264,9 +272,13 @@ class XApi(Protocol):
         *,
         chunked: bool | None = None,
         media_category: str | None = None,
+        before_call: Callable[[], bool] | None = None,
     ) -> MediaOutcome:
         """Upload and wait until X has processed the media.
 
-        `chunked=None` picks chunked upload for video and large files.
+        `chunked=None` picks chunked upload for video and large files. `before_call`
+        runs before each command (INIT, every APPEND, FINALIZE, each STATUS poll, or
+        the one simple upload); when it returns False the upload stops there with
+        Interrupted.
         """
         ...

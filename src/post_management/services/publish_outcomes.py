@@ -29,11 +29,16 @@ from post_management.ports.x_api import (
 @dataclass(frozen=True)
 class Timing:
     policy: RetryPolicy
-    # How long X may take to show a post on the timeline before "not there" counts.
+    # How long after an unknown outcome the reconciler first looks (and then how
+    # often): most posts are listed by then and are adopted at the first look.
     settle_delay: timedelta
     # How long the reconciler keeps a post PUBLISHING while X cannot say whether it
     # is there: it blocks the account's queue meanwhile.
     give_up: timedelta = timedelta(hours=1)
+    # X_TIMELINE_LAG_SECONDS: how long after the send "not on the timeline" proves
+    # nothing yet (X's timeline lag, and X finishing a request after the caller gave
+    # up); only after it may a post whose outcome is unknown be sent again.
+    lag_bound: timedelta = timedelta(seconds=120)
 
 
 class _PostIds(TypedDict):

@@ -11,10 +11,9 @@ from datetime import datetime, timedelta
 
 from post_management.domain.media import X_MEDIA_REUSE_WINDOW
 from post_management.domain.post import PostState
-from post_management.domain.x_matching import same_post
+from post_management.domain.x_matching import same_media, same_post
 from post_management.ports.media import MediaUploads
 from post_management.ports.publishing import (
-    LEASE_EXPIRED,
     Claim,
     PublishQueue,
     RateLimiter,
@@ -24,6 +23,7 @@ from post_management.ports.publishing import (
 from post_management.ports.support import Clock
 from post_management.ports.x_api import (
     AccountSuspended,
+    Interrupted,
     MediaUploaded,
     NewPost,
     PermanentFailure,
@@ -49,8 +49,10 @@ USER_POSTS_PER_WINDOW = 100
 USER_WINDOW = timedelta(minutes=15)
 APP_POSTS_PER_DAY = 10_000
 APP_WINDOW = timedelta(hours=24)
-# Search the timeline from a little before the attempt started: clocks differ.
+# Search the timeline from a little before the send: X's clock is not ours.
 CLOCK_MARGIN = timedelta(minutes=2)
+# The shortest wait before the reconciler looks at a post again.
+MIN_LOOK = timedelta(seconds=1)
 TimelineFailure = PermanentFailure | UnknownOutcome | AccountSuspended | Unauthorized
 
 
@@ -139,6 +141,12 @@ class Publisher:
                 media_ids=(*claim.media_ids, *uploaded) if index == 0 else (),
                 in_reply_to=published[-1] if published else claim.reply_to_x_post_id or None,
             )
+            # A lost claim never calls X: another holder may be deciding this post.
+            sent_media = post.media_ids if index == 0 else None
+            if not self._queue.sending(claim, self._settings.lease, sent_media):
+                self._budgets.give_back(taken)
+                log.warning("lost the claim on post %s before segment %d", claim.post_id, index)
+                return PostState.PUBLISHING
             result = self._x.create_post(_x_credentials(claim), post)
             now = claim.now()
             if isinstance(result, UnknownOutcome) and not result.request_sent:
@@ -150,13 +158,18 @@ class Publisher:
             if len(segments) > 1 and not self._queue.record_segment(
                 claim, index, result.x_post_id, self._settings.lease
             ):
-                # The reconciler holds the post now; it finds this segment on X.
+                # The reconciler holds the post now: X's answer is kept for it to adopt.
                 log.warning("lost the claim on post %s in segment %d", claim.post_id, index)
+                self._queue.record_answer(claim, index, result.x_post_id)
                 return PostState.PUBLISHING
             published.append(result.x_post_id)
             rate_limit = result.rate_limit
         settlement = outcomes.published(claim, published[0], claim.now(), "published", rate_limit)
-        self._settle(claim, settlement)
+        if not self._settle(claim, settlement) and len(segments) == 1:
+            # X's answer is kept for whoever holds the post now (each segment of a
+            # thread is recorded already).
+            self._queue.record_answer(claim, 0, published[0])
+            return PostState.PUBLISHING
         return settlement.state
 
     def _upload_media(self, claim: Claim) -> tuple[str, ...] | Settlement | None:
@@ -179,17 +192,22 @@ class Publisher:
                         claim, "MEDIA_MISSING", f"media {media_id} no longer exists", now
                     )
                 data, mime_type = content
-                result = self._x.upload_media(_x_credentials(claim), data, mime_type)
+                # Each media command only while the claim holds, each renewing it: an
+                # upload may take longer than a lease.
+                result = self._x.upload_media(
+                    _x_credentials(claim),
+                    data,
+                    mime_type,
+                    before_call=lambda: self._queue.renew(claim, self._settings.lease),
+                )
                 now = claim.now()
+                if isinstance(result, Interrupted):
+                    log.warning("lost the claim on post %s while uploading media", claim.post_id)
+                    return None
                 if not isinstance(result, MediaUploaded):
                     return outcomes.settle_media_failure(claim, result, now, self._settings.timing)
                 x_media_id = result.media_id
                 self._media.record(media_id, claim.account_id, x_media_id, now)
-                # A fresh lease for the next upload or the create-post call: the lease
-                # only has to outlast one X call, and a video's processing is long.
-                if not self._queue.renew(claim, self._settings.lease):
-                    log.warning("lost the claim on post %s while uploading media", claim.post_id)
-                    return None
             x_media_ids.append(x_media_id)
         return tuple(x_media_ids)
 
@@ -207,11 +225,13 @@ class Publisher:
         """Create-post calls the app's budget allows now."""
         return self._budgets.app_room(now)
 
-    def _settle(self, claim: Claim, settlement: Settlement) -> None:
-        if not self._queue.settle(claim, settlement):
-            # Our lease ran out and the reconciler holds the post now: it will
-            # find the post on X if this attempt published it.
-            log.warning("lost the claim on post %s before settling it", claim.post_id)
+    def _settle(self, claim: Claim, settlement: Settlement) -> bool:
+        if self._queue.settle(claim, settlement):
+            return True
+        # Our lease ran out and the reconciler holds the post now: it will find the
+        # post on X (or the answer kept for it) if this attempt published it.
+        log.warning("lost the claim on post %s before settling it", claim.post_id)
+        return False
 
 
 class Dispatcher:
@@ -281,14 +301,15 @@ class Reconciler:
             # the others are still decided.
             try:
                 self.reconcile(claim)
-            except Exception:
+            except Exception as error:
                 log.exception("reconciling post %s failed; looking again later", claim.post_id)
-                self._retry_later(claim)
+                self._retry_later(claim, error)
         return len(claims)
 
-    def _retry_later(self, claim: Claim) -> None:
+    def _retry_later(self, claim: Claim, error: Exception) -> None:
+        reason = f"looking again after an error: {type(error).__name__}"
         try:
-            self._queue.look_again(claim, self._settings.timing.settle_delay)
+            self._queue.look_again(claim, self._settings.timing.settle_delay, reason=reason)
         except Exception:
             # The claim's lease runs out instead; the next holder looks again.
             log.exception("could not postpone post %s", claim.post_id)
@@ -296,13 +317,6 @@ class Reconciler:
     @telemetry.reconciling
     def reconcile(self, claim: Claim) -> None:
         now = claim.now()
-        timing = self._settings.timing
-        if claim.credentials is None:
-            # X cannot be asked; the credentials may come back (new keys, a new token).
-            self._look_again(
-                claim, now, claim.credentials_problem or "the account has no X credentials"
-            )
-            return
         # Only the first segment not recorded can be in doubt: each earlier one was
         # recorded before the next was sent.
         segments, index = claim.segments, len(claim.segment_x_post_ids)
@@ -311,9 +325,36 @@ class Reconciler:
             first = claim.segment_x_post_ids[0]
             self._queue.settle(claim, outcomes.published(claim, first, now, "adopted"))
             return
+        if claim.known_x_post_id:
+            # X answered with this id but the publisher had lost its claim: adopt it.
+            self._adopt(claim, index, claim.known_x_post_id, now)
+            return
+        if claim.sent_at is None:
+            # The send is noted before every create-post call, in its own commit:
+            # without it this attempt never called X, so nothing of it can be there.
+            reason = "the publisher stopped before calling X"
+            timing = self._settings.timing
+            settlement = outcomes.retry_or_dead_letter(claim, "X_NOT_SENT", reason, now, timing)
+            self._queue.settle(claim, settlement)
+            return
+        if claim.credentials is None:
+            # X cannot be asked; the credentials may come back (new keys, a new token).
+            why = claim.credentials_problem or "the account has no X credentials"
+            self._look_again(claim, now, why)
+            return
+        self._search(claim, index, claim.sent_at, now)
+
+    def _search(self, claim: Claim, index: int, sent_at: datetime, now: datetime) -> None:
+        """Look for segment `index` on the account's timeline; conclude "not on X" only
+        when a complete read finds nothing and the lag bound has passed since the send."""
+        timing = self._settings.timing
+        # A duplicate refusal points back to an earlier attempt: search from the first.
+        anchor = sent_at
+        if claim.unknown_cause == "duplicate" and claim.first_sent_at is not None:
+            anchor = min(claim.first_sent_at, sent_at)
         # The timeline behind the credentials (the adapter asks /2/users/me once per
         # token): the stored x_user_id is what the client typed, never verified.
-        timeline = self._x.recent_posts(_x_credentials(claim), claim.started_at - CLOCK_MARGIN)
+        timeline = self._x.recent_posts(_x_credentials(claim), anchor - CLOCK_MARGIN)
         if isinstance(timeline, RateLimited):
             self._queue.look_again(claim, timing.settle_delay, not_before=timeline.reset_at)
             return
@@ -328,11 +369,11 @@ class Reconciler:
         if not timeline.complete:
             self._look_again(claim, now, "the timeline was cut short by its page limit")
             return
-        settled_at = claim.started_at + self._settings.lease + timing.settle_delay
-        if claim.unknown_cause == LEASE_EXPIRED and now < settled_at:
-            # Only the publisher's lease ran out, not the settle delay: a post sent
-            # just before may not be listed yet.
-            self._queue.look_again(claim, settled_at - now)
+        proven_at = sent_at + timing.lag_bound
+        if now < proven_at:
+            # X may still list it: its timeline lags, and X may finish a request after
+            # the caller gave up. Look again; absence counts only after the bound.
+            self._queue.look_again(claim, max(min(timing.settle_delay, proven_at - now), MIN_LOOK))
             return
         if claim.unknown_cause == "duplicate":
             settlement = outcomes.failed(
@@ -347,34 +388,49 @@ class Reconciler:
         self._queue.settle(claim, settlement)
 
     def _find(self, claim: Claim, index: int, posts: tuple[XPost, ...]) -> str | None:
-        """X's id of segment `index`, matched as X rewrites text (domain.x_matching).
-        Newest first: the post in doubt is the account's latest, one being in flight."""
-        media = len(claim.media_ids) + len(claim.attachment_ids) if index == 0 else 0
-        reply = index > 0 or bool(claim.reply_to_x_post_id)
-        recorded = set(claim.segment_x_post_ids)
-        for x_post in posts:
-            if x_post.id in recorded:
+        """X's id of segment `index`: the post replying to the recorded parent (or to
+        nothing), with exactly the media this attempt attached, whose text is the
+        segment's as X rewrites it (domain.x_matching), and whose id no post or
+        segment of the account holds already. Newest first: the post in doubt is the
+        account's latest, one being in flight."""
+        parent = claim.segment_x_post_ids[index - 1] if index else claim.reply_to_x_post_id
+        media = self._sent_media(claim) if index == 0 else ()
+        candidates = [
+            p
+            for p in posts
+            if (p.in_reply_to or "") == (parent or "") and same_media(media, p.media_keys)
+        ]
+        taken = self._queue.stored_x_post_ids(claim.account_id, [p.id for p in candidates])
+        for x_post in candidates:
+            if x_post.id in taken:
                 continue
             if same_post(
                 claim.segments[index],
-                media,
+                len(media),
                 x_post.text,
                 x_media_count=None if x_post.media_keys is None else len(x_post.media_keys),
                 x_urls=x_post.urls,
-                reply=reply,
+                reply=bool(parent),
             ):
                 return x_post.id
         return None
+
+    @staticmethod
+    def _sent_media(claim: Claim) -> tuple[str, ...]:
+        """The X media ids the attempt attached (noted with its send); media given as
+        X ids otherwise, which is all an attempt from before that note could attach
+        besides uploads."""
+        return claim.sent_media_ids or claim.media_ids
 
     def _look_again(self, claim: Claim, now: datetime, answer: TimelineFailure | str) -> None:
         """X could not say whether the post is there: look again after the settle
         delay, until the give-up bound; the post blocks its account's queue meanwhile."""
         timing = self._settings.timing
-        waited = now - claim.started_at
-        if waited < timing.give_up:
-            self._queue.look_again(claim, timing.settle_delay)
-            return
+        waited = now - (claim.sent_at or claim.started_at)
         why = answer if isinstance(answer, str) else answer.reason
+        if waited < timing.give_up:
+            self._queue.look_again(claim, timing.settle_delay, reason=f"looking again: {why}")
+            return
         reason = f"X's timeline gave no answer for {waited} ({why})"
         suspend: str | None = None
         if isinstance(answer, Unauthorized):

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from post_management.domain.x_matching import URL_PLACEHOLDER, canonical_text, same_post
-
-U = URL_PLACEHOLDER
+from post_management.domain.x_matching import canonical_text, same_media, same_post
 
 
 @pytest.mark.parametrize(
     ("raw", "kwargs", "expected"),
     [
-        ("read  https://example.com/a?b=1 now", {}, f"read {U} now"),
-        ("see example.com/path and www.x.org", {}, f"see {U} and {U}"),
+        ("read  https://example.com/a?b=1 now", {}, "read \u27e6example.com/a?b=1\u27e7 now"),
+        # Bare domains keep their address, as links do (never one shared placeholder).
+        (
+            "see example.com/path and www.x.org",
+            {},
+            "see \u27e6example.com/path\u27e7 and \u27e6www.x.org\u27e7",
+        ),
+        ("HTTPS://Example.COM/Path/.", {}, "\u27e6example.com/Path\u27e7"),
         ("Tom &amp; Jerry &lt;3", {"unescape": True}, "Tom & Jerry <3"),
         ("Tom &amp; Jerry", {}, "Tom &amp; Jerry"),  # our side is meant literally
         ("Cafe\u0301\n\tlatte ", {}, "Caf\u00e9 latte"),  # NFC, whitespace collapsed
-        ("@alice @bob_2 thanks", {"reply": True}, "thanks"),
-        ("@alice thanks", {}, "@alice thanks"),  # only replies lose their mentions
+        ("@alice @bob_2 thanks", {}, "@alice @bob_2 thanks"),  # handles are kept
         ("mail bob@example.com", {}, "mail bob@example.com"),  # no link in an address
     ],
 )
@@ -79,3 +82,35 @@ def test_a_reply_may_gain_leading_mentions() -> None:
 def test_whitespace_and_normalisation_differences_match() -> None:
     assert same_post("Caf\u00e9  au\nlait", 0, "Cafe\u0301 au lait")
     assert not same_post("hello", 0, "Hello")  # case is kept, as X keeps it
+
+
+def test_bare_domains_and_handles_compare_literally() -> None:
+    sent = "Deal at shop-b.com today @shop_b"
+    assert not same_post(sent, 0, "Deal at shop-a.com today @shop_b")
+    assert not same_post(sent, 0, "Deal at shop-b.com today @shop_a")
+    assert same_post(sent, 0, "Deal at shop-b.com today @shop_b")
+    # X made the bare domain a t.co link: its expanded URL still names the shop.
+    linked = "Deal at https://t.co/AbCdEf1234 today @shop_b"
+    assert same_post(sent, 0, linked, x_urls=["http://shop-b.com"])
+    assert not same_post(sent, 0, linked, x_urls=["http://shop-a.com"])
+
+
+def test_a_reply_gains_mentions_only_in_front() -> None:
+    assert not same_post("@bob see this", 0, "@alice see this", reply=True)
+    assert not same_post("see this", 0, "@alice see this now", reply=True)
+
+
+def test_media_match_by_the_ids_that_were_sent() -> None:
+    assert same_media(["1800", "1801"], ["3_1801", "3_1800"])
+    assert not same_media(["1800"], ["3_1799"])  # same count, another upload
+    assert not same_media([], ["3_1800"])
+    assert not same_media(["1800"], [])
+    assert same_media(["1800"], None)  # not asked for: proves nothing
+
+
+def test_expanded_urls_drop_the_media_link() -> None:
+    x_text = "holiday https://t.co/Zz9Yy8Xx7W"
+    page = ["https://x.com/i/status/1900/photo/1"]
+    assert same_post("holiday", 1, x_text, x_urls=page, x_media_count=1)
+    assert same_post("", 1, "https://t.co/Zz9Yy8Xx7W", x_urls=page, x_media_count=1)
+    assert not same_post("holiday", 0, x_text, x_urls=page)

@@ -25,7 +25,7 @@ from post_management.domain import account_safety, events
 from post_management.domain.account import AccountState, Credentials
 from post_management.domain.post import PostState, Priority
 from post_management.observability import tracing
-from post_management.ports.publishing import Claim, Settlement
+from post_management.ports.publishing import Claim, Settlement, XPostIdTaken
 from post_management.ports.support import SecretBox
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,21 @@ _CLAIM_ONE = _sql(
     """  # noqa: S608 - only the constant column list is interpolated
 )
 
+# What the reconciler needs besides: the attempt in doubt (the post's newest), the
+# first attempt's send, and an X id already known for the next unrecorded segment.
+_RECONCILE_COLUMNS = """
+    (SELECT pa.sent_at FROM post_attempts pa WHERE pa.post_id = p.id
+     ORDER BY pa.id DESC LIMIT 1) AS sent_at,
+    (SELECT pa.x_media_ids FROM post_attempts pa WHERE pa.post_id = p.id
+     ORDER BY pa.id DESC LIMIT 1) AS sent_media_ids,
+    (SELECT min(COALESCE(pa.sent_at, pa.started_at)) FROM post_attempts pa
+     WHERE pa.post_id = p.id) AS first_sent_at,
+    (SELECT k.x_post_id FROM post_x_ids k
+     WHERE k.post_id = p.id AND k.account_id = p.account_id
+       AND k.segment_index = cardinality(p.segment_x_post_ids)
+     ORDER BY k.recorded_at LIMIT 1) AS known_x_post_id
+"""
+
 _CLAIM_RECONCILE = _sql(
     f"""
     WITH stuck AS (
@@ -131,8 +146,8 @@ _CLAIM_RECONCILE = _sql(
         updated_at = now()
     FROM stuck, accounts a
     WHERE p.id = stuck.id AND a.id = p.account_id
-    RETURNING {_CLAIM_COLUMNS}
-    """  # noqa: S608 - only the constant column list is interpolated
+    RETURNING {_CLAIM_COLUMNS}, {_RECONCILE_COLUMNS}
+    """  # noqa: S608 - only the constant column lists are interpolated
 )
 
 _INSERT_ATTEMPT = _sql(
@@ -246,6 +261,10 @@ class SqlPublishQueue:
             attachment_ids=tuple(row["attachment_ids"]),
             claimed_at=row["claimed_at"],
             credentials_problem=problem,
+            sent_at=row.get("sent_at"),
+            sent_media_ids=tuple(row.get("sent_media_ids") or ()),
+            first_sent_at=row.get("first_sent_at"),
+            known_x_post_id=row.get("known_x_post_id") or "",
         )
 
     def _credentials(self, stored: bytes | None) -> tuple[Credentials | None, str]:
@@ -270,8 +289,69 @@ class SqlPublishQueue:
             )
             return result.rowcount == 1
 
+    def sending(
+        self, claim: Claim, lease: timedelta, x_media_ids: Sequence[str] | None = None
+    ) -> bool:
+        with self._engine.begin() as connection:
+            renewed = connection.execute(
+                _sql(
+                    "UPDATE posts SET lease_expires_at = GREATEST(lease_expires_at, "
+                    "now() + CAST(:lease AS interval)) "
+                    "WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'"
+                ),
+                {"lease": lease, "id": claim.post_id, "holder": claim.holder},
+            )
+            if renewed.rowcount != 1:
+                return False
+            connection.execute(
+                _sql(
+                    "UPDATE post_attempts SET sent_at = now(), "
+                    "x_media_ids = COALESCE(CAST(:media AS varchar(32)[]), x_media_ids) "
+                    "WHERE attempt_id = :holder"
+                ),
+                {
+                    "media": list(x_media_ids) if x_media_ids is not None else None,
+                    "holder": claim.holder,
+                },
+            )
+            return True
+
+    def record_answer(self, claim: Claim, index: int, x_post_id: str) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                _sql(
+                    "INSERT INTO post_x_ids "
+                    "(account_id, x_post_id, post_id, segment_index, recorded_at) "
+                    "VALUES (:account_id, :x_post_id, :post_id, :index, now()) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {
+                    "account_id": claim.account_id,
+                    "x_post_id": x_post_id,
+                    "post_id": claim.post_id,
+                    "index": index,
+                },
+            )
+
+    def stored_x_post_ids(self, account_id: UUID, x_post_ids: Sequence[str]) -> set[str]:
+        if not x_post_ids:
+            return set()
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                _sql(
+                    "SELECT x_post_id FROM post_x_ids "
+                    "WHERE account_id = :account_id AND x_post_id = ANY(:ids)"
+                ),
+                {"account_id": account_id, "ids": list(x_post_ids)},
+            ).all()
+        return {row[0] for row in rows}
+
     def look_again(
-        self, claim: Claim, after: timedelta, not_before: datetime | None = None
+        self,
+        claim: Claim,
+        after: timedelta,
+        not_before: datetime | None = None,
+        reason: str = "",
     ) -> bool:
         with self._engine.begin() as connection:
             result = connection.execute(
@@ -280,12 +360,14 @@ class SqlPublishQueue:
                     "now() + CAST(:after AS interval), "
                     "COALESCE(CAST(:not_before AS timestamptz), '-infinity')), "
                     "lease_expires_at = GREATEST(now() + CAST(:after AS interval), "
-                    "COALESCE(CAST(:not_before AS timestamptz), '-infinity')) "
+                    "COALESCE(CAST(:not_before AS timestamptz), '-infinity')), "
+                    "last_error = CASE WHEN :reason = '' THEN last_error ELSE :reason END "
                     "WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'"
                 ),
                 {
                     "after": after,
                     "not_before": not_before,
+                    "reason": reason[:2000],
                     "id": claim.post_id,
                     "holder": claim.holder,
                 },
@@ -320,7 +402,10 @@ class SqlPublishQueue:
                     "index": index,
                 },
             )
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            _store_x_post_id(connection, claim, index, x_post_id)
+            return True
 
     def settle(self, claim: Claim, settlement: Settlement) -> bool:
         with self._engine.begin() as connection:
@@ -332,6 +417,8 @@ class SqlPublishQueue:
             )
             if not self._update_post(connection, claim, settlement):
                 return False
+            if settlement.x_post_id:
+                _store_x_post_id(connection, claim, 0, settlement.x_post_id)
             # The newest row of this attempt number: numbers repeat after a requeue.
             connection.execute(
                 _sql(
@@ -408,6 +495,35 @@ class SqlPublishQueue:
                 ),
                 {"until": settlement.account_rate_limited_until, "id": claim.account_id},
             )
+
+
+def _store_x_post_id(connection: Connection, claim: Claim, index: int, x_post_id: str) -> None:
+    """Claim `x_post_id` for segment `index` of the post; an id the account already
+    stores for another post or segment is refused (the transaction rolls back)."""
+    connection.execute(
+        _sql(
+            "INSERT INTO post_x_ids (account_id, x_post_id, post_id, segment_index, recorded_at) "
+            "VALUES (:account_id, :x_post_id, :post_id, :index, now()) ON CONFLICT DO NOTHING"
+        ),
+        {
+            "account_id": claim.account_id,
+            "x_post_id": x_post_id,
+            "post_id": claim.post_id,
+            "index": index,
+        },
+    )
+    owner = connection.execute(
+        _sql(
+            "SELECT post_id, segment_index FROM post_x_ids "
+            "WHERE account_id = :account_id AND x_post_id = :x_post_id"
+        ),
+        {"account_id": claim.account_id, "x_post_id": x_post_id},
+    ).one()
+    if (owner.post_id, owner.segment_index) != (claim.post_id, index):
+        raise XPostIdTaken(
+            f"X post {x_post_id} is already stored for post {owner.post_id} "
+            f"(segment {owner.segment_index})"
+        )
 
 
 def _failure_streak(

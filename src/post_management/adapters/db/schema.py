@@ -145,7 +145,31 @@ post_attempts = Table(
     Column("outcome", String(32), nullable=False, server_default=""),
     Column("detail", Text, nullable=False, server_default=""),
     Column("x_post_id", String(32), nullable=False, server_default=""),
+    # Set just before each create-post call of the attempt (the lease check): when it
+    # last called X, and the X media ids it attached. The reconciler's proof starts here.
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("x_media_ids", ARRAY(String(32)), nullable=False, server_default=text("'{}'")),
     Index("ix_post_attempts_post", "post_id", "number"),
+)
+
+# Every X id known to be one of our posts or thread segments: recorded, or answered by
+# X after the claim was lost. One X id belongs to one post of the account, so the
+# reconciler can never adopt an id twice.
+post_x_ids = Table(
+    "post_x_ids",
+    metadata,
+    Column(
+        "account_id",
+        UUID(as_uuid=True),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("x_post_id", String(32), primary_key=True),
+    # No foreign key: a deleted post's X id must still never be adopted for another.
+    Column("post_id", UUID(as_uuid=True), nullable=False),
+    Column("segment_index", Integer, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_post_x_ids_post", "post_id", "segment_index"),
 )
 
 media = Table(

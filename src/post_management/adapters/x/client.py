@@ -32,6 +32,7 @@ from post_management.ports.x_api import (
     DeleteOutcome,
     Duplicate,
     Failure,
+    Interrupted,
     LookupOutcome,
     MediaOutcome,
     MediaUploaded,
@@ -52,6 +53,7 @@ from post_management.ports.x_api import (
 log = logging.getLogger(__name__)
 
 SIMPLE_UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+MAX_CHUNK_BYTES = 5 * 1024 * 1024  # X's APPEND limit
 POST_FIELDS = ["created_at", "author_id", "public_metrics", "referenced_tweets"]
 PRIVATE_FIELDS = ["non_public_metrics"]
 # The reconciler matches its post on media, expanded links and the replied-to post:
@@ -270,6 +272,7 @@ class TweepyXApi:
         *,
         chunked: bool | None = None,
         media_category: str | None = None,
+        before_call: Callable[[], bool] | None = None,
     ) -> MediaOutcome:
         if chunked is None:
             chunked = (
@@ -279,23 +282,39 @@ class TweepyXApi:
             )
         category = media_category or _media_category(mime_type)
         api = self._media_api(creds)
+        go_on = before_call or (lambda: True)
         try:
             if not chunked:
+                if not go_on():
+                    return Interrupted()
                 media = api.simple_upload("media", file=io.BytesIO(data), media_category=category)
                 return MediaUploaded(str(media.media_id_string))
-            media = api.chunked_upload(
-                "media",
-                file=io.BytesIO(data),
-                file_type=mime_type,
-                wait_for_async_finalize=False,
-                media_category=category,
-                chunk_size=self._settings.media_chunk_bytes,
-            )
-            return self._await_processing(api, media)
+            return self._chunked_upload(api, data, mime_type, category, go_on)
         except _Errors as exc:
             return from_exception(exc)
 
-    def _await_processing(self, api: Any, media: Any) -> MediaOutcome:
+    def _chunked_upload(
+        self, api: Any, data: bytes, mime_type: str, category: str, go_on: Callable[[], bool]
+    ) -> MediaOutcome:
+        """INIT, APPEND per chunk, FINALIZE, then STATUS until processed: each command
+        only after `go_on` allowed it (tweepy's chunked_upload runs them unchecked)."""
+        # tweepy's sizes: at most 1,000 segments, at most 5 MiB each.
+        chunk = max(min(self._settings.media_chunk_bytes, MAX_CHUNK_BYTES), -(-len(data) // 1000))
+        if not go_on():
+            return Interrupted()
+        media_id = api.chunked_upload_init(len(data), mime_type, media_category=category).media_id
+        for index, offset in enumerate(range(0, len(data), chunk)):
+            if not go_on():
+                return Interrupted()
+            api.chunked_upload_append(media_id, ("media", data[offset : offset + chunk]), index)
+        if not go_on():
+            return Interrupted()
+        media = api.chunked_upload_finalize(media_id)
+        return self._await_processing(api, media, go_on)
+
+    def _await_processing(
+        self, api: Any, media: Any, go_on: Callable[[], bool] = lambda: True
+    ) -> MediaOutcome:
         """Poll STATUS as X asks (check_after_secs) until done, failed or out of time."""
         deadline = time.monotonic() + self._settings.media_processing_timeout
         cap = self._settings.media_poll_interval_cap
@@ -306,6 +325,8 @@ class TweepyXApi:
                 return UnknownOutcome("media processing did not finish in time")
             wait = float(info.get("check_after_secs", 1))
             time.sleep(min(wait, left) if cap is None else min(wait, cap, left))
+            if not go_on():
+                return Interrupted()
             media = api.get_media_upload_status(media.media_id_string)
             info = getattr(media, "processing_info", None)
         if info and info.get("state") == "failed":

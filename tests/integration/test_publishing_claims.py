@@ -1,0 +1,221 @@
+"""A publisher that lost its claim never calls X again, an upload longer than the
+lease keeps its claim, and an answer X gave after the claim was lost is adopted,
+not sent again. Real PostgreSQL and the X emulator."""
+
+# ruff: noqa: F811
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from post_management.adapters.x.client import TweepyXApi
+from post_management.adapters.x.settings import XClientSettings
+from post_management.domain.post import PostState
+from post_management.ports.publishing import Claim
+from post_management.ports.x_api import MediaOutcome, NewPost, PublishOutcome, XCredentials
+from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
+from tests.integration.publishing_fixtures import Engine_, make_engine_
+
+# Over two 1 MiB chunks: INIT, three APPENDs, FINALIZE, STATUS.
+MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x02" * (2 * 1024 * 1024 + 512)
+UPLOAD = "POST /1.1/media/upload.json"
+CREATE = "POST /2/tweets"
+
+
+def _take_over(engine: Engine_, post_id: uuid.UUID) -> None:
+    """Another holder takes the post (a reconciler elsewhere, after this process
+    stalled past its lease): the post's holder token changes."""
+    with engine.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE posts SET attempt_id = gen_random_uuid() WHERE id = :id"),
+            {"id": post_id},
+        )
+
+
+class Interceptor:
+    """The real client; `after_create` / `before_media_call` run test code at the
+    moment the publisher calls X."""
+
+    def __init__(self, api: TweepyXApi) -> None:
+        self._api = api
+        self.after_create: Callable[[int], None] = lambda n: None
+        self.before_media_call: Callable[[int], None] = lambda n: None
+        self.creates = 0
+        self.media_calls = 0
+
+    def create_post(self, creds: XCredentials, post: NewPost) -> PublishOutcome:
+        outcome = self._api.create_post(creds, post)
+        self.creates += 1
+        self.after_create(self.creates)
+        return outcome
+
+    def upload_media(
+        self, creds: XCredentials, data: bytes, mime_type: str, **options: Any
+    ) -> MediaOutcome:
+        check = options.pop("before_call", None) or (lambda: True)
+
+        def before_call() -> bool:
+            self.media_calls += 1
+            self.before_media_call(self.media_calls)
+            return bool(check())
+
+        return self._api.upload_media(creds, data, mime_type, before_call=before_call, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+
+@pytest.fixture
+def intercepted(
+    machine_database: str, x_api: TweepyXApi, emulator: Emulator
+) -> Iterator[tuple[Engine_, Interceptor]]:
+    proxy = Interceptor(x_api)
+    built = make_engine_(machine_database, proxy, emulator)  # type: ignore[arg-type]
+    yield built, proxy
+    built.dispatcher.drain()
+    built.engine.dispose()
+
+
+def _claim(engine: Engine_) -> Claim:
+    (claim,) = engine.queue.claim_due(10, engine.settings.lease)
+    return claim
+
+
+def _counters(engine: Engine_, prefix: str) -> int:
+    return sum(n for key, n in engine.emulator.control.counters().items() if key.startswith(prefix))
+
+
+# --- a lost claim never calls X ---------------------------------------------------
+
+
+def test_a_lost_claim_sends_nothing(intercepted: tuple[Engine_, Interceptor]) -> None:
+    engine, _ = intercepted
+    post = engine.post(engine.account(), "taken over before the call")
+    claim = _claim(engine)
+    _take_over(engine, post.id)
+
+    assert engine.publisher.publish(claim) is PostState.PUBLISHING
+
+    assert _counters(engine, CREATE) == 0
+
+
+def test_a_thread_stops_at_the_segment_after_the_claim_was_lost(
+    intercepted: tuple[Engine_, Interceptor],
+) -> None:
+    engine, proxy = intercepted
+    post = engine.post(engine.account(), "1/3 intro", thread=("2/3 middle", "3/3 end"))
+    claim = _claim(engine)
+    proxy.after_create = lambda n: _take_over(engine, post.id) if n == 1 else None
+
+    engine.publisher.publish(claim)
+
+    assert proxy.creates == 1
+    assert [p["text"] for p in engine.emulator.control.posts()] == ["1/3 intro"]
+
+
+def test_a_media_upload_stops_at_the_command_after_the_claim_was_lost(
+    intercepted: tuple[Engine_, Interceptor],
+) -> None:
+    engine, proxy = intercepted
+    video = engine.media(MP4, "video/mp4")
+    post = engine.post(engine.account(), "a clip", attachments=(video,))
+    claim = _claim(engine)
+    # Lost after INIT and the first APPEND went out.
+    proxy.before_media_call = lambda n: _take_over(engine, post.id) if n == 3 else None
+
+    assert engine.publisher.publish(claim) is PostState.PUBLISHING
+
+    counters = engine.emulator.control.counters()
+    assert counters.get(f"{UPLOAD} command=INIT") == 1
+    assert counters.get(f"{UPLOAD} command=APPEND") == 1
+    assert f"{UPLOAD} command=FINALIZE" not in counters
+    assert _counters(engine, CREATE) == 0
+
+
+@pytest.fixture
+def patient_x(emulator: Emulator) -> Iterator[TweepyXApi]:
+    """A client that waits for slow media commands (the shared one gives up at 0.5 s)."""
+    api = TweepyXApi(
+        XClientSettings(
+            consumer_key="k",
+            consumer_secret="s",
+            bearer_token="b",
+            base_url=emulator.base_url,
+            connect_timeout=1.0,
+            read_timeout=5.0,
+            media_poll_interval_cap=0.05,
+        )
+    )
+    yield api
+    api.close()
+
+
+def test_a_media_upload_longer_than_the_lease_keeps_its_claim(
+    machine_database: str, patient_x: TweepyXApi, emulator: Emulator
+) -> None:
+    lease = timedelta(seconds=2)
+    engine = make_engine_(machine_database, patient_x, emulator, lease=lease)
+    try:
+        video = engine.media(MP4, "video/mp4")
+        post = engine.post(engine.account(), "a slow clip", attachments=(video,))
+        # Five media commands of 0.8 s each: twice the lease.
+        emulator.control.inject_fault(
+            "POST", "/1.1/media/upload.json", "delay", delay_seconds=0.8, count=5
+        )
+        claim = _claim(engine)
+        stop = threading.Event()
+        taken: list[int] = []
+
+        def reconcile() -> None:
+            while not stop.wait(0.2):
+                taken.append(engine.reconciler.tick())
+
+        watcher = threading.Thread(target=reconcile)
+        watcher.start()
+        try:
+            state = engine.publisher.publish(claim)
+        finally:
+            stop.set()
+            watcher.join()
+
+        assert state is PostState.PUBLISHED
+        assert sum(taken) == 0 and len(taken) >= 10  # looked all along, never took it
+        assert engine.attempts(post.id) == [(1, "published")]
+        assert len(emulator.control.posts(text="a slow clip")) == 1
+    finally:
+        engine.engine.dispose()
+
+
+# --- a known answer is never thrown away ---------------------------------------------
+
+
+def test_an_answer_after_the_claim_was_lost_is_adopted_without_sending_again(
+    intercepted: tuple[Engine_, Interceptor],
+) -> None:
+    engine, proxy = intercepted
+    # X lists posts late: the timeline cannot show this one for an hour.
+    engine.emulator.control.set_behaviour(timeline_lag_seconds=3600)
+    account = engine.account()
+    post = engine.post(account, "answered after the claim was lost")
+    claim = _claim(engine)
+    # X stores the post and answers; meanwhile this process stalled past its lease
+    # and a reconciler elsewhere took the post (then died in turn).
+    proxy.after_create = lambda n: _take_over(engine, post.id)
+
+    assert engine.publisher.publish(claim) is PostState.PUBLISHING
+
+    engine.clock.advance(engine.settings.lease + timedelta(seconds=1))
+    engine.run_until_idle()
+    published = engine.load(post.id)
+    (on_x,) = engine.emulator.control.posts(author_id=account.x_user_id)
+    assert published.state is PostState.PUBLISHED
+    assert published.x_post_id == on_x["id"]
+    assert proxy.creates == 1
+    # Adopted from the kept answer: the lagging timeline was not even read.
+    assert not [k for k in engine.emulator.control.counters() if k.startswith("GET /2/users")]
