@@ -128,8 +128,20 @@ def test_http2_streams_per_connection_are_limited(
     assert http2_settings(tight_envoy)[max_concurrent_streams] == 7
 
 
-def closed_by_peer(conn: socket.socket) -> bool:
-    conn.settimeout(2)
+def wait_for_active_connections(envoy: EnvoyProcess, count: int) -> None:
+    """Until Envoy has accepted and counted this many client connections."""
+    stat = f"listener.127.0.0.1_{envoy.http_port}.downstream_cx_active"
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        stats = requests.get(f"{envoy.admin_url}/stats?filter=^{stat}$", timeout=TIMEOUT_S)
+        if f"{stat}: {count}" in stats.text:
+            return
+        assert time.monotonic() < deadline, stats.text
+        time.sleep(0.05)
+
+
+def closed_by_peer(conn: socket.socket, wait_s: float) -> bool:
+    conn.settimeout(wait_s)
     try:
         return conn.recv(1) == b""
     except ConnectionResetError:
@@ -142,10 +154,10 @@ def test_connections_beyond_the_limit_are_refused(tight_envoy: EnvoyProcess) -> 
     address = ("127.0.0.1", tight_envoy.http_port)
     held = [socket.create_connection(address, timeout=TIMEOUT_S) for _ in range(3)]
     try:
-        time.sleep(0.3)  # Envoy has accepted and counted them
+        wait_for_active_connections(tight_envoy, 3)
         with socket.create_connection(address, timeout=TIMEOUT_S) as extra:
-            assert closed_by_peer(extra)
-        assert not closed_by_peer(held[0])  # the ones within the limit stay open
+            assert closed_by_peer(extra, wait_s=5)
+        assert not closed_by_peer(held[0], wait_s=0.5)  # the ones within the limit stay open
         # The admin port is not counted: probes and the drain call still get in.
         ready = requests.get(f"{tight_envoy.admin_url}/ready", timeout=TIMEOUT_S)
         assert ready.status_code == 200
