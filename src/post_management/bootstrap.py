@@ -31,6 +31,7 @@ from post_management.adapters.db.analytics_repository import (
     AdvisoryLeaderLock,
     SqlAnalyticsUnitOfWorkFactory,
 )
+from post_management.adapters.db.async_reads import AsyncPostReads
 from post_management.adapters.db.clock import DatabaseClock
 from post_management.adapters.db.engine import make_engine, migrate, ping
 from post_management.adapters.db.media_repository import SqlMediaUploads
@@ -73,6 +74,7 @@ from post_management.services.engagement_prediction import EngagementPredictor
 from post_management.services.media import MediaService
 from post_management.services.metrics_collection import MetricsCollector
 from post_management.services.post_cache import PostCache
+from post_management.services.post_queries import PostQueries
 from post_management.services.posts import PostService
 from post_management.services.privacy import (
     PrivacyService,
@@ -464,12 +466,18 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     ticks.append(Tick("x-removals", removals.tick, settings.x_removal_interval_seconds))
     timer = Timer(ticks)
     tokens = token_codec(settings, secrets)
+    post_reads = AsyncPostReads(url)
     services = Services(
         posts=PostService(uow, clock, posts_cache),
+        post_queries=PostQueries(
+            post_reads, posts_cache, cache_blocks=isinstance(shared, FailoverCache)
+        ),
+        resources=[post_reads],
         media=MediaService(uow, clock),
         accounts=AccountService(uow, clock),
         privacy=PrivacyService(uow, privacy_store, clock, pseudonyms),
         rpc_limiter=limiter,
+        rpc_limiter_blocks=isinstance(limiter, RedisRateLimiter),
         request_budget=RequestBudget(
             user_limit=settings.rpc_rate_limit_per_minute,
             service_limit=settings.rpc_rate_limit_service_per_minute,

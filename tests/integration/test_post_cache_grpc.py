@@ -25,7 +25,9 @@ from xmp.posts.v1 import (
     service_info_service_pb2_grpc,
 )
 
+from post_management.adapters.db.async_reads import AsyncPostReads
 from post_management.adapters.emulator.server import EmulatorThread
+from post_management.domain.post import Post
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server
 from tests.integration.grpc_fixtures import Client, x_account
@@ -36,13 +38,21 @@ __all__ = ["emulator", "emulator_server"]
 
 
 class PostLoads:
-    """Counts the repository's load of one post by id on an engine: a cache hit
-    makes none."""
+    """Counts loads of one post by id: GetPost's asynchronous reads and any load by
+    id through the engine. A cache hit makes none."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reads: AsyncPostReads) -> None:
         self.count = 0
         self._engine = engine
+        self._reads = reads
         event.listen(engine, "before_cursor_execute", self._seen)
+        read = reads.get
+
+        async def counted(post_id: uuid.UUID) -> Post | None:
+            self.count += 1
+            return await read(post_id)
+
+        reads.get = counted  # type: ignore[method-assign]
 
     def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.lstrip().startswith("SELECT posts.") and "WHERE posts.id =" in statement:
@@ -50,13 +60,15 @@ class PostLoads:
 
     def close(self) -> None:
         event.remove(self._engine, "before_cursor_execute", self._seen)
+        del self._reads.get
 
 
 class Replica(Client):
     def __init__(self, server: RunningServer, subject: str = "alice") -> None:
         super().__init__(server, subject)
         self.server = server
-        self.loads = PostLoads(server.container.engine)
+        (reads,) = [r for r in server.container.services.resources if isinstance(r, AsyncPostReads)]
+        self.loads = PostLoads(server.container.engine, reads)
         self.publishing = publishing_service_pb2_grpc.PublishingServiceStub(self.channel)
         self.info = service_info_service_pb2_grpc.ServiceInfoServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)

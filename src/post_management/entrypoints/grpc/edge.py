@@ -20,7 +20,7 @@ from post_management.entrypoints.grpc.errors import (
     stream_refused_status,
     to_status,
 )
-from post_management.entrypoints.grpc.tokens import TokenCodec
+from post_management.entrypoints.grpc.tokens import TokenVerifier
 from post_management.entrypoints.grpc.unary import Behavior, UnaryInterceptor
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def _refused(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[
 
 
 class EdgeInterceptor(UnaryInterceptor):
-    def __init__(self, tokens: TokenCodec) -> None:
+    def __init__(self, tokens: TokenVerifier) -> None:
+        super().__init__()
         self._tokens = tokens
 
     def streaming(

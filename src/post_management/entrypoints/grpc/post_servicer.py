@@ -1,4 +1,6 @@
-"""PostService over gRPC: map, call the use case off the event loop, map back."""
+"""PostService over gRPC: map, call the use case off the event loop, map back.
+
+GetPost is awaited on the loop itself (services/post_queries.py): no thread hop."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from post_management.entrypoints.grpc.mapping import (
 )
 from post_management.ports.repositories import PostFilter
 from post_management.services.media import MediaService, NewMedia
+from post_management.services.post_queries import PostQueries
 from post_management.services.posts import NO_CAMPAIGN, NewPost, PostPatch, PostService
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -66,9 +69,10 @@ def _check_list_sizes(message: post_pb2.Post) -> None:
 
 
 class PostServicer(post_service_pb2_grpc.PostServiceServicer):
-    def __init__(self, posts: PostService, media: MediaService) -> None:
+    def __init__(self, posts: PostService, media: MediaService, queries: PostQueries) -> None:
         self._posts = posts
         self._media = media
+        self._queries = queries
 
     async def CreatePost(
         self, request: post_service_pb2.CreatePostRequest, context: Context
@@ -99,8 +103,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
         self, request: post_service_pb2.GetPostRequest, context: Context
     ) -> post_pb2.Post:
         post_id = parse_uuid(request.post_id, "post_id")
-        post = await asyncio.to_thread(self._posts.get, current_principal(), post_id)
-        return post_to_proto(post)
+        return post_to_proto(await self._queries.get(current_principal(), post_id))
 
     async def ListPosts(
         self, request: post_service_pb2.ListPostsRequest, context: Context

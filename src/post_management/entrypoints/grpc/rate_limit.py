@@ -80,8 +80,14 @@ class RateLimitInterceptor(UnaryInterceptor):
         limiter: RateLimiter,
         budget: RequestBudget,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        blocking: bool = True,
     ) -> None:
+        super().__init__()
         self._limiter = limiter
+        # A limiter behind the network (Redis) runs in a worker thread; one in
+        # process only takes a lock, so it runs on the loop without a thread hop.
+        self._blocking = blocking
         self._budget = budget
         self._now = now
 
@@ -111,10 +117,13 @@ class RateLimitInterceptor(UnaryInterceptor):
             if found is not None and found[1] > 0:
                 key, limit = found
                 now = self._now()
-                # Redis may be behind the limiter: keep its round trip off the event loop.
-                free_at = await asyncio.to_thread(
-                    self._limiter.acquire, key, limit, self._budget.window, now
-                )
+                if self._blocking:
+                    # Redis is behind the limiter: keep its round trip off the event loop.
+                    free_at = await asyncio.to_thread(
+                        self._limiter.acquire, key, limit, self._budget.window, now
+                    )
+                else:
+                    free_at = self._limiter.acquire(key, limit, self._budget.window, now)
                 if free_at is not None:
                     status = exhausted_status(free_at - now, limit, self._budget.window)
                     await context.abort(status.code, status.details, status.trailing_metadata)

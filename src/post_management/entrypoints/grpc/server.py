@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -45,11 +45,15 @@ from post_management.entrypoints.grpc.publishing_servicer import PublishingServi
 from post_management.entrypoints.grpc.rate_limit import RateLimitInterceptor, RequestBudget
 from post_management.entrypoints.grpc.scheduling_servicer import SchedulingServicer
 from post_management.entrypoints.grpc.telemetry import TelemetryInterceptor
+from post_management.entrypoints.grpc.token_cache import VerifiedTokens
 from post_management.entrypoints.grpc.tokens import TokenCodec
+from post_management.entrypoints.grpc.unary import FusedInterceptor, UnaryInterceptor
+from post_management.ports.post_reads import AsyncResource
 from post_management.ports.publishing import RateLimiter
 from post_management.services.accounts import AccountService
 from post_management.services.campaigns import CampaignService
 from post_management.services.media import MediaService
+from post_management.services.post_queries import PostQueries
 from post_management.services.posts import PostService
 from post_management.services.privacy import PrivacyService
 from post_management.services.publish_commands import PublishCommands
@@ -90,6 +94,8 @@ class Services:
     """What the gRPC layer needs from the composition root."""
 
     posts: PostService
+    # GetPost's asynchronous read path.
+    post_queries: PostQueries
     accounts: AccountService
     tokens: TokenCodec
     build: BuildInfo
@@ -105,6 +111,10 @@ class Services:
     # Per-caller request budgets; None: no limit.
     rpc_limiter: RateLimiter | None = None
     request_budget: RequestBudget | None = None
+    # False when the limiter answers in process (no network round trip to wait for).
+    rpc_limiter_blocks: bool = True
+    # Opened on the serving event loop before the port opens, closed after it stops.
+    resources: list[AsyncResource] = field(default_factory=list)
 
 
 class GrpcServer:
@@ -115,19 +125,29 @@ class GrpcServer:
         self._services = services
         # Set once shutdown begins; readiness and health stay down from then on.
         self._stopping = False
+        # ids/metrics/logs, then auth and error mapping, then request budgets: one
+        # interception per call, its wrapper built once per method.
+        edge: list[UnaryInterceptor] = [
+            TelemetryInterceptor(),
+            EdgeInterceptor(VerifiedTokens(services.tokens)),
+        ]
+        if services.rpc_limiter is not None and services.request_budget is not None:
+            # Inside the edge: the caller is known, and refusals are counted like errors.
+            edge.append(
+                RateLimitInterceptor(
+                    services.rpc_limiter,
+                    services.request_budget,
+                    blocking=services.rpc_limiter_blocks,
+                )
+            )
         interceptors: list[grpc.aio.ServerInterceptor] = [
             # Not health checks: probes are noise in traces, and the tracing wrapper
             # breaks Watch (it iterates responses; Watch writes them to the context).
             aio_server_interceptor(filter_=filters.negate(filters.health_check())),  # type: ignore[no-untyped-call]
-            TelemetryInterceptor(),
-            EdgeInterceptor(services.tokens),
+            FusedInterceptor(edge),
         ]
-        if services.rpc_limiter is not None and services.request_budget is not None:
-            # Inside the edge: the caller is known, and refusals are counted like errors.
-            interceptors.append(RateLimitInterceptor(services.rpc_limiter, services.request_budget))
         self._server = grpc.aio.server(
-            # Tracing outermost, then ids/metrics/logs, then auth and error mapping,
-            # then request budgets.
+            # Tracing outermost, then the fused edge.
             interceptors=interceptors,
             # Calls beyond it are refused at once (RESOURCE_EXHAUSTED), not queued.
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
@@ -140,7 +160,7 @@ class GrpcServer:
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         post_service_pb2_grpc.add_PostServiceServicer_to_server(
-            PostServicer(services.posts, services.media), self._server
+            PostServicer(services.posts, services.media, services.post_queries), self._server
         )
         account_service_pb2_grpc.add_AccountServiceServicer_to_server(
             AccountServicer(services.accounts, services.privacy), self._server
@@ -169,6 +189,8 @@ class GrpcServer:
 
     async def start(self) -> None:
         await self._set_health(serving=False)
+        for resource in self._services.resources:
+            await resource.open()
         await self._server.start()
         await self.refresh_health()
         self._monitor = asyncio.create_task(self._watch_health())
@@ -206,6 +228,8 @@ class GrpcServer:
         await self._health.enter_graceful_shutdown()
         self._stopping = True
         await self._server.stop(grace)
+        for resource in self._services.resources:
+            await resource.close()
 
     async def wait(self) -> None:
         await self._server.wait_for_termination()

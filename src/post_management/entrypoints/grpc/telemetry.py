@@ -38,15 +38,30 @@ def _metadata(context_: grpc.aio.ServicerContext[Any, Any], key: str) -> str | N
     return None
 
 
-def _ids(request: Any) -> dict[str, str]:
-    descriptor = getattr(request, "DESCRIPTOR", None)
+# Request type -> its string id fields, found once per type instead of once per call.
+_ID_FIELDS_BY_TYPE: dict[type, tuple[str, ...]] = {}
+
+
+def _id_fields(kind: type) -> tuple[str, ...]:
+    descriptor = getattr(kind, "DESCRIPTOR", None)
     fields = getattr(descriptor, "fields_by_name", {})
+    return tuple(
+        name
+        for name in ID_FIELDS
+        if name in fields and fields[name].type == fields[name].TYPE_STRING
+    )
+
+
+def _ids(request: Any) -> dict[str, str]:
+    kind = type(request)
+    names = _ID_FIELDS_BY_TYPE.get(kind)
+    if names is None:
+        names = _ID_FIELDS_BY_TYPE[kind] = _id_fields(kind)
     found: dict[str, str] = {}
-    for name in ID_FIELDS:
-        if name in fields and fields[name].type == fields[name].TYPE_STRING:
-            value = getattr(request, name, "")
-            if value:
-                found[name] = str(value)[:64]
+    for name in names:
+        value = getattr(request, name, "")
+        if value:
+            found[name] = str(value)[:64]
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import jwt
 
@@ -14,6 +15,10 @@ LEEWAY = timedelta(seconds=30)
 MAX_SUBJECT_LENGTH = 100
 # TOKEN_MAX_LIFETIME_MINUTES' default: a day.
 DEFAULT_MAX_LIFETIME = timedelta(days=1)
+
+
+class TokenVerifier(Protocol):
+    def verify(self, token: str) -> Principal: ...
 
 
 class TokenCodec:
@@ -44,6 +49,10 @@ class TokenCodec:
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify(self, token: str) -> Principal:
+        return self.verify_until(token)[0]
+
+    def verify_until(self, token: str) -> tuple[Principal, float]:
+        """The caller, and the token's expiry (`exp`, seconds since the epoch)."""
         try:
             claims = jwt.decode(
                 token,
@@ -75,4 +84,4 @@ class TokenCodec:
                 f"the token's subject is longer than {MAX_SUBJECT_LENGTH} characters",
                 reason="TOKEN_INVALID",
             )
-        return Principal(subject=subject, role=role)
+        return Principal(subject=subject, role=role), float(claims["exp"])

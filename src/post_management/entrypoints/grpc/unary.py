@@ -8,15 +8,27 @@ edge refuses every streaming method that is not public (edge.py).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import grpc
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
+# A string: the class is generic only in the stubs.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+
+
 class UnaryInterceptor(grpc.aio.ServerInterceptor):
-    """Subclasses say how to wrap one method's behavior (None: leave it alone)."""
+    """Subclasses say how to wrap one method's behavior (None: leave it alone).
+
+    The wrapped handler is built once per method and handler and reused by every
+    later call: the server hands out the same handler object for a method each time.
+    """
+
+    def __init__(self) -> None:
+        # method -> (the handler it was built from, the handler to return)
+        self._handlers: dict[str, tuple[Handler, Handler]] = {}
 
     def wrap(self, behavior: Behavior, method: str) -> Behavior | None:
         raise NotImplementedError
@@ -37,10 +49,20 @@ class UnaryInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
+        method = handler_call_details.method
+        built = self._handlers.get(method)
+        if built is not None and built[0] is handler:
+            return built[1]
+        result = self._build(handler, method)
+        if result is not None:
+            self._handlers[method] = (handler, result)
+        return result
+
+    def _build(self, handler: Handler, method: str) -> Handler | None:
         if handler.unary_unary is None:
-            return self.streaming(handler, handler_call_details.method)
+            return self.streaming(handler, method)
         # grpc.aio handlers are coroutines even though the stubs type them as sync.
-        wrapped = self.wrap(cast(Behavior, handler.unary_unary), handler_call_details.method)
+        wrapped = self.wrap(cast(Behavior, handler.unary_unary), method)
         if wrapped is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
@@ -48,3 +70,28 @@ class UnaryInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+class FusedInterceptor(UnaryInterceptor):
+    """Several interceptors as one: one interception per call, their wrappers
+    nested in list order (the first is outermost), built once per method."""
+
+    def __init__(self, parts: list[UnaryInterceptor]) -> None:
+        super().__init__()
+        self._parts = parts
+
+    def wrap(self, behavior: Behavior, method: str) -> Behavior | None:
+        current, changed = behavior, False
+        for part in reversed(self._parts):
+            wrapped = part.wrap(current, method)
+            if wrapped is not None:
+                current, changed = wrapped, True
+        return current if changed else None
+
+    def streaming(self, handler: Handler, method: str) -> Handler | None:
+        current: Handler | None = handler
+        for part in reversed(self._parts):
+            if current is None:
+                return None
+            current = part.streaming(current, method)
+        return current

@@ -1,0 +1,128 @@
+"""Post reads over a psycopg 3 async pool: one prepared statement, one round trip.
+
+The connections are in autocommit, so a read is one SELECT with no BEGIN or COMMIT
+around it; `prepare=True` has PostgreSQL parse and plan it once per connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy.engine import make_url
+
+from post_management.adapters.db.engine import normalize_url
+from post_management.domain.errors import Unavailable
+from post_management.domain.post import Post, PostState, Priority
+
+log = logging.getLogger(__name__)
+
+# Column order of _post below.
+SELECT_POST = (
+    "SELECT id, user_id, account_id, text, media_ids, reply_to_x_post_id, attachment_ids,"
+    " thread, segment_x_post_ids, state, priority, due_at, timezone, published_at,"
+    " x_post_id, attempt_count, last_error, version, campaign_id, created_at, updated_at"
+    " FROM posts WHERE id = %s"
+)
+CONNECT_TIMEOUT_SECONDS = 5
+# Waiting longer for a free connection than this answers UNAVAILABLE.
+CHECKOUT_TIMEOUT_SECONDS = 5.0
+
+
+def libpq_url(url: str) -> str:
+    """The service's database URL (any scheme the operator wrote) as libpq takes it."""
+    parsed = make_url(normalize_url(url)).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _post(row: tuple[Any, ...]) -> Post:
+    return Post(
+        id=row[0],
+        user_id=row[1],
+        account_id=row[2],
+        text=row[3],
+        media_ids=list(row[4]),
+        reply_to_x_post_id=row[5],
+        attachment_ids=list(row[6]),
+        thread=list(row[7]),
+        segment_x_post_ids=list(row[8]),
+        state=PostState(row[9]),
+        priority=Priority(row[10]),
+        scheduled_for=row[11],
+        timezone=row[12],
+        published_at=row[13],
+        x_post_id=row[14],
+        attempt_count=row[15],
+        last_error=row[16],
+        version=row[17],
+        campaign_id=row[18],
+        created_at=row[19],
+        updated_at=row[20],
+    )
+
+
+class AsyncPostReads:
+    """AsyncPostReader and AsyncResource: the pool is opened on the serving loop."""
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 8) -> None:
+        self._conninfo = libpq_url(url)
+        self._min = min_size
+        self._max = max_size
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
+            self._conninfo,
+            min_size=self._min,
+            max_size=self._max,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            timeout=CHECKOUT_TIMEOUT_SECONDS,
+            name="post-reads",
+            open=False,
+        )
+        # Not waiting for min_size: a database that is down at start-up answers
+        # UNAVAILABLE per call (as the sync engine does) instead of stopping the server.
+        await pool.open(wait=False)
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def get(self, post_id: UUID) -> Post | None:
+        row = await self._fetch_one(SELECT_POST, (post_id,))
+        return _post(row) if row is not None else None
+
+    async def _fetch_one(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if self._pool is None:
+            raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE")
+        # A pooled connection may have died since its last use (a database restart):
+        # the pool drops it on the error, and the second try takes a fresh one.
+        for attempt in (1, 2):
+            try:
+                async with self._pool.connection() as connection:
+                    cursor = await connection.execute(query, params, prepare=True)
+                    return await cursor.fetchone()
+            except PoolTimeout as exc:
+                # No connection could be had in time: the database is down or saturated.
+                raise Unavailable(
+                    "the database is unavailable", reason="DATABASE_UNAVAILABLE"
+                ) from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 1 and not isinstance(exc, psycopg.errors.QueryCanceled):
+                    log.info("post read retried on a fresh connection: %s", type(exc).__name__)
+                    continue
+                raise Unavailable(
+                    "the database is unavailable", reason="DATABASE_UNAVAILABLE"
+                ) from exc
+            except (psycopg.InterfaceError, TimeoutError) as exc:
+                raise Unavailable(
+                    "the database is unavailable", reason="DATABASE_UNAVAILABLE"
+                ) from exc
+        raise AssertionError("unreachable")

@@ -1,0 +1,26 @@
+"""Asynchronous reads for the request path: awaited on the event loop, no thread hop.
+
+Writes keep the synchronous unit of work (ports.unit_of_work); these ports only read
+committed rows, each call one statement.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+from uuid import UUID
+
+from post_management.domain.post import Post
+
+
+class AsyncPostReader(Protocol):
+    async def get(self, post_id: UUID) -> Post | None:
+        """The committed post, or None when no post has this id."""
+        ...
+
+
+class AsyncResource(Protocol):
+    """Something the server opens on its event loop before serving and closes after."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
