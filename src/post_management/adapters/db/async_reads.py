@@ -67,10 +67,18 @@ def _post(row: tuple[Any, ...]) -> Post:
 class AsyncPostReads:
     """AsyncPostReader and AsyncResource: the pool is opened on the serving loop."""
 
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 8,
+        checkout_timeout: float = CHECKOUT_TIMEOUT_SECONDS,
+    ) -> None:
         self._conninfo = libpq_url(url)
         self._min = min_size
         self._max = max_size
+        self._checkout_timeout = checkout_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
 
     async def open(self) -> None:
@@ -81,7 +89,7 @@ class AsyncPostReads:
             min_size=self._min,
             max_size=self._max,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-            timeout=CHECKOUT_TIMEOUT_SECONDS,
+            timeout=self._checkout_timeout,
             name="post-reads",
             open=False,
         )
