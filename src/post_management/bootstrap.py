@@ -50,7 +50,7 @@ from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateL
 from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
 from post_management.adapters.x.client import TweepyXApi
 from post_management.adapters.x.settings import XClientSettings
-from post_management.config import ConfigError, Settings, x_mode
+from post_management.config import ConfigError, Settings, price_table, x_mode
 from post_management.domain.analytics import DEFAULT_BENCHMARKS
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.retry import RetryPolicy
@@ -93,6 +93,7 @@ from post_management.services.publishing import (
 from post_management.services.scheduled_listing import ScheduledListing
 from post_management.services.scheduling import SchedulingService
 from post_management.services.webhooks import XWebhooks
+from post_management.services.x_spend import XSpendQueries
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +387,8 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     # One secret, a key per purpose: page tokens and erased users' pseudonyms.
     pagination.use_key(derived_key(secrets.hmac_secret, "page-tokens"))
     pseudonyms = Pseudonyms(derived_key(secrets.hmac_secret, "erased-users"))
-    uow = SqlUnitOfWorkFactory(engine, box, pseudonyms)
+    prices = price_table(settings)
+    uow = SqlUnitOfWorkFactory(engine, box, pseudonyms, prices)
     try:
         clock = SystemClock.from_env()  # honours the test-only clock offset
     except ValueError as exc:
@@ -438,7 +440,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             Tick("reconcile", reconciler.tick, settings.reconcile_interval_seconds),
         ]
     ticks += outbox_ticks(settings, engine, relay)
-    analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box, pseudonyms)
+    analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box, pseudonyms, prices)
     cache = CountedCache(shared, "analytics")
     predictor = EngagementPredictor(analytics_uow, clock, GradientBoostingLearner())
     collector = MetricsCollector(
@@ -451,7 +453,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     )
     refresh = metrics.counting_refreshes(collector.tick)
     ticks.append(Tick("metrics", refresh, settings.metrics_interval_seconds))
-    privacy_store = SqlPrivacyStore(engine, box)
+    privacy_store = SqlPrivacyStore(engine, box, prices)
     retention = RetentionJob(
         privacy_store,
         clock,
@@ -514,6 +516,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             XWebhooks(analytics_uow, clock, cache, webhook_secret(settings)),
             AccountGrowthQueries(analytics_uow, clock),
             predictor,
+            XSpendQueries(uow, clock),
         ),
         campaigns=CampaignService(analytics_uow, clock),
     )

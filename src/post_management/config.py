@@ -21,10 +21,17 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from post_management.domain.x_spend import PriceTable, parse_prices
+
 MIN_SECRET_LENGTH = 32
 X_CONNECT_TIMEOUT_SECONDS = 5.0
 MIB = 1024 * 1024
 X_CREDENTIALS = ("twitter_consumer_key", "twitter_consumer_secret", "twitter_bearer_token")
+
+
+def price_table(settings: Settings) -> PriceTable:
+    """X's prices with the settings' overrides (validated at start-up)."""
+    return parse_prices(settings.x_prices or {})
 
 
 class ConfigError(Exception):
@@ -185,6 +192,9 @@ class Settings(BaseSettings):
     metrics_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     analytics_cache_ttl_seconds: float = Field(default=60.0, ge=0, le=86400)
     analytics_benchmarks: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
+    # X's unit prices by call kind, each a list of {"from": date, "usd": price}
+    # (docs/x-spend.md); kinds not named keep X's published prices.
+    x_prices: dict[str, list[dict[str, object]]] | None = None
 
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 50051
@@ -299,6 +309,15 @@ class Settings(BaseSettings):
             ("postgresql://", "postgresql+psycopg://", "postgres://")
         ):
             raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("x_prices")
+    @classmethod
+    def _x_prices(
+        cls, value: dict[str, list[dict[str, object]]] | None
+    ) -> dict[str, list[dict[str, object]]] | None:
+        if value is not None:
+            parse_prices(value)  # ValueError names the kind or entry
         return value
 
     @field_validator("log_level")

@@ -17,7 +17,8 @@ from post_management.adapters.db.analytics_repository import AdvisoryLeaderLock
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.account import Account, Credentials
-from post_management.domain.post import Post
+from post_management.domain.post import Post, PostState
+from post_management.domain.x_spend import CallKind, Metered, Purpose
 from post_management.ports.x_api import XCredentials, XUser
 from post_management.services.account_growth import GrowthCollector
 from post_management.services.metrics_collection import APP_CALLER, MetricsCollector
@@ -224,3 +225,98 @@ def test_follower_counts_are_read_once_a_day_with_the_accounts_credentials(setup
     rows = follower_rows(setup)
     assert [r[1] for r in rows] == [row[1], row[1] + timedelta(days=1)]
     assert rows[1][2] != rows[0][2]  # the emulator's followers moved over the day
+
+
+def spend_rows(setup: Setup) -> list[tuple[object, ...]]:
+    with setup.data.engine.connect() as connection:
+        return list(
+            connection.execute(
+                text(
+                    "SELECT account_id, kind, purpose, outcome, units, charged_units, cost_micros "
+                    "FROM x_spend ORDER BY id"
+                )
+            ).all()
+        )
+
+
+def test_reads_are_metered_per_account_once_a_day_and_refusals_cost_nothing(
+    setup: Setup,
+) -> None:
+    author = setup.account("5401", credentials=True)
+    bearer = setup.account("5402", credentials=False)
+    young = setup.published(author, 2, timedelta(minutes=10))
+    setup.published(bearer, 1, timedelta(minutes=10))
+    setup.collector.tick()
+    reads = [row for row in spend_rows(setup) if row[1] == "post_read"]
+    # One row per account: the author's 2 posts and the bearer-read account's 1, at
+    # $0.005 a post; and the author's users/me read for the follower count ($0.01).
+    assert sorted(reads, key=lambda r: str(r[0])) == sorted(
+        [
+            (author.id, "post_read", "metrics", "charged", 2, 2, 10_000),
+            (bearer.id, "post_read", "metrics", "charged", 1, 1, 5_000),
+        ],
+        key=lambda r: str(r[0]),
+    )
+    assert [r[1:] for r in spend_rows(setup) if r[1] == "user_read"] == [
+        ("user_read", "growth", "charged", 1, 1, 10_000)
+    ]
+    # Five minutes on, the young posts are read again the same UTC day: X bills a post
+    # once a day, so the read is recorded and free.
+    setup.clock.advance(timedelta(minutes=5, seconds=1))
+    assert setup.collector.tick() == 3
+    again = [row for row in spend_rows(setup) if row[1] == "post_read"][2:]
+    assert {(r[0], r[3], r[4], r[5], r[6]) for r in again} == {
+        (author.id, "deduplicated", 2, 0, 0),
+        (bearer.id, "deduplicated", 1, 0, 0),
+    }
+    # A refused lookup is recorded with nothing billed.
+    setup.clock.advance(timedelta(minutes=5, seconds=1))
+    setup.emulator.control.inject_fault("GET", "/2/tweets", "status", status=503)
+    setup.collector.tick()
+    refused = [row for row in spend_rows(setup) if row[3] == "refused"]
+    assert refused and all(row[5:] == (0, 0) for row in refused)
+    assert len(young) == 2
+
+
+def test_reads_slow_down_near_the_budget_and_stop_before_the_publishers_share(
+    setup: Setup,
+) -> None:
+    author = setup.account("5501", credentials=True)
+    [post] = setup.published(author, 1, timedelta(minutes=10))
+    now = setup.clock.now()
+    # Budget $0.10; $0.07 spent this month; a scheduled post (no link, $0.015) is due
+    # this month: 85 % committed, past the 80 % mark.
+    setup.data.post(author, PostState.SCHEDULED, due_at=now + timedelta(minutes=1))
+    with setup.data.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE accounts SET x_monthly_budget_micros = 100000 WHERE id = :id"),
+            {"id": author.id},
+        )
+    with setup.data.uow() as uow:
+        uow.spend.record(
+            [Metered(now, CallKind.POST_READ, Purpose.METRICS, "alice", author.id, units=14)]
+        )
+        uow.commit()
+    assert setup.collector.tick() == 1
+    with setup.data.engine.connect() as connection:
+        gap = connection.execute(
+            text(
+                "SELECT next_collect_at - last_collected_at FROM post_metrics_state "
+                "WHERE post_id = :id"
+            ),
+            {"id": post.id},
+        ).scalar_one()
+        spent = connection.execute(
+            text("SELECT sum(cost_micros) FROM x_spend WHERE account_id = :id"), {"id": author.id}
+        ).scalar_one()
+    assert gap == timedelta(minutes=20)  # every 5 minutes, four times further apart
+    # The tick read the post ($0.005) and the follower count ($0.01): $0.085 spent and
+    # $0.015 reserved commit the whole budget, so the collector leaves the rest to the
+    # scheduled post: no post read and no follower read the next day.
+    assert spent == 85_000
+    setup.clock.advance(timedelta(days=1))
+    before = setup.lookups()
+    users_me = setup.emulator.control.counters().get("GET /2/users/me", 0)
+    assert setup.collector.tick() == 0
+    assert setup.lookups() == before
+    assert setup.emulator.control.counters().get("GET /2/users/me", 0) == users_me

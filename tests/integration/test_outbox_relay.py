@@ -133,6 +133,16 @@ def sample_events(now: datetime) -> list[DomainEvent]:
             affected_posts=3,
             occurred_at=now,
         ),
+        events.x_spend_budget_reached(
+            account_id=account,
+            user_id="user-1",
+            month="2026-03",
+            budget_micros=1_000_000,
+            spent_micros=990_000,
+            needed_micros=15_000,
+            post_id=post,
+            occurred_at=now,
+        ),
     ]
 
 

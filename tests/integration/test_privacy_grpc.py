@@ -177,6 +177,14 @@ def test_erase_deletes_pseudonymises_tombstones_and_removes_from_x(
     store = _store(server)
     assert RemovalJob(store, server.container.x_api, clock).tick() == 1
     assert emulator.control.posts(text="to be forgotten") == []
+    # The DELETE is metered on the pseudonym (the account is gone), and no spend row
+    # names alice any more.
+    assert _sql(
+        server,
+        "SELECT kind, purpose, outcome, account_id, cost_micros FROM x_spend WHERE user_id = :h",
+        h=hashed,
+    ) == [("post_delete", "erasure", "charged", None, 5_000)]
+    assert _sql(server, "SELECT count(*) FROM x_spend WHERE user_id = 'alice'") == [(0,)]
     assert published.x_post_id
     assert _sql(
         server, "SELECT count(*) FROM x_removals WHERE credentials_encrypted IS NOT NULL"

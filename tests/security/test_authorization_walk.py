@@ -126,6 +126,11 @@ CASES: dict[str, list[Case]] = {
     "AnalyticsService.GetUserStats": [lambda v: {"userId": "alice"}],
     "AnalyticsService.GetOptimalTimes": [lambda v: {"accountId": v.account_id}],
     "AnalyticsService.GetAccountGrowth": [lambda v: {"accountId": v.account_id}],
+    "AnalyticsService.GetXSpend": [
+        lambda v: {"accountId": v.account_id},
+        lambda v: {"userId": "alice"},
+        lambda v: {"campaignId": v.campaign_id},
+    ],
     "AnalyticsService.GetAudienceActivity": [lambda v: {"accountId": v.account_id}],
     "AnalyticsService.PredictEngagement": [lambda v: {"accountId": v.account_id, "text": "x"}],
     "CampaignService.CreateCampaign": [

@@ -39,6 +39,15 @@ class Account:
     posting_rules: dict[str, Any] = field(default_factory=dict)
     credentials: Credentials | None = field(default=None, repr=False)
     version: int = 1
+    # Monthly X spend budget in micro-dollars (domain/x_spend.py); None: no budget.
+    x_monthly_budget_micros: int | None = None
+    # "YYYY-MM" (UTC) when a publish would have exceeded the budget; written by the
+    # publishing engine, cleared when the budget changes.
+    x_budget_reached_month: str | None = None
+
+    def budget_holds(self, now: datetime) -> bool:
+        """Whether this month's budget holds the account's posts back."""
+        return self.x_budget_reached_month == now.strftime("%Y-%m")
 
     @property
     def etag(self) -> str:

@@ -37,6 +37,7 @@ POST_QUEUE_PROCESSED = "post.queue_processed"
 OPTIMAL_TIMING_ANALYZED = "optimal_timing.analyzed"
 RATE_LIMIT_REACHED = "rate_limit.reached"
 ACCOUNT_SUSPENDED = "account.suspended"
+X_SPEND_BUDGET_REACHED = "x_spend.budget_reached"
 
 EVENT_TYPES: tuple[str, ...] = (
     POST_SCHEDULED,
@@ -49,6 +50,7 @@ EVENT_TYPES: tuple[str, ...] = (
     OPTIMAL_TIMING_ANALYZED,
     RATE_LIMIT_REACHED,
     ACCOUNT_SUSPENDED,
+    X_SPEND_BUDGET_REACHED,
 )
 
 AGGREGATE_POST = "post"
@@ -348,6 +350,32 @@ def account_suspended(
         "affectedPosts": affected_posts,
     }
     return _event(ACCOUNT_SUSPENDED, AGGREGATE_ACCOUNT, account_id, occurred_at, event_id, body)
+
+
+def x_spend_budget_reached(
+    *,
+    account_id: UUID,
+    user_id: str,
+    month: str,
+    budget_micros: int,
+    spent_micros: int,
+    needed_micros: int,
+    post_id: UUID,
+    occurred_at: datetime,
+    event_id: UUID | None = None,
+) -> DomainEvent:
+    body = {
+        "accountId": str(account_id),
+        "userId": user_id,
+        "month": month,
+        "budgetMicros": str(budget_micros),
+        "spentMicros": str(spent_micros),
+        "neededMicros": str(needed_micros),
+        "postId": str(post_id),
+    }
+    return _event(
+        X_SPEND_BUDGET_REACHED, AGGREGATE_ACCOUNT, account_id, occurred_at, event_id, body
+    )
 
 
 def _camel(name: str) -> str:

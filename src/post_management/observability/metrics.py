@@ -87,6 +87,13 @@ RATE_LIMIT_WAITS = Counter(
     ["scope"],
 )
 
+X_SPEND = Counter(
+    PREFIX + "x_spend_usd_total",
+    "What the service's X calls cost at X's pay-per-use prices, by call kind "
+    "(docs/x-spend.md); no per-account label: GetXSpend reports per account.",
+    ["kind"],
+)
+
 X_REQUESTS = Counter(
     PREFIX + "x_api_requests_total",
     "HTTP requests to the X API by endpoint (method and path template) and status "

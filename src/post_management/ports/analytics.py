@@ -95,6 +95,7 @@ class GrowthDue:
     """An account whose follower counts have not been read today."""
 
     account_id: UUID
+    user_id: str
     credentials: Credentials
 
 

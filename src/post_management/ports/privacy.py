@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from post_management.domain.account import Credentials
+from post_management.domain.x_spend import Metered
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class PendingRemoval:
     x_post_id: str
     credentials: Credentials | None = field(repr=False)
     attempts: int
+    user_hash: str = ""  # the erased user's pseudonym
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,20 @@ class PrivacyStore(Protocol):
 
     def pending_removals(self, limit: int) -> list[PendingRemoval]: ...
 
-    def finish_removal(self, removal_id: int, now: datetime, error: str, final: bool) -> None:
-        """final: done (deleted, or given up); otherwise counted and retried later."""
+    def finish_removal(
+        self,
+        removal_id: int,
+        now: datetime,
+        error: str,
+        final: bool,
+        spent: Sequence[Metered] = (),
+    ) -> None:
+        """final: done (deleted, or given up); otherwise counted and retried later.
+        `spent`: the X call made, recorded in the same transaction."""
+        ...
+
+    def record_spent(self, spent: Sequence[Metered]) -> None:
+        """X calls made outside a removal's outcome (a 429), recorded on their own."""
         ...
 
     def purge(self, cutoffs: RetentionCutoffs) -> dict[str, int]: ...

@@ -16,6 +16,7 @@ from post_management.ports.repositories import (
     PostRepository,
 )
 from post_management.ports.schedule_queries import ScheduleQueries
+from post_management.ports.x_spend import SpendLedger
 
 
 class UnitOfWork(Protocol):
@@ -28,6 +29,7 @@ class UnitOfWork(Protocol):
     media: MediaRepository
     erasures: ErasureTombstones
     campaigns: CampaignRepository
+    spend: SpendLedger
 
     def __enter__(self) -> Self: ...
 

@@ -25,7 +25,19 @@ from post_management.domain.growth import (
     growth_summary,
 )
 from post_management.domain.timezones import load_zone
-from post_management.ports.analytics import AnalyticsUnitOfWork, AnalyticsUnitOfWorkFactory
+from post_management.domain.x_spend import (
+    CallKind,
+    Metered,
+    Outcome,
+    Purpose,
+    ReadPace,
+    read_pace,
+)
+from post_management.ports.analytics import (
+    AnalyticsUnitOfWork,
+    AnalyticsUnitOfWorkFactory,
+    GrowthDue,
+)
 from post_management.ports.support import Clock
 from post_management.ports.x_api import RateLimited, XApi, XCredentials, XUser
 
@@ -149,11 +161,33 @@ class GrowthCollector:
         day_start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
         with self._uow() as uow:
             due = uow.insights.growth_due(day_start, self._accounts_per_tick)
+            budgets = uow.spend.budget_states([item.account_id for item in due])
+        # Like post reads, follower reads stop where the publisher's share begins.
+        due = [
+            item
+            for item in due
+            if (state := budgets.get(item.account_id)) is None
+            or read_pace(state.budget_micros, state.spent_micros, state.reserved_micros)
+            is not ReadPace.STOPPED
+        ]
         taken = 0
         for item in due:
             own = item.credentials
             creds = XCredentials(own.access_token, own.access_token_secret)
             outcome = self._x.me(creds)
+            if not isinstance(outcome, XUser):
+                self._meter(
+                    item,
+                    Metered(
+                        self._clock.now(),
+                        CallKind.USER_READ,
+                        Purpose.GROWTH,
+                        item.user_id,
+                        item.account_id,
+                        units=0,
+                        outcome=Outcome.REFUSED,
+                    ),
+                )
             if isinstance(outcome, RateLimited):
                 # users/me has one window per app here: wait for X's reset.
                 self._blocked_until = outcome.reset_at
@@ -172,8 +206,22 @@ class GrowthCollector:
                 metrics.posts,
                 metrics.listed,
             )
+            read = Metered(
+                at,
+                CallKind.USER_READ,
+                Purpose.GROWTH,
+                item.user_id,
+                item.account_id,
+                resources=(outcome.id,),
+            )
             with self._uow() as uow:
                 if uow.insights.add_follower_snapshot(item.account_id, snapshot):
                     taken += 1
+                uow.spend.record([read])
                 uow.commit()
         return taken
+
+    def _meter(self, item: GrowthDue, entry: Metered) -> None:
+        with self._uow() as uow:
+            uow.spend.record([entry])
+            uow.commit()

@@ -38,6 +38,10 @@ _X_USER_ID = re.compile(r"[0-9]{1,19}")
 _MAX_TOKEN_LENGTH = 512
 
 
+# 1,000,000 USD in micro-dollars: far above any account's month.
+MAX_BUDGET_MICROS = 10**12
+
+
 @dataclass(frozen=True)
 class AccountFields:
     """Writable account fields; None leaves a field as it is (on update)."""
@@ -47,10 +51,26 @@ class AccountFields:
     timezone: str | None = None
     posting_rules: dict[str, Any] | None = None
     credentials: Credentials | None = None
+    budget: BudgetChange | None = None
+
+
+@dataclass(frozen=True)
+class BudgetChange:
+    """The new monthly X budget in micro-dollars; None removes the budget."""
+
+    micros: int | None
 
 
 def validate_fields(fields: AccountFields, prefix: str = "account") -> None:
     problems: list[FieldViolation] = []
+    budget = fields.budget.micros if fields.budget is not None else None
+    if budget is not None and not 0 <= budget <= MAX_BUDGET_MICROS:
+        problems.append(
+            FieldViolation(
+                f"{prefix}.x_monthly_budget_micros",
+                f"must be between 0 and {MAX_BUDGET_MICROS} (1,000,000 USD)",
+            )
+        )
     if fields.handle is not None and not _HANDLE.fullmatch(fields.handle.removeprefix("@")):
         problems.append(
             FieldViolation(f"{prefix}.handle", "must be 1-15 letters, digits or underscores")
@@ -126,6 +146,7 @@ class AccountService:
                     credentials=fields.credentials,
                     created_at=now,
                     updated_at=now,
+                    x_monthly_budget_micros=fields.budget.micros if fields.budget else None,
                 )
                 uow.accounts.add(account)
                 if request_id:
@@ -193,6 +214,8 @@ class AccountService:
                     account.posting_rules = dict(fields.posting_rules)
                 if fields.credentials is not None:
                     account.credentials = fields.credentials
+                if fields.budget is not None:
+                    account.x_monthly_budget_micros = fields.budget.micros
                 account.updated_at = self._clock.now()
                 if not uow.accounts.save(account, expected):
                     raise concurrent_change()
@@ -251,6 +274,8 @@ def _fingerprint(fields: AccountFields) -> dict[str, Any]:
     data = asdict(fields)
     # Hash secrets rather than keep them, even inside a digest's input.
     data["credentials"] = idempotency.request_hash(data["credentials"] or {})
+    if data["budget"] is None:
+        del data["budget"]  # request ids stored before budgets existed still match
     return data
 
 

@@ -13,8 +13,17 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from uuid import UUID
 
 from post_management.domain.analytics import Counts, Snapshot, next_refresh
+from post_management.domain.x_spend import (
+    CallKind,
+    Metered,
+    Outcome,
+    Purpose,
+    ReadPace,
+    read_pace,
+)
 from post_management.ports.analytics import (
     SOURCE_POLL,
     AnalyticsUnitOfWorkFactory,
@@ -77,6 +86,7 @@ class MetricsCollector:
         self._lock = lock
         self._posts_per_tick = posts_per_tick
         self._growth = growth
+        self._slow: set[UUID] = set()  # accounts read at the slow pace this tick
         # Per caller, when X's read quota refills. In memory: after a failover the
         # new leader learns it again from at most one 429.
         self._blocked: dict[str, datetime] = {}
@@ -100,9 +110,19 @@ class MetricsCollector:
         now = self._clock.now()
         with self._uow() as uow:
             due = uow.analytics.due_for_refresh(now, self._posts_per_tick)
+            budgets = uow.spend.budget_states(sorted({item.account_id for item in due}))
+        paces = {
+            account_id: read_pace(state.budget_micros, state.spent_micros, state.reserved_micros)
+            for account_id, state in budgets.items()
+        }
+        stopped = {a for a, pace in paces.items() if pace is ReadPace.STOPPED}
+        if stopped:
+            log.info("metrics reads of %d accounts wait: their X budget is committed", len(stopped))
+        self._slow = {a for a, pace in paces.items() if pace is ReadPace.SLOW}
         groups: dict[str, list[DueRefresh]] = defaultdict(list)
         for item in due:
-            groups[_caller(item)].append(item)
+            if item.account_id not in stopped:
+                groups[_caller(item)].append(item)
         refreshed = 0
         for caller, items in groups.items():
             for start in range(0, len(items), MAX_LOOKUP_IDS):
@@ -134,6 +154,8 @@ class MetricsCollector:
         first = batch[0].credentials
         creds = XCredentials(first.access_token, first.access_token_secret) if first else None
         outcome = self._x.lookup_posts(creds, [item.x_post_id for item in batch])
+        if not isinstance(outcome, PostsFound):
+            self._meter_refused(batch)
         if isinstance(outcome, RateLimited):
             self._block(caller, outcome.reset_at)
             return 0, False
@@ -147,6 +169,34 @@ class MetricsCollector:
             self._block(caller, spent)  # the window is used up: the next call would be a 429
             return stored, False
         return stored, True
+
+    def _next(self, item: DueRefresh, now: datetime) -> datetime:
+        """The usual refresh schedule, stretched for accounts near their X budget."""
+        interval = next_refresh(item.published_at, now) - now
+        if item.account_id in self._slow:
+            interval *= ReadPace.SLOW.value
+        return now + interval
+
+    def _meter_refused(self, batch: Sequence[DueRefresh]) -> None:
+        """A lookup X did not answer with posts is not billed; it is still recorded."""
+        now = self._clock.now()
+        accounts = {item.account_id: item for item in batch}
+        with self._uow() as uow:
+            uow.spend.record(
+                [
+                    Metered(
+                        now,
+                        CallKind.POST_READ,
+                        Purpose.METRICS,
+                        item.user_id,
+                        account_id,
+                        units=0,
+                        outcome=Outcome.REFUSED,
+                    )
+                    for account_id, item in accounts.items()
+                ]
+            )
+            uow.commit()
 
     def _store(self, batch: Sequence[DueRefresh], found: PostsFound) -> int:
         """Snapshots of the found posts, deletion marks for the missing; the number found."""
@@ -164,9 +214,7 @@ class MetricsCollector:
                 snapshot = Snapshot(now, counts, private_known=private)
                 store_snapshot(uow, item, snapshot, SOURCE_POLL)
                 stored += 1
-                uow.analytics.mark_collected(
-                    item.post_id, now, next_refresh(item.published_at, now)
-                )
+                uow.analytics.mark_collected(item.post_id, now, self._next(item, now))
                 touched.append(item.post_id)
             for x_id in found.missing:
                 item = by_x_id.pop(x_id, None)
@@ -176,10 +224,34 @@ class MetricsCollector:
                     touched.append(item.post_id)
             for item in by_x_id.values():
                 # Neither found nor reported missing: try again on the usual schedule.
-                uow.analytics.mark_collected(
-                    item.post_id, now, next_refresh(item.published_at, now)
-                )
+                uow.analytics.mark_collected(item.post_id, now, self._next(item, now))
+            uow.spend.record(_reads(batch, found, now))
             uow.commit()
         for post_id in touched:
             self._cache.delete(*cache_keys(post_id))
         return stored
+
+
+def _reads(batch: Sequence[DueRefresh], found: PostsFound, now: datetime) -> list[Metered]:
+    """One POST_READ entry per account of the batch: the posts X returned for it (a
+    bearer lookup mixes accounts). Missing ids are not billed."""
+    by_x_id = {item.x_post_id: item for item in batch}
+    returned: dict[UUID, list[str]] = defaultdict(list)
+    owners: dict[UUID, str] = {}
+    for post in found.posts:
+        item = by_x_id.get(post.id)
+        if item is not None:
+            returned[item.account_id].append(post.id)
+            owners[item.account_id] = item.user_id
+    return [
+        Metered(
+            now,
+            CallKind.POST_READ,
+            Purpose.METRICS,
+            owners[account_id],
+            account_id,
+            units=len(ids),
+            resources=tuple(ids),
+        )
+        for account_id, ids in returned.items()
+    ]

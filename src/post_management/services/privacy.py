@@ -13,10 +13,12 @@ from post_management.domain.campaigns import Campaign
 from post_management.domain.errors import InvalidArgument, PermissionDenied
 from post_management.domain.post import Post
 from post_management.domain.privacy import Pseudonyms, redact
+from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
 from post_management.ports.privacy import (
     AuditRecord,
     ErasureReport,
     MetricsRecord,
+    PendingRemoval,
     PrivacyStore,
     RetentionCutoffs,
 )
@@ -155,20 +157,31 @@ class RemovalJob:
             creds = XCredentials(
                 removal.credentials.access_token, removal.credentials.access_token_secret
             )
-            match self._x.delete_post(creds, removal.x_post_id):
+            outcome = self._x.delete_post(creds, removal.x_post_id)
+            spent = [_deletion(removal, now, billed=isinstance(outcome, Deleted))]
+            match outcome:
                 case Deleted():
-                    self._store.finish_removal(removal.id, now, "", final=True)
+                    self._store.finish_removal(removal.id, now, "", final=True, spent=spent)
                     done += 1
                 case RateLimited():
+                    self._store.record_spent(spent)  # not an attempt: it waits for the reset
                     return done  # the next tick resumes after the reset
                 case UnknownOutcome(reason=reason):
-                    self._store.finish_removal(removal.id, now, reason, final=False)
+                    self._store.finish_removal(removal.id, now, reason, final=False, spent=spent)
                 case AccountSuspended(reason=reason) | Unauthorized(reason=reason):
                     # Without working tokens nothing more can be done from here.
-                    self._store.finish_removal(removal.id, now, reason, final=True)
+                    self._store.finish_removal(removal.id, now, reason, final=True, spent=spent)
                 case PermanentFailure(reason=reason):
-                    self._store.finish_removal(removal.id, now, reason, final=True)
+                    self._store.finish_removal(removal.id, now, reason, final=True, spent=spent)
         return done
+
+
+def _deletion(removal: PendingRemoval, now: datetime, *, billed: bool) -> Metered:
+    """The erasure's DELETE on X, on the erased user's pseudonym (the account is gone)."""
+    outcome = Outcome.CHARGED if billed else Outcome.REFUSED
+    return Metered(
+        now, CallKind.POST_DELETE, Purpose.ERASURE, removal.user_hash, None, outcome=outcome
+    )
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,8 @@ class Account(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    X_MONTHLY_BUDGET_MICROS_FIELD_NUMBER: _builtins.int
+    X_BUDGET_REACHED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     user_id: _builtins.str
     handle: _builtins.str
@@ -189,6 +191,14 @@ class Account(_message.Message):
     timezone: _builtins.str
     """IANA time zone for posting rules and slots; defaults to "UTC"."""
     etag: _builtins.str
+    x_monthly_budget_micros: _builtins.int
+    """Monthly budget for what the account's X calls cost, in micro-dollars (USD /
+    1,000,000); unset: no budget. When publishing a post would take the UTC month's
+    spend above it, the post waits (SCHEDULED, last_error says why) until the budget
+    is raised or the month turns (docs/x-spend.md).
+    """
+    x_budget_reached: _builtins.bool
+    """True while this month's budget holds the account's posts back."""
     @_builtins.property
     def credentials(self) -> Global___XCredentials: ...
     @_builtins.property
@@ -212,11 +222,15 @@ class Account(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        x_monthly_budget_micros: _builtins.int | None = ...,
+        x_budget_reached: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "credentials", b"credentials", "posting_rules", b"posting_rules", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_x_monthly_budget_micros", b"_x_monthly_budget_micros", "create_time", b"create_time", "credentials", b"credentials", "posting_rules", b"posting_rules", "update_time", b"update_time", "x_monthly_budget_micros", b"x_monthly_budget_micros"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "credentials", b"credentials", "etag", b"etag", "handle", b"handle", "has_credentials", b"has_credentials", "id", b"id", "posting_rules", b"posting_rules", "state", b"state", "timezone", b"timezone", "update_time", b"update_time", "user_id", b"user_id", "x_user_id", b"x_user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_x_monthly_budget_micros", b"_x_monthly_budget_micros", "create_time", b"create_time", "credentials", b"credentials", "etag", b"etag", "handle", b"handle", "has_credentials", b"has_credentials", "id", b"id", "posting_rules", b"posting_rules", "state", b"state", "timezone", b"timezone", "update_time", b"update_time", "user_id", b"user_id", "x_budget_reached", b"x_budget_reached", "x_monthly_budget_micros", b"x_monthly_budget_micros", "x_user_id", b"x_user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__x_monthly_budget_micros: _TypeAlias = _typing.Literal["x_monthly_budget_micros"]  # noqa: Y015
+    _WhichOneofArgType__x_monthly_budget_micros: _TypeAlias = _typing.Literal["_x_monthly_budget_micros", b"_x_monthly_budget_micros"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__x_monthly_budget_micros) -> _WhichOneofReturnType__x_monthly_budget_micros | None: ...
 
 Global___Account: _TypeAlias = Account  # noqa: Y015

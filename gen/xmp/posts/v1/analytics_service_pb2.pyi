@@ -923,3 +923,200 @@ class EngagementPrediction(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EngagementPrediction: _TypeAlias = EngagementPrediction  # noqa: Y015
+
+@_typing.final
+class GetXSpendRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Exactly one of account_id, user_id and campaign_id."""
+    user_id: _builtins.str
+    campaign_id: _builtins.str
+    from_date: _builtins.str
+    """RFC 3339 date or instant; defaults to the first day of to_date's month."""
+    to_date: _builtins.str
+    """RFC 3339 date or instant; defaults to now."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "campaign_id", b"campaign_id", "from_date", b"from_date", "to_date", b"to_date", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetXSpendRequest: _TypeAlias = GetXSpendRequest  # noqa: Y015
+
+@_typing.final
+class SpendByKind(_message.Message):
+    """Spend of one kind of X call (post_create, post_create_with_url, post_read,
+    user_read, media_upload, post_delete). Money is in micro-dollars (USD / 1,000,000).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    CHARGED_UNITS_FIELD_NUMBER: _builtins.int
+    COST_MICROS_FIELD_NUMBER: _builtins.int
+    REFUSED_CALLS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    calls: _builtins.int
+    units: _builtins.int
+    """Resources read or requests made; charged_units are those X bills (a read of the
+    same post or user within a UTC day is billed once; refused calls are free).
+    """
+    charged_units: _builtins.int
+    cost_micros: _builtins.int
+    refused_calls: _builtins.int
+    """Calls X answered with an error, which it does not bill."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        calls: _builtins.int = ...,
+        units: _builtins.int = ...,
+        charged_units: _builtins.int = ...,
+        cost_micros: _builtins.int = ...,
+        refused_calls: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "charged_units", b"charged_units", "cost_micros", b"cost_micros", "kind", b"kind", "refused_calls", b"refused_calls", "units", b"units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpendByKind: _TypeAlias = SpendByKind  # noqa: Y015
+
+@_typing.final
+class SpendByPurpose(_message.Message):
+    """Spend by why the service called X: publish, reconcile, metrics, growth, erasure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    COST_MICROS_FIELD_NUMBER: _builtins.int
+    purpose: _builtins.str
+    calls: _builtins.int
+    cost_micros: _builtins.int
+    def __init__(
+        self,
+        *,
+        purpose: _builtins.str = ...,
+        calls: _builtins.int = ...,
+        cost_micros: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "cost_micros", b"cost_micros", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpendByPurpose: _TypeAlias = SpendByPurpose  # noqa: Y015
+
+@_typing.final
+class SpendDay(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    COST_MICROS_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """YYYY-MM-DD (UTC)."""
+    kind: _builtins.str
+    calls: _builtins.int
+    units: _builtins.int
+    cost_micros: _builtins.int
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        calls: _builtins.int = ...,
+        units: _builtins.int = ...,
+        cost_micros: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "cost_micros", b"cost_micros", "date", b"date", "kind", b"kind", "units", b"units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpendDay: _TypeAlias = SpendDay  # noqa: Y015
+
+@_typing.final
+class XSpend(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    TOTAL_MICROS_FIELD_NUMBER: _builtins.int
+    BY_KIND_FIELD_NUMBER: _builtins.int
+    BY_PURPOSE_FIELD_NUMBER: _builtins.int
+    DAILY_FIELD_NUMBER: _builtins.int
+    PUBLISHED_POSTS_FIELD_NUMBER: _builtins.int
+    COST_PER_PUBLISHED_POST_MICROS_FIELD_NUMBER: _builtins.int
+    METRICS_COLLECTOR_MICROS_FIELD_NUMBER: _builtins.int
+    RECONCILER_MICROS_FIELD_NUMBER: _builtins.int
+    MONTHLY_BUDGET_MICROS_FIELD_NUMBER: _builtins.int
+    MONTH_TO_DATE_MICROS_FIELD_NUMBER: _builtins.int
+    total_micros: _builtins.int
+    published_posts: _builtins.int
+    """Posts of the scope published in the period, and the publishing spend per post."""
+    cost_per_published_post_micros: _builtins.int
+    metrics_collector_micros: _builtins.int
+    """The metrics collector's reads (posts and follower counts) and the reconciler's
+    timeline reads.
+    """
+    reconciler_micros: _builtins.int
+    monthly_budget_micros: _builtins.int
+    """The account's monthly budget (account scope only; 0: none) and this month's spend."""
+    month_to_date_micros: _builtins.int
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def by_kind(self) -> _containers.RepeatedCompositeFieldContainer[Global___SpendByKind]: ...
+    @_builtins.property
+    def by_purpose(self) -> _containers.RepeatedCompositeFieldContainer[Global___SpendByPurpose]: ...
+    @_builtins.property
+    def daily(self) -> _containers.RepeatedCompositeFieldContainer[Global___SpendDay]: ...
+    def __init__(
+        self,
+        *,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        total_micros: _builtins.int = ...,
+        by_kind: _abc.Iterable[Global___SpendByKind] | None = ...,
+        by_purpose: _abc.Iterable[Global___SpendByPurpose] | None = ...,
+        daily: _abc.Iterable[Global___SpendDay] | None = ...,
+        published_posts: _builtins.int = ...,
+        cost_per_published_post_micros: _builtins.int = ...,
+        metrics_collector_micros: _builtins.int = ...,
+        reconciler_micros: _builtins.int = ...,
+        monthly_budget_micros: _builtins.int = ...,
+        month_to_date_micros: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_kind", b"by_kind", "by_purpose", b"by_purpose", "cost_per_published_post_micros", b"cost_per_published_post_micros", "daily", b"daily", "metrics_collector_micros", b"metrics_collector_micros", "month_to_date_micros", b"month_to_date_micros", "monthly_budget_micros", b"monthly_budget_micros", "period_end", b"period_end", "period_start", b"period_start", "published_posts", b"published_posts", "reconciler_micros", b"reconciler_micros", "total_micros", b"total_micros"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___XSpend: _TypeAlias = XSpend  # noqa: Y015

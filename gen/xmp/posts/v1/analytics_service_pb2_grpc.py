@@ -71,6 +71,11 @@ class AnalyticsServiceStub:
                 request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.PredictEngagementRequest.SerializeToString,
                 response_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.EngagementPrediction.FromString,
                 _registered_method=True)
+        self.GetXSpend = channel.unary_unary(
+                '/xmp.posts.v1.AnalyticsService/GetXSpend',
+                request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetXSpendRequest.SerializeToString,
+                response_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.XSpend.FromString,
+                _registered_method=True)
         self.VerifyXWebhook = channel.unary_unary(
                 '/xmp.posts.v1.AnalyticsService/VerifyXWebhook',
                 request_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.VerifyXWebhookRequest.SerializeToString,
@@ -141,6 +146,15 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetXSpend(self, request, context):
+        """What the service's X calls cost at X's pay-per-use prices (docs/x-spend.md), for
+        an account, a user or a campaign: totals and a daily series by call kind, the
+        cost per published post, and what the metrics collector and the reconciler cost.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def VerifyXWebhook(self, request, context):
         """X Account Activity challenge-response check (CRC). Public: X proves itself by
         the HMAC of the consumer secret, not by a token. Answers the JSON
@@ -196,6 +210,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.PredictEngagement,
                     request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.PredictEngagementRequest.FromString,
                     response_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.EngagementPrediction.SerializeToString,
+            ),
+            'GetXSpend': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetXSpend,
+                    request_deserializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetXSpendRequest.FromString,
+                    response_serializer=xmp_dot_posts_dot_v1_dot_analytics__service__pb2.XSpend.SerializeToString,
             ),
             'VerifyXWebhook': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyXWebhook,
@@ -398,6 +417,33 @@ class AnalyticsService:
             '/xmp.posts.v1.AnalyticsService/PredictEngagement',
             xmp_dot_posts_dot_v1_dot_analytics__service__pb2.PredictEngagementRequest.SerializeToString,
             xmp_dot_posts_dot_v1_dot_analytics__service__pb2.EngagementPrediction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetXSpend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmp.posts.v1.AnalyticsService/GetXSpend',
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.GetXSpendRequest.SerializeToString,
+            xmp_dot_posts_dot_v1_dot_analytics__service__pb2.XSpend.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,11 @@ class AnalyticsServiceStub:
     history, or when the model did not beat the account's median, it answers the
     median and says so (docs/analytics.md).
     """
+    GetXSpend: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetXSpendRequest, _analytics_service_pb2.XSpend]
+    """What the service's X calls cost at X's pay-per-use prices (docs/x-spend.md), for
+    an account, a user or a campaign: totals and a daily series by call kind, the
+    cost per published post, and what the metrics collector and the reconciler cost.
+    """
     VerifyXWebhook: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.VerifyXWebhookRequest, _httpbody_pb2.HttpBody]
     """X Account Activity challenge-response check (CRC). Public: X proves itself by
     the HMAC of the consumer secret, not by a token. Answers the JSON
@@ -93,6 +98,11 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     model's error measured on the account's newest posts held out. With too little
     history, or when the model did not beat the account's median, it answers the
     median and says so (docs/analytics.md).
+    """
+    GetXSpend: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetXSpendRequest, _analytics_service_pb2.XSpend]  # type: ignore[assignment]
+    """What the service's X calls cost at X's pay-per-use prices (docs/x-spend.md), for
+    an account, a user or a campaign: totals and a daily series by call kind, the
+    cost per published post, and what the metrics collector and the reconciler cost.
     """
     VerifyXWebhook: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.VerifyXWebhookRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """X Account Activity challenge-response check (CRC). Public: X proves itself by
@@ -170,6 +180,17 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         model's error measured on the account's newest posts held out. With too little
         history, or when the model did not beat the account's median, it answers the
         median and says so (docs/analytics.md).
+        """
+
+    @_abc_1.abstractmethod
+    def GetXSpend(
+        self,
+        request: _analytics_service_pb2.GetXSpendRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.XSpend, _abc.Awaitable[_analytics_service_pb2.XSpend]]:
+        """What the service's X calls cost at X's pay-per-use prices (docs/x-spend.md), for
+        an account, a user or a campaign: totals and a daily series by call kind, the
+        cost per published post, and what the metrics collector and the reconciler cost.
         """
 
     @_abc_1.abstractmethod

@@ -585,3 +585,56 @@ class AccountSuspended(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AccountSuspended: _TypeAlias = AccountSuspended  # noqa: Y015
+
+@_typing.final
+class XSpendBudgetReached(_message.Message):
+    """x_spend.budget_reached: publishing a post would have taken the account's X spend of
+    the UTC month above its budget (docs/x-spend.md). The account's posts wait,
+    SCHEDULED, until the budget is raised or the month turns; sent once per account
+    and month.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    BUDGET_MICROS_FIELD_NUMBER: _builtins.int
+    SPENT_MICROS_FIELD_NUMBER: _builtins.int
+    NEEDED_MICROS_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    account_id: _builtins.str
+    user_id: _builtins.str
+    month: _builtins.str
+    """"YYYY-MM" (UTC)."""
+    budget_micros: _builtins.int
+    """Micro-dollars (USD / 1,000,000)."""
+    spent_micros: _builtins.int
+    needed_micros: _builtins.int
+    """What the post that waited would have cost."""
+    post_id: _builtins.str
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        account_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        month: _builtins.str = ...,
+        budget_micros: _builtins.int = ...,
+        spent_micros: _builtins.int = ...,
+        needed_micros: _builtins.int = ...,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "budget_micros", b"budget_micros", "event_id", b"event_id", "month", b"month", "needed_micros", b"needed_micros", "occurred_at", b"occurred_at", "post_id", b"post_id", "spent_micros", b"spent_micros", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___XSpendBudgetReached: _TypeAlias = XSpendBudgetReached  # noqa: Y015

@@ -6,7 +6,7 @@ import json
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from post_management.adapters.db.schema import accounts
@@ -40,6 +40,7 @@ class SqlAccountRepository:
             "posting_rules": account.posting_rules,
             "credentials_encrypted": encrypted,
             "version": account.version,
+            "x_monthly_budget_micros": account.x_monthly_budget_micros,
             "created_at": account.created_at,
             "updated_at": account.updated_at,
         }
@@ -59,6 +60,8 @@ class SqlAccountRepository:
             posting_rules=dict(row["posting_rules"]),
             credentials=credentials,
             version=row["version"],
+            x_monthly_budget_micros=row["x_monthly_budget_micros"],
+            x_budget_reached_month=row["x_budget_reached_month"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
@@ -98,6 +101,16 @@ class SqlAccountRepository:
         row = self._to_row(account)
         del row["id"], row["created_at"]
         row["version"] = expected_version + 1
+        # A new budget re-opens the month; any other change leaves the engine's mark.
+        row["x_budget_reached_month"] = case(
+            (
+                accounts.c.x_monthly_budget_micros.is_distinct_from(
+                    account.x_monthly_budget_micros
+                ),
+                None,
+            ),
+            else_=accounts.c.x_budget_reached_month,
+        )
         result = self._conn.execute(
             update(accounts)
             .where(accounts.c.id == account.id, accounts.c.version == expected_version)

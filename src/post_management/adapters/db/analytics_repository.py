@@ -29,6 +29,7 @@ from post_management.adapters.db.unit_of_work import SqlUnitOfWork
 from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.x_spend import PriceTable
 from post_management.ports.analytics import (
     AccountInsights,
     AnalyticsRepository,
@@ -222,13 +223,20 @@ class SqlAnalyticsUnitOfWork(SqlUnitOfWork):
 
 
 class SqlAnalyticsUnitOfWorkFactory:
-    def __init__(self, engine: Engine, box: SecretBox, pseudonyms: Pseudonyms) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        box: SecretBox,
+        pseudonyms: Pseudonyms,
+        prices: PriceTable | None = None,
+    ) -> None:
         self._engine = engine
         self._box = box
         self._pseudonyms = pseudonyms
+        self._prices = prices
 
     def __call__(self) -> SqlAnalyticsUnitOfWork:
-        return SqlAnalyticsUnitOfWork(self._engine, self._box, self._pseudonyms)
+        return SqlAnalyticsUnitOfWork(self._engine, self._box, self._pseudonyms, self._prices)
 
 
 # "xmp-metr" in ASCII: distinct from the outbox relay's key.

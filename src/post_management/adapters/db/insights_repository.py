@@ -56,7 +56,7 @@ _SERIES = text(
 
 _GROWTH_DUE = text(
     """
-    SELECT a.id, a.credentials_encrypted FROM accounts a
+    SELECT a.id, a.user_id, a.credentials_encrypted FROM accounts a
     WHERE a.state = 'ACTIVE' AND a.credentials_encrypted IS NOT NULL
       AND NOT EXISTS (
         SELECT 1 FROM account_growth g
@@ -162,9 +162,8 @@ class SqlAccountInsights:
         due = []
         for row in rows:
             data = json.loads(self._box.decrypt(bytes(row.credentials_encrypted)))
-            due.append(
-                GrowthDue(row.id, Credentials(data["access_token"], data["access_token_secret"]))
-            )
+            creds = Credentials(data["access_token"], data["access_token_secret"])
+            due.append(GrowthDue(row.id, row.user_id, creds))
         return due
 
     def engagement_history(

@@ -10,10 +10,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from post_management.adapters.db.spend_ledger import record_spend
 from post_management.domain.account import Credentials
 from post_management.domain.errors import FailedPrecondition
 from post_management.domain.post import PostState
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.x_spend import Metered, PriceTable
 from post_management.ports.privacy import (
     AuditRecord,
     ErasureReport,
@@ -88,9 +90,10 @@ def _json(value: Any) -> dict[str, Any] | None:
 
 
 class SqlPrivacyStore:
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
+    def __init__(self, engine: Engine, box: SecretBox, prices: PriceTable | None = None) -> None:
         self._engine = engine
         self._box = box
+        self._prices = prices or PriceTable()
 
     def audit_events(self, user_id: str, before_id: int | None, limit: int) -> list[AuditRecord]:
         with self._engine.connect() as connection:
@@ -203,6 +206,8 @@ class SqlPrivacyStore:
             media = run(text("DELETE FROM media WHERE user_id = :user_id"), params).rowcount
             accounts = run(text("DELETE FROM accounts WHERE user_id = :user_id"), params).rowcount
             run(text("DELETE FROM campaigns WHERE user_id = :user_id"), params)
+            # What X cost stays countable, without the person.
+            run(text("UPDATE x_spend SET user_id = :hash WHERE user_id = :user_id"), params)
             # The trail stays (who did what, when) without the person or the content.
             audited = run(
                 text(
@@ -234,7 +239,8 @@ class SqlPrivacyStore:
         with self._engine.connect() as connection:
             rows = connection.execute(
                 text(
-                    "SELECT id, x_post_id, credentials_encrypted, attempts FROM x_removals "
+                    "SELECT id, x_post_id, credentials_encrypted, attempts, user_hash "
+                    "FROM x_removals "
                     "WHERE done_at IS NULL ORDER BY id LIMIT :limit"
                 ),
                 {"limit": limit},
@@ -246,12 +252,22 @@ class SqlPrivacyStore:
                     data = json.loads(self._box.decrypt(bytes(row["credentials_encrypted"])))
                     credentials = Credentials(data["access_token"], data["access_token_secret"])
                 removals.append(
-                    PendingRemoval(row["id"], row["x_post_id"], credentials, row["attempts"])
+                    PendingRemoval(
+                        row["id"], row["x_post_id"], credentials, row["attempts"], row["user_hash"]
+                    )
                 )
             return removals
 
-    def finish_removal(self, removal_id: int, now: datetime, error: str, final: bool) -> None:
+    def finish_removal(
+        self,
+        removal_id: int,
+        now: datetime,
+        error: str,
+        final: bool,
+        spent: Sequence[Metered] = (),
+    ) -> None:
         with self._engine.begin() as connection:
+            record_spend(connection, self._prices, spent)
             connection.execute(
                 text(
                     "UPDATE x_removals SET attempts = attempts + 1, last_error = :error, "
@@ -269,6 +285,10 @@ class SqlPrivacyStore:
                     "max": MAX_REMOVAL_ATTEMPTS,
                 },
             )
+
+    def record_spent(self, spent: Sequence[Metered]) -> None:
+        with self._engine.begin() as connection:
+            record_spend(connection, self._prices, spent)
 
     def purge(self, cutoffs: RetentionCutoffs) -> dict[str, int]:
         with self._engine.begin() as connection:

@@ -56,6 +56,11 @@ accounts = Table(
     # FAILED/DEAD_LETTERED settlements since the last success; the account pauses at
     # the limit (domain.account_safety) and the count restarts.
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    # Monthly X spend budget in micro-dollars (NULL: none), and the month ("YYYY-MM",
+    # UTC) in which a publish would have exceeded it: the dispatcher skips the
+    # account's posts until the month turns or the budget changes (docs/x-spend.md).
+    Column("x_monthly_budget_micros", BigInteger, nullable=True),
+    Column("x_budget_reached_month", String(7), nullable=True),
     Column("version", Integer, nullable=False),
     *_timestamps(),
     UniqueConstraint("user_id", "x_user_id"),
@@ -266,3 +271,4 @@ idempotency_keys = Table(
 # Registered on `metadata` by import; kept apart so each feature owns its tables.
 from post_management.adapters.db import analytics_schema as _analytics_schema  # noqa: E402, F401
 from post_management.adapters.db import privacy_schema as _privacy_schema  # noqa: E402, F401
+from post_management.adapters.db import spend_schema as _spend_schema  # noqa: E402, F401

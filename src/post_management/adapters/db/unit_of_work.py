@@ -15,9 +15,11 @@ from post_management.adapters.db.post_repository import SqlPostRepository
 from post_management.adapters.db.privacy_repository import SqlErasureTombstones
 from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys, SqlOutbox
 from post_management.adapters.db.schedule_queries import SqlScheduleQueries
+from post_management.adapters.db.spend_ledger import SqlSpendLedger
 from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.errors import Unavailable
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.x_spend import PriceTable
 from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
 from post_management.ports.privacy import ErasureTombstones
@@ -31,6 +33,7 @@ from post_management.ports.repositories import (
 )
 from post_management.ports.schedule_queries import ScheduleQueries
 from post_management.ports.support import SecretBox
+from post_management.ports.x_spend import SpendLedger
 
 UNIQUE_VIOLATION = "23505"
 
@@ -45,11 +48,19 @@ class SqlUnitOfWork:
     media: MediaRepository
     erasures: ErasureTombstones
     campaigns: CampaignRepository
+    spend: SpendLedger
 
-    def __init__(self, engine: Engine, box: SecretBox, pseudonyms: Pseudonyms) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        box: SecretBox,
+        pseudonyms: Pseudonyms,
+        prices: PriceTable | None = None,
+    ) -> None:
         self._engine = engine
         self._box = box
         self._pseudonyms = pseudonyms
+        self._prices = prices or PriceTable()
         self._conn: Connection | None = None
         self._trace: UnitOfWorkTrace | None = None
 
@@ -69,6 +80,7 @@ class SqlUnitOfWork:
         self.media = SqlMediaRepository(self._conn)
         self.erasures = SqlErasureTombstones(self._conn, self._pseudonyms)
         self.campaigns = SqlCampaignRepository(self._conn)
+        self.spend = SqlSpendLedger(self._conn, self._prices)
         return self
 
     def __exit__(
@@ -114,11 +126,18 @@ def _constraint(exc: DBAPIError) -> str:
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: Engine, box: SecretBox, pseudonyms: Pseudonyms) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        box: SecretBox,
+        pseudonyms: Pseudonyms,
+        prices: PriceTable | None = None,
+    ) -> None:
         self._engine = engine
         self._box = box
         # Erased users are found by their pseudonym (docs/security.md).
         self._pseudonyms = pseudonyms
+        self._prices = prices
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, self._box, self._pseudonyms)
+        return SqlUnitOfWork(self._engine, self._box, self._pseudonyms, self._prices)

@@ -20,6 +20,7 @@ EVENT_MESSAGES: Mapping[str, type[Message]] = {
     events.OPTIMAL_TIMING_ANALYZED: events_pb2.OptimalTimingAnalyzed,
     events.RATE_LIMIT_REACHED: events_pb2.RateLimitReached,
     events.ACCOUNT_SUSPENDED: events_pb2.AccountSuspended,
+    events.X_SPEND_BUDGET_REACHED: events_pb2.XSpendBudgetReached,
 }
 
 

@@ -22,11 +22,13 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
 )
 from post_management.entrypoints.grpc.privacy_servicer import PrivacyMethods
-from post_management.services.accounts import AccountFields, AccountService
+from post_management.services.accounts import AccountFields, AccountService, BudgetChange
 from post_management.services.privacy import PrivacyService
 
 Context = grpc.aio.ServicerContext[Any, Any]
-WRITABLE = frozenset({"handle", "x_user_id", "credentials", "posting_rules", "timezone"})
+WRITABLE = frozenset(
+    {"handle", "x_user_id", "credentials", "posting_rules", "timezone", "x_monthly_budget_micros"}
+)
 
 
 def _fields(message: account_pb2.Account, paths: set[str]) -> AccountFields:
@@ -47,7 +49,15 @@ def _fields(message: account_pb2.Account, paths: set[str]) -> AccountFields:
         if "posting_rules" in paths
         else None,
         credentials=credentials,
+        budget=_budget(message) if "x_monthly_budget_micros" in paths else None,
     )
+
+
+def _budget(message: account_pb2.Account) -> BudgetChange:
+    """Named in the mask but unset: the budget is removed."""
+    if message.HasField("x_monthly_budget_micros"):
+        return BudgetChange(message.x_monthly_budget_micros)
+    return BudgetChange(None)
 
 
 def _set_paths(message: account_pb2.Account) -> set[str]:

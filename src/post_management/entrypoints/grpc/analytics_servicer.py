@@ -16,6 +16,7 @@ from post_management.domain.analytics import Snapshot
 from post_management.domain.growth import ATTRIBUTION_NOTE
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
+    checked_user_id,
     parse_uuid,
     post_state_to_proto,
     required_user_id,
@@ -26,10 +27,12 @@ from post_management.entrypoints.grpc.prediction_mapping import (
     planned_time,
     prediction_to_proto,
 )
+from post_management.ports.x_spend import SpendScope
 from post_management.services.account_growth import AccountGrowthQueries
 from post_management.services.analytics import AnalyticsQueries
 from post_management.services.engagement_prediction import EngagementPredictor
 from post_management.services.webhooks import SIGNATURE_HEADER, XWebhooks
+from post_management.services.x_spend import XSpendQueries
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -44,6 +47,7 @@ class AnalyticsServices:
     webhooks: XWebhooks
     growth: AccountGrowthQueries
     prediction: EngagementPredictor
+    spend: XSpendQueries
 
 
 def snapshot_to_proto(snapshot: Snapshot) -> pb.MetricsSnapshot:
@@ -75,6 +79,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self._webhooks = services.webhooks
         self._growth = services.growth
         self._prediction = services.prediction
+        self._spend = services.spend
 
     async def GetPostMetrics(
         self, request: pb.GetPostMetricsRequest, context: Context
@@ -220,6 +225,50 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
             planned_time(request),
         )
         return prediction_to_proto(view)
+
+    async def GetXSpend(self, request: pb.GetXSpendRequest, context: Context) -> pb.XSpend:
+        scope = SpendScope(
+            account_id=parse_uuid(request.account_id, "account_id") if request.account_id else None,
+            user_id=checked_user_id(request.user_id) if request.user_id else None,
+            campaign_id=parse_uuid(request.campaign_id, "campaign_id")
+            if request.campaign_id
+            else None,
+        )
+        report = await asyncio.to_thread(
+            self._spend.report, current_principal(), scope, request.from_date, request.to_date
+        )
+        return pb.XSpend(
+            period_start=timestamp(report.start),
+            period_end=timestamp(report.end),
+            total_micros=report.total_micros,
+            by_kind=[
+                pb.SpendByKind(
+                    kind=kind,
+                    calls=t.calls,
+                    units=t.units,
+                    charged_units=t.charged_units,
+                    cost_micros=t.cost_micros,
+                    refused_calls=t.refused_calls,
+                )
+                for kind, t in report.by_kind.items()
+            ],
+            by_purpose=[
+                pb.SpendByPurpose(purpose=purpose, calls=calls, cost_micros=cost)
+                for purpose, (calls, cost) in report.by_purpose.items()
+            ],
+            daily=[
+                pb.SpendDay(
+                    date=day.isoformat(), kind=kind, calls=calls, units=units, cost_micros=cost
+                )
+                for (day, kind), (calls, units, cost) in report.daily.items()
+            ],
+            published_posts=report.published_posts,
+            cost_per_published_post_micros=report.cost_per_published_post_micros,
+            metrics_collector_micros=report.metrics_collector_micros,
+            reconciler_micros=report.reconciler_micros,
+            monthly_budget_micros=report.monthly_budget_micros,
+            month_to_date_micros=report.month_to_date_micros,
+        )
 
     async def VerifyXWebhook(
         self, request: pb.VerifyXWebhookRequest, context: Context

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -142,6 +142,9 @@ def account_to_proto(account: Account) -> account_pb2.Account:
         etag=account.etag,
     )
     json_format.ParseDict(account.posting_rules, message.posting_rules)
+    if account.x_monthly_budget_micros is not None:
+        message.x_monthly_budget_micros = account.x_monthly_budget_micros
+    message.x_budget_reached = account.budget_holds(datetime.now(UTC))
     return message
 
 

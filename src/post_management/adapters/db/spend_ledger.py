@@ -1,0 +1,175 @@
+"""The X spend ledger over SQLAlchemy Core (docs/x-spend.md)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from post_management.adapters.db.schema import posts
+from post_management.adapters.db.spend_schema import x_read_charges, x_spend
+from post_management.domain.x_spend import (
+    CallKind,
+    Metered,
+    Outcome,
+    PriceTable,
+    publish_cost,
+)
+from post_management.observability.metrics import X_SPEND
+from post_management.ports.x_spend import BudgetState, SpendRow, SpendScope
+
+_READS = frozenset({CallKind.POST_READ, CallKind.USER_READ})
+
+_ROWS = """
+    SELECT (s.occurred_at AT TIME ZONE 'UTC')::date AS day, s.kind, s.purpose, s.outcome,
+           count(*) AS calls, sum(s.units) AS units, sum(s.charged_units) AS charged_units,
+           sum(s.cost_micros) AS cost_micros
+    FROM x_spend s
+    WHERE {scope} AND s.occurred_at >= :start AND s.occurred_at < :end
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+"""
+
+_PUBLISHED = """
+    SELECT count(*) FROM posts p
+    WHERE {scope} AND p.state = 'PUBLISHED' AND p.published_at >= :start AND p.published_at < :end
+"""
+
+_SCOPES = {
+    "account_id": ("s.account_id = :value", "p.account_id = :value"),
+    "user_id": ("s.user_id = :value", "p.user_id = :value"),
+    "campaign_id": ("s.campaign_id = :value", "p.campaign_id = :value"),
+}
+
+
+def _scope(scope: SpendScope) -> tuple[str, object]:
+    for name in ("account_id", "user_id", "campaign_id"):
+        value = getattr(scope, name)
+        if value is not None:
+            return name, value
+    raise ValueError("a spend scope names an account, a user or a campaign")
+
+
+def record_spend(connection: Connection, prices: PriceTable, entries: Sequence[Metered]) -> int:
+    """Records each call in the connection's transaction; returns their cost in micros.
+
+    A read of a post or user already billed this UTC day is free (X bills a resource
+    once a day); a refused call is free."""
+    total = 0
+    for entry in entries:
+        price = prices.unit_price(entry.kind, entry.occurred_at)
+        outcome, charged = entry.outcome, entry.units
+        if outcome is Outcome.REFUSED:
+            charged = 0
+        elif entry.kind in _READS and entry.resources:
+            charged = _new_reads(connection, entry)
+            if charged == 0:
+                outcome = Outcome.DEDUPLICATED
+        cost = charged * price
+        connection.execute(
+            x_spend.insert().values(
+                occurred_at=entry.occurred_at,
+                user_id=entry.user_id,
+                account_id=entry.account_id,
+                post_id=entry.post_id,
+                campaign_id=(
+                    select(posts.c.campaign_id).where(posts.c.id == entry.post_id).scalar_subquery()
+                    if entry.post_id is not None
+                    else None
+                ),
+                kind=entry.kind.value,
+                purpose=entry.purpose.value,
+                outcome=outcome.value,
+                units=entry.units,
+                charged_units=charged,
+                unit_price_micros=price,
+                cost_micros=cost,
+            )
+        )
+        if cost:
+            X_SPEND.labels(kind=entry.kind.value).inc(cost / 1_000_000)
+        total += cost
+    return total
+
+
+def _new_reads(connection: Connection, entry: Metered) -> int:
+    day = entry.occurred_at.astimezone(UTC).date()
+    rows = [{"day": day, "kind": entry.kind.value, "resource_id": r} for r in entry.resources]
+    statement = (
+        pg_insert(x_read_charges)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(x_read_charges.c.resource_id)
+    )
+    return len(connection.execute(statement).all())
+
+
+class SqlSpendLedger:
+    def __init__(self, connection: Connection, prices: PriceTable) -> None:
+        self._conn = connection
+        self._prices = prices
+
+    def record(self, entries: Sequence[Metered]) -> int:
+        return record_spend(self._conn, self._prices, entries)
+
+    def rows(self, scope: SpendScope, start: datetime, end: datetime) -> list[SpendRow]:
+        name, value = _scope(scope)
+        query = text(_ROWS.format(scope=_SCOPES[name][0]))
+        result = self._conn.execute(query, {"value": value, "start": start, "end": end})
+        return [
+            SpendRow(
+                row.day,
+                row.kind,
+                row.purpose,
+                row.outcome,
+                int(row.calls),
+                int(row.units),
+                int(row.charged_units),
+                int(row.cost_micros),
+            )
+            for row in result
+        ]
+
+    def published_posts(self, scope: SpendScope, start: datetime, end: datetime) -> int:
+        name, value = _scope(scope)
+        query = text(_PUBLISHED.format(scope=_SCOPES[name][1]))
+        return int(
+            self._conn.execute(query, {"value": value, "start": start, "end": end}).scalar_one()
+        )
+
+    def budget_states(self, account_ids: Sequence[UUID]) -> dict[UUID, BudgetState]:
+        if not account_ids:
+            return {}
+        # The month is the database's (UTC), like every other time decision.
+        budgets = self._conn.execute(
+            text(
+                "SELECT a.id, a.x_monthly_budget_micros AS budget, coalesce(("
+                "  SELECT sum(s.cost_micros) FROM x_spend s WHERE s.account_id = a.id"
+                "  AND s.occurred_at >= date_trunc('month', now() AT TIME ZONE 'UTC')"
+                "  AT TIME ZONE 'UTC'), 0) AS spent "
+                "FROM accounts a WHERE a.id = ANY(:ids) AND a.x_monthly_budget_micros IS NOT NULL"
+            ),
+            {"ids": list(account_ids)},
+        ).all()
+        if not budgets:
+            return {}
+        planned: dict[UUID, int] = defaultdict(int)
+        scheduled = self._conn.execute(
+            text(
+                "SELECT account_id, text, thread, cardinality(attachment_ids) AS media "
+                "FROM posts WHERE account_id = ANY(:ids) AND state = 'SCHEDULED' "
+                "AND due_at < (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')"
+                " AT TIME ZONE 'UTC'"
+            ),
+            {"ids": [row.id for row in budgets]},
+        )
+        now = datetime.now(UTC)
+        for row in scheduled:
+            segments = [row.text, *row.thread]
+            planned[row.account_id] += publish_cost(segments, row.media, self._prices, now)
+        return {
+            row.id: BudgetState(int(row.budget), int(row.spent), planned[row.id]) for row in budgets
+        }
