@@ -394,11 +394,19 @@ class Reconciler:
         segment of the account holds already. Newest first: the post in doubt is the
         account's latest, one being in flight."""
         parent = claim.segment_x_post_ids[index - 1] if index else claim.reply_to_x_post_id
-        media = self._sent_media(claim) if index == 0 else ()
+        media: tuple[str, ...] = ()
+        media_count = 0
+        if index == 0:
+            media = claim.sent_media_ids or claim.media_ids
+            media_count = len(claim.media_ids) + len(claim.attachment_ids)
+        # An attempt from before sends were noted: its uploads' ids are unknown, so
+        # only their number can be compared.
+        ids_known = not claim.attachment_ids or bool(claim.sent_media_ids)
         candidates = [
             p
             for p in posts
-            if (p.in_reply_to or "") == (parent or "") and same_media(media, p.media_keys)
+            if (p.in_reply_to or "") == (parent or "")
+            and (not ids_known or same_media(media, p.media_keys))
         ]
         taken = self._queue.stored_x_post_ids(claim.account_id, [p.id for p in candidates])
         for x_post in candidates:
@@ -406,7 +414,7 @@ class Reconciler:
                 continue
             if same_post(
                 claim.segments[index],
-                len(media),
+                media_count,
                 x_post.text,
                 x_media_count=None if x_post.media_keys is None else len(x_post.media_keys),
                 x_urls=x_post.urls,
@@ -414,13 +422,6 @@ class Reconciler:
             ):
                 return x_post.id
         return None
-
-    @staticmethod
-    def _sent_media(claim: Claim) -> tuple[str, ...]:
-        """The X media ids the attempt attached (noted with its send); media given as
-        X ids otherwise, which is all an attempt from before that note could attach
-        besides uploads."""
-        return claim.sent_media_ids or claim.media_ids
 
     def _look_again(self, claim: Claim, now: datetime, answer: TimelineFailure | str) -> None:
         """X could not say whether the post is there: look again after the settle
