@@ -19,6 +19,7 @@ import coverage
 PACKAGE = "post_management"
 # Outermost first, as in the layers contract.
 LAYERS = (
+    "launcher",
     "cli",
     "bootstrap",
     "entrypoints",
