@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit generate lock clean
+.PHONY: install run test drills lint unit generate lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=
 	$(BIN)/python scripts/coverage_layers.py
+
+## Every fault drill (docs/reliability.md): each crash point with each post kind,
+## the 2,000-post mixed run and the rest; `make test` runs a representative subset.
+drills: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m 'drill or not drill' -s tests/faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench

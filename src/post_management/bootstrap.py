@@ -60,7 +60,7 @@ from post_management.entrypoints.grpc.rate_limit import RequestBudget
 from post_management.entrypoints.grpc.server import ServerLimits, Services
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.entrypoints.jobs.timer import Tick, Timer
-from post_management.observability import metrics
+from post_management.observability import crash_points, metrics
 from post_management.observability.cache import CountedCache
 from post_management.observability.metrics import REDIS_DEGRADED
 from post_management.ports.analytics import Cache
@@ -391,6 +391,8 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     uow = SqlUnitOfWorkFactory(engine, box, pseudonyms, prices)
     try:
         clock = SystemClock.from_env()  # honours the test-only clock offset
+        if (crash_at := crash_points.armed()) is not None:
+            log.warning("test-only crash point armed: this process dies at %s", crash_at)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     shared = shared_cache(settings)

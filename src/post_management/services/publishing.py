@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from post_management.domain.media import X_MEDIA_REUSE_WINDOW
 from post_management.domain.post import PostState
 from post_management.domain.x_matching import same_media, same_post
+from post_management.observability import crash_points as crash
 from post_management.ports.media import MediaUploads
 from post_management.ports.publishing import (
     Claim,
@@ -97,6 +98,7 @@ class Publisher:
 
     @telemetry.publishing
     def publish(self, claim: Claim) -> PostState:
+        crash.crash_point(crash.AFTER_CLAIM)
         now = claim.now()
         if claim.credentials_problem:
             settlement = outcomes.parked(claim, claim.credentials_problem, now)
@@ -132,6 +134,7 @@ class Publisher:
         rate_limit: RateLimitInfo | None = None
         for index in range(len(published), len(segments)):
             if index > len(claim.segment_x_post_ids):
+                crash.crash_point(crash.BETWEEN_SEGMENTS)
                 next_taken = self._take_budget(claim, self._clock.now())
                 if isinstance(next_taken, Settlement):
                     return next_taken.state
@@ -155,6 +158,7 @@ class Publisher:
                 settlement = outcomes.settle_publish(claim, result, now, self._settings.timing)
                 self._settle(claim, settlement)
                 return settlement.state
+            crash.crash_point(crash.AFTER_X_STORED)
             if len(segments) > 1 and not self._queue.record_segment(
                 claim, index, result.x_post_id, self._settings.lease
             ):
@@ -443,6 +447,7 @@ class Reconciler:
     def _adopt(self, claim: Claim, index: int, x_post_id: str, now: datetime) -> None:
         """Segment `index` is on X: record it; the post is published when it was the
         last, else it goes back to the queue to publish the rest."""
+        crash.crash_point(crash.BEFORE_ADOPT)
         segments = claim.segments
         if len(segments) > 1 and not self._queue.record_segment(
             claim, index, x_post_id, self._settings.lease

@@ -24,7 +24,7 @@ from post_management.adapters.db.clock import NOW_SQL
 from post_management.domain import account_safety, events
 from post_management.domain.account import AccountState, Credentials
 from post_management.domain.post import PostState, Priority
-from post_management.observability import tracing
+from post_management.observability import crash_points, tracing
 from post_management.ports.publishing import Claim, Settlement, XPostIdTaken
 from post_management.ports.support import SecretBox
 
@@ -439,6 +439,7 @@ class SqlPublishQueue:
             now = claim.now()
             added = (*settlement.events, *_failure_streak(connection, claim, settlement, now))
             _add_events(connection, added)
+            crash_points.crash_point(crash_points.IN_SETTLE)
         telemetry.committed(added)
         return True
 

@@ -16,6 +16,7 @@ from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
 
 from post_management.adapters.x.telemetry import endpoint_of, observed_send
+from post_management.observability import crash_points
 
 X_PREFIXES = (
     "https://api.twitter.com/",
@@ -23,6 +24,9 @@ X_PREFIXES = (
     "https://api.x.com/",
     "https://upload.x.com/",
 )
+
+# Every media command (INIT, APPEND, FINALIZE, a simple upload) is a POST here.
+MEDIA_UPLOAD = "POST /1.1/media/upload.json"
 
 Timeout = float | tuple[float, float] | tuple[float, None] | None
 
@@ -76,6 +80,8 @@ class XTransport(HTTPAdapter):
     ) -> Response:
         # Named after X's URL, before it is pointed elsewhere (the emulator).
         endpoint = endpoint_of(request.method, request.url)
+        if endpoint == MEDIA_UPLOAD:
+            crash_points.crash_point(crash_points.MID_MEDIA_UPLOAD)
         if request.url is not None:
             request.url = self.rewrite(request.url)
         return observed_send(
