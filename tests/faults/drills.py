@@ -473,4 +473,3 @@ def _check_timing(s: Seeded, x_post: dict[str, Any], result: Verdict) -> None:
         result.problems.append(f"{s.post_id}: on X {-late.total_seconds():.1f} s before due")
     elif late > result.late_bound:
         result.problems.append(f"{s.post_id}: on X {late.total_seconds():.1f} s after due")
-
