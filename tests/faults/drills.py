@@ -7,6 +7,7 @@ Every verdict is read from the emulator's stored posts, never only its counters.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -28,6 +29,7 @@ from post_management.adapters.emulator import EmulatorControl
 from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState, Priority
+from post_management.domain.privacy import Pseudonyms
 from post_management.observability.crash_points import CRASH_AT_ENV
 from tests.support.process import ServiceProcess
 
@@ -64,7 +66,7 @@ def worker_env(database: str, key: str, x_base_url: str, **extra: str) -> dict[s
         "DATABASE_URL": database,
         "ENCRYPTION_KEYS": key,
         "JWT_SECRET": "j" * 40,
-        "JWT_REFRESH_SECRET": "r" * 40,
+        "X_MODE": "emulator",
         "X_API_BASE_URL": x_base_url,
         "X_TIMEOUT_SECONDS": str(X_TIMEOUT_S),
         "PUBLISH_LEASE_SECONDS": str(LEASE_S),
@@ -166,7 +168,9 @@ class Seeder:
     def __init__(self, database: str, control: EmulatorControl) -> None:
         self.key = Fernet.generate_key().decode()
         self.engine: Engine = make_engine(database)
-        self.uow = SqlUnitOfWorkFactory(self.engine, FernetBox([self.key]))
+        self.uow = SqlUnitOfWorkFactory(
+            self.engine, FernetBox([self.key]), Pseudonyms(secrets.token_bytes(32))
+        )
         self.control = control
 
     def close(self) -> None:
