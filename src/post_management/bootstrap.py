@@ -92,6 +92,7 @@ from post_management.services.publishing import (
 )
 from post_management.services.scheduled_listing import ScheduledListing
 from post_management.services.scheduling import SchedulingService
+from post_management.services.trend_alerts import TrendDetector
 from post_management.services.webhooks import XWebhooks
 from post_management.services.x_spend import XSpendQueries
 
@@ -445,13 +446,15 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     analytics_uow = SqlAnalyticsUnitOfWorkFactory(engine, box, pseudonyms, prices)
     cache = CountedCache(shared, "analytics")
     predictor = EngagementPredictor(analytics_uow, clock, GradientBoostingLearner())
+    trends = TrendDetector(analytics_uow, clock, cache)
     collector = MetricsCollector(
         analytics_uow,
         x_api,
         clock,
         cache,
         AdvisoryLeaderLock(engine),
-        growth=GrowthCollector(analytics_uow, x_api, clock),
+        growth=GrowthCollector(analytics_uow, x_api, clock, trends=trends),
+        trends=trends,
     )
     refresh = metrics.counting_refreshes(collector.tick)
     ticks.append(Tick("metrics", refresh, settings.metrics_interval_seconds))

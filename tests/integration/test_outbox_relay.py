@@ -143,6 +143,30 @@ def sample_events(now: datetime) -> list[DomainEvent]:
             post_id=post,
             occurred_at=now,
         ),
+        events.trend_detected(
+            account_id=account,
+            user_id="user-1",
+            post_id=post,
+            kind=events.TREND_POST_ABOVE_NORM,
+            metric="engagements",
+            observed=240.0,
+            expected=31.5,
+            score=6.25,
+            age=timedelta(hours=1, minutes=30),
+            summary="far above the account's posts at 1.5 h",
+            occurred_at=now,
+        ),
+        events.trend_detected(
+            account_id=account,
+            user_id="user-1",
+            kind=events.TREND_FOLLOWER_DROP,
+            metric="followers",
+            observed=950.0,
+            expected=1000.0,
+            score=-0.05,
+            summary="followers fell 5.0%",
+            occurred_at=now,
+        ),
     ]
 
 
@@ -234,7 +258,9 @@ def test_every_event_type_arrives_with_key_headers_and_payload(
     finally:
         relay.close()
 
-    records = consume(kafka_broker.bootstrap_servers, [PREFIX + e.event_type for e in batch], 10)
+    records = consume(
+        kafka_broker.bootstrap_servers, [PREFIX + e.event_type for e in batch], len(batch)
+    )
     assert len(records) == len(batch)
     by_id = {header_map(r.headers)["ce_id"]: r for r in records}
     # The post's events are numbered 1, 2, 3... in the order they were written.
@@ -279,6 +305,20 @@ def test_every_event_type_arrives_with_key_headers_and_payload(
     )
     assert isinstance(decoded, events_pb2.PostMetricsUpdated)
     assert decoded.metrics.impressions == 12_000_000_000
+    # Trend alerts: keyed by the post (or the account for a follower drop), and no
+    # number taken from the post's sequence.
+    post_trend, drop = batch[-2], batch[-1]
+    assert by_id[str(post_trend.event_id)].key == post_trend.payload["postId"].encode()
+    assert by_id[str(drop.event_id)].key == drop.payload["accountId"].encode()
+    trend_record = by_id[str(post_trend.event_id)]
+    trend = decode(
+        events.ANALYTICS_TREND_DETECTED,
+        trend_record.value,
+        header_map(trend_record.headers)["content-type"],
+    )
+    assert isinstance(trend, events_pb2.TrendDetected)
+    assert trend.kind == events_pb2.TREND_KIND_POST_ABOVE_NORM
+    assert trend.age.ToTimedelta() == timedelta(hours=1, minutes=30)
 
 
 def test_invalid_payload_goes_to_the_dead_letter_topic(

@@ -38,6 +38,7 @@ OPTIMAL_TIMING_ANALYZED = "optimal_timing.analyzed"
 RATE_LIMIT_REACHED = "rate_limit.reached"
 ACCOUNT_SUSPENDED = "account.suspended"
 X_SPEND_BUDGET_REACHED = "x_spend.budget_reached"
+ANALYTICS_TREND_DETECTED = "analytics.trend_detected"
 
 EVENT_TYPES: tuple[str, ...] = (
     POST_SCHEDULED,
@@ -51,10 +52,20 @@ EVENT_TYPES: tuple[str, ...] = (
     RATE_LIMIT_REACHED,
     ACCOUNT_SUSPENDED,
     X_SPEND_BUDGET_REACHED,
+    ANALYTICS_TREND_DETECTED,
 )
 
 AGGREGATE_POST = "post"
 AGGREGATE_ACCOUNT = "account"
+# Trend alerts are keyed by their post or account but are not post events: they take
+# no number in the post's event sequence.
+AGGREGATE_TREND = "trend"
+
+# TrendKind values of events.proto.
+TREND_POST_ABOVE_NORM = "TREND_KIND_POST_ABOVE_NORM"
+TREND_POST_BELOW_NORM = "TREND_KIND_POST_BELOW_NORM"
+TREND_FOLLOWER_DROP = "TREND_KIND_FOLLOWER_DROP"
+TREND_KINDS = (TREND_POST_ABOVE_NORM, TREND_POST_BELOW_NORM, TREND_FOLLOWER_DROP)
 
 # RateLimitScope values of events.proto.
 RATE_LIMIT_SCOPE_USER = "RATE_LIMIT_SCOPE_USER"
@@ -376,6 +387,41 @@ def x_spend_budget_reached(
     return _event(
         X_SPEND_BUDGET_REACHED, AGGREGATE_ACCOUNT, account_id, occurred_at, event_id, body
     )
+
+
+def trend_detected(
+    *,
+    account_id: UUID,
+    user_id: str,
+    kind: str,
+    metric: str,
+    observed: float,
+    expected: float,
+    score: float,
+    summary: str,
+    occurred_at: datetime,
+    post_id: UUID | None = None,
+    age: timedelta | None = None,
+    event_id: UUID | None = None,
+) -> DomainEvent:
+    """A post far from its account's norm (`post_id`, `age`) or a follower drop; keyed
+    by the post, or by the account for a drop."""
+    if kind not in TREND_KINDS:
+        raise ValueError(f"unknown trend kind {kind!r}")
+    body = {
+        "accountId": str(account_id),
+        "userId": user_id,
+        "postId": str(post_id) if post_id else "",
+        "kind": kind,
+        "metric": metric,
+        "observed": float(observed),
+        "expected": float(expected),
+        "score": float(score),
+        "age": json_duration(age) if age is not None else None,
+        "summary": summary,
+    }
+    key = post_id or account_id
+    return _event(ANALYTICS_TREND_DETECTED, AGGREGATE_TREND, key, occurred_at, event_id, body)
 
 
 def _camel(name: str) -> str:

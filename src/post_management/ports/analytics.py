@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
@@ -14,6 +14,7 @@ from post_management.domain.analytics import Snapshot
 from post_management.domain.engagement_features import PastPost
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import PostState
+from post_management.domain.trends import Point
 from post_management.ports.cache import Cache as Cache  # the one cache port, re-exported
 from post_management.ports.unit_of_work import UnitOfWork
 
@@ -99,6 +100,40 @@ class GrowthDue:
     credentials: Credentials
 
 
+@dataclass(frozen=True)
+class YoungPost:
+    post_id: UUID
+    account_id: UUID
+    user_id: str
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class EarlyPoints:
+    """A post's engagements over its first hours."""
+
+    published_at: datetime
+    points: list[Point]
+
+
+@dataclass(frozen=True)
+class TrendAlert:
+    """A stored finding; `dedup_key` makes it once-only."""
+
+    dedup_key: str
+    account_id: UUID
+    post_id: UUID | None
+    kind: str  # a TrendKind name (domain/events.py TREND_*)
+    metric: str
+    observed: float
+    expected: float
+    score: float
+    summary: str
+    detected_at: datetime
+    age: timedelta | None = None
+    window_start: datetime | None = None  # follower drops: the posts it covers
+
+
 class AccountInsights(Protocol):
     """Reads behind campaign analytics, account growth and audience activity."""
 
@@ -135,6 +170,31 @@ class AccountInsights(Protocol):
     ) -> list[PastPost]:
         """The newest `limit` PUBLISHED posts with impressions, published before the
         cutoff, of one account (None: of every account), oldest first."""
+        ...
+
+    def young_posts(
+        self, published_after: datetime, measured_after: datetime, limit: int
+    ) -> list[YoungPost]:
+        """PUBLISHED posts published after the first instant with a snapshot collected
+        after the second."""
+        ...
+
+    def early_points(
+        self, account_id: UUID, published_after: datetime, window: timedelta, limit: int
+    ) -> dict[UUID, EarlyPoints]:
+        """The newest `limit` PUBLISHED posts of the account published after the instant,
+        each with its snapshots of the first `window` after publication."""
+        ...
+
+    def add_trend_alert(self, alert: TrendAlert) -> bool:
+        """False when an alert with the same dedup key exists (nothing stored)."""
+        ...
+
+    def trend_alerts_for_post(
+        self, post_id: UUID, account_id: UUID, published_at: datetime | None
+    ) -> list[TrendAlert]:
+        """The post's own alerts, and the account's follower drops whose window holds
+        its publication; oldest first."""
         ...
 
 

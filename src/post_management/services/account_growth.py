@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Protocol
 from uuid import UUID
 
 from post_management.domain.account import Account
@@ -135,6 +136,12 @@ class AccountGrowthQueries:
         return AudienceActivityView(account_id, zone.key, audience_activity(points, zone))
 
 
+class FollowerTrends(Protocol):
+    def check_followers(
+        self, uow: AnalyticsUnitOfWork, account_id: UUID, snapshot: FollowerSnapshot
+    ) -> bool: ...
+
+
 class GrowthCollector:
     """Reads each account's public counts once per UTC day (users/me, the account's
     own credentials); run by the metrics tick, under its leader lock."""
@@ -146,12 +153,14 @@ class GrowthCollector:
         clock: Clock,
         *,
         accounts_per_tick: int = ACCOUNTS_PER_TICK,
+        trends: FollowerTrends | None = None,
     ) -> None:
         self._uow = uow
         self._x = x_api
         self._clock = clock
         self._accounts_per_tick = accounts_per_tick
         self._blocked_until: datetime | None = None
+        self._trends = trends
 
     def collect(self) -> int:
         """Snapshots taken this tick."""
@@ -217,6 +226,8 @@ class GrowthCollector:
             with self._uow() as uow:
                 if uow.insights.add_follower_snapshot(item.account_id, snapshot):
                     taken += 1
+                    if self._trends is not None:
+                        self._trends.check_followers(uow, item.account_id, snapshot)
                 uow.spend.record([read])
                 uow.commit()
         return taken

@@ -27,6 +27,7 @@ from post_management.ports.analytics import (
     DueRefresh,
     MeasuredPost,
     PublishedRef,
+    TrendAlert,
 )
 from post_management.ports.support import Clock
 from post_management.services.common import emit as common_emit
@@ -207,12 +208,17 @@ class AnalyticsQueries:
             series = uow.analytics.series(post.id)
             since = self._clock.now() - HISTORY
             account = uow.analytics.account_posts(post.account_id, since)
-        view = self._analyse(post, series, account)
+            alerts = uow.insights.trend_alerts_for_post(post.id, post.account_id, post.published_at)
+        view = self._analyse(post, series, account, alerts)
         self._remember(analytics_key(post_id), _analytics_to_json(view))
         return view
 
     def _analyse(
-        self, post: Post, series: list[Snapshot], account: list[MeasuredPost]
+        self,
+        post: Post,
+        series: list[Snapshot],
+        account: list[MeasuredPost],
+        alerts: list[TrendAlert],
     ) -> AnalyticsView:
         counts = series[-1].counts if series else Counts()
         kind = math.post_kind(bool(post.media_ids), bool(post.reply_to_x_post_id))
@@ -232,7 +238,8 @@ class AnalyticsQueries:
             account_average=comparison.account_average,
             account_median=comparison.account_median,
             benchmark=comparison.benchmark,
-            insights=math.insights(counts, comparison, velocity),
+            insights=math.insights(counts, comparison, velocity)
+            + [_trend_insight(alert) for alert in alerts],
         )
 
     # --- GetUserStats -----------------------------------------------------------
@@ -309,6 +316,13 @@ class AnalyticsQueries:
             )
             uow.commit()
         return OptimalTimesView(account_id, zone.key, slots)
+
+
+def _trend_insight(alert: TrendAlert) -> Insight:
+    figures = {"observed": alert.observed, "expected": alert.expected, "score": alert.score}
+    if alert.age is not None:
+        figures["age_hours"] = alert.age.total_seconds() / 3600
+    return Insight(alert.summary, figures)
 
 
 def _user_stats(

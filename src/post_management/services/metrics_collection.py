@@ -42,6 +42,7 @@ from post_management.ports.x_api import (
 )
 from post_management.services.account_growth import GrowthCollector
 from post_management.services.analytics import cache_keys, store_snapshot
+from post_management.services.trend_alerts import TrendDetector
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class MetricsCollector:
         *,
         posts_per_tick: int = DEFAULT_POSTS_PER_TICK,
         growth: GrowthCollector | None = None,
+        trends: TrendDetector | None = None,
     ) -> None:
         self._uow = uow
         self._x = x_api
@@ -87,6 +89,7 @@ class MetricsCollector:
         self._posts_per_tick = posts_per_tick
         self._growth = growth
         self._slow: set[UUID] = set()  # accounts read at the slow pace this tick
+        self._trends = trends
         # Per caller, when X's read quota refills. In memory: after a failover the
         # new leader learns it again from at most one 429.
         self._blocked: dict[str, datetime] = {}
@@ -100,6 +103,8 @@ class MetricsCollector:
             refreshed = self.collect()
             if self._growth is not None:
                 self._growth.collect()  # daily follower counts, same lock and schedule
+            if self._trends is not None:
+                self._trends.check_posts()  # young posts against their account's norm
             return refreshed
 
     def blocked_until(self, caller: str) -> datetime | None:

@@ -45,6 +45,32 @@ RATE_LIMIT_SCOPE_APP: RateLimitScope.ValueType  # 2
 """Per app window, e.g. 10,000 posts per 24 hours."""
 Global___RateLimitScope: _TypeAlias = RateLimitScope  # noqa: Y015
 
+class _TrendKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TrendKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TrendKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TREND_KIND_UNSPECIFIED: _TrendKind.ValueType  # 0
+    TREND_KIND_POST_ABOVE_NORM: _TrendKind.ValueType  # 1
+    """A post in its first hours far above its account's posts of the same age."""
+    TREND_KIND_POST_BELOW_NORM: _TrendKind.ValueType  # 2
+    """A post in its first hours far below its account's posts of the same age."""
+    TREND_KIND_FOLLOWER_DROP: _TrendKind.ValueType  # 3
+    """The account's followers fell by more than the threshold in a day."""
+
+class TrendKind(_TrendKind, metaclass=_TrendKindEnumTypeWrapper):
+    """What a trend alert found."""
+
+TREND_KIND_UNSPECIFIED: TrendKind.ValueType  # 0
+TREND_KIND_POST_ABOVE_NORM: TrendKind.ValueType  # 1
+"""A post in its first hours far above its account's posts of the same age."""
+TREND_KIND_POST_BELOW_NORM: TrendKind.ValueType  # 2
+"""A post in its first hours far below its account's posts of the same age."""
+TREND_KIND_FOLLOWER_DROP: TrendKind.ValueType  # 3
+"""The account's followers fell by more than the threshold in a day."""
+Global___TrendKind: _TypeAlias = TrendKind  # noqa: Y015
+
 @_typing.final
 class PostScheduled(_message.Message):
     """Domain events published to Kafka, one message per event type (docs/events.md).
@@ -638,3 +664,69 @@ class XSpendBudgetReached(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___XSpendBudgetReached: _TypeAlias = XSpendBudgetReached  # noqa: Y015
+
+@_typing.final
+class TrendDetected(_message.Message):
+    """analytics.trend_detected: a post performing far from its account's norm, or a
+    follower drop (docs/analytics.md, trend alerts). Sent once per finding.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    OBSERVED_FIELD_NUMBER: _builtins.int
+    EXPECTED_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    AGE_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    account_id: _builtins.str
+    user_id: _builtins.str
+    post_id: _builtins.str
+    """The post, for post alerts; empty for a follower drop."""
+    kind: Global___TrendKind.ValueType
+    metric: _builtins.str
+    """"engagements" or "followers"."""
+    observed: _builtins.float
+    """The post's engagements at `age`, or today's followers."""
+    expected: _builtins.float
+    """The account's median at the same age, or the previous snapshot's followers."""
+    score: _builtins.float
+    """Robust z-score for posts; relative change (e.g. -0.05) for a drop."""
+    summary: _builtins.str
+    """The finding in plain language."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def age(self) -> _duration_pb2.Duration:
+        """The post's age at the snapshot compared (post alerts)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        account_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        kind: Global___TrendKind.ValueType = ...,
+        metric: _builtins.str = ...,
+        observed: _builtins.float = ...,
+        expected: _builtins.float = ...,
+        score: _builtins.float = ...,
+        age: _duration_pb2.Duration | None = ...,
+        summary: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "age", b"age", "event_id", b"event_id", "expected", b"expected", "kind", b"kind", "metric", b"metric", "observed", b"observed", "occurred_at", b"occurred_at", "post_id", b"post_id", "score", b"score", "summary", b"summary", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrendDetected: _TypeAlias = TrendDetected  # noqa: Y015

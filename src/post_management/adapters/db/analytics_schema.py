@@ -11,10 +11,12 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     String,
     Table,
+    Text,
     text,
 )
 from sqlalchemy.dialects.postgresql import UUID
@@ -104,4 +106,31 @@ account_growth = Table(
     Column("following", BigInteger, nullable=False),
     Column("posts", BigInteger, nullable=False),
     Column("listed", BigInteger, nullable=False),
+)
+
+# Trend alerts (services/trend_alerts.py): one row per finding, the dedup key making
+# each alert once-only; a follower drop covers the posts of [window_start, detected_at).
+trend_alerts = Table(
+    "trend_alerts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(128), nullable=False, unique=True),
+    Column(
+        "account_id",
+        UUID(as_uuid=True),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("post_id", UUID(as_uuid=True), ForeignKey("posts.id", ondelete="CASCADE")),
+    Column("kind", String(40), nullable=False),
+    Column("metric", String(16), nullable=False),
+    Column("observed", Float, nullable=False),
+    Column("expected", Float, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("age_seconds", Float),
+    Column("summary", Text, nullable=False),
+    Column("window_start", DateTime(timezone=True)),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+    Index("ix_trend_alerts_post", "post_id"),
+    Index("ix_trend_alerts_account_detected", "account_id", "detected_at"),
 )

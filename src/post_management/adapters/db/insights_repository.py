@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from post_management.adapters.db.analytics_schema import account_growth
+from post_management.adapters.db.analytics_schema import account_growth, trend_alerts
 from post_management.adapters.db.measured_rows import (
     LATEST_SNAPSHOT,
     measured_from_row,
@@ -22,7 +22,14 @@ from post_management.domain.analytics import Snapshot
 from post_management.domain.engagement_features import Draft, PastPost
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import MediaKind
-from post_management.ports.analytics import GrowthDue, MeasuredPost
+from post_management.domain.trends import Point
+from post_management.ports.analytics import (
+    EarlyPoints,
+    GrowthDue,
+    MeasuredPost,
+    TrendAlert,
+    YoungPost,
+)
 from post_management.ports.support import SecretBox
 
 _CAMPAIGN_POSTS = text(
@@ -92,6 +99,45 @@ _HISTORY = f"""
 """  # noqa: S608 - only constant fragments are interpolated
 _ACCOUNT_HISTORY = text(_HISTORY.format(account_filter="AND p.account_id = :account_id"))
 _ALL_HISTORY = text(_HISTORY.format(account_filter=""))
+
+
+_YOUNG = text(
+    """
+    SELECT p.id, p.account_id, p.user_id, p.published_at FROM posts p
+    WHERE p.state = 'PUBLISHED' AND p.published_at > :published_after
+      AND EXISTS (SELECT 1 FROM post_metrics m
+                  WHERE m.post_id = p.id AND m.collected_at > :measured_after)
+    ORDER BY p.published_at, p.id
+    LIMIT :limit
+    """
+)
+
+# Engagements as domain/analytics.py counts them (withheld private counts are 0).
+_EARLY = text(
+    """
+    SELECT p.id, p.published_at, m.collected_at,
+           m.likes + m.reposts + m.replies + m.quotes + m.bookmarks
+             + coalesce(m.url_link_clicks, 0) + coalesce(m.user_profile_clicks, 0)
+             AS engagements
+    FROM (SELECT id, published_at FROM posts
+          WHERE account_id = :account_id AND state = 'PUBLISHED'
+            AND published_at > :published_after
+          ORDER BY published_at DESC LIMIT :limit) p
+    JOIN post_metrics m ON m.post_id = p.id AND m.collected_at <= p.published_at + :window
+    ORDER BY p.id, m.collected_at
+    """
+)
+
+_ALERTS = text(
+    """
+    SELECT * FROM trend_alerts
+    WHERE post_id = :post_id
+       OR (post_id IS NULL AND account_id = :account_id
+           AND CAST(:published_at AS timestamptz) >= window_start
+           AND CAST(:published_at AS timestamptz) < detected_at)
+    ORDER BY detected_at, id
+    """
+)
 
 
 class SqlAccountInsights:
@@ -191,3 +237,69 @@ class SqlAccountInsights:
                 )
             )
         return history
+
+    def young_posts(
+        self, published_after: datetime, measured_after: datetime, limit: int
+    ) -> list[YoungPost]:
+        values = {"published_after": published_after, "measured_after": measured_after}
+        rows = self._conn.execute(_YOUNG, values | {"limit": limit})
+        return [YoungPost(r.id, r.account_id, r.user_id, r.published_at) for r in rows]
+
+    def early_points(
+        self, account_id: UUID, published_after: datetime, window: timedelta, limit: int
+    ) -> dict[UUID, EarlyPoints]:
+        values = {
+            "account_id": account_id,
+            "published_after": published_after,
+            "window": window,
+            "limit": limit,
+        }
+        found: dict[UUID, EarlyPoints] = {}
+        for row in self._conn.execute(_EARLY, values):
+            entry = found.setdefault(row.id, EarlyPoints(row.published_at, []))
+            entry.points.append(Point(row.collected_at - row.published_at, row.engagements))
+        return found
+
+    def add_trend_alert(self, alert: TrendAlert) -> bool:
+        statement = (
+            pg_insert(trend_alerts)
+            .values(
+                dedup_key=alert.dedup_key,
+                account_id=alert.account_id,
+                post_id=alert.post_id,
+                kind=alert.kind,
+                metric=alert.metric,
+                observed=alert.observed,
+                expected=alert.expected,
+                score=alert.score,
+                age_seconds=alert.age.total_seconds() if alert.age is not None else None,
+                summary=alert.summary,
+                window_start=alert.window_start,
+                detected_at=alert.detected_at,
+            )
+            .on_conflict_do_nothing(index_elements=[trend_alerts.c.dedup_key])
+            .returning(trend_alerts.c.id)
+        )
+        return self._conn.execute(statement).first() is not None
+
+    def trend_alerts_for_post(
+        self, post_id: UUID, account_id: UUID, published_at: datetime | None
+    ) -> list[TrendAlert]:
+        values = {"post_id": post_id, "account_id": account_id, "published_at": published_at}
+        return [
+            TrendAlert(
+                dedup_key=row.dedup_key,
+                account_id=row.account_id,
+                post_id=row.post_id,
+                kind=row.kind,
+                metric=row.metric,
+                observed=row.observed,
+                expected=row.expected,
+                score=row.score,
+                summary=row.summary,
+                detected_at=row.detected_at,
+                age=timedelta(seconds=row.age_seconds) if row.age_seconds is not None else None,
+                window_start=row.window_start,
+            )
+            for row in self._conn.execute(_ALERTS, values)
+        ]

@@ -21,6 +21,7 @@ EVENT_MESSAGES: Mapping[str, type[Message]] = {
     events.RATE_LIMIT_REACHED: events_pb2.RateLimitReached,
     events.ACCOUNT_SUSPENDED: events_pb2.AccountSuspended,
     events.X_SPEND_BUDGET_REACHED: events_pb2.XSpendBudgetReached,
+    events.ANALYTICS_TREND_DETECTED: events_pb2.TrendDetected,
 }
 
 
