@@ -12,8 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
+from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.adapters.x.client import TweepyXApi
 from post_management.adapters.x.settings import XClientSettings
 from post_management.domain.post import PostState
@@ -29,13 +29,11 @@ CREATE = "POST /2/tweets"
 
 
 def _take_over(engine: Engine_, post_id: uuid.UUID) -> None:
-    """Another holder takes the post (a reconciler elsewhere, after this process
-    stalled past its lease): the post's holder token changes."""
-    with engine.engine.begin() as connection:
-        connection.execute(
-            text("UPDATE posts SET attempt_id = gen_random_uuid() WHERE id = :id"),
-            {"id": post_id},
-        )
+    """This process stalls past its lease and a reconciler elsewhere takes the post
+    (and is slow in turn: it holds it for a lease)."""
+    engine.clock.advance(engine.settings.lease + timedelta(seconds=1))
+    taken = engine.queue.claim_for_reconcile(10, engine.settings.lease)
+    assert [c.post_id for c in taken] == [post_id]
 
 
 class Interceptor:
@@ -105,18 +103,44 @@ def test_a_lost_claim_sends_nothing(intercepted: tuple[Engine_, Interceptor]) ->
     assert _counters(engine, CREATE) == 0
 
 
+class StallingLimiter:
+    """The in-process limiter; the n-th take stalls this process past its lease, and a
+    reconciler elsewhere takes the post meanwhile."""
+
+    def __init__(self, n: int) -> None:
+        self._inner = InProcessRateLimiter()
+        self._n = n
+        self.takes = 0
+        self.engine: Engine_ | None = None
+
+    def take(self, budgets: Any, now: Any) -> Any:
+        self.takes += 1
+        if self.takes == self._n and self.engine is not None:
+            self.engine.clock.advance(self.engine.settings.lease + timedelta(seconds=1))
+            assert self.engine.queue.claim_for_reconcile(10, self.engine.settings.lease)
+        return self._inner.take(budgets, now)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 def test_a_thread_stops_at_the_segment_after_the_claim_was_lost(
-    intercepted: tuple[Engine_, Interceptor],
+    machine_database: str, x_api: TweepyXApi, emulator: Emulator
 ) -> None:
-    engine, proxy = intercepted
-    post = engine.post(engine.account(), "1/3 intro", thread=("2/3 middle", "3/3 end"))
-    claim = _claim(engine)
-    proxy.after_create = lambda n: _take_over(engine, post.id) if n == 1 else None
+    # The publisher stalls between segments 1 and 2 (its budget for segment 2).
+    limiter = StallingLimiter(2)
+    engine = make_engine_(machine_database, x_api, emulator, limiter)  # type: ignore[arg-type]
+    limiter.engine = engine
+    try:
+        engine.post(engine.account(), "1/3 intro", thread=("2/3 middle", "3/3 end"))
+        claim = _claim(engine)
 
-    engine.publisher.publish(claim)
+        assert engine.publisher.publish(claim) is PostState.PUBLISHING
 
-    assert proxy.creates == 1
-    assert [p["text"] for p in engine.emulator.control.posts()] == ["1/3 intro"]
+        assert limiter.takes == 2
+        assert [p["text"] for p in emulator.control.posts()] == ["1/3 intro"]
+    finally:
+        engine.engine.dispose()
 
 
 def test_a_media_upload_stops_at_the_command_after_the_claim_was_lost(

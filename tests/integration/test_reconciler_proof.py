@@ -146,6 +146,27 @@ def test_absence_after_the_lag_bound_is_retried(lagging: tuple[Engine_, SinceRec
     _once_on_x_with_its_id(engine, post.id, account.x_user_id)
 
 
+def test_a_duplicate_refusal_is_searched_from_the_first_attempts_send(engine_: Engine_) -> None:
+    # The first send is stored but listed only 100 s later; the reconciler's first look
+    # (5 s, past this engine's 5 s lag bound) misses it and the post is retried.
+    engine_.emulator.control.set_behaviour(timeline_lag_seconds=100)
+    account = engine_.account()
+    post = engine_.post(account, "announcing the winners")
+    engine_.emulator.control.inject_fault("POST", "/2/tweets", "accept_then_drop")
+    engine_.run_until_idle()
+    _pass(engine_, 5)
+    assert engine_.load(post.id).state is PostState.SCHEDULED
+    # The retry, more than the search margin (2 min) later, is refused as a duplicate.
+    _pass(engine_, 200)
+    assert engine_.load(post.id).state is PostState.PUBLISHING
+    assert engine_.emulator.control.counters().get("POST /2/tweets duplicate") == 1
+
+    _pass(engine_, 5)
+
+    _once_on_x_with_its_id(engine_, post.id, account.x_user_id)
+    assert [o for _, o in engine_.attempts(post.id)] == ["retry", "adopted"]
+
+
 def test_lost_credentials_never_fail_a_post_blind(engine_: Engine_) -> None:
     account = engine_.account()
     post = engine_.post(account, "sent, then the account lost its keys")
