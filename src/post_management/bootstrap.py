@@ -485,6 +485,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         privacy=PrivacyService(uow, privacy_store, clock, pseudonyms),
         rpc_limiter=limiter,
         rpc_limiter_blocks=isinstance(limiter, RedisRateLimiter),
+        request_threads=settings.grpc_request_threads,
         request_budget=RequestBudget(
             user_limit=settings.rpc_rate_limit_per_minute,
             service_limit=settings.rpc_rate_limit_service_per_minute,

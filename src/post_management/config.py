@@ -198,6 +198,9 @@ class Settings(BaseSettings):
 
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 50051
+    # Threads for the blocking work of RPCs, apart from the health checks' thread
+    # (0: min(32, CPUs + 4), Python's default).
+    grpc_request_threads: int = Field(default=0, ge=0, le=256)
     # REST through the Envoy that `serve` starts (unless --no-envoy).
     http_host: str = "127.0.0.1"
     http_port: Port = 8080

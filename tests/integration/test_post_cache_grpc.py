@@ -105,6 +105,8 @@ class Replica(Client):
         return response.post
 
     def redis_readiness(self) -> tuple[bool, service_info_service_pb2.ComponentStatus]:
+        # Readiness answers from the server's last health check (every 5 s): run one now.
+        self.server._call(self.server.server.refresh_health())  # type: ignore[arg-type]
         ready = self.info.GetReadiness(service_info_service_pb2.GetReadinessRequest(), timeout=10)
         (redis,) = [c for c in ready.components if c.name == "redis"]
         return ready.ready, redis

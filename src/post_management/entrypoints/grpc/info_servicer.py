@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +24,27 @@ class ComponentCheck:
     name: str
     ok: bool
     detail: str = ""
+
+
+class CachedReadiness:
+    """The last result of the readiness checks, recorded by the health monitor;
+    none yet, or one older than `max_age` seconds, counts as not ready."""
+
+    def __init__(self, max_age: float) -> None:
+        self._max_age = max_age
+        self._checks: list[ComponentCheck] | None = None
+        self._at = 0.0
+
+    def record(self, checks: list[ComponentCheck]) -> None:
+        self._checks, self._at = list(checks), time.monotonic()
+
+    def __call__(self) -> list[ComponentCheck]:
+        if self._checks is None:
+            return [ComponentCheck("readiness", False, "not checked yet")]
+        age = time.monotonic() - self._at
+        if age > self._max_age:
+            return [ComponentCheck("readiness", False, f"last checked {age:.0f} s ago")]
+        return self._checks
 
 
 @dataclass(frozen=True)
@@ -56,7 +77,7 @@ class ServiceInfoServicer(info_grpc.ServiceInfoServiceServicer):
     async def GetReadiness(
         self, request: info_pb2.GetReadinessRequest, context: Context
     ) -> info_pb2.ReadinessStatus:
-        checks = await asyncio.to_thread(self._readiness)
+        checks = self._readiness()  # a cached result: no database round trip
         failing = [check for check in checks if not check.ok]
         if failing or not self._is_serving():
             names = ", ".join(check.name for check in failing) or "shutdown"

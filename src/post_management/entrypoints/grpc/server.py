@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
@@ -37,6 +38,7 @@ from post_management.entrypoints.grpc.campaign_servicer import CampaignServicer
 from post_management.entrypoints.grpc.edge import EdgeInterceptor
 from post_management.entrypoints.grpc.info_servicer import (
     BuildInfo,
+    CachedReadiness,
     ComponentCheck,
     ServiceInfoServicer,
 )
@@ -76,6 +78,9 @@ SERVICE_NAMES = [
 ]
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 HEALTH_INTERVAL_SECONDS = 5.0
+# A result older than this (the monitor is stuck, e.g. on a database that hangs)
+# counts as not ready.
+STALE_AFTER_SECONDS = 3 * HEALTH_INTERVAL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,8 @@ class Services:
     rpc_limiter_blocks: bool = True
     # Opened on the serving event loop before the port opens, closed after it stops.
     resources: list[AsyncResource] = field(default_factory=list)
+    # Threads for the blocking work of RPCs (GRPC_REQUEST_THREADS); 0: min(32, CPUs + 4).
+    request_threads: int = 0
 
 
 class GrpcServer:
@@ -140,6 +147,15 @@ class GrpcServer:
                     blocking=services.rpc_limiter_blocks,
                 )
             )
+        # Handlers run their blocking use cases on this bounded pool (the loop's
+        # default executor once started); health checks have a thread of their own,
+        # so a flood of calls cannot hold back the probes, nor the probes the calls.
+        self._request_pool = ThreadPoolExecutor(
+            max_workers=services.request_threads or None, thread_name_prefix="rpc"
+        )
+        self._health_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health")
+        # GetReadiness answers from the monitor's last result: no database ping per call.
+        self._readiness = CachedReadiness(max_age=STALE_AFTER_SECONDS)
         interceptors: list[grpc.aio.ServerInterceptor] = [
             # Not health checks: probes are noise in traces, and the tracing wrapper
             # breaks Watch (it iterates responses; Watch writes them to the context).
@@ -166,7 +182,7 @@ class GrpcServer:
             AccountServicer(services.accounts, services.privacy), self._server
         )
         service_info_service_pb2_grpc.add_ServiceInfoServiceServicer_to_server(
-            ServiceInfoServicer(services.build, services.readiness, lambda: not self._stopping),
+            ServiceInfoServicer(services.build, self._readiness, lambda: not self._stopping),
             self._server,
         )
         scheduling_service_pb2_grpc.add_PostSchedulingServiceServicer_to_server(
@@ -188,6 +204,7 @@ class GrpcServer:
         self._monitor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        asyncio.get_running_loop().set_default_executor(self._request_pool)
         await self._set_health(serving=False)
         for resource in self._services.resources:
             await resource.open()
@@ -197,7 +214,9 @@ class GrpcServer:
 
     async def refresh_health(self) -> None:
         """SERVING only while every component (the database first) answers."""
-        checks = await asyncio.to_thread(self._services.readiness)
+        loop = asyncio.get_running_loop()
+        checks = await loop.run_in_executor(self._health_pool, self._services.readiness)
+        self._readiness.record(checks)
         failing = [check.name for check in checks if not check.ok]
         if failing:
             log.warning("not serving: %s", ", ".join(failing))
@@ -230,6 +249,9 @@ class GrpcServer:
         await self._server.stop(grace)
         for resource in self._services.resources:
             await resource.close()
+        self._health_pool.shutdown(wait=False, cancel_futures=True)
+        # The request pool is the loop's default executor now: the loop's owner shuts
+        # it down (asyncio.run does), after the last to_thread of the shutdown.
 
     async def wait(self) -> None:
         await self._server.wait_for_termination()
