@@ -90,7 +90,7 @@ from post_management.services.publishing import (
     Publisher,
     Reconciler,
 )
-from post_management.services.scheduled_listing import ScheduledListing
+from post_management.services.scheduled_listing import AsyncScheduledListing
 from post_management.services.scheduling import SchedulingService
 from post_management.services.trend_alerts import TrendDetector
 from post_management.services.webhooks import XWebhooks
@@ -506,7 +506,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             past_grace=timedelta(seconds=settings.schedule_past_grace_seconds),
             horizon=timedelta(days=settings.schedule_horizon_days),
         ),
-        scheduled_listing=ScheduledListing(uow),
+        scheduled_listing=AsyncScheduledListing(post_reads),
         # Due times it stamps are compared with the database's now() by the claims.
         publishing=PublishCommands(uow, queue, publisher, database_clock, engine_config.lease),
         analytics=AnalyticsServices(

@@ -213,3 +213,112 @@ def test_get_post_over_grpc_answers_as_the_sync_service(
         alice.channel.close()
         bob.channel.close()
         server.stop()
+
+
+def _account(engine: Engine, user: str) -> uuid.UUID:
+    account = uuid.uuid4()
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO accounts (id, user_id, handle, x_user_id, timezone, state, version,"
+                " created_at, updated_at)"
+                " VALUES (:id, :user, 'h', :x, 'UTC', 'ACTIVE', 1, :now, :now)"
+            ),
+            {"id": account, "user": user, "x": str(account.int % 10**12), "now": now},
+        )
+    return account
+
+
+def _schedule_rows(engine: Engine, user: str, accounts: list[uuid.UUID]) -> None:
+    """Posts over two accounts, four priorities, several states and equal due times."""
+    base = datetime(2031, 3, 10, 12, tzinfo=UTC)
+    rows = []
+    for i in range(30):
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "user": user,
+                "account": accounts[i % 2],
+                "state": ("SCHEDULED", "SCHEDULED", "FAILED", "DRAFT")[i % 4],
+                "priority": 1 + i % 4,
+                # Pairs share a due time: the id breaks the tie.
+                "due": base + timedelta(hours=(i // 2) * 7) if i % 4 != 3 else None,
+                "now": base - timedelta(days=1),
+            }
+        )
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO posts (id, user_id, account_id, text, state, priority, due_at,"
+                " version, created_at, updated_at) VALUES (:id, :user, :account, 'p', :state,"
+                " :priority, :due, 1, :now, :now)"
+            ),
+            rows,
+        )
+
+
+async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engine: Engine) -> None:
+    from post_management.domain.post import PostState
+    from post_management.services.scheduled_listing import (
+        AsyncScheduledListing,
+        ScheduledFilter,
+        ScheduledListing,
+    )
+
+    user = f"lister-{uuid.uuid4().hex[:6]}"
+    accounts = [_account(engine, user), _account(engine, user)]
+    foreign = _account(engine, "someone-else")
+    _schedule_rows(engine, user, accounts)
+    uow = SqlUnitOfWorkFactory(
+        engine, FernetBox.parse(Fernet.generate_key().decode()), Pseudonyms(b"k" * 32)
+    )
+    sync = ScheduledListing(uow)
+    reads = AsyncPostReads(database)
+    await reads.open()
+    listing = AsyncScheduledListing(reads)
+    owner = Principal(user, Role.USER)
+    try:
+        filters = [
+            ScheduledFilter(user),
+            ScheduledFilter(user, account_id=accounts[1]),
+            ScheduledFilter(user, account_id=uuid.uuid4()),  # no such account: empty
+            ScheduledFilter(user, state=PostState.FAILED),
+            ScheduledFilter(user, priority="high"),
+            ScheduledFilter(user, from_date="2031-03-11", to_date="2031-03-13"),
+        ]
+        for where in filters:
+            for limit, offset in ((0, 0), (3, 0), (3, 2), (100, 1)):
+                expected = sync.list(owner, where, limit, offset)
+                got = await listing.list(owner, where, limit, offset)
+                assert got == expected, (where, limit, offset)
+            # Follow the page tokens to the end: the same pages.
+            token, pages = "", 0
+            while True:
+                expected = sync.list(owner, where, 4, 0, token)
+                got = await listing.list(owner, where, 4, 0, token)
+                assert got == expected
+                pages += 1
+                token = got.next_page_token
+                if not token:
+                    break
+            assert pages >= 1
+        assert (await listing.list(owner, ScheduledFilter(user), 0, 0)).total_count == 16
+        # The same refusals, in the same order of checks.
+        cases = [
+            (Principal("bob", Role.USER), ScheduledFilter(user), 0, 0, ""),
+            (owner, ScheduledFilter(user, account_id=foreign), 0, 0, ""),
+            (owner, ScheduledFilter(user), -1, 0, ""),
+            (owner, ScheduledFilter(user), 0, 2, "token"),
+            (owner, ScheduledFilter(user, priority="urgent!"), 0, 0, ""),
+            (owner, ScheduledFilter(user), 0, 0, "not-a-token"),
+        ]
+        for principal, where, limit, offset, token in cases:
+            with pytest.raises(Exception) as sync_error:
+                sync.list(principal, where, limit, offset, token)
+            with pytest.raises(Exception) as async_error:
+                await listing.list(principal, where, limit, offset, token)
+            assert type(async_error.value) is type(sync_error.value)
+            assert async_error.value.reason == sync_error.value.reason  # type: ignore[attr-defined]
+    finally:
+        await reads.close()

@@ -82,12 +82,17 @@ def ensure_account_filter(uow: UnitOfWork, principal: Principal, account_id: UUI
         return
     account = uow.accounts.get(account_id)
     if account is not None:
-        try:
-            principal.ensure_can_act_for(account.user_id)
-        except PermissionDenied:
-            raise PermissionDenied(
-                "the account belongs to another user", reason="FOREIGN_ACCOUNT"
-            ) from None
+        ensure_account_owner(principal, account.user_id)
+
+
+def ensure_account_owner(principal: Principal, owner: str) -> None:
+    """An account filter naming another user's account: PERMISSION_DENIED."""
+    try:
+        principal.ensure_can_act_for(owner)
+    except PermissionDenied:
+        raise PermissionDenied(
+            "the account belongs to another user", reason="FOREIGN_ACCOUNT"
+        ) from None
 
 
 def check_etag(current: str, given: str) -> None:

@@ -10,10 +10,11 @@ from post_management.domain.date_range import parse_date_range
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.post import Post, PostState
 from post_management.domain.priority import parse_priority
+from post_management.ports.post_reads import AsyncScheduleReader
 from post_management.ports.repositories import Cursor
 from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
 from post_management.ports.unit_of_work import UnitOfWorkFactory
-from post_management.services.common import ensure_account_filter
+from post_management.services.common import ensure_account_filter, ensure_account_owner
 from post_management.services.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -42,6 +43,59 @@ class ScheduledPage:
     next_page_token: str
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A checked request: what to read and how to page it."""
+
+    query: ScheduledQuery
+    after: DueCursor | None
+    offset: int
+    size: int
+    fingerprint: dict[str, str]
+
+
+def _plan(
+    principal: Principal, where: ScheduledFilter, limit: int, offset: int, page_token: str
+) -> _Plan:
+    principal.ensure_can_act_for(where.user_id)
+    if limit < 0:
+        raise InvalidArgument.for_field("limit", "must not be negative")
+    if offset < 0:
+        raise InvalidArgument.for_field("offset", "must not be negative")
+    if offset and page_token:
+        raise InvalidArgument.for_field(
+            "page_token", "cannot be combined with offset; use one or the other"
+        )
+    size = min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    dates = parse_date_range(where.from_date, where.to_date)
+    query = ScheduledQuery(
+        user_id=where.user_id,
+        state=where.state or PostState.SCHEDULED,
+        account_id=where.account_id,
+        priority=parse_priority(where.priority) if where.priority.strip() else None,
+        start=dates.start,
+        end=dates.end,
+    )
+    # The token is bound to the filters (not to limit: pages may change size).
+    fingerprint = {
+        "list": "scheduled",
+        **{key: str(value) for key, value in vars(query).items() if value is not None},
+    }
+    cursor = decode_token(page_token, fingerprint)
+    after = DueCursor(cursor.created_at, cursor.id) if cursor is not None else None
+    return _Plan(query, after, offset, size, fingerprint)
+
+
+def _page(plan: _Plan, posts: list[Post], total: int) -> ScheduledPage:
+    next_token = ""
+    if len(posts) > plan.size:
+        posts = posts[: plan.size]
+        last = posts[-1]
+        assert last.scheduled_for is not None  # the query only returns timed posts
+        next_token = encode_token(Cursor(last.scheduled_for, last.id), plan.fingerprint)
+    return ScheduledPage(posts, total, plan.size, plan.offset, next_token)
+
+
 class ScheduledListing:
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
@@ -54,40 +108,34 @@ class ScheduledListing:
         offset: int = 0,
         page_token: str = "",
     ) -> ScheduledPage:
-        principal.ensure_can_act_for(where.user_id)
-        if limit < 0:
-            raise InvalidArgument.for_field("limit", "must not be negative")
-        if offset < 0:
-            raise InvalidArgument.for_field("offset", "must not be negative")
-        if offset and page_token:
-            raise InvalidArgument.for_field(
-                "page_token", "cannot be combined with offset; use one or the other"
-            )
-        size = min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        dates = parse_date_range(where.from_date, where.to_date)
-        query = ScheduledQuery(
-            user_id=where.user_id,
-            state=where.state or PostState.SCHEDULED,
-            account_id=where.account_id,
-            priority=parse_priority(where.priority) if where.priority.strip() else None,
-            start=dates.start,
-            end=dates.end,
-        )
-        # The token is bound to the filters (not to limit: pages may change size).
-        fingerprint = {
-            "list": "scheduled",
-            **{key: str(value) for key, value in vars(query).items() if value is not None},
-        }
-        cursor = decode_token(page_token, fingerprint)
-        after = DueCursor(cursor.created_at, cursor.id) if cursor is not None else None
+        plan = _plan(principal, where, limit, offset, page_token)
         with self._uow() as uow:
             ensure_account_filter(uow, principal, where.account_id)
-            posts = uow.schedule.list_scheduled(query, after, offset, size + 1)
-            total = uow.schedule.count_scheduled(query)
-        next_token = ""
-        if len(posts) > size:
-            posts = posts[:size]
-            last = posts[-1]
-            assert last.scheduled_for is not None  # the query only returns timed posts
-            next_token = encode_token(Cursor(last.scheduled_for, last.id), fingerprint)
-        return ScheduledPage(posts, total, size, offset, next_token)
+            posts = uow.schedule.list_scheduled(plan.query, plan.after, offset, plan.size + 1)
+            total = uow.schedule.count_scheduled(plan.query)
+        return _page(plan, posts, total)
+
+
+class AsyncScheduledListing:
+    """The same listing awaited on the event loop (ports.post_reads): no thread hop."""
+
+    def __init__(self, reader: AsyncScheduleReader) -> None:
+        self._reader = reader
+
+    async def list(
+        self,
+        principal: Principal,
+        where: ScheduledFilter,
+        limit: int = 0,
+        offset: int = 0,
+        page_token: str = "",
+    ) -> ScheduledPage:
+        plan = _plan(principal, where, limit, offset, page_token)
+        if where.account_id is not None:
+            owner = await self._reader.account_owner(where.account_id)
+            if owner is not None:
+                ensure_account_owner(principal, owner)
+        posts, total = await self._reader.scheduled_page(
+            plan.query, plan.after, offset, plan.size + 1
+        )
+        return _page(plan, posts, total)

@@ -7,7 +7,8 @@ around it; `prepare=True` has PostgreSQL parse and plan it once per connection.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -17,16 +18,20 @@ from sqlalchemy.engine import make_url
 from post_management.adapters.db.engine import normalize_url
 from post_management.domain.errors import Unavailable
 from post_management.domain.post import Post, PostState, Priority
+from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Column order of _post below.
-SELECT_POST = (
-    "SELECT id, user_id, account_id, text, media_ids, reply_to_x_post_id, attachment_ids,"
+POST_COLUMNS = (
+    "id, user_id, account_id, text, media_ids, reply_to_x_post_id, attachment_ids,"
     " thread, segment_x_post_ids, state, priority, due_at, timezone, published_at,"
     " x_post_id, attempt_count, last_error, version, campaign_id, created_at, updated_at"
-    " FROM posts WHERE id = %s"
 )
+# Only constant SQL fragments are joined into statements here; values are parameters.
+SELECT_POST = f"SELECT {POST_COLUMNS} FROM posts WHERE id = %s"  # noqa: S608
+SELECT_ACCOUNT_OWNER = "SELECT user_id FROM accounts WHERE id = %s"
 CONNECT_TIMEOUT_SECONDS = 5
 # Waiting longer for a free connection than this answers UNAVAILABLE.
 CHECKOUT_TIMEOUT_SECONDS = 5.0
@@ -107,7 +112,54 @@ class AsyncPostReads:
         row = await self._fetch_one(SELECT_POST, (post_id,))
         return _post(row) if row is not None else None
 
+    async def account_owner(self, account_id: UUID) -> str | None:
+        row = await self._fetch_one(SELECT_ACCOUNT_OWNER, (account_id,))
+        return str(row[0]) if row is not None else None
+
+    async def scheduled_page(
+        self, query: ScheduledQuery, after: DueCursor | None, offset: int, limit: int
+    ) -> tuple[list[Post], int]:
+        where, params = _scheduled_conditions(query)
+        page_where, page_params = list(where), list(params)
+        if after is not None:
+            page_where.append("(due_at > %s OR (due_at = %s AND id > %s))")
+            page_params += [after.due_at, after.due_at, after.id]
+        page = (
+            f"SELECT {POST_COLUMNS} FROM posts WHERE {' AND '.join(page_where)}"  # noqa: S608
+            " ORDER BY due_at, id OFFSET %s LIMIT %s"
+        )
+        count = f"SELECT count(*) FROM posts WHERE {' AND '.join(where)}"  # noqa: S608
+        rows, counted = await self._fetch_page(
+            page, (*page_params, offset, limit), count, tuple(params)
+        )
+        return [_post(row) for row in rows], counted
+
+    async def _fetch_page(
+        self, page: str, page_params: tuple[Any, ...], count: str, count_params: tuple[Any, ...]
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """The page and the count on one connection, each a prepared statement."""
+
+        async def run(
+            connection: psycopg.AsyncConnection[tuple[Any, ...]],
+        ) -> tuple[list[tuple[Any, ...]], int]:
+            rows = await (await connection.execute(page, page_params, prepare=True)).fetchall()
+            total = await (await connection.execute(count, count_params, prepare=True)).fetchone()
+            return rows, int(total[0]) if total is not None else 0
+
+        return await self._with_connection(run)
+
     async def _fetch_one(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        async def run(
+            connection: psycopg.AsyncConnection[tuple[Any, ...]],
+        ) -> tuple[Any, ...] | None:
+            cursor = await connection.execute(query, params, prepare=True)
+            return await cursor.fetchone()
+
+        return await self._with_connection(run)
+
+    async def _with_connection(
+        self, run: Callable[[psycopg.AsyncConnection[tuple[Any, ...]]], Awaitable[T]]
+    ) -> T:
         if self._pool is None:
             raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE")
         # A pooled connection may have died since its last use (a database restart):
@@ -115,8 +167,7 @@ class AsyncPostReads:
         for attempt in (1, 2):
             try:
                 async with self._pool.connection() as connection:
-                    cursor = await connection.execute(query, params, prepare=True)
-                    return await cursor.fetchone()
+                    return await run(connection)
             except PoolTimeout as exc:
                 # No connection could be had in time: the database is down or saturated.
                 raise Unavailable(
@@ -134,3 +185,22 @@ class AsyncPostReads:
                     "the database is unavailable", reason="DATABASE_UNAVAILABLE"
                 ) from exc
         raise AssertionError("unreachable")
+
+
+def _scheduled_conditions(query: ScheduledQuery) -> tuple[list[str], list[Any]]:
+    """The filters of SqlScheduleQueries._conditions, as SQL text and parameters."""
+    where = ["user_id = %s", "state = %s", "due_at IS NOT NULL"]
+    params: list[Any] = [query.user_id, query.state.value]
+    if query.account_id is not None:
+        where.append("account_id = %s")
+        params.append(query.account_id)
+    if query.priority is not None:
+        where.append("priority = %s")
+        params.append(int(query.priority))
+    if query.start is not None:
+        where.append("due_at >= %s")
+        params.append(query.start)
+    if query.end is not None:
+        where.append("due_at < %s")
+        params.append(query.end)
+    return where, params

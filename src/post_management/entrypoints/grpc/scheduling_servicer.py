@@ -26,7 +26,7 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
     timestamp,
 )
-from post_management.services.scheduled_listing import ScheduledFilter, ScheduledListing
+from post_management.services.scheduled_listing import AsyncScheduledListing, ScheduledFilter
 from post_management.services.scheduling import MAX_BATCH, SchedulingService
 from post_management.services.scheduling_support import ScheduleRequest, ScheduleResult
 
@@ -90,7 +90,7 @@ def schedule_response(result: ScheduleResult) -> scheduling_service_pb2.Schedule
 
 
 class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServicer):
-    def __init__(self, scheduling: SchedulingService, listing: ScheduledListing) -> None:
+    def __init__(self, scheduling: SchedulingService, listing: AsyncScheduledListing) -> None:
         self._scheduling = scheduling
         self._listing = listing
 
@@ -112,13 +112,9 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
             from_date=request.from_date,
             to_date=request.to_date,
         )
-        page = await asyncio.to_thread(
-            self._listing.list,
-            current_principal(),
-            where,
-            request.limit,
-            request.offset,
-            request.page_token,
+        # Awaited on the loop: an asynchronous read, no worker thread.
+        page = await self._listing.list(
+            current_principal(), where, request.limit, request.offset, request.page_token
         )
         return pb.ListScheduledPostsResponse(
             posts=[post_to_proto(post) for post in page.posts],

@@ -59,7 +59,7 @@ from post_management.services.post_queries import PostQueries
 from post_management.services.posts import PostService
 from post_management.services.privacy import PrivacyService
 from post_management.services.publish_commands import PublishCommands
-from post_management.services.scheduled_listing import ScheduledListing
+from post_management.services.scheduled_listing import AsyncScheduledListing
 from post_management.services.scheduling import SchedulingService
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ class Services:
     build: BuildInfo
     readiness: Callable[[], list[ComponentCheck]]
     scheduling: SchedulingService
-    scheduled_listing: ScheduledListing
+    # ListScheduledPosts' asynchronous read path.
+    scheduled_listing: AsyncScheduledListing
     publishing: PublishCommands
     media: MediaService
     analytics: AnalyticsServices
