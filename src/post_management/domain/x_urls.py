@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from functools import lru_cache
 
 from post_management.domain.x_tlds import LONGEST_TOP_LEVEL_DOMAIN, TOP_LEVEL_DOMAINS
 
@@ -134,13 +135,17 @@ class _Host:
         return -1
 
 
+@lru_cache(maxsize=4096)
+def _host(text: str, end: int) -> _Host:
+    return _Host(text, 0, end)
+
+
 class _Scanner:
     def __init__(self, text: str) -> None:
         self.text = text
         self.length = len(text)
         self.runs = [(match.start(), match.end()) for match in _HOST_RUN.finditer(text)]
         self.run_starts = [start for start, _ in self.runs]
-        self.hosts: dict[int, _Host] = {}
 
     def spans(self) -> list[tuple[int, int]]:
         """Attempts run left to right; after a match the next attempt starts at its end
@@ -165,10 +170,12 @@ class _Scanner:
             return -1
         if self.text.find(".", start, self.runs[run][1]) < 0:
             return -1
-        host = self.hosts.get(run)
-        if host is None:
-            host = self.hosts[run] = _Host(self.text, *self.runs[run])
-        return host.domain_end(start)
+        run_start, run_end = self.runs[run]
+        # A host's labels depend only on its characters and the one after it (the
+        # TLD look-ahead), so hosts are kept by that text: repeated ones cost once.
+        host = _host(self.text[run_start : run_end + 1], run_end - run_start)
+        end = host.domain_end(start - run_start)
+        return end + run_start if end >= 0 else -1
 
     def _url_at(self, start: int, before: str, found: list[tuple[int, int]]) -> int:
         """Match one URL at `start`; record it if X counts it. Returns the match's end."""
