@@ -46,6 +46,7 @@ from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
 from post_management.adapters.kafka.serialization import ValueFormat
 from post_management.adapters.local import EmbeddedPostgres, local_secrets
 from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
+from post_management.adapters.profanity import ProfanityCheck
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
 from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
 from post_management.adapters.x.client import TweepyXApi
@@ -70,6 +71,7 @@ from post_management.services.account_growth import AccountGrowthQueries, Growth
 from post_management.services.accounts import AccountService
 from post_management.services.analytics import AnalyticsQueries, AnalyticsSettings
 from post_management.services.campaigns import CampaignService
+from post_management.services.content_screening import ContentScreen
 from post_management.services.engagement_prediction import EngagementPredictor
 from post_management.services.media import MediaService
 from post_management.services.metrics_collection import MetricsCollector
@@ -472,10 +474,13 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     removals = RemovalJob(privacy_store, x_api, clock)
     ticks.append(Tick("x-removals", removals.tick, settings.x_removal_interval_seconds))
     timer = Timer(ticks)
+    offensive = ProfanityCheck()
+    offensive.warm_up()
+    screen = ContentScreen(offensive)
     tokens = token_codec(settings, secrets)
     post_reads = AsyncPostReads(url)
     services = Services(
-        posts=PostService(uow, clock, posts_cache),
+        posts=PostService(uow, clock, posts_cache, screen),
         post_queries=PostQueries(
             post_reads, posts_cache, cache_blocks=isinstance(shared, FailoverCache)
         ),
@@ -505,6 +510,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             clock,
             past_grace=timedelta(seconds=settings.schedule_past_grace_seconds),
             horizon=timedelta(days=settings.schedule_horizon_days),
+            screen=screen,
         ),
         scheduled_listing=AsyncScheduledListing(post_reads),
         # Due times it stamps are compared with the database's now() by the claims.

@@ -69,11 +69,21 @@ class AlreadyExists(DomainError):
     reason: str = "ALREADY_EXISTS"
 
 
+@dataclass(frozen=True)
+class PreconditionViolation:
+    """One unmet condition; becomes a google.rpc.PreconditionFailure entry."""
+
+    type: str
+    subject: str
+    description: str
+
+
 @dataclass
 class FailedPrecondition(DomainError):
     """The request is well formed but the resource's state forbids it."""
 
     reason: str = "FAILED_PRECONDITION"
+    violations: list[PreconditionViolation] = field(default_factory=list)
 
 
 @dataclass

@@ -8,6 +8,7 @@ Account aggregate stores.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
@@ -23,6 +24,12 @@ MAX_SLOTS = 200
 # An ISO weekday list names each day at most once.
 MAX_WEEKDAYS = 7
 _REASON = "INVALID_POSTING_RULES"
+CONTENT_POLICY_NAMES = (
+    "CONTENT_POLICY_UNSPECIFIED",
+    "CONTENT_POLICY_OFF",
+    "CONTENT_POLICY_WARN",
+    "CONTENT_POLICY_REFUSE",
+)
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
@@ -57,6 +64,8 @@ class PostingRules:
     max_posts_per_day: int = 0
     quiet_hours: QuietHours | None = None
     slots: tuple[TimeSlot, ...] = ()
+    # The proto enum name (CONTENT_POLICY_OFF, _WARN, _REFUSE); empty: the default.
+    content_policy: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -68,6 +77,8 @@ class PostingRules:
                 for slot in self.slots
             ],
         }
+        if self.content_policy:
+            data["content_policy"] = self.content_policy
         if self.quiet_hours is not None:
             data["quiet_hours"] = {
                 "start": format_hh_mm(self.quiet_hours.start),
@@ -160,7 +171,16 @@ def posting_rules_from_json(data: Mapping[str, Any], prefix: str = "posting_rule
             f"{prefix}.slots", "must be a list of slots", reason=_REASON
         )
     ensure_sizes(raw_slots, (_weekdays_of(slot) for slot in raw_slots), prefix)
-    return parse_posting_rules(
+    policy = data.get("content_policy", "")
+    if policy in ("", CONTENT_POLICY_NAMES[0]):
+        policy = ""
+    elif policy not in CONTENT_POLICY_NAMES:
+        raise InvalidArgument.for_field(
+            f"{prefix}.content_policy",
+            "must be one of " + ", ".join(CONTENT_POLICY_NAMES),
+            reason=_REASON,
+        )
+    rules = parse_posting_rules(
         min_interval_minutes=int(data.get("min_interval_minutes", 0)),
         max_posts_per_hour=int(data.get("max_posts_per_hour", 0)),
         max_posts_per_day=int(data.get("max_posts_per_day", 0)),
@@ -169,6 +189,7 @@ def posting_rules_from_json(data: Mapping[str, Any], prefix: str = "posting_rule
         slots=[(_weekdays_of(slot), str(_time_of(slot))) for slot in raw_slots],
         prefix=prefix,
     )
+    return dataclasses.replace(rules, content_policy=str(policy))
 
 
 def _weekdays_of(slot: Any) -> list[int]:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from post_management.domain.auth import Principal
 from post_management.domain.content import content_violations
+from post_management.domain.content_rules import Finding
 from post_management.domain.errors import FieldViolation, InvalidArgument, NotFound
 from post_management.domain.media import attachment_violations
 from post_management.domain.post import Post, Priority
@@ -30,6 +31,7 @@ from post_management.services.common import (
     ensure_not_erased,
     snapshot,
 )
+from post_management.services.content_screening import ContentScreen, audit_findings
 from post_management.services.pagination import Page, decode_token, encode_token, page_size
 from post_management.services.post_cache import PostCache
 
@@ -75,15 +77,31 @@ class PostPatch:
 NO_CAMPAIGN = UUID(int=0)
 
 
+@dataclass(frozen=True)
+class Screened:
+    """A written post and what the account's content policy found in its text."""
+
+    post: Post
+    findings: list[Finding] = field(default_factory=list)
+
+
 class PostService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, cache: PostCache | None = None
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        cache: PostCache | None = None,
+        screen: ContentScreen | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._cache = cache
+        self._screen = screen or ContentScreen(None)
 
     def create(self, principal: Principal, new: NewPost, request_id: str = "") -> Post:
+        return self.create_screened(principal, new, request_id).post
+
+    def create_screened(self, principal: Principal, new: NewPost, request_id: str = "") -> Screened:
         principal.ensure_can_act_for(new.user_id)
         idempotency.check_request_id(request_id)
         problems = _pure_violations(
@@ -98,9 +116,10 @@ class PostService:
                 if request_id:
                     earlier = idempotency.earlier_result(uow, scope, request_id, digest)
                     if earlier is not None:
-                        return self._load(uow, earlier)
+                        return Screened(self._load(uow, earlier))
                 ensure_not_erased(uow, new.user_id)
                 _ensure_own_account(uow, new.user_id, new.account_id, "post.account_id")
+                findings = self._screen.check(uow, new.account_id, [new.text, *new.thread])
                 _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
                 if new.campaign_id is not None:
                     ensure_own_campaign(uow, new.user_id, new.campaign_id, "post.campaign_id")
@@ -123,15 +142,16 @@ class PostService:
                 if request_id:
                     idempotency.remember(uow, scope, request_id, digest, post.id)
                 audit_post(uow, principal, "post.create", post, None, request_id=request_id)
+                audit_findings(uow, principal, post, findings, request_id)
                 uow.commit()
-                return post
+                return Screened(post, findings)
         except DuplicateKey:
             # A concurrent create with the same request id won: return its post.
             with self._uow() as uow:
                 earlier = idempotency.earlier_result(uow, scope, request_id, digest)
                 if earlier is None:
                     raise
-                return self._load(uow, earlier)
+                return Screened(self._load(uow, earlier))
 
     def get(self, principal: Principal, post_id: UUID) -> Post:
         if self._cache is None:
@@ -167,6 +187,12 @@ class PostService:
         return Page(posts, next_token)
 
     def update(self, principal: Principal, post_id: UUID, patch: PostPatch, etag: str = "") -> Post:
+        return self.update_screened(principal, post_id, patch, etag).post
+
+    def update_screened(
+        self, principal: Principal, post_id: UUID, patch: PostPatch, etag: str = ""
+    ) -> Screened:
+        findings: list[Finding] = []
         with self._uow() as uow:
             post = self._load(uow, post_id)
             principal.ensure_can_act_for(post.user_id)
@@ -202,15 +228,18 @@ class PostService:
             )
             if problems:
                 raise InvalidArgument("the post's content is invalid", violations=problems)
+            if patch.text is not None or patch.thread is not None or patch.account_id is not None:
+                findings = self._screen.check(uow, post.account_id, [post.text, *post.thread])
             if patch.attachment_ids is not None or patch.media_ids is not None:
                 _ensure_attachments(uow, post.user_id, post.attachment_ids, post.media_ids)
             post.updated_at = self._clock.now()
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
             audit_post(uow, principal, "post.update", post, before)
+            audit_findings(uow, principal, post, findings)
             uow.commit()
         self._forget(post_id)
-        return post
+        return Screened(post, findings)
 
     def delete(self, principal: Principal, post_id: UUID, etag: str = "") -> None:
         with self._uow() as uow:

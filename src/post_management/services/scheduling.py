@@ -35,6 +35,7 @@ from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
 from post_management.services.common import audit_post, concurrent_change, snapshot
+from post_management.services.content_screening import ContentScreen, audit_findings
 from post_management.services.scheduling_support import (
     LOOKBACK,
     BatchItem,
@@ -68,9 +69,11 @@ class SchedulingService:
         past_grace: timedelta = DEFAULT_PAST_GRACE,
         horizon: timedelta = DEFAULT_HORIZON,
         suggestions: int = 3,
+        screen: ContentScreen | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
+        self._screen = screen or ContentScreen(None)
         self._past_grace = past_grace
         self._horizon = horizon
         self._suggestions = suggestions
@@ -179,6 +182,7 @@ class SchedulingService:
                 return replayed(load_own_post(uow, earlier, request.user_id), request)
         if post.state not in TRANSITIONS["schedule"]:
             post.transition("schedule")  # raises FAILED_PRECONDITION naming the state
+        findings = self._screen.check(uow, account.id, [post.text, *post.thread])
         now = self._clock.now()
         zone = load_zone(account.timezone, "account.timezone")
         rules = memo.rules_of(account)
@@ -223,6 +227,7 @@ class SchedulingService:
             raise concurrent_change()
         action = "post.reschedule" if previous is not None else "post.schedule"
         audit_post(uow, principal, action, post, before, request_id=request.request_id)
+        audit_findings(uow, principal, post, findings, request.request_id)
         emit_events(
             uow,
             events.post_scheduled(
@@ -246,7 +251,7 @@ class SchedulingService:
         )
         if request.request_id:
             idempotency.remember(uow, scope, request.request_id, digest, post.id)
-        return ScheduleResult(post, moved, reason)
+        return ScheduleResult(post, moved, reason, findings)
 
     # --- cancel ---------------------------------------------------------------
 

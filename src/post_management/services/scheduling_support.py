@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from post_management.domain import events
 from post_management.domain.account import Account
 from post_management.domain.conflicts import ConflictPolicy
+from post_management.domain.content_rules import Finding
 from post_management.domain.duplicates import DUPLICATE_WINDOW, find_duplicate
 from post_management.domain.errors import (
     DomainError,
@@ -63,6 +64,8 @@ class ScheduleResult:
     post: Post
     moved: bool = False
     move_reason: str = ""
+    # What the account's content policy found in the text (a warning policy).
+    findings: list[Finding] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

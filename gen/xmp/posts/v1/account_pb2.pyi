@@ -44,6 +44,41 @@ ACCOUNT_STATE_SUSPENDED: AccountState.ValueType  # 3
 """X reported the account suspended or its tokens revoked."""
 Global___AccountState: _TypeAlias = AccountState  # noqa: Y015
 
+class _ContentPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContentPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContentPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTENT_POLICY_UNSPECIFIED: _ContentPolicy.ValueType  # 0
+    """The default: CONTENT_POLICY_WARN."""
+    CONTENT_POLICY_OFF: _ContentPolicy.ValueType  # 1
+    """No checks."""
+    CONTENT_POLICY_WARN: _ContentPolicy.ValueType  # 2
+    """Findings come back in the post's `content_findings` and in the audit trail."""
+    CONTENT_POLICY_REFUSE: _ContentPolicy.ValueType  # 3
+    """A text with findings is refused: FAILED_PRECONDITION, reason CONTENT_POLICY,
+    one google.rpc.PreconditionFailure violation per finding.
+    """
+
+class ContentPolicy(_ContentPolicy, metaclass=_ContentPolicyEnumTypeWrapper):
+    """What the service does with spam and offensive-content findings on a post's text
+    (hashtag or mention stuffing, repeated-character floods, spam shorteners,
+    offensive language).
+    """
+
+CONTENT_POLICY_UNSPECIFIED: ContentPolicy.ValueType  # 0
+"""The default: CONTENT_POLICY_WARN."""
+CONTENT_POLICY_OFF: ContentPolicy.ValueType  # 1
+"""No checks."""
+CONTENT_POLICY_WARN: ContentPolicy.ValueType  # 2
+"""Findings come back in the post's `content_findings` and in the audit trail."""
+CONTENT_POLICY_REFUSE: ContentPolicy.ValueType  # 3
+"""A text with findings is refused: FAILED_PRECONDITION, reason CONTENT_POLICY,
+one google.rpc.PreconditionFailure violation per finding.
+"""
+Global___ContentPolicy: _TypeAlias = ContentPolicy  # noqa: Y015
+
 @_typing.final
 class XCredentials(_message.Message):
     """OAuth 1.0a user-context tokens of an X account. Write-only: they are stored
@@ -135,9 +170,12 @@ class PostingRules(_message.Message):
     MAX_POSTS_PER_DAY_FIELD_NUMBER: _builtins.int
     QUIET_HOURS_FIELD_NUMBER: _builtins.int
     SLOTS_FIELD_NUMBER: _builtins.int
+    CONTENT_POLICY_FIELD_NUMBER: _builtins.int
     min_interval_minutes: _builtins.int
     max_posts_per_hour: _builtins.int
     max_posts_per_day: _builtins.int
+    content_policy: Global___ContentPolicy.ValueType
+    """Checks on the text of the account's posts (create, update and schedule)."""
     @_builtins.property
     def quiet_hours(self) -> Global___QuietHours: ...
     @_builtins.property
@@ -150,10 +188,11 @@ class PostingRules(_message.Message):
         max_posts_per_day: _builtins.int = ...,
         quiet_hours: Global___QuietHours | None = ...,
         slots: _abc.Iterable[Global___TimeSlot] | None = ...,
+        content_policy: Global___ContentPolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["quiet_hours", b"quiet_hours"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_posts_per_day", b"max_posts_per_day", "max_posts_per_hour", b"max_posts_per_hour", "min_interval_minutes", b"min_interval_minutes", "quiet_hours", b"quiet_hours", "slots", b"slots"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_policy", b"content_policy", "max_posts_per_day", b"max_posts_per_day", "max_posts_per_hour", b"max_posts_per_hour", "min_interval_minutes", b"min_interval_minutes", "quiet_hours", b"quiet_hours", "slots", b"slots"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -113,6 +113,7 @@ class Post(_message.Message):
     THREAD_FIELD_NUMBER: _builtins.int
     SEGMENT_X_POST_IDS_FIELD_NUMBER: _builtins.int
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    CONTENT_FINDINGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID assigned by the service."""
     user_id: _builtins.str
@@ -170,6 +171,12 @@ class Post(_message.Message):
         without a thread has at most that one.
         """
 
+    @_builtins.property
+    def content_findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContentFinding]:
+        """What the account's content policy (CONTENT_POLICY_WARN) found in the text, in the
+        answers of CreatePost, UpdatePost and SchedulePost only; also in the audit trail.
+        """
+
     def __init__(
         self,
         *,
@@ -194,11 +201,44 @@ class Post(_message.Message):
         thread: _abc.Iterable[_builtins.str] | None = ...,
         segment_x_post_ids: _abc.Iterable[_builtins.str] | None = ...,
         campaign_id: _builtins.str = ...,
+        content_findings: _abc.Iterable[Global___ContentFinding] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "published_at", b"published_at", "scheduled_for", b"scheduled_for", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attachment_ids", b"attachment_ids", "attempt_count", b"attempt_count", "campaign_id", b"campaign_id", "create_time", b"create_time", "etag", b"etag", "id", b"id", "last_error", b"last_error", "media_ids", b"media_ids", "priority", b"priority", "published_at", b"published_at", "reply_to_x_post_id", b"reply_to_x_post_id", "scheduled_for", b"scheduled_for", "segment_x_post_ids", b"segment_x_post_ids", "state", b"state", "text", b"text", "thread", b"thread", "timezone", b"timezone", "update_time", b"update_time", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attachment_ids", b"attachment_ids", "attempt_count", b"attempt_count", "campaign_id", b"campaign_id", "content_findings", b"content_findings", "create_time", b"create_time", "etag", b"etag", "id", b"id", "last_error", b"last_error", "media_ids", b"media_ids", "priority", b"priority", "published_at", b"published_at", "reply_to_x_post_id", b"reply_to_x_post_id", "scheduled_for", b"scheduled_for", "segment_x_post_ids", b"segment_x_post_ids", "state", b"state", "text", b"text", "thread", b"thread", "timezone", b"timezone", "update_time", b"update_time", "user_id", b"user_id", "x_post_id", b"x_post_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Post: _TypeAlias = Post  # noqa: Y015
+
+@_typing.final
+class ContentFinding(_message.Message):
+    """One spam or offensive-content finding on a post's text."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    EXCERPT_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    rule: _builtins.str
+    """HASHTAG_STUFFING, MENTION_STUFFING, REPEATED_CHARACTERS, SPAM_SHORTENER or
+    OFFENSIVE_LANGUAGE.
+    """
+    excerpt: _builtins.str
+    """The part of the text that tripped the rule (at most 40 characters)."""
+    score: _builtins.float
+    """How strongly the rule applies, from 0 to 1."""
+    def __init__(
+        self,
+        *,
+        rule: _builtins.str = ...,
+        excerpt: _builtins.str = ...,
+        score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["excerpt", b"excerpt", "rule", b"rule", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContentFinding: _TypeAlias = ContentFinding  # noqa: Y015

@@ -65,6 +65,19 @@ def to_rpc_status(error: errors.DomainError) -> status_pb2.Status:
                 )
             )
         )
+    if isinstance(error, errors.FailedPrecondition) and error.violations:
+        details.append(
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type=v.type, subject=v.subject, description=v.description
+                        )
+                        for v in error.violations[: errors.MAX_FIELD_VIOLATIONS]
+                    ]
+                )
+            )
+        )
     return status_pb2.Status(code=code.value[0], message=error.message, details=details)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from xmp.posts.v1 import account_pb2, media_pb2, post_pb2
 
 from post_management.domain.account import Account, AccountState
+from post_management.domain.content_rules import Finding
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import Media
 from post_management.domain.post import Post, PostState, Priority
@@ -86,7 +87,7 @@ def account_state_to_proto(state: AccountState) -> account_pb2.AccountState.Valu
 # --- resources ---------------------------------------------------------------
 
 
-def post_to_proto(post: Post) -> post_pb2.Post:
+def post_to_proto(post: Post, findings: Sequence[Finding] = ()) -> post_pb2.Post:
     return post_pb2.Post(
         id=str(post.id),
         user_id=post.user_id,
@@ -109,6 +110,10 @@ def post_to_proto(post: Post) -> post_pb2.Post:
         thread=post.thread,
         segment_x_post_ids=post.published_segment_ids,
         campaign_id=str(post.campaign_id) if post.campaign_id else "",
+        content_findings=[
+            post_pb2.ContentFinding(rule=f.rule.value, excerpt=f.excerpt, score=f.score)
+            for f in findings
+        ],
     )
 
 

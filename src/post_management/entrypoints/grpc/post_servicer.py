@@ -94,10 +94,10 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             if message.campaign_id
             else None,
         )
-        post = await asyncio.to_thread(
-            self._posts.create, current_principal(), new, request.request_id
+        screened = await asyncio.to_thread(
+            self._posts.create_screened, current_principal(), new, request.request_id
         )
-        return post_to_proto(post)
+        return post_to_proto(screened.post, screened.findings)
 
     async def GetPost(
         self, request: post_service_pb2.GetPostRequest, context: Context
@@ -151,10 +151,10 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             thread=list(message.thread) if "thread" in paths else None,
             campaign_id=_campaign_patch(message.campaign_id) if "campaign_id" in paths else None,
         )
-        post = await asyncio.to_thread(
-            self._posts.update, current_principal(), post_id, patch, message.etag
+        screened = await asyncio.to_thread(
+            self._posts.update_screened, current_principal(), post_id, patch, message.etag
         )
-        return post_to_proto(post)
+        return post_to_proto(screened.post, screened.findings)
 
     async def DeletePost(
         self, request: post_service_pb2.DeletePostRequest, context: Context

@@ -85,7 +85,9 @@ def schedule_request(
 
 def schedule_response(result: ScheduleResult) -> scheduling_service_pb2.SchedulePostResponse:
     return pb.SchedulePostResponse(
-        post=post_to_proto(result.post), moved=result.moved, move_reason=result.move_reason
+        post=post_to_proto(result.post, result.findings),
+        moved=result.moved,
+        move_reason=result.move_reason,
     )
 
 
