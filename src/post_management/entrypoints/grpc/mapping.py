@@ -44,12 +44,21 @@ def checked_user_id(value: str, field: str = "user_id") -> str:
     return value
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_SECONDS = 86400
+
+
 def timestamp(value: datetime | None) -> Timestamp | None:
+    """As Timestamp.FromDatetime (naive means UTC) in integer arithmetic: FromDatetime's
+    time tuple and calendar.timegm were a hot spot of list answers."""
     if value is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return Timestamp(
+        seconds=delta.days * _DAY_SECONDS + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 # --- enums -----------------------------------------------------------------
