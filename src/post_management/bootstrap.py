@@ -39,6 +39,7 @@ from post_management.adapters.db.outbox_housekeeping import purge_unrelayed
 from post_management.adapters.db.post_writes import on_committed_post_writes
 from post_management.adapters.db.privacy_repository import SqlPrivacyStore
 from post_management.adapters.db.publish_queue import SqlPublishQueue
+from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.telemetry import DatabaseCollector
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.emulator.server import EmulatorThread
@@ -422,7 +423,8 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
     limiter = rate_limiter(settings)
     watch_redis(shared, limiter)
     x_api, emulator = x_client(settings)
-    queue = SqlPublishQueue(engine, box)
+    queue = SqlPublishQueue(engine, box, prices)
+    meter = SqlSpendMeter(engine, prices)
     engine_config = engine_settings(settings)
     # The engine reads no process clock: leases and due times are compared with the
     # database's now() in SQL, and the posting budgets count on the database's clock.
@@ -434,9 +436,10 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
         database_clock,
         engine_config,
         media=SqlMediaUploads(engine),
+        meter=meter,
     )
     dispatcher = Dispatcher(queue, publisher, database_clock, engine_config)
-    reconciler = Reconciler(queue, x_api, engine_config)
+    reconciler = Reconciler(queue, x_api, engine_config, meter)
     relay = outbox_relay(settings, engine)
     ticks = []
     if settings.dispatcher_enabled:

@@ -19,6 +19,7 @@ from post_management.adapters.db.clock import TEST_OFFSET_SETTING, DatabaseClock
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.publish_queue import SqlPublishQueue
+from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.adapters.x.client import TweepyXApi
@@ -27,6 +28,7 @@ from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.retry import RetryPolicy
+from post_management.domain.x_spend import PriceTable
 from post_management.ports.publishing import RateLimiter
 from post_management.services.publish_outcomes import Timing
 from post_management.services.publishing import Dispatcher, EngineSettings, Publisher, Reconciler
@@ -77,6 +79,7 @@ class Engine_:
     dispatcher: Dispatcher
     reconciler: Reconciler
     emulator: Emulator
+    meter: SqlSpendMeter
 
     def account(self, x_user_id: str | None = None, *, credentials: bool = True) -> Account:
         x_user_id = x_user_id or str(uuid.uuid4().int % 10**12)
@@ -181,6 +184,7 @@ def make_engine_(
     box = FernetBox([ENCRYPTION_KEY])
     uow = SqlUnitOfWorkFactory(engine, box, Pseudonyms(secrets.token_bytes(32)))
     queue = SqlPublishQueue(engine, box)
+    meter = SqlSpendMeter(engine, PriceTable())
     clock = MovableClock(engine, emulator)
     values: dict[str, object] = {
         "timing": Timing(
@@ -201,6 +205,7 @@ def make_engine_(
         clock,
         settings,
         media=SqlMediaUploads(engine),
+        meter=meter,
     )
     return Engine_(
         engine=engine,
@@ -210,8 +215,9 @@ def make_engine_(
         settings=settings,
         publisher=publisher,
         dispatcher=Dispatcher(queue, publisher, clock, settings),
-        reconciler=Reconciler(queue, x_api, settings),
+        reconciler=Reconciler(queue, x_api, settings, meter),
         emulator=emulator,
+        meter=meter,
     )
 
 

@@ -43,6 +43,8 @@ class Outcome(enum.StrEnum):
     REFUSED = "refused"
     # The same post or user was already read (and billed) this UTC day.
     DEDUPLICATED = "deduplicated"
+    # No answer came (a timeout): X may have done it, and billed it; counted as billed.
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

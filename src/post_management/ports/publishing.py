@@ -12,6 +12,7 @@ from uuid import UUID
 from post_management.domain.account import AccountState, Credentials
 from post_management.domain.events import DomainEvent
 from post_management.domain.post import PostState, Priority
+from post_management.domain.x_spend import Metered
 
 # Claim.unknown_cause of a post taken over because its holder's lease ran out.
 LEASE_EXPIRED = "lease_expired"
@@ -95,6 +96,10 @@ class Settlement:
     account_state: AccountState | None = None
     account_rate_limited_until: datetime | None = None
     events: tuple[DomainEvent, ...] = ()
+    # The UTC month ("YYYY-MM") whose X budget now holds the account's posts back.
+    account_budget_month: str | None = None
+    # The X calls of this attempt (domain/x_spend.py), recorded with the outcome.
+    spent: tuple[Metered, ...] = ()
 
 
 class PublishQueue(Protocol):

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Protocol
 from uuid import UUID
 
-from post_management.domain.x_spend import Metered
+from post_management.domain.x_spend import Metered, PriceTable
 
 
 @dataclass(frozen=True)
@@ -55,4 +55,18 @@ class SpendLedger(Protocol):
 
     def budget_states(self, account_ids: Sequence[UUID]) -> dict[UUID, BudgetState]:
         """This month's budget state of each account that has a budget."""
+        ...
+
+
+class SpendMeter(Protocol):
+    """The ledger for the publishing engine, outside its settlements: each call in its
+    own transaction."""
+
+    @property
+    def prices(self) -> PriceTable: ...
+
+    def record(self, entries: Sequence[Metered]) -> None: ...
+
+    def budget(self, account_id: UUID) -> BudgetState | None:
+        """This month's state of the account's budget; None without a budget."""
         ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 from uuid import UUID
 
@@ -11,6 +11,7 @@ from post_management.domain import events
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState
 from post_management.domain.retry import RetryPolicy
+from post_management.domain.x_spend import MICROS_PER_USD
 from post_management.ports.publishing import Claim, Settlement
 from post_management.ports.x_api import (
     AccountSuspended,
@@ -204,6 +205,36 @@ def rate_limited(
                 endpoint=endpoint,
                 limit=limit,
                 reset_at=reset_at,
+                occurred_at=now,
+            ),
+        ),
+    )
+
+
+def budget_wait(claim: Claim, budget: int, spent: int, needed: int, now: datetime) -> Settlement:
+    """Publishing would take the month's X spend above the account's budget: the post
+    waits in the queue (its attempt refunded) and the account's posts stay unclaimed
+    until the budget changes or the month turns (docs/x-spend.md)."""
+    month = now.astimezone(UTC).strftime("%Y-%m")
+    return Settlement(
+        state=PostState.SCHEDULED,
+        outcome="x_budget",
+        detail=(
+            f"waiting for the X budget: {needed / MICROS_PER_USD:.3f} USD more would take "
+            f"{month}'s spend ({spent / MICROS_PER_USD:.3f} USD) above the budget "
+            f"({budget / MICROS_PER_USD:.3f} USD)"
+        ),
+        refund_attempt=True,
+        account_budget_month=month,
+        events=(
+            events.x_spend_budget_reached(
+                account_id=claim.account_id,
+                user_id=claim.user_id,
+                month=month,
+                budget_micros=budget,
+                spent_micros=spent,
+                needed_micros=needed,
+                post_id=claim.post_id,
                 occurred_at=now,
             ),
         ),

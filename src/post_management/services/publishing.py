@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from post_management.domain.media import X_MEDIA_REUSE_WINDOW
 from post_management.domain.post import PostState
 from post_management.domain.x_matching import same_media, same_post
+from post_management.domain.x_spend import (
+    CallKind,
+    Metered,
+    Outcome,
+    Purpose,
+    over_budget,
+    publish_cost,
+)
 from post_management.observability import crash_points as crash
 from post_management.ports.media import MediaUploads
 from post_management.ports.publishing import (
@@ -38,10 +47,12 @@ from post_management.ports.x_api import (
     XCredentials,
     XPost,
 )
+from post_management.ports.x_spend import SpendMeter
 from post_management.services import publish_outcomes as outcomes
 from post_management.services import publish_telemetry as telemetry
 from post_management.services.publish_budget import BudgetSettings, PostBudgets
 from post_management.services.publish_outcomes import Timing
+from post_management.services.publish_spend import metered_create, metered_upload
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +92,11 @@ class Publisher:
         clock: Clock,
         settings: EngineSettings,
         media: MediaUploads | None = None,
+        meter: SpendMeter | None = None,
     ) -> None:
         self._queue = telemetry.observed(queue)
+        # What X charges: each call recorded with its outcome, budgets checked first.
+        self._meter = meter
         self._x = x_api
         self._budgets = PostBudgets(
             limiter,
@@ -110,23 +124,51 @@ class Publisher:
             )
             self._settle(claim, settlement)
             return settlement.state
-        taken = self._take_budget(claim, self._clock.now())
+        held = self._over_x_budget(claim, now)
+        if held is not None:
+            self._settle(claim, held)
+            return held.state
+        spent: list[Metered] = []
+        taken = self._take_budget(claim, self._clock.now(), spent)
         if isinstance(taken, Settlement):
             return taken.state
         uploaded: tuple[str, ...] = ()
         if claim.attachment_ids and not claim.segment_x_post_ids:
-            media = self._upload_media(claim)
+            media = self._upload_media(claim, spent)
             if media is None or isinstance(media, Settlement):
                 self._budgets.give_back(taken)  # no create-post call was made
             if isinstance(media, Settlement):
-                self._settle(claim, media)
+                self._settle(claim, media, spent)
                 return media.state
             if media is None:
+                self._meter_alone(spent)
                 return PostState.PUBLISHING
             uploaded = media
-        return self._publish_segments(claim, uploaded, taken)
+        return self._publish_segments(claim, uploaded, taken, spent)
 
-    def _publish_segments(self, claim: Claim, uploaded: tuple[str, ...], taken: Taken) -> PostState:
+    def _over_x_budget(self, claim: Claim, now: datetime) -> Settlement | None:
+        """The post waits when its calls would take the month's X spend above the
+        account's budget (docs/x-spend.md)."""
+        if self._meter is None:
+            return None
+        state = self._meter.budget(claim.account_id)
+        if state is None or state.budget_micros is None:
+            return None
+        remaining = claim.segments[len(claim.segment_x_post_ids) :]
+        uploads = 0 if claim.segment_x_post_ids else len(claim.attachment_ids)
+        needed = publish_cost(remaining, uploads, self._meter.prices, now)
+        if not over_budget(state.spent_micros, needed, state.budget_micros):
+            return None
+        return outcomes.budget_wait(claim, state.budget_micros, state.spent_micros, needed, now)
+
+    def _meter_alone(self, spent: Sequence[Metered]) -> None:
+        """Calls whose outcome this attempt could not settle (its claim was lost)."""
+        if self._meter is not None and spent:
+            self._meter.record(spent)
+
+    def _publish_segments(
+        self, claim: Claim, uploaded: tuple[str, ...], taken: Taken, spent: list[Metered]
+    ) -> PostState:
         """From the first segment not yet on X to the last, each replying to the one
         before; each id is recorded before the next call so a retry never repeats one."""
         segments = claim.segments
@@ -135,7 +177,7 @@ class Publisher:
         for index in range(len(published), len(segments)):
             if index > len(claim.segment_x_post_ids):
                 crash.crash_point(crash.BETWEEN_SEGMENTS)
-                next_taken = self._take_budget(claim, self._clock.now())
+                next_taken = self._take_budget(claim, self._clock.now(), spent)
                 if isinstance(next_taken, Settlement):
                     return next_taken.state
                 taken = next_taken
@@ -149,14 +191,16 @@ class Publisher:
             if not self._queue.sending(claim, self._settings.lease, sent_media):
                 self._budgets.give_back(taken)
                 log.warning("lost the claim on post %s before segment %d", claim.post_id, index)
+                self._meter_alone(spent)
                 return PostState.PUBLISHING
             result = self._x.create_post(_x_credentials(claim), post)
             now = claim.now()
+            spent.extend(metered_create(claim, post.text, result, now))
             if isinstance(result, UnknownOutcome) and not result.request_sent:
                 self._budgets.give_back(taken)  # the call never reached X
             if not isinstance(result, Published):
                 settlement = outcomes.settle_publish(claim, result, now, self._settings.timing)
-                self._settle(claim, settlement)
+                self._settle(claim, settlement, spent)
                 return settlement.state
             crash.crash_point(crash.AFTER_X_STORED)
             if len(segments) > 1 and not self._queue.record_segment(
@@ -165,18 +209,21 @@ class Publisher:
                 # The reconciler holds the post now: X's answer is kept for it to adopt.
                 log.warning("lost the claim on post %s in segment %d", claim.post_id, index)
                 self._queue.record_answer(claim, index, result.x_post_id)
+                self._meter_alone(spent)
                 return PostState.PUBLISHING
             published.append(result.x_post_id)
             rate_limit = result.rate_limit
         settlement = outcomes.published(claim, published[0], claim.now(), "published", rate_limit)
-        if not self._settle(claim, settlement) and len(segments) == 1:
+        if not self._settle(claim, settlement, spent) and len(segments) == 1:
             # X's answer is kept for whoever holds the post now (each segment of a
             # thread is recorded already).
             self._queue.record_answer(claim, 0, published[0])
             return PostState.PUBLISHING
         return settlement.state
 
-    def _upload_media(self, claim: Claim) -> tuple[str, ...] | Settlement | None:
+    def _upload_media(
+        self, claim: Claim, spent: list[Metered]
+    ) -> tuple[str, ...] | Settlement | None:
         """X media ids of the claim's attachments, uploading those without a fresh one
         for this account; each new id is stored the moment X returns it. None when
         the claim was lost meanwhile."""
@@ -205,6 +252,7 @@ class Publisher:
                     before_call=lambda: self._queue.renew(claim, self._settings.lease),
                 )
                 now = claim.now()
+                spent.extend(metered_upload(claim, result, now))
                 if isinstance(result, Interrupted):
                     log.warning("lost the claim on post %s while uploading media", claim.post_id)
                     return None
@@ -215,23 +263,27 @@ class Publisher:
             x_media_ids.append(x_media_id)
         return tuple(x_media_ids)
 
-    def _take_budget(self, claim: Claim, now: datetime) -> Taken | Settlement:
+    def _take_budget(
+        self, claim: Claim, now: datetime, spent: Sequence[Metered]
+    ) -> Taken | Settlement:
         """Units for one create-post call (services/publish_budget.py); a refusal is
         settled here and returned."""
         taken = self._budgets.take(claim, now)
         if isinstance(taken, Taken):
             return taken
         settlement = self._budgets.refused(claim, taken, now)
-        self._settle(claim, settlement)
+        self._settle(claim, settlement, spent)
         return settlement
 
     def app_room(self, now: datetime) -> int:
         """Create-post calls the app's budget allows now."""
         return self._budgets.app_room(now)
 
-    def _settle(self, claim: Claim, settlement: Settlement) -> bool:
-        if self._queue.settle(claim, settlement):
+    def _settle(self, claim: Claim, settlement: Settlement, spent: Sequence[Metered] = ()) -> bool:
+        """Applies the settlement, with the X calls of this attempt (`spent`)."""
+        if self._queue.settle(claim, replace(settlement, spent=tuple(spent))):
             return True
+        self._meter_alone(spent)
         # Our lease ran out and the reconciler holds the post now: it will find the
         # post on X (or the answer kept for it) if this attempt published it.
         log.warning("lost the claim on post %s before settling it", claim.post_id)
@@ -293,10 +345,17 @@ class Reconciler:
     and only after the account's timeline shows the post is not there.
     """
 
-    def __init__(self, queue: PublishQueue, x_api: XApi, settings: EngineSettings) -> None:
+    def __init__(
+        self,
+        queue: PublishQueue,
+        x_api: XApi,
+        settings: EngineSettings,
+        meter: SpendMeter | None = None,
+    ) -> None:
         self._queue = telemetry.observed(queue)
         self._x = x_api
         self._settings = settings
+        self._meter = meter  # timeline reads are billed per post returned
 
     def tick(self, limit: int = 50) -> int:
         claims = self._queue.claim_for_reconcile(limit, self._settings.lease)
@@ -359,6 +418,7 @@ class Reconciler:
         # The timeline behind the credentials (the adapter asks /2/users/me once per
         # token): the stored x_user_id is what the client typed, never verified.
         timeline = self._x.recent_posts(_x_credentials(claim), anchor - CLOCK_MARGIN)
+        self._meter_read(claim, timeline, now)
         if isinstance(timeline, RateLimited):
             self._queue.look_again(claim, timing.settle_delay, not_before=timeline.reset_at)
             return
@@ -390,6 +450,24 @@ class Reconciler:
             reason = f"not on X after an unknown outcome ({claim.unknown_cause})"
             settlement = outcomes.retry_or_dead_letter(claim, "X_UNKNOWN", reason, now, timing)
         self._queue.settle(claim, settlement)
+
+    def _meter_read(self, claim: Claim, timeline: object, now: datetime) -> None:
+        if self._meter is None:
+            return
+        read = Metered(
+            now,
+            CallKind.POST_READ,
+            Purpose.RECONCILE,
+            claim.user_id,
+            claim.account_id,
+            claim.post_id,
+            units=0,
+            outcome=Outcome.REFUSED,
+        )
+        if isinstance(timeline, Timeline):
+            ids = tuple(post.id for post in timeline.posts)
+            read = replace(read, units=len(ids), outcome=Outcome.CHARGED, resources=ids)
+        self._meter.record([read])
 
     def _find(self, claim: Claim, index: int, posts: tuple[XPost, ...]) -> str | None:
         """X's id of segment `index`: the post replying to the recorded parent (or to

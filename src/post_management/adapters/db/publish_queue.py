@@ -21,9 +21,11 @@ from sqlalchemy.exc import IntegrityError
 
 from post_management.adapters.db import telemetry
 from post_management.adapters.db.clock import NOW_SQL
+from post_management.adapters.db.spend_ledger import record_spend
 from post_management.domain import account_safety, events
 from post_management.domain.account import AccountState, Credentials
 from post_management.domain.post import PostState, Priority
+from post_management.domain.x_spend import PriceTable
 from post_management.observability import crash_points, tracing
 from post_management.ports.publishing import Claim, Settlement, XPostIdTaken
 from post_management.ports.support import SecretBox
@@ -57,6 +59,10 @@ _PRIORITIES = ", ".join(str(int(priority)) for priority in Priority)
 # The advisory lock per account (keeps claim_post from racing a claim of the same
 # account) is taken in its own materialized step, so only chosen rows take it.
 # Due times and leases are the database's now(): a worker's own clock never decides.
+# An account whose X budget held a post back this UTC month waits for the month to
+# turn or the budget to change (docs/x-spend.md).
+_THIS_MONTH = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
+
 _CLAIM_DUE = _sql(
     f"""
     WITH due AS (
@@ -75,6 +81,7 @@ _CLAIM_DUE = _sql(
         JOIN accounts a ON a.id = h.account_id
         WHERE p.state = 'SCHEDULED' AND a.state = 'ACTIVE'
           AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
+          AND a.x_budget_reached_month IS DISTINCT FROM {_THIS_MONTH}
           AND NOT EXISTS (
               SELECT 1 FROM posts q WHERE q.account_id = h.account_id AND q.state = 'PUBLISHING'
           )
@@ -107,6 +114,7 @@ _CLAIM_ONE = _sql(
     WHERE p.id = :post_id AND a.id = p.account_id
       AND p.state = 'SCHEDULED' AND p.due_at <= now() AND a.state = 'ACTIVE'
       AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
+      AND a.x_budget_reached_month IS DISTINCT FROM {_THIS_MONTH}
       AND pg_try_advisory_xact_lock(hashtextextended(p.account_id::text, 7))
     RETURNING {_CLAIM_COLUMNS}
     """  # noqa: S608 - only the constant column list is interpolated
@@ -179,9 +187,10 @@ _LOOK_AGAIN_UNREADABLE = _sql(
 
 
 class SqlPublishQueue:
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
+    def __init__(self, engine: Engine, box: SecretBox, prices: PriceTable | None = None) -> None:
         self._engine = engine
         self._box = box
+        self._prices = prices or PriceTable()
 
     def claim_due(self, limit: int, lease: timedelta) -> list[Claim]:
         params = {"limit": limit, "lease": lease}
@@ -436,6 +445,7 @@ class SqlPublishQueue:
                 },
             )
             self._update_account(connection, claim, settlement)
+            record_spend(connection, self._prices, settlement.spent)
             now = claim.now()
             added = (*settlement.events, *_failure_streak(connection, claim, settlement, now))
             _add_events(connection, added)
@@ -495,6 +505,11 @@ class SqlPublishQueue:
                     "COALESCE(rate_limited_until, :until), :until) WHERE id = :id"
                 ),
                 {"until": settlement.account_rate_limited_until, "id": claim.account_id},
+            )
+        if settlement.account_budget_month is not None:
+            connection.execute(
+                _sql("UPDATE accounts SET x_budget_reached_month = :month WHERE id = :id"),
+                {"month": settlement.account_budget_month, "id": claim.account_id},
             )
 
 

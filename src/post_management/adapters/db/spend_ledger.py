@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Engine, TextClause, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from post_management.adapters.db.clock import NOW_SQL
 from post_management.adapters.db.schema import posts
 from post_management.adapters.db.spend_schema import x_read_charges, x_spend
 from post_management.domain.x_spend import (
@@ -43,6 +44,11 @@ _SCOPES = {
     "user_id": ("s.user_id = :value", "p.user_id = :value"),
     "campaign_id": ("s.campaign_id = :value", "p.campaign_id = :value"),
 }
+
+
+def _on_db_clock(statement: str) -> TextClause:
+    """Months are the database clock's, the engine's one clock (adapters/db/clock.py)."""
+    return text(statement.replace("now()", NOW_SQL))
 
 
 def _scope(scope: SpendScope) -> tuple[str, object]:
@@ -145,7 +151,7 @@ class SqlSpendLedger:
             return {}
         # The month is the database's (UTC), like every other time decision.
         budgets = self._conn.execute(
-            text(
+            _on_db_clock(
                 "SELECT a.id, a.x_monthly_budget_micros AS budget, coalesce(("
                 "  SELECT sum(s.cost_micros) FROM x_spend s WHERE s.account_id = a.id"
                 "  AND s.occurred_at >= date_trunc('month', now() AT TIME ZONE 'UTC')"
@@ -158,7 +164,7 @@ class SqlSpendLedger:
             return {}
         planned: dict[UUID, int] = defaultdict(int)
         scheduled = self._conn.execute(
-            text(
+            _on_db_clock(
                 "SELECT account_id, text, thread, cardinality(attachment_ids) AS media "
                 "FROM posts WHERE account_id = ANY(:ids) AND state = 'SCHEDULED' "
                 "AND due_at < (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')"
@@ -173,3 +179,26 @@ class SqlSpendLedger:
         return {
             row.id: BudgetState(int(row.budget), int(row.spent), planned[row.id]) for row in budgets
         }
+
+
+class SqlSpendMeter:
+    """The ledger on its own connections (SpendMeter)."""
+
+    def __init__(self, engine: Engine, prices: PriceTable) -> None:
+        self._engine = engine
+        self._prices = prices
+
+    @property
+    def prices(self) -> PriceTable:
+        return self._prices
+
+    def record(self, entries: Sequence[Metered]) -> None:
+        if entries:
+            with self._engine.begin() as connection:
+                record_spend(connection, self._prices, entries)
+
+    def budget(self, account_id: UUID) -> BudgetState | None:
+        with self._engine.connect() as connection:
+            return (
+                SqlSpendLedger(connection, self._prices).budget_states([account_id]).get(account_id)
+            )
