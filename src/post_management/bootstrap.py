@@ -54,6 +54,7 @@ from post_management.adapters.x.client import TweepyXApi
 from post_management.adapters.x.settings import XClientSettings
 from post_management.config import ConfigError, Settings, price_table, x_mode
 from post_management.domain.analytics import DEFAULT_BENCHMARKS
+from post_management.domain.media import MediaQuota
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.retry import RetryPolicy
 from post_management.entrypoints.grpc.analytics_servicer import AnalyticsServices
@@ -471,6 +472,8 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             metric_snapshots=timedelta(days=settings.metrics_retention_days),
             dead_letters=timedelta(days=settings.dead_letter_retention_days),
             finished_removals=timedelta(days=settings.removal_retention_days),
+            unattached_media=timedelta(days=settings.media_unattached_ttl_days),
+            published_media=timedelta(days=settings.media_published_retention_days),
         ),
     )
     ticks.append(Tick("retention", retention.tick, settings.retention_interval_seconds))
@@ -488,7 +491,9 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             post_reads, posts_cache, cache_blocks=isinstance(shared, FailoverCache)
         ),
         resources=[post_reads],
-        media=MediaService(uow, clock),
+        media=MediaService(
+            uow, clock, MediaQuota(settings.media_quota_items, settings.media_quota_bytes)
+        ),
         accounts=AccountService(uow, clock),
         privacy=PrivacyService(uow, privacy_store, clock, pseudonyms),
         rpc_limiter=limiter,

@@ -134,7 +134,15 @@ class Settings(BaseSettings):
     metrics_retention_days: float = Field(default=400.0, gt=0, le=3650)
     dead_letter_retention_days: float = Field(default=90.0, gt=0, le=3650)
     removal_retention_days: float = Field(default=30.0, gt=0, le=3650)
+    # Uploaded media no post attaches are purged this long after their upload, media
+    # whose every post was published this long after the last publication.
+    media_unattached_ttl_days: float = Field(default=7.0, gt=0, le=3650)
+    media_published_retention_days: float = Field(default=30.0, gt=0, le=3650)
     retention_interval_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    # What one user may keep stored in uploaded media at once (0: no limit); an
+    # upload beyond it is RESOURCE_EXHAUSTED (MEDIA_QUOTA_EXCEEDED).
+    media_quota_items: int = Field(default=100, ge=0, le=1_000_000)
+    media_quota_bytes: int = Field(default=2 * 1024**3, ge=0, le=2**50)
     # How often erased users' posts are deleted on X (promised within 24 hours).
     x_removal_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
     # Requests per minute per token subject (0: no limit); RESOURCE_EXHAUSTED beyond.

@@ -104,6 +104,13 @@ class Unauthenticated(DomainError):
 
 
 @dataclass
+class ResourceExhausted(DomainError):
+    """A quota of the caller is used up (RESOURCE_EXHAUSTED); freeing some helps."""
+
+    reason: str = "RESOURCE_EXHAUSTED"
+
+
+@dataclass
 class Unavailable(DomainError):
     """A dependency is down; the call may be retried."""
 

@@ -82,6 +82,25 @@ def upload_violations(mime_type: str, data: bytes) -> list[FieldViolation]:
     return problems
 
 
+@dataclass(frozen=True)
+class MediaQuota:
+    """What one user may keep stored at once; 0 is no limit."""
+
+    max_items: int = 100
+    max_bytes: int = 2 * 1024 * MB
+
+    def refusal(self, items: int, stored_bytes: int, new_bytes: int) -> str | None:
+        """Why one more upload of `new_bytes` does not fit, or None when it does."""
+        if self.max_items and items + 1 > self.max_items:
+            return f"{items} media items stored; the quota is {self.max_items}"
+        if self.max_bytes and stored_bytes + new_bytes > self.max_bytes:
+            return (
+                f"{stored_bytes} bytes stored and {new_bytes} more; "
+                f"the quota is {self.max_bytes} bytes"
+            )
+        return None
+
+
 def kind_of(mime_type: str) -> MediaKind:
     return MEDIA_TYPES[mime_type.strip().lower()].kind
 

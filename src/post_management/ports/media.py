@@ -18,7 +18,14 @@ class MediaRepository(Protocol):
     def get(self, media_id: UUID) -> Media | None: ...
 
     def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
-        """The kind of each of these ids that is a media item of `user_id`."""
+        """The kind of each of these ids that is a media item of `user_id`; the rows
+        stay share-locked until the transaction ends, so a purge cannot take media a
+        post is being given."""
+        ...
+
+    def usage(self, user_id: str) -> tuple[int, int]:
+        """(items, bytes) the user keeps stored. Holds a per-user lock until the
+        transaction ends, so concurrent uploads are counted one after another."""
         ...
 
 

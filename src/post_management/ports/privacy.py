@@ -62,6 +62,8 @@ class RetentionCutoffs:
     metrics_before: datetime
     dead_letters_before: datetime
     removals_before: datetime
+    unattached_media_before: datetime
+    published_media_before: datetime
 
 
 class ErasureTombstones(Protocol):

@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 
 from post_management.domain.auth import Principal
-from post_management.domain.errors import InvalidArgument, NotFound
-from post_management.domain.media import Media, kind_of, upload_violations
+from post_management.domain.errors import InvalidArgument, NotFound, ResourceExhausted
+from post_management.domain.media import Media, MediaQuota, kind_of, upload_violations
 from post_management.ports.repositories import DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -24,9 +24,12 @@ class NewMedia:
 
 
 class MediaService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, quota: MediaQuota | None = None
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._quota = quota or MediaQuota()
 
     def upload(self, principal: Principal, new: NewMedia, request_id: str = "") -> Media:
         principal.ensure_can_act_for(new.user_id)
@@ -46,6 +49,7 @@ class MediaService:
                     earlier = idempotency.earlier_result(uow, scope, request_id, digest)
                     if earlier is not None:
                         return _load(uow, earlier)
+                self._ensure_room(uow, new.user_id, len(new.data))
                 item = Media(
                     id=uuid.uuid4(),
                     user_id=new.user_id,
@@ -77,6 +81,22 @@ class MediaService:
                 if earlier is None:
                     raise
                 return _load(uow, earlier)
+
+    def _ensure_room(self, uow: UnitOfWork, user_id: str, size: int) -> None:
+        items, stored = uow.media.usage(user_id)
+        refusal = self._quota.refusal(items, stored, size)
+        if refusal is not None:
+            raise ResourceExhausted(
+                f"media quota exceeded: {refusal}; media are freed when their posts "
+                "have been published for a while, or unattached after a while",
+                reason="MEDIA_QUOTA_EXCEEDED",
+                metadata={
+                    "stored_items": str(items),
+                    "stored_bytes": str(stored),
+                    "max_items": str(self._quota.max_items),
+                    "max_bytes": str(self._quota.max_bytes),
+                },
+            )
 
 
 def _load(uow: UnitOfWork, media_id: uuid.UUID) -> Media:

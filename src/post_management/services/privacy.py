@@ -189,6 +189,10 @@ class RetentionPeriods:
     metric_snapshots: timedelta
     dead_letters: timedelta
     finished_removals: timedelta
+    # Media no post attaches, counted from the upload.
+    unattached_media: timedelta = timedelta(days=7)
+    # Media whose every post was published, counted from the last publication.
+    published_media: timedelta = timedelta(days=30)
 
 
 class RetentionJob:
@@ -206,6 +210,8 @@ class RetentionJob:
                 metrics_before=now - self._periods.metric_snapshots,
                 dead_letters_before=now - self._periods.dead_letters,
                 removals_before=now - self._periods.finished_removals,
+                unattached_media_before=now - self._periods.unattached_media,
+                published_media_before=now - self._periods.published_media,
             )
         )
         if any(purged.values()):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from post_management.adapters.db.schema import media, media_uploads
@@ -49,11 +49,24 @@ class SqlMediaRepository:
         if not media_ids:
             return {}
         rows = self._conn.execute(
-            select(media.c.id, media.c.kind).where(
-                media.c.user_id == user_id, media.c.id.in_(list(media_ids))
-            )
+            select(media.c.id, media.c.kind)
+            .where(media.c.user_id == user_id, media.c.id.in_(list(media_ids)))
+            # Shared: the retention purge skips (and so keeps) media being attached.
+            .with_for_update(read=True)
         ).all()
         return {row.id: MediaKind(row.kind) for row in rows}
+
+    def usage(self, user_id: str) -> tuple[int, int]:
+        self._conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 13))"),
+            {"key": f"media-quota:{user_id}"},
+        )
+        row = self._conn.execute(
+            select(func.count(), func.coalesce(func.sum(media.c.size_bytes), 0)).where(
+                media.c.user_id == user_id
+            )
+        ).one()
+        return int(row[0]), int(row[1])
 
 
 class SqlMediaUploads:

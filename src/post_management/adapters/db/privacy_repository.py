@@ -305,4 +305,52 @@ class SqlPrivacyStore:
                 text("DELETE FROM x_removals WHERE done_at < :cutoff"),
                 {"cutoff": cutoffs.removals_before},
             ).rowcount
-        return {"metric_snapshots": metrics, "dead_letters": dead, "x_removals": removals}
+            # After the dead letters: their media may have just become unattached.
+            unattached = _purge_media(connection, "unattached", cutoffs.unattached_media_before)
+            published = _purge_media(connection, "published", cutoffs.published_media_before)
+        return {
+            "metric_snapshots": metrics,
+            "dead_letters": dead,
+            "x_removals": removals,
+            "unattached_media": unattached,
+            "published_media": published,
+        }
+
+
+# Media uploaded before the cutoff that no post attaches.
+_UNATTACHED = """
+    SELECT m.id FROM media m
+    WHERE m.created_at < :cutoff AND NOT EXISTS (
+        SELECT 1 FROM (
+            SELECT DISTINCT unnest(attachment_ids) AS id FROM posts
+            WHERE attachment_ids <> '{}'
+        ) a WHERE a.id = m.id
+    )
+"""
+# Media every post of which was published before the cutoff (none still to publish).
+_PUBLISHED = """
+    SELECT h.id FROM (
+        SELECT unnest(attachment_ids) AS id, state, published_at
+        FROM posts WHERE attachment_ids <> '{}'
+    ) h GROUP BY h.id
+    HAVING bool_and(h.state = 'PUBLISHED' AND h.published_at < :cutoff)
+"""
+_LOCK = "SELECT id FROM media WHERE id IN ({}) FOR UPDATE SKIP LOCKED"
+_DELETE = "DELETE FROM media WHERE id = ANY(:ids) AND id IN ({})"
+# Complete statements, written once: (lock the candidates, delete those still due).
+_MEDIA_PURGES = {
+    "unattached": (_LOCK.format(_UNATTACHED), _DELETE.format(_UNATTACHED)),
+    "published": (_LOCK.format(_PUBLISHED), _DELETE.format(_PUBLISHED)),
+}
+
+
+def _purge_media(connection: Connection, kind: str, cutoff: datetime) -> int:
+    """Deletes the media due, except rows a transaction is attaching right now
+    (share-locked by it): they are skipped. The delete looks again with a fresh
+    snapshot, so a post committed after the candidates were found keeps its media."""
+    lock, delete = _MEDIA_PURGES[kind]
+    locked = connection.execute(text(lock), {"cutoff": cutoff}).scalars().all()
+    if not locked:
+        return 0
+    result = connection.execute(text(delete), {"ids": list(locked), "cutoff": cutoff})
+    return int(result.rowcount)
