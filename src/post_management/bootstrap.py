@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import redis
 from pydantic import SecretStr
@@ -40,7 +41,7 @@ from post_management.adapters.db.post_writes import on_committed_post_writes
 from post_management.adapters.db.privacy_repository import SqlPrivacyStore
 from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.spend_ledger import SqlSpendMeter
-from post_management.adapters.db.telemetry import DatabaseCollector
+from post_management.adapters.db.telemetry import DatabaseCollector, health_figures
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.emulator.server import EmulatorThread
 from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
@@ -51,6 +52,7 @@ from post_management.adapters.profanity import ProfanityCheck
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
 from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
 from post_management.adapters.x.client import TweepyXApi
+from post_management.adapters.x.reachability import X_REACHABILITY
 from post_management.adapters.x.settings import XClientSettings
 from post_management.config import ConfigError, Settings, price_table, x_mode
 from post_management.domain.analytics import DEFAULT_BENCHMARKS
@@ -58,7 +60,11 @@ from post_management.domain.media import MediaQuota
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.retry import RetryPolicy
 from post_management.entrypoints.grpc.analytics_servicer import AnalyticsServices
-from post_management.entrypoints.grpc.info_servicer import BuildInfo, ComponentCheck
+from post_management.entrypoints.grpc.info_servicer import (
+    BuildInfo,
+    ComponentCheck,
+    HealthReport,
+)
 from post_management.entrypoints.grpc.rate_limit import RequestBudget
 from post_management.entrypoints.grpc.server import ServerLimits, Services
 from post_management.entrypoints.grpc.tokens import TokenCodec
@@ -296,6 +302,43 @@ def redis_check(cache: FailoverCache) -> ComponentCheck:
     return ComponentCheck("redis", True, detail)
 
 
+def report_health(
+    engine: Engine, cache: Cache, *, kafka_configured: bool, x_target: str, database_mode: str
+) -> HealthReport:
+    """Each component as this replica sees it now (GET /health?detail=true)."""
+    if isinstance(cache, FailoverCache):
+        redis_state = redis_check(cache)
+    else:
+        redis_state = ComponentCheck("redis", True, "not configured: in-process cache")
+    x = X_REACHABILITY.snapshot()
+    common: dict[str, Any] = {
+        "redis": redis_state,
+        "kafka_configured": kafka_configured,
+        "x_target": x_target,
+        "x_reachable": x.reachable,
+        "x_last_error": x.last_error,
+        "x_last_error_at": x.last_error_at,
+    }
+    try:
+        figures = health_figures(engine)
+    except SQLAlchemyError as exc:
+        return HealthReport(
+            database=ComponentCheck("database", False, type(exc).__name__), **common
+        )
+    return HealthReport(
+        database=ComponentCheck("database", True, database_mode),
+        outbox_backlog=figures.backlog,
+        oldest_unsent_age=figures.now - figures.oldest_unsent if figures.oldest_unsent else None,
+        scheduled=figures.scheduled,
+        due=figures.due,
+        publishing=figures.publishing,
+        dead_lettered=figures.dead_lettered,
+        oldest_due=figures.oldest_due,
+        oldest_due_age=figures.now - figures.oldest_due if figures.oldest_due else None,
+        **common,
+    )
+
+
 def watch_redis(cache: Cache, limiter: RateLimiter) -> None:
     """The degraded gauge reads each component's current state when scraped."""
     cache_gauge = REDIS_DEGRADED.labels("cache")
@@ -421,6 +464,15 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             return [database, redis_check(shared)]
         return [database]
 
+    def health_report() -> HealthReport:
+        return report_health(
+            engine,
+            shared,
+            kafka_configured=bool(settings.kafka_bootstrap_servers),
+            x_target=components["x_api"],
+            database_mode=components["database"],
+        )
+
     limiter = rate_limiter(settings)
     watch_redis(shared, limiter)
     x_api, emulator = x_client(settings)
@@ -513,6 +565,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             components=components,
         ),
         readiness=readiness,
+        health_report=health_report,
         scheduling=SchedulingService(
             uow,
             clock,

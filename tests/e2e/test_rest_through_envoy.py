@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,51 @@ def test_health_ready_and_info(service: ServiceProcess) -> None:
     info = requests.get(service.rest_url + "/info", timeout=10).json()
     assert info["name"] == "post-management"
     assert info["components"]["database"] == "embedded"
+
+
+def test_health_detail_reports_every_component(
+    service: ServiceProcess, session: requests.Session
+) -> None:
+    base = service.rest_url
+    later = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    account = session.post(
+        f"{base}/v1/accounts",
+        json={"userId": "local-user", "handle": "health", "xUserId": "777"},
+        timeout=10,
+    ).json()
+    post = session.post(
+        f"{base}/v1/posts",
+        json={"userId": "local-user", "accountId": account["id"], "text": "queued"},
+        timeout=10,
+    ).json()
+    scheduled = session.post(
+        f"{base}/api/posts/{post['id']}/schedule",
+        json={"userId": "local-user", "scheduledFor": later.isoformat()},
+        timeout=10,
+    )
+    assert scheduled.status_code == 200, scheduled.text
+
+    # The probe's answer stays plain; detail is asked for.
+    assert requests.get(f"{base}/health", timeout=10).json() == {"status": "SERVING"}
+    answer = requests.get(f"{base}/health?detail=true", timeout=10)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "SERVING"
+    details = body["details"]
+    assert details["database"] == {"name": "database", "ok": True, "detail": "embedded"}
+    assert details["redis"]["name"] == "redis" and details["redis"]["ok"] is True
+    relay = details["kafkaRelay"]
+    # No Kafka here: the events of the writes above wait in the outbox.
+    assert relay["configured"] is False and int(relay["backlog"]) >= 2
+    assert relay["oldestUnsentAge"].endswith("s")
+    x_api = details["xApi"]
+    assert x_api["target"] == "emulator" and x_api["reachable"] is True
+    assert x_api["lastError"] == ""
+    queue = details["queue"]
+    assert int(queue["scheduled"]) >= 1 and int(queue["due"]) == 0
+    assert "oldestDueTime" not in queue
+    # Only true and false are values of detail.
+    assert requests.get(f"{base}/health?detail=maybe", timeout=10).status_code == 400
 
 
 def test_post_crud_over_rest(service: ServiceProcess, session: requests.Session) -> None:

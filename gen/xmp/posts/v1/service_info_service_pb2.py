@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xmp/posts/v1/service_info_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetHealthRequest\"\x15\n\x13GetReadinessRequest\"\x10\n\x0eGetInfoRequest\";\n\x0f\x43omponentStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x1e\n\x0cHealthStatus\x12\x0e\n\x06status\x18\x01 \x01(\t\"S\n\x0fReadinessStatus\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x31\n\ncomponents\x18\x02 \x03(\x0b\x32\x1d.xmp.posts.v1.ComponentStatus\"\x8d\x02\n\x0bServiceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\ngit_commit\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12=\n\ncomponents\x18\x06 \x03(\x0b\x32).xmp.posts.v1.ServiceInfo.ComponentsEntry\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xa3\x02\n\x12ServiceInfoService\x12X\n\tGetHealth\x12\x1e.xmp.posts.v1.GetHealthRequest\x1a\x1a.xmp.posts.v1.HealthStatus\"\x0f\x82\xd3\xe4\x93\x02\t\x12\x07/health\x12`\n\x0cGetReadiness\x12!.xmp.posts.v1.GetReadinessRequest\x1a\x1d.xmp.posts.v1.ReadinessStatus\"\x0e\x82\xd3\xe4\x93\x02\x08\x12\x06/ready\x12Q\n\x07GetInfo\x12\x1c.xmp.posts.v1.GetInfoRequest\x1a\x19.xmp.posts.v1.ServiceInfo\"\r\x82\xd3\xe4\x93\x02\x07\x12\x05/infob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xmp/posts/v1/service_info_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\"\n\x10GetHealthRequest\x12\x0e\n\x06\x64\x65tail\x18\x01 \x01(\x08\"\x15\n\x13GetReadinessRequest\"\x10\n\x0eGetInfoRequest\";\n\x0f\x43omponentStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"L\n\x0cHealthStatus\x12\x0e\n\x06status\x18\x01 \x01(\t\x12,\n\x07\x64\x65tails\x18\x02 \x01(\x0b\x32\x1b.xmp.posts.v1.HealthDetails\"\xfd\x01\n\rHealthDetails\x12/\n\x08\x64\x61tabase\x18\x01 \x01(\x0b\x32\x1d.xmp.posts.v1.ComponentStatus\x12,\n\x05redis\x18\x02 \x01(\x0b\x32\x1d.xmp.posts.v1.ComponentStatus\x12\x33\n\x0bkafka_relay\x18\x03 \x01(\x0b\x32\x1e.xmp.posts.v1.KafkaRelayStatus\x12\'\n\x05x_api\x18\x04 \x01(\x0b\x32\x18.xmp.posts.v1.XApiStatus\x12/\n\x05queue\x18\x05 \x01(\x0b\x32 .xmp.posts.v1.PublishQueueStatus\"m\n\x10KafkaRelayStatus\x12\x12\n\nconfigured\x18\x01 \x01(\x08\x12\x0f\n\x07\x62\x61\x63klog\x18\x02 \x01(\x03\x12\x34\n\x11oldest_unsent_age\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"x\n\nXApiStatus\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x12\n\nlast_error\x18\x03 \x01(\t\x12\x33\n\x0flast_error_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x01\n\x12PublishQueueStatus\x12\x11\n\tscheduled\x18\x01 \x01(\x03\x12\x0b\n\x03\x64ue\x18\x02 \x01(\x03\x12\x12\n\npublishing\x18\x03 \x01(\x03\x12\x15\n\rdead_lettered\x18\x04 \x01(\x03\x12\x33\n\x0foldest_due_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0eoldest_due_age\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"S\n\x0fReadinessStatus\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x31\n\ncomponents\x18\x02 \x03(\x0b\x32\x1d.xmp.posts.v1.ComponentStatus\"\x8d\x02\n\x0bServiceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\ngit_commit\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12=\n\ncomponents\x18\x06 \x03(\x0b\x32).xmp.posts.v1.ServiceInfo.ComponentsEntry\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xa3\x02\n\x12ServiceInfoService\x12X\n\tGetHealth\x12\x1e.xmp.posts.v1.GetHealthRequest\x1a\x1a.xmp.posts.v1.HealthStatus\"\x0f\x82\xd3\xe4\x93\x02\t\x12\x07/health\x12`\n\x0cGetReadiness\x12!.xmp.posts.v1.GetReadinessRequest\x1a\x1d.xmp.posts.v1.ReadinessStatus\"\x0e\x82\xd3\xe4\x93\x02\x08\x12\x06/ready\x12Q\n\x07GetInfo\x12\x1c.xmp.posts.v1.GetInfoRequest\x1a\x19.xmp.posts.v1.ServiceInfo\"\r\x82\xd3\xe4\x93\x02\x07\x12\x05/infob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,21 +43,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICEINFOSERVICE'].methods_by_name['GetInfo']._loaded_options = None
   _globals['_SERVICEINFOSERVICE'].methods_by_name['GetInfo']._serialized_options = b'\202\323\344\223\002\007\022\005/info'
   _globals['_GETHEALTHREQUEST']._serialized_start=152
-  _globals['_GETHEALTHREQUEST']._serialized_end=170
-  _globals['_GETREADINESSREQUEST']._serialized_start=172
-  _globals['_GETREADINESSREQUEST']._serialized_end=193
-  _globals['_GETINFOREQUEST']._serialized_start=195
-  _globals['_GETINFOREQUEST']._serialized_end=211
-  _globals['_COMPONENTSTATUS']._serialized_start=213
-  _globals['_COMPONENTSTATUS']._serialized_end=272
-  _globals['_HEALTHSTATUS']._serialized_start=274
-  _globals['_HEALTHSTATUS']._serialized_end=304
-  _globals['_READINESSSTATUS']._serialized_start=306
-  _globals['_READINESSSTATUS']._serialized_end=389
-  _globals['_SERVICEINFO']._serialized_start=392
-  _globals['_SERVICEINFO']._serialized_end=661
-  _globals['_SERVICEINFO_COMPONENTSENTRY']._serialized_start=612
-  _globals['_SERVICEINFO_COMPONENTSENTRY']._serialized_end=661
-  _globals['_SERVICEINFOSERVICE']._serialized_start=664
-  _globals['_SERVICEINFOSERVICE']._serialized_end=955
+  _globals['_GETHEALTHREQUEST']._serialized_end=186
+  _globals['_GETREADINESSREQUEST']._serialized_start=188
+  _globals['_GETREADINESSREQUEST']._serialized_end=209
+  _globals['_GETINFOREQUEST']._serialized_start=211
+  _globals['_GETINFOREQUEST']._serialized_end=227
+  _globals['_COMPONENTSTATUS']._serialized_start=229
+  _globals['_COMPONENTSTATUS']._serialized_end=288
+  _globals['_HEALTHSTATUS']._serialized_start=290
+  _globals['_HEALTHSTATUS']._serialized_end=366
+  _globals['_HEALTHDETAILS']._serialized_start=369
+  _globals['_HEALTHDETAILS']._serialized_end=622
+  _globals['_KAFKARELAYSTATUS']._serialized_start=624
+  _globals['_KAFKARELAYSTATUS']._serialized_end=733
+  _globals['_XAPISTATUS']._serialized_start=735
+  _globals['_XAPISTATUS']._serialized_end=855
+  _globals['_PUBLISHQUEUESTATUS']._serialized_start=858
+  _globals['_PUBLISHQUEUESTATUS']._serialized_end=1057
+  _globals['_READINESSSTATUS']._serialized_start=1059
+  _globals['_READINESSSTATUS']._serialized_end=1142
+  _globals['_SERVICEINFO']._serialized_start=1145
+  _globals['_SERVICEINFO']._serialized_end=1414
+  _globals['_SERVICEINFO_COMPONENTSENTRY']._serialized_start=1365
+  _globals['_SERVICEINFO_COMPONENTSENTRY']._serialized_end=1414
+  _globals['_SERVICEINFOSERVICE']._serialized_start=1417
+  _globals['_SERVICEINFOSERVICE']._serialized_end=1708
 # @@protoc_insertion_point(module_scope)

@@ -24,12 +24,19 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class GetHealthRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    DETAIL_FIELD_NUMBER: _builtins.int
+    detail: _builtins.bool
+    """Also report the database, Redis, the Kafka relay, the X API and the publishing
+    queue (read from the database with a 2 s timeout).
+    """
     def __init__(
         self,
+        *,
+        detail: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -96,20 +103,168 @@ class HealthStatus(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
     status: _builtins.str
     """"SERVING" or "NOT_SERVING"."""
+    @_builtins.property
+    def details(self) -> Global___HealthDetails:
+        """Only when the request asked for detail."""
+
     def __init__(
         self,
         *,
         status: _builtins.str = ...,
+        details: Global___HealthDetails | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthStatus: _TypeAlias = HealthStatus  # noqa: Y015
+
+@_typing.final
+class HealthDetails(_message.Message):
+    """The state of each component the service depends on, as this replica sees it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATABASE_FIELD_NUMBER: _builtins.int
+    REDIS_FIELD_NUMBER: _builtins.int
+    KAFKA_RELAY_FIELD_NUMBER: _builtins.int
+    X_API_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def database(self) -> Global___ComponentStatus: ...
+    @_builtins.property
+    def redis(self) -> Global___ComponentStatus:
+        """Always ok: without Redis the service runs on in-process fallbacks (detail says so)."""
+
+    @_builtins.property
+    def kafka_relay(self) -> Global___KafkaRelayStatus: ...
+    @_builtins.property
+    def x_api(self) -> Global___XApiStatus: ...
+    @_builtins.property
+    def queue(self) -> Global___PublishQueueStatus: ...
+    def __init__(
+        self,
+        *,
+        database: Global___ComponentStatus | None = ...,
+        redis: Global___ComponentStatus | None = ...,
+        kafka_relay: Global___KafkaRelayStatus | None = ...,
+        x_api: Global___XApiStatus | None = ...,
+        queue: Global___PublishQueueStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "kafka_relay", b"kafka_relay", "queue", b"queue", "redis", b"redis", "x_api", b"x_api"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "kafka_relay", b"kafka_relay", "queue", b"queue", "redis", b"redis", "x_api", b"x_api"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HealthDetails: _TypeAlias = HealthDetails  # noqa: Y015
+
+@_typing.final
+class KafkaRelayStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIGURED_FIELD_NUMBER: _builtins.int
+    BACKLOG_FIELD_NUMBER: _builtins.int
+    OLDEST_UNSENT_AGE_FIELD_NUMBER: _builtins.int
+    configured: _builtins.bool
+    """False when KAFKA_BOOTSTRAP_SERVERS is unset: events wait in the outbox."""
+    backlog: _builtins.int
+    """Outbox rows not yet relayed."""
+    @_builtins.property
+    def oldest_unsent_age(self) -> _duration_pb2.Duration:
+        """Age of the oldest of them; absent when none waits."""
+
+    def __init__(
+        self,
+        *,
+        configured: _builtins.bool = ...,
+        backlog: _builtins.int = ...,
+        oldest_unsent_age: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_unsent_age", b"oldest_unsent_age"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backlog", b"backlog", "configured", b"configured", "oldest_unsent_age", b"oldest_unsent_age"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KafkaRelayStatus: _TypeAlias = KafkaRelayStatus  # noqa: Y015
+
+@_typing.final
+class XApiStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    REACHABLE_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_TIME_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """"x" or "emulator"."""
+    reachable: _builtins.bool
+    """False when this replica's last request to X got no answer or a 5xx."""
+    last_error: _builtins.str
+    """The last failed request: endpoint and error (no request data); empty if none."""
+    @_builtins.property
+    def last_error_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        reachable: _builtins.bool = ...,
+        last_error: _builtins.str = ...,
+        last_error_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_error_time", b"last_error_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_error", b"last_error", "last_error_time", b"last_error_time", "reachable", b"reachable", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___XApiStatus: _TypeAlias = XApiStatus  # noqa: Y015
+
+@_typing.final
+class PublishQueueStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULED_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
+    PUBLISHING_FIELD_NUMBER: _builtins.int
+    DEAD_LETTERED_FIELD_NUMBER: _builtins.int
+    OLDEST_DUE_TIME_FIELD_NUMBER: _builtins.int
+    OLDEST_DUE_AGE_FIELD_NUMBER: _builtins.int
+    scheduled: _builtins.int
+    """SCHEDULED posts, whenever due."""
+    due: _builtins.int
+    """SCHEDULED posts due now (the queue depth the dispatcher works through)."""
+    publishing: _builtins.int
+    dead_lettered: _builtins.int
+    @_builtins.property
+    def oldest_due_time(self) -> _timestamp_pb2.Timestamp:
+        """Due time of the oldest post due now; absent when none is due."""
+
+    @_builtins.property
+    def oldest_due_age(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        scheduled: _builtins.int = ...,
+        due: _builtins.int = ...,
+        publishing: _builtins.int = ...,
+        dead_lettered: _builtins.int = ...,
+        oldest_due_time: _timestamp_pb2.Timestamp | None = ...,
+        oldest_due_age: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_due_age", b"oldest_due_age", "oldest_due_time", b"oldest_due_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_lettered", b"dead_lettered", "due", b"due", "oldest_due_age", b"oldest_due_age", "oldest_due_time", b"oldest_due_time", "publishing", b"publishing", "scheduled", b"scheduled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishQueueStatus: _TypeAlias = PublishQueueStatus  # noqa: Y015
 
 @_typing.final
 class ReadinessStatus(_message.Message):

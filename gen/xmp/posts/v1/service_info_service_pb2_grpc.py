@@ -59,7 +59,9 @@ class ServiceInfoServiceServicer:
     """
 
     def GetHealth(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Liveness: the plain answer probes read. With detail=true
+        (GET /health?detail=true) also each component's state.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -36,6 +36,9 @@ class ServiceInfoServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ServiceInfoServiceAsyncStub: ...
     GetHealth: _grpc.UnaryUnaryMultiCallable[_service_info_service_pb2.GetHealthRequest, _service_info_service_pb2.HealthStatus]
+    """Liveness: the plain answer probes read. With detail=true
+    (GET /health?detail=true) also each component's state.
+    """
     GetReadiness: _grpc.UnaryUnaryMultiCallable[_service_info_service_pb2.GetReadinessRequest, _service_info_service_pb2.ReadinessStatus]
     """UNAVAILABLE (HTTP 503) with the failing components when not ready."""
     GetInfo: _grpc.UnaryUnaryMultiCallable[_service_info_service_pb2.GetInfoRequest, _service_info_service_pb2.ServiceInfo]
@@ -48,6 +51,9 @@ class ServiceInfoServiceAsyncStub(ServiceInfoServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetHealth: _aio.UnaryUnaryMultiCallable[_service_info_service_pb2.GetHealthRequest, _service_info_service_pb2.HealthStatus]  # type: ignore[assignment]
+    """Liveness: the plain answer probes read. With detail=true
+    (GET /health?detail=true) also each component's state.
+    """
     GetReadiness: _aio.UnaryUnaryMultiCallable[_service_info_service_pb2.GetReadinessRequest, _service_info_service_pb2.ReadinessStatus]  # type: ignore[assignment]
     """UNAVAILABLE (HTTP 503) with the failing components when not ready."""
     GetInfo: _aio.UnaryUnaryMultiCallable[_service_info_service_pb2.GetInfoRequest, _service_info_service_pb2.ServiceInfo]  # type: ignore[assignment]
@@ -62,7 +68,10 @@ class ServiceInfoServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _service_info_service_pb2.GetHealthRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_service_info_service_pb2.HealthStatus, _abc.Awaitable[_service_info_service_pb2.HealthStatus]]: ...
+    ) -> _typing.Union[_service_info_service_pb2.HealthStatus, _abc.Awaitable[_service_info_service_pb2.HealthStatus]]:
+        """Liveness: the plain answer probes read. With detail=true
+        (GET /health?detail=true) also each component's state.
+        """
 
     @_abc_1.abstractmethod
     def GetReadiness(

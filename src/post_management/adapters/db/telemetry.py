@@ -11,6 +11,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -204,3 +206,51 @@ class UnitOfWorkTrace:
             self._span.__exit__(type(error), error, error.__traceback__)
         else:
             self._span.__exit__(None, None, None)
+
+
+_HEALTH = text(
+    """
+    SELECT
+      (SELECT count(*) FROM posts WHERE state = 'SCHEDULED') AS scheduled,
+      (SELECT count(*) FROM posts WHERE state = 'SCHEDULED' AND due_at <= now()) AS due,
+      (SELECT count(*) FROM posts WHERE state = 'PUBLISHING') AS publishing,
+      (SELECT count(*) FROM posts WHERE state = 'DEAD_LETTERED') AS dead_lettered,
+      (SELECT min(due_at) FROM posts WHERE state = 'SCHEDULED' AND due_at <= now())
+        AS oldest_due,
+      (SELECT count(*) FROM outbox WHERE sent_at IS NULL) AS backlog,
+      (SELECT occurred_at FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 1)
+        AS oldest_unsent,
+      now() AS now
+    """
+)
+
+
+@dataclass(frozen=True)
+class HealthFigures:
+    """The queue and the outbox as the database sees them now."""
+
+    scheduled: int
+    due: int
+    publishing: int
+    dead_lettered: int
+    oldest_due: datetime | None
+    backlog: int
+    oldest_unsent: datetime | None
+    now: datetime
+
+
+def health_figures(engine: Engine, *, timeout_ms: int = 2000) -> HealthFigures:
+    """One round trip under a statement timeout (raises SQLAlchemyError)."""
+    with engine.begin() as connection:
+        connection.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+        row = connection.execute(_HEALTH).one()
+    return HealthFigures(
+        scheduled=int(row.scheduled),
+        due=int(row.due),
+        publishing=int(row.publishing),
+        dead_lettered=int(row.dead_lettered),
+        oldest_due=row.oldest_due,
+        backlog=int(row.backlog),
+        oldest_unsent=row.oldest_unsent,
+        now=row.now,
+    )

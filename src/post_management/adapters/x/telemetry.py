@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from opentelemetry.trace import SpanKind
 from requests.models import PreparedRequest, Response
 
+from post_management.adapters.x.reachability import X_REACHABILITY
 from post_management.observability import metrics, tracing
 
 _NUMERIC = re.compile(r"\d+")
@@ -46,12 +47,14 @@ def observed_send(
             response = send()
         except Exception as exc:
             metrics.X_REQUESTS.labels(endpoint, "error").inc()
+            X_REACHABILITY.failed(endpoint, type(exc).__name__)
             tracing.mark_error(span, type(exc).__name__)
             raise
         finally:
             metrics.X_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
         status = response.status_code
         metrics.X_REQUESTS.labels(endpoint, str(status)).inc()
+        X_REACHABILITY.answered(endpoint, status)
         span.set_attribute("http.response.status_code", status)
         if status >= 400:
             tracing.mark_error(span, f"HTTP {status}")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -48,6 +49,27 @@ class CachedReadiness:
 
 
 @dataclass(frozen=True)
+class HealthReport:
+    """What GET /health?detail=true reports (a figure is None when unknown)."""
+
+    database: ComponentCheck
+    redis: ComponentCheck
+    kafka_configured: bool
+    x_target: str
+    x_reachable: bool
+    x_last_error: str = ""
+    x_last_error_at: datetime | None = None
+    outbox_backlog: int = 0
+    oldest_unsent_age: timedelta | None = None
+    scheduled: int = 0
+    due: int = 0
+    publishing: int = 0
+    dead_lettered: int = 0
+    oldest_due: datetime | None = None
+    oldest_due_age: timedelta | None = None
+
+
+@dataclass(frozen=True)
 class BuildInfo:
     name: str
     version: str
@@ -62,17 +84,22 @@ class ServiceInfoServicer(info_grpc.ServiceInfoServiceServicer):
         info: BuildInfo,
         readiness: Callable[[], list[ComponentCheck]],
         is_serving: Callable[[], bool],
+        health_report: Callable[[], HealthReport] | None = None,
     ) -> None:
         self._info = info
         self._readiness = readiness
         self._is_serving = is_serving
+        self._health_report = health_report
 
     async def GetHealth(
         self, request: info_pb2.GetHealthRequest, context: Context
     ) -> info_pb2.HealthStatus:
         if not self._is_serving():
             raise Unavailable("the service is shutting down", reason="NOT_SERVING")
-        return info_pb2.HealthStatus(status="SERVING")
+        if not request.detail or self._health_report is None:
+            return info_pb2.HealthStatus(status="SERVING")
+        report = await asyncio.to_thread(self._health_report)
+        return info_pb2.HealthStatus(status="SERVING", details=_details(report))
 
     async def GetReadiness(
         self, request: info_pb2.GetReadinessRequest, context: Context
@@ -107,3 +134,41 @@ class ServiceInfoServicer(info_grpc.ServiceInfoServiceServicer):
             uptime=uptime,
             components=self._info.components,
         )
+
+
+def _component(check: ComponentCheck) -> info_pb2.ComponentStatus:
+    return info_pb2.ComponentStatus(name=check.name, ok=check.ok, detail=check.detail)
+
+
+def _duration(value: timedelta | None) -> Duration | None:
+    if value is None:
+        return None
+    duration = Duration()
+    duration.FromTimedelta(max(value, timedelta(0)))
+    return duration
+
+
+def _details(report: HealthReport) -> info_pb2.HealthDetails:
+    return info_pb2.HealthDetails(
+        database=_component(report.database),
+        redis=_component(report.redis),
+        kafka_relay=info_pb2.KafkaRelayStatus(
+            configured=report.kafka_configured,
+            backlog=report.outbox_backlog,
+            oldest_unsent_age=_duration(report.oldest_unsent_age),
+        ),
+        x_api=info_pb2.XApiStatus(
+            target=report.x_target,
+            reachable=report.x_reachable,
+            last_error=report.x_last_error,
+            last_error_time=timestamp(report.x_last_error_at),
+        ),
+        queue=info_pb2.PublishQueueStatus(
+            scheduled=report.scheduled,
+            due=report.due,
+            publishing=report.publishing,
+            dead_lettered=report.dead_lettered,
+            oldest_due_time=timestamp(report.oldest_due),
+            oldest_due_age=_duration(report.oldest_due_age),
+        ),
+    )

@@ -40,6 +40,7 @@ from post_management.entrypoints.grpc.info_servicer import (
     BuildInfo,
     CachedReadiness,
     ComponentCheck,
+    HealthReport,
     ServiceInfoServicer,
 )
 from post_management.entrypoints.grpc.post_servicer import PostServicer
@@ -123,6 +124,8 @@ class Services:
     resources: list[AsyncResource] = field(default_factory=list)
     # Threads for the blocking work of RPCs (GRPC_REQUEST_THREADS); 0: min(32, CPUs + 4).
     request_threads: int = 0
+    # GET /health?detail=true; None: the plain answer only.
+    health_report: Callable[[], HealthReport] | None = None
 
 
 class GrpcServer:
@@ -183,7 +186,12 @@ class GrpcServer:
             AccountServicer(services.accounts, services.privacy), self._server
         )
         service_info_service_pb2_grpc.add_ServiceInfoServiceServicer_to_server(
-            ServiceInfoServicer(services.build, self._readiness, lambda: not self._stopping),
+            ServiceInfoServicer(
+                services.build,
+                self._readiness,
+                lambda: not self._stopping,
+                services.health_report,
+            ),
             self._server,
         )
         scheduling_service_pb2_grpc.add_PostSchedulingServiceServicer_to_server(
