@@ -83,6 +83,7 @@ from post_management.services.content_screening import ContentScreen
 from post_management.services.engagement_prediction import EngagementPredictor
 from post_management.services.media import MediaService
 from post_management.services.metrics_collection import MetricsCollector
+from post_management.services.optimal_times import BestFreeTime
 from post_management.services.post_cache import PostCache
 from post_management.services.post_queries import PostQueries
 from post_management.services.posts import PostService
@@ -572,6 +573,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
             past_grace=timedelta(seconds=settings.schedule_past_grace_seconds),
             horizon=timedelta(days=settings.schedule_horizon_days),
             screen=screen,
+            best_time=BestFreeTime(analytics_uow, clock, predictor),
         ),
         scheduled_listing=AsyncScheduledListing(post_reads),
         # Due times it stamps are compared with the database's now() by the claims.
@@ -585,6 +587,7 @@ def build(settings: Settings, *, run_migrations: bool = True) -> Container:
                     settings.analytics_cache_ttl_seconds,
                     settings.analytics_benchmarks or dict(DEFAULT_BENCHMARKS),
                 ),
+                predictor,
             ),
             XWebhooks(analytics_uow, clock, cache, webhook_secret(settings)),
             AccountGrowthQueries(analytics_uow, clock),

@@ -35,12 +35,18 @@ from tests.integration.grpc_fixtures import error_details
 from tests.support.harness import RunningServer, auth, settings_for
 
 
-def write_history(data: Data, account: Account, history: Sequence[PastPost]) -> None:
-    """The history's posts as PUBLISHED posts with one mature snapshot each, all shifted
-    by the same whole number of weeks (hours of the week keep their structure, accounts
-    their relative order) so that 200 posts at most 12 hours apart end two days ago."""
+def history_shift() -> timedelta:
+    """How far write_history moves synthetic dates: the same whole number of weeks for
+    every account (hours of the week keep their structure in UTC, accounts their
+    relative order) so that 200 posts at most 12 hours apart end two days ago."""
     latest_start = datetime.now(UTC) - timedelta(days=2 + 100)
-    shift = timedelta(days=7) * ((latest_start - START) // timedelta(days=7))
+    return timedelta(days=7) * ((latest_start - START) // timedelta(days=7))
+
+
+def write_history(data: Data, account: Account, history: Sequence[PastPost]) -> None:
+    """The history's posts as PUBLISHED posts with one mature snapshot each, moved by
+    history_shift()."""
+    shift = history_shift()
     with data.uow() as uow:
         for past in history:
             at = past.draft.at + shift

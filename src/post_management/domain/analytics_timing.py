@@ -107,6 +107,39 @@ def hour_starts(zone: ZoneInfo, start: datetime, until: datetime) -> Iterator[da
         instant += timedelta(hours=1)
 
 
+def candidate_times(
+    rules: PostingRules, zone: ZoneInfo, now: datetime, days: int
+) -> list[datetime]:
+    """The account's slots in [now, now + days) when it has any, else every local
+    full hour."""
+    until = now + timedelta(days=days)
+    if rules.slots:
+        return list(slot_times(rules, zone, now, until - timedelta(microseconds=1)))
+    return list(hour_starts(zone, now, until))
+
+
+def pick_free(
+    scored: Iterable[ScoredTime],
+    rules: PostingRules,
+    zone: ZoneInfo,
+    taken: Iterable[datetime],
+    count: int,
+) -> list[ScoredTime]:
+    """The `count` best-scored times, best first; each must break no posting rule
+    given the taken times and the times already chosen; ties go to the earlier time."""
+    ranked = sorted(scored, key=lambda t: (-t.score, t.start))
+    calendar = PostingCalendar(rules, zone, taken)
+    chosen: list[ScoredTime] = []
+    for candidate in ranked:
+        if len(chosen) >= count:
+            break
+        if calendar.violations(candidate.start):
+            continue
+        calendar.add(candidate.start)
+        chosen.append(candidate)
+    return chosen
+
+
 def best_times(
     scores: dict[Cell, CellScore],
     rules: PostingRules,
@@ -116,27 +149,9 @@ def best_times(
     days: int,
     count: int,
 ) -> list[ScoredTime]:
-    """The `count` best free times in [now, now + days), best first.
-
-    Candidates are the account's slots when it has any, else every local full
-    hour. A candidate must break no posting rule given the account's taken
-    times and the times already chosen; ties go to the earlier time.
-    """
-    until = now + timedelta(days=days)
-    candidates = (
-        list(slot_times(rules, zone, now, until - timedelta(microseconds=1)))
-        if rules.slots
-        else list(hour_starts(zone, now, until))
-    )
-    ranked = sorted(candidates, key=lambda t: (-scores[cell_of(t, zone)].score, t))
-    calendar = PostingCalendar(rules, zone, taken)
-    chosen: list[ScoredTime] = []
-    for candidate in ranked:
-        if len(chosen) >= count:
-            break
-        if calendar.violations(candidate):
-            continue
-        calendar.add(candidate)
+    """The `count` best free times in [now, now + days) by hour-of-week score."""
+    scored = []
+    for candidate in candidate_times(rules, zone, now, days):
         cell = scores[cell_of(candidate, zone)]
-        chosen.append(ScoredTime(candidate, cell.score, cell.confidence))
-    return chosen
+        scored.append(ScoredTime(candidate, cell.score, cell.confidence))
+    return pick_free(scored, rules, zone, taken, count)

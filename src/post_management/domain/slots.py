@@ -7,6 +7,7 @@ and a slot in a fold takes its first occurrence.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -22,6 +23,14 @@ from post_management.domain.timezones import (
     NonexistentTimePolicy,
     to_instant,
 )
+
+
+class SlotPolicy(enum.StrEnum):
+    """Where a post without a requested time goes: the next free slot, or the best
+    free time of the coming week (services/optimal_times.py)."""
+
+    NEXT = "NEXT"
+    BEST = "BEST"
 
 
 def slot_times(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
+from post_management.domain.account import Account
 from post_management.domain.post import Post, PostState, Priority
 
 
@@ -53,3 +55,11 @@ class ScheduleQueries(Protocol):
         ...
 
     def count_scheduled(self, query: ScheduledQuery) -> int: ...
+
+
+class BestTimeFinder(Protocol):
+    def best_free_time(
+        self, account: Account, taken: Sequence[datetime], now: datetime, window: timedelta
+    ) -> datetime | None:
+        """The best free time for a post of the account (SLOT_POLICY_BEST), or None."""
+        ...

@@ -13,12 +13,11 @@ from uuid import UUID
 from post_management.domain import analytics as math
 from post_management.domain import events
 from post_management.domain.analytics import COUNT_FIELDS, Counts, Insight, Snapshot
-from post_management.domain.analytics_timing import PastPost, ScoredTime, best_times, week_scores
+from post_management.domain.analytics_timing import ScoredTime
 from post_management.domain.auth import Principal
 from post_management.domain.date_range import parse_date_range
 from post_management.domain.errors import InvalidArgument, NotFound
 from post_management.domain.post import Post, PostState
-from post_management.domain.posting_rules import posting_rules_from_json
 from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import (
     AnalyticsUnitOfWork,
@@ -31,6 +30,8 @@ from post_management.ports.analytics import (
 )
 from post_management.ports.support import Clock
 from post_management.services.common import emit as common_emit
+from post_management.services.engagement_prediction import EngagementPredictor
+from post_management.services.optimal_times import TimingBasis, rank_free_times
 
 # Comparisons and timing look at this much of an account's history.
 HISTORY = timedelta(days=90)
@@ -97,6 +98,7 @@ class OptimalTimesView:
     account_id: UUID
     timezone: str
     slots: list[ScoredTime] = field(default_factory=list)
+    basis: TimingBasis = TimingBasis.HOUR_OF_WEEK
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,10 @@ class AnalyticsQueries:
         clock: Clock,
         cache: Cache,
         settings: AnalyticsSettings | None = None,
+        predictor: EngagementPredictor | None = None,
     ) -> None:
         self._uow = uow
+        self._predictor = predictor
         self._clock = clock
         self._cache = cache
         self._settings = settings or AnalyticsSettings()
@@ -294,14 +298,8 @@ class AnalyticsQueries:
                 raise NotFound(f"account {account_id} does not exist", reason="ACCOUNT_NOT_FOUND")
             principal.ensure_can_act_for(account.user_id)
             zone = load_zone(account.timezone)
-            rules = posting_rules_from_json(account.posting_rules)
-            history = [
-                PastPost(p.published_at, p.latest.counts.engagement_rate)
-                for p in uow.analytics.account_posts(account_id, now - HISTORY)
-                if p.published_at and p.latest and p.latest.counts.impressions > 0
-            ]
             taken = [t.at for t in uow.schedule.taken_times(account_id, now - RULES_LOOKBACK)]
-            slots = best_times(week_scores(history, zone), rules, zone, taken, now, days, count)
+            ranked = rank_free_times(uow, self._predictor, account, taken, now, days, count)
             emit(
                 uow,
                 events.optimal_timing_analyzed(
@@ -309,13 +307,13 @@ class AnalyticsQueries:
                     user_id=account.user_id,
                     timezone=zone.key,
                     days_analyzed=HISTORY.days,
-                    sample_size=len(history),
-                    suggestions=[(slot.start, slot.score) for slot in slots],
+                    sample_size=ranked.sample_size,
+                    suggestions=[(slot.start, slot.score) for slot in ranked.slots],
                     occurred_at=now,
                 ),
             )
             uow.commit()
-        return OptimalTimesView(account_id, zone.key, slots)
+        return OptimalTimesView(account_id, zone.key, ranked.slots, ranked.basis)
 
 
 def _trend_insight(alert: TrendAlert) -> Insight:

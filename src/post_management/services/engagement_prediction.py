@@ -278,12 +278,16 @@ class EngagementPredictor:
     # --- scores of candidate times (GetOptimalTimes, SchedulePost BEST) ----------
 
     def rate_by_time(
-        self, account: Account, candidates: Sequence[datetime], now: datetime
+        self,
+        uow: AnalyticsUnitOfWork,
+        account: Account,
+        candidates: Sequence[datetime],
+        now: datetime,
     ) -> list[float] | None:
-        """The account model's engagement rate for a typical post at each candidate
-        time; None when the account has no model that beat its median."""
-        with self._uow() as uow:
-            history = self._history(uow, account.id, now)
+        """The account model's engagement rate for a typical post of the account (the
+        history's median features) at each candidate time; None when the account has no
+        model that beat its median."""
+        history = self._history(uow, account.id, now)
         if len(history) < MIN_OWN_POSTS:
             return None
         values = [p.engagement_rate for p in history]

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from post_management.domain import events
+from post_management.domain.account import Account
 from post_management.domain.auth import Principal
 from post_management.domain.conflicts import resolve_conflict
 from post_management.domain.errors import (
@@ -20,7 +21,7 @@ from post_management.domain.errors import (
     InvalidArgument,
     NotFound,
 )
-from post_management.domain.post import TRANSITIONS, Post, PostState
+from post_management.domain.post import TRANSITIONS, Post, PostState, Priority
 from post_management.domain.priority import parse_priority
 from post_management.domain.requested_time import (
     DEFAULT_HORIZON,
@@ -28,9 +29,10 @@ from post_management.domain.requested_time import (
     check_window,
     resolve_requested_time,
 )
-from post_management.domain.slots import free_slots, next_free_slot
+from post_management.domain.slots import SlotPolicy, free_slots, next_free_slot
 from post_management.domain.timezones import load_zone
 from post_management.ports.repositories import DuplicateKey
+from post_management.ports.schedule_queries import BestTimeFinder
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services import idempotency
@@ -70,6 +72,7 @@ class SchedulingService:
         horizon: timedelta = DEFAULT_HORIZON,
         suggestions: int = 3,
         screen: ContentScreen | None = None,
+        best_time: BestTimeFinder | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -77,6 +80,7 @@ class SchedulingService:
         self._past_grace = past_grace
         self._horizon = horizon
         self._suggestions = suggestions
+        self._best_time = best_time
 
     # --- schedule -------------------------------------------------------------
 
@@ -214,7 +218,9 @@ class SchedulingService:
             # A move must not leave the horizon either.
             check_window(instant, now, self._past_grace, self._horizon)
         else:
-            instant = next_free_slot(rules, zone, times, now, priority, window=self._horizon)
+            instant = self._best_slot(request, account, priority, times, now) or next_free_slot(
+                rules, zone, times, now, priority, window=self._horizon
+            )
         ensure_not_duplicate(post, instant, taken, zone)
         before, expected = snapshot(post), post.version
         previous = post.scheduled_for if post.state is PostState.SCHEDULED else None
@@ -252,6 +258,22 @@ class SchedulingService:
         if request.request_id:
             idempotency.remember(uow, scope, request.request_id, digest, post.id)
         return ScheduleResult(post, moved, reason, findings)
+
+    def _best_slot(
+        self,
+        request: ScheduleRequest,
+        account: Account,
+        priority: Priority,
+        times: list[datetime],
+        now: datetime,
+    ) -> datetime | None:
+        """SLOT_POLICY_BEST: the best free time of the coming week; None falls back to
+        the next free slot (URGENT posts, no finder, or nothing free that week)."""
+        if request.slot_policy is not SlotPolicy.BEST or priority is Priority.URGENT:
+            return None
+        if self._best_time is None:
+            return None
+        return self._best_time.best_free_time(account, times, now, self._horizon)
 
     # --- cancel ---------------------------------------------------------------
 

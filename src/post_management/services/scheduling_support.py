@@ -32,6 +32,7 @@ from post_management.domain.priority import parse_priority
 from post_management.domain.requested_time import (
     resolve_requested_time,
 )
+from post_management.domain.slots import SlotPolicy
 from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy, load_zone
 from post_management.ports.schedule_queries import TakenTime
 from post_management.ports.unit_of_work import UnitOfWork
@@ -57,6 +58,7 @@ class ScheduleRequest:
     nonexistent: NonexistentTimePolicy = NonexistentTimePolicy.REJECT
     ambiguous: AmbiguousTimePolicy = AmbiguousTimePolicy.EARLIER
     request_id: str = ""
+    slot_policy: SlotPolicy = SlotPolicy.NEXT
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,12 @@ def check_request(request: ScheduleRequest) -> None:
         parse_priority(request.priority)
     if request.timezone:
         load_zone(request.timezone)
+    if request.slot_policy is SlotPolicy.BEST and request.scheduled_for.strip():
+        raise InvalidArgument.for_field(
+            "slot_policy",
+            "applies only when scheduled_for is empty",
+            reason="SLOT_POLICY_WITH_TIME",
+        )
 
 
 def request_scope(user_id: str) -> str:
@@ -97,7 +105,10 @@ def request_scope(user_id: str) -> str:
 
 
 def request_digest(request: ScheduleRequest) -> str:
-    return idempotency.request_hash(asdict(request))
+    fields = asdict(request)
+    if request.slot_policy is SlotPolicy.NEXT:
+        del fields["slot_policy"]  # the default: digests stored before it existed still match
+    return idempotency.request_hash(fields)
 
 
 def load_own_post(

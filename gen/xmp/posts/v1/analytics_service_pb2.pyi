@@ -23,6 +23,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _TimingBasis:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TimingBasisEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimingBasis.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TIMING_BASIS_UNSPECIFIED: _TimingBasis.ValueType  # 0
+    TIMING_BASIS_ENGAGEMENT_MODEL: _TimingBasis.ValueType  # 1
+    """The account's engagement model (it beat the account's median on held-out
+    posts): the predicted engagement rate of a typical post of the account at that
+    time (docs/analytics.md).
+    """
+    TIMING_BASIS_HOUR_OF_WEEK: _TimingBasis.ValueType  # 2
+    """Smoothed engagement rates by hour of week: too little history for a model, or
+    the model did not beat the median.
+    """
+
+class TimingBasis(_TimingBasis, metaclass=_TimingBasisEnumTypeWrapper):
+    """What the scores of OptimalTimes rest on."""
+
+TIMING_BASIS_UNSPECIFIED: TimingBasis.ValueType  # 0
+TIMING_BASIS_ENGAGEMENT_MODEL: TimingBasis.ValueType  # 1
+"""The account's engagement model (it beat the account's median on held-out
+posts): the predicted engagement rate of a typical post of the account at that
+time (docs/analytics.md).
+"""
+TIMING_BASIS_HOUR_OF_WEEK: TimingBasis.ValueType  # 2
+"""Smoothed engagement rates by hour of week: too little history for a model, or
+the model did not beat the median.
+"""
+Global___TimingBasis: _TypeAlias = TimingBasis  # noqa: Y015
+
 class _PredictionBasis:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -429,8 +461,10 @@ class OptimalTimes(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     TIMEZONE_FIELD_NUMBER: _builtins.int
     SLOTS_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     timezone: _builtins.str
+    basis: Global___TimingBasis.ValueType
     @_builtins.property
     def slots(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScoredSlot]: ...
     def __init__(
@@ -439,10 +473,11 @@ class OptimalTimes(_message.Message):
         account_id: _builtins.str = ...,
         timezone: _builtins.str = ...,
         slots: _abc.Iterable[Global___ScoredSlot] | None = ...,
+        basis: Global___TimingBasis.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "slots", b"slots", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "basis", b"basis", "slots", b"slots", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

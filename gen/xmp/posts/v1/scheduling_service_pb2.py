@@ -29,7 +29,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from xmp.posts.v1 import post_pb2 as xmp_dot_posts_dot_v1_dot_post__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%xmp/posts/v1/scheduling_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x17xmp/posts/v1/post.proto\"\xd1\x02\n\x13SchedulePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\rscheduled_for\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\x12\x35\n\x0f\x63onflict_policy\x18\x06 \x01(\x0e\x32\x1c.xmp.posts.v1.ConflictPolicy\x12\x44\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32#.xmp.posts.v1.NonexistentTimePolicy\x12@\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32!.xmp.posts.v1.AmbiguousTimePolicy\x12\x12\n\nrequest_id\x18\t \x01(\t\"\\\n\x14SchedulePostResponse\x12 \n\x04post\x18\x01 \x01(\x0b\x32\x12.xmp.posts.v1.Post\x12\r\n\x05moved\x18\x02 \x01(\x08\x12\x13\n\x0bmove_reason\x18\x03 \x01(\t\"\xd7\x01\n\x19ListScheduledPostsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\x12\x11\n\tfrom_date\x18\x04 \x01(\t\x12\x0f\n\x07to_date\x18\x05 \x01(\t\x12\x12\n\naccount_id\x18\x06 \x01(\t\x12&\n\x05state\x18\x07 \x01(\x0e\x32\x17.xmp.posts.v1.PostState\x12\x10\n\x08priority\x18\x08 \x01(\t\x12\x12\n\npage_token\x18\t \x01(\t\"\x8c\x01\n\x1aListScheduledPostsResponse\x12!\n\x05posts\x18\x01 \x03(\x0b\x32\x12.xmp.posts.v1.Post\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\"E\n\x15\x43\x61ncelScheduleRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x7f\n\x19\x42\x61tchSchedulePostsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x33\n\x08requests\x18\x02 \x03(\x0b\x32!.xmp.posts.v1.SchedulePostRequest\x12\x16\n\x0e\x61ll_or_nothing\x18\x03 \x01(\x08\"\x7f\n\x13\x42\x61tchScheduleResult\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x34\n\x08response\x18\x02 \x01(\x0b\x32\".xmp.posts.v1.SchedulePostResponse\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"P\n\x1a\x42\x61tchSchedulePostsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.xmp.posts.v1.BatchScheduleResult\"{\n\x14ListFreeSlotsRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12)\n\x05\x61\x66ter\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\"T\n\x15ListFreeSlotsResponse\x12)\n\x05slots\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18\x02 \x01(\t*g\n\x0e\x43onflictPolicy\x12\x1f\n\x1b\x43ONFLICT_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONFLICT_POLICY_REJECT\x10\x01\x12\x18\n\x14\x43ONFLICT_POLICY_MOVE\x10\x02*\x8f\x01\n\x15NonexistentTimePolicy\x12\'\n#NONEXISTENT_TIME_POLICY_UNSPECIFIED\x10\x00\x12\"\n\x1eNONEXISTENT_TIME_POLICY_REJECT\x10\x01\x12)\n%NONEXISTENT_TIME_POLICY_SHIFT_FORWARD\x10\x02*\x80\x01\n\x13\x41mbiguousTimePolicy\x12%\n!AMBIGUOUS_TIME_POLICY_UNSPECIFIED\x10\x00\x12!\n\x1d\x41MBIGUOUS_TIME_POLICY_EARLIER\x10\x01\x12\x1f\n\x1b\x41MBIGUOUS_TIME_POLICY_LATER\x10\x02\x32\xb5\x05\n\x15PostSchedulingService\x12\x7f\n\x0cSchedulePost\x12!.xmp.posts.v1.SchedulePostRequest\x1a\".xmp.posts.v1.SchedulePostResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/posts/{post_id}/schedule:\x01*\x12\x8f\x01\n\x12ListScheduledPosts\x12\'.xmp.posts.v1.ListScheduledPostsRequest\x1a(.xmp.posts.v1.ListScheduledPostsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/posts/{user_id}/scheduled\x12s\n\x0e\x43\x61ncelSchedule\x12#.xmp.posts.v1.CancelScheduleRequest\x1a\x12.xmp.posts.v1.Post\"(\x82\xd3\xe4\x93\x02\"*\x1d/api/posts/{post_id}/schedule:\x01*\x12\x8b\x01\n\x12\x42\x61tchSchedulePosts\x12\'.xmp.posts.v1.BatchSchedulePostsRequest\x1a(.xmp.posts.v1.BatchSchedulePostsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/posts:batchSchedule:\x01*\x12\x85\x01\n\rListFreeSlots\x12\".xmp.posts.v1.ListFreeSlotsRequest\x1a#.xmp.posts.v1.ListFreeSlotsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/accounts/{account_id}/freeSlotsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%xmp/posts/v1/scheduling_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x17xmp/posts/v1/post.proto\"\x80\x03\n\x13SchedulePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\rscheduled_for\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\x12\x35\n\x0f\x63onflict_policy\x18\x06 \x01(\x0e\x32\x1c.xmp.posts.v1.ConflictPolicy\x12\x44\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32#.xmp.posts.v1.NonexistentTimePolicy\x12@\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32!.xmp.posts.v1.AmbiguousTimePolicy\x12\x12\n\nrequest_id\x18\t \x01(\t\x12-\n\x0bslot_policy\x18\n \x01(\x0e\x32\x18.xmp.posts.v1.SlotPolicy\"\\\n\x14SchedulePostResponse\x12 \n\x04post\x18\x01 \x01(\x0b\x32\x12.xmp.posts.v1.Post\x12\r\n\x05moved\x18\x02 \x01(\x08\x12\x13\n\x0bmove_reason\x18\x03 \x01(\t\"\xd7\x01\n\x19ListScheduledPostsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\x12\x11\n\tfrom_date\x18\x04 \x01(\t\x12\x0f\n\x07to_date\x18\x05 \x01(\t\x12\x12\n\naccount_id\x18\x06 \x01(\t\x12&\n\x05state\x18\x07 \x01(\x0e\x32\x17.xmp.posts.v1.PostState\x12\x10\n\x08priority\x18\x08 \x01(\t\x12\x12\n\npage_token\x18\t \x01(\t\"\x8c\x01\n\x1aListScheduledPostsResponse\x12!\n\x05posts\x18\x01 \x03(\x0b\x32\x12.xmp.posts.v1.Post\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\"E\n\x15\x43\x61ncelScheduleRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x7f\n\x19\x42\x61tchSchedulePostsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x33\n\x08requests\x18\x02 \x03(\x0b\x32!.xmp.posts.v1.SchedulePostRequest\x12\x16\n\x0e\x61ll_or_nothing\x18\x03 \x01(\x08\"\x7f\n\x13\x42\x61tchScheduleResult\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x34\n\x08response\x18\x02 \x01(\x0b\x32\".xmp.posts.v1.SchedulePostResponse\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"P\n\x1a\x42\x61tchSchedulePostsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.xmp.posts.v1.BatchScheduleResult\"{\n\x14ListFreeSlotsRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12)\n\x05\x61\x66ter\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\"T\n\x15ListFreeSlotsResponse\x12)\n\x05slots\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18\x02 \x01(\t*g\n\x0e\x43onflictPolicy\x12\x1f\n\x1b\x43ONFLICT_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONFLICT_POLICY_REJECT\x10\x01\x12\x18\n\x14\x43ONFLICT_POLICY_MOVE\x10\x02*U\n\nSlotPolicy\x12\x1b\n\x17SLOT_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10SLOT_POLICY_NEXT\x10\x01\x12\x14\n\x10SLOT_POLICY_BEST\x10\x02*\x8f\x01\n\x15NonexistentTimePolicy\x12\'\n#NONEXISTENT_TIME_POLICY_UNSPECIFIED\x10\x00\x12\"\n\x1eNONEXISTENT_TIME_POLICY_REJECT\x10\x01\x12)\n%NONEXISTENT_TIME_POLICY_SHIFT_FORWARD\x10\x02*\x80\x01\n\x13\x41mbiguousTimePolicy\x12%\n!AMBIGUOUS_TIME_POLICY_UNSPECIFIED\x10\x00\x12!\n\x1d\x41MBIGUOUS_TIME_POLICY_EARLIER\x10\x01\x12\x1f\n\x1b\x41MBIGUOUS_TIME_POLICY_LATER\x10\x02\x32\xb5\x05\n\x15PostSchedulingService\x12\x7f\n\x0cSchedulePost\x12!.xmp.posts.v1.SchedulePostRequest\x1a\".xmp.posts.v1.SchedulePostResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/posts/{post_id}/schedule:\x01*\x12\x8f\x01\n\x12ListScheduledPosts\x12\'.xmp.posts.v1.ListScheduledPostsRequest\x1a(.xmp.posts.v1.ListScheduledPostsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/posts/{user_id}/scheduled\x12s\n\x0e\x43\x61ncelSchedule\x12#.xmp.posts.v1.CancelScheduleRequest\x1a\x12.xmp.posts.v1.Post\"(\x82\xd3\xe4\x93\x02\"*\x1d/api/posts/{post_id}/schedule:\x01*\x12\x8b\x01\n\x12\x42\x61tchSchedulePosts\x12\'.xmp.posts.v1.BatchSchedulePostsRequest\x1a(.xmp.posts.v1.BatchSchedulePostsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/posts:batchSchedule:\x01*\x12\x85\x01\n\rListFreeSlots\x12\".xmp.posts.v1.ListFreeSlotsRequest\x1a#.xmp.posts.v1.ListFreeSlotsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/accounts/{account_id}/freeSlotsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -60,32 +60,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTSCHEDULINGSERVICE'].methods_by_name['BatchSchedulePosts']._serialized_options = b'\202\323\344\223\002\034\"\027/v1/posts:batchSchedule:\001*'
   _globals['_POSTSCHEDULINGSERVICE'].methods_by_name['ListFreeSlots']._loaded_options = None
   _globals['_POSTSCHEDULINGSERVICE'].methods_by_name['ListFreeSlots']._serialized_options = b'\202\323\344\223\002%\022#/v1/accounts/{account_id}/freeSlots'
-  _globals['_CONFLICTPOLICY']._serialized_start=1618
-  _globals['_CONFLICTPOLICY']._serialized_end=1721
-  _globals['_NONEXISTENTTIMEPOLICY']._serialized_start=1724
-  _globals['_NONEXISTENTTIMEPOLICY']._serialized_end=1867
-  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_start=1870
-  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_end=1998
+  _globals['_CONFLICTPOLICY']._serialized_start=1665
+  _globals['_CONFLICTPOLICY']._serialized_end=1768
+  _globals['_SLOTPOLICY']._serialized_start=1770
+  _globals['_SLOTPOLICY']._serialized_end=1855
+  _globals['_NONEXISTENTTIMEPOLICY']._serialized_start=1858
+  _globals['_NONEXISTENTTIMEPOLICY']._serialized_end=2001
+  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_start=2004
+  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_end=2132
   _globals['_SCHEDULEPOSTREQUEST']._serialized_start=202
-  _globals['_SCHEDULEPOSTREQUEST']._serialized_end=539
-  _globals['_SCHEDULEPOSTRESPONSE']._serialized_start=541
-  _globals['_SCHEDULEPOSTRESPONSE']._serialized_end=633
-  _globals['_LISTSCHEDULEDPOSTSREQUEST']._serialized_start=636
-  _globals['_LISTSCHEDULEDPOSTSREQUEST']._serialized_end=851
-  _globals['_LISTSCHEDULEDPOSTSRESPONSE']._serialized_start=854
-  _globals['_LISTSCHEDULEDPOSTSRESPONSE']._serialized_end=994
-  _globals['_CANCELSCHEDULEREQUEST']._serialized_start=996
-  _globals['_CANCELSCHEDULEREQUEST']._serialized_end=1065
-  _globals['_BATCHSCHEDULEPOSTSREQUEST']._serialized_start=1067
-  _globals['_BATCHSCHEDULEPOSTSREQUEST']._serialized_end=1194
-  _globals['_BATCHSCHEDULERESULT']._serialized_start=1196
-  _globals['_BATCHSCHEDULERESULT']._serialized_end=1323
-  _globals['_BATCHSCHEDULEPOSTSRESPONSE']._serialized_start=1325
-  _globals['_BATCHSCHEDULEPOSTSRESPONSE']._serialized_end=1405
-  _globals['_LISTFREESLOTSREQUEST']._serialized_start=1407
-  _globals['_LISTFREESLOTSREQUEST']._serialized_end=1530
-  _globals['_LISTFREESLOTSRESPONSE']._serialized_start=1532
-  _globals['_LISTFREESLOTSRESPONSE']._serialized_end=1616
-  _globals['_POSTSCHEDULINGSERVICE']._serialized_start=2001
-  _globals['_POSTSCHEDULINGSERVICE']._serialized_end=2694
+  _globals['_SCHEDULEPOSTREQUEST']._serialized_end=586
+  _globals['_SCHEDULEPOSTRESPONSE']._serialized_start=588
+  _globals['_SCHEDULEPOSTRESPONSE']._serialized_end=680
+  _globals['_LISTSCHEDULEDPOSTSREQUEST']._serialized_start=683
+  _globals['_LISTSCHEDULEDPOSTSREQUEST']._serialized_end=898
+  _globals['_LISTSCHEDULEDPOSTSRESPONSE']._serialized_start=901
+  _globals['_LISTSCHEDULEDPOSTSRESPONSE']._serialized_end=1041
+  _globals['_CANCELSCHEDULEREQUEST']._serialized_start=1043
+  _globals['_CANCELSCHEDULEREQUEST']._serialized_end=1112
+  _globals['_BATCHSCHEDULEPOSTSREQUEST']._serialized_start=1114
+  _globals['_BATCHSCHEDULEPOSTSREQUEST']._serialized_end=1241
+  _globals['_BATCHSCHEDULERESULT']._serialized_start=1243
+  _globals['_BATCHSCHEDULERESULT']._serialized_end=1370
+  _globals['_BATCHSCHEDULEPOSTSRESPONSE']._serialized_start=1372
+  _globals['_BATCHSCHEDULEPOSTSRESPONSE']._serialized_end=1452
+  _globals['_LISTFREESLOTSREQUEST']._serialized_start=1454
+  _globals['_LISTFREESLOTSREQUEST']._serialized_end=1577
+  _globals['_LISTFREESLOTSRESPONSE']._serialized_start=1579
+  _globals['_LISTFREESLOTSRESPONSE']._serialized_end=1663
+  _globals['_POSTSCHEDULINGSERVICE']._serialized_start=2135
+  _globals['_POSTSCHEDULINGSERVICE']._serialized_end=2828
 # @@protoc_insertion_point(module_scope)

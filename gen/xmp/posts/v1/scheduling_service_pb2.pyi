@@ -44,6 +44,34 @@ CONFLICT_POLICY_MOVE: ConflictPolicy.ValueType  # 2
 """Move the post to the nearest free time that satisfies every rule."""
 Global___ConflictPolicy: _TypeAlias = ConflictPolicy  # noqa: Y015
 
+class _SlotPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SlotPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlotPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SLOT_POLICY_UNSPECIFIED: _SlotPolicy.ValueType  # 0
+    """The next free slot (the default)."""
+    SLOT_POLICY_NEXT: _SlotPolicy.ValueType  # 1
+    SLOT_POLICY_BEST: _SlotPolicy.ValueType  # 2
+    """The best free time of the next 7 days, ranked as GetOptimalTimes ranks them
+    (by the account's engagement model when it has one). URGENT posts still take the
+    next free time.
+    """
+
+class SlotPolicy(_SlotPolicy, metaclass=_SlotPolicyEnumTypeWrapper):
+    """Where a post without a requested time goes."""
+
+SLOT_POLICY_UNSPECIFIED: SlotPolicy.ValueType  # 0
+"""The next free slot (the default)."""
+SLOT_POLICY_NEXT: SlotPolicy.ValueType  # 1
+SLOT_POLICY_BEST: SlotPolicy.ValueType  # 2
+"""The best free time of the next 7 days, ranked as GetOptimalTimes ranks them
+(by the account's engagement model when it has one). URGENT posts still take the
+next free time.
+"""
+Global___SlotPolicy: _TypeAlias = SlotPolicy  # noqa: Y015
+
 class _NonexistentTimePolicy:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -99,6 +127,7 @@ class SchedulePostRequest(_message.Message):
     NONEXISTENT_TIME_POLICY_FIELD_NUMBER: _builtins.int
     AMBIGUOUS_TIME_POLICY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SLOT_POLICY_FIELD_NUMBER: _builtins.int
     post_id: _builtins.str
     user_id: _builtins.str
     scheduled_for: _builtins.str
@@ -115,6 +144,8 @@ class SchedulePostRequest(_message.Message):
     ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType
     request_id: _builtins.str
     """Idempotency key (AIP-155)."""
+    slot_policy: Global___SlotPolicy.ValueType
+    """Only with an empty scheduled_for: the next free slot (default) or the best one."""
     def __init__(
         self,
         *,
@@ -127,10 +158,11 @@ class SchedulePostRequest(_message.Message):
         nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType = ...,
         ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType = ...,
         request_id: _builtins.str = ...,
+        slot_policy: Global___SlotPolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ambiguous_time_policy", b"ambiguous_time_policy", "conflict_policy", b"conflict_policy", "nonexistent_time_policy", b"nonexistent_time_policy", "post_id", b"post_id", "priority", b"priority", "request_id", b"request_id", "scheduled_for", b"scheduled_for", "timezone", b"timezone", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ambiguous_time_policy", b"ambiguous_time_policy", "conflict_policy", b"conflict_policy", "nonexistent_time_policy", b"nonexistent_time_policy", "post_id", b"post_id", "priority", b"priority", "request_id", b"request_id", "scheduled_for", b"scheduled_for", "slot_policy", b"slot_policy", "timezone", b"timezone", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

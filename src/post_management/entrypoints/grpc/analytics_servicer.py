@@ -210,6 +210,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
                 pb.ScoredSlot(start=timestamp(s.start), score=s.score, confidence=s.confidence)
                 for s in view.slots
             ],
+            basis=pb.TimingBasis.Value(f"TIMING_BASIS_{view.basis.value}"),
         )
 
     async def PredictEngagement(

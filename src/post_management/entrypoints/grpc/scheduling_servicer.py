@@ -16,6 +16,7 @@ from xmp.posts.v1 import (
 from post_management.domain.conflicts import ConflictPolicy
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.limits import ensure_at_most
+from post_management.domain.slots import SlotPolicy
 from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.errors import to_rpc_status
@@ -33,6 +34,11 @@ from post_management.services.scheduling_support import ScheduleRequest, Schedul
 Context = grpc.aio.ServicerContext[Any, Any]
 pb = scheduling_service_pb2
 
+_SLOT_POLICY: dict[int, SlotPolicy] = {
+    pb.SLOT_POLICY_UNSPECIFIED: SlotPolicy.NEXT,
+    pb.SLOT_POLICY_NEXT: SlotPolicy.NEXT,
+    pb.SLOT_POLICY_BEST: SlotPolicy.BEST,
+}
 _CONFLICT: dict[int, ConflictPolicy] = {
     pb.CONFLICT_POLICY_UNSPECIFIED: ConflictPolicy.REJECT,
     pb.CONFLICT_POLICY_REJECT: ConflictPolicy.REJECT,
@@ -80,6 +86,7 @@ def schedule_request(
             _AMBIGUOUS, message.ambiguous_time_policy, f"{prefix}ambiguous_time_policy"
         ),
         request_id=message.request_id,
+        slot_policy=_enum(_SLOT_POLICY, message.slot_policy, f"{prefix}slot_policy"),
     )
 
 

@@ -1,0 +1,102 @@
+"""Ranking an account's free times: by its engagement model where it has one that beat
+its median, else by the smoothed hour-of-week scores (domain/analytics_timing.py).
+Used by GetOptimalTimes and by SchedulePost with SLOT_POLICY_BEST."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from post_management.domain.account import Account
+from post_management.domain.analytics_timing import (
+    PastPost,
+    ScoredTime,
+    candidate_times,
+    cell_of,
+    pick_free,
+    week_scores,
+)
+from post_management.domain.posting_rules import posting_rules_from_json
+from post_management.domain.timezones import load_zone
+from post_management.ports.analytics import AnalyticsUnitOfWork, AnalyticsUnitOfWorkFactory
+from post_management.ports.support import Clock
+from post_management.services.engagement_prediction import EngagementPredictor
+
+# Timing looks at this much of an account's history.
+HISTORY = timedelta(days=90)
+BEST_SLOT_DAYS = 7  # SLOT_POLICY_BEST looks this far ahead
+
+
+class TimingBasis(StrEnum):
+    ENGAGEMENT_MODEL = "ENGAGEMENT_MODEL"
+    HOUR_OF_WEEK = "HOUR_OF_WEEK"
+
+
+@dataclass(frozen=True)
+class RankedTimes:
+    slots: list[ScoredTime]
+    basis: TimingBasis
+    sample_size: int  # measured posts of the hour-of-week scores
+
+
+def rank_free_times(
+    uow: AnalyticsUnitOfWork,
+    predictor: EngagementPredictor | None,
+    account: Account,
+    taken: Sequence[datetime],
+    now: datetime,
+    days: int,
+    count: int,
+) -> RankedTimes:
+    """The `count` best free times in [now, now + days), best first."""
+    zone = load_zone(account.timezone)
+    rules = posting_rules_from_json(account.posting_rules)
+    history = [
+        PastPost(p.published_at, p.latest.counts.engagement_rate)
+        for p in uow.analytics.account_posts(account.id, now - HISTORY)
+        if p.published_at and p.latest and p.latest.counts.impressions > 0
+    ]
+    scores = week_scores(history, zone)
+    candidates = candidate_times(rules, zone, now, days)
+    rates = predictor.rate_by_time(uow, account, candidates, now) if predictor else None
+    if rates is not None:
+        # The model's rate; the confidence stays the cell's share of own history.
+        scored = [
+            ScoredTime(at, rate, scores[cell_of(at, zone)].confidence)
+            for at, rate in zip(candidates, rates, strict=True)
+        ]
+        basis = TimingBasis.ENGAGEMENT_MODEL
+    else:
+        scored = []
+        for at in candidates:
+            cell = scores[cell_of(at, zone)]
+            scored.append(ScoredTime(at, cell.score, cell.confidence))
+        basis = TimingBasis.HOUR_OF_WEEK
+    return RankedTimes(pick_free(scored, rules, zone, taken, count), basis, len(history))
+
+
+class BestFreeTime:
+    """SchedulePost's SLOT_POLICY_BEST: the best free time of the next week."""
+
+    def __init__(
+        self,
+        uow: AnalyticsUnitOfWorkFactory,
+        clock: Clock,
+        predictor: EngagementPredictor | None,
+        days: int = BEST_SLOT_DAYS,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._predictor = predictor
+        self._days = days
+
+    def best_free_time(
+        self, account: Account, taken: Sequence[datetime], now: datetime, window: timedelta
+    ) -> datetime | None:
+        """None when no time of the period is free (the caller falls back)."""
+        days = max(1, min(self._days, window.days))
+        with self._uow() as uow:  # a read of its own: history and the model's inputs
+            ranked = rank_free_times(uow, self._predictor, account, taken, now, days, 1)
+        return ranked.slots[0].start if ranked.slots else None
