@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from bench.engagement_model import evaluate, synthetic_history
+from bench.engagement_model import emulator_history, evaluate, format_rows, run, synthetic_history
 
 from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
 from post_management.domain import engagement_evaluation as judge
@@ -169,3 +169,23 @@ def test_fit_cache_refits_on_new_data_or_age_and_stays_bounded() -> None:
     cache.get("a", 2, now + timedelta(hours=2), lambda: build("a4"))
     assert built == ["a1", "a2", "a3", "b1", "c1", "a4"]
     assert len(cache) == 2 and cache.fits == 6
+
+
+def test_emulator_data_has_no_structure_and_the_model_claims_none() -> None:
+    # The emulator's counts are a hash of the post id: read back through the X API.
+    history = emulator_history(120, seed=1)
+    assert len(history) == 120
+    for target, holdout in evaluate(history).items():
+        assert not holdout.beats_baseline, (target, holdout)
+
+
+def test_the_evaluation_table() -> None:
+    rows = run(60, seed=1, emulator=False)
+    assert [(r.data, r.target) for r in rows] == [
+        ("structured", "impressions"),
+        ("structured", "engagement_rate"),
+        ("noise", "impressions"),
+        ("noise", "engagement_rate"),
+    ]
+    table = format_rows(rows)
+    assert table.count("\n") == 5 and "| structured | impressions | 12 |" in table
