@@ -1,0 +1,117 @@
+"""The in-memory "database": every table the memory adapters share, one lock.
+
+The unit of work and the publish queue read and write the same rows, as the SQL
+adapters share PostgreSQL's; the store's clock plays the database's now().
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from post_management.domain.account import Account
+from post_management.domain.campaigns import Campaign
+from post_management.domain.media import Media
+from post_management.domain.post import Post
+from post_management.ports.repositories import AuditEntry, IdempotencyRecord, OutboxEvent
+from post_management.ports.support import Clock
+
+
+@dataclass
+class PostEngine:
+    """The queue's columns of a post row, beside the domain's."""
+
+    attempt_id: UUID | None = None
+    lease_expires_at: datetime | None = None
+    publish_started_at: datetime | None = None
+    reconcile_after: datetime | None = None
+    unknown_cause: str = ""
+
+
+@dataclass
+class AccountEngine:
+    rate_limited_until: datetime | None = None
+    consecutive_failures: int = 0
+
+
+@dataclass
+class Attempt:
+    post_id: UUID
+    attempt_id: UUID
+    number: int
+    started_at: datetime
+    sent_at: datetime | None = None
+    x_media_ids: tuple[str, ...] = ()
+    finished_at: datetime | None = None
+    outcome: str = ""
+    detail: str = ""
+    x_post_id: str = ""
+
+
+@dataclass(frozen=True)
+class XIdOwner:
+    post_id: UUID
+    segment_index: int
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class SpendEntry:
+    occurred_at: datetime
+    user_id: str
+    account_id: UUID | None
+    post_id: UUID | None
+    campaign_id: UUID | None
+    kind: str
+    purpose: str
+    outcome: str
+    units: int
+    charged_units: int
+    cost_micros: int
+
+
+@dataclass
+class Tables:
+    posts: dict[UUID, Post] = field(default_factory=dict)
+    post_engine: dict[UUID, PostEngine] = field(default_factory=dict)
+    accounts: dict[UUID, Account] = field(default_factory=dict)
+    account_engine: dict[UUID, AccountEngine] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    x_ids: dict[tuple[UUID, str], XIdOwner] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    audit: list[tuple[datetime, AuditEntry]] = field(default_factory=list)
+    outbox: list[OutboxEvent] = field(default_factory=list)
+    media: dict[UUID, tuple[Media, bytes]] = field(default_factory=dict)
+    media_uploads: dict[tuple[UUID, UUID], tuple[str, datetime]] = field(default_factory=dict)
+    campaigns: dict[UUID, Campaign] = field(default_factory=dict)
+    erased_users: set[str] = field(default_factory=set)
+    spend: list[SpendEntry] = field(default_factory=list)
+    read_charges: set[tuple[date, str, str]] = field(default_factory=set)
+
+
+class MemoryStore:
+    """Rows and the lock that makes each unit of work and queue call atomic."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.tables = Tables()
+        # Re-entrant: a unit of work holds it throughout, as a serializable transaction.
+        self.lock = threading.RLock()
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def snapshot(self) -> Tables:
+        return copy.deepcopy(self.tables)
+
+    def restore(self, saved: Tables) -> None:
+        self.tables = saved
+
+
+def copied(value: Any) -> Any:
+    """Rows leave and enter the store as copies: a caller's change is not a write."""
+    return copy.deepcopy(value)

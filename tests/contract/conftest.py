@@ -1,0 +1,121 @@
+"""Each port's contract runs on both implementations: the memory adapters and the
+PostgreSQL ones (a fresh database of the machine's server, emptied before each test)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, event, text
+
+from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db.clock import TEST_OFFSET_SETTING, DatabaseClock
+from post_management.adapters.db.engine import make_engine
+from post_management.adapters.db.publish_queue import SqlPublishQueue
+from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from post_management.adapters.memory.clock import SettableClock
+from post_management.adapters.memory.publish_queue import MemoryPublishQueue
+from post_management.adapters.memory.repositories import MemoryErasureTombstones
+from post_management.adapters.memory.store import MemoryStore
+from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
+from post_management.domain.privacy import Pseudonyms
+from post_management.ports.publishing import PublishQueue
+from post_management.ports.unit_of_work import UnitOfWorkFactory
+from tests.conftest import truncate
+
+IMPLEMENTATIONS = ["memory", "postgres"]
+
+
+class DatabaseTime:
+    """The database's clock, moved forward for this engine's connections by the
+    test-only session offset (adapters/db/clock.py)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+        event.listen(engine, "checkout", self._on_checkout)
+
+    def _on_checkout(self, connection: Any, record: Any, proxy: Any) -> None:
+        with self._lock:
+            seconds = self._offset.total_seconds()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config(%s, %s, false)", (TEST_OFFSET_SETTING, f"{seconds} seconds")
+            )
+
+    def now(self) -> datetime:
+        return DatabaseClock(self._engine).now()
+
+    def advance(self, by: timedelta) -> None:
+        with self._lock:
+            self._offset += by
+
+
+class MemoryTime:
+    def __init__(self, clock: SettableClock) -> None:
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def advance(self, by: timedelta) -> None:
+        self._clock.advance(by)
+
+
+@dataclass
+class World:
+    """One implementation of the storage ports, and what a test needs around them."""
+
+    name: str
+    uow: UnitOfWorkFactory
+    queue: PublishQueue
+    time: DatabaseTime | MemoryTime
+    # Leaves the user's erasure tombstone (what the privacy store's erasure writes).
+    erase: Callable[[str], None]
+
+
+def _memory_world() -> World:
+    clock = SettableClock(datetime.now(UTC))
+    pseudonyms = Pseudonyms(secrets.token_bytes(32))
+    factory = MemoryUnitOfWorkFactory(MemoryStore(clock), pseudonyms)
+    tombstones = MemoryErasureTombstones(factory.store, pseudonyms)
+    return World(
+        "memory", factory, MemoryPublishQueue(factory.store), MemoryTime(clock), tombstones.erase
+    )
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    if request.param == "memory":
+        yield _memory_world()
+        return
+    url: str = request.getfixturevalue("machine_database")
+    truncate(url)
+    engine = make_engine(url)
+    box = FernetBox([Fernet.generate_key().decode()])
+    pseudonyms = Pseudonyms(secrets.token_bytes(32))
+
+    def erase(user_id: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO erased_users (user_hash, erased_at) VALUES (:hash, now())"),
+                {"hash": pseudonyms.of(user_id)},
+            )
+
+    try:
+        yield World(
+            "postgres",
+            SqlUnitOfWorkFactory(engine, box, pseudonyms),
+            SqlPublishQueue(engine, box),
+            DatabaseTime(engine),
+            erase,
+        )
+    finally:
+        engine.dispose()
