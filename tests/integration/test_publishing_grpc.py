@@ -9,9 +9,11 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import text
 from xmp.posts.v1 import (
     post_pb2,
+    post_service_pb2,
     publishing_service_pb2,
     publishing_service_pb2_grpc,
 )
@@ -198,7 +200,8 @@ def test_dead_letters_are_listed_and_requeued(
         publishing_service_pb2.RequeueDeadLetterRequest(post_id=post.id), metadata=alice.metadata
     )
     assert requeued.state == post_pb2.POST_STATE_SCHEDULED and requeued.attempt_count == 0
-    with pytest.raises(grpc.RpcError) as caught:  # only dead letters can be requeued
+    # Only DEAD_LETTERED or FAILED posts can be requeued.
+    with pytest.raises(grpc.RpcError) as caught:
         alice.publishing.RequeueDeadLetter(
             publishing_service_pb2.RequeueDeadLetterRequest(post_id=post.id),
             metadata=alice.metadata,
@@ -207,3 +210,67 @@ def test_dead_letters_are_listed_and_requeued(
     x_server.container.dispatcher.tick()
     x_server.container.dispatcher.drain()
     assert len(emulator.control.posts(text="gave up")) == 1
+
+
+def test_failed_posts_are_listed_by_state_and_reason_and_requeued_after_an_edit(
+    alice: Publisher, emulator: Emulator, x_server: RunningServer
+) -> None:
+    account = x_account(alice, emulator)
+    duplicate = alice.create_post(account.id, "said before")
+    refused = alice.create_post(account.id, "too spicy")
+    dead = alice.create_post(account.id, "never answered")
+    for post, state, error in (
+        (duplicate, "FAILED", "X refused: You are not allowed to create a Tweet with duplicate"),
+        (refused, "FAILED", "X refused: forbidden"),
+        (dead, "DEAD_LETTERED", "gave up after 5 attempts: X_UNREACHABLE"),
+    ):
+        _sql(
+            x_server,
+            "UPDATE posts SET state = :state, attempt_count = 1, last_error = :error"
+            " WHERE id = :id",
+            id=post.id,
+            state=state,
+            error=error,
+        )
+
+    def listed(**fields: object) -> list[str]:
+        answer = alice.publishing.ListDeadLetters(
+            publishing_service_pb2.ListDeadLettersRequest(**fields), metadata=alice.metadata
+        )
+        return sorted(p.id for p in answer.posts)
+
+    failed, dead_lettered = post_pb2.POST_STATE_FAILED, post_pb2.POST_STATE_DEAD_LETTERED
+    assert listed() == [dead.id]  # dead letters only, as before
+    assert listed(states=[failed]) == sorted([duplicate.id, refused.id])
+    assert listed(states=[failed, dead_lettered]) == sorted([duplicate.id, refused.id, dead.id])
+    assert listed(states=[failed], reason="DUPLICATE") == [duplicate.id]
+    assert listed(states=[failed, dead_lettered], reason="x_unreachable") == [dead.id]
+    assert listed(states=[failed], reason="100%_sure") == []
+    for bad in (
+        {"states": [post_pb2.POST_STATE_SCHEDULED]},
+        {"states": [post_pb2.POST_STATE_UNSPECIFIED]},
+        {"states": [failed] * 5},
+        {"reason": "x" * 201},
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            listed(**bad)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+
+    edited = alice.posts.UpdatePost(
+        post_service_pb2.UpdatePostRequest(
+            post=post_pb2.Post(id=duplicate.id, text="said anew"),
+            update_mask=FieldMask(paths=["text"]),
+        ),
+        metadata=alice.metadata,
+    )
+    assert edited.state == failed
+    requeued = alice.publishing.RequeueDeadLetter(
+        publishing_service_pb2.RequeueDeadLetterRequest(post_id=duplicate.id),
+        metadata=alice.metadata,
+    )
+    assert requeued.state == post_pb2.POST_STATE_SCHEDULED and requeued.attempt_count == 0
+    assert requeued.text == "said anew"
+    x_server.container.dispatcher.tick()
+    x_server.container.dispatcher.drain()
+    assert len(emulator.control.posts(text="said anew")) == 1
+    assert listed(states=[failed]) == [refused.id]

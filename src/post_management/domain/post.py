@@ -40,7 +40,10 @@ TRANSITIONS: dict[str, dict[PostState, PostState]] = {
         PostState.FAILED: PostState.SCHEDULED,
     },
     "cancel": {PostState.SCHEDULED: PostState.CANCELLED},
-    "requeue": {PostState.DEAD_LETTERED: PostState.SCHEDULED},
+    "requeue": {
+        PostState.DEAD_LETTERED: PostState.SCHEDULED,
+        PostState.FAILED: PostState.SCHEDULED,
+    },
 }
 
 EDITABLE_STATES = frozenset(

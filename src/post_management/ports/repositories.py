@@ -24,6 +24,10 @@ class PostFilter:
     user_id: str | None = None
     account_id: UUID | None = None
     state: PostState | None = None
+    # Any of these states (with `state` unset); None: no filter.
+    states: tuple[PostState, ...] | None = None
+    # Posts whose last error contains this text (case-insensitive); None: no filter.
+    error_contains: str | None = None
 
 
 class PostRepository(Protocol):

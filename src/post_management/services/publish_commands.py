@@ -31,6 +31,24 @@ from post_management.services.common import (
 from post_management.services.pagination import Page, decode_token, encode_token, page_size
 from post_management.services.publishing import Publisher
 
+# Posts that failed for good: what ListDeadLetters may list.
+PERMANENT_FAILURES = (PostState.DEAD_LETTERED, PostState.FAILED)
+MAX_REASON_FILTER = 200
+
+
+def _dead_letter_states(states: tuple[PostState, ...]) -> tuple[PostState, ...]:
+    if not states:
+        return (PostState.DEAD_LETTERED,)
+    for index, state in enumerate(states):
+        if state not in PERMANENT_FAILURES:
+            raise InvalidArgument.for_field(
+                f"states[{index}]",
+                "must be POST_STATE_DEAD_LETTERED or POST_STATE_FAILED",
+                reason="INVALID_STATE_FILTER",
+            )
+    return tuple(sorted(set(states)))
+
+
 # Queued posts go ahead of the others of their priority by this much.
 FRONT_OF_QUEUE = timedelta(microseconds=1)
 
@@ -150,14 +168,34 @@ class PublishCommands:
     # --- dead letters -------------------------------------------------------
 
     def list_dead_letters(
-        self, principal: Principal, user_id: str, account_id: UUID | None, size: int, token: str
+        self,
+        principal: Principal,
+        user_id: str,
+        account_id: UUID | None,
+        size: int,
+        token: str,
+        states: tuple[PostState, ...] = (),
+        reason: str = "",
     ) -> Page[Post]:
+        """Posts that failed permanently: DEAD_LETTERED (default) and/or FAILED."""
         if principal.role is Role.USER:
             user_id = user_id or principal.subject
             principal.ensure_can_act_for(user_id)
-        where = PostFilter(user_id or None, account_id, PostState.DEAD_LETTERED)
+        states = _dead_letter_states(states)
+        if len(reason) > MAX_REASON_FILTER:
+            raise InvalidArgument.for_field(
+                "reason", f"at most {MAX_REASON_FILTER} characters", reason="FILTER_TOO_LONG"
+            )
+        where = PostFilter(
+            user_id or None, account_id, states=states, error_contains=reason or None
+        )
         limit = page_size(size)
-        query = {"user_id": user_id, "account_id": str(account_id or "")}
+        query = {
+            "user_id": user_id,
+            "account_id": str(account_id or ""),
+            "states": ",".join(state.value for state in states),
+            "reason": reason,
+        }
         after = decode_token(token, query)
         with self._uow() as uow:
             ensure_account_filter(uow, principal, account_id)

@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from xmp.posts.v1 import post_pb2 as xmp_dot_posts_dot_v1_dot_post__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%xmp/posts/v1/publishing_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x17xmp/posts/v1/post.proto\"\xa0\x01\n\x12PublishPostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x19\n\x11immediate_publish\x18\x04 \x01(\x08\x12\x19\n\x11override_schedule\x18\x05 \x01(\x08\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"G\n\x13PublishPostResponse\x12 \n\x04post\x18\x01 \x01(\x0b\x32\x12.xmp.posts.v1.Post\x12\x0e\n\x06queued\x18\x02 \x01(\x08\"d\n\x16ListDeadLettersRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"U\n\x17ListDeadLettersResponse\x12!\n\x05posts\x18\x01 \x03(\x0b\x32\x12.xmp.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x18RequeueDeadLetterRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x32\x88\x03\n\x11PublishingService\x12{\n\x0bPublishPost\x12 .xmp.posts.v1.PublishPostRequest\x1a!.xmp.posts.v1.PublishPostResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/api/posts/{post_id}/publish:\x01*\x12w\n\x0fListDeadLetters\x12$.xmp.posts.v1.ListDeadLettersRequest\x1a%.xmp.posts.v1.ListDeadLettersResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/deadLetters\x12}\n\x11RequeueDeadLetter\x12&.xmp.posts.v1.RequeueDeadLetterRequest\x1a\x12.xmp.posts.v1.Post\",\x82\xd3\xe4\x93\x02&\"!/v1/deadLetters/{post_id}:requeue:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%xmp/posts/v1/publishing_service.proto\x12\x0cxmp.posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x17xmp/posts/v1/post.proto\"\xa0\x01\n\x12PublishPostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x19\n\x11immediate_publish\x18\x04 \x01(\x08\x12\x19\n\x11override_schedule\x18\x05 \x01(\x08\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"G\n\x13PublishPostResponse\x12 \n\x04post\x18\x01 \x01(\x0b\x32\x12.xmp.posts.v1.Post\x12\x0e\n\x06queued\x18\x02 \x01(\x08\"\x9d\x01\n\x16ListDeadLettersRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\'\n\x06states\x18\x05 \x03(\x0e\x32\x17.xmp.posts.v1.PostState\x12\x0e\n\x06reason\x18\x06 \x01(\t\"U\n\x17ListDeadLettersResponse\x12!\n\x05posts\x18\x01 \x03(\x0b\x32\x12.xmp.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x18RequeueDeadLetterRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x32\x88\x03\n\x11PublishingService\x12{\n\x0bPublishPost\x12 .xmp.posts.v1.PublishPostRequest\x1a!.xmp.posts.v1.PublishPostResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/api/posts/{post_id}/publish:\x01*\x12w\n\x0fListDeadLetters\x12$.xmp.posts.v1.ListDeadLettersRequest\x1a%.xmp.posts.v1.ListDeadLettersResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/deadLetters\x12}\n\x11RequeueDeadLetter\x12&.xmp.posts.v1.RequeueDeadLetterRequest\x1a\x12.xmp.posts.v1.Post\",\x82\xd3\xe4\x93\x02&\"!/v1/deadLetters/{post_id}:requeue:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,12 +50,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBLISHPOSTREQUEST']._serialized_end=304
   _globals['_PUBLISHPOSTRESPONSE']._serialized_start=306
   _globals['_PUBLISHPOSTRESPONSE']._serialized_end=377
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=379
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=479
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=481
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=566
-  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_start=568
-  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_end=617
-  _globals['_PUBLISHINGSERVICE']._serialized_start=620
-  _globals['_PUBLISHINGSERVICE']._serialized_end=1012
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=380
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=537
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=539
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=624
+  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_start=626
+  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_end=675
+  _globals['_PUBLISHINGSERVICE']._serialized_start=678
+  _globals['_PUBLISHINGSERVICE']._serialized_end=1070
 # @@protoc_insertion_point(module_scope)

@@ -91,10 +91,22 @@ class ListDeadLettersRequest(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     account_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    reason: _builtins.str
+    """Only posts whose last error contains this text, ignoring case (at most 200
+    characters), e.g. "duplicate".
+    """
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[_post_pb2.PostState.ValueType]:
+        """POST_STATE_DEAD_LETTERED (the default when empty) and/or POST_STATE_FAILED, the
+        posts that failed permanently; any other state is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -102,10 +114,12 @@ class ListDeadLettersRequest(_message.Message):
         account_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        states: _abc.Iterable[_post_pb2.PostState.ValueType] | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "page_size", b"page_size", "page_token", b"page_token", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "page_size", b"page_size", "page_token", b"page_token", "reason", b"reason", "states", b"states", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -136,6 +150,10 @@ Global___ListDeadLettersResponse: _TypeAlias = ListDeadLettersResponse  # noqa: 
 
 @_typing.final
 class RequeueDeadLetterRequest(_message.Message):
+    """Puts a DEAD_LETTERED or FAILED post back on the queue, due now, with its attempts
+    reset (edit a FAILED post first if X refused its content).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     POST_ID_FIELD_NUMBER: _builtins.int

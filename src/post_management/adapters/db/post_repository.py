@@ -89,6 +89,12 @@ class SqlPostRepository:
             query = query.where(posts.c.account_id == where.account_id)
         if where.state is not None:
             query = query.where(posts.c.state == where.state.value)
+        if where.states is not None:
+            query = query.where(posts.c.state.in_([state.value for state in where.states]))
+        if where.error_contains:
+            pattern = where.error_contains.replace("\\", "\\\\").replace("%", "\\%")
+            pattern = pattern.replace("_", "\\_")
+            query = query.where(posts.c.last_error.ilike(f"%{pattern}%", escape="\\"))
         if after is not None:
             query = query.where(
                 or_(

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
 from xmp.posts.v1 import post_pb2, publishing_service_pb2, publishing_service_pb2_grpc
 
+from post_management.domain.errors import InvalidArgument
+from post_management.domain.limits import ensure_at_most
+from post_management.domain.post import PostState
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
     checked_user_id,
     parse_uuid,
+    post_state_from_proto,
     post_to_proto,
     required_user_id,
 )
 from post_management.services.publish_commands import PublishCommands, PublishRequest
+
+# Two states can be asked for; a few repeats are tolerated.
+MAX_STATE_FILTERS = 4
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -48,6 +56,8 @@ class PublishingServicer(publishing_service_pb2_grpc.PublishingServiceServicer):
             parse_uuid(request.account_id, "account_id") if request.account_id else None,
             request.page_size,
             request.page_token,
+            _states(request.states),
+            request.reason,
         )
         return publishing_service_pb2.ListDeadLettersResponse(
             posts=[post_to_proto(post) for post in page.items],
@@ -60,3 +70,18 @@ class PublishingServicer(publishing_service_pb2_grpc.PublishingServiceServicer):
         post_id = parse_uuid(request.post_id, "post_id")
         post = await asyncio.to_thread(self._commands.requeue, current_principal(), post_id)
         return post_to_proto(post)
+
+
+def _states(values: Iterable[int]) -> tuple[PostState, ...]:
+    """Each listed state, an unspecified or unknown one named by its index."""
+    values = list(values)
+    ensure_at_most(values, MAX_STATE_FILTERS, "states", "states")
+    states = []
+    for index, value in enumerate(values):
+        state = post_state_from_proto(value, f"states[{index}]")
+        if state is None:
+            raise InvalidArgument.for_field(
+                f"states[{index}]", "must be a state", reason="INVALID_STATE_FILTER"
+            )
+        states.append(state)
+    return tuple(states)
