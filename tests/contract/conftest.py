@@ -119,3 +119,46 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
         )
     finally:
         engine.dispose()
+
+
+# --- the X API: the memory one, and the tweepy adapter against the emulator ---------
+
+from post_management.adapters.memory.x_api import ANSWER_LOST, MemoryXApi  # noqa: E402
+from post_management.ports.x_api import UnknownOutcome, XApi  # noqa: E402
+from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: E402, F401
+
+
+@dataclass
+class XWorld:
+    """One implementation of the X API, and the levers a test pulls on its X."""
+
+    name: str
+    api: XApi
+    suspend: Callable[[str], None]
+    revoke: Callable[[str], None]
+    # The next create-post: X acts, the answer is lost / X fails before acting.
+    lose_next_answer: Callable[[], None]
+    fail_next_create: Callable[[], None]
+
+
+@pytest.fixture(params=["memory", "emulator"])
+def x_world(request: pytest.FixtureRequest) -> XWorld:
+    if request.param == "memory":
+        memory = MemoryXApi()
+        return XWorld(
+            "memory",
+            memory,
+            memory.suspend,
+            memory.revoke,
+            lambda: memory.script_create(ANSWER_LOST),
+            lambda: memory.script_create(UnknownOutcome("X answered 503")),
+        )
+    control = request.getfixturevalue("emulator").control
+    return XWorld(
+        "emulator",
+        request.getfixturevalue("x_api"),
+        control.suspend,
+        control.revoke,
+        lambda: control.inject_fault("POST", "/2/tweets", "accept_then_drop"),
+        lambda: control.inject_fault("POST", "/2/tweets", "status", status=503),
+    )

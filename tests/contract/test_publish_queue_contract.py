@@ -1,0 +1,235 @@
+"""The publishing queue: the same claims, guards and settlements from memory and SQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from post_management.domain.account import AccountState
+from post_management.domain.post import PostState, Priority
+from post_management.ports.publishing import LEASE_EXPIRED, Claim, Settlement, XPostIdTaken
+from tests.contract.builders import a_post, an_account, store
+from tests.contract.conftest import World
+
+LEASE = timedelta(seconds=90)
+
+
+def published(claim: Claim, x_post_id: str) -> Settlement:
+    return Settlement(
+        PostState.PUBLISHED, "published", x_post_id=x_post_id, published_at=claim.now()
+    )
+
+
+def unknown(cause: str = "timeout", reconcile_in: timedelta = timedelta(seconds=30)) -> Settlement:
+    return Settlement(
+        PostState.PUBLISHING, "unknown", "no answer", reconcile_in=reconcile_in, unknown_cause=cause
+    )
+
+
+def test_claim_due_takes_each_accounts_head_in_priority_then_due_order(world: World) -> None:
+    now = world.time.now()
+    a, b, c = an_account(now), an_account(now), an_account(now)
+    a_low = a_post(a, now, due_in=timedelta(minutes=-9), priority=Priority.LOW)
+    a_urgent = a_post(a, now, due_in=timedelta(minutes=-1), priority=Priority.URGENT)
+    b_old = a_post(b, now, due_in=timedelta(minutes=-5))
+    b_newer = a_post(b, now, due_in=timedelta(minutes=-2))
+    c_high = a_post(c, now, due_in=timedelta(minutes=-3), priority=Priority.HIGH)
+    c_later = a_post(c, now, due_in=timedelta(hours=1), priority=Priority.URGENT)
+    store(world.uow, a, b, c, a_low, a_urgent, b_old, b_newer, c_high, c_later)
+
+    first = world.queue.claim_due(2, LEASE)
+    assert [x.post_id for x in first] == [a_urgent.id, c_high.id]
+    claim = first[0]
+    assert (claim.attempt_number, claim.account_id, claim.x_user_id) == (1, a.id, a.x_user_id)
+    assert claim.credentials == a.credentials
+    assert claim.claimed_at is not None and claim.unknown_cause == ""
+    # One post in flight per account: only b is free now.
+    assert [x.post_id for x in world.queue.claim_due(10, LEASE)] == [b_old.id]
+    assert world.queue.claim_due(10, LEASE) == []
+    with world.uow() as uow:
+        stored = uow.posts.get(a_urgent.id)
+    assert stored is not None
+    assert (stored.state, stored.attempt_count, stored.version) == (PostState.PUBLISHING, 1, 2)
+
+
+def test_paused_rate_limited_and_budget_held_accounts_wait(world: World) -> None:
+    now = world.time.now()
+    paused = an_account(now, state=AccountState.PAUSED)
+    free = an_account(now)
+    store(world.uow, paused, free, a_post(paused, now), a_post(free, now))
+    claims = world.queue.claim_due(10, LEASE)
+    assert [c.account_id for c in claims] == [free.id]
+    month = claims[0].now().strftime("%Y-%m")
+    assert world.queue.settle(
+        claims[0],
+        Settlement(
+            PostState.SCHEDULED,
+            "rate_limited",
+            account_rate_limited_until=now + timedelta(minutes=10),
+            refund_attempt=True,
+        ),
+    )
+    assert world.queue.claim_due(10, LEASE) == []
+    world.time.advance(timedelta(minutes=11))
+    again = world.queue.claim_due(10, LEASE)
+    assert [c.account_id for c in again] == [free.id]
+    assert again[0].attempt_number == 1  # the rate limit refunded the attempt
+    assert world.queue.settle(
+        again[0], Settlement(PostState.SCHEDULED, "budget", account_budget_month=month)
+    )
+    assert world.queue.claim_due(10, LEASE) == []
+    post = a_post(free, world.time.now())
+    store(world.uow, post)
+    assert world.queue.claim_post(post.id, LEASE) is None
+
+
+def test_claim_post_only_when_scheduled_due_and_the_account_is_free(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    later = a_post(account, now, due_in=timedelta(hours=1))
+    due = a_post(account, now)
+    other = a_post(account, now, due_in=timedelta(minutes=-1))
+    store(world.uow, account, later, due, other)
+    assert world.queue.claim_post(later.id, LEASE) is None
+    assert world.queue.claim_post(uuid.uuid4(), LEASE) is None
+    claim = world.queue.claim_post(due.id, LEASE)
+    assert claim is not None and claim.post_id == due.id
+    assert world.queue.claim_post(due.id, LEASE) is None
+
+
+def test_a_settlement_lands_only_for_the_holder(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now)
+    store(world.uow, account, post)
+    (claim,) = world.queue.claim_due(1, LEASE)
+    stranger = Claim(**{**claim.__dict__, "holder": uuid.uuid4()})
+    assert not world.queue.settle(stranger, published(claim, "111"))
+    assert not world.queue.renew(stranger, LEASE)
+    assert not world.queue.sending(stranger, LEASE)
+    assert world.queue.sending(claim, LEASE, ["m1"])
+    assert world.queue.settle(claim, published(claim, "111"))
+    assert not world.queue.settle(claim, published(claim, "111"))
+    with world.uow() as uow:
+        stored = uow.posts.get(post.id)
+    assert stored is not None
+    assert (stored.state, stored.x_post_id, stored.version) == (PostState.PUBLISHED, "111", 3)
+    assert world.queue.stored_x_post_ids(account.id, ["111", "222"]) == {"111"}
+    assert world.queue.stored_x_post_ids(account.id, []) == set()
+
+
+def test_an_expired_lease_goes_to_the_reconciler_with_a_new_holder(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now)
+    store(world.uow, account, post)
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.sending(claim, LEASE, ["m1", "m2"])
+    assert world.queue.claim_for_reconcile(10, LEASE) == []
+    world.time.advance(LEASE + timedelta(seconds=1))
+    (taken,) = world.queue.claim_for_reconcile(10, LEASE)
+    assert taken.post_id == post.id and taken.holder != claim.holder
+    assert taken.unknown_cause == LEASE_EXPIRED
+    assert taken.sent_at is not None and taken.sent_media_ids == ("m1", "m2")
+    assert taken.first_sent_at == taken.sent_at
+    assert taken.known_x_post_id == ""
+    # The old holder lost everything; the new one holds.
+    assert not world.queue.settle(claim, published(claim, "9"))
+    assert world.queue.claim_for_reconcile(10, LEASE) == []
+    assert world.queue.renew(taken, LEASE)
+
+
+def test_an_unknown_outcome_waits_for_its_reconcile_time(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now)
+    store(world.uow, account, post)
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.settle(claim, unknown("duplicate", timedelta(seconds=30)))
+    # Settled PUBLISHING: the account stays blocked, and nobody holds the lease early.
+    assert world.queue.claim_due(10, LEASE) == []
+    assert world.queue.claim_for_reconcile(10, LEASE) == []
+    world.time.advance(timedelta(seconds=31))
+    (taken,) = world.queue.claim_for_reconcile(10, LEASE)
+    assert taken.unknown_cause == "duplicate" and taken.sent_at is None
+    # Looking again: not before `not_before`, with the reason as the post's last error.
+    at = world.time.now() + timedelta(minutes=5)
+    assert world.queue.look_again(taken, timedelta(seconds=10), not_before=at, reason="why")
+    world.time.advance(timedelta(minutes=4))
+    assert world.queue.claim_for_reconcile(10, LEASE) == []
+    world.time.advance(timedelta(minutes=2))
+    (again,) = world.queue.claim_for_reconcile(10, LEASE)
+    assert not world.queue.look_again(taken, timedelta(seconds=1))
+    with world.uow() as uow:
+        stored = uow.posts.get(post.id)
+    assert stored is not None and stored.last_error == "why"
+    retry = Settlement(PostState.SCHEDULED, "retry", "not on X", due_in=timedelta(minutes=1))
+    assert world.queue.settle(again, retry)
+    assert world.queue.claim_due(10, LEASE) == []
+    world.time.advance(timedelta(minutes=1, seconds=1))
+    (second,) = world.queue.claim_due(10, LEASE)
+    assert second.attempt_number == 2 and second.unknown_cause == ""
+
+
+def test_thread_segments_record_in_order_and_an_answer_is_kept_for_the_next_holder(
+    world: World,
+) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now, thread=["two", "three"])
+    store(world.uow, account, post)
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert claim.segments == (post.text, "two", "three")
+    assert not world.queue.record_segment(claim, 1, "501", LEASE)  # out of order
+    assert world.queue.record_segment(claim, 0, "500", LEASE)
+    assert not world.queue.record_segment(claim, 0, "500", LEASE)  # replayed
+    world.time.advance(LEASE + timedelta(seconds=1))
+    (taken,) = world.queue.claim_for_reconcile(1, LEASE)
+    assert taken.segment_x_post_ids == ("500",)
+    # The old holder's answer for segment 1 arrives late: kept, not recorded.
+    assert not world.queue.record_segment(claim, 1, "501", LEASE)
+    world.queue.record_answer(claim, 1, "501")
+    world.queue.record_answer(claim, 1, "501")
+    assert world.queue.look_again(taken, timedelta(0))
+    (again,) = world.queue.claim_for_reconcile(1, LEASE)
+    assert again.known_x_post_id == "501"
+    assert world.queue.record_segment(again, 1, "501", LEASE)
+    assert world.queue.record_segment(again, 2, "502", LEASE)
+    assert world.queue.settle(again, published(again, "500"))
+    with world.uow() as uow:
+        stored = uow.posts.get(post.id)
+    assert stored is not None and stored.segment_x_post_ids == ["500", "501", "502"]
+
+
+def test_an_x_id_of_another_post_is_refused_and_nothing_lands(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    first, second = a_post(account, now, due_in=timedelta(minutes=-1)), a_post(account, now)
+    store(world.uow, account, first, second)
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.settle(claim, published(claim, "700"))
+    (other,) = world.queue.claim_due(1, LEASE)
+    with pytest.raises(XPostIdTaken):
+        world.queue.settle(other, published(other, "700"))
+    with world.uow() as uow:
+        stored = uow.posts.get(second.id)
+    assert stored is not None and stored.state is PostState.PUBLISHING
+    assert world.queue.settle(other, published(other, "701"))
+
+
+def test_consecutive_final_failures_pause_the_account_once(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    posts = [a_post(account, now, due_in=timedelta(seconds=-i)) for i in range(6)]
+    store(world.uow, account, *posts)
+    failed = Settlement(PostState.FAILED, "failed", "refused")
+    settled = 0
+    while claims := world.queue.claim_due(1, LEASE):
+        assert world.queue.settle(claims[0], failed)
+        settled += 1
+    with world.uow() as uow:
+        stored = uow.accounts.get(account.id)
+    assert stored is not None and stored.state is AccountState.PAUSED
+    assert 1 < settled < len(posts)
