@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from post_management.adapters.db import telemetry
 from post_management.adapters.db.clock import NOW_SQL
+from post_management.adapters.db.engine_audit import audit_settlement
 from post_management.adapters.db.spend_ledger import record_spend
 from post_management.domain import account_safety, events
 from post_management.domain.account import AccountState, Credentials
@@ -449,6 +450,7 @@ class SqlPublishQueue:
             now = claim.now()
             added = (*settlement.events, *_failure_streak(connection, claim, settlement, now))
             _add_events(connection, added)
+            audit_settlement(connection, claim, settlement, added)
             crash_points.crash_point(crash_points.IN_SETTLE)
         telemetry.committed(added)
         return True
