@@ -27,6 +27,11 @@ test: $(STAMP) lint
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=
 	$(BIN)/python scripts/coverage_layers.py
 
+## The unit tier alone: domain and use cases on the memory adapters, no PostgreSQL,
+## Redis or X emulator needed; runs in seconds.
+unit: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
 ## Every fault drill (docs/reliability.md): each crash point with each post kind,
 ## the 2,000-post mixed run and the rest; `make test` runs a representative subset.
 drills: $(STAMP)

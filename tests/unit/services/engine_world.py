@@ -1,0 +1,104 @@
+"""The publishing engine over the memory adapters: no database, no X server."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from post_management.adapters.memory.clock import SettableClock
+from post_management.adapters.memory.publish_queue import MemoryPublishQueue
+from post_management.adapters.memory.repositories import MemoryMediaUploads
+from post_management.adapters.memory.store import MemoryStore
+from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
+from post_management.adapters.memory.x_api import MemoryXApi
+from post_management.adapters.rate_limit import InProcessRateLimiter
+from post_management.domain.account import Account, Credentials
+from post_management.domain.post import Post, PostState
+from post_management.domain.retry import RetryPolicy
+from post_management.services.publish_outcomes import Timing
+from post_management.services.publishing import Dispatcher, EngineSettings, Publisher, Reconciler
+
+START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+TIMING = Timing(
+    RetryPolicy(base=timedelta(seconds=30), max_attempts=3),
+    settle_delay=timedelta(seconds=20),
+    give_up=timedelta(minutes=10),
+    lag_bound=timedelta(seconds=120),
+)
+
+
+@dataclass
+class EngineWorld:
+    clock: SettableClock = field(default_factory=lambda: SettableClock(START))
+
+    def __post_init__(self) -> None:
+        self.store = MemoryStore(self.clock)
+        self.uow = MemoryUnitOfWorkFactory(self.store)
+        self.queue = MemoryPublishQueue(self.store)
+        self.x = MemoryXApi(self.clock)
+        self.settings = EngineSettings(TIMING, max_in_flight=4)
+        self.publisher = Publisher(
+            self.queue,
+            self.x,
+            InProcessRateLimiter(),
+            self.clock,
+            self.settings,
+            MemoryMediaUploads(self.store),
+        )
+        self.dispatcher = Dispatcher(self.queue, self.publisher, self.clock, self.settings)
+        self.reconciler = Reconciler(self.queue, self.x, self.settings)
+
+    def account(self) -> Account:
+        x_user_id = str(uuid.uuid4().int % 10**12)
+        token = f"token-{x_user_id}"
+        self.x.register_user(token, x_user_id)
+        now = self.clock.now()
+        account = Account(
+            id=uuid.uuid4(),
+            user_id="alice",
+            handle=f"u{x_user_id}",
+            x_user_id=x_user_id,
+            created_at=now,
+            updated_at=now,
+            credentials=Credentials(token, "secret"),
+        )
+        with self.uow() as uow:
+            uow.accounts.add(account)
+            uow.commit()
+        return account
+
+    def post(self, account: Account, text: str, thread: tuple[str, ...] = ()) -> Post:
+        now = self.clock.now()
+        post = Post(
+            id=uuid.uuid4(),
+            user_id=account.user_id,
+            account_id=account.id,
+            text=text,
+            created_at=now,
+            updated_at=now,
+            state=PostState.SCHEDULED,
+            scheduled_for=now,
+            thread=list(thread),
+        )
+        with self.uow() as uow:
+            uow.posts.add(post)
+            uow.commit()
+        return post
+
+    def dispatch(self) -> int:
+        claimed = self.dispatcher.tick()
+        self.dispatcher.drain()
+        return claimed
+
+    def get(self, post: Post) -> Post:
+        with self.uow() as uow:
+            found = uow.posts.get(post.id)
+        assert found is not None
+        return found
+
+    def event_types(self) -> list[str]:
+        return [event.event_type for event in self.store.tables.outbox]
+
+    def wait(self, by: timedelta) -> None:
+        self.clock.advance(by)
