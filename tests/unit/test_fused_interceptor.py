@@ -98,3 +98,54 @@ def test_streaming_handlers_go_through_every_part_innermost_first() -> None:
     assert got is handler
     # As when they were separate interceptors: the inner one sees the handler first.
     assert calls == ["stream:inner", "stream:outer"]
+
+
+class Outer(grpc.aio.ServerInterceptor):
+    """Wraps unary handlers like OpenTelemetry's interceptor does, recording what it saw."""
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+        self.seen: list[tuple[str, Any]] = []
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        self.seen.append((details.method, details.invocation_metadata))
+        handler = await continuation(details)
+
+        async def traced(request: Any, context: Any) -> Any:
+            self.calls.append("span>")
+            try:
+                return await handler.unary_unary(request, context)
+            finally:
+                self.calls.append("<span")
+
+        return grpc.unary_unary_rpc_method_handler(traced)
+
+
+def test_the_outer_interceptor_wraps_once_per_method_and_never_sees_metadata() -> None:
+    calls: list[str] = []
+    outer = Outer(calls)
+    fused = FusedInterceptor([Recording("edge", calls)], outer=outer)
+
+    async def servicer(request: Any, context: Any) -> str:
+        calls.append("servicer")
+        return "answer"
+
+    handler = grpc.unary_unary_rpc_method_handler(servicer)
+
+    async def continuation(details: Any) -> grpc.RpcMethodHandler[Any, Any]:
+        return handler
+
+    class Details:
+        method = "/s/A"
+        invocation_metadata = (("authorization", "Bearer secret"),)
+
+    async def run() -> None:
+        for _ in range(3):
+            built = await fused.intercept_service(continuation, Details())  # type: ignore[arg-type]
+            assert built is not None and built.unary_unary is not None
+            assert await built.unary_unary(None, None) == "answer"  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    assert outer.seen == [("/s/A", ())]
+    assert calls[:5] == ["span>", "edge>", "servicer", "<edge", "<span"]
+    assert len(calls) == 15

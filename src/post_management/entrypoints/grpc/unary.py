@@ -55,8 +55,14 @@ class UnaryInterceptor(grpc.aio.ServerInterceptor):
             return built[1]
         result = self._build(handler, method)
         if result is not None:
+            result = await self._around(result, handler_call_details)
+        if result is not None:
             self._handlers[method] = (handler, result)
         return result
+
+    async def _around(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler | None:
+        """The built handler as an outer interceptor leaves it (none here)."""
+        return handler
 
     def _build(self, handler: Handler, method: str) -> Handler | None:
         if handler.unary_unary is None:
@@ -74,11 +80,31 @@ class UnaryInterceptor(grpc.aio.ServerInterceptor):
 
 class FusedInterceptor(UnaryInterceptor):
     """Several interceptors as one: one interception per call, their wrappers
-    nested in list order (the first is outermost), built once per method."""
+    nested in list order (the first is outermost), built once per method.
 
-    def __init__(self, parts: list[UnaryInterceptor]) -> None:
+    `outer`, a third-party interceptor (OpenTelemetry's server spans), wraps the
+    result once per method as well: it is given the built handler and this method's
+    call details, so its own per-call work is only what its wrapper does per call.
+    It must read nothing but the method from the call details it wraps with.
+    """
+
+    def __init__(
+        self, parts: list[UnaryInterceptor], outer: grpc.aio.ServerInterceptor | None = None
+    ) -> None:
         super().__init__()
         self._parts = parts
+        self._outer = outer
+
+    async def _around(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler | None:
+        if self._outer is None:
+            return handler
+
+        async def built(_: grpc.HandlerCallDetails) -> Handler:
+            return handler
+
+        # Only the method: the wrapper lives as long as the server, and the first
+        # call's metadata (its bearer token) must not live with it.
+        return await self._outer.intercept_service(built, _MethodOnly(details.method))
 
     def wrap(self, behavior: Behavior, method: str) -> Behavior | None:
         current, changed = behavior, False
@@ -95,3 +121,9 @@ class FusedInterceptor(UnaryInterceptor):
                 return None
             current = part.streaming(current, method)
         return current
+
+
+class _MethodOnly(grpc.HandlerCallDetails):
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()
