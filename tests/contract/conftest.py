@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,6 +80,8 @@ class World:
     time: DatabaseTime | MemoryTime
     # Leaves the user's erasure tombstone (what the privacy store's erasure writes).
     erase: Callable[[str], None]
+    # The audit trail of one resource, oldest first: (actor, action, after).
+    audit: Callable[[uuid.UUID], list[tuple[str, str, Any]]]
 
 
 def _memory_world() -> World:
@@ -86,9 +89,16 @@ def _memory_world() -> World:
     pseudonyms = Pseudonyms(secrets.token_bytes(32))
     factory = MemoryUnitOfWorkFactory(MemoryStore(clock), pseudonyms)
     tombstones = MemoryErasureTombstones(factory.store, pseudonyms)
-    return World(
-        "memory", factory, MemoryPublishQueue(factory.store), MemoryTime(clock), tombstones.erase
-    )
+
+    def audit(resource_id: uuid.UUID) -> list[tuple[str, str, Any]]:
+        return [
+            (e.actor, e.action, e.after)
+            for _, e in factory.store.tables.audit
+            if e.resource_id == resource_id
+        ]
+
+    queue = MemoryPublishQueue(factory.store)
+    return World("memory", factory, queue, MemoryTime(clock), tombstones.erase, audit)
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -109,6 +119,16 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
                 {"hash": pseudonyms.of(user_id)},
             )
 
+    def audit(resource_id: uuid.UUID) -> list[tuple[str, str, Any]]:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT actor, action, after FROM audit_log WHERE resource_id = :id ORDER BY id"
+                ),
+                {"id": resource_id},
+            ).all()
+        return [(row.actor, row.action, row.after) for row in rows]
+
     try:
         yield World(
             "postgres",
@@ -116,6 +136,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             SqlPublishQueue(engine, box),
             DatabaseTime(engine),
             erase,
+            audit,
         )
     finally:
         engine.dispose()

@@ -117,6 +117,13 @@ def test_a_settlement_lands_only_for_the_holder(world: World) -> None:
     assert stored is not None
     assert (stored.state, stored.x_post_id, stored.version) == (PostState.PUBLISHED, "111", 3)
     assert world.queue.stored_x_post_ids(account.id, ["111", "222"]) == {"111"}
+    assert world.audit(post.id) == [
+        (
+            "system:publisher",
+            "post.published",
+            {"state": "PUBLISHED", "attempt": 1, "x_post_id": "111"},
+        )
+    ]
     assert world.queue.stored_x_post_ids(account.id, []) == set()
 
 
@@ -233,3 +240,41 @@ def test_consecutive_final_failures_pause_the_account_once(world: World) -> None
         stored = uow.accounts.get(account.id)
     assert stored is not None and stored.state is AccountState.PAUSED
     assert 1 < settled < len(posts)
+    (paused,) = world.audit(account.id)
+    assert paused[:2] == ("system:publisher", "account.paused")
+    assert paused[2]["state"] == "PAUSED" and paused[2]["reason"]
+    failed_entry = world.audit(posts[-1].id)
+    assert [(a, b, c["last_error"]) for a, b, c in failed_entry] == [
+        ("system:publisher", "post.failed", "refused")
+    ]
+
+
+def test_retries_and_unknown_outcomes_are_not_audited_an_x_suspension_is(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now)
+    store(world.uow, account, post)
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.settle(claim, unknown())
+    world.time.advance(timedelta(seconds=31))
+    (taken,) = world.queue.claim_for_reconcile(1, LEASE)
+    retry = Settlement(PostState.SCHEDULED, "retry", "x", due_in=timedelta(0))
+    assert world.queue.settle(taken, retry)
+    assert world.audit(post.id) == []
+    (again,) = world.queue.claim_due(1, LEASE)
+    suspended = Settlement(
+        PostState.SCHEDULED,
+        "suspended",
+        "account suspended by X",
+        refund_attempt=True,
+        account_state=AccountState.SUSPENDED,
+    )
+    assert world.queue.settle(again, suspended)
+    assert world.audit(account.id) == [
+        (
+            "system:publisher",
+            "account.suspended",
+            {"state": "SUSPENDED", "reason": "account suspended by X"},
+        )
+    ]
+    assert world.queue.claim_due(1, LEASE) == []

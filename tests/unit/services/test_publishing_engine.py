@@ -32,6 +32,8 @@ def test_a_due_post_is_published_once(world: EngineWorld) -> None:
     assert stored.published_at is not None
     assert len(world.x.calls) == 1
     assert world.dispatch() == 0
+    audited = [(e.actor, e.action) for _, e in world.store.tables.audit]
+    assert audited == [("system:publisher", "post.published")]
 
 
 def test_a_lost_answer_is_adopted_from_the_timeline_without_a_second_send(

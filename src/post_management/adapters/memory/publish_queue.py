@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
+from post_management.adapters.memory.engine_audit import settlement_entries
 from post_management.adapters.memory.spend_ledger import record_spend
 from post_management.adapters.memory.store import Attempt, MemoryStore, PostEngine, XIdOwner
 from post_management.domain import account_safety, events
@@ -276,7 +277,8 @@ class MemoryPublishQueue:
             self._update_account(claim, settlement)
             record_spend(self._store, self._prices, settlement.spent)
             streak = self._failure_streak(claim, settlement, claim.now())
-            for event in (*settlement.events, *streak):
+            added = (*settlement.events, *streak)
+            for event in added:
                 self._store.tables.outbox.append(
                     OutboxEvent(
                         event.event_id or uuid.uuid4(),
@@ -287,6 +289,9 @@ class MemoryPublishQueue:
                         event.occurred_at,
                     )
                 )
+            now = self._store.now()
+            for entry in settlement_entries(claim, settlement, added):
+                self._store.tables.audit.append((now, entry))
             return True
 
         return self._atomic(settle)
