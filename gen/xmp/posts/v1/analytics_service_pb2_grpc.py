@@ -159,6 +159,10 @@ class AnalyticsServiceServicer:
         """X Account Activity challenge-response check (CRC). Public: X proves itself by
         the HMAC of the consumer secret, not by a token. Answers the JSON
         {"response_token": "sha256=<base64 HMAC-SHA256(consumer secret, crc_token)>"}.
+        Only crc tokens shaped like X's (1-128 characters of A-Z a-z 0-9 + / = _ -) are
+        answered, so no delivery body can be signed here; others are INVALID_ARGUMENT.
+        FAILED_PRECONDITION when no consumer secret is set (webhooks off);
+        RESOURCE_EXHAUSTED (HTTP 429) beyond the webhook rate limits.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,7 +171,8 @@ class AnalyticsServiceServicer:
     def ReceiveXWebhook(self, request, context):
         """X Account Activity event delivery. Public: the raw body must carry a valid
         `x-twitter-webhooks-signature` ("sha256=" + base64 HMAC-SHA256 of the body
-        with the consumer secret), else UNAUTHENTICATED.
+        with the consumer secret), else UNAUTHENTICATED. FAILED_PRECONDITION when no
+        consumer secret is set; RESOURCE_EXHAUSTED (HTTP 429) beyond the rate limits.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -65,11 +65,16 @@ class AnalyticsServiceStub:
     """X Account Activity challenge-response check (CRC). Public: X proves itself by
     the HMAC of the consumer secret, not by a token. Answers the JSON
     {"response_token": "sha256=<base64 HMAC-SHA256(consumer secret, crc_token)>"}.
+    Only crc tokens shaped like X's (1-128 characters of A-Z a-z 0-9 + / = _ -) are
+    answered, so no delivery body can be signed here; others are INVALID_ARGUMENT.
+    FAILED_PRECONDITION when no consumer secret is set (webhooks off);
+    RESOURCE_EXHAUSTED (HTTP 429) beyond the webhook rate limits.
     """
     ReceiveXWebhook: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.ReceiveXWebhookRequest, _analytics_service_pb2.ReceiveXWebhookResponse]
     """X Account Activity event delivery. Public: the raw body must carry a valid
     `x-twitter-webhooks-signature` ("sha256=" + base64 HMAC-SHA256 of the body
-    with the consumer secret), else UNAUTHENTICATED.
+    with the consumer secret), else UNAUTHENTICATED. FAILED_PRECONDITION when no
+    consumer secret is set; RESOURCE_EXHAUSTED (HTTP 429) beyond the rate limits.
     """
 
 @_typing.type_check_only
@@ -108,11 +113,16 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     """X Account Activity challenge-response check (CRC). Public: X proves itself by
     the HMAC of the consumer secret, not by a token. Answers the JSON
     {"response_token": "sha256=<base64 HMAC-SHA256(consumer secret, crc_token)>"}.
+    Only crc tokens shaped like X's (1-128 characters of A-Z a-z 0-9 + / = _ -) are
+    answered, so no delivery body can be signed here; others are INVALID_ARGUMENT.
+    FAILED_PRECONDITION when no consumer secret is set (webhooks off);
+    RESOURCE_EXHAUSTED (HTTP 429) beyond the webhook rate limits.
     """
     ReceiveXWebhook: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.ReceiveXWebhookRequest, _analytics_service_pb2.ReceiveXWebhookResponse]  # type: ignore[assignment]
     """X Account Activity event delivery. Public: the raw body must carry a valid
     `x-twitter-webhooks-signature` ("sha256=" + base64 HMAC-SHA256 of the body
-    with the consumer secret), else UNAUTHENTICATED.
+    with the consumer secret), else UNAUTHENTICATED. FAILED_PRECONDITION when no
+    consumer secret is set; RESOURCE_EXHAUSTED (HTTP 429) beyond the rate limits.
     """
 
 class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -202,6 +212,10 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         """X Account Activity challenge-response check (CRC). Public: X proves itself by
         the HMAC of the consumer secret, not by a token. Answers the JSON
         {"response_token": "sha256=<base64 HMAC-SHA256(consumer secret, crc_token)>"}.
+        Only crc tokens shaped like X's (1-128 characters of A-Z a-z 0-9 + / = _ -) are
+        answered, so no delivery body can be signed here; others are INVALID_ARGUMENT.
+        FAILED_PRECONDITION when no consumer secret is set (webhooks off);
+        RESOURCE_EXHAUSTED (HTTP 429) beyond the webhook rate limits.
         """
 
     @_abc_1.abstractmethod
@@ -212,7 +226,8 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_analytics_service_pb2.ReceiveXWebhookResponse, _abc.Awaitable[_analytics_service_pb2.ReceiveXWebhookResponse]]:
         """X Account Activity event delivery. Public: the raw body must carry a valid
         `x-twitter-webhooks-signature` ("sha256=" + base64 HMAC-SHA256 of the body
-        with the consumer secret), else UNAUTHENTICATED.
+        with the consumer secret), else UNAUTHENTICATED. FAILED_PRECONDITION when no
+        consumer secret is set; RESOURCE_EXHAUSTED (HTTP 429) beyond the rate limits.
         """
 
 def add_AnalyticsServiceServicer_to_server(servicer: AnalyticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
