@@ -118,6 +118,15 @@ posts = Table(
     Index("ix_posts_user_created", "user_id", "created_at", "id"),
     Index("ix_posts_campaign", "campaign_id", postgresql_where=text("campaign_id IS NOT NULL")),
     Index("ix_posts_account_due", "account_id", "due_at"),
+    # Published posts by publication time: the trend alerts' tick query, engagement
+    # history and the analytics reads of one account.
+    Index("ix_posts_published", "published_at", postgresql_where=text("state = 'PUBLISHED'")),
+    Index(
+        "ix_posts_account_published",
+        "account_id",
+        "published_at",
+        postgresql_where=text("state = 'PUBLISHED'"),
+    ),
     # The dispatcher's claim query: matches its ORDER BY, only queued rows.
     Index(
         "ix_posts_due_scheduled",
