@@ -279,6 +279,9 @@ def test_campaign_create_get_list_and_bad_input(world: World) -> None:
             user_id="alice", name="Backwards", start_time=_stamp(later), end_time=_stamp(earlier)
         ),
     ]
+    broken = campaign_pb2.Campaign(user_id="alice", name="Broken time")
+    broken.start_time.seconds, broken.start_time.nanos = 1, -1  # nanos out of range
+    bad.append(broken)
     for campaign in bad:
         with pytest.raises(grpc.RpcError) as caught:
             stub.CreateCampaign(

@@ -78,10 +78,8 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         new = NewCampaign(
             user_id=required_user_id(message.user_id, "campaign.user_id"),
             name=message.name,
-            starts_at=message.start_time.ToDatetime(UTC)
-            if message.HasField("start_time")
-            else None,
-            ends_at=message.end_time.ToDatetime(UTC) if message.HasField("end_time") else None,
+            starts_at=_instant(message, "start_time"),
+            ends_at=_instant(message, "end_time"),
         )
         campaign = await asyncio.to_thread(
             self._campaigns.create, current_principal(), new, request.request_id
@@ -146,5 +144,10 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
 def _instant(message: campaign_pb2.Campaign, field: str) -> datetime | None:
     if not message.HasField(field):  # type: ignore[arg-type]
         return None
-    value: datetime = getattr(message, field).ToDatetime(UTC)
+    try:
+        value: datetime = getattr(message, field).ToDatetime(UTC)
+    except ValueError:  # seconds or nanos outside Timestamp's range
+        raise InvalidArgument.for_field(
+            f"campaign.{field}", "is not a valid timestamp", reason="INVALID_TIMESTAMP"
+        ) from None
     return value
