@@ -18,16 +18,25 @@ from sqlalchemy import Engine, event, text
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.clock import TEST_OFFSET_SETTING, DatabaseClock
 from post_management.adapters.db.engine import make_engine
+from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.publish_queue import SqlPublishQueue
+from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.memory.clock import SettableClock
 from post_management.adapters.memory.publish_queue import MemoryPublishQueue
-from post_management.adapters.memory.repositories import MemoryErasureTombstones
+from post_management.adapters.memory.repositories import (
+    MemoryErasureTombstones,
+    MemoryMediaUploads,
+)
+from post_management.adapters.memory.spend_ledger import MemorySpendMeter
 from post_management.adapters.memory.store import MemoryStore
 from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.x_spend import PriceTable
+from post_management.ports.media import MediaUploads
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.unit_of_work import UnitOfWorkFactory
+from post_management.ports.x_spend import SpendMeter
 from tests.conftest import truncate
 
 IMPLEMENTATIONS = ["memory", "postgres"]
@@ -82,6 +91,9 @@ class World:
     erase: Callable[[str], None]
     # The audit trail of one resource, oldest first: (actor, action, after).
     audit: Callable[[uuid.UUID], list[tuple[str, str, Any]]]
+    # The engine's ports outside the unit of work, each call its own transaction.
+    uploads: MediaUploads
+    meter: SpendMeter
 
 
 def _memory_world() -> World:
@@ -97,8 +109,17 @@ def _memory_world() -> World:
             if e.resource_id == resource_id
         ]
 
-    queue = MemoryPublishQueue(factory.store)
-    return World("memory", factory, queue, MemoryTime(clock), tombstones.erase, audit)
+    store = factory.store
+    return World(
+        "memory",
+        factory,
+        MemoryPublishQueue(store),
+        MemoryTime(clock),
+        tombstones.erase,
+        audit,
+        MemoryMediaUploads(store),
+        MemorySpendMeter(store),
+    )
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -137,6 +158,8 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             DatabaseTime(engine),
             erase,
             audit,
+            SqlMediaUploads(engine),
+            SqlSpendMeter(engine, PriceTable()),
         )
     finally:
         engine.dispose()

@@ -323,3 +323,38 @@ def test_spend_ledger_prices_dedupes_reads_and_sums_by_scope(world: World) -> No
         assert states[account.id].budget_micros == 10_000_000
         assert states[account.id].spent_micros == first
         assert states[account.id].reserved_micros > 0
+
+
+def test_unique_rows_name_their_constraint_and_nothing_stays(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.PUBLISHING)
+    store(world.uow, account, post)
+    with pytest.raises(DuplicateKey) as twice, world.uow() as uow:
+        uow.posts.add(a_post(account, now, id=post.id))
+        uow.commit()
+    assert twice.value.constraint == "pk_posts"
+    # One post in flight per account.
+    second = a_post(account, now, state=PostState.PUBLISHING)
+    with pytest.raises(DuplicateKey) as in_flight, world.uow() as uow:
+        uow.posts.add(second)
+        uow.commit()
+    assert in_flight.value.constraint == "uq_posts_one_publishing_per_account"
+    with pytest.raises(DuplicateKey) as same, world.uow() as uow:
+        uow.accounts.add(an_account(now, id=account.id))
+        uow.commit()
+    assert same.value.constraint == "pk_accounts"
+    with world.uow() as uow:
+        assert uow.posts.get(second.id) is None
+        assert uow.posts.count_active_for_account(account.id) == 1
+
+
+def test_a_post_of_a_missing_account_is_refused(world: World) -> None:
+    now = world.time.now()
+    orphan = a_post(an_account(now), now)
+    # PostgreSQL's foreign key error is not a port type: only that it refuses is shared.
+    with pytest.raises(Exception, match="fk_posts_account_id_accounts"), world.uow() as uow:
+        uow.posts.add(orphan)
+        uow.commit()
+    with world.uow() as uow:
+        assert uow.posts.get(orphan.id) is None

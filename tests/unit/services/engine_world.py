@@ -14,6 +14,7 @@ from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from post_management.adapters.memory.x_api import MemoryXApi
 from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.domain.account import Account, Credentials
+from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState
 from post_management.domain.retry import RetryPolicy
 from post_management.services.publish_outcomes import Timing
@@ -68,7 +69,13 @@ class EngineWorld:
             uow.commit()
         return account
 
-    def post(self, account: Account, text: str, thread: tuple[str, ...] = ()) -> Post:
+    def post(
+        self,
+        account: Account,
+        text: str,
+        thread: tuple[str, ...] = (),
+        attachments: tuple[uuid.UUID, ...] = (),
+    ) -> Post:
         now = self.clock.now()
         post = Post(
             id=uuid.uuid4(),
@@ -80,11 +87,19 @@ class EngineWorld:
             state=PostState.SCHEDULED,
             scheduled_for=now,
             thread=list(thread),
+            attachment_ids=list(attachments),
         )
         with self.uow() as uow:
             uow.posts.add(post)
             uow.commit()
         return post
+
+    def media(self, data: bytes, mime_type: str = "image/png") -> uuid.UUID:
+        item = Media(uuid.uuid4(), "alice", mime_type, kind_of(mime_type), len(data), START)
+        with self.uow() as uow:
+            uow.media.add(item, data)
+            uow.commit()
+        return item.id
 
     def dispatch(self) -> int:
         claimed = self.dispatcher.tick()

@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from post_management.adapters.memory.x_api import ANSWER_LOST
+from post_management.adapters.memory.x_api import ANSWER_LOST, AS_X
 from post_management.domain.post import PostState
-from post_management.ports.x_api import PermanentFailure, Timeline, UnknownOutcome
+from post_management.ports.x_api import PermanentFailure, RateLimited, Timeline, UnknownOutcome
 from tests.unit.services.engine_world import TIMING, EngineWorld
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 
 
 @pytest.fixture
@@ -164,3 +166,59 @@ def test_a_thread_is_published_in_order_and_a_refusal_fails_the_post(
     world.x.script_create(PermanentFailure("refused", status=403))
     world.dispatch()
     assert world.get(second).state is PostState.FAILED
+
+
+def test_a_lost_answer_in_the_middle_of_a_thread_is_adopted_and_the_rest_follows(
+    world: EngineWorld,
+) -> None:
+    account = world.account()
+    post = world.post(account, "one", thread=("two", "three"))
+    world.x.script_create(AS_X, ANSWER_LOST)
+    world.dispatch()
+    halfway = world.get(post)
+    assert halfway.state is PostState.PUBLISHING and len(halfway.segment_x_post_ids) == 1
+    world.wait(TIMING.settle_delay)
+    assert world.reconciler.tick() == 1
+    # The second segment is adopted from the timeline; the third waits in the queue.
+    resumed = world.get(post)
+    assert resumed.state is PostState.SCHEDULED and len(resumed.segment_x_post_ids) == 2
+    world.dispatch()
+    stored = world.get(post)
+    on_x = world.x.posts(account.x_user_id)
+    assert stored.state is PostState.PUBLISHED
+    assert stored.segment_x_post_ids == [p.id for p in on_x]
+    assert [p.text for p in on_x] == ["one", "two", "three"]
+    assert len(world.x.calls) == 3
+
+
+def test_attachments_are_uploaded_once_and_reused(world: EngineWorld) -> None:
+    account = world.account()
+    picture = world.media(PNG)
+    first = world.post(account, "with a picture", attachments=(picture,))
+    world.dispatch()
+    (uploaded,) = world.x.uploads
+    (on_x,) = world.x.posts(account.x_user_id)
+    assert world.get(first).state is PostState.PUBLISHED
+    assert on_x.media_keys == (f"3_{uploaded}",)
+    second = world.post(account, "the same picture again", attachments=(picture,))
+    world.wait(timedelta(hours=1))
+    world.dispatch()
+    assert world.get(second).state is PostState.PUBLISHED
+    assert world.x.uploads == [uploaded]
+
+
+def test_a_rate_limit_refunds_the_attempt_and_holds_the_account_until_the_reset(
+    world: EngineWorld,
+) -> None:
+    account = world.account()
+    post = world.post(account, "too fast")
+    reset = world.clock.now() + timedelta(minutes=15)
+    world.x.script_create(RateLimited(reset_at=reset))
+    world.dispatch()
+    waiting = world.get(post)
+    assert (waiting.state, waiting.attempt_count) == (PostState.SCHEDULED, 0)
+    world.wait(timedelta(minutes=5))
+    assert world.dispatch() == 0
+    world.wait(timedelta(minutes=11))
+    assert world.dispatch() == 1
+    assert world.get(post).state is PostState.PUBLISHED

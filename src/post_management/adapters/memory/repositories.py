@@ -26,6 +26,11 @@ ACTIVE_STATES = (PostState.SCHEDULED, PostState.PUBLISHING)
 TAKEN_STATES = (PostState.SCHEDULED, PostState.PUBLISHING, PostState.PUBLISHED)
 
 
+class MissingReference(Exception):
+    """A row names another that does not exist (PostgreSQL's foreign key violation,
+    which no port translates: the use cases look the account up first)."""
+
+
 def _after(created_at: datetime, row_id: UUID, cursor: Cursor | None) -> bool:
     return cursor is None or (created_at, row_id) > (cursor.created_at, cursor.id)
 
@@ -39,7 +44,7 @@ class MemoryPostRepository:
         if post.id in tables.posts:
             raise DuplicateKey("pk_posts")
         if post.account_id not in tables.accounts:
-            raise DuplicateKey("fk_posts_account_id_accounts")
+            raise MissingReference("fk_posts_account_id_accounts")
         if post.state is PostState.PUBLISHING and _publishing(self._store, post.account_id):
             raise DuplicateKey("uq_posts_one_publishing_per_account")
         tables.posts[post.id] = copied(post)

@@ -4,11 +4,13 @@ outcomes a test queues for the next calls.
 Each token is a user of its own (as on the emulator); a post is on its author's
 timeline the moment it is accepted. `script_create` queues what the next create-post
 calls answer: a Failure or Duplicate answers instead of posting, ANSWER_LOST posts
-and answers UnknownOutcome (X acted, the answer was lost).
+and answers UnknownOutcome (X acted, the answer was lost), AS_X lets X answer itself
+(to script a later call of a thread).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -53,8 +55,14 @@ class AnswerLost:
     reason: str = "timeout: the answer was lost"
 
 
+@dataclass(frozen=True)
+class AsX:
+    """X answers this call itself, as it does once the script is used up."""
+
+
 ANSWER_LOST = AnswerLost()
-CreateStep = Failure | Duplicate | AnswerLost
+AS_X = AsX()
+CreateStep = Failure | Duplicate | AnswerLost | AsX
 
 
 @dataclass
@@ -101,6 +109,8 @@ class MemoryXApi:
         self._ids = itertools.count(1_800_000_000_000_000_000)
         self._script = _Script()
         self.calls: list[Call] = []
+        # The media ids of every successful upload, in order.
+        self.uploads: list[str] = []
 
     # --- what a test sets up --------------------------------------------------------
 
@@ -147,7 +157,9 @@ class MemoryXApi:
             return Unauthorized("the access token was revoked")
         user = self._users.get(creds.access_token)
         if user is None:
-            number = str(abs(hash(creds.access_token)) % 10**12)
+            # A token seen first is a user of its own, as on the emulator.
+            digest = hashlib.sha256(creds.access_token.encode()).hexdigest()
+            number = str(int(digest[:12], 16))
             user = self._users.setdefault(creds.access_token, _User(number, f"u{number}"))
         return user
 
@@ -156,7 +168,7 @@ class MemoryXApi:
             now = self._clock.now()
             self.calls.append(Call(creds.access_token, post, now))
             step = self._script.create.pop(0) if self._script.create else None
-            if step is not None and not isinstance(step, AnswerLost):
+            if step is not None and not isinstance(step, AnswerLost | AsX):
                 return step
             user = self._user(creds)
             if isinstance(user, Unauthorized):
@@ -267,4 +279,6 @@ class MemoryXApi:
                 return user
             if not data:
                 return PermanentFailure("media is empty", status=400)
-            return MediaUploaded(str(next(self._ids)))
+            media_id = str(next(self._ids))
+            self.uploads.append(media_id)
+            return MediaUploaded(media_id)
