@@ -38,7 +38,11 @@ PUBLIC_METHODS = frozenset(
 )
 # Detail types the service puts into errors (entrypoints/grpc/errors.py); documented
 # so clients can decode `details`.
-ERROR_DETAIL_TYPES = ("google.rpc.ErrorInfo", "google.rpc.BadRequest")
+ERROR_DETAIL_TYPES = (
+    "google.rpc.ErrorInfo",
+    "google.rpc.BadRequest",
+    "google.rpc.PreconditionFailure",
+)
 ERROR_STATUS = "google.rpc.Status"
 # The port render_default_envoy_config() listens on.
 LOCAL_SERVER = "http://localhost:8080"
@@ -50,11 +54,11 @@ _SCALARS: dict[int, Json] = {
     _FD.TYPE_DOUBLE: {"type": "number", "format": "double"},
     _FD.TYPE_FLOAT: {"type": "number", "format": "float"},
     # 64-bit integers are JSON strings (proto3 JSON mapping).
-    _FD.TYPE_INT64: {"type": "string", "format": "int64"},
-    _FD.TYPE_SINT64: {"type": "string", "format": "int64"},
-    _FD.TYPE_SFIXED64: {"type": "string", "format": "int64"},
-    _FD.TYPE_UINT64: {"type": "string", "format": "uint64"},
-    _FD.TYPE_FIXED64: {"type": "string", "format": "uint64"},
+    _FD.TYPE_INT64: {"type": "string", "format": "int64", "pattern": r"^-?[0-9]{1,19}$"},
+    _FD.TYPE_SINT64: {"type": "string", "format": "int64", "pattern": r"^-?[0-9]{1,19}$"},
+    _FD.TYPE_SFIXED64: {"type": "string", "format": "int64", "pattern": r"^-?[0-9]{1,19}$"},
+    _FD.TYPE_UINT64: {"type": "string", "format": "uint64", "pattern": r"^[0-9]{1,20}$"},
+    _FD.TYPE_FIXED64: {"type": "string", "format": "uint64", "pattern": r"^[0-9]{1,20}$"},
     _FD.TYPE_INT32: {"type": "integer", "format": "int32"},
     _FD.TYPE_SINT32: {"type": "integer", "format": "int32"},
     _FD.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
@@ -65,7 +69,7 @@ _SCALARS: dict[int, Json] = {
     _FD.TYPE_BYTES: {"type": "string", "format": "byte"},
 }
 
-_INT64_WRAPPER: Json = {"type": "string", "format": "int64"}
+_INT64_WRAPPER: Json = {"type": "string", "format": "int64", "pattern": r"^-?[0-9]{1,19}$"}
 # Well-known types with a JSON form of their own, written inline where they are used.
 _INLINE_WELL_KNOWN: dict[str, Json] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
@@ -111,6 +115,27 @@ _COMPONENT_WELL_KNOWN: dict[str, Json] = {
         "required": ["@type"],
         "additionalProperties": True,
     },
+}
+
+# Constraints the service enforces on fields by their name (entrypoints/grpc/mapping.py,
+# services/pagination.py, services/idempotency.py, domain/content.py), so generated
+# clients can validate before they call. Ids the service assigns are UUIDs; an empty
+# string stands for "none" where a UUID field is optional.
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID_OR_EMPTY = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+_UUID_FIELDS = frozenset(
+    {"post_id", "account_id", "campaign_id", "media_id", "attachment_ids", "post_ids"}
+)
+# Messages whose `id` is a UUID the service assigned.
+_UUID_RESOURCES = frozenset(
+    f"{PACKAGE}.{name}" for name in ("Post", "Account", "Campaign", "Media")
+)
+_NUMERIC_X_ID = r"^[0-9]{1,19}$"
+_NUMERIC_X_FIELDS = frozenset({"media_ids", "reply_to_x_post_id"})
+_TEXT_LIMITS: dict[str, Json] = {
+    "user_id": {"maxLength": 128},
+    "request_id": {"maxLength": 128},
+    "page_token": {"maxLength": 4096},
 }
 
 _HTTP_VERBS = ("get", "put", "post", "delete", "patch")
@@ -244,6 +269,30 @@ class Builder:
         self.wanted.add(name)
         return _ref(name)
 
+    def constrained(
+        self, owner: str, item: descriptor_pb2.FieldDescriptorProto, *, path: bool = False
+    ) -> Json:
+        """The field's schema with the limits the service enforces on it."""
+        schema = self.field_schema(item)
+        target = schema["items"] if schema.get("type") == "array" else schema
+        if target.get("type") == "string" and "format" not in target and "enum" not in target:
+            is_uuid = item.name in _UUID_FIELDS or (item.name == "id" and owner in _UUID_RESOURCES)
+            if is_uuid:
+                strict = path or is_required(item) or item.label == _FD.LABEL_REPEATED
+                target["pattern"] = _UUID if strict else _UUID_OR_EMPTY
+                if strict:
+                    target["format"] = "uuid"
+            elif item.name in _NUMERIC_X_FIELDS:
+                strict = item.label == _FD.LABEL_REPEATED
+                target["pattern"] = _NUMERIC_X_ID if strict else r"^([0-9]{1,19})?$"
+            elif item.name in _TEXT_LIMITS:
+                target.update(_TEXT_LIMITS[item.name])
+                if path or is_required(item):
+                    target["minLength"] = 1
+        if target.get("type") == "integer" and item.name in ("page_size", "limit", "offset"):
+            target["minimum"] = 0
+        return schema
+
     def field_schema(self, item: descriptor_pb2.FieldDescriptorProto) -> Json:
         if self._is_map(item):
             entry = self.catalog.messages[item.type_name.lstrip(".")]
@@ -283,7 +332,7 @@ class Builder:
         for item in message.field:
             if item.name in skip:
                 continue
-            value = self.field_schema(item)
+            value = self.constrained(full_name, item)
             properties[item.json_name] = _with_notes(value, self.field_notes(full_name, item))
             if is_required(item):
                 required.append(item.json_name)
@@ -392,7 +441,7 @@ class Builder:
                 parameter["required"] = True
             if item.options.deprecated:
                 parameter["deprecated"] = True
-            parameter["schema"] = self.field_schema(item)
+            parameter["schema"] = self.constrained(message, item)
             parameters.append(parameter)
         return parameters
 
@@ -424,10 +473,16 @@ class Builder:
         parameters: list[Json] = []
         for dotted in path_fields:
             owner, item = self._resolve(request, dotted)
-            parameter: Json = {"name": dotted, "in": "path", "required": True}
+            parameter: Json = {
+                "name": dotted,
+                "in": "path",
+                "required": True,
+                # The request field Envoy binds the segment to.
+                "x-grpc-field-path": dotted,
+            }
             if self.catalog.comment(f"{owner}.{item.name}"):
                 parameter["description"] = self.catalog.comment(f"{owner}.{item.name}")
-            parameter["schema"] = self.value_schema(item)
+            parameter["schema"] = self.constrained(owner, item, path=True)
             parameters.append(parameter)
 
         body = rule.body
@@ -528,6 +583,7 @@ def build_document(catalog: Catalog) -> Json:
                     raise SystemExit(f"{verb.upper()} {path} is bound twice")
                 paths[path][verb] = op
 
+    paths = _one_template_per_resource(paths)
     schemas = builder.components()
     overlap = schemas.keys() & builder.bodies.keys()
     if overlap:
@@ -565,6 +621,30 @@ def build_document(catalog: Catalog) -> Json:
     }
 
 
+def _one_template_per_resource(paths: dict[str, Json]) -> dict[str, Json]:
+    """OpenAPI forbids two templates that differ only in their variables' names
+    (`/v1/posts/{post_id}` and `/v1/posts/{post.id}`): such operations move to the
+    template whose variables are plain field names; each parameter keeps the field it
+    binds in `x-grpc-field-path`."""
+    by_shape: dict[str, list[str]] = {}
+    for path in paths:
+        by_shape.setdefault(_PATH_VARIABLE.sub("{}", path), []).append(path)
+    merged: dict[str, Json] = {}
+    for shape, templates in by_shape.items():
+        canonical = min(templates, key=lambda t: (t.count("."), t))
+        names = _PATH_VARIABLE.findall(canonical)
+        for template in templates:
+            renames = dict(zip(_PATH_VARIABLE.findall(template), names, strict=True))
+            for verb, op in paths[template].items():
+                for parameter in op.get("parameters", []):
+                    if parameter["in"] == "path":
+                        parameter["name"] = renames[parameter["name"]]
+                if verb in merged.setdefault(canonical, {}):
+                    raise SystemExit(f"{verb.upper()} {shape} is bound twice")
+                merged[canonical][verb] = op
+    return merged
+
+
 _INFO_DESCRIPTION = """\
 REST is the gRPC API of package `xmp.posts.v1` transcoded by Envoy; see docs/rest.md.
 JSON conventions: field names are camelCase; enums are names (matched
@@ -581,8 +661,10 @@ A google.rpc.Status as JSON. HTTP status from the gRPC code: INVALID_ARGUMENT,
 FAILED_PRECONDITION, OUT_OF_RANGE 400; UNAUTHENTICATED 401; PERMISSION_DENIED 403;
 NOT_FOUND 404 (also an unknown path or method); ALREADY_EXISTS, ABORTED 409; a body
 over 1 MiB 413; RESOURCE_EXHAUSTED 429; INTERNAL 500; UNIMPLEMENTED 501; UNAVAILABLE
-503; DEADLINE_EXCEEDED 504. `details` carry google.rpc.ErrorInfo or
-google.rpc.BadRequest, each with its `@type`."""
+503; DEADLINE_EXCEEDED 504. `details` carry google.rpc.ErrorInfo (always: `reason`
+names the error), google.rpc.BadRequest (INVALID_ARGUMENT: the bad fields) or
+google.rpc.PreconditionFailure (FAILED_PRECONDITION with reason CONTENT_POLICY: one
+violation per finding), each with its `@type`."""
 
 
 class _Dumper(yaml.SafeDumper):

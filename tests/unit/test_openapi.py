@@ -186,7 +186,7 @@ def test_every_http_rule_appears_exactly_once_with_its_verb_and_path() -> None:
             index += 1
             operation_id = f"{base}{index}"
         expected[operation_id] = (verb, path)
-    found = [(op["operationId"], (verb, path)) for path, verb, op in operations()]
+    found = [(op["operationId"], (verb, _bound_path(path, op))) for path, verb, op in operations()]
     assert len(found) == len(expected)
     assert dict(found) == expected
     # Every RPC of the package has an http rule: Envoy serves every service over REST.
@@ -195,12 +195,28 @@ def test_every_http_rule_appears_exactly_once_with_its_verb_and_path() -> None:
     assert len(rpcs) >= 26
 
 
+def _bound_path(path: str, op: dict[str, Any]) -> str:
+    """The template with each variable named by the field it binds (x-grpc-field-path)."""
+    fields = {
+        p["name"]: p["x-grpc-field-path"] for p in op.get("parameters", []) if p["in"] == "path"
+    }
+    return re.sub(r"\{([^}]+)\}", lambda m: "{" + fields[m.group(1)] + "}", path)
+
+
+def _document_path(verb: str, template: str) -> str:
+    """The document's path of the operation an http rule binds."""
+    for path, op_verb, op in operations():
+        if op_verb == verb and _bound_path(path, op) == template:
+            return path
+    raise AssertionError(f"{verb.upper()} {template} is not in docs/openapi.yaml")
+
+
 def test_query_parameters_are_every_field_the_path_and_body_leave() -> None:
     all_messages = messages()
     for service, method, request, rule in http_rules():
         verb = next(v for v in VERBS if getattr(rule, v))
         template = getattr(rule, verb)
-        path = re.sub(r"\{([^}=]+)(=[^}]*)?\}", r"{\1}", template)
+        path = _document_path(verb, re.sub(r"\{([^}=]+)(=[^}]*)?\}", r"{\1}", template))
         bound = {name.split(".")[0] for name in re.findall(r"\{([^}=]+)", template)}
         if rule.body == "*":
             assert query_names(verb, path) == set(), f"{service}.{method}"
@@ -212,14 +228,20 @@ def test_query_parameters_are_every_field_the_path_and_body_leave() -> None:
         assert query_names(verb, path) == expected, f"{service}.{method}"
 
 
-def test_nested_path_parameters_keep_their_dotted_names() -> None:
-    patch = operation("patch", "/v1/posts/{post.id}")
-    assert [p["name"] for p in patch["parameters"] if p["in"] == "path"] == ["post.id"]
-    assert query_names("patch", "/v1/posts/{post.id}") == {"updateMask"}
+def test_one_template_per_resource_with_the_field_path_in_an_extension() -> None:
+    patch = operation("patch", "/v1/posts/{post_id}")
+    (parameter,) = [p for p in patch["parameters"] if p["in"] == "path"]
+    assert parameter["name"] == "post_id" and parameter["x-grpc-field-path"] == "post.id"
+    assert query_names("patch", "/v1/posts/{post_id}") == {"updateMask"}
     assert patch["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Post"
     }
-    assert "/v1/accounts/{account.id}" in document()["paths"]
+    get = operation("get", "/v1/posts/{post_id}")
+    assert [p["x-grpc-field-path"] for p in get["parameters"] if p["in"] == "path"] == ["post_id"]
+    assert "patch" in document()["paths"]["/v1/accounts/{account_id}"]
+    # No two templates differ only in their variables' names (OpenAPI forbids it).
+    shapes = [re.sub(r"\{[^}]+\}", "{}", path) for path in document()["paths"]]
+    assert len(shapes) == len(set(shapes))
 
 
 # The contract --------------------------------------------------------------------------
@@ -324,7 +346,11 @@ def test_field_behavior_becomes_read_only_write_only_and_required() -> None:
 
 def test_scalar_and_well_known_types() -> None:
     snapshot = schema_of("MetricsSnapshot")["properties"]
-    assert snapshot["impressions"] == {"type": "string", "format": "int64"}
+    assert snapshot["impressions"] == {
+        "type": "string",
+        "format": "int64",
+        "pattern": "^-?[0-9]{1,19}$",
+    }
     assert snapshot["collectedAt"] == {"type": "string", "format": "date-time"}
     info = schema_of("ServiceInfo")["properties"]
     assert info["uptime"]["type"] == "string"
