@@ -7,11 +7,12 @@ Money is kept in micro-dollars (1 USD = 1,000,000) so sums are exact.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from uuid import UUID
+
+from post_management.domain.x_urls import url_spans
 
 MICROS_PER_USD = 1_000_000
 
@@ -115,18 +116,10 @@ def parse_prices(raw: Mapping[str, object]) -> PriceTable:
     return PriceTable(prices)
 
 
-# X links bare domains too ("shop-a.com"): a post with either is priced "with URL".
-_URL = re.compile(
-    r"https?://\S+|(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+"
-    r"(?:com|net|org|io|co|ai|app|dev|info|biz|me|tv|us|uk|de|fr|es|it|nl|ly|gl|gg|xyz|"
-    r"shop|store|online|site|news|blog|link|page)\b",
-    re.IGNORECASE,
-)
-
-
 def create_kind(text: str) -> CallKind:
-    """The price class of creating a post with this text (an estimate: X decides)."""
-    return CallKind.POST_CREATE_WITH_URL if _URL.search(text) else CallKind.POST_CREATE
+    """The price class of creating a post with this text: "with URL" when X would find
+    a link in it (its own URL rules, domain/x_urls.py: bare domains count too)."""
+    return CallKind.POST_CREATE_WITH_URL if url_spans(text) else CallKind.POST_CREATE
 
 
 @dataclass(frozen=True)
