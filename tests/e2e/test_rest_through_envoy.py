@@ -81,6 +81,48 @@ def test_health_detail_reports_every_component(
     assert requests.get(f"{base}/health?detail=maybe", timeout=10).status_code == 400
 
 
+def test_content_policy_over_rest(service: ServiceProcess, session: requests.Session) -> None:
+    base = service.rest_url
+    account = session.post(
+        f"{base}/v1/accounts",
+        json={
+            "userId": "local-user",
+            "handle": "strict",
+            "xUserId": "778",
+            "postingRules": {"contentPolicy": "CONTENT_POLICY_REFUSE"},
+        },
+        timeout=10,
+    ).json()
+    assert account["postingRules"]["contentPolicy"] == "CONTENT_POLICY_REFUSE"
+    stuffed = "#a1 #b2 #c3 #d4 #e5 #f6 #g7"
+    refused = session.post(
+        f"{base}/v1/posts",
+        json={"userId": "local-user", "accountId": account["id"], "text": stuffed},
+        timeout=10,
+    )
+    assert refused.status_code == 400, refused.text
+    body = refused.json()
+    assert body["code"] == 9  # FAILED_PRECONDITION
+    by_type = {detail["@type"].rsplit("/", 1)[-1]: detail for detail in body["details"]}
+    assert by_type["google.rpc.ErrorInfo"]["reason"] == "CONTENT_POLICY"
+    (violation,) = by_type["google.rpc.PreconditionFailure"]["violations"]
+    assert violation["type"] == "HASHTAG_STUFFING" and violation["subject"] == stuffed
+
+    warned = session.post(
+        f"{base}/v1/accounts",
+        json={"userId": "local-user", "handle": "lenient", "xUserId": "779"},
+        timeout=10,
+    ).json()
+    created = session.post(
+        f"{base}/v1/posts",
+        json={"userId": "local-user", "accountId": warned["id"], "text": stuffed},
+        timeout=10,
+    )
+    assert created.status_code == 200, created.text
+    (finding,) = created.json()["contentFindings"]
+    assert finding["rule"] == "HASHTAG_STUFFING" and 0.5 <= finding["score"] <= 1
+
+
 def test_post_crud_over_rest(service: ServiceProcess, session: requests.Session) -> None:
     base = service.rest_url
     account = session.post(
