@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from post_management.ports.x_api import (
     AccountSuspended,
     Deleted,
@@ -115,3 +117,23 @@ def test_media_upload_then_a_post_carrying_it(x_world: XWorld) -> None:
     assert [k.partition("_")[2] for k in found.media_keys] == [uploaded.media_id]
     refused = x_world.api.upload_media(ALICE, PNG, "image/png", before_call=lambda: False)
     assert not isinstance(refused, MediaUploaded)
+
+
+def test_only_the_author_deletes_and_reads_need_no_account(x_world: XWorld) -> None:
+    mine = publish(x_world, "alice's post")
+    refused = x_world.api.delete_post(BOB, mine)
+    assert isinstance(refused, PermanentFailure) and refused.status == 403
+    public = x_world.api.lookup_posts(None, [mine])
+    assert isinstance(public, PostsFound) and [p.id for p in public.posts] == [mine]
+    assert x_world.api.lookup_posts(ALICE, []) == PostsFound(())
+    with pytest.raises(ValueError, match="100"):
+        x_world.api.lookup_posts(ALICE, [mine] * 101)
+
+
+def test_the_timeline_from_an_id_on_and_only_for_aware_times(x_world: XWorld) -> None:
+    first = publish(x_world, "before the mark")
+    second = publish(x_world, "after the mark")
+    newer = x_world.api.recent_posts(ALICE, since(), since_id=first)
+    assert isinstance(newer, Timeline) and [p.id for p in newer.posts] == [second]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        x_world.api.recent_posts(ALICE, datetime(2026, 1, 1))
