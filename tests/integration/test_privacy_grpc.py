@@ -177,13 +177,17 @@ def test_erase_deletes_pseudonymises_tombstones_and_removes_from_x(
     store = _store(server)
     assert RemovalJob(store, server.container.x_api, clock).tick() == 1
     assert emulator.control.posts(text="to be forgotten") == []
-    # The DELETE is metered on the pseudonym (the account is gone), and no spend row
-    # names alice any more.
+    # The publish, recorded under alice, was pseudonymised with her; the DELETE is
+    # metered on the pseudonym (the account is gone); no spend row names alice any more.
     assert _sql(
         server,
-        "SELECT kind, purpose, outcome, account_id, cost_micros FROM x_spend WHERE user_id = :h",
+        "SELECT kind, purpose, outcome, account_id IS NULL, cost_micros FROM x_spend "
+        "WHERE user_id = :h ORDER BY id",
         h=hashed,
-    ) == [("post_delete", "erasure", "charged", None, 5_000)]
+    ) == [
+        ("post_create", "publish", "charged", False, 15_000),
+        ("post_delete", "erasure", "charged", True, 5_000),
+    ]
     assert _sql(server, "SELECT count(*) FROM x_spend WHERE user_id = 'alice'") == [(0,)]
     assert published.x_post_id
     assert _sql(
