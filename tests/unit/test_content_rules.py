@@ -106,7 +106,7 @@ def test_the_policy_is_read_from_the_posting_rules(
 def test_a_flood_in_a_huge_text_is_found_quickly() -> None:
     import time
 
-    started = time.monotonic()
+    started = time.process_time()
     findings = content_findings("ab" * 12_000 + "!" * 1000, None)
-    assert time.monotonic() - started < 1
+    assert time.process_time() - started < 1
     assert [f.rule for f in findings] == [Rule.REPEATED_CHARACTERS]

@@ -58,15 +58,15 @@ def test_the_limit_is_inclusive() -> None:
     assert [v.field for v in too_long] == ["post.text"]
 
 
-@pytest.mark.no_cover  # a time bound: measured without the coverage tracer
+@pytest.mark.no_cover  # a CPU-time bound: measured without the coverage tracer
 def test_many_urls_are_weighed_in_linear_time() -> None:
     text = "https://a.co " * 100_000
-    started = time.monotonic()
+    started = time.process_time()
     assert weighted_length(text) == 100_000 * (URL_WEIGHT + 1)
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
 
 
-@pytest.mark.no_cover  # a time bound: measured without the coverage tracer
+@pytest.mark.no_cover  # a CPU-time bound: measured without the coverage tracer
 @pytest.mark.parametrize(
     "text",
     [
@@ -80,17 +80,17 @@ def test_many_urls_are_weighed_in_linear_time() -> None:
 )
 def test_texts_that_make_a_backtracking_url_pattern_crawl_are_weighed_fast(text: str) -> None:
     # twitter-text's single regular expression takes minutes on the first of these.
-    started = time.monotonic()
+    started = time.process_time()
     weighted_length(text)
-    assert time.monotonic() - started < 1
+    assert time.process_time() - started < 1
 
 
-@pytest.mark.no_cover  # a time bound: measured without the coverage tracer
+@pytest.mark.no_cover  # a CPU-time bound: measured without the coverage tracer
 @pytest.mark.parametrize("size", [MAX_TEXT_CODE_POINTS + 1, 16 * 1024 * 1024])
 def test_a_huge_text_is_refused_without_weighing_it(size: int) -> None:
-    started = time.monotonic()
+    started = time.process_time()
     problems = content_violations("a" * size, [], "")
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
     assert [v.field for v in problems] == ["post.text"]
     assert f"{size} characters long" in problems[0].description
 
