@@ -60,16 +60,10 @@ DEFAULT: dict[str, Kind] = {
 }
 
 
-# Cases that need engine fixes still under way (the lag bound, recorded known answers):
-# in `make drills` only until those fixes are in.
-AWAITING_FIX = {crash.AFTER_X_STORED, crash.BEFORE_ADOPT}
-
-
 def _cases() -> Iterator[object]:
     for point, kinds in APPLIES.items():
         for kind in kinds:
-            default = DEFAULT[point] is kind and point not in AWAITING_FIX
-            marks = () if default else (pytest.mark.drill,)
+            marks = () if DEFAULT[point] is kind else (pytest.mark.drill,)
             yield pytest.param(point, kind, marks=marks, id=f"{point}-{kind.name}")
 
 
