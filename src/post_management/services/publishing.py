@@ -303,21 +303,39 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="publish")
         self._in_flight = 0
         self._lock = threading.Lock()
+        # One tick at a time: the timer's, or a catch-up after a full batch.
+        self._ticking = threading.Lock()
+        # The last tick filled every free slot, so more posts may be due (under _lock).
+        self._more_due = False
+        self._draining = False  # under _ticking: no tick starts anything while set
 
     @telemetry.dispatch_tick
     def tick(self) -> int:
         """Claim and start publishing due posts; returns how many were claimed."""
+        if not self._ticking.acquire(blocking=False):
+            return 0
+        try:
+            return 0 if self._draining else self._claim_and_start()
+        finally:
+            self._ticking.release()
+
+    def _claim_and_start(self) -> int:
         with self._lock:
             free = self._settings.max_in_flight - self._in_flight
         if free <= 0:
             return 0
         # Claim no more than the app's budget lets leave: the rest wait in the queue,
         # in priority order, with no account marked as waiting.
-        free = min(free, self._publisher.app_room(self._clock.now()))
-        if free <= 0:
+        room = self._publisher.app_room(self._clock.now())
+        wanted = min(free, room, self._settings.batch_size)
+        if wanted <= 0:
             telemetry.app_budget_spent()
             return 0
-        claims = self._queue.claim_due(min(free, self._settings.batch_size), self._settings.lease)
+        claims = self._queue.claim_due(wanted, self._settings.lease)
+        with self._lock:
+            # Slots, not the app's budget, cut this claim short: the rest of a burst
+            # is claimed when half the slots are free again, not a whole tick later.
+            self._more_due = len(claims) == wanted < room
         for claim in claims:
             with self._lock:
                 self._in_flight += 1
@@ -328,14 +346,29 @@ class Dispatcher:
     def _done(self, future: Future[PostState]) -> None:
         with self._lock:
             self._in_flight -= 1
+            catch_up = self._more_due and self._in_flight <= self._settings.max_in_flight // 2
+            if catch_up:
+                self._more_due = False
         if (error := future.exception()) is not None:
             # The claim stays PUBLISHING; when its lease ends the reconciler decides.
             log.error("publishing failed unexpectedly: %r", error)
+        if catch_up:
+            try:
+                self.tick()
+            except Exception:
+                log.exception("catch-up dispatch tick failed; the next tick claims instead")
 
     def drain(self) -> None:
         """Wait for in-flight publishes (shutdown, tests)."""
+        # A tick under way finishes first; none starts anything until the pool is back.
+        with self._ticking:
+            self._draining = True
         self._pool.shutdown(wait=True, cancel_futures=False)
         self._pool = ThreadPoolExecutor(self._settings.max_in_flight, thread_name_prefix="publish")
+        with self._lock:
+            self._more_due = False
+        with self._ticking:
+            self._draining = False
 
 
 class Reconciler:
