@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from post_management.domain.errors import PermissionDenied
+from post_management.domain.reasons import Reason
 
 
 class Role(enum.StrEnum):
@@ -24,5 +25,5 @@ class Principal:
         if self.role is Role.USER and user_id != self.subject:
             raise PermissionDenied(
                 "the caller may not act for this user",
-                reason="FOREIGN_USER",
+                reason=Reason.FOREIGN_USER,
             )

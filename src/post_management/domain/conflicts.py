@@ -20,6 +20,7 @@ from post_management.domain._clock import ceil_to, floor_to, iso_utc, require_aw
 from post_management.domain.errors import FailedPrecondition
 from post_management.domain.posting_calendar import PostingCalendar, Violation, describe
 from post_management.domain.posting_rules import PostingRules
+from post_management.domain.reasons import Reason
 
 DEFAULT_STEP = timedelta(minutes=1)
 DEFAULT_WINDOW = timedelta(days=365)  # the scheduling horizon
@@ -159,9 +160,9 @@ def resolve_conflict(
 ) -> Resolution:
     """Keep `candidate` when it is free; otherwise reject or move it.
 
-    REJECT raises FailedPrecondition(reason="SCHEDULE_CONFLICT") whose
+    REJECT raises FailedPrecondition(reason=Reason.SCHEDULE_CONFLICT) whose
     metadata lists the broken rules and the nearest free times. MOVE returns
-    the nearest free time, or raises FailedPrecondition(reason="NO_FREE_TIME")
+    the nearest free time, or raises FailedPrecondition(reason=Reason.NO_FREE_TIME)
     when there is none within `window`.
     """
     calendar = PostingCalendar(rules, zone, others)
@@ -188,5 +189,7 @@ def resolve_conflict(
         f"{describe(candidate, zone)} breaks the account's posting rules: {reasons}. "
         f"Nearest free times: {suggestion_text}"
     )
-    reason_code = "SCHEDULE_CONFLICT" if policy is ConflictPolicy.REJECT else "NO_FREE_TIME"
+    reason_code = (
+        Reason.SCHEDULE_CONFLICT if policy is ConflictPolicy.REJECT else Reason.NO_FREE_TIME
+    )
     raise FailedPrecondition(message, reason=reason_code, metadata=metadata)

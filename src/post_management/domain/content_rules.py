@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from post_management.domain.errors import FailedPrecondition, PreconditionViolation
+from post_management.domain.reasons import Reason
 from post_management.domain.x_urls import url_spans
 
 
@@ -162,7 +163,7 @@ def content_refused(findings: list[Finding]) -> FailedPrecondition:
     rules = ", ".join(sorted({finding.rule.value for finding in findings}))
     return FailedPrecondition(
         f"the account's content policy refuses this text ({rules})",
-        reason="CONTENT_POLICY",
+        reason=Reason.CONTENT_POLICY,
         metadata={"rules": rules},
         violations=[
             PreconditionViolation(finding.rule.value, finding.excerpt, f"score {finding.score}")

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from post_management.domain._clock import trim_fraction
 from post_management.domain.errors import FieldViolation, InvalidArgument
+from post_management.domain.reasons import Reason
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _INSTANT = re.compile(
@@ -47,7 +48,7 @@ def parse_date_range(
         description = f"{from_field} ({from_date}) is after {to_field} ({to_date})"
         raise InvalidArgument(
             message=f"{from_field}: {description}",
-            reason="INVALID_DATE_RANGE",
+            reason=Reason.INVALID_DATE_RANGE,
             violations=[FieldViolation(from_field, description)],
             metadata={from_field: str(from_date), to_field: str(to_date)},
         )
@@ -72,5 +73,5 @@ def _parse_bound(text: str | None, field: str, is_end: bool) -> datetime | None:
         field,
         f"{text!r} is not an RFC 3339 date ('2024-01-01') or instant "
         "('2024-01-01T09:30:00Z', '2024-01-01T09:30:00+01:00')",
-        reason="INVALID_DATE",
+        reason=Reason.INVALID_DATE,
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from post_management.domain.reasons import Reason
+
 # One error lists at most this many field violations, and its message is cut to
 # this length: an error trailer stays small whatever the request held.
 MAX_FIELD_VIOLATIONS = 20
@@ -26,7 +28,7 @@ class FieldViolation:
 @dataclass
 class DomainError(Exception):
     message: str
-    reason: str = "DOMAIN_ERROR"
+    reason: str = Reason.DOMAIN_ERROR
     metadata: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -37,7 +39,7 @@ class DomainError(Exception):
 class InvalidArgument(DomainError):
     """The request itself is wrong (INVALID_ARGUMENT)."""
 
-    reason: str = "INVALID_ARGUMENT"
+    reason: str = Reason.INVALID_ARGUMENT
     violations: list[FieldViolation] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -50,7 +52,7 @@ class InvalidArgument(DomainError):
 
     @classmethod
     def for_field(
-        cls, field_name: str, description: str, reason: str = "INVALID_FIELD"
+        cls, field_name: str, description: str, reason: str = Reason.INVALID_FIELD
     ) -> InvalidArgument:
         return cls(
             message=f"{field_name}: {description}",
@@ -61,12 +63,12 @@ class InvalidArgument(DomainError):
 
 @dataclass
 class NotFound(DomainError):
-    reason: str = "NOT_FOUND"
+    reason: str = Reason.NOT_FOUND
 
 
 @dataclass
 class AlreadyExists(DomainError):
-    reason: str = "ALREADY_EXISTS"
+    reason: str = Reason.ALREADY_EXISTS
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class PreconditionViolation:
 class FailedPrecondition(DomainError):
     """The request is well formed but the resource's state forbids it."""
 
-    reason: str = "FAILED_PRECONDITION"
+    reason: str = Reason.FAILED_PRECONDITION
     violations: list[PreconditionViolation] = field(default_factory=list)
 
 
@@ -90,28 +92,28 @@ class FailedPrecondition(DomainError):
 class Aborted(DomainError):
     """A concurrent change won (etag mismatch, lost race); retry after re-reading."""
 
-    reason: str = "ABORTED"
+    reason: str = Reason.ABORTED
 
 
 @dataclass
 class PermissionDenied(DomainError):
-    reason: str = "PERMISSION_DENIED"
+    reason: str = Reason.PERMISSION_DENIED
 
 
 @dataclass
 class Unauthenticated(DomainError):
-    reason: str = "UNAUTHENTICATED"
+    reason: str = Reason.UNAUTHENTICATED
 
 
 @dataclass
 class ResourceExhausted(DomainError):
     """A quota of the caller is used up (RESOURCE_EXHAUSTED); freeing some helps."""
 
-    reason: str = "RESOURCE_EXHAUSTED"
+    reason: str = Reason.RESOURCE_EXHAUSTED
 
 
 @dataclass
 class Unavailable(DomainError):
     """A dependency is down; the call may be retried."""
 
-    reason: str = "UNAVAILABLE"
+    reason: str = Reason.UNAVAILABLE

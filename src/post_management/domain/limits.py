@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sized
 
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.reasons import Reason
 
 
 def ensure_at_most(
-    items: Sized, maximum: int, field: str, what: str = "items", reason: str = "TOO_MANY_ITEMS"
+    items: Sized, maximum: int, field: str, what: str = "items", reason: str = Reason.TOO_MANY_ITEMS
 ) -> None:
     """INVALID_ARGUMENT when `items` holds more than `maximum`."""
     if len(items) > maximum:

@@ -8,6 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from post_management.domain.errors import FailedPrecondition
+from post_management.domain.reasons import Reason
 
 
 class PostState(enum.StrEnum):
@@ -111,7 +112,7 @@ class Post:
         if target is None:
             raise FailedPrecondition(
                 f"cannot {action.replace('_', ' ')} a post in state {self.state}",
-                reason="INVALID_POST_STATE",
+                reason=Reason.INVALID_POST_STATE,
                 metadata={"state": str(self.state), "action": action},
             )
         self.state = target
@@ -121,7 +122,7 @@ class Post:
         if self.state not in EDITABLE_STATES:
             raise FailedPrecondition(
                 f"a post in state {self.state} cannot be edited",
-                reason="POST_NOT_EDITABLE",
+                reason=Reason.POST_NOT_EDITABLE,
                 metadata={"state": str(self.state)},
             )
 
@@ -129,7 +130,7 @@ class Post:
         if self.state not in DELETABLE_STATES:
             raise FailedPrecondition(
                 f"a post in state {self.state} cannot be deleted",
-                reason="POST_NOT_DELETABLE",
+                reason=Reason.POST_NOT_DELETABLE,
                 metadata={"state": str(self.state)},
             )
 

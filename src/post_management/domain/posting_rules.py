@@ -17,13 +17,14 @@ from typing import Any
 
 from post_management.domain.errors import FieldViolation, InvalidArgument
 from post_management.domain.limits import ensure_at_most
+from post_management.domain.reasons import Reason
 
 MAX_MIN_INTERVAL_MINUTES = 7 * 24 * 60
 # Far more slots than any posting plan needs; rules are read on every schedule.
 MAX_SLOTS = 200
 # An ISO weekday list names each day at most once.
 MAX_WEEKDAYS = 7
-_REASON = "INVALID_POSTING_RULES"
+_REASON = Reason.INVALID_POSTING_RULES
 CONTENT_POLICY_NAMES = (
     "CONTENT_POLICY_UNSPECIFIED",
     "CONTENT_POLICY_OFF",

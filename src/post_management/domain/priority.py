@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.post import Priority
+from post_management.domain.reasons import Reason
 
 __all__ = ["Priority", "parse_priority", "priority_name"]
 
@@ -20,7 +21,9 @@ def parse_priority(text: str | None, field: str = "priority") -> Priority:
     except KeyError:
         allowed = ", ".join(_BY_NAME)
         error = InvalidArgument.for_field(
-            field, f"{text!r} is not a priority; use one of: {allowed}", reason="UNKNOWN_PRIORITY"
+            field,
+            f"{text!r} is not a priority; use one of: {allowed}",
+            reason=Reason.UNKNOWN_PRIORITY,
         )
         error.metadata["allowed_values"] = allowed
         raise error from None

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from post_management.domain._clock import iso_utc, require_aware, trim_fraction
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.reasons import Reason
 from post_management.domain.timezones import (
     AmbiguousTimePolicy,
     NonexistentTimePolicy,
@@ -77,7 +78,7 @@ def resolve_requested_time(
             field,
             f"{scheduled_for!r} is not an RFC 3339 date-time: use '2025-03-09T14:30:00Z', "
             "'2025-03-09T14:30:00+01:00', or '2025-03-09T09:30:00' read in the time zone",
-            reason="INVALID_SCHEDULED_TIME",
+            reason=Reason.INVALID_SCHEDULED_TIME,
         ) from None
     check_window(instant, now, past_grace, horizon, field)
     return ResolvedTime(instant, zone.key, shifted)
@@ -96,7 +97,7 @@ def check_window(
         error = InvalidArgument.for_field(
             field,
             f"{iso_utc(instant)} is in the past (now is {iso_utc(now)})",
-            reason="SCHEDULED_TIME_IN_PAST",
+            reason=Reason.SCHEDULED_TIME_IN_PAST,
         )
         error.metadata.update(metadata)
         raise error
@@ -106,7 +107,7 @@ def check_window(
             field,
             f"{iso_utc(instant)} is too far ahead: posts can be scheduled up to "
             f"{horizon.days} days ahead (until {iso_utc(latest)})",
-            reason="SCHEDULED_TIME_TOO_FAR",
+            reason=Reason.SCHEDULED_TIME_TOO_FAR,
         )
         error.metadata.update(metadata | {"latest_allowed": iso_utc(latest)})
         raise error

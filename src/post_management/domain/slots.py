@@ -18,6 +18,7 @@ from post_management.domain.errors import FailedPrecondition
 from post_management.domain.post import Priority
 from post_management.domain.posting_calendar import PostingCalendar
 from post_management.domain.posting_rules import PostingRules
+from post_management.domain.reasons import Reason
 from post_management.domain.timezones import (
     AmbiguousTimePolicy,
     NonexistentTimePolicy,
@@ -104,7 +105,7 @@ def next_free_slot(
 
     The next slot that satisfies every rule; an URGENT post, or an account
     without slots, takes the earliest free time from now (rounded up to the
-    minute). Raises FailedPrecondition(reason="NO_FREE_SLOT") when nothing is
+    minute). Raises FailedPrecondition(reason=Reason.NO_FREE_SLOT) when nothing is
     free within `window`.
     """
     now = require_aware(now, "now")
@@ -114,7 +115,7 @@ def next_free_slot(
     if found is None:
         raise FailedPrecondition(
             f"no time within {window.days} days satisfies the account's posting rules",
-            reason="NO_FREE_SLOT",
+            reason=Reason.NO_FREE_SLOT,
             metadata={"timezone": zone.key, "window_days": str(window.days)},
         )
     return found

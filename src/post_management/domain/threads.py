@@ -12,6 +12,7 @@ from uuid import UUID
 from post_management.domain.content import content_violations
 from post_management.domain.duplicates import normalize_text
 from post_management.domain.errors import FailedPrecondition, FieldViolation
+from post_management.domain.reasons import Reason
 
 # X sets no limit on thread length; this keeps one publish well inside a claim's lease.
 MAX_FOLLOW_UPS = 24
@@ -61,7 +62,7 @@ def ensure_published_segments_kept(
     if first_changed or new_segments[:published] != old_segments[:published]:
         raise FailedPrecondition(
             f"the first {published} segment(s) are already on X and cannot change",
-            reason="SEGMENTS_ALREADY_PUBLISHED",
+            reason=Reason.SEGMENTS_ALREADY_PUBLISHED,
             metadata={"published_segments": str(published)},
         )
 
@@ -73,6 +74,6 @@ def ensure_account_kept(published: int, old_account: UUID, new_account: UUID) ->
         raise FailedPrecondition(
             f"the first {published} segment(s) are on X from this account; "
             "the rest cannot move to another",
-            reason="SEGMENTS_ALREADY_PUBLISHED",
+            reason=Reason.SEGMENTS_ALREADY_PUBLISHED,
             metadata={"published_segments": str(published)},
         )

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from post_management.domain._clock import iso_utc
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.reasons import Reason
 
 
 class NonexistentTimePolicy(enum.StrEnum):
@@ -60,7 +61,7 @@ def _bad_zone(name: str, field: str) -> InvalidArgument:
     error = InvalidArgument.for_field(
         field,
         f"{name!r} is not an IANA time zone name (e.g. 'Europe/Berlin', 'UTC')",
-        reason="UNKNOWN_TIMEZONE",
+        reason=Reason.UNKNOWN_TIMEZONE,
     )
     error.metadata["timezone"] = name
     return error
@@ -137,7 +138,7 @@ def nonexistent_time_error(
         field,
         f"{local.isoformat()} does not exist in {zone.key}: the clocks skip it for a "
         f"daylight saving change; the next valid time is {next_local.isoformat()}",
-        reason="NONEXISTENT_LOCAL_TIME",
+        reason=Reason.NONEXISTENT_LOCAL_TIME,
     )
     error.metadata.update(
         {

@@ -25,6 +25,7 @@ from post_management.domain.growth import (
     followers_gained_after,
     growth_summary,
 )
+from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
 from post_management.domain.x_spend import (
     CallKind,
@@ -74,7 +75,7 @@ class AudienceActivityView:
 def load_account(uow: AnalyticsUnitOfWork, principal: Principal, account_id: UUID) -> Account:
     account = uow.accounts.get(account_id)
     if account is None:
-        raise NotFound(f"account {account_id} does not exist", reason="ACCOUNT_NOT_FOUND")
+        raise NotFound(f"account {account_id} does not exist", reason=Reason.ACCOUNT_NOT_FOUND)
     principal.ensure_can_act_for(account.user_id)
     return account
 
@@ -92,7 +93,9 @@ class AccountGrowthQueries:
         start = dates.start or end - DEFAULT_GROWTH_WINDOW
         if end - start > MAX_GROWTH_WINDOW:
             raise InvalidArgument.for_field(
-                "from_date", "the range may cover at most 366 days", reason="INVALID_DATE_RANGE"
+                "from_date",
+                "the range may cover at most 366 days",
+                reason=Reason.INVALID_DATE_RANGE,
             )
         with self._uow() as uow:
             load_account(uow, principal, account_id)

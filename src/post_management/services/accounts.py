@@ -19,6 +19,7 @@ from post_management.domain.errors import (
     NotFound,
 )
 from post_management.domain.posting_rules import posting_rules_from_json
+from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
 from post_management.ports.repositories import Cursor, DuplicateKey
 from post_management.ports.support import Clock
@@ -165,7 +166,7 @@ class AccountService:
                     return _load(uow, earlier)
             raise AlreadyExists(
                 "this X account is already registered for the user",
-                reason="ACCOUNT_EXISTS",
+                reason=Reason.ACCOUNT_EXISTS,
                 metadata={"x_user_id": fields.x_user_id or ""},
             ) from None
 
@@ -224,7 +225,7 @@ class AccountService:
                 return account
         except DuplicateKey:
             raise AlreadyExists(
-                "another account of this user has that X user id", reason="ACCOUNT_EXISTS"
+                "another account of this user has that X user id", reason=Reason.ACCOUNT_EXISTS
             ) from None
 
     def delete(self, principal: Principal, account_id: UUID, etag: str = "") -> None:
@@ -236,7 +237,7 @@ class AccountService:
             if active:
                 raise FailedPrecondition(
                     f"the account has {active} scheduled or publishing posts; cancel them first",
-                    reason="ACCOUNT_HAS_ACTIVE_POSTS",
+                    reason=Reason.ACCOUNT_HAS_ACTIVE_POSTS,
                     metadata={"active_posts": str(active)},
                 )
             if not uow.accounts.delete(account.id, account.version):
@@ -284,7 +285,7 @@ def _load(uow: UnitOfWork, account_id: UUID, *, for_update: bool = False) -> Acc
     if account is None:
         raise NotFound(
             f"account {account_id} does not exist",
-            reason="ACCOUNT_NOT_FOUND",
+            reason=Reason.ACCOUNT_NOT_FOUND,
             metadata={"account_id": str(account_id)},
         )
     return account

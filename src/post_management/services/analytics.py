@@ -18,6 +18,7 @@ from post_management.domain.auth import Principal
 from post_management.domain.date_range import parse_date_range
 from post_management.domain.errors import InvalidArgument, NotFound
 from post_management.domain.post import Post, PostState
+from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import (
     AnalyticsUnitOfWork,
@@ -174,7 +175,7 @@ class AnalyticsQueries:
     def _post(uow: AnalyticsUnitOfWork, post_id: UUID) -> Post:
         post = uow.posts.get(post_id)
         if post is None:
-            raise NotFound(f"post {post_id} does not exist", reason="POST_NOT_FOUND")
+            raise NotFound(f"post {post_id} does not exist", reason=Reason.POST_NOT_FOUND)
         return post
 
     # --- GetPostMetrics ---------------------------------------------------------
@@ -260,11 +261,13 @@ class AnalyticsQueries:
             start = dates.start or end - DEFAULT_STATS_WINDOW
         except OverflowError:
             raise InvalidArgument.for_field(
-                "to_date", "is too early for the 30-day default window", reason="INVALID_DATE"
+                "to_date", "is too early for the 30-day default window", reason=Reason.INVALID_DATE
             ) from None
         if start >= end:
             raise InvalidArgument.for_field(
-                "from_date", "must be before to_date (default: now)", reason="INVALID_DATE_RANGE"
+                "from_date",
+                "must be before to_date (default: now)",
+                reason=Reason.INVALID_DATE_RANGE,
             )
         try:
             previous_start = start - (end - start)
@@ -273,7 +276,7 @@ class AnalyticsQueries:
                 "from_date",
                 "the range is too long: the period of the same length before it starts "
                 "before year 1",
-                reason="INVALID_DATE_RANGE",
+                reason=Reason.INVALID_DATE_RANGE,
             ) from None
         with self._uow() as uow:
             current = uow.analytics.user_posts(user_id, start, end)
@@ -295,7 +298,9 @@ class AnalyticsQueries:
         with self._uow() as uow:
             account = uow.accounts.get(account_id)
             if account is None:
-                raise NotFound(f"account {account_id} does not exist", reason="ACCOUNT_NOT_FOUND")
+                raise NotFound(
+                    f"account {account_id} does not exist", reason=Reason.ACCOUNT_NOT_FOUND
+                )
             principal.ensure_can_act_for(account.user_id)
             zone = load_zone(account.timezone)
             taken = [t.at for t in uow.schedule.taken_times(account_id, now - RULES_LOOKBACK)]

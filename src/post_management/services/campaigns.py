@@ -13,6 +13,7 @@ from post_management.domain.auth import Principal
 from post_management.domain.campaigns import Campaign, checked_name, checked_period
 from post_management.domain.errors import NotFound
 from post_management.domain.post import PostState
+from post_management.domain.reasons import Reason
 from post_management.ports.analytics import AnalyticsUnitOfWorkFactory, MeasuredPost
 from post_management.ports.repositories import Cursor
 from post_management.ports.support import Clock
@@ -73,7 +74,7 @@ def load_campaign(uow: UnitOfWork, principal: Principal, campaign_id: UUID) -> C
     if campaign is None:
         raise NotFound(
             f"campaign {campaign_id} does not exist",
-            reason="CAMPAIGN_NOT_FOUND",
+            reason=Reason.CAMPAIGN_NOT_FOUND,
             metadata={"campaign_id": str(campaign_id)},
         )
     principal.ensure_can_act_for(campaign.user_id)
@@ -87,7 +88,7 @@ def ensure_own_campaign(uow: UnitOfWork, user_id: str, campaign_id: UUID, field:
     if campaign is None or campaign.user_id != user_id:
         raise NotFound(
             f"{field}: campaign {campaign_id} does not exist",
-            reason="CAMPAIGN_NOT_FOUND",
+            reason=Reason.CAMPAIGN_NOT_FOUND,
             metadata={"campaign_id": str(campaign_id)},
         )
 

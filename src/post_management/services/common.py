@@ -12,6 +12,7 @@ from post_management.domain.auth import Principal
 from post_management.domain.errors import Aborted, FailedPrecondition, PermissionDenied
 from post_management.domain.events import DomainEvent
 from post_management.domain.post import Post
+from post_management.domain.reasons import Reason
 from post_management.ports.repositories import AuditEntry, Outbox, OutboxEvent
 from post_management.ports.unit_of_work import UnitOfWork
 
@@ -71,7 +72,7 @@ def ensure_not_erased(uow: UnitOfWork, user_id: str) -> None:
     if uow.erasures.is_erased(user_id):
         raise FailedPrecondition(
             "this user's data was erased; nothing can be created for it",
-            reason="USER_ERASED",
+            reason=Reason.USER_ERASED,
         )
 
 
@@ -91,7 +92,7 @@ def ensure_account_owner(principal: Principal, owner: str) -> None:
         principal.ensure_can_act_for(owner)
     except PermissionDenied:
         raise PermissionDenied(
-            "the account belongs to another user", reason="FOREIGN_ACCOUNT"
+            "the account belongs to another user", reason=Reason.FOREIGN_ACCOUNT
         ) from None
 
 
@@ -100,7 +101,7 @@ def check_etag(current: str, given: str) -> None:
     if given and given != current:
         raise Aborted(
             "the resource changed since it was read; read it again and retry",
-            reason="ETAG_MISMATCH",
+            reason=Reason.ETAG_MISMATCH,
             metadata={"current_etag": current},
         )
 
@@ -108,7 +109,7 @@ def check_etag(current: str, given: str) -> None:
 def concurrent_change() -> Aborted:
     return Aborted(
         "a concurrent change won; read the resource again and retry",
-        reason="CONCURRENT_MODIFICATION",
+        reason=Reason.CONCURRENT_MODIFICATION,
     )
 
 

@@ -32,6 +32,7 @@ from post_management.domain.engagement_features import (
 )
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import MediaKind
+from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import AnalyticsUnitOfWork, AnalyticsUnitOfWorkFactory
 from post_management.ports.engagement_model import Learner
@@ -135,7 +136,7 @@ class EngagementPredictor:
         at = planned_time or now
         if abs(at - now) > PLANNED_RANGE:
             raise InvalidArgument.for_field(
-                "planned_time", "must be within 366 days of now", reason="INVALID_DATE"
+                "planned_time", "must be within 366 days of now", reason=Reason.INVALID_DATE
             )
         with self._uow() as uow:
             account = load_account(uow, principal, account_id)

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.reasons import Reason
 from post_management.ports.repositories import IdempotencyRecord
 from post_management.ports.unit_of_work import UnitOfWork
 
@@ -34,7 +35,7 @@ def earlier_result(uow: UnitOfWork, scope: str, key: str, digest: str) -> UUID |
         raise InvalidArgument.for_field(
             "request_id",
             "was already used for a different request",
-            reason="REQUEST_ID_REUSED",
+            reason=Reason.REQUEST_ID_REUSED,
         )
     return record.resource_id
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from post_management.domain.auth import Principal
 from post_management.domain.errors import InvalidArgument, NotFound, ResourceExhausted
 from post_management.domain.media import Media, MediaQuota, kind_of, upload_violations
+from post_management.domain.reasons import Reason
 from post_management.ports.repositories import DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -89,7 +90,7 @@ class MediaService:
             raise ResourceExhausted(
                 f"media quota exceeded: {refusal}; media are freed when their posts "
                 "have been published for a while, or unattached after a while",
-                reason="MEDIA_QUOTA_EXCEEDED",
+                reason=Reason.MEDIA_QUOTA_EXCEEDED,
                 metadata={
                     "stored_items": str(items),
                     "stored_bytes": str(stored),
@@ -102,5 +103,5 @@ class MediaService:
 def _load(uow: UnitOfWork, media_id: uuid.UUID) -> Media:
     item = uow.media.get(media_id)
     if item is None:
-        raise NotFound(f"media {media_id} does not exist", reason="MEDIA_NOT_FOUND")
+        raise NotFound(f"media {media_id} does not exist", reason=Reason.MEDIA_NOT_FOUND)
     return item

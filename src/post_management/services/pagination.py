@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 from uuid import UUID
 
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.reasons import Reason
 from post_management.ports.repositories import Cursor
 
 T = TypeVar("T")
@@ -83,7 +84,7 @@ def encode_token(cursor: Cursor, query: dict[str, str]) -> str:
 
 def _invalid() -> InvalidArgument:
     return InvalidArgument.for_field(
-        "page_token", "is not a page token of this service", reason="INVALID_PAGE_TOKEN"
+        "page_token", "is not a page token of this service", reason=Reason.INVALID_PAGE_TOKEN
     )
 
 
@@ -108,6 +109,6 @@ def decode_token(token: str, query: dict[str, str]) -> Cursor | None:
         raise _invalid()
     if fingerprint != _fingerprint(query):
         raise InvalidArgument.for_field(
-            "page_token", "belongs to a different query", reason="PAGE_TOKEN_MISMATCH"
+            "page_token", "belongs to a different query", reason=Reason.PAGE_TOKEN_MISMATCH
         )
     return cursor

@@ -12,6 +12,7 @@ from uuid import UUID
 from post_management.domain.auth import Principal
 from post_management.domain.errors import NotFound
 from post_management.domain.post import Post
+from post_management.domain.reasons import Reason
 from post_management.ports.post_reads import AsyncPostReader
 from post_management.services.post_cache import PostCache
 
@@ -52,7 +53,7 @@ class PostQueries:
         if post is None:
             raise NotFound(
                 f"post {post_id} does not exist",
-                reason="POST_NOT_FOUND",
+                reason=Reason.POST_NOT_FOUND,
                 metadata={"post_id": str(post_id)},
             )
         return post

@@ -13,6 +13,7 @@ from post_management.domain.content_rules import Finding
 from post_management.domain.errors import FieldViolation, InvalidArgument, NotFound
 from post_management.domain.media import attachment_violations
 from post_management.domain.post import Post, Priority
+from post_management.domain.reasons import Reason
 from post_management.domain.threads import (
     ensure_account_kept,
     ensure_published_segments_kept,
@@ -265,7 +266,7 @@ class PostService:
         if post is None:
             raise NotFound(
                 f"post {post_id} does not exist",
-                reason="POST_NOT_FOUND",
+                reason=Reason.POST_NOT_FOUND,
                 metadata={"post_id": str(post_id)},
             )
         return post
@@ -291,7 +292,7 @@ def _ensure_attachments(
     )
     if problems:
         raise InvalidArgument(
-            "the post's media are invalid", reason="INVALID_MEDIA", violations=problems
+            "the post's media are invalid", reason=Reason.INVALID_MEDIA, violations=problems
         )
 
 
@@ -308,5 +309,5 @@ def _ensure_own_account(uow: UnitOfWork, user_id: str, account_id: UUID, field: 
     account = uow.accounts.get(account_id)
     if account is None or account.user_id != user_id:
         raise InvalidArgument.for_field(
-            field, "is not an account of this user", reason="UNKNOWN_ACCOUNT"
+            field, "is not an account of this user", reason=Reason.UNKNOWN_ACCOUNT
         )

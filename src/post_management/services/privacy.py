@@ -13,6 +13,7 @@ from post_management.domain.campaigns import Campaign
 from post_management.domain.errors import InvalidArgument, PermissionDenied
 from post_management.domain.post import Post
 from post_management.domain.privacy import Pseudonyms, redact
+from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
 from post_management.ports.privacy import (
     AuditRecord,
@@ -80,7 +81,7 @@ class PrivacyService:
         before_id = after.id.int if after is not None else None
         if before_id is not None and not 0 < before_id <= _MAX_AUDIT_ID:
             raise InvalidArgument.for_field(
-                "page_token", "holds a cursor out of range", reason="INVALID_PAGE_TOKEN"
+                "page_token", "holds a cursor out of range", reason=Reason.INVALID_PAGE_TOKEN
             )
         records = self._store.audit_events(user_id, before_id, limit + 1)
         next_token = ""
@@ -120,7 +121,7 @@ class PrivacyService:
     def erase(self, principal: Principal, user_id: str, delete_from_x: bool) -> ErasureReport:
         if principal.role is Role.USER:
             raise PermissionDenied(
-                "erasure needs the admin or service role", reason="ERASE_NOT_ALLOWED"
+                "erasure needs the admin or service role", reason=Reason.ERASE_NOT_ALLOWED
             )
         report = self._store.erase(
             user_id,

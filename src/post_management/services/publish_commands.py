@@ -15,6 +15,7 @@ from post_management.domain.errors import (
     PermissionDenied,
 )
 from post_management.domain.post import Post, PostState
+from post_management.domain.reasons import Reason
 from post_management.domain.threads import ensure_account_kept
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.repositories import Cursor, PostFilter
@@ -44,7 +45,7 @@ def _dead_letter_states(states: tuple[PostState, ...]) -> tuple[PostState, ...]:
             raise InvalidArgument.for_field(
                 f"states[{index}]",
                 "must be POST_STATE_DEAD_LETTERED or POST_STATE_FAILED",
-                reason="INVALID_STATE_FILTER",
+                reason=Reason.INVALID_STATE_FILTER,
             )
     return tuple(sorted(set(states)))
 
@@ -114,9 +115,9 @@ class PublishCommands:
     def _load(self, uow: UnitOfWork, request: PublishRequest, for_update: bool = False) -> Post:
         post = uow.posts.get(request.post_id, for_update=for_update)
         if post is None:
-            raise NotFound(f"post {request.post_id} does not exist", reason="POST_NOT_FOUND")
+            raise NotFound(f"post {request.post_id} does not exist", reason=Reason.POST_NOT_FOUND)
         if post.user_id != request.user_id:
-            raise PermissionDenied("the post belongs to another user", reason="FOREIGN_POST")
+            raise PermissionDenied("the post belongs to another user", reason=Reason.FOREIGN_POST)
         return post
 
     def _queue_now(
@@ -127,13 +128,13 @@ class PublishCommands:
         if post.state is PostState.SCHEDULED and later and not request.override_schedule:
             raise FailedPrecondition(
                 "the post is scheduled for later; set overrideSchedule to publish it now",
-                reason="SCHEDULED_FOR_LATER",
+                reason=Reason.SCHEDULED_FOR_LATER,
                 metadata={"scheduled_for": str(post.scheduled_for)},
             )
         if post.state not in (PostState.DRAFT, PostState.SCHEDULED, PostState.FAILED):
             raise FailedPrecondition(
                 f"a post in state {post.state} cannot be published",
-                reason="INVALID_POST_STATE",
+                reason=Reason.INVALID_POST_STATE,
                 metadata={"state": str(post.state)},
             )
         before = snapshot(post)
@@ -143,7 +144,7 @@ class PublishCommands:
             account = uow.accounts.get(request.account_id)
             if account is None or account.user_id != post.user_id:
                 raise InvalidArgument.for_field(
-                    "account_id", "is not an account of this user", reason="UNKNOWN_ACCOUNT"
+                    "account_id", "is not an account of this user", reason=Reason.UNKNOWN_ACCOUNT
                 )
             post.account_id = request.account_id
         post.transition("schedule")
@@ -184,7 +185,7 @@ class PublishCommands:
         states = _dead_letter_states(states)
         if len(reason) > MAX_REASON_FILTER:
             raise InvalidArgument.for_field(
-                "reason", f"at most {MAX_REASON_FILTER} characters", reason="FILTER_TOO_LONG"
+                "reason", f"at most {MAX_REASON_FILTER} characters", reason=Reason.FILTER_TOO_LONG
             )
         where = PostFilter(
             user_id or None, account_id, states=states, error_contains=reason or None
@@ -210,7 +211,7 @@ class PublishCommands:
         with self._uow() as uow:
             post = uow.posts.get(post_id, for_update=True)
             if post is None:
-                raise NotFound(f"post {post_id} does not exist", reason="POST_NOT_FOUND")
+                raise NotFound(f"post {post_id} does not exist", reason=Reason.POST_NOT_FOUND)
             principal.ensure_can_act_for(post.user_id)
             before = snapshot(post)
             expected = post.version

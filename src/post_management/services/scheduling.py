@@ -23,6 +23,7 @@ from post_management.domain.errors import (
 )
 from post_management.domain.post import TRANSITIONS, Post, PostState, Priority
 from post_management.domain.priority import parse_priority
+from post_management.domain.reasons import Reason
 from post_management.domain.requested_time import (
     DEFAULT_HORIZON,
     DEFAULT_PAST_GRACE,
@@ -118,13 +119,15 @@ class SchedulingService:
         principal.ensure_can_act_for(user_id)
         if len(requests) > MAX_BATCH:
             raise InvalidArgument.for_field(
-                "requests", f"at most {MAX_BATCH} items per batch", reason="BATCH_TOO_LARGE"
+                "requests", f"at most {MAX_BATCH} items per batch", reason=Reason.BATCH_TOO_LARGE
             )
         for index, request in enumerate(requests):
             if request.user_id != user_id:
                 raise at_index(
                     InvalidArgument.for_field(
-                        "user_id", "must be empty or the batch's user_id", reason="USER_MISMATCH"
+                        "user_id",
+                        "must be empty or the batch's user_id",
+                        reason=Reason.USER_MISMATCH,
                     ),
                     index,
                     request.post_id,
@@ -326,7 +329,7 @@ class SchedulingService:
             if account is None:
                 raise NotFound(
                     f"account {account_id} does not exist",
-                    reason="ACCOUNT_NOT_FOUND",
+                    reason=Reason.ACCOUNT_NOT_FOUND,
                     metadata={"account_id": str(account_id)},
                 )
             if user_id and account.user_id != user_id:
@@ -341,7 +344,7 @@ class SchedulingService:
                     "after",
                     f"{start.isoformat()} is beyond the scheduling horizon "
                     f"({(now + self._horizon).isoformat()})",
-                    reason="AFTER_TOO_FAR",
+                    reason=Reason.AFTER_TOO_FAR,
                 )
             taken = uow.schedule.taken_times(account.id, start - LOOKBACK)
         zone = load_zone(account.timezone, "account.timezone")

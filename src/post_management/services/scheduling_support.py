@@ -29,6 +29,7 @@ from post_management.domain.posting_rules import (
     posting_rules_from_json,
 )
 from post_management.domain.priority import parse_priority
+from post_management.domain.reasons import Reason
 from post_management.domain.requested_time import (
     resolve_requested_time,
 )
@@ -96,7 +97,7 @@ def check_request(request: ScheduleRequest) -> None:
         raise InvalidArgument.for_field(
             "slot_policy",
             "applies only when scheduled_for is empty",
-            reason="SLOT_POLICY_WITH_TIME",
+            reason=Reason.SLOT_POLICY_WITH_TIME,
         )
 
 
@@ -118,7 +119,7 @@ def load_own_post(
     if post is None:
         raise NotFound(
             f"post {post_id} does not exist",
-            reason="POST_NOT_FOUND",
+            reason=Reason.POST_NOT_FOUND,
             metadata={"post_id": str(post_id)},
         )
     if post.user_id != user_id:
@@ -128,7 +129,7 @@ def load_own_post(
 
 def foreign_error(kind: str, resource_id: UUID) -> PermissionDenied:
     return PermissionDenied(
-        f"the {kind} {resource_id} belongs to another user", reason="FOREIGN_RESOURCE"
+        f"the {kind} {resource_id} belongs to another user", reason=Reason.FOREIGN_RESOURCE
     )
 
 
@@ -153,7 +154,7 @@ def account_rules(account: Account) -> PostingRules:
         # Stored before rules were validated: the account must be fixed first.
         raise FailedPrecondition(
             f"the account's posting rules are invalid; update the account: {error.message}",
-            reason="INVALID_ACCOUNT_RULES",
+            reason=Reason.INVALID_ACCOUNT_RULES,
             metadata={"account_id": str(account.id)},
         ) from None
 
@@ -169,7 +170,7 @@ def ensure_not_duplicate(
     raise FailedPrecondition(
         f"the same text is already on this account at {describe(at, zone)}; X refuses "
         f"duplicate posts less than {hours} hours apart",
-        reason="DUPLICATE_CONTENT",
+        reason=Reason.DUPLICATE_CONTENT,
         metadata={"duplicate_post_id": str(other.post_id), "duplicate_time": iso_time(at)},
     )
 

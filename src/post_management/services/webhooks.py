@@ -31,6 +31,7 @@ from typing import Any
 
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.errors import FailedPrecondition, InvalidArgument, Unauthenticated
+from post_management.domain.reasons import Reason
 from post_management.ports.analytics import SOURCE_WEBHOOK, AnalyticsUnitOfWorkFactory, Cache
 from post_management.ports.support import Clock
 from post_management.services.analytics import cache_keys, store_snapshot
@@ -133,20 +134,22 @@ class XWebhooks:
         if self._secret is None:
             raise FailedPrecondition(
                 "X webhooks are off: TWITTER_CONSUMER_SECRET is not set",
-                reason="WEBHOOKS_DISABLED",
+                reason=Reason.WEBHOOKS_DISABLED,
             )
         return self._secret
 
     def crc_response(self, crc_token: str) -> str:
         secret = self._key()
         if not crc_token:
-            raise InvalidArgument.for_field("crc_token", "is required", reason="CRC_TOKEN_MISSING")
+            raise InvalidArgument.for_field(
+                "crc_token", "is required", reason=Reason.CRC_TOKEN_MISSING
+            )
         # Length first: the pattern never runs over a long input.
         if len(crc_token) > MAX_CRC_TOKEN_LENGTH or not CRC_TOKEN.fullmatch(crc_token):
             raise InvalidArgument.for_field(
                 "crc_token",
                 f"must be 1-{MAX_CRC_TOKEN_LENGTH} characters of A-Z a-z 0-9 + / = _ -",
-                reason="CRC_TOKEN_INVALID",
+                reason=Reason.CRC_TOKEN_INVALID,
             )
         return signature(secret, crc_token.encode())
 
@@ -155,7 +158,8 @@ class XWebhooks:
         # Constant time: a timing difference would leak the signature byte by byte.
         if not given or not hmac.compare_digest(expected, given.strip().encode()):
             raise Unauthenticated(
-                "the webhook signature does not match the body", reason="WEBHOOK_SIGNATURE_INVALID"
+                "the webhook signature does not match the body",
+                reason=Reason.WEBHOOK_SIGNATURE_INVALID,
             )
 
     def receive(self, body: bytes, given_signature: str) -> DeliveryResult:
@@ -165,7 +169,9 @@ class XWebhooks:
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            raise InvalidArgument.for_field("body", "is not a JSON object", reason="BAD_WEBHOOK")
+            raise InvalidArgument.for_field(
+                "body", "is not a JSON object", reason=Reason.BAD_WEBHOOK
+            )
         found, ignored = parse_events(payload)
         if len(found) > MAX_EVENTS:
             raise InvalidArgument.for_field("body", f"carries over {MAX_EVENTS} events")

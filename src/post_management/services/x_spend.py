@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from post_management.domain.auth import Principal
 from post_management.domain.date_range import parse_date_range
 from post_management.domain.errors import InvalidArgument, NotFound
+from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import Outcome, Purpose, month_start
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWorkFactory
@@ -94,7 +95,9 @@ class XSpendQueries:
         start = dates.start or month_start(end - timedelta(microseconds=1))
         if end - start > MAX_REPORT_WINDOW:
             raise InvalidArgument.for_field(
-                "from_date", "the range may cover at most 366 days", reason="INVALID_DATE_RANGE"
+                "from_date",
+                "the range may cover at most 366 days",
+                reason=Reason.INVALID_DATE_RANGE,
             )
         with self._uow() as uow:
             budget: tuple[int, int] | None = None
@@ -102,7 +105,8 @@ class XSpendQueries:
                 account = uow.accounts.get(scope.account_id)
                 if account is None:
                     raise NotFound(
-                        f"account {scope.account_id} does not exist", reason="ACCOUNT_NOT_FOUND"
+                        f"account {scope.account_id} does not exist",
+                        reason=Reason.ACCOUNT_NOT_FOUND,
                     )
                 principal.ensure_can_act_for(account.user_id)
                 state = uow.spend.budget_states([account.id]).get(account.id)

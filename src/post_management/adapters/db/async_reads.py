@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from post_management.adapters.db.engine import normalize_url
 from post_management.domain.errors import Unavailable
 from post_management.domain.post import Post, PostState, Priority
+from post_management.domain.reasons import Reason
 from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class AsyncPostReads:
         self, run: Callable[[psycopg.AsyncConnection[tuple[Any, ...]]], Awaitable[T]]
     ) -> T:
         if self._pool is None:
-            raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE")
+            raise Unavailable("the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE)
         # A pooled connection may have died since its last use (a database restart):
         # the pool drops it on the error, and the second try takes a fresh one.
         for attempt in (1, 2):
@@ -171,18 +172,18 @@ class AsyncPostReads:
             except PoolTimeout as exc:
                 # No connection could be had in time: the database is down or saturated.
                 raise Unavailable(
-                    "the database is unavailable", reason="DATABASE_UNAVAILABLE"
+                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
                 ) from exc
             except psycopg.OperationalError as exc:
                 if attempt == 1 and not isinstance(exc, psycopg.errors.QueryCanceled):
                     log.info("post read retried on a fresh connection: %s", type(exc).__name__)
                     continue
                 raise Unavailable(
-                    "the database is unavailable", reason="DATABASE_UNAVAILABLE"
+                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
                 ) from exc
             except (psycopg.InterfaceError, TimeoutError) as exc:
                 raise Unavailable(
-                    "the database is unavailable", reason="DATABASE_UNAVAILABLE"
+                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
                 ) from exc
         raise AssertionError("unreachable")
 

@@ -15,6 +15,7 @@ from post_management.domain.account import Credentials
 from post_management.domain.errors import FailedPrecondition
 from post_management.domain.post import PostState
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import Metered, PriceTable
 from post_management.ports.privacy import (
     AuditRecord,
@@ -157,7 +158,7 @@ class SqlPrivacyStore:
             if PostState.PUBLISHING.value in set(states):
                 raise FailedPrecondition(
                     "some of the user's posts are being published: retry in a minute",
-                    reason="POSTS_BEING_PUBLISHED",
+                    reason=Reason.POSTS_BEING_PUBLISHED,
                 )
             if replaces:
                 _rekey(run, pseudonym, list(replaces))

@@ -19,6 +19,7 @@ from post_management.adapters.db.spend_ledger import SqlSpendLedger
 from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.errors import Unavailable
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
@@ -69,7 +70,9 @@ class SqlUnitOfWork:
             self._conn = self._engine.connect()
             self._conn.begin()
         except (OperationalError, InterfaceError) as exc:
-            raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
+            raise Unavailable(
+                "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
+            ) from exc
         self._trace = UnitOfWorkTrace()
         self.posts = SqlPostRepository(self._conn)
         self.accounts = SqlAccountRepository(self._conn, self._box)
@@ -103,7 +106,9 @@ class SqlUnitOfWork:
         if isinstance(exc, IntegrityError) and _sqlstate(exc) == UNIQUE_VIOLATION:
             raise DuplicateKey(_constraint(exc)) from exc
         if isinstance(exc, OperationalError | InterfaceError):
-            raise Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE") from exc
+            raise Unavailable(
+                "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
+            ) from exc
 
     def commit(self) -> None:
         assert self._conn is not None

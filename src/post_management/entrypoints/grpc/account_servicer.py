@@ -12,6 +12,7 @@ from xmp.posts.v1 import account_pb2, account_service_pb2, account_service_pb2_g
 from post_management.domain.account import Credentials
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.posting_rules import ensure_sizes
+from post_management.domain.reasons import Reason
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
     account_to_proto,
@@ -73,7 +74,7 @@ class AccountServicer(PrivacyMethods, account_service_pb2_grpc.AccountServiceSer
         self, request: account_service_pb2.CreateAccountRequest, context: Context
     ) -> account_pb2.Account:
         if not request.HasField("account"):
-            raise InvalidArgument.for_field("account", "is required", reason="MISSING_FIELD")
+            raise InvalidArgument.for_field("account", "is required", reason=Reason.MISSING_FIELD)
         message = request.account
         user_id = required_user_id(message.user_id, "account.user_id")
         fields = _fields(message, _set_paths(message))
@@ -109,7 +110,7 @@ class AccountServicer(PrivacyMethods, account_service_pb2_grpc.AccountServiceSer
         self, request: account_service_pb2.UpdateAccountRequest, context: Context
     ) -> account_pb2.Account:
         if not request.HasField("account"):
-            raise InvalidArgument.for_field("account", "is required", reason="MISSING_FIELD")
+            raise InvalidArgument.for_field("account", "is required", reason=Reason.MISSING_FIELD)
         message = request.account
         account_id = parse_uuid(message.id, "account.id")
         paths = mask_paths(request.update_mask, WRITABLE, "account") or _set_paths(message)

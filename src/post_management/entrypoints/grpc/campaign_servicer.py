@@ -13,6 +13,7 @@ from xmp.posts.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb
 from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.errors import InvalidArgument
+from post_management.domain.reasons import Reason
 from post_management.entrypoints.grpc.analytics_servicer import snapshot_to_proto
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
@@ -73,7 +74,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         self, request: campaign_service_pb2.CreateCampaignRequest, context: Context
     ) -> campaign_pb2.Campaign:
         if not request.HasField("campaign"):
-            raise InvalidArgument.for_field("campaign", "is required", reason="MISSING_FIELD")
+            raise InvalidArgument.for_field("campaign", "is required", reason=Reason.MISSING_FIELD)
         message = request.campaign
         new = NewCampaign(
             user_id=required_user_id(message.user_id, "campaign.user_id"),
@@ -148,6 +149,6 @@ def _instant(message: campaign_pb2.Campaign, field: str) -> datetime | None:
         value: datetime = getattr(message, field).ToDatetime(UTC)
     except ValueError:  # seconds or nanos outside Timestamp's range
         raise InvalidArgument.for_field(
-            f"campaign.{field}", "is not a valid timestamp", reason="INVALID_TIMESTAMP"
+            f"campaign.{field}", "is not a valid timestamp", reason=Reason.INVALID_TIMESTAMP
         ) from None
     return value

@@ -15,6 +15,7 @@ import grpc
 
 from post_management.domain.auth import Principal
 from post_management.domain.errors import DomainError, Unauthenticated
+from post_management.domain.reasons import Reason
 from post_management.entrypoints.grpc.errors import (
     internal_status,
     stream_refused_status,
@@ -62,7 +63,7 @@ def _bearer(context: grpc.aio.ServicerContext[Any, Any]) -> str:
                 return token.strip()
             break
     raise Unauthenticated(
-        "this call needs 'authorization: Bearer <token>' metadata", reason="TOKEN_MISSING"
+        "this call needs 'authorization: Bearer <token>' metadata", reason=Reason.TOKEN_MISSING
     )
 
 

@@ -9,6 +9,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from post_management.domain import errors
+from post_management.domain.reasons import Reason
 
 DOMAIN = "posts.xmp"
 
@@ -87,7 +88,7 @@ def internal_status() -> grpc.Status:
     status = status_pb2.Status(
         code=code_pb2.INTERNAL,
         message="internal error; it has been logged",
-        details=[_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN))],
+        details=[_pack(error_details_pb2.ErrorInfo(reason=Reason.INTERNAL, domain=DOMAIN))],
     )
     result: grpc.Status = rpc_status.to_status(status)
     return result
@@ -98,7 +99,9 @@ def stream_refused_status() -> grpc.Status:
     status = status_pb2.Status(
         code=code_pb2.UNIMPLEMENTED,
         message="streaming methods are not served: only unary calls are authenticated",
-        details=[_pack(error_details_pb2.ErrorInfo(reason="STREAMING_NOT_SERVED", domain=DOMAIN))],
+        details=[
+            _pack(error_details_pb2.ErrorInfo(reason=Reason.STREAMING_NOT_SERVED, domain=DOMAIN))
+        ],
     )
     result: grpc.Status = rpc_status.to_status(status)
     return result

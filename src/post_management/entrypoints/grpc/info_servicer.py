@@ -15,6 +15,7 @@ from xmp.posts.v1 import service_info_service_pb2 as info_pb2
 from xmp.posts.v1 import service_info_service_pb2_grpc as info_grpc
 
 from post_management.domain.errors import Unavailable
+from post_management.domain.reasons import Reason
 from post_management.entrypoints.grpc.mapping import timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -95,7 +96,7 @@ class ServiceInfoServicer(info_grpc.ServiceInfoServiceServicer):
         self, request: info_pb2.GetHealthRequest, context: Context
     ) -> info_pb2.HealthStatus:
         if not self._is_serving():
-            raise Unavailable("the service is shutting down", reason="NOT_SERVING")
+            raise Unavailable("the service is shutting down", reason=Reason.NOT_SERVING)
         if not request.detail or self._health_report is None:
             return info_pb2.HealthStatus(status="SERVING")
         report = await asyncio.to_thread(self._health_report)
@@ -110,7 +111,7 @@ class ServiceInfoServicer(info_grpc.ServiceInfoServiceServicer):
             names = ", ".join(check.name for check in failing) or "shutdown"
             raise Unavailable(
                 f"not ready: {names}",
-                reason="NOT_READY",
+                reason=Reason.NOT_READY,
                 metadata={check.name: check.detail for check in failing},
             )
         return info_pb2.ReadinessStatus(

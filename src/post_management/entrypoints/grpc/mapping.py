@@ -17,29 +17,32 @@ from post_management.domain.content_rules import Finding
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import Media
 from post_management.domain.post import Post, PostState, Priority
+from post_management.domain.reasons import Reason
 
 MAX_ID_LENGTH = 128
 
 
 def parse_uuid(value: str, field: str) -> UUID:
     if not value:
-        raise InvalidArgument.for_field(field, "is required", reason="MISSING_FIELD")
+        raise InvalidArgument.for_field(field, "is required", reason=Reason.MISSING_FIELD)
     try:
         return UUID(value)
     except ValueError:
-        raise InvalidArgument.for_field(field, "must be a UUID", reason="MALFORMED_ID") from None
+        raise InvalidArgument.for_field(
+            field, "must be a UUID", reason=Reason.MALFORMED_ID
+        ) from None
 
 
 def required_user_id(value: str, field: str = "user_id") -> str:
     if not value:
-        raise InvalidArgument.for_field(field, "is required", reason="MISSING_FIELD")
+        raise InvalidArgument.for_field(field, "is required", reason=Reason.MISSING_FIELD)
     return checked_user_id(value, field)
 
 
 def checked_user_id(value: str, field: str = "user_id") -> str:
     if len(value) > MAX_ID_LENGTH or not value.isprintable() or value != value.strip():
         raise InvalidArgument.for_field(
-            field, f"must be 1-{MAX_ID_LENGTH} printable characters", reason="MALFORMED_ID"
+            field, f"must be 1-{MAX_ID_LENGTH} printable characters", reason=Reason.MALFORMED_ID
         )
     return value
 
@@ -69,7 +72,7 @@ def post_state_from_proto(value: int, field: str = "state") -> PostState | None:
     if value == post_pb2.POST_STATE_UNSPECIFIED:
         return None
     if value not in post_pb2.PostState.values():
-        raise InvalidArgument.for_field(field, f"unknown state {value}", reason="UNKNOWN_ENUM")
+        raise InvalidArgument.for_field(field, f"unknown state {value}", reason=Reason.UNKNOWN_ENUM)
     return PostState(post_pb2.PostState.Name(value).removeprefix("POST_STATE_"))  # type: ignore[arg-type]
 
 
@@ -81,7 +84,9 @@ def priority_from_proto(value: int, field: str = "priority") -> Priority | None:
     if value == post_pb2.PRIORITY_UNSPECIFIED:
         return None
     if value not in post_pb2.Priority.values():
-        raise InvalidArgument.for_field(field, f"unknown priority {value}", reason="UNKNOWN_ENUM")
+        raise InvalidArgument.for_field(
+            field, f"unknown priority {value}", reason=Reason.UNKNOWN_ENUM
+        )
     return Priority[post_pb2.Priority.Name(value).removeprefix("PRIORITY_")]  # type: ignore[arg-type]
 
 
@@ -175,6 +180,6 @@ def mask_paths(mask: FieldMask, writable: frozenset[str], message: str) -> set[s
             "update_mask",
             f"cannot update {', '.join(unknown)}; writable {message} fields: "
             + ", ".join(sorted(writable)),
-            reason="FIELD_NOT_WRITABLE",
+            reason=Reason.FIELD_NOT_WRITABLE,
         )
     return paths

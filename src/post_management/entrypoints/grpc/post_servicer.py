@@ -17,6 +17,7 @@ from post_management.domain.errors import InvalidArgument
 from post_management.domain.limits import ensure_at_most
 from post_management.domain.media import MAX_MEDIA_PER_POST
 from post_management.domain.post import Priority
+from post_management.domain.reasons import Reason
 from post_management.domain.threads import MAX_FOLLOW_UPS
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
@@ -51,7 +52,7 @@ WRITABLE = frozenset(
 
 
 # The reason of every content violation (services/posts.py).
-CONTENT = "INVALID_ARGUMENT"
+CONTENT = Reason.INVALID_ARGUMENT
 
 
 def _check_list_sizes(message: post_pb2.Post) -> None:
@@ -63,7 +64,7 @@ def _check_list_sizes(message: post_pb2.Post) -> None:
         MAX_MEDIA_PER_POST,
         "post.attachment_ids",
         "attachments",
-        "INVALID_MEDIA",
+        Reason.INVALID_MEDIA,
     )
     ensure_at_most(message.thread, MAX_FOLLOW_UPS, "post.thread", "follow-up segments", CONTENT)
 
@@ -78,7 +79,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
         self, request: post_service_pb2.CreatePostRequest, context: Context
     ) -> post_pb2.Post:
         if not request.HasField("post"):
-            raise InvalidArgument.for_field("post", "is required", reason="MISSING_FIELD")
+            raise InvalidArgument.for_field("post", "is required", reason=Reason.MISSING_FIELD)
         message = request.post
         _check_list_sizes(message)
         new = NewPost(
@@ -125,7 +126,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
         self, request: post_service_pb2.UpdatePostRequest, context: Context
     ) -> post_pb2.Post:
         if not request.HasField("post"):
-            raise InvalidArgument.for_field("post", "is required", reason="MISSING_FIELD")
+            raise InvalidArgument.for_field("post", "is required", reason=Reason.MISSING_FIELD)
         message = request.post
         post_id = parse_uuid(message.id, "post.id")
         _check_list_sizes(message)

@@ -10,6 +10,7 @@ from xmp.posts.v1 import media_pb2
 
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import MediaKind
+from post_management.domain.reasons import Reason
 from post_management.entrypoints.grpc.mapping import timestamp
 from post_management.services.engagement_prediction import PredictionView, TargetPrediction
 
@@ -34,7 +35,7 @@ def planned_time(request: pb.PredictEngagementRequest) -> datetime | None:
         return request.planned_time.ToDatetime(tzinfo=UTC)
     except ValueError:  # seconds or nanos outside Timestamp's range
         raise InvalidArgument.for_field(
-            "planned_time", "is not a valid timestamp", reason="INVALID_TIMESTAMP"
+            "planned_time", "is not a valid timestamp", reason=Reason.INVALID_TIMESTAMP
         ) from None
 
 

@@ -12,6 +12,7 @@ from xmp.posts.v1 import post_pb2, publishing_service_pb2, publishing_service_pb
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.limits import ensure_at_most
 from post_management.domain.post import PostState
+from post_management.domain.reasons import Reason
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
     checked_user_id,
@@ -81,7 +82,7 @@ def _states(values: Iterable[int]) -> tuple[PostState, ...]:
         state = post_state_from_proto(value, f"states[{index}]")
         if state is None:
             raise InvalidArgument.for_field(
-                f"states[{index}]", "must be a state", reason="INVALID_STATE_FILTER"
+                f"states[{index}]", "must be a state", reason=Reason.INVALID_STATE_FILTER
             )
         states.append(state)
     return tuple(states)

@@ -23,6 +23,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from post_management.domain.auth import Role
+from post_management.domain.reasons import Reason
 from post_management.entrypoints.grpc.edge import (
     PUBLIC_METHODS,
     PUBLIC_PREFIXES,
@@ -62,7 +63,7 @@ def exhausted_status(retry_after: timedelta, limit: int, window: timedelta) -> g
         details=[
             _pack(
                 error_details_pb2.ErrorInfo(
-                    reason="RATE_LIMITED",
+                    reason=Reason.RATE_LIMITED,
                     domain=DOMAIN,
                     metadata={"limit": str(limit), "window_seconds": str(int(window.seconds))},
                 )

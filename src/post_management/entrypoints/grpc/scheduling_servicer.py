@@ -16,6 +16,7 @@ from xmp.posts.v1 import (
 from post_management.domain.conflicts import ConflictPolicy
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.limits import ensure_at_most
+from post_management.domain.reasons import Reason
 from post_management.domain.slots import SlotPolicy
 from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy
 from post_management.entrypoints.grpc.edge import current_principal
@@ -64,7 +65,7 @@ def _enum(table: dict[int, T], value: int, field: str) -> T:
         return table[value]
     except KeyError:
         raise InvalidArgument.for_field(
-            field, f"unknown value {value}", reason="UNKNOWN_ENUM"
+            field, f"unknown value {value}", reason=Reason.UNKNOWN_ENUM
         ) from None
 
 
@@ -152,7 +153,7 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
         principal = current_principal()
         principal.ensure_can_act_for(user_id)
         ensure_at_most(
-            request.requests, MAX_BATCH, "requests", "items per batch", "BATCH_TOO_LARGE"
+            request.requests, MAX_BATCH, "requests", "items per batch", Reason.BATCH_TOO_LARGE
         )
         commands = [
             schedule_request(item, f"requests[{index}].", user_id)
@@ -189,7 +190,7 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
                 after = request.after.ToDatetime(tzinfo=UTC)
             except ValueError:  # seconds or nanos outside Timestamp's range
                 raise InvalidArgument.for_field(
-                    "after", "is not a valid timestamp", reason="INVALID_TIMESTAMP"
+                    "after", "is not a valid timestamp", reason=Reason.INVALID_TIMESTAMP
                 ) from None
         found = await asyncio.to_thread(
             self._scheduling.free_slots, principal, account_id, user_id, after, request.count

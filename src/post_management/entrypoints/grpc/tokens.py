@@ -9,6 +9,7 @@ import jwt
 
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import Unauthenticated
+from post_management.domain.reasons import Reason
 
 LEEWAY = timedelta(seconds=30)
 # The audit log records "<role>:<subject>" in 128 characters.
@@ -65,23 +66,24 @@ class TokenCodec:
             )
             role = Role(claims.get("role", Role.USER.value))
         except jwt.ExpiredSignatureError:
-            raise Unauthenticated("the token has expired", reason="TOKEN_EXPIRED") from None
+            raise Unauthenticated("the token has expired", reason=Reason.TOKEN_EXPIRED) from None
         except (jwt.InvalidTokenError, ValueError):
             # Never echo the token: it may be a real credential sent by mistake.
-            raise Unauthenticated("the token is not valid", reason="TOKEN_INVALID") from None
+            raise Unauthenticated("the token is not valid", reason=Reason.TOKEN_INVALID) from None
         # Checked against the expiry, not "iat" (other issuers may leave it out): a
         # token that is still valid further ahead than the cap lives too long.
         expires = datetime.fromtimestamp(claims["exp"], UTC)
         if expires - datetime.now(UTC) > self.max_lifetime + LEEWAY:
             raise Unauthenticated(
-                "the token lives longer than this service accepts", reason="TOKEN_TOO_LONG_LIVED"
+                "the token lives longer than this service accepts",
+                reason=Reason.TOKEN_TOO_LONG_LIVED,
             )
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
-            raise Unauthenticated("the token has no subject", reason="TOKEN_INVALID")
+            raise Unauthenticated("the token has no subject", reason=Reason.TOKEN_INVALID)
         if len(subject) > MAX_SUBJECT_LENGTH:
             raise Unauthenticated(
                 f"the token's subject is longer than {MAX_SUBJECT_LENGTH} characters",
-                reason="TOKEN_INVALID",
+                reason=Reason.TOKEN_INVALID,
             )
         return Principal(subject=subject, role=role), float(claims["exp"])
