@@ -121,6 +121,10 @@ def same_post(
         if sent_media_count and x_media_count is None and not media_link and not wanted:
             return False  # media only, and nothing says X's post has media at all
         return _equal(wanted, canonical_text(text), reply)
+    if x_urls is not None and _URL.search(sent_text):
+        # X gave expanded URLs that do not pair with its links: ours could not be told
+        # from a look-alike with another address. Never adopt on a guess.
+        return False
     # Expanded URLs unknown: links compare as placeholders, bare domains as written.
     wanted = _opaque_links(sent_text)
     candidates = [x_text]

@@ -114,3 +114,17 @@ def test_expanded_urls_drop_the_media_link() -> None:
     assert same_post("holiday", 1, x_text, x_urls=page, x_media_count=1)
     assert same_post("", 1, "https://t.co/Zz9Yy8Xx7W", x_urls=page, x_media_count=1)
     assert not same_post("holiday", 0, x_text, x_urls=page)
+
+
+def test_expanded_urls_that_do_not_pair_with_the_links_never_match_a_link() -> None:
+    # X listed other URLs than its text has t.co links: the address behind the link
+    # is unknown, so a look-alike with another shop must not be taken for ours.
+    x_text = "Deal at https://t.co/abc123 today"
+    assert not same_post("Deal at https://shop-a.com today", 0, x_text, x_urls=[])
+    assert not same_post(
+        "Deal at https://shop-a.com today", 0, x_text, x_urls=["https://a.io", "https://b.io"]
+    )
+    # Without links in what was sent there is nothing to mix up.
+    assert same_post("Plain words", 0, "Plain words", x_urls=["https://x.com/extra"])
+    # With no expanded URLs given at all, links still compare as placeholders.
+    assert same_post("Deal at https://shop-a.com today", 0, x_text)
