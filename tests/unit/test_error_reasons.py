@@ -64,9 +64,15 @@ def _literal_reasons(tree: ast.Module) -> list[tuple[int, str]]:
             for keyword in node.keywords:
                 if keyword.arg == "reason" and _is_code(keyword.value):
                     found.append((node.lineno, ast.unparse(keyword.value)))
+            # Positional places of a reason: ensure_at_most's fifth, for_field's third,
+            # an error constructor's second (message, reason, ...).
             name = ast.unparse(node.func).rsplit(".", 1)[-1]
-            if name == "ensure_at_most" and len(node.args) >= 5 and _is_code(node.args[4]):
-                found.append((node.lineno, ast.unparse(node.args[4])))
+            place = {"ensure_at_most": 4, "for_field": 2}.get(name)
+            kind = getattr(errors, name, None)
+            if place is None and isinstance(kind, type) and issubclass(kind, errors.DomainError):
+                place = 1
+            if place is not None and len(node.args) > place and _is_code(node.args[place]):
+                found.append((node.lineno, ast.unparse(node.args[place])))
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             params = node.args.args + node.args.kwonlyargs
@@ -134,8 +140,11 @@ def test_the_scan_finds_a_literal_reason() -> None:
         "_REASON = 'INVALID_POSTING_RULES'\n"
         "reason_code = 'A_B' if flag else 'C_D'\n"
         "look_again(claim, reason='looking again: timeout')\n"
+        "raise Aborted('lost', 'ETAG_MISMATCH')\n"
+        "InvalidArgument.for_field('f', 'is bad', 'INVALID_FIELD')\n"
+        "raise NotFound('x', Reason.POST_NOT_FOUND)\n"
     )
-    assert len(_literal_reasons(tree)) == 5
+    assert len(_literal_reasons(tree)) == 7
 
 
 def test_reason_values_are_their_names() -> None:
