@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -81,13 +82,23 @@ def _rate_limited(response: requests.Response, info: RateLimitInfo | None) -> Ra
         spent = [q for q in (info.window, info.user_day, info.app_day) if q and q.remaining <= 0]
         quota = max(spent, key=lambda q: q.reset_at)
     if reset_at is None:
-        reset_at = quota.reset_at if quota else datetime.now(UTC) + DEFAULT_WINDOW
+        reset_at = quota.reset_at if quota else _answered_at(response) + DEFAULT_WINDOW
     return RateLimited(
         reset_at=reset_at,
         limit=quota.limit if quota else None,
         remaining=quota.remaining if quota else None,
         rate_limit=info,
     )
+
+
+def _answered_at(response: requests.Response) -> datetime:
+    """When X answered, by X's own clock (its Date header): a worker's clock may be
+    off. The process clock only when X sent no readable date."""
+    try:
+        answered = parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError):
+        return datetime.now(UTC)
+    return answered if answered.tzinfo else answered.replace(tzinfo=UTC)
 
 
 def from_http_error(exc: tweepy.HTTPException) -> Failure:
