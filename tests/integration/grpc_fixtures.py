@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import requests
 from xmp.posts.v1 import (
     account_pb2,
     account_service_pb2,
@@ -32,6 +33,26 @@ def server(
     running = RunningServer(settings_for(url, Path(tmp_path_factory.mktemp("data"))))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def machine_server(
+    machine_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A running server on the machine's PostgreSQL, for a module with its own data."""
+    running = RunningServer(settings_for(machine_database, Path(tmp_path_factory.mktemp("data"))))
+    yield running
+    running.stop()
+
+
+def rest_as(
+    server: RunningServer, envoy_base_url: str, subject: str
+) -> Iterator[tuple[str, requests.Session]]:
+    """Envoy's base URL and a loopback session carrying `subject`'s token."""
+    with requests.Session() as session:
+        session.trust_env = False  # loopback only
+        session.headers["authorization"] = f"Bearer {server.token(subject)}"
+        yield envoy_base_url, session
 
 
 @pytest.fixture(scope="module")

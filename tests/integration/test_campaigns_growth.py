@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """Campaigns, account growth and audience activity over real gRPC and PostgreSQL, and
 their REST paths through a real Envoy, on a fixed data set worked out by hand.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
@@ -47,19 +47,14 @@ from post_management.domain.post import Post, PostState
 from tests.conftest import truncate
 from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
 from tests.integration.analytics_fixtures import Data
-from tests.integration.grpc_fixtures import error_details
-from tests.support.harness import RunningServer, auth, settings_for
+from tests.integration.grpc_fixtures import (  # noqa: F401
+    error_details,
+    machine_server,
+    rest_as,
+)
+from tests.support.harness import RunningServer, auth
 
 FOLLOWERS = [1000, 1010, 1040, 1030, 1100]
-
-
-@pytest.fixture(scope="module")
-def running(
-    machine_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    server = RunningServer(settings_for(machine_database, Path(tmp_path_factory.mktemp("cg"))))
-    yield server
-    server.stop()
 
 
 @dataclass
@@ -87,7 +82,7 @@ def imp(impressions: int, likes: int, clicks: int) -> Counts:
 
 
 @pytest.fixture(scope="module")
-def world(running: RunningServer, machine_database: str) -> Iterator[World]:
+def world(machine_server: RunningServer, machine_database: str) -> Iterator[World]:
     truncate(machine_database)
     engine = make_engine(machine_database)
     data = Data(engine)
@@ -98,7 +93,9 @@ def world(running: RunningServer, machine_database: str) -> Iterator[World]:
 
     account = data.account("alice")
     other = data.account("alice")
-    campaign = campaign_service_pb2_grpc.CampaignServiceStub(running.channel()).CreateCampaign(
+    campaign = campaign_service_pb2_grpc.CampaignServiceStub(
+        machine_server.channel()
+    ).CreateCampaign(
         campaign_service_pb2.CreateCampaignRequest(
             campaign=campaign_pb2.Campaign(
                 user_id="alice",
@@ -107,7 +104,7 @@ def world(running: RunningServer, machine_database: str) -> Iterator[World]:
                 end_time=_stamp(at(5, 0)),
             )
         ),
-        metadata=auth(running.token("alice")),
+        metadata=auth(machine_server.token("alice")),
     )
     posts = {
         "c1": data.post(
@@ -136,7 +133,7 @@ def world(running: RunningServer, machine_database: str) -> Iterator[World]:
         later = FollowerSnapshot(at(0, 20).date(), at(0, 20), 5, 5, 5, 5)
         assert not uow.insights.add_follower_snapshot(account.id, later)
         uow.commit()
-    yield World(running, engine, d0, account, other, campaign.id, posts)
+    yield World(machine_server, engine, d0, account, other, campaign.id, posts)
     engine.dispose()
 
 
@@ -390,10 +387,7 @@ def test_growth_and_activity_bad_input(world: World) -> None:
 @pytest.fixture(scope="module")
 def rest(world: World, envoy_factory: EnvoyFactory) -> Iterator[tuple[str, requests.Session]]:
     base = envoy_factory(grpc_port=world.server.server.port).base_url
-    with requests.Session() as session:
-        session.trust_env = False  # loopback only
-        session.headers["authorization"] = f"Bearer {world.server.token('alice')}"
-        yield base, session
+    yield from rest_as(world.server, base, "alice")
 
 
 def test_rest_paths_through_envoy(world: World, rest: tuple[str, requests.Session]) -> None:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """The X spend ledger and GetXSpend over real gRPC and PostgreSQL (and REST through a
 real Envoy), on a fixed set of calls whose costs are worked out by hand.
 
@@ -24,7 +25,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
@@ -49,19 +49,11 @@ from post_management.observability.metrics import X_SPEND
 from tests.conftest import truncate
 from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
 from tests.integration.analytics_fixtures import Data
-from tests.support.harness import RunningServer, auth, settings_for
+from tests.integration.grpc_fixtures import machine_server, rest_as  # noqa: F401
+from tests.support.harness import RunningServer, auth
 
 D1 = datetime(2026, 11, 10, 9, tzinfo=UTC)
 D2 = D1 + timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def running(
-    machine_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    server = RunningServer(settings_for(machine_database, Path(tmp_path_factory.mktemp("xs"))))
-    yield server
-    server.stop()
 
 
 @dataclass
@@ -80,16 +72,18 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(running: RunningServer, machine_database: str) -> Iterator[World]:
+def world(machine_server: RunningServer, machine_database: str) -> Iterator[World]:
     truncate(machine_database)
     engine = make_engine(machine_database)
     data = Data(engine)
     account = data.account("alice")
-    campaign = campaign_service_pb2_grpc.CampaignServiceStub(running.channel()).CreateCampaign(
+    campaign = campaign_service_pb2_grpc.CampaignServiceStub(
+        machine_server.channel()
+    ).CreateCampaign(
         campaign_service_pb2.CreateCampaignRequest(
             campaign=campaign_pb2.Campaign(user_id="alice", name="C")
         ),
-        metadata=auth(running.token("alice")),
+        metadata=auth(machine_server.token("alice")),
     )
     p1 = data.post(account, published_at=D1 + timedelta(minutes=1))
     p2 = data.post(account, published_at=D1 + timedelta(minutes=2))
@@ -128,7 +122,7 @@ def world(running: RunningServer, machine_database: str) -> Iterator[World]:
     # The Prometheus counter follows (post reads: 35,000 micro-dollars).
     assert X_SPEND.labels(kind="post_read")._value.get() - counted == pytest.approx(0.035)
     posts = {"p1": p1.id, "p2": p2.id, "p3": p3.id}
-    yield World(running, engine, account, campaign.id, posts)
+    yield World(machine_server, engine, account, campaign.id, posts)
     engine.dispose()
 
 
@@ -258,10 +252,7 @@ def test_budget_round_trip_and_month_to_date(world: World) -> None:
 @pytest.fixture(scope="module")
 def rest(world: World, envoy_factory: EnvoyFactory) -> Iterator[tuple[str, requests.Session]]:
     base = envoy_factory(grpc_port=world.server.server.port).base_url
-    with requests.Session() as session:
-        session.trust_env = False  # loopback only
-        session.headers["authorization"] = f"Bearer {world.server.token('alice')}"
-        yield base, session
+    yield from rest_as(world.server, base, "alice")
 
 
 def test_rest_paths_through_envoy(world: World, rest: tuple[str, requests.Session]) -> None:

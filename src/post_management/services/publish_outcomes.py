@@ -243,35 +243,26 @@ def budget_wait(claim: Claim, budget: int, spent: int, needed: int, now: datetim
 
 def suspended(claim: Claim, reason: str, now: datetime) -> Settlement:
     """The account's queue pauses until someone resumes it; the post waits."""
-    return Settlement(
-        state=PostState.SCHEDULED,
-        outcome="account_suspended",
-        detail=reason,
-        refund_attempt=True,
-        account_state=AccountState.SUSPENDED,
-        events=(
-            events.account_suspended(
-                account_id=claim.account_id,
-                user_id=claim.user_id,
-                x_user_id=claim.x_user_id,
-                reason=reason,
-                affected_posts=1,
-                occurred_at=now,
-            ),
-        ),
-    )
+    return _account_stopped(claim, "account_suspended", reason, AccountState.SUSPENDED, now)
 
 
 def parked(claim: Claim, reason: str, now: datetime) -> Settlement:
     """Something of the account, not of the post, stops it (its credentials cannot be
     read): the post waits in the queue, its attempt refunded, and the account's queue
     is paused with the reason until someone resumes it."""
+    return _account_stopped(claim, "parked", reason, AccountState.PAUSED, now)
+
+
+def _account_stopped(
+    claim: Claim, outcome: str, reason: str, state: AccountState, now: datetime
+) -> Settlement:
+    """The post waits (attempt refunded) while its account is stopped in `state`."""
     return Settlement(
         state=PostState.SCHEDULED,
-        outcome="parked",
+        outcome=outcome,
         detail=reason,
         refund_attempt=True,
-        account_state=AccountState.PAUSED,
+        account_state=state,
         events=(
             events.account_suspended(
                 account_id=claim.account_id,
