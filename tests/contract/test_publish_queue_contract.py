@@ -278,3 +278,20 @@ def test_retries_and_unknown_outcomes_are_not_audited_an_x_suspension_is(world: 
         )
     ]
     assert world.queue.claim_due(1, LEASE) == []
+
+
+def test_x_ids_outlive_their_post_but_not_their_account(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now)
+    store(world.uow, account, post)
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.settle(claim, published(claim, "800"))
+    with world.uow() as uow:
+        assert uow.posts.delete(post.id, 3)
+        uow.commit()
+    assert world.queue.stored_x_post_ids(account.id, ["800"]) == {"800"}
+    with world.uow() as uow:
+        assert uow.accounts.delete(account.id, 1)
+        uow.commit()
+    assert world.queue.stored_x_post_ids(account.id, ["800"]) == set()

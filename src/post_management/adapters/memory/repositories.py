@@ -166,10 +166,14 @@ class MemoryAccountRepository:
             return False
         del tables.accounts[account_id]
         tables.account_engine.pop(account_id, None)
-        # The posts go with their account (ON DELETE CASCADE).
-        for post_id in [p.id for p in tables.posts.values() if p.account_id == account_id]:
+        # The posts go with their account, their attempts and the account's X ids
+        # (ON DELETE CASCADE); a post's own delete leaves its X ids claimed.
+        gone = {p.id for p in tables.posts.values() if p.account_id == account_id}
+        for post_id in gone:
             del tables.posts[post_id]
             tables.post_engine.pop(post_id, None)
+        tables.attempts = [a for a in tables.attempts if a.post_id not in gone]
+        tables.x_ids = {key: v for key, v in tables.x_ids.items() if key[0] != account_id}
         return True
 
 
