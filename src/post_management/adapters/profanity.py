@@ -6,16 +6,22 @@ once, in the background from start-up, and callers wait for it only if early."""
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 Predict = Callable[[list[str]], Any]
+# Texts whose scores are kept: scheduling and editing a post score its text again, and
+# the model is most of those calls' cost.
+CACHED_TEXTS = 4096
 
 
 class ProfanityCheck:
-    def __init__(self) -> None:
+    def __init__(self, predict: Predict | None = None, cached: int = CACHED_TEXTS) -> None:
         self._lock = threading.Lock()
-        self._predict: Predict | None = None
+        self._predict: Predict | None = predict
+        self._scores: OrderedDict[str, float] = OrderedDict()
+        self._cached = cached
 
     def warm_up(self) -> threading.Thread:
         """Load the model on a daemon thread now, not on the first request."""
@@ -34,5 +40,17 @@ class ProfanityCheck:
     def scores(self, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
-        predict = self._predict or self._load()
-        return [float(score) for score in predict(list(texts))]
+        with self._lock:
+            known = {text: self._scores[text] for text in texts if text in self._scores}
+            for text in known:
+                self._scores.move_to_end(text)
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:
+            predict = self._predict or self._load()
+            fresh = dict(zip(missing, (float(s) for s in predict(missing)), strict=True))
+            known.update(fresh)
+            with self._lock:
+                self._scores.update(fresh)
+                while len(self._scores) > self._cached:
+                    self._scores.popitem(last=False)
+        return [known[text] for text in texts]
