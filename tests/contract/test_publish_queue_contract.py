@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -295,3 +296,31 @@ def test_x_ids_outlive_their_post_but_not_their_account(world: World) -> None:
         assert uow.accounts.delete(account.id, 1)
         uow.commit()
     assert world.queue.stored_x_post_ids(account.id, ["800"]) == set()
+
+
+def test_leases_only_move_forward_and_a_renewal_keeps_the_post(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    store(world.uow, account, a_post(account, now))
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.renew(claim, timedelta(seconds=10))  # shorter: the lease stays
+    world.time.advance(timedelta(seconds=60))
+    assert world.queue.claim_for_reconcile(1, LEASE) == []
+    assert world.queue.renew(claim, LEASE)  # now + 90 s
+    world.time.advance(timedelta(seconds=60))
+    assert world.queue.claim_for_reconcile(1, LEASE) == []
+    world.time.advance(timedelta(seconds=31))
+    assert len(world.queue.claim_for_reconcile(1, LEASE)) == 1
+
+
+def test_concurrent_claims_never_share_a_post_or_an_account(world: World) -> None:
+    now = world.time.now()
+    accounts = [an_account(now) for _ in range(8)]
+    posts = [a_post(a, now, due_in=timedelta(seconds=-i)) for a in accounts for i in range(3)]
+    store(world.uow, *accounts, *posts)
+    with ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(lambda _: world.queue.claim_due(3, LEASE), range(8)))
+    # Whatever a claim skipped as locked by another is claimed by that other, or later.
+    claims = [claim for batch in [*batches, world.queue.claim_due(10, LEASE)] for claim in batch]
+    assert len({c.post_id for c in claims}) == len(claims)
+    assert sorted(c.account_id for c in claims) == sorted(a.id for a in accounts)
