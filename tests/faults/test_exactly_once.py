@@ -1,8 +1,8 @@
 """The mixed drill: three worker processes (one with its clock a minute fast), X's
 timeline lagging, faults injected all along and a worker SIGKILLed while it holds
 claims and faults are still being injected: every post is on X exactly once, with
-the id the service stored, one `post.published` event each, on time (DESIGN
-section 4, docs/reliability.md)."""
+the id the service stored, one `post.published` event each, on time
+(docs/reliability.md)."""
 
 # ruff: noqa: F811
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The publishing engine against real PostgreSQL and the X emulator (DESIGN section 4)."""
+"""The publishing engine against real PostgreSQL and the X emulator (docs/reliability.md)."""
 
 # ruff: noqa: F811
 from __future__ import annotations

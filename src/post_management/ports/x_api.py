@@ -1,7 +1,7 @@
 """The X API port: what the service needs from X, with typed outcomes.
 
 Every call returns a value instead of raising for X-side conditions, so the
-dispatcher can branch on the outcome (DESIGN.md section 4) without knowing
+dispatcher can branch on the outcome (docs/reliability.md) without knowing
 the HTTP library. Only programming errors raise.
 """
 

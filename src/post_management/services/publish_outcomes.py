@@ -1,4 +1,4 @@
-"""What each X outcome means for a claimed post (DESIGN section 4), as Settlements."""
+"""What each X outcome means for a claimed post (docs/reliability.md), as Settlements."""
 
 from __future__ import annotations
 

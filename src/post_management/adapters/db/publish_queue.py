@@ -1,4 +1,4 @@
-"""The posts table as the publishing queue (DESIGN section 4).
+"""The posts table as the publishing queue (docs/reliability.md).
 
 Claims commit before X is called. `FOR UPDATE SKIP LOCKED` lets any number of
 dispatchers share the queue; a transaction-scoped advisory lock per account and

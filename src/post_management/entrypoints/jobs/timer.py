@@ -1,4 +1,4 @@
-"""APScheduler only ticks: the posts table is the queue (DESIGN section 4).
+"""APScheduler only ticks: the posts table is the queue (docs/architecture.md).
 
 Jobs never carry posts, so the timer needs no shared job store and any number of
 replicas can run it.
