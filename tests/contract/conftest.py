@@ -23,14 +23,8 @@ from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.memory.clock import SettableClock
-from post_management.adapters.memory.publish_queue import MemoryPublishQueue
-from post_management.adapters.memory.repositories import (
-    MemoryErasureTombstones,
-    MemoryMediaUploads,
-)
-from post_management.adapters.memory.spend_ledger import MemorySpendMeter
-from post_management.adapters.memory.store import MemoryStore
-from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
+from post_management.adapters.memory.composition import memory_adapters
+from post_management.adapters.memory.repositories import MemoryErasureTombstones
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.media import MediaUploads
@@ -97,28 +91,27 @@ class World:
 
 
 def _memory_world() -> World:
-    clock = SettableClock(datetime.now(UTC))
     pseudonyms = Pseudonyms(secrets.token_bytes(32))
-    factory = MemoryUnitOfWorkFactory(MemoryStore(clock), pseudonyms)
-    tombstones = MemoryErasureTombstones(factory.store, pseudonyms)
+    adapters = memory_adapters(datetime.now(UTC), pseudonyms)
+    store = adapters.store
+    tombstones = MemoryErasureTombstones(store, pseudonyms)
 
     def audit(resource_id: uuid.UUID) -> list[tuple[str, str, Any]]:
         return [
             (e.actor, e.action, e.after)
-            for _, e in factory.store.tables.audit
+            for _, e in store.tables.audit
             if e.resource_id == resource_id
         ]
 
-    store = factory.store
     return World(
         "memory",
-        factory,
-        MemoryPublishQueue(store),
-        MemoryTime(clock),
+        adapters.uow,
+        adapters.queue,
+        MemoryTime(adapters.settable_clock),
         tombstones.erase,
         audit,
-        MemoryMediaUploads(store),
-        MemorySpendMeter(store),
+        adapters.uploads,
+        adapters.meter,
     )
 
 

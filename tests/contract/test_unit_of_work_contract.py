@@ -358,3 +358,33 @@ def test_a_post_of_a_missing_account_is_refused(world: World) -> None:
         uow.commit()
     with world.uow() as uow:
         assert uow.posts.get(orphan.id) is None
+
+
+def test_posts_by_any_of_several_states_and_by_error_text(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    failed = a_post(account, now, state=PostState.FAILED, last_error="X refused: 100% Dup_")
+    dead = a_post(account, now, state=PostState.DEAD_LETTERED, last_error="gave up")
+    store(world.uow, account, failed, dead, a_post(account, now))
+    stuck = (PostState.FAILED, PostState.DEAD_LETTERED)
+    with world.uow() as uow:
+        both = uow.posts.list(PostFilter(user_id="alice", states=stuck), None, 10)
+        assert {p.id for p in both} == {failed.id, dead.id}
+        # Case-insensitive, and LIKE's wildcards are plain characters.
+        for text_ in ("100% dup_", "REFUSED"):
+            found = uow.posts.list(PostFilter(states=stuck, error_contains=text_), None, 10)
+            assert [p.id for p in found] == [failed.id]
+        assert uow.posts.list(PostFilter(error_contains="0%_D"), None, 10) == []
+
+
+def test_media_usage_counts_the_users_items_and_bytes(world: World) -> None:
+    now = world.time.now()
+    with world.uow() as uow:
+        assert uow.media.usage("alice") == (0, 0)
+        for size in (3, 5):
+            item = Media(uuid.uuid4(), "alice", "image/png", MediaKind.IMAGE, size, now)
+            uow.media.add(item, b"x" * size)
+        uow.media.add(Media(uuid.uuid4(), "bob", "image/png", MediaKind.IMAGE, 7, now), b"x" * 7)
+        uow.commit()
+    with world.uow() as uow:
+        assert uow.media.usage("alice") == (2, 8)

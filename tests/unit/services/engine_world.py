@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from post_management.adapters.memory.clock import SettableClock
-from post_management.adapters.memory.publish_queue import MemoryPublishQueue
-from post_management.adapters.memory.repositories import MemoryMediaUploads
-from post_management.adapters.memory.store import MemoryStore
-from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
-from post_management.adapters.memory.x_api import MemoryXApi
+from post_management.adapters.memory.composition import memory_adapters
 from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
@@ -29,26 +23,27 @@ TIMING = Timing(
 )
 
 
-@dataclass
 class EngineWorld:
-    clock: SettableClock = field(default_factory=lambda: SettableClock(START))
-
-    def __post_init__(self) -> None:
-        self.store = MemoryStore(self.clock)
-        self.uow = MemoryUnitOfWorkFactory(self.store)
-        self.queue = MemoryPublishQueue(self.store)
-        self.x = MemoryXApi(self.clock)
+    def __init__(self) -> None:
+        adapters = memory_adapters(START)
+        self.clock = adapters.settable_clock
+        self.store = adapters.store
+        self.uow = adapters.uow
+        self.queue = adapters.queue
+        self.x = adapters.scripted_x
+        self.meter = adapters.meter
         self.settings = EngineSettings(TIMING, max_in_flight=4)
         self.publisher = Publisher(
             self.queue,
-            self.x,
+            adapters.x_api,
             InProcessRateLimiter(),
-            self.clock,
+            adapters.clock,
             self.settings,
-            MemoryMediaUploads(self.store),
+            adapters.uploads,
+            adapters.meter,
         )
-        self.dispatcher = Dispatcher(self.queue, self.publisher, self.clock, self.settings)
-        self.reconciler = Reconciler(self.queue, self.x, self.settings)
+        self.dispatcher = Dispatcher(self.queue, self.publisher, adapters.clock, self.settings)
+        self.reconciler = Reconciler(self.queue, adapters.x_api, self.settings, adapters.meter)
 
     def account(self) -> Account:
         x_user_id = str(uuid.uuid4().int % 10**12)

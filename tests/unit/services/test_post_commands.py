@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import FailedPrecondition, PermissionDenied
 from post_management.domain.post import PostState
+from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.services.posts import NewPost, PostService
 from post_management.services.scheduling import SchedulingService
 from post_management.services.scheduling_support import ScheduleRequest
@@ -24,9 +24,7 @@ def world() -> EngineWorld:
     return EngineWorld()
 
 
-def services(
-    uow: MemoryUnitOfWorkFactory, world: EngineWorld
-) -> tuple[PostService, SchedulingService]:
+def services(uow: UnitOfWorkFactory, world: EngineWorld) -> tuple[PostService, SchedulingService]:
     return PostService(uow, world.clock), SchedulingService(uow, world.clock)
 
 

@@ -36,6 +36,10 @@ def test_a_due_post_is_published_once(world: EngineWorld) -> None:
     assert world.dispatch() == 0
     audited = [(e.actor, e.action) for _, e in world.store.tables.audit]
     assert audited == [("system:publisher", "post.published")]
+    # The create-post call is metered with the settlement.
+    assert [(e.kind, e.outcome, e.post_id) for e in world.store.tables.spend] == [
+        ("post_create", "charged", post.id)
+    ]
 
 
 def test_a_lost_answer_is_adopted_from_the_timeline_without_a_second_send(
@@ -54,6 +58,12 @@ def test_a_lost_answer_is_adopted_from_the_timeline_without_a_second_send(
     (on_x,) = world.x.posts(account.x_user_id)
     assert (stored.state, stored.x_post_id) == (PostState.PUBLISHED, on_x.id)
     assert len(world.x.calls) == 1
+    # The call whose answer was lost is counted as billed; the timeline read per post.
+    spent = [(e.kind, e.purpose, e.outcome, e.units) for e in world.store.tables.spend]
+    assert spent == [
+        ("post_create", "publish", "unknown", 1),
+        ("post_read", "reconcile", "charged", 1),
+    ]
 
 
 def test_not_on_x_is_believed_only_after_the_lag_bound_then_retried(

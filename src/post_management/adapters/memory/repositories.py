@@ -61,6 +61,11 @@ class MemoryPostRepository:
             if (where.user_id is None or post.user_id == where.user_id)
             and (where.account_id is None or post.account_id == where.account_id)
             and (where.state is None or post.state is where.state)
+            and (where.states is None or post.state in where.states)
+            and (
+                not where.error_contains
+                or where.error_contains.casefold() in post.last_error.casefold()
+            )
             and _after(post.created_at, post.id, after)
         ]
         rows.sort(key=lambda post: (post.created_at, post.id))
@@ -270,6 +275,10 @@ class MemoryMediaRepository:
     def get(self, media_id: UUID) -> Media | None:
         found = self._store.tables.media.get(media_id)
         return found[0] if found else None
+
+    def usage(self, user_id: str) -> tuple[int, int]:
+        mine = [m for m, _ in self._store.tables.media.values() if m.user_id == user_id]
+        return len(mine), sum(m.size_bytes for m in mine)
 
     def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
         found = {}

@@ -21,6 +21,19 @@ from post_management.adapters.memory.spend_ledger import MemorySpendLedger
 from post_management.adapters.memory.store import MemoryStore, Tables
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
+from post_management.ports.campaigns import CampaignRepository
+from post_management.ports.media import MediaRepository
+from post_management.ports.privacy import ErasureTombstones
+from post_management.ports.repositories import (
+    AccountRepository,
+    AuditLog,
+    IdempotencyKeys,
+    Outbox,
+    PostRepository,
+)
+from post_management.ports.schedule_queries import ScheduleQueries
+from post_management.ports.unit_of_work import UnitOfWork
+from post_management.ports.x_spend import SpendLedger
 
 # A fixed key: tombstones only need to be stable within one store.
 _TEST_PSEUDONYM_KEY = b"memory-store-pseudonyms-are-not-secret"
@@ -29,6 +42,18 @@ _TEST_PSEUDONYM_KEY = b"memory-store-pseudonyms-are-not-secret"
 class MemoryUnitOfWork:
     """Holds the store's lock from enter to exit, so units of work run one after the
     other; leaving without commit restores the rows as they were at enter."""
+
+    # Typed as the ports, so mypy holds each repository to its port.
+    posts: PostRepository
+    accounts: AccountRepository
+    idempotency: IdempotencyKeys
+    audit: AuditLog
+    outbox: Outbox
+    schedule: ScheduleQueries
+    media: MediaRepository
+    erasures: ErasureTombstones
+    campaigns: CampaignRepository
+    spend: SpendLedger
 
     def __init__(self, store: MemoryStore, pseudonyms: Pseudonyms, prices: PriceTable) -> None:
         self._store = store
@@ -84,5 +109,5 @@ class MemoryUnitOfWorkFactory:
         self._pseudonyms = pseudonyms or Pseudonyms(_TEST_PSEUDONYM_KEY)
         self._prices = prices or PriceTable()
 
-    def __call__(self) -> MemoryUnitOfWork:
+    def __call__(self) -> UnitOfWork:
         return MemoryUnitOfWork(self.store, self._pseudonyms, self._prices)

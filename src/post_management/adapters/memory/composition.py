@@ -1,0 +1,61 @@
+"""Every memory adapter on one store and one clock, typed as the ports they stand in
+for, so mypy holds each to its port when a port changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from post_management.adapters.memory.clock import SettableClock
+from post_management.adapters.memory.publish_queue import MemoryPublishQueue
+from post_management.adapters.memory.repositories import MemoryMediaUploads
+from post_management.adapters.memory.spend_ledger import MemorySpendMeter
+from post_management.adapters.memory.store import MemoryStore
+from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
+from post_management.adapters.memory.x_api import MemoryXApi
+from post_management.domain.privacy import Pseudonyms
+from post_management.domain.x_spend import PriceTable
+from post_management.ports.media import MediaUploads
+from post_management.ports.publishing import PublishQueue
+from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWorkFactory
+from post_management.ports.x_api import XApi
+from post_management.ports.x_spend import SpendMeter
+
+
+@dataclass(frozen=True)
+class MemoryAdapters:
+    store: MemoryStore
+    # The test's levers: the clock to move and X to script.
+    settable_clock: SettableClock
+    scripted_x: MemoryXApi
+    uow: UnitOfWorkFactory
+    queue: PublishQueue
+    uploads: MediaUploads
+    meter: SpendMeter
+
+    @property
+    def clock(self) -> Clock:
+        return self.settable_clock
+
+    @property
+    def x_api(self) -> XApi:
+        return self.scripted_x
+
+
+def memory_adapters(
+    start: datetime | None = None,
+    pseudonyms: Pseudonyms | None = None,
+    prices: PriceTable | None = None,
+) -> MemoryAdapters:
+    clock = SettableClock(start)
+    store = MemoryStore(clock)
+    return MemoryAdapters(
+        store=store,
+        settable_clock=clock,
+        scripted_x=MemoryXApi(clock),
+        uow=MemoryUnitOfWorkFactory(store, pseudonyms, prices),
+        queue=MemoryPublishQueue(store, prices),
+        uploads=MemoryMediaUploads(store),
+        meter=MemorySpendMeter(store, prices),
+    )
