@@ -359,15 +359,13 @@ def verdict(
     seeded: Sequence[Seeded],
     *,
     late_bound: timedelta = LATE_BOUND,
-    refusals: dict[uuid.UUID, str] | None = None,
 ) -> Verdict:
-    """Every post on X exactly once with the id the service stored, PUBLISHED (or
-    FAILED only where `refusals` says X refuses it for good), one `post.published`
-    event each, never early and never later than `late_bound` after its due time.
+    """Every post on X exactly once with the id the service stored, PUBLISHED (no
+    drill post is one X refuses for good), one `post.published` event each, never
+    early and never later than `late_bound` after its due time.
 
     Each account of `seeded` must carry only the drill's posts, so that anything
     else its author has on X is a double."""
-    refusals = refusals or {}
     result = Verdict(late_bound)
     rows = _rows(engine, [s.post_id for s in seeded])
     published_events = _published_events(engine, [s.post_id for s in seeded])
@@ -382,7 +380,7 @@ def verdict(
         on_x = [p for p in by_author.get(author, []) if p["id"] not in foreign]
         claimed: set[str] = set()
         for s in posts_of_author:
-            claimed |= _check_post(s, rows[s.post_id], on_x, engine, refusals, result)
+            claimed |= _check_post(s, rows[s.post_id], on_x, engine, result)
             events = published_events.get(str(s.post_id), 0)
             expected_events = 1 if rows[s.post_id]["state"] == PostState.PUBLISHED.value else 0
             if events != expected_events:
@@ -403,16 +401,12 @@ def _check_post(
     row: Any,
     on_x: list[dict[str, Any]],
     engine: Engine,
-    refusals: dict[uuid.UUID, str],
     result: Verdict,
 ) -> set[str]:
     """Checks one post; returns the X ids it accounts for."""
     state = row["state"]
     if state != PostState.PUBLISHED.value:
-        if state == PostState.FAILED.value and s.post_id in refusals:
-            if refusals[s.post_id] not in row["last_error"]:
-                result.problems.append(f"{s.post_id}: FAILED for {row['last_error']!r}")
-            return set()
+        # None of the drills' posts is one X refuses for good: anything else is a miss.
         result.problems.append(f"{s.post_id}: ended {state} ({row['last_error']!r})")
         return set()
     stored = list(row["segment_x_post_ids"]) or [row["x_post_id"]]
