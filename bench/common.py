@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.engine import make_engine, migrate
-from post_management.adapters.emulator.control import EmulatorControl
+from x_emulator.control import EmulatorControl
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_PG = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -306,7 +306,7 @@ class EmulatorProcess:
     def __init__(self) -> None:
         self.port = free_port()
         self.child = Child(
-            [sys.executable, "-m", "post_management.adapters.emulator", "--port", str(self.port)],
+            [sys.executable, "-m", "x_emulator", "--port", str(self.port)],
             ready="listening",
         )
         try:

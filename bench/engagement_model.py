@@ -123,9 +123,9 @@ def evaluate(history: Sequence[PastPost]) -> dict[str, HoldOut]:
 def emulator_history(posts: int, seed: int) -> list[PastPost]:
     """Posts seeded on a local emulator at ages spread over 60 days, read back through
     the X API at maturity (the emulator's counts saturate within hours)."""
-    from post_management.adapters.emulator import EmulatorControl, EmulatorThread
     from post_management.adapters.x import TweepyXApi, XClientSettings
     from post_management.ports.x_api import PostsFound
+    from x_emulator import EmulatorControl, EmulatorThread
 
     rng = random.Random(seed)
     with EmulatorThread(host="127.0.0.1", port=0) as server:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from pydantic import SecretStr
@@ -43,7 +43,6 @@ from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.telemetry import DatabaseCollector, health_figures
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
-from post_management.adapters.emulator.server import EmulatorThread
 from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
 from post_management.adapters.kafka.serialization import ValueFormat
 from post_management.adapters.local import EmbeddedPostgres, local_secrets
@@ -106,6 +105,9 @@ from post_management.services.scheduling import SchedulingService
 from post_management.services.trend_alerts import TrendDetector
 from post_management.services.webhooks import XWebhooks
 from post_management.services.x_spend import XSpendQueries
+
+if TYPE_CHECKING:  # the emulator is imported only when X_MODE picks it
+    from x_emulator.server import EmulatorThread
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +229,8 @@ def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
     emulator = None
     base_url = settings.x_api_base_url
     if x_mode(settings) == "emulator" and base_url is None:
+        from x_emulator.server import EmulatorThread  # only when the emulator is chosen
+
         emulator = EmulatorThread()
         base_url = emulator.base_url
 

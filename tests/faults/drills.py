@@ -25,13 +25,13 @@ from post_management.adapters.clock import TEST_CLOCK_OFFSET_ENV
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
-from post_management.adapters.emulator import EmulatorControl
 from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.privacy import Pseudonyms
 from post_management.observability.crash_points import CRASH_AT_ENV
 from tests.support.process import ServiceProcess
+from x_emulator import EmulatorControl
 
 # X's timeline lists a post this long after storing it (the emulator's lag) ...
 TIMELINE_LAG_S = 7.0

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from post_management.adapters.emulator.server import EmulatorThread
 from post_management.observability import crash_points as crash
 from tests.faults.drills import (
     CLOCK_SKEW_S,
@@ -38,6 +37,7 @@ from tests.faults.drills import (
     worker_env,
 )
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from x_emulator.server import EmulatorThread
 
 # The kinds each place is on the path of: only a thread has a second segment,
 # and a text post uploads nothing (the reply and the thread carry a video there).

@@ -20,8 +20,6 @@ import pytest
 from sqlalchemy import insert, text
 
 from post_management.adapters.db.schema import posts
-from post_management.adapters.emulator import EmulatorControl
-from post_management.adapters.emulator.server import EmulatorThread
 from tests.conftest import MACHINE_PG, _fresh_database
 from tests.faults.drills import (
     CLOCK_SKEW_S,
@@ -37,6 +35,8 @@ from tests.faults.drills import (
     worker_env,
 )
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from x_emulator import EmulatorControl
+from x_emulator.server import EmulatorThread
 
 ACCOUNTS = 200
 POSTS = 2000

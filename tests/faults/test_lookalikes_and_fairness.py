@@ -10,7 +10,6 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from post_management.adapters.emulator.server import EmulatorThread
 from tests.faults.drills import (
     CLOCK_SKEW_S,
     LATE_BOUND,
@@ -24,6 +23,7 @@ from tests.faults.drills import (
     worker_env,
 )
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from x_emulator.server import EmulatorThread
 
 BACKLOG = 150
 OTHERS = 40

@@ -18,11 +18,11 @@ from xmp.posts.v1 import (
     post_service_pb2_grpc,
 )
 
-from post_management.adapters.emulator.server import EmulatorThread
 from post_management.domain.auth import Role
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator
 from tests.support.harness import RunningServer, auth, settings_for
+from x_emulator.server import EmulatorThread
 
 
 @pytest.fixture(scope="module", params=["machine", "embedded"])

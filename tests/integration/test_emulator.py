@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import requests
 
-from post_management.adapters.emulator import EmulatorServer
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from x_emulator import EmulatorServer
 
 CALL_TIMEOUT = 5.0
 
@@ -484,7 +484,7 @@ def _free_port() -> int:
 def test_module_entry_point_serves_on_the_given_port() -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "post_management.adapters.emulator", "--port", str(port)],
+        [sys.executable, "-m", "x_emulator", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -20,8 +20,6 @@ import pytest
 import requests
 import tweepy
 
-from post_management.adapters.emulator import EmulatorControl, EmulatorThread
-from post_management.adapters.emulator.behaviour import Behaviour
 from post_management.adapters.x import TweepyXApi
 from post_management.adapters.x.transport import XTransport, mount
 from post_management.ports.x_api import (
@@ -38,6 +36,8 @@ from tests.fixtures.emulator import (  # noqa: F401
     emulator_server,
     x_api,
 )
+from x_emulator import EmulatorControl, EmulatorThread
+from x_emulator.behaviour import Behaviour
 
 ALICE_TOKEN = "alice-access-token"
 ALICE = XCredentials(ALICE_TOKEN, "alice-access-secret")
@@ -202,7 +202,7 @@ def test_module_entry_point_takes_the_behaviour_as_start_options(tmp_path: Any) 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "post_management.adapters.emulator", "--port", str(port)]
+    command = [sys.executable, "-m", "x_emulator", "--port", str(port)]
     bad = subprocess.run([*command, "--timeline-lag", "9,2"], capture_output=True, timeout=30)
     assert bad.returncode == 2 and b"min must not exceed max" in bad.stderr
     process = subprocess.Popen(

@@ -37,13 +37,13 @@ from xmp.posts.v1 import (
 )
 
 from post_management.adapters.db.telemetry import DatabaseCollector
-from post_management.adapters.emulator.server import EmulatorThread
 from post_management.domain.post import Priority
 from post_management.observability import logs, metrics, tracing
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import Engine_, engine_  # noqa: F401
 from tests.support.harness import RunningServer, auth, settings_for
+from x_emulator.server import EmulatorThread
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from post_management.adapters.emulator import EmulatorControl
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.post import PostState
 from post_management.ports.x_api import NewPost, Published, PublishOutcome, XCredentials
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import Engine_, engine_, make_engine_  # noqa: F401
+from x_emulator import EmulatorControl
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
 JPEG = b"\xff\xd8\xff\xe0" + b"\x01" * 4096

@@ -17,7 +17,6 @@ import jwt
 import pytest
 from xmp.posts.v1 import account_pb2, account_service_pb2, post_pb2, post_service_pb2
 
-from post_management.adapters.emulator.server import EmulatorThread
 from post_management.bootstrap import resolve_secrets
 from post_management.domain.auth import Role
 from post_management.observability.logs import json_formatter
@@ -25,6 +24,7 @@ from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
 from tests.integration.test_publishing_grpc import Publisher
 from tests.support.harness import JWT_SECRET, RunningServer, auth, settings_for
+from x_emulator.server import EmulatorThread
 
 ACCESS_TOKEN = f"at-{uuid.uuid4().hex}"
 ACCESS_SECRET = f"ats-{uuid.uuid4().hex}"

@@ -31,6 +31,7 @@ def layers() -> ModuleType:
         ("src/post_management/bootstrap.py", "bootstrap"),
         ("src/post_management/cli.py", "cli"),
         ("src/post_management/config.py", "other"),
+        ("src/x_emulator/routes_tweets.py", "x_emulator"),
         ("/elsewhere/module.py", "other"),
     ],
 )

@@ -14,7 +14,7 @@ EXCLUSION = re.compile(r"pragma:\s*no\s*cover(?P<reason>.*)$", re.IGNORECASE)
 def test_make_test_measures_src_with_branches_and_a_floor_of_85() -> None:
     config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["coverage"]
     assert config["run"]["branch"] is True
-    assert config["run"]["source_pkgs"] == ["post_management"]
+    assert config["run"]["source_pkgs"] == ["post_management", "x_emulator"]
     assert config["report"]["fail_under"] >= 85
     assert "exclude_lines" not in config["report"]  # only the explained pragma below
     assert "omit" not in config["run"]

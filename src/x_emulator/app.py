@@ -9,16 +9,16 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from post_management.adapters.emulator import (
+from x_emulator import (
     routes_control,
     routes_media,
     routes_tweets,
     routes_users,
     wire,
 )
-from post_management.adapters.emulator.faults import Fault, FaultKind
-from post_management.adapters.emulator.guard import STATE_KEY, budgets_of, state_of
-from post_management.adapters.emulator.state import EmulatorState
+from x_emulator.faults import Fault, FaultKind
+from x_emulator.guard import STATE_KEY, budgets_of, state_of
+from x_emulator.state import EmulatorState
 
 CONTROL_PREFIX = "/_emulator/"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a 5 MB chunk plus multipart overhead, or a 15 MB GIF

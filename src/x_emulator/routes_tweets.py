@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from post_management.adapters.emulator import render, wire
-from post_management.adapters.emulator.guard import Bucket, Context, authorize, read_bucket, spend
-from post_management.adapters.emulator.state import StoredPost
+from x_emulator import render, wire
+from x_emulator.guard import Bucket, Context, authorize, read_bucket, spend
+from x_emulator.state import StoredPost
 
 MAX_TEXT_WEIGHT = 280
 MAX_MEDIA = 4

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from post_management.adapters.emulator.ratelimit import Budget
+from x_emulator.ratelimit import Budget
 
 PROBLEMS = "https://api.twitter.com/2/problems/"
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."

@@ -8,10 +8,10 @@ from types import TracebackType
 
 from aiohttp import web
 
-from post_management.adapters.emulator.app import build_app
-from post_management.adapters.emulator.behaviour import Behaviour
-from post_management.adapters.emulator.guard import STATE_KEY
-from post_management.adapters.emulator.state import EmulatorState
+from x_emulator.app import build_app
+from x_emulator.behaviour import Behaviour
+from x_emulator.guard import STATE_KEY
+from x_emulator.state import EmulatorState
 
 _SHUTDOWN_SECONDS = 1.0
 

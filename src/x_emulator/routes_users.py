@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from post_management.adapters.emulator import metrics, render, wire
-from post_management.adapters.emulator.guard import authorize, read_bucket, spend
+from x_emulator import metrics, render, wire
+from x_emulator.guard import authorize, read_bucket, spend
 
 routes = web.RouteTableDef()
 

@@ -8,9 +8,9 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from post_management.adapters.emulator.behaviour import Behaviour
-from post_management.adapters.emulator.faults import FaultBook
-from post_management.adapters.emulator.ratelimit import Windows
+from x_emulator.behaviour import Behaviour
+from x_emulator.faults import FaultBook
+from x_emulator.ratelimit import Windows
 
 _POST_ID_BASE = 1_900_000_000_000_000_000  # snowflake-sized, increasing ids
 _MEDIA_ID_BASE = 1_800_000_000_000_000_000

@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from post_management.adapters.emulator.faults import Fault
-from post_management.adapters.emulator.guard import state_of
-from post_management.adapters.emulator.state import User
+from x_emulator.faults import Fault
+from x_emulator.guard import state_of
+from x_emulator.state import User
 
 routes = web.RouteTableDef()
 

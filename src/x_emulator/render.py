@@ -8,8 +8,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from post_management.adapters.emulator import metrics, wire
-from post_management.adapters.emulator.state import EmulatorState, StoredPost, User
+from x_emulator import metrics, wire
+from x_emulator.state import EmulatorState, StoredPost, User
 
 PRIVATE_METRICS_MAX_AGE = 30 * 24 * 60 * 60  # X serves private metrics for 30 days
 

@@ -1,4 +1,4 @@
-"""`python -m post_management.adapters.emulator --port N` runs the X API emulator."""
+"""`python -m x_emulator --port N` runs the X API emulator."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import signal
 
-from post_management.adapters.emulator.behaviour import Behaviour
-from post_management.adapters.emulator.server import EmulatorServer
+from x_emulator.behaviour import Behaviour
+from x_emulator.server import EmulatorServer
 
 
 async def _serve(host: str, port: int, behaviour: Behaviour) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from post_management.adapters.emulator import images
-from post_management.adapters.emulator.guard import Bucket, Context, authorize, spend
-from post_management.adapters.emulator.state import StoredMedia
+from x_emulator import images
+from x_emulator.guard import Bucket, Context, authorize, spend
+from x_emulator.state import StoredMedia
 
 SIMPLE_MAX_BYTES = 5 * 1024 * 1024
 CHUNK_MAX_BYTES = 5 * 1024 * 1024

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from post_management.adapters.emulator import wire
-from post_management.adapters.emulator.ratelimit import Budget
-from post_management.adapters.emulator.state import EmulatorState, User
+from x_emulator import wire
+from x_emulator.ratelimit import Budget
+from x_emulator.state import EmulatorState, User
 
 STATE_KEY = web.AppKey("emulator_state", EmulatorState)
 BUDGETS_KEY = web.RequestKey("emulator_budgets", list[tuple[str, Budget]])

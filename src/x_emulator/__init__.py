@@ -4,7 +4,7 @@ See server.EmulatorServer / EmulatorThread to run it, and control.EmulatorContro
 for the test-facing control API under /_emulator/.
 """
 
-from post_management.adapters.emulator.control import EmulatorControl
-from post_management.adapters.emulator.server import EmulatorServer, EmulatorThread
+from x_emulator.control import EmulatorControl
+from x_emulator.server import EmulatorServer, EmulatorThread
 
 __all__ = ["EmulatorControl", "EmulatorServer", "EmulatorThread"]
