@@ -28,7 +28,8 @@ test: $(STAMP) lint
 	$(BIN)/python scripts/coverage_layers.py
 
 ## The unit tier alone: domain and use cases on the memory adapters, no PostgreSQL,
-## Redis or X emulator needed; runs in seconds.
+## Redis or X emulator needed (about a minute and a half here, most of it a few
+## property-based and policy tests; the use-case tests take under a second).
 unit: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
