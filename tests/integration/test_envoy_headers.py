@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.conftest import truncate
 from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
 from tests.integration.grpc_fixtures import machine_server, rest_as  # noqa: F401
 from tests.support.harness import RunningServer
@@ -16,8 +17,9 @@ from tests.support.harness import RunningServer
 
 @pytest.fixture(scope="module")
 def rest(
-    machine_server: RunningServer, envoy_factory: EnvoyFactory
+    machine_server: RunningServer, machine_database: str, envoy_factory: EnvoyFactory
 ) -> Iterator[tuple[str, requests.Session]]:
+    truncate(machine_database)  # other modules' accounts hold credentials of other keys
     base = envoy_factory(grpc_port=machine_server.server.port).base_url
     yield from rest_as(machine_server, base, "alice")
 
