@@ -39,6 +39,9 @@ class Account:
     posting_rules: dict[str, Any] = field(default_factory=dict)
     credentials: Credentials | None = field(default=None, repr=False)
     version: int = 1
+    # Credentials are stored but no configured key decrypts them (an old key removed
+    # too early): the account still reads, and a save keeps what is stored.
+    credentials_unreadable: bool = False
     # Monthly X spend budget in micro-dollars (domain/x_spend.py); None: no budget.
     x_monthly_budget_micros: int | None = None
     # "YYYY-MM" (UTC) when a publish would have exceeded the budget; written by the

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, and_, case, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
+from post_management.adapters.crypto import InvalidKeys
 from post_management.adapters.db.schema import accounts
 from post_management.domain.account import Account, AccountState, Credentials
 from post_management.ports.repositories import Cursor
 from post_management.ports.support import SecretBox
+
+log = logging.getLogger(__name__)
 
 
 class SqlAccountRepository:
@@ -46,10 +50,16 @@ class SqlAccountRepository:
         }
 
     def _from_row(self, row: RowMapping) -> Account:
-        credentials = None
+        credentials, unreadable = None, False
         if row["credentials_encrypted"] is not None:
-            data = json.loads(self._box.decrypt(row["credentials_encrypted"]))
-            credentials = Credentials(data["access_token"], data["access_token_secret"])
+            try:
+                data = json.loads(self._box.decrypt(row["credentials_encrypted"]))
+            except InvalidKeys:
+                # One account's undecryptable tokens must not break every read of it.
+                log.warning("the stored credentials of account %s cannot be read", row["id"])
+                unreadable = True
+            else:
+                credentials = Credentials(data["access_token"], data["access_token_secret"])
         return Account(
             id=row["id"],
             user_id=row["user_id"],
@@ -59,6 +69,7 @@ class SqlAccountRepository:
             state=AccountState(row["state"]),
             posting_rules=dict(row["posting_rules"]),
             credentials=credentials,
+            credentials_unreadable=unreadable,
             version=row["version"],
             x_monthly_budget_micros=row["x_monthly_budget_micros"],
             x_budget_reached_month=row["x_budget_reached_month"],
@@ -100,6 +111,8 @@ class SqlAccountRepository:
     def save(self, account: Account, expected_version: int) -> bool:
         row = self._to_row(account)
         del row["id"], row["created_at"]
+        if account.credentials is None and account.credentials_unreadable:
+            del row["credentials_encrypted"]  # keep what no key here can read
         row["version"] = expected_version + 1
         # A new budget re-opens the month; any other change leaves the engine's mark.
         row["x_budget_reached_month"] = case(

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
+from post_management.adapters.crypto import InvalidKeys
 from post_management.adapters.db.analytics_schema import (
     post_metrics,
     post_metrics_state,
@@ -172,7 +173,10 @@ class SqlAnalyticsRepository:
     def _credentials(self, token: bytes | None) -> Credentials | None:
         if token is None:
             return None
-        data = json.loads(self._box.decrypt(bytes(token)))
+        try:
+            data = json.loads(self._box.decrypt(bytes(token)))
+        except InvalidKeys:
+            return None  # unreadable tokens: the app's bearer token reads public counts
         return Credentials(data["access_token"], data["access_token_secret"])
 
     def published_by_x_id(self, x_post_ids: Sequence[str]) -> dict[str, PublishedRef]:

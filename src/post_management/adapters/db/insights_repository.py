@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from post_management.adapters.crypto import InvalidKeys
 from post_management.adapters.db.analytics_schema import account_growth, trend_alerts
 from post_management.adapters.db.measured_rows import (
     LATEST_SNAPSHOT,
@@ -207,7 +208,10 @@ class SqlAccountInsights:
         rows = self._conn.execute(_GROWTH_DUE, {"day_start": day_start, "limit": limit})
         due = []
         for row in rows:
-            data = json.loads(self._box.decrypt(bytes(row.credentials_encrypted)))
+            try:
+                data = json.loads(self._box.decrypt(bytes(row.credentials_encrypted)))
+            except InvalidKeys:
+                continue  # unreadable tokens cannot read the account's counts
             creds = Credentials(data["access_token"], data["access_token_secret"])
             due.append(GrowthDue(row.id, row.user_id, creds))
         return due

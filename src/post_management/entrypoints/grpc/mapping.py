@@ -153,7 +153,7 @@ def account_to_proto(account: Account) -> account_pb2.Account:
         user_id=account.user_id,
         handle=account.handle,
         x_user_id=account.x_user_id,
-        has_credentials=account.credentials is not None,
+        has_credentials=account.credentials is not None or account.credentials_unreadable,
         state=account_state_to_proto(account.state),
         timezone=account.timezone,
         create_time=timestamp(account.created_at),
