@@ -31,7 +31,7 @@ from post_management.services.engagement_prediction import EngagementPredictor
 from tests.conftest import truncate
 from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
 from tests.integration.analytics_fixtures import Data
-from tests.integration.grpc_fixtures import error_details
+from tests.integration.grpc_fixtures import error_details, rest_as
 from tests.support.harness import RunningServer, auth, settings_for
 
 
@@ -237,10 +237,7 @@ def test_bad_input(world: World) -> None:
 @pytest.fixture(scope="module")
 def rest(world: World, envoy_factory: EnvoyFactory) -> Iterator[tuple[str, requests.Session]]:
     base = envoy_factory(grpc_port=world.server.server.port).base_url
-    with requests.Session() as session:
-        session.trust_env = False  # loopback only
-        session.headers["authorization"] = f"Bearer {world.server.token('alice')}"
-        yield base, session
+    yield from rest_as(world.server, base, "alice")
 
 
 def test_rest_path_through_envoy(world: World, rest: tuple[str, requests.Session]) -> None:

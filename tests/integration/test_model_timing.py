@@ -32,6 +32,7 @@ from post_management.domain.post import Post, PostState
 from tests.conftest import truncate
 from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
 from tests.integration.analytics_fixtures import Data
+from tests.integration.grpc_fixtures import rest_as
 from tests.integration.test_engagement_prediction import history_shift, write_history
 from tests.support.harness import RunningServer, auth, settings_for
 
@@ -167,10 +168,7 @@ def test_best_with_a_requested_time_is_refused(world: World) -> None:
 @pytest.fixture(scope="module")
 def rest(world: World, envoy_factory: EnvoyFactory) -> Iterator[tuple[str, requests.Session]]:
     base = envoy_factory(grpc_port=world.server.server.port).base_url
-    with requests.Session() as session:
-        session.trust_env = False  # loopback only
-        session.headers["authorization"] = f"Bearer {world.server.token('alice')}"
-        yield base, session
+    yield from rest_as(world.server, base, "alice")
 
 
 def test_rest_paths_through_envoy(world: World, rest: tuple[str, requests.Session]) -> None:

@@ -4,7 +4,6 @@ limiter: in process, and in the machine's Redis as replicas share it."""
 # ruff: noqa: F811
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from post_management.ports.publishing import RateLimiter
 from post_management.services.publishing import Publisher
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import Engine_, make_engine_
+from tests.support.process import free_port
 
 APP_WINDOW = timedelta(seconds=60)
 
@@ -71,12 +71,6 @@ def _waits(engine: Engine_) -> list[object]:
     return [row[0] for row in rows]
 
 
-def _dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_user_unit_taken_for_a_post_the_app_refuses_is_given_back(
     machine_database: str, x_api: TweepyXApi, emulator: Emulator, limiter: RateLimiter
 ) -> None:
@@ -114,7 +108,7 @@ def test_posts_that_never_reach_x_spend_no_budget(
                 consumer_key="k",
                 consumer_secret="s",
                 bearer_token="b",
-                base_url=f"http://127.0.0.1:{_dead_port()}",
+                base_url=f"http://127.0.0.1:{free_port()}",
                 connect_timeout=1.0,
                 read_timeout=1.0,
             )

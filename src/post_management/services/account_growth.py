@@ -12,10 +12,9 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
 from uuid import UUID
 
-from post_management.domain.account import Account
 from post_management.domain.auth import Principal
 from post_management.domain.date_range import parse_date_range
-from post_management.domain.errors import InvalidArgument, NotFound
+from post_management.domain.errors import InvalidArgument
 from post_management.domain.growth import (
     Activity,
     EngagementPoint,
@@ -38,10 +37,10 @@ from post_management.domain.x_spend import (
 from post_management.ports.analytics import (
     AnalyticsUnitOfWork,
     AnalyticsUnitOfWorkFactory,
-    GrowthDue,
 )
 from post_management.ports.support import Clock
 from post_management.ports.x_api import RateLimited, XApi, XCredentials, XUser
+from post_management.services.common import load_account
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +69,6 @@ class AudienceActivityView:
     account_id: UUID
     timezone: str
     activity: Activity
-
-
-def load_account(uow: AnalyticsUnitOfWork, principal: Principal, account_id: UUID) -> Account:
-    account = uow.accounts.get(account_id)
-    if account is None:
-        raise NotFound(f"account {account_id} does not exist", reason=Reason.ACCOUNT_NOT_FOUND)
-    principal.ensure_can_act_for(account.user_id)
-    return account
 
 
 class AccountGrowthQueries:
@@ -189,7 +180,6 @@ class GrowthCollector:
             outcome = self._x.me(creds)
             if not isinstance(outcome, XUser):
                 self._meter(
-                    item,
                     Metered(
                         self._clock.now(),
                         CallKind.USER_READ,
@@ -235,7 +225,7 @@ class GrowthCollector:
                 uow.commit()
         return taken
 
-    def _meter(self, item: GrowthDue, entry: Metered) -> None:
+    def _meter(self, entry: Metered) -> None:
         with self._uow() as uow:
             uow.spend.record([entry])
             uow.commit()

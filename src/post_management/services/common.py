@@ -8,8 +8,9 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+from post_management.domain.account import Account
 from post_management.domain.auth import Principal
-from post_management.domain.errors import Aborted, FailedPrecondition, PermissionDenied
+from post_management.domain.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from post_management.domain.events import DomainEvent
 from post_management.domain.post import Post
 from post_management.domain.reasons import Reason
@@ -84,6 +85,15 @@ def ensure_account_filter(uow: UnitOfWork, principal: Principal, account_id: UUI
     account = uow.accounts.get(account_id)
     if account is not None:
         ensure_account_owner(principal, account.user_id)
+
+
+def load_account(uow: UnitOfWork, principal: Principal, account_id: UUID) -> Account:
+    """The account, if it exists and the caller may act for its user."""
+    account = uow.accounts.get(account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} does not exist", reason=Reason.ACCOUNT_NOT_FOUND)
+    principal.ensure_can_act_for(account.user_id)
+    return account
 
 
 def ensure_account_owner(principal: Principal, owner: str) -> None:

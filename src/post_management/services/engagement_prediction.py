@@ -37,7 +37,7 @@ from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import AnalyticsUnitOfWork, AnalyticsUnitOfWorkFactory
 from post_management.ports.engagement_model import Learner
 from post_management.ports.support import Clock
-from post_management.services.account_growth import load_account
+from post_management.services.common import load_account
 from post_management.services.engagement_fitting import (
     ENGAGEMENT_RATE,
     IMPRESSIONS,

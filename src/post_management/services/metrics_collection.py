@@ -88,7 +88,6 @@ class MetricsCollector:
         self._lock = lock
         self._posts_per_tick = posts_per_tick
         self._growth = growth
-        self._slow: set[UUID] = set()  # accounts read at the slow pace this tick
         self._trends = trends
         # Per caller, when X's read quota refills. In memory: after a failover the
         # new leader learns it again from at most one 429.
@@ -123,7 +122,7 @@ class MetricsCollector:
         stopped = {a for a, pace in paces.items() if pace is ReadPace.STOPPED}
         if stopped:
             log.info("metrics reads of %d accounts wait: their X budget is committed", len(stopped))
-        self._slow = {a for a, pace in paces.items() if pace is ReadPace.SLOW}
+        slow = {a for a, pace in paces.items() if pace is ReadPace.SLOW}
         groups: dict[str, list[DueRefresh]] = defaultdict(list)
         for item in due:
             if item.account_id not in stopped:
@@ -133,7 +132,7 @@ class MetricsCollector:
             for start in range(0, len(items), MAX_LOOKUP_IDS):
                 if not self._may_call(caller):
                     break
-                stored, go_on = self._lookup(caller, items[start : start + MAX_LOOKUP_IDS])
+                stored, go_on = self._lookup(caller, items[start : start + MAX_LOOKUP_IDS], slow)
                 refreshed += stored
                 if not go_on:
                     break
@@ -154,7 +153,9 @@ class MetricsCollector:
             self._blocked[caller] = until
         log.info("metrics reads for %s wait for X's reset at %s", caller, until.isoformat())
 
-    def _lookup(self, caller: str, batch: Sequence[DueRefresh]) -> tuple[int, bool]:
+    def _lookup(
+        self, caller: str, batch: Sequence[DueRefresh], slow: set[UUID]
+    ) -> tuple[int, bool]:
         """One GET /2/tweets: (posts refreshed, whether this caller may go on)."""
         first = batch[0].credentials
         creds = XCredentials(first.access_token, first.access_token_secret) if first else None
@@ -168,17 +169,18 @@ class MetricsCollector:
             # Unknown outcome, revoked tokens, ...: the posts stay due for the next tick.
             log.warning("metrics lookup for %s failed: %s", caller, type(outcome).__name__)
             return 0, False
-        stored = self._store(batch, outcome)
+        stored = self._store(batch, outcome, slow)
         spent = outcome.rate_limit.blocked_until() if outcome.rate_limit else None
         if spent is not None:
             self._block(caller, spent)  # the window is used up: the next call would be a 429
             return stored, False
         return stored, True
 
-    def _next(self, item: DueRefresh, now: datetime) -> datetime:
+    @staticmethod
+    def _next(item: DueRefresh, now: datetime, slow: set[UUID]) -> datetime:
         """The usual refresh schedule, stretched for accounts near their X budget."""
         interval = next_refresh(item.published_at, now) - now
-        if item.account_id in self._slow:
+        if item.account_id in slow:
             interval *= ReadPace.SLOW.value
         return now + interval
 
@@ -203,7 +205,7 @@ class MetricsCollector:
             )
             uow.commit()
 
-    def _store(self, batch: Sequence[DueRefresh], found: PostsFound) -> int:
+    def _store(self, batch: Sequence[DueRefresh], found: PostsFound, slow: set[UUID]) -> int:
         """Snapshots of the found posts, deletion marks for the missing; the number found."""
         now = self._clock.now()
         by_x_id = {item.x_post_id: item for item in batch}
@@ -219,7 +221,7 @@ class MetricsCollector:
                 snapshot = Snapshot(now, counts, private_known=private)
                 store_snapshot(uow, item, snapshot, SOURCE_POLL)
                 stored += 1
-                uow.analytics.mark_collected(item.post_id, now, self._next(item, now))
+                uow.analytics.mark_collected(item.post_id, now, self._next(item, now, slow))
                 touched.append(item.post_id)
             for x_id in found.missing:
                 item = by_x_id.pop(x_id, None)
@@ -229,7 +231,7 @@ class MetricsCollector:
                     touched.append(item.post_id)
             for item in by_x_id.values():
                 # Neither found nor reported missing: try again on the usual schedule.
-                uow.analytics.mark_collected(item.post_id, now, self._next(item, now))
+                uow.analytics.mark_collected(item.post_id, now, self._next(item, now, slow))
             uow.spend.record(_reads(batch, found, now))
             uow.commit()
         for post_id in touched:

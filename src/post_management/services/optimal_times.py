@@ -13,6 +13,7 @@ from post_management.domain.account import Account
 from post_management.domain.analytics_timing import (
     PastPost,
     ScoredTime,
+    best_times,
     candidate_times,
     cell_of,
     pick_free,
@@ -61,20 +62,16 @@ def rank_free_times(
     scores = week_scores(history, zone)
     candidates = candidate_times(rules, zone, now, days)
     rates = predictor.rate_by_time(uow, account, candidates, now) if predictor else None
-    if rates is not None:
-        # The model's rate; the confidence stays the cell's share of own history.
-        scored = [
-            ScoredTime(at, rate, scores[cell_of(at, zone)].confidence)
-            for at, rate in zip(candidates, rates, strict=True)
-        ]
-        basis = TimingBasis.ENGAGEMENT_MODEL
-    else:
-        scored = []
-        for at in candidates:
-            cell = scores[cell_of(at, zone)]
-            scored.append(ScoredTime(at, cell.score, cell.confidence))
-        basis = TimingBasis.HOUR_OF_WEEK
-    return RankedTimes(pick_free(scored, rules, zone, taken, count), basis, len(history))
+    if rates is None:
+        hour_of_week = best_times(scores, rules, zone, taken, now, days, count)
+        return RankedTimes(hour_of_week, TimingBasis.HOUR_OF_WEEK, len(history))
+    # The model's rate; the confidence stays the cell's share of own history.
+    scored = [
+        ScoredTime(at, rate, scores[cell_of(at, zone)].confidence)
+        for at, rate in zip(candidates, rates, strict=True)
+    ]
+    free = pick_free(scored, rules, zone, taken, count)
+    return RankedTimes(free, TimingBasis.ENGAGEMENT_MODEL, len(history))
 
 
 class BestFreeTime:

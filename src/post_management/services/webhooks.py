@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 MAX_EVENTS = 1000  # per delivery; X batches far fewer
 # X's crc_token is a short base64 (or base64url) string; no JSON document fits.
-CRC_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{1,128}")
+CRC_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]+")  # at most MAX_CRC_TOKEN_LENGTH, checked first
 MAX_CRC_TOKEN_LENGTH = 128
 
 

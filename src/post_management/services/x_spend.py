@@ -8,13 +8,14 @@ from datetime import date, datetime, timedelta
 
 from post_management.domain.auth import Principal
 from post_management.domain.date_range import parse_date_range
-from post_management.domain.errors import InvalidArgument, NotFound
+from post_management.domain.errors import InvalidArgument
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import Outcome, Purpose, month_start
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.ports.x_spend import SpendRow, SpendScope
 from post_management.services.campaigns import load_campaign
+from post_management.services.common import load_account
 
 MAX_REPORT_WINDOW = timedelta(days=366)
 
@@ -102,13 +103,7 @@ class XSpendQueries:
         with self._uow() as uow:
             budget: tuple[int, int] | None = None
             if scope.account_id is not None:
-                account = uow.accounts.get(scope.account_id)
-                if account is None:
-                    raise NotFound(
-                        f"account {scope.account_id} does not exist",
-                        reason=Reason.ACCOUNT_NOT_FOUND,
-                    )
-                principal.ensure_can_act_for(account.user_id)
+                account = load_account(uow, principal, scope.account_id)
                 state = uow.spend.budget_states([account.id]).get(account.id)
                 if state is not None and state.budget_micros is not None:
                     budget = (state.budget_micros, state.spent_micros)

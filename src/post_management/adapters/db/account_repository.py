@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from uuid import UUID
@@ -12,7 +11,8 @@ from sqlalchemy.engine import RowMapping
 
 from post_management.adapters.crypto import InvalidKeys
 from post_management.adapters.db.schema import accounts
-from post_management.domain.account import Account, AccountState, Credentials
+from post_management.adapters.db.stored_credentials import seal, unseal
+from post_management.domain.account import Account, AccountState
 from post_management.ports.repositories import Cursor
 from post_management.ports.support import SecretBox
 
@@ -27,13 +27,7 @@ class SqlAccountRepository:
     def _to_row(self, account: Account) -> dict[str, Any]:
         encrypted = None
         if account.credentials is not None:
-            plain = json.dumps(
-                {
-                    "access_token": account.credentials.access_token,
-                    "access_token_secret": account.credentials.access_token_secret,
-                }
-            ).encode()
-            encrypted = self._box.encrypt(plain)
+            encrypted = seal(self._box, account.credentials)
         return {
             "id": account.id,
             "user_id": account.user_id,
@@ -53,13 +47,11 @@ class SqlAccountRepository:
         credentials, unreadable = None, False
         if row["credentials_encrypted"] is not None:
             try:
-                data = json.loads(self._box.decrypt(row["credentials_encrypted"]))
+                credentials = unseal(self._box, row["credentials_encrypted"])
             except InvalidKeys:
                 # One account's undecryptable tokens must not break every read of it.
                 log.warning("the stored credentials of account %s cannot be read", row["id"])
                 unreadable = True
-            else:
-                credentials = Credentials(data["access_token"], data["access_token_secret"])
         return Account(
             id=row["id"],
             user_id=row["user_id"],

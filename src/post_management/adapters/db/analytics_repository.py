@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,7 +13,6 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
-from post_management.adapters.crypto import InvalidKeys
 from post_management.adapters.db.analytics_schema import (
     post_metrics,
     post_metrics_state,
@@ -26,6 +24,7 @@ from post_management.adapters.db.measured_rows import (
     measured_from_row,
     snapshot_from_row,
 )
+from post_management.adapters.db.stored_credentials import unseal_or_none
 from post_management.adapters.db.unit_of_work import SqlUnitOfWork
 from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
@@ -171,13 +170,8 @@ class SqlAnalyticsRepository:
         ]
 
     def _credentials(self, token: bytes | None) -> Credentials | None:
-        if token is None:
-            return None
-        try:
-            data = json.loads(self._box.decrypt(bytes(token)))
-        except InvalidKeys:
-            return None  # unreadable tokens: the app's bearer token reads public counts
-        return Credentials(data["access_token"], data["access_token_secret"])
+        # Unreadable tokens: the app's bearer token reads the public counts.
+        return unseal_or_none(self._box, token)
 
     def published_by_x_id(self, x_post_ids: Sequence[str]) -> dict[str, PublishedRef]:
         if not x_post_ids:

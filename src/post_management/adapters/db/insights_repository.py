@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -11,14 +10,13 @@ from uuid import UUID
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from post_management.adapters.crypto import InvalidKeys
 from post_management.adapters.db.analytics_schema import account_growth, trend_alerts
 from post_management.adapters.db.measured_rows import (
     LATEST_SNAPSHOT,
     measured_from_row,
     snapshot_from_row,
 )
-from post_management.domain.account import Credentials
+from post_management.adapters.db.stored_credentials import unseal_or_none
 from post_management.domain.analytics import Snapshot
 from post_management.domain.engagement_features import Draft, PastPost
 from post_management.domain.growth import FollowerSnapshot
@@ -208,12 +206,9 @@ class SqlAccountInsights:
         rows = self._conn.execute(_GROWTH_DUE, {"day_start": day_start, "limit": limit})
         due = []
         for row in rows:
-            try:
-                data = json.loads(self._box.decrypt(bytes(row.credentials_encrypted)))
-            except InvalidKeys:
-                continue  # unreadable tokens cannot read the account's counts
-            creds = Credentials(data["access_token"], data["access_token_secret"])
-            due.append(GrowthDue(row.id, row.user_id, creds))
+            creds = unseal_or_none(self._box, row.credentials_encrypted)
+            if creds is not None:  # unreadable tokens cannot read the account's counts
+                due.append(GrowthDue(row.id, row.user_id, creds))
         return due
 
     def engagement_history(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from post_management.adapters.db.spend_ledger import record_spend
-from post_management.domain.account import Credentials
+from post_management.adapters.db.stored_credentials import unseal
 from post_management.domain.errors import FailedPrecondition
 from post_management.domain.post import PostState
 from post_management.domain.privacy import Pseudonyms
@@ -248,10 +248,8 @@ class SqlPrivacyStore:
             ).mappings()
             removals = []
             for row in rows:
-                credentials = None
-                if row["credentials_encrypted"] is not None:
-                    data = json.loads(self._box.decrypt(bytes(row["credentials_encrypted"])))
-                    credentials = Credentials(data["access_token"], data["access_token_secret"])
+                stored = row["credentials_encrypted"]
+                credentials = unseal(self._box, stored) if stored is not None else None
                 removals.append(
                     PendingRemoval(
                         row["id"], row["x_post_id"], credentials, row["attempts"], row["user_hash"]

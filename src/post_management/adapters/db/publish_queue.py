@@ -23,6 +23,7 @@ from post_management.adapters.db import telemetry
 from post_management.adapters.db.clock import NOW_SQL
 from post_management.adapters.db.engine_audit import audit_settlement
 from post_management.adapters.db.spend_ledger import record_spend
+from post_management.adapters.db.stored_credentials import unseal
 from post_management.domain import account_safety, events
 from post_management.domain.account import AccountState, Credentials
 from post_management.domain.post import PostState, Priority
@@ -281,8 +282,7 @@ class SqlPublishQueue:
         if stored is None:
             return None, ""
         try:
-            data = json.loads(self._box.decrypt(bytes(stored)))
-            return Credentials(data["access_token"], data["access_token_secret"]), ""
+            return unseal(self._box, stored), ""
         except (ValueError, KeyError, TypeError) as exc:
             # InvalidKeys is a ValueError: a key was removed while still in use.
             return None, f"the stored X credentials cannot be read ({type(exc).__name__})"

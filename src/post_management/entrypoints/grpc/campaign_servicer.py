@@ -17,6 +17,7 @@ from post_management.domain.reasons import Reason
 from post_management.entrypoints.grpc.analytics_servicer import snapshot_to_proto
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
+    instant,
     parse_uuid,
     post_state_to_proto,
     required_user_id,
@@ -145,10 +146,4 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
 def _instant(message: campaign_pb2.Campaign, field: str) -> datetime | None:
     if not message.HasField(field):  # type: ignore[arg-type]
         return None
-    try:
-        value: datetime = getattr(message, field).ToDatetime(UTC)
-    except ValueError:  # seconds or nanos outside Timestamp's range
-        raise InvalidArgument.for_field(
-            f"campaign.{field}", "is not a valid timestamp", reason=Reason.INVALID_TIMESTAMP
-        ) from None
-    return value
+    return instant(getattr(message, field), f"campaign.{field}")

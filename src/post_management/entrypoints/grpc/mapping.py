@@ -51,6 +51,17 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_SECONDS = 86400
 
 
+def instant(stamp: Timestamp, field: str) -> datetime:
+    """A request's Timestamp as an aware datetime; INVALID_ARGUMENT when its seconds or
+    nanos are outside Timestamp's range."""
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except ValueError:
+        raise InvalidArgument.for_field(
+            field, "is not a valid timestamp", reason=Reason.INVALID_TIMESTAMP
+        ) from None
+
+
 def timestamp(value: datetime | None) -> Timestamp | None:
     """As Timestamp.FromDatetime (naive means UTC) in integer arithmetic: FromDatetime's
     time tuple and calendar.timegm were a hot spot of list answers."""

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 
 from xmp.posts.v1 import analytics_service_pb2 as pb
 from xmp.posts.v1 import media_pb2
 
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import MediaKind
-from post_management.domain.reasons import Reason
-from post_management.entrypoints.grpc.mapping import timestamp
+from post_management.entrypoints.grpc.mapping import instant, timestamp
 from post_management.services.engagement_prediction import PredictionView, TargetPrediction
 
 _MEDIA = {
@@ -31,12 +30,7 @@ def media_kind(value: int) -> MediaKind | None:
 def planned_time(request: pb.PredictEngagementRequest) -> datetime | None:
     if not request.HasField("planned_time"):
         return None
-    try:
-        return request.planned_time.ToDatetime(tzinfo=UTC)
-    except ValueError:  # seconds or nanos outside Timestamp's range
-        raise InvalidArgument.for_field(
-            "planned_time", "is not a valid timestamp", reason=Reason.INVALID_TIMESTAMP
-        ) from None
+    return instant(request.planned_time, "planned_time")
 
 
 def _bound(value: float) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
@@ -22,6 +21,7 @@ from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTim
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.errors import to_rpc_status
 from post_management.entrypoints.grpc.mapping import (
+    instant,
     parse_uuid,
     post_state_from_proto,
     post_to_proto,
@@ -184,14 +184,7 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
         if user_id:
             principal.ensure_can_act_for(required_user_id(user_id))
         account_id = parse_uuid(request.account_id, "account_id")
-        after = None
-        if request.HasField("after"):
-            try:
-                after = request.after.ToDatetime(tzinfo=UTC)
-            except ValueError:  # seconds or nanos outside Timestamp's range
-                raise InvalidArgument.for_field(
-                    "after", "is not a valid timestamp", reason=Reason.INVALID_TIMESTAMP
-                ) from None
+        after = instant(request.after, "after") if request.HasField("after") else None
         found = await asyncio.to_thread(
             self._scheduling.free_slots, principal, account_id, user_id, after, request.count
         )
