@@ -152,6 +152,9 @@ def closed_by_peer(conn: socket.socket, wait_s: float) -> bool:
 
 def test_connections_beyond_the_limit_are_refused(tight_envoy: EnvoyProcess) -> None:
     address = ("127.0.0.1", tight_envoy.http_port)
+    # Earlier tests' connections must be gone from Envoy's count before the limit is
+    # filled, or one of ours is the one refused.
+    wait_for_active_connections(tight_envoy, 0)
     held = [socket.create_connection(address, timeout=TIMEOUT_S) for _ in range(3)]
     try:
         wait_for_active_connections(tight_envoy, 3)
