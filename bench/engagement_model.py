@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
 from post_management.domain.engagement_features import Draft, PastPost, history_rows
 from post_management.domain.media import MediaKind
-from post_management.services.engagement_fitting import TARGETS, HoldOut, fit_target
+from post_management.services.analytics.engagement_fitting import TARGETS, HoldOut, fit_target
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 MEDIA_CHOICES: list[tuple[MediaKind | None, float]] = [

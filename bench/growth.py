@@ -45,9 +45,9 @@ from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.auth import Principal, Role
 from post_management.domain.conflicts import ConflictPolicy
 from post_management.domain.privacy import Pseudonyms
-from post_management.services.scheduled_listing import ScheduledFilter, ScheduledListing
-from post_management.services.scheduling import SchedulingService
-from post_management.services.scheduling_support import ScheduleRequest
+from post_management.services.scheduling.listing import ScheduledFilter, ScheduledListing
+from post_management.services.scheduling.scheduling import SchedulingService
+from post_management.services.scheduling.support import ScheduleRequest
 
 USERS = 10
 ACCOUNTS = 100  # the measured user's accounts; a claim takes one post per account

@@ -118,7 +118,7 @@ _COMPONENT_WELL_KNOWN: dict[str, Json] = {
 }
 
 # Constraints the service enforces on fields by their name (entrypoints/grpc/mapping.py,
-# services/pagination.py, services/idempotency.py, domain/content.py), so generated
+# services/shared/pagination.py, services/shared/idempotency.py, domain/content.py), so generated
 # clients can validate before they call. Ids the service assigns are UUIDs; an empty
 # string stands for "none" where a UUID field is optional.
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"

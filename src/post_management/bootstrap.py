@@ -73,38 +73,38 @@ from post_management.observability.cache import CountedCache
 from post_management.observability.metrics import REDIS_DEGRADED
 from post_management.ports.analytics import Cache
 from post_management.ports.publishing import RateLimiter
-from post_management.services import pagination
-from post_management.services.account_growth import AccountGrowthQueries, GrowthCollector
-from post_management.services.accounts import AccountService
-from post_management.services.analytics import AnalyticsQueries, AnalyticsSettings
-from post_management.services.campaigns import CampaignService
-from post_management.services.content_screening import ContentScreen
-from post_management.services.engagement_prediction import EngagementPredictor
-from post_management.services.media import MediaService
-from post_management.services.metrics_collection import MetricsCollector
-from post_management.services.optimal_times import BestFreeTime
-from post_management.services.post_cache import PostCache
-from post_management.services.post_queries import PostQueries
-from post_management.services.posts import PostService
-from post_management.services.privacy import (
+from post_management.services.accounts.accounts import AccountService
+from post_management.services.analytics.analytics import AnalyticsQueries, AnalyticsSettings
+from post_management.services.analytics.campaigns import CampaignService
+from post_management.services.analytics.engagement_prediction import EngagementPredictor
+from post_management.services.analytics.growth import AccountGrowthQueries, GrowthCollector
+from post_management.services.analytics.metrics_collection import MetricsCollector
+from post_management.services.analytics.optimal_times import BestFreeTime
+from post_management.services.analytics.trend_alerts import TrendDetector
+from post_management.services.analytics.webhooks import XWebhooks
+from post_management.services.analytics.x_spend import XSpendQueries
+from post_management.services.posts.cache import PostCache
+from post_management.services.posts.content_screening import ContentScreen
+from post_management.services.posts.media import MediaService
+from post_management.services.posts.posts import PostService
+from post_management.services.posts.queries import PostQueries
+from post_management.services.privacy.privacy import (
     PrivacyService,
     RemovalJob,
     RetentionJob,
     RetentionPeriods,
 )
-from post_management.services.publish_commands import PublishCommands
-from post_management.services.publish_outcomes import Timing
-from post_management.services.publishing import (
+from post_management.services.publishing.commands import PublishCommands
+from post_management.services.publishing.engine import (
     Dispatcher,
     EngineSettings,
     Publisher,
     Reconciler,
 )
-from post_management.services.scheduled_listing import AsyncScheduledListing
-from post_management.services.scheduling import SchedulingService
-from post_management.services.trend_alerts import TrendDetector
-from post_management.services.webhooks import XWebhooks
-from post_management.services.x_spend import XSpendQueries
+from post_management.services.publishing.outcomes import Timing
+from post_management.services.scheduling.listing import AsyncScheduledListing
+from post_management.services.scheduling.scheduling import SchedulingService
+from post_management.services.shared import pagination
 
 if TYPE_CHECKING:  # the emulator is imported only when X_MODE picks it
     from x_emulator.server import EmulatorThread

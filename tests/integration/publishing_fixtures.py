@@ -30,8 +30,13 @@ from post_management.domain.privacy import Pseudonyms
 from post_management.domain.retry import RetryPolicy
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.publishing import RateLimiter
-from post_management.services.publish_outcomes import Timing
-from post_management.services.publishing import Dispatcher, EngineSettings, Publisher, Reconciler
+from post_management.services.publishing.engine import (
+    Dispatcher,
+    EngineSettings,
+    Publisher,
+    Reconciler,
+)
+from post_management.services.publishing.outcomes import Timing
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator
 

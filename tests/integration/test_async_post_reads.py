@@ -23,8 +23,8 @@ from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import NotFound, PermissionDenied, Unavailable
 from post_management.domain.privacy import Pseudonyms
 from post_management.entrypoints.grpc.mapping import post_to_proto
-from post_management.services.post_queries import PostQueries
-from post_management.services.posts import PostService
+from post_management.services.posts.posts import PostService
+from post_management.services.posts.queries import PostQueries
 from tests.conftest import MACHINE_PG, _fresh_database
 from tests.integration.grpc_fixtures import Client
 from tests.support.harness import RunningServer, settings_for
@@ -260,7 +260,7 @@ def _schedule_rows(engine: Engine, user: str, accounts: list[uuid.UUID]) -> None
 
 async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engine: Engine) -> None:
     from post_management.domain.post import PostState
-    from post_management.services.scheduled_listing import (
+    from post_management.services.scheduling.listing import (
         AsyncScheduledListing,
         ScheduledFilter,
         ScheduledListing,

@@ -27,7 +27,7 @@ from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.engagement_features import PastPost
 from post_management.domain.post import Post, PostState
 from post_management.ports.analytics import SOURCE_POLL
-from post_management.services.engagement_prediction import EngagementPredictor
+from post_management.services.analytics.engagement_prediction import EngagementPredictor
 from tests.conftest import truncate
 from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
 from tests.integration.analytics_fixtures import Data

@@ -20,8 +20,8 @@ from post_management.domain.account import Account, Credentials
 from post_management.domain.post import Post, PostState
 from post_management.domain.x_spend import CallKind, Metered, Purpose
 from post_management.ports.x_api import XCredentials, XUser
-from post_management.services.account_growth import GrowthCollector
-from post_management.services.metrics_collection import APP_CALLER, MetricsCollector
+from post_management.services.analytics.growth import GrowthCollector
+from post_management.services.analytics.metrics_collection import APP_CALLER, MetricsCollector
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.analytics_fixtures import Data

@@ -26,7 +26,7 @@ from post_management.adapters.db.privacy_repository import SqlPrivacyStore
 from post_management.bootstrap import resolve_secrets
 from post_management.domain.auth import Role
 from post_management.domain.privacy import Pseudonyms
-from post_management.services.privacy import RemovalJob, RetentionJob, RetentionPeriods
+from post_management.services.privacy.privacy import RemovalJob, RetentionJob, RetentionPeriods
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
 from tests.integration.grpc_fixtures import (

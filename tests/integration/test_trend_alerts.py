@@ -24,7 +24,7 @@ from post_management.domain.account import Account
 from post_management.domain.analytics import Counts
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import Post
-from post_management.services.trend_alerts import TrendDetector
+from post_management.services.analytics.trend_alerts import TrendDetector
 from tests.conftest import truncate
 from tests.fixtures.kafka import KafkaBroker, kafka_broker_fixture  # noqa: F401
 from tests.integration.analytics_fixtures import Data

@@ -37,8 +37,8 @@ from post_management.domain.events import X_SPEND_BUDGET_REACHED
 from post_management.domain.post import PostState
 from post_management.domain.privacy import Pseudonyms
 from post_management.ports.x_spend import SpendScope
-from post_management.services.metrics_collection import MetricsCollector
-from post_management.services.x_spend import XSpendQueries
+from post_management.services.analytics.metrics_collection import MetricsCollector
+from post_management.services.analytics.x_spend import XSpendQueries
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import (  # noqa: F401
     ENCRYPTION_KEY,

@@ -21,7 +21,7 @@ from xmp.posts.v1 import scheduling_service_pb2 as pb
 
 from post_management.domain.errors import MAX_FIELD_VIOLATIONS
 from post_management.domain.posting_rules import MAX_SLOTS
-from post_management.services import scheduling_support
+from post_management.services.scheduling import support as scheduling_support
 from tests.integration.grpc_fixtures import Client, error_details
 from tests.security.server_fixtures import alice, bob, cpu_time, fresh, quiet_server
 

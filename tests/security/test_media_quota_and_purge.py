@@ -18,7 +18,7 @@ from xmp.posts.v1 import media_pb2, post_service_pb2
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.privacy_repository import SqlPrivacyStore
-from post_management.services.privacy import RetentionJob, RetentionPeriods
+from post_management.services.privacy.privacy import RetentionJob, RetentionPeriods
 from tests.conftest import truncate
 from tests.integration.grpc_fixtures import Client, error_details
 from tests.support.harness import RunningServer, settings_for

@@ -22,7 +22,7 @@ from post_management.domain.engagement_features import (
     previous_before,
 )
 from post_management.domain.media import MediaKind
-from post_management.services.engagement_fitting import (
+from post_management.services.analytics.engagement_fitting import (
     ENGAGEMENT_RATE,
     IMPRESSIONS,
     Fit,

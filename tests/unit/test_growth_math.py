@@ -17,7 +17,7 @@ from post_management.domain.growth import (
 )
 from post_management.domain.post import PostState
 from post_management.ports.analytics import MeasuredPost
-from post_management.services.campaigns import daily_series, rank, summarise
+from post_management.services.analytics.campaigns import daily_series, rank, summarise
 
 DAY = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
 

@@ -14,7 +14,7 @@ from post_management.adapters.cache import InProcessCache
 from post_management.adapters.db.post_writes import writes_posts
 from post_management.adapters.shared_cache import FailoverCache
 from post_management.domain.post import Post, PostState, Priority
-from post_management.services.post_cache import PostCache, decode_post, encode_post
+from post_management.services.posts.cache import PostCache, decode_post, encode_post
 
 
 def _full_post() -> Post:

@@ -17,7 +17,7 @@ from post_management.config import ConfigError, Settings, x_mode
 from post_management.domain.auth import Role
 from post_management.domain.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 from post_management.entrypoints.grpc.tokens import TokenCodec
-from post_management.services.webhooks import XWebhooks, signature
+from post_management.services.analytics.webhooks import XWebhooks, signature
 
 SECRET = "consumer-secret"
 JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"

@@ -28,7 +28,7 @@ from post_management.domain.timezones import (
 
 class SlotPolicy(enum.StrEnum):
     """Where a post without a requested time goes: the next free slot, or the best
-    free time of the coming week (services/optimal_times.py)."""
+    free time of the coming week (services/analytics/optimal_times.py)."""
 
     NEXT = "NEXT"
     BEST = "BEST"

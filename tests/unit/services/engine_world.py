@@ -11,8 +11,13 @@ from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState
 from post_management.domain.retry import RetryPolicy
-from post_management.services.publish_outcomes import Timing
-from post_management.services.publishing import Dispatcher, EngineSettings, Publisher, Reconciler
+from post_management.services.publishing.engine import (
+    Dispatcher,
+    EngineSettings,
+    Publisher,
+    Reconciler,
+)
+from post_management.services.publishing.outcomes import Timing
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TIMING = Timing(

@@ -11,9 +11,9 @@ from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import FailedPrecondition, PermissionDenied
 from post_management.domain.post import PostState
 from post_management.ports.unit_of_work import UnitOfWorkFactory
-from post_management.services.posts import NewPost, PostService
-from post_management.services.scheduling import SchedulingService
-from post_management.services.scheduling_support import ScheduleRequest
+from post_management.services.posts.posts import NewPost, PostService
+from post_management.services.scheduling.scheduling import SchedulingService
+from post_management.services.scheduling.support import ScheduleRequest
 from tests.unit.services.engine_world import EngineWorld
 
 ALICE = Principal("alice", Role.USER)

@@ -108,7 +108,7 @@ account_growth = Table(
     Column("listed", BigInteger, nullable=False),
 )
 
-# Trend alerts (services/trend_alerts.py): one row per finding, the dedup key making
+# Trend alerts (services/analytics/trend_alerts.py): one row per finding, the dedup key making
 # each alert once-only; a follower drop covers the posts of [window_start, detected_at).
 trend_alerts = Table(
     "trend_alerts",

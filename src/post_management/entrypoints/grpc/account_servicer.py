@@ -23,8 +23,8 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
 )
 from post_management.entrypoints.grpc.privacy_servicer import PrivacyMethods
-from post_management.services.accounts import AccountFields, AccountService, BudgetChange
-from post_management.services.privacy import PrivacyService
+from post_management.services.accounts.accounts import AccountFields, AccountService, BudgetChange
+from post_management.services.privacy.privacy import PrivacyService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 WRITABLE = frozenset(

@@ -28,11 +28,11 @@ from post_management.entrypoints.grpc.prediction_mapping import (
     prediction_to_proto,
 )
 from post_management.ports.x_spend import SpendScope
-from post_management.services.account_growth import AccountGrowthQueries
-from post_management.services.analytics import AnalyticsQueries
-from post_management.services.engagement_prediction import EngagementPredictor
-from post_management.services.webhooks import SIGNATURE_HEADER, XWebhooks
-from post_management.services.x_spend import XSpendQueries
+from post_management.services.analytics.analytics import AnalyticsQueries
+from post_management.services.analytics.engagement_prediction import EngagementPredictor
+from post_management.services.analytics.growth import AccountGrowthQueries
+from post_management.services.analytics.webhooks import SIGNATURE_HEADER, XWebhooks
+from post_management.services.analytics.x_spend import XSpendQueries
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

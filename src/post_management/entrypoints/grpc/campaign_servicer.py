@@ -24,7 +24,7 @@ from post_management.entrypoints.grpc.mapping import (
     timestamp,
 )
 from post_management.ports.analytics import MeasuredPost
-from post_management.services.campaigns import CampaignService, NewCampaign, Summary
+from post_management.services.analytics.campaigns import CampaignService, NewCampaign, Summary
 
 Context = grpc.aio.ServicerContext[Any, Any]
 # Totals are sums over posts, not one snapshot: they carry no collection time.

@@ -1,6 +1,6 @@
 """PostService over gRPC: map, call the use case off the event loop, map back.
 
-GetPost is awaited on the loop itself (services/post_queries.py): no thread hop."""
+GetPost is awaited on the loop itself (services/posts/queries.py): no thread hop."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
 )
 from post_management.ports.repositories import PostFilter
-from post_management.services.media import MediaService, NewMedia
-from post_management.services.post_queries import PostQueries
-from post_management.services.posts import NO_CAMPAIGN, NewPost, PostPatch, PostService
+from post_management.services.posts.media import MediaService, NewMedia
+from post_management.services.posts.posts import NO_CAMPAIGN, NewPost, PostPatch, PostService
+from post_management.services.posts.queries import PostQueries
 
 Context = grpc.aio.ServicerContext[Any, Any]
 WRITABLE = frozenset(
@@ -51,7 +51,7 @@ WRITABLE = frozenset(
 )
 
 
-# The reason of every content violation (services/posts.py).
+# The reason of every content violation (services/posts/posts.py).
 CONTENT = Reason.INVALID_ARGUMENT
 
 

@@ -11,7 +11,10 @@ from xmp.posts.v1 import media_pb2
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import MediaKind
 from post_management.entrypoints.grpc.mapping import instant, timestamp
-from post_management.services.engagement_prediction import PredictionView, TargetPrediction
+from post_management.services.analytics.engagement_prediction import (
+    PredictionView,
+    TargetPrediction,
+)
 
 _MEDIA = {
     media_pb2.MEDIA_KIND_UNSPECIFIED: None,

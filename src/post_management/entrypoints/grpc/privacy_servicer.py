@@ -18,7 +18,7 @@ from post_management.entrypoints.grpc.mapping import (
     timestamp,
 )
 from post_management.ports.privacy import AuditRecord, MetricsRecord
-from post_management.services.privacy import PrivacyService
+from post_management.services.privacy.privacy import PrivacyService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -21,7 +21,7 @@ from post_management.entrypoints.grpc.mapping import (
     post_to_proto,
     required_user_id,
 )
-from post_management.services.publish_commands import PublishCommands, PublishRequest
+from post_management.services.publishing.commands import PublishCommands, PublishRequest
 
 # Two states can be asked for; a few repeats are tolerated.
 MAX_STATE_FILTERS = 4

@@ -28,9 +28,9 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
     timestamp,
 )
-from post_management.services.scheduled_listing import AsyncScheduledListing, ScheduledFilter
-from post_management.services.scheduling import MAX_BATCH, SchedulingService
-from post_management.services.scheduling_support import ScheduleRequest, ScheduleResult
+from post_management.services.scheduling.listing import AsyncScheduledListing, ScheduledFilter
+from post_management.services.scheduling.scheduling import MAX_BATCH, SchedulingService
+from post_management.services.scheduling.support import ScheduleRequest, ScheduleResult
 
 Context = grpc.aio.ServicerContext[Any, Any]
 pb = scheduling_service_pb2

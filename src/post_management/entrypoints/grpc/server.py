@@ -53,15 +53,15 @@ from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.entrypoints.grpc.unary import FusedInterceptor, UnaryInterceptor
 from post_management.ports.post_reads import AsyncResource
 from post_management.ports.publishing import RateLimiter
-from post_management.services.accounts import AccountService
-from post_management.services.campaigns import CampaignService
-from post_management.services.media import MediaService
-from post_management.services.post_queries import PostQueries
-from post_management.services.posts import PostService
-from post_management.services.privacy import PrivacyService
-from post_management.services.publish_commands import PublishCommands
-from post_management.services.scheduled_listing import AsyncScheduledListing
-from post_management.services.scheduling import SchedulingService
+from post_management.services.accounts.accounts import AccountService
+from post_management.services.analytics.campaigns import CampaignService
+from post_management.services.posts.media import MediaService
+from post_management.services.posts.posts import PostService
+from post_management.services.posts.queries import PostQueries
+from post_management.services.privacy.privacy import PrivacyService
+from post_management.services.publishing.commands import PublishCommands
+from post_management.services.scheduling.listing import AsyncScheduledListing
+from post_management.services.scheduling.scheduling import SchedulingService
 
 log = logging.getLogger(__name__)
 

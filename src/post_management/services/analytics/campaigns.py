@@ -18,9 +18,9 @@ from post_management.ports.analytics import AnalyticsUnitOfWorkFactory, Measured
 from post_management.ports.repositories import Cursor
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork
-from post_management.services import idempotency
-from post_management.services.common import audit, ensure_not_erased, snapshot
-from post_management.services.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.shared import idempotency
+from post_management.services.shared.common import audit, ensure_not_erased, snapshot
+from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 RANKED_POSTS = 3  # best and worst posts shown
 MAX_DAILY_DAYS = 400  # a daily series longer than this is cut to its last days

@@ -30,9 +30,9 @@ from post_management.ports.analytics import (
     TrendAlert,
 )
 from post_management.ports.support import Clock
-from post_management.services.common import emit as common_emit
-from post_management.services.engagement_prediction import EngagementPredictor
-from post_management.services.optimal_times import TimingBasis, rank_free_times
+from post_management.services.analytics.engagement_prediction import EngagementPredictor
+from post_management.services.analytics.optimal_times import TimingBasis, rank_free_times
+from post_management.services.shared.common import emit as common_emit
 
 # Comparisons and timing look at this much of an account's history.
 HISTORY = timedelta(days=90)

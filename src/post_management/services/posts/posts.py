@@ -22,9 +22,11 @@ from post_management.domain.threads import (
 from post_management.ports.repositories import Cursor, DuplicateKey, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from post_management.services import idempotency
-from post_management.services.campaigns import ensure_own_campaign
-from post_management.services.common import (
+from post_management.services.analytics.campaigns import ensure_own_campaign
+from post_management.services.posts.cache import PostCache
+from post_management.services.posts.content_screening import ContentScreen, audit_findings
+from post_management.services.shared import idempotency
+from post_management.services.shared.common import (
     audit_post,
     check_etag,
     concurrent_change,
@@ -32,9 +34,7 @@ from post_management.services.common import (
     ensure_not_erased,
     snapshot,
 )
-from post_management.services.content_screening import ContentScreen, audit_findings
-from post_management.services.pagination import Page, decode_token, encode_token, page_size
-from post_management.services.post_cache import PostCache
+from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 
 @dataclass(frozen=True)

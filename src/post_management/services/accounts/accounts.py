@@ -24,15 +24,15 @@ from post_management.domain.timezones import load_zone
 from post_management.ports.repositories import Cursor, DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from post_management.services import idempotency
-from post_management.services.common import (
+from post_management.services.shared import idempotency
+from post_management.services.shared.common import (
     audit,
     check_etag,
     concurrent_change,
     ensure_not_erased,
     snapshot,
 )
-from post_management.services.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 _HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 _X_USER_ID = re.compile(r"[0-9]{1,19}")

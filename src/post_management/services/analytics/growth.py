@@ -40,7 +40,7 @@ from post_management.ports.analytics import (
 )
 from post_management.ports.support import Clock
 from post_management.ports.x_api import RateLimited, XApi, XCredentials, XUser
-from post_management.services.common import load_account
+from post_management.services.shared.common import load_account
 
 log = logging.getLogger(__name__)
 

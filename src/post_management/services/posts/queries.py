@@ -14,7 +14,7 @@ from post_management.domain.errors import NotFound
 from post_management.domain.post import Post
 from post_management.domain.reasons import Reason
 from post_management.ports.post_reads import AsyncPostReader
-from post_management.services.post_cache import PostCache
+from post_management.services.posts.cache import PostCache
 
 
 class PostQueries:
@@ -37,7 +37,7 @@ class PostQueries:
                 cached, generation = self._cache.read(post_id)
             if cached is None:
                 # The generation was taken before the read: a write committed meanwhile
-                # makes this entry stale at once (services/post_cache.py).
+                # makes this entry stale at once (services/posts/cache.py).
                 post = await self._load(post_id)
                 if self._cache_blocks:
                     await asyncio.to_thread(self._cache.store, post, generation)

@@ -13,8 +13,8 @@ from post_management.domain.reasons import Reason
 from post_management.ports.repositories import DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from post_management.services import idempotency
-from post_management.services.common import audit, snapshot
+from post_management.services.shared import idempotency
+from post_management.services.shared.common import audit, snapshot
 
 
 @dataclass(frozen=True)

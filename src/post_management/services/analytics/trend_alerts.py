@@ -28,8 +28,8 @@ from post_management.ports.analytics import (
     YoungPost,
 )
 from post_management.ports.support import Clock
-from post_management.services.analytics import analytics_key
-from post_management.services.common import emit
+from post_management.services.analytics.analytics import analytics_key
+from post_management.services.shared.common import emit
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from post_management.domain.x_spend import Outcome, Purpose, month_start
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.ports.x_spend import SpendRow, SpendScope
-from post_management.services.campaigns import load_campaign
-from post_management.services.common import load_account
+from post_management.services.analytics.campaigns import load_campaign
+from post_management.services.shared.common import load_account
 
 MAX_REPORT_WINDOW = timedelta(days=366)
 

@@ -48,11 +48,10 @@ from post_management.ports.x_api import (
     XPost,
 )
 from post_management.ports.x_spend import SpendMeter
-from post_management.services import publish_outcomes as outcomes
-from post_management.services import publish_telemetry as telemetry
-from post_management.services.publish_budget import BudgetSettings, PostBudgets
-from post_management.services.publish_outcomes import Timing
-from post_management.services.publish_spend import metered_create, metered_upload
+from post_management.services.publishing import outcomes, telemetry
+from post_management.services.publishing.budget import BudgetSettings, PostBudgets
+from post_management.services.publishing.outcomes import Timing
+from post_management.services.publishing.spend import metered_create, metered_upload
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +265,7 @@ class Publisher:
     def _take_budget(
         self, claim: Claim, now: datetime, spent: Sequence[Metered]
     ) -> Taken | Settlement:
-        """Units for one create-post call (services/publish_budget.py); a refusal is
+        """Units for one create-post call (services/publishing/budget.py); a refusal is
         settled here and returned."""
         taken = self._budgets.take(claim, now)
         if isinstance(taken, Taken):

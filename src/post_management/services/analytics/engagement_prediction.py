@@ -37,8 +37,7 @@ from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import AnalyticsUnitOfWork, AnalyticsUnitOfWorkFactory
 from post_management.ports.engagement_model import Learner
 from post_management.ports.support import Clock
-from post_management.services.common import load_account
-from post_management.services.engagement_fitting import (
+from post_management.services.analytics.engagement_fitting import (
     ENGAGEMENT_RATE,
     IMPRESSIONS,
     TARGETS,
@@ -48,6 +47,7 @@ from post_management.services.engagement_fitting import (
     Target,
     fit_target,
 )
+from post_management.services.shared.common import load_account
 
 MIN_OWN_POSTS = 40  # the account's own model needs this many mature posts
 MIN_LEVEL_POSTS = 5  # below this even the account's median is a guess

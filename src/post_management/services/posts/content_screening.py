@@ -20,7 +20,7 @@ from post_management.domain.content_rules import (
 from post_management.domain.post import Post
 from post_management.ports.content import OffensiveLanguage
 from post_management.ports.unit_of_work import UnitOfWork
-from post_management.services.common import audit
+from post_management.services.shared.common import audit
 
 
 class ContentScreen:

@@ -37,8 +37,8 @@ from post_management.domain.slots import SlotPolicy
 from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy, load_zone
 from post_management.ports.schedule_queries import TakenTime
 from post_management.ports.unit_of_work import UnitOfWork
-from post_management.services import idempotency
-from post_management.services.common import emit
+from post_management.services.shared import idempotency
+from post_management.services.shared.common import emit
 
 # Other posts older than this cannot affect a new time: the longest rule
 # (min interval, at most a week) and the duplicate window both fit inside it.

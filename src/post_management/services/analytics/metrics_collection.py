@@ -40,9 +40,9 @@ from post_management.ports.x_api import (
     XApi,
     XCredentials,
 )
-from post_management.services.account_growth import GrowthCollector
-from post_management.services.analytics import cache_keys, store_snapshot
-from post_management.services.trend_alerts import TrendDetector
+from post_management.services.analytics.analytics import cache_keys, store_snapshot
+from post_management.services.analytics.growth import GrowthCollector
+from post_management.services.analytics.trend_alerts import TrendDetector
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from post_management.domain.posting_rules import posting_rules_from_json
 from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import AnalyticsUnitOfWork, AnalyticsUnitOfWorkFactory
 from post_management.ports.support import Clock
-from post_management.services.engagement_prediction import EngagementPredictor
+from post_management.services.analytics.engagement_prediction import EngagementPredictor
 
 # Timing looks at this much of an account's history.
 HISTORY = timedelta(days=90)

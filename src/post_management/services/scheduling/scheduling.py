@@ -36,10 +36,8 @@ from post_management.ports.repositories import DuplicateKey
 from post_management.ports.schedule_queries import BestTimeFinder
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from post_management.services import idempotency
-from post_management.services.common import audit_post, concurrent_change, snapshot
-from post_management.services.content_screening import ContentScreen, audit_findings
-from post_management.services.scheduling_support import (
+from post_management.services.posts.content_screening import ContentScreen, audit_findings
+from post_management.services.scheduling.support import (
     LOOKBACK,
     BatchItem,
     FreeSlots,
@@ -57,6 +55,8 @@ from post_management.services.scheduling_support import (
     request_digest,
     request_scope,
 )
+from post_management.services.shared import idempotency
+from post_management.services.shared.common import audit_post, concurrent_change, snapshot
 
 DEFAULT_FREE_SLOTS = 5
 MAX_FREE_SLOTS = 50

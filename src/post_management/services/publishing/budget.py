@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from post_management.domain import events
 from post_management.domain.post import PostState
 from post_management.ports.publishing import Budget, Claim, RateLimiter, Refused, Settlement, Taken
-from post_management.services import publish_outcomes as outcomes
+from post_management.services.publishing import outcomes
 
 log = logging.getLogger(__name__)
 

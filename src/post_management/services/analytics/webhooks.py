@@ -34,7 +34,7 @@ from post_management.domain.errors import FailedPrecondition, InvalidArgument, U
 from post_management.domain.reasons import Reason
 from post_management.ports.analytics import SOURCE_WEBHOOK, AnalyticsUnitOfWorkFactory, Cache
 from post_management.ports.support import Clock
-from post_management.services.analytics import cache_keys, store_snapshot
+from post_management.services.analytics.analytics import cache_keys, store_snapshot
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from post_management.ports.post_reads import AsyncScheduleReader
 from post_management.ports.repositories import Cursor
 from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
 from post_management.ports.unit_of_work import UnitOfWorkFactory
-from post_management.services.common import ensure_account_filter, ensure_account_owner
-from post_management.services.pagination import (
+from post_management.services.shared.common import ensure_account_filter, ensure_account_owner
+from post_management.services.shared.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     decode_token,

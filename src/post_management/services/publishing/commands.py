@@ -21,16 +21,16 @@ from post_management.ports.publishing import PublishQueue
 from post_management.ports.repositories import Cursor, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from post_management.services import idempotency
-from post_management.services.common import (
+from post_management.services.publishing.engine import Publisher
+from post_management.services.shared import idempotency
+from post_management.services.shared.common import (
     audit_post,
     concurrent_change,
     emit,
     ensure_account_filter,
     snapshot,
 )
-from post_management.services.pagination import Page, decode_token, encode_token, page_size
-from post_management.services.publishing import Publisher
+from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 # Posts that failed for good: what ListDeadLetters may list.
 PERMANENT_FAILURES = (PostState.DEAD_LETTERED, PostState.FAILED)

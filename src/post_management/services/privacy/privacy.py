@@ -36,7 +36,7 @@ from post_management.ports.x_api import (
     XApi,
     XCredentials,
 )
-from post_management.services.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 log = logging.getLogger(__name__)
 
