@@ -57,6 +57,7 @@ from post_management.config import ConfigError, Settings, price_table, x_mode
 from post_management.domain.analytics import DEFAULT_BENCHMARKS
 from post_management.domain.media import MediaQuota
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.publishing import Timing
 from post_management.domain.retry import RetryPolicy
 from post_management.entrypoints.grpc.analytics_servicer import AnalyticsServices
 from post_management.entrypoints.grpc.info_servicer import (
@@ -101,7 +102,6 @@ from post_management.services.publishing.engine import (
     Publisher,
     Reconciler,
 )
-from post_management.services.publishing.outcomes import Timing
 from post_management.services.scheduling.listing import AsyncScheduledListing
 from post_management.services.scheduling.scheduling import SchedulingService
 from post_management.services.shared import pagination

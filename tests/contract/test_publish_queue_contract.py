@@ -10,7 +10,8 @@ import pytest
 
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState, Priority
-from post_management.ports.publishing import LEASE_EXPIRED, Claim, Settlement, XPostIdTaken
+from post_management.domain.publishing import LEASE_EXPIRED, Claim, Settlement
+from post_management.ports.publishing import XPostIdTaken
 from tests.contract.builders import a_post, an_account, store
 from tests.contract.conftest import World
 

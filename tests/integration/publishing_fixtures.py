@@ -27,6 +27,7 @@ from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.publishing import Timing
 from post_management.domain.retry import RetryPolicy
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.publishing import RateLimiter
@@ -36,7 +37,6 @@ from post_management.services.publishing.engine import (
     Publisher,
     Reconciler,
 )
-from post_management.services.publishing.outcomes import Timing
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator
 

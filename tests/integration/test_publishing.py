@@ -241,7 +241,7 @@ def test_a_publisher_that_died_mid_call_is_resolved_by_the_reconciler(engine_: E
     assert engine_.load(post.id).state is PostState.PUBLISHED
     assert len(engine_.emulator.control.posts(text="the process died after X answered")) == 1
     # The stale holder cannot settle any more.
-    from post_management.ports.publishing import Settlement
+    from post_management.domain.publishing import Settlement
 
     assert not engine_.queue.settle(claim, Settlement(state=PostState.FAILED, outcome="failed"))
 

@@ -17,7 +17,7 @@ from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.adapters.x.client import TweepyXApi
 from post_management.adapters.x.settings import XClientSettings
 from post_management.domain.post import PostState
-from post_management.ports.publishing import Claim
+from post_management.domain.publishing import Claim
 from post_management.ports.x_api import MediaOutcome, NewPost, PublishOutcome, XCredentials
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import Engine_, make_engine_

@@ -15,9 +15,9 @@ from sqlalchemy import text
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState
+from post_management.domain.publishing import Timing
 from post_management.domain.retry import RetryPolicy
 from post_management.ports.x_api import MediaOutcome, NewPost, XCredentials
-from post_management.services.publishing.outcomes import Timing
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import Engine_, engine_, make_engine_  # noqa: F401
 

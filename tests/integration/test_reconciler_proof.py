@@ -16,10 +16,10 @@ from sqlalchemy import text
 
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.post import PostState
+from post_management.domain.publishing import Settlement, Timing
 from post_management.domain.retry import RetryPolicy
-from post_management.ports.publishing import Settlement, XPostIdTaken
+from post_management.ports.publishing import XPostIdTaken
 from post_management.ports.x_api import MediaUploaded, NewPost, Published, XCredentials
-from post_management.services.publishing.outcomes import Timing
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import Engine_, engine_, make_engine_  # noqa: F401
 

@@ -2,7 +2,8 @@
 
 Every call returns a value instead of raising for X-side conditions, so the
 dispatcher can branch on the outcome (docs/reliability.md) without knowing
-the HTTP library. Only programming errors raise.
+the HTTP library. Only programming errors raise. The answers the publishing engine
+decides on are domain values (domain/x_answers.py), named here too as part of the port.
 """
 
 from __future__ import annotations
@@ -11,6 +12,40 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+from post_management.domain.x_answers import (
+    AccountSuspended as AccountSuspended,
+)
+from post_management.domain.x_answers import (
+    Duplicate as Duplicate,
+)
+from post_management.domain.x_answers import (
+    Failure as Failure,
+)
+from post_management.domain.x_answers import (
+    PermanentFailure as PermanentFailure,
+)
+from post_management.domain.x_answers import (
+    Published as Published,
+)
+from post_management.domain.x_answers import (
+    PublishOutcome as PublishOutcome,
+)
+from post_management.domain.x_answers import (
+    Quota as Quota,
+)
+from post_management.domain.x_answers import (
+    RateLimited as RateLimited,
+)
+from post_management.domain.x_answers import (
+    RateLimitInfo as RateLimitInfo,
+)
+from post_management.domain.x_answers import (
+    Unauthorized as Unauthorized,
+)
+from post_management.domain.x_answers import (
+    UnknownOutcome as UnknownOutcome,
+)
 
 MAX_LOOKUP_IDS = 100  # GET /2/tweets accepts at most 100 ids per request
 
@@ -26,33 +61,6 @@ class XCredentials:
     access_token_secret: str = field(repr=False)
 
 
-@dataclass(frozen=True)
-class Quota:
-    limit: int
-    remaining: int
-    reset_at: datetime  # UTC
-
-
-@dataclass(frozen=True)
-class RateLimitInfo:
-    """Rate-limit state X reported in a response's headers.
-
-    `window` is the endpoint's 15-minute window (x-rate-limit-*); the daily
-    quotas come from x-user-limit-24hour-* and x-app-limit-24hour-*.
-    """
-
-    window: Quota | None = None
-    user_day: Quota | None = None
-    app_day: Quota | None = None
-
-    def blocked_until(self) -> datetime | None:
-        """The latest reset among spent quotas, or None when none is spent."""
-        spent = [
-            q.reset_at for q in (self.window, self.user_day, self.app_day) if q and q.remaining <= 0
-        ]
-        return max(spent) if spent else None
-
-
 # --- requests -----------------------------------------------------------------
 
 
@@ -61,74 +69,6 @@ class NewPost:
     text: str
     media_ids: tuple[str, ...] = ()
     in_reply_to: str | None = None
-
-
-# --- outcomes shared by every call ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class PermanentFailure:
-    """A 4xx other than 401/429/duplicate/suspended: retrying will not help."""
-
-    reason: str
-    status: int | None = None
-    rate_limit: RateLimitInfo | None = None
-
-
-@dataclass(frozen=True)
-class RateLimited:
-    reset_at: datetime  # UTC; when the spent quota refills
-    limit: int | None = None
-    remaining: int | None = None
-    rate_limit: RateLimitInfo | None = None
-
-
-@dataclass(frozen=True)
-class UnknownOutcome:
-    """Timeout, connection error or 5xx: X may or may not have acted.
-
-    `request_sent` is False only when the connection was never established,
-    so the request certainly did not reach X.
-    """
-
-    reason: str
-    request_sent: bool = True
-
-
-@dataclass(frozen=True)
-class AccountSuspended:
-    reason: str
-    rate_limit: RateLimitInfo | None = None
-
-
-@dataclass(frozen=True)
-class Unauthorized:
-    """401: the account's tokens are revoked or invalid."""
-
-    reason: str = "unauthorized"
-
-
-Failure = PermanentFailure | RateLimited | UnknownOutcome | AccountSuspended | Unauthorized
-
-
-# --- create -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Published:
-    x_post_id: str
-    rate_limit: RateLimitInfo | None = None
-
-
-@dataclass(frozen=True)
-class Duplicate:
-    """403 duplicate content. The caller treats it as an unknown outcome: an
-    earlier attempt whose answer was lost may have published the same text."""
-
-    rate_limit: RateLimitInfo | None = None
-
-
-PublishOutcome = Published | Duplicate | Failure
 
 
 # --- delete -------------------------------------------------------------------

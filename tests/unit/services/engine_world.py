@@ -10,6 +10,7 @@ from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState
+from post_management.domain.publishing import Timing
 from post_management.domain.retry import RetryPolicy
 from post_management.services.publishing.engine import (
     Dispatcher,
@@ -17,7 +18,6 @@ from post_management.services.publishing.engine import (
     Publisher,
     Reconciler,
 )
-from post_management.services.publishing.outcomes import Timing
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TIMING = Timing(

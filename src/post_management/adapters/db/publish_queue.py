@@ -27,9 +27,10 @@ from post_management.adapters.db.stored_credentials import unseal
 from post_management.domain import account_safety, events
 from post_management.domain.account import AccountState, Credentials
 from post_management.domain.post import PostState, Priority
+from post_management.domain.publishing import Claim, Settlement
 from post_management.domain.x_spend import PriceTable
 from post_management.observability import crash_points, tracing
-from post_management.ports.publishing import Claim, Settlement, XPostIdTaken
+from post_management.ports.publishing import XPostIdTaken
 from post_management.ports.support import SecretBox
 
 log = logging.getLogger(__name__)

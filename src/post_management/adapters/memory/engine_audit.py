@@ -9,7 +9,7 @@ from typing import Any
 from post_management.domain import events
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState
-from post_management.ports.publishing import Claim, Settlement
+from post_management.domain.publishing import Claim, Settlement
 from post_management.ports.repositories import AuditEntry
 
 ACTOR = "system:publisher"

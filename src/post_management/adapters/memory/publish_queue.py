@@ -20,8 +20,9 @@ from post_management.adapters.memory.store import Attempt, MemoryStore, PostEngi
 from post_management.domain import account_safety, events
 from post_management.domain.account import AccountState
 from post_management.domain.post import Post, PostState
+from post_management.domain.publishing import LEASE_EXPIRED, Claim, Settlement
 from post_management.domain.x_spend import PriceTable
-from post_management.ports.publishing import LEASE_EXPIRED, Claim, Settlement, XPostIdTaken
+from post_management.ports.publishing import XPostIdTaken
 from post_management.ports.repositories import OutboxEvent
 
 T = TypeVar("T")

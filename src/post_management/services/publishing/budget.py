@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 from post_management.domain import events
 from post_management.domain.post import PostState
-from post_management.ports.publishing import Budget, Claim, RateLimiter, Refused, Settlement, Taken
-from post_management.services.publishing import outcomes
+from post_management.domain.publishing import Claim, Settlement, outcomes
+from post_management.ports.publishing import Budget, RateLimiter, Refused, Taken
 
 log = logging.getLogger(__name__)
 

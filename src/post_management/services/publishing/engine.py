@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from post_management.domain.media import X_MEDIA_REUSE_WINDOW
 from post_management.domain.post import PostState
+from post_management.domain.publishing import Claim, Settlement, Timing, outcomes
 from post_management.domain.x_matching import same_media, same_post
 from post_management.domain.x_spend import (
     CallKind,
@@ -23,13 +24,7 @@ from post_management.domain.x_spend import (
 )
 from post_management.observability import crash_points as crash
 from post_management.ports.media import MediaUploads
-from post_management.ports.publishing import (
-    Claim,
-    PublishQueue,
-    RateLimiter,
-    Settlement,
-    Taken,
-)
+from post_management.ports.publishing import PublishQueue, RateLimiter, Taken
 from post_management.ports.support import Clock
 from post_management.ports.x_api import (
     AccountSuspended,
@@ -48,9 +43,8 @@ from post_management.ports.x_api import (
     XPost,
 )
 from post_management.ports.x_spend import SpendMeter
-from post_management.services.publishing import outcomes, telemetry
+from post_management.services.publishing import telemetry
 from post_management.services.publishing.budget import BudgetSettings, PostBudgets
-from post_management.services.publishing.outcomes import Timing
 from post_management.services.publishing.spend import metered_create, metered_upload
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from post_management.domain.publishing import Claim
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose, create_kind
-from post_management.ports.publishing import Claim
 from post_management.ports.x_api import (
     Interrupted,
     MediaUploaded,

@@ -18,8 +18,9 @@ from uuid import UUID
 
 from post_management.domain import events
 from post_management.domain.post import PostState
+from post_management.domain.publishing import Claim, Settlement
 from post_management.observability import context, metrics, tracing
-from post_management.ports.publishing import Claim, PublishQueue, Settlement
+from post_management.ports.publishing import PublishQueue
 
 log = logging.getLogger(__name__)
 

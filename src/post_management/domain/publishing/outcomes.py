@@ -1,4 +1,5 @@
-"""What each X outcome means for a claimed post (docs/reliability.md), as Settlements."""
+"""The outcome table: what each X answer means for a claimed post (docs/reliability.md),
+as Settlements carrying the domain events they record."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from uuid import UUID
 from post_management.domain import events
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState
+from post_management.domain.publishing.claim import Claim
+from post_management.domain.publishing.settlement import Settlement
 from post_management.domain.retry import RetryPolicy
-from post_management.domain.x_spend import MICROS_PER_USD
-from post_management.ports.publishing import Claim, Settlement
-from post_management.ports.x_api import (
+from post_management.domain.x_answers import (
     AccountSuspended,
     Duplicate,
     Failure,
@@ -25,6 +26,7 @@ from post_management.ports.x_api import (
     Unauthorized,
     UnknownOutcome,
 )
+from post_management.domain.x_spend import MICROS_PER_USD
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,18 @@
+"""The publishing engine's decisions, as pure values (docs/reliability.md).
+
+- `claim.py`: `Claim`, a post the engine holds in PUBLISHING.
+- `settlement.py`: `Settlement`, what becomes of a claimed post, with the domain
+  events it records.
+- `outcomes.py`: the outcome table: what each X answer (domain/x_answers.py) means for
+  a claimed post, and the retry, unknown and reconciler timings (`Timing`).
+
+The publish queue (ports/publishing.py) only applies what these decide.
+"""
+
+from __future__ import annotations
+
+from post_management.domain.publishing.claim import LEASE_EXPIRED, Claim
+from post_management.domain.publishing.outcomes import Timing
+from post_management.domain.publishing.settlement import Settlement
+
+__all__ = ["LEASE_EXPIRED", "Claim", "Settlement", "Timing"]
