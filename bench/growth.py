@@ -45,6 +45,7 @@ from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.auth import Principal, Role
 from post_management.domain.conflicts import ConflictPolicy
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.requested_time import RequestedTime, parse_requested_time
 from post_management.services.scheduling.listing import ScheduledFilter, ScheduledListing
 from post_management.services.scheduling.scheduling import SchedulingService
 from post_management.services.scheduling.support import ScheduleRequest
@@ -138,9 +139,11 @@ class Bench:
         self.stored = total
         log(f"growth: {total:,} posts stored ({time.monotonic() - started:.1f} s to load)")
 
-    def _future(self) -> str:
+    def _future(self) -> RequestedTime | None:
         at = datetime.now(UTC) + timedelta(minutes=self.rng.randrange(120, 300 * 24 * 60))
-        return at.replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return parse_requested_time(
+            at.replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
 
     def schedule_once(self) -> None:
         post_id, user = self.rng.choice(self.owned)

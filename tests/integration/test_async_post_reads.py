@@ -20,7 +20,9 @@ from post_management.adapters.db.async_reads import AsyncPostReads, libpq_url
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.auth import Principal, Role
+from post_management.domain.date_range import parse_date_range
 from post_management.domain.errors import NotFound, PermissionDenied, Unavailable
+from post_management.domain.post import Priority
 from post_management.domain.privacy import Pseudonyms
 from post_management.entrypoints.grpc.mapping import post_to_proto
 from post_management.services.posts.posts import PostService
@@ -284,8 +286,8 @@ async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engi
             ScheduledFilter(user, account_id=accounts[1]),
             ScheduledFilter(user, account_id=uuid.uuid4()),  # no such account: empty
             ScheduledFilter(user, state=PostState.FAILED),
-            ScheduledFilter(user, priority="high"),
-            ScheduledFilter(user, from_date="2031-03-11", to_date="2031-03-13"),
+            ScheduledFilter(user, priority=Priority.HIGH),
+            ScheduledFilter(user, dates=parse_date_range("2031-03-11", "2031-03-13")),
         ]
         for where in filters:
             for limit, offset in ((0, 0), (3, 0), (3, 2), (100, 1)):
@@ -304,13 +306,13 @@ async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engi
                     break
             assert pages >= 1
         assert (await listing.list(owner, ScheduledFilter(user), 0, 0)).total_count == 16
-        # The same refusals, in the same order of checks.
+        # The same refusals, in the same order of checks (a bad priority or date is
+        # refused where the request is read, before either listing).
         cases = [
             (Principal("bob", Role.USER), ScheduledFilter(user), 0, 0, ""),
             (owner, ScheduledFilter(user, account_id=foreign), 0, 0, ""),
             (owner, ScheduledFilter(user), -1, 0, ""),
             (owner, ScheduledFilter(user), 0, 2, "token"),
-            (owner, ScheduledFilter(user, priority="urgent!"), 0, 0, ""),
             (owner, ScheduledFilter(user), 0, 0, "not-a-token"),
         ]
         for principal, where, limit, offset, token in cases:

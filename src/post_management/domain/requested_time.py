@@ -13,7 +13,6 @@ from post_management.domain.reasons import Reason
 from post_management.domain.timezones import (
     AmbiguousTimePolicy,
     NonexistentTimePolicy,
-    load_zone,
     to_instant,
 )
 
@@ -29,6 +28,21 @@ _DATE_TIME = re.compile(
 
 
 @dataclass(frozen=True)
+class RequestedTime:
+    """A request's `scheduledFor`, read: an instant when it carries an offset, else a
+    wall time to be read in the post's time zone (which may be the account's)."""
+
+    # Aware (UTC): the instant asked for. Naive: a wall time, resolved later.
+    at: datetime
+    # As the caller wrote it: named in errors, and part of the request's digest.
+    text: str
+
+    @property
+    def is_instant(self) -> bool:
+        return self.at.tzinfo is not None
+
+
+@dataclass(frozen=True)
 class ResolvedTime:
     instant: datetime  # aware, UTC
     timezone: str
@@ -40,9 +54,30 @@ class ResolvedTime:
         return self.instant.astimezone(ZoneInfo(self.timezone))
 
 
+def parse_requested_time(text: str, field: str = "scheduled_for") -> RequestedTime | None:
+    """The time a request asks for; None when it names none (blank).
+
+    Raises InvalidArgument INVALID_SCHEDULED_TIME for anything but an RFC 3339
+    date-time (the offset may be left out, and the seconds too)."""
+    if not text.strip():
+        return None
+    match = _DATE_TIME.fullmatch(text.strip())
+    try:
+        if match is None:
+            raise ValueError(text)
+        body = trim_fraction(match["body"]) + (match["offset"] or "")
+        parsed = datetime.fromisoformat(body.upper())
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC)
+    # OverflowError: a time near year 1 or 9999 that leaves datetime's range in UTC.
+    except (ValueError, OverflowError):
+        raise _malformed(text, field) from None
+    return RequestedTime(parsed, text)
+
+
 def resolve_requested_time(
-    scheduled_for: str,
-    timezone: str,
+    requested: RequestedTime,
+    zone: ZoneInfo,
     now: datetime,
     *,
     nonexistent: NonexistentTimePolicy = NonexistentTimePolicy.REJECT,
@@ -50,38 +85,36 @@ def resolve_requested_time(
     past_grace: timedelta = DEFAULT_PAST_GRACE,
     horizon: timedelta = DEFAULT_HORIZON,
     field: str = "scheduled_for",
-    timezone_field: str = "timezone",
 ) -> ResolvedTime:
     """The instant a request asks for, checked against `now`.
 
-    `timezone` must already be defaulted (e.g. to the account's zone) by the
-    caller. Raises InvalidArgument: UNKNOWN_TIMEZONE, INVALID_SCHEDULED_TIME,
-    NONEXISTENT_LOCAL_TIME, SCHEDULED_TIME_IN_PAST, SCHEDULED_TIME_TOO_FAR.
+    `zone` is the request's, or the account's when the request names none; it
+    reads a wall time. Raises InvalidArgument: INVALID_SCHEDULED_TIME (a wall time
+    that leaves datetime's range), NONEXISTENT_LOCAL_TIME, SCHEDULED_TIME_IN_PAST,
+    SCHEDULED_TIME_TOO_FAR.
     """
     now = require_aware(now, "now")
-    zone = load_zone(timezone, timezone_field)
-    match = _DATE_TIME.fullmatch(scheduled_for.strip())
-    try:
-        if match is None:
-            raise ValueError(scheduled_for)
-        text = trim_fraction(match["body"]) + (match["offset"] or "")
-        parsed = datetime.fromisoformat(text.upper())
-        shifted = False
-        if parsed.tzinfo is not None:
-            instant = parsed.astimezone(UTC)
-        else:
-            instant = to_instant(parsed, zone, nonexistent, ambiguous, field)
-            shifted = instant.astimezone(zone).replace(tzinfo=None) != parsed
-    # OverflowError: a time near year 1 or 9999 that leaves datetime's range in UTC.
-    except (ValueError, OverflowError):
-        raise InvalidArgument.for_field(
-            field,
-            f"{scheduled_for!r} is not an RFC 3339 date-time: use '2025-03-09T14:30:00Z', "
-            "'2025-03-09T14:30:00+01:00', or '2025-03-09T09:30:00' read in the time zone",
-            reason=Reason.INVALID_SCHEDULED_TIME,
-        ) from None
+    shifted = False
+    if requested.is_instant:
+        instant = requested.at
+    else:
+        try:
+            instant = to_instant(requested.at, zone, nonexistent, ambiguous, field)
+            shifted = instant.astimezone(zone).replace(tzinfo=None) != requested.at
+        # A wall time near year 1 or 9999 that leaves datetime's range in UTC.
+        except (ValueError, OverflowError):
+            raise _malformed(requested.text, field) from None
     check_window(instant, now, past_grace, horizon, field)
     return ResolvedTime(instant, zone.key, shifted)
+
+
+def _malformed(text: str, field: str) -> InvalidArgument:
+    return InvalidArgument.for_field(
+        field,
+        f"{text!r} is not an RFC 3339 date-time: use '2025-03-09T14:30:00Z', "
+        "'2025-03-09T14:30:00+01:00', or '2025-03-09T09:30:00' read in the time zone",
+        reason=Reason.INVALID_SCHEDULED_TIME,
+    )
 
 
 def check_window(

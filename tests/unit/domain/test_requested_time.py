@@ -5,7 +5,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from post_management.domain.errors import InvalidArgument
-from post_management.domain.requested_time import resolve_requested_time
+from post_management.domain.requested_time import (
+    RequestedTime,
+    ResolvedTime,
+    parse_requested_time,
+    resolve_requested_time,
+)
 from post_management.domain.timezones import (
     AmbiguousTimePolicy,
     NonexistentTimePolicy,
@@ -14,6 +19,16 @@ from post_management.domain.timezones import (
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 NY = "America/New_York"
+
+
+def resolve(text: str, zone: str, now: datetime, **options: object) -> ResolvedTime:
+    """As SchedulePost reads a request: its zone, then its time (at the edge), then the
+    instant (in the use case, where the account's zone is known)."""
+    loaded = load_zone(zone)
+    requested = parse_requested_time(text)
+    if requested is None:
+        raise AssertionError("a blank time is no requested time")
+    return resolve_requested_time(requested, loaded, now, **options)  # type: ignore[arg-type]
 
 
 def at(
@@ -34,7 +49,7 @@ def at(
 def test_a_time_with_an_offset_is_an_instant_whatever_the_zone(
     text: str, expected: datetime
 ) -> None:
-    resolved = resolve_requested_time(text, "Asia/Tokyo", NOW)
+    resolved = resolve(text, "Asia/Tokyo", NOW)
     assert resolved.instant == expected
     assert resolved.timezone == "Asia/Tokyo"
     assert not resolved.shifted
@@ -42,14 +57,14 @@ def test_a_time_with_an_offset_is_an_instant_whatever_the_zone(
 
 @pytest.mark.parametrize("text", ["2025-03-08T09:30:00", "2025-03-08T09:30", "2025-03-08 09:30"])
 def test_a_time_without_offset_is_read_in_the_zone(text: str) -> None:
-    resolved = resolve_requested_time(text, NY, NOW)
+    resolved = resolve(text, NY, NOW)
     assert resolved.instant == at(2025, 3, 8, 14, 30)  # EST is UTC-5
     assert resolved.local.isoformat() == "2025-03-08T09:30:00-05:00"
 
 
 def test_a_wall_time_in_the_spring_forward_gap_is_rejected_with_the_next_valid_time() -> None:
     with pytest.raises(InvalidArgument) as caught:
-        resolve_requested_time("2025-03-09T02:30:00", NY, NOW)
+        resolve("2025-03-09T02:30:00", NY, NOW)
     assert caught.value.reason == "NONEXISTENT_LOCAL_TIME"
     assert caught.value.metadata["next_valid_time"] == "2025-03-09T03:00:00-04:00"
     assert caught.value.metadata["next_valid_time_utc"] == "2025-03-09T07:00:00Z"
@@ -57,7 +72,7 @@ def test_a_wall_time_in_the_spring_forward_gap_is_rejected_with_the_next_valid_t
 
 
 def test_shift_forward_takes_the_first_wall_time_after_the_gap() -> None:
-    resolved = resolve_requested_time(
+    resolved = resolve(
         "2025-03-09T02:30:00", NY, NOW, nonexistent=NonexistentTimePolicy.SHIFT_FORWARD
     )
     assert resolved.instant == at(2025, 3, 9, 7, 0)
@@ -75,12 +90,12 @@ def test_shift_forward_takes_the_first_wall_time_after_the_gap() -> None:
 def test_a_fall_back_wall_time_follows_the_policy(
     policy: AmbiguousTimePolicy, expected: datetime
 ) -> None:
-    resolved = resolve_requested_time("2025-11-02T01:30:00", NY, NOW, ambiguous=policy)
+    resolved = resolve("2025-11-02T01:30:00", NY, NOW, ambiguous=policy)
     assert resolved.instant == expected
 
 
 def test_the_default_for_a_fold_is_the_earlier_instant() -> None:
-    assert resolve_requested_time("2025-11-02T01:30:00", NY, NOW).instant == at(2025, 11, 2, 5, 30)
+    assert resolve("2025-11-02T01:30:00", NY, NOW).instant == at(2025, 11, 2, 5, 30)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +103,7 @@ def test_the_default_for_a_fold_is_the_earlier_instant() -> None:
 )
 def test_an_unknown_zone_is_rejected_on_the_timezone_field(zone: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        resolve_requested_time("2025-03-09T14:30:00Z", zone, NOW)
+        resolve("2025-03-09T14:30:00Z", zone, NOW)
     assert caught.value.reason == "UNKNOWN_TIMEZONE"
     assert [v.field for v in caught.value.violations] == ["timezone"]
 
@@ -96,7 +111,6 @@ def test_an_unknown_zone_is_rejected_on_the_timezone_field(zone: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "",
         "tomorrow",
         "2025-03-09",
         "2025-13-09T10:00:00",
@@ -106,9 +120,22 @@ def test_an_unknown_zone_is_rejected_on_the_timezone_field(zone: str) -> None:
 )
 def test_a_malformed_time_is_rejected_on_the_scheduled_for_field(text: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        resolve_requested_time(text, NY, NOW)
+        parse_requested_time(text)
     assert caught.value.reason == "INVALID_SCHEDULED_TIME"
     assert [v.field for v in caught.value.violations] == ["scheduled_for"]
+
+
+@pytest.mark.parametrize("text", ["", "  "])
+def test_a_blank_time_asks_for_none(text: str) -> None:
+    assert parse_requested_time(text) is None
+
+
+def test_the_parsed_time_keeps_the_callers_text() -> None:
+    assert parse_requested_time(" 2025-03-09T14:30:00+01:00") == RequestedTime(
+        at(2025, 3, 9, 13, 30), " 2025-03-09T14:30:00+01:00"
+    )
+    wall = parse_requested_time("2025-03-09T09:30")
+    assert wall is not None and not wall.is_instant and wall.at == datetime(2025, 3, 9, 9, 30)
 
 
 @pytest.mark.parametrize(
@@ -122,32 +149,32 @@ def test_a_malformed_time_is_rejected_on_the_scheduled_for_field(text: str) -> N
 )
 def test_a_time_outside_datetimes_range_in_utc_is_rejected(text: str, zone: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        resolve_requested_time(text, zone, NOW)
+        resolve(text, zone, NOW)
     assert caught.value.reason == "INVALID_SCHEDULED_TIME"
     assert [v.field for v in caught.value.violations] == ["scheduled_for"]
 
 
 def test_the_past_is_allowed_within_the_grace_only() -> None:
-    ok = resolve_requested_time("2025-03-01T11:59:00Z", "UTC", NOW)
+    ok = resolve("2025-03-01T11:59:00Z", "UTC", NOW)
     assert ok.instant == at(2025, 3, 1, 11, 59)
     with pytest.raises(InvalidArgument) as caught:
-        resolve_requested_time("2025-03-01T11:58:59Z", "UTC", NOW)
+        resolve("2025-03-01T11:58:59Z", "UTC", NOW)
     assert caught.value.reason == "SCHEDULED_TIME_IN_PAST"
     assert "in the past" in caught.value.message
 
 
 def test_the_grace_and_horizon_are_parameters() -> None:
-    resolve_requested_time("2025-03-01T11:50:00Z", "UTC", NOW, past_grace=timedelta(minutes=10))
+    resolve("2025-03-01T11:50:00Z", "UTC", NOW, past_grace=timedelta(minutes=10))
     with pytest.raises(InvalidArgument) as caught:
-        resolve_requested_time("2025-03-03T12:00:01Z", "UTC", NOW, horizon=timedelta(days=2))
+        resolve("2025-03-03T12:00:01Z", "UTC", NOW, horizon=timedelta(days=2))
     assert caught.value.reason == "SCHEDULED_TIME_TOO_FAR"
     assert caught.value.metadata["latest_allowed"] == "2025-03-03T12:00:00Z"
 
 
 def test_the_default_horizon_is_365_days() -> None:
-    resolve_requested_time("2026-03-01T12:00:00Z", "UTC", NOW)
+    resolve("2026-03-01T12:00:00Z", "UTC", NOW)
     with pytest.raises(InvalidArgument):
-        resolve_requested_time("2026-03-01T12:00:01Z", "UTC", NOW)
+        resolve("2026-03-01T12:00:01Z", "UTC", NOW)
 
 
 def test_load_zone_accepts_iana_names() -> None:

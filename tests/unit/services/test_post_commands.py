@@ -10,6 +10,7 @@ import pytest
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import FailedPrecondition, PermissionDenied
 from post_management.domain.post import PostState
+from post_management.domain.requested_time import parse_requested_time
 from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.services.posts.posts import NewPost, PostService
 from post_management.services.scheduling.scheduling import SchedulingService
@@ -40,7 +41,8 @@ def test_create_schedule_cancel_with_audit_and_events(world: EngineWorld) -> Non
 
     due = world.clock.now() + timedelta(hours=2)
     result = scheduling.schedule(
-        ALICE, ScheduleRequest(created.id, "alice", scheduled_for=due.isoformat())
+        ALICE,
+        ScheduleRequest(created.id, "alice", scheduled_for=parse_requested_time(due.isoformat())),
     )
     assert result.post.state is PostState.SCHEDULED
     assert result.post.scheduled_for == due

@@ -17,6 +17,7 @@ from post_management.domain.content_rules import Finding
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import Media
 from post_management.domain.post import Post, PostState, Priority
+from post_management.domain.priority import parse_priority
 from post_management.domain.reasons import Reason
 
 MAX_ID_LENGTH = 128
@@ -99,6 +100,11 @@ def priority_from_proto(value: int, field: str = "priority") -> Priority | None:
             field, f"unknown priority {value}", reason=Reason.UNKNOWN_ENUM
         )
     return Priority[post_pb2.Priority.Name(value).removeprefix("PRIORITY_")]  # type: ignore[arg-type]
+
+
+def optional_priority(text: str, field: str = "priority") -> Priority | None:
+    """A priority as the REST contract spells it ("high", any case); None when blank."""
+    return parse_priority(text, field) if text.strip() else None
 
 
 def priority_to_proto(priority: Priority) -> post_pb2.Priority.ValueType:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any, TypeVar
 
 import grpc
@@ -13,15 +14,22 @@ from xmp.posts.v1 import (
 )
 
 from post_management.domain.conflicts import ConflictPolicy
-from post_management.domain.errors import InvalidArgument
+from post_management.domain.date_range import parse_date_range
+from post_management.domain.errors import DomainError, InvalidArgument
 from post_management.domain.limits import ensure_at_most
 from post_management.domain.reasons import Reason
+from post_management.domain.requested_time import parse_requested_time
 from post_management.domain.slots import SlotPolicy
-from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy
+from post_management.domain.timezones import (
+    AmbiguousTimePolicy,
+    NonexistentTimePolicy,
+    load_zone,
+)
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.errors import to_rpc_status
 from post_management.entrypoints.grpc.mapping import (
     instant,
+    optional_priority,
     parse_uuid,
     post_state_from_proto,
     post_to_proto,
@@ -30,7 +38,11 @@ from post_management.entrypoints.grpc.mapping import (
 )
 from post_management.services.scheduling.listing import AsyncScheduledListing, ScheduledFilter
 from post_management.services.scheduling.scheduling import MAX_BATCH, SchedulingService
-from post_management.services.scheduling.support import ScheduleRequest, ScheduleResult
+from post_management.services.scheduling.support import (
+    RefusedItem,
+    ScheduleRequest,
+    ScheduleResult,
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 pb = scheduling_service_pb2
@@ -72,13 +84,11 @@ def _enum(table: dict[int, T], value: int, field: str) -> T:
 def schedule_request(
     message: scheduling_service_pb2.SchedulePostRequest, prefix: str = "", user_id: str = ""
 ) -> ScheduleRequest:
-    """The use case's request; `user_id` fills an empty one (batch items)."""
+    """Who and how: the ids and the policies; `user_id` fills an empty one (batch items).
+    The priority, zone and time come from `with_values`."""
     return ScheduleRequest(
         post_id=parse_uuid(message.post_id, f"{prefix}post_id"),
         user_id=required_user_id(message.user_id or user_id, f"{prefix}user_id"),
-        scheduled_for=message.scheduled_for,
-        timezone=message.timezone,
-        priority=message.priority,
         conflict_policy=_enum(_CONFLICT, message.conflict_policy, f"{prefix}conflict_policy"),
         nonexistent=_enum(
             _NONEXISTENT, message.nonexistent_time_policy, f"{prefix}nonexistent_time_policy"
@@ -89,6 +99,30 @@ def schedule_request(
         request_id=message.request_id,
         slot_policy=_enum(_SLOT_POLICY, message.slot_policy, f"{prefix}slot_policy"),
     )
+
+
+def with_values(
+    command: ScheduleRequest, message: scheduling_service_pb2.SchedulePostRequest
+) -> ScheduleRequest:
+    """The command with the request's priority, time zone and time, each read."""
+    return dataclasses.replace(
+        command,
+        priority=optional_priority(message.priority),
+        timezone=load_zone(message.timezone) if message.timezone else None,
+        scheduled_for=parse_requested_time(message.scheduled_for),
+    )
+
+
+def batch_item(
+    message: scheduling_service_pb2.SchedulePostRequest, index: int, user_id: str
+) -> ScheduleRequest | RefusedItem:
+    """A bad id or policy fails the batch; a bad priority, zone or time is the item's
+    own error (the use case reports it where the batch asks)."""
+    command = schedule_request(message, f"requests[{index}].", user_id)
+    try:
+        return with_values(command, message)
+    except DomainError as error:
+        return RefusedItem(command.post_id, command.user_id, error)
 
 
 def schedule_response(result: ScheduleResult) -> scheduling_service_pb2.SchedulePostResponse:
@@ -108,23 +142,31 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
         self, request: scheduling_service_pb2.SchedulePostRequest, context: Context
     ) -> scheduling_service_pb2.SchedulePostResponse:
         command = schedule_request(request)
-        result = await asyncio.to_thread(self._scheduling.schedule, current_principal(), command)
+        principal = current_principal()
+        # Who may act is answered before the values are read, as for every command.
+        principal.ensure_can_act_for(command.user_id)
+        command = with_values(command, request)
+        result = await asyncio.to_thread(self._scheduling.schedule, principal, command)
         return schedule_response(result)
 
     async def ListScheduledPosts(
         self, request: scheduling_service_pb2.ListScheduledPostsRequest, context: Context
     ) -> scheduling_service_pb2.ListScheduledPostsResponse:
+        user_id = required_user_id(request.user_id)
+        account_id = parse_uuid(request.account_id, "account_id") if request.account_id else None
+        state = post_state_from_proto(request.state)
+        principal = current_principal()
+        principal.ensure_can_act_for(user_id)
         where = ScheduledFilter(
-            user_id=required_user_id(request.user_id),
-            account_id=parse_uuid(request.account_id, "account_id") if request.account_id else None,
-            state=post_state_from_proto(request.state),
-            priority=request.priority,
-            from_date=request.from_date,
-            to_date=request.to_date,
+            user_id=user_id,
+            account_id=account_id,
+            state=state,
+            priority=optional_priority(request.priority),
+            dates=parse_date_range(request.from_date, request.to_date),
         )
         # Awaited on the loop: an asynchronous read, no worker thread.
         page = await self._listing.list(
-            current_principal(), where, request.limit, request.offset, request.page_token
+            principal, where, request.limit, request.offset, request.page_token
         )
         return pb.ListScheduledPostsResponse(
             posts=[post_to_proto(post) for post in page.posts],
@@ -155,10 +197,7 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
         ensure_at_most(
             request.requests, MAX_BATCH, "requests", "items per batch", Reason.BATCH_TOO_LARGE
         )
-        commands = [
-            schedule_request(item, f"requests[{index}].", user_id)
-            for index, item in enumerate(request.requests)
-        ]
+        commands = [batch_item(item, index, user_id) for index, item in enumerate(request.requests)]
         items = await asyncio.to_thread(
             self._scheduling.batch,
             principal,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from post_management.domain.auth import Principal
-from post_management.domain.date_range import parse_date_range
+from post_management.domain.date_range import DateRange
 from post_management.domain.errors import InvalidArgument
-from post_management.domain.post import Post, PostState
-from post_management.domain.priority import parse_priority
+from post_management.domain.post import Post, PostState, Priority
 from post_management.ports.post_reads import AsyncScheduleReader
 from post_management.ports.repositories import Cursor
 from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
@@ -29,9 +28,10 @@ class ScheduledFilter:
     account_id: UUID | None = None
     # None: SCHEDULED, the posts still waiting to be published.
     state: PostState | None = None
-    priority: str = ""
-    from_date: str = ""
-    to_date: str = ""
+    # None: any priority.
+    priority: Priority | None = None
+    # Due times in this range; open sides are no bound.
+    dates: DateRange = field(default_factory=DateRange)
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,13 @@ def _plan(
             "page_token", "cannot be combined with offset; use one or the other"
         )
     size = min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    dates = parse_date_range(where.from_date, where.to_date)
     query = ScheduledQuery(
         user_id=where.user_id,
         state=where.state or PostState.SCHEDULED,
         account_id=where.account_id,
-        priority=parse_priority(where.priority) if where.priority.strip() else None,
-        start=dates.start,
-        end=dates.end,
+        priority=where.priority,
+        start=where.dates.start,
+        end=where.dates.end,
     )
     # The token is bound to the filters (not to limit: pages may change size).
     fingerprint = {

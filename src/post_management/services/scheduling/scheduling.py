@@ -22,7 +22,6 @@ from post_management.domain.errors import (
     NotFound,
 )
 from post_management.domain.post import TRANSITIONS, Post, PostState, Priority
-from post_management.domain.priority import parse_priority
 from post_management.domain.reasons import Reason
 from post_management.domain.requested_time import (
     DEFAULT_HORIZON,
@@ -41,6 +40,7 @@ from post_management.services.scheduling.support import (
     LOOKBACK,
     BatchItem,
     FreeSlots,
+    RefusedItem,
     RulesMemo,
     ScheduleRequest,
     ScheduleResult,
@@ -109,13 +109,14 @@ class SchedulingService:
         self,
         principal: Principal,
         user_id: str,
-        requests: Sequence[ScheduleRequest],
+        requests: Sequence[ScheduleRequest | RefusedItem],
         *,
         all_or_nothing: bool,
     ) -> list[BatchItem]:
         """All-or-nothing: one transaction, and the first failure fails the batch
         with its error naming the index (`requests[i]`). Otherwise each item runs
-        in its own transaction and reports its own error."""
+        in its own transaction and reports its own error (an item the edge could not
+        read reports the error it was refused with)."""
         principal.ensure_can_act_for(user_id)
         if len(requests) > MAX_BATCH:
             raise InvalidArgument.for_field(
@@ -136,15 +137,19 @@ class SchedulingService:
         rules = RulesMemo()
         if not all_or_nothing:
             return [self._batch_item(principal, request, rules) for request in requests]
+        checked: list[ScheduleRequest] = []
         for index, request in enumerate(requests):
             try:
+                if isinstance(request, RefusedItem):
+                    raise request.error
                 check_request(request)
             except DomainError as error:
                 raise at_index(error, index, request.post_id) from None
+            checked.append(request)
         with self._uow() as uow:
-            self._lock_accounts(uow, requests, user_id)
+            self._lock_accounts(uow, checked, user_id)
             items = []
-            for index, request in enumerate(requests):
+            for index, request in enumerate(checked):
                 try:
                     result = self._schedule_in(uow, principal, request, rules)
                 except DomainError as error:
@@ -154,8 +159,10 @@ class SchedulingService:
             return items
 
     def _batch_item(
-        self, principal: Principal, request: ScheduleRequest, rules: RulesMemo
+        self, principal: Principal, request: ScheduleRequest | RefusedItem, rules: RulesMemo
     ) -> BatchItem:
+        if isinstance(request, RefusedItem):
+            return BatchItem(request.post_id, error=request.error)
         try:
             return BatchItem(request.post_id, self.schedule(principal, request, rules))
         except DomainError as error:
@@ -195,12 +202,12 @@ class SchedulingService:
         rules = memo.rules_of(account)
         taken = uow.schedule.taken_times(account.id, now - LOOKBACK, exclude_post_id=post.id)
         times = [entry.at for entry in taken]
-        priority = parse_priority(request.priority) if request.priority.strip() else post.priority
+        priority = post.priority if request.priority is None else request.priority
         moved, reason = False, ""
-        if request.scheduled_for.strip():
+        if request.scheduled_for is not None:
             requested = resolve_requested_time(
                 request.scheduled_for,
-                request.timezone or account.timezone,
+                request.timezone or zone,
                 now,
                 nonexistent=request.nonexistent,
                 ambiguous=request.ambiguous,
@@ -229,7 +236,7 @@ class SchedulingService:
         previous = post.scheduled_for if post.state is PostState.SCHEDULED else None
         post.transition("schedule")
         post.scheduled_for = instant
-        post.timezone = request.timezone or account.timezone
+        post.timezone = request.timezone.key if request.timezone else account.timezone
         post.priority = priority
         post.updated_at = now
         if not uow.posts.save(post, expected):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -21,18 +21,16 @@ from post_management.domain.errors import (
     NotFound,
     PermissionDenied,
 )
-from post_management.domain.post import Post
+from post_management.domain.post import Post, Priority
 from post_management.domain.posting_calendar import describe
 from post_management.domain.posting_rules import (
     MAX_MIN_INTERVAL_MINUTES,
     PostingRules,
     posting_rules_from_json,
 )
-from post_management.domain.priority import parse_priority
+from post_management.domain.priority import priority_name
 from post_management.domain.reasons import Reason
-from post_management.domain.requested_time import (
-    resolve_requested_time,
-)
+from post_management.domain.requested_time import RequestedTime, resolve_requested_time
 from post_management.domain.slots import SlotPolicy
 from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy, load_zone
 from post_management.ports.schedule_queries import TakenTime
@@ -49,12 +47,16 @@ _REPLAY_SLACK = timedelta(days=3660)
 
 @dataclass(frozen=True)
 class ScheduleRequest:
+    """SchedulePost, read completely at the edge."""
+
     post_id: UUID
     user_id: str
-    scheduled_for: str = ""
-    timezone: str = ""
-    # Empty keeps the post's priority (NORMAL unless it was created otherwise).
-    priority: str = ""
+    # None: the next free slot (or the best one, by slot_policy).
+    scheduled_for: RequestedTime | None = None
+    # None: the account's zone.
+    timezone: ZoneInfo | None = None
+    # None keeps the post's priority (NORMAL unless it was created otherwise).
+    priority: Priority | None = None
     conflict_policy: ConflictPolicy = ConflictPolicy.REJECT
     nonexistent: NonexistentTimePolicy = NonexistentTimePolicy.REJECT
     ambiguous: AmbiguousTimePolicy = AmbiguousTimePolicy.EARLIER
@@ -81,6 +83,16 @@ class BatchItem:
 
 
 @dataclass(frozen=True)
+class RefusedItem:
+    """A batch item whose priority, zone or time could not be read: its own error in
+    a per-item batch, the batch's in an all-or-nothing one."""
+
+    post_id: UUID
+    user_id: str
+    error: DomainError
+
+
+@dataclass(frozen=True)
 class FreeSlots:
     slots: list[datetime]
     timezone: str
@@ -89,11 +101,7 @@ class FreeSlots:
 def check_request(request: ScheduleRequest) -> None:
     """What can be checked before touching the database."""
     idempotency.check_request_id(request.request_id)
-    if request.priority.strip():
-        parse_priority(request.priority)
-    if request.timezone:
-        load_zone(request.timezone)
-    if request.slot_policy is SlotPolicy.BEST and request.scheduled_for.strip():
+    if request.slot_policy is SlotPolicy.BEST and request.scheduled_for is not None:
         raise InvalidArgument.for_field(
             "slot_policy",
             "applies only when scheduled_for is empty",
@@ -106,7 +114,20 @@ def request_scope(user_id: str) -> str:
 
 
 def request_digest(request: ScheduleRequest) -> str:
-    fields = asdict(request)
+    """The request as the caller spelled it (the time as written, the zone's name, the
+    priority's wire name), so digests stored before requests were typed still match."""
+    fields: dict[str, object] = {
+        "post_id": request.post_id,
+        "user_id": request.user_id,
+        "scheduled_for": request.scheduled_for.text if request.scheduled_for else "",
+        "timezone": request.timezone.key if request.timezone else "",
+        "priority": priority_name(request.priority) if request.priority is not None else "",
+        "conflict_policy": request.conflict_policy,
+        "nonexistent": request.nonexistent,
+        "ambiguous": request.ambiguous,
+        "request_id": request.request_id,
+        "slot_policy": request.slot_policy,
+    }
     if request.slot_policy is SlotPolicy.NEXT:
         del fields["slot_policy"]  # the default: digests stored before it existed still match
     return idempotency.request_hash(fields)
@@ -179,12 +200,12 @@ def replayed(post: Post, request: ScheduleRequest) -> ScheduleResult:
     """The answer to a repeated request: the post as it is now, and whether the
     first call moved it off the requested time (recomputed, since only the
     post is remembered)."""
-    if not request.scheduled_for.strip() or post.scheduled_for is None or not post.timezone:
+    if request.scheduled_for is None or post.scheduled_for is None or not post.timezone:
         return ScheduleResult(post)
     try:
         requested = resolve_requested_time(
             request.scheduled_for,
-            request.timezone or post.timezone,
+            request.timezone or load_zone(post.timezone),
             post.scheduled_for,
             nonexistent=request.nonexistent,
             ambiguous=request.ambiguous,
