@@ -11,6 +11,7 @@ import pytest
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState, Priority
 from post_management.domain.publishing import LEASE_EXPIRED, Claim, Settlement
+from post_management.domain.publishing.failure_streak import MAX_CONSECUTIVE_FAILURES
 from post_management.ports.publishing import XPostIdTaken
 from tests.contract.builders import a_post, an_account, store
 from tests.contract.conftest import World
@@ -248,6 +249,63 @@ def test_consecutive_final_failures_pause_the_account_once(world: World) -> None
     failed_entry = world.audit(posts[-1].id)
     assert [(a, b, c["last_error"]) for a, b, c in failed_entry] == [
         ("system:publisher", "post.failed", "refused")
+    ]
+
+
+def _settle_next(world: World, settlement: Settlement) -> None:
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.settle(claim, settlement)
+
+
+def _account_state(world: World, account_id: uuid.UUID) -> AccountState:
+    with world.uow() as uow:
+        stored = uow.accounts.get(account_id)
+    assert stored is not None
+    return stored.state
+
+
+def test_a_published_post_restarts_the_failure_count(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    posts = [a_post(account, now, due_in=timedelta(seconds=-20 + i)) for i in range(10)]
+    store(world.uow, account, *posts)
+    failed = Settlement(PostState.FAILED, "failed", "refused")
+    for _ in range(MAX_CONSECUTIVE_FAILURES - 1):
+        _settle_next(world, failed)
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.settle(claim, published(claim, "900"))
+    for _ in range(MAX_CONSECUTIVE_FAILURES - 1):
+        _settle_next(world, failed)
+    assert _account_state(world, account.id) is AccountState.ACTIVE
+    assert world.audit(account.id) == []
+    _settle_next(world, failed)
+    assert _account_state(world, account.id) is AccountState.PAUSED
+    assert [entry[:2] for entry in world.audit(account.id)] == [
+        ("system:publisher", "account.paused")
+    ]
+
+
+def test_a_streak_ending_in_an_x_suspension_does_not_pause_the_account(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    posts = [a_post(account, now, due_in=timedelta(seconds=-9 + i)) for i in range(6)]
+    store(world.uow, account, *posts)
+    for _ in range(MAX_CONSECUTIVE_FAILURES - 1):
+        _settle_next(world, Settlement(PostState.FAILED, "failed", "refused"))
+    unknown_and_revoked = Settlement(
+        PostState.DEAD_LETTERED,
+        "dead_lettered",
+        "outcome on X unknown",
+        account_state=AccountState.SUSPENDED,
+    )
+    _settle_next(world, unknown_and_revoked)
+    assert _account_state(world, account.id) is AccountState.SUSPENDED
+    assert world.audit(account.id) == [
+        (
+            "system:publisher",
+            "account.suspended",
+            {"state": "SUSPENDED", "reason": "outcome on X unknown"},
+        )
     ]
 
 

@@ -8,8 +8,8 @@ import json
 from sqlalchemy import text
 
 from post_management.domain.account import AccountState
-from post_management.domain.account_safety import MAX_CONSECUTIVE_FAILURES
 from post_management.domain.post import PostState
+from post_management.domain.publishing.failure_streak import MAX_CONSECUTIVE_FAILURES
 from tests.fixtures.emulator import emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import Engine_, engine_  # noqa: F401
 

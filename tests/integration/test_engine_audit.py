@@ -33,7 +33,7 @@ def test_published_failed_and_paused_are_audited(engine_: Engine_) -> None:
         after["state"] == "PUBLISHED" and after["x_post_id"] == engine_.load(published.id).x_post_id
     )
 
-    # Five final failures in a row pause the account (domain/account_safety.py).
+    # Five final failures in a row pause the account (domain/publishing/failure_streak.py).
     engine_.emulator.control.inject_fault("POST", "/2/tweets", "status", status=400, count=5)
     failing = [engine_.post(account, f"refused {index}") for index in range(5)]
     engine_.run_until_idle()

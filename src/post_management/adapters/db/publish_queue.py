@@ -24,10 +24,10 @@ from post_management.adapters.db.clock import NOW_SQL
 from post_management.adapters.db.engine_audit import audit_settlement
 from post_management.adapters.db.spend_ledger import record_spend
 from post_management.adapters.db.stored_credentials import unseal
-from post_management.domain import account_safety, events
+from post_management.domain import events
 from post_management.domain.account import AccountState, Credentials
 from post_management.domain.post import PostState, Priority
-from post_management.domain.publishing import Claim, Settlement
+from post_management.domain.publishing import Claim, Settlement, failure_streak
 from post_management.domain.x_spend import PriceTable
 from post_management.observability import crash_points, tracing
 from post_management.ports.publishing import XPostIdTaken
@@ -449,7 +449,7 @@ class SqlPublishQueue:
             self._update_account(connection, claim, settlement)
             record_spend(connection, self._prices, settlement.spent)
             now = claim.now()
-            added = (*settlement.events, *_failure_streak(connection, claim, settlement, now))
+            added = (*settlement.events, *_apply_failure_streak(connection, claim, settlement, now))
             _add_events(connection, added)
             audit_settlement(connection, claim, settlement, added)
             crash_points.crash_point(crash_points.IN_SETTLE)
@@ -545,18 +545,21 @@ def _store_x_post_id(connection: Connection, claim: Claim, index: int, x_post_id
         )
 
 
-def _failure_streak(
+def _apply_failure_streak(
     connection: Connection, claim: Claim, settlement: Settlement, now: datetime
 ) -> tuple[events.DomainEvent, ...]:
-    """Count final failures per account in the settlement's transaction; pause the
-    account's queue at the limit (domain.account_safety) and say why."""
-    previous = connection.execute(
-        _sql("SELECT consecutive_failures FROM accounts WHERE id = :id FOR UPDATE"),
+    """Apply what the settlement does to the account's run of final failures
+    (domain/publishing/failure_streak.py), in the settlement's transaction; the
+    account.suspended event of a pause, if any."""
+    account = connection.execute(
+        _sql("SELECT consecutive_failures, state FROM accounts WHERE id = :id FOR UPDATE"),
         {"id": claim.account_id},
-    ).scalar_one_or_none()
-    if previous is None:
+    ).one_or_none()
+    if account is None:
         return ()
-    streak = account_safety.after_settlement(previous, settlement.state)
+    streak = failure_streak.after_settlement(
+        claim, settlement.state, account.consecutive_failures, AccountState(account.state), now
+    )
     if streak is None:
         return ()
     if not streak.pause:
@@ -564,31 +567,20 @@ def _failure_streak(
             _sql("UPDATE accounts SET consecutive_failures = :count WHERE id = :id"),
             {"count": streak.count, "id": claim.account_id},
         )
-        return ()
-    # The count restarts so that a resumed account gets a full streak again.
+        return streak.events
     paused = connection.execute(
         _sql(
-            "UPDATE accounts SET consecutive_failures = 0, state = :paused, "
+            "UPDATE accounts SET consecutive_failures = :count, state = :paused, "
             "version = version + 1, updated_at = now() WHERE id = :id AND state = :active"
         ),
         {
+            "count": streak.count,
             "paused": AccountState.PAUSED.value,
             "active": AccountState.ACTIVE.value,
             "id": claim.account_id,
         },
     )
-    if paused.rowcount != 1:
-        return ()
-    return (
-        events.account_suspended(
-            account_id=claim.account_id,
-            user_id=claim.user_id,
-            x_user_id=claim.x_user_id,
-            reason=streak.reason,
-            affected_posts=streak.count,
-            occurred_at=now,
-        ),
-    )
+    return streak.events if paused.rowcount == 1 else ()
 
 
 def _add_events(connection: Connection, added: Sequence[events.DomainEvent]) -> None:

@@ -54,7 +54,7 @@ accounts = Table(
     # Set from X's rate-limit answers: the dispatcher leaves the account alone until then.
     Column("rate_limited_until", DateTime(timezone=True), nullable=True),
     # FAILED/DEAD_LETTERED settlements since the last success; the account pauses at
-    # the limit (domain.account_safety) and the count restarts.
+    # the limit (domain/publishing/failure_streak.py) and the count restarts.
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
     # Monthly X spend budget in micro-dollars (NULL: none), and the month ("YYYY-MM",
     # UTC) in which a publish would have exceeded it: the dispatcher skips the

@@ -17,10 +17,10 @@ from uuid import UUID
 from post_management.adapters.memory.engine_audit import settlement_entries
 from post_management.adapters.memory.spend_ledger import record_spend
 from post_management.adapters.memory.store import Attempt, MemoryStore, PostEngine, XIdOwner
-from post_management.domain import account_safety, events
+from post_management.domain import events
 from post_management.domain.account import AccountState
 from post_management.domain.post import Post, PostState
-from post_management.domain.publishing import LEASE_EXPIRED, Claim, Settlement
+from post_management.domain.publishing import LEASE_EXPIRED, Claim, Settlement, failure_streak
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.publishing import XPostIdTaken
 from post_management.ports.repositories import OutboxEvent
@@ -277,7 +277,7 @@ class MemoryPublishQueue:
             self._finish_attempt(claim, settlement)
             self._update_account(claim, settlement)
             record_spend(self._store, self._prices, settlement.spent)
-            streak = self._failure_streak(claim, settlement, claim.now())
+            streak = self._apply_failure_streak(claim, settlement, claim.now())
             added = (*settlement.events, *streak)
             for event in added:
                 self._store.tables.outbox.append(
@@ -355,36 +355,26 @@ class MemoryPublishQueue:
                 f"(segment {owner.segment_index})"
             )
 
-    def _failure_streak(
+    def _apply_failure_streak(
         self, claim: Claim, settlement: Settlement, now: datetime
     ) -> tuple[events.DomainEvent, ...]:
+        """Apply what the settlement does to the account's run of final failures
+        (domain/publishing/failure_streak.py); the account.suspended event of a pause."""
         account = self._store.tables.accounts.get(claim.account_id)
         if account is None:
             return ()
         engine = self._store.tables.account_engine[claim.account_id]
-        streak = account_safety.after_settlement(engine.consecutive_failures, settlement.state)
+        streak = failure_streak.after_settlement(
+            claim, settlement.state, engine.consecutive_failures, account.state, now
+        )
         if streak is None:
             return ()
-        if not streak.pause:
-            engine.consecutive_failures = streak.count
-            return ()
-        if account.state is not AccountState.ACTIVE:
-            return ()
-        # The count restarts so that a resumed account gets a full streak again.
-        engine.consecutive_failures = 0
-        account.state = AccountState.PAUSED
-        account.version += 1
-        account.updated_at = self._store.now()
-        return (
-            events.account_suspended(
-                account_id=claim.account_id,
-                user_id=claim.user_id,
-                x_user_id=claim.x_user_id,
-                reason=streak.reason,
-                affected_posts=streak.count,
-                occurred_at=now,
-            ),
-        )
+        engine.consecutive_failures = streak.count
+        if streak.pause:
+            account.state = AccountState.PAUSED
+            account.version += 1
+            account.updated_at = self._store.now()
+        return streak.events
 
     def _atomic(self, work: Callable[[], T]) -> T:
         """Run `work` as one transaction: on an exception the rows are as before."""

@@ -5,6 +5,8 @@
   events it records.
 - `outcomes.py`: the outcome table: what each X answer (domain/x_answers.py) means for
   a claimed post, and the retry, unknown and reconciler timings (`Timing`).
+- `failure_streak.py`: when a run of final failures pauses the account's queue, and
+  the `account.suspended` event that says why.
 
 The publish queue (ports/publishing.py) only applies what these decide.
 """
