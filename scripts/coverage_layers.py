@@ -22,7 +22,6 @@ EMULATOR = "x_emulator"
 # Outermost first, as in the layers contract.
 LAYERS = (
     "launcher",
-    "cli",
     "bootstrap",
     "entrypoints",
     "adapters",

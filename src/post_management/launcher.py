@@ -14,6 +14,6 @@ def main(argv: list[str] | None = None) -> None:
         from post_management.entrypoints import health_probe
 
         sys.exit(health_probe.main(args[1:]))
-    from post_management import cli
+    from post_management.entrypoints import cli
 
     cli.main(args)

@@ -31,7 +31,7 @@ from post_management.adapters.db.records import SqlOutbox
 from post_management.adapters.kafka.registry import EVENT_MESSAGES
 from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
 from post_management.adapters.kafka.serialization import ValueFormat, decode, header_map
-from post_management.bootstrap import outbox_relay, outbox_ticks
+from post_management.bootstrap.jobs import outbox_relay, outbox_ticks
 from post_management.config import load_settings
 from post_management.domain import events
 from post_management.domain.events import DomainEvent

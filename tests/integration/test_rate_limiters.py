@@ -13,7 +13,7 @@ import redis
 from pydantic import SecretStr
 
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
-from post_management.bootstrap import redis_client
+from post_management.bootstrap.infrastructure import redis_client
 from post_management.ports.publishing import Budget, RateLimiter, Refused, Taken
 
 WINDOW = timedelta(minutes=15)

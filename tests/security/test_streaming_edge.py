@@ -81,7 +81,7 @@ class StreamingServer:
         self._run(self.server.stop(1.0))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
-        self.container.close()
+        asyncio.run(self.container.close())
 
 
 @pytest.fixture(scope="module")

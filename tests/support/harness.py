@@ -68,7 +68,7 @@ class RunningServer:
         asyncio.run_coroutine_threadsafe(self.server.stop(grace), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
-        self.container.close()
+        asyncio.run(self.container.close())
 
 
 @contextmanager

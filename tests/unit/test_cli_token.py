@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from post_management.cli import parser
+from post_management.entrypoints.cli import parser
 from post_management.entrypoints.grpc.tokens import MAX_SUBJECT_LENGTH
 
 

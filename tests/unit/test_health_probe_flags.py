@@ -81,7 +81,8 @@ def test_usage_only_for_flags_it_cannot_read() -> None:
 
 
 def test_the_console_script_and_the_cli_both_dispatch_the_probe() -> None:
-    from post_management import cli, launcher
+    from post_management import launcher
+    from post_management.entrypoints import cli
 
     for main in (launcher.main, cli.main):
         with pytest.raises(SystemExit) as exited:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from post_management.bootstrap import engine_settings
+from post_management.bootstrap.jobs import engine_settings
 from post_management.config import ConfigError, load_settings
 
 

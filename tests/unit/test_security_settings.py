@@ -12,10 +12,12 @@ from typing import Any
 import jwt
 import pytest
 
-from post_management import bootstrap, cli
+from post_management import bootstrap
+from post_management.bootstrap.grpc_services import webhook_secret
 from post_management.config import ConfigError, Settings, x_mode
 from post_management.domain.auth import Role
 from post_management.domain.errors import FailedPrecondition, InvalidArgument, Unauthenticated
+from post_management.entrypoints import cli
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.services.analytics.webhooks import XWebhooks, signature
 
@@ -84,8 +86,8 @@ def test_without_a_secret_both_webhook_calls_are_off() -> None:
 
 
 def test_webhook_secret_is_the_consumer_secret_or_none() -> None:
-    assert bootstrap.webhook_secret(Settings(**CREDENTIALS)) == "cs"  # type: ignore[arg-type]
-    assert bootstrap.webhook_secret(Settings()) is None
+    assert webhook_secret(Settings(**CREDENTIALS)) == "cs"  # type: ignore[arg-type]
+    assert webhook_secret(Settings()) is None
 
 
 # --- X mode -------------------------------------------------------------------------

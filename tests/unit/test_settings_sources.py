@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from post_management.bootstrap import outbox_relay
+from post_management.bootstrap.jobs import outbox_relay
 from post_management.config import load_settings
 
 

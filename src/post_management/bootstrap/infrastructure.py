@@ -1,0 +1,232 @@
+"""What the services run on: the database (embedded or external), the keys, the
+clocks, Redis with its in-process fallbacks (caches, rate limiter), the X client or
+the emulator, and the storage adapters over them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import redis
+from pydantic import SecretStr
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import Engine
+
+from post_management.adapters.cache import InProcessCache
+from post_management.adapters.clock import SystemClock
+from post_management.adapters.crypto import FernetBox, InvalidKeys, derived_key
+from post_management.adapters.db.analytics_repository import SqlAnalyticsUnitOfWorkFactory
+from post_management.adapters.db.async_reads import AsyncPostReads
+from post_management.adapters.db.clock import DatabaseClock
+from post_management.adapters.db.engine import make_engine, migrate
+from post_management.adapters.db.post_writes import on_committed_post_writes
+from post_management.adapters.db.privacy_repository import SqlPrivacyStore
+from post_management.adapters.db.publish_queue import SqlPublishQueue
+from post_management.adapters.db.spend_ledger import SqlSpendMeter
+from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from post_management.adapters.local import EmbeddedPostgres
+from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
+from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
+from post_management.adapters.x.client import TweepyXApi
+from post_management.adapters.x.settings import XClientSettings
+from post_management.bootstrap.secrets import Secrets
+from post_management.config import ConfigError, Settings, price_table, x_mode
+from post_management.domain.privacy import Pseudonyms
+from post_management.domain.x_spend import PriceTable
+from post_management.observability import crash_points
+from post_management.observability.cache import CountedCache
+from post_management.observability.metrics import REDIS_DEGRADED
+from post_management.ports.analytics import Cache
+from post_management.ports.publishing import RateLimiter
+from post_management.services.posts.cache import PostCache
+from post_management.services.shared import pagination
+
+if TYPE_CHECKING:  # the emulator is imported only when X_MODE picks it
+    from x_emulator.server import EmulatorThread
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Infrastructure:
+    engine: Engine
+    database_url: str
+    # Set when DATABASE_URL is unset: the PostgreSQL this process started.
+    embedded_database: EmbeddedPostgres | None
+    box: FernetBox
+    pseudonyms: Pseudonyms
+    prices: PriceTable
+    clock: SystemClock
+    # The engine reads no process clock: leases and due times are compared with the
+    # database's now() in SQL, and the posting budgets count on the database's clock.
+    database_clock: DatabaseClock
+    # Redis shared by the replicas, in process while Redis is down or unset.
+    shared_cache: Cache
+    # Analytics answers, counted, in the shared cache.
+    analytics_cache: CountedCache
+    post_cache: PostCache | None
+    limiter: RateLimiter
+    x_api: TweepyXApi
+    emulator: EmulatorThread | None
+    # Storage adapters.
+    uow: SqlUnitOfWorkFactory
+    analytics_uow: SqlAnalyticsUnitOfWorkFactory
+    queue: SqlPublishQueue
+    meter: SqlSpendMeter
+    privacy_store: SqlPrivacyStore
+    post_reads: AsyncPostReads
+    # What this process chose, as GetServiceInfo and the start-up lines report it.
+    components: dict[str, str]
+
+
+def open_infrastructure(
+    settings: Settings, secrets: Secrets, x_target: str, *, run_migrations: bool = True
+) -> Infrastructure:
+    try:
+        box = FernetBox.parse(secrets.encryption_keys)
+    except InvalidKeys as exc:
+        raise ConfigError(f"ENCRYPTION_KEYS: {exc}") from None
+    engine, url, embedded = open_database(settings)
+    if run_migrations:
+        migrate(engine)
+    # One secret, a key per purpose: page tokens and erased users' pseudonyms.
+    pagination.use_key(derived_key(secrets.hmac_secret, "page-tokens"))
+    pseudonyms = Pseudonyms(derived_key(secrets.hmac_secret, "erased-users"))
+    prices = price_table(settings)
+    uow = SqlUnitOfWorkFactory(engine, box, pseudonyms, prices)
+    try:
+        clock = SystemClock.from_env()  # honours the test-only clock offset
+        if (crash_at := crash_points.armed()) is not None:
+            log.warning("test-only crash point armed: this process dies at %s", crash_at)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    shared = shared_cache(settings)
+    posts_cache = post_cache(settings, engine, shared)
+    components = {
+        "database": "embedded" if embedded else "external",
+        "redis": "external" if settings.redis_url else "in-process",
+        "kafka": "external" if settings.kafka_bootstrap_servers else "off (outbox kept)",
+        "x_api": x_target,
+        "dispatcher": "on" if settings.dispatcher_enabled else "off",
+    }
+    limiter = rate_limiter(settings)
+    watch_redis(shared, limiter)
+    x_api, emulator = x_client(settings)
+    return Infrastructure(
+        engine=engine,
+        database_url=url,
+        embedded_database=embedded,
+        box=box,
+        pseudonyms=pseudonyms,
+        prices=prices,
+        clock=clock,
+        database_clock=DatabaseClock(engine),
+        shared_cache=shared,
+        analytics_cache=CountedCache(shared, "analytics"),
+        post_cache=posts_cache,
+        limiter=limiter,
+        x_api=x_api,
+        emulator=emulator,
+        uow=uow,
+        analytics_uow=SqlAnalyticsUnitOfWorkFactory(engine, box, pseudonyms, prices),
+        queue=SqlPublishQueue(engine, box, prices),
+        meter=SqlSpendMeter(engine, prices),
+        privacy_store=SqlPrivacyStore(engine, box, prices),
+        post_reads=AsyncPostReads(url),
+        components=components,
+    )
+
+
+def open_database(settings: Settings) -> tuple[Engine, str, EmbeddedPostgres | None]:
+    """The engine on DATABASE_URL, or on an embedded PostgreSQL under DATA_DIR."""
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+        return make_engine(url), url, None
+    # With configured secrets nothing else has created DATA_DIR yet.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded = EmbeddedPostgres(settings.data_dir.resolve())
+    return make_engine(embedded.url), embedded.url, embedded
+
+
+def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
+    """The X chosen by X_MODE: the real one, or the emulator (bundled, or the one at
+    X_API_BASE_URL)."""
+    emulator = None
+    base_url = settings.x_api_base_url
+    if x_mode(settings) == "emulator" and base_url is None:
+        from x_emulator.server import EmulatorThread  # only when the emulator is chosen
+
+        emulator = EmulatorThread()
+        base_url = emulator.base_url
+
+    def secret(value: SecretStr | None, default: str) -> str:
+        return value.get_secret_value() if value is not None else default
+
+    client = TweepyXApi(
+        XClientSettings(
+            consumer_key=secret(settings.twitter_consumer_key, "emulator"),
+            consumer_secret=secret(settings.twitter_consumer_secret, "emulator"),
+            bearer_token=secret(settings.twitter_bearer_token, "emulator"),
+            base_url=base_url,
+            connect_timeout=settings.x_connect_timeout_seconds,
+            read_timeout=settings.x_timeout_seconds,
+        )
+    )
+    return client, emulator
+
+
+def redis_client(url: SecretStr) -> redis.Redis:
+    """Short timeouts and no client retries: callers fall back in process at once
+    rather than stall requests while Redis is down."""
+    return redis.Redis.from_url(
+        url.get_secret_value(),
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url is None:
+        return InProcessRateLimiter()
+    return RedisRateLimiter(redis_client(settings.redis_url))
+
+
+def shared_cache(settings: Settings) -> Cache:
+    """One cache for every cached read (posts, analytics): Redis shared by the
+    replicas, in process while Redis is down or when it is not configured."""
+    if settings.redis_url is None:
+        return InProcessCache()
+    return FailoverCache(redis_client(settings.redis_url), InProcessCache)
+
+
+def post_cache(settings: Settings, engine: Engine, cache: Cache) -> PostCache | None:
+    """GetPost answers, dropped by every committed post write (docs/integration.md)."""
+    if settings.post_cache_ttl_seconds <= 0:
+        return None
+    ttl = settings.post_cache_ttl_seconds
+    if not isinstance(cache, FailoverCache):
+        # Only in process: writes by other processes (a worker) go unseen.
+        ttl = min(ttl, FALLBACK_MAX_TTL_SECONDS)
+    posts = PostCache(cache, ttl)
+    on_committed_post_writes(engine, posts.invalidate_all)
+    if isinstance(cache, FailoverCache):
+        # Writes made during the outage were not recorded in Redis.
+        cache.on_recovery(posts.invalidate_all)
+    return posts
+
+
+def watch_redis(cache: Cache, limiter: RateLimiter) -> None:
+    """The degraded gauge reads each component's current state when scraped."""
+    cache_gauge = REDIS_DEGRADED.labels("cache")
+    limiter_gauge = REDIS_DEGRADED.labels("rate_limiter")
+    if isinstance(cache, FailoverCache):
+        cache_gauge.set_function(lambda: float(cache.degraded))
+    else:
+        cache_gauge.set_function(lambda: 0.0)
+    if isinstance(limiter, RedisRateLimiter):
+        limiter_gauge.set_function(lambda: float(limiter.degraded))
+    else:
+        limiter_gauge.set_function(lambda: 0.0)
