@@ -42,6 +42,9 @@ from bench.common import (
     start_service,
 )
 from post_management.adapters.db.engine import make_engine
+from post_management.adapters.db.post_repository import screening_json
+from post_management.adapters.profanity import ProfanityCheck
+from post_management.services.posts.content_screening import ContentScreen
 
 CALLS = ("GetPost", "SchedulePost", "ListScheduledPosts")
 
@@ -61,6 +64,8 @@ class ApiParams:
     accounts: int = 2000
     users: int = 200
     posts: int = 20_000
+    # Posts carry their content screening, as CreatePost stores it.
+    screened: bool = True
 
 
 class RssSampler:
@@ -104,9 +109,20 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float:
     return cov / var * 60
 
 
+def screenings(texts: list[str]) -> list[str]:
+    """posts.content_screening of each text as CreatePost keeps it (the service's own
+    screen and classifier), in JSON; the classifier scores all texts in one batch."""
+    check = ProfanityCheck(cached=len(texts) + 1)
+    check.scores(texts)
+    screen = ContentScreen(check)
+    return [json.dumps(screening_json(screen.screen([text]))) for text in texts]
+
+
 def _seed(url: str, key: str, params: ApiParams) -> tuple[list[str], dict[str, str], list[str]]:
     """Accounts over a few users, and SCHEDULED posts an hour or more ahead (listable,
-    reschedulable, never due during the run)."""
+    reschedulable, never due during the run), with their texts' content screening
+    kept as CreatePost keeps it (unless `params.screened` is off: posts stored before
+    screenings were kept, screened by their first schedule)."""
     engine = make_engine(url, pool_size=1)
     accounts = seed_accounts(engine, key, params.accounts, params.users, "api")
     now = datetime.now(UTC)
@@ -119,7 +135,12 @@ def _seed(url: str, key: str, params: ApiParams) -> tuple[list[str], dict[str, s
         row = post_row(user, accounts[i % params.accounts], f"api post {i}", "SCHEDULED", due, now)
         rows.append(row)
         owners[str(row[0])] = user
-    copy_rows(engine, "posts", POST_COLUMNS, iter(rows))
+    columns: tuple[str, ...] = POST_COLUMNS
+    if params.screened:
+        columns += ("content_screening",)
+        kept = screenings([row[POST_COLUMNS.index("text")] for row in rows])
+        rows = [(*row, screening) for row, screening in zip(rows, kept, strict=True)]
+    copy_rows(engine, "posts", columns, iter(rows))
     engine.dispose()
     users = sorted({f"api-user-{i}" for i in range(params.users)})
     return list(owners), owners, users

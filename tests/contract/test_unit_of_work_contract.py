@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from post_management.domain.campaigns import Campaign
+from post_management.domain.content_rules import Finding, Rule, Screening
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import PostState, Priority
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
@@ -100,6 +101,36 @@ def test_a_loaded_post_is_a_copy(world: World) -> None:
     with world.uow() as uow:
         again = uow.posts.get(post.id)
         assert again is not None and again.thread == []
+
+
+def test_a_posts_content_screening_is_kept_replaced_and_cleared(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    found = (
+        Finding(Rule.HASHTAG_STUFFING, "#a #b #c #d #e #f", 0.6),
+        Finding(Rule.OFFENSIVE_LANGUAGE, "word…", 0.912),
+    )
+    post = a_post(account, now, screening=Screening("key-1", found))
+    unscreened = a_post(account, now)
+    store(world.uow, account, post, unscreened)
+    with world.uow() as uow:
+        loaded = uow.posts.get(post.id, for_update=True)
+        assert loaded is not None and loaded.screening == Screening("key-1", found)
+        assert [p.screening for p in uow.posts.list(PostFilter(), None, 10)].count(None) == 1
+        loaded.screening = Screening("key-2")
+        assert uow.posts.save(loaded, loaded.version)
+        uow.commit()
+    with world.uow() as uow:
+        again = uow.posts.get(post.id)
+        assert again is not None and again.screening == Screening("key-2", ())
+        again.screening = None
+        assert uow.posts.save(again, again.version)
+        uow.commit()
+    with world.uow() as uow:
+        cleared = uow.posts.get(post.id)
+        assert cleared is not None and cleared.screening is None
+        other = uow.posts.get(unscreened.id)
+        assert other is not None and other.screening is None
 
 
 def test_posts_list_in_keyset_pages_and_count_active(world: World) -> None:

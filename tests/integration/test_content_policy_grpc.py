@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from sqlalchemy import Engine, text
 from xmp.posts.v1 import (
     account_pb2,
     account_service_pb2,
@@ -22,6 +24,7 @@ from xmp.posts.v1 import (
     scheduling_service_pb2_grpc,
 )
 
+from post_management.adapters.db.engine import make_engine
 from tests.integration.grpc_fixtures import Client, alice, clean, error_details
 from tests.support.harness import RunningServer, settings_for
 
@@ -92,6 +95,74 @@ def test_warn_is_the_default_and_findings_come_back_and_are_audited(alice: Clien
     assert [f.rule for f in scheduled.post.content_findings] == ["HASHTAG_STUFFING"]
     actions = [e.action for e in _audit(alice)]
     assert actions.count("post.content_findings") == 3
+
+
+def _schedule(
+    client: Client, post_id: str, days: int
+) -> scheduling_service_pb2.SchedulePostResponse:
+    scheduling = scheduling_service_pb2_grpc.PostSchedulingServiceStub(client.channel)
+    when = (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
+    return scheduling.SchedulePost(
+        scheduling_service_pb2.SchedulePostRequest(
+            post_id=post_id, user_id=client.subject, scheduled_for=when.isoformat()
+        ),
+        metadata=client.metadata,
+    )
+
+
+def _stored_screening(engine: Engine, post_id: str) -> Any:
+    with engine.connect() as connection:
+        return connection.execute(
+            text("SELECT content_screening FROM posts WHERE id = :id"), {"id": post_id}
+        ).scalar_one()
+
+
+def test_findings_are_kept_with_the_post_and_screened_again_when_they_do_not_count(
+    alice: Client, machine_database: str
+) -> None:
+    account = _account(alice)
+    stuffed = alice.create_post(account.id, STUFFED)
+    clean_post = alice.create_post(account.id, CLEAN)
+    engine = make_engine(machine_database)
+    try:
+        kept = _stored_screening(engine, stuffed.id)
+        assert [f["rule"] for f in kept["findings"]] == ["HASHTAG_STUFFING"]
+        assert _stored_screening(engine, clean_post.id)["findings"] == []
+        with engine.begin() as connection:
+            # As stored before findings were kept with posts, and a text changed by a
+            # writer that did not screen it: neither may pass unchecked.
+            connection.execute(
+                text("UPDATE posts SET content_screening = NULL WHERE id = :id"),
+                {"id": stuffed.id},
+            )
+            connection.execute(
+                text("UPDATE posts SET text = :text WHERE id = :id"),
+                {"text": STUFFED, "id": clean_post.id},
+            )
+        for days, post_id in ((2, stuffed.id), (4, clean_post.id)):  # a day apart: no duplicate
+            scheduled = _schedule(alice, post_id, days)
+            assert [f.rule for f in scheduled.post.content_findings] == ["HASHTAG_STUFFING"]
+        # Both keep what the schedule found, under the same key as a post written so.
+        for post_id in (stuffed.id, clean_post.id):
+            assert _stored_screening(engine, post_id) == kept
+        audited = [e for e in _audit(alice) if e.action == "post.content_findings"]
+        assert sorted(e.resource_id for e in audited) == sorted(
+            [stuffed.id, stuffed.id, clean_post.id]
+        )
+        # Under OFF nothing is screened and nothing kept.
+        off = alice.create_account(
+            "1002",
+            posting_rules=account_pb2.PostingRules(content_policy=account_pb2.CONTENT_POLICY_OFF),
+        )
+        unscreened = alice.create_post(off.id, STUFFED)
+        with engine.connect() as connection:
+            stored = connection.execute(
+                text("SELECT content_screening IS NULL FROM posts WHERE id = :id"),
+                {"id": unscreened.id},
+            ).scalar_one()
+        assert stored is True
+    finally:
+        engine.dispose()
 
 
 def test_refuse_answers_failed_precondition_with_the_findings(alice: Client) -> None:

@@ -8,20 +8,34 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any
 
 Predict = Callable[[list[str]], Any]
-# Texts whose scores are kept: scheduling and editing a post score its text again, and
+# Texts whose scores are kept: editing a post scores its text again (the
+# findings of a post's text are kept with the post, so scheduling does not), and
 # the model is most of those calls' cost.
 CACHED_TEXTS = 4096
+PACKAGE = "alt-profanity-check"
 
 
 class ProfanityCheck:
-    def __init__(self, predict: Predict | None = None, cached: int = CACHED_TEXTS) -> None:
+    def __init__(
+        self, predict: Predict | None = None, cached: int = CACHED_TEXTS, model: str = ""
+    ) -> None:
         self._lock = threading.Lock()
         self._predict: Predict | None = predict
         self._scores: OrderedDict[str, float] = OrderedDict()
         self._cached = cached
+        # The model ships inside the package's wheel and runs on scikit-learn: their
+        # versions name it.
+        self._model = model or " ".join(
+            f"{name}=={metadata.version(name)}" for name in (PACKAGE, "scikit-learn")
+        )
+
+    @property
+    def model(self) -> str:
+        return self._model
 
     def warm_up(self) -> threading.Thread:
         """Load the model on a daemon thread now, not on the first request."""

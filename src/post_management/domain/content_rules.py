@@ -5,11 +5,17 @@ The rules are deliberately few and explainable: hashtag and mention stuffing,
 floods of one repeated character, links to shorteners known for spam, and offensive
 language as scored by a classifier (a port, ports/content.py). Each finding names
 its rule, quotes an excerpt of the text and carries a score in [0, 1].
+
+A post's texts are screened when it is written, and the findings (before any
+account's policy) are kept with it as a `Screening`: its key names the texts, the
+rules and the classifier's model it was made from, so a stored screening whose key
+no longer matches is screened again instead of being used.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -96,6 +102,55 @@ _FLOOD = re.compile(rf"(\S)\1{{{FLOOD_RUN - 1},}}")
 _HOST = re.compile(r"^(?:https?://)?([^/?#:]+)", re.IGNORECASE)
 
 OffensiveScorer = Callable[[Sequence[str]], list[float]]
+
+# Bump when content_findings finds something else in the same text (a new rule, a
+# changed pattern or URL rule): every stored screening is then screened again. The
+# tunable constants above are part of the key by themselves.
+RULES_VERSION = 1
+_RULES = repr(
+    (
+        RULES_VERSION,
+        MAX_TAGS,
+        TAG_SHARE,
+        MIN_TAGS_FOR_SHARE,
+        FLOOD_RUN,
+        OFFENSIVE_THRESHOLD,
+        EXCERPT_LENGTH,
+        sorted(SPAM_SHORTENERS),
+        [p.pattern for p in (_HASHTAG, _MENTION, _WORD, _FLOOD, _HOST)],
+    )
+)
+
+
+@dataclass(frozen=True)
+class Screening:
+    """What the rules found in a post's texts, before any account's policy, and the
+    key of what was screened (screening_key)."""
+
+    key: str
+    findings: tuple[Finding, ...] = ()
+
+
+def screening_key(texts: Sequence[str], model: str) -> str:
+    """Names the texts, the rules and the classifier's model (empty: none)."""
+    digest = hashlib.sha256()
+    for part in (_RULES, model, *texts):
+        encoded = part.encode()
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+def screen(
+    texts: Sequence[str], offensive: OffensiveScorer | None, model: str, key: str = ""
+) -> Screening:
+    """Every rule any of `texts` trips, each finding once, in text order."""
+    findings: list[Finding] = []
+    for text in texts:
+        for finding in content_findings(text, offensive):
+            if finding not in findings:
+                findings.append(finding)
+    return Screening(key or screening_key(texts, model), tuple(findings))
 
 
 def content_findings(text: str, offensive: OffensiveScorer | None) -> list[Finding]:

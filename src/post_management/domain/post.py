@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from post_management.domain.content_rules import Screening
 from post_management.domain.errors import FailedPrecondition
 from post_management.domain.reasons import Reason
 
@@ -89,6 +90,9 @@ class Post:
     version: int = 1
     # The user's campaign (domain/campaigns.py) the post belongs to.
     campaign_id: UUID | None = None
+    # What the content rules found in the texts when they were last screened
+    # (services/content_screening.py); None: not screened. Never shown to callers.
+    screening: Screening | None = None
 
     @property
     def segments(self) -> list[str]:

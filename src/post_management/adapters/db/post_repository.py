@@ -9,10 +9,38 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from sqlalchemy.engine import RowMapping
 
 from post_management.adapters.db.schema import posts
+from post_management.domain.content_rules import Finding, Rule, Screening
 from post_management.domain.post import Post, PostState, Priority
 from post_management.ports.repositories import Cursor, PostFilter
 
 ACTIVE_STATES = (PostState.SCHEDULED.value, PostState.PUBLISHING.value)
+
+
+def screening_json(screening: Screening | None) -> dict[str, Any] | None:
+    """posts.content_screening: {"key": ..., "findings": [{"rule", "excerpt", "score"}]}."""
+    if screening is None:
+        return None
+    return {
+        "key": screening.key,
+        "findings": [
+            {"rule": f.rule.value, "excerpt": f.excerpt, "score": f.score}
+            for f in screening.findings
+        ],
+    }
+
+
+def screening_from_json(data: Any) -> Screening | None:
+    """None for NULL and for what this build cannot read (a rule it does not know):
+    such a post is screened again when it is next checked."""
+    if data is None:
+        return None
+    try:
+        findings = tuple(
+            Finding(Rule(f["rule"]), str(f["excerpt"]), float(f["score"])) for f in data["findings"]
+        )
+        return Screening(str(data["key"]), findings)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _to_row(post: Post) -> dict[str, Any]:
@@ -36,6 +64,7 @@ def _to_row(post: Post) -> dict[str, Any]:
         "last_error": post.last_error,
         "version": post.version,
         "campaign_id": post.campaign_id,
+        "content_screening": screening_json(post.screening),
         "created_at": post.created_at,
         "updated_at": post.updated_at,
     }
@@ -64,6 +93,7 @@ def _from_row(row: RowMapping) -> Post:
         campaign_id=row["campaign_id"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        screening=screening_from_json(row["content_screening"]),
     )
 
 

@@ -114,6 +114,10 @@ posts = Table(
         ForeignKey("campaigns.id", ondelete="SET NULL"),
         nullable=True,
     ),
+    # What the content rules found in the texts when last screened, before any
+    # account's policy (adapters/db/post_repository.py has the shape); NULL: not
+    # screened (rows written before it was kept, or under an OFF policy).
+    Column("content_screening", JSONB(none_as_null=True), nullable=True),
     *_timestamps(),
     Index("ix_posts_user_created", "user_id", "created_at", "id"),
     Index("ix_posts_campaign", "campaign_id", postgresql_where=text("campaign_id IS NOT NULL")),

@@ -35,7 +35,9 @@ GENERATION_KEY = "posts:generation"
 GENERATION_TTL_SECONDS = 86400.0
 
 _HINTS = typing.get_type_hints(Post)
-_FIELDS = [f.name for f in dataclasses.fields(Post)]
+# The content screen's notes (Post.screening) are for writes, which never start from
+# a cached post: they are not cached.
+_FIELDS = [f.name for f in dataclasses.fields(Post) if f.name != "screening"]
 # Replicas of another build (a rolling deploy) may shape Post differently: they
 # use other keys instead of misreading each other's entries.
 SCHEMA = hashlib.sha256(repr([(name, str(_HINTS[name])) for name in _FIELDS]).encode()).hexdigest()[

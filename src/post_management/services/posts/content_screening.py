@@ -2,6 +2,14 @@
 
 Runs inside the unit of work of the write it guards: a refusing policy stops the
 write; a warning one returns the findings and records them in the audit trail.
+
+A post's texts are screened when they are written (create, edit), and what the
+rules found is kept with the post (`Post.screening`), so scheduling it applies the
+account's policy of the moment to the stored findings instead of running the
+classifier again. A stored screening counts only while its key matches the post's
+texts, the rules and the classifier's model; a post without one that counts (stored
+before screenings were kept, written under an OFF policy, or of an older model) is
+screened when it is checked, and keeps the result.
 """
 
 from __future__ import annotations
@@ -9,13 +17,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+from post_management.domain.account import Account
 from post_management.domain.auth import Principal
 from post_management.domain.content_rules import (
     ContentPolicy,
     Finding,
+    Screening,
     apply_policy,
-    content_findings,
     policy_of,
+    screen,
+    screening_key,
 )
 from post_management.domain.post import Post
 from post_management.ports.content import OffensiveLanguage
@@ -26,20 +37,47 @@ from post_management.services.shared.common import audit
 class ContentScreen:
     def __init__(self, offensive: OffensiveLanguage | None) -> None:
         self._offensive = offensive
+        self._model = offensive.model if offensive is not None else ""
 
-    def check(self, uow: UnitOfWork, account_id: UUID, texts: Sequence[str]) -> list[Finding]:
-        """The findings to report (raises FailedPrecondition under a refusing policy)."""
-        account = uow.accounts.get(account_id)
-        policy = policy_of(account.posting_rules if account is not None else {})
+    def check(
+        self, uow: UnitOfWork, account_id: UUID, texts: Sequence[str]
+    ) -> tuple[list[Finding], Screening | None]:
+        """New texts: the findings to report (raises FailedPrecondition under a refusing
+        policy) and the screening to keep with the post (None: nothing screened)."""
+        policy = _policy(uow.accounts.get(account_id))
+        if policy is ContentPolicy.OFF:
+            return [], None
+        screening = self.screen(texts)
+        return apply_policy(policy, list(screening.findings)), screening
+
+    def check_post(
+        self, uow: UnitOfWork, post: Post, account: Account | None = None
+    ) -> list[Finding]:
+        """A post's texts as they stand: the findings to report (raises
+        FailedPrecondition under a refusing policy). Uses the post's stored screening
+        while it counts, and otherwise screens now and sets `post.screening` (kept
+        when the caller saves the post). `account`: the post's account if already
+        loaded."""
+        if account is None or account.id != post.account_id:
+            account = uow.accounts.get(post.account_id)
+        policy = _policy(account)
+        key = screening_key(post.segments, self._model)
+        if post.screening is not None and post.screening.key != key:
+            post.screening = None  # made from other texts, rules or model: never used
         if policy is ContentPolicy.OFF:
             return []
+        if post.screening is None:
+            post.screening = self.screen(post.segments, key)
+        return apply_policy(policy, list(post.screening.findings))
+
+    def screen(self, texts: Sequence[str], key: str = "") -> Screening:
+        """Every finding in `texts`, whatever the policy."""
         scorer = self._offensive.scores if self._offensive is not None else None
-        findings: list[Finding] = []
-        for text in texts:
-            for finding in content_findings(text, scorer):
-                if finding not in findings:
-                    findings.append(finding)
-        return apply_policy(policy, findings)
+        return screen(texts, scorer, self._model, key)
+
+
+def _policy(account: Account | None) -> ContentPolicy:
+    return policy_of(account.posting_rules if account is not None else {})
 
 
 def audit_findings(

@@ -120,7 +120,9 @@ class PostService:
                         return Screened(self._load(uow, earlier))
                 ensure_not_erased(uow, new.user_id)
                 _ensure_own_account(uow, new.user_id, new.account_id, "post.account_id")
-                findings = self._screen.check(uow, new.account_id, [new.text, *new.thread])
+                findings, screening = self._screen.check(
+                    uow, new.account_id, [new.text, *new.thread]
+                )
                 _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
                 if new.campaign_id is not None:
                     ensure_own_campaign(uow, new.user_id, new.campaign_id, "post.campaign_id")
@@ -138,6 +140,7 @@ class PostService:
                     campaign_id=new.campaign_id,
                     created_at=now,
                     updated_at=now,
+                    screening=screening,
                 )
                 uow.posts.add(post)
                 if request_id:
@@ -230,7 +233,7 @@ class PostService:
             if problems:
                 raise InvalidArgument("the post's content is invalid", violations=problems)
             if patch.text is not None or patch.thread is not None or patch.account_id is not None:
-                findings = self._screen.check(uow, post.account_id, [post.text, *post.thread])
+                findings = self._screen.check_post(uow, post)
             if patch.attachment_ids is not None or patch.media_ids is not None:
                 _ensure_attachments(uow, post.user_id, post.attachment_ids, post.media_ids)
             post.updated_at = self._clock.now()

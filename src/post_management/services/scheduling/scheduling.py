@@ -196,7 +196,7 @@ class SchedulingService:
                 return replayed(load_own_post(uow, earlier, request.user_id), request)
         if post.state not in TRANSITIONS["schedule"]:
             post.transition("schedule")  # raises FAILED_PRECONDITION naming the state
-        findings = self._screen.check(uow, account.id, [post.text, *post.thread])
+        findings = self._screen.check_post(uow, post, account)
         now = self._clock.now()
         zone = load_zone(account.timezone, "account.timezone")
         rules = memo.rules_of(account)

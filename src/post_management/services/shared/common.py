@@ -17,8 +17,9 @@ from post_management.domain.reasons import Reason
 from post_management.ports.repositories import AuditEntry, Outbox, OutboxEvent
 from post_management.ports.unit_of_work import UnitOfWork
 
-# Never copied into audit rows.
-_SECRET_FIELDS = frozenset({"credentials"})
+# Never copied into audit rows: secrets, and the content screen's notes on a post
+# (the findings callers see have audit rows of their own).
+_UNAUDITED_FIELDS = frozenset({"credentials", "screening"})
 
 
 def _json_safe(value: Any) -> Any:
@@ -34,7 +35,7 @@ def _json_safe(value: Any) -> Any:
 def snapshot(resource: Any) -> dict[str, Any]:
     """The audit form of a domain object: JSON-safe, secrets left out."""
     assert is_dataclass(resource) and not isinstance(resource, type)
-    data = {key: value for key, value in asdict(resource).items() if key not in _SECRET_FIELDS}
+    data = {key: value for key, value in asdict(resource).items() if key not in _UNAUDITED_FIELDS}
     if "credentials" in asdict(resource):
         data["has_credentials"] = getattr(resource, "credentials", None) is not None
     result: dict[str, Any] = _json_safe(data)
