@@ -36,9 +36,8 @@ from post_management.domain.auth import Principal, Role
 from post_management.domain.events import X_SPEND_BUDGET_REACHED
 from post_management.domain.post import PostState
 from post_management.domain.privacy import Pseudonyms
-from post_management.ports.x_spend import SpendScope
 from post_management.services.analytics.metrics_collection import MetricsCollector
-from post_management.services.analytics.x_spend import XSpendQueries
+from post_management.services.analytics.x_spend import SpendQuery, XSpendQueries
 from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
 from tests.integration.publishing_fixtures import (  # noqa: F401
     ENCRYPTION_KEY,
@@ -111,7 +110,7 @@ def test_a_scripted_day_costs_what_x_charges(engine_: Engine_, x_api: TweepyXApi
     assert sum(int(r[6]) for r in rows) == 510_000  # type: ignore[call-overload]
     # The report over the same calls (this month up to now).
     spend = XSpendQueries(engine_.uow, engine_.clock).report(
-        Principal("alice", Role.USER), SpendScope(account_id=account.id), "", ""
+        Principal("alice", Role.USER), SpendQuery(account_id=account.id)
     )
     assert (spend.total_micros, spend.published_posts) == (510_000, 5)
     assert spend.cost_per_published_post_micros == 95_000

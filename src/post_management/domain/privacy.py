@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 # Part of the hash input, so the pseudonym of a user id here differs from a plain
 # SHA-256 of it that some other system may keep.
@@ -56,6 +59,37 @@ class Pseudonyms:
     def every_form(self, user_id: str) -> tuple[str, str]:
         """The keyed pseudonym first, then the unkeyed one of older tombstones."""
         return self.of(user_id), self.unkeyed(user_id)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of a user's audit trail: who did what to which resource, with the
+    resource as it was before and after (secrets redacted)."""
+
+    id: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    resource_type: str
+    resource_id: UUID
+    user_id: str
+    request_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class MetricsRecord:
+    """One metrics snapshot of a user's post, as their data export lists it."""
+
+    post_id: UUID
+    collected_at: datetime
+    impressions: int
+    likes: int
+    reposts: int
+    replies: int
+    quotes: int
+    bookmarks: int
 
 
 def redact(value: Any) -> Any:

@@ -5,37 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
-from uuid import UUID
+from typing import Protocol
 
 from post_management.domain.account import Credentials
+from post_management.domain.privacy import AuditRecord, MetricsRecord
 from post_management.domain.x_spend import Metered
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    id: int
-    occurred_at: datetime
-    actor: str
-    action: str
-    resource_type: str
-    resource_id: UUID
-    user_id: str
-    request_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class MetricsRecord:
-    post_id: UUID
-    collected_at: datetime
-    impressions: int
-    likes: int
-    reposts: int
-    replies: int
-    quotes: int
-    bookmarks: int
 
 
 @dataclass(frozen=True)

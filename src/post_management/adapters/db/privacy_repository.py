@@ -14,13 +14,11 @@ from post_management.adapters.db.spend_ledger import record_spend
 from post_management.adapters.db.stored_credentials import unseal
 from post_management.domain.errors import FailedPrecondition
 from post_management.domain.post import PostState
-from post_management.domain.privacy import Pseudonyms
+from post_management.domain.privacy import AuditRecord, MetricsRecord, Pseudonyms
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import Metered, PriceTable
 from post_management.ports.privacy import (
-    AuditRecord,
     ErasureReport,
-    MetricsRecord,
     PendingRemoval,
     RetentionCutoffs,
 )

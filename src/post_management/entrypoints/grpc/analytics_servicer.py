@@ -13,6 +13,7 @@ from xmp.posts.v1 import analytics_service_pb2 as pb
 from xmp.posts.v1 import analytics_service_pb2_grpc
 
 from post_management.domain.analytics import Snapshot
+from post_management.domain.date_range import parse_date_range
 from post_management.domain.growth import ATTRIBUTION_NOTE
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
@@ -27,12 +28,11 @@ from post_management.entrypoints.grpc.prediction_mapping import (
     planned_time,
     prediction_to_proto,
 )
-from post_management.ports.x_spend import SpendScope
 from post_management.services.analytics.analytics import AnalyticsQueries
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 from post_management.services.analytics.growth import AccountGrowthQueries
 from post_management.services.analytics.webhooks import SIGNATURE_HEADER, XWebhooks
-from post_management.services.analytics.x_spend import XSpendQueries
+from post_management.services.analytics.x_spend import SpendQuery, XSpendQueries
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -113,13 +113,11 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
 
     async def GetUserStats(self, request: pb.GetUserStatsRequest, context: Context) -> pb.UserStats:
         user_id = required_user_id(request.user_id)
-        view = await asyncio.to_thread(
-            self._queries.user_stats,
-            current_principal(),
-            user_id,
-            request.from_date,
-            request.to_date,
-        )
+        principal = current_principal()
+        # Who may act is answered before the dates are read.
+        principal.ensure_can_act_for(user_id)
+        dates = parse_date_range(request.from_date, request.to_date)
+        view = await asyncio.to_thread(self._queries.user_stats, principal, user_id, dates)
         return pb.UserStats(
             user_id=view.user_id,
             posts_by_state=[
@@ -139,13 +137,8 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self, request: pb.GetAccountGrowthRequest, context: Context
     ) -> pb.AccountGrowth:
         account_id = parse_uuid(request.account_id, "account_id")
-        view = await asyncio.to_thread(
-            self._growth.growth,
-            current_principal(),
-            account_id,
-            request.from_date,
-            request.to_date,
-        )
+        dates = parse_date_range(request.from_date, request.to_date)
+        view = await asyncio.to_thread(self._growth.growth, current_principal(), account_id, dates)
         return pb.AccountGrowth(
             account_id=str(view.account_id),
             daily=[
@@ -228,16 +221,15 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         return prediction_to_proto(view)
 
     async def GetXSpend(self, request: pb.GetXSpendRequest, context: Context) -> pb.XSpend:
-        scope = SpendScope(
+        query = SpendQuery(
             account_id=parse_uuid(request.account_id, "account_id") if request.account_id else None,
             user_id=checked_user_id(request.user_id) if request.user_id else None,
             campaign_id=parse_uuid(request.campaign_id, "campaign_id")
             if request.campaign_id
             else None,
+            dates=parse_date_range(request.from_date, request.to_date),
         )
-        report = await asyncio.to_thread(
-            self._spend.report, current_principal(), scope, request.from_date, request.to_date
-        )
+        report = await asyncio.to_thread(self._spend.report, current_principal(), query)
         return pb.XSpend(
             period_start=timestamp(report.start),
             period_end=timestamp(report.end),

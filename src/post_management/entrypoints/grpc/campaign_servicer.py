@@ -23,8 +23,12 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
     timestamp,
 )
-from post_management.ports.analytics import MeasuredPost
-from post_management.services.analytics.campaigns import CampaignService, NewCampaign, Summary
+from post_management.services.analytics.campaigns import (
+    CampaignService,
+    NewCampaign,
+    RankedPost,
+    Summary,
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 # Totals are sums over posts, not one snapshot: they carry no collection time.
@@ -54,9 +58,8 @@ def _summary(summary: Summary) -> campaign_service_pb2.PerformanceSummary:
     )
 
 
-def _ranked(post: MeasuredPost) -> campaign_service_pb2.RankedPost:
-    assert post.latest is not None
-    counts = post.latest.counts
+def _ranked(post: RankedPost) -> campaign_service_pb2.RankedPost:
+    counts = post.counts
     return campaign_service_pb2.RankedPost(
         post_id=str(post.post_id),
         x_post_id=post.x_post_id,

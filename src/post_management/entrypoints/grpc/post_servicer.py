@@ -31,9 +31,14 @@ from post_management.entrypoints.grpc.mapping import (
     priority_from_proto,
     required_user_id,
 )
-from post_management.ports.repositories import PostFilter
 from post_management.services.posts.media import MediaService, NewMedia
-from post_management.services.posts.posts import NO_CAMPAIGN, NewPost, PostPatch, PostService
+from post_management.services.posts.posts import (
+    NO_CAMPAIGN,
+    NewPost,
+    PostPatch,
+    PostQuery,
+    PostService,
+)
 from post_management.services.posts.queries import PostQueries
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -109,7 +114,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
     async def ListPosts(
         self, request: post_service_pb2.ListPostsRequest, context: Context
     ) -> post_service_pb2.ListPostsResponse:
-        where = PostFilter(
+        where = PostQuery(
             user_id=checked_user_id(request.user_id) if request.user_id else None,
             account_id=parse_uuid(request.account_id, "account_id") if request.account_id else None,
             state=post_state_from_proto(request.state),

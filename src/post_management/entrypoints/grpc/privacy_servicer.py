@@ -9,6 +9,7 @@ import grpc
 from google.protobuf import struct_pb2
 from xmp.posts.v1 import account_service_pb2
 
+from post_management.domain.privacy import AuditRecord, MetricsRecord
 from post_management.entrypoints.grpc.campaign_servicer import campaign_to_proto
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.mapping import (
@@ -17,7 +18,6 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
     timestamp,
 )
-from post_management.ports.privacy import AuditRecord, MetricsRecord
 from post_management.services.privacy.privacy import PrivacyService
 
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -15,7 +15,7 @@ from post_management.domain import events
 from post_management.domain.analytics import COUNT_FIELDS, Counts, Insight, Snapshot
 from post_management.domain.analytics_timing import ScoredTime
 from post_management.domain.auth import Principal
-from post_management.domain.date_range import parse_date_range
+from post_management.domain.date_range import DateRange
 from post_management.domain.errors import InvalidArgument, NotFound
 from post_management.domain.post import Post, PostState
 from post_management.domain.reasons import Reason
@@ -249,11 +249,9 @@ class AnalyticsQueries:
 
     # --- GetUserStats -----------------------------------------------------------
 
-    def user_stats(
-        self, principal: Principal, user_id: str, from_date: str, to_date: str
-    ) -> UserStatsView:
+    def user_stats(self, principal: Principal, user_id: str, dates: DateRange) -> UserStatsView:
+        """`dates` open at the end: until now; open at the start: 30 days."""
         principal.ensure_can_act_for(user_id)
-        dates = parse_date_range(from_date, to_date)
         end = dates.end or self._clock.now()
         # Dates near year 1 leave datetime's range when the window, or the
         # period of the same length before it, is computed.

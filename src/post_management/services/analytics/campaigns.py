@@ -56,13 +56,27 @@ class CampaignDay:
 
 
 @dataclass(frozen=True)
+class RankedPost:
+    """One of a campaign's best or worst posts, by its latest counts."""
+
+    post_id: UUID
+    x_post_id: str
+    counts: Counts
+
+    @classmethod
+    def of(cls, post: MeasuredPost) -> RankedPost:
+        assert post.latest is not None  # rank() keeps measured posts only
+        return cls(post.post_id, post.x_post_id, post.latest.counts)
+
+
+@dataclass(frozen=True)
 class CampaignReport:
     campaign_id: UUID
     posts_by_state: dict[PostState, int]
     campaign: Summary
     outside: Summary
-    best: list[MeasuredPost]
-    worst: list[MeasuredPost]
+    best: list[RankedPost]
+    worst: list[RankedPost]
     daily: list[CampaignDay]
     period_start: datetime | None
     period_end: datetime | None
@@ -224,8 +238,8 @@ class CampaignService:
             posts_by_state=dict(Counter(p.state for p in posts)),
             campaign=summarise(published),
             outside=summarise(outside),
-            best=best,
-            worst=worst,
+            best=[RankedPost.of(p) for p in best],
+            worst=[RankedPost.of(p) for p in worst],
             daily=daily,
             period_start=start,
             period_end=end,

@@ -13,7 +13,7 @@ from typing import Protocol
 from uuid import UUID
 
 from post_management.domain.auth import Principal
-from post_management.domain.date_range import parse_date_range
+from post_management.domain.date_range import DateRange
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.growth import (
     Activity,
@@ -76,10 +76,7 @@ class AccountGrowthQueries:
         self._uow = uow
         self._clock = clock
 
-    def growth(
-        self, principal: Principal, account_id: UUID, from_date: str, to_date: str
-    ) -> AccountGrowthView:
-        dates = parse_date_range(from_date, to_date)
+    def growth(self, principal: Principal, account_id: UUID, dates: DateRange) -> AccountGrowthView:
         end = dates.end or self._clock.now()
         start = dates.start or end - DEFAULT_GROWTH_WINDOW
         if end - start > MAX_GROWTH_WINDOW:

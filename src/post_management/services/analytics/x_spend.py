@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from uuid import UUID
 
 from post_management.domain.auth import Principal
-from post_management.domain.date_range import parse_date_range
+from post_management.domain.date_range import DateRange
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import Outcome, Purpose, month_start
@@ -78,20 +79,32 @@ def summarise(rows: list[SpendRow], start: datetime, end: datetime, published: i
     return report
 
 
+@dataclass(frozen=True)
+class SpendQuery:
+    """GetXSpend: exactly one of an account, a user or a campaign, over `dates` (open at
+    the end: until now; open at the start: from the start of that month)."""
+
+    account_id: UUID | None = None
+    user_id: str | None = None
+    campaign_id: UUID | None = None
+    dates: DateRange = field(default_factory=DateRange)
+
+
 class XSpendQueries:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
-    def report(
-        self, principal: Principal, scope: SpendScope, from_date: str, to_date: str
-    ) -> SpendReport:
+    def report(self, principal: Principal, query: SpendQuery) -> SpendReport:
+        scope = SpendScope(
+            account_id=query.account_id, user_id=query.user_id, campaign_id=query.campaign_id
+        )
         named = [v for v in (scope.account_id, scope.user_id, scope.campaign_id) if v is not None]
         if len(named) != 1:
             raise InvalidArgument.for_field(
                 "account_id", "name exactly one of account_id, user_id and campaign_id"
             )
-        dates = parse_date_range(from_date, to_date)
+        dates = query.dates
         end = dates.end or self._clock.now()
         start = dates.start or month_start(end - timedelta(microseconds=1))
         if end - start > MAX_REPORT_WINDOW:

@@ -12,7 +12,7 @@ from post_management.domain.content import content_violations
 from post_management.domain.content_rules import Finding
 from post_management.domain.errors import FieldViolation, InvalidArgument, NotFound
 from post_management.domain.media import attachment_violations
-from post_management.domain.post import Post, Priority
+from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.reasons import Reason
 from post_management.domain.threads import (
     ensure_account_kept,
@@ -76,6 +76,15 @@ class PostPatch:
 
 # PostPatch.campaign_id that clears the post's campaign.
 NO_CAMPAIGN = UUID(int=0)
+
+
+@dataclass(frozen=True)
+class PostQuery:
+    """ListPosts' filters; None leaves one open (a user sees their own posts)."""
+
+    user_id: str | None = None
+    account_id: UUID | None = None
+    state: PostState | None = None
 
 
 @dataclass(frozen=True)
@@ -172,9 +181,11 @@ class PostService:
         principal.ensure_can_act_for(post.user_id)
         return post
 
-    def list(self, principal: Principal, where: PostFilter, size: int, token: str) -> Page[Post]:
-        if where.user_id is None and principal.role == "user":
-            where = PostFilter(principal.subject, where.account_id, where.state)
+    def list(self, principal: Principal, filters: PostQuery, size: int, token: str) -> Page[Post]:
+        user_id = filters.user_id
+        if user_id is None and principal.role == "user":
+            user_id = principal.subject
+        where = PostFilter(user_id, filters.account_id, filters.state)
         if where.user_id is not None:
             principal.ensure_can_act_for(where.user_id)
         limit = page_size(size)

@@ -12,13 +12,11 @@ from post_management.domain.auth import Principal, Role
 from post_management.domain.campaigns import Campaign
 from post_management.domain.errors import InvalidArgument, PermissionDenied
 from post_management.domain.post import Post
-from post_management.domain.privacy import Pseudonyms, redact
+from post_management.domain.privacy import AuditRecord, MetricsRecord, Pseudonyms, redact
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
 from post_management.ports.privacy import (
-    AuditRecord,
     ErasureReport,
-    MetricsRecord,
     PendingRemoval,
     PrivacyStore,
     RetentionCutoffs,
