@@ -21,7 +21,11 @@ from post_management.entrypoints.grpc.mapping import (
     post_to_proto,
     required_user_id,
 )
-from post_management.services.publishing.commands import PublishCommands, PublishRequest
+from post_management.services.publishing.commands import (
+    DeadLetterQuery,
+    PublishCommands,
+    PublishRequest,
+)
 
 # Two states can be asked for; a few repeats are tolerated.
 MAX_STATE_FILTERS = 4
@@ -50,15 +54,18 @@ class PublishingServicer(publishing_service_pb2_grpc.PublishingServiceServicer):
     async def ListDeadLetters(
         self, request: publishing_service_pb2.ListDeadLettersRequest, context: Context
     ) -> publishing_service_pb2.ListDeadLettersResponse:
+        filters = DeadLetterQuery(
+            user_id=checked_user_id(request.user_id) if request.user_id else "",
+            account_id=parse_uuid(request.account_id, "account_id") if request.account_id else None,
+            states=_states(request.states),
+            reason=request.reason,
+        )
         page = await asyncio.to_thread(
             self._commands.list_dead_letters,
             current_principal(),
-            checked_user_id(request.user_id) if request.user_id else "",
-            parse_uuid(request.account_id, "account_id") if request.account_id else None,
+            filters,
             request.page_size,
             request.page_token,
-            _states(request.states),
-            request.reason,
         )
         return publishing_service_pb2.ListDeadLettersResponse(
             posts=[post_to_proto(post) for post in page.items],

@@ -64,6 +64,17 @@ class PublishRequest:
     request_id: str = ""
 
 
+@dataclass(frozen=True)
+class DeadLetterQuery:
+    """ListDeadLetters' filters: a user (a user's own by default), an account, the
+    states (DEAD_LETTERED when none) and text the last error contains."""
+
+    user_id: str = ""
+    account_id: UUID | None = None
+    states: tuple[PostState, ...] = ()
+    reason: str = ""
+
+
 class PublishCommands:
     def __init__(
         self,
@@ -169,20 +180,14 @@ class PublishCommands:
     # --- dead letters -------------------------------------------------------
 
     def list_dead_letters(
-        self,
-        principal: Principal,
-        user_id: str,
-        account_id: UUID | None,
-        size: int,
-        token: str,
-        states: tuple[PostState, ...] = (),
-        reason: str = "",
+        self, principal: Principal, filters: DeadLetterQuery, size: int, token: str
     ) -> Page[Post]:
         """Posts that failed permanently: DEAD_LETTERED (default) and/or FAILED."""
+        user_id, account_id, reason = filters.user_id, filters.account_id, filters.reason
         if principal.role is Role.USER:
             user_id = user_id or principal.subject
             principal.ensure_can_act_for(user_id)
-        states = _dead_letter_states(states)
+        states = _dead_letter_states(filters.states)
         if len(reason) > MAX_REASON_FILTER:
             raise InvalidArgument.for_field(
                 "reason", f"at most {MAX_REASON_FILTER} characters", reason=Reason.FILTER_TOO_LONG
