@@ -22,9 +22,11 @@ from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from post_management.adapters.kafka.serialization import outbox_payload
 from post_management.adapters.memory.clock import SettableClock
 from post_management.adapters.memory.composition import memory_adapters
 from post_management.adapters.memory.repositories import MemoryErasureTombstones
+from post_management.domain.events import DomainEvent
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.media import MediaUploads
@@ -34,6 +36,25 @@ from post_management.ports.x_spend import SpendMeter
 from tests.conftest import truncate
 
 IMPLEMENTATIONS = ["memory", "postgres"]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An outbox row as its implementation keeps it; `payload` is what the relay would
+    send (PostgreSQL stores it; the memory outbox keeps the typed event it comes from)."""
+
+    event_id: uuid.UUID
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: DomainEvent) -> StoredEvent:
+        """What an implementation must have stored for `event`."""
+        fields = (event.event_type, event.aggregate_type, event.aggregate_id, event.occurred_at)
+        return cls(event.event_id, *fields, outbox_payload(event))
 
 
 class DatabaseTime:
@@ -85,6 +106,8 @@ class World:
     erase: Callable[[str], None]
     # The audit trail of one resource, oldest first: (actor, action, after).
     audit: Callable[[uuid.UUID], list[tuple[str, str, Any]]]
+    # Every outbox row, in the order the relay would send them.
+    outbox: Callable[[], list[StoredEvent]]
     # The engine's ports outside the unit of work, each call its own transaction.
     uploads: MediaUploads
     meter: SpendMeter
@@ -103,6 +126,11 @@ def _memory_world() -> World:
             if e.resource_id == resource_id
         ]
 
+    def outbox() -> list[StoredEvent]:
+        with store.lock:
+            kept = list(store.tables.outbox)
+        return [StoredEvent.of(event) for event in kept]
+
     return World(
         "memory",
         adapters.uow,
@@ -110,6 +138,7 @@ def _memory_world() -> World:
         MemoryTime(adapters.settable_clock),
         tombstones.erase,
         audit,
+        outbox,
         adapters.uploads,
         adapters.meter,
     )
@@ -143,6 +172,16 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             ).all()
         return [(row.actor, row.action, row.after) for row in rows]
 
+    def outbox() -> list[StoredEvent]:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT event_id, event_type, aggregate_type, aggregate_id, occurred_at,"
+                    " payload FROM outbox ORDER BY id"
+                )
+            ).all()
+        return [StoredEvent(*row) for row in rows]
+
     try:
         yield World(
             "postgres",
@@ -151,6 +190,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             DatabaseTime(engine),
             erase,
             audit,
+            outbox,
             SqlMediaUploads(engine),
             SqlSpendMeter(engine, PriceTable()),
         )

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from post_management.domain import events
 from post_management.domain.campaigns import Campaign
 from post_management.domain.content_rules import Finding, Rule, Screening
 from post_management.domain.media import Media, MediaKind
@@ -17,7 +18,6 @@ from post_management.ports.repositories import (
     Cursor,
     DuplicateKey,
     IdempotencyRecord,
-    OutboxEvent,
     PostFilter,
 )
 from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
@@ -226,7 +226,9 @@ def test_idempotency_keys_are_written_once(world: World) -> None:
 
 def test_audit_and_outbox_take_their_entries_and_an_event_id_once(world: World) -> None:
     now = world.time.now()
-    event = OutboxEvent(uuid.uuid4(), "post.created", "post", "p1", {"a": 1}, now)
+    event = events.PostCancelled(
+        post_id=uuid.uuid4(), account_id=uuid.uuid4(), user_id="alice", reason="r", occurred_at=now
+    )
     with world.uow() as uow:
         uow.audit.record(
             AuditEntry("user:alice", "post.create", "post", uuid.uuid4(), "alice", None, {})

@@ -19,13 +19,12 @@ import psutil
 from sqlalchemy import Engine, text
 from xmp.posts.v1 import events_pb2
 
-from post_management.adapters.db.records import SqlOutbox
+from post_management.adapters.db.outbox import write_events
 from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
-from post_management.adapters.kafka.serialization import decode, header_map
+from post_management.adapters.kafka.serialization import decode, header_map, outbox_payload
 from post_management.domain import events
 from post_management.domain.events import DomainEvent
 from post_management.domain.post import PostState, Priority
-from post_management.ports.repositories import OutboxEvent
 from tests.fixtures.kafka import KafkaBroker, kafka_broker_fixture  # noqa: F401
 from tests.integration.test_outbox_relay import (
     PREFIX,
@@ -33,6 +32,7 @@ from tests.integration.test_outbox_relay import (
     engine,  # noqa: F401
     fast_settings,
     insert,
+    insert_raw,
     lock_holder,
     unsent,
 )
@@ -42,7 +42,7 @@ DEAD_LETTER = PREFIX + "dead_letter"
 
 def _scheduled(post_id: uuid.UUID, account_id: uuid.UUID) -> DomainEvent:
     now = datetime.now(UTC)
-    return events.post_scheduled(
+    return events.PostScheduled(
         post_id=post_id,
         account_id=account_id,
         user_id="u",
@@ -53,21 +53,6 @@ def _scheduled(post_id: uuid.UUID, account_id: uuid.UUID) -> DomainEvent:
     )
 
 
-def _insert_raw(engine: Engine, event_type: str, aggregate_id: str, payload: str) -> str:
-    """A row as any writer could leave it (the relay must cope with what it finds)."""
-    event_id = str(uuid.uuid4())
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id,"
-                " payload, occurred_at) VALUES (:id, :type, 'post', :agg,"
-                " CAST(:payload AS jsonb), now())"
-            ),
-            {"id": event_id, "type": event_type, "agg": aggregate_id, "payload": payload},
-        )
-    return event_id
-
-
 # -- one bad row never blocks the head ------------------------------------------
 
 
@@ -76,7 +61,7 @@ def test_a_row_failing_for_any_other_reason_goes_to_the_dead_letter_topic(
 ) -> None:
     post = uuid.uuid4()
     # A payload that is JSON but no object: parsing it fails with a TypeError.
-    bad = _insert_raw(engine, events.POST_SCHEDULED, str(post), "[1, 2]")
+    bad = insert_raw(engine, events.POST_SCHEDULED, str(post), "[1, 2]")
     good = _scheduled(post, uuid.uuid4())
     insert(engine, [good])
     relay = OutboxRelay(engine, kafka_broker.bootstrap_servers, fast_settings())
@@ -99,7 +84,7 @@ def test_a_record_kafka_refuses_as_too_large_goes_to_the_dead_letter_topic(
 ) -> None:
     post, account = uuid.uuid4(), uuid.uuid4()
     now = datetime.now(UTC)
-    huge = events.post_failed(
+    huge = events.PostFailed(
         post_id=post,
         account_id=account,
         user_id="u",
@@ -244,21 +229,21 @@ def test_post_events_carry_a_per_post_sequence_across_topics(
     written = [
         _scheduled(first, account),
         _scheduled(second, account),
-        events.post_queue_added(
+        events.PostQueueAdded(
             post_id=first, **ids, due_at=now, priority=Priority.HIGH, occurred_at=now
         ),
-        events.rate_limit_reached(
+        events.RateLimitReached(
             **ids,
-            scope=events.RATE_LIMIT_SCOPE_USER,
+            scope=events.RateLimitScope.USER,
             endpoint="POST /2/tweets",
             limit=1,
             reset_at=now,
             occurred_at=now,
         ),
-        events.post_published(
+        events.PostPublished(
             post_id=first, **ids, x_post_id="1", published_at=now, attempt=1, occurred_at=now
         ),
-        events.post_cancelled(post_id=second, **ids, reason="user", occurred_at=now),
+        events.PostCancelled(post_id=second, **ids, reason="user", occurred_at=now),
     ]
     insert(engine, written)
     relay = OutboxRelay(engine, kafka_broker.bootstrap_servers, fast_settings())
@@ -267,8 +252,8 @@ def test_post_events_carry_a_per_post_sequence_across_topics(
         # Numbers go on after the sent rows are purged: they are never reused.
         assert relay.purge(older_than=timedelta(0)) == len(written)
         # A row written by another path (raw SQL, as the publishing queue does).
-        payload = dict(_scheduled(first, account).payload)
-        _insert_raw(engine, events.POST_SCHEDULED, str(first), json.dumps(payload))
+        payload = outbox_payload(_scheduled(first, account))
+        insert_raw(engine, events.POST_SCHEDULED, str(first), json.dumps(payload))
         assert relay.run_once() == 1
     finally:
         relay.close()
@@ -303,7 +288,7 @@ def test_concurrent_writers_of_one_post_are_numbered_in_commit_order(engine: Eng
     late = dataclasses.replace(late, event_id=uuid.uuid4())
     with engine.connect() as holder:
         # The first writer has written but not committed; the second must wait for it.
-        SqlOutbox(holder).add(OutboxEvent(**dataclasses.asdict(early)))
+        write_events(holder, [early])
         waiter = threading.Thread(target=insert, args=(engine, [late]), daemon=True)
         waiter.start()
         waiter.join(timeout=0.5)

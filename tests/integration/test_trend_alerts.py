@@ -100,13 +100,13 @@ def test_young_posts_far_from_the_norm_raise_one_alert_each(engine: Engine) -> N
     assert detector.check_posts() == 2
     assert sorted(alerts(engine)) == sorted(
         [
-            (f"post:{hot.id}:above", events.TREND_POST_ABOVE_NORM),
-            (f"post:{cold.id}:below", events.TREND_POST_BELOW_NORM),
+            (f"post:{hot.id}:above", events.TrendKind.POST_ABOVE_NORM),
+            (f"post:{cold.id}:below", events.TrendKind.POST_BELOW_NORM),
         ]
     )
     assert set(cache.deleted) == {f"analytics:{hot.id}", f"analytics:{cold.id}"}
     [above] = data.events(events.ANALYTICS_TREND_DETECTED, hot.id)
-    assert above["kind"] == events.TREND_POST_ABOVE_NORM
+    assert above["kind"] == events.TrendKind.POST_ABOVE_NORM
     assert above["postId"] == str(hot.id) and above["accountId"] == str(account.id)
     assert above["observed"] == 1500 and above["expected"] == 100
     assert above["age"] == "3600s" and above["score"] > 3.5
@@ -138,14 +138,14 @@ def test_a_follower_drop_is_an_alert_once_and_covers_that_days_posts(engine: Eng
         assert not detector.check_followers(uow, account.id, after)  # once
         uow.commit()
     [drop] = data.events(events.ANALYTICS_TREND_DETECTED, account.id)
-    assert drop["kind"] == events.TREND_FOLLOWER_DROP and drop["postId"] == ""
+    assert drop["kind"] == events.TrendKind.FOLLOWER_DROP and drop["postId"] == ""
     assert drop["observed"] == 950 and drop["expected"] == 1000
     assert drop["score"] == pytest.approx(-0.05)
     with data.uow() as uow:
         assert [
             a.kind
             for a in uow.insights.trend_alerts_for_post(inside.id, account.id, inside.published_at)
-        ] == [events.TREND_FOLLOWER_DROP]
+        ] == [events.TrendKind.FOLLOWER_DROP]
         assert not uow.insights.trend_alerts_for_post(outside.id, account.id, outside.published_at)
 
 

@@ -123,7 +123,7 @@ class TrendAlert:
     dedup_key: str
     account_id: UUID
     post_id: UUID | None
-    kind: str  # a TrendKind name (domain/events.py TREND_*)
+    kind: str  # a TrendKind value (domain/events.py)
     metric: str
     observed: float
     expected: float

@@ -90,22 +90,6 @@ class AuditLog(Protocol):
     def record(self, entry: AuditEntry) -> None: ...
 
 
-@dataclass(frozen=True)
-class OutboxEvent:
-    """An event to relay, written in the same transaction as the change."""
-
-    event_id: UUID
-    event_type: str
-    aggregate_type: str
-    aggregate_id: str
-    payload: dict[str, Any]
-    occurred_at: datetime
-
-
-class Outbox(Protocol):
-    def add(self, event: OutboxEvent) -> None: ...
-
-
 class DuplicateKey(Exception):
     """A unique constraint refused a write (a concurrent create won)."""
 

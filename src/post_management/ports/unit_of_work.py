@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol, Self
 
+from post_management.domain.events import EventLog
 from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
 from post_management.ports.privacy import ErasureTombstones
@@ -12,7 +13,6 @@ from post_management.ports.repositories import (
     AccountRepository,
     AuditLog,
     IdempotencyKeys,
-    Outbox,
     PostRepository,
 )
 from post_management.ports.schedule_queries import ScheduleQueries
@@ -24,7 +24,9 @@ class UnitOfWork(Protocol):
     accounts: AccountRepository
     idempotency: IdempotencyKeys
     audit: AuditLog
-    outbox: Outbox
+    # The events of this unit of work's changes: the use case adds those no aggregate
+    # records; the unit of work writes them all to the outbox when it commits.
+    outbox: EventLog
     schedule: ScheduleQueries
     media: MediaRepository
     erasures: ErasureTombstones

@@ -1,4 +1,4 @@
-"""Domain event payloads are exactly the proto3 JSON of their messages."""
+"""Domain events are typed values: aware times, known metrics, their aggregate's key."""
 
 from __future__ import annotations
 
@@ -6,86 +6,119 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from google.protobuf import json_format
 
-from post_management.adapters.kafka.registry import EVENT_MESSAGES
-from post_management.adapters.kafka.serialization import InvalidPayload, to_message
 from post_management.domain import events
 from post_management.domain.post import PostState, Priority
 
-
-@pytest.mark.parametrize(
-    "moment",
-    [
-        datetime(2026, 1, 1, tzinfo=UTC),
-        datetime(2026, 1, 1, 12, 0, 0, 500000, tzinfo=UTC),
-        datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-5))),
-        datetime(2026, 1, 1, 12, 0, 0, 120, tzinfo=UTC),
-    ],
-)
-def test_payloads_round_trip_through_the_messages(moment: datetime) -> None:
-    post, account = uuid.uuid4(), uuid.uuid4()
-    built = [
-        events.post_scheduled(
-            post_id=post,
-            account_id=account,
-            user_id="u",
-            scheduled_for=moment,
-            timezone="UTC",
-            priority=Priority.LOW,
-            occurred_at=moment,
-        ),
-        events.post_failed(
-            post_id=post,
-            account_id=account,
-            user_id="u",
-            error_code="DUPLICATE_CONTENT",
-            reason="duplicate",
-            attempt=3,
-            state=PostState.FAILED,
-            occurred_at=moment,
-        ),
-        events.post_queue_processed(
-            post_id=post,
-            account_id=account,
-            user_id="u",
-            state=PostState.DEAD_LETTERED,
-            attempt=5,
-            delay=timedelta(microseconds=-1_500_010),
-            occurred_at=moment,
-        ),
-        events.post_metrics_updated(
-            post_id=post,
-            account_id=account,
-            user_id="u",
-            x_post_id="9",
-            collected_at=moment,
-            counts={},
-            occurred_at=moment,
-        ),
-    ]
-    for event in built:
-        message = to_message(event.event_type, event.payload)
-        assert type(message) is EVENT_MESSAGES[event.event_type]
-        rendered = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
-        # The outbox numbers post events when they are stored; a built one has none yet.
-        assert rendered.pop("sequence") == "0"
-        assert rendered == event.payload
-        assert event.aggregate_id == str(post)
+NOW = datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=-5)))
+POST, ACCOUNT = uuid.uuid4(), uuid.uuid4()
 
 
-def test_builders_refuse_naive_times_and_unknown_values() -> None:
+def test_events_name_their_aggregate_and_keep_times_in_utc() -> None:
+    scheduled = events.PostScheduled(
+        post_id=POST,
+        account_id=ACCOUNT,
+        user_id="u",
+        scheduled_for=NOW,
+        timezone="UTC",
+        priority=Priority.LOW,
+        occurred_at=NOW,
+    )
+    assert (scheduled.event_type, scheduled.aggregate_type) == (events.POST_SCHEDULED, "post")
+    assert scheduled.aggregate_id == str(POST)
+    assert scheduled.occurred_at == NOW and scheduled.occurred_at.tzinfo is UTC
+    # Each event has an id of its own unless given one.
+    fields = {k: v for k, v in scheduled.__dict__.items() if k != "event_id"}
+    assert events.PostScheduled(**fields).event_id != scheduled.event_id
+    paused = events.AccountSuspended(
+        account_id=ACCOUNT,
+        user_id="u",
+        x_user_id="1",
+        reason="r",
+        affected_posts=3,
+        occurred_at=NOW,
+    )
+    assert (paused.aggregate_type, paused.aggregate_id) == ("account", str(ACCOUNT))
+    trend = {
+        "account_id": ACCOUNT,
+        "user_id": "u",
+        "metric": "m",
+        "observed": 1.0,
+        "expected": 2.0,
+        "score": 3.0,
+        "summary": "s",
+        "occurred_at": NOW,
+    }
+    above = events.TrendDetected(**trend, kind=events.TrendKind.POST_ABOVE_NORM, post_id=POST)
+    drop = events.TrendDetected(**trend, kind=events.TrendKind.FOLLOWER_DROP)
+    assert (above.aggregate_type, above.aggregate_id) == ("trend", str(POST))
+    assert drop.aggregate_id == str(ACCOUNT)
+    failed = events.PostFailed(
+        post_id=POST,
+        account_id=ACCOUNT,
+        user_id="u",
+        error_code="E",
+        reason="r",
+        attempt=1,
+        state=PostState.SCHEDULED,
+        occurred_at=NOW,
+    )
+    assert not failed.will_retry
+    assert events.PostFailed(**{**failed.__dict__, "next_attempt_at": NOW}).will_retry
+    assert {cls.event_type for cls in _concrete(events.DomainEvent)} == set(events.EVENT_TYPES)
+
+
+def _concrete(cls: type[events.DomainEvent]) -> list[type[events.DomainEvent]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += _concrete(sub)
+        if "event_type" in sub.__dict__:
+            found.append(sub)
+    return found
+
+
+def test_events_refuse_naive_times_and_unknown_metrics() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        events.json_timestamp(datetime(2026, 1, 1))
+        events.PostCancelled(
+            post_id=POST,
+            account_id=ACCOUNT,
+            user_id="u",
+            reason="r",
+            occurred_at=datetime(2026, 1, 1),
+        )
+    with pytest.raises(ValueError, match="timezone-aware: scheduled_for"):
+        events.PostCancelled(
+            post_id=POST,
+            account_id=ACCOUNT,
+            user_id="u",
+            reason="r",
+            scheduled_for=datetime(2026, 1, 1),
+            occurred_at=NOW,
+        )
+    with pytest.raises(ValueError, match="timezone-aware"):
+        events.TimingSuggestion(datetime(2026, 1, 1), 0.5)
     with pytest.raises(ValueError, match="unknown metrics"):
-        events.post_metrics_updated(
-            post_id=uuid.uuid4(),
-            account_id=uuid.uuid4(),
+        events.PostMetricsUpdated(
+            post_id=POST,
+            account_id=ACCOUNT,
             user_id="u",
             x_post_id="1",
             collected_at=datetime.now(UTC),
             counts={"retweets": 1},
             occurred_at=datetime.now(UTC),
         )
-    with pytest.raises(InvalidPayload):
-        to_message(events.POST_PUBLISHED, {"attempt": "many"})
+
+
+def test_an_event_log_hands_its_events_over_once_in_order() -> None:
+    log = events.EventLog()
+    first, second, third = (
+        events.PostCancelled(
+            post_id=POST, account_id=ACCOUNT, user_id="u", reason=r, occurred_at=NOW
+        )
+        for r in "abc"
+    )
+    log.add(first, second)
+    log.add(third)
+    assert len(log) == 3
+    assert log.drain() == [first, second, third]
+    assert log.drain() == [] and len(log) == 0

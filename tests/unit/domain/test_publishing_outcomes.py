@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
@@ -56,6 +57,15 @@ def _types(settlement: Settlement) -> list[str]:
     return [event.event_type for event in settlement.events]
 
 
+E = TypeVar("E", bound=events.DomainEvent)
+
+
+def _event(settlement: Settlement, index: int, kind: type[E]) -> E:
+    event = settlement.events[index]
+    assert isinstance(event, kind)
+    return event
+
+
 def test_published_records_the_post_and_its_delay() -> None:
     claim = _claim()
     settled = outcomes.published(claim, "777", NOW, "published")
@@ -66,10 +76,11 @@ def test_published_records_the_post_and_its_delay() -> None:
     )
     assert settled.published_at == NOW and settled.account_rate_limited_until is None
     assert _types(settled) == [events.POST_PUBLISHED, events.POST_QUEUE_PROCESSED]
-    published, processed = settled.events
+    published = _event(settled, 0, events.PostPublished)
+    processed = _event(settled, 1, events.PostQueueProcessed)
     assert published.aggregate_id == str(claim.post_id)
-    assert published.payload["xPostId"] == "777"
-    assert processed.payload["delay"] == "5s"
+    assert published.x_post_id == "777"
+    assert processed.delay == timedelta(seconds=5)
 
 
 def test_published_with_a_spent_quota_holds_the_account_until_its_reset() -> None:
@@ -82,9 +93,9 @@ def test_published_with_a_spent_quota_holds_the_account_until_its_reset() -> Non
     settled = outcomes.published(_claim(), "777", NOW, "published", info)
     assert settled.account_rate_limited_until == day_reset
     assert _types(settled)[-1] == events.RATE_LIMIT_REACHED
-    reached = settled.events[-1].payload
+    reached = _event(settled, -1, events.RateLimitReached)
     # The quota spent longest (the app's day) is the one reported.
-    assert reached["scope"] == events.RATE_LIMIT_SCOPE_APP and reached["limit"] == 10_000
+    assert reached.scope is events.RateLimitScope.APP and reached.limit == 10_000
 
 
 def test_a_transient_failure_retries_with_backoff_until_the_attempts_are_spent() -> None:
@@ -92,19 +103,20 @@ def test_a_transient_failure_retries_with_backoff_until_the_attempts_are_spent()
     assert (retry.state, retry.outcome, retry.detail) == (PostState.SCHEDULED, "retry", "down")
     assert retry.due_in is not None
     assert timedelta(seconds=15) <= retry.due_in <= timedelta(seconds=30)
-    (failed,) = retry.events
-    assert failed.event_type == events.POST_FAILED and failed.payload["willRetry"] is True
+    assert len(retry.events) == 1
+    failed = _event(retry, 0, events.PostFailed)
+    assert failed.event_type == events.POST_FAILED and failed.will_retry is True
 
     dead = outcomes.retry_or_dead_letter(_claim(attempt=3), "X_UNREACHABLE", "down", NOW, TIMING)
     assert (dead.state, dead.outcome) == (PostState.DEAD_LETTERED, "dead_lettered")
     assert dead.detail == "gave up after 3 attempts: down" and dead.due_in is None
     assert _types(dead) == [events.POST_FAILED, events.POST_QUEUE_PROCESSED]
-    assert dead.events[0].payload["willRetry"] is False
+    assert _event(dead, 0, events.PostFailed).will_retry is False
 
 
 def test_a_rate_limit_waits_without_spending_an_attempt() -> None:
     reset = NOW + timedelta(minutes=15)
-    settled = outcomes.rate_limited(_claim(), reset, events.RATE_LIMIT_SCOPE_USER, 100, NOW)
+    settled = outcomes.rate_limited(_claim(), reset, events.RateLimitScope.USER, 100, NOW)
     assert (settled.state, settled.outcome) == (PostState.SCHEDULED, "rate_limited")
     assert settled.refund_attempt and settled.account_rate_limited_until == reset
     assert settled.due_in is None  # keeps its due time and priority
@@ -137,10 +149,11 @@ def test_a_stopped_account_keeps_the_post_waiting(
     settled = decide(claim, "why", NOW)
     assert (settled.state, settled.outcome, settled.detail) == (PostState.SCHEDULED, outcome, "why")
     assert settled.refund_attempt and settled.account_state is account_state
-    (stopped,) = settled.events
+    assert len(settled.events) == 1
+    stopped = _event(settled, 0, events.AccountSuspended)
     assert stopped.event_type == events.ACCOUNT_SUSPENDED
     assert stopped.aggregate_id == str(claim.account_id)
-    assert stopped.payload["reason"] == "why" and stopped.payload["affectedPosts"] == 1
+    assert stopped.reason == "why" and stopped.affected_posts == 1
 
 
 def test_an_unknown_outcome_stays_publishing_for_the_reconciler() -> None:
@@ -157,7 +170,7 @@ def test_an_outcome_x_cannot_tell_dead_letters_and_may_suspend_the_account() -> 
     dead = outcomes.outcome_unknown(_claim(), "X is down", NOW)
     assert dead.state is PostState.DEAD_LETTERED and dead.account_state is None
     assert dead.detail.startswith("outcome on X unknown, check X before requeueing")
-    assert dead.events[0].payload["errorCode"] == "X_OUTCOME_UNKNOWN"
+    assert _event(dead, 0, events.PostFailed).error_code == "X_OUTCOME_UNKNOWN"
     assert _types(dead) == [events.POST_FAILED, events.POST_QUEUE_PROCESSED]
 
     both = outcomes.outcome_unknown(_claim(), "X is down", NOW, suspend_reason="tokens revoked")
@@ -168,7 +181,7 @@ def test_an_outcome_x_cannot_tell_dead_letters_and_may_suspend_the_account() -> 
         events.POST_QUEUE_PROCESSED,
         events.ACCOUNT_SUSPENDED,
     ]
-    assert both.events[-1].payload["reason"] == "tokens revoked"
+    assert _event(both, -1, events.AccountSuspended).reason == "tokens revoked"
 
 
 def test_resuming_a_thread_is_progress_not_failure() -> None:
@@ -208,7 +221,7 @@ def test_only_an_answer_that_never_reached_x_is_retried_at_once() -> None:
     duplicate = outcomes.settle_publish(_claim(), Duplicate(), NOW, TIMING)
     assert duplicate.unknown_cause == "duplicate"
     failed = outcomes.settle_publish(_claim(), PermanentFailure("bad", 403), NOW, TIMING)
-    assert failed.events[0].payload["errorCode"] == "X_403"
+    assert _event(failed, 0, events.PostFailed).error_code == "X_403"
 
 
 @pytest.mark.parametrize(
@@ -225,15 +238,15 @@ def test_a_media_failure_never_waits_for_the_reconciler(
     settled = outcomes.settle_media_failure(_claim(), answer, NOW, TIMING)
     assert (settled.state, settled.outcome) == (state, outcome)
     assert settled.detail.startswith("media: ")
-    assert settled.events[0].payload["errorCode"] == code
+    assert _event(settled, 0, events.PostFailed).error_code == code
 
 
 def test_a_media_rate_limit_names_the_upload_endpoint() -> None:
     reset = NOW + timedelta(minutes=15)
     settled = outcomes.settle_media_failure(_claim(), RateLimited(reset, limit=50), NOW, TIMING)
     assert settled.outcome == "rate_limited" and settled.account_rate_limited_until == reset
-    payload = settled.events[0].payload
-    assert payload["endpoint"] == "POST /1.1/media/upload.json" and payload["limit"] == 50
+    limited = _event(settled, 0, events.RateLimitReached)
+    assert limited.endpoint == "POST /1.1/media/upload.json" and limited.limit == 50
     suspended = outcomes.settle_media_failure(_claim(), Unauthorized("gone"), NOW, TIMING)
     assert suspended.account_state is AccountState.SUSPENDED
     assert suspended.detail == "tokens revoked: gone"

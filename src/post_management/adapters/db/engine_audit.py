@@ -74,8 +74,8 @@ def _account_change(
     settlement: Settlement, added: Sequence[events.DomainEvent]
 ) -> tuple[AccountState | None, str]:
     """The account's new state: X's verdict, or a pause after a streak of failures."""
-    suspended = [e for e in added if e.event_type == events.ACCOUNT_SUSPENDED]
-    reason = str(suspended[0].payload.get("reason", "")) if suspended else ""
+    suspended = [e for e in added if isinstance(e, events.AccountSuspended)]
+    reason = suspended[0].reason if suspended else ""
     if settlement.account_state is not None:
         return settlement.account_state, reason or settlement.detail[:500]
     if suspended:

@@ -8,9 +8,7 @@ in flight, so an unknown outcome can be matched on the account's timeline.
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from post_management.adapters.db import telemetry
 from post_management.adapters.db.clock import NOW_SQL
 from post_management.adapters.db.engine_audit import audit_settlement
+from post_management.adapters.db.outbox import write_events
 from post_management.adapters.db.spend_ledger import record_spend
 from post_management.adapters.db.stored_credentials import unseal
 from post_management.domain import events
@@ -29,7 +28,7 @@ from post_management.domain.account import AccountState, Credentials
 from post_management.domain.post import PostState, Priority
 from post_management.domain.publishing import Claim, Settlement, failure_streak
 from post_management.domain.x_spend import PriceTable
-from post_management.observability import crash_points, tracing
+from post_management.observability import crash_points
 from post_management.ports.publishing import XPostIdTaken
 from post_management.ports.support import SecretBox
 
@@ -584,26 +583,4 @@ def _apply_failure_streak(
 
 
 def _add_events(connection: Connection, added: Sequence[events.DomainEvent]) -> None:
-    # Trace context and correlation id, forwarded to Kafka by the relay.
-    headers = json.dumps(tracing.outbox_headers())
-    rows: Sequence[dict[str, Any]] = [
-        {
-            "event_id": event.event_id or uuid.uuid4(),
-            "event_type": event.event_type,
-            "aggregate_type": event.aggregate_type,
-            "aggregate_id": event.aggregate_id,
-            "payload": json.dumps(event.payload),
-            "headers": headers,
-            "occurred_at": event.occurred_at,
-        }
-        for event in added
-    ]
-    if rows:
-        connection.execute(
-            _sql(
-                "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, "
-                "payload, headers, occurred_at) VALUES (:event_id, :event_type, :aggregate_type, "
-                ":aggregate_id, CAST(:payload AS jsonb), CAST(:headers AS jsonb), :occurred_at)"
-            ),
-            rows,
-        )
+    write_events(connection, added)

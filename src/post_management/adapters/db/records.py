@@ -1,4 +1,4 @@
-"""Audit log, outbox and idempotency keys: append-mostly tables."""
+"""Audit log and idempotency keys: append-mostly tables (the outbox: outbox.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, select
 
-from post_management.adapters.db.schema import audit_log, idempotency_keys, outbox
-from post_management.observability import tracing
-from post_management.ports.repositories import AuditEntry, IdempotencyRecord, OutboxEvent
+from post_management.adapters.db.schema import audit_log, idempotency_keys
+from post_management.ports.repositories import AuditEntry, IdempotencyRecord
 
 
 class SqlAuditLog:
@@ -27,28 +26,6 @@ class SqlAuditLog:
                 request_id=entry.request_id,
                 before=entry.before,
                 after=entry.after,
-            )
-        )
-
-
-class SqlOutbox:
-    def __init__(self, connection: Connection) -> None:
-        self._conn = connection
-        # Counted once the unit of work commits.
-        self.added: list[OutboxEvent] = []
-
-    def add(self, event: OutboxEvent) -> None:
-        self.added.append(event)
-        self._conn.execute(
-            insert(outbox).values(
-                event_id=event.event_id,
-                event_type=event.event_type,
-                aggregate_type=event.aggregate_type,
-                aggregate_id=event.aggregate_id,
-                payload=event.payload,
-                # Trace context and correlation id, forwarded to Kafka by the relay.
-                headers=tracing.outbox_headers(),
-                occurred_at=event.occurred_at,
             )
         )
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -21,11 +21,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
+from post_management.domain.events import DomainEvent, PostScheduled
 from post_management.observability import metrics, tracing
 
 log = logging.getLogger(__name__)
 
-POST_SCHEDULED = "post.scheduled"
 QUEUE_STATES = ("SCHEDULED", "PUBLISHING", "DEAD_LETTERED")
 # Due windows of SCHEDULED posts; other states report window "all".
 WINDOWS = ("due", "next_5m", "next_1h", "next_24h", "later")
@@ -53,21 +53,12 @@ _OUTBOX_OLDEST = text(
 )
 
 
-class _Event(Protocol):
-    @property
-    def event_type(self) -> str: ...
-
-    @property
-    def payload(self) -> dict[str, Any]: ...
-
-
-def committed(events: Sequence[_Event]) -> None:
+def committed(events: Sequence[DomainEvent]) -> None:
     """Count events whose transaction committed."""
     for event in events:
         metrics.EVENTS_COMMITTED.labels(event.event_type).inc()
-        if event.event_type == POST_SCHEDULED:
-            priority = str(event.payload.get("priority", "unspecified"))
-            metrics.POSTS_SCHEDULED.labels(metrics.priority_label(priority)).inc()
+        if isinstance(event, PostScheduled):
+            metrics.POSTS_SCHEDULED.labels(metrics.priority_label(event.priority)).inc()
 
 
 class DatabaseCollector(Collector):
@@ -191,11 +182,10 @@ class UnitOfWorkTrace:
         self._started = time.perf_counter()
         self._outcome = "rollback"
 
-    def committed(self, events: list[Any]) -> None:
-        """After a successful commit: count its events (and forget them)."""
+    def committed(self, events: Sequence[DomainEvent]) -> None:
+        """After a successful commit: count its events."""
         self._outcome = "commit"
         committed(events)
-        events.clear()
 
     def finish(self, error: BaseException | None) -> None:
         outcome = "error" if error is not None else self._outcome

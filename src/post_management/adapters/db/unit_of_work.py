@@ -1,4 +1,5 @@
-"""The SQL unit of work: one connection, one transaction, rollback by default."""
+"""The SQL unit of work: one connection, one transaction, rollback by default; the
+events of its changes are written to the outbox when it commits, in that transaction."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from post_management.adapters.db.account_repository import SqlAccountRepository
 from post_management.adapters.db.campaign_repository import SqlCampaignRepository
 from post_management.adapters.db.media_repository import SqlMediaRepository
+from post_management.adapters.db.outbox import write_events
 from post_management.adapters.db.post_repository import SqlPostRepository
 from post_management.adapters.db.privacy_repository import SqlErasureTombstones
-from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys, SqlOutbox
+from post_management.adapters.db.records import SqlAuditLog, SqlIdempotencyKeys
 from post_management.adapters.db.schedule_queries import SqlScheduleQueries
 from post_management.adapters.db.spend_ledger import SqlSpendLedger
 from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.errors import Unavailable
+from post_management.domain.events import EventLog
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import PriceTable
@@ -29,7 +32,6 @@ from post_management.ports.repositories import (
     AuditLog,
     DuplicateKey,
     IdempotencyKeys,
-    Outbox,
     PostRepository,
 )
 from post_management.ports.schedule_queries import ScheduleQueries
@@ -44,7 +46,7 @@ class SqlUnitOfWork:
     accounts: AccountRepository
     idempotency: IdempotencyKeys
     audit: AuditLog
-    outbox: Outbox
+    outbox: EventLog
     schedule: ScheduleQueries
     media: MediaRepository
     erasures: ErasureTombstones
@@ -78,7 +80,7 @@ class SqlUnitOfWork:
         self.accounts = SqlAccountRepository(self._conn, self._box)
         self.idempotency = SqlIdempotencyKeys(self._conn)
         self.audit = SqlAuditLog(self._conn)
-        self.outbox = SqlOutbox(self._conn)
+        self.outbox = EventLog()
         self.schedule = SqlScheduleQueries(self._conn)
         self.media = SqlMediaRepository(self._conn)
         self.erasures = SqlErasureTombstones(self._conn, self._pseudonyms)
@@ -112,12 +114,15 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         assert self._conn is not None
+        written = self.outbox.drain()
+        write_events(self._conn, written)
         self._conn.commit()
-        if self._trace is not None and isinstance(self.outbox, SqlOutbox):
-            self._trace.committed(self.outbox.added)
+        if self._trace is not None:
+            self._trace.committed(written)
 
     def rollback(self) -> None:
         assert self._conn is not None
+        self.outbox.drain()
         self._conn.rollback()
 
 

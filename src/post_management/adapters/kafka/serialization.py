@@ -1,21 +1,31 @@
-"""Outbox payload -> Kafka record value and CloudEvents headers, and back.
+"""Domain events -> events.proto messages -> outbox payloads and Kafka record values
+and CloudEvents headers, and back.
 
-Payloads are stored as proto3 JSON (domain/events.py); parsing them into the
-generated message both validates them and gives the binary form.
+`message_of` turns a typed domain event (domain/events.py) into its message: each
+field of the event fills the message's field of the same name (ids as strings, times
+as Timestamps and Durations, enums by their member's name). `outbox_payload` is that message
+as proto3 JSON, the form the outbox stores (adapters/db/outbox.py); the relay parses
+a stored payload back into the message, which both validates it and gives the binary
+form.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
+import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from post_management.adapters.kafka.registry import message_class
+from post_management.domain import events
 
 JSON_CONTENT_TYPE = "application/json"
 PROTOBUF_CONTENT_TYPE = "application/protobuf"
@@ -31,6 +41,71 @@ class ValueFormat(enum.StrEnum):
 
 class InvalidPayload(ValueError):
     """A payload (or record value) that does not parse as its event's message."""
+
+
+def message_of(event: events.DomainEvent) -> Message:
+    """The event as its message; `sequence` is left for the relay to set."""
+    message = message_class(event.event_type)()
+    _fill(message, _wire_fields(event))
+    return message
+
+
+def outbox_payload(event: events.DomainEvent) -> dict[str, Any]:
+    """The outbox form of an event: its message as proto3 JSON (docs/events.md), without
+    the `sequence` the outbox gives post events when it stores them."""
+    rendered = to_json_dict(message_of(event))
+    rendered.pop("sequence", None)
+    return rendered
+
+
+def _wire_fields(event: events.DomainEvent) -> dict[str, Any]:
+    """The event's fields under its message's field names: the event's own names, and
+    the few fields of another shape made to fit."""
+    values = {item.name: getattr(event, item.name) for item in dataclasses.fields(event)}
+    if isinstance(event, events.PostFailed):
+        values["will_retry"] = event.will_retry
+    elif isinstance(event, events.PostMetricsUpdated):
+        counts = values.pop("counts")
+        values["metrics"] = {"collected_at": values.pop("collected_at")} | {
+            name: int(counts.get(name, 0)) for name in events.METRIC_NAMES
+        }
+    elif isinstance(event, events.OptimalTimingAnalyzed):
+        values["suggestions"] = [dataclasses.asdict(s) for s in event.suggestions]
+    return values
+
+
+def _fill(message: Message, values: Mapping[str, Any]) -> None:
+    """Set each field; a name the message lacks raises (KeyError), None leaves it unset."""
+    for name, value in values.items():
+        descriptor: Any = message.DESCRIPTOR.fields_by_name[name]
+        if value is None:
+            continue
+        if descriptor.message_type is None:
+            setattr(message, name, _scalar(descriptor.enum_type, value))
+        elif descriptor.is_repeated:
+            for item in value:
+                _fill_message(getattr(message, name).add(), item)
+        else:
+            _fill_message(getattr(message, name), value)
+
+
+def _fill_message(message: Any, value: Any) -> None:
+    if isinstance(value, datetime):
+        message.FromDatetime(value)  # a Timestamp, in UTC
+    elif isinstance(value, timedelta):
+        message.FromTimedelta(value)  # a Duration
+    else:
+        _fill(message, value)
+
+
+def _scalar(enum_type: EnumDescriptor | None, value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if enum_type is not None:
+        # Priority.HIGH -> PRIORITY_HIGH, PostState.FAILED -> POST_STATE_FAILED.
+        prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum_type.name).upper()
+        return enum_type.values_by_name[f"{prefix}_{value.name}"].number
+    return value
 
 
 def to_message(event_type: str, payload: Mapping[str, Any]) -> Message:

@@ -36,8 +36,8 @@ def settlement_entries(
         entries.append(
             AuditEntry(ACTOR, action, "post", claim.post_id, claim.user_id, before, after)
         )
-    paused = next((e for e in added if e.event_type == events.ACCOUNT_SUSPENDED), None)
-    why = str(paused.payload.get("reason", "")) if paused is not None else ""
+    paused = next((e for e in added if isinstance(e, events.AccountSuspended)), None)
+    why = paused.reason if paused is not None else ""
     state = settlement.account_state
     if state is not None:
         why = why or settlement.detail[:500]

@@ -15,6 +15,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from post_management.adapters.memory.engine_audit import settlement_entries
+from post_management.adapters.memory.repositories import write_events
 from post_management.adapters.memory.spend_ledger import record_spend
 from post_management.adapters.memory.store import Attempt, MemoryStore, PostEngine, XIdOwner
 from post_management.domain import events
@@ -23,7 +24,6 @@ from post_management.domain.post import Post, PostState
 from post_management.domain.publishing import LEASE_EXPIRED, Claim, Settlement, failure_streak
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.publishing import XPostIdTaken
-from post_management.ports.repositories import OutboxEvent
 
 T = TypeVar("T")
 MAX_DETAIL = 2000
@@ -279,17 +279,7 @@ class MemoryPublishQueue:
             record_spend(self._store, self._prices, settlement.spent)
             streak = self._apply_failure_streak(claim, settlement, claim.now())
             added = (*settlement.events, *streak)
-            for event in added:
-                self._store.tables.outbox.append(
-                    OutboxEvent(
-                        event.event_id or uuid.uuid4(),
-                        event.event_type,
-                        event.aggregate_type,
-                        event.aggregate_id,
-                        event.payload,
-                        event.occurred_at,
-                    )
-                )
+            write_events(self._store, added)
             now = self._store.now()
             for entry in settlement_entries(claim, settlement, added):
                 self._store.tables.audit.append((now, entry))

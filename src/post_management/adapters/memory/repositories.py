@@ -9,6 +9,7 @@ from uuid import UUID
 from post_management.adapters.memory.store import AccountEngine, MemoryStore, PostEngine, copied
 from post_management.domain.account import Account
 from post_management.domain.campaigns import Campaign
+from post_management.domain.events import DomainEvent
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState
 from post_management.domain.privacy import Pseudonyms
@@ -17,7 +18,6 @@ from post_management.ports.repositories import (
     Cursor,
     DuplicateKey,
     IdempotencyRecord,
-    OutboxEvent,
     PostFilter,
 )
 from post_management.ports.schedule_queries import DueCursor, ScheduledQuery, TakenTime
@@ -204,14 +204,16 @@ class MemoryAuditLog:
         self._store.tables.audit.append((self._store.now(), entry))
 
 
-class MemoryOutbox:
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
-
-    def add(self, event: OutboxEvent) -> None:
-        outbox = self._store.tables.outbox
-        if any(e.event_id == event.event_id for e in outbox):
+def write_events(store: MemoryStore, events: Sequence[DomainEvent]) -> None:
+    """The memory outbox's one writer, as adapters/db/outbox.py is PostgreSQL's: the
+    events in order, an event id stored before refused. It keeps the typed events:
+    turning them into messages is the Kafka adapter's, and no relay reads this store."""
+    outbox = store.tables.outbox
+    stored = {event.event_id for event in outbox}
+    for event in events:
+        if event.event_id in stored:
             raise DuplicateKey("uq_outbox_event_id")
+        stored.add(event.event_id)
         outbox.append(event)
 
 

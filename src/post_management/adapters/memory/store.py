@@ -15,9 +15,10 @@ from uuid import UUID
 
 from post_management.domain.account import Account
 from post_management.domain.campaigns import Campaign
+from post_management.domain.events import DomainEvent
 from post_management.domain.media import Media
 from post_management.domain.post import Post
-from post_management.ports.repositories import AuditEntry, IdempotencyRecord, OutboxEvent
+from post_management.ports.repositories import AuditEntry, IdempotencyRecord
 from post_management.ports.support import Clock
 
 
@@ -84,7 +85,7 @@ class Tables:
     x_ids: dict[tuple[UUID, str], XIdOwner] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     audit: list[tuple[datetime, AuditEntry]] = field(default_factory=list)
-    outbox: list[OutboxEvent] = field(default_factory=list)
+    outbox: list[DomainEvent] = field(default_factory=list)
     media: dict[UUID, tuple[Media, bytes]] = field(default_factory=dict)
     media_uploads: dict[tuple[UUID, UUID], tuple[str, datetime]] = field(default_factory=dict)
     campaigns: dict[UUID, Campaign] = field(default_factory=dict)

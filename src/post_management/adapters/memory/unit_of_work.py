@@ -1,4 +1,5 @@
-"""The unit of work over the memory store: serializable, rolled back unless committed."""
+"""The unit of work over the memory store: serializable, rolled back unless committed;
+the events of its changes go to the store's outbox when it commits."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from post_management.adapters.memory.repositories import (
     MemoryErasureTombstones,
     MemoryIdempotencyKeys,
     MemoryMediaRepository,
-    MemoryOutbox,
     MemoryPostRepository,
     MemoryScheduleQueries,
+    write_events,
 )
 from post_management.adapters.memory.spend_ledger import MemorySpendLedger
 from post_management.adapters.memory.store import MemoryStore, Tables
+from post_management.domain.events import EventLog
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.campaigns import CampaignRepository
@@ -28,7 +30,6 @@ from post_management.ports.repositories import (
     AccountRepository,
     AuditLog,
     IdempotencyKeys,
-    Outbox,
     PostRepository,
 )
 from post_management.ports.schedule_queries import ScheduleQueries
@@ -48,7 +49,7 @@ class MemoryUnitOfWork:
     accounts: AccountRepository
     idempotency: IdempotencyKeys
     audit: AuditLog
-    outbox: Outbox
+    outbox: EventLog
     schedule: ScheduleQueries
     media: MediaRepository
     erasures: ErasureTombstones
@@ -62,7 +63,7 @@ class MemoryUnitOfWork:
         self.accounts = MemoryAccountRepository(store)
         self.idempotency = MemoryIdempotencyKeys(store)
         self.audit = MemoryAuditLog(store)
-        self.outbox = MemoryOutbox(store)
+        self.outbox = EventLog()
         self.schedule = MemoryScheduleQueries(store)
         self.media = MemoryMediaRepository(store)
         self.erasures = MemoryErasureTombstones(store, pseudonyms)
@@ -88,9 +89,11 @@ class MemoryUnitOfWork:
 
     def commit(self) -> None:
         assert self._saved is not None, "commit outside the unit of work"
+        write_events(self._store, self.outbox.drain())
         self._saved = self._store.snapshot()
 
     def rollback(self) -> None:
+        self.outbox.drain()
         if self._saved is not None:
             self._store.restore(self._saved)
             self._saved = self._store.snapshot()

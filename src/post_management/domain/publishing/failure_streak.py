@@ -74,7 +74,7 @@ def after_settlement(
         return FailureStreak(failures, pause=False)
     if account_state is not AccountState.ACTIVE:
         return None
-    paused = events.account_suspended(
+    paused = events.AccountSuspended(
         account_id=claim.account_id,
         user_id=claim.user_id,
         x_user_id=claim.x_user_id,

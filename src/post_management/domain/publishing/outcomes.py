@@ -71,7 +71,7 @@ def published(
         # instead of spending a call on a certain 429.
         account_rate_limited_until=rate_limit.blocked_until() if rate_limit else None,
         events=(
-            events.post_published(
+            events.PostPublished(
                 **_ids(claim),
                 x_post_id=x_post_id,
                 published_at=now,
@@ -91,16 +91,16 @@ def _spent_budget(
     if rate_limit is None or rate_limit.blocked_until() is None:
         return ()
     scoped = (
-        (rate_limit.window, events.RATE_LIMIT_SCOPE_USER),
-        (rate_limit.user_day, events.RATE_LIMIT_SCOPE_USER),
-        (rate_limit.app_day, events.RATE_LIMIT_SCOPE_APP),
+        (rate_limit.window, events.RateLimitScope.USER),
+        (rate_limit.user_day, events.RateLimitScope.USER),
+        (rate_limit.app_day, events.RateLimitScope.APP),
     )
     quota, scope = max(
         ((q, sc) for q, sc in scoped if q is not None and q.remaining <= 0),
         key=lambda pair: pair[0].reset_at,
     )
     return (
-        events.rate_limit_reached(
+        events.RateLimitReached(
             account_id=claim.account_id,
             user_id=claim.user_id,
             scope=scope,
@@ -113,7 +113,7 @@ def _spent_budget(
 
 
 def _processed(claim: Claim, state: PostState, now: datetime) -> events.DomainEvent:
-    return events.post_queue_processed(
+    return events.PostQueueProcessed(
         **_ids(claim),
         state=state,
         attempt=claim.attempt_number,
@@ -128,7 +128,7 @@ def failed(claim: Claim, code: str, reason: str, now: datetime) -> Settlement:
         outcome="failed",
         detail=reason,
         events=(
-            events.post_failed(
+            events.PostFailed(
                 **_ids(claim),
                 error_code=code,
                 reason=reason,
@@ -152,7 +152,7 @@ def retry_or_dead_letter(
             outcome="dead_lettered",
             detail=detail,
             events=(
-                events.post_failed(
+                events.PostFailed(
                     **_ids(claim),
                     error_code=code,
                     reason=detail,
@@ -171,7 +171,7 @@ def retry_or_dead_letter(
         detail=reason,
         due_in=delay,
         events=(
-            events.post_failed(
+            events.PostFailed(
                 **_ids(claim),
                 error_code=code,
                 reason=reason,
@@ -187,7 +187,7 @@ def retry_or_dead_letter(
 def rate_limited(
     claim: Claim,
     reset_at: datetime,
-    scope: str,
+    scope: events.RateLimitScope,
     limit: int,
     now: datetime,
     endpoint: str = "POST /2/tweets",
@@ -200,7 +200,7 @@ def rate_limited(
         refund_attempt=True,
         account_rate_limited_until=reset_at,
         events=(
-            events.rate_limit_reached(
+            events.RateLimitReached(
                 account_id=claim.account_id,
                 user_id=claim.user_id,
                 scope=scope,
@@ -229,7 +229,7 @@ def budget_wait(claim: Claim, budget: int, spent: int, needed: int, now: datetim
         refund_attempt=True,
         account_budget_month=month,
         events=(
-            events.x_spend_budget_reached(
+            events.XSpendBudgetReached(
                 account_id=claim.account_id,
                 user_id=claim.user_id,
                 month=month,
@@ -266,7 +266,7 @@ def _account_stopped(
         refund_attempt=True,
         account_state=state,
         events=(
-            events.account_suspended(
+            events.AccountSuspended(
                 account_id=claim.account_id,
                 user_id=claim.user_id,
                 x_user_id=claim.x_user_id,
@@ -302,7 +302,7 @@ def outcome_unknown(
         outcome="dead_lettered",
         detail=detail,
         events=(
-            events.post_failed(
+            events.PostFailed(
                 **_ids(claim),
                 error_code="X_OUTCOME_UNKNOWN",
                 reason=detail,
@@ -335,7 +335,7 @@ def settle_media_failure(
             return rate_limited(
                 claim,
                 reset_at,
-                events.RATE_LIMIT_SCOPE_USER,
+                events.RateLimitScope.USER,
                 limit or 0,
                 now,
                 endpoint="POST /1.1/media/upload.json",
@@ -358,7 +358,7 @@ def settle_publish(
         case Published(x_post_id=x_post_id, rate_limit=info):
             return published(claim, x_post_id, now, "published", info)
         case RateLimited(reset_at=reset_at, limit=limit):
-            return rate_limited(claim, reset_at, events.RATE_LIMIT_SCOPE_USER, limit or 0, now)
+            return rate_limited(claim, reset_at, events.RateLimitScope.USER, limit or 0, now)
         case Duplicate():
             return unknown(claim, "duplicate", "X refused duplicate content", now, timing)
         case AccountSuspended(reason=reason):

@@ -32,7 +32,6 @@ from post_management.ports.analytics import (
 from post_management.ports.support import Clock
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 from post_management.services.analytics.optimal_times import TimingBasis, rank_free_times
-from post_management.services.shared.common import emit as common_emit
 
 # Comparisons and timing look at this much of an account's history.
 HISTORY = timedelta(days=90)
@@ -108,18 +107,13 @@ class AnalyticsSettings:
     benchmarks: Mapping[str, float] = field(default_factory=lambda: dict(math.DEFAULT_BENCHMARKS))
 
 
-def emit(uow: AnalyticsUnitOfWork, event: events.DomainEvent) -> None:
-    common_emit(uow.outbox, event)
-
-
 def store_snapshot(
     uow: AnalyticsUnitOfWork, post: PublishedRef | DueRefresh, snapshot: Snapshot, source: str
 ) -> None:
     """Keep a snapshot and tell the other services, in the caller's transaction."""
     uow.analytics.add_snapshot(post.post_id, snapshot, source)
-    emit(
-        uow,
-        events.post_metrics_updated(
+    uow.outbox.add(
+        events.PostMetricsUpdated(
             post_id=post.post_id,
             account_id=post.account_id,
             user_id=post.user_id,
@@ -303,15 +297,16 @@ class AnalyticsQueries:
             zone = load_zone(account.timezone)
             taken = [t.at for t in uow.schedule.taken_times(account_id, now - RULES_LOOKBACK)]
             ranked = rank_free_times(uow, self._predictor, account, taken, now, days, count)
-            emit(
-                uow,
-                events.optimal_timing_analyzed(
+            uow.outbox.add(
+                events.OptimalTimingAnalyzed(
                     account_id=account_id,
                     user_id=account.user_id,
                     timezone=zone.key,
                     days_analyzed=HISTORY.days,
                     sample_size=ranked.sample_size,
-                    suggestions=[(slot.start, slot.score) for slot in ranked.slots],
+                    suggestions=[
+                        events.TimingSuggestion(slot.start, slot.score) for slot in ranked.slots
+                    ],
                     occurred_at=now,
                 ),
             )

@@ -29,7 +29,6 @@ from post_management.ports.analytics import (
 )
 from post_management.ports.support import Clock
 from post_management.services.analytics.analytics import analytics_key
-from post_management.services.shared.common import emit
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +43,12 @@ def _store(uow: AnalyticsUnitOfWork, alert: TrendAlert, user_id: str) -> bool:
     """Keeps the alert and emits its event, unless it was found before."""
     if not uow.insights.add_trend_alert(alert):
         return False
-    emit(
-        uow.outbox,
-        events.trend_detected(
+    uow.outbox.add(
+        events.TrendDetected(
             account_id=alert.account_id,
             user_id=user_id,
             post_id=alert.post_id,
-            kind=alert.kind,
+            kind=events.TrendKind(alert.kind),
             metric=alert.metric,
             observed=alert.observed,
             expected=alert.expected,
@@ -65,7 +63,9 @@ def _store(uow: AnalyticsUnitOfWork, alert: TrendAlert, user_id: str) -> bool:
 
 def post_alert(post: YoungPost, trend: PostTrend, now: datetime) -> TrendAlert:
     kind = (
-        events.TREND_POST_ABOVE_NORM if trend.direction == ABOVE else events.TREND_POST_BELOW_NORM
+        events.TrendKind.POST_ABOVE_NORM
+        if trend.direction == ABOVE
+        else events.TrendKind.POST_BELOW_NORM
     )
     return TrendAlert(
         dedup_key=f"post:{post.post_id}:{trend.direction}",
@@ -87,7 +87,7 @@ def drop_alert(account_id: UUID, day: str, drop: FollowerDrop) -> TrendAlert:
         dedup_key=f"followers:{account_id}:{day}",
         account_id=account_id,
         post_id=None,
-        kind=events.TREND_FOLLOWER_DROP,
+        kind=events.TrendKind.FOLLOWER_DROP,
         metric="followers",
         observed=float(drop.current),
         expected=float(drop.previous),

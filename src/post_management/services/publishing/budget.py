@@ -56,7 +56,7 @@ class PostBudgets:
         Only the account's own budget makes the account wait and says so."""
         if refusal.key != APP_KEY:
             return outcomes.rate_limited(
-                claim, refusal.free_at, events.RATE_LIMIT_SCOPE_USER, self._settings.user_limit, now
+                claim, refusal.free_at, events.RateLimitScope.USER, self._settings.user_limit, now
             )
         return Settlement(
             state=PostState.SCHEDULED,

@@ -26,7 +26,6 @@ from post_management.services.shared import idempotency
 from post_management.services.shared.common import (
     audit_post,
     concurrent_change,
-    emit,
     ensure_account_filter,
     snapshot,
 )
@@ -165,9 +164,8 @@ class PublishCommands:
         if not uow.posts.save(post, expected):
             raise concurrent_change()
         audit_post(uow, principal, "post.publish", post, before, request_id=request.request_id)
-        emit(
-            uow.outbox,
-            events.post_queue_added(
+        uow.outbox.add(
+            events.PostQueueAdded(
                 post_id=post.id,
                 account_id=post.account_id,
                 user_id=post.user_id,
@@ -228,9 +226,8 @@ class PublishCommands:
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
             audit_post(uow, principal, "post.requeue", post, before)
-            emit(
-                uow.outbox,
-                events.post_queue_added(
+            uow.outbox.add(
+                events.PostQueueAdded(
                     post_id=post.id,
                     account_id=post.account_id,
                     user_id=post.user_id,

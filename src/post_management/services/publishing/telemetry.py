@@ -45,9 +45,8 @@ def record_settlement(claim: Claim, settlement: Settlement) -> None:
         late = (settlement.published_at or claim.now()) - claim.due_at
         metrics.PUBLISH_LATENESS.labels(priority).observe(max(late, timedelta(0)).total_seconds())
     for event in settlement.events:
-        if event.event_type == events.RATE_LIMIT_REACHED:
-            scope = str(event.payload.get("scope", ""))
-            metrics.RATE_LIMIT_WAITS.labels(scope.removeprefix("RATE_LIMIT_SCOPE_").lower()).inc()
+        if isinstance(event, events.RateLimitReached):
+            metrics.RATE_LIMIT_WAITS.labels(event.scope.value).inc()
     log.info(
         "publish settled",
         extra={

@@ -47,7 +47,6 @@ from post_management.services.scheduling.support import (
     account_rules,
     at_index,
     check_request,
-    emit_events,
     ensure_not_duplicate,
     foreign_error,
     load_own_post,
@@ -244,9 +243,8 @@ class SchedulingService:
         action = "post.reschedule" if previous is not None else "post.schedule"
         audit_post(uow, principal, action, post, before, request_id=request.request_id)
         audit_findings(uow, principal, post, findings, request.request_id)
-        emit_events(
-            uow,
-            events.post_scheduled(
+        uow.outbox.add(
+            events.PostScheduled(
                 post_id=post.id,
                 account_id=post.account_id,
                 user_id=post.user_id,
@@ -256,7 +254,7 @@ class SchedulingService:
                 occurred_at=now,
                 previous_scheduled_for=previous,
             ),
-            events.post_queue_added(
+            events.PostQueueAdded(
                 post_id=post.id,
                 account_id=post.account_id,
                 user_id=post.user_id,
@@ -301,9 +299,8 @@ class SchedulingService:
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
             audit_post(uow, principal, "post.cancel", post, before)
-            emit_events(
-                uow,
-                events.post_cancelled(
+            uow.outbox.add(
+                events.PostCancelled(
                     post_id=post.id,
                     account_id=post.account_id,
                     user_id=post.user_id,

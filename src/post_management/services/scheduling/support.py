@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from post_management.domain import events
 from post_management.domain.account import Account
 from post_management.domain.conflicts import ConflictPolicy
 from post_management.domain.content_rules import Finding
@@ -36,7 +35,6 @@ from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTim
 from post_management.ports.schedule_queries import TakenTime
 from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.shared import idempotency
-from post_management.services.shared.common import emit
 
 # Other posts older than this cannot affect a new time: the longest rule
 # (min interval, at most a week) and the duplicate window both fit inside it.
@@ -238,9 +236,12 @@ def at_index(error: DomainError, index: int, post_id: UUID) -> DomainError:
     return dataclasses.replace(error, **changes)  # type: ignore[arg-type]
 
 
-def emit_events(uow: UnitOfWork, *built: events.DomainEvent) -> None:
-    emit(uow.outbox, *built)
-
-
 def iso_time(value: datetime) -> str:
-    return events.json_timestamp(value)
+    """RFC 3339 in UTC ("...Z") with 0, 3 or 6 fraction digits, like the API's times."""
+    utc = value.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond == 0:
+        return text + "Z"
+    if utc.microsecond % 1000 == 0:
+        return f"{text}.{utc.microsecond // 1000:03d}Z"
+    return f"{text}.{utc.microsecond:06d}Z"

@@ -11,10 +11,9 @@ from uuid import UUID
 from post_management.domain.account import Account
 from post_management.domain.auth import Principal
 from post_management.domain.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
-from post_management.domain.events import DomainEvent
 from post_management.domain.post import Post
 from post_management.domain.reasons import Reason
-from post_management.ports.repositories import AuditEntry, Outbox, OutboxEvent
+from post_management.ports.repositories import AuditEntry
 from post_management.ports.unit_of_work import UnitOfWork
 
 # Never copied into audit rows: secrets, and the content screen's notes on a post
@@ -122,21 +121,6 @@ def concurrent_change() -> Aborted:
         "a concurrent change won; read the resource again and retry",
         reason=Reason.CONCURRENT_MODIFICATION,
     )
-
-
-def emit(outbox: Outbox, *built: DomainEvent) -> None:
-    """Write events to the outbox; call inside the unit of work of the change."""
-    for event in built:
-        outbox.add(
-            OutboxEvent(
-                event_id=event.event_id,
-                event_type=event.event_type,
-                aggregate_type=event.aggregate_type,
-                aggregate_id=event.aggregate_id,
-                payload=event.payload,
-                occurred_at=event.occurred_at,
-            )
-        )
 
 
 def audit_post(

@@ -1,0 +1,44 @@
+"""The one outbox writer: every event reaches the outbox table through `write_events`,
+in the transaction of the change it describes.
+
+The unit of work calls it when it commits, with the events its aggregates recorded
+and its use case added (adapters/db/unit_of_work.py); the publishing queue calls it
+when it applies a settlement (adapters/db/publish_queue.py). A row's payload is the
+event's message in proto3 JSON (adapters/kafka/serialization.py), which the relay
+sends on; the trigger of migration 0008 numbers post events as they are inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, insert
+
+from post_management.adapters.db.schema import outbox
+from post_management.adapters.kafka.serialization import outbox_payload
+from post_management.domain.events import DomainEvent
+from post_management.observability import tracing
+
+
+def write_events(connection: Connection, events: Sequence[DomainEvent]) -> None:
+    """Insert one row per event, in order; an event id stored before is refused
+    (uq_outbox_event_id) and takes the transaction down with it."""
+    if not events:
+        return
+    # Trace context and correlation id, forwarded to Kafka by the relay.
+    headers = tracing.outbox_headers()
+    connection.execute(
+        insert(outbox),
+        [
+            {
+                "event_id": event.event_id,
+                "event_type": event.event_type,
+                "aggregate_type": event.aggregate_type,
+                "aggregate_id": event.aggregate_id,
+                "payload": outbox_payload(event),
+                "headers": headers,
+                "occurred_at": event.occurred_at,
+            }
+            for event in events
+        ],
+    )
