@@ -57,14 +57,14 @@ def test_a_pause_records_why_in_an_account_suspended_event() -> None:
     assert paused.aggregate_type == events.AGGREGATE_ACCOUNT
     assert paused.aggregate_id == str(CLAIM.account_id)
     assert paused.occurred_at == NOW
-    body = paused.payload
-    assert (body["accountId"], body["userId"], body["xUserId"]) == (
-        str(CLAIM.account_id),
+    assert isinstance(paused, events.AccountSuspended)
+    assert (paused.account_id, paused.user_id, paused.x_user_id) == (
+        CLAIM.account_id,
         "alice",
         "4242",
     )
-    assert body["reason"] == last.reason
-    assert body["affectedPosts"] == MAX_CONSECUTIVE_FAILURES
+    assert paused.reason == last.reason
+    assert paused.affected_posts == MAX_CONSECUTIVE_FAILURES
 
 
 def test_success_resets_and_non_final_outcomes_leave_the_count() -> None:
