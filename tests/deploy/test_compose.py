@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from post_management.config import Settings
+from post_management.bootstrap.settings import Settings
 from tests.deploy.test_helm_chart import (
     CHART,
     MONITORING_ON,
@@ -128,7 +128,7 @@ def test_ports_match_the_chart_the_settings_and_the_dockerfile(
 ) -> None:
     service = compose["services"][SERVICE]
     settings = env(service)
-    defaults = Settings.model_fields
+    defaults = Settings.variables()
     ports = values["ports"]
     for name, variable in (
         ("grpc", "GRPC_PORT"),
@@ -150,7 +150,7 @@ def test_ports_match_the_chart_the_settings_and_the_dockerfile(
 
 
 def test_every_setting_given_to_the_service_exists(compose: dict[str, Any]) -> None:
-    known = {name.upper() for name in Settings.model_fields}
+    known = {name.upper() for name in Settings.variables()}
     standard = {"OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME"}  # read by the SDK itself
     assert set(env(compose["services"][SERVICE])) - known - standard == set()
 

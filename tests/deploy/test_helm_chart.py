@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from post_management.config import Settings
+from post_management.bootstrap.settings import load_settings
 from post_management.entrypoints.envoy_config import (
     DEFAULT_DESCRIPTOR_PATH,
     DEFAULT_GRPC_HOST,
@@ -510,7 +510,7 @@ def test_server_limits_and_x_mode_match_envoy(
     assert breaker["max_requests"] == int(env["GRPC_MAX_CONCURRENT_RPCS"])
     # The chart's defaults are the service's and the renderer's documented defaults.
     defaults = merged_values(copy.deepcopy(REQUIRED))
-    settings = Settings(x_mode="emulator")
+    settings = load_settings(x_mode="emulator").server
     assert defaults["limits"] == {
         "maxRequestBytes": settings.max_request_bytes,
         "maxUploadBytes": settings.max_upload_bytes,

@@ -75,7 +75,7 @@ def x_server(
 
 @pytest.fixture
 def clean(server: RunningServer) -> RunningServer:
-    truncate(server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    truncate(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     return server
 
 

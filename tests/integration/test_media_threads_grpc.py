@@ -51,7 +51,7 @@ def _user(server: RunningServer, name: str) -> Iterator[User]:
 
 @pytest.fixture
 def alice(x_server: RunningServer, emulator: Emulator) -> Iterator[User]:
-    truncate(x_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    truncate(x_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     yield from _user(x_server, "alice")
 
 
@@ -235,7 +235,7 @@ def test_segments_already_on_x_cannot_be_edited(
 
     account = x_account(alice, emulator)
     post = alice.create_post(account.id, "one", thread=["two", "three"])
-    engine = make_engine(x_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(x_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     with engine.begin() as connection:  # segment 0 went out, then X refused segment 1
         connection.execute(
             text("UPDATE posts SET state = 'FAILED', segment_x_post_ids = '{77}' WHERE id = :id"),

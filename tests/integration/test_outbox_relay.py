@@ -37,7 +37,7 @@ from post_management.adapters.kafka.serialization import (
     outbox_payload,
 )
 from post_management.bootstrap.jobs import outbox_relay, outbox_ticks
-from post_management.config import load_settings
+from post_management.bootstrap.settings import load_settings
 from post_management.domain import events
 from post_management.domain.events import DomainEvent
 from post_management.domain.post import PostState, Priority

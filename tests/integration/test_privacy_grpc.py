@@ -43,12 +43,12 @@ SECRET = "tok-secret-value-never-shown"
 
 @pytest.fixture
 def server(x_server: RunningServer, emulator: Emulator) -> RunningServer:
-    truncate(x_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    truncate(x_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     return x_server
 
 
 def _sql(server: RunningServer, statement: str, **params: object) -> list[tuple[object, ...]]:
-    engine = make_engine(server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     with engine.begin() as connection:
         result = connection.execute(text(statement), params)
         rows = [tuple(row) for row in result] if result.returns_rows else []
@@ -57,7 +57,7 @@ def _sql(server: RunningServer, statement: str, **params: object) -> list[tuple[
 
 
 def _store(server: RunningServer) -> SqlPrivacyStore:
-    keys = server.settings.encryption_keys
+    keys = server.settings.auth.encryption_keys
     assert keys is not None
     return SqlPrivacyStore(server.container.engine, FernetBox.parse(keys.get_secret_value()))
 

@@ -45,14 +45,14 @@ class Publisher(Client):
 
 @pytest.fixture
 def alice(x_server: RunningServer, emulator: Emulator) -> Iterator[Publisher]:
-    truncate(x_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    truncate(x_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     client = Publisher(x_server, "alice")
     yield client
     client.channel.close()
 
 
 def _sql(server: RunningServer, statement: str, **params: object) -> None:
-    engine = make_engine(server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     with engine.begin() as connection:
         connection.execute(text(statement), params)
     engine.dispose()

@@ -31,7 +31,7 @@ def quiet_server(
 
 @pytest.fixture
 def fresh(quiet_server: RunningServer) -> RunningServer:
-    truncate(quiet_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    truncate(quiet_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     return quiet_server
 
 

@@ -48,7 +48,7 @@ def quota_server(
 
 @pytest.fixture
 def server(quota_server: RunningServer) -> RunningServer:
-    truncate(quota_server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    truncate(quota_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     return quota_server
 
 
@@ -106,7 +106,7 @@ def _sql(server: RunningServer, statement: str, **params: Any) -> list[Any]:
 
 
 def _tick(server: RunningServer, days_ahead: float) -> dict[str, int]:
-    keys = server.settings.encryption_keys
+    keys = server.settings.auth.encryption_keys
     assert keys is not None
     store = SqlPrivacyStore(server.container.engine, FernetBox.parse(keys.get_secret_value()))
     settings = server.settings
@@ -119,11 +119,11 @@ def _tick(server: RunningServer, days_ahead: float) -> dict[str, int]:
         store,
         Ahead(),
         RetentionPeriods(
-            metric_snapshots=timedelta(days=settings.metrics_retention_days),
-            dead_letters=timedelta(days=settings.dead_letter_retention_days),
-            finished_removals=timedelta(days=settings.removal_retention_days),
-            unattached_media=timedelta(days=settings.media_unattached_ttl_days),
-            published_media=timedelta(days=settings.media_published_retention_days),
+            metric_snapshots=timedelta(days=settings.retention.metrics_retention_days),
+            dead_letters=timedelta(days=settings.retention.dead_letter_retention_days),
+            finished_removals=timedelta(days=settings.retention.removal_retention_days),
+            unattached_media=timedelta(days=settings.retention.media_unattached_ttl_days),
+            published_media=timedelta(days=settings.retention.media_published_retention_days),
         ),
     )
     return job.tick()

@@ -138,7 +138,7 @@ def test_no_secret_in_logs_or_errors(
         errors.append(_error_text(caught.value))
     alice.channel.close()
 
-    keys = server.settings.encryption_keys
+    keys = server.settings.auth.encryption_keys
     assert keys is not None
     secrets = {
         "user token": alice.metadata[0][1].removeprefix("Bearer "),

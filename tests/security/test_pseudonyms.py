@@ -33,7 +33,7 @@ def _unkeyed(user_id: str) -> str:
 
 
 def _sql(server: RunningServer, statement: str, **params: Any) -> list[Any]:
-    engine = make_engine(server.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
     try:
         with engine.begin() as connection:
             result = connection.execute(text(statement), params)

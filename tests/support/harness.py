@@ -13,7 +13,7 @@ import grpc
 from cryptography.fernet import Fernet
 
 from post_management import bootstrap
-from post_management.config import Settings
+from post_management.bootstrap.settings import Settings, load_settings
 from post_management.domain.auth import Role
 from post_management.entrypoints.grpc.server import GrpcServer
 
@@ -31,7 +31,7 @@ def settings_for(database_url: str, data_dir: Path, **overrides: object) -> Sett
         "shutdown_grace_seconds": 5,
     }
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return load_settings(**values)
 
 
 class RunningServer:
@@ -49,7 +49,7 @@ class RunningServer:
             self.container.services,
             "127.0.0.1",
             0,
-            bootstrap.server_limits(self.settings),
+            self.settings.server.limits(),
         )
         await server.start()
         return server

@@ -6,8 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from post_management.bootstrap.jobs import engine_settings
-from post_management.config import ConfigError, load_settings
+from post_management.bootstrap.settings import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +34,8 @@ def test_a_lease_shorter_than_an_x_call_stops_start_up() -> None:
 
 def test_a_short_read_timeout_shortens_the_connect_timeout() -> None:
     settings = load_settings(publish_lease_seconds=5, x_timeout_seconds=1)
-    assert settings.x_connect_timeout_seconds == 1
-    assert load_settings().x_connect_timeout_seconds == 5
+    assert settings.x.x_connect_timeout_seconds == 1
+    assert load_settings().x.x_connect_timeout_seconds == 5
 
 
 def test_give_up_must_exceed_lease_and_settle() -> None:
@@ -49,8 +48,8 @@ def test_give_up_must_exceed_lease_and_settle() -> None:
 
 def test_the_engine_gets_the_give_up_bound() -> None:
     settings = load_settings(reconcile_give_up_seconds=600)
-    assert engine_settings(settings).timing.give_up == timedelta(seconds=600)
-    assert engine_settings(load_settings()).timing.give_up == timedelta(hours=1)
+    assert settings.publishing.engine().timing.give_up == timedelta(seconds=600)
+    assert load_settings().publishing.engine().timing.give_up == timedelta(hours=1)
 
 
 def test_a_lag_bound_shorter_than_an_x_call_stops_start_up() -> None:
@@ -70,6 +69,6 @@ def test_give_up_must_exceed_lag_bound_and_settle() -> None:
 
 
 def test_the_engine_gets_the_lag_bound() -> None:
-    assert engine_settings(load_settings()).timing.lag_bound == timedelta(seconds=120)
+    assert load_settings().publishing.engine().timing.lag_bound == timedelta(seconds=120)
     settings = load_settings(x_timeline_lag_seconds=300)
-    assert engine_settings(settings).timing.lag_bound == timedelta(seconds=300)
+    assert settings.publishing.engine().timing.lag_bound == timedelta(seconds=300)

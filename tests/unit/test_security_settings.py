@@ -13,8 +13,7 @@ import jwt
 import pytest
 
 from post_management import bootstrap
-from post_management.bootstrap.grpc_services import webhook_secret
-from post_management.config import ConfigError, Settings, x_mode
+from post_management.bootstrap.settings import ConfigError, Settings, load_settings, x_mode
 from post_management.domain.auth import Role
 from post_management.domain.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 from post_management.entrypoints import cli
@@ -86,15 +85,15 @@ def test_without_a_secret_both_webhook_calls_are_off() -> None:
 
 
 def test_webhook_secret_is_the_consumer_secret_or_none() -> None:
-    assert webhook_secret(Settings(**CREDENTIALS)) == "cs"  # type: ignore[arg-type]
-    assert webhook_secret(Settings()) is None
+    assert load_settings(**CREDENTIALS).x.webhook_secret() == "cs"
+    assert load_settings().x.webhook_secret() is None
 
 
 # --- X mode -------------------------------------------------------------------------
 
 
 def settings(**values: Any) -> Settings:
-    return Settings(**values)
+    return load_settings(**values)
 
 
 def test_the_embedded_local_defaults_pick_the_emulator() -> None:
@@ -127,8 +126,6 @@ def test_x_mode_x_needs_the_credentials() -> None:
 
 
 def test_an_unknown_x_mode_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from post_management.config import load_settings
-
     monkeypatch.setenv("X_MODE", "twitter")
     with pytest.raises(ConfigError, match="X_MODE"):
         load_settings()
@@ -202,4 +199,4 @@ def test_token_command_mints_up_to_the_cap(
 
 
 def test_jwt_refresh_secret_is_no_setting() -> None:
-    assert "jwt_refresh_secret" not in Settings.model_fields
+    assert "jwt_refresh_secret" not in Settings.variables()

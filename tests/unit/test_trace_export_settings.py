@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from post_management.config import ConfigError, load_settings
+from post_management.bootstrap.settings import ConfigError, load_settings
 from post_management.observability import tracing
 
 
 def test_no_endpoint_no_export(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
-    assert load_settings().otlp_traces is None
+    assert load_settings().telemetry.otlp_traces is None
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_endpoint_and_protocol(
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert load_settings().otlp_traces == expected
+    assert load_settings().telemetry.otlp_traces == expected
 
 
 def test_an_unsupported_protocol_stops_start_up_naming_the_variable(

@@ -18,19 +18,21 @@ from post_management.bootstrap.commands import (
 )
 from post_management.bootstrap.container import LOCAL_USER, Container, build
 from post_management.bootstrap.secrets import Secrets, resolve_secrets, token_codec
-from post_management.bootstrap.serving import server_limits
+from post_management.bootstrap.settings import ConfigError, Settings, load_settings
 
 __all__ = [
     "LOCAL_USER",
+    "ConfigError",
     "Container",
     "Secrets",
+    "Settings",
     "build",
     "configure_logging",
+    "load_settings",
     "migrate_database",
     "mint_token",
     "resolve_secrets",
     "serve",
-    "server_limits",
     "token_codec",
     "work",
 ]

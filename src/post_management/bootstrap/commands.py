@@ -10,13 +10,13 @@ from datetime import timedelta
 from post_management.adapters.db.engine import make_engine, migrate
 from post_management.bootstrap.container import build
 from post_management.bootstrap.secrets import token_codec
-from post_management.config import ConfigError, Settings
+from post_management.bootstrap.settings import ConfigError, Settings
 from post_management.domain.auth import Role
 from post_management.observability import logs
 
 
 def configure_logging(settings: Settings) -> None:
-    logs.configure(settings.log_level)
+    logs.configure(settings.telemetry.log_level)
     # These narrate every step (commands run, jobs added, each migration applied);
     # only their problems belong in the service's log.
     for chatty in ("pgserver", "apscheduler", "alembic"):
@@ -51,18 +51,19 @@ async def _run(settings: Settings, *, grpc: bool, envoy: bool) -> None:
 
 
 def migrate_database(settings: Settings) -> None:
-    if settings.database_url is None:
+    url = settings.database.database_url
+    if url is None:
         container = build(settings)  # migrates the embedded database
         asyncio.run(container.close())
     else:
-        engine = make_engine(settings.database_url.get_secret_value())
+        engine = make_engine(url.get_secret_value())
         migrate(engine)
         engine.dispose()
     print("database schema is current")
 
 
 def mint_token(settings: Settings, subject: str, role: Role, ttl_minutes: int) -> str:
-    limit = settings.token_max_lifetime_minutes
+    limit = settings.auth.token_max_lifetime_minutes
     if not 1 <= ttl_minutes <= limit:
         # The server would refuse a longer-lived token anyway; do not mint one.
         raise ConfigError(

@@ -20,13 +20,8 @@ from post_management.bootstrap.grpc_services import grpc_services
 from post_management.bootstrap.infrastructure import Infrastructure, open_infrastructure
 from post_management.bootstrap.jobs import Jobs, jobs
 from post_management.bootstrap.secrets import resolve_secrets, token_codec
-from post_management.bootstrap.serving import (
-    server_limits,
-    service_registrar,
-    start_envoy,
-    start_telemetry,
-)
-from post_management.config import Settings, x_mode
+from post_management.bootstrap.serving import service_registrar, start_envoy, start_telemetry
+from post_management.bootstrap.settings import Settings, x_mode
 from post_management.domain.auth import Role
 from post_management.entrypoints.envoy_process import EnvoyProcess
 from post_management.entrypoints.grpc.server import GrpcServer, Services
@@ -99,14 +94,14 @@ class Container:
     async def start(self, *, grpc: bool = True, envoy: bool = True) -> None:
         """Telemetry; for `serve` the gRPC server, its Consul registration and Envoy
         (unless --no-envoy); then the jobs. A worker (grpc=False) runs the jobs only."""
-        settings = self.settings
+        settings, host = self.settings, self.settings.server.grpc_host
         start_telemetry(settings)
         if grpc:
             self.server = GrpcServer(
-                self.services, settings.grpc_host, settings.grpc_port, server_limits(settings)
+                self.services, host, settings.server.grpc_port, settings.server.limits()
             )
             await self.server.start()
-            print(f"gRPC listening on {settings.grpc_host}:{self.server.port}", flush=True)
+            print(f"gRPC listening on {host}:{self.server.port}", flush=True)
             self.registrar = service_registrar(settings, self.server.port)
             if self.registrar is not None:
                 self.registrar.start()
@@ -122,7 +117,7 @@ class Container:
             print(f"X API: local emulator at {self.emulator.base_url}", flush=True)
         if self.embedded_database is not None:
             print(
-                f"database: embedded PostgreSQL under {self.settings.data_dir}/postgres",
+                f"database: embedded PostgreSQL under {self.settings.database.data_dir}/postgres",
                 flush=True,
             )
         # A token in a deployment's log would be a credential for anyone who reads it:
@@ -136,7 +131,7 @@ class Container:
         callers stop picking this replica; stop claiming, while posts already handed
         to X finish and are recorded, and the relay lets go; then the gRPC server
         turns NOT_SERVING and lets calls in flight finish within the grace."""
-        grace = self.settings.shutdown_grace_seconds
+        grace = self.settings.server.shutdown_grace_seconds
         if self.server is not None:
             log.info("shutting down: draining for up to %.0fs", grace)
         if self.registrar is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
 from post_management.adapters.profanity import ProfanityCheck
 from post_management.adapters.rate_limit import RedisRateLimiter
@@ -12,15 +10,12 @@ from post_management.bootstrap import health
 from post_management.bootstrap.build_info import build_info
 from post_management.bootstrap.infrastructure import Infrastructure
 from post_management.bootstrap.jobs import Jobs
-from post_management.config import Settings
-from post_management.domain.analytics import DEFAULT_BENCHMARKS
-from post_management.domain.media import MediaQuota
+from post_management.bootstrap.settings import Settings
 from post_management.entrypoints.grpc.analytics_servicer import AnalyticsServices
-from post_management.entrypoints.grpc.rate_limit import RequestBudget
 from post_management.entrypoints.grpc.server import Services
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.services.accounts.accounts import AccountService
-from post_management.services.analytics.analytics import AnalyticsQueries, AnalyticsSettings
+from post_management.services.analytics.analytics import AnalyticsQueries
 from post_management.services.analytics.campaigns import CampaignService
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 from post_management.services.analytics.growth import AccountGrowthQueries
@@ -54,30 +49,24 @@ def grpc_services(
             post_reads, posts_cache, cache_blocks=isinstance(shared, FailoverCache)
         ),
         resources=[post_reads],
-        media=MediaService(
-            uow, clock, MediaQuota(settings.media_quota_items, settings.media_quota_bytes)
-        ),
+        media=MediaService(uow, clock, settings.posts.media_quota()),
         accounts=AccountService(uow, clock),
         privacy=PrivacyService(uow, infrastructure.privacy_store, clock, infrastructure.pseudonyms),
         rpc_limiter=limiter,
         rpc_limiter_blocks=isinstance(limiter, RedisRateLimiter),
-        request_threads=settings.grpc_request_threads,
-        request_budget=RequestBudget(
-            user_limit=settings.rpc_rate_limit_per_minute,
-            service_limit=settings.rpc_rate_limit_service_per_minute,
-            webhook_limit=settings.webhook_rate_limit_per_minute,
-        ),
+        request_threads=settings.server.grpc_request_threads,
+        request_budget=settings.server.request_budget(),
         tokens=tokens,
         build=build_info(infrastructure.components),
         readiness=health.readiness(infrastructure),
         health_report=health.health_report(
-            infrastructure, kafka_configured=bool(settings.kafka_bootstrap_servers)
+            infrastructure, kafka_configured=bool(settings.kafka.kafka_bootstrap_servers)
         ),
         scheduling=SchedulingService(
             uow,
             clock,
-            past_grace=timedelta(seconds=settings.schedule_past_grace_seconds),
-            horizon=timedelta(days=settings.schedule_horizon_days),
+            past_grace=settings.posts.past_grace(),
+            horizon=settings.posts.horizon(),
             screen=screen,
             best_time=BestFreeTime(analytics_uow, clock, predictor),
         ),
@@ -95,23 +84,13 @@ def grpc_services(
                 analytics_uow,
                 clock,
                 cache,
-                AnalyticsSettings(
-                    settings.analytics_cache_ttl_seconds,
-                    settings.analytics_benchmarks or dict(DEFAULT_BENCHMARKS),
-                ),
+                settings.analytics.answers(),
                 predictor,
             ),
-            XWebhooks(analytics_uow, clock, cache, webhook_secret(settings)),
+            XWebhooks(analytics_uow, clock, cache, settings.x.webhook_secret()),
             AccountGrowthQueries(analytics_uow, clock),
             predictor,
             XSpendQueries(uow, clock),
         ),
         campaigns=CampaignService(analytics_uow, clock),
     )
-
-
-def webhook_secret(settings: Settings) -> str | None:
-    """X signs webhooks with the app's consumer secret. Unset: the webhook routes are
-    off (no public fallback that anyone could sign with)."""
-    secret = settings.twitter_consumer_secret
-    return secret.get_secret_value() if secret is not None else None

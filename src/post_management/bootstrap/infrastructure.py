@@ -30,9 +30,8 @@ from post_management.adapters.local import EmbeddedPostgres
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
 from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
 from post_management.adapters.x.client import TweepyXApi
-from post_management.adapters.x.settings import XClientSettings
 from post_management.bootstrap.secrets import Secrets
-from post_management.config import ConfigError, Settings, price_table, x_mode
+from post_management.bootstrap.settings import ConfigError, Settings, x_mode
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
 from post_management.observability import crash_points
@@ -94,7 +93,7 @@ def open_infrastructure(
     # One secret, a key per purpose: page tokens and erased users' pseudonyms.
     pagination.use_key(derived_key(secrets.hmac_secret, "page-tokens"))
     pseudonyms = Pseudonyms(derived_key(secrets.hmac_secret, "erased-users"))
-    prices = price_table(settings)
+    prices = settings.x.price_table()
     uow = SqlUnitOfWorkFactory(engine, box, pseudonyms, prices)
     try:
         clock = SystemClock.from_env()  # honours the test-only clock offset
@@ -106,10 +105,10 @@ def open_infrastructure(
     posts_cache = post_cache(settings, engine, shared)
     components = {
         "database": "embedded" if embedded else "external",
-        "redis": "external" if settings.redis_url else "in-process",
-        "kafka": "external" if settings.kafka_bootstrap_servers else "off (outbox kept)",
+        "redis": "external" if settings.redis.redis_url else "in-process",
+        "kafka": "external" if settings.kafka.kafka_bootstrap_servers else "off (outbox kept)",
         "x_api": x_target,
-        "dispatcher": "on" if settings.dispatcher_enabled else "off",
+        "dispatcher": "on" if settings.publishing.dispatcher_enabled else "off",
     }
     limiter = rate_limiter(settings)
     watch_redis(shared, limiter)
@@ -141,12 +140,13 @@ def open_infrastructure(
 
 def open_database(settings: Settings) -> tuple[Engine, str, EmbeddedPostgres | None]:
     """The engine on DATABASE_URL, or on an embedded PostgreSQL under DATA_DIR."""
-    if settings.database_url is not None:
-        url = settings.database_url.get_secret_value()
+    database = settings.database
+    if database.database_url is not None:
+        url = database.database_url.get_secret_value()
         return make_engine(url), url, None
     # With configured secrets nothing else has created DATA_DIR yet.
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded = EmbeddedPostgres(settings.data_dir.resolve())
+    database.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded = EmbeddedPostgres(database.data_dir.resolve())
     return make_engine(embedded.url), embedded.url, embedded
 
 
@@ -154,27 +154,13 @@ def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
     """The X chosen by X_MODE: the real one, or the emulator (bundled, or the one at
     X_API_BASE_URL)."""
     emulator = None
-    base_url = settings.x_api_base_url
+    base_url = settings.x.x_api_base_url
     if x_mode(settings) == "emulator" and base_url is None:
         from x_emulator.server import EmulatorThread  # only when the emulator is chosen
 
         emulator = EmulatorThread()
         base_url = emulator.base_url
-
-    def secret(value: SecretStr | None, default: str) -> str:
-        return value.get_secret_value() if value is not None else default
-
-    client = TweepyXApi(
-        XClientSettings(
-            consumer_key=secret(settings.twitter_consumer_key, "emulator"),
-            consumer_secret=secret(settings.twitter_consumer_secret, "emulator"),
-            bearer_token=secret(settings.twitter_bearer_token, "emulator"),
-            base_url=base_url,
-            connect_timeout=settings.x_connect_timeout_seconds,
-            read_timeout=settings.x_timeout_seconds,
-        )
-    )
-    return client, emulator
+    return TweepyXApi(settings.x.client(base_url)), emulator
 
 
 def redis_client(url: SecretStr) -> redis.Redis:
@@ -189,24 +175,24 @@ def redis_client(url: SecretStr) -> redis.Redis:
 
 
 def rate_limiter(settings: Settings) -> RateLimiter:
-    if settings.redis_url is None:
+    if settings.redis.redis_url is None:
         return InProcessRateLimiter()
-    return RedisRateLimiter(redis_client(settings.redis_url))
+    return RedisRateLimiter(redis_client(settings.redis.redis_url))
 
 
 def shared_cache(settings: Settings) -> Cache:
     """One cache for every cached read (posts, analytics): Redis shared by the
     replicas, in process while Redis is down or when it is not configured."""
-    if settings.redis_url is None:
+    if settings.redis.redis_url is None:
         return InProcessCache()
-    return FailoverCache(redis_client(settings.redis_url), InProcessCache)
+    return FailoverCache(redis_client(settings.redis.redis_url), InProcessCache)
 
 
 def post_cache(settings: Settings, engine: Engine, cache: Cache) -> PostCache | None:
     """GetPost answers, dropped by every committed post write (docs/integration.md)."""
-    if settings.post_cache_ttl_seconds <= 0:
+    ttl = settings.redis.post_cache_ttl_seconds
+    if ttl <= 0:
         return None
-    ttl = settings.post_cache_ttl_seconds
     if not isinstance(cache, FailoverCache):
         # Only in process: writes by other processes (a worker) go unseen.
         ttl = min(ttl, FALLBACK_MAX_TTL_SECONDS)

@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from post_management.adapters.db.analytics_repository import AdvisoryLeaderLock
 from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.outbox_housekeeping import purge_unrelayed
-from post_management.adapters.kafka.relay import OutboxRelay, RelaySettings
-from post_management.adapters.kafka.serialization import ValueFormat
+from post_management.adapters.kafka.relay import OutboxRelay
 from post_management.bootstrap.infrastructure import Infrastructure
-from post_management.config import Settings
-from post_management.domain.publishing import Timing
-from post_management.domain.retry import RetryPolicy
+from post_management.bootstrap.settings import Settings
 from post_management.entrypoints.jobs.timer import Tick, Timer
 from post_management.observability import metrics
 from post_management.services.analytics.growth import GrowthCollector
 from post_management.services.analytics.metrics_collection import MetricsCollector
 from post_management.services.analytics.trend_alerts import TrendDetector
-from post_management.services.privacy.privacy import RemovalJob, RetentionJob, RetentionPeriods
+from post_management.services.privacy.privacy import RemovalJob, RetentionJob
 from post_management.services.publishing.engine import (
     Dispatcher,
     EngineSettings,
@@ -62,7 +58,7 @@ class Jobs:
 
 
 def jobs(settings: Settings, infrastructure: Infrastructure) -> Jobs:
-    engine_config = engine_settings(settings)
+    engine_config = settings.publishing.engine()
     clock = infrastructure.database_clock
     queue, meter, x_api = infrastructure.queue, infrastructure.meter, infrastructure.x_api
     publisher = Publisher(
@@ -78,10 +74,11 @@ def jobs(settings: Settings, infrastructure: Infrastructure) -> Jobs:
     reconciler = Reconciler(queue, x_api, engine_config, meter)
     relay = outbox_relay(settings, infrastructure.engine)
     ticks = []
-    if settings.dispatcher_enabled:
+    publishing = settings.publishing
+    if publishing.dispatcher_enabled:
         ticks += [
-            Tick("dispatch", dispatcher.tick, settings.dispatch_interval_seconds),
-            Tick("reconcile", reconciler.tick, settings.reconcile_interval_seconds),
+            Tick("dispatch", dispatcher.tick, publishing.dispatch_interval_seconds),
+            Tick("reconcile", reconciler.tick, publishing.reconcile_interval_seconds),
         ]
     ticks += outbox_ticks(settings, infrastructure.engine, relay)
     ticks += analytics_ticks(settings, infrastructure)
@@ -89,38 +86,11 @@ def jobs(settings: Settings, infrastructure: Infrastructure) -> Jobs:
     return Jobs(Timer(ticks), dispatcher, publisher, engine_config, relay)
 
 
-def engine_settings(settings: Settings) -> EngineSettings:
-    return EngineSettings(
-        timing=Timing(
-            policy=RetryPolicy(
-                base=timedelta(seconds=settings.retry_base_seconds),
-                factor=settings.retry_factor,
-                cap=timedelta(seconds=settings.retry_cap_seconds),
-                max_attempts=settings.retry_max_attempts,
-            ),
-            settle_delay=timedelta(seconds=settings.publish_settle_seconds),
-            give_up=timedelta(seconds=settings.reconcile_give_up_seconds),
-            lag_bound=timedelta(seconds=settings.x_timeline_lag_seconds),
-        ),
-        lease=timedelta(seconds=settings.publish_lease_seconds),
-        max_in_flight=settings.publish_max_in_flight,
-    )
-
-
 def outbox_relay(settings: Settings, engine: Engine) -> OutboxRelay | None:
     """Kafka unset: rows are kept in the outbox and nothing relays them."""
-    if not settings.kafka_bootstrap_servers:
+    if not settings.kafka.kafka_bootstrap_servers:
         return None
-    servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
-    return OutboxRelay(
-        engine,
-        servers,
-        RelaySettings(
-            topic_prefix=settings.kafka_topic_prefix,
-            value_format=ValueFormat(settings.kafka_value_format),
-            retention=timedelta(days=settings.outbox_retention_days),
-        ),
-    )
+    return OutboxRelay(engine, settings.kafka.servers(), settings.kafka.relay())
 
 
 def outbox_ticks(settings: Settings, engine: Engine, relay: OutboxRelay | None) -> list[Tick]:
@@ -128,12 +98,12 @@ def outbox_ticks(settings: Settings, engine: Engine, relay: OutboxRelay | None) 
     retention are purged on the retention interval, so the outbox stays bounded."""
     if relay is not None:
         return [Tick("outbox-purge", relay.purge, 3600)]
-    retention = timedelta(days=settings.outbox_retention_days)
+    retention = settings.kafka.outbox_retention()
     return [
         Tick(
             "outbox-purge-unrelayed",
             lambda: purge_unrelayed(engine, retention),
-            settings.retention_interval_seconds,
+            settings.retention.retention_interval_seconds,
         )
     ]
 
@@ -153,25 +123,16 @@ def analytics_ticks(settings: Settings, infrastructure: Infrastructure) -> list[
         trends=trends,
     )
     refresh = metrics.counting_refreshes(collector.tick)
-    return [Tick("metrics", refresh, settings.metrics_interval_seconds)]
+    return [Tick("metrics", refresh, settings.analytics.metrics_interval_seconds)]
 
 
 def privacy_ticks(settings: Settings, infrastructure: Infrastructure) -> list[Tick]:
     """Retention's purges, and erased users' posts deleted on X."""
     store, clock = infrastructure.privacy_store, infrastructure.clock
-    retention = RetentionJob(
-        store,
-        clock,
-        RetentionPeriods(
-            metric_snapshots=timedelta(days=settings.metrics_retention_days),
-            dead_letters=timedelta(days=settings.dead_letter_retention_days),
-            finished_removals=timedelta(days=settings.removal_retention_days),
-            unattached_media=timedelta(days=settings.media_unattached_ttl_days),
-            published_media=timedelta(days=settings.media_published_retention_days),
-        ),
-    )
+    every = settings.retention
+    retention = RetentionJob(store, clock, settings.retention.periods())
     removals = RemovalJob(store, infrastructure.x_api, clock)
     return [
-        Tick("retention", retention.tick, settings.retention_interval_seconds),
-        Tick("x-removals", removals.tick, settings.x_removal_interval_seconds),
+        Tick("retention", retention.tick, every.retention_interval_seconds),
+        Tick("x-removals", removals.tick, every.x_removal_interval_seconds),
     ]

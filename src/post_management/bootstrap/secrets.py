@@ -4,10 +4,9 @@ DATA_DIR (the embedded local defaults); and the token codec keyed by them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from post_management.adapters.local import local_secrets
-from post_management.config import Settings
+from post_management.bootstrap.settings import Settings
 from post_management.entrypoints.grpc.tokens import TokenCodec
 
 
@@ -20,14 +19,15 @@ class Secrets:
 
 def resolve_secrets(settings: Settings) -> Secrets:
     """Configured secrets win; the rest are generated once into DATA_DIR."""
+    auth = settings.auth
     configured = {
-        "jwt_secret": settings.jwt_secret,
-        "encryption_keys": settings.encryption_keys,
-        "hmac_secret": settings.hmac_secret,
+        "jwt_secret": auth.jwt_secret,
+        "encryption_keys": auth.encryption_keys,
+        "hmac_secret": auth.hmac_secret,
     }
     generated: dict[str, str] = {}
     if any(value is None for value in configured.values()):
-        generated = local_secrets(settings.data_dir)
+        generated = local_secrets(settings.database.data_dir)
     values = {
         name: value.get_secret_value() if value is not None else generated[name]
         for name, value in configured.items()
@@ -39,7 +39,7 @@ def token_codec(settings: Settings, secrets: Secrets | None = None) -> TokenCode
     secrets = secrets or resolve_secrets(settings)
     return TokenCodec(
         secrets.jwt_secret,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        max_lifetime=timedelta(minutes=settings.token_max_lifetime_minutes),
+        issuer=settings.auth.jwt_issuer,
+        audience=settings.auth.jwt_audience,
+        max_lifetime=settings.auth.token_lifetime(),
     )

@@ -7,7 +7,6 @@ import argparse
 import sys
 
 from post_management import bootstrap
-from post_management.config import ConfigError, load_settings
 from post_management.domain.auth import Role
 from post_management.entrypoints import health_probe
 from post_management.entrypoints.grpc.tokens import MAX_SUBJECT_LENGTH
@@ -58,8 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(health_probe.main(given[1:]))
     args = parser().parse_args(given)
     try:
-        settings = load_settings()
-    except ConfigError as exc:
+        settings = bootstrap.load_settings()
+    except bootstrap.ConfigError as exc:
         sys.exit(f"post-management: {exc}")
     bootstrap.configure_logging(settings)
     try:
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             bootstrap.migrate_database(settings)
         elif args.command == "token":
             print(bootstrap.mint_token(settings, args.subject, Role(args.role), args.ttl_minutes))
-    except ConfigError as exc:
+    except bootstrap.ConfigError as exc:
         sys.exit(f"post-management: {exc}")
 
 
