@@ -53,6 +53,13 @@ class AccountRepository(Protocol):
 
     def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None: ...
 
+    def get_for_post(
+        self, post_id: UUID, user_id: str, *, for_update: bool = False
+    ) -> Account | None:
+        """The account of `user_id`'s post `post_id`, in one read (None: no such post of
+        that user); `for_update` locks the account row, not the post's."""
+        ...
+
     def find_by_x_user(self, user_id: str, x_user_id: str) -> Account | None: ...
 
     def list(self, user_id: str | None, after: Cursor | None, limit: int) -> list[Account]: ...

@@ -6,17 +6,28 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, case, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from post_management.adapters.crypto import InvalidKeys
-from post_management.adapters.db.schema import accounts
+from post_management.adapters.db.schema import accounts, posts
 from post_management.adapters.db.stored_credentials import seal, unseal
 from post_management.domain.account import Account, AccountState
 from post_management.ports.repositories import Cursor
 from post_management.ports.support import SecretBox
 
 log = logging.getLogger(__name__)
+# Built once (a statement built per call costs more than running it).
+_GET = select(accounts).where(accounts.c.id == bindparam("account_id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_OF_POST = (
+    select(posts.c.account_id)
+    .where(posts.c.id == bindparam("post_id"), posts.c.user_id == bindparam("user_id"))
+    .scalar_subquery()
+)
+# FOR UPDATE locks the account row only (the post is read in the subquery).
+_GET_FOR_POST = select(accounts).where(accounts.c.id == _OF_POST)
+_GET_FOR_POST_FOR_UPDATE = _GET_FOR_POST.with_for_update()
 
 
 class SqlAccountRepository:
@@ -73,10 +84,15 @@ class SqlAccountRepository:
         self._conn.execute(insert(accounts).values(**self._to_row(account)))
 
     def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None:
-        query = select(accounts).where(accounts.c.id == account_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self._conn.execute(query).mappings().first()
+        query = _GET_FOR_UPDATE if for_update else _GET
+        row = self._conn.execute(query, {"account_id": account_id}).mappings().first()
+        return self._from_row(row) if row else None
+
+    def get_for_post(
+        self, post_id: UUID, user_id: str, *, for_update: bool = False
+    ) -> Account | None:
+        query = _GET_FOR_POST_FOR_UPDATE if for_update else _GET_FOR_POST
+        row = self._conn.execute(query, {"post_id": post_id, "user_id": user_id}).mappings().first()
         return self._from_row(row) if row else None
 
     def find_by_x_user(self, user_id: str, x_user_id: str) -> Account | None:

@@ -9,6 +9,9 @@ from sqlalchemy import Connection, insert, select
 from post_management.adapters.db.schema import audit_log, idempotency_keys
 from post_management.ports.repositories import AuditEntry, IdempotencyRecord
 
+# Built once; the columns are the parameters' names.
+_INSERT_AUDIT = insert(audit_log)
+
 
 class SqlAuditLog:
     def __init__(self, connection: Connection) -> None:
@@ -16,17 +19,18 @@ class SqlAuditLog:
 
     def record(self, entry: AuditEntry) -> None:
         self._conn.execute(
-            insert(audit_log).values(
-                occurred_at=datetime.now(UTC),
-                actor=entry.actor,
-                action=entry.action,
-                resource_type=entry.resource_type,
-                resource_id=entry.resource_id,
-                user_id=entry.user_id,
-                request_id=entry.request_id,
-                before=entry.before,
-                after=entry.after,
-            )
+            _INSERT_AUDIT,
+            {
+                "occurred_at": datetime.now(UTC),
+                "actor": entry.actor,
+                "action": entry.action,
+                "resource_type": entry.resource_type,
+                "resource_id": entry.resource_id,
+                "user_id": entry.user_id,
+                "request_id": entry.request_id,
+                "before": entry.before,
+                "after": entry.after,
+            },
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select
 
 from post_management.adapters.db.post_repository import _from_row
 from post_management.adapters.db.schema import posts
@@ -14,6 +14,18 @@ from post_management.ports.schedule_queries import DueCursor, ScheduledQuery, Ta
 
 # States whose time is spoken for: queued, in flight, or already on X.
 TAKEN_STATES = (PostState.SCHEDULED.value, PostState.PUBLISHING.value, PostState.PUBLISHED.value)
+_AT = func.coalesce(posts.c.published_at, posts.c.due_at)
+# Built once: every schedule runs it.
+_TAKEN = select(posts.c.id, posts.c.text, _AT.label("at")).where(
+    posts.c.account_id == bindparam("account_id"),
+    posts.c.state.in_(TAKEN_STATES),
+    _AT.is_not(None),
+    bindparam("since") <= _AT,
+)
+_TAKEN_ORDERED = _TAKEN.order_by(_AT, posts.c.id)
+_TAKEN_BUT_ORDERED = _TAKEN.where(posts.c.id != bindparam("exclude_post_id")).order_by(
+    _AT, posts.c.id
+)
 
 
 class SqlScheduleQueries:
@@ -23,19 +35,12 @@ class SqlScheduleQueries:
     def taken_times(
         self, account_id: UUID, since: datetime, exclude_post_id: UUID | None = None
     ) -> list[TakenTime]:
-        at = func.coalesce(posts.c.published_at, posts.c.due_at)
-        query = select(posts.c.id, posts.c.text, at.label("at")).where(
-            posts.c.account_id == account_id,
-            posts.c.state.in_(TAKEN_STATES),
-            at.is_not(None),
-            at >= since,
-        )
+        params: dict[str, object] = {"account_id": account_id, "since": since}
+        query = _TAKEN_ORDERED
         if exclude_post_id is not None:
-            query = query.where(posts.c.id != exclude_post_id)
-        return [
-            TakenTime(row.id, row.text, row.at)
-            for row in self._conn.execute(query.order_by(at, posts.c.id))
-        ]
+            query = _TAKEN_BUT_ORDERED
+            params["exclude_post_id"] = exclude_post_id
+        return [TakenTime(row.id, row.text, row.at) for row in self._conn.execute(query, params)]
 
     def list_scheduled(
         self, query: ScheduledQuery, after: DueCursor | None, offset: int, limit: int

@@ -183,10 +183,12 @@ class SchedulingService:
     def _schedule_in(
         self, uow: UnitOfWork, principal: Principal, request: ScheduleRequest, memo: RulesMemo
     ) -> ScheduleResult:
-        post = load_own_post(uow, request.post_id, request.user_id)
-        account = uow.accounts.get(post.account_id, for_update=True)
+        account = uow.accounts.get_for_post(request.post_id, request.user_id, for_update=True)
+        if account is None:
+            load_own_post(uow, request.post_id, request.user_id)  # NOT_FOUND or not theirs
+            raise concurrent_change()  # the account went meanwhile
         post = load_own_post(uow, request.post_id, request.user_id, for_update=True)
-        if account is None or account.id != post.account_id:
+        if account.id != post.account_id:
             raise concurrent_change()  # the post moved to another account meanwhile
         scope, digest = request_scope(request.user_id), request_digest(request)
         if request.request_id:
