@@ -140,3 +140,49 @@ def failed(claim: Claim, now: datetime) -> events.PostFailed:
         state=PostState.FAILED,
         occurred_at=now,
     )
+
+
+def test_a_stored_post_hands_the_events_it_recorded_to_the_commit(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
+    store(world.uow, account)
+    due = now + timedelta(hours=2)
+    with world.uow() as uow:
+        post.schedule(due, "UTC", Priority.HIGH, now)
+        uow.posts.add(post)
+        assert post.pull_events() == []  # handed over
+        uow.commit()
+    with world.uow() as uow:
+        stored = uow.posts.get(post.id, for_update=True)
+        assert stored is not None
+        assert stored.cancel("cancelled by user:alice", now)
+        # A save refused for its version takes nothing: the post keeps its events.
+        assert not uow.posts.save(stored, stored.version + 1)
+        assert uow.posts.save(stored, stored.version)
+        uow.commit()
+    with world.uow() as uow:
+        again = uow.posts.get(post.id)
+        assert again is not None
+        assert again.pull_events() == []  # a loaded post has recorded nothing
+    rows = world.outbox()
+    assert [(row.event_type, row.aggregate_id) for row in rows] == [
+        (events.POST_SCHEDULED, str(post.id)),
+        (events.POST_QUEUE_ADDED, str(post.id)),
+        (events.POST_CANCELLED, str(post.id)),
+    ]
+    assert rows[0].payload["priority"] == "PRIORITY_HIGH"
+    assert rows[2].payload["reason"] == "cancelled by user:alice"
+
+
+def test_a_posts_events_go_only_with_its_commit(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
+    store(world.uow, account, post)
+    with world.uow() as uow:
+        stored = uow.posts.get(post.id, for_update=True)
+        assert stored is not None
+        stored.queue_now(now)
+        assert uow.posts.save(stored, stored.version)  # no commit
+    assert world.outbox() == []

@@ -31,6 +31,9 @@ class PostFilter:
 
 
 class PostRepository(Protocol):
+    """A post stored (added, or saved with its version) hands the events its methods
+    recorded to the unit of work's outbox, which writes them when it commits."""
+
     def add(self, post: Post) -> None: ...
 
     def get(self, post_id: UUID, *, for_update: bool = False) -> Post | None: ...

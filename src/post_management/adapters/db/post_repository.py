@@ -10,6 +10,7 @@ from sqlalchemy.engine import RowMapping
 
 from post_management.adapters.db.schema import posts
 from post_management.domain.content_rules import Finding, Rule, Screening
+from post_management.domain.events import EventLog
 from post_management.domain.post import Post, PostState, Priority
 from post_management.ports.repositories import Cursor, PostFilter
 
@@ -105,11 +106,14 @@ def _from_row(row: RowMapping) -> Post:
 
 
 class SqlPostRepository:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, outbox: EventLog) -> None:
         self._conn = connection
+        # The unit of work's: a stored post's recorded events go there.
+        self._outbox = outbox
 
     def add(self, post: Post) -> None:
         self._conn.execute(insert(posts).values(**_to_row(post)))
+        self._outbox.add(*post.pull_events())
 
     def get(self, post_id: UUID, *, for_update: bool = False) -> Post | None:
         query = _GET_FOR_UPDATE if for_update else _GET
@@ -148,6 +152,7 @@ class SqlPostRepository:
         result = self._conn.execute(_SAVE, row)
         if result.rowcount == 1:
             post.version = expected_version + 1
+            self._outbox.add(*post.pull_events())
             return True
         return False
 

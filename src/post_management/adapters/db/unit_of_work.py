@@ -76,11 +76,11 @@ class SqlUnitOfWork:
                 "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
             ) from exc
         self._trace = UnitOfWorkTrace()
-        self.posts = SqlPostRepository(self._conn)
+        self.outbox = EventLog()
+        self.posts = SqlPostRepository(self._conn, self.outbox)
         self.accounts = SqlAccountRepository(self._conn, self._box)
         self.idempotency = SqlIdempotencyKeys(self._conn)
         self.audit = SqlAuditLog(self._conn)
-        self.outbox = EventLog()
         self.schedule = SqlScheduleQueries(self._conn)
         self.media = SqlMediaRepository(self._conn)
         self.erasures = SqlErasureTombstones(self._conn, self._pseudonyms)

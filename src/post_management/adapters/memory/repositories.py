@@ -9,7 +9,7 @@ from uuid import UUID
 from post_management.adapters.memory.store import AccountEngine, MemoryStore, PostEngine, copied
 from post_management.domain.account import Account
 from post_management.domain.campaigns import Campaign
-from post_management.domain.events import DomainEvent
+from post_management.domain.events import DomainEvent, EventLog
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState
 from post_management.domain.privacy import Pseudonyms
@@ -36,8 +36,10 @@ def _after(created_at: datetime, row_id: UUID, cursor: Cursor | None) -> bool:
 
 
 class MemoryPostRepository:
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, outbox: EventLog) -> None:
         self._store = store
+        # The unit of work's: a stored post's recorded events go there.
+        self._outbox = outbox
 
     def add(self, post: Post) -> None:
         tables = self._store.tables
@@ -47,6 +49,7 @@ class MemoryPostRepository:
             raise MissingReference("fk_posts_account_id_accounts")
         if post.state is PostState.PUBLISHING and _publishing(self._store, post.account_id):
             raise DuplicateKey("uq_posts_one_publishing_per_account")
+        self._outbox.add(*post.pull_events())
         tables.posts[post.id] = copied(post)
         tables.post_engine[post.id] = PostEngine()
 
@@ -75,6 +78,7 @@ class MemoryPostRepository:
         stored = self._store.tables.posts.get(post.id)
         if stored is None or stored.version != expected_version:
             return False
+        self._outbox.add(*post.pull_events())
         row = copied(post)
         row.created_at = stored.created_at
         row.version = expected_version + 1

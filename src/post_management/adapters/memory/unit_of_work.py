@@ -59,11 +59,11 @@ class MemoryUnitOfWork:
     def __init__(self, store: MemoryStore, pseudonyms: Pseudonyms, prices: PriceTable) -> None:
         self._store = store
         self._saved: Tables | None = None
-        self.posts = MemoryPostRepository(store)
+        self.outbox = EventLog()
+        self.posts = MemoryPostRepository(store, self.outbox)
         self.accounts = MemoryAccountRepository(store)
         self.idempotency = MemoryIdempotencyKeys(store)
         self.audit = MemoryAuditLog(store)
-        self.outbox = EventLog()
         self.schedule = MemoryScheduleQueries(store)
         self.media = MemoryMediaRepository(store)
         self.erasures = MemoryErasureTombstones(store, pseudonyms)

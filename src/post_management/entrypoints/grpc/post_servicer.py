@@ -16,7 +16,7 @@ from post_management.domain.content import MAX_MEDIA
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.limits import ensure_at_most
 from post_management.domain.media import MAX_MEDIA_PER_POST
-from post_management.domain.post import Priority
+from post_management.domain.post import NO_CAMPAIGN, Priority
 from post_management.domain.reasons import Reason
 from post_management.domain.threads import MAX_FOLLOW_UPS
 from post_management.entrypoints.grpc.edge import current_principal
@@ -32,13 +32,7 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
 )
 from post_management.services.posts.media import MediaService, NewMedia
-from post_management.services.posts.posts import (
-    NO_CAMPAIGN,
-    NewPost,
-    PostPatch,
-    PostQuery,
-    PostService,
-)
+from post_management.services.posts.posts import NewPost, PostPatch, PostQuery, PostService
 from post_management.services.posts.queries import PostQueries
 
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -8,17 +8,18 @@ from typing import Any
 from uuid import UUID
 
 from post_management.domain.auth import Principal
-from post_management.domain.content import content_violations
 from post_management.domain.content_rules import Finding
-from post_management.domain.errors import FieldViolation, InvalidArgument, NotFound
+from post_management.domain.errors import InvalidArgument, NotFound
 from post_management.domain.media import attachment_violations
-from post_management.domain.post import Post, PostState, Priority
-from post_management.domain.reasons import Reason
-from post_management.domain.threads import (
-    ensure_account_kept,
-    ensure_published_segments_kept,
-    thread_violations,
+from post_management.domain.post import (
+    NO_CAMPAIGN,
+    Post,
+    PostEdit,
+    PostState,
+    Priority,
+    ensure_valid_content,
 )
+from post_management.domain.reasons import Reason
 from post_management.ports.repositories import Cursor, DuplicateKey, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -59,23 +60,9 @@ class NewPost:
         return fields
 
 
-@dataclass(frozen=True)
-class PostPatch:
-    """Fields to change; None leaves a field as it is."""
-
-    text: str | None = None
-    media_ids: list[str] | None = None
-    reply_to_x_post_id: str | None = None
-    account_id: UUID | None = None
-    priority: Priority | None = None
-    attachment_ids: list[UUID] | None = None
-    thread: list[str] | None = None
-    # NO_CAMPAIGN takes the post out of its campaign.
-    campaign_id: UUID | None = None
-
-
-# PostPatch.campaign_id that clears the post's campaign.
-NO_CAMPAIGN = UUID(int=0)
+class PostPatch(PostEdit):
+    """UpdatePost's command: the fields to change (None leaves one as it is;
+    campaign_id NO_CAMPAIGN takes the post out of its campaign)."""
 
 
 @dataclass(frozen=True)
@@ -114,11 +101,9 @@ class PostService:
     def create_screened(self, principal: Principal, new: NewPost, request_id: str = "") -> Screened:
         principal.ensure_can_act_for(new.user_id)
         idempotency.check_request_id(request_id)
-        problems = _pure_violations(
+        ensure_valid_content(
             new.text, new.media_ids, new.reply_to_x_post_id, new.attachment_ids, new.thread
         )
-        if problems:
-            raise InvalidArgument("the post's content is invalid", violations=problems)
         scope = f"CreatePost:{new.user_id}"
         digest = idempotency.request_hash(new.digest_fields())
         try:
@@ -212,42 +197,21 @@ class PostService:
             post = self._load(uow, post_id)
             principal.ensure_can_act_for(post.user_id)
             check_etag(post.etag, etag)
+            # The state and the account move first, then references, then content,
+            # whatever a request gets wrong at once.
             post.ensure_editable()
             before = snapshot(post)
             expected = post.version
-            kept = _first_segment(post)
             if patch.account_id is not None and patch.account_id != post.account_id:
-                ensure_account_kept(len(post.segment_x_post_ids), post.account_id, patch.account_id)
+                post.ensure_can_move(patch.account_id)
                 _ensure_own_account(uow, post.user_id, patch.account_id, "post.account_id")
-                post.account_id = patch.account_id
-            if patch.text is not None:
-                post.text = patch.text
-            if patch.media_ids is not None:
-                post.media_ids = list(patch.media_ids)
-            if patch.reply_to_x_post_id is not None:
-                post.reply_to_x_post_id = patch.reply_to_x_post_id
-            if patch.priority is not None:
-                post.priority = patch.priority
-            if patch.attachment_ids is not None:
-                post.attachment_ids = list(patch.attachment_ids)
-            if patch.thread is not None:
-                post.thread = list(patch.thread)
-            if patch.campaign_id == NO_CAMPAIGN:
-                post.campaign_id = None
-            elif patch.campaign_id is not None:
+            if patch.campaign_id is not None and patch.campaign_id != NO_CAMPAIGN:
                 ensure_own_campaign(uow, post.user_id, patch.campaign_id, "post.campaign_id")
-                post.campaign_id = patch.campaign_id
-            ensure_published_segments_kept(len(post.segment_x_post_ids), kept, _first_segment(post))
-            problems = _pure_violations(
-                post.text, post.media_ids, post.reply_to_x_post_id, post.attachment_ids, post.thread
-            )
-            if problems:
-                raise InvalidArgument("the post's content is invalid", violations=problems)
+            post.edit(patch, self._clock.now())
             if patch.text is not None or patch.thread is not None or patch.account_id is not None:
                 findings = self._screen.check_post(uow, post)
             if patch.attachment_ids is not None or patch.media_ids is not None:
                 _ensure_attachments(uow, post.user_id, post.attachment_ids, post.media_ids)
-            post.updated_at = self._clock.now()
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
             audit_post(uow, principal, "post.update", post, before)
@@ -286,13 +250,6 @@ class PostService:
         return post
 
 
-def _pure_violations(
-    text: str, media_ids: list[str], reply_to: str, attachment_ids: list[UUID], thread: list[str]
-) -> list[FieldViolation]:
-    problems = content_violations(text, media_ids, reply_to, attachments=len(attachment_ids))
-    return problems + thread_violations(text, thread)
-
-
 def _ensure_attachments(
     uow: UnitOfWork, user_id: str, attachment_ids: list[UUID], media_ids: list[str]
 ) -> None:
@@ -308,15 +265,6 @@ def _ensure_attachments(
         raise InvalidArgument(
             "the post's media are invalid", reason=Reason.INVALID_MEDIA, violations=problems
         )
-
-
-def _first_segment(post: Post) -> tuple[list[str], str, list[str], list[str]]:
-    return (
-        post.segments,
-        post.reply_to_x_post_id,
-        list(post.media_ids),
-        [str(media_id) for media_id in post.attachment_ids],
-    )
 
 
 def _ensure_own_account(uow: UnitOfWork, user_id: str, account_id: UUID, field: str) -> None:

@@ -6,17 +6,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
-from post_management.domain import events
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import (
-    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
 )
 from post_management.domain.post import Post, PostState
 from post_management.domain.reasons import Reason
-from post_management.domain.threads import ensure_account_kept
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.repositories import Cursor, PostFilter
 from post_management.ports.support import Clock
@@ -47,10 +44,6 @@ def _dead_letter_states(states: tuple[PostState, ...]) -> tuple[PostState, ...]:
                 reason=Reason.INVALID_STATE_FILTER,
             )
     return tuple(sorted(set(states)))
-
-
-# Queued posts go ahead of the others of their priority by this much.
-FRONT_OF_QUEUE = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -134,46 +127,22 @@ class PublishCommands:
         self, uow: UnitOfWork, principal: Principal, post: Post, request: PublishRequest
     ) -> None:
         now = self._clock.now()
-        later = post.scheduled_for is not None and post.scheduled_for > now
-        if post.state is PostState.SCHEDULED and later and not request.override_schedule:
-            raise FailedPrecondition(
-                "the post is scheduled for later; set overrideSchedule to publish it now",
-                reason=Reason.SCHEDULED_FOR_LATER,
-                metadata={"scheduled_for": str(post.scheduled_for)},
-            )
-        if post.state not in (PostState.DRAFT, PostState.SCHEDULED, PostState.FAILED):
-            raise FailedPrecondition(
-                f"a post in state {post.state} cannot be published",
-                reason=Reason.INVALID_POST_STATE,
-                metadata={"state": str(post.state)},
-            )
+        post.ensure_publishable(now, request.override_schedule)
         before = snapshot(post)
         expected = post.version
         if request.account_id is not None and request.account_id != post.account_id:
-            ensure_account_kept(len(post.segment_x_post_ids), post.account_id, request.account_id)
+            post.ensure_can_move(request.account_id)
             account = uow.accounts.get(request.account_id)
             if account is None or account.user_id != post.user_id:
                 raise InvalidArgument.for_field(
                     "account_id", "is not an account of this user", reason=Reason.UNKNOWN_ACCOUNT
                 )
-            post.account_id = request.account_id
-        post.transition("schedule")
-        post.scheduled_for = now - FRONT_OF_QUEUE
-        post.timezone = post.timezone or "UTC"
-        post.updated_at = now
+        post.queue_now(
+            now, override_schedule=request.override_schedule, account_id=request.account_id
+        )
         if not uow.posts.save(post, expected):
             raise concurrent_change()
         audit_post(uow, principal, "post.publish", post, before, request_id=request.request_id)
-        uow.outbox.add(
-            events.PostQueueAdded(
-                post_id=post.id,
-                account_id=post.account_id,
-                user_id=post.user_id,
-                due_at=post.scheduled_for,
-                priority=post.priority,
-                occurred_at=now,
-            ),
-        )
 
     # --- dead letters -------------------------------------------------------
 
@@ -218,23 +187,9 @@ class PublishCommands:
             principal.ensure_can_act_for(post.user_id)
             before = snapshot(post)
             expected = post.version
-            post.transition("requeue")
-            now = self._clock.now()
-            post.scheduled_for = now
-            post.attempt_count = 0
-            post.updated_at = now
+            post.requeue(self._clock.now())
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
             audit_post(uow, principal, "post.requeue", post, before)
-            uow.outbox.add(
-                events.PostQueueAdded(
-                    post_id=post.id,
-                    account_id=post.account_id,
-                    user_id=post.user_id,
-                    due_at=now,
-                    priority=post.priority,
-                    occurred_at=now,
-                ),
-            )
             uow.commit()
             return post

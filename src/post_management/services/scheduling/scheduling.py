@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from post_management.domain import events
 from post_management.domain.account import Account
 from post_management.domain.auth import Principal
 from post_management.domain.conflicts import resolve_conflict
@@ -21,7 +20,7 @@ from post_management.domain.errors import (
     InvalidArgument,
     NotFound,
 )
-from post_management.domain.post import TRANSITIONS, Post, PostState, Priority
+from post_management.domain.post import Post, Priority
 from post_management.domain.reasons import Reason
 from post_management.domain.requested_time import (
     DEFAULT_HORIZON,
@@ -195,8 +194,7 @@ class SchedulingService:
             earlier = idempotency.earlier_result(uow, scope, request.request_id, digest)
             if earlier is not None:
                 return replayed(load_own_post(uow, earlier, request.user_id), request)
-        if post.state not in TRANSITIONS["schedule"]:
-            post.transition("schedule")  # raises FAILED_PRECONDITION naming the state
+        post.ensure_can("schedule")
         findings = self._screen.check_post(uow, post, account)
         now = self._clock.now()
         zone = load_zone(account.timezone, "account.timezone")
@@ -234,37 +232,13 @@ class SchedulingService:
             )
         ensure_not_duplicate(post, instant, taken, zone)
         before, expected = snapshot(post), post.version
-        previous = post.scheduled_for if post.state is PostState.SCHEDULED else None
-        post.transition("schedule")
-        post.scheduled_for = instant
-        post.timezone = request.timezone.key if request.timezone else account.timezone
-        post.priority = priority
-        post.updated_at = now
+        timezone = request.timezone.key if request.timezone else account.timezone
+        rescheduled = post.schedule(instant, timezone, priority, now)
         if not uow.posts.save(post, expected):
             raise concurrent_change()
-        action = "post.reschedule" if previous is not None else "post.schedule"
+        action = "post.reschedule" if rescheduled else "post.schedule"
         audit_post(uow, principal, action, post, before, request_id=request.request_id)
         audit_findings(uow, principal, post, findings, request.request_id)
-        uow.outbox.add(
-            events.PostScheduled(
-                post_id=post.id,
-                account_id=post.account_id,
-                user_id=post.user_id,
-                scheduled_for=instant,
-                timezone=post.timezone,
-                priority=priority,
-                occurred_at=now,
-                previous_scheduled_for=previous,
-            ),
-            events.PostQueueAdded(
-                post_id=post.id,
-                account_id=post.account_id,
-                user_id=post.user_id,
-                due_at=instant,
-                priority=priority,
-                occurred_at=now,
-            ),
-        )
         if request.request_id:
             idempotency.remember(uow, scope, request.request_id, digest, post.id)
         return ScheduleResult(post, moved, reason, findings)
@@ -292,25 +266,13 @@ class SchedulingService:
         principal.ensure_can_act_for(user_id)
         with self._uow() as uow:
             post = load_own_post(uow, post_id, user_id, for_update=True)
-            if post.state is PostState.CANCELLED:
-                return post
             before, expected = snapshot(post), post.version
-            post.transition("cancel")
-            now = self._clock.now()
-            post.updated_at = now
+            reason = f"cancelled by {principal.role}:{principal.subject}"
+            if not post.cancel(reason, self._clock.now()):
+                return post  # already cancelled: nothing changes
             if not uow.posts.save(post, expected):
                 raise concurrent_change()
             audit_post(uow, principal, "post.cancel", post, before)
-            uow.outbox.add(
-                events.PostCancelled(
-                    post_id=post.id,
-                    account_id=post.account_id,
-                    user_id=post.user_id,
-                    reason=f"cancelled by {principal.role}:{principal.subject}",
-                    scheduled_for=post.scheduled_for,
-                    occurred_at=now,
-                ),
-            )
             uow.commit()
             return post
 
