@@ -50,3 +50,6 @@ def test_ordinary_headers_still_reach_the_server(rest: tuple[str, requests.Sessi
         timeout=10,
     )
     assert answered.status_code == 200
+    # Envoy returns the request's correlation id (the server's own goes in gRPC
+    # trailing metadata, which a REST client does not see).
+    assert answered.headers.get("x-request-id")

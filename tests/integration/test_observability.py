@@ -338,7 +338,8 @@ def test_logs_are_json_with_the_callers_correlation_id(
         metadata=(*caller.metadata, ("x-request-id", "corr-abc-123")),
     )
     assert response.id == post.id
-    assert ("x-request-id", "corr-abc-123") in tuple(call.initial_metadata())
+    # Returned with the status, in the trailing metadata (no batch of its own).
+    assert ("x-request-id", "corr-abc-123") in tuple(call.trailing_metadata())
     lines = _records(log_lines)
     finished = [
         r
@@ -361,8 +362,11 @@ def test_a_correlation_id_is_generated_and_returned_when_absent(
         caller.posts.GetPost(
             post_service_pb2.GetPostRequest(post_id=str(uuid.uuid4())), metadata=caller.metadata
         )
-    returned = dict(caught.value.initial_metadata())["x-request-id"]  # type: ignore[attr-defined]
+    trailing = dict(caught.value.trailing_metadata())  # type: ignore[attr-defined]
+    returned = trailing["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", returned)
+    # Beside the error's details, which it does not replace.
+    assert "grpc-status-details-bin" in trailing
     # An aborted call's status reaches the client before the server logs it.
     deadline = time.monotonic() + 5
     while not (logged := [r for r in _records(log_lines) if r.get("event") == "rpc finished"]):

@@ -26,6 +26,9 @@ class _Context:
     async def abort(self, code: grpc.StatusCode, details: str, trailing: Any) -> None:
         self.aborted = code
 
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
 
 async def _broken(request: Any, context: Any) -> Any:
     raise RuntimeError("boom")

@@ -7,6 +7,7 @@ the logs and W3C `traceparent` still reaches X and Kafka; spans are then dropped
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -14,11 +15,19 @@ from importlib import metadata
 from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from post_management.observability import context
@@ -102,6 +111,79 @@ def span(
     """A current span; an exception marks it as an error and propagates."""
     with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
         yield current
+
+
+def propagation_fields() -> frozenset[str]:
+    """The metadata keys the configured propagators read (traceparent, ...)."""
+    return frozenset(propagate.get_global_textmap().fields)
+
+
+def recording() -> bool:
+    """Whether a span started now would reach anything: the SDK provider has a span
+    processor (an exporter, or a test's in-memory one). Without one a span's only
+    use is its ids (log lines, `traceparent` to X and Kafka)."""
+    provider = trace.get_tracer_provider()
+    processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
+    return bool(processors)
+
+
+def start_server_span(
+    name: str, carrier: Mapping[str, str] | None, attributes: Mapping[str, str | int]
+) -> tuple[Span, object]:
+    """A server span made current, continuing the caller's trace (`traceparent` in
+    `carrier`); returns it and the token for `end_server_span`.
+
+    When no span processor is registered the span is not recorded, and it is made
+    without the SDK: the caller's trace id (or a new one) and a new span id, which is
+    all that logs and propagation read. With a processor it is the SDK's span."""
+    # The globally configured propagators (W3C trace context and baggage unless
+    # OTEL_PROPAGATORS says otherwise), as OpenTelemetry's own gRPC interceptor reads.
+    parent = propagate.extract(carrier) if carrier else None
+    if recording():
+        current = tracer.start_span(
+            name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+    else:
+        current = _unrecorded(trace.get_current_span(parent).get_span_context())
+    token = otel_context.attach(trace.set_span_in_context(current, parent))
+    return current, token
+
+
+def _unrecorded(parent: SpanContext) -> Span:
+    span_id = random.getrandbits(64) or 1
+    if parent.is_valid:
+        return NonRecordingSpan(
+            SpanContext(
+                parent.trace_id,
+                span_id,
+                is_remote=False,
+                trace_flags=parent.trace_flags,
+                trace_state=parent.trace_state,
+            )
+        )
+    # As the SDK's default sampler decides for a new trace: sampled.
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    return NonRecordingSpan(
+        SpanContext(random.getrandbits(128) or 1, span_id, is_remote=False, trace_flags=flags)
+    )
+
+
+def end_server_span(
+    current: Span, token: object, code: int, error: str | None, exc: BaseException | None = None
+) -> None:
+    """Detach and end a span of `start_server_span`: `code` is the gRPC status code's
+    number (`rpc.grpc.status_code`), `error` a description when the code is one that
+    marks a server span as failed."""
+    try:
+        if current.is_recording():
+            current.set_attribute("rpc.grpc.status_code", code)
+            if exc is not None:
+                current.record_exception(exc)
+            if error is not None:
+                current.set_status(Status(StatusCode.ERROR, error))
+    finally:
+        otel_context.detach(token)  # type: ignore[arg-type]
+        current.end()
 
 
 def mark_error(current: Span, description: str) -> None:

@@ -17,6 +17,7 @@ from post_management.domain.auth import Principal
 from post_management.domain.errors import DomainError, Unauthenticated
 from post_management.domain.reasons import Reason
 from post_management.entrypoints.grpc.errors import (
+    abort,
     internal_status,
     stream_refused_status,
     to_status,
@@ -123,6 +124,6 @@ class EdgeInterceptor(UnaryInterceptor):
             except Exception:
                 log.exception("unexpected error in %s", method)
                 status = internal_status()
-            await context.abort(status.code, status.details, status.trailing_metadata)
+            await abort(context, status)
 
         return guarded

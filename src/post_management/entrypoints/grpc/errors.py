@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -105,3 +107,12 @@ def stream_refused_status() -> grpc.Status:
     )
     result: grpc.Status = rpc_status.to_status(status)
     return result
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
+    """End the call with `status` (grpc.aio raises AbortError), keeping the trailing
+    metadata the call already has (the correlation id of telemetry.py): trailing
+    metadata given to abort replaces what was set before."""
+    await context.abort(
+        status.code, status.details, (*status.trailing_metadata, *context.trailing_metadata())
+    )

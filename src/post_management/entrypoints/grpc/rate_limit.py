@@ -30,7 +30,7 @@ from post_management.entrypoints.grpc.edge import (
     WEBHOOK_METHODS,
     optional_principal,
 )
-from post_management.entrypoints.grpc.errors import DOMAIN
+from post_management.entrypoints.grpc.errors import DOMAIN, abort
 from post_management.entrypoints.grpc.unary import Behavior, UnaryInterceptor
 from post_management.ports.publishing import RateLimiter
 
@@ -127,7 +127,7 @@ class RateLimitInterceptor(UnaryInterceptor):
                     free_at = self._limiter.acquire(key, limit, self._budget.window, now)
                 if free_at is not None:
                     status = exhausted_status(free_at - now, limit, self._budget.window)
-                    await context.abort(status.code, status.details, status.trailing_metadata)
+                    await abort(context, status)
             return await behavior(request, context)
 
         return limited

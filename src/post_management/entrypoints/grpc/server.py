@@ -136,8 +136,8 @@ class GrpcServer:
         self._services = services
         # Set once shutdown begins; readiness and health stay down from then on.
         self._stopping = False
-        # ids/metrics/logs, then auth and error mapping, then request budgets: one
-        # interception per call, its wrapper built once per method.
+        # span/ids/metrics/logs, then auth and error mapping, then request budgets:
+        # one interception per call, its wrapper built once per method.
         edge: list[UnaryInterceptor] = [
             TelemetryInterceptor(),
             EdgeInterceptor(VerifiedTokens(services.tokens)),
@@ -160,12 +160,14 @@ class GrpcServer:
         self._health_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health")
         # GetReadiness answers from the monitor's last result: no database ping per call.
         self._readiness = CachedReadiness(max_age=STALE_AFTER_SECONDS)
-        # Not health checks: probes are noise in traces, and the tracing wrapper
-        # breaks Watch (it iterates responses; Watch writes them to the context).
-        tracing = aio_server_interceptor(filter_=filters.negate(filters.health_check()))  # type: ignore[no-untyped-call]
-        # Tracing outermost, then the edge: one interceptor, its wrappers built once
-        # per method (OpenTelemetry's _start_span reads only the method of the call
-        # details; the span itself is started per call).
+        # Unary calls get their server span from the telemetry part (telemetry.py);
+        # OpenTelemetry's interceptor is left the streaming methods of reflection. Not
+        # health checks: probes are noise in traces, and the tracing wrapper breaks
+        # Watch (it iterates responses; Watch writes them to the context).
+        tracing = aio_server_interceptor(filter_=filters.service_prefix("grpc.reflection."))  # type: ignore[no-untyped-call]
+        # Reflection's tracing outermost, then the edge: one interceptor, its wrappers
+        # built once per method (OpenTelemetry's _start_span reads only the method of
+        # the call details; the span itself is started per call).
         interceptors: list[grpc.aio.ServerInterceptor] = [FusedInterceptor(edge, outer=tracing)]
         self._server = grpc.aio.server(
             interceptors=interceptors,

@@ -1,8 +1,13 @@
-"""Per-RPC telemetry: correlation id, log fields, Prometheus counters and latency.
+"""Per-RPC telemetry: the server span, correlation id, log fields, Prometheus counters
+and latency.
 
-Registered after OpenTelemetry's server interceptor (so the RPC's span is current)
-and before the edge interceptor (so authentication failures are counted and logged
-with the caller's correlation id too).
+The outermost part of the fused interceptor (unary.py), so authentication failures
+are traced, counted and logged with the caller's correlation id too. Per call it
+reads the call's metadata once, starts the server span (health checks have none:
+probes are noise in traces), and returns the correlation id in the trailing
+metadata, which leaves with the status in the call's last batch; a correlation id
+in the initial metadata would need an extra batch of its own before the handler
+runs (grpc.aio sends a unary call's initial metadata empty with the response).
 """
 
 from __future__ import annotations
@@ -14,14 +19,28 @@ from typing import Any
 import grpc
 
 from post_management.entrypoints.grpc.unary import Behavior, UnaryInterceptor
-from post_management.observability import context, metrics
+from post_management.observability import context, metrics, tracing
 
 log = logging.getLogger(__name__)
 
 # Frequent and uninteresting: probes and reflection log at DEBUG.
 QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# No span: probes every few seconds would bury the traces that matter.
+UNTRACED_PREFIXES = ("/grpc.health.v1.Health/",)
 # Request fields worth having on every log line of the call.
 ID_FIELDS = ("post_id", "account_id", "user_id")
+# A server span's status is an error for these codes only (OpenTelemetry's gRPC
+# semantic conventions): the others are the caller's mistakes, not the server's.
+SERVER_ERROR_CODES = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
 
 
 def split_method(full_method: str) -> tuple[str, str]:
@@ -29,13 +48,6 @@ def split_method(full_method: str) -> tuple[str, str]:
     _, _, rest = full_method.partition("/")
     service, _, method = rest.partition("/")
     return service or "unknown", method or "unknown"
-
-
-def _metadata(context_: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
-    for name, value in context_.invocation_metadata() or ():
-        if name == key:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None
 
 
 # Request type -> its string id fields, found once per type instead of once per call.
@@ -65,40 +77,86 @@ def _ids(request: Any) -> dict[str, str]:
     return found
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class TelemetryInterceptor(UnaryInterceptor):
     def wrap(self, behavior: Behavior, full_method: str) -> Behavior:
         service, method = split_method(full_method)
+        rpc = f"{service}/{method}"
         level = logging.DEBUG if full_method.startswith(QUIET_PREFIXES) else logging.INFO
-        handled = metrics.GRPC_HANDLED
+        traced = not full_method.startswith(UNTRACED_PREFIXES)
+        trace_keys = tracing.propagation_fields()
+        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
         latency = metrics.GRPC_LATENCY.labels(service, method)
+        # One counter child per status code, looked up once.
+        handled: dict[grpc.StatusCode, Any] = {}
+
+        def count(code: grpc.StatusCode) -> None:
+            child = handled.get(code)
+            if child is None:
+                child = handled[code] = metrics.GRPC_HANDLED.labels(service, method, code.name)
+            child.inc()
 
         async def observed(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
-            correlation_id = context.accept(_metadata(ctx, context.HEADER))
+            requested: str | None = None
+            carrier: dict[str, str] | None = None
+            for key, value in ctx.invocation_metadata() or ():
+                if key == context.HEADER:
+                    requested = _text(value)
+                elif key in trace_keys:
+                    if carrier is None:
+                        carrier = {}
+                    carrier[key] = _text(value)
+            correlation_id = context.accept(requested)
+            # Sent with the status: failed calls carry it too (errors.abort keeps it).
+            ctx.set_trailing_metadata(((context.HEADER, correlation_id),))
             code = grpc.StatusCode.OK
-            with context.correlated(correlation_id, rpc=f"{service}/{method}", **_ids(request)):
-                # Sent before the handler runs, so failed calls carry the id too.
-                await ctx.send_initial_metadata(((context.HEADER, correlation_id),))
-                try:
-                    return await behavior(request, ctx)
-                except grpc.aio.AbortError:
-                    code = ctx.code() or grpc.StatusCode.UNKNOWN
-                    raise
-                except BaseException:
-                    code = grpc.StatusCode.UNKNOWN
-                    raise
-                finally:
-                    elapsed = time.perf_counter() - started
-                    code = _final_code(ctx, code)
-                    handled.labels(service, method, code.name).inc()
-                    latency.observe(elapsed)
-                    log.log(
-                        level,
-                        "rpc finished",
-                        extra={"grpc_code": code.name, "duration_ms": round(elapsed * 1000, 2)},
-                    )
+            failure: BaseException | None = None
+            span = token = None
+            if traced:
+                span, token = tracing.start_server_span(full_method, carrier, attributes)
+            try:
+                with context.correlated(correlation_id, rpc=rpc, **_ids(request)):
+                    try:
+                        return await behavior(request, ctx)
+                    except grpc.aio.AbortError:
+                        code = ctx.code() or grpc.StatusCode.UNKNOWN
+                        raise
+                    except BaseException as exc:
+                        code, failure = grpc.StatusCode.UNKNOWN, exc
+                        raise
+                    finally:
+                        elapsed = time.perf_counter() - started
+                        code = _final_code(ctx, code)
+                        count(code)
+                        latency.observe(elapsed)
+                        if log.isEnabledFor(level):
+                            log.log(
+                                level,
+                                "rpc finished",
+                                extra={
+                                    "grpc_code": code.name,
+                                    "duration_ms": round(elapsed * 1000, 2),
+                                },
+                            )
+            finally:
+                if span is not None:
+                    error = None
+                    if code in SERVER_ERROR_CODES:
+                        error = f"{code}:{_details(ctx)}"
+                    tracing.end_server_span(span, token, code.value[0], error, failure)
 
         return observed
+
+
+def _details(ctx: grpc.aio.ServicerContext[Any, Any]) -> str:
+    try:
+        return str(ctx.details() or "")
+    except Exception:
+        return ""
 
 
 def _final_code(ctx: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode) -> grpc.StatusCode:
