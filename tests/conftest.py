@@ -1,4 +1,7 @@
-"""Shared fixtures: real PostgreSQL databases (the machine's and an embedded one)."""
+"""Fixtures every tier may use: real PostgreSQL databases (the machine's and an embedded
+one), and the fixture modules listed in `pytest_plugins`. A tier's own fixtures are
+defined in its conftest.py (tests/<tier>/conftest.py); a test module never imports a
+fixture to make it visible."""
 
 from __future__ import annotations
 
@@ -16,8 +19,20 @@ from post_management.adapters.db.schema import metadata
 from post_management.adapters.local import EmbeddedPostgres
 
 MACHINE_PG = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-# Fails the run when a process the suite started outlives it.
-pytest_plugins = ["tests.support.leak_check"]
+# Fixture modules shared by several tiers, registered here because pytest reads
+# `pytest_plugins` only in the root conftest.
+pytest_plugins = [
+    # Fails the run when a process the suite started outlives it.
+    "tests.support.leak_check",
+    # emulator_server, emulator, x_api: the X emulator (contract, integration, faults, ...).
+    "tests.fixtures.emulator",
+    # envoy_factory: a real Envoy in front of a gRPC server (integration, security).
+    "tests.fixtures.envoy",
+    # kafka_broker: a real Kafka-protocol broker (integration).
+    "tests.fixtures.kafka",
+    # engine_: the publishing engine on the machine's PostgreSQL (integration, faults).
+    "tests.integration.publishing_fixtures",
+]
 
 
 def _fresh_database(admin_url: str) -> Iterator[str]:

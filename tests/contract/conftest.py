@@ -202,7 +202,6 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
 
 from post_management.adapters.memory.x_api import ANSWER_LOST, MemoryXApi  # noqa: E402
 from post_management.ports.x_api import UnknownOutcome, XApi  # noqa: E402
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: E402, F401
 
 
 @dataclass

@@ -1,8 +1,6 @@
 """A service process started with the test-only clock offset runs on a shifted clock,
 and the database's clock stays where it is (the knob for clock-skew drills)."""
 
-# The imported fixtures are parameters of the tests by design.
-
 from __future__ import annotations
 
 from collections.abc import Iterator

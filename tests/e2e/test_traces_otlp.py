@@ -24,7 +24,7 @@ from xmp.posts.v1 import (
 
 from post_management.domain.auth import Role
 from post_management.entrypoints.grpc.tokens import TokenCodec
-from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from tests.fixtures.emulator import Emulator
 from tests.support import otlp
 from tests.support.harness import JWT_SECRET, auth
 from tests.support.process import running_service
@@ -50,7 +50,7 @@ def _parents(span: Span, by_id: dict[bytes, Span]) -> list[str]:
 
 def test_one_publish_arrives_as_one_trace_with_the_service_resource(
     receiver: tuple[str, str, otlp.Received],
-    emulator: Emulator,  # noqa: F811
+    emulator: Emulator,
     machine_database: str,
     tmp_path: Path,
 ) -> None:

@@ -3,7 +3,6 @@ against one PostgreSQL: the database's clock decides due times and leases, so a
 fast worker neither publishes early nor takes a live claim, and a slow worker's
 claim does not lapse the moment it is taken."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import time
@@ -17,12 +16,7 @@ from sqlalchemy import text
 
 from post_management.adapters.clock import TEST_CLOCK_OFFSET_ENV
 from post_management.domain.post import PostState
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import (  # noqa: F401
-    ENCRYPTION_KEY,
-    Engine_,
-    engine_,
-)
+from tests.integration.publishing_fixtures import ENCRYPTION_KEY, Engine_
 from tests.support.process import ServiceProcess
 
 SKEW_S = 120

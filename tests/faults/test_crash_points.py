@@ -7,7 +7,6 @@ worker's clock runs a minute ahead of the database's. `make test` runs one post
 kind per crash point; `make drills` runs every kind.
 """
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import subprocess
@@ -36,7 +35,7 @@ from tests.faults.drills import (
     wait_until_settled,
     worker_env,
 )
-from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from tests.fixtures.emulator import Emulator
 from x_emulator.server import EmulatorThread
 
 # The kinds each place is on the path of: only a thread has a second segment,

@@ -4,7 +4,6 @@ claims and faults are still being injected: every post is on X exactly once, wit
 the id the service stored, one `post.published` event each, on time
 (docs/reliability.md)."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import threading
@@ -34,7 +33,7 @@ from tests.faults.drills import (
     verdict,
     worker_env,
 )
-from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from tests.fixtures.emulator import Emulator
 from x_emulator import EmulatorControl
 from x_emulator.server import EmulatorThread
 

@@ -2,7 +2,6 @@
 alike to a loose matcher are never taken for one another, and one account's
 backlog never makes another account's post late."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 from datetime import timedelta
@@ -22,7 +21,7 @@ from tests.faults.drills import (
     wait_until_settled,
     worker_env,
 )
-from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from tests.fixtures.emulator import Emulator
 from x_emulator.server import EmulatorThread
 
 BACKLOG = 150

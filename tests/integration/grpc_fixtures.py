@@ -1,13 +1,13 @@
-"""A running server per module, over the machine's PostgreSQL or the embedded one."""
+"""Helpers for the gRPC tests of every tier: a caller's stubs with its token, an account
+X knows, rich error details, REST through Envoy. The integration tier's fixtures
+(server, x_server, clean, alice, bob) are in tests/integration/conftest.py."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
-import pytest
 import requests
 from xmp.posts.v1 import (
     account_pb2,
@@ -19,30 +19,8 @@ from xmp.posts.v1 import (
 )
 
 from post_management.domain.auth import Role
-from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator
-from tests.support.harness import RunningServer, auth, settings_for
-from x_emulator.server import EmulatorThread
-
-
-@pytest.fixture(scope="module", params=["machine", "embedded"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    url = request.getfixturevalue(f"{request.param}_database")
-    running = RunningServer(settings_for(url, Path(tmp_path_factory.mktemp("data"))))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def machine_server(
-    machine_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    """A running server on the machine's PostgreSQL, for a module with its own data."""
-    running = RunningServer(settings_for(machine_database, Path(tmp_path_factory.mktemp("data"))))
-    yield running
-    running.stop()
+from tests.support.harness import RunningServer, auth
 
 
 def rest_as(
@@ -53,30 +31,6 @@ def rest_as(
         session.trust_env = False  # loopback only
         session.headers["authorization"] = f"Bearer {server.token(subject)}"
         yield envoy_base_url, session
-
-
-@pytest.fixture(scope="module")
-def x_server(
-    machine_database: str,
-    emulator_server: EmulatorThread,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    """A running server whose X is the session's emulator (tests control its faults)."""
-    settings = settings_for(
-        machine_database,
-        Path(tmp_path_factory.mktemp("data")),
-        x_api_base_url=emulator_server.base_url,
-        x_timeout_seconds=2,
-    )
-    running = RunningServer(settings)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def clean(server: RunningServer) -> RunningServer:
-    truncate(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
-    return server
 
 
 class Client:
@@ -102,20 +56,6 @@ class Client:
         return self.posts.CreatePost(  # type: ignore[no-any-return]
             post_service_pb2.CreatePostRequest(post=post), metadata=self.metadata
         )
-
-
-@pytest.fixture
-def alice(clean: RunningServer) -> Iterator[Client]:
-    client = Client(clean, "alice")
-    yield client
-    client.channel.close()
-
-
-@pytest.fixture
-def bob(clean: RunningServer) -> Iterator[Client]:
-    client = Client(clean, "bob")
-    yield client
-    client.channel.close()
 
 
 def x_account(client: Client, emulator: Emulator) -> account_pb2.Account:

@@ -1,4 +1,6 @@
-"""The publishing engine over the machine's PostgreSQL and the X emulator."""
+"""The publishing engine over the machine's PostgreSQL and the X emulator: `make_engine_`
+builds one, and the `engine_` fixture (registered for every tier by tests/conftest.py)
+gives each test a fresh one."""
 
 from __future__ import annotations
 

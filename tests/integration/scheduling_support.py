@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -111,13 +110,6 @@ class Database:
             due=due_at,
             id=post_id,
         )
-
-
-@pytest.fixture
-def db(clean: RunningServer) -> Iterator[Database]:
-    database = Database(clean)
-    yield database
-    database.engine.dispose()
 
 
 def utc(stamp: Any) -> datetime:

@@ -1,6 +1,5 @@
 """Repeated failures pause an account's queue until it is resumed explicitly."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import json
@@ -10,8 +9,7 @@ from sqlalchemy import text
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState
 from post_management.domain.publishing.failure_streak import MAX_CONSECUTIVE_FAILURES
-from tests.fixtures.emulator import emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import Engine_, engine_  # noqa: F401
+from tests.integration.publishing_fixtures import Engine_
 
 
 def _account_state(engine_: Engine_, account_id: object) -> AccountState:

@@ -12,10 +12,8 @@ from xmp.posts.v1 import account_pb2, account_service_pb2
 
 from post_management.adapters.db.engine import make_engine
 from post_management.domain.auth import Role
-from tests.integration.grpc_fixtures import Client, alice, bob, clean, error_details, server
+from tests.integration.grpc_fixtures import Client, error_details
 from tests.support.harness import RunningServer
-
-__all__ = ["alice", "bob", "clean", "server"]
 
 TOKEN = "1234567890-AccessTokenValueThatMustStaySecret"
 SECRET = "AccessTokenSecretValueThatMustStaySecret"

@@ -21,10 +21,8 @@ from xmp.posts.v1 import (
 )
 
 from post_management.domain.auth import Role
-from tests.integration.grpc_fixtures import Client, alice, clean, error_details, server
+from tests.integration.grpc_fixtures import Client, error_details
 from tests.support.harness import JWT_SECRET, RunningServer, auth
-
-__all__ = ["alice", "clean", "server"]
 
 
 def _token(**claims: object) -> str:

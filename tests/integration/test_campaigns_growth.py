@@ -1,4 +1,3 @@
-# ruff: noqa: F811
 """Campaigns, account growth and audience activity over real gRPC and PostgreSQL, and
 their REST paths through a real Envoy, on a fixed data set worked out by hand.
 
@@ -45,13 +44,9 @@ from post_management.domain.analytics import Counts
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import Post, PostState
 from tests.conftest import truncate
-from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
+from tests.fixtures.envoy import EnvoyFactory
 from tests.integration.analytics_fixtures import Data
-from tests.integration.grpc_fixtures import (  # noqa: F401
-    error_details,
-    machine_server,
-    rest_as,
-)
+from tests.integration.grpc_fixtures import error_details, rest_as
 from tests.support.harness import RunningServer, auth
 
 FOLLOWERS = [1000, 1010, 1040, 1030, 1100]
@@ -82,7 +77,7 @@ def imp(impressions: int, likes: int, clicks: int) -> Counts:
 
 
 @pytest.fixture(scope="module")
-def world(machine_server: RunningServer, machine_database: str) -> Iterator[World]:
+def world(server: RunningServer, machine_database: str) -> Iterator[World]:
     truncate(machine_database)
     engine = make_engine(machine_database)
     data = Data(engine)
@@ -93,9 +88,7 @@ def world(machine_server: RunningServer, machine_database: str) -> Iterator[Worl
 
     account = data.account("alice")
     other = data.account("alice")
-    campaign = campaign_service_pb2_grpc.CampaignServiceStub(
-        machine_server.channel()
-    ).CreateCampaign(
+    campaign = campaign_service_pb2_grpc.CampaignServiceStub(server.channel()).CreateCampaign(
         campaign_service_pb2.CreateCampaignRequest(
             campaign=campaign_pb2.Campaign(
                 user_id="alice",
@@ -104,7 +97,7 @@ def world(machine_server: RunningServer, machine_database: str) -> Iterator[Worl
                 end_time=_stamp(at(5, 0)),
             )
         ),
-        metadata=auth(machine_server.token("alice")),
+        metadata=auth(server.token("alice")),
     )
     posts = {
         "c1": data.post(
@@ -133,7 +126,7 @@ def world(machine_server: RunningServer, machine_database: str) -> Iterator[Worl
         later = FollowerSnapshot(at(0, 20).date(), at(0, 20), 5, 5, 5, 5)
         assert not uow.insights.add_follower_snapshot(account.id, later)
         uow.commit()
-    yield World(machine_server, engine, d0, account, other, campaign.id, posts)
+    yield World(server, engine, d0, account, other, campaign.id, posts)
     engine.dispose()
 
 

@@ -25,10 +25,8 @@ from xmp.posts.v1 import (
 )
 
 from post_management.adapters.db.engine import make_engine
-from tests.integration.grpc_fixtures import Client, alice, clean, error_details
+from tests.integration.grpc_fixtures import Client, error_details
 from tests.support.harness import RunningServer, settings_for
-
-__all__ = ["alice", "clean"]
 
 STUFFED = "Spring sale #sale #deal #discount #promo #offer #shopping #cheap"
 CLEAN = "Spring sale: 20% off every plan until Sunday."

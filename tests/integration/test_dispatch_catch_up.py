@@ -2,14 +2,12 @@
 the slots are free again: a burst larger than the slots leaves within about one X
 call of its due time, not one dispatch interval per batch."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import time
 
 from post_management.domain.post import PostState
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import Engine_, engine_  # noqa: F401
+from tests.integration.publishing_fixtures import Engine_
 
 
 def test_a_full_batch_is_followed_without_waiting_for_the_next_tick(engine_: Engine_) -> None:

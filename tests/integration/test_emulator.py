@@ -1,8 +1,5 @@
 """The X API emulator's wire format, through plain HTTP clients."""
 
-# The imported fixtures are parameters of the tests by design.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +13,7 @@ import aiohttp
 import pytest
 import requests
 
-from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from tests.fixtures.emulator import Emulator
 from x_emulator import EmulatorServer
 
 CALL_TIMEOUT = 5.0

@@ -1,9 +1,6 @@
 """The emulator where it behaves like X (timeline lag, duplicate window, late stores,
 reads with replies and media), every answer decoded through tweepy."""
 
-# The imported fixtures are parameters of the tests by design.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import io
@@ -29,13 +26,7 @@ from post_management.ports.x_api import (
     UnknownOutcome,
     XCredentials,
 )
-from tests.fixtures.emulator import (  # noqa: F401
-    TEST_READ_TIMEOUT,
-    Emulator,
-    emulator,
-    emulator_server,
-    x_api,
-)
+from tests.fixtures.emulator import Emulator
 from x_emulator import EmulatorControl, EmulatorThread
 from x_emulator.behaviour import Behaviour
 

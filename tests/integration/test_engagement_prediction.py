@@ -29,7 +29,7 @@ from post_management.domain.post import Post, PostState
 from post_management.ports.analytics import SOURCE_POLL
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 from tests.conftest import truncate
-from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
+from tests.fixtures.envoy import EnvoyFactory
 from tests.integration.analytics_fixtures import Data
 from tests.integration.grpc_fixtures import error_details, rest_as
 from tests.support.harness import RunningServer, auth, settings_for

@@ -1,7 +1,5 @@
 """The publishing engine's transitions in the audit trail, with the actor "system:publisher"."""
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,8 +8,7 @@ from typing import Any
 from sqlalchemy import text
 
 from post_management.domain.post import PostState
-from tests.fixtures.emulator import emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import Engine_, engine_  # noqa: F401
+from tests.integration.publishing_fixtures import Engine_
 
 
 def _audit(engine: Engine_, resource_id: Any) -> list[tuple[str, str, dict[str, Any]]]:

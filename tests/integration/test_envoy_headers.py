@@ -1,7 +1,6 @@
 """Header names HTTP allows but gRPC metadata does not never reach the server: through
 Envoy such a request is answered as if the header were not there, never with a 500."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,18 +9,18 @@ import pytest
 import requests
 
 from tests.conftest import truncate
-from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
-from tests.integration.grpc_fixtures import machine_server, rest_as  # noqa: F401
+from tests.fixtures.envoy import EnvoyFactory
+from tests.integration.grpc_fixtures import rest_as
 from tests.support.harness import RunningServer
 
 
 @pytest.fixture(scope="module")
 def rest(
-    machine_server: RunningServer, machine_database: str, envoy_factory: EnvoyFactory
+    server: RunningServer, machine_database: str, envoy_factory: EnvoyFactory
 ) -> Iterator[tuple[str, requests.Session]]:
     truncate(machine_database)  # other modules' accounts hold credentials of other keys
-    base = envoy_factory(grpc_port=machine_server.server.port).base_url
-    yield from rest_as(machine_server, base, "alice")
+    base = envoy_factory(grpc_port=server.server.port).base_url
+    yield from rest_as(server, base, "alice")
 
 
 @pytest.mark.parametrize("name", ["q!z", "x~y", "a*b", "odd#name", "with$sign"])

@@ -17,13 +17,7 @@ from xmp.posts.v1 import service_info_service_pb2 as pb
 from xmp.posts.v1 import service_info_service_pb2_grpc as pb_grpc
 
 from post_management.entrypoints.envoy_config import MAX_REQUEST_BYTES
-from tests.fixtures.envoy import (
-    DESCRIPTOR_PATH,
-    EnvoyFactory,
-    EnvoyProcess,
-    envoy_factory_fixture,  # noqa: F401 - the envoy_factory fixture
-    free_tcp_port,
-)
+from tests.fixtures.envoy import DESCRIPTOR_PATH, EnvoyFactory, EnvoyProcess, free_tcp_port
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 GRPC_TIMEOUT_S = 10.0

@@ -1,6 +1,5 @@
 """UploadMedia, attachments and threads over real gRPC, with the X emulator as X."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import uuid
@@ -20,13 +19,8 @@ from xmp.posts.v1 import (
 )
 
 from tests.conftest import truncate
-from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
-from tests.integration.grpc_fixtures import (
-    Client,
-    error_details,
-    x_account,
-    x_server,  # noqa: F401 - a fixture
-)
+from tests.fixtures.emulator import Emulator
+from tests.integration.grpc_fixtures import Client, error_details, x_account
 from tests.support.harness import RunningServer
 
 MB = 1024 * 1024

@@ -1,6 +1,5 @@
 """The metrics collector against real PostgreSQL and the X emulator."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from post_management.ports.x_api import XCredentials, XUser
 from post_management.services.analytics.growth import GrowthCollector
 from post_management.services.analytics.metrics_collection import APP_CALLER, MetricsCollector
 from tests.conftest import truncate
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
+from tests.fixtures.emulator import Emulator
 from tests.integration.analytics_fixtures import Data
 from tests.integration.publishing_fixtures import MovableClock
 

@@ -30,7 +30,7 @@ from post_management.domain.account import Account
 from post_management.domain.engagement_features import Draft, PastPost
 from post_management.domain.post import Post, PostState
 from tests.conftest import truncate
-from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
+from tests.fixtures.envoy import EnvoyFactory
 from tests.integration.analytics_fixtures import Data
 from tests.integration.grpc_fixtures import rest_as
 from tests.integration.test_engagement_prediction import history_shift, write_history

@@ -4,7 +4,6 @@ Metrics are read over HTTP from the real /metrics endpoint and compared before a
 after a scripted run (counters are process-wide, so only their deltas count).
 """
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import io
@@ -40,8 +39,8 @@ from post_management.adapters.db.telemetry import DatabaseCollector
 from post_management.domain.post import Priority
 from post_management.observability import logs, metrics, tracing
 from tests.conftest import truncate
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import Engine_, engine_  # noqa: F401
+from tests.fixtures.emulator import Emulator
+from tests.integration.publishing_fixtures import Engine_
 from tests.support.harness import RunningServer, auth, settings_for
 from x_emulator.server import EmulatorThread
 

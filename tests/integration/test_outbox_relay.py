@@ -25,7 +25,6 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, text
 from xmp.posts.v1 import events_pb2, post_pb2
 
-from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.outbox import write_events
 from post_management.adapters.db.outbox_housekeeping import purge_unrelayed
 from post_management.adapters.kafka.registry import EVENT_MESSAGES
@@ -42,20 +41,11 @@ from post_management.domain import events
 from post_management.domain.events import DomainEvent
 from post_management.domain.post import PostState, Priority
 from post_management.observability import metrics
-from tests.conftest import truncate
-from tests.fixtures.kafka import KafkaBroker, kafka_broker_fixture  # noqa: F401
+from tests.fixtures.kafka import KafkaBroker
 
 PREFIX = "xmp.posts."
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def engine(machine_database: str) -> Iterator[Engine]:
-    truncate(machine_database)
-    engine = make_engine(machine_database, pool_size=4)
-    yield engine
-    engine.dispose()
 
 
 def fast_settings(**overrides: Any) -> RelaySettings:

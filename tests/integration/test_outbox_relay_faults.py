@@ -2,7 +2,6 @@
 the per-post sequence number of post events, against the machine's PostgreSQL and a
 real Kafka-protocol broker (Tansu)."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import dataclasses
@@ -25,11 +24,10 @@ from post_management.adapters.kafka.serialization import decode, header_map, out
 from post_management.domain import events
 from post_management.domain.events import DomainEvent
 from post_management.domain.post import PostState, Priority
-from tests.fixtures.kafka import KafkaBroker, kafka_broker_fixture  # noqa: F401
+from tests.fixtures.kafka import KafkaBroker
 from tests.integration.test_outbox_relay import (
     PREFIX,
     consume,
-    engine,  # noqa: F401
     fast_settings,
     insert,
     insert_raw,

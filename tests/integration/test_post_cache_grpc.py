@@ -28,13 +28,11 @@ from xmp.posts.v1 import (
 from post_management.adapters.db.async_reads import AsyncPostReads
 from post_management.domain.post import Post
 from tests.conftest import truncate
-from tests.fixtures.emulator import Emulator, emulator, emulator_server
+from tests.fixtures.emulator import Emulator
 from tests.integration.grpc_fixtures import Client, x_account
 from tests.support.harness import RunningServer, settings_for
 from tests.support.redis_server import RedisServer
 from x_emulator.server import EmulatorThread
-
-__all__ = ["emulator", "emulator_server"]
 
 
 class PostLoads:

@@ -1,4 +1,5 @@
-"""PostService over real gRPC, on the machine's PostgreSQL and the embedded one."""
+"""PostService over real gRPC on the machine's PostgreSQL (test_embedded_postgres_smoke.py
+runs the main paths on the embedded one)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from xmp.posts.v1 import post_pb2, post_service_pb2
 
-from tests.integration.grpc_fixtures import Client, alice, bob, clean, error_details, server
-
-__all__ = ["alice", "bob", "clean", "server"]
+from tests.integration.grpc_fixtures import Client, error_details
 
 
 def _code(call: object) -> grpc.StatusCode:

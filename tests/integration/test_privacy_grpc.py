@@ -1,6 +1,5 @@
 """Audit trail, export, erasure (with removal on X) and retention over real gRPC."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import uuid
@@ -28,13 +27,8 @@ from post_management.domain.auth import Role
 from post_management.domain.privacy import Pseudonyms
 from post_management.services.privacy.privacy import RemovalJob, RetentionJob, RetentionPeriods
 from tests.conftest import truncate
-from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
-from tests.integration.grpc_fixtures import (
-    Client,
-    error_details,
-    x_account,
-    x_server,  # noqa: F401 - a fixture
-)
+from tests.fixtures.emulator import Emulator
+from tests.integration.grpc_fixtures import Client, error_details, x_account
 from tests.integration.test_publishing_grpc import Publisher
 from tests.support.harness import RunningServer
 

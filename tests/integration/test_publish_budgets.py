@@ -1,7 +1,6 @@
 """Our own count of X's posting budgets (services/publishing/budget.py), with either
 limiter: in process, and in the machine's Redis as replicas share it."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import uuid
@@ -19,7 +18,7 @@ from post_management.adapters.x import TweepyXApi, XClientSettings
 from post_management.domain.post import PostState, Priority
 from post_management.ports.publishing import RateLimiter
 from post_management.services.publishing.engine import Publisher
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
+from tests.fixtures.emulator import Emulator
 from tests.integration.publishing_fixtures import Engine_, make_engine_
 from tests.support.process import free_port
 

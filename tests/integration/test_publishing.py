@@ -1,6 +1,5 @@
 """The publishing engine against real PostgreSQL and the X emulator (docs/reliability.md)."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 from datetime import timedelta
@@ -9,8 +8,7 @@ from sqlalchemy import text
 
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState, Priority
-from tests.fixtures.emulator import emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import Engine_, engine_  # noqa: F401
+from tests.integration.publishing_fixtures import Engine_
 
 HOUR = timedelta(hours=1)
 

@@ -2,7 +2,6 @@
 lease keeps its claim, and an answer X gave after the claim was lost is adopted,
 not sent again. Real PostgreSQL and the X emulator."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import threading
@@ -19,7 +18,7 @@ from post_management.adapters.x.settings import XClientSettings
 from post_management.domain.post import PostState
 from post_management.domain.publishing import Claim
 from post_management.ports.x_api import MediaOutcome, NewPost, PublishOutcome, XCredentials
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
+from tests.fixtures.emulator import Emulator
 from tests.integration.publishing_fixtures import Engine_, make_engine_
 
 # Over two 1 MiB chunks: INIT, three APPENDs, FINALIZE, STATUS.

@@ -2,7 +2,6 @@
 and a row that cannot be read or reconciled is dealt with on its own while the rest
 of the batch goes on. Real PostgreSQL and the X emulator."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import statistics
@@ -21,8 +20,8 @@ from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState, Priority
 from post_management.ports.x_api import TimelineOutcome, XCredentials
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import Engine_, engine_, make_engine_  # noqa: F401
+from tests.fixtures.emulator import Emulator
+from tests.integration.publishing_fixtures import Engine_, make_engine_
 
 DISPATCH_INTERVAL_S = 1.0  # the service's default tick
 

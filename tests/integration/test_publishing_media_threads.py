@@ -1,6 +1,5 @@
 """Media and threads through the publishing engine, on real PostgreSQL and the X emulator."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -13,8 +12,8 @@ from sqlalchemy import text
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.post import PostState
 from post_management.ports.x_api import NewPost, Published, PublishOutcome, XCredentials
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import Engine_, engine_, make_engine_  # noqa: F401
+from tests.fixtures.emulator import Emulator
+from tests.integration.publishing_fixtures import Engine_, make_engine_
 from x_emulator import EmulatorControl
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048

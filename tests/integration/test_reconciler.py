@@ -2,7 +2,6 @@
 text X rewrote, reads the timeline behind the credentials, gives up in bounded time,
 and does not conclude absence before a lost publisher's post could be listed."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ from post_management.domain.post import PostState
 from post_management.domain.publishing import Timing
 from post_management.domain.retry import RetryPolicy
 from post_management.ports.x_api import MediaOutcome, NewPost, XCredentials
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import Engine_, engine_, make_engine_  # noqa: F401
+from tests.fixtures.emulator import Emulator
+from tests.integration.publishing_fixtures import Engine_, make_engine_
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
 

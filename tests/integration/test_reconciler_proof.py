@@ -3,7 +3,6 @@ list a post late, X finishing a request after the caller gave up, posts that loo
 alike. "Not on X" needs proof, and a post is never taken for another. Real
 PostgreSQL and the X emulator."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import time
@@ -20,8 +19,8 @@ from post_management.domain.publishing import Settlement, Timing
 from post_management.domain.retry import RetryPolicy
 from post_management.ports.publishing import XPostIdTaken
 from post_management.ports.x_api import MediaUploaded, NewPost, Published, XCredentials
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import Engine_, engine_, make_engine_  # noqa: F401
+from tests.fixtures.emulator import Emulator
+from tests.integration.publishing_fixtures import Engine_, make_engine_
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
 LAG = timedelta(seconds=60)  # this engine's X_TIMELINE_LAG_SECONDS

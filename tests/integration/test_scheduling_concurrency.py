@@ -14,7 +14,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from tests.integration.grpc_fixtures import Client, alice, clean, error_details, server
+from tests.integration.grpc_fixtures import Client, error_details
 from tests.integration.scheduling_support import (
     Scheduler,
     at_utc,
@@ -24,8 +24,6 @@ from tests.integration.scheduling_support import (
     utc,
 )
 from tests.support.harness import RunningServer
-
-__all__ = ["alice", "clean", "server"]
 
 CLIENTS = 8
 

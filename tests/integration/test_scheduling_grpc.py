@@ -4,6 +4,7 @@ sent as gRPC requests, DST rules, posting rules, listing, batches and the outbox
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,13 +12,12 @@ import grpc
 import pytest
 from xmp.posts.v1 import account_pb2, post_pb2
 
-from tests.integration.grpc_fixtures import Client, alice, bob, clean, error_details, server
+from tests.integration.grpc_fixtures import Client, error_details
 from tests.integration.scheduling_support import (
     Database,
     Scheduler,
     at_utc,
     day_ahead,
-    db,
     error_info,
     failure,
     next_us_transition,
@@ -26,10 +26,16 @@ from tests.integration.scheduling_support import (
     utc,
     z,
 )
-
-__all__ = ["alice", "bob", "clean", "db", "server"]
+from tests.support.harness import RunningServer
 
 NY = ZoneInfo("America/New_York")
+
+
+@pytest.fixture
+def db(clean: RunningServer) -> Iterator[Database]:
+    database = Database(clean)
+    yield database
+    database.engine.dispose()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import Post
 from post_management.services.analytics.trend_alerts import TrendDetector
 from tests.conftest import truncate
-from tests.fixtures.kafka import KafkaBroker, kafka_broker_fixture  # noqa: F401
+from tests.fixtures.kafka import KafkaBroker
 from tests.integration.analytics_fixtures import Data
 from tests.integration.test_outbox_relay import fast_settings
 from tests.support.harness import RunningServer, auth, settings_for

@@ -1,8 +1,5 @@
 """The tweepy-based X adapter against the emulator: every outcome type."""
 
-# The imported fixtures are parameters of the tests by design.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import logging
@@ -32,13 +29,7 @@ from post_management.ports.x_api import (
     XCredentials,
     XUser,
 )
-from tests.fixtures.emulator import (  # noqa: F401
-    TEST_READ_TIMEOUT,
-    Emulator,
-    emulator,
-    emulator_server,
-    x_api,
-)
+from tests.fixtures.emulator import TEST_READ_TIMEOUT, Emulator
 
 ALICE = XCredentials("alice-access-token", "alice-access-secret")
 BOB = XCredentials("bob-access-token", "bob-access-secret")

@@ -1,4 +1,3 @@
-# ruff: noqa: F811
 """The X spend ledger and GetXSpend over real gRPC and PostgreSQL (and REST through a
 real Envoy), on a fixed set of calls whose costs are worked out by hand.
 
@@ -47,9 +46,9 @@ from post_management.domain.post import PostState
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
 from post_management.observability.metrics import X_SPEND
 from tests.conftest import truncate
-from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
+from tests.fixtures.envoy import EnvoyFactory
 from tests.integration.analytics_fixtures import Data
-from tests.integration.grpc_fixtures import machine_server, rest_as  # noqa: F401
+from tests.integration.grpc_fixtures import rest_as
 from tests.support.harness import RunningServer, auth
 
 D1 = datetime(2026, 11, 10, 9, tzinfo=UTC)
@@ -72,18 +71,16 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(machine_server: RunningServer, machine_database: str) -> Iterator[World]:
+def world(server: RunningServer, machine_database: str) -> Iterator[World]:
     truncate(machine_database)
     engine = make_engine(machine_database)
     data = Data(engine)
     account = data.account("alice")
-    campaign = campaign_service_pb2_grpc.CampaignServiceStub(
-        machine_server.channel()
-    ).CreateCampaign(
+    campaign = campaign_service_pb2_grpc.CampaignServiceStub(server.channel()).CreateCampaign(
         campaign_service_pb2.CreateCampaignRequest(
             campaign=campaign_pb2.Campaign(user_id="alice", name="C")
         ),
-        metadata=auth(machine_server.token("alice")),
+        metadata=auth(server.token("alice")),
     )
     p1 = data.post(account, published_at=D1 + timedelta(minutes=1))
     p2 = data.post(account, published_at=D1 + timedelta(minutes=2))
@@ -122,7 +119,7 @@ def world(machine_server: RunningServer, machine_database: str) -> Iterator[Worl
     # The Prometheus counter follows (post reads: 35,000 micro-dollars).
     assert X_SPEND.labels(kind="post_read")._value.get() - counted == pytest.approx(0.035)
     posts = {"p1": p1.id, "p2": p2.id, "p3": p3.id}
-    yield World(machine_server, engine, account, campaign.id, posts)
+    yield World(server, engine, account, campaign.id, posts)
     engine.dispose()
 
 

@@ -17,7 +17,6 @@ Publishing 475,000 over 5 published posts (95,000 each), the reconciler 35,000, 
 510,000.
 """
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -38,12 +37,7 @@ from post_management.domain.post import PostState
 from post_management.domain.privacy import Pseudonyms
 from post_management.services.analytics.metrics_collection import MetricsCollector
 from post_management.services.analytics.x_spend import SpendQuery, XSpendQueries
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
-from tests.integration.publishing_fixtures import (  # noqa: F401
-    ENCRYPTION_KEY,
-    Engine_,
-    engine_,
-)
+from tests.integration.publishing_fixtures import ENCRYPTION_KEY, Engine_
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
 

@@ -1,7 +1,6 @@
 """The emulator returns text as X does (t.co links, HTML escaping, a media link) and
 the adapter maps media keys and expanded links from the timeline."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import re
@@ -18,7 +17,7 @@ from post_management.ports.x_api import (
     Timeline,
     XCredentials,
 )
-from tests.fixtures.emulator import Emulator, emulator, emulator_server, x_api  # noqa: F401
+from tests.fixtures.emulator import Emulator
 
 CAROL = XCredentials("carol-access-token", "carol-access-secret")
 TCO = r"https://t\.co/[0-9A-Za-z]{10}"

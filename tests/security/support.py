@@ -1,11 +1,13 @@
-"""A running server with Envoy in front, and generic gRPC/REST calls built from the
-descriptors, shared by the security tests."""
+"""A running server with Envoy in front, generic gRPC/REST calls built from the
+descriptors, and a CPU-time meter, shared by the security tests."""
 
 from __future__ import annotations
 
 import importlib
 import re
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,3 +119,19 @@ def call_rest(
         headers={"Authorization": f"Bearer {token}"},
         timeout=TIMEOUT,
     )
+
+
+@dataclass
+class CpuTime:
+    seconds: float = 0.0
+
+
+@contextmanager
+def cpu_time() -> Iterator[CpuTime]:
+    """CPU seconds this process (client and in-process server) spent in the block."""
+    spent = CpuTime()
+    start = time.process_time()
+    try:
+        yield spent
+    finally:
+        spent.seconds = time.process_time() - start

@@ -29,7 +29,7 @@ from xmp.posts.v1 import (
 from post_management.adapters.db.engine import make_engine
 from post_management.domain.auth import Role
 from tests.conftest import truncate
-from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
+from tests.fixtures.envoy import EnvoyFactory
 from tests.integration.grpc_fixtures import Client
 from tests.security.support import (
     NO_PROXY,

@@ -23,7 +23,7 @@ from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.schema import metadata
 from post_management.domain.auth import Role
 from tests.conftest import truncate
-from tests.fixtures.envoy import EnvoyFactory, envoy_factory_fixture  # noqa: F401
+from tests.fixtures.envoy import EnvoyFactory
 from tests.security.support import NO_PROXY, all_methods, call_grpc, rest_call
 from tests.support.harness import RunningServer, settings_for
 

@@ -23,9 +23,7 @@ from post_management.domain.errors import MAX_FIELD_VIOLATIONS
 from post_management.domain.posting_rules import MAX_SLOTS
 from post_management.services.scheduling import support as scheduling_support
 from tests.integration.grpc_fixtures import Client, error_details
-from tests.security.server_fixtures import alice, bob, cpu_time, fresh, quiet_server
-
-__all__ = ["alice", "bob", "fresh", "quiet_server"]
+from tests.security.support import cpu_time
 
 # Generous: a refused request costs milliseconds; before the limits 8,000 slots took
 # about 8 s of CPU and 40,000 took minutes.

@@ -2,7 +2,6 @@
 scenario (accounts with credentials, a publish through X, bad tokens, failures) is
 captured at DEBUG, both as the record itself and as the JSON the service writes."""
 
-# ruff: noqa: F811
 from __future__ import annotations
 
 import io
@@ -21,7 +20,7 @@ from post_management.bootstrap import resolve_secrets
 from post_management.domain.auth import Role
 from post_management.observability.logs import json_formatter
 from tests.conftest import truncate
-from tests.fixtures.emulator import Emulator, emulator, emulator_server  # noqa: F401
+from tests.fixtures.emulator import Emulator
 from tests.integration.test_publishing_grpc import Publisher
 from tests.support.harness import JWT_SECRET, RunningServer, auth, settings_for
 from x_emulator.server import EmulatorThread

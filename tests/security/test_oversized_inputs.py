@@ -24,10 +24,8 @@ from xmp.posts.v1 import scheduling_service_pb2 as pb
 from post_management.domain.errors import MAX_FIELD_VIOLATIONS
 from post_management.domain.posting_rules import MAX_SLOTS, MAX_WEEKDAYS
 from tests.integration.grpc_fixtures import Client, error_details
-from tests.security.server_fixtures import cpu_time, quiet_server
+from tests.security.support import cpu_time
 from tests.support.harness import RunningServer
-
-__all__ = ["quiet_server"]
 
 CPU_BOUND_SECONDS = 1.0
 DEADLINE = 120.0

@@ -18,9 +18,6 @@ from xmp.posts.v1 import account_service_pb2, post_service_pb2
 from post_management.ports.repositories import Cursor
 from post_management.services.shared import pagination
 from tests.integration.grpc_fixtures import Client, error_details
-from tests.security.server_fixtures import alice, fresh, quiet_server
-
-__all__ = ["alice", "fresh", "quiet_server"]
 
 
 def _b64(data: bytes) -> str:

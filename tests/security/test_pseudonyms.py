@@ -19,10 +19,7 @@ from post_management.adapters.db.engine import make_engine
 from post_management.bootstrap import resolve_secrets
 from post_management.domain.auth import Role
 from tests.integration.grpc_fixtures import Client, error_details
-from tests.security.server_fixtures import alice, fresh, quiet_server
 from tests.support.harness import RunningServer
-
-__all__ = ["alice", "fresh", "quiet_server"]
 
 # What erasures wrote before pseudonyms were keyed.
 _DOMAIN = b"post-management/erased-user/v1\x00"

@@ -1,13 +1,12 @@
-"""One running server per module on the machine's PostgreSQL, without background
-publishing, for the security tests that time the server's CPU: the server runs in
-this process, so `time.process_time()` counts its work (and nothing else's much)."""
+"""The security tier's fixtures: one running server per module on the machine's
+PostgreSQL, without background publishing, for the tests that time the server's CPU
+(the server runs in this process, so `time.process_time()` counts its work and nothing
+else's much), and callers on it. The root conftest adds the shared ones (Envoy, the X
+emulator)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -47,19 +46,3 @@ def bob(fresh: RunningServer) -> Iterator[Client]:
     client = Client(fresh, "bob")
     yield client
     client.channel.close()
-
-
-@dataclass
-class CpuTime:
-    seconds: float = 0.0
-
-
-@contextmanager
-def cpu_time() -> Iterator[CpuTime]:
-    """CPU seconds this process (client and in-process server) spent in the block."""
-    spent = CpuTime()
-    start = time.process_time()
-    try:
-        yield spent
-    finally:
-        spent.seconds = time.process_time() - start

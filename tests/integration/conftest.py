@@ -1,0 +1,77 @@
+"""The integration tier's fixtures: a running server per module on the machine's
+PostgreSQL, callers with their tokens, and an emptied database engine.
+
+The root conftest adds the fixtures shared with other tiers (the X emulator, Envoy,
+the Kafka-protocol broker, the publishing engine). The embedded PostgreSQL is proven
+once, by test_embedded_postgres_smoke.py, which gives its module its own `server`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from post_management.adapters.db.engine import make_engine
+from tests.conftest import truncate
+from tests.integration.grpc_fixtures import Client
+from tests.support.harness import RunningServer, settings_for
+from x_emulator.server import EmulatorThread
+
+
+@pytest.fixture(scope="module")
+def server(
+    machine_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A running server on the machine's PostgreSQL, one per module."""
+    running = RunningServer(settings_for(machine_database, Path(tmp_path_factory.mktemp("data"))))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def x_server(
+    machine_database: str,
+    emulator_server: EmulatorThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningServer]:
+    """A running server whose X is the session's emulator (tests control its faults)."""
+    settings = settings_for(
+        machine_database,
+        Path(tmp_path_factory.mktemp("data")),
+        x_api_base_url=emulator_server.base_url,
+        x_timeout_seconds=2,
+    )
+    running = RunningServer(settings)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def clean(server: RunningServer) -> RunningServer:
+    truncate(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    return server
+
+
+@pytest.fixture
+def alice(clean: RunningServer) -> Iterator[Client]:
+    client = Client(clean, "alice")
+    yield client
+    client.channel.close()
+
+
+@pytest.fixture
+def bob(clean: RunningServer) -> Iterator[Client]:
+    client = Client(clean, "bob")
+    yield client
+    client.channel.close()
+
+
+@pytest.fixture
+def engine(machine_database: str) -> Iterator[Engine]:
+    """An engine on the machine's database, emptied first."""
+    truncate(machine_database)
+    engine = make_engine(machine_database, pool_size=4)
+    yield engine
+    engine.dispose()
