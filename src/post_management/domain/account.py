@@ -55,3 +55,11 @@ class Account:
     @property
     def etag(self) -> str:
         return etag_for(self.version)
+
+    def resume(self, now: datetime) -> bool:
+        """A paused or suspended account's queue runs again. False: it was running."""
+        if self.state is AccountState.ACTIVE:
+            return False
+        self.state = AccountState.ACTIVE
+        self.updated_at = now
+        return True

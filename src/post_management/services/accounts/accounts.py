@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
-from post_management.domain.account import Account, AccountState, Credentials
+from post_management.domain.account import Account, Credentials
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import (
     AlreadyExists,
@@ -25,13 +25,8 @@ from post_management.ports.repositories import Cursor, DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.shared import idempotency
-from post_management.services.shared.common import (
-    audit,
-    check_etag,
-    concurrent_change,
-    ensure_not_erased,
-    snapshot,
-)
+from post_management.services.shared.commands import Command, CommandRunner, RequestKey
+from post_management.services.shared.common import ensure_not_erased
 from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 _HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
@@ -110,6 +105,7 @@ def normalized(fields: AccountFields, prefix: str = "account") -> AccountFields:
 class AccountService:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
+        self._commands = CommandRunner(uow)
         self._clock = clock
 
     def create(
@@ -126,44 +122,33 @@ class AccountService:
             raise InvalidArgument("the account is incomplete", violations=missing)
         validate_fields(fields)
         fields = normalized(fields)
-        scope = f"CreateAccount:{user_id}"
-        digest = idempotency.request_hash({"user_id": user_id, **_fingerprint(fields)})
+        key = RequestKey.of(
+            f"CreateAccount:{user_id}", request_id, {"user_id": user_id, **_fingerprint(fields)}
+        )
+
+        def create(run: Command[UnitOfWork]) -> Account:
+            ensure_not_erased(run.uow, user_id)
+            assert fields.handle is not None and fields.x_user_id is not None
+            now = self._clock.now()
+            account = Account(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                handle=fields.handle.removeprefix("@"),
+                x_user_id=fields.x_user_id,
+                timezone=fields.timezone or "UTC",
+                posting_rules=dict(fields.posting_rules or {}),
+                credentials=fields.credentials,
+                created_at=now,
+                updated_at=now,
+                x_monthly_budget_micros=fields.budget.micros if fields.budget else None,
+            )
+            run.add(account, "account.create")
+            return account
+
         try:
-            with self._uow() as uow:
-                if request_id:
-                    earlier = idempotency.earlier_result(uow, scope, request_id, digest)
-                    if earlier is not None:
-                        return _load(uow, earlier)
-                ensure_not_erased(uow, user_id)
-                assert fields.handle is not None and fields.x_user_id is not None
-                now = self._clock.now()
-                account = Account(
-                    id=uuid.uuid4(),
-                    user_id=user_id,
-                    handle=fields.handle.removeprefix("@"),
-                    x_user_id=fields.x_user_id,
-                    timezone=fields.timezone or "UTC",
-                    posting_rules=dict(fields.posting_rules or {}),
-                    credentials=fields.credentials,
-                    created_at=now,
-                    updated_at=now,
-                    x_monthly_budget_micros=fields.budget.micros if fields.budget else None,
-                )
-                uow.accounts.add(account)
-                if request_id:
-                    idempotency.remember(uow, scope, request_id, digest, account.id)
-                _audit_account(uow, principal, "account.create", account, None, request_id)
-                uow.commit()
-                return account
+            return self._commands.run(principal, create, request=key, replay=_load)
         except DuplicateKey:
-            with self._uow() as uow:
-                earlier = (
-                    idempotency.earlier_result(uow, scope, request_id, digest)
-                    if request_id
-                    else None
-                )
-                if earlier is not None:
-                    return _load(uow, earlier)
+            # Not a concurrent twin of this request: the X account is there already.
             raise AlreadyExists(
                 "this X account is already registered for the user",
                 reason=Reason.ACCOUNT_EXISTS,
@@ -195,80 +180,58 @@ class AccountService:
     def update(
         self, principal: Principal, account_id: UUID, fields: AccountFields, etag: str = ""
     ) -> Account:
+        def update(run: Command[UnitOfWork]) -> Account:
+            account = _load(run.uow, account_id)
+            # Whose account first: a stranger's request costs no validation.
+            principal.ensure_can_act_for(account.user_id)
+            validate_fields(fields)
+            changes = normalized(fields)
+            run.track(account, etag)
+            if changes.handle is not None:
+                account.handle = changes.handle.removeprefix("@")
+            if changes.x_user_id is not None:
+                account.x_user_id = changes.x_user_id
+            if changes.timezone is not None:
+                account.timezone = changes.timezone
+            if changes.posting_rules is not None:
+                account.posting_rules = dict(changes.posting_rules)
+            if changes.credentials is not None:
+                account.credentials = changes.credentials
+            if changes.budget is not None:
+                account.x_monthly_budget_micros = changes.budget.micros
+            account.updated_at = self._clock.now()
+            run.save(account, "account.update")
+            return account
+
         try:
-            with self._uow() as uow:
-                account = _load(uow, account_id)
-                # Whose account first: a stranger's request costs no validation.
-                principal.ensure_can_act_for(account.user_id)
-                validate_fields(fields)
-                fields = normalized(fields)
-                check_etag(account.etag, etag)
-                before = snapshot(account)
-                expected = account.version
-                if fields.handle is not None:
-                    account.handle = fields.handle.removeprefix("@")
-                if fields.x_user_id is not None:
-                    account.x_user_id = fields.x_user_id
-                if fields.timezone is not None:
-                    account.timezone = fields.timezone
-                if fields.posting_rules is not None:
-                    account.posting_rules = dict(fields.posting_rules)
-                if fields.credentials is not None:
-                    account.credentials = fields.credentials
-                if fields.budget is not None:
-                    account.x_monthly_budget_micros = fields.budget.micros
-                account.updated_at = self._clock.now()
-                if not uow.accounts.save(account, expected):
-                    raise concurrent_change()
-                _audit_account(uow, principal, "account.update", account, before)
-                uow.commit()
-                return account
+            return self._commands.run(principal, update)
         except DuplicateKey:
             raise AlreadyExists(
                 "another account of this user has that X user id", reason=Reason.ACCOUNT_EXISTS
             ) from None
 
     def delete(self, principal: Principal, account_id: UUID, etag: str = "") -> None:
-        with self._uow() as uow:
-            account = _load(uow, account_id, for_update=True)
-            principal.ensure_can_act_for(account.user_id)
-            check_etag(account.etag, etag)
-            active = uow.posts.count_active_for_account(account.id)
+        def delete(run: Command[UnitOfWork]) -> None:
+            account = run.track(_load(run.uow, account_id, for_update=True), etag)
+            active = run.uow.posts.count_active_for_account(account.id)
             if active:
                 raise FailedPrecondition(
                     f"the account has {active} scheduled or publishing posts; cancel them first",
                     reason=Reason.ACCOUNT_HAS_ACTIVE_POSTS,
                     metadata={"active_posts": str(active)},
                 )
-            if not uow.accounts.delete(account.id, account.version):
-                raise concurrent_change()
-            audit(
-                uow,
-                principal,
-                "account.delete",
-                resource_type="account",
-                resource_id=account.id,
-                user_id=account.user_id,
-                before=snapshot(account),
-                after=None,
-            )
-            uow.commit()
+            run.delete(account, "account.delete")
+
+        self._commands.run(principal, delete)
 
     def resume(self, principal: Principal, account_id: UUID) -> Account:
-        with self._uow() as uow:
-            account = _load(uow, account_id, for_update=True)
-            principal.ensure_can_act_for(account.user_id)
-            if account.state is AccountState.ACTIVE:
-                return account
-            before = snapshot(account)
-            expected = account.version
-            account.state = AccountState.ACTIVE
-            account.updated_at = self._clock.now()
-            if not uow.accounts.save(account, expected):
-                raise concurrent_change()
-            _audit_account(uow, principal, "account.resume", account, before)
-            uow.commit()
+        def resume(run: Command[UnitOfWork]) -> Account:
+            account = run.track(_load(run.uow, account_id, for_update=True))
+            if account.resume(self._clock.now()):
+                run.save(account, "account.resume")
             return account
+
+        return self._commands.run(principal, resume)
 
 
 def _fingerprint(fields: AccountFields) -> dict[str, Any]:
@@ -289,24 +252,3 @@ def _load(uow: UnitOfWork, account_id: UUID, *, for_update: bool = False) -> Acc
             metadata={"account_id": str(account_id)},
         )
     return account
-
-
-def _audit_account(
-    uow: UnitOfWork,
-    principal: Principal,
-    action: str,
-    account: Account,
-    before: dict[str, Any] | None,
-    request_id: str = "",
-) -> None:
-    audit(
-        uow,
-        principal,
-        action,
-        resource_type="account",
-        resource_id=account.id,
-        user_id=account.user_id,
-        before=before,
-        after=snapshot(account),
-        request_id=request_id,
-    )

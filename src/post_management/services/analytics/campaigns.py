@@ -14,12 +14,17 @@ from post_management.domain.campaigns import Campaign, checked_name, checked_per
 from post_management.domain.errors import NotFound
 from post_management.domain.post import PostState
 from post_management.domain.reasons import Reason
-from post_management.ports.analytics import AnalyticsUnitOfWorkFactory, MeasuredPost
+from post_management.ports.analytics import (
+    AnalyticsUnitOfWork,
+    AnalyticsUnitOfWorkFactory,
+    MeasuredPost,
+)
 from post_management.ports.repositories import Cursor
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.shared import idempotency
-from post_management.services.shared.common import audit, ensure_not_erased, snapshot
+from post_management.services.shared.commands import Command, CommandRunner, RequestKey
+from post_management.services.shared.common import ensure_not_erased
 from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 RANKED_POSTS = 3  # best and worst posts shown
@@ -155,6 +160,7 @@ def daily_series(
 class CampaignService:
     def __init__(self, uow: AnalyticsUnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
+        self._commands = CommandRunner(uow)
         self._clock = clock
 
     def create(self, principal: Principal, new: NewCampaign, request_id: str = "") -> Campaign:
@@ -162,16 +168,13 @@ class CampaignService:
         idempotency.check_request_id(request_id)
         checked_name(new.name)
         checked_period(new.starts_at, new.ends_at)
-        scope = f"CreateCampaign:{new.user_id}"
-        digest = idempotency.request_hash(
-            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(new).items()}
-        )
-        with self._uow() as uow:
-            if request_id:
-                earlier = idempotency.earlier_result(uow, scope, request_id, digest)
-                if earlier is not None:
-                    return load_campaign(uow, principal, earlier)
-            ensure_not_erased(uow, new.user_id)
+        fields = {
+            k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(new).items()
+        }
+        key = RequestKey.of(f"CreateCampaign:{new.user_id}", request_id, fields)
+
+        def create(run: Command[AnalyticsUnitOfWork]) -> Campaign:
+            ensure_not_erased(run.uow, new.user_id)
             now = self._clock.now()
             campaign = Campaign(
                 id=uuid.uuid4(),
@@ -182,22 +185,13 @@ class CampaignService:
                 created_at=now,
                 updated_at=now,
             )
-            uow.campaigns.add(campaign)
-            if request_id:
-                idempotency.remember(uow, scope, request_id, digest, campaign.id)
-            audit(
-                uow,
-                principal,
-                "campaign.create",
-                resource_type="campaign",
-                resource_id=campaign.id,
-                user_id=campaign.user_id,
-                before=None,
-                after=snapshot(campaign),
-                request_id=request_id,
-            )
-            uow.commit()
+            run.add(campaign, "campaign.create")
             return campaign
+
+        def replay(uow: AnalyticsUnitOfWork, earlier: UUID) -> Campaign:
+            return load_campaign(uow, principal, earlier)
+
+        return self._commands.run(principal, create, request=key, replay=replay)
 
     def get(self, principal: Principal, campaign_id: UUID) -> Campaign:
         with self._uow() as uow:

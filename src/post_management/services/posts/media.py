@@ -10,11 +10,10 @@ from post_management.domain.auth import Principal
 from post_management.domain.errors import InvalidArgument, NotFound, ResourceExhausted
 from post_management.domain.media import Media, MediaQuota, kind_of, upload_violations
 from post_management.domain.reasons import Reason
-from post_management.ports.repositories import DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.shared import idempotency
-from post_management.services.shared.common import audit, snapshot
+from post_management.services.shared.commands import Command, CommandRunner, RequestKey
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,7 @@ class MediaService:
         self, uow: UnitOfWorkFactory, clock: Clock, quota: MediaQuota | None = None
     ) -> None:
         self._uow = uow
+        self._commands = CommandRunner(uow)
         self._clock = clock
         self._quota = quota or MediaQuota()
 
@@ -39,49 +39,27 @@ class MediaService:
         if problems:
             raise InvalidArgument("the media file is invalid", violations=problems)
         mime_type = new.mime_type.strip().lower()
-        scope = f"UploadMedia:{new.user_id}"
         # The bytes' digest stands for them: hashing a JSON dump of 16 MB is slow.
-        digest = idempotency.request_hash(
-            {"mime_type": mime_type, "sha256": hashlib.sha256(new.data).hexdigest()}
+        sha256 = hashlib.sha256(new.data).hexdigest()
+        key = RequestKey.of(
+            f"UploadMedia:{new.user_id}", request_id, {"mime_type": mime_type, "sha256": sha256}
         )
-        try:
-            with self._uow() as uow:
-                if request_id:
-                    earlier = idempotency.earlier_result(uow, scope, request_id, digest)
-                    if earlier is not None:
-                        return _load(uow, earlier)
-                self._ensure_room(uow, new.user_id, len(new.data))
-                item = Media(
-                    id=uuid.uuid4(),
-                    user_id=new.user_id,
-                    mime_type=mime_type,
-                    kind=kind_of(mime_type),
-                    size_bytes=len(new.data),
-                    created_at=self._clock.now(),
-                )
-                uow.media.add(item, new.data)
-                if request_id:
-                    idempotency.remember(uow, scope, request_id, digest, item.id)
-                audit(
-                    uow,
-                    principal,
-                    "media.upload",
-                    resource_type="media",
-                    resource_id=item.id,
-                    user_id=item.user_id,
-                    before=None,
-                    after=snapshot(item),
-                    request_id=request_id,
-                )
-                uow.commit()
-                return item
-        except DuplicateKey:
-            # A concurrent upload with the same request id won: return its media.
-            with self._uow() as uow:
-                earlier = idempotency.earlier_result(uow, scope, request_id, digest)
-                if earlier is None:
-                    raise
-                return _load(uow, earlier)
+
+        def upload(run: Command[UnitOfWork]) -> Media:
+            self._ensure_room(run.uow, new.user_id, len(new.data))
+            item = Media(
+                id=uuid.uuid4(),
+                user_id=new.user_id,
+                mime_type=mime_type,
+                kind=kind_of(mime_type),
+                size_bytes=len(new.data),
+                created_at=self._clock.now(),
+            )
+            run.uow.media.add(item, new.data)
+            run.created(item, "media.upload")
+            return item
+
+        return self._commands.run(principal, upload, request=key, replay=_load)
 
     def _ensure_room(self, uow: UnitOfWork, user_id: str, size: int) -> None:
         items, stored = uow.media.usage(user_id)

@@ -20,21 +20,15 @@ from post_management.domain.post import (
     ensure_valid_content,
 )
 from post_management.domain.reasons import Reason
-from post_management.ports.repositories import Cursor, DuplicateKey, PostFilter
+from post_management.ports.repositories import Cursor, PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics.campaigns import ensure_own_campaign
 from post_management.services.posts.cache import PostCache
 from post_management.services.posts.content_screening import ContentScreen, audit_findings
 from post_management.services.shared import idempotency
-from post_management.services.shared.common import (
-    audit_post,
-    check_etag,
-    concurrent_change,
-    ensure_account_filter,
-    ensure_not_erased,
-    snapshot,
-)
+from post_management.services.shared.commands import Command, CommandRunner, RequestKey
+from post_management.services.shared.common import ensure_account_filter, ensure_not_erased
 from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 
@@ -91,6 +85,7 @@ class PostService:
         screen: ContentScreen | None = None,
     ) -> None:
         self._uow = uow
+        self._commands = CommandRunner(uow)
         self._clock = clock
         self._cache = cache
         self._screen = screen or ContentScreen(None)
@@ -104,52 +99,40 @@ class PostService:
         ensure_valid_content(
             new.text, new.media_ids, new.reply_to_x_post_id, new.attachment_ids, new.thread
         )
-        scope = f"CreatePost:{new.user_id}"
-        digest = idempotency.request_hash(new.digest_fields())
-        try:
-            with self._uow() as uow:
-                if request_id:
-                    earlier = idempotency.earlier_result(uow, scope, request_id, digest)
-                    if earlier is not None:
-                        return Screened(self._load(uow, earlier))
-                ensure_not_erased(uow, new.user_id)
-                _ensure_own_account(uow, new.user_id, new.account_id, "post.account_id")
-                findings, screening = self._screen.check(
-                    uow, new.account_id, [new.text, *new.thread]
-                )
-                _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
-                if new.campaign_id is not None:
-                    ensure_own_campaign(uow, new.user_id, new.campaign_id, "post.campaign_id")
-                now = self._clock.now()
-                post = Post(
-                    id=uuid.uuid4(),
-                    user_id=new.user_id,
-                    account_id=new.account_id,
-                    text=new.text,
-                    media_ids=list(new.media_ids),
-                    reply_to_x_post_id=new.reply_to_x_post_id,
-                    attachment_ids=list(new.attachment_ids),
-                    thread=list(new.thread),
-                    priority=new.priority,
-                    campaign_id=new.campaign_id,
-                    created_at=now,
-                    updated_at=now,
-                    screening=screening,
-                )
-                uow.posts.add(post)
-                if request_id:
-                    idempotency.remember(uow, scope, request_id, digest, post.id)
-                audit_post(uow, principal, "post.create", post, None, request_id=request_id)
-                audit_findings(uow, principal, post, findings, request_id)
-                uow.commit()
-                return Screened(post, findings)
-        except DuplicateKey:
-            # A concurrent create with the same request id won: return its post.
-            with self._uow() as uow:
-                earlier = idempotency.earlier_result(uow, scope, request_id, digest)
-                if earlier is None:
-                    raise
-                return Screened(self._load(uow, earlier))
+        key = RequestKey.of(f"CreatePost:{new.user_id}", request_id, new.digest_fields())
+
+        def create(run: Command[UnitOfWork]) -> Screened:
+            uow = run.uow
+            ensure_not_erased(uow, new.user_id)
+            _ensure_own_account(uow, new.user_id, new.account_id, "post.account_id")
+            findings, screening = self._screen.check(uow, new.account_id, [new.text, *new.thread])
+            _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
+            if new.campaign_id is not None:
+                ensure_own_campaign(uow, new.user_id, new.campaign_id, "post.campaign_id")
+            now = self._clock.now()
+            post = Post(
+                id=uuid.uuid4(),
+                user_id=new.user_id,
+                account_id=new.account_id,
+                text=new.text,
+                media_ids=list(new.media_ids),
+                reply_to_x_post_id=new.reply_to_x_post_id,
+                attachment_ids=list(new.attachment_ids),
+                thread=list(new.thread),
+                priority=new.priority,
+                campaign_id=new.campaign_id,
+                created_at=now,
+                updated_at=now,
+                screening=screening,
+            )
+            run.add(post, "post.create")
+            audit_findings(uow, principal, post, findings, request_id)
+            return Screened(post, findings)
+
+        def replay(uow: UnitOfWork, earlier: UUID) -> Screened:
+            return Screened(self._load(uow, earlier))
+
+        return self._commands.run(principal, create, request=key, replay=replay)
 
     def get(self, principal: Principal, post_id: UUID) -> Post:
         if self._cache is None:
@@ -192,44 +175,38 @@ class PostService:
     def update_screened(
         self, principal: Principal, post_id: UUID, patch: PostPatch, etag: str = ""
     ) -> Screened:
-        findings: list[Finding] = []
-        with self._uow() as uow:
-            post = self._load(uow, post_id)
-            principal.ensure_can_act_for(post.user_id)
-            check_etag(post.etag, etag)
+        def update(run: Command[UnitOfWork]) -> Screened:
+            uow = run.uow
+            post = run.track(self._load(uow, post_id), etag)
             # The state and the account move first, then references, then content,
             # whatever a request gets wrong at once.
             post.ensure_editable()
-            before = snapshot(post)
-            expected = post.version
             if patch.account_id is not None and patch.account_id != post.account_id:
                 post.ensure_can_move(patch.account_id)
                 _ensure_own_account(uow, post.user_id, patch.account_id, "post.account_id")
             if patch.campaign_id is not None and patch.campaign_id != NO_CAMPAIGN:
                 ensure_own_campaign(uow, post.user_id, patch.campaign_id, "post.campaign_id")
             post.edit(patch, self._clock.now())
+            findings: list[Finding] = []
             if patch.text is not None or patch.thread is not None or patch.account_id is not None:
                 findings = self._screen.check_post(uow, post)
             if patch.attachment_ids is not None or patch.media_ids is not None:
                 _ensure_attachments(uow, post.user_id, post.attachment_ids, post.media_ids)
-            if not uow.posts.save(post, expected):
-                raise concurrent_change()
-            audit_post(uow, principal, "post.update", post, before)
+            run.save(post, "post.update")
             audit_findings(uow, principal, post, findings)
-            uow.commit()
+            return Screened(post, findings)
+
+        screened = self._commands.run(principal, update)
         self._forget(post_id)
-        return Screened(post, findings)
+        return screened
 
     def delete(self, principal: Principal, post_id: UUID, etag: str = "") -> None:
-        with self._uow() as uow:
-            post = self._load(uow, post_id)
-            principal.ensure_can_act_for(post.user_id)
-            check_etag(post.etag, etag)
+        def delete(run: Command[UnitOfWork]) -> None:
+            post = run.track(self._load(run.uow, post_id), etag)
             post.ensure_deletable()
-            if not uow.posts.delete(post.id, post.version):
-                raise concurrent_change()
-            audit_post(uow, principal, "post.delete", post, snapshot(post), deleted=True)
-            uow.commit()
+            run.delete(post, "post.delete")
+
+        self._commands.run(principal, delete)
         self._forget(post_id)
 
     def _forget(self, post_id: UUID) -> None:

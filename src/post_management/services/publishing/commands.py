@@ -20,12 +20,8 @@ from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.publishing.engine import Publisher
 from post_management.services.shared import idempotency
-from post_management.services.shared.common import (
-    audit_post,
-    concurrent_change,
-    ensure_account_filter,
-    snapshot,
-)
+from post_management.services.shared.commands import Command, CommandRunner, RequestKey
+from post_management.services.shared.common import ensure_account_filter
 from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 # Posts that failed for good: what ListDeadLetters may list.
@@ -77,6 +73,7 @@ class PublishCommands:
         lease: timedelta,
     ) -> None:
         self._uow = uow
+        self._commands = CommandRunner(uow)
         self._queue = queue
         self._publisher = publisher
         self._clock = clock
@@ -87,24 +84,21 @@ class PublishCommands:
         failed it) synchronously."""
         principal.ensure_can_act_for(request.user_id)
         idempotency.check_request_id(request.request_id)
-        scope = f"PublishPost:{request.post_id}"
-        digest = idempotency.request_hash(
-            {
-                "immediate": request.immediate,
-                "override": request.override_schedule,
-                "account": str(request.account_id),
-            }
+        fields = {
+            "immediate": request.immediate,
+            "override": request.override_schedule,
+            "account": str(request.account_id),
+        }
+        key = RequestKey.of(f"PublishPost:{request.post_id}", request.request_id, fields)
+        # (the post, whether this call queued it): a replay answers as it is now.
+        post, queued = self._commands.run(
+            principal,
+            lambda run: (self._queue_now(run, request), True),
+            request=key,
+            replay=lambda uow, _: (self._load(uow, request), False),
         )
-        with self._uow() as uow:
-            if request.request_id and idempotency.earlier_result(
-                uow, scope, request.request_id, digest
-            ):
-                return self._load(uow, request), False
-            post = self._load(uow, request, for_update=True)
-            self._queue_now(uow, principal, post, request)
-            if request.request_id:
-                idempotency.remember(uow, scope, request.request_id, digest, post.id)
-            uow.commit()
+        if not queued:
+            return post, False
         if not request.immediate:
             return post, True
         claim = self._queue.claim_post(post.id, self._lease)
@@ -123,16 +117,14 @@ class PublishCommands:
             raise PermissionDenied("the post belongs to another user", reason=Reason.FOREIGN_POST)
         return post
 
-    def _queue_now(
-        self, uow: UnitOfWork, principal: Principal, post: Post, request: PublishRequest
-    ) -> None:
+    def _queue_now(self, run: Command[UnitOfWork], request: PublishRequest) -> Post:
+        post = self._load(run.uow, request, for_update=True)
         now = self._clock.now()
         post.ensure_publishable(now, request.override_schedule)
-        before = snapshot(post)
-        expected = post.version
+        run.track(post)
         if request.account_id is not None and request.account_id != post.account_id:
             post.ensure_can_move(request.account_id)
-            account = uow.accounts.get(request.account_id)
+            account = run.uow.accounts.get(request.account_id)
             if account is None or account.user_id != post.user_id:
                 raise InvalidArgument.for_field(
                     "account_id", "is not an account of this user", reason=Reason.UNKNOWN_ACCOUNT
@@ -140,9 +132,8 @@ class PublishCommands:
         post.queue_now(
             now, override_schedule=request.override_schedule, account_id=request.account_id
         )
-        if not uow.posts.save(post, expected):
-            raise concurrent_change()
-        audit_post(uow, principal, "post.publish", post, before, request_id=request.request_id)
+        run.save(post, "post.publish")
+        return post
 
     # --- dead letters -------------------------------------------------------
 
@@ -180,16 +171,12 @@ class PublishCommands:
         return Page(posts, next_token)
 
     def requeue(self, principal: Principal, post_id: UUID) -> Post:
-        with self._uow() as uow:
-            post = uow.posts.get(post_id, for_update=True)
+        def requeue(run: Command[UnitOfWork]) -> Post:
+            post = run.uow.posts.get(post_id, for_update=True)
             if post is None:
                 raise NotFound(f"post {post_id} does not exist", reason=Reason.POST_NOT_FOUND)
-            principal.ensure_can_act_for(post.user_id)
-            before = snapshot(post)
-            expected = post.version
-            post.requeue(self._clock.now())
-            if not uow.posts.save(post, expected):
-                raise concurrent_change()
-            audit_post(uow, principal, "post.requeue", post, before)
-            uow.commit()
+            run.track(post).requeue(self._clock.now())
+            run.save(post, "post.requeue")
             return post
+
+        return self._commands.run(principal, requeue)

@@ -30,7 +30,6 @@ from post_management.domain.requested_time import (
 )
 from post_management.domain.slots import SlotPolicy, free_slots, next_free_slot
 from post_management.domain.timezones import load_zone
-from post_management.ports.repositories import DuplicateKey
 from post_management.ports.schedule_queries import BestTimeFinder
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -50,11 +49,10 @@ from post_management.services.scheduling.support import (
     foreign_error,
     load_own_post,
     replayed,
-    request_digest,
-    request_scope,
+    request_key,
 )
-from post_management.services.shared import idempotency
-from post_management.services.shared.common import audit_post, concurrent_change, snapshot
+from post_management.services.shared.commands import Command, CommandRunner
+from post_management.services.shared.common import concurrent_change
 
 DEFAULT_FREE_SLOTS = 5
 MAX_FREE_SLOTS = 50
@@ -74,6 +72,7 @@ class SchedulingService:
         best_time: BestTimeFinder | None = None,
     ) -> None:
         self._uow = uow
+        self._commands = CommandRunner(uow)
         self._clock = clock
         self._screen = screen or ContentScreen(None)
         self._past_grace = past_grace
@@ -88,20 +87,15 @@ class SchedulingService:
     ) -> ScheduleResult:
         principal.ensure_can_act_for(request.user_id)
         check_request(request)
-        try:
-            with self._uow() as uow:
-                result = self._schedule_in(uow, principal, request, rules or RulesMemo())
-                uow.commit()
-                return result
-        except DuplicateKey:
-            # A concurrent request with the same request id won: answer with its post.
-            with self._uow() as uow:
-                earlier = idempotency.earlier_result(
-                    uow, request_scope(request.user_id), request.request_id, request_digest(request)
-                )
-                if earlier is None:
-                    raise
-                return replayed(load_own_post(uow, earlier, request.user_id), request)
+        memo = rules or RulesMemo()
+        return self._commands.run(
+            principal,
+            lambda run: self._schedule_in(run, request, memo),
+            request=request_key(request),
+            replay=lambda uow, earlier: replayed(uow, earlier, request),
+            # Asked once the account and the post are locked (_schedule_in).
+            replay_first=False,
+        )
 
     def batch(
         self,
@@ -144,17 +138,20 @@ class SchedulingService:
             except DomainError as error:
                 raise at_index(error, index, request.post_id) from None
             checked.append(request)
-        with self._uow() as uow:
-            self._lock_accounts(uow, checked, user_id)
+
+        def schedule_all(run: Command[UnitOfWork]) -> list[BatchItem]:
+            self._lock_accounts(run.uow, checked, user_id)
             items = []
             for index, request in enumerate(checked):
+                item = run.with_request(request_key(request))
                 try:
-                    result = self._schedule_in(uow, principal, request, rules)
+                    result = self._schedule_in(item, request, rules)
                 except DomainError as error:
                     raise at_index(error, index, request.post_id) from None
                 items.append(BatchItem(request.post_id, result))
-            uow.commit()
             return items
+
+        return self._commands.run(principal, schedule_all)
 
     def _batch_item(
         self, principal: Principal, request: ScheduleRequest | RefusedItem, rules: RulesMemo
@@ -180,8 +177,9 @@ class SchedulingService:
             uow.accounts.get(account_id, for_update=True)
 
     def _schedule_in(
-        self, uow: UnitOfWork, principal: Principal, request: ScheduleRequest, memo: RulesMemo
+        self, run: Command[UnitOfWork], request: ScheduleRequest, memo: RulesMemo
     ) -> ScheduleResult:
+        uow = run.uow
         account = uow.accounts.get_for_post(request.post_id, request.user_id, for_update=True)
         if account is None:
             load_own_post(uow, request.post_id, request.user_id)  # NOT_FOUND or not theirs
@@ -189,11 +187,9 @@ class SchedulingService:
         post = load_own_post(uow, request.post_id, request.user_id, for_update=True)
         if account.id != post.account_id:
             raise concurrent_change()  # the post moved to another account meanwhile
-        scope, digest = request_scope(request.user_id), request_digest(request)
-        if request.request_id:
-            earlier = idempotency.earlier_result(uow, scope, request.request_id, digest)
-            if earlier is not None:
-                return replayed(load_own_post(uow, earlier, request.user_id), request)
+        earlier = run.earlier()
+        if earlier is not None:
+            return replayed(uow, earlier, request)
         post.ensure_can("schedule")
         findings = self._screen.check_post(uow, post, account)
         now = self._clock.now()
@@ -231,16 +227,11 @@ class SchedulingService:
                 rules, zone, times, now, priority, window=self._horizon
             )
         ensure_not_duplicate(post, instant, taken, zone)
-        before, expected = snapshot(post), post.version
+        run.track(post)
         timezone = request.timezone.key if request.timezone else account.timezone
         rescheduled = post.schedule(instant, timezone, priority, now)
-        if not uow.posts.save(post, expected):
-            raise concurrent_change()
-        action = "post.reschedule" if rescheduled else "post.schedule"
-        audit_post(uow, principal, action, post, before, request_id=request.request_id)
-        audit_findings(uow, principal, post, findings, request.request_id)
-        if request.request_id:
-            idempotency.remember(uow, scope, request.request_id, digest, post.id)
+        run.save(post, "post.reschedule" if rescheduled else "post.schedule")
+        audit_findings(uow, run.principal, post, findings, request.request_id)
         return ScheduleResult(post, moved, reason, findings)
 
     def _best_slot(
@@ -264,17 +255,15 @@ class SchedulingService:
     def cancel(self, principal: Principal, post_id: UUID, user_id: str) -> Post:
         """SCHEDULED -> CANCELLED; cancelling a cancelled post returns it unchanged."""
         principal.ensure_can_act_for(user_id)
-        with self._uow() as uow:
-            post = load_own_post(uow, post_id, user_id, for_update=True)
-            before, expected = snapshot(post), post.version
+
+        def cancel(run: Command[UnitOfWork]) -> Post:
+            post = run.track(load_own_post(run.uow, post_id, user_id, for_update=True))
             reason = f"cancelled by {principal.role}:{principal.subject}"
-            if not post.cancel(reason, self._clock.now()):
-                return post  # already cancelled: nothing changes
-            if not uow.posts.save(post, expected):
-                raise concurrent_change()
-            audit_post(uow, principal, "post.cancel", post, before)
-            uow.commit()
+            if post.cancel(reason, self._clock.now()):
+                run.save(post, "post.cancel")
             return post
+
+        return self._commands.run(principal, cancel)
 
     # --- free slots -----------------------------------------------------------
 

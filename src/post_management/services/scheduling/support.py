@@ -35,6 +35,7 @@ from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTim
 from post_management.ports.schedule_queries import TakenTime
 from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.shared import idempotency
+from post_management.services.shared.commands import RequestKey
 
 # Other posts older than this cannot affect a new time: the longest rule
 # (min interval, at most a week) and the duplicate window both fit inside it.
@@ -107,8 +108,11 @@ def check_request(request: ScheduleRequest) -> None:
         )
 
 
-def request_scope(user_id: str) -> str:
-    return f"SchedulePost:{user_id}"
+def request_key(request: ScheduleRequest) -> RequestKey:
+    """Scheduling's request ids are unique per user."""
+    return RequestKey(
+        f"SchedulePost:{request.user_id}", request.request_id, request_digest(request)
+    )
 
 
 def request_digest(request: ScheduleRequest) -> str:
@@ -194,10 +198,11 @@ def ensure_not_duplicate(
     )
 
 
-def replayed(post: Post, request: ScheduleRequest) -> ScheduleResult:
+def replayed(uow: UnitOfWork, post_id: UUID, request: ScheduleRequest) -> ScheduleResult:
     """The answer to a repeated request: the post as it is now, and whether the
     first call moved it off the requested time (recomputed, since only the
     post is remembered)."""
+    post = load_own_post(uow, post_id, request.user_id)
     if request.scheduled_for is None or post.scheduled_for is None or not post.timezone:
         return ScheduleResult(post)
     try:

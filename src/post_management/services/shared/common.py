@@ -12,7 +12,6 @@ from uuid import UUID
 from post_management.domain.account import Account
 from post_management.domain.auth import Principal
 from post_management.domain.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
-from post_management.domain.post import Post
 from post_management.domain.reasons import Reason
 from post_management.ports.repositories import AuditEntry
 from post_management.ports.unit_of_work import UnitOfWork
@@ -150,28 +149,4 @@ def concurrent_change() -> Aborted:
     return Aborted(
         "a concurrent change won; read the resource again and retry",
         reason=Reason.CONCURRENT_MODIFICATION,
-    )
-
-
-def audit_post(
-    uow: UnitOfWork,
-    principal: Principal,
-    action: str,
-    post: Post,
-    before: dict[str, Any] | None,
-    *,
-    request_id: str = "",
-    deleted: bool = False,
-) -> None:
-    """An audit row for a change of `post` (its state after, unless deleted)."""
-    audit(
-        uow,
-        principal,
-        action,
-        resource_type="post",
-        resource_id=post.id,
-        user_id=post.user_id,
-        before=before,
-        after=None if deleted else snapshot(post),
-        request_id=request_id,
     )

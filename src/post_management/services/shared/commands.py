@@ -1,0 +1,198 @@
+"""One runner for every command use case: the steps each command takes alike.
+
+A command is a function of a `Command`: it loads what it changes, lets the domain
+change it and says what it stored (`add`, `save`, `delete`, `created`). The runner and
+the `Command` do the rest, the same way for every command:
+
+- replay: a known `request_id` (AIP-155) is answered with the earlier result, before
+  the command runs (or when the command asks, once it holds its locks), and so is a
+  concurrent twin that committed first (its request id refused ours as a duplicate);
+- authorization: `track` checks that the caller may act for the resource's user;
+- the version: `track` checks the caller's etag (AIP-154) and keeps the version read,
+  and `save` and `delete` store only over that version (ABORTED otherwise);
+- the audit row of every change, with the resource before and after, and the
+  request id remembered with what it made;
+- the commit of the unit of work, which writes the events the change recorded.
+
+What a command checks before it runs (the request's own fields, the length of its
+request id) stays with the use case, in the order its answers promise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from post_management.domain.account import Account
+from post_management.domain.auth import Principal
+from post_management.domain.campaigns import Campaign
+from post_management.domain.media import Media
+from post_management.domain.post import Post
+from post_management.ports.repositories import DuplicateKey
+from post_management.ports.unit_of_work import UnitOfWork
+from post_management.services.shared import idempotency
+from post_management.services.shared.common import audit, check_etag, concurrent_change, snapshot
+
+U = TypeVar("U", bound=UnitOfWork)
+T = TypeVar("T")
+R = TypeVar("R", Post, Account, Campaign, Media)
+
+_RESOURCE_TYPES: dict[type, str] = {
+    Post: "post",
+    Account: "account",
+    Campaign: "campaign",
+    Media: "media",
+}
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """A request id, the scope it is unique in (e.g. "CreatePost:{user}") and the
+    digest of the request it was first sent with."""
+
+    scope: str
+    request_id: str
+    digest: str
+
+    @classmethod
+    def of(cls, scope: str, request_id: str, request: dict[str, Any]) -> RequestKey:
+        """The key of `request`, as hashed for request ids (services/shared/idempotency)."""
+        return cls(scope, request_id, idempotency.request_hash(request))
+
+
+class Command(Generic[U]):
+    """One command's unit of work, caller and request id, and the steps it shares."""
+
+    def __init__(self, uow: U, principal: Principal, request: RequestKey | None = None) -> None:
+        self.uow = uow
+        self.principal = principal
+        self.request = request
+        # What `track` read: the audit's "before" and the version a save must match.
+        self._read: dict[int, tuple[dict[str, Any], int]] = {}
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id if self.request is not None else ""
+
+    def with_request(self, request: RequestKey | None) -> Command[U]:
+        """The same unit of work and caller, for another request id (a batch item)."""
+        return Command(self.uow, self.principal, request)
+
+    def earlier(self) -> UUID | None:
+        """What an earlier identical request made, if its id is known; INVALID_ARGUMENT
+        (REQUEST_ID_REUSED) if the id came with another request."""
+        if self.request is None or not self.request.request_id:
+            return None
+        key = self.request
+        return idempotency.earlier_result(self.uow, key.scope, key.request_id, key.digest)
+
+    def track(self, resource: R, etag: str = "") -> R:
+        """The caller may act for `resource`'s user, and `etag` (when given) is its
+        current one; keeps it as read, for the audit and the save's version check."""
+        self.principal.ensure_can_act_for(resource.user_id)
+        if isinstance(resource, Post | Account):
+            check_etag(resource.etag, etag)
+            self._read[id(resource)] = (snapshot(resource), resource.version)
+        return resource
+
+    def add(self, resource: Post | Account | Campaign, action: str) -> None:
+        """Store a new resource and record its creation."""
+        if isinstance(resource, Post):
+            self.uow.posts.add(resource)
+        elif isinstance(resource, Account):
+            self.uow.accounts.add(resource)
+        else:
+            self.uow.campaigns.add(resource)
+        self.created(resource, action)
+
+    def created(self, resource: Post | Account | Campaign | Media, action: str) -> None:
+        """Record the creation of a resource the command stored: the request id now
+        names it, and an audit row shows it."""
+        if self.request is not None and self.request.request_id:
+            key = self.request
+            idempotency.remember(self.uow, key.scope, key.request_id, key.digest, resource.id)
+        self._audit(action, resource, None, snapshot(resource))
+
+    def save(self, resource: Post | Account, action: str) -> None:
+        """Store a tracked resource over the version it was read at (ABORTED when a
+        concurrent change came first) and record the change."""
+        before, version = self._read.pop(id(resource))
+        if isinstance(resource, Post):
+            saved = self.uow.posts.save(resource, version)
+        else:
+            saved = self.uow.accounts.save(resource, version)
+        if not saved:
+            raise concurrent_change()
+        if self.request is not None and self.request.request_id:
+            key = self.request
+            idempotency.remember(self.uow, key.scope, key.request_id, key.digest, resource.id)
+        self._audit(action, resource, before, snapshot(resource))
+
+    def delete(self, resource: Post | Account, action: str) -> None:
+        """Delete a tracked resource at the version it was read at, and record it."""
+        before, version = self._read.pop(id(resource))
+        if isinstance(resource, Post):
+            deleted = self.uow.posts.delete(resource.id, version)
+        else:
+            deleted = self.uow.accounts.delete(resource.id, version)
+        if not deleted:
+            raise concurrent_change()
+        self._audit(action, resource, before, None)
+
+    def _audit(
+        self,
+        action: str,
+        resource: Post | Account | Campaign | Media,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        audit(
+            self.uow,
+            self.principal,
+            action,
+            resource_type=_RESOURCE_TYPES[type(resource)],
+            resource_id=resource.id,
+            user_id=resource.user_id,
+            before=before,
+            after=after,
+            request_id=self.request_id,
+        )
+
+
+class CommandRunner(Generic[U]):
+    """Runs commands in units of work from `uow`."""
+
+    def __init__(self, uow: Callable[[], U]) -> None:
+        self._uow = uow
+
+    def run(
+        self,
+        principal: Principal,
+        command: Callable[[Command[U]], T],
+        *,
+        request: RequestKey | None = None,
+        replay: Callable[[U, UUID], T] | None = None,
+        replay_first: bool = True,
+    ) -> T:
+        """Run `command` and commit. With `replay`, a known request id is answered by
+        `replay(uow, what the earlier request made)`: before the command runs, or,
+        with `replay_first=False`, when the command asks `Command.earlier` itself."""
+        try:
+            with self._uow() as uow:
+                run = Command(uow, principal, request)
+                if replay is not None and replay_first and (earlier := run.earlier()):
+                    return replay(uow, earlier)
+                result = command(run)
+                uow.commit()
+                return result
+        except DuplicateKey:
+            # A concurrent request with the same request id won: answer with its result.
+            if replay is None or request is None or not request.request_id:
+                raise
+            with self._uow() as uow:
+                earlier = Command(uow, principal, request).earlier()
+                if earlier is None:
+                    raise
+                return replay(uow, earlier)
