@@ -155,23 +155,30 @@ def test_posts_list_in_keyset_pages_and_count_active(world: World) -> None:
         assert uow.posts.count_active_for_account(other.id) == 1
 
 
-def test_the_account_of_a_users_post_in_one_read(world: World) -> None:
+def test_a_users_post_and_its_account_in_one_locking_read(world: World) -> None:
     now = world.time.now()
     account, other = an_account(now), an_account(now, user_id="bob")
-    post = a_post(account, now)
+    post = a_post(account, now, screening=Screening("k"))
     store(world.uow, account, other, post)
     with world.uow() as uow:
-        for for_update in (False, True):
-            found = uow.accounts.get_for_post(post.id, "alice", for_update=for_update)
-            assert found is not None
-            assert (found.id, found.handle, found.credentials) == (
-                account.id,
-                account.handle,
-                account.credentials,
-            )
-            # Another user's post, or none: nothing, locked or not.
-            assert uow.accounts.get_for_post(post.id, "bob", for_update=for_update) is None
-            assert uow.accounts.get_for_post(uuid.uuid4(), "alice", for_update=for_update) is None
+        locked = uow.accounts.lock_with_post(post.id, "alice")
+        assert locked is not None
+        found, read = locked
+        assert (found.id, found.handle, found.credentials) == (
+            account.id,
+            account.handle,
+            account.credentials,
+        )
+        assert (read.id, read.account_id, read.text, read.version, read.screening) == (
+            post.id,
+            account.id,
+            post.text,
+            1,
+            Screening("k"),
+        )
+        # Another user's post, or none: nothing.
+        assert uow.accounts.lock_with_post(post.id, "bob") is None
+        assert uow.accounts.lock_with_post(uuid.uuid4(), "alice") is None
 
 
 def test_accounts_unique_per_user_and_x_user(world: World) -> None:

@@ -56,11 +56,11 @@ class AccountRepository(Protocol):
 
     def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None: ...
 
-    def get_for_post(
-        self, post_id: UUID, user_id: str, *, for_update: bool = False
-    ) -> Account | None:
-        """The account of `user_id`'s post `post_id`, in one read (None: no such post of
-        that user); `for_update` locks the account row, not the post's."""
+    def lock_with_post(self, post_id: UUID, user_id: str) -> tuple[Account, Post] | None:
+        """`user_id`'s post `post_id` and its account, both locked in one read: the
+        account's row first, then the post's, as every writer orders them (None: no
+        such post of that user). The post is read after its lock, so a post moved to
+        another account meanwhile comes back with its new account id."""
         ...
 
     def find_by_x_user(self, user_id: str, x_user_id: str) -> Account | None: ...

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, update
-from sqlalchemy.engine import RowMapping
 
 from post_management.adapters.crypto import InvalidKeys
+from post_management.adapters.db.post_repository import _from_row as post_from_row
 from post_management.adapters.db.schema import accounts, posts
 from post_management.adapters.db.stored_credentials import seal, unseal
 from post_management.domain.account import Account, AccountState
+from post_management.domain.post import Post
 from post_management.ports.repositories import Cursor
 from post_management.ports.support import SecretBox
 
@@ -25,9 +27,42 @@ _OF_POST = (
     .where(posts.c.id == bindparam("post_id"), posts.c.user_id == bindparam("user_id"))
     .scalar_subquery()
 )
-# FOR UPDATE locks the account row only (the post is read in the subquery).
-_GET_FOR_POST = select(accounts).where(accounts.c.id == _OF_POST)
-_GET_FOR_POST_FOR_UPDATE = _GET_FOR_POST.with_for_update()
+# The account of the user's post, locked inside a materialized CTE: its row lock is
+# taken before the outer query can return a row, and so before the outer FOR UPDATE
+# locks the post (which it reads again if it changed while the locks were awaited).
+_LOCKED_ACCOUNT = (
+    select(accounts)
+    .where(accounts.c.id == _OF_POST)
+    .with_for_update()
+    .cte("locked_account")
+    .prefix_with("MATERIALIZED")
+)
+_LOCK_WITH_POST = (
+    select(
+        *(column.label(f"a_{column.name}") for column in _LOCKED_ACCOUNT.c),
+        *(column.label(f"p_{column.name}") for column in posts.c),
+    )
+    .select_from(_LOCKED_ACCOUNT)
+    .join(posts, posts.c.id == bindparam("post_id"))
+    .with_for_update(of=posts)
+)
+
+
+class _Prefixed(Mapping[str, Any]):
+    """The columns of one table in a row whose names carry `prefix`."""
+
+    def __init__(self, row: Mapping[Any, Any], prefix: str) -> None:
+        self._row, self._prefix = row, prefix
+
+    def __getitem__(self, key: str) -> Any:
+        return self._row[self._prefix + key]
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self._prefix)
+        return (key[n:] for key in self._row if key.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class SqlAccountRepository:
@@ -54,7 +89,7 @@ class SqlAccountRepository:
             "updated_at": account.updated_at,
         }
 
-    def _from_row(self, row: RowMapping) -> Account:
+    def _from_row(self, row: Mapping[Any, Any]) -> Account:
         credentials, unreadable = None, False
         if row["credentials_encrypted"] is not None:
             try:
@@ -88,12 +123,12 @@ class SqlAccountRepository:
         row = self._conn.execute(query, {"account_id": account_id}).mappings().first()
         return self._from_row(row) if row else None
 
-    def get_for_post(
-        self, post_id: UUID, user_id: str, *, for_update: bool = False
-    ) -> Account | None:
-        query = _GET_FOR_POST_FOR_UPDATE if for_update else _GET_FOR_POST
-        row = self._conn.execute(query, {"post_id": post_id, "user_id": user_id}).mappings().first()
-        return self._from_row(row) if row else None
+    def lock_with_post(self, post_id: UUID, user_id: str) -> tuple[Account, Post] | None:
+        params = {"post_id": post_id, "user_id": user_id}
+        row = self._conn.execute(_LOCK_WITH_POST, params).mappings().first()
+        if row is None:
+            return None
+        return self._from_row(_Prefixed(row, "a_")), post_from_row(_Prefixed(row, "p_"))
 
     def find_by_x_user(self, user_id: str, x_user_id: str) -> Account | None:
         query = select(accounts).where(

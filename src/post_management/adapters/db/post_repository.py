@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.engine import RowMapping
 
 from post_management.adapters.db.schema import posts
 from post_management.domain.content_rules import Finding, Rule, Screening
@@ -78,7 +78,7 @@ def _to_row(post: Post) -> dict[str, Any]:
     }
 
 
-def _from_row(row: RowMapping) -> Post:
+def _from_row(row: Mapping[Any, Any]) -> Post:
     return Post(
         id=row["id"],
         user_id=row["user_id"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
@@ -28,6 +29,8 @@ _PENDING = "pm_posts_written"
 _COMMITTED = "pm_posts_committed"
 
 
+# Statements are mostly built once, so their texts repeat: each is searched once.
+@lru_cache(maxsize=1024)
 def writes_posts(statement: str) -> bool:
     """An UPDATE, DELETE, TRUNCATE or upsert of `posts`. A plain INSERT makes a
     new post, which nothing can have cached yet."""

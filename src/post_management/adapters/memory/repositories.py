@@ -136,13 +136,12 @@ class MemoryAccountRepository:
         found = self._store.tables.accounts.get(account_id)
         return copied(found) if found is not None else None
 
-    def get_for_post(
-        self, post_id: UUID, user_id: str, *, for_update: bool = False
-    ) -> Account | None:
+    def lock_with_post(self, post_id: UUID, user_id: str) -> tuple[Account, Post] | None:
         post = self._store.tables.posts.get(post_id)
         if post is None or post.user_id != user_id:
             return None
-        return self.get(post.account_id)
+        account = self.get(post.account_id)
+        return (account, copied(post)) if account is not None else None
 
     def find_by_x_user(self, user_id: str, x_user_id: str) -> Account | None:
         found = self._find(user_id, x_user_id)

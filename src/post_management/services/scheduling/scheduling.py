@@ -91,7 +91,8 @@ class SchedulingService:
         return self._commands.run(
             principal,
             lambda run: self._schedule_in(run, request, memo),
-            request=request_key(request),
+            # Hashed only when there is a request id to remember it by.
+            request=request_key(request) if request.request_id else None,
             replay=lambda uow, earlier: replayed(uow, earlier, request),
             # Asked once the account and the post are locked (_schedule_in).
             replay_first=False,
@@ -180,11 +181,11 @@ class SchedulingService:
         self, run: Command[UnitOfWork], request: ScheduleRequest, memo: RulesMemo
     ) -> ScheduleResult:
         uow = run.uow
-        account = uow.accounts.get_for_post(request.post_id, request.user_id, for_update=True)
-        if account is None:
+        locked = uow.accounts.lock_with_post(request.post_id, request.user_id)
+        if locked is None:
             load_own_post(uow, request.post_id, request.user_id)  # NOT_FOUND or not theirs
-            raise concurrent_change()  # the account went meanwhile
-        post = load_own_post(uow, request.post_id, request.user_id, for_update=True)
+            raise concurrent_change()  # the post or its account went meanwhile
+        account, post = locked
         if account.id != post.account_id:
             raise concurrent_change()  # the post moved to another account meanwhile
         earlier = run.earlier()
