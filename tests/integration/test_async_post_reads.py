@@ -290,7 +290,8 @@ async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engi
             ScheduledFilter(user, dates=parse_date_range("2031-03-11", "2031-03-13")),
         ]
         for where in filters:
-            for limit, offset in ((0, 0), (3, 0), (3, 2), (100, 1)):
+            # (3, 50): past the last post, an empty page that still counts them all.
+            for limit, offset in ((0, 0), (3, 0), (3, 2), (100, 1), (3, 50)):
                 expected = sync.list(owner, where, limit, offset)
                 got = await listing.list(owner, where, limit, offset)
                 assert got == expected, (where, limit, offset)

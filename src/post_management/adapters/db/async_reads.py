@@ -2,6 +2,8 @@
 
 The connections are in autocommit, so a read is one SELECT with no BEGIN or COMMIT
 around it; `prepare=True` has PostgreSQL parse and plan it once per connection.
+Results come in PostgreSQL's binary format: uuids, timestamps and arrays are read
+from their bytes instead of parsed from text (about half the cost of a post row).
 """
 
 from __future__ import annotations
@@ -44,19 +46,26 @@ def libpq_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_STATES = {state.value: state for state in PostState}
+_PRIORITIES = {int(priority): priority for priority in Priority}
+
+
 def _post(row: tuple[Any, ...]) -> Post:
+    # The arrays are lists of the row's own (psycopg makes new ones per row); the
+    # enums by dictionary, an unknown value failing as the enum's call would.
+    state, priority = _STATES.get(row[9]), _PRIORITIES.get(row[10])
     return Post(
         id=row[0],
         user_id=row[1],
         account_id=row[2],
         text=row[3],
-        media_ids=list(row[4]),
+        media_ids=row[4],
         reply_to_x_post_id=row[5],
-        attachment_ids=list(row[6]),
-        thread=list(row[7]),
-        segment_x_post_ids=list(row[8]),
-        state=PostState(row[9]),
-        priority=Priority(row[10]),
+        attachment_ids=row[6],
+        thread=row[7],
+        segment_x_post_ids=row[8],
+        state=state if state is not None else PostState(row[9]),
+        priority=priority if priority is not None else Priority(row[10]),
         scheduled_for=row[11],
         timezone=row[12],
         published_at=row[13],
@@ -121,30 +130,51 @@ class AsyncPostReads:
         self, query: ScheduledQuery, after: DueCursor | None, offset: int, limit: int
     ) -> tuple[list[Post], int]:
         where, params = _scheduled_conditions(query)
-        page_where, page_params = list(where), list(params)
-        if after is not None:
-            page_where.append("(due_at > %s OR (due_at = %s AND id > %s))")
-            page_params += [after.due_at, after.due_at, after.id]
-        page = (
-            f"SELECT {POST_COLUMNS} FROM posts WHERE {' AND '.join(page_where)}"  # noqa: S608
-            " ORDER BY due_at, id OFFSET %s LIMIT %s"
-        )
-        count = f"SELECT count(*) FROM posts WHERE {' AND '.join(where)}"  # noqa: S608
+        matching = " AND ".join(where)
+        count = f"SELECT count(*) FROM posts WHERE {matching}"  # noqa: S608
+        # The page and the count in one statement: each row carries the count of all
+        # matching posts (a window over the filter, computed before OFFSET and LIMIT).
+        if after is None:
+            page = (
+                f"SELECT {POST_COLUMNS}, count(*) OVER () FROM posts"  # noqa: S608
+                f" WHERE {matching} ORDER BY due_at, id OFFSET %s LIMIT %s"
+            )
+            page_params = (*params, offset, limit)
+        else:
+            # The count is of the whole filter, not only of what follows the cursor.
+            page = (
+                f"SELECT * FROM (SELECT {POST_COLUMNS}, count(*) OVER () FROM posts"  # noqa: S608
+                f" WHERE {matching}) AS matching"
+                " WHERE due_at > %s OR (due_at = %s AND id > %s)"
+                " ORDER BY due_at, id OFFSET %s LIMIT %s"
+            )
+            page_params = (*params, after.due_at, after.due_at, after.id, offset, limit)
         rows, counted = await self._fetch_page(
-            page, (*page_params, offset, limit), count, tuple(params)
+            page, page_params, None if after is None and not offset else (count, tuple(params))
         )
         return [_post(row) for row in rows], counted
 
     async def _fetch_page(
-        self, page: str, page_params: tuple[Any, ...], count: str, count_params: tuple[Any, ...]
+        self,
+        page: str,
+        page_params: tuple[Any, ...],
+        count: tuple[str, tuple[Any, ...]] | None,
     ) -> tuple[list[tuple[Any, ...]], int]:
-        """The page and the count on one connection, each a prepared statement."""
+        """The page with its count, one prepared statement. An empty page carries no
+        count: it is 0 unless the page starts after some posts (`count` is given for
+        that case), when the count statement follows on the same connection."""
 
         async def run(
             connection: psycopg.AsyncConnection[tuple[Any, ...]],
         ) -> tuple[list[tuple[Any, ...]], int]:
-            rows = await (await connection.execute(page, page_params, prepare=True)).fetchall()
-            total = await (await connection.execute(count, count_params, prepare=True)).fetchone()
+            cursor = await connection.execute(page, page_params, prepare=True, binary=True)
+            rows = await cursor.fetchall()
+            if rows:
+                return rows, int(rows[0][-1])
+            if count is None:
+                return rows, 0
+            cursor = await connection.execute(*count, prepare=True, binary=True)
+            total = await cursor.fetchone()
             return rows, int(total[0]) if total is not None else 0
 
         return await self._with_connection(run)
@@ -153,7 +183,7 @@ class AsyncPostReads:
         async def run(
             connection: psycopg.AsyncConnection[tuple[Any, ...]],
         ) -> tuple[Any, ...] | None:
-            cursor = await connection.execute(query, params, prepare=True)
+            cursor = await connection.execute(query, params, prepare=True, binary=True)
             return await cursor.fetchone()
 
         return await self._with_connection(run)

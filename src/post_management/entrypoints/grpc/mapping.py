@@ -9,6 +9,7 @@ from uuid import UUID
 
 from google.protobuf import json_format
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.timestamp_pb2 import Timestamp
 from xmp.posts.v1 import account_pb2, media_pb2, post_pb2
 
@@ -76,6 +77,16 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     )
 
 
+def set_timestamp(stamp: Timestamp, value: datetime) -> None:
+    """`timestamp` written into a message's own Timestamp field: no message built and
+    copied in."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    stamp.seconds = delta.days * _DAY_SECONDS + delta.seconds
+    stamp.nanos = delta.microseconds * 1000
+
+
 # --- enums -----------------------------------------------------------------
 
 
@@ -118,34 +129,66 @@ def account_state_to_proto(state: AccountState) -> account_pb2.AccountState.Valu
 # --- resources ---------------------------------------------------------------
 
 
+_POST_STATES = {state: post_state_to_proto(state) for state in PostState}
+_PRIORITIES = {priority: priority_to_proto(priority) for priority in Priority}
+
+
 def post_to_proto(post: Post, findings: Sequence[Finding] = ()) -> post_pb2.Post:
-    return post_pb2.Post(
-        id=str(post.id),
-        user_id=post.user_id,
-        account_id=str(post.account_id),
-        text=post.text,
-        media_ids=post.media_ids,
-        reply_to_x_post_id=post.reply_to_x_post_id,
-        state=post_state_to_proto(post.state),
-        priority=priority_to_proto(post.priority),
-        scheduled_for=timestamp(post.scheduled_for),
-        timezone=post.timezone,
-        published_at=timestamp(post.published_at),
-        x_post_id=post.x_post_id,
-        attempt_count=post.attempt_count,
-        last_error=post.last_error,
-        create_time=timestamp(post.created_at),
-        update_time=timestamp(post.updated_at),
-        etag=post.etag,
-        attachment_ids=[str(media_id) for media_id in post.attachment_ids],
-        thread=post.thread,
-        segment_x_post_ids=post.published_segment_ids,
-        campaign_id=str(post.campaign_id) if post.campaign_id else "",
-        content_findings=[
-            post_pb2.ContentFinding(rule=f.rule.value, excerpt=f.excerpt, score=f.score)
-            for f in findings
-        ],
-    )
+    return fill_post(post_pb2.Post(), post, findings)
+
+
+def add_posts(field: RepeatedCompositeFieldContainer[post_pb2.Post], posts: Iterable[Post]) -> None:
+    """Posts appended to a response's repeated field, each written in place."""
+    add = field.add
+    for post in posts:
+        fill_post(add(), post)
+
+
+def fill_post(
+    message: post_pb2.Post, post: Post, findings: Sequence[Finding] = ()
+) -> post_pb2.Post:
+    """Write `post` into an empty message, field by field: the message of a list answer
+    is its repeated field's own (`response.posts.add()`), so no post is built apart and
+    copied in. Empty and zero fields are left unset, as proto3 leaves them anyway."""
+    message.id = str(post.id)
+    message.user_id = post.user_id
+    message.account_id = str(post.account_id)
+    message.text = post.text
+    if post.media_ids:
+        message.media_ids.extend(post.media_ids)
+    if post.reply_to_x_post_id:
+        message.reply_to_x_post_id = post.reply_to_x_post_id
+    message.state = _POST_STATES[post.state]
+    message.priority = _PRIORITIES[post.priority]
+    if post.scheduled_for is not None:
+        set_timestamp(message.scheduled_for, post.scheduled_for)
+    if post.timezone:
+        message.timezone = post.timezone
+    if post.published_at is not None:
+        set_timestamp(message.published_at, post.published_at)
+    if post.x_post_id:
+        message.x_post_id = post.x_post_id
+    if post.attempt_count:
+        message.attempt_count = post.attempt_count
+    if post.last_error:
+        message.last_error = post.last_error
+    set_timestamp(message.create_time, post.created_at)
+    set_timestamp(message.update_time, post.updated_at)
+    message.etag = post.etag
+    if post.attachment_ids:
+        message.attachment_ids.extend(str(media_id) for media_id in post.attachment_ids)
+    if post.thread:
+        message.thread.extend(post.thread)
+    segments = post.published_segment_ids
+    if segments:
+        message.segment_x_post_ids.extend(segments)
+    if post.campaign_id:
+        message.campaign_id = str(post.campaign_id)
+    for finding in findings:
+        message.content_findings.add(
+            rule=finding.rule.value, excerpt=finding.excerpt, score=finding.score
+        )
+    return message
 
 
 def media_to_proto(media: Media) -> media_pb2.Media:

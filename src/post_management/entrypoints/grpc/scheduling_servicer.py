@@ -28,6 +28,7 @@ from post_management.domain.timezones import (
 from post_management.entrypoints.grpc.edge import current_principal
 from post_management.entrypoints.grpc.errors import to_rpc_status
 from post_management.entrypoints.grpc.mapping import (
+    add_posts,
     instant,
     optional_priority,
     parse_uuid,
@@ -168,13 +169,14 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
         page = await self._listing.list(
             principal, where, request.limit, request.offset, request.page_token
         )
-        return pb.ListScheduledPostsResponse(
-            posts=[post_to_proto(post) for post in page.posts],
+        response = pb.ListScheduledPostsResponse(
             total_count=page.total_count,
             limit=page.limit,
             offset=page.offset,
             next_page_token=page.next_page_token,
         )
+        add_posts(response.posts, page.posts)
+        return response
 
     async def CancelSchedule(
         self, request: scheduling_service_pb2.CancelScheduleRequest, context: Context
