@@ -103,7 +103,7 @@ def test_repeated_slots_are_merged(alice: Client) -> None:
 
 def test_update_checks_ownership_before_validating(alice: Client, bob: Client) -> None:
     """A stranger's token with a random or foreign account id learns nothing from
-    validation and costs none: bad rules are not even looked at."""
+    validation: what the edge found wrong is told only to the account's owner."""
     bad = account_pb2.PostingRules(
         slots=[account_pb2.TimeSlot(weekdays=[9], time="25:99")], min_interval_minutes=-1
     )

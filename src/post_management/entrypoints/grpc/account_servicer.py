@@ -23,7 +23,12 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
 )
 from post_management.entrypoints.grpc.privacy_servicer import PrivacyMethods
-from post_management.services.accounts.accounts import AccountFields, AccountService, BudgetChange
+from post_management.services.accounts.accounts import (
+    AccountFields,
+    AccountService,
+    BudgetChange,
+    read_fields,
+)
 from post_management.services.privacy.privacy import PrivacyService
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -33,6 +38,8 @@ WRITABLE = frozenset(
 
 
 def _fields(message: account_pb2.Account, paths: set[str]) -> AccountFields:
+    """The fields read into typed values: sizes are refused here and now, the
+    contents' findings ride along as one error (`AccountFields.invalid`)."""
     if "posting_rules" in paths:
         # By length first: a huge rule set is refused before it is converted.
         slots = message.posting_rules.slots
@@ -42,7 +49,7 @@ def _fields(message: account_pb2.Account, paths: set[str]) -> AccountFields:
         credentials = Credentials(
             message.credentials.access_token, message.credentials.access_token_secret
         )
-    return AccountFields(
+    return read_fields(
         handle=message.handle if "handle" in paths else None,
         x_user_id=message.x_user_id if "x_user_id" in paths else None,
         timezone=message.timezone if "timezone" in paths else None,

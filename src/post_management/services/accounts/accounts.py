@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from post_management.domain.account import Account, Credentials
 from post_management.domain.auth import Principal, Role
@@ -18,7 +19,7 @@ from post_management.domain.errors import (
     InvalidArgument,
     NotFound,
 )
-from post_management.domain.posting_rules import posting_rules_from_json
+from post_management.domain.posting_rules import PostingRules, posting_rules_from_json
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
 from post_management.ports.repositories import Cursor, DuplicateKey
@@ -40,14 +41,18 @@ MAX_BUDGET_MICROS = 10**12
 
 @dataclass(frozen=True)
 class AccountFields:
-    """Writable account fields; None leaves a field as it is (on update)."""
+    """Writable account fields, read at the edge (`read_fields`); None leaves a field as
+    it is (on update)."""
 
     handle: str | None = None
     x_user_id: str | None = None
-    timezone: str | None = None
-    posting_rules: dict[str, Any] | None = None
+    timezone: ZoneInfo | None = None
+    posting_rules: PostingRules | None = None
     credentials: Credentials | None = None
     budget: BudgetChange | None = None
+    # Every bad field `read_fields` found, in one error; the use case raises it only
+    # once it knows the caller may act for the account (a stranger learns nothing).
+    invalid: InvalidArgument | None = None
 
 
 @dataclass(frozen=True)
@@ -57,31 +62,47 @@ class BudgetChange:
     micros: int | None
 
 
-def validate_fields(fields: AccountFields, prefix: str = "account") -> None:
+def read_fields(
+    *,
+    handle: str | None = None,
+    x_user_id: str | None = None,
+    timezone: str | None = None,
+    posting_rules: Mapping[str, Any] | None = None,
+    credentials: Credentials | None = None,
+    budget: BudgetChange | None = None,
+    prefix: str = "account",
+) -> AccountFields:
+    """The fields read completely into typed values; what is wrong with them is
+    collected into one InvalidArgument (`AccountFields.invalid`) instead of raised.
+
+    The posting rules' sizes must have been checked (`ensure_sizes`) before their
+    mapping was built; their contents are read here.
+    """
     problems: list[FieldViolation] = []
-    budget = fields.budget.micros if fields.budget is not None else None
-    if budget is not None and not 0 <= budget <= MAX_BUDGET_MICROS:
+    micros = budget.micros if budget is not None else None
+    if micros is not None and not 0 <= micros <= MAX_BUDGET_MICROS:
         problems.append(
             FieldViolation(
                 f"{prefix}.x_monthly_budget_micros",
                 f"must be between 0 and {MAX_BUDGET_MICROS} (1,000,000 USD)",
             )
         )
-    if fields.handle is not None and not _HANDLE.fullmatch(fields.handle.removeprefix("@")):
+    if handle is not None and not _HANDLE.fullmatch(handle.removeprefix("@")):
         problems.append(
             FieldViolation(f"{prefix}.handle", "must be 1-15 letters, digits or underscores")
         )
-    if fields.x_user_id is not None and not _X_USER_ID.fullmatch(fields.x_user_id):
+    if x_user_id is not None and not _X_USER_ID.fullmatch(x_user_id):
         problems.append(FieldViolation(f"{prefix}.x_user_id", "must be X's numeric user id"))
-    if fields.timezone is not None:
+    zone = None
+    if timezone is not None:
         try:
-            load_zone(fields.timezone, f"{prefix}.timezone")
+            zone = load_zone(timezone, f"{prefix}.timezone")
         except InvalidArgument as error:
             problems.extend(error.violations)
-    if fields.credentials is not None:
+    if credentials is not None:
         for name, value in (
-            ("access_token", fields.credentials.access_token),
-            ("access_token_secret", fields.credentials.access_token_secret),
+            ("access_token", credentials.access_token),
+            ("access_token_secret", credentials.access_token_secret),
         ):
             if not value or len(value) > _MAX_TOKEN_LENGTH or not value.isprintable():
                 problems.append(
@@ -90,16 +111,29 @@ def validate_fields(fields: AccountFields, prefix: str = "account") -> None:
                         f"must be 1-{_MAX_TOKEN_LENGTH} printable characters",
                     )
                 )
+    rules = None
+    rules_error = None
+    if posting_rules is not None:
+        try:
+            rules = posting_rules_from_json(posting_rules, prefix=f"{prefix}.posting_rules")
+        except InvalidArgument as error:
+            rules_error = error
+    invalid = None
     if problems:
-        raise InvalidArgument("the account is invalid", violations=problems)
-
-
-def normalized(fields: AccountFields, prefix: str = "account") -> AccountFields:
-    """`fields` with posting rules validated and in their canonical JSON form."""
-    if fields.posting_rules is None:
-        return fields
-    rules = posting_rules_from_json(fields.posting_rules, prefix=f"{prefix}.posting_rules")
-    return dataclasses.replace(fields, posting_rules=rules.to_json())
+        if rules_error is not None:
+            problems.extend(rules_error.violations)
+        invalid = InvalidArgument("the account is invalid", violations=problems)
+    elif rules_error is not None:
+        invalid = rules_error  # its own reason, INVALID_POSTING_RULES
+    return AccountFields(
+        handle=handle,
+        x_user_id=x_user_id,
+        timezone=zone,
+        posting_rules=rules,
+        credentials=credentials,
+        budget=budget,
+        invalid=invalid,
+    )
 
 
 class AccountService:
@@ -120,8 +154,8 @@ class AccountService:
         ]
         if missing:
             raise InvalidArgument("the account is incomplete", violations=missing)
-        validate_fields(fields)
-        fields = normalized(fields)
+        if fields.invalid is not None:
+            raise fields.invalid
         key = RequestKey.of(
             f"CreateAccount:{user_id}", request_id, {"user_id": user_id, **_fingerprint(fields)}
         )
@@ -135,8 +169,8 @@ class AccountService:
                 user_id=user_id,
                 handle=fields.handle.removeprefix("@"),
                 x_user_id=fields.x_user_id,
-                timezone=fields.timezone or "UTC",
-                posting_rules=dict(fields.posting_rules or {}),
+                timezone=fields.timezone.key if fields.timezone is not None else "UTC",
+                posting_rules=_rules_json(fields.posting_rules) or {},
                 credentials=fields.credentials,
                 created_at=now,
                 updated_at=now,
@@ -182,23 +216,23 @@ class AccountService:
     ) -> Account:
         def update(run: Command[UnitOfWork]) -> Account:
             account = _load(run.uow, account_id)
-            # Whose account first: a stranger's request costs no validation.
+            # Whose account first: only its owner learns what the edge found wrong.
             principal.ensure_can_act_for(account.user_id)
-            validate_fields(fields)
-            changes = normalized(fields)
+            if fields.invalid is not None:
+                raise fields.invalid
             run.track(account, etag)
-            if changes.handle is not None:
-                account.handle = changes.handle.removeprefix("@")
-            if changes.x_user_id is not None:
-                account.x_user_id = changes.x_user_id
-            if changes.timezone is not None:
-                account.timezone = changes.timezone
-            if changes.posting_rules is not None:
-                account.posting_rules = dict(changes.posting_rules)
-            if changes.credentials is not None:
-                account.credentials = changes.credentials
-            if changes.budget is not None:
-                account.x_monthly_budget_micros = changes.budget.micros
+            if fields.handle is not None:
+                account.handle = fields.handle.removeprefix("@")
+            if fields.x_user_id is not None:
+                account.x_user_id = fields.x_user_id
+            if fields.timezone is not None:
+                account.timezone = fields.timezone.key
+            if fields.posting_rules is not None:
+                account.posting_rules = fields.posting_rules.to_json()
+            if fields.credentials is not None:
+                account.credentials = fields.credentials
+            if fields.budget is not None:
+                account.x_monthly_budget_micros = fields.budget.micros
             account.updated_at = self._clock.now()
             run.save(account, "account.update")
             return account
@@ -235,12 +269,25 @@ class AccountService:
 
 
 def _fingerprint(fields: AccountFields) -> dict[str, Any]:
-    data = asdict(fields)
-    # Hash secrets rather than keep them, even inside a digest's input.
-    data["credentials"] = idempotency.request_hash(data["credentials"] or {})
-    if data["budget"] is None:
-        del data["budget"]  # request ids stored before budgets existed still match
+    """The fields as the request id's digest has always read them: the zone by its
+    name, the rules in their JSON form."""
+    data: dict[str, Any] = {
+        "handle": fields.handle,
+        "x_user_id": fields.x_user_id,
+        "timezone": fields.timezone.key if fields.timezone is not None else None,
+        "posting_rules": _rules_json(fields.posting_rules),
+        # Hash secrets rather than keep them, even inside a digest's input.
+        "credentials": idempotency.request_hash(
+            asdict(fields.credentials) if fields.credentials is not None else {}
+        ),
+    }
+    if fields.budget is not None:  # request ids stored before budgets existed still match
+        data["budget"] = asdict(fields.budget)
     return data
+
+
+def _rules_json(rules: PostingRules | None) -> dict[str, Any] | None:
+    return rules.to_json() if rules is not None else None
 
 
 def _load(uow: UnitOfWork, account_id: UUID, *, for_update: bool = False) -> Account:
