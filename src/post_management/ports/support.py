@@ -1,4 +1,4 @@
-"""Small ports: time, and the cipher for credentials at rest."""
+"""The clock port."""
 
 from __future__ import annotations
 
@@ -10,11 +10,3 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """An aware UTC datetime."""
         ...
-
-
-class SecretBox(Protocol):
-    """Encrypts X credentials at rest; decrypts with any configured key."""
-
-    def encrypt(self, plaintext: bytes) -> bytes: ...
-
-    def decrypt(self, token: bytes) -> bytes: ...

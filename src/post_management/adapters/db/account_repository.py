@@ -9,14 +9,13 @@ from uuid import UUID
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, update
 
-from post_management.adapters.crypto import InvalidKeys
+from post_management.adapters.crypto import FernetBox, InvalidKeys
 from post_management.adapters.db.post_repository import _from_row as post_from_row
 from post_management.adapters.db.schema import accounts, posts
 from post_management.adapters.db.stored_credentials import seal, unseal
 from post_management.domain.account import Account, AccountState
 from post_management.domain.post import Post
 from post_management.ports.repositories import Cursor
-from post_management.ports.support import SecretBox
 
 log = logging.getLogger(__name__)
 # Built once (a statement built per call costs more than running it).
@@ -66,7 +65,7 @@ class _Prefixed(Mapping[str, Any]):
 
 
 class SqlAccountRepository:
-    def __init__(self, connection: Connection, box: SecretBox) -> None:
+    def __init__(self, connection: Connection, box: FernetBox) -> None:
         self._conn = connection
         self._box = box
 

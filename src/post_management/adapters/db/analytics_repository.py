@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
+from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.analytics_schema import (
     post_metrics,
     post_metrics_state,
@@ -37,7 +38,6 @@ from post_management.ports.analytics import (
     MeasuredPost,
     PublishedRef,
 )
-from post_management.ports.support import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ _USER_POSTS = text(
 
 
 class SqlAnalyticsRepository:
-    def __init__(self, conn: Connection, box: SecretBox) -> None:
+    def __init__(self, conn: Connection, box: FernetBox) -> None:
         self._conn = conn
         self._box = box
 
@@ -224,7 +224,7 @@ class SqlAnalyticsUnitOfWorkFactory:
     def __init__(
         self,
         engine: Engine,
-        box: SecretBox,
+        box: FernetBox,
         pseudonyms: Pseudonyms,
         prices: PriceTable | None = None,
     ) -> None:

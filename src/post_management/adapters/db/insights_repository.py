@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.analytics_schema import account_growth, trend_alerts
 from post_management.adapters.db.measured_rows import (
     LATEST_SNAPSHOT,
@@ -29,7 +30,6 @@ from post_management.ports.analytics import (
     TrendAlert,
     YoungPost,
 )
-from post_management.ports.support import SecretBox
 
 _CAMPAIGN_POSTS = text(
     f"""
@@ -140,7 +140,7 @@ _ALERTS = text(
 
 
 class SqlAccountInsights:
-    def __init__(self, conn: Connection, box: SecretBox) -> None:
+    def __init__(self, conn: Connection, box: FernetBox) -> None:
         self._conn = conn
         self._box = box
 

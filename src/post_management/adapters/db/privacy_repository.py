@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.spend_ledger import record_spend
 from post_management.adapters.db.stored_credentials import unseal
 from post_management.domain.errors import FailedPrecondition
@@ -22,7 +23,6 @@ from post_management.ports.privacy import (
     PendingRemoval,
     RetentionCutoffs,
 )
-from post_management.ports.support import SecretBox
 
 # Serialises an erasure against creates for the same user (shared by creates,
 # exclusive for the erasure), so nothing committed after the erasure survives it.
@@ -89,7 +89,7 @@ def _json(value: Any) -> dict[str, Any] | None:
 
 
 class SqlPrivacyStore:
-    def __init__(self, engine: Engine, box: SecretBox, prices: PriceTable | None = None) -> None:
+    def __init__(self, engine: Engine, box: FernetBox, prices: PriceTable | None = None) -> None:
         self._engine = engine
         self._box = box
         self._prices = prices or PriceTable()

@@ -17,6 +17,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.exc import IntegrityError
 
+from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db import telemetry
 from post_management.adapters.db.clock import NOW_SQL
 from post_management.adapters.db.engine_audit import audit_settlement
@@ -30,7 +31,6 @@ from post_management.domain.publishing import Claim, Settlement, failure_streak
 from post_management.domain.x_spend import PriceTable
 from post_management.observability import crash_points
 from post_management.ports.publishing import XPostIdTaken
-from post_management.ports.support import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ _LOOK_AGAIN_UNREADABLE = _sql(
 
 
 class SqlPublishQueue:
-    def __init__(self, engine: Engine, box: SecretBox, prices: PriceTable | None = None) -> None:
+    def __init__(self, engine: Engine, box: FernetBox, prices: PriceTable | None = None) -> None:
         self._engine = engine
         self._box = box
         self._prices = prices or PriceTable()

@@ -9,6 +9,7 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
+from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.account_repository import SqlAccountRepository
 from post_management.adapters.db.campaign_repository import SqlCampaignRepository
 from post_management.adapters.db.media_repository import SqlMediaRepository
@@ -35,7 +36,6 @@ from post_management.ports.repositories import (
     PostRepository,
 )
 from post_management.ports.schedule_queries import ScheduleQueries
-from post_management.ports.support import SecretBox
 from post_management.ports.x_spend import SpendLedger
 
 UNIQUE_VIOLATION = "23505"
@@ -56,7 +56,7 @@ class SqlUnitOfWork:
     def __init__(
         self,
         engine: Engine,
-        box: SecretBox,
+        box: FernetBox,
         pseudonyms: Pseudonyms,
         prices: PriceTable | None = None,
     ) -> None:
@@ -139,7 +139,7 @@ class SqlUnitOfWorkFactory:
     def __init__(
         self,
         engine: Engine,
-        box: SecretBox,
+        box: FernetBox,
         pseudonyms: Pseudonyms,
         prices: PriceTable | None = None,
     ) -> None:
