@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
 
 from post_management.adapters.crypto import FernetBox
-from post_management.adapters.db.analytics_repository import SqlAnalyticsUnitOfWorkFactory
+from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.account import Account, Credentials
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.post import Post, PostState
@@ -24,7 +24,7 @@ class Data:
 
     def __init__(self, engine: Engine, box: FernetBox | None = None) -> None:
         self.engine = engine
-        self.uow = SqlAnalyticsUnitOfWorkFactory(
+        self.uow = SqlUnitOfWorkFactory(
             engine,
             box or FernetBox([Fernet.generate_key().decode()]),
             Pseudonyms(secrets.token_bytes(32)),

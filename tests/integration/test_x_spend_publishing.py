@@ -26,10 +26,8 @@ from sqlalchemy import text
 
 from post_management.adapters.cache import InProcessCache
 from post_management.adapters.crypto import FernetBox
-from post_management.adapters.db.analytics_repository import (
-    AdvisoryLeaderLock,
-    SqlAnalyticsUnitOfWorkFactory,
-)
+from post_management.adapters.db.analytics_repository import AdvisoryLeaderLock
+from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.auth import Principal, Role
 from post_management.domain.events import X_SPEND_BUDGET_REACHED
@@ -74,9 +72,7 @@ def test_a_scripted_day_costs_what_x_charges(engine_: Engine_, x_api: TweepyXApi
         assert engine_.load(post.id).state is PostState.PUBLISHED, name
     # The collector reads the five posts later the same UTC day: billed already.
     collector = MetricsCollector(
-        SqlAnalyticsUnitOfWorkFactory(
-            engine_.engine, FernetBox([ENCRYPTION_KEY]), Pseudonyms(b"k" * 32)
-        ),
+        SqlUnitOfWorkFactory(engine_.engine, FernetBox([ENCRYPTION_KEY]), Pseudonyms(b"k" * 32)),
         x_api,
         engine_.clock,
         InProcessCache(),

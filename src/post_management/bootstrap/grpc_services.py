@@ -35,11 +35,11 @@ from post_management.services.scheduling.scheduling import SchedulingService
 def grpc_services(
     settings: Settings, infrastructure: Infrastructure, jobs: Jobs, tokens: TokenCodec
 ) -> Services:
-    uow, analytics_uow = infrastructure.uow, infrastructure.analytics_uow
+    uow = infrastructure.uow
     clock, cache = infrastructure.clock, infrastructure.analytics_cache
     shared, limiter = infrastructure.shared_cache, infrastructure.limiter
     posts_cache, post_reads = infrastructure.post_cache, infrastructure.post_reads
-    predictor = EngagementPredictor(analytics_uow, clock, GradientBoostingLearner())
+    predictor = EngagementPredictor(uow, clock, GradientBoostingLearner())
     offensive = ProfanityCheck()
     offensive.warm_up()
     screen = ContentScreen(offensive)
@@ -68,7 +68,7 @@ def grpc_services(
             past_grace=settings.posts.past_grace(),
             horizon=settings.posts.horizon(),
             screen=screen,
-            best_time=BestFreeTime(analytics_uow, clock, predictor),
+            best_time=BestFreeTime(uow, clock, predictor),
         ),
         scheduled_listing=AsyncScheduledListing(post_reads),
         # Due times it stamps are compared with the database's now() by the claims.
@@ -81,16 +81,16 @@ def grpc_services(
         ),
         analytics=AnalyticsServices(
             AnalyticsQueries(
-                analytics_uow,
+                uow,
                 clock,
                 cache,
                 settings.analytics.answers(),
                 predictor,
             ),
-            XWebhooks(analytics_uow, clock, cache, settings.x.webhook_secret()),
-            AccountGrowthQueries(analytics_uow, clock),
+            XWebhooks(uow, clock, cache, settings.x.webhook_secret()),
+            AccountGrowthQueries(uow, clock),
             predictor,
             XSpendQueries(uow, clock),
         ),
-        campaigns=CampaignService(analytics_uow, clock),
+        campaigns=CampaignService(uow, clock),
     )

@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 from post_management.adapters.cache import InProcessCache
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox, InvalidKeys, derived_key
-from post_management.adapters.db.analytics_repository import SqlAnalyticsUnitOfWorkFactory
 from post_management.adapters.db.async_reads import AsyncPostReads
 from post_management.adapters.db.clock import DatabaseClock
 from post_management.adapters.db.engine import make_engine, migrate
@@ -71,7 +70,6 @@ class Infrastructure:
     emulator: EmulatorThread | None
     # Storage adapters.
     uow: SqlUnitOfWorkFactory
-    analytics_uow: SqlAnalyticsUnitOfWorkFactory
     queue: SqlPublishQueue
     meter: SqlSpendMeter
     privacy_store: SqlPrivacyStore
@@ -129,7 +127,6 @@ def open_infrastructure(
         x_api=x_api,
         emulator=emulator,
         uow=uow,
-        analytics_uow=SqlAnalyticsUnitOfWorkFactory(engine, box, pseudonyms, prices),
         queue=SqlPublishQueue(engine, box, prices),
         meter=SqlSpendMeter(engine, prices),
         privacy_store=SqlPrivacyStore(engine, box, prices),

@@ -6,7 +6,6 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Self
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, text
@@ -19,21 +18,15 @@ from post_management.adapters.db.analytics_schema import (
     post_metrics_state,
     webhook_events,
 )
-from post_management.adapters.db.insights_repository import SqlAccountInsights
 from post_management.adapters.db.measured_rows import (
     LATEST_SNAPSHOT,
     measured_from_row,
     snapshot_from_row,
 )
 from post_management.adapters.db.stored_credentials import unseal_or_none
-from post_management.adapters.db.unit_of_work import SqlUnitOfWork
 from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
-from post_management.domain.privacy import Pseudonyms
-from post_management.domain.x_spend import PriceTable
 from post_management.ports.analytics import (
-    AccountInsights,
-    AnalyticsRepository,
     DueRefresh,
     MeasuredPost,
     PublishedRef,
@@ -204,37 +197,6 @@ class SqlAnalyticsRepository:
             .returning(webhook_events.c.event_id)
         )
         return self._conn.execute(statement).first() is not None
-
-
-class SqlAnalyticsUnitOfWork(SqlUnitOfWork):
-    """The shared unit of work plus the analytics repository, on one transaction."""
-
-    analytics: AnalyticsRepository
-    insights: AccountInsights
-
-    def __enter__(self) -> Self:
-        super().__enter__()
-        assert self._conn is not None
-        self.analytics = SqlAnalyticsRepository(self._conn, self._box)
-        self.insights = SqlAccountInsights(self._conn, self._box)
-        return self
-
-
-class SqlAnalyticsUnitOfWorkFactory:
-    def __init__(
-        self,
-        engine: Engine,
-        box: FernetBox,
-        pseudonyms: Pseudonyms,
-        prices: PriceTable | None = None,
-    ) -> None:
-        self._engine = engine
-        self._box = box
-        self._pseudonyms = pseudonyms
-        self._prices = prices
-
-    def __call__(self) -> SqlAnalyticsUnitOfWork:
-        return SqlAnalyticsUnitOfWork(self._engine, self._box, self._pseudonyms, self._prices)
 
 
 # "xmp-metr" in ASCII: distinct from the outbox relay's key.

@@ -11,7 +11,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.account_repository import SqlAccountRepository
+from post_management.adapters.db.analytics_repository import SqlAnalyticsRepository
 from post_management.adapters.db.campaign_repository import SqlCampaignRepository
+from post_management.adapters.db.insights_repository import SqlAccountInsights
 from post_management.adapters.db.media_repository import SqlMediaRepository
 from post_management.adapters.db.outbox import write_events
 from post_management.adapters.db.post_repository import SqlPostRepository
@@ -25,6 +27,7 @@ from post_management.domain.events import EventLog
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import PriceTable
+from post_management.ports.analytics import AccountInsights, AnalyticsRepository
 from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
 from post_management.ports.privacy import ErasureTombstones
@@ -52,6 +55,9 @@ class SqlUnitOfWork:
     erasures: ErasureTombstones
     campaigns: CampaignRepository
     spend: SpendLedger
+    # The analytics repositories: this is also the analytics use cases' unit of work.
+    analytics: AnalyticsRepository
+    insights: AccountInsights
 
     def __init__(
         self,
@@ -86,6 +92,8 @@ class SqlUnitOfWork:
         self.erasures = SqlErasureTombstones(self._conn, self._pseudonyms)
         self.campaigns = SqlCampaignRepository(self._conn)
         self.spend = SqlSpendLedger(self._conn, self._prices)
+        self.analytics = SqlAnalyticsRepository(self._conn, self._box)
+        self.insights = SqlAccountInsights(self._conn, self._box)
         return self
 
     def __exit__(
