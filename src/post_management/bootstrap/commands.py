@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 
 from post_management.adapters.db.engine import make_engine, migrate
@@ -24,8 +25,22 @@ def configure_logging(settings: Settings) -> None:
 
 
 def serve(settings: Settings, *, with_envoy: bool) -> None:
-    """The gRPC server, Envoy for REST (unless with_envoy is False) and the jobs."""
-    asyncio.run(_run(settings, grpc=True, envoy=with_envoy))
+    """The gRPC server, Envoy for REST (unless with_envoy is False) and the jobs.
+
+    On uvloop's event loop where it is installed (not on Windows): every call wakes
+    the loop several times (grpc's completions, the database read), and uvloop's
+    loop costs GetPost about a tenth less CPU than asyncio's (docs/benchmarks.md)."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_run(settings, grpc=True, envoy=with_envoy))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def work(settings: Settings) -> None:
