@@ -16,7 +16,6 @@ from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import PostState
 from post_management.domain.trends import Point
 from post_management.ports.cache import Cache as Cache  # the one cache port, re-exported
-from post_management.ports.unit_of_work import UnitOfWork
 
 SOURCE_POLL = "poll"  # a GET /2/tweets refresh
 SOURCE_WEBHOOK = "webhook"  # counts moved by an Account Activity event
@@ -196,15 +195,6 @@ class AccountInsights(Protocol):
         """The post's own alerts, and the account's follower drops whose window holds
         its publication; oldest first."""
         ...
-
-
-class AnalyticsUnitOfWork(UnitOfWork, Protocol):
-    analytics: AnalyticsRepository
-    insights: AccountInsights
-
-
-class AnalyticsUnitOfWorkFactory(Protocol):
-    def __call__(self) -> AnalyticsUnitOfWork: ...
 
 
 class LeaderLock(Protocol):

@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from post_management.domain.events import EventLog
+from post_management.ports.analytics import AccountInsights, AnalyticsRepository
 from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
 from post_management.ports.privacy import ErasureTombstones
@@ -32,6 +33,8 @@ class UnitOfWork(Protocol):
     erasures: ErasureTombstones
     campaigns: CampaignRepository
     spend: SpendLedger
+    analytics: AnalyticsRepository
+    insights: AccountInsights
 
     def __enter__(self) -> Self: ...
 

@@ -92,8 +92,7 @@ class MemoryPostRepository:
         if stored is None or stored.version != expected_version:
             return False
         del tables.posts[post_id]
-        tables.post_engine.pop(post_id, None)
-        tables.attempts = [a for a in tables.attempts if a.post_id != post_id]
+        tables.drop_post_rows({post_id})
         return True
 
     def count_active_for_account(self, account_id: UUID) -> int:
@@ -182,14 +181,16 @@ class MemoryAccountRepository:
             return False
         del tables.accounts[account_id]
         tables.account_engine.pop(account_id, None)
-        # The posts go with their account, their attempts and the account's X ids
-        # (ON DELETE CASCADE); a post's own delete leaves its X ids claimed.
+        # The posts go with their account (with their attempts and analytics rows), and
+        # so do the account's X ids, follower counts and trend alerts (ON DELETE
+        # CASCADE); a post's own delete leaves its X ids claimed.
         gone = {p.id for p in tables.posts.values() if p.account_id == account_id}
         for post_id in gone:
             del tables.posts[post_id]
-            tables.post_engine.pop(post_id, None)
-        tables.attempts = [a for a in tables.attempts if a.post_id not in gone]
+        tables.drop_post_rows(gone)
         tables.x_ids = {key: v for key, v in tables.x_ids.items() if key[0] != account_id}
+        tables.account_growth.pop(account_id, None)
+        tables.trend_alerts = [a for a in tables.trend_alerts if a.account_id != account_id]
         return True
 
 

@@ -14,10 +14,13 @@ from typing import Any
 from uuid import UUID
 
 from post_management.domain.account import Account
+from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.events import DomainEvent
+from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media
 from post_management.domain.post import Post
+from post_management.ports.analytics import TrendAlert
 from post_management.ports.repositories import AuditEntry, IdempotencyRecord
 from post_management.ports.support import Clock
 
@@ -76,6 +79,16 @@ class SpendEntry:
 
 
 @dataclass
+class MetricsState:
+    """The collector's schedule of a published post, and whether X still has it."""
+
+    next_collect_at: datetime
+    last_collected_at: datetime | None = None
+    deleted_on_x: bool = False
+    deleted_detected_at: datetime | None = None
+
+
+@dataclass
 class Tables:
     posts: dict[UUID, Post] = field(default_factory=dict)
     post_engine: dict[UUID, PostEngine] = field(default_factory=dict)
@@ -92,6 +105,24 @@ class Tables:
     erased_users: set[str] = field(default_factory=set)
     spend: list[SpendEntry] = field(default_factory=list)
     read_charges: set[tuple[date, str, str]] = field(default_factory=set)
+    # Analytics (adapters/memory/analytics.py): each post's snapshots in the order
+    # written, the collector's schedule, webhook event ids, each account's follower
+    # counts by day, trend alerts in the order added.
+    post_metrics: dict[UUID, list[Snapshot]] = field(default_factory=dict)
+    metrics_state: dict[UUID, MetricsState] = field(default_factory=dict)
+    webhook_events: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    account_growth: dict[UUID, dict[date, FollowerSnapshot]] = field(default_factory=dict)
+    trend_alerts: list[TrendAlert] = field(default_factory=list)
+
+    def drop_post_rows(self, post_ids: set[UUID]) -> None:
+        """What goes with deleted posts (ON DELETE CASCADE): their attempts and
+        analytics rows."""
+        self.attempts = [a for a in self.attempts if a.post_id not in post_ids]
+        for post_id in post_ids:
+            self.post_engine.pop(post_id, None)
+            self.post_metrics.pop(post_id, None)
+            self.metrics_state.pop(post_id, None)
+        self.trend_alerts = [a for a in self.trend_alerts if a.post_id not in post_ids]
 
 
 class MemoryStore:

@@ -6,6 +6,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from post_management.adapters.memory.analytics import (
+    MemoryAccountInsights,
+    MemoryAnalyticsRepository,
+)
 from post_management.adapters.memory.clock import SettableClock
 from post_management.adapters.memory.repositories import (
     MemoryAccountRepository,
@@ -23,6 +27,7 @@ from post_management.adapters.memory.store import MemoryStore, Tables
 from post_management.domain.events import EventLog
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
+from post_management.ports.analytics import AccountInsights, AnalyticsRepository
 from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
 from post_management.ports.privacy import ErasureTombstones
@@ -55,6 +60,8 @@ class MemoryUnitOfWork:
     erasures: ErasureTombstones
     campaigns: CampaignRepository
     spend: SpendLedger
+    analytics: AnalyticsRepository
+    insights: AccountInsights
 
     def __init__(self, store: MemoryStore, pseudonyms: Pseudonyms, prices: PriceTable) -> None:
         self._store = store
@@ -69,6 +76,8 @@ class MemoryUnitOfWork:
         self.erasures = MemoryErasureTombstones(store, pseudonyms)
         self.campaigns = MemoryCampaignRepository(store)
         self.spend = MemorySpendLedger(store, prices)
+        self.analytics = MemoryAnalyticsRepository(store)
+        self.insights = MemoryAccountInsights(store)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()

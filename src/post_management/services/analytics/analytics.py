@@ -21,8 +21,6 @@ from post_management.domain.post import Post, PostState
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import (
-    AnalyticsUnitOfWork,
-    AnalyticsUnitOfWorkFactory,
     Cache,
     DueRefresh,
     MeasuredPost,
@@ -30,6 +28,7 @@ from post_management.ports.analytics import (
     TrendAlert,
 )
 from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 from post_management.services.analytics.optimal_times import TimingBasis, rank_free_times
 
@@ -108,7 +107,7 @@ class AnalyticsSettings:
 
 
 def store_snapshot(
-    uow: AnalyticsUnitOfWork, post: PublishedRef | DueRefresh, snapshot: Snapshot, source: str
+    uow: UnitOfWork, post: PublishedRef | DueRefresh, snapshot: Snapshot, source: str
 ) -> None:
     """Keep a snapshot and tell the other services, in the caller's transaction."""
     uow.analytics.add_snapshot(post.post_id, snapshot, source)
@@ -137,7 +136,7 @@ def _measured_rates(posts: list[MeasuredPost], exclude: UUID | None = None) -> l
 class AnalyticsQueries:
     def __init__(
         self,
-        uow: AnalyticsUnitOfWorkFactory,
+        uow: UnitOfWorkFactory,
         clock: Clock,
         cache: Cache,
         settings: AnalyticsSettings | None = None,
@@ -166,7 +165,7 @@ class AnalyticsQueries:
             self._cache.set(key, json.dumps(value), self._settings.cache_ttl_seconds)
 
     @staticmethod
-    def _post(uow: AnalyticsUnitOfWork, post_id: UUID) -> Post:
+    def _post(uow: UnitOfWork, post_id: UUID) -> Post:
         post = uow.posts.get(post_id)
         if post is None:
             raise NotFound(f"post {post_id} does not exist", reason=Reason.POST_NOT_FOUND)

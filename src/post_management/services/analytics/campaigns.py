@@ -14,14 +14,10 @@ from post_management.domain.campaigns import Campaign, checked_name, checked_per
 from post_management.domain.errors import NotFound
 from post_management.domain.post import PostState
 from post_management.domain.reasons import Reason
-from post_management.ports.analytics import (
-    AnalyticsUnitOfWork,
-    AnalyticsUnitOfWorkFactory,
-    MeasuredPost,
-)
+from post_management.ports.analytics import MeasuredPost
 from post_management.ports.repositories import Cursor
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import Command, CommandRunner, RequestKey
 from post_management.services.shared.common import ensure_not_erased
@@ -158,7 +154,7 @@ def daily_series(
 
 
 class CampaignService:
-    def __init__(self, uow: AnalyticsUnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
         self._commands = CommandRunner(uow)
         self._clock = clock
@@ -173,7 +169,7 @@ class CampaignService:
         }
         key = RequestKey.of(f"CreateCampaign:{new.user_id}", request_id, fields)
 
-        def create(run: Command[AnalyticsUnitOfWork]) -> Campaign:
+        def create(run: Command[UnitOfWork]) -> Campaign:
             ensure_not_erased(run.uow, new.user_id)
             now = self._clock.now()
             campaign = Campaign(
@@ -188,7 +184,7 @@ class CampaignService:
             run.add(campaign, "campaign.create")
             return campaign
 
-        def replay(uow: AnalyticsUnitOfWork, earlier: UUID) -> Campaign:
+        def replay(uow: UnitOfWork, earlier: UUID) -> Campaign:
             return load_campaign(uow, principal, earlier)
 
         return self._commands.run(principal, create, request=key, replay=replay)

@@ -34,9 +34,9 @@ from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import MediaKind
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
-from post_management.ports.analytics import AnalyticsUnitOfWork, AnalyticsUnitOfWorkFactory
 from post_management.ports.engagement_model import Learner
 from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics.engagement_fitting import (
     ENGAGEMENT_RATE,
     IMPRESSIONS,
@@ -110,7 +110,7 @@ def _raw(target: Target, post: PastPost) -> float:
 class EngagementPredictor:
     def __init__(
         self,
-        uow: AnalyticsUnitOfWorkFactory,
+        uow: UnitOfWorkFactory,
         clock: Clock,
         learner: Learner,
         cache: FitCache | None = None,
@@ -160,13 +160,11 @@ class EngagementPredictor:
         )
 
     @staticmethod
-    def _history(
-        uow: AnalyticsUnitOfWork, account_id: UUID | None, now: datetime
-    ) -> list[PastPost]:
+    def _history(uow: UnitOfWork, account_id: UUID | None, now: datetime) -> list[PastPost]:
         limit = MAX_HISTORY_POSTS if account_id is not None else POOLED_POSTS
         return uow.insights.engagement_history(account_id, now - MATURE_AGE, limit)
 
-    def _pooled(self, uow: AnalyticsUnitOfWork, now: datetime) -> list[PastPost]:
+    def _pooled(self, uow: UnitOfWork, now: datetime) -> list[PastPost]:
         """All accounts' mature posts, of accounts with at least MIN_LEVEL_POSTS."""
         every = self._history(uow, None, now)
         counts: dict[str, int] = {}
@@ -280,7 +278,7 @@ class EngagementPredictor:
 
     def rate_by_time(
         self,
-        uow: AnalyticsUnitOfWork,
+        uow: UnitOfWork,
         account: Account,
         candidates: Sequence[datetime],
         now: datetime,

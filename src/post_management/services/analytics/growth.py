@@ -34,11 +34,8 @@ from post_management.domain.x_spend import (
     ReadPace,
     read_pace,
 )
-from post_management.ports.analytics import (
-    AnalyticsUnitOfWork,
-    AnalyticsUnitOfWorkFactory,
-)
 from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.ports.x_api import RateLimited, XApi, XCredentials, XUser
 from post_management.services.shared.common import load_account
 
@@ -72,7 +69,7 @@ class AudienceActivityView:
 
 
 class AccountGrowthQueries:
-    def __init__(self, uow: AnalyticsUnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
@@ -129,7 +126,7 @@ class AccountGrowthQueries:
 
 class FollowerTrends(Protocol):
     def check_followers(
-        self, uow: AnalyticsUnitOfWork, account_id: UUID, snapshot: FollowerSnapshot
+        self, uow: UnitOfWork, account_id: UUID, snapshot: FollowerSnapshot
     ) -> bool: ...
 
 
@@ -139,7 +136,7 @@ class GrowthCollector:
 
     def __init__(
         self,
-        uow: AnalyticsUnitOfWorkFactory,
+        uow: UnitOfWorkFactory,
         x_api: XApi,
         clock: Clock,
         *,

@@ -26,12 +26,12 @@ from post_management.domain.x_spend import (
 )
 from post_management.ports.analytics import (
     SOURCE_POLL,
-    AnalyticsUnitOfWorkFactory,
     Cache,
     DueRefresh,
     LeaderLock,
 )
 from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.ports.x_api import (
     MAX_LOOKUP_IDS,
     PostMetrics,
@@ -71,7 +71,7 @@ def _caller(item: DueRefresh) -> str:
 class MetricsCollector:
     def __init__(
         self,
-        uow: AnalyticsUnitOfWorkFactory,
+        uow: UnitOfWorkFactory,
         x_api: XApi,
         clock: Clock,
         cache: Cache,

@@ -21,8 +21,8 @@ from post_management.domain.analytics_timing import (
 )
 from post_management.domain.posting_rules import posting_rules_from_json
 from post_management.domain.timezones import load_zone
-from post_management.ports.analytics import AnalyticsUnitOfWork, AnalyticsUnitOfWorkFactory
 from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 
 # Timing looks at this much of an account's history.
@@ -43,7 +43,7 @@ class RankedTimes:
 
 
 def rank_free_times(
-    uow: AnalyticsUnitOfWork,
+    uow: UnitOfWork,
     predictor: EngagementPredictor | None,
     account: Account,
     taken: Sequence[datetime],
@@ -79,7 +79,7 @@ class BestFreeTime:
 
     def __init__(
         self,
-        uow: AnalyticsUnitOfWorkFactory,
+        uow: UnitOfWorkFactory,
         clock: Clock,
         predictor: EngagementPredictor | None,
         days: int = BEST_SLOT_DAYS,

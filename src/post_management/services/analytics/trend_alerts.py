@@ -21,13 +21,12 @@ from post_management.domain.trends import (
     post_trend,
 )
 from post_management.ports.analytics import (
-    AnalyticsUnitOfWork,
-    AnalyticsUnitOfWorkFactory,
     Cache,
     TrendAlert,
     YoungPost,
 )
 from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics.analytics import analytics_key
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ MAX_YOUNG = 500  # young posts checked per tick
 EARLY_SLACK = timedelta(hours=1)
 
 
-def _store(uow: AnalyticsUnitOfWork, alert: TrendAlert, user_id: str) -> bool:
+def _store(uow: UnitOfWork, alert: TrendAlert, user_id: str) -> bool:
     """Keeps the alert and emits its event, unless it was found before."""
     if not uow.insights.add_trend_alert(alert):
         return False
@@ -99,7 +98,7 @@ def drop_alert(account_id: UUID, day: str, drop: FollowerDrop) -> TrendAlert:
 
 
 class TrendDetector:
-    def __init__(self, uow: AnalyticsUnitOfWorkFactory, clock: Clock, cache: Cache) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: Cache) -> None:
         self._uow = uow
         self._clock = clock
         self._cache = cache
@@ -149,7 +148,7 @@ class TrendDetector:
         return len(raised)
 
     def check_followers(
-        self, uow: AnalyticsUnitOfWork, account_id: UUID, snapshot: FollowerSnapshot
+        self, uow: UnitOfWork, account_id: UUID, snapshot: FollowerSnapshot
     ) -> bool:
         """In the transaction that stored today's snapshot: an alert when the followers
         fell against the previous snapshot (the last of the three days before)."""

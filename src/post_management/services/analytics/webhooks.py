@@ -32,8 +32,9 @@ from typing import Any
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 from post_management.domain.reasons import Reason
-from post_management.ports.analytics import SOURCE_WEBHOOK, AnalyticsUnitOfWorkFactory, Cache
+from post_management.ports.analytics import SOURCE_WEBHOOK, Cache
 from post_management.ports.support import Clock
+from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.services.analytics.analytics import cache_keys, store_snapshot
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def parse_events(body: dict[str, Any]) -> tuple[list[_Event], int]:
 class XWebhooks:
     def __init__(
         self,
-        uow: AnalyticsUnitOfWorkFactory,
+        uow: UnitOfWorkFactory,
         clock: Clock,
         cache: Cache,
         consumer_secret: str | None,
