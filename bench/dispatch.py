@@ -90,6 +90,10 @@ def _lateness(url: str) -> dict[str, float]:
     }
 
 
+def _cpu_seconds(times: Any) -> float:
+    return float(times.user + times.system)
+
+
 def _published(url: str) -> int:
     engine = make_engine(url, pool_size=1)
     with engine.connect() as connection:
@@ -123,7 +127,11 @@ def _run(
             args = ("--no-envoy",) if command == "serve" else ()
             for _ in range(processes):
                 children.append(start_service(dict(env), command, args)[0])
-            cpu_before = [psutil.Process(c.pid).cpu_times() for c in children]
+            procs = [psutil.Process(c.pid) for c in children]
+            emulator_proc = psutil.Process(emulator.child.pid)
+            cpu_before = [p.cpu_times() for p in procs]
+            emulator_before = emulator_proc.cpu_times()
+            requests_before = sum(emulator.control.counters().values())
             start = datetime.now(UTC) + timedelta(seconds=2)
             now = datetime.now(UTC)
             rows = (
@@ -143,7 +151,9 @@ def _run(
             until = time.monotonic() + deadline_s
             while time.monotonic() < until and _published(url) < posts:
                 time.sleep(0.25)
-            cpu_after = [psutil.Process(c.pid).cpu_times() for c in children]
+            cpu_after = [p.cpu_times() for p in procs]
+            emulator_after = emulator_proc.cpu_times()
+            requests = sum(emulator.control.counters().values()) - requests_before
             measured = _lateness(url)
             on_x = Counter(p["text"] for p in emulator.control.posts())
         finally:
@@ -151,11 +161,10 @@ def _run(
                 child.stop()
             emulator.stop()
             engine.dispose()
-    cpu = [
-        (a.user + a.system) - (b.user + b.system)
-        for a, b in zip(cpu_after, cpu_before, strict=True)
-    ]
+    cpu = [_cpu_seconds(a) - _cpu_seconds(b) for a, b in zip(cpu_after, cpu_before, strict=True)]
+    emulator_cpu = _cpu_seconds(emulator_after) - _cpu_seconds(emulator_before)
     drain = measured["drain_s"]
+    published = measured["published"]
     return {
         **measured,
         "posts": posts,
@@ -163,6 +172,12 @@ def _run(
         "rate": measured["published"] / drain if drain > 0 else 0.0,
         # CPU seconds per second of drain: near 1.0 means one core's worth (GIL bound).
         "cpu_per_process": [round(c / drain, 2) if drain else 0.0 for c in cpu],
+        # The workers' CPU time (user + system, psutil) over the posts they published.
+        "cpu_ms_per_post": 1000 * sum(cpu) / published if published else 0.0,
+        # The stand-in for X: its CPU time over the X requests it answered.
+        "x_requests": requests,
+        "emulator_ms_per_request": 1000 * emulator_cpu / requests if requests else 0.0,
+        "emulator_cores": round(emulator_cpu / drain, 2) if drain else 0.0,
         "on_x": sum(on_x.values()),
         "doubled": sum(1 for n in on_x.values() if n > 1),
     }
@@ -204,8 +219,9 @@ def run(report: Report, params: Params) -> None:
     settings = ", ".join(f"{k}={v}" for k, v in params.env.items())
     ones, twos = [], []
     for rep in range(params.reps):
-        # Alternate, so that noise on the machine falls on both alike.
-        ones.append(burst(params.burst_posts, 1, "serve", params.env))
+        # Alternate, so that noise on the machine falls on both alike. Worker
+        # processes both times: the same process kind, one or two of it.
+        ones.append(burst(params.burst_posts, 1, "worker", params.env))
         log(f"dispatch: burst x1 #{rep}: {ones[-1]['rate']:.0f}/s")
         twos.append(burst(params.burst_posts, 2, "worker", params.env))
         log(f"dispatch: burst x2 #{rep}: {twos[-1]['rate']:.0f}/s")
@@ -214,34 +230,61 @@ def run(report: Report, params: Params) -> None:
 
     n = params.burst_posts
     rate = median([r["rate"] for r in ones])
+    late = median([r["p99_s"] for r in ones])
     note = (
         f"{n:,} posts over {n:,} accounts; lateness p50 {median([r['p50_s'] for r in ones]):.2f} s,"
-        f" p99 {median([r['p99_s'] for r in ones]):.2f} s, max "
-        f"{median([r['max_s'] for r in ones]):.2f} s; server CPU "
+        f" max {median([r['max_s'] for r in ones]):.2f} s; worker CPU "
         f"{median([r['cpu_per_process'][0] for r in ones]):.2f} cores; {settings}"
     )
     complete = all(r["published"] == n for r in ones)
     report.add(
         Row(
             "3 dispatch",
-            "(a) burst drain, 1 process",
+            "(a) burst drain, 1 worker",
             rate,
             "posts/s",
-            ">= 1,000/s",
-            rate >= 1000 and complete,
+            ">= 600/s",
+            rate >= 600 and complete,
             note + ("" if complete else "; NOT ALL PUBLISHED"),
-        )
+        ),
+        Row("3 dispatch", "(a) burst lateness p99", late, "s", "<= 20 s", late <= 20 and complete),
     )
-    report.add(Row("3 dispatch", "(a) burst lateness p99", median([r["p99_s"] for r in ones]), "s"))
-    late = held["p99_s"]
+    per_post = median([r["cpu_ms_per_post"] for r in ones])
+    report.add(
+        Row(
+            "3 dispatch",
+            "(a) worker CPU per published post",
+            per_post,
+            "ms",
+            "<= 1.2 ms",
+            per_post <= 1.2,
+            "user + system CPU of the worker process (psutil) from its start to the last post"
+            f" published, over the posts; two workers: "
+            f"{median([r['cpu_ms_per_post'] for r in twos]):.2f} ms",
+        ),
+    )
+    emulator = median([r["emulator_ms_per_request"] for r in ones])
+    report.add(
+        Row(
+            "3 dispatch",
+            "(a) X emulator CPU per request",
+            emulator,
+            "ms",
+            note=f"{median([r['x_requests'] for r in ones]):,.0f} X requests;"
+            f" {median([r['emulator_cores'] for r in ones]):.2f} cores during the drain"
+            f" (two workers: {median([r['emulator_ms_per_request'] for r in twos]):.2f} ms,"
+            f" {median([r['emulator_cores'] for r in twos]):.2f} cores)",
+        ),
+    )
+    steady_late = held["p99_s"]
     report.add(
         Row(
             "3 dispatch",
             f"(b) steady {params.steady_rate:.0f}/s lateness p99",
-            late,
+            steady_late,
             "s",
             "< 1.5 s",
-            late < 1.5 and held["published"] == held["posts"],
+            steady_late < 1.5 and held["published"] == held["posts"],
             f"{params.steady_seconds:.0f} s, {held['published']:.0f}/{held['posts']} published;"
             f" p50 {held['p50_s']:.3f} s, max {held['max_s']:.3f} s",
         )
@@ -268,8 +311,8 @@ def run(report: Report, params: Params) -> None:
             "(c) two workers / one: drain rate",
             ratio,
             "x",
-            ">= 1.0x",
-            ratio >= 1.0,
+            ">= 1.6x",
+            ratio >= 1.6 and all(r["published"] == n for r in twos),
             f"{rate2:,.0f} posts/s with two, using {cpu2:.2f} cores together",
         )
     )
