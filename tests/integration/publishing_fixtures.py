@@ -25,6 +25,7 @@ from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.adapters.x.client import TweepyXApi
+from post_management.adapters.x.poster import TweepyXPoster
 from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState, Priority
@@ -213,6 +214,9 @@ def make_engine_(
         settings,
         media=SqlMediaUploads(engine),
         meter=meter,
+        # The dispatcher's asynchronous client, as the service has it; a test's
+        # stand-in for X is called through as it is.
+        poster=TweepyXPoster(x_api.settings) if type(x_api) is TweepyXApi else None,
     )
     return Engine_(
         engine=engine,
@@ -232,5 +236,5 @@ def make_engine_(
 def engine_(machine_database: str, x_api: TweepyXApi, emulator: Emulator) -> Iterator[Engine_]:
     built = make_engine_(machine_database, x_api, emulator)
     yield built
-    built.dispatcher.drain()
+    built.dispatcher.close()
     built.engine.dispose()

@@ -52,7 +52,7 @@ def _engine(
     try:
         yield built
     finally:
-        built.dispatcher.drain()
+        built.dispatcher.close()
         built.engine.dispose()
 
 

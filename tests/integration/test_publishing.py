@@ -202,6 +202,7 @@ def test_own_budget_holds_posts_back_before_x_refuses(machine_database, x_api, e
     assert states.count(PostState.PUBLISHED) == 2
     assert states.count(PostState.SCHEDULED) == 1
     assert emulator.control.counters().get("POST /2/tweets") == 2
+    engine.dispatcher.close()
     engine.engine.dispose()
 
 
@@ -278,5 +279,6 @@ def test_concurrent_dispatchers_publish_every_post_exactly_once(
     texts = sorted(p["text"] for p in on_x)
     assert texts == sorted(f"race {i}" for i in range(60))
     assert emulator.control.counters().get("POST /2/tweets duplicate", 0) == 0
-    first.engine.dispose()
-    second.engine.dispose()
+    for engine in (first, second):
+        engine.dispatcher.close()
+        engine.engine.dispose()

@@ -75,7 +75,7 @@ def intercepted(
     proxy = Interceptor(x_api)
     built = make_engine_(machine_database, proxy, emulator)  # type: ignore[arg-type]
     yield built, proxy
-    built.dispatcher.drain()
+    built.dispatcher.close()
     built.engine.dispose()
 
 

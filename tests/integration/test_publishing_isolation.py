@@ -31,7 +31,7 @@ def engine_32(machine_database: str, x_api: TweepyXApi, emulator: Emulator) -> I
     """The engine with the service's default number of publishes in flight."""
     built = make_engine_(machine_database, x_api, emulator, max_in_flight=32)
     yield built
-    built.dispatcher.drain()
+    built.dispatcher.close()
     built.engine.dispose()
 
 

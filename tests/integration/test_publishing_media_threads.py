@@ -227,7 +227,7 @@ def faulty(
     proxy = FaultOnCall(x_api, emulator.control, 2, **request.param)
     built = make_engine_(machine_database, proxy, emulator)  # type: ignore[arg-type]
     yield built, proxy
-    built.dispatcher.drain()
+    built.dispatcher.close()
     built.engine.dispose()
 
 

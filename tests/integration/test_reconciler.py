@@ -170,7 +170,7 @@ def slow_listing(machine_database: str, x_api: TweepyXApi, emulator: Emulator) -
     )
     built = make_engine_(machine_database, x_api, emulator, timing=timing)
     yield built
-    built.dispatcher.drain()
+    built.dispatcher.close()
     built.engine.dispose()
 
 
@@ -243,7 +243,7 @@ def slow_uploads(
     built = make_engine_(machine_database, proxy, emulator)  # type: ignore[arg-type]
     proxy.engine = built
     yield built, proxy
-    built.dispatcher.drain()
+    built.dispatcher.close()
     built.engine.dispose()
 
 

@@ -56,7 +56,7 @@ def lagging(
     built = make_engine_(machine_database, recorder, emulator, timing=timing)  # type: ignore[arg-type]
     emulator.control.set_behaviour(timeline_lag_seconds=45)
     yield built, recorder
-    built.dispatcher.drain()
+    built.dispatcher.close()
     built.engine.dispose()
 
 
@@ -302,7 +302,7 @@ def second_call_fails(
     proxy = FailsOnCall(x_api, emulator, 2)
     built = make_engine_(machine_database, proxy, emulator)  # type: ignore[arg-type]
     yield built
-    built.dispatcher.drain()
+    built.dispatcher.close()
     built.engine.dispose()
 
 

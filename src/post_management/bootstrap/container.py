@@ -155,6 +155,7 @@ class Container:
         self.database_metrics.detach()
         if self.jobs.relay is not None:
             self.jobs.relay.close()
+        self.jobs.dispatcher.close()
         self.infrastructure.x_api.close()
         if self.infrastructure.emulator is not None:
             self.infrastructure.emulator.stop()

@@ -29,6 +29,7 @@ from post_management.adapters.local import EmbeddedPostgres
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
 from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
 from post_management.adapters.x.client import TweepyXApi
+from post_management.adapters.x.poster import TweepyXPoster
 from post_management.bootstrap.secrets import Secrets
 from post_management.bootstrap.settings import ConfigError, Settings, x_mode
 from post_management.domain.privacy import Pseudonyms
@@ -67,6 +68,8 @@ class Infrastructure:
     post_cache: PostCache | None
     limiter: RateLimiter
     x_api: TweepyXApi
+    # The dispatcher's create-post calls, on its event loop.
+    x_poster: TweepyXPoster
     emulator: EmulatorThread | None
     # Storage adapters.
     uow: SqlUnitOfWorkFactory
@@ -110,7 +113,7 @@ def open_infrastructure(
     }
     limiter = rate_limiter(settings)
     watch_redis(shared, limiter)
-    x_api, emulator = x_client(settings)
+    x_api, x_poster, emulator = x_client(settings)
     return Infrastructure(
         engine=engine,
         database_url=url,
@@ -125,6 +128,7 @@ def open_infrastructure(
         post_cache=posts_cache,
         limiter=limiter,
         x_api=x_api,
+        x_poster=x_poster,
         emulator=emulator,
         uow=uow,
         queue=SqlPublishQueue(engine, box, prices),
@@ -147,9 +151,10 @@ def open_database(settings: Settings) -> tuple[Engine, str, EmbeddedPostgres | N
     return make_engine(embedded.url), embedded.url, embedded
 
 
-def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
+def x_client(settings: Settings) -> tuple[TweepyXApi, TweepyXPoster, EmulatorThread | None]:
     """The X chosen by X_MODE: the real one, or the emulator (bundled, or the one at
-    X_API_BASE_URL)."""
+    X_API_BASE_URL); the synchronous client, and the asynchronous one of the
+    dispatcher's create-post calls."""
     emulator = None
     base_url = settings.x.x_api_base_url
     if x_mode(settings) == "emulator" and base_url is None:
@@ -157,7 +162,8 @@ def x_client(settings: Settings) -> tuple[TweepyXApi, EmulatorThread | None]:
 
         emulator = EmulatorThread()
         base_url = emulator.base_url
-    return TweepyXApi(settings.x.client(base_url)), emulator
+    client = settings.x.client(base_url)
+    return TweepyXApi(client), TweepyXPoster(client), emulator
 
 
 def redis_client(url: SecretStr) -> redis.Redis:

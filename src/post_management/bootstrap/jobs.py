@@ -12,6 +12,7 @@ from post_management.adapters.db.analytics_repository import AdvisoryLeaderLock
 from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.outbox_housekeeping import purge_unrelayed
 from post_management.adapters.kafka.relay import OutboxRelay
+from post_management.adapters.rate_limit import RedisRateLimiter
 from post_management.bootstrap.infrastructure import Infrastructure
 from post_management.bootstrap.settings import Settings
 from post_management.entrypoints.jobs.timer import Tick, Timer
@@ -69,6 +70,8 @@ def jobs(settings: Settings, infrastructure: Infrastructure) -> Jobs:
         engine_config,
         media=SqlMediaUploads(infrastructure.engine),
         meter=meter,
+        poster=infrastructure.x_poster,
+        limiter_blocks=isinstance(infrastructure.limiter, RedisRateLimiter),
     )
     dispatcher = Dispatcher(queue, publisher, clock, engine_config)
     reconciler = Reconciler(queue, x_api, engine_config, meter)

@@ -59,12 +59,28 @@ class PublishQueue(Protocol):
         """Apply the settlement if `claim.holder` still holds the post."""
         ...
 
+    def settle_many(self, items: Sequence[tuple[Claim, Settlement]]) -> list[bool | Exception]:
+        """`settle` for each item, all in one transaction: each item is applied only if
+        its own holder still holds its post (False otherwise). When an item's own
+        settlement fails, the transaction is undone and each item is settled alone:
+        the one that failed gets its exception, the others their result. An error of
+        the database itself (at the commit, say) raises for all."""
+        ...
+
     def sending(
         self, claim: Claim, lease: timedelta, x_media_ids: Sequence[str] | None = None
     ) -> bool:
         """The check right before a create-post call: renew the lease and note the send
         time (and the media attached) on the attempt, if `claim.holder` still holds the
         post. False: the claim is lost and X must not be called."""
+        ...
+
+    def sending_many(
+        self, items: Sequence[tuple[Claim, Sequence[str] | None]], lease: timedelta
+    ) -> list[bool]:
+        """`sending` for each (claim, X media ids) item, in one commit: True for each
+        claim whose holder still holds its post (lease renewed, send noted), False for a
+        lost one, which must not call X."""
         ...
 
     def record_answer(self, claim: Claim, index: int, x_post_id: str) -> None:

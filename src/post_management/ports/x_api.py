@@ -222,3 +222,14 @@ class XApi(Protocol):
         Interrupted.
         """
         ...
+
+
+class XPoster(Protocol):
+    """Create-post calls on an event loop (the dispatcher's): every account's calls
+    share one connection pool. Like XApi, it returns outcomes instead of raising."""
+
+    async def create_post(self, creds: XCredentials, post: NewPost) -> PublishOutcome: ...
+
+    async def aclose(self) -> None:
+        """Close the connections, on the loop that made the calls."""
+        ...

@@ -70,3 +70,7 @@ class SpendMeter(Protocol):
     def budget(self, account_id: UUID) -> BudgetState | None:
         """This month's state of the account's budget; None without a budget."""
         ...
+
+    def budgets(self, account_ids: Sequence[UUID]) -> dict[UUID, BudgetState]:
+        """`budget` of several accounts at once; accounts without a budget are left out."""
+        ...

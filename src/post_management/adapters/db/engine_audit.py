@@ -27,13 +27,20 @@ _POST_ACTIONS = {
 }
 
 
-def audit_settlement(
+def audit_settlements(
     connection: Connection,
-    claim: Claim,
-    settlement: Settlement,
-    added: Sequence[events.DomainEvent],
+    items: Sequence[tuple[Claim, Settlement, Sequence[events.DomainEvent]]],
 ) -> None:
-    log = SqlAuditLog(connection)
+    """The entries of several settlements, written in one statement."""
+    entries = [entry for item in items for entry in _entries(*item)]
+    if entries:
+        SqlAuditLog(connection).record_many(entries)
+
+
+def _entries(
+    claim: Claim, settlement: Settlement, added: Sequence[events.DomainEvent]
+) -> list[AuditEntry]:
+    entries = []
     action = _POST_ACTIONS.get(settlement.state)
     if action is not None:
         after: dict[str, Any] = {
@@ -44,7 +51,7 @@ def audit_settlement(
             after["x_post_id"] = settlement.x_post_id
         if settlement.detail:
             after["last_error"] = settlement.detail[:2000]
-        log.record(
+        entries.append(
             AuditEntry(
                 actor=ACTOR,
                 action=action,
@@ -57,7 +64,7 @@ def audit_settlement(
         )
     state, reason = _account_change(settlement, added)
     if state is not None:
-        log.record(
+        entries.append(
             AuditEntry(
                 actor=ACTOR,
                 action=f"account.{state.value.lower()}",
@@ -68,6 +75,7 @@ def audit_settlement(
                 after={"state": state.value, "reason": reason},
             )
         )
+    return entries
 
 
 def _account_change(

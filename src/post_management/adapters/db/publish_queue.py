@@ -8,6 +8,7 @@ in flight, so an unknown outcome can be matched on the account's timeline.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db import telemetry
 from post_management.adapters.db.clock import NOW_SQL
-from post_management.adapters.db.engine_audit import audit_settlement
+from post_management.adapters.db.engine_audit import audit_settlements
 from post_management.adapters.db.outbox import write_events
 from post_management.adapters.db.spend_ledger import record_spend
 from post_management.adapters.db.stored_credentials import unseal
@@ -188,6 +189,123 @@ _LOOK_AGAIN_UNREADABLE = _sql(
 )
 
 
+# The send noted before each create-post call, for many claims in one statement: the
+# lease renewed where the holder still holds the post, then its attempt's send time
+# (and X media ids: a JSON array, or NULL to keep those noted).
+_SENDING_MANY = _sql(
+    """
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:holders AS uuid[]),
+                             CAST(:media AS text[])) AS v(id, holder, media)
+    ), renewed AS (
+        UPDATE posts p
+        SET lease_expires_at = GREATEST(p.lease_expires_at, now() + CAST(:lease AS interval))
+        FROM v
+        WHERE p.id = v.id AND p.attempt_id = v.holder AND p.state = 'PUBLISHING'
+        RETURNING p.id, p.attempt_id
+    ), noted AS (
+        UPDATE post_attempts pa SET sent_at = now(),
+            x_media_ids = CASE WHEN v.media IS NULL THEN pa.x_media_ids ELSE CAST(ARRAY(
+                SELECT jsonb_array_elements_text(CAST(v.media AS jsonb))) AS varchar(32)[]) END
+        FROM renewed r JOIN v ON v.id = r.id
+        WHERE pa.attempt_id = r.attempt_id
+    )
+    SELECT id FROM renewed
+    """
+)
+
+_LOCK_ACCOUNTS = _sql(
+    "SELECT id, consecutive_failures, state FROM accounts WHERE id = ANY(:ids) "
+    "ORDER BY id FOR UPDATE"
+)
+
+_POST_COLUMNS = (
+    "ids",
+    "holders",
+    "states",
+    "x_post_ids",
+    "published_at",
+    "due_in",
+    "details",
+    "refunds",
+    "publishing",
+    "reconcile_in",
+    "unknown_causes",
+)
+
+_UPDATE_POSTS = _sql(
+    """
+    UPDATE posts p SET
+        state = v.state,
+        x_post_id = CASE WHEN v.x_post_id = '' THEN p.x_post_id ELSE v.x_post_id END,
+        published_at = COALESCE(v.published_at, p.published_at),
+        due_at = COALESCE(now() + v.due_in, p.due_at),
+        last_error = v.detail,
+        attempt_count = p.attempt_count - v.refund,
+        attempt_id = CASE WHEN v.publishing THEN p.attempt_id END,
+        lease_expires_at = now() + v.reconcile_in,
+        reconcile_after = now() + v.reconcile_in,
+        unknown_cause = v.unknown_cause,
+        version = p.version + 1, updated_at = now()
+    FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:holders AS uuid[]), CAST(:states AS text[]),
+        CAST(:x_post_ids AS text[]), CAST(:published_at AS timestamptz[]),
+        CAST(:due_in AS interval[]), CAST(:details AS text[]), CAST(:refunds AS int[]),
+        CAST(:publishing AS boolean[]), CAST(:reconcile_in AS interval[]),
+        CAST(:unknown_causes AS text[])
+    ) AS v(id, holder, state, x_post_id, published_at, due_in, detail, refund, publishing,
+           reconcile_in, unknown_cause)
+    WHERE p.id = v.id AND p.attempt_id = v.holder AND p.state = 'PUBLISHING'
+    RETURNING p.id
+    """
+)
+
+# The newest row of each attempt number: numbers repeat after a requeue.
+_FINISH_ATTEMPTS = _sql(
+    """
+    UPDATE post_attempts pa SET finished_at = now(), outcome = v.outcome, detail = v.detail,
+        x_post_id = v.x_post_id
+    FROM (
+        SELECT u.*, (SELECT max(a.id) FROM post_attempts a
+                     WHERE a.post_id = u.post_id AND a.number = u.number) AS row_id
+        FROM unnest(CAST(:posts AS uuid[]), CAST(:numbers AS int[]), CAST(:outcomes AS text[]),
+                    CAST(:details AS text[]), CAST(:x_post_ids AS text[]))
+             AS u(post_id, number, outcome, detail, x_post_id)
+    ) v
+    WHERE pa.id = v.row_id
+    """
+)
+
+# Each id stored for its post and segment unless the account stores it already; then
+# every id's owner, so the caller can refuse one that belongs to another post.
+_STORE_X_IDS = _sql(
+    """
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:accounts AS uuid[]), CAST(:x_post_ids AS text[]),
+                             CAST(:posts AS uuid[]), CAST(:indexes AS int[]))
+             AS v(account_id, x_post_id, post_id, segment_index)
+    ), stored AS (
+        INSERT INTO post_x_ids (account_id, x_post_id, post_id, segment_index, recorded_at)
+        SELECT account_id, x_post_id, post_id, segment_index, now() FROM v
+        ON CONFLICT DO NOTHING
+        RETURNING account_id, x_post_id, post_id, segment_index
+    )
+    SELECT account_id, x_post_id, post_id, segment_index FROM stored
+    UNION ALL
+    SELECT k.account_id, k.x_post_id, k.post_id, k.segment_index
+    FROM post_x_ids k JOIN v ON k.account_id = v.account_id AND k.x_post_id = v.x_post_id
+    """
+)
+
+_SET_FAILURES = _sql(
+    """
+    UPDATE accounts a SET consecutive_failures = v.count
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:counts AS int[])) AS v(id, count)
+    WHERE a.id = v.id
+    """
+)
+
+
 class SqlPublishQueue:
     def __init__(self, engine: Engine, box: FernetBox, prices: PriceTable | None = None) -> None:
         self._engine = engine
@@ -326,6 +444,21 @@ class SqlPublishQueue:
             )
             return True
 
+    def sending_many(
+        self, items: Sequence[tuple[Claim, Sequence[str] | None]], lease: timedelta
+    ) -> list[bool]:
+        if not items:
+            return []
+        params = {
+            "ids": [claim.post_id for claim, _ in items],
+            "holders": [claim.holder for claim, _ in items],
+            "media": [None if media is None else json.dumps(list(media)) for _, media in items],
+            "lease": lease,
+        }
+        with self._engine.begin() as connection:
+            held = {row[0] for row in connection.execute(_SENDING_MANY, params)}
+        return [claim.post_id in held for claim, _ in items]
+
     def record_answer(self, claim: Claim, index: int, x_post_id: str) -> None:
         with self._engine.begin() as connection:
             connection.execute(
@@ -419,79 +552,69 @@ class SqlPublishQueue:
 
     def settle(self, claim: Claim, settlement: Settlement) -> bool:
         with self._engine.begin() as connection:
-            # Account row first, then the post: the order scheduling takes them in,
-            # so a settlement and a SchedulePost can never deadlock.
-            connection.execute(
-                _sql("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE"),
-                {"id": claim.account_id},
-            )
-            if not self._update_post(connection, claim, settlement):
-                return False
-            if settlement.x_post_id:
-                _store_x_post_id(connection, claim, 0, settlement.x_post_id)
-            # The newest row of this attempt number: numbers repeat after a requeue.
-            connection.execute(
-                _sql(
-                    "UPDATE post_attempts SET finished_at = now(), outcome = :outcome, "
-                    "detail = :detail, x_post_id = :x_post_id "
-                    "WHERE id = (SELECT max(id) FROM post_attempts "
-                    "WHERE post_id = :post_id AND number = :number)"
-                ),
-                {
-                    "outcome": settlement.outcome,
-                    "detail": settlement.detail[:2000],
-                    "x_post_id": settlement.x_post_id,
-                    "post_id": claim.post_id,
-                    "number": claim.attempt_number,
-                },
-            )
-            self._update_account(connection, claim, settlement)
-            record_spend(connection, self._prices, settlement.spent)
-            now = claim.now()
-            added = (*settlement.events, *_apply_failure_streak(connection, claim, settlement, now))
-            _add_events(connection, added)
-            audit_settlement(connection, claim, settlement, added)
-            crash_points.crash_point(crash_points.IN_SETTLE)
+            applied, added = self._settle_in(connection, [(claim, settlement)])
         telemetry.committed(added)
-        return True
+        return applied[0]
 
-    @staticmethod
-    def _update_post(connection: Connection, claim: Claim, settlement: Settlement) -> bool:
-        publishing = settlement.state is PostState.PUBLISHING
-        reconcile_in = settlement.reconcile_in if publishing else None
-        result = connection.execute(
-            _sql(
-                """
-                UPDATE posts SET
-                    state = :state,
-                    x_post_id = CASE WHEN :x_post_id = '' THEN x_post_id ELSE :x_post_id END,
-                    published_at = COALESCE(CAST(:published_at AS timestamptz), published_at),
-                    due_at = COALESCE(now() + CAST(:due_in AS interval), due_at),
-                    last_error = :detail,
-                    attempt_count = attempt_count - :refund,
-                    attempt_id = CASE WHEN CAST(:publishing AS boolean) THEN attempt_id END,
-                    lease_expires_at = now() + CAST(:reconcile_in AS interval),
-                    reconcile_after = now() + CAST(:reconcile_in AS interval),
-                    unknown_cause = :unknown_cause,
-                    version = version + 1, updated_at = now()
-                WHERE id = :id AND attempt_id = :holder AND state = 'PUBLISHING'
-                """
-            ),
-            {
-                "state": settlement.state.value,
-                "x_post_id": settlement.x_post_id,
-                "published_at": settlement.published_at,
-                "due_in": settlement.due_in,
-                "detail": settlement.detail[:2000],
-                "refund": 1 if settlement.refund_attempt else 0,
-                "publishing": publishing,
-                "reconcile_in": reconcile_in,
-                "unknown_cause": settlement.unknown_cause if publishing else "",
-                "id": claim.post_id,
-                "holder": claim.holder,
-            },
-        )
-        return result.rowcount == 1
+    def settle_many(self, items: Sequence[tuple[Claim, Settlement]]) -> list[bool | Exception]:
+        if not items:
+            return []
+        if len({claim.account_id for claim, _ in items}) == len(items):
+            with self._engine.connect() as connection:
+                transaction = connection.begin()
+                try:
+                    applied, added = self._settle_in(connection, items)
+                except Exception:
+                    # Before the commit: nothing of the batch is applied.
+                    transaction.rollback()
+                    log.warning("a batch of %d settlements failed; settling each alone", len(items))
+                else:
+                    transaction.commit()  # a failure here raises for every item
+                    telemetry.committed(added)
+                    return list(applied)
+        # Each alone: one post's fault (an X id stored for another post) stays its own.
+        return [self._settle_alone(claim, settlement) for claim, settlement in items]
+
+    def _settle_alone(self, claim: Claim, settlement: Settlement) -> bool | Exception:
+        try:
+            return self.settle(claim, settlement)
+        except Exception as exc:
+            return exc
+
+    def _settle_in(
+        self, connection: Connection, items: Sequence[tuple[Claim, Settlement]]
+    ) -> tuple[list[bool], list[events.DomainEvent]]:
+        """The settlements of posts of distinct accounts in the connection's transaction,
+        each applied only while its holder holds its post."""
+        # Account rows first, then the posts: the order scheduling takes them in, so a
+        # settlement and a SchedulePost can never deadlock; by id, so two batches
+        # cannot either.
+        accounts = {
+            row.id: (row.consecutive_failures, AccountState(row.state))
+            for row in connection.execute(
+                _LOCK_ACCOUNTS, {"ids": sorted({claim.account_id for claim, _ in items})}
+            )
+        }
+        applied_ids = _update_posts(connection, items)
+        applied = [(c, s) for c, s in items if c.post_id in applied_ids]
+        if applied:
+            _store_x_post_ids(connection, [(c, 0, s.x_post_id) for c, s in applied if s.x_post_id])
+            _finish_attempts(connection, applied)
+            for claim, settlement in applied:
+                self._update_account(connection, claim, settlement)
+            record_spend(connection, self._prices, [m for _, s in applied for m in s.spent])
+        added: list[events.DomainEvent] = []
+        audited = []
+        streaks = _apply_failure_streaks(connection, applied, accounts)
+        for (claim, settlement), streak in zip(applied, streaks, strict=True):
+            mine = (*settlement.events, *streak)
+            added.extend(mine)
+            audited.append((claim, settlement, mine))
+        _add_events(connection, added)
+        audit_settlements(connection, audited)
+        for _ in applied:
+            crash_points.crash_point(crash_points.IN_SETTLE)
+        return [claim.post_id in applied_ids for claim, _ in items], added
 
     @staticmethod
     def _update_account(connection: Connection, claim: Claim, settlement: Settlement) -> None:
@@ -516,57 +639,100 @@ class SqlPublishQueue:
 
 
 def _store_x_post_id(connection: Connection, claim: Claim, index: int, x_post_id: str) -> None:
-    """Claim `x_post_id` for segment `index` of the post; an id the account already
-    stores for another post or segment is refused (the transaction rolls back)."""
+    _store_x_post_ids(connection, [(claim, index, x_post_id)])
+
+
+def _store_x_post_ids(connection: Connection, ids: Sequence[tuple[Claim, int, str]]) -> None:
+    """Claim each X id for its post's segment; an id the account already stores for
+    another post or segment is refused (the transaction rolls back)."""
+    if not ids:
+        return
+    params = {
+        "accounts": [claim.account_id for claim, _, _ in ids],
+        "x_post_ids": [x_post_id for _, _, x_post_id in ids],
+        "posts": [claim.post_id for claim, _, _ in ids],
+        "indexes": [index for _, index, _ in ids],
+    }
+    owners = {
+        (row.account_id, row.x_post_id): (row.post_id, row.segment_index)
+        for row in connection.execute(_STORE_X_IDS, params)
+    }
+    for claim, index, x_post_id in ids:
+        owner = owners.get((claim.account_id, x_post_id))
+        if owner != (claim.post_id, index):
+            post_id, segment = owner or (None, None)
+            raise XPostIdTaken(
+                f"X post {x_post_id} is already stored for post {post_id} (segment {segment})"
+            )
+
+
+def _update_posts(connection: Connection, items: Sequence[tuple[Claim, Settlement]]) -> set[UUID]:
+    """The posts' new rows, each only while its holder holds it; the ids applied."""
+    columns: dict[str, list[Any]] = {name: [] for name in _POST_COLUMNS}
+    for claim, settlement in items:
+        publishing = settlement.state is PostState.PUBLISHING
+        columns["ids"].append(claim.post_id)
+        columns["holders"].append(claim.holder)
+        columns["states"].append(settlement.state.value)
+        columns["x_post_ids"].append(settlement.x_post_id)
+        columns["published_at"].append(settlement.published_at)
+        columns["due_in"].append(settlement.due_in)
+        columns["details"].append(settlement.detail[:2000])
+        columns["refunds"].append(1 if settlement.refund_attempt else 0)
+        columns["publishing"].append(publishing)
+        columns["reconcile_in"].append(settlement.reconcile_in if publishing else None)
+        columns["unknown_causes"].append(settlement.unknown_cause if publishing else "")
+    return {row[0] for row in connection.execute(_UPDATE_POSTS, columns)}
+
+
+def _finish_attempts(connection: Connection, items: Sequence[tuple[Claim, Settlement]]) -> None:
     connection.execute(
-        _sql(
-            "INSERT INTO post_x_ids (account_id, x_post_id, post_id, segment_index, recorded_at) "
-            "VALUES (:account_id, :x_post_id, :post_id, :index, now()) ON CONFLICT DO NOTHING"
-        ),
+        _FINISH_ATTEMPTS,
         {
-            "account_id": claim.account_id,
-            "x_post_id": x_post_id,
-            "post_id": claim.post_id,
-            "index": index,
+            "posts": [claim.post_id for claim, _ in items],
+            "numbers": [claim.attempt_number for claim, _ in items],
+            "outcomes": [settlement.outcome for _, settlement in items],
+            "details": [settlement.detail[:2000] for _, settlement in items],
+            "x_post_ids": [settlement.x_post_id for _, settlement in items],
         },
     )
-    owner = connection.execute(
-        _sql(
-            "SELECT post_id, segment_index FROM post_x_ids "
-            "WHERE account_id = :account_id AND x_post_id = :x_post_id"
-        ),
-        {"account_id": claim.account_id, "x_post_id": x_post_id},
-    ).one()
-    if (owner.post_id, owner.segment_index) != (claim.post_id, index):
-        raise XPostIdTaken(
-            f"X post {x_post_id} is already stored for post {owner.post_id} "
-            f"(segment {owner.segment_index})"
-        )
 
 
-def _apply_failure_streak(
-    connection: Connection, claim: Claim, settlement: Settlement, now: datetime
+def _apply_failure_streaks(
+    connection: Connection,
+    applied: Sequence[tuple[Claim, Settlement]],
+    accounts: dict[UUID, tuple[int, AccountState]],
+) -> list[tuple[events.DomainEvent, ...]]:
+    """Apply what each settlement does to its account's run of final failures
+    (domain/publishing/failure_streak.py), in the settlements' transaction
+    (`accounts`: each locked account's count and state before it); the account.suspended
+    event of each pause, per settlement."""
+    counts: dict[UUID, int] = {}
+    found: list[tuple[events.DomainEvent, ...]] = []
+    for claim, settlement in applied:
+        previous, state = accounts.get(claim.account_id, (0, None))
+        streak = None
+        if state is not None:
+            # The account's state once the settlement's own account change is applied.
+            streak = failure_streak.after_settlement(
+                claim, settlement.state, previous, settlement.account_state or state, claim.now()
+            )
+        if streak is None:
+            found.append(())
+        elif streak.pause:
+            found.append(_pause(connection, claim, streak))
+        else:
+            if streak.count != previous:  # an unchanged count is not written again
+                counts[claim.account_id] = streak.count
+            found.append(streak.events)
+    if counts:
+        connection.execute(_SET_FAILURES, {"ids": list(counts), "counts": list(counts.values())})
+    return found
+
+
+def _pause(
+    connection: Connection, claim: Claim, streak: failure_streak.FailureStreak
 ) -> tuple[events.DomainEvent, ...]:
-    """Apply what the settlement does to the account's run of final failures
-    (domain/publishing/failure_streak.py), in the settlement's transaction; the
-    account.suspended event of a pause, if any."""
-    account = connection.execute(
-        _sql("SELECT consecutive_failures, state FROM accounts WHERE id = :id FOR UPDATE"),
-        {"id": claim.account_id},
-    ).one_or_none()
-    if account is None:
-        return ()
-    streak = failure_streak.after_settlement(
-        claim, settlement.state, account.consecutive_failures, AccountState(account.state), now
-    )
-    if streak is None:
-        return ()
-    if not streak.pause:
-        connection.execute(
-            _sql("UPDATE accounts SET consecutive_failures = :count WHERE id = :id"),
-            {"count": streak.count, "id": claim.account_id},
-        )
-        return streak.events
     paused = connection.execute(
         _sql(
             "UPDATE accounts SET consecutive_failures = :count, state = :paused, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, select
@@ -31,6 +32,27 @@ class SqlAuditLog:
                 "before": entry.before,
                 "after": entry.after,
             },
+        )
+
+    def record_many(self, entries: Sequence[AuditEntry]) -> None:
+        """Several entries in one statement (the publishing engine's batches)."""
+        now = datetime.now(UTC)
+        self._conn.execute(
+            _INSERT_AUDIT,
+            [
+                {
+                    "occurred_at": now,
+                    "actor": entry.actor,
+                    "action": entry.action,
+                    "resource_type": entry.resource_type,
+                    "resource_id": entry.resource_id,
+                    "user_id": entry.user_id,
+                    "request_id": entry.request_id,
+                    "before": entry.before,
+                    "after": entry.after,
+                }
+                for entry in entries
+            ],
         )
 
 

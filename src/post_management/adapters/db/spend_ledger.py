@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, TextClause, select, text
+from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from post_management.adapters.db.clock import NOW_SQL
-from post_management.adapters.db.schema import posts
-from post_management.adapters.db.spend_schema import x_read_charges, x_spend
+from post_management.adapters.db.spend_schema import x_read_charges
 from post_management.domain.x_spend import (
     CallKind,
     Metered,
@@ -59,12 +58,33 @@ def _scope(scope: SpendScope) -> tuple[str, object]:
     raise ValueError("a spend scope names an account, a user or a campaign")
 
 
+# Every call of a batch in one statement; each row's campaign is its post's.
+_INSERT_SPEND = text(
+    """
+    INSERT INTO x_spend (occurred_at, user_id, account_id, post_id, campaign_id, kind, purpose,
+                         outcome, units, charged_units, unit_price_micros, cost_micros)
+    SELECT v.occurred_at, v.user_id, v.account_id, v.post_id,
+           (SELECT p.campaign_id FROM posts p WHERE p.id = v.post_id),
+           v.kind, v.purpose, v.outcome, v.units, v.charged_units, v.price, v.cost
+    FROM unnest(
+        CAST(:occurred_at AS timestamptz[]), CAST(:user_id AS text[]),
+        CAST(:account_id AS uuid[]), CAST(:post_id AS uuid[]), CAST(:kind AS text[]),
+        CAST(:purpose AS text[]), CAST(:outcome AS text[]), CAST(:units AS int[]),
+        CAST(:charged_units AS int[]), CAST(:price AS bigint[]), CAST(:cost AS bigint[])
+    ) WITH ORDINALITY AS v(occurred_at, user_id, account_id, post_id, kind, purpose, outcome,
+                           units, charged_units, price, cost, n)
+    ORDER BY v.n
+    """
+)
+
+
 def record_spend(connection: Connection, prices: PriceTable, entries: Sequence[Metered]) -> int:
     """Records each call in the connection's transaction; returns their cost in micros.
 
     A read of a post or user already billed this UTC day is free (X bills a resource
     once a day); a refused call is free."""
     total = 0
+    rows: dict[str, list[object]] = {name: [] for name in _SPEND_COLUMNS}
     for entry in entries:
         price = prices.unit_price(entry.kind, entry.occurred_at)
         outcome, charged = entry.outcome, entry.units
@@ -75,30 +95,45 @@ def record_spend(connection: Connection, prices: PriceTable, entries: Sequence[M
             if charged == 0:
                 outcome = Outcome.DEDUPLICATED
         cost = charged * price
-        connection.execute(
-            x_spend.insert().values(
-                occurred_at=entry.occurred_at,
-                user_id=entry.user_id,
-                account_id=entry.account_id,
-                post_id=entry.post_id,
-                campaign_id=(
-                    select(posts.c.campaign_id).where(posts.c.id == entry.post_id).scalar_subquery()
-                    if entry.post_id is not None
-                    else None
-                ),
-                kind=entry.kind.value,
-                purpose=entry.purpose.value,
-                outcome=outcome.value,
-                units=entry.units,
-                charged_units=charged,
-                unit_price_micros=price,
-                cost_micros=cost,
-            )
-        )
+        for name, value in zip(
+            _SPEND_COLUMNS,
+            (
+                entry.occurred_at,
+                entry.user_id,
+                entry.account_id,
+                entry.post_id,
+                entry.kind.value,
+                entry.purpose.value,
+                outcome.value,
+                entry.units,
+                charged,
+                price,
+                cost,
+            ),
+            strict=True,
+        ):
+            rows[name].append(value)
         if cost:
             X_SPEND.labels(kind=entry.kind.value).inc(cost / 1_000_000)
         total += cost
+    if entries:
+        connection.execute(_INSERT_SPEND, rows)
     return total
+
+
+_SPEND_COLUMNS = (
+    "occurred_at",
+    "user_id",
+    "account_id",
+    "post_id",
+    "kind",
+    "purpose",
+    "outcome",
+    "units",
+    "charged_units",
+    "price",
+    "cost",
+)
 
 
 def _new_reads(connection: Connection, entry: Metered) -> int:
@@ -202,3 +237,7 @@ class SqlSpendMeter:
             return (
                 SqlSpendLedger(connection, self._prices).budget_states([account_id]).get(account_id)
             )
+
+    def budgets(self, account_ids: Sequence[UUID]) -> dict[UUID, BudgetState]:
+        with self._engine.connect() as connection:
+            return SqlSpendLedger(connection, self._prices).budget_states(account_ids)

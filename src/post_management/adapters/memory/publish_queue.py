@@ -212,6 +212,11 @@ class MemoryPublishQueue:
 
         return self._atomic(sending)
 
+    def sending_many(
+        self, items: Sequence[tuple[Claim, Sequence[str] | None]], lease: timedelta
+    ) -> list[bool]:
+        return self._atomic(lambda: [self.sending(claim, lease, media) for claim, media in items])
+
     def record_answer(self, claim: Claim, index: int, x_post_id: str) -> None:
         def record() -> None:
             key = (claim.account_id, x_post_id)
@@ -267,25 +272,37 @@ class MemoryPublishQueue:
         return self._atomic(record)
 
     def settle(self, claim: Claim, settlement: Settlement) -> bool:
-        def settle() -> bool:
-            held = self._held(claim)
-            if held is None:
-                return False
-            self._update_post(*held, settlement)
-            if settlement.x_post_id:
-                self._store_x_post_id(claim, 0, settlement.x_post_id)
-            self._finish_attempt(claim, settlement)
-            self._update_account(claim, settlement)
-            record_spend(self._store, self._prices, settlement.spent)
-            streak = self._apply_failure_streak(claim, settlement, claim.now())
-            added = (*settlement.events, *streak)
-            write_events(self._store, added)
-            now = self._store.now()
-            for entry in settlement_entries(claim, settlement, added):
-                self._store.tables.audit.append((now, entry))
-            return True
+        return self._atomic(lambda: self._settle_held(claim, settlement))
 
-        return self._atomic(settle)
+    def settle_many(self, items: Sequence[tuple[Claim, Settlement]]) -> list[bool | Exception]:
+        try:
+            return self._atomic(lambda: [self._settle_held(c, s) for c, s in items])
+        except Exception:  # one item's own failure: each alone, as the database does
+            return [self._settle_alone(claim, settlement) for claim, settlement in items]
+
+    def _settle_alone(self, claim: Claim, settlement: Settlement) -> bool | Exception:
+        try:
+            return self.settle(claim, settlement)
+        except Exception as exc:
+            return exc
+
+    def _settle_held(self, claim: Claim, settlement: Settlement) -> bool:
+        held = self._held(claim)
+        if held is None:
+            return False
+        self._update_post(*held, settlement)
+        if settlement.x_post_id:
+            self._store_x_post_id(claim, 0, settlement.x_post_id)
+        self._finish_attempt(claim, settlement)
+        self._update_account(claim, settlement)
+        record_spend(self._store, self._prices, settlement.spent)
+        streak = self._apply_failure_streak(claim, settlement, claim.now())
+        added = (*settlement.events, *streak)
+        write_events(self._store, added)
+        now = self._store.now()
+        for entry in settlement_entries(claim, settlement, added):
+            self._store.tables.audit.append((now, entry))
+        return True
 
     def _update_post(self, post: Post, engine: PostEngine, settlement: Settlement) -> None:
         now = self._store.now()

@@ -156,3 +156,7 @@ class MemorySpendMeter:
     def budget(self, account_id: UUID) -> BudgetState | None:
         with self._store.lock:
             return budget_states(self._store, self._prices, [account_id]).get(account_id)
+
+    def budgets(self, account_ids: Sequence[UUID]) -> dict[UUID, BudgetState]:
+        with self._store.lock:
+            return budget_states(self._store, self._prices, account_ids)

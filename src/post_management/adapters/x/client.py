@@ -84,6 +84,10 @@ class TweepyXApi:
         self._user_ids: dict[str, str] = {}  # access token -> X user id
         self._app_client: Any = None
 
+    @property
+    def settings(self) -> XClientSettings:
+        return self._settings
+
     # --- tweepy objects ------------------------------------------------------
 
     def _cached(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 import tweepy
@@ -50,7 +50,23 @@ def rate_limit_from(headers: Mapping[str, str]) -> RateLimitInfo | None:
     return info if (info.window or info.user_day or info.app_day) else None
 
 
-def json_body(response: requests.Response) -> dict[str, Any]:
+class HttpAnswer(Protocol):
+    """An HTTP answer of X as the mapping reads it: a requests.Response, or the
+    asynchronous client's answer (adapters/x/poster.py)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def json(self) -> Any: ...
+
+
+def json_body(response: HttpAnswer) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -58,7 +74,7 @@ def json_body(response: requests.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _problem(response: requests.Response) -> tuple[str, str]:
+def _problem(response: HttpAnswer) -> tuple[str, str]:
     """(type, human-readable reason) of an X error body, v2 or v1.1 shaped."""
     body = json_body(response)
     type_ = str(body.get("type", ""))
@@ -71,11 +87,15 @@ def _problem(response: requests.Response) -> tuple[str, str]:
 
 
 def is_duplicate(exc: tweepy.HTTPException) -> bool:
-    _, reason = _problem(exc.response)
-    return exc.response.status_code == 403 and DUPLICATE_DETAIL in reason.lower()
+    return is_duplicate_answer(exc.response)
 
 
-def _rate_limited(response: requests.Response, info: RateLimitInfo | None) -> RateLimited:
+def is_duplicate_answer(response: HttpAnswer) -> bool:
+    _, reason = _problem(response)
+    return response.status_code == 403 and DUPLICATE_DETAIL in reason.lower()
+
+
+def _rate_limited(response: HttpAnswer, info: RateLimitInfo | None) -> RateLimited:
     reset_at = info.blocked_until() if info else None
     quota = info.window if info else None
     if info and reset_at is not None:
@@ -91,7 +111,7 @@ def _rate_limited(response: requests.Response, info: RateLimitInfo | None) -> Ra
     )
 
 
-def _answered_at(response: requests.Response) -> datetime:
+def _answered_at(response: HttpAnswer) -> datetime:
     """When X answered, by X's own clock (its Date header): a worker's clock may be
     off. The process clock only when X sent no readable date."""
     try:
@@ -102,7 +122,11 @@ def _answered_at(response: requests.Response) -> datetime:
 
 
 def from_http_error(exc: tweepy.HTTPException) -> Failure:
-    response: requests.Response = exc.response
+    return from_http_answer(exc.response)
+
+
+def from_http_answer(response: HttpAnswer) -> Failure:
+    """An answer of X that is not a success."""
     status = response.status_code
     info = rate_limit_from(response.headers)
     type_, reason = _problem(response)

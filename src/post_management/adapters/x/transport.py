@@ -33,6 +33,7 @@ Timeout = float | tuple[float, float] | tuple[float, None] | None
 # Loggers that print Authorization headers or OAuth parameters at DEBUG.
 _SECRET_LOGGERS = (
     "tweepy.client",
+    "tweepy.asynchronous.client",
     "tweepy.api",
     "requests_oauthlib.oauth1_auth",
     "oauthlib.oauth1.rfc5849",

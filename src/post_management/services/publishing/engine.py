@@ -3,12 +3,14 @@ reconcile posts whose outcome on X is unknown."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from post_management.domain.media import X_MEDIA_REUSE_WINDOW
 from post_management.domain.post import PostState
@@ -41,10 +43,19 @@ from post_management.ports.x_api import (
     XApi,
     XCredentials,
     XPost,
+    XPoster,
 )
 from post_management.ports.x_spend import SpendMeter
 from post_management.services.publishing import telemetry
 from post_management.services.publishing.budget import BudgetSettings, PostBudgets
+from post_management.services.publishing.pipeline import (
+    BatchedSteps,
+    DirectSteps,
+    InlinePoster,
+    LoopThread,
+    Steps,
+    run_inline,
+)
 from post_management.services.publishing.spend import metered_create, metered_upload
 
 log = logging.getLogger(__name__)
@@ -86,11 +97,17 @@ class Publisher:
         settings: EngineSettings,
         media: MediaUploads | None = None,
         meter: SpendMeter | None = None,
+        *,
+        poster: XPoster | None = None,
+        limiter_blocks: bool = False,
     ) -> None:
         self._queue = telemetry.observed(queue)
         # What X charges: each call recorded with its outcome, budgets checked first.
         self._meter = meter
         self._x = x_api
+        # The dispatcher's create-post calls, on its event loop.
+        self._poster = poster or InlinePoster(x_api)
+        self._limiter_blocks = limiter_blocks
         self._budgets = PostBudgets(
             limiter,
             BudgetSettings(
@@ -102,49 +119,64 @@ class Publisher:
         self._clock = clock
         self._settings = settings
         self._media = media
+        self._direct = DirectSteps(self._queue, x_api, clock, meter)
+
+    def publish(self, claim: Claim) -> PostState:
+        """Publish on the calling thread, each step in its own transaction."""
+        return run_inline(self.run(claim, self._direct))
+
+    def batched(self, executor: Executor) -> BatchedSteps:
+        """Steps for the dispatcher's event loop (pipeline.py)."""
+        return BatchedSteps(
+            self._queue, self._poster, self._meter, executor, limiter_blocks=self._limiter_blocks
+        )
+
+    async def close(self) -> None:
+        """Close the dispatcher's X connections (on its loop)."""
+        await self._poster.aclose()
 
     @telemetry.publishing
-    def publish(self, claim: Claim) -> PostState:
+    async def run(self, claim: Claim, steps: Steps) -> PostState:
         crash.crash_point(crash.AFTER_CLAIM)
         now = claim.now()
         if claim.credentials_problem:
             settlement = outcomes.parked(claim, claim.credentials_problem, now)
-            self._settle(claim, settlement)
+            await self._settle(steps, claim, settlement)
             return settlement.state
         if claim.credentials is None:
             settlement = outcomes.failed(
                 claim, "NO_CREDENTIALS", "the account has no X credentials", now
             )
-            self._settle(claim, settlement)
+            await self._settle(steps, claim, settlement)
             return settlement.state
-        held = self._over_x_budget(claim, now)
+        held = await self._over_x_budget(steps, claim, now)
         if held is not None:
-            self._settle(claim, held)
+            await self._settle(steps, claim, held)
             return held.state
         spent: list[Metered] = []
-        taken = self._take_budget(claim, self._clock.now(), spent)
+        taken = await self._take_budget(steps, claim, spent)
         if isinstance(taken, Settlement):
             return taken.state
         uploaded: tuple[str, ...] = ()
         if claim.attachment_ids and not claim.segment_x_post_ids:
-            media = self._upload_media(claim, spent)
+            media = await steps.call(partial(self._upload_media, claim, spent))
             if media is None or isinstance(media, Settlement):
-                self._budgets.give_back(taken)  # no create-post call was made
+                await self._give_back(steps, taken)  # no create-post call was made
             if isinstance(media, Settlement):
-                self._settle(claim, media, spent)
+                await self._settle(steps, claim, media, spent)
                 return media.state
             if media is None:
-                self._meter_alone(spent)
+                await self._meter_alone(steps, spent)
                 return PostState.PUBLISHING
             uploaded = media
-        return self._publish_segments(claim, uploaded, taken, spent)
+        return await self._publish_segments(steps, claim, uploaded, taken, spent)
 
-    def _over_x_budget(self, claim: Claim, now: datetime) -> Settlement | None:
+    async def _over_x_budget(self, steps: Steps, claim: Claim, now: datetime) -> Settlement | None:
         """The post waits when its calls would take the month's X spend above the
         account's budget (docs/x-spend.md)."""
         if self._meter is None:
             return None
-        state = self._meter.budget(claim.account_id)
+        state = await steps.x_budget(claim.account_id)
         if state is None or state.budget_micros is None:
             return None
         remaining = claim.segments[len(claim.segment_x_post_ids) :]
@@ -154,23 +186,32 @@ class Publisher:
             return None
         return outcomes.budget_wait(claim, state.budget_micros, state.spent_micros, needed, now)
 
-    def _meter_alone(self, spent: Sequence[Metered]) -> None:
+    async def _meter_alone(self, steps: Steps, spent: Sequence[Metered]) -> None:
         """Calls whose outcome this attempt could not settle (its claim was lost)."""
         if self._meter is not None and spent:
-            self._meter.record(spent)
+            await steps.call(partial(self._meter.record, spent))
 
-    def _publish_segments(
-        self, claim: Claim, uploaded: tuple[str, ...], taken: Taken, spent: list[Metered]
+    async def _give_back(self, steps: Steps, taken: Taken) -> None:
+        await steps.limit(partial(self._budgets.give_back, taken))
+
+    async def _publish_segments(
+        self,
+        steps: Steps,
+        claim: Claim,
+        uploaded: tuple[str, ...],
+        taken: Taken,
+        spent: list[Metered],
     ) -> PostState:
         """From the first segment not yet on X to the last, each replying to the one
         before; each id is recorded before the next call so a retry never repeats one."""
         segments = claim.segments
         published = list(claim.segment_x_post_ids)
         rate_limit: RateLimitInfo | None = None
+        lease = self._settings.lease
         for index in range(len(published), len(segments)):
             if index > len(claim.segment_x_post_ids):
                 crash.crash_point(crash.BETWEEN_SEGMENTS)
-                next_taken = self._take_budget(claim, self._clock.now(), spent)
+                next_taken = await self._take_budget(steps, claim, spent)
                 if isinstance(next_taken, Settlement):
                     return next_taken.state
                 taken = next_taken
@@ -181,36 +222,37 @@ class Publisher:
             )
             # A lost claim never calls X: another holder may be deciding this post.
             sent_media = post.media_ids if index == 0 else None
-            if not self._queue.sending(claim, self._settings.lease, sent_media):
-                self._budgets.give_back(taken)
+            if not await steps.sending(claim, lease, sent_media):
+                await self._give_back(steps, taken)
                 log.warning("lost the claim on post %s before segment %d", claim.post_id, index)
-                self._meter_alone(spent)
+                await self._meter_alone(steps, spent)
                 return PostState.PUBLISHING
-            result = self._x.create_post(_x_credentials(claim), post)
+            result = await steps.create_post(_x_credentials(claim), post)
             now = claim.now()
             spent.extend(metered_create(claim, post.text, result, now))
             if isinstance(result, UnknownOutcome) and not result.request_sent:
-                self._budgets.give_back(taken)  # the call never reached X
+                await self._give_back(steps, taken)  # the call never reached X
             if not isinstance(result, Published):
                 settlement = outcomes.settle_publish(claim, result, now, self._settings.timing)
-                self._settle(claim, settlement, spent)
+                await self._settle(steps, claim, settlement, spent)
                 return settlement.state
             crash.crash_point(crash.AFTER_X_STORED)
-            if len(segments) > 1 and not self._queue.record_segment(
-                claim, index, result.x_post_id, self._settings.lease
+            x_post_id = result.x_post_id
+            if len(segments) > 1 and not await steps.call(
+                partial(self._queue.record_segment, claim, index, x_post_id, lease)
             ):
                 # The reconciler holds the post now: X's answer is kept for it to adopt.
                 log.warning("lost the claim on post %s in segment %d", claim.post_id, index)
-                self._queue.record_answer(claim, index, result.x_post_id)
-                self._meter_alone(spent)
+                await steps.call(partial(self._queue.record_answer, claim, index, x_post_id))
+                await self._meter_alone(steps, spent)
                 return PostState.PUBLISHING
-            published.append(result.x_post_id)
+            published.append(x_post_id)
             rate_limit = result.rate_limit
         settlement = outcomes.published(claim, published[0], claim.now(), "published", rate_limit)
-        if not self._settle(claim, settlement, spent) and len(segments) == 1:
+        if not await self._settle(steps, claim, settlement, spent) and len(segments) == 1:
             # X's answer is kept for whoever holds the post now (each segment of a
             # thread is recorded already).
-            self._queue.record_answer(claim, 0, published[0])
+            await steps.call(partial(self._queue.record_answer, claim, 0, published[0]))
             return PostState.PUBLISHING
         return settlement.state
 
@@ -219,7 +261,7 @@ class Publisher:
     ) -> tuple[str, ...] | Settlement | None:
         """X media ids of the claim's attachments, uploading those without a fresh one
         for this account; each new id is stored the moment X returns it. None when
-        the claim was lost meanwhile."""
+        the claim was lost meanwhile. Blocking: the dispatcher runs it off its loop."""
         now = claim.now()
         if self._media is None:
             return outcomes.failed(claim, "MEDIA_UNAVAILABLE", "no media store configured", now)
@@ -256,27 +298,30 @@ class Publisher:
             x_media_ids.append(x_media_id)
         return tuple(x_media_ids)
 
-    def _take_budget(
-        self, claim: Claim, now: datetime, spent: Sequence[Metered]
+    async def _take_budget(
+        self, steps: Steps, claim: Claim, spent: Sequence[Metered]
     ) -> Taken | Settlement:
         """Units for one create-post call (services/publishing/budget.py); a refusal is
         settled here and returned."""
-        taken = self._budgets.take(claim, now)
+        now = steps.budget_time(claim)
+        taken = await steps.limit(partial(self._budgets.take, claim, now))
         if isinstance(taken, Taken):
             return taken
         settlement = self._budgets.refused(claim, taken, now)
-        self._settle(claim, settlement, spent)
+        await self._settle(steps, claim, settlement, spent)
         return settlement
 
     def app_room(self, now: datetime) -> int:
         """Create-post calls the app's budget allows now."""
         return self._budgets.app_room(now)
 
-    def _settle(self, claim: Claim, settlement: Settlement, spent: Sequence[Metered] = ()) -> bool:
+    async def _settle(
+        self, steps: Steps, claim: Claim, settlement: Settlement, spent: Sequence[Metered] = ()
+    ) -> bool:
         """Applies the settlement, with the X calls of this attempt (`spent`)."""
-        if self._queue.settle(claim, replace(settlement, spent=tuple(spent))):
+        if await steps.settle(claim, replace(settlement, spent=tuple(spent))):
             return True
-        self._meter_alone(spent)
+        await self._meter_alone(steps, spent)
         # Our lease ran out and the reconciler holds the post now: it will find the
         # post on X (or the answer kept for it) if this attempt published it.
         log.warning("lost the claim on post %s before settling it", claim.post_id)
@@ -284,7 +329,10 @@ class Publisher:
 
 
 class Dispatcher:
-    """One tick: claim what is due, publish concurrently (bounded), never wait for X."""
+    """One tick: claim what is due and hand it to the publishing loop, never waiting
+    for X. The loop is one event loop in a thread of its own where every claimed post
+    is a task: X is called asynchronously, and the queue steps of the posts in flight
+    are committed in batches (pipeline.py). At most `max_in_flight` posts at once."""
 
     def __init__(
         self, queue: PublishQueue, publisher: Publisher, clock: Clock, settings: EngineSettings
@@ -293,13 +341,19 @@ class Dispatcher:
         self._publisher = publisher
         self._clock = clock  # for the budgets' windows only; claims use the database's now()
         self._settings = settings
-        self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="publish")
-        self._in_flight = 0
+        self._loop = LoopThread("publishing")
+        # Batched queue writes, media uploads and catch-up claims: off the loop.
+        self._executor = ThreadPoolExecutor(8, thread_name_prefix="publish-io")
+        self._steps = publisher.batched(self._executor)
+        self._tasks: set[asyncio.Task[PostState]] = set()  # on the loop only
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0  # under _lock, as the next three
+        self._catch_ups = 0  # catch-up claims scheduled and not yet done
+        # The last tick filled every free slot, so more posts may be due.
+        self._more_due = False
         # One tick at a time: the timer's, or a catch-up after a full batch.
         self._ticking = threading.Lock()
-        # The last tick filled every free slot, so more posts may be due (under _lock).
-        self._more_due = False
         self._draining = False  # under _ticking: no tick starts anything while set
 
     @telemetry.dispatch_tick
@@ -329,39 +383,63 @@ class Dispatcher:
             # Slots, not the app's budget, cut this claim short: the rest of a burst
             # is claimed when half the slots are free again, not a whole tick later.
             self._more_due = len(claims) == wanted < room
-        for claim in claims:
-            with self._lock:
-                self._in_flight += 1
-            future = self._pool.submit(self._publisher.publish, claim)
-            future.add_done_callback(self._done)
+            self._in_flight += len(claims)
+        if claims:
+            self._loop.call_soon(partial(self._start, claims))
         return len(claims)
 
-    def _done(self, future: Future[PostState]) -> None:
+    def _start(self, claims: list[Claim]) -> None:
+        """On the loop: one task per claim."""
+        loop = asyncio.get_running_loop()
+        for claim in claims:
+            task = loop.create_task(self._publisher.run(claim, self._steps))
+            self._tasks.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[PostState]) -> None:
+        self._tasks.discard(task)
         with self._lock:
             self._in_flight -= 1
             catch_up = self._more_due and self._in_flight <= self._settings.max_in_flight // 2
             if catch_up:
                 self._more_due = False
-        if (error := future.exception()) is not None:
+                self._catch_ups += 1
+            self._idle.notify_all()
+        if not task.cancelled() and (error := task.exception()) is not None:
             # The claim stays PUBLISHING; when its lease ends the reconciler decides.
             log.error("publishing failed unexpectedly: %r", error)
         if catch_up:
-            try:
-                self.tick()
-            except Exception:
-                log.exception("catch-up dispatch tick failed; the next tick claims instead")
+            self._executor.submit(self._catch_up)
+
+    def _catch_up(self) -> None:
+        try:
+            self.tick()
+        except Exception:
+            log.exception("catch-up dispatch tick failed; the next tick claims instead")
+        finally:
+            with self._lock:
+                self._catch_ups -= 1
+                self._idle.notify_all()
 
     def drain(self) -> None:
         """Wait for in-flight publishes (shutdown, tests)."""
-        # A tick under way finishes first; none starts anything until the pool is back.
+        # A tick under way finishes first; none starts anything until all are done.
         with self._ticking:
             self._draining = True
-        self._pool.shutdown(wait=True, cancel_futures=False)
-        self._pool = ThreadPoolExecutor(self._settings.max_in_flight, thread_name_prefix="publish")
-        with self._lock:
-            self._more_due = False
-        with self._ticking:
-            self._draining = False
+        try:
+            with self._lock:
+                while self._in_flight or self._catch_ups:
+                    self._idle.wait()
+                self._more_due = False
+        finally:
+            with self._ticking:
+                self._draining = False
+
+    def close(self) -> None:
+        """Drain, then close the loop's X connections and stop its thread."""
+        self.drain()
+        self._loop.close(self._publisher.close)
+        self._executor.shutdown(wait=True)
 
 
 class Reconciler:

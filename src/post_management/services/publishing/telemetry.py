@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, cast
@@ -91,6 +91,14 @@ class _ObservedQueue:
             record_settlement(claim, settlement)
         return applied
 
+    def settle_many(self, items: Sequence[tuple[Claim, Settlement]]) -> list[bool | Exception]:
+        with tracing.span("queue settle_many", {"settle.batch": len(items)}):
+            results = self._inner.settle_many(items)
+        for (claim, settlement), applied in zip(items, results, strict=True):
+            if applied is True:
+                record_settlement(claim, settlement)
+        return results
+
     def __getattr__(self, name: str) -> Any:
         # Everything else (extend, ...) passes through untouched.
         return getattr(self._inner, name)
@@ -118,13 +126,15 @@ def _claim_of(args: tuple[Any, ...]) -> Claim:
     return next(arg for arg in args if isinstance(arg, Claim))
 
 
-def publishing(function: Callable[_P, _R]) -> Callable[_P, _R]:
-    """For Publisher.publish: one span (a trace of its own when dispatched) per claim."""
+def publishing(
+    function: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """For Publisher.run: one span (a trace of its own when dispatched) per claim."""
 
     @functools.wraps(function)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         with _claim_scope("publish", _claim_of(args)):
-            return function(*args, **kwargs)
+            return await function(*args, **kwargs)
 
     return wrapper
 
