@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -57,12 +58,24 @@ async def _run(settings: Settings, *, grpc: bool, envoy: bool) -> None:
         loop.add_signal_handler(signum, stopping.set)
     try:
         await container.start(grpc=grpc, envoy=envoy)
+        if not grpc:
+            collect_less()
         ready = "ready" if grpc else "worker ready"
         print(f"{ready} (Ctrl+C or SIGTERM stops it)", flush=True)
         await stopping.wait()
         await container.stop()
     finally:
         await container.close()
+
+
+def collect_less() -> None:
+    """A worker's garbage collector: everything made at start-up lives as long as the
+    process, so it leaves the collector's passes (gc.freeze), and the youngest
+    generation is collected every 10,000 allocations instead of 700. In a burst the
+    collector took a sixth of the worker's CPU before (docs/benchmarks.md)."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(10_000, older, oldest)
 
 
 def migrate_database(settings: Settings) -> None:

@@ -164,7 +164,9 @@ _CLAIM_RECONCILE = _sql(
 _INSERT_ATTEMPT = _sql(
     """
     INSERT INTO post_attempts (post_id, attempt_id, number, started_at)
-    VALUES (:post_id, :attempt_id, :number, :started_at)
+    SELECT v.post_id, v.attempt_id, v.number, v.started_at
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+         AS v(post_id uuid, attempt_id uuid, number int, started_at timestamptz)
     ON CONFLICT (attempt_id) DO NOTHING
     """
 )
@@ -189,14 +191,18 @@ _LOOK_AGAIN_UNREADABLE = _sql(
 )
 
 
+# The statements of many posts at once take their rows as one JSON document (`:rows`,
+# a list of objects): one text to pass instead of an array per column, each element of
+# which the driver would escape on its own.
+
 # The send noted before each create-post call, for many claims in one statement: the
 # lease renewed where the holder still holds the post, then its attempt's send time
-# (and X media ids: a JSON array, or NULL to keep those noted).
+# (and X media ids; null keeps those noted).
 _SENDING_MANY = _sql(
     """
     WITH v AS (
-        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:holders AS uuid[]),
-                             CAST(:media AS text[])) AS v(id, holder, media)
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+                      AS v(id uuid, holder uuid, media jsonb)
     ), renewed AS (
         UPDATE posts p
         SET lease_expires_at = GREATEST(p.lease_expires_at, now() + CAST(:lease AS interval))
@@ -205,8 +211,9 @@ _SENDING_MANY = _sql(
         RETURNING p.id, p.attempt_id
     ), noted AS (
         UPDATE post_attempts pa SET sent_at = now(),
-            x_media_ids = CASE WHEN v.media IS NULL THEN pa.x_media_ids ELSE CAST(ARRAY(
-                SELECT jsonb_array_elements_text(CAST(v.media AS jsonb))) AS varchar(32)[]) END
+            x_media_ids = CASE WHEN v.media IS NULL OR jsonb_typeof(v.media) = 'null'
+                THEN pa.x_media_ids
+                ELSE CAST(ARRAY(SELECT jsonb_array_elements_text(v.media)) AS varchar(32)[]) END
         FROM renewed r JOIN v ON v.id = r.id
         WHERE pa.attempt_id = r.attempt_id
     )
@@ -219,42 +226,25 @@ _LOCK_ACCOUNTS = _sql(
     "ORDER BY id FOR UPDATE"
 )
 
-_POST_COLUMNS = (
-    "ids",
-    "holders",
-    "states",
-    "x_post_ids",
-    "published_at",
-    "due_in",
-    "details",
-    "refunds",
-    "publishing",
-    "reconcile_in",
-    "unknown_causes",
-)
-
+# Intervals in seconds (null: none).
 _UPDATE_POSTS = _sql(
     """
     UPDATE posts p SET
         state = v.state,
         x_post_id = CASE WHEN v.x_post_id = '' THEN p.x_post_id ELSE v.x_post_id END,
         published_at = COALESCE(v.published_at, p.published_at),
-        due_at = COALESCE(now() + v.due_in, p.due_at),
+        due_at = COALESCE(now() + v.due_in * interval '1 second', p.due_at),
         last_error = v.detail,
         attempt_count = p.attempt_count - v.refund,
         attempt_id = CASE WHEN v.publishing THEN p.attempt_id END,
-        lease_expires_at = now() + v.reconcile_in,
-        reconcile_after = now() + v.reconcile_in,
+        lease_expires_at = now() + v.reconcile_in * interval '1 second',
+        reconcile_after = now() + v.reconcile_in * interval '1 second',
         unknown_cause = v.unknown_cause,
         version = p.version + 1, updated_at = now()
-    FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:holders AS uuid[]), CAST(:states AS text[]),
-        CAST(:x_post_ids AS text[]), CAST(:published_at AS timestamptz[]),
-        CAST(:due_in AS interval[]), CAST(:details AS text[]), CAST(:refunds AS int[]),
-        CAST(:publishing AS boolean[]), CAST(:reconcile_in AS interval[]),
-        CAST(:unknown_causes AS text[])
-    ) AS v(id, holder, state, x_post_id, published_at, due_in, detail, refund, publishing,
-           reconcile_in, unknown_cause)
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
+        id uuid, holder uuid, state text, x_post_id text, published_at timestamptz,
+        due_in float8, detail text, refund int, publishing boolean, reconcile_in float8,
+        unknown_cause text)
     WHERE p.id = v.id AND p.attempt_id = v.holder AND p.state = 'PUBLISHING'
     RETURNING p.id
     """
@@ -268,9 +258,8 @@ _FINISH_ATTEMPTS = _sql(
     FROM (
         SELECT u.*, (SELECT max(a.id) FROM post_attempts a
                      WHERE a.post_id = u.post_id AND a.number = u.number) AS row_id
-        FROM unnest(CAST(:posts AS uuid[]), CAST(:numbers AS int[]), CAST(:outcomes AS text[]),
-                    CAST(:details AS text[]), CAST(:x_post_ids AS text[]))
-             AS u(post_id, number, outcome, detail, x_post_id)
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+             AS u(post_id uuid, number int, outcome text, detail text, x_post_id text)
     ) v
     WHERE pa.id = v.row_id
     """
@@ -281,9 +270,8 @@ _FINISH_ATTEMPTS = _sql(
 _STORE_X_IDS = _sql(
     """
     WITH v AS (
-        SELECT * FROM unnest(CAST(:accounts AS uuid[]), CAST(:x_post_ids AS text[]),
-                             CAST(:posts AS uuid[]), CAST(:indexes AS int[]))
-             AS v(account_id, x_post_id, post_id, segment_index)
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+             AS v(account_id uuid, x_post_id text, post_id uuid, segment_index int)
     ), stored AS (
         INSERT INTO post_x_ids (account_id, x_post_id, post_id, segment_index, recorded_at)
         SELECT account_id, x_post_id, post_id, segment_index, now() FROM v
@@ -300,10 +288,23 @@ _STORE_X_IDS = _sql(
 _SET_FAILURES = _sql(
     """
     UPDATE accounts a SET consecutive_failures = v.count
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:counts AS int[])) AS v(id, count)
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id uuid, count int)
     WHERE a.id = v.id
     """
 )
+
+
+def _rows(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as the JSON document the statements above read."""
+    return json.dumps(rows)
+
+
+def _seconds(delta: timedelta | None) -> float | None:
+    return None if delta is None else delta.total_seconds()
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 class SqlPublishQueue:
@@ -335,18 +336,16 @@ class SqlPublishQueue:
                     if claim is not None:
                         claims.append(claim)
                 if dispatching and claims:
-                    connection.execute(
-                        _INSERT_ATTEMPT,
-                        [
-                            {
-                                "post_id": c.post_id,
-                                "attempt_id": c.holder,
-                                "number": c.attempt_number,
-                                "started_at": c.started_at,
-                            }
-                            for c in claims
-                        ],
-                    )
+                    attempts = [
+                        {
+                            "post_id": str(c.post_id),
+                            "attempt_id": str(c.holder),
+                            "number": c.attempt_number,
+                            "started_at": c.started_at.isoformat(),
+                        }
+                        for c in claims
+                    ]
+                    connection.execute(_INSERT_ATTEMPT, {"rows": _rows(attempts)})
         except IntegrityError:
             # Another dispatcher claimed a post of the same account in the same
             # instant; the unique index refused ours. The next tick tries again.
@@ -449,14 +448,19 @@ class SqlPublishQueue:
     ) -> list[bool]:
         if not items:
             return []
-        params = {
-            "ids": [claim.post_id for claim, _ in items],
-            "holders": [claim.holder for claim, _ in items],
-            "media": [None if media is None else json.dumps(list(media)) for _, media in items],
-            "lease": lease,
-        }
+        rows = [
+            {
+                "id": str(claim.post_id),
+                "holder": str(claim.holder),
+                "media": None if media is None else list(media),
+            }
+            for claim, media in items
+        ]
         with self._engine.begin() as connection:
-            held = {row[0] for row in connection.execute(_SENDING_MANY, params)}
+            held = {
+                row[0]
+                for row in connection.execute(_SENDING_MANY, {"rows": _rows(rows), "lease": lease})
+            }
         return [claim.post_id in held for claim, _ in items]
 
     def record_answer(self, claim: Claim, index: int, x_post_id: str) -> None:
@@ -647,15 +651,18 @@ def _store_x_post_ids(connection: Connection, ids: Sequence[tuple[Claim, int, st
     another post or segment is refused (the transaction rolls back)."""
     if not ids:
         return
-    params = {
-        "accounts": [claim.account_id for claim, _, _ in ids],
-        "x_post_ids": [x_post_id for _, _, x_post_id in ids],
-        "posts": [claim.post_id for claim, _, _ in ids],
-        "indexes": [index for _, index, _ in ids],
-    }
+    rows = [
+        {
+            "account_id": str(claim.account_id),
+            "x_post_id": x_post_id,
+            "post_id": str(claim.post_id),
+            "segment_index": index,
+        }
+        for claim, index, x_post_id in ids
+    ]
     owners = {
         (row.account_id, row.x_post_id): (row.post_id, row.segment_index)
-        for row in connection.execute(_STORE_X_IDS, params)
+        for row in connection.execute(_STORE_X_IDS, {"rows": _rows(rows)})
     }
     for claim, index, x_post_id in ids:
         owner = owners.get((claim.account_id, x_post_id))
@@ -668,34 +675,39 @@ def _store_x_post_ids(connection: Connection, ids: Sequence[tuple[Claim, int, st
 
 def _update_posts(connection: Connection, items: Sequence[tuple[Claim, Settlement]]) -> set[UUID]:
     """The posts' new rows, each only while its holder holds it; the ids applied."""
-    columns: dict[str, list[Any]] = {name: [] for name in _POST_COLUMNS}
+    rows = []
     for claim, settlement in items:
         publishing = settlement.state is PostState.PUBLISHING
-        columns["ids"].append(claim.post_id)
-        columns["holders"].append(claim.holder)
-        columns["states"].append(settlement.state.value)
-        columns["x_post_ids"].append(settlement.x_post_id)
-        columns["published_at"].append(settlement.published_at)
-        columns["due_in"].append(settlement.due_in)
-        columns["details"].append(settlement.detail[:2000])
-        columns["refunds"].append(1 if settlement.refund_attempt else 0)
-        columns["publishing"].append(publishing)
-        columns["reconcile_in"].append(settlement.reconcile_in if publishing else None)
-        columns["unknown_causes"].append(settlement.unknown_cause if publishing else "")
-    return {row[0] for row in connection.execute(_UPDATE_POSTS, columns)}
+        rows.append(
+            {
+                "id": str(claim.post_id),
+                "holder": str(claim.holder),
+                "state": settlement.state.value,
+                "x_post_id": settlement.x_post_id,
+                "published_at": _instant(settlement.published_at),
+                "due_in": _seconds(settlement.due_in),
+                "detail": settlement.detail[:2000],
+                "refund": 1 if settlement.refund_attempt else 0,
+                "publishing": publishing,
+                "reconcile_in": _seconds(settlement.reconcile_in) if publishing else None,
+                "unknown_cause": settlement.unknown_cause if publishing else "",
+            }
+        )
+    return {row[0] for row in connection.execute(_UPDATE_POSTS, {"rows": _rows(rows)})}
 
 
 def _finish_attempts(connection: Connection, items: Sequence[tuple[Claim, Settlement]]) -> None:
-    connection.execute(
-        _FINISH_ATTEMPTS,
+    rows = [
         {
-            "posts": [claim.post_id for claim, _ in items],
-            "numbers": [claim.attempt_number for claim, _ in items],
-            "outcomes": [settlement.outcome for _, settlement in items],
-            "details": [settlement.detail[:2000] for _, settlement in items],
-            "x_post_ids": [settlement.x_post_id for _, settlement in items],
-        },
-    )
+            "post_id": str(claim.post_id),
+            "number": claim.attempt_number,
+            "outcome": settlement.outcome,
+            "detail": settlement.detail[:2000],
+            "x_post_id": settlement.x_post_id,
+        }
+        for claim, settlement in items
+    ]
+    connection.execute(_FINISH_ATTEMPTS, {"rows": _rows(rows)})
 
 
 def _apply_failure_streaks(
@@ -726,7 +738,8 @@ def _apply_failure_streaks(
                 counts[claim.account_id] = streak.count
             found.append(streak.events)
     if counts:
-        connection.execute(_SET_FAILURES, {"ids": list(counts), "counts": list(counts.values())})
+        rows = [{"id": str(account), "count": count} for account, count in counts.items()]
+        connection.execute(_SET_FAILURES, {"rows": _rows(rows)})
     return found
 
 

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, text
 
 from post_management.adapters.db.schema import audit_log, idempotency_keys
 from post_management.ports.repositories import AuditEntry, IdempotencyRecord
 
 # Built once; the columns are the parameters' names.
 _INSERT_AUDIT = insert(audit_log)
+
+# Entries in order from one JSON document; `before` and `after` as JSON (a missing
+# one is JSON null, as the column type stores None).
+_INSERT_AUDIT_ROWS = text(
+    """
+    INSERT INTO audit_log (occurred_at, actor, action, resource_type, resource_id, user_id,
+                           request_id, before, after)
+    SELECT CAST(e->>'occurred_at' AS timestamptz), e->>'actor', e->>'action',
+           e->>'resource_type', CAST(e->>'resource_id' AS uuid), e->>'user_id',
+           e->>'request_id', e->'before', e->'after'
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS v(e, n)
+    ORDER BY v.n
+    """
+)
 
 
 class SqlAuditLog:
@@ -36,24 +51,22 @@ class SqlAuditLog:
 
     def record_many(self, entries: Sequence[AuditEntry]) -> None:
         """Several entries in one statement (the publishing engine's batches)."""
-        now = datetime.now(UTC)
-        self._conn.execute(
-            _INSERT_AUDIT,
-            [
-                {
-                    "occurred_at": now,
-                    "actor": entry.actor,
-                    "action": entry.action,
-                    "resource_type": entry.resource_type,
-                    "resource_id": entry.resource_id,
-                    "user_id": entry.user_id,
-                    "request_id": entry.request_id,
-                    "before": entry.before,
-                    "after": entry.after,
-                }
-                for entry in entries
-            ],
-        )
+        now = datetime.now(UTC).isoformat()
+        rows = [
+            {
+                "occurred_at": now,
+                "actor": entry.actor,
+                "action": entry.action,
+                "resource_type": entry.resource_type,
+                "resource_id": str(entry.resource_id),
+                "user_id": entry.user_id,
+                "request_id": entry.request_id,
+                "before": entry.before,
+                "after": entry.after,
+            }
+            for entry in entries
+        ]
+        self._conn.execute(_INSERT_AUDIT_ROWS, {"rows": json.dumps(rows)})
 
 
 class SqlIdempotencyKeys:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -58,21 +59,19 @@ def _scope(scope: SpendScope) -> tuple[str, object]:
     raise ValueError("a spend scope names an account, a user or a campaign")
 
 
-# Every call of a batch in one statement; each row's campaign is its post's.
+# Every call of a batch in one statement, in order, from one JSON document; each row's
+# campaign is its post's.
 _INSERT_SPEND = text(
     """
     INSERT INTO x_spend (occurred_at, user_id, account_id, post_id, campaign_id, kind, purpose,
                          outcome, units, charged_units, unit_price_micros, cost_micros)
-    SELECT v.occurred_at, v.user_id, v.account_id, v.post_id,
-           (SELECT p.campaign_id FROM posts p WHERE p.id = v.post_id),
-           v.kind, v.purpose, v.outcome, v.units, v.charged_units, v.price, v.cost
-    FROM unnest(
-        CAST(:occurred_at AS timestamptz[]), CAST(:user_id AS text[]),
-        CAST(:account_id AS uuid[]), CAST(:post_id AS uuid[]), CAST(:kind AS text[]),
-        CAST(:purpose AS text[]), CAST(:outcome AS text[]), CAST(:units AS int[]),
-        CAST(:charged_units AS int[]), CAST(:price AS bigint[]), CAST(:cost AS bigint[])
-    ) WITH ORDINALITY AS v(occurred_at, user_id, account_id, post_id, kind, purpose, outcome,
-                           units, charged_units, price, cost, n)
+    SELECT CAST(e->>'occurred_at' AS timestamptz), e->>'user_id',
+           CAST(e->>'account_id' AS uuid), CAST(e->>'post_id' AS uuid),
+           (SELECT p.campaign_id FROM posts p WHERE p.id = CAST(e->>'post_id' AS uuid)),
+           e->>'kind', e->>'purpose', e->>'outcome', CAST(e->>'units' AS int),
+           CAST(e->>'charged_units' AS int), CAST(e->>'price' AS bigint),
+           CAST(e->>'cost' AS bigint)
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS v(e, n)
     ORDER BY v.n
     """
 )
@@ -84,7 +83,7 @@ def record_spend(connection: Connection, prices: PriceTable, entries: Sequence[M
     A read of a post or user already billed this UTC day is free (X bills a resource
     once a day); a refused call is free."""
     total = 0
-    rows: dict[str, list[object]] = {name: [] for name in _SPEND_COLUMNS}
+    rows = []
     for entry in entries:
         price = prices.unit_price(entry.kind, entry.occurred_at)
         outcome, charged = entry.outcome, entry.units
@@ -95,45 +94,27 @@ def record_spend(connection: Connection, prices: PriceTable, entries: Sequence[M
             if charged == 0:
                 outcome = Outcome.DEDUPLICATED
         cost = charged * price
-        for name, value in zip(
-            _SPEND_COLUMNS,
-            (
-                entry.occurred_at,
-                entry.user_id,
-                entry.account_id,
-                entry.post_id,
-                entry.kind.value,
-                entry.purpose.value,
-                outcome.value,
-                entry.units,
-                charged,
-                price,
-                cost,
-            ),
-            strict=True,
-        ):
-            rows[name].append(value)
+        rows.append(
+            {
+                "occurred_at": entry.occurred_at.isoformat(),
+                "user_id": entry.user_id,
+                "account_id": None if entry.account_id is None else str(entry.account_id),
+                "post_id": None if entry.post_id is None else str(entry.post_id),
+                "kind": entry.kind.value,
+                "purpose": entry.purpose.value,
+                "outcome": outcome.value,
+                "units": entry.units,
+                "charged_units": charged,
+                "price": price,
+                "cost": cost,
+            }
+        )
         if cost:
             X_SPEND.labels(kind=entry.kind.value).inc(cost / 1_000_000)
         total += cost
-    if entries:
-        connection.execute(_INSERT_SPEND, rows)
+    if rows:
+        connection.execute(_INSERT_SPEND, {"rows": json.dumps(rows)})
     return total
-
-
-_SPEND_COLUMNS = (
-    "occurred_at",
-    "user_id",
-    "account_id",
-    "post_id",
-    "kind",
-    "purpose",
-    "outcome",
-    "units",
-    "charged_units",
-    "price",
-    "cost",
-)
 
 
 def _new_reads(connection: Connection, entry: Metered) -> int:

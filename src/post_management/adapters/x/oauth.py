@@ -10,8 +10,10 @@ unit tests check its signatures against oauthlib's for the same nonce and timest
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -20,9 +22,14 @@ from urllib.parse import quote, urlsplit
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
+
+
 def encode(value: str) -> str:
     """RFC 5849 3.6: every byte of the UTF-8 form but ALPHA, DIGIT, '-', '.', '_' and
     '~' as %XX."""
+    if _UNRESERVED.fullmatch(value):
+        return value  # most tokens, every nonce and timestamp: nothing to escape
     return quote(value, safe="~")
 
 
@@ -36,11 +43,22 @@ def base_string_uri(url: str) -> str:
     return f"{scheme}://{host}{parts.path or '/'}"
 
 
+@functools.lru_cache(maxsize=64)
+def _encoded_uri(url: str) -> str:
+    return encode(base_string_uri(url))
+
+
+def _encode_encoded(text: str) -> str:
+    """`encode` of a text made of encoded parts joined by '=' and '&': only those two
+    and '%' are not unreserved."""
+    return text.replace("%", "%25").replace("&", "%26").replace("=", "%3D")
+
+
 class OAuth1Signer:
     """Signs requests of one app (its consumer key and secret) for any user's token."""
 
     def __init__(self, consumer_key: str, consumer_secret: str) -> None:
-        self._consumer_key = consumer_key
+        self._consumer_key = encode(consumer_key)
         self._consumer_secret = encode(consumer_secret)
 
     def authorization(
@@ -56,20 +74,22 @@ class OAuth1Signer:
     ) -> str:
         """The Authorization header of a request whose body is not form-encoded (a
         JSON body is not signed); `query` holds the URL's query parameters."""
-        oauth = {
-            "oauth_consumer_key": self._consumer_key,
-            "oauth_nonce": nonce or secrets.token_hex(16),
-            "oauth_signature_method": "HMAC-SHA1",
-            "oauth_timestamp": timestamp or str(int(time.time())),
-            "oauth_token": token,
-            "oauth_version": "1.0",
-        }
-        pairs = sorted(
-            (encode(key), encode(value)) for key, value in (*oauth.items(), *(query or {}).items())
-        )
+        oauth = [
+            ("oauth_consumer_key", self._consumer_key),
+            ("oauth_nonce", encode(nonce) if nonce else secrets.token_hex(16)),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_timestamp", encode(timestamp) if timestamp else str(int(time.time()))),
+            ("oauth_token", encode(token)),
+            ("oauth_version", "1.0"),
+        ]
+        pairs = oauth
+        if query:
+            pairs = sorted([*oauth, *((encode(k), encode(v)) for k, v in query.items())])
         normalized = "&".join(f"{key}={value}" for key, value in pairs)
-        base = f"{method.upper()}&{encode(base_string_uri(url))}&{encode(normalized)}"
+        base = f"{method.upper()}&{_encoded_uri(url)}&{_encode_encoded(normalized)}"
         key = f"{self._consumer_secret}&{encode(token_secret)}"
         digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
-        oauth["oauth_signature"] = base64.b64encode(digest).decode()
-        return "OAuth " + ", ".join(f'{key}="{encode(value)}"' for key, value in oauth.items())
+        signature = encode(base64.b64encode(digest).decode())
+        return "OAuth " + ", ".join(
+            f'{key}="{value}"' for key, value in (*oauth, ("oauth_signature", signature))
+        )

@@ -124,6 +124,7 @@ class TweepyXPoster:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
+                cookie_jar=aiohttp.DummyCookieJar(),  # X's API sets none worth keeping
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     connect=self._settings.connect_timeout,

@@ -11,6 +11,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
+from uuid import UUID
 
 from post_management.domain.media import X_MEDIA_REUSE_WINDOW
 from post_management.domain.post import PostState
@@ -45,7 +46,7 @@ from post_management.ports.x_api import (
     XPost,
     XPoster,
 )
-from post_management.ports.x_spend import SpendMeter
+from post_management.ports.x_spend import BudgetState, SpendMeter
 from post_management.services.publishing import telemetry
 from post_management.services.publishing.budget import BudgetSettings, PostBudgets
 from post_management.services.publishing.pipeline import (
@@ -134,6 +135,19 @@ class Publisher:
     async def close(self) -> None:
         """Close the dispatcher's X connections (on its loop)."""
         await self._poster.aclose()
+
+    def x_budgets(self, claims: Sequence[Claim]) -> dict[UUID, BudgetState | None]:
+        """The X budget state of each claim's account, read at once (None: no budget);
+        empty without a meter, or when the read fails (each publish reads its own)."""
+        if self._meter is None:
+            return {}
+        accounts = [claim.account_id for claim in claims]
+        try:
+            found = self._meter.budgets(accounts)
+        except Exception:
+            log.exception("reading the X budgets of %d claims failed", len(claims))
+            return {}
+        return {account: found.get(account) for account in accounts}
 
     @telemetry.publishing
     async def run(self, claim: Claim, steps: Steps) -> PostState:
@@ -385,19 +399,23 @@ class Dispatcher:
             self._more_due = len(claims) == wanted < room
             self._in_flight += len(claims)
         if claims:
-            self._loop.call_soon(partial(self._start, claims))
+            # One read of the batch's X budgets instead of one per post.
+            budgets = self._publisher.x_budgets(claims)
+            self._loop.call_soon(partial(self._start, claims, budgets))
         return len(claims)
 
-    def _start(self, claims: list[Claim]) -> None:
+    def _start(self, claims: list[Claim], budgets: dict[UUID, BudgetState | None]) -> None:
         """On the loop: one task per claim."""
+        self._steps.know_budgets(budgets)
         loop = asyncio.get_running_loop()
         for claim in claims:
             task = loop.create_task(self._publisher.run(claim, self._steps))
             self._tasks.add(task)  # the loop keeps only a weak reference
-            task.add_done_callback(self._done)
+            task.add_done_callback(partial(self._done, claim))
 
-    def _done(self, task: asyncio.Task[PostState]) -> None:
+    def _done(self, claim: Claim, task: asyncio.Task[PostState]) -> None:
         self._tasks.discard(task)
+        self._steps.forget(claim.account_id)
         with self._lock:
             self._in_flight -= 1
             catch_up = self._more_due and self._in_flight <= self._settings.max_in_flight // 2

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -195,15 +195,25 @@ class BatchedSteps:
         self._budgets: GroupCommit[UUID, BudgetState | None] = GroupCommit(
             self._budgets_of, executor
         )
+        self._known: dict[UUID, BudgetState | None] = {}
 
     def budget_time(self, claim: Claim) -> datetime:
         # The database's clock, carried forward from the claim on the monotonic clock:
         # no round trip per post.
         return claim.now()
 
+    def know_budgets(self, budgets: Mapping[UUID, BudgetState | None]) -> None:
+        """Budget states read with the claims (None: no budget), until `forget`."""
+        self._known.update(budgets)
+
+    def forget(self, account_id: UUID) -> None:
+        self._known.pop(account_id, None)
+
     async def x_budget(self, account_id: UUID) -> BudgetState | None:
         if self._meter is None:
             return None
+        if account_id in self._known:
+            return self._known[account_id]
         return await self._budgets.submit(account_id)
 
     async def sending(
