@@ -66,6 +66,14 @@ _PRIORITIES = ", ".join(str(int(priority)) for priority in Priority)
 # turn or the budget to change (docs/x-spend.md).
 _THIS_MONTH = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
 
+# Each new claim's attempt row, in the claim's own statement: the send noted later
+# always finds its row.
+_ATTEMPTS = """attempts AS (
+        INSERT INTO post_attempts (post_id, attempt_id, number, started_at)
+        SELECT id, holder, attempt_count, publish_started_at FROM claimed
+        ON CONFLICT (attempt_id) DO NOTHING
+    )"""
+
 _CLAIM_DUE = _sql(
     f"""
     WITH due AS (
@@ -94,33 +102,40 @@ _CLAIM_DUE = _sql(
     ), locked AS MATERIALIZED (
         SELECT id FROM chosen
         WHERE pg_try_advisory_xact_lock(hashtextextended(account_id::text, 7))
-    )
-    UPDATE posts p SET
-        state = 'PUBLISHING', attempt_id = gen_random_uuid(),
-        attempt_count = p.attempt_count + 1, lease_expires_at = now() + CAST(:lease AS interval),
-        publish_started_at = now(), reconcile_after = NULL, unknown_cause = '',
-        version = p.version + 1, updated_at = now()
-    FROM locked, accounts a
-    WHERE p.id = locked.id AND a.id = p.account_id
-    RETURNING {_CLAIM_COLUMNS}
+    ), claimed AS (
+        UPDATE posts p SET
+            state = 'PUBLISHING', attempt_id = gen_random_uuid(),
+            attempt_count = p.attempt_count + 1,
+            lease_expires_at = now() + CAST(:lease AS interval),
+            publish_started_at = now(), reconcile_after = NULL, unknown_cause = '',
+            version = p.version + 1, updated_at = now()
+        FROM locked, accounts a
+        WHERE p.id = locked.id AND a.id = p.account_id
+        RETURNING {_CLAIM_COLUMNS}
+    ), {_ATTEMPTS}
+    SELECT * FROM claimed
     """  # noqa: S608 - only constants (columns, priorities) are interpolated
 )
 
 _CLAIM_ONE = _sql(
     f"""
-    UPDATE posts p SET
-        state = 'PUBLISHING', attempt_id = gen_random_uuid(),
-        attempt_count = p.attempt_count + 1, lease_expires_at = now() + CAST(:lease AS interval),
-        publish_started_at = now(), reconcile_after = NULL, unknown_cause = '',
-        version = p.version + 1, updated_at = now()
-    FROM accounts a
-    WHERE p.id = :post_id AND a.id = p.account_id
-      AND p.state = 'SCHEDULED' AND p.due_at <= now() AND a.state = 'ACTIVE'
-      AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
-      AND a.x_budget_reached_month IS DISTINCT FROM {_THIS_MONTH}
-      AND pg_try_advisory_xact_lock(hashtextextended(p.account_id::text, 7))
-    RETURNING {_CLAIM_COLUMNS}
-    """  # noqa: S608 - only the constant column list is interpolated
+    WITH claimed AS (
+        UPDATE posts p SET
+            state = 'PUBLISHING', attempt_id = gen_random_uuid(),
+            attempt_count = p.attempt_count + 1,
+            lease_expires_at = now() + CAST(:lease AS interval),
+            publish_started_at = now(), reconcile_after = NULL, unknown_cause = '',
+            version = p.version + 1, updated_at = now()
+        FROM accounts a
+        WHERE p.id = :post_id AND a.id = p.account_id
+          AND p.state = 'SCHEDULED' AND p.due_at <= now() AND a.state = 'ACTIVE'
+          AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
+          AND a.x_budget_reached_month IS DISTINCT FROM {_THIS_MONTH}
+          AND pg_try_advisory_xact_lock(hashtextextended(p.account_id::text, 7))
+        RETURNING {_CLAIM_COLUMNS}
+    ), {_ATTEMPTS}
+    SELECT * FROM claimed
+    """  # noqa: S608 - only constants are interpolated
 )
 
 # What the reconciler needs besides: the attempt in doubt (the post's newest), the
@@ -161,24 +176,14 @@ _CLAIM_RECONCILE = _sql(
     """  # noqa: S608 - only the constant column lists are interpolated
 )
 
-_INSERT_ATTEMPT = _sql(
-    """
-    INSERT INTO post_attempts (post_id, attempt_id, number, started_at)
-    SELECT v.post_id, v.attempt_id, v.number, v.started_at
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-         AS v(post_id uuid, attempt_id uuid, number int, started_at timestamptz)
-    ON CONFLICT (attempt_id) DO NOTHING
-    """
-)
-
 # A claimed row that cannot even be read: it leaves the queue with the reason
-# instead of failing the claim of every other row.
+# instead of failing the claim of every other row (only while this claim holds it).
 _FAIL_UNREADABLE = _sql(
     """
     UPDATE posts SET state = 'FAILED', attempt_id = NULL, lease_expires_at = NULL,
         reconcile_after = NULL, last_error = :reason, version = version + 1,
         updated_at = now()
-    WHERE id = :id
+    WHERE id = :id AND attempt_id = :holder
     """
 )
 _LOOK_AGAIN_UNREADABLE = _sql(
@@ -186,7 +191,7 @@ _LOOK_AGAIN_UNREADABLE = _sql(
     UPDATE posts SET reconcile_after = now() + interval '5 minutes',
         lease_expires_at = now() + interval '5 minutes', last_error = :reason,
         updated_at = now()
-    WHERE id = :id
+    WHERE id = :id AND attempt_id = :holder
     """
 )
 
@@ -335,17 +340,6 @@ class SqlPublishQueue:
                     claim = self._readable_claim(connection, row, dispatching=dispatching)
                     if claim is not None:
                         claims.append(claim)
-                if dispatching and claims:
-                    attempts = [
-                        {
-                            "post_id": str(c.post_id),
-                            "attempt_id": str(c.holder),
-                            "number": c.attempt_number,
-                            "started_at": c.started_at.isoformat(),
-                        }
-                        for c in claims
-                    ]
-                    connection.execute(_INSERT_ATTEMPT, {"rows": _rows(attempts)})
         except IntegrityError:
             # Another dispatcher claimed a post of the same account in the same
             # instant; the unique index refused ours. The next tick tries again.
@@ -364,7 +358,9 @@ class SqlPublishQueue:
             reason = f"the stored post could not be read: {type(exc).__name__}"
             log.error("post %s: %s", row["id"], reason)
             statement = _FAIL_UNREADABLE if dispatching else _LOOK_AGAIN_UNREADABLE
-            connection.execute(statement, {"id": row["id"], "reason": reason})
+            connection.execute(
+                statement, {"id": row["id"], "holder": row["holder"], "reason": reason}
+            )
             return None
 
     def _to_claim(self, row: Any) -> Claim:
