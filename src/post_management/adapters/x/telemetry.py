@@ -6,6 +6,7 @@ The endpoint label is the method and path template ("POST /2/tweets",
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -22,6 +23,7 @@ _NUMERIC = re.compile(r"\d+")
 _MAX_SEGMENTS = 5
 
 
+@functools.lru_cache(maxsize=1024)
 def endpoint_of(method: str | None, url: str | None) -> str:
     path = urlsplit(url or "").path
     parts = [part for part in path.split("/") if part]
