@@ -383,3 +383,61 @@ def test_concurrent_claims_never_share_a_post_or_an_account(world: World) -> Non
     claims = [claim for batch in [*batches, world.queue.claim_due(10, LEASE)] for claim in batch]
     assert len({c.post_id for c in claims}) == len(claims)
     assert sorted(c.account_id for c in claims) == sorted(a.id for a in accounts)
+
+
+def test_many_sends_and_settlements_each_hold_only_for_their_own_holder(world: World) -> None:
+    """The batched forms the dispatcher uses: one commit for many posts, each post's
+    send and settlement still guarded by its own holder token."""
+    now = world.time.now()
+    accounts = [an_account(now) for _ in range(3)]
+    posts = [a_post(account, now) for account in accounts]
+    store(world.uow, *accounts, *posts)
+    claims = {claim.post_id: claim for claim in world.queue.claim_due(3, LEASE)}
+    first, second, third = (claims[post.id] for post in posts)
+    stranger = Claim(**{**second.__dict__, "holder": uuid.uuid4()})
+
+    sent = world.queue.sending_many([(first, ["m1"]), (stranger, None), (third, None)], LEASE)
+    assert sent == [True, False, True]
+    settled = world.queue.settle_many(
+        [(first, published(first, "801")), (stranger, published(second, "802")), (third, unknown())]
+    )
+    assert settled == [True, False, True]
+
+    with world.uow() as uow:
+        stored = [uow.posts.get(post.id) for post in posts]
+    assert [(p.state, p.x_post_id) for p in stored if p is not None] == [
+        (PostState.PUBLISHED, "801"),
+        (PostState.PUBLISHING, ""),
+        (PostState.PUBLISHING, ""),
+    ]
+    assert world.queue.stored_x_post_ids(accounts[1].id, ["802"]) == set()
+    world.time.advance(LEASE + timedelta(seconds=1))
+    again = {c.post_id: c for c in world.queue.claim_for_reconcile(10, LEASE)}
+    # The lost holder's send was never noted: its post never reached X.
+    assert again[second.post_id].sent_at is None
+    assert again[third.post_id].sent_at is not None
+
+
+def test_a_batched_settlement_that_fails_fails_alone(world: World) -> None:
+    now = world.time.now()
+    busy, other = an_account(now), an_account(now)
+    earlier, later = a_post(busy, now, due_in=timedelta(minutes=-1)), a_post(busy, now)
+    theirs = a_post(other, now)
+    store(world.uow, busy, other, earlier, later, theirs)
+    claims = {claim.post_id: claim for claim in world.queue.claim_due(10, LEASE)}
+    first, held = claims[earlier.id], claims[theirs.id]
+    assert world.queue.settle(first, published(first, "700"))
+    (taken,) = world.queue.claim_due(10, LEASE)
+    assert taken.post_id == later.id
+
+    # X's id of another post of the account: that settlement fails, the other lands.
+    results = world.queue.settle_many(
+        [(taken, published(taken, "700")), (held, published(held, "900"))]
+    )
+    assert isinstance(results[0], XPostIdTaken)
+    assert results[1] is True
+    with world.uow() as uow:
+        refused, applied = uow.posts.get(later.id), uow.posts.get(theirs.id)
+    assert refused is not None and refused.state is PostState.PUBLISHING
+    assert applied is not None
+    assert (applied.state, applied.x_post_id) == (PostState.PUBLISHED, "900")

@@ -58,6 +58,9 @@ def test_dispatch_burst_publishes_each_post_once() -> None:
     result = dispatch.burst(40, processes=1, command="worker")
     assert result["published"] == 40
     assert result["on_x"] == 40 and result["doubled"] == 0
+    # CPU of the worker per post and of the emulator per X request (psutil).
+    assert result["cpu_ms_per_post"] > 0
+    assert result["x_requests"] >= 40 and result["emulator_ms_per_request"] > 0
 
 
 def test_growth_measures_and_explains() -> None:
