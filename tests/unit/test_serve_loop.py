@@ -1,4 +1,5 @@
-"""`serve` runs on uvloop's event loop where uvloop is installed."""
+"""`serve`, and the dispatcher's publishing loop, run on uvloop's event loop where
+uvloop is installed."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import asyncio
 
 import uvloop
 
-from post_management.bootstrap.commands import _loop_factory
+from post_management.bootstrap.event_loops import loop_factory
 
 
 def test_serve_runs_on_uvloop() -> None:
-    factory = _loop_factory()
+    factory = loop_factory()
     assert factory is not None
 
     async def loop_type() -> type:

@@ -6,11 +6,11 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Callable
 from datetime import timedelta
 
 from post_management.adapters.db.engine import make_engine, migrate
 from post_management.bootstrap.container import build
+from post_management.bootstrap.event_loops import loop_factory
 from post_management.bootstrap.secrets import token_codec
 from post_management.bootstrap.settings import ConfigError, Settings
 from post_management.domain.auth import Role
@@ -31,17 +31,8 @@ def serve(settings: Settings, *, with_envoy: bool) -> None:
     On uvloop's event loop where it is installed (not on Windows): every call wakes
     the loop several times (grpc's completions, the database read), and uvloop's
     loop costs GetPost about a tenth less CPU than asyncio's (docs/benchmarks.md)."""
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(_run(settings, grpc=True, envoy=with_envoy))
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 def work(settings: Settings) -> None:

@@ -13,6 +13,7 @@ from post_management.adapters.db.media_repository import SqlMediaUploads
 from post_management.adapters.db.outbox_housekeeping import purge_unrelayed
 from post_management.adapters.kafka.relay import OutboxRelay
 from post_management.adapters.rate_limit import RedisRateLimiter
+from post_management.bootstrap.event_loops import loop_factory
 from post_management.bootstrap.infrastructure import Infrastructure
 from post_management.bootstrap.settings import Settings
 from post_management.entrypoints.jobs.timer import Tick, Timer
@@ -73,7 +74,8 @@ def jobs(settings: Settings, infrastructure: Infrastructure) -> Jobs:
         poster=infrastructure.x_poster,
         limiter_blocks=isinstance(infrastructure.limiter, RedisRateLimiter),
     )
-    dispatcher = Dispatcher(queue, publisher, clock, engine_config)
+    # The publishing loop wakes per X answer and per batch: uvloop's costs less there too.
+    dispatcher = Dispatcher(queue, publisher, clock, engine_config, loop_factory())
     reconciler = Reconciler(queue, x_api, engine_config, meter)
     relay = outbox_relay(settings, infrastructure.engine)
     ticks = []

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -352,13 +352,18 @@ class Dispatcher:
     are committed in batches (pipeline.py). At most `max_in_flight` posts at once."""
 
     def __init__(
-        self, queue: PublishQueue, publisher: Publisher, clock: Clock, settings: EngineSettings
+        self,
+        queue: PublishQueue,
+        publisher: Publisher,
+        clock: Clock,
+        settings: EngineSettings,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
     ) -> None:
         self._queue = telemetry.observed(queue)
         self._publisher = publisher
         self._clock = clock  # for the budgets' windows only; claims use the database's now()
         self._settings = settings
-        self._loop = LoopThread("publishing")
+        self._loop = LoopThread("publishing", loop_factory)
         # Batched queue writes, media uploads and catch-up claims: off the loop.
         self._executor = ThreadPoolExecutor(8, thread_name_prefix="publish-io")
         self._steps = publisher.batched(self._executor)

@@ -263,10 +263,14 @@ class InlinePoster:
 
 
 class LoopThread:
-    """An event loop of its own in a daemon thread, started on first use."""
+    """An event loop of its own in a daemon thread, started on first use (made by
+    `loop_factory`, asyncio's default loop without one)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self, name: str, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    ) -> None:
         self._name = name
+        self._factory = loop_factory or asyncio.new_event_loop
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -274,7 +278,7 @@ class LoopThread:
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
+                loop = self._factory()
                 thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
