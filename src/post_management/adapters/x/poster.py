@@ -125,10 +125,11 @@ class TweepyXPoster:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 cookie_jar=aiohttp.DummyCookieJar(),  # X's API sets none worth keeping
+                # The whole call within X_TIMEOUT_SECONDS (one timer per request; a
+                # timeout per socket read costs a timer per read).
                 timeout=aiohttp.ClientTimeout(
-                    total=None,
+                    total=self._settings.read_timeout,
                     connect=self._settings.connect_timeout,
-                    sock_read=self._settings.read_timeout,
                 ),
             )
         return self._session
