@@ -17,7 +17,12 @@ from uuid import UUID
 from post_management.domain import events
 from post_management.domain.content import content_violations
 from post_management.domain.content_rules import Screening
-from post_management.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from post_management.domain.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
 from post_management.domain.reasons import Reason
 from post_management.domain.threads import (
     ensure_account_kept,
@@ -356,3 +361,12 @@ class Post:
 
 def etag_for(version: int) -> str:
     return f'"{version}"'
+
+
+def post_not_found(post_id: UUID) -> NotFound:
+    """The one NOT_FOUND a missing post is answered with (reason and post_id metadata)."""
+    return NotFound(
+        f"post {post_id} does not exist",
+        reason=Reason.POST_NOT_FOUND,
+        metadata={"post_id": str(post_id)},
+    )

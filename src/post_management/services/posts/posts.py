@@ -9,7 +9,7 @@ from uuid import UUID
 
 from post_management.domain.auth import Principal
 from post_management.domain.content_rules import Finding
-from post_management.domain.errors import InvalidArgument, NotFound
+from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import attachment_violations
 from post_management.domain.post import (
     NO_CAMPAIGN,
@@ -18,6 +18,7 @@ from post_management.domain.post import (
     PostState,
     Priority,
     ensure_valid_content,
+    post_not_found,
 )
 from post_management.domain.reasons import Reason
 from post_management.ports.repositories import Cursor, PostFilter
@@ -219,11 +220,7 @@ class PostService:
     def _load(uow: UnitOfWork, post_id: UUID) -> Post:
         post = uow.posts.get(post_id)
         if post is None:
-            raise NotFound(
-                f"post {post_id} does not exist",
-                reason=Reason.POST_NOT_FOUND,
-                metadata={"post_id": str(post_id)},
-            )
+            raise post_not_found(post_id)
         return post
 
 

@@ -10,9 +10,7 @@ import asyncio
 from uuid import UUID
 
 from post_management.domain.auth import Principal
-from post_management.domain.errors import NotFound
-from post_management.domain.post import Post
-from post_management.domain.reasons import Reason
+from post_management.domain.post import Post, post_not_found
 from post_management.ports.post_reads import AsyncPostReader
 from post_management.services.posts.cache import PostCache
 
@@ -51,9 +49,5 @@ class PostQueries:
     async def _load(self, post_id: UUID) -> Post:
         post = await self._reader.get(post_id)
         if post is None:
-            raise NotFound(
-                f"post {post_id} does not exist",
-                reason=Reason.POST_NOT_FOUND,
-                metadata={"post_id": str(post_id)},
-            )
+            raise post_not_found(post_id)
         return post

@@ -17,10 +17,9 @@ from post_management.domain.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    NotFound,
     PermissionDenied,
 )
-from post_management.domain.post import Post, Priority
+from post_management.domain.post import Post, Priority, post_not_found
 from post_management.domain.posting_calendar import describe
 from post_management.domain.posting_rules import (
     MAX_MIN_INTERVAL_MINUTES,
@@ -140,11 +139,7 @@ def load_own_post(
 ) -> Post:
     post = uow.posts.get(post_id, for_update=for_update)
     if post is None:
-        raise NotFound(
-            f"post {post_id} does not exist",
-            reason=Reason.POST_NOT_FOUND,
-            metadata={"post_id": str(post_id)},
-        )
+        raise post_not_found(post_id)
     if post.user_id != user_id:
         raise foreign_error("post", post_id)
     return post
