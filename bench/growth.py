@@ -11,6 +11,7 @@ drafts).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import secrets
@@ -39,6 +40,8 @@ from bench.common import (
 )
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db.async_reads import AsyncPostReads
+from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
@@ -82,13 +85,60 @@ class Statements:
             self.seen.append((statement, params))
 
 
+class _Recorded:
+    """A psycopg connection (or cursor) whose statements `Statements` sees too."""
+
+    def __init__(self, inner: Any, statements: Statements) -> None:
+        self._inner, self._statements = inner, statements
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        self._statements._record(None, None, str(query), params)
+        result = await self._inner.execute(query, params, **kwargs)
+        return self if result is self._inner else result
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return _RecordedCursor(self._inner.cursor(*args, **kwargs), self._statements)
+
+
+class _RecordedCursor(_Recorded):
+    async def __aenter__(self) -> _RecordedCursor:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._inner.__aexit__(*exc)
+
+
+class RecordedReads(AsyncPostReads):
+    """The request path's pool, its units of work's statements recorded for EXPLAIN."""
+
+    def __init__(self, url: str, statements: Statements) -> None:
+        super().__init__(url, min_size=1, max_size=2)
+        self._statements = statements
+
+    async def begin(self) -> Any:
+        return _Recorded(await super().begin(), self._statements)
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection._inner)
+
+
 class Bench:
     def __init__(self, url: str, key: str) -> None:
         self.engine = make_engine(url)
         self.statements = Statements(self.engine)
         box = FernetBox([key])
         uow = SqlUnitOfWorkFactory(self.engine, box, Pseudonyms(secrets.token_bytes(32)))
-        self.scheduling = SchedulingService(uow, SystemClock())
+        # SchedulePost runs on the asynchronous unit of work, on a loop of its own here.
+        self.loop = asyncio.new_event_loop()
+        self.reads = RecordedReads(url, self.statements)
+        self.loop.run_until_complete(self.reads.open())
+        self.scheduling = SchedulingService(
+            AsyncSqlUnitOfWorkFactory(self.reads, box), SystemClock()
+        )
         self.listing = ScheduledListing(uow)
         self.queue = SqlPublishQueue(self.engine, box)
         self.principal = Principal("bench", Role.SERVICE)
@@ -147,10 +197,10 @@ class Bench:
 
     def schedule_once(self) -> None:
         post_id, user = self.rng.choice(self.owned)
-        self.scheduling.schedule(
-            self.principal,
-            ScheduleRequest(post_id, user, self._future(), conflict_policy=ConflictPolicy.MOVE),
+        request = ScheduleRequest(
+            post_id, user, self._future(), conflict_policy=ConflictPolicy.MOVE
         )
+        self.loop.run_until_complete(self.scheduling.schedule(self.principal, request))
 
     def list_once(self) -> None:
         user = f"g-user-{self.rng.randrange(USERS)}"
@@ -276,6 +326,8 @@ def run(report: Report, params: Params) -> None:
                 results[size] = bench.measure(params)
                 plans[size] = bench.plans()
         finally:
+            bench.loop.run_until_complete(bench.reads.close())
+            bench.loop.close()
             bench.engine.dispose()
     report.details["growth_plans"] = plans
     small, large = params.small, params.large

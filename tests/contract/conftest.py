@@ -6,7 +6,8 @@ from __future__ import annotations
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, event, text
 
 from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db.async_reads import AsyncPostReads
+from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.clock import TEST_OFFSET_SETTING, DatabaseClock
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.media_repository import SqlMediaUploads
@@ -29,6 +32,7 @@ from post_management.adapters.memory.repositories import MemoryErasureTombstones
 from post_management.domain.events import DomainEvent
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
+from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.media import MediaUploads
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.unit_of_work import UnitOfWorkFactory
@@ -111,6 +115,8 @@ class World:
     # The engine's ports outside the unit of work, each call its own transaction.
     uploads: MediaUploads
     meter: SpendMeter
+    # The asynchronous unit of work on the same rows, opened on the running loop.
+    async_uow: Callable[[], AbstractAsyncContextManager[AsyncUnitOfWorkFactory]]
 
 
 def _memory_world() -> World:
@@ -141,7 +147,26 @@ def _memory_world() -> World:
         outbox,
         adapters.uploads,
         adapters.meter,
+        lambda: _ready(adapters.async_uow),
     )
+
+
+@asynccontextmanager
+async def _ready(factory: AsyncUnitOfWorkFactory) -> AsyncIterator[AsyncUnitOfWorkFactory]:
+    yield factory
+
+
+def _async_sql(url: str, box: FernetBox) -> AbstractAsyncContextManager[AsyncUnitOfWorkFactory]:
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[AsyncUnitOfWorkFactory]:
+        database = AsyncPostReads(url, min_size=1, max_size=4)
+        await database.open()
+        try:
+            yield AsyncSqlUnitOfWorkFactory(database, box)
+        finally:
+            await database.close()
+
+    return opened()
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -193,6 +218,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             outbox,
             SqlMediaUploads(engine),
             SqlSpendMeter(engine, PriceTable()),
+            lambda: _async_sql(url, box),
         )
     finally:
         engine.dispose()

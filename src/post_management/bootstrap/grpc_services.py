@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
 from post_management.adapters.profanity import ProfanityCheck
 from post_management.adapters.rate_limit import RedisRateLimiter
@@ -63,7 +64,7 @@ def grpc_services(
             infrastructure, kafka_configured=bool(settings.kafka.kafka_bootstrap_servers)
         ),
         scheduling=SchedulingService(
-            uow,
+            AsyncSqlUnitOfWorkFactory(post_reads, infrastructure.box),
             clock,
             past_grace=settings.posts.past_grace(),
             horizon=settings.posts.horizon(),

@@ -34,6 +34,7 @@ class EngineWorld:
         self.clock = adapters.settable_clock
         self.store = adapters.store
         self.uow = adapters.uow
+        self.async_uow = adapters.async_uow
         self.queue = adapters.queue
         self.x = adapters.scripted_x
         self.meter = adapters.meter

@@ -4,6 +4,7 @@ and never to findings of another text, rule set or model (memory unit of work)."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -48,7 +49,7 @@ class Services:
         self.scorer = scorer
         screen = ContentScreen(scorer)
         self.posts = PostService(world.uow, world.clock, screen=screen)
-        self.scheduling = SchedulingService(world.uow, world.clock, screen=screen)
+        self.scheduling = SchedulingService(world.async_uow, world.clock, screen=screen)
 
     def account(self, policy: str = "") -> Account:
         account = self.world.account()
@@ -63,10 +64,10 @@ class Services:
 
     def schedule(self, post_id: uuid.UUID, hours: int = 2) -> Any:
         due = self.world.clock.now() + timedelta(hours=hours)
-        return self.scheduling.schedule(
-            ALICE,
-            ScheduleRequest(post_id, "alice", scheduled_for=parse_requested_time(due.isoformat())),
+        request = ScheduleRequest(
+            post_id, "alice", scheduled_for=parse_requested_time(due.isoformat())
         )
+        return asyncio.run(self.scheduling.schedule(ALICE, request))
 
     def stored(self, post_id: uuid.UUID) -> Post:
         return self.world.store.tables.posts[post_id]
@@ -224,12 +225,12 @@ def test_findings_of_another_model_are_screened_again(svc: Services) -> None:
     account = svc.account()
     post = svc.posts.create(ALICE, NewPost("alice", account.id, OFFENSIVE, []))
     newer = CountingScorer("counting-2")
-    scheduling = SchedulingService(svc.world.uow, svc.world.clock, screen=ContentScreen(newer))
-    due = svc.world.clock.now() + timedelta(hours=2)
-    result = scheduling.schedule(
-        ALICE,
-        ScheduleRequest(post.id, "alice", scheduled_for=parse_requested_time(due.isoformat())),
+    scheduling = SchedulingService(
+        svc.world.async_uow, svc.world.clock, screen=ContentScreen(newer)
     )
+    due = svc.world.clock.now() + timedelta(hours=2)
+    request = ScheduleRequest(post.id, "alice", scheduled_for=parse_requested_time(due.isoformat()))
+    result = asyncio.run(scheduling.schedule(ALICE, request))
     assert rules(result.findings) == [Rule.OFFENSIVE_LANGUAGE]
     assert OFFENSIVE in newer.scored
     kept = svc.stored(post.id).screening

@@ -3,6 +3,7 @@ with their replay, audit and events, without a database."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,6 @@ from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import FailedPrecondition, PermissionDenied
 from post_management.domain.post import PostState
 from post_management.domain.requested_time import parse_requested_time
-from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.services.posts.posts import NewPost, PostService
 from post_management.services.scheduling.scheduling import SchedulingService
 from post_management.services.scheduling.support import ScheduleRequest
@@ -25,12 +25,12 @@ def world() -> EngineWorld:
     return EngineWorld()
 
 
-def services(uow: UnitOfWorkFactory, world: EngineWorld) -> tuple[PostService, SchedulingService]:
-    return PostService(uow, world.clock), SchedulingService(uow, world.clock)
+def services(world: EngineWorld) -> tuple[PostService, SchedulingService]:
+    return PostService(world.uow, world.clock), SchedulingService(world.async_uow, world.clock)
 
 
 def test_create_schedule_cancel_with_audit_and_events(world: EngineWorld) -> None:
-    posts, scheduling = services(world.uow, world)
+    posts, scheduling = services(world)
     account = world.account()
     new = NewPost("alice", account.id, "from a command", [])
     created = posts.create(ALICE, new, request_id="req-1")
@@ -40,16 +40,16 @@ def test_create_schedule_cancel_with_audit_and_events(world: EngineWorld) -> Non
     assert len(world.store.tables.posts) == 1
 
     due = world.clock.now() + timedelta(hours=2)
-    result = scheduling.schedule(
-        ALICE,
-        ScheduleRequest(created.id, "alice", scheduled_for=parse_requested_time(due.isoformat())),
+    request = ScheduleRequest(
+        created.id, "alice", scheduled_for=parse_requested_time(due.isoformat())
     )
+    result = asyncio.run(scheduling.schedule(ALICE, request))
     assert result.post.state is PostState.SCHEDULED
     assert result.post.scheduled_for == due
-    cancelled = scheduling.cancel(ALICE, created.id, "alice")
+    cancelled = asyncio.run(scheduling.cancel(ALICE, created.id, "alice"))
     assert cancelled.state is PostState.CANCELLED
     # Cancelling again changes nothing.
-    assert scheduling.cancel(ALICE, created.id, "alice").version == cancelled.version
+    assert asyncio.run(scheduling.cancel(ALICE, created.id, "alice")).version == cancelled.version
 
     stored = posts.get(ALICE, created.id)
     assert (stored.state, stored.version) == (PostState.CANCELLED, cancelled.version)
@@ -60,19 +60,19 @@ def test_create_schedule_cancel_with_audit_and_events(world: EngineWorld) -> Non
 
 
 def test_a_published_post_cannot_be_cancelled_and_nothing_is_written(world: EngineWorld) -> None:
-    posts, scheduling = services(world.uow, world)
+    posts, scheduling = services(world)
     account = world.account()
     post = world.post(account, "already going out")
     world.dispatch()
     before = len(world.store.tables.audit)
     with pytest.raises(FailedPrecondition):
-        scheduling.cancel(ALICE, post.id, "alice")
+        asyncio.run(scheduling.cancel(ALICE, post.id, "alice"))
     assert posts.get(ALICE, post.id).state is PostState.PUBLISHED
     assert len(world.store.tables.audit) == before
 
 
 def test_another_users_post_is_refused(world: EngineWorld) -> None:
-    posts, _ = services(world.uow, world)
+    posts, _ = services(world)
     account = world.account()
     with pytest.raises(PermissionDenied):
         posts.create(Principal("bob", Role.USER), NewPost("alice", account.id, "not yours", []))

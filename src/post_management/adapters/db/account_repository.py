@@ -64,6 +64,34 @@ class _Prefixed(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
+def account_from_row(row: Mapping[Any, Any], box: FernetBox) -> Account:
+    """An account row (its credentials unsealed with `box`) as the domain's Account."""
+    credentials, unreadable = None, False
+    if row["credentials_encrypted"] is not None:
+        try:
+            credentials = unseal(box, row["credentials_encrypted"])
+        except InvalidKeys:
+            # One account's undecryptable tokens must not break every read of it.
+            log.warning("the stored credentials of account %s cannot be read", row["id"])
+            unreadable = True
+    return Account(
+        id=row["id"],
+        user_id=row["user_id"],
+        handle=row["handle"],
+        x_user_id=row["x_user_id"],
+        timezone=row["timezone"],
+        state=AccountState(row["state"]),
+        posting_rules=dict(row["posting_rules"]),
+        credentials=credentials,
+        credentials_unreadable=unreadable,
+        version=row["version"],
+        x_monthly_budget_micros=row["x_monthly_budget_micros"],
+        x_budget_reached_month=row["x_budget_reached_month"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
 class SqlAccountRepository:
     def __init__(self, connection: Connection, box: FernetBox) -> None:
         self._conn = connection
@@ -89,30 +117,7 @@ class SqlAccountRepository:
         }
 
     def _from_row(self, row: Mapping[Any, Any]) -> Account:
-        credentials, unreadable = None, False
-        if row["credentials_encrypted"] is not None:
-            try:
-                credentials = unseal(self._box, row["credentials_encrypted"])
-            except InvalidKeys:
-                # One account's undecryptable tokens must not break every read of it.
-                log.warning("the stored credentials of account %s cannot be read", row["id"])
-                unreadable = True
-        return Account(
-            id=row["id"],
-            user_id=row["user_id"],
-            handle=row["handle"],
-            x_user_id=row["x_user_id"],
-            timezone=row["timezone"],
-            state=AccountState(row["state"]),
-            posting_rules=dict(row["posting_rules"]),
-            credentials=credentials,
-            credentials_unreadable=unreadable,
-            version=row["version"],
-            x_monthly_budget_micros=row["x_monthly_budget_micros"],
-            x_budget_reached_month=row["x_budget_reached_month"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        return account_from_row(row, self._box)
 
     def add(self, account: Account) -> None:
         self._conn.execute(insert(accounts).values(**self._to_row(account)))

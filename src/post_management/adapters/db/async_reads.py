@@ -1,4 +1,5 @@
 """Post reads over a psycopg 3 async pool: one prepared statement, one round trip.
+The pool also lends the asynchronous unit of work its connections (`begin`).
 
 The connections are in autocommit, so a read is one SELECT with no BEGIN or COMMIT
 around it; `prepare=True` has PostgreSQL parse and plan it once per connection.
@@ -120,6 +121,39 @@ class AsyncPostReads:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+    async def begin(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        """A pooled connection with a transaction begun, for the asynchronous unit of
+        work, which hands it back with `release`. BEGIN is the first statement: a
+        connection that died in the pool fails there, and a fresh one is taken once."""
+        if self._pool is None:
+            raise Unavailable("the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE)
+        for attempt in (1, 2):
+            try:
+                connection = await self._pool.getconn()
+            except PoolTimeout as exc:
+                raise Unavailable(
+                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
+                ) from exc
+            try:
+                await connection.execute("BEGIN")
+                return connection
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                await self._pool.putconn(connection)  # broken: the pool drops it
+                if attempt == 2:
+                    raise Unavailable(
+                        "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
+                    ) from exc
+                log.info("transaction retried on a fresh connection: %s", type(exc).__name__)
+            except BaseException:
+                await self._pool.putconn(connection)
+                raise
+        raise AssertionError("unreachable")
+
+    async def release(self, connection: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
+        """Hand back a connection from `begin`, its transaction ended."""
+        if self._pool is not None:
+            await self._pool.putconn(connection)
 
     async def get(self, post_id: UUID) -> Post | None:
         row = await self._fetch_one(SELECT_POST, (post_id,))

@@ -38,8 +38,15 @@ _INSERT = text(
 def write_events(connection: Connection, events: Sequence[DomainEvent]) -> None:
     """Insert one row per event, in order; an event id stored before is refused
     (uq_outbox_event_id) and takes the transaction down with it."""
+    params = outbox_params(events)
+    if params is not None:
+        connection.execute(_INSERT, params)
+
+
+def outbox_params(events: Sequence[DomainEvent]) -> dict[str, str] | None:
+    """The parameters of _INSERT for `events` (None for no events)."""
     if not events:
-        return
+        return None
     rows = [
         {
             "event_id": str(event.event_id),
@@ -53,4 +60,4 @@ def write_events(connection: Connection, events: Sequence[DomainEvent]) -> None:
     ]
     # Trace context and correlation id, forwarded to Kafka by the relay.
     headers = json.dumps(tracing.outbox_headers())
-    connection.execute(_INSERT, {"events": json.dumps(rows), "headers": headers})
+    return {"events": json.dumps(rows), "headers": headers}

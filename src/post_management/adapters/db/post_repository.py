@@ -105,6 +105,16 @@ def _from_row(row: Mapping[Any, Any]) -> Post:
     )
 
 
+def save_params(post: Post, expected_version: int) -> dict[str, Any]:
+    """The parameters of _SAVE: every column but the id and the creation time, the
+    next version, and the row to change (only at `expected_version`)."""
+    row = _to_row(post)
+    del row["id"], row["created_at"]
+    row["version"] = expected_version + 1
+    row["where_id"], row["where_version"] = post.id, expected_version
+    return row
+
+
 class SqlPostRepository:
     def __init__(self, connection: Connection, outbox: EventLog) -> None:
         self._conn = connection
@@ -145,11 +155,7 @@ class SqlPostRepository:
         return [_from_row(row) for row in self._conn.execute(query).mappings()]
 
     def save(self, post: Post, expected_version: int) -> bool:
-        row = _to_row(post)
-        del row["id"], row["created_at"]
-        row["version"] = expected_version + 1
-        row["where_id"], row["where_version"] = post.id, expected_version
-        result = self._conn.execute(_SAVE, row)
+        result = self._conn.execute(_SAVE, save_params(post, expected_version))
         if result.rowcount == 1:
             post.version = expected_version + 1
             self._outbox.add(*post.pull_events())

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, bindparam, insert, select, text
 
 from post_management.adapters.db.schema import audit_log, idempotency_keys
 from post_management.ports.repositories import AuditEntry, IdempotencyRecord
 
 # Built once; the columns are the parameters' names.
 _INSERT_AUDIT = insert(audit_log)
+_GET_KEY = select(idempotency_keys.c.request_hash, idempotency_keys.c.resource_id).where(
+    idempotency_keys.c.scope == bindparam("scope"), idempotency_keys.c.key == bindparam("key")
+)
+_PUT_KEY = insert(idempotency_keys)
 
 # Entries in order from one JSON document; `before` and `after` as JSON (a missing
 # one is JSON null, as the column type stores None).
@@ -29,25 +34,27 @@ _INSERT_AUDIT_ROWS = text(
 )
 
 
+def audit_params(entry: AuditEntry) -> dict[str, Any]:
+    """The parameters of _INSERT_AUDIT for one entry, stamped now."""
+    return {
+        "occurred_at": datetime.now(UTC),
+        "actor": entry.actor,
+        "action": entry.action,
+        "resource_type": entry.resource_type,
+        "resource_id": entry.resource_id,
+        "user_id": entry.user_id,
+        "request_id": entry.request_id,
+        "before": entry.before,
+        "after": entry.after,
+    }
+
+
 class SqlAuditLog:
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
 
     def record(self, entry: AuditEntry) -> None:
-        self._conn.execute(
-            _INSERT_AUDIT,
-            {
-                "occurred_at": datetime.now(UTC),
-                "actor": entry.actor,
-                "action": entry.action,
-                "resource_type": entry.resource_type,
-                "resource_id": entry.resource_id,
-                "user_id": entry.user_id,
-                "request_id": entry.request_id,
-                "before": entry.before,
-                "after": entry.after,
-            },
-        )
+        self._conn.execute(_INSERT_AUDIT, audit_params(entry))
 
     def record_many(self, entries: Sequence[AuditEntry]) -> None:
         """Several entries in one statement (the publishing engine's batches)."""
@@ -74,26 +81,19 @@ class SqlIdempotencyKeys:
         self._conn = connection
 
     def get(self, scope: str, key: str) -> IdempotencyRecord | None:
-        row = (
-            self._conn.execute(
-                select(idempotency_keys).where(
-                    idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            return None
-        return IdempotencyRecord(row["request_hash"], row["resource_id"])
+        row = self._conn.execute(_GET_KEY, {"scope": scope, "key": key}).first()
+        return IdempotencyRecord(row[0], row[1]) if row is not None else None
 
     def put(self, scope: str, key: str, record: IdempotencyRecord) -> None:
-        self._conn.execute(
-            insert(idempotency_keys).values(
-                scope=scope,
-                key=key,
-                request_hash=record.request_hash,
-                resource_id=record.resource_id,
-                created_at=datetime.now(UTC),
-            )
-        )
+        self._conn.execute(_PUT_KEY, key_params(scope, key, record))
+
+
+def key_params(scope: str, key: str, record: IdempotencyRecord) -> dict[str, Any]:
+    """The parameters of _PUT_KEY, stamped now."""
+    return {
+        "scope": scope,
+        "key": key,
+        "request_hash": record.request_hash,
+        "resource_id": record.resource_id,
+        "created_at": datetime.now(UTC),
+    }

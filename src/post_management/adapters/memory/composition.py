@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from post_management.adapters.memory.async_unit_of_work import AsyncMemoryUnitOfWorkFactory
 from post_management.adapters.memory.clock import SettableClock
 from post_management.adapters.memory.publish_queue import MemoryPublishQueue
 from post_management.adapters.memory.repositories import MemoryMediaUploads
@@ -15,6 +16,7 @@ from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from post_management.adapters.memory.x_api import MemoryXApi
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
+from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.media import MediaUploads
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.support import Clock
@@ -30,6 +32,8 @@ class MemoryAdapters:
     settable_clock: SettableClock
     scripted_x: MemoryXApi
     uow: UnitOfWorkFactory
+    # The request path's asynchronous units of work, on the same store.
+    async_uow: AsyncUnitOfWorkFactory
     queue: PublishQueue
     uploads: MediaUploads
     meter: SpendMeter
@@ -50,11 +54,13 @@ def memory_adapters(
 ) -> MemoryAdapters:
     clock = SettableClock(start)
     store = MemoryStore(clock)
+    uow = MemoryUnitOfWorkFactory(store, pseudonyms, prices)
     return MemoryAdapters(
         store=store,
         settable_clock=clock,
         scripted_x=MemoryXApi(clock),
-        uow=MemoryUnitOfWorkFactory(store, pseudonyms, prices),
+        uow=uow,
+        async_uow=AsyncMemoryUnitOfWorkFactory(uow),
         queue=MemoryPublishQueue(store, prices),
         uploads=MemoryMediaUploads(store),
         meter=MemorySpendMeter(store, prices),

@@ -1,8 +1,7 @@
-"""PostSchedulingService over gRPC: map, call the use case off the event loop, map back."""
+"""PostSchedulingService over gRPC: map, await the use case on the event loop, map back."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any, TypeVar
 
@@ -147,7 +146,8 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
         # Who may act is answered before the values are read, as for every command.
         principal.ensure_can_act_for(command.user_id)
         command = with_values(command, request)
-        result = await asyncio.to_thread(self._scheduling.schedule, principal, command)
+        # Awaited on the loop: the asynchronous unit of work, no worker thread.
+        result = await self._scheduling.schedule(principal, command)
         return schedule_response(result)
 
     async def ListScheduledPosts(
@@ -187,7 +187,7 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
         principal = current_principal()
         principal.ensure_can_act_for(user_id)
         post_id = parse_uuid(request.post_id, "post_id")
-        post = await asyncio.to_thread(self._scheduling.cancel, principal, post_id, user_id)
+        post = await self._scheduling.cancel(principal, post_id, user_id)
         return post_to_proto(post)
 
     async def BatchSchedulePosts(
@@ -200,12 +200,8 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
             request.requests, MAX_BATCH, "requests", "items per batch", Reason.BATCH_TOO_LARGE
         )
         commands = [batch_item(item, index, user_id) for index, item in enumerate(request.requests)]
-        items = await asyncio.to_thread(
-            self._scheduling.batch,
-            principal,
-            user_id,
-            commands,
-            all_or_nothing=request.all_or_nothing,
+        items = await self._scheduling.batch(
+            principal, user_id, commands, all_or_nothing=request.all_or_nothing
         )
         results = []
         for item in items:
@@ -226,8 +222,8 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
             principal.ensure_can_act_for(required_user_id(user_id))
         account_id = parse_uuid(request.account_id, "account_id")
         after = instant(request.after, "after") if request.HasField("after") else None
-        found = await asyncio.to_thread(
-            self._scheduling.free_slots, principal, account_id, user_id, after, request.count
+        found = await self._scheduling.free_slots(
+            principal, account_id, user_id, after, request.count
         )
         return pb.ListFreeSlotsResponse(
             slots=[stamp for stamp in map(timestamp, found.slots) if stamp is not None],

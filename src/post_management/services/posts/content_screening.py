@@ -30,8 +30,9 @@ from post_management.domain.content_rules import (
 )
 from post_management.domain.post import Post
 from post_management.ports.content import OffensiveLanguage
+from post_management.ports.repositories import AuditEntry
 from post_management.ports.unit_of_work import UnitOfWork
-from post_management.services.shared.common import audit
+from post_management.services.shared.common import audit_entry
 
 
 class ContentScreen:
@@ -50,16 +51,11 @@ class ContentScreen:
         screening = self.screen(texts)
         return apply_policy(policy, list(screening.findings)), screening
 
-    def check_post(
-        self, uow: UnitOfWork, post: Post, account: Account | None = None
-    ) -> list[Finding]:
-        """A post's texts as they stand: the findings to report (raises
-        FailedPrecondition under a refusing policy). Uses the post's stored screening
-        while it counts, and otherwise screens now and sets `post.screening` (kept
-        when the caller saves the post). `account`: the post's account if already
-        loaded."""
-        if account is None or account.id != post.account_id:
-            account = uow.accounts.get(post.account_id)
+    def check_post(self, post: Post, account: Account | None) -> list[Finding]:
+        """A post's texts as they stand, under its `account`'s policy: the findings to
+        report (raises FailedPrecondition under a refusing policy). Uses the post's
+        stored screening while it counts, and otherwise screens now and sets
+        `post.screening` (kept when the caller saves the post)."""
         policy = _policy(account)
         key = screening_key(post.segments, self._model)
         if post.screening is not None and post.screening.key != key:
@@ -80,18 +76,17 @@ def _policy(account: Account | None) -> ContentPolicy:
     return policy_of(account.posting_rules if account is not None else {})
 
 
-def audit_findings(
-    uow: UnitOfWork,
+def findings_entry(
     principal: Principal,
     post: Post,
     findings: list[Finding],
     request_id: str = "",
-) -> None:
-    """One audit row listing the findings a warning policy let through."""
+) -> AuditEntry | None:
+    """The audit row listing the findings a warning policy let through (None for
+    no findings)."""
     if not findings:
-        return
-    audit(
-        uow,
+        return None
+    return audit_entry(
         principal,
         "post.content_findings",
         resource_type="post",

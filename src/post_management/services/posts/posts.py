@@ -26,7 +26,7 @@ from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics.campaigns import ensure_own_campaign
 from post_management.services.posts.cache import PostCache
-from post_management.services.posts.content_screening import ContentScreen, audit_findings
+from post_management.services.posts.content_screening import ContentScreen, findings_entry
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import Command, CommandRunner, RequestKey
 from post_management.services.shared.common import ensure_account_filter, ensure_not_erased
@@ -127,7 +127,7 @@ class PostService:
                 screening=screening,
             )
             run.add(post, "post.create")
-            audit_findings(uow, principal, post, findings, request_id)
+            run.record(findings_entry(principal, post, findings, request_id))
             return Screened(post, findings)
 
         def replay(uow: UnitOfWork, earlier: UUID) -> Screened:
@@ -190,11 +190,11 @@ class PostService:
             post.edit(patch, self._clock.now())
             findings: list[Finding] = []
             if patch.text is not None or patch.thread is not None or patch.account_id is not None:
-                findings = self._screen.check_post(uow, post)
+                findings = self._screen.check_post(post, uow.accounts.get(post.account_id))
             if patch.attachment_ids is not None or patch.media_ids is not None:
                 _ensure_attachments(uow, post.user_id, post.attachment_ids, post.media_ids)
             run.save(post, "post.update")
-            audit_findings(uow, principal, post, findings)
+            run.record(findings_entry(principal, post, findings))
             return Screened(post, findings)
 
         screened = self._commands.run(principal, update)

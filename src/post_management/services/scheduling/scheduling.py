@@ -4,10 +4,14 @@ Lock order: the account row first, then the post row. Scheduling holds the
 account's row lock (SELECT ... FOR UPDATE) while it reads the account's other
 posts and writes the new time, so two requests racing for one free time on
 one account run one after the other and the second sees the first's post.
+
+They run on the asynchronous unit of work (ports.async_unit_of_work): awaited on
+the serving loop, with no worker thread between the request and the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -30,10 +34,10 @@ from post_management.domain.requested_time import (
 )
 from post_management.domain.slots import SlotPolicy, free_slots, next_free_slot
 from post_management.domain.timezones import load_zone
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.schedule_queries import BestTimeFinder
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from post_management.services.posts.content_screening import ContentScreen, audit_findings
+from post_management.services.posts.content_screening import ContentScreen, findings_entry
 from post_management.services.scheduling.support import (
     LOOKBACK,
     BatchItem,
@@ -51,7 +55,7 @@ from post_management.services.scheduling.support import (
     replayed,
     request_key,
 )
-from post_management.services.shared.commands import Command, CommandRunner
+from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner
 from post_management.services.shared.common import concurrent_change
 
 DEFAULT_FREE_SLOTS = 5
@@ -62,7 +66,7 @@ MAX_BATCH = 100
 class SchedulingService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: AsyncUnitOfWorkFactory,
         clock: Clock,
         *,
         past_grace: timedelta = DEFAULT_PAST_GRACE,
@@ -72,7 +76,7 @@ class SchedulingService:
         best_time: BestTimeFinder | None = None,
     ) -> None:
         self._uow = uow
-        self._commands = CommandRunner(uow)
+        self._commands = AsyncCommandRunner(uow)
         self._clock = clock
         self._screen = screen or ContentScreen(None)
         self._past_grace = past_grace
@@ -82,23 +86,22 @@ class SchedulingService:
 
     # --- schedule -------------------------------------------------------------
 
-    def schedule(
+    async def schedule(
         self, principal: Principal, request: ScheduleRequest, rules: RulesMemo | None = None
     ) -> ScheduleResult:
         principal.ensure_can_act_for(request.user_id)
         check_request(request)
         memo = rules or RulesMemo()
-        return self._commands.run(
+        return await self._commands.run(
             principal,
             lambda run: self._schedule_in(run, request, memo),
             # Hashed only when there is a request id to remember it by.
             request=request_key(request) if request.request_id else None,
-            replay=lambda uow, earlier: replayed(uow, earlier, request),
             # Asked once the account and the post are locked (_schedule_in).
-            replay_first=False,
+            replay=lambda uow, earlier: replayed(uow, earlier, request),
         )
 
-    def batch(
+    async def batch(
         self,
         principal: Principal,
         user_id: str,
@@ -129,7 +132,7 @@ class SchedulingService:
         # One parse of each account's stored rules for the whole batch.
         rules = RulesMemo()
         if not all_or_nothing:
-            return [self._batch_item(principal, request, rules) for request in requests]
+            return [await self._batch_item(principal, request, rules) for request in requests]
         checked: list[ScheduleRequest] = []
         for index, request in enumerate(requests):
             try:
@@ -140,63 +143,63 @@ class SchedulingService:
                 raise at_index(error, index, request.post_id) from None
             checked.append(request)
 
-        def schedule_all(run: Command[UnitOfWork]) -> list[BatchItem]:
-            self._lock_accounts(run.uow, checked, user_id)
+        async def schedule_all(run: AsyncCommand) -> list[BatchItem]:
+            await self._lock_accounts(run.uow, checked, user_id)
             items = []
             for index, request in enumerate(checked):
                 item = run.with_request(request_key(request))
                 try:
-                    result = self._schedule_in(item, request, rules)
+                    result = await self._schedule_in(item, request, rules)
                 except DomainError as error:
                     raise at_index(error, index, request.post_id) from None
                 items.append(BatchItem(request.post_id, result))
             return items
 
-        return self._commands.run(principal, schedule_all)
+        return await self._commands.run(principal, schedule_all)
 
-    def _batch_item(
+    async def _batch_item(
         self, principal: Principal, request: ScheduleRequest | RefusedItem, rules: RulesMemo
     ) -> BatchItem:
         if isinstance(request, RefusedItem):
             return BatchItem(request.post_id, error=request.error)
         try:
-            return BatchItem(request.post_id, self.schedule(principal, request, rules))
+            return BatchItem(request.post_id, await self.schedule(principal, request, rules))
         except DomainError as error:
             return BatchItem(request.post_id, error=error)
 
-    def _lock_accounts(
-        self, uow: UnitOfWork, requests: Sequence[ScheduleRequest], user_id: str
+    async def _lock_accounts(
+        self, uow: AsyncUnitOfWork, requests: Sequence[ScheduleRequest], user_id: str
     ) -> None:
         # One order for every batch, so two batches over the same accounts
         # cannot deadlock.
         account_ids = set()
         for request in requests:
-            post = uow.posts.get(request.post_id)
+            post = await uow.posts.get(request.post_id)
             if post is not None and post.user_id == user_id:
                 account_ids.add(post.account_id)
         for account_id in sorted(account_ids):
-            uow.accounts.get(account_id, for_update=True)
+            await uow.accounts.get(account_id, for_update=True)
 
-    def _schedule_in(
-        self, run: Command[UnitOfWork], request: ScheduleRequest, memo: RulesMemo
+    async def _schedule_in(
+        self, run: AsyncCommand, request: ScheduleRequest, memo: RulesMemo
     ) -> ScheduleResult:
         uow = run.uow
-        locked = uow.accounts.lock_with_post(request.post_id, request.user_id)
+        locked = await uow.accounts.lock_with_post(request.post_id, request.user_id)
         if locked is None:
-            load_own_post(uow, request.post_id, request.user_id)  # NOT_FOUND or not theirs
+            await load_own_post(uow, request.post_id, request.user_id)  # NOT_FOUND or foreign
             raise concurrent_change()  # the post or its account went meanwhile
         account, post = locked
         if account.id != post.account_id:
             raise concurrent_change()  # the post moved to another account meanwhile
-        earlier = run.earlier()
+        earlier = await run.earlier()
         if earlier is not None:
-            return replayed(uow, earlier, request)
+            return await replayed(uow, earlier, request)
         post.ensure_can("schedule")
-        findings = self._screen.check_post(uow, post, account)
+        findings = self._screen.check_post(post, account)
         now = self._clock.now()
         zone = load_zone(account.timezone, "account.timezone")
         rules = memo.rules_of(account)
-        taken = uow.schedule.taken_times(account.id, now - LOOKBACK, exclude_post_id=post.id)
+        taken = await uow.schedule.taken_times(account.id, now - LOOKBACK, exclude_post_id=post.id)
         times = [entry.at for entry in taken]
         priority = post.priority if request.priority is None else request.priority
         moved, reason = False, ""
@@ -224,18 +227,19 @@ class SchedulingService:
             # A move must not leave the horizon either.
             check_window(instant, now, self._past_grace, self._horizon)
         else:
-            instant = self._best_slot(request, account, priority, times, now) or next_free_slot(
+            best = await self._best_slot(request, account, priority, times, now)
+            instant = best or next_free_slot(
                 rules, zone, times, now, priority, window=self._horizon
             )
         ensure_not_duplicate(post, instant, taken, zone)
         run.track(post)
         timezone = request.timezone.key if request.timezone else account.timezone
         rescheduled = post.schedule(instant, timezone, priority, now)
-        run.save(post, "post.reschedule" if rescheduled else "post.schedule")
-        audit_findings(uow, run.principal, post, findings, request.request_id)
+        await run.save(post, "post.reschedule" if rescheduled else "post.schedule")
+        await run.record(findings_entry(run.principal, post, findings, request.request_id))
         return ScheduleResult(post, moved, reason, findings)
 
-    def _best_slot(
+    async def _best_slot(
         self,
         request: ScheduleRequest,
         account: Account,
@@ -249,26 +253,29 @@ class SchedulingService:
             return None
         if self._best_time is None:
             return None
-        return self._best_time.best_free_time(account, times, now, self._horizon)
+        # The finder reads the account's history synchronously: in a worker thread.
+        return await asyncio.to_thread(
+            self._best_time.best_free_time, account, times, now, self._horizon
+        )
 
     # --- cancel ---------------------------------------------------------------
 
-    def cancel(self, principal: Principal, post_id: UUID, user_id: str) -> Post:
+    async def cancel(self, principal: Principal, post_id: UUID, user_id: str) -> Post:
         """SCHEDULED -> CANCELLED; cancelling a cancelled post returns it unchanged."""
         principal.ensure_can_act_for(user_id)
 
-        def cancel(run: Command[UnitOfWork]) -> Post:
-            post = run.track(load_own_post(run.uow, post_id, user_id, for_update=True))
+        async def cancel(run: AsyncCommand) -> Post:
+            post = run.track(await load_own_post(run.uow, post_id, user_id, for_update=True))
             reason = f"cancelled by {principal.role}:{principal.subject}"
             if post.cancel(reason, self._clock.now()):
-                run.save(post, "post.cancel")
+                await run.save(post, "post.cancel")
             return post
 
-        return self._commands.run(principal, cancel)
+        return await self._commands.run(principal, cancel)
 
     # --- free slots -----------------------------------------------------------
 
-    def free_slots(
+    async def free_slots(
         self,
         principal: Principal,
         account_id: UUID,
@@ -282,8 +289,8 @@ class SchedulingService:
         if count < 0:
             raise InvalidArgument.for_field("count", "must not be negative")
         wanted = min(count or DEFAULT_FREE_SLOTS, MAX_FREE_SLOTS)
-        with self._uow() as uow:
-            account = uow.accounts.get(account_id)
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id)
             if account is None:
                 raise NotFound(
                     f"account {account_id} does not exist",
@@ -304,7 +311,7 @@ class SchedulingService:
                     f"({(now + self._horizon).isoformat()})",
                     reason=Reason.AFTER_TOO_FAR,
                 )
-            taken = uow.schedule.taken_times(account.id, start - LOOKBACK)
+            taken = await uow.schedule.taken_times(account.id, start - LOOKBACK)
         zone = load_zone(account.timezone, "account.timezone")
         slots = free_slots(
             account_rules(account),

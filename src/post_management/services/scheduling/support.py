@@ -31,8 +31,8 @@ from post_management.domain.reasons import Reason
 from post_management.domain.requested_time import RequestedTime, resolve_requested_time
 from post_management.domain.slots import SlotPolicy
 from post_management.domain.timezones import AmbiguousTimePolicy, NonexistentTimePolicy, load_zone
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork
 from post_management.ports.schedule_queries import TakenTime
-from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import RequestKey
 
@@ -134,10 +134,10 @@ def request_digest(request: ScheduleRequest) -> str:
     return idempotency.request_hash(fields)
 
 
-def load_own_post(
-    uow: UnitOfWork, post_id: UUID, user_id: str, *, for_update: bool = False
+async def load_own_post(
+    uow: AsyncUnitOfWork, post_id: UUID, user_id: str, *, for_update: bool = False
 ) -> Post:
-    post = uow.posts.get(post_id, for_update=for_update)
+    post = await uow.posts.get(post_id, for_update=for_update)
     if post is None:
         raise post_not_found(post_id)
     if post.user_id != user_id:
@@ -193,11 +193,11 @@ def ensure_not_duplicate(
     )
 
 
-def replayed(uow: UnitOfWork, post_id: UUID, request: ScheduleRequest) -> ScheduleResult:
+async def replayed(uow: AsyncUnitOfWork, post_id: UUID, request: ScheduleRequest) -> ScheduleResult:
     """The answer to a repeated request: the post as it is now, and whether the
     first call moved it off the requested time (recomputed, since only the
     post is remembered)."""
-    post = load_own_post(uow, post_id, request.user_id)
+    post = await load_own_post(uow, post_id, request.user_id)
     if request.scheduled_for is None or post.scheduled_for is None or not post.timezone:
         return ScheduleResult(post)
     try:

@@ -20,7 +20,7 @@ request id) stays with the use case, in the order its answers promise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -30,10 +30,16 @@ from post_management.domain.auth import Principal
 from post_management.domain.campaigns import Campaign
 from post_management.domain.media import Media
 from post_management.domain.post import Post
-from post_management.ports.repositories import DuplicateKey
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
+from post_management.ports.repositories import AuditEntry, DuplicateKey, IdempotencyRecord
 from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.shared import idempotency
-from post_management.services.shared.common import audit, check_etag, concurrent_change, snapshot
+from post_management.services.shared.common import (
+    audit_entry,
+    check_etag,
+    concurrent_change,
+    snapshot,
+)
 
 U = TypeVar("U", bound=UnitOfWork)
 T = TypeVar("T")
@@ -62,19 +68,65 @@ class RequestKey:
         return cls(scope, request_id, idempotency.request_hash(request))
 
 
-class Command(Generic[U]):
-    """One command's unit of work, caller and request id, and the steps it shares."""
+class _Steps:
+    """What a command does alike in either kind of unit of work: who acts, for which
+    request id, and what `track` read (the audit's "before" and the version a save
+    must match)."""
 
-    def __init__(self, uow: U, principal: Principal, request: RequestKey | None = None) -> None:
-        self.uow = uow
+    def __init__(self, principal: Principal, request: RequestKey | None) -> None:
         self.principal = principal
         self.request = request
-        # What `track` read: the audit's "before" and the version a save must match.
         self._read: dict[int, tuple[dict[str, Any], int]] = {}
 
     @property
     def request_id(self) -> str:
         return self.request.request_id if self.request is not None else ""
+
+    def track(self, resource: R, etag: str = "") -> R:
+        """The caller may act for `resource`'s user, and `etag` (when given) is its
+        current one; keeps it as read, for the audit and the save's version check."""
+        self.principal.ensure_can_act_for(resource.user_id)
+        if isinstance(resource, Post | Account):
+            check_etag(resource.etag, etag)
+            self._read[id(resource)] = (snapshot(resource), resource.version)
+        return resource
+
+    def _tracked(self, resource: Post | Account) -> tuple[dict[str, Any], int]:
+        """How `track` read it: its audit form and version."""
+        return self._read.pop(id(resource))
+
+    def _remembered(self, resource_id: UUID) -> tuple[str, str, IdempotencyRecord] | None:
+        """The request id's row naming what it made (None without a request id)."""
+        if self.request is None or not self.request.request_id:
+            return None
+        key = self.request
+        return key.scope, key.request_id, IdempotencyRecord(key.digest, resource_id)
+
+    def _entry(
+        self,
+        action: str,
+        resource: Post | Account | Campaign | Media,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> AuditEntry:
+        return audit_entry(
+            self.principal,
+            action,
+            resource_type=_RESOURCE_TYPES[type(resource)],
+            resource_id=resource.id,
+            user_id=resource.user_id,
+            before=before,
+            after=after,
+            request_id=self.request_id,
+        )
+
+
+class Command(_Steps, Generic[U]):
+    """One command's unit of work, caller and request id, and the steps it shares."""
+
+    def __init__(self, uow: U, principal: Principal, request: RequestKey | None = None) -> None:
+        super().__init__(principal, request)
+        self.uow = uow
 
     def with_request(self, request: RequestKey | None) -> Command[U]:
         """The same unit of work and caller, for another request id (a batch item)."""
@@ -87,15 +139,6 @@ class Command(Generic[U]):
             return None
         key = self.request
         return idempotency.earlier_result(self.uow, key.scope, key.request_id, key.digest)
-
-    def track(self, resource: R, etag: str = "") -> R:
-        """The caller may act for `resource`'s user, and `etag` (when given) is its
-        current one; keeps it as read, for the audit and the save's version check."""
-        self.principal.ensure_can_act_for(resource.user_id)
-        if isinstance(resource, Post | Account):
-            check_etag(resource.etag, etag)
-            self._read[id(resource)] = (snapshot(resource), resource.version)
-        return resource
 
     def add(self, resource: Post | Account | Campaign, action: str) -> None:
         """Store a new resource and record its creation."""
@@ -110,55 +153,75 @@ class Command(Generic[U]):
     def created(self, resource: Post | Account | Campaign | Media, action: str) -> None:
         """Record the creation of a resource the command stored: the request id now
         names it, and an audit row shows it."""
-        if self.request is not None and self.request.request_id:
-            key = self.request
-            idempotency.remember(self.uow, key.scope, key.request_id, key.digest, resource.id)
-        self._audit(action, resource, None, snapshot(resource))
+        if (remembered := self._remembered(resource.id)) is not None:
+            self.uow.idempotency.put(*remembered)
+        self.uow.audit.record(self._entry(action, resource, None, snapshot(resource)))
 
     def save(self, resource: Post | Account, action: str) -> None:
         """Store a tracked resource over the version it was read at (ABORTED when a
         concurrent change came first) and record the change."""
-        before, version = self._read.pop(id(resource))
+        before, version = self._tracked(resource)
         if isinstance(resource, Post):
             saved = self.uow.posts.save(resource, version)
         else:
             saved = self.uow.accounts.save(resource, version)
         if not saved:
             raise concurrent_change()
-        if self.request is not None and self.request.request_id:
-            key = self.request
-            idempotency.remember(self.uow, key.scope, key.request_id, key.digest, resource.id)
-        self._audit(action, resource, before, snapshot(resource))
+        if (remembered := self._remembered(resource.id)) is not None:
+            self.uow.idempotency.put(*remembered)
+        self.uow.audit.record(self._entry(action, resource, before, snapshot(resource)))
 
     def delete(self, resource: Post | Account, action: str) -> None:
         """Delete a tracked resource at the version it was read at, and record it."""
-        before, version = self._read.pop(id(resource))
+        before, version = self._tracked(resource)
         if isinstance(resource, Post):
             deleted = self.uow.posts.delete(resource.id, version)
         else:
             deleted = self.uow.accounts.delete(resource.id, version)
         if not deleted:
             raise concurrent_change()
-        self._audit(action, resource, before, None)
+        self.uow.audit.record(self._entry(action, resource, before, None))
 
-    def _audit(
-        self,
-        action: str,
-        resource: Post | Account | Campaign | Media,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
+    def record(self, entry: AuditEntry | None) -> None:
+        """Write another audit row of the command (none for None)."""
+        if entry is not None:
+            self.uow.audit.record(entry)
+
+
+class AsyncCommand(_Steps):
+    """A command on the asynchronous unit of work (the scheduling commands): the same
+    steps, awaited. It changes posts only."""
+
+    def __init__(
+        self, uow: AsyncUnitOfWork, principal: Principal, request: RequestKey | None = None
     ) -> None:
-        audit(
-            self.uow,
-            self.principal,
-            action,
-            resource_type=_RESOURCE_TYPES[type(resource)],
-            resource_id=resource.id,
-            user_id=resource.user_id,
-            before=before,
-            after=after,
-            request_id=self.request_id,
-        )
+        super().__init__(principal, request)
+        self.uow = uow
+
+    def with_request(self, request: RequestKey | None) -> AsyncCommand:
+        """The same unit of work and caller, for another request id (a batch item)."""
+        return AsyncCommand(self.uow, self.principal, request)
+
+    async def earlier(self) -> UUID | None:
+        """As Command.earlier."""
+        if self.request is None or not self.request.request_id:
+            return None
+        record = await self.uow.idempotency.get(self.request.scope, self.request.request_id)
+        return idempotency.replay_of(record, self.request.digest)
+
+    async def save(self, post: Post, action: str) -> None:
+        """As Command.save, for a post."""
+        before, version = self._tracked(post)
+        if not await self.uow.posts.save(post, version):
+            raise concurrent_change()
+        if (remembered := self._remembered(post.id)) is not None:
+            await self.uow.idempotency.put(*remembered)
+        await self.uow.audit.record(self._entry(action, post, before, snapshot(post)))
+
+    async def record(self, entry: AuditEntry | None) -> None:
+        """As Command.record."""
+        if entry is not None:
+            await self.uow.audit.record(entry)
 
 
 class CommandRunner(Generic[U]):
@@ -196,3 +259,34 @@ class CommandRunner(Generic[U]):
                 if earlier is None:
                     raise
                 return replay(uow, earlier)
+
+
+class AsyncCommandRunner:
+    """Runs commands in asynchronous units of work from `uow`, as CommandRunner does.
+    The command asks `AsyncCommand.earlier` itself (once it holds its locks)."""
+
+    def __init__(self, uow: AsyncUnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def run(
+        self,
+        principal: Principal,
+        command: Callable[[AsyncCommand], Awaitable[T]],
+        *,
+        request: RequestKey | None = None,
+        replay: Callable[[AsyncUnitOfWork, UUID], Awaitable[T]] | None = None,
+    ) -> T:
+        try:
+            async with self._uow() as uow:
+                result = await command(AsyncCommand(uow, principal, request))
+                await uow.commit()
+            return result
+        except DuplicateKey:
+            # A concurrent twin with the same request id committed first: its result.
+            if replay is None or request is None or not request.request_id:
+                raise
+            async with self._uow() as uow:
+                earlier = await AsyncCommand(uow, principal, request).earlier()
+                if earlier is None:
+                    raise
+                return await replay(uow, earlier)

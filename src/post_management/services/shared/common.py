@@ -70,8 +70,7 @@ def snapshot(resource: Any) -> dict[str, Any]:
     return data
 
 
-def audit(
-    uow: UnitOfWork,
+def audit_entry(
     principal: Principal,
     action: str,
     *,
@@ -81,18 +80,17 @@ def audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
     request_id: str = "",
-) -> None:
-    uow.audit.record(
-        AuditEntry(
-            actor=f"{principal.role}:{principal.subject}",
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            user_id=user_id,
-            before=before,
-            after=after,
-            request_id=request_id,
-        )
+) -> AuditEntry:
+    """The audit row of `principal`'s `action` on a resource."""
+    return AuditEntry(
+        actor=f"{principal.role}:{principal.subject}",
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        user_id=user_id,
+        before=before,
+        after=after,
+        request_id=request_id,
     )
 
 

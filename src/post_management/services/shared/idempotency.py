@@ -28,7 +28,13 @@ def check_request_id(request_id: str) -> None:
 
 def earlier_result(uow: UnitOfWork, scope: str, key: str, digest: str) -> UUID | None:
     """The resource an earlier identical request created, if any."""
-    record = uow.idempotency.get(scope, key)
+    return replay_of(uow.idempotency.get(scope, key), digest)
+
+
+def replay_of(record: IdempotencyRecord | None, digest: str) -> UUID | None:
+    """What the stored `record` of a request id answers a request with `digest`: the
+    resource it made, None when the id is new, INVALID_ARGUMENT (REQUEST_ID_REUSED)
+    when the id came with another request."""
     if record is None:
         return None
     if record.request_hash != digest:
@@ -38,7 +44,3 @@ def earlier_result(uow: UnitOfWork, scope: str, key: str, digest: str) -> UUID |
             reason=Reason.REQUEST_ID_REUSED,
         )
     return record.resource_id
-
-
-def remember(uow: UnitOfWork, scope: str, key: str, digest: str, resource_id: UUID) -> None:
-    uow.idempotency.put(scope, key, IdempotencyRecord(digest, resource_id))

@@ -1,0 +1,196 @@
+"""The asynchronous unit of work (the scheduling commands'): the same answers from the
+memory twin and from psycopg over PostgreSQL, and the same rows as the synchronous
+unit of work sees them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+
+from post_management.domain.post import PostState, Priority
+from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
+from post_management.ports.repositories import AuditEntry, DuplicateKey, IdempotencyRecord
+from tests.contract.builders import a_post, an_account, store
+from tests.contract.conftest import World
+
+
+def run(world: World, scenario: Callable[[AsyncUnitOfWorkFactory], Awaitable[None]]) -> None:
+    async def opened() -> None:
+        async with world.async_uow() as factory:
+            await scenario(factory)
+
+    asyncio.run(opened())
+
+
+def test_a_commit_stays_and_leaving_without_one_undoes_everything(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
+    store(world.uow, account, post)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            loaded = await work.posts.get(post.id)
+            assert loaded is not None
+            loaded.text = "not kept"
+            assert await work.posts.save(loaded, 1)  # no commit
+        with pytest.raises(RuntimeError):
+            async with uow() as work:
+                loaded = await work.posts.get(post.id, for_update=True)
+                assert loaded is not None and loaded.text == post.text
+                loaded.text = "not kept either"
+                assert await work.posts.save(loaded, 1)
+                raise RuntimeError("boom")
+        async with uow() as work:
+            loaded = await work.posts.get(post.id)
+            assert loaded is not None
+            loaded.text = "kept"
+            assert await work.posts.save(loaded, 1)
+            assert loaded.version == 2
+            await work.commit()
+
+    run(world, scenario)
+    with world.uow() as uow:
+        stored = uow.posts.get(post.id)
+    assert stored is not None and (stored.text, stored.version) == ("kept", 2)
+
+
+def test_a_save_over_a_stale_version_is_refused(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
+    store(world.uow, account, post)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            loaded = await work.posts.get(post.id)
+            assert loaded is not None
+            assert await work.posts.save(loaded, 1)
+            assert not await work.posts.save(loaded, 1)
+            assert await work.posts.get(uuid.uuid4()) is None
+            await work.commit()
+
+    run(world, scenario)
+    with world.uow() as uow:
+        stored = uow.posts.get(post.id)
+    assert stored is not None and stored.version == 2
+
+
+def test_a_scheduled_posts_events_reach_the_outbox_at_commit_only(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    kept, dropped = (a_post(account, now, state=PostState.DRAFT, due_in=None) for _ in "ab")
+    store(world.uow, account, kept, dropped)
+    due = now + timedelta(hours=2)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            post = await work.posts.get(dropped.id)
+            assert post is not None
+            post.schedule(due, "UTC", Priority.NORMAL, now)
+            assert await work.posts.save(post, 1)  # left without commit
+        async with uow() as work:
+            post = await work.posts.get(kept.id)
+            assert post is not None
+            post.schedule(due, "Europe/Paris", Priority.HIGH, now)
+            assert await work.posts.save(post, 1)
+            assert len(work.outbox) > 0  # recorded by the post, written at commit
+            await work.commit()
+
+    run(world, scenario)
+    written = world.outbox()
+    assert [e.event_type for e in written] == ["post.scheduled", "post.queue_added"]
+    assert {e.aggregate_id for e in written} == {str(kept.id)}
+    assert written[0].payload["scheduledFor"]
+    with world.uow() as uow:
+        stored = uow.posts.get(kept.id)
+    assert stored is not None
+    assert (stored.state, stored.scheduled_for, stored.timezone, stored.priority) == (
+        PostState.SCHEDULED,
+        due,
+        "Europe/Paris",
+        Priority.HIGH,
+    )
+
+
+def test_lock_with_post_answers_only_the_posts_owner(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
+    store(world.uow, account, post)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            locked = await work.accounts.lock_with_post(post.id, "alice")
+            assert locked is not None
+            found_account, found_post = locked
+            assert (found_account.id, found_account.credentials) == (
+                account.id,
+                account.credentials,
+            )
+            assert (found_post.id, found_post.text, found_post.version) == (post.id, post.text, 1)
+            assert await work.accounts.lock_with_post(post.id, "bob") is None
+            assert await work.accounts.lock_with_post(uuid.uuid4(), "alice") is None
+            again = await work.accounts.get(account.id, for_update=True)
+            assert again is not None and again.handle == account.handle
+            assert await work.accounts.get(uuid.uuid4()) is None
+
+    run(world, scenario)
+
+
+def test_idempotency_keys_audit_rows_and_a_twin_key(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
+    store(world.uow, account, post)
+    record = IdempotencyRecord("hash-1", post.id)
+    entry = AuditEntry("user:alice", "post.schedule", "post", post.id, "alice", None, {"a": 1})
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            assert await work.idempotency.get("SchedulePost:alice", "r-1") is None
+            await work.idempotency.put("SchedulePost:alice", "r-1", record)
+            await work.audit.record(entry)
+            await work.commit()
+        async with uow() as work:
+            assert await work.idempotency.get("SchedulePost:alice", "r-1") == record
+            assert await work.idempotency.get("SchedulePost:bob", "r-1") is None
+        with pytest.raises(DuplicateKey):
+            async with uow() as work:
+                await work.idempotency.put("SchedulePost:alice", "r-1", record)
+                await work.commit()
+
+    run(world, scenario)
+    assert world.audit(post.id) == [("user:alice", "post.schedule", {"a": 1})]
+    with world.uow() as uow:
+        assert uow.idempotency.get("SchedulePost:alice", "r-1") == record
+
+
+def test_taken_times_in_time_order_without_drafts_or_the_excluded_post(world: World) -> None:
+    now = world.time.now()
+    account, other = an_account(now), an_account(now)
+    later = a_post(account, now, due_in=timedelta(hours=3))
+    sooner = a_post(account, now, due_in=timedelta(hours=1))
+    published = a_post(
+        account, now, state=PostState.PUBLISHED, due_in=None, published_at=now - timedelta(hours=1)
+    )
+    old = a_post(account, now, due_in=-timedelta(days=30))
+    draft = a_post(account, now, state=PostState.DRAFT, due_in=timedelta(hours=2))
+    elsewhere = a_post(other, now, due_in=timedelta(hours=2))
+    store(world.uow, account, other, later, sooner, published, old, draft, elsewhere)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            since = now - timedelta(days=1)
+            taken = await work.schedule.taken_times(account.id, since)
+            assert [t.post_id for t in taken] == [published.id, sooner.id, later.id]
+            assert [t.text for t in taken] == [published.text, sooner.text, later.text]
+            assert taken[1].at == sooner.scheduled_for
+            but = await work.schedule.taken_times(account.id, since, exclude_post_id=sooner.id)
+            assert [t.post_id for t in but] == [published.id, later.id]
+
+    run(world, scenario)
