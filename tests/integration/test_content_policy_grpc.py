@@ -4,9 +4,7 @@ the findings in the error details (refuse), and nothing at all (off)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,19 +24,9 @@ from xmp.posts.v1 import (
 
 from post_management.adapters.db.engine import make_engine
 from tests.integration.grpc_fixtures import Client, error_details
-from tests.support.harness import RunningServer, settings_for
 
 STUFFED = "Spring sale #sale #deal #discount #promo #offer #shopping #cheap"
 CLEAN = "Spring sale: 20% off every plan until Sunday."
-
-
-@pytest.fixture(scope="module")
-def server(
-    machine_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    running = RunningServer(settings_for(machine_database, Path(tmp_path_factory.mktemp("data"))))
-    yield running
-    running.stop()
 
 
 def _account(client: Client, policy: int | None = None) -> account_pb2.Account:

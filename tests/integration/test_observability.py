@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -41,8 +40,7 @@ from post_management.observability import logs, metrics, tracing
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator
 from tests.integration.publishing_fixtures import Engine_
-from tests.support.harness import RunningServer, auth, settings_for
-from x_emulator.server import EmulatorThread
+from tests.support.harness import RunningServer, auth
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -62,21 +60,9 @@ def metrics_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(
-    machine_database: str,
-    emulator_server: EmulatorThread,
-    tmp_path_factory: pytest.TempPathFactory,
-    spans: InMemorySpanExporter,
-) -> Iterator[RunningServer]:
-    settings = settings_for(
-        machine_database,
-        Path(tmp_path_factory.mktemp("data")),
-        x_api_base_url=emulator_server.base_url,
-        x_timeout_seconds=2,
-    )
-    running = RunningServer(settings)
-    yield running
-    running.stop()
+def server(spans: InMemorySpanExporter, x_server: RunningServer) -> RunningServer:
+    """The module's server on the emulator, started once spans are collected."""
+    return x_server
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -14,21 +13,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from post_management.adapters.crypto import FernetBox
-from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.account import Account
 from post_management.domain.post import Post
 from post_management.domain.privacy import Pseudonyms
-from tests.conftest import truncate
 from tests.contract.builders import a_post, an_account, store
-
-
-@pytest.fixture
-def engine(machine_database: str) -> Iterator[Engine]:
-    truncate(machine_database)
-    engine = make_engine(machine_database, pool_size=4)
-    yield engine
-    engine.dispose()
 
 
 def _uow(engine: Engine) -> SqlUnitOfWorkFactory:
