@@ -49,7 +49,11 @@ from post_management.domain.auth import Principal, Role
 from post_management.domain.conflicts import ConflictPolicy
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.requested_time import RequestedTime, parse_requested_time
-from post_management.services.scheduling.listing import ScheduledFilter, ScheduledListing
+from post_management.services.scheduling.listing import (
+    Paging,
+    ScheduledFilter,
+    ScheduledListing,
+)
 from post_management.services.scheduling.scheduling import SchedulingService
 from post_management.services.scheduling.support import ScheduleRequest
 
@@ -204,7 +208,7 @@ class Bench:
 
     def list_once(self) -> None:
         user = f"g-user-{self.rng.randrange(USERS)}"
-        self.listing.list(self.principal, ScheduledFilter(user_id=user), 20)
+        self.listing.list(self.principal, ScheduledFilter(user_id=user), Paging(limit=20))
 
     def claim_once(self, capture: bool = False) -> float:
         """100 due posts (one per account) claimed in one batch, then put back."""

@@ -264,6 +264,7 @@ async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engi
     from post_management.domain.post import PostState
     from post_management.services.scheduling.listing import (
         AsyncScheduledListing,
+        Paging,
         ScheduledFilter,
         ScheduledListing,
     )
@@ -292,21 +293,21 @@ async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engi
         for where in filters:
             # (3, 50): past the last post, an empty page that still counts them all.
             for limit, offset in ((0, 0), (3, 0), (3, 2), (100, 1), (3, 50)):
-                expected = sync.list(owner, where, limit, offset)
-                got = await listing.list(owner, where, limit, offset)
+                expected = sync.list(owner, where, Paging(limit, offset))
+                got = await listing.list(owner, where, Paging(limit, offset))
                 assert got == expected, (where, limit, offset)
             # Follow the page tokens to the end: the same pages.
             token, pages = "", 0
             while True:
-                expected = sync.list(owner, where, 4, 0, token)
-                got = await listing.list(owner, where, 4, 0, token)
+                expected = sync.list(owner, where, Paging(4, 0, token))
+                got = await listing.list(owner, where, Paging(4, 0, token))
                 assert got == expected
                 pages += 1
                 token = got.next_page_token
                 if not token:
                     break
             assert pages >= 1
-        assert (await listing.list(owner, ScheduledFilter(user), 0, 0)).total_count == 16
+        assert (await listing.list(owner, ScheduledFilter(user), Paging())).total_count == 16
         # The same refusals, in the same order of checks (a bad priority or date is
         # refused where the request is read, before either listing).
         cases = [
@@ -318,9 +319,9 @@ async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engi
         ]
         for principal, where, limit, offset, token in cases:
             with pytest.raises(Exception) as sync_error:
-                sync.list(principal, where, limit, offset, token)
+                sync.list(principal, where, Paging(limit, offset, token))
             with pytest.raises(Exception) as async_error:
-                await listing.list(principal, where, limit, offset, token)
+                await listing.list(principal, where, Paging(limit, offset, token))
             assert type(async_error.value) is type(sync_error.value)
             assert async_error.value.reason == sync_error.value.reason  # type: ignore[attr-defined]
     finally:

@@ -36,7 +36,11 @@ from post_management.entrypoints.grpc.mapping import (
     required_user_id,
     timestamp,
 )
-from post_management.services.scheduling.listing import AsyncScheduledListing, ScheduledFilter
+from post_management.services.scheduling.listing import (
+    AsyncScheduledListing,
+    Paging,
+    ScheduledFilter,
+)
 from post_management.services.scheduling.scheduling import MAX_BATCH, SchedulingService
 from post_management.services.scheduling.support import (
     RefusedItem,
@@ -166,9 +170,8 @@ class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServic
             dates=parse_date_range(request.from_date, request.to_date),
         )
         # Awaited on the loop: an asynchronous read, no worker thread.
-        page = await self._listing.list(
-            principal, where, request.limit, request.offset, request.page_token
-        )
+        paging = Paging(request.limit, request.offset, request.page_token)
+        page = await self._listing.list(principal, where, paging)
         response = pb.ListScheduledPostsResponse(
             total_count=page.total_count,
             limit=page.limit,

@@ -35,6 +35,15 @@ class ScheduledFilter:
 
 
 @dataclass(frozen=True)
+class Paging:
+    """Which page: by offset or by page token, not both; limit 0 is the default size."""
+
+    limit: int = 0
+    offset: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
 class ScheduledPage:
     posts: list[Post]
     total_count: int
@@ -54,19 +63,17 @@ class _Plan:
     fingerprint: dict[str, str]
 
 
-def _plan(
-    principal: Principal, where: ScheduledFilter, limit: int, offset: int, page_token: str
-) -> _Plan:
+def _plan(principal: Principal, where: ScheduledFilter, paging: Paging) -> _Plan:
     principal.ensure_can_act_for(where.user_id)
-    if limit < 0:
+    if paging.limit < 0:
         raise InvalidArgument.for_field("limit", "must not be negative")
-    if offset < 0:
+    if paging.offset < 0:
         raise InvalidArgument.for_field("offset", "must not be negative")
-    if offset and page_token:
+    if paging.offset and paging.page_token:
         raise InvalidArgument.for_field(
             "page_token", "cannot be combined with offset; use one or the other"
         )
-    size = min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    size = min(paging.limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     query = ScheduledQuery(
         user_id=where.user_id,
         state=where.state or PostState.SCHEDULED,
@@ -80,9 +87,9 @@ def _plan(
         "list": "scheduled",
         **{key: str(value) for key, value in vars(query).items() if value is not None},
     }
-    cursor = decode_token(page_token, fingerprint)
+    cursor = decode_token(paging.page_token, fingerprint)
     after = DueCursor(cursor.created_at, cursor.id) if cursor is not None else None
-    return _Plan(query, after, offset, size, fingerprint)
+    return _Plan(query, after, paging.offset, size, fingerprint)
 
 
 def _page(plan: _Plan, posts: list[Post], total: int) -> ScheduledPage:
@@ -99,18 +106,11 @@ class ScheduledListing:
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 
-    def list(
-        self,
-        principal: Principal,
-        where: ScheduledFilter,
-        limit: int = 0,
-        offset: int = 0,
-        page_token: str = "",
-    ) -> ScheduledPage:
-        plan = _plan(principal, where, limit, offset, page_token)
+    def list(self, principal: Principal, where: ScheduledFilter, paging: Paging) -> ScheduledPage:
+        plan = _plan(principal, where, paging)
         with self._uow() as uow:
             ensure_account_filter(uow, principal, where.account_id)
-            posts = uow.schedule.list_scheduled(plan.query, plan.after, offset, plan.size + 1)
+            posts = uow.schedule.list_scheduled(plan.query, plan.after, plan.offset, plan.size + 1)
             total = uow.schedule.count_scheduled(plan.query)
         return _page(plan, posts, total)
 
@@ -122,19 +122,14 @@ class AsyncScheduledListing:
         self._reader = reader
 
     async def list(
-        self,
-        principal: Principal,
-        where: ScheduledFilter,
-        limit: int = 0,
-        offset: int = 0,
-        page_token: str = "",
+        self, principal: Principal, where: ScheduledFilter, paging: Paging
     ) -> ScheduledPage:
-        plan = _plan(principal, where, limit, offset, page_token)
+        plan = _plan(principal, where, paging)
         if where.account_id is not None:
             owner = await self._reader.account_owner(where.account_id)
             if owner is not None:
                 ensure_account_owner(principal, owner)
         posts, total = await self._reader.scheduled_page(
-            plan.query, plan.after, offset, plan.size + 1
+            plan.query, plan.after, plan.offset, plan.size + 1
         )
         return _page(plan, posts, total)
