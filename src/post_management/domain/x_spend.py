@@ -138,6 +138,18 @@ class Metered:
     resources: tuple[str, ...] = ()
 
 
+def refused_read(
+    at: datetime,
+    kind: CallKind,
+    purpose: Purpose,
+    user_id: str,
+    account_id: UUID | None,
+    post_id: UUID | None = None,
+) -> Metered:
+    """A read X answered with an error: recorded, but nothing it returned is billed."""
+    return Metered(at, kind, purpose, user_id, account_id, post_id, 0, Outcome.REFUSED)
+
+
 def month_start(at: datetime) -> datetime:
     utc = at.astimezone(UTC)
     return datetime(utc.year, utc.month, 1, tzinfo=UTC)

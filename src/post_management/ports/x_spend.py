@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Protocol
 from uuid import UUID
 
-from post_management.domain.x_spend import Metered, PriceTable
+from post_management.domain.x_spend import Metered, PriceTable, ReadPace, read_pace
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ class BudgetState:
     spent_micros: int  # this UTC month
     # What the account's SCHEDULED posts due before the month ends would cost.
     reserved_micros: int
+
+    def read_pace(self) -> ReadPace:
+        """How the metrics and follower reads of this account go on (domain.x_spend)."""
+        return read_pace(self.budget_micros, self.spent_micros, self.reserved_micros)
 
 
 class SpendLedger(Protocol):

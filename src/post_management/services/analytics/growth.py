@@ -26,14 +26,7 @@ from post_management.domain.growth import (
 )
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
-from post_management.domain.x_spend import (
-    CallKind,
-    Metered,
-    Outcome,
-    Purpose,
-    ReadPace,
-    read_pace,
-)
+from post_management.domain.x_spend import CallKind, Metered, Purpose, ReadPace, refused_read
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.ports.x_api import RateLimited, XApi, XCredentials, XUser
@@ -164,8 +157,7 @@ class GrowthCollector:
             item
             for item in due
             if (state := budgets.get(item.account_id)) is None
-            or read_pace(state.budget_micros, state.spent_micros, state.reserved_micros)
-            is not ReadPace.STOPPED
+            or state.read_pace() is not ReadPace.STOPPED
         ]
         taken = 0
         for item in due:
@@ -174,15 +166,13 @@ class GrowthCollector:
             outcome = self._x.me(creds)
             if not isinstance(outcome, XUser):
                 self._meter(
-                    Metered(
+                    refused_read(
                         self._clock.now(),
                         CallKind.USER_READ,
                         Purpose.GROWTH,
                         item.user_id,
                         item.account_id,
-                        units=0,
-                        outcome=Outcome.REFUSED,
-                    ),
+                    )
                 )
             if isinstance(outcome, RateLimited):
                 # users/me has one window per app here: wait for X's reset.

@@ -16,14 +16,7 @@ from datetime import datetime
 from uuid import UUID
 
 from post_management.domain.analytics import Counts, Snapshot, next_refresh
-from post_management.domain.x_spend import (
-    CallKind,
-    Metered,
-    Outcome,
-    Purpose,
-    ReadPace,
-    read_pace,
-)
+from post_management.domain.x_spend import CallKind, Metered, Purpose, ReadPace, refused_read
 from post_management.ports.analytics import (
     SOURCE_POLL,
     Cache,
@@ -115,10 +108,7 @@ class MetricsCollector:
         with self._uow() as uow:
             due = uow.analytics.due_for_refresh(now, self._posts_per_tick)
             budgets = uow.spend.budget_states(sorted({item.account_id for item in due}))
-        paces = {
-            account_id: read_pace(state.budget_micros, state.spent_micros, state.reserved_micros)
-            for account_id, state in budgets.items()
-        }
+        paces = {account_id: state.read_pace() for account_id, state in budgets.items()}
         stopped = {a for a, pace in paces.items() if pace is ReadPace.STOPPED}
         if stopped:
             log.info("metrics reads of %d accounts wait: their X budget is committed", len(stopped))
@@ -191,15 +181,7 @@ class MetricsCollector:
         with self._uow() as uow:
             uow.spend.record(
                 [
-                    Metered(
-                        now,
-                        CallKind.POST_READ,
-                        Purpose.METRICS,
-                        item.user_id,
-                        account_id,
-                        units=0,
-                        outcome=Outcome.REFUSED,
-                    )
+                    refused_read(now, CallKind.POST_READ, Purpose.METRICS, item.user_id, account_id)
                     for account_id, item in accounts.items()
                 ]
             )

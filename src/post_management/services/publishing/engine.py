@@ -25,6 +25,7 @@ from post_management.domain.x_spend import (
     Purpose,
     over_budget,
     publish_cost,
+    refused_read,
 )
 from post_management.observability import crash_points as crash
 from post_management.ports.media import MediaUploads
@@ -602,16 +603,8 @@ class Reconciler:
     def _meter_read(self, claim: Claim, timeline: object, now: datetime) -> None:
         if self._meter is None:
             return
-        read = Metered(
-            now,
-            CallKind.POST_READ,
-            Purpose.RECONCILE,
-            claim.user_id,
-            claim.account_id,
-            claim.post_id,
-            units=0,
-            outcome=Outcome.REFUSED,
-        )
+        kind, purpose = CallKind.POST_READ, Purpose.RECONCILE
+        read = refused_read(now, kind, purpose, claim.user_id, claim.account_id, claim.post_id)
         if isinstance(timeline, Timeline):
             ids = tuple(post.id for post in timeline.posts)
             read = replace(read, units=len(ids), outcome=Outcome.CHARGED, resources=ids)
