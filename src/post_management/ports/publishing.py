@@ -99,6 +99,20 @@ class PublishQueue(Protocol):
         ...
 
 
+def settle_each(
+    queue: PublishQueue, items: Sequence[tuple[Claim, Settlement]]
+) -> list[bool | Exception]:
+    """`queue.settle` for each item in its own transaction: the fallback of
+    `settle_many`, where one item's failure is its result and not the others'."""
+    results: list[bool | Exception] = []
+    for claim, settlement in items:
+        try:
+            results.append(queue.settle(claim, settlement))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
 @dataclass(frozen=True)
 class Budget:
     """At most `limit` uses of `key` in any sliding `window`."""

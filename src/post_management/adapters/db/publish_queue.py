@@ -31,7 +31,7 @@ from post_management.domain.post import PostState, Priority
 from post_management.domain.publishing import Claim, Settlement, failure_streak
 from post_management.domain.x_spend import PriceTable
 from post_management.observability import crash_points
-from post_management.ports.publishing import XPostIdTaken
+from post_management.ports.publishing import XPostIdTaken, settle_each
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +55,21 @@ _CLAIM_COLUMNS = """
 # (docs/benchmarks.md). The order (priority, due_at) is unchanged.
 _PRIORITIES = ", ".join(str(int(priority)) for priority in Priority)
 
-# Fair: each account's first due post (priority, then due time) is its only
-# candidate, and the limit applies to those heads, so one account's backlog cannot
-# fill a claim. `due` reads only the due range of the partial claim index. Rows are
-# locked after the choice (SKIP LOCKED: another dispatcher has them) and re-checked.
-# The advisory lock per account (keeps claim_post from racing a claim of the same
-# account) is taken in its own materialized step, so only chosen rows take it.
-# Due times and leases are the database's now(): a worker's own clock never decides.
 # An account whose X budget held a post back this UTC month waits for the month to
 # turn or the budget to change (docs/x-spend.md).
 _THIS_MONTH = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
+# The account `a` may publish now: active, past X's rate limit and its budget's month.
+# Both claims (the due heads and one post) hold it.
+_ACCOUNT_MAY_PUBLISH = f"""a.state = 'ACTIVE'
+          AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
+          AND a.x_budget_reached_month IS DISTINCT FROM {_THIS_MONTH}"""
+
+# A claim starts a new attempt on post `p`: a new holder token, lease and attempt number.
+_START_ATTEMPT = """state = 'PUBLISHING', attempt_id = gen_random_uuid(),
+            attempt_count = p.attempt_count + 1,
+            lease_expires_at = now() + CAST(:lease AS interval),
+            publish_started_at = now(), reconcile_after = NULL, unknown_cause = '',
+            version = p.version + 1, updated_at = now()"""
 
 # Each new claim's attempt row, in the claim's own statement: the send noted later
 # always finds its row.
@@ -74,6 +79,13 @@ _ATTEMPTS = """attempts AS (
         ON CONFLICT (attempt_id) DO NOTHING
     )"""
 
+# Fair: each account's first due post (priority, then due time) is its only
+# candidate, and the limit applies to those heads, so one account's backlog cannot
+# fill a claim. `due` reads only the due range of the partial claim index. Rows are
+# locked after the choice (SKIP LOCKED: another dispatcher has them) and re-checked.
+# The advisory lock per account (keeps claim_post from racing a claim of the same
+# account) is taken in its own materialized step, so only chosen rows take it.
+# Due times and leases are the database's now(): a worker's own clock never decides.
 _CLAIM_DUE = _sql(
     f"""
     WITH due AS (
@@ -90,9 +102,7 @@ _CLAIM_DUE = _sql(
         FROM heads h
         JOIN posts p ON p.id = h.id
         JOIN accounts a ON a.id = h.account_id
-        WHERE p.state = 'SCHEDULED' AND a.state = 'ACTIVE'
-          AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
-          AND a.x_budget_reached_month IS DISTINCT FROM {_THIS_MONTH}
+        WHERE p.state = 'SCHEDULED' AND {_ACCOUNT_MAY_PUBLISH}
           AND NOT EXISTS (
               SELECT 1 FROM posts q WHERE q.account_id = h.account_id AND q.state = 'PUBLISHING'
           )
@@ -104,11 +114,7 @@ _CLAIM_DUE = _sql(
         WHERE pg_try_advisory_xact_lock(hashtextextended(account_id::text, 7))
     ), claimed AS (
         UPDATE posts p SET
-            state = 'PUBLISHING', attempt_id = gen_random_uuid(),
-            attempt_count = p.attempt_count + 1,
-            lease_expires_at = now() + CAST(:lease AS interval),
-            publish_started_at = now(), reconcile_after = NULL, unknown_cause = '',
-            version = p.version + 1, updated_at = now()
+            {_START_ATTEMPT}
         FROM locked, accounts a
         WHERE p.id = locked.id AND a.id = p.account_id
         RETURNING {_CLAIM_COLUMNS}
@@ -121,16 +127,10 @@ _CLAIM_ONE = _sql(
     f"""
     WITH claimed AS (
         UPDATE posts p SET
-            state = 'PUBLISHING', attempt_id = gen_random_uuid(),
-            attempt_count = p.attempt_count + 1,
-            lease_expires_at = now() + CAST(:lease AS interval),
-            publish_started_at = now(), reconcile_after = NULL, unknown_cause = '',
-            version = p.version + 1, updated_at = now()
+            {_START_ATTEMPT}
         FROM accounts a
         WHERE p.id = :post_id AND a.id = p.account_id
-          AND p.state = 'SCHEDULED' AND p.due_at <= now() AND a.state = 'ACTIVE'
-          AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
-          AND a.x_budget_reached_month IS DISTINCT FROM {_THIS_MONTH}
+          AND p.state = 'SCHEDULED' AND p.due_at <= now() AND {_ACCOUNT_MAY_PUBLISH}
           AND pg_try_advisory_xact_lock(hashtextextended(p.account_id::text, 7))
         RETURNING {_CLAIM_COLUMNS}
     ), {_ATTEMPTS}
@@ -573,13 +573,7 @@ class SqlPublishQueue:
                     telemetry.committed(added)
                     return list(applied)
         # Each alone: one post's fault (an X id stored for another post) stays its own.
-        return [self._settle_alone(claim, settlement) for claim, settlement in items]
-
-    def _settle_alone(self, claim: Claim, settlement: Settlement) -> bool | Exception:
-        try:
-            return self.settle(claim, settlement)
-        except Exception as exc:
-            return exc
+        return settle_each(self, items)
 
     def _settle_in(
         self, connection: Connection, items: Sequence[tuple[Claim, Settlement]]

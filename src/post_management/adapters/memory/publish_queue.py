@@ -23,7 +23,7 @@ from post_management.domain.account import AccountState
 from post_management.domain.post import Post, PostState
 from post_management.domain.publishing import LEASE_EXPIRED, Claim, Settlement, failure_streak
 from post_management.domain.x_spend import PriceTable
-from post_management.ports.publishing import XPostIdTaken
+from post_management.ports.publishing import XPostIdTaken, settle_each
 
 T = TypeVar("T")
 MAX_DETAIL = 2000
@@ -278,13 +278,7 @@ class MemoryPublishQueue:
         try:
             return self._atomic(lambda: [self._settle_held(c, s) for c, s in items])
         except Exception:  # one item's own failure: each alone, as the database does
-            return [self._settle_alone(claim, settlement) for claim, settlement in items]
-
-    def _settle_alone(self, claim: Claim, settlement: Settlement) -> bool | Exception:
-        try:
-            return self.settle(claim, settlement)
-        except Exception as exc:
-            return exc
+            return settle_each(self, items)
 
     def _settle_held(self, claim: Claim, settlement: Settlement) -> bool:
         held = self._held(claim)
