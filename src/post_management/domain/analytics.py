@@ -34,6 +34,18 @@ NOTABLE_RATIO = 0.2
 
 
 @dataclass(frozen=True)
+class PublicCounts:
+    """The counts X shows anyone for a post (its public_metrics), whoever reads it."""
+
+    impressions: int
+    likes: int
+    reposts: int
+    replies: int
+    quotes: int
+    bookmarks: int
+
+
+@dataclass(frozen=True)
 class Counts:
     """What X reported for a post at one moment. Private counts X did not
     return (bearer reads, posts over 30 days) are 0 here."""

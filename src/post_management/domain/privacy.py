@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from post_management.domain.analytics import PublicCounts
+
 # Part of the hash input, so the pseudonym of a user id here differs from a plain
 # SHA-256 of it that some other system may keep.
 _PSEUDONYM_DOMAIN = b"post-management/erased-user/v1\x00"
@@ -79,17 +81,12 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
-class MetricsRecord:
-    """One metrics snapshot of a user's post, as their data export lists it."""
+class MetricsRecord(PublicCounts):
+    """One metrics snapshot of a user's post, as their data export lists it: its
+    public counts."""
 
     post_id: UUID
     collected_at: datetime
-    impressions: int
-    likes: int
-    reposts: int
-    replies: int
-    quotes: int
-    bookmarks: int
 
 
 def redact(value: Any) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from post_management.domain.analytics import PublicCounts
 from post_management.domain.x_answers import (
     AccountSuspended as AccountSuspended,
 )
@@ -86,13 +87,10 @@ DeleteOutcome = Deleted | Failure
 
 
 @dataclass(frozen=True)
-class PostMetrics:
-    impressions: int
-    likes: int
-    reposts: int
-    replies: int
-    quotes: int
-    bookmarks: int
+class PostMetrics(PublicCounts):
+    """A post's counts as X returned them: the public ones, and the private ones too
+    when its author asked."""
+
     # Private metrics: only for the author, and only for posts under 30 days old.
     url_link_clicks: int | None = None
     user_profile_clicks: int | None = None
