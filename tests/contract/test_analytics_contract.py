@@ -35,6 +35,15 @@ def snap(at: datetime, impressions: int = 100, likes: int = 5, **counts: int) ->
     return Snapshot(at, Counts(impressions=impressions, likes=likes, **counts))
 
 
+def stored_published_post(world: World) -> tuple[datetime, Post]:
+    """Now, and a post of a new account published five hours before, both stored."""
+    now = world.time.now()
+    account = an_account(now)
+    post = published(account, now - timedelta(hours=5))
+    store(world.uow, account, post)
+    return now, post
+
+
 def by_id(*posts: Post) -> list[Post]:
     return sorted(posts, key=lambda post: post.id)
 
@@ -42,10 +51,7 @@ def by_id(*posts: Post) -> list[Post]:
 def test_snapshots_read_back_in_collection_order_with_withheld_counts_unknown(
     world: World,
 ) -> None:
-    now = world.time.now()
-    account = an_account(now)
-    post = published(account, now - timedelta(hours=5))
-    store(world.uow, account, post)
+    now, post = stored_published_post(world)
     early, later = now - timedelta(hours=4), now - timedelta(hours=3)
     full = Snapshot(later, Counts(100, 5, 1, 1, 0, 2, 7, 3, 40))
     # X withheld the private counts: they read as 0 and as not known; video views stay.
@@ -70,10 +76,7 @@ def test_snapshots_read_back_in_collection_order_with_withheld_counts_unknown(
 def test_a_rolled_back_snapshot_is_not_kept_and_a_deleted_post_takes_its_rows(
     world: World,
 ) -> None:
-    now = world.time.now()
-    account = an_account(now)
-    post = published(account, now - timedelta(hours=5))
-    store(world.uow, account, post)
+    now, post = stored_published_post(world)
     with world.uow() as uow:
         uow.analytics.add_snapshot(post.id, snap(now), SOURCE_POLL)
         uow.analytics.mark_deleted(post.id, now)
