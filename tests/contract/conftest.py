@@ -156,13 +156,15 @@ async def _ready(factory: AsyncUnitOfWorkFactory) -> AsyncIterator[AsyncUnitOfWo
     yield factory
 
 
-def _async_sql(url: str, box: FernetBox) -> AbstractAsyncContextManager[AsyncUnitOfWorkFactory]:
+def _async_sql(
+    url: str, box: FernetBox, pseudonyms: Pseudonyms
+) -> AbstractAsyncContextManager[AsyncUnitOfWorkFactory]:
     @asynccontextmanager
     async def opened() -> AsyncIterator[AsyncUnitOfWorkFactory]:
         database = AsyncPostReads(url, min_size=1, max_size=4)
         await database.open()
         try:
-            yield AsyncSqlUnitOfWorkFactory(database, box)
+            yield AsyncSqlUnitOfWorkFactory(database, box, pseudonyms)
         finally:
             await database.close()
 
@@ -218,7 +220,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             outbox,
             SqlMediaUploads(engine),
             SqlSpendMeter(engine, PriceTable()),
-            lambda: _async_sql(url, box),
+            lambda: _async_sql(url, box, pseudonyms),
         )
     finally:
         engine.dispose()

@@ -11,9 +11,17 @@ from datetime import timedelta
 
 import pytest
 
+from post_management.domain.campaigns import Campaign
+from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import PostState, Priority
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
-from post_management.ports.repositories import AuditEntry, DuplicateKey, IdempotencyRecord
+from post_management.ports.repositories import (
+    AuditEntry,
+    Cursor,
+    DuplicateKey,
+    IdempotencyRecord,
+    PostFilter,
+)
 from tests.contract.builders import a_post, an_account, store
 from tests.contract.conftest import World
 
@@ -192,5 +200,67 @@ def test_taken_times_in_time_order_without_drafts_or_the_excluded_post(world: Wo
             assert taken[1].at == sooner.scheduled_for
             but = await work.schedule.taken_times(account.id, since, exclude_post_id=sooner.id)
             assert [t.post_id for t in but] == [published.id, later.id]
+
+    run(world, scenario)
+
+
+def test_added_posts_list_in_pages_and_delete_over_their_version(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    store(world.uow, account)
+    posts = [
+        a_post(account, now, state=PostState.DRAFT, due_in=None, created_at=now + timedelta(0, i))
+        for i in range(3)
+    ]
+    failed = a_post(account, now, state=PostState.FAILED, due_in=None, last_error="X said 50%_off")
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            for post in [*posts, failed]:
+                await work.posts.add(post)
+            await work.commit()
+        async with uow() as work:
+            mine = PostFilter(user_id="alice", states=(PostState.DRAFT,))
+            first = await work.posts.list(mine, None, 2)
+            assert [p.id for p in first] == [posts[0].id, posts[1].id]
+            after = Cursor(first[-1].created_at, first[-1].id)
+            assert [p.id for p in await work.posts.list(mine, after, 5)] == [posts[2].id]
+            errors = PostFilter(error_contains="50%_")
+            assert [p.id for p in await work.posts.list(errors, None, 5)] == [failed.id]
+            assert await work.posts.list(PostFilter(user_id="bob"), None, 5) == []
+            assert not await work.posts.delete(posts[0].id, expected_version=2)
+            assert await work.posts.delete(posts[0].id, expected_version=1)
+            await work.commit()
+
+    run(world, scenario)
+    with world.uow() as uow:
+        assert uow.posts.get(posts[0].id) is None
+        assert uow.posts.get(posts[1].id) == posts[1]
+
+
+def test_campaigns_media_kinds_and_erasures_as_the_synchronous_unit_sees_them(
+    world: World,
+) -> None:
+    now = world.time.now()
+    campaign = Campaign(uuid.uuid4(), "alice", "spring", now, now)
+    mine = Media(uuid.uuid4(), "alice", "image/png", MediaKind.IMAGE, 4, now)
+    theirs = Media(uuid.uuid4(), "bob", "video/mp4", MediaKind.VIDEO, 4, now)
+    with world.uow() as uow:
+        uow.campaigns.add(campaign)
+        uow.media.add(mine, b"\x89PNG")
+        uow.media.add(theirs, b"mp4!")
+        uow.commit()
+    world.erase("carol")
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            found = await work.campaigns.get(campaign.id)
+            assert found is not None and (found.name, found.user_id) == ("spring", "alice")
+            assert await work.campaigns.get(uuid.uuid4()) is None
+            kinds = await work.media.kinds("alice", [mine.id, theirs.id])
+            assert kinds == {mine.id: MediaKind.IMAGE}
+            assert await work.media.kinds("alice", []) == {}
+            assert await work.erasures.is_erased("carol")
+            assert not await work.erasures.is_erased("alice")
 
     run(world, scenario)

@@ -17,6 +17,7 @@ from xmp.posts.v1 import post_service_pb2
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.async_reads import AsyncPostReads, libpq_url
+from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.auth import Principal, Role
@@ -106,32 +107,31 @@ async def test_reads_the_same_post_as_the_unit_of_work(database: str, engine: En
         await reads.close()
 
 
-async def test_same_answers_and_errors_as_post_service(database: str, engine: Engine) -> None:
+async def test_same_answers_and_errors_as_the_post_service(database: str, engine: Engine) -> None:
     post_id = _full_post(engine, "alice")
-    uow = SqlUnitOfWorkFactory(
-        engine, FernetBox.parse(Fernet.generate_key().decode()), Pseudonyms(b"k" * 32)
-    )
-    sync = PostService(uow, clock=None)  # type: ignore[arg-type]  # get reads no clock
     reads = AsyncPostReads(database)
     await reads.open()
+    box = FernetBox.parse(Fernet.generate_key().decode())
+    uow = AsyncSqlUnitOfWorkFactory(reads, box, Pseudonyms(b"k" * 32))
+    service = PostService(uow, clock=None)  # type: ignore[arg-type]  # get reads no clock
     queries = PostQueries(reads, None)
     try:
         for principal in (Principal("alice", Role.USER), Principal("svc", Role.SERVICE)):
-            assert await queries.get(principal, post_id) == sync.get(principal, post_id)
-        with pytest.raises(PermissionDenied) as async_denied:
+            assert await queries.get(principal, post_id) == await service.get(principal, post_id)
+        with pytest.raises(PermissionDenied) as aservice_denied:
             await queries.get(Principal("bob", Role.USER), post_id)
-        with pytest.raises(PermissionDenied) as sync_denied:
-            sync.get(Principal("bob", Role.USER), post_id)
-        assert async_denied.value.reason == sync_denied.value.reason
+        with pytest.raises(PermissionDenied) as service_denied:
+            await service.get(Principal("bob", Role.USER), post_id)
+        assert aservice_denied.value.reason == service_denied.value.reason
         missing = uuid.uuid4()
-        with pytest.raises(NotFound) as async_missing:
+        with pytest.raises(NotFound) as aservice_missing:
             await queries.get(Principal("alice", Role.USER), missing)
-        with pytest.raises(NotFound) as sync_missing:
-            sync.get(Principal("alice", Role.USER), missing)
-        assert str(async_missing.value) == str(sync_missing.value)
-        assert (async_missing.value.reason, async_missing.value.metadata) == (
-            sync_missing.value.reason,
-            sync_missing.value.metadata,
+        with pytest.raises(NotFound) as service_missing:
+            await service.get(Principal("alice", Role.USER), missing)
+        assert str(aservice_missing.value) == str(service_missing.value)
+        assert (aservice_missing.value.reason, aservice_missing.value.metadata) == (
+            service_missing.value.reason,
+            service_missing.value.metadata,
         )
     finally:
         await reads.close()
@@ -183,7 +183,7 @@ def test_libpq_url_takes_any_scheme_the_operator_wrote() -> None:
 
 
 @pytest.mark.parametrize("cache_seconds", [0.0, 5.0])
-def test_get_post_over_grpc_answers_as_the_sync_service(
+def test_get_post_over_grpc_answers_as_the_unit_of_work(
     database: str, tmp_path: Path, cache_seconds: float
 ) -> None:
     server = RunningServer(
@@ -197,10 +197,9 @@ def test_get_post_over_grpc_answers_as_the_sync_service(
             fetched = alice.posts.GetPost(
                 post_service_pb2.GetPostRequest(post_id=created.id), metadata=alice.metadata
             )
-            expected = server.container.services.posts.get(
-                Principal("alice", Role.USER), uuid.UUID(created.id)
-            )
-            assert fetched == post_to_proto(expected)
+            with server.container.infrastructure.uow() as unit:
+                expected = unit.posts.get(uuid.UUID(created.id))
+            assert expected is not None and fetched == post_to_proto(expected)
         for client, post_id, code in (
             (bob, created.id, grpc.StatusCode.PERMISSION_DENIED),
             (alice, str(uuid.uuid4()), grpc.StatusCode.NOT_FOUND),

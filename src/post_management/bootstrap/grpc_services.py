@@ -44,8 +44,18 @@ def grpc_services(
     offensive = ProfanityCheck()
     offensive.warm_up()
     screen = ContentScreen(offensive)
+    # The request path's commands: awaited on the serving loop, over the read pool.
+    requests_uow = AsyncSqlUnitOfWorkFactory(
+        post_reads, infrastructure.box, infrastructure.pseudonyms
+    )
     return Services(
-        posts=PostService(uow, clock, posts_cache, screen),
+        posts=PostService(
+            requests_uow,
+            clock,
+            posts_cache,
+            screen,
+            cache_blocks=isinstance(shared, FailoverCache),
+        ),
         post_queries=PostQueries(
             post_reads, posts_cache, cache_blocks=isinstance(shared, FailoverCache)
         ),
@@ -64,7 +74,7 @@ def grpc_services(
             infrastructure, kafka_configured=bool(settings.kafka.kafka_bootstrap_servers)
         ),
         scheduling=SchedulingService(
-            AsyncSqlUnitOfWorkFactory(post_reads, infrastructure.box),
+            requests_uow,
             clock,
             past_grace=settings.posts.past_grace(),
             horizon=settings.posts.horizon(),

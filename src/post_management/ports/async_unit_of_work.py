@@ -1,25 +1,37 @@
 """The asynchronous unit of work of the request path's commands: awaited on the event
-loop, no worker thread. The scheduling commands run on it (SchedulePost,
-BatchSchedulePosts, CancelSchedule, ListFreeSlots); the other commands keep the
-synchronous unit of work (ports.unit_of_work), which this mirrors method for method.
+loop, no worker thread. The post and scheduling commands run on it (CreatePost,
+UpdatePost, DeletePost, ListPosts, SchedulePost, BatchSchedulePosts, CancelSchedule,
+ListFreeSlots); the other commands and the background jobs keep the synchronous unit
+of work (ports.unit_of_work), whose methods these mirror one for one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
 from post_management.domain.account import Account
+from post_management.domain.campaigns import Campaign
 from post_management.domain.events import EventLog
+from post_management.domain.media import MediaKind
 from post_management.domain.post import Post
-from post_management.ports.repositories import AuditEntry, IdempotencyRecord
+from post_management.ports.repositories import AuditEntry, Cursor, IdempotencyRecord, PostFilter
 from post_management.ports.schedule_queries import TakenTime
 
 
 class AsyncPosts(Protocol):
+    async def add(self, post: Post) -> None: ...
+
     async def get(self, post_id: UUID, *, for_update: bool = False) -> Post | None: ...
+
+    async def list(self, where: PostFilter, after: Cursor | None, limit: int) -> list[Post]:
+        """Up to `limit` posts in creation order (created_at, id), after the cursor."""
+        ...
+
+    async def delete(self, post_id: UUID, expected_version: int) -> bool: ...
 
     async def save(self, post: Post, expected_version: int) -> bool:
         """Store over `expected_version`; False when another change came first."""
@@ -56,12 +68,33 @@ class AsyncScheduleQueries(Protocol):
         ...
 
 
+class AsyncCampaigns(Protocol):
+    async def get(self, campaign_id: UUID) -> Campaign | None: ...
+
+
+class AsyncMedia(Protocol):
+    async def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
+        """The kinds of the user's media among `media_ids` (others' are left out),
+        locked against the retention purge until the unit of work ends."""
+        ...
+
+
+class AsyncErasures(Protocol):
+    async def is_erased(self, user_id: str) -> bool:
+        """Whether the user's data was erased; holds off an erasure of the user until
+        the unit of work ends."""
+        ...
+
+
 class AsyncUnitOfWork(Protocol):
     posts: AsyncPosts
     accounts: AsyncAccounts
     idempotency: AsyncIdempotencyKeys
     audit: AsyncAuditLog
     schedule: AsyncScheduleQueries
+    campaigns: AsyncCampaigns
+    media: AsyncMedia
+    erasures: AsyncErasures
     # As in the synchronous unit of work: written to the outbox when it commits.
     outbox: EventLog
 

@@ -48,7 +48,7 @@ class Services:
         self.world = world
         self.scorer = scorer
         screen = ContentScreen(scorer)
-        self.posts = PostService(world.uow, world.clock, screen=screen)
+        self.posts = PostService(world.async_uow, world.clock, screen=screen)
         self.scheduling = SchedulingService(world.async_uow, world.clock, screen=screen)
 
     def account(self, policy: str = "") -> Account:
@@ -100,8 +100,10 @@ def test_scheduling_reports_the_findings_kept_at_create_without_the_classifier(
     svc: Services,
 ) -> None:
     account = svc.account()
-    created = svc.posts.create_screened(
-        ALICE, NewPost("alice", account.id, OFFENSIVE, [], thread=[STUFFED])
+    created = asyncio.run(
+        svc.posts.create_screened(
+            ALICE, NewPost("alice", account.id, OFFENSIVE, [], thread=[STUFFED])
+        )
     )
     assert rules(created.findings) == [Rule.OFFENSIVE_LANGUAGE, Rule.HASHTAG_STUFFING]
     assert svc.scorer.scored  # screened once, at create
@@ -124,25 +126,25 @@ def test_an_edited_text_is_screened_again_and_scheduling_reports_only_its_findin
     svc: Services,
 ) -> None:
     account = svc.account()
-    post = svc.posts.create(ALICE, NewPost("alice", account.id, OFFENSIVE, []))
+    post = asyncio.run(svc.posts.create(ALICE, NewPost("alice", account.id, OFFENSIVE, [])))
     assert rules(svc.schedule(post.id).findings) == [Rule.OFFENSIVE_LANGUAGE]
 
-    edited = svc.posts.update_screened(ALICE, post.id, PostPatch(text=STUFFED))
+    edited = asyncio.run(svc.posts.update_screened(ALICE, post.id, PostPatch(text=STUFFED)))
     assert rules(edited.findings) == [Rule.HASHTAG_STUFFING]
     svc.scorer.scored.clear()
     assert rules(svc.schedule(post.id).findings) == [Rule.HASHTAG_STUFFING]
     assert svc.scorer.scored == []
 
-    svc.posts.update(ALICE, post.id, PostPatch(thread=[OFFENSIVE]))
+    asyncio.run(svc.posts.update(ALICE, post.id, PostPatch(thread=[OFFENSIVE])))
     assert rules(svc.schedule(post.id).findings) == [Rule.HASHTAG_STUFFING, Rule.OFFENSIVE_LANGUAGE]
-    svc.posts.update(ALICE, post.id, PostPatch(text=CLEAN, thread=[]))
+    asyncio.run(svc.posts.update(ALICE, post.id, PostPatch(text=CLEAN, thread=[])))
     assert svc.schedule(post.id).findings == []
     assert svc.stored(post.id).screening == Screening(screening_key([CLEAN], "counting-1"))
 
 
 def test_a_text_changed_without_screening_is_screened_when_scheduled(svc: Services) -> None:
     account = svc.account()
-    post = svc.posts.create(ALICE, NewPost("alice", account.id, CLEAN, []))
+    post = asyncio.run(svc.posts.create(ALICE, NewPost("alice", account.id, CLEAN, [])))
     # A writer that changes the text but not the kept screening (none does today):
     # the screening's key no longer matches, so its (empty) findings are not used.
     svc.stored(post.id).text = OFFENSIVE
@@ -175,7 +177,9 @@ def test_a_post_stored_without_a_screening_is_screened_when_scheduled_and_keeps_
 
 def test_a_post_written_under_off_is_screened_when_a_later_policy_asks(svc: Services) -> None:
     account = svc.account("OFF")
-    created = svc.posts.create_screened(ALICE, NewPost("alice", account.id, OFFENSIVE, []))
+    created = asyncio.run(
+        svc.posts.create_screened(ALICE, NewPost("alice", account.id, OFFENSIVE, []))
+    )
     assert created.findings == [] and svc.scorer.scored == []
     assert svc.stored(created.post.id).screening is None
     assert svc.schedule(created.post.id).findings == []
@@ -187,9 +191,9 @@ def test_a_post_written_under_off_is_screened_when_a_later_policy_asks(svc: Serv
 
 def test_an_edit_under_off_drops_the_screening_of_the_old_text(svc: Services) -> None:
     account = svc.account()
-    post = svc.posts.create(ALICE, NewPost("alice", account.id, OFFENSIVE, []))
+    post = asyncio.run(svc.posts.create(ALICE, NewPost("alice", account.id, OFFENSIVE, [])))
     svc.set_policy(account, "OFF")
-    svc.posts.update(ALICE, post.id, PostPatch(text=CLEAN))
+    asyncio.run(svc.posts.update(ALICE, post.id, PostPatch(text=CLEAN)))
     assert svc.stored(post.id).screening is None  # no excerpt of the old text stays
     svc.set_policy(account, "WARN")
     assert svc.schedule(post.id).findings == []
@@ -197,7 +201,7 @@ def test_an_edit_under_off_drops_the_screening_of_the_old_text(svc: Services) ->
 
 def test_a_refusing_policy_refuses_the_schedule_from_the_kept_findings(svc: Services) -> None:
     account = svc.account()
-    post = svc.posts.create(ALICE, NewPost("alice", account.id, STUFFED, []))
+    post = asyncio.run(svc.posts.create(ALICE, NewPost("alice", account.id, STUFFED, [])))
     svc.set_policy(account, "REFUSE")
     audit_rows, version = len(svc.world.store.tables.audit), svc.stored(post.id).version
     svc.scorer.scored.clear()
@@ -213,17 +217,17 @@ def test_a_refusing_policy_refuses_the_schedule_from_the_kept_findings(svc: Serv
 
 def test_moving_a_post_to_a_refusing_account_uses_its_kept_findings(svc: Services) -> None:
     warned, refusing = svc.account(), svc.account("REFUSE")
-    post = svc.posts.create(ALICE, NewPost("alice", warned.id, OFFENSIVE, []))
+    post = asyncio.run(svc.posts.create(ALICE, NewPost("alice", warned.id, OFFENSIVE, [])))
     svc.scorer.scored.clear()
     with pytest.raises(FailedPrecondition):
-        svc.posts.update(ALICE, post.id, PostPatch(account_id=refusing.id))
+        asyncio.run(svc.posts.update(ALICE, post.id, PostPatch(account_id=refusing.id)))
     assert svc.scorer.scored == []
     assert svc.stored(post.id).account_id == warned.id
 
 
 def test_findings_of_another_model_are_screened_again(svc: Services) -> None:
     account = svc.account()
-    post = svc.posts.create(ALICE, NewPost("alice", account.id, OFFENSIVE, []))
+    post = asyncio.run(svc.posts.create(ALICE, NewPost("alice", account.id, OFFENSIVE, [])))
     newer = CountingScorer("counting-2")
     scheduling = SchedulingService(
         svc.world.async_uow, svc.world.clock, screen=ContentScreen(newer)

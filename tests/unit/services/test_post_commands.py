@@ -26,17 +26,19 @@ def world() -> EngineWorld:
 
 
 def services(world: EngineWorld) -> tuple[PostService, SchedulingService]:
-    return PostService(world.uow, world.clock), SchedulingService(world.async_uow, world.clock)
+    return PostService(world.async_uow, world.clock), SchedulingService(
+        world.async_uow, world.clock
+    )
 
 
 def test_create_schedule_cancel_with_audit_and_events(world: EngineWorld) -> None:
     posts, scheduling = services(world)
     account = world.account()
     new = NewPost("alice", account.id, "from a command", [])
-    created = posts.create(ALICE, new, request_id="req-1")
+    created = asyncio.run(posts.create(ALICE, new, request_id="req-1"))
     assert created.state is PostState.DRAFT
     # The same request id answers with the same post, stored once.
-    assert posts.create(ALICE, new, request_id="req-1").id == created.id
+    assert asyncio.run(posts.create(ALICE, new, request_id="req-1")).id == created.id
     assert len(world.store.tables.posts) == 1
 
     due = world.clock.now() + timedelta(hours=2)
@@ -51,7 +53,7 @@ def test_create_schedule_cancel_with_audit_and_events(world: EngineWorld) -> Non
     # Cancelling again changes nothing.
     assert asyncio.run(scheduling.cancel(ALICE, created.id, "alice")).version == cancelled.version
 
-    stored = posts.get(ALICE, created.id)
+    stored = asyncio.run(posts.get(ALICE, created.id))
     assert (stored.state, stored.version) == (PostState.CANCELLED, cancelled.version)
     actions = [entry.action for _, entry in world.store.tables.audit]
     assert actions[0] == "post.create" and "post.cancel" in actions
@@ -67,7 +69,7 @@ def test_a_published_post_cannot_be_cancelled_and_nothing_is_written(world: Engi
     before = len(world.store.tables.audit)
     with pytest.raises(FailedPrecondition):
         asyncio.run(scheduling.cancel(ALICE, post.id, "alice"))
-    assert posts.get(ALICE, post.id).state is PostState.PUBLISHED
+    assert asyncio.run(posts.get(ALICE, post.id)).state is PostState.PUBLISHED
     assert len(world.store.tables.audit) == before
 
 
@@ -75,5 +77,7 @@ def test_another_users_post_is_refused(world: EngineWorld) -> None:
     posts, _ = services(world)
     account = world.account()
     with pytest.raises(PermissionDenied):
-        posts.create(Principal("bob", Role.USER), NewPost("alice", account.id, "not yours", []))
+        asyncio.run(
+            posts.create(Principal("bob", Role.USER), NewPost("alice", account.id, "not yours", []))
+        )
     assert world.store.tables.posts == {}

@@ -27,11 +27,10 @@ class Compiled:
     ) -> None:
         keys = list(columns) if columns is not None else None
         compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT, column_keys=keys))
-        self._constants: dict[str, Any] = {}
+        required = {name: None for name, bind in compiled.binds.items() if bind.required}
         if any(bind.expanding for bind in compiled.binds.values()):
-            # A constant list (IN) is rendered into the text, which needs a value for
-            # every parameter: the caller's get a placeholder, replaced when called.
-            required = {name: None for name, bind in compiled.binds.items() if bind.required}
+            # A list (IN) is rendered into the text, which needs a value for every
+            # parameter: the caller's get a placeholder, replaced when called.
             compiled = cast(
                 SQLCompiler,
                 statement.params(required).compile(
@@ -39,7 +38,10 @@ class Compiled:
                 ),
             )
             values = compiled.construct_expanded_state().parameters
-            self._constants = {k: v for k, v in values.items() if k not in required}
+        else:
+            values = compiled.params
+        # The values the statement carries itself (a constant, a filter's value).
+        self._constants: dict[str, Any] = {k: v for k, v in values.items() if k not in required}
         self.sql = str(compiled)
         # Parameters holding JSON documents: psycopg sends a dict only when it is told.
         self._json = tuple(json)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, insert, or_, select
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select
 
 from post_management.adapters.db.analytics_schema import campaigns
 from post_management.domain.campaigns import Campaign
 from post_management.ports.repositories import Cursor
 
+GET = select(campaigns).where(campaigns.c.id == bindparam("campaign_id"))
 
-def _from_row(row: RowMapping) -> Campaign:
+
+def campaign_from_row(row: Mapping[Any, Any]) -> Campaign:
     return Campaign(
         id=row["id"],
         user_id=row["user_id"],
@@ -42,9 +44,8 @@ class SqlCampaignRepository:
         self._conn.execute(insert(campaigns).values(**values))
 
     def get(self, campaign_id: UUID) -> Campaign | None:
-        row = self._conn.execute(select(campaigns).where(campaigns.c.id == campaign_id))
-        found = row.mappings().first()
-        return _from_row(found) if found else None
+        found = self._conn.execute(GET, {"campaign_id": campaign_id}).mappings().first()
+        return campaign_from_row(found) if found else None
 
     def list(self, user_id: str, after: Cursor | None, limit: int) -> list[Campaign]:
         query = select(campaigns).where(campaigns.c.user_id == user_id)
@@ -56,4 +57,4 @@ class SqlCampaignRepository:
                 )
             )
         query = query.order_by(campaigns.c.created_at.desc(), campaigns.c.id.desc()).limit(limit)
-        return [_from_row(row) for row in self._conn.execute(query).mappings()]
+        return [campaign_from_row(row) for row in self._conn.execute(query).mappings()]

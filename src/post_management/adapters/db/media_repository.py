@@ -6,11 +6,24 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, any_, bindparam, func, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from post_management.adapters.db.schema import media, media_uploads
 from post_management.domain.media import Media, MediaKind
+
+# The kinds of the user's media among the ids; locked shared, so the retention purge
+# skips (and so keeps) media being attached.
+KINDS = (
+    select(media.c.id, media.c.kind)
+    .where(
+        media.c.user_id == bindparam("user_id"),
+        media.c.id == any_(bindparam("ids", type_=ARRAY(PgUUID(as_uuid=True)))),
+    )
+    .with_for_update(read=True)
+)
 
 
 class SqlMediaRepository:
@@ -48,12 +61,7 @@ class SqlMediaRepository:
     def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
         if not media_ids:
             return {}
-        rows = self._conn.execute(
-            select(media.c.id, media.c.kind)
-            .where(media.c.user_id == user_id, media.c.id.in_(list(media_ids)))
-            # Shared: the retention purge skips (and so keeps) media being attached.
-            .with_for_update(read=True)
-        ).all()
+        rows = self._conn.execute(KINDS, {"user_id": user_id, "ids": list(media_ids)}).all()
         return {row.id: MediaKind(row.kind) for row in rows}
 
     def usage(self, user_id: str) -> tuple[int, int]:

@@ -6,7 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from post_management.adapters.db.schema import posts
 from post_management.domain.content_rules import Finding, Rule, Screening
@@ -18,6 +29,9 @@ ACTIVE_STATES = (PostState.SCHEDULED.value, PostState.PUBLISHING.value)
 # Built once: building a statement per call was a good part of a schedule's CPU.
 _GET = select(posts).where(posts.c.id == bindparam("post_id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
+_DELETE = delete(posts).where(
+    posts.c.id == bindparam("post_id"), posts.c.version == bindparam("version")
+)
 # SET takes the columns the parameters name.
 _SAVE = update(posts).where(
     posts.c.id == bindparam("where_id"), posts.c.version == bindparam("where_version")
@@ -105,6 +119,31 @@ def _from_row(row: Mapping[Any, Any]) -> Post:
     )
 
 
+def list_statement(where: PostFilter, after: Cursor | None, limit: int) -> Select[Any]:
+    """ListPosts' page: the filter's posts after the cursor, in creation order."""
+    query = select(posts)
+    if where.user_id is not None:
+        query = query.where(posts.c.user_id == where.user_id)
+    if where.account_id is not None:
+        query = query.where(posts.c.account_id == where.account_id)
+    if where.state is not None:
+        query = query.where(posts.c.state == where.state.value)
+    if where.states is not None:
+        query = query.where(posts.c.state.in_([state.value for state in where.states]))
+    if where.error_contains:
+        pattern = where.error_contains.replace("\\", "\\\\").replace("%", "\\%")
+        pattern = pattern.replace("_", "\\_")
+        query = query.where(posts.c.last_error.ilike(f"%{pattern}%", escape="\\"))
+    if after is not None:
+        query = query.where(
+            or_(
+                posts.c.created_at > after.created_at,
+                and_(posts.c.created_at == after.created_at, posts.c.id > after.id),
+            )
+        )
+    return query.order_by(posts.c.created_at, posts.c.id).limit(limit)
+
+
 def save_params(post: Post, expected_version: int) -> dict[str, Any]:
     """The parameters of _SAVE: every column but the id and the creation time, the
     next version, and the row to change (only at `expected_version`)."""
@@ -131,27 +170,7 @@ class SqlPostRepository:
         return _from_row(row) if row else None
 
     def list(self, where: PostFilter, after: Cursor | None, limit: int) -> list[Post]:
-        query = select(posts)
-        if where.user_id is not None:
-            query = query.where(posts.c.user_id == where.user_id)
-        if where.account_id is not None:
-            query = query.where(posts.c.account_id == where.account_id)
-        if where.state is not None:
-            query = query.where(posts.c.state == where.state.value)
-        if where.states is not None:
-            query = query.where(posts.c.state.in_([state.value for state in where.states]))
-        if where.error_contains:
-            pattern = where.error_contains.replace("\\", "\\\\").replace("%", "\\%")
-            pattern = pattern.replace("_", "\\_")
-            query = query.where(posts.c.last_error.ilike(f"%{pattern}%", escape="\\"))
-        if after is not None:
-            query = query.where(
-                or_(
-                    posts.c.created_at > after.created_at,
-                    and_(posts.c.created_at == after.created_at, posts.c.id > after.id),
-                )
-            )
-        query = query.order_by(posts.c.created_at, posts.c.id).limit(limit)
+        query = list_statement(where, after, limit)
         return [_from_row(row) for row in self._conn.execute(query).mappings()]
 
     def save(self, post: Post, expected_version: int) -> bool:
@@ -163,9 +182,7 @@ class SqlPostRepository:
         return False
 
     def delete(self, post_id: UUID, expected_version: int) -> bool:
-        result = self._conn.execute(
-            delete(posts).where(posts.c.id == post_id, posts.c.version == expected_version)
-        )
+        result = self._conn.execute(_DELETE, {"post_id": post_id, "version": expected_version})
         return result.rowcount == 1
 
     def count_active_for_account(self, account_id: UUID) -> int:

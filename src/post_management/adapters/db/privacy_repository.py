@@ -27,6 +27,8 @@ from post_management.ports.privacy import (
 # Serialises an erasure against creates for the same user (shared by creates,
 # exclusive for the erasure), so nothing committed after the erasure survives it.
 _LOCK_KEY = "hashtextextended(:user_id, 11)"
+LOCK_AGAINST_ERASURE = text(f"SELECT pg_advisory_xact_lock_shared({_LOCK_KEY})")
+ERASED = text("SELECT 1 FROM erased_users WHERE user_hash IN (:keyed, :unkeyed)")
 # Removals that keep failing are given up (and their tokens dropped) after this many.
 MAX_REMOVAL_ATTEMPTS = 10
 
@@ -37,16 +39,16 @@ class SqlErasureTombstones:
         self._pseudonyms = pseudonyms
 
     def is_erased(self, user_id: str) -> bool:
-        self._conn.execute(
-            text(f"SELECT pg_advisory_xact_lock_shared({_LOCK_KEY})"), {"user_id": user_id}
-        )
-        # Keyed tombstones, and unkeyed ones written before pseudonyms were keyed.
-        keyed, unkeyed = self._pseudonyms.every_form(user_id)
-        found = self._conn.execute(
-            text("SELECT 1 FROM erased_users WHERE user_hash IN (:keyed, :unkeyed)"),
-            {"keyed": keyed, "unkeyed": unkeyed},
-        ).first()
+        self._conn.execute(LOCK_AGAINST_ERASURE, {"user_id": user_id})
+        found = self._conn.execute(ERASED, tombstone_params(self._pseudonyms, user_id)).first()
         return found is not None
+
+
+def tombstone_params(pseudonyms: Pseudonyms, user_id: str) -> dict[str, str]:
+    """ERASED's parameters: keyed tombstones, and unkeyed ones written before
+    pseudonyms were keyed."""
+    keyed, unkeyed = pseudonyms.every_form(user_id)
+    return {"keyed": keyed, "unkeyed": unkeyed}
 
 
 def _rekey(run: Callable[..., Any], pseudonym: str, former: list[str]) -> None:

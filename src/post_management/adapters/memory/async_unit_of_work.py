@@ -6,6 +6,7 @@ runs on its one thread)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -13,21 +14,31 @@ from uuid import UUID
 
 from post_management.adapters.memory.unit_of_work import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from post_management.domain.account import Account
+from post_management.domain.campaigns import Campaign
 from post_management.domain.events import EventLog
+from post_management.domain.media import MediaKind
 from post_management.domain.post import Post
 from post_management.ports.async_unit_of_work import (
     AsyncAccounts,
     AsyncAuditLog,
+    AsyncCampaigns,
+    AsyncErasures,
     AsyncIdempotencyKeys,
+    AsyncMedia,
     AsyncPosts,
     AsyncScheduleQueries,
 )
+from post_management.ports.campaigns import CampaignRepository
+from post_management.ports.media import MediaRepository
+from post_management.ports.privacy import ErasureTombstones
 from post_management.ports.repositories import (
     AccountRepository,
     AuditEntry,
     AuditLog,
+    Cursor,
     IdempotencyKeys,
     IdempotencyRecord,
+    PostFilter,
     PostRepository,
 )
 from post_management.ports.schedule_queries import ScheduleQueries, TakenTime
@@ -36,6 +47,15 @@ from post_management.ports.schedule_queries import ScheduleQueries, TakenTime
 class _Posts:
     def __init__(self, posts: PostRepository) -> None:
         self._posts = posts
+
+    async def add(self, post: Post) -> None:
+        self._posts.add(post)
+
+    async def list(self, where: PostFilter, after: Cursor | None, limit: int) -> list[Post]:
+        return self._posts.list(where, after, limit)
+
+    async def delete(self, post_id: UUID, expected_version: int) -> bool:
+        return self._posts.delete(post_id, expected_version)
 
     async def get(self, post_id: UUID, *, for_update: bool = False) -> Post | None:
         return self._posts.get(post_id, for_update=for_update)
@@ -84,12 +104,39 @@ class _ScheduleQueries:
         return self._schedule.taken_times(account_id, since, exclude_post_id)
 
 
+class _Campaigns:
+    def __init__(self, campaigns: CampaignRepository) -> None:
+        self._campaigns = campaigns
+
+    async def get(self, campaign_id: UUID) -> Campaign | None:
+        return self._campaigns.get(campaign_id)
+
+
+class _Media:
+    def __init__(self, media: MediaRepository) -> None:
+        self._media = media
+
+    async def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
+        return self._media.kinds(user_id, media_ids)
+
+
+class _Erasures:
+    def __init__(self, erasures: ErasureTombstones) -> None:
+        self._erasures = erasures
+
+    async def is_erased(self, user_id: str) -> bool:
+        return self._erasures.is_erased(user_id)
+
+
 class AsyncMemoryUnitOfWork:
     posts: AsyncPosts
     accounts: AsyncAccounts
     idempotency: AsyncIdempotencyKeys
     audit: AsyncAuditLog
     schedule: AsyncScheduleQueries
+    campaigns: AsyncCampaigns
+    media: AsyncMedia
+    erasures: AsyncErasures
     outbox: EventLog
 
     def __init__(self, sync: MemoryUnitOfWork, turn: asyncio.Lock) -> None:
@@ -101,6 +148,9 @@ class AsyncMemoryUnitOfWork:
         self.idempotency = _IdempotencyKeys(sync.idempotency)
         self.audit = _AuditLog(sync.audit)
         self.schedule = _ScheduleQueries(sync.schedule)
+        self.campaigns = _Campaigns(sync.campaigns)
+        self.media = _Media(sync.media)
+        self.erasures = _Erasures(sync.erasures)
 
     async def __aenter__(self) -> Self:
         await self._turn.acquire()

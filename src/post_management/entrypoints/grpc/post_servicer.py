@@ -1,6 +1,7 @@
-"""PostService over gRPC: map, call the use case off the event loop, map back.
+"""PostService over gRPC: map, await the use case, map back.
 
-GetPost is awaited on the loop itself (services/posts/queries.py): no thread hop."""
+The post commands and GetPost are awaited on the loop itself (the asynchronous unit of
+work, services/posts/queries.py): no thread hop. UploadMedia runs in a worker thread."""
 
 from __future__ import annotations
 
@@ -94,9 +95,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             if message.campaign_id
             else None,
         )
-        screened = await asyncio.to_thread(
-            self._posts.create_screened, current_principal(), new, request.request_id
-        )
+        screened = await self._posts.create_screened(current_principal(), new, request.request_id)
         return post_to_proto(screened.post, screened.findings)
 
     async def GetPost(
@@ -113,8 +112,8 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             account_id=parse_uuid(request.account_id, "account_id") if request.account_id else None,
             state=post_state_from_proto(request.state),
         )
-        page = await asyncio.to_thread(
-            self._posts.list, current_principal(), where, request.page_size, request.page_token
+        page = await self._posts.list(
+            current_principal(), where, request.page_size, request.page_token
         )
         return post_service_pb2.ListPostsResponse(
             posts=[post_to_proto(post) for post in page.items],
@@ -151,8 +150,8 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             thread=list(message.thread) if "thread" in paths else None,
             campaign_id=_campaign_patch(message.campaign_id) if "campaign_id" in paths else None,
         )
-        screened = await asyncio.to_thread(
-            self._posts.update_screened, current_principal(), post_id, patch, message.etag
+        screened = await self._posts.update_screened(
+            current_principal(), post_id, patch, message.etag
         )
         return post_to_proto(screened.post, screened.findings)
 
@@ -160,7 +159,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
         self, request: post_service_pb2.DeletePostRequest, context: Context
     ) -> empty_pb2.Empty:
         post_id = parse_uuid(request.post_id, "post_id")
-        await asyncio.to_thread(self._posts.delete, current_principal(), post_id, request.etag)
+        await self._posts.delete(current_principal(), post_id, request.etag)
         return empty_pb2.Empty()
 
     async def UploadMedia(

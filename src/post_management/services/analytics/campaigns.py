@@ -96,18 +96,6 @@ def load_campaign(uow: UnitOfWork, principal: Principal, campaign_id: UUID) -> C
     return campaign
 
 
-def ensure_own_campaign(uow: UnitOfWork, user_id: str, campaign_id: UUID, field: str) -> None:
-    """A post may only join a campaign of its own user (NOT_FOUND otherwise: another
-    user's campaign ids are not revealed)."""
-    campaign = uow.campaigns.get(campaign_id)
-    if campaign is None or campaign.user_id != user_id:
-        raise NotFound(
-            f"{field}: campaign {campaign_id} does not exist",
-            reason=Reason.CAMPAIGN_NOT_FOUND,
-            metadata={"campaign_id": str(campaign_id)},
-        )
-
-
 def summarise(posts: list[MeasuredPost]) -> Summary:
     totals = Counts()
     measured = 0

@@ -14,8 +14,8 @@ screened when it is checked, and keeps the result.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from uuid import UUID
 
 from post_management.domain.account import Account
 from post_management.domain.auth import Principal
@@ -31,7 +31,6 @@ from post_management.domain.content_rules import (
 from post_management.domain.post import Post
 from post_management.ports.content import OffensiveLanguage
 from post_management.ports.repositories import AuditEntry
-from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.shared.common import audit_entry
 
 
@@ -40,16 +39,27 @@ class ContentScreen:
         self._offensive = offensive
         self._model = offensive.model if offensive is not None else ""
 
-    def check(
-        self, uow: UnitOfWork, account_id: UUID, texts: Sequence[str]
+    async def check(
+        self, account: Account | None, texts: Sequence[str]
     ) -> tuple[list[Finding], Screening | None]:
-        """New texts: the findings to report (raises FailedPrecondition under a refusing
-        policy) and the screening to keep with the post (None: nothing screened)."""
-        policy = _policy(uow.accounts.get(account_id))
+        """New texts under `account`'s policy: the findings to report (raises
+        FailedPrecondition under a refusing policy) and the screening to keep with the
+        post (None: nothing screened). The classifier runs in a worker thread, off
+        the event loop."""
+        policy = _policy(account)
         if policy is ContentPolicy.OFF:
             return [], None
-        screening = self.screen(texts)
+        screening = await asyncio.to_thread(self.screen, texts)
         return apply_policy(policy, list(screening.findings)), screening
+
+    async def check_post_awaited(self, post: Post, account: Account | None) -> list[Finding]:
+        """check_post on the event loop: in a worker thread when the classifier must
+        run (no stored screening of these texts and this model)."""
+        kept = post.screening
+        key = screening_key(post.segments, self._model)
+        if _policy(account) is not ContentPolicy.OFF and (kept is None or kept.key != key):
+            return await asyncio.to_thread(self.check_post, post, account)
+        return self.check_post(post, account)
 
     def check_post(self, post: Post, account: Account | None) -> list[Finding]:
         """A post's texts as they stand, under its `account`'s policy: the findings to

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
+from post_management.domain.account import Account
 from post_management.domain.auth import Principal
 from post_management.domain.content_rules import Finding
-from post_management.domain.errors import InvalidArgument
+from post_management.domain.errors import InvalidArgument, NotFound
 from post_management.domain.media import attachment_violations
 from post_management.domain.post import (
     NO_CAMPAIGN,
@@ -21,15 +23,14 @@ from post_management.domain.post import (
     post_not_found,
 )
 from post_management.domain.reasons import Reason
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.repositories import Cursor, PostFilter
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from post_management.services.analytics.campaigns import ensure_own_campaign
 from post_management.services.posts.cache import PostCache
 from post_management.services.posts.content_screening import ContentScreen, findings_entry
 from post_management.services.shared import idempotency
-from post_management.services.shared.commands import Command, CommandRunner, RequestKey
-from post_management.services.shared.common import ensure_account_filter, ensure_not_erased
+from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
+from post_management.services.shared.common import ensure_account_owner, user_erased
 from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
 
 
@@ -78,23 +79,31 @@ class Screened:
 
 
 class PostService:
+    """The post commands, on the asynchronous unit of work: awaited on the serving
+    loop; the classifier (CPU-bound) and a blocking cache run in worker threads."""
+
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: AsyncUnitOfWorkFactory,
         clock: Clock,
         cache: PostCache | None = None,
         screen: ContentScreen | None = None,
+        *,
+        cache_blocks: bool = False,
     ) -> None:
         self._uow = uow
-        self._commands = CommandRunner(uow)
+        self._commands = AsyncCommandRunner(uow)
         self._clock = clock
         self._cache = cache
+        self._cache_blocks = cache_blocks
         self._screen = screen or ContentScreen(None)
 
-    def create(self, principal: Principal, new: NewPost, request_id: str = "") -> Post:
-        return self.create_screened(principal, new, request_id).post
+    async def create(self, principal: Principal, new: NewPost, request_id: str = "") -> Post:
+        return (await self.create_screened(principal, new, request_id)).post
 
-    def create_screened(self, principal: Principal, new: NewPost, request_id: str = "") -> Screened:
+    async def create_screened(
+        self, principal: Principal, new: NewPost, request_id: str = ""
+    ) -> Screened:
         principal.ensure_can_act_for(new.user_id)
         idempotency.check_request_id(request_id)
         ensure_valid_content(
@@ -102,14 +111,15 @@ class PostService:
         )
         key = RequestKey.of(f"CreatePost:{new.user_id}", request_id, new.digest_fields())
 
-        def create(run: Command[UnitOfWork]) -> Screened:
+        async def create(run: AsyncCommand) -> Screened:
             uow = run.uow
-            ensure_not_erased(uow, new.user_id)
-            _ensure_own_account(uow, new.user_id, new.account_id, "post.account_id")
-            findings, screening = self._screen.check(uow, new.account_id, [new.text, *new.thread])
-            _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
+            if await uow.erasures.is_erased(new.user_id):
+                raise user_erased()
+            account = await _own_account(uow, new.user_id, new.account_id, "post.account_id")
+            findings, screening = await self._screen.check(account, [new.text, *new.thread])
+            await _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
             if new.campaign_id is not None:
-                ensure_own_campaign(uow, new.user_id, new.campaign_id, "post.campaign_id")
+                await _ensure_own_campaign(uow, new.user_id, new.campaign_id, "post.campaign_id")
             now = self._clock.now()
             post = Post(
                 id=uuid.uuid4(),
@@ -126,31 +136,27 @@ class PostService:
                 updated_at=now,
                 screening=screening,
             )
-            run.add(post, "post.create")
-            run.record(findings_entry(principal, post, findings, request_id))
+            await run.add(post, "post.create")
+            await run.record(findings_entry(principal, post, findings, request_id))
             return Screened(post, findings)
 
-        def replay(uow: UnitOfWork, earlier: UUID) -> Screened:
-            return Screened(self._load(uow, earlier))
+        async def replay(uow: AsyncUnitOfWork, earlier: UUID) -> Screened:
+            return Screened(await _load(uow, earlier))
 
-        return self._commands.run(principal, create, request=key, replay=replay)
+        return await self._commands.run(
+            principal, create, request=key, replay=replay, replay_first=True
+        )
 
-    def get(self, principal: Principal, post_id: UUID) -> Post:
-        if self._cache is None:
-            with self._uow() as uow:
-                post = self._load(uow, post_id)
-        else:
-            cached, generation = self._cache.read(post_id)
-            if cached is None:
-                with self._uow() as uow:
-                    post = self._load(uow, post_id)
-                self._cache.store(post, generation)
-            else:
-                post = cached
+    async def get(self, principal: Principal, post_id: UUID) -> Post:
+        """The post from the unit of work (GetPost itself reads through PostQueries)."""
+        async with self._uow() as uow:
+            post = await _load(uow, post_id)
         principal.ensure_can_act_for(post.user_id)
         return post
 
-    def list(self, principal: Principal, filters: PostQuery, size: int, token: str) -> Page[Post]:
+    async def list(
+        self, principal: Principal, filters: PostQuery, size: int, token: str
+    ) -> Page[Post]:
         user_id = filters.user_id
         if user_id is None and principal.role == "user":
             user_id = principal.subject
@@ -160,9 +166,13 @@ class PostService:
         limit = page_size(size)
         query = {k: str(v) for k, v in asdict(where).items() if v is not None}
         after = decode_token(token, query)
-        with self._uow() as uow:
-            ensure_account_filter(uow, principal, where.account_id)
-            posts = uow.posts.list(where, after, limit + 1)
+        async with self._uow() as uow:
+            if where.account_id is not None:
+                # Another user's account is refused like the account itself.
+                account = await uow.accounts.get(where.account_id)
+                if account is not None:
+                    ensure_account_owner(principal, account.user_id)
+            posts = await uow.posts.list(where, after, limit + 1)
         next_token = ""
         if len(posts) > limit:
             posts = posts[:limit]
@@ -170,68 +180,75 @@ class PostService:
             next_token = encode_token(Cursor(last.created_at, last.id), query)
         return Page(posts, next_token)
 
-    def update(self, principal: Principal, post_id: UUID, patch: PostPatch, etag: str = "") -> Post:
-        return self.update_screened(principal, post_id, patch, etag).post
+    async def update(
+        self, principal: Principal, post_id: UUID, patch: PostPatch, etag: str = ""
+    ) -> Post:
+        return (await self.update_screened(principal, post_id, patch, etag)).post
 
-    def update_screened(
+    async def update_screened(
         self, principal: Principal, post_id: UUID, patch: PostPatch, etag: str = ""
     ) -> Screened:
-        def update(run: Command[UnitOfWork]) -> Screened:
+        async def update(run: AsyncCommand) -> Screened:
             uow = run.uow
-            post = run.track(self._load(uow, post_id), etag)
+            post = run.track(await _load(uow, post_id), etag)
             # The state and the account move first, then references, then content,
             # whatever a request gets wrong at once.
             post.ensure_editable()
             if patch.account_id is not None and patch.account_id != post.account_id:
                 post.ensure_can_move(patch.account_id)
-                _ensure_own_account(uow, post.user_id, patch.account_id, "post.account_id")
+                await _own_account(uow, post.user_id, patch.account_id, "post.account_id")
             if patch.campaign_id is not None and patch.campaign_id != NO_CAMPAIGN:
-                ensure_own_campaign(uow, post.user_id, patch.campaign_id, "post.campaign_id")
+                await _ensure_own_campaign(uow, post.user_id, patch.campaign_id, "post.campaign_id")
             post.edit(patch, self._clock.now())
             findings: list[Finding] = []
             if patch.text is not None or patch.thread is not None or patch.account_id is not None:
-                findings = self._screen.check_post(post, uow.accounts.get(post.account_id))
+                account = await uow.accounts.get(post.account_id)
+                findings = await self._screen.check_post_awaited(post, account)
             if patch.attachment_ids is not None or patch.media_ids is not None:
-                _ensure_attachments(uow, post.user_id, post.attachment_ids, post.media_ids)
-            run.save(post, "post.update")
-            run.record(findings_entry(principal, post, findings))
+                await _ensure_attachments(uow, post.user_id, post.attachment_ids, post.media_ids)
+            await run.save(post, "post.update")
+            await run.record(findings_entry(principal, post, findings))
             return Screened(post, findings)
 
-        screened = self._commands.run(principal, update)
-        self._forget(post_id)
+        screened = await self._commands.run(principal, update)
+        await self._forget(post_id)
         return screened
 
-    def delete(self, principal: Principal, post_id: UUID, etag: str = "") -> None:
-        def delete(run: Command[UnitOfWork]) -> None:
-            post = run.track(self._load(run.uow, post_id), etag)
+    async def delete(self, principal: Principal, post_id: UUID, etag: str = "") -> None:
+        async def delete(run: AsyncCommand) -> None:
+            post = run.track(await _load(run.uow, post_id), etag)
             post.ensure_deletable()
-            run.delete(post, "post.delete")
+            await run.delete(post, "post.delete")
 
-        self._commands.run(principal, delete)
-        self._forget(post_id)
+        await self._commands.run(principal, delete)
+        await self._forget(post_id)
 
-    def _forget(self, post_id: UUID) -> None:
+    async def _forget(self, post_id: UUID) -> None:
         # The engine hook already starts a new generation for every post write;
         # dropping the entry as well covers setups without that hook.
-        if self._cache is not None:
+        if self._cache is None:
+            return
+        if self._cache_blocks:
+            await asyncio.to_thread(self._cache.forget, post_id)
+        else:
             self._cache.forget(post_id)
 
-    @staticmethod
-    def _load(uow: UnitOfWork, post_id: UUID) -> Post:
-        post = uow.posts.get(post_id)
-        if post is None:
-            raise post_not_found(post_id)
-        return post
+
+async def _load(uow: AsyncUnitOfWork, post_id: UUID) -> Post:
+    post = await uow.posts.get(post_id)
+    if post is None:
+        raise post_not_found(post_id)
+    return post
 
 
-def _ensure_attachments(
-    uow: UnitOfWork, user_id: str, attachment_ids: list[UUID], media_ids: list[str]
+async def _ensure_attachments(
+    uow: AsyncUnitOfWork, user_id: str, attachment_ids: list[UUID], media_ids: list[str]
 ) -> None:
     """Another user's media id is reported like an unknown one (INVALID_ARGUMENT), as
     accounts are: the answer must not tell whether someone else's id exists."""
     if not attachment_ids:
         return
-    kinds = uow.media.kinds(user_id, attachment_ids)
+    kinds = await uow.media.kinds(user_id, attachment_ids)
     problems = attachment_violations(
         [(media_id, kinds.get(media_id)) for media_id in attachment_ids], media_ids
     )
@@ -241,9 +258,24 @@ def _ensure_attachments(
         )
 
 
-def _ensure_own_account(uow: UnitOfWork, user_id: str, account_id: UUID, field: str) -> None:
-    account = uow.accounts.get(account_id)
+async def _own_account(uow: AsyncUnitOfWork, user_id: str, account_id: UUID, field: str) -> Account:
+    account = await uow.accounts.get(account_id)
     if account is None or account.user_id != user_id:
         raise InvalidArgument.for_field(
             field, "is not an account of this user", reason=Reason.UNKNOWN_ACCOUNT
+        )
+    return account
+
+
+async def _ensure_own_campaign(
+    uow: AsyncUnitOfWork, user_id: str, campaign_id: UUID, field: str
+) -> None:
+    """A post may only join a campaign of its own user (NOT_FOUND otherwise: another
+    user's campaign ids are not revealed)."""
+    campaign = await uow.campaigns.get(campaign_id)
+    if campaign is None or campaign.user_id != user_id:
+        raise NotFound(
+            f"{field}: campaign {campaign_id} does not exist",
+            reason=Reason.CAMPAIGN_NOT_FOUND,
+            metadata={"campaign_id": str(campaign_id)},
         )

@@ -195,7 +195,7 @@ class SchedulingService:
         if earlier is not None:
             return await replayed(uow, earlier, request)
         post.ensure_can("schedule")
-        findings = self._screen.check_post(post, account)
+        findings = await self._screen.check_post_awaited(post, account)
         now = self._clock.now()
         zone = load_zone(account.timezone, "account.timezone")
         rules = memo.rules_of(account)

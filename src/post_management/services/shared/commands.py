@@ -209,6 +209,20 @@ class AsyncCommand(_Steps):
         record = await self.uow.idempotency.get(self.request.scope, self.request.request_id)
         return idempotency.replay_of(record, self.request.digest)
 
+    async def add(self, post: Post, action: str) -> None:
+        """As Command.add, for a post."""
+        await self.uow.posts.add(post)
+        if (remembered := self._remembered(post.id)) is not None:
+            await self.uow.idempotency.put(*remembered)
+        await self.uow.audit.record(self._entry(action, post, None, snapshot(post)))
+
+    async def delete(self, post: Post, action: str) -> None:
+        """As Command.delete, for a post."""
+        before, version = self._tracked(post)
+        if not await self.uow.posts.delete(post.id, version):
+            raise concurrent_change()
+        await self.uow.audit.record(self._entry(action, post, before, None))
+
     async def save(self, post: Post, action: str) -> None:
         """As Command.save, for a post."""
         before, version = self._tracked(post)
@@ -262,8 +276,7 @@ class CommandRunner(Generic[U]):
 
 
 class AsyncCommandRunner:
-    """Runs commands in asynchronous units of work from `uow`, as CommandRunner does.
-    The command asks `AsyncCommand.earlier` itself (once it holds its locks)."""
+    """Runs commands in asynchronous units of work from `uow`, as CommandRunner does."""
 
     def __init__(self, uow: AsyncUnitOfWorkFactory) -> None:
         self._uow = uow
@@ -275,10 +288,18 @@ class AsyncCommandRunner:
         *,
         request: RequestKey | None = None,
         replay: Callable[[AsyncUnitOfWork, UUID], Awaitable[T]] | None = None,
+        replay_first: bool = False,
     ) -> T:
+        """Run `command` and commit. With `replay`, a known request id is answered by
+        `replay(uow, what the earlier request made)`: when the command asks
+        `AsyncCommand.earlier` (once it holds its locks), or before it runs with
+        `replay_first`."""
         try:
             async with self._uow() as uow:
-                result = await command(AsyncCommand(uow, principal, request))
+                run = AsyncCommand(uow, principal, request)
+                if replay is not None and replay_first and (earlier := await run.earlier()):
+                    return await replay(uow, earlier)
+                result = await command(run)
                 await uow.commit()
             return result
         except DuplicateKey:

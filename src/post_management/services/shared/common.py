@@ -98,10 +98,15 @@ def ensure_not_erased(uow: UnitOfWork, user_id: str) -> None:
     """Nothing may be created for an erased user: a late or replayed create would
     bring their data back (docs/security.md)."""
     if uow.erasures.is_erased(user_id):
-        raise FailedPrecondition(
-            "this user's data was erased; nothing can be created for it",
-            reason=Reason.USER_ERASED,
-        )
+        raise user_erased()
+
+
+def user_erased() -> FailedPrecondition:
+    """The answer to a create for an erased user."""
+    return FailedPrecondition(
+        "this user's data was erased; nothing can be created for it",
+        reason=Reason.USER_ERASED,
+    )
 
 
 def ensure_account_filter(uow: UnitOfWork, principal: Principal, account_id: UUID | None) -> None:
