@@ -163,6 +163,8 @@ def test_idempotency_keys_audit_rows_and_a_twin_key(world: World) -> None:
             assert await work.idempotency.get("SchedulePost:alice", "r-1") is None
             await work.idempotency.put("SchedulePost:alice", "r-1", record)
             await work.audit.record(entry)
+            # What the unit of work wrote, it reads back before its commit.
+            assert await work.idempotency.get("SchedulePost:alice", "r-1") == record
             await work.commit()
         async with uow() as work:
             assert await work.idempotency.get("SchedulePost:alice", "r-1") == record

@@ -89,55 +89,87 @@ _WRITE_EVENTS = Compiled(_INSERT_EVENTS)
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
-async def _one(connection: Connection, statement: Compiled, values: dict[str, Any]) -> Any:
-    """The first row as a dict of its columns, or None."""
-    async with connection.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(statement.sql, statement.params(values), prepare=True)
-        return await cursor.fetchone()
+class _Session:
+    """One transaction's connection. Writes whose answer nothing waits for (an audit
+    row, a request id's row, the events) are held and sent in one pipeline with the
+    next statement or with the COMMIT: one round trip for them all instead of one
+    each. A failure among them (a request id stored meanwhile) is raised then."""
 
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._held: list[tuple[str, dict[str, Any]]] = []
 
-async def _all(connection: Connection, statement: Compiled, values: dict[str, Any]) -> list[Any]:
-    """Every row, each a dict of its columns."""
-    async with connection.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(statement.sql, statement.params(values), prepare=True)
-        return await cursor.fetchall()
+    def later(self, statement: Compiled | CompiledWrite, values: dict[str, Any]) -> None:
+        if isinstance(statement, CompiledWrite):
+            statement = statement.for_values(values)
+        self._held.append((statement.sql, statement.params(values)))
 
+    async def one(self, statement: Compiled, values: dict[str, Any]) -> Any:
+        """The first row as a dict of its columns, or None."""
+        return await (await self._send(statement, values, dict_row)).fetchone()
 
-async def _run(
-    connection: Connection, statement: Compiled | CompiledWrite, values: dict[str, Any]
-) -> int:
-    """Run a statement; how many rows it changed."""
-    if isinstance(statement, CompiledWrite):
-        statement = statement.for_values(values)
-    cursor = await connection.execute(statement.sql, statement.params(values), prepare=True)
-    return cursor.rowcount
+    async def all(self, statement: Compiled, values: dict[str, Any]) -> list[Any]:
+        """Every row, each a dict of its columns."""
+        return await (await self._send(statement, values, dict_row)).fetchall()
+
+    async def tuples(self, statement: Compiled, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return await (await self._send(statement, values, None)).fetchall()
+
+    async def run(self, statement: Compiled | CompiledWrite, values: dict[str, Any]) -> int:
+        """Run a statement now; how many rows it changed."""
+        if isinstance(statement, CompiledWrite):
+            statement = statement.for_values(values)
+        return (await self._send(statement, values, None)).rowcount
+
+    async def commit(self) -> None:
+        """The held writes and COMMIT, in one round trip."""
+        held, self._held = self._held, []
+        async with self.connection.pipeline():
+            for sql, params in held:
+                await self.connection.execute(sql, params, prepare=True)
+            await self.connection.execute("COMMIT")
+
+    async def _send(
+        self, statement: Compiled, values: dict[str, Any], rows: Any
+    ) -> psycopg.AsyncCursor[Any]:
+        cursor = self.connection.cursor(row_factory=rows) if rows else self.connection.cursor()
+        params = statement.params(values)
+        if not self._held:
+            await cursor.execute(statement.sql, params, prepare=True)
+            return cursor
+        held, self._held = self._held, []
+        async with self.connection.pipeline():
+            for sql, held_params in held:
+                await self.connection.execute(sql, held_params, prepare=True)
+            await cursor.execute(statement.sql, params, prepare=True)
+        return cursor
 
 
 class AsyncSqlPosts:
-    def __init__(self, connection: Connection, outbox: EventLog) -> None:
-        self._conn = connection
+    def __init__(self, session: _Session, outbox: EventLog) -> None:
+        self._db = session
         self._outbox = outbox
 
     async def add(self, post: Post) -> None:
-        await _run(self._conn, _INSERT_POST, post_repository._to_row(post))
+        await self._db.run(_INSERT_POST, post_repository._to_row(post))
         self._outbox.add(*post.pull_events())
 
     async def list(self, where: PostFilter, after: Cursor | None, limit: int) -> list[Post]:
         # Built for its filters (as the synchronous repository builds it).
         statement = Compiled(post_repository.list_statement(where, after, limit))
-        return [post_from_row(row) for row in await _all(self._conn, statement, {})]
+        return [post_from_row(row) for row in await self._db.all(statement, {})]
 
     async def delete(self, post_id: UUID, expected_version: int) -> bool:
         values = {"post_id": post_id, "version": expected_version}
-        return await _run(self._conn, _DELETE_POST, values) == 1
+        return await self._db.run(_DELETE_POST, values) == 1
 
     async def get(self, post_id: UUID, *, for_update: bool = False) -> Post | None:
         statement = _GET_POST_FOR_UPDATE if for_update else _GET_POST
-        row = await _one(self._conn, statement, {"post_id": post_id})
+        row = await self._db.one(statement, {"post_id": post_id})
         return post_from_row(row) if row is not None else None
 
     async def save(self, post: Post, expected_version: int) -> bool:
-        if await _run(self._conn, _SAVE_POST, save_params(post, expected_version)) != 1:
+        if await self._db.run(_SAVE_POST, save_params(post, expected_version)) != 1:
             return False
         post.version = expected_version + 1
         self._outbox.add(*post.pull_events())
@@ -145,17 +177,17 @@ class AsyncSqlPosts:
 
 
 class AsyncSqlAccounts:
-    def __init__(self, connection: Connection, box: FernetBox) -> None:
-        self._conn = connection
+    def __init__(self, session: _Session, box: FernetBox) -> None:
+        self._db = session
         self._box = box
 
     async def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None:
         statement = _GET_ACCOUNT_FOR_UPDATE if for_update else _GET_ACCOUNT
-        row = await _one(self._conn, statement, {"account_id": account_id})
+        row = await self._db.one(statement, {"account_id": account_id})
         return account_from_row(row, self._box) if row is not None else None
 
     async def lock_with_post(self, post_id: UUID, user_id: str) -> tuple[Account, Post] | None:
-        row = await _one(self._conn, _LOCK_WITH_POST, {"post_id": post_id, "user_id": user_id})
+        row = await self._db.one(_LOCK_WITH_POST, {"post_id": post_id, "user_id": user_id})
         if row is None:
             return None
         account = account_from_row(account_repository._Prefixed(row, "a_"), self._box)
@@ -163,28 +195,28 @@ class AsyncSqlAccounts:
 
 
 class AsyncSqlIdempotencyKeys:
-    def __init__(self, connection: Connection) -> None:
-        self._conn = connection
+    def __init__(self, session: _Session) -> None:
+        self._db = session
 
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
-        row = await _one(self._conn, _GET_KEY, {"scope": scope, "key": key})
+        row = await self._db.one(_GET_KEY, {"scope": scope, "key": key})
         return IdempotencyRecord(row["request_hash"], row["resource_id"]) if row else None
 
     async def put(self, scope: str, key: str, record: IdempotencyRecord) -> None:
-        await _run(self._conn, _PUT_KEY, records.key_params(scope, key, record))
+        self._db.later(_PUT_KEY, records.key_params(scope, key, record))
 
 
 class AsyncSqlAuditLog:
-    def __init__(self, connection: Connection) -> None:
-        self._conn = connection
+    def __init__(self, session: _Session) -> None:
+        self._db = session
 
     async def record(self, entry: AuditEntry) -> None:
-        await _run(self._conn, _INSERT_AUDIT, records.audit_params(entry))
+        self._db.later(_INSERT_AUDIT, records.audit_params(entry))
 
 
 class AsyncSqlScheduleQueries:
-    def __init__(self, connection: Connection) -> None:
-        self._conn = connection
+    def __init__(self, session: _Session) -> None:
+        self._db = session
 
     async def taken_times(
         self, account_id: UUID, since: datetime, exclude_post_id: UUID | None = None
@@ -193,39 +225,39 @@ class AsyncSqlScheduleQueries:
         statement = _TAKEN
         if exclude_post_id is not None:
             statement, values["exclude_post_id"] = _TAKEN_BUT, exclude_post_id
-        cursor = await self._conn.execute(statement.sql, statement.params(values), prepare=True)
-        return [TakenTime(row[0], row[1], row[2]) for row in await cursor.fetchall()]
+        rows = await self._db.tuples(statement, values)
+        return [TakenTime(row[0], row[1], row[2]) for row in rows]
 
 
 class AsyncSqlCampaigns:
-    def __init__(self, connection: Connection) -> None:
-        self._conn = connection
+    def __init__(self, session: _Session) -> None:
+        self._db = session
 
     async def get(self, campaign_id: UUID) -> Campaign | None:
-        row = await _one(self._conn, _GET_CAMPAIGN, {"campaign_id": campaign_id})
+        row = await self._db.one(_GET_CAMPAIGN, {"campaign_id": campaign_id})
         return campaign_from_row(row) if row is not None else None
 
 
 class AsyncSqlMedia:
-    def __init__(self, connection: Connection) -> None:
-        self._conn = connection
+    def __init__(self, session: _Session) -> None:
+        self._db = session
 
     async def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
         if not media_ids:
             return {}
-        rows = await _all(self._conn, _MEDIA_KINDS, {"user_id": user_id, "ids": list(media_ids)})
+        rows = await self._db.all(_MEDIA_KINDS, {"user_id": user_id, "ids": list(media_ids)})
         return {row["id"]: MediaKind(row["kind"]) for row in rows}
 
 
 class AsyncSqlErasures:
-    def __init__(self, connection: Connection, pseudonyms: Pseudonyms) -> None:
-        self._conn = connection
+    def __init__(self, session: _Session, pseudonyms: Pseudonyms) -> None:
+        self._db = session
         self._pseudonyms = pseudonyms
 
     async def is_erased(self, user_id: str) -> bool:
-        await _run(self._conn, _LOCK_AGAINST_ERASURE, {"user_id": user_id})
+        await self._db.run(_LOCK_AGAINST_ERASURE, {"user_id": user_id})
         params = tombstone_params(self._pseudonyms, user_id)
-        return await _one(self._conn, _ERASED, params) is not None
+        return await self._db.one(_ERASED, params) is not None
 
 
 class AsyncSqlUnitOfWork:
@@ -244,21 +276,21 @@ class AsyncSqlUnitOfWork:
         self._database = database
         self._box = box
         self._pseudonyms = pseudonyms
-        self._conn: Connection | None = None
+        self._session: _Session | None = None
         self._trace: UnitOfWorkTrace | None = None
 
     async def __aenter__(self) -> Self:
-        self._conn = conn = await self._database.begin()
+        self._session = session = _Session(await self._database.begin())
         self._trace = UnitOfWorkTrace()
         self.outbox = EventLog()
-        self.posts = AsyncSqlPosts(conn, self.outbox)
-        self.accounts = AsyncSqlAccounts(conn, self._box)
-        self.idempotency = AsyncSqlIdempotencyKeys(conn)
-        self.audit = AsyncSqlAuditLog(conn)
-        self.schedule = AsyncSqlScheduleQueries(conn)
-        self.campaigns = AsyncSqlCampaigns(conn)
-        self.media = AsyncSqlMedia(conn)
-        self.erasures = AsyncSqlErasures(conn, self._pseudonyms)
+        self.posts = AsyncSqlPosts(session, self.outbox)
+        self.accounts = AsyncSqlAccounts(session, self._box)
+        self.idempotency = AsyncSqlIdempotencyKeys(session)
+        self.audit = AsyncSqlAuditLog(session)
+        self.schedule = AsyncSqlScheduleQueries(session)
+        self.campaigns = AsyncSqlCampaigns(session)
+        self.media = AsyncSqlMedia(session)
+        self.erasures = AsyncSqlErasures(session, self._pseudonyms)
         return self
 
     async def __aexit__(
@@ -267,8 +299,9 @@ class AsyncSqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        conn, self._conn = self._conn, None
-        assert conn is not None
+        session, self._session = self._session, None
+        assert session is not None
+        conn = session.connection
         try:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 await conn.execute("ROLLBACK")  # nothing to undo after commit
@@ -288,12 +321,12 @@ class AsyncSqlUnitOfWork:
             ) from exc
 
     async def commit(self) -> None:
-        assert self._conn is not None
+        assert self._session is not None
         written = self.outbox.drain()
         params = outbox_params(written)
         if params is not None:
-            await _run(self._conn, _WRITE_EVENTS, params)
-        await self._conn.execute("COMMIT")
+            self._session.later(_WRITE_EVENTS, params)
+        await self._session.commit()
         if self._trace is not None:
             self._trace.committed(written)
 
