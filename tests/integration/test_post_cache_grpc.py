@@ -30,6 +30,7 @@ from post_management.domain.post import Post
 from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator
 from tests.integration.grpc_fixtures import Client, x_account
+from tests.integration.scheduling_support import Scheduler
 from tests.support.harness import RunningServer, settings_for
 from tests.support.redis_server import RedisServer
 from x_emulator.server import EmulatorThread
@@ -182,6 +183,21 @@ def test_cached_reads_skip_the_database_and_every_write_path_invalidates(
         )
     post, loads = alice.loads_for_get(created.id)
     assert (post.text, loads) == ("raw", 1)
+
+    # Scheduling and cancelling: the asynchronous unit of work's commits.
+    scheduler = Scheduler(alice)
+    other = alice.create_post(account.id, "to schedule")
+    assert alice.loads_for_get(other.id)[1] == 1
+    assert alice.loads_for_get(other.id)[1] == 0
+    scheduler.schedule(other.id, user_id="alice")
+    got, loads = alice.loads_for_get(other.id)
+    assert (got.state, loads) == (post_pb2.POST_STATE_SCHEDULED, 1)
+    assert alice.loads_for_get(other.id)[1] == 0
+    scheduler.cancel(other.id)
+    got, loads = alice.loads_for_get(other.id)
+    assert (got.state, loads) == (post_pb2.POST_STATE_CANCELLED, 1)
+    # Every post write starts a new generation: the first post is read again once.
+    assert alice.loads_for_get(created.id)[1] == 1
 
     # The publishing engine's claim and settlement.
     assert alice.loads_for_get(created.id)[1] == 0

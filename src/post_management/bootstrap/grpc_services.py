@@ -9,7 +9,7 @@ from post_management.adapters.rate_limit import RedisRateLimiter
 from post_management.adapters.shared_cache import FailoverCache
 from post_management.bootstrap import health
 from post_management.bootstrap.build_info import build_info
-from post_management.bootstrap.infrastructure import Infrastructure
+from post_management.bootstrap.infrastructure import Infrastructure, post_writes_hook
 from post_management.bootstrap.jobs import Jobs
 from post_management.bootstrap.settings import Settings
 from post_management.entrypoints.grpc.analytics_servicer import AnalyticsServices
@@ -46,7 +46,10 @@ def grpc_services(
     screen = ContentScreen(offensive)
     # The request path's commands: awaited on the serving loop, over the read pool.
     requests_uow = AsyncSqlUnitOfWorkFactory(
-        post_reads, infrastructure.box, infrastructure.pseudonyms
+        post_reads,
+        infrastructure.box,
+        infrastructure.pseudonyms,
+        post_writes_hook(posts_cache, blocks=isinstance(shared, FailoverCache)),
     )
     return Services(
         posts=PostService(

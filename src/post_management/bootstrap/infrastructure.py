@@ -4,7 +4,9 @@ the emulator, and the storage adapters over them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -205,6 +207,25 @@ def post_cache(settings: Settings, engine: Engine, cache: Cache) -> PostCache | 
         # Writes made during the outage were not recorded in Redis.
         cache.on_recovery(posts.invalidate_all)
     return posts
+
+
+def post_writes_hook(
+    posts: PostCache | None, *, blocks: bool
+) -> Callable[[], Awaitable[object]] | None:
+    """What the asynchronous unit of work awaits after a commit that changed a post
+    row: the post cache's new generation, in a worker thread when the cache is Redis
+    (a call that may wait on the network must not stall the serving loop)."""
+    if posts is None:
+        return None
+    invalidate = posts.invalidate_all
+
+    async def invalidate_now() -> object:
+        return invalidate()
+
+    async def invalidate_in_thread() -> object:
+        return await asyncio.to_thread(invalidate)
+
+    return invalidate_in_thread if blocks else invalidate_now
 
 
 def watch_redis(cache: Cache, limiter: RateLimiter) -> None:

@@ -1,7 +1,7 @@
 """Asynchronous reads for the request path: awaited on the event loop, no thread hop.
 
-Writes keep the synchronous unit of work (ports.unit_of_work); these ports only read
-committed rows, each call one statement.
+These ports only read committed rows, each call one statement; the commands' writes
+go through a unit of work (ports.async_unit_of_work on the request path).
 """
 
 from __future__ import annotations

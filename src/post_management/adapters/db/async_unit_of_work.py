@@ -9,7 +9,8 @@ contract suite (tests/contract) holds them and the memory twin to one behaviour.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -36,6 +37,7 @@ from post_management.adapters.db.outbox import _INSERT as _INSERT_EVENTS
 from post_management.adapters.db.outbox import outbox_params
 from post_management.adapters.db.post_repository import _from_row as post_from_row
 from post_management.adapters.db.post_repository import save_params
+from post_management.adapters.db.post_writes import writes_posts
 from post_management.adapters.db.privacy_repository import tombstone_params
 from post_management.adapters.db.schedule_queries import _TAKEN_BUT_ORDERED, _TAKEN_ORDERED
 from post_management.adapters.db.schema import posts
@@ -87,6 +89,8 @@ _TAKEN_BUT = Compiled(_TAKEN_BUT_ORDERED)
 _WRITE_EVENTS = Compiled(_INSERT_EVENTS)
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+PostWritesHook = Callable[[], Awaitable[object]]
+log = logging.getLogger(__name__)
 
 
 class _Session:
@@ -98,6 +102,8 @@ class _Session:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._held: list[tuple[str, dict[str, Any]]] = []
+        # A post row changed (adapters/db/post_writes.py's rule): caches must hear of it.
+        self.wrote_posts = False
 
     def later(self, statement: Compiled | CompiledWrite, values: dict[str, Any]) -> None:
         if isinstance(statement, CompiledWrite):
@@ -119,7 +125,10 @@ class _Session:
         """Run a statement now; how many rows it changed."""
         if isinstance(statement, CompiledWrite):
             statement = statement.for_values(values)
-        return (await self._send(statement, values, None)).rowcount
+        changed = (await self._send(statement, values, None)).rowcount
+        if changed != 0 and writes_posts(statement.sql):
+            self.wrote_posts = True
+        return changed
 
     async def commit(self) -> None:
         """The held writes and COMMIT, in one round trip."""
@@ -272,10 +281,17 @@ class AsyncSqlUnitOfWork:
     erasures: AsyncErasures
     outbox: EventLog
 
-    def __init__(self, database: AsyncPostReads, box: FernetBox, pseudonyms: Pseudonyms) -> None:
+    def __init__(
+        self,
+        database: AsyncPostReads,
+        box: FernetBox,
+        pseudonyms: Pseudonyms,
+        on_post_writes: PostWritesHook | None = None,
+    ) -> None:
         self._database = database
         self._box = box
         self._pseudonyms = pseudonyms
+        self._on_post_writes = on_post_writes
         self._session: _Session | None = None
         self._trace: UnitOfWorkTrace | None = None
 
@@ -329,16 +345,32 @@ class AsyncSqlUnitOfWork:
         await self._session.commit()
         if self._trace is not None:
             self._trace.committed(written)
+        if self._session.wrote_posts and self._on_post_writes is not None:
+            # After the commit, as the synchronous engine's hook: a reader that refills
+            # a cache from now on sees the committed row.
+            try:
+                await self._on_post_writes()
+            except Exception:  # the write is committed; a cache problem must not undo it
+                log.exception("post write callback failed")
 
 
 class AsyncSqlUnitOfWorkFactory:
-    """Units of work on the serving loop's pool (opened by the server, AsyncResource)."""
+    """Units of work on the serving loop's pool (opened by the server, AsyncResource).
+    `on_post_writes` is awaited after each commit that changed a post row (the post
+    cache's new generation, docs/integration.md)."""
 
-    def __init__(self, database: AsyncPostReads, box: FernetBox, pseudonyms: Pseudonyms) -> None:
+    def __init__(
+        self,
+        database: AsyncPostReads,
+        box: FernetBox,
+        pseudonyms: Pseudonyms,
+        on_post_writes: PostWritesHook | None = None,
+    ) -> None:
         self._database = database
         self._box = box
         # Erased users are found by their pseudonym (docs/security.md).
         self._pseudonyms = pseudonyms
+        self._on_post_writes = on_post_writes
 
     def __call__(self) -> AsyncSqlUnitOfWork:
-        return AsyncSqlUnitOfWork(self._database, self._box, self._pseudonyms)
+        return AsyncSqlUnitOfWork(self._database, self._box, self._pseudonyms, self._on_post_writes)
