@@ -20,6 +20,8 @@ from uuid import UUID, uuid4
 from post_management.domain.analytics import COUNT_FIELDS
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     # Only annotations: domain/post.py records these events.
     from post_management.domain.post import PostState, Priority
 
@@ -76,6 +78,14 @@ class TrendKind(enum.StrEnum):
     FOLLOWER_DROP = "TREND_KIND_FOLLOWER_DROP"
 
 
+def _require_aware_times(value: DataclassInstance) -> None:
+    """ValueError for a datetime field of `value` without its UTC offset."""
+    for item in fields(value):
+        at = getattr(value, item.name)
+        if isinstance(at, datetime) and at.utcoffset() is None:
+            raise ValueError(f"event timestamps must be timezone-aware: {item.name}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class DomainEvent:
     """One event; `aggregate_id` becomes the Kafka key, `event_id` the consumers'
@@ -88,10 +98,7 @@ class DomainEvent:
     event_id: UUID = field(default_factory=uuid4)
 
     def __post_init__(self) -> None:
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, datetime) and value.utcoffset() is None:
-                raise ValueError(f"event timestamps must be timezone-aware: {item.name}")
+        _require_aware_times(self)
         object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
 
     @property
@@ -100,14 +107,20 @@ class DomainEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostEvent(DomainEvent):
+class OwnedEvent(DomainEvent):
+    """An event of one of a user's accounts, or of a post of it."""
+
+    account_id: UUID
+    user_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostEvent(OwnedEvent):
     """An event of one post: numbered in the post's sequence when stored."""
 
     aggregate_type: ClassVar[str] = AGGREGATE_POST
 
     post_id: UUID
-    account_id: UUID
-    user_id: str
 
     @property
     def aggregate_id(self) -> str:
@@ -115,11 +128,8 @@ class PostEvent(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AccountEvent(DomainEvent):
+class AccountEvent(OwnedEvent):
     aggregate_type: ClassVar[str] = AGGREGATE_ACCOUNT
-
-    account_id: UUID
-    user_id: str
 
     @property
     def aggregate_id(self) -> str:
@@ -215,8 +225,7 @@ class TimingSuggestion:
     score: float
 
     def __post_init__(self) -> None:
-        if self.start_time.utcoffset() is None:
-            raise ValueError("event timestamps must be timezone-aware: start_time")
+        _require_aware_times(self)
 
 
 @dataclass(frozen=True, kw_only=True)
