@@ -50,8 +50,17 @@ class _PostIds(TypedDict):
     user_id: str
 
 
+class _AccountIds(TypedDict):
+    account_id: UUID
+    user_id: str
+
+
 def _ids(claim: Claim) -> _PostIds:
     return {"post_id": claim.post_id, "account_id": claim.account_id, "user_id": claim.user_id}
+
+
+def _account_ids(claim: Claim) -> _AccountIds:
+    return {"account_id": claim.account_id, "user_id": claim.user_id}
 
 
 def published(
@@ -101,8 +110,7 @@ def _spent_budget(
     )
     return (
         events.RateLimitReached(
-            account_id=claim.account_id,
-            user_id=claim.user_id,
+            **_account_ids(claim),
             scope=scope,
             endpoint="POST /2/tweets",
             limit=quota.limit,
@@ -123,9 +131,20 @@ def _processed(claim: Claim, state: PostState, now: datetime) -> events.DomainEv
 
 
 def failed(claim: Claim, code: str, reason: str, now: datetime) -> Settlement:
+    return _given_up(claim, PostState.FAILED, "failed", code, reason, now)
+
+
+def _dead_lettered(claim: Claim, code: str, detail: str, now: datetime) -> Settlement:
+    return _given_up(claim, PostState.DEAD_LETTERED, "dead_lettered", code, detail, now)
+
+
+def _given_up(
+    claim: Claim, state: PostState, outcome: str, code: str, reason: str, now: datetime
+) -> Settlement:
+    """No attempt follows: the post ends in `state` (FAILED or DEAD_LETTERED)."""
     return Settlement(
-        state=PostState.FAILED,
-        outcome="failed",
+        state=state,
+        outcome=outcome,
         detail=reason,
         events=(
             events.PostFailed(
@@ -133,10 +152,10 @@ def failed(claim: Claim, code: str, reason: str, now: datetime) -> Settlement:
                 error_code=code,
                 reason=reason,
                 attempt=claim.attempt_number,
-                state=PostState.FAILED,
+                state=state,
                 occurred_at=now,
             ),
-            _processed(claim, PostState.FAILED, now),
+            _processed(claim, state, now),
         ),
     )
 
@@ -147,22 +166,7 @@ def retry_or_dead_letter(
     """A transient failure: try again after a backoff, or give up for good."""
     if timing.policy.exhausted(claim.attempt_number):
         detail = f"gave up after {claim.attempt_number} attempts: {reason}"
-        return Settlement(
-            state=PostState.DEAD_LETTERED,
-            outcome="dead_lettered",
-            detail=detail,
-            events=(
-                events.PostFailed(
-                    **_ids(claim),
-                    error_code=code,
-                    reason=detail,
-                    attempt=claim.attempt_number,
-                    state=PostState.DEAD_LETTERED,
-                    occurred_at=now,
-                ),
-                _processed(claim, PostState.DEAD_LETTERED, now),
-            ),
-        )
+        return _dead_lettered(claim, code, detail, now)
     delay = timing.policy.delay(claim.attempt_number)
     retry_at = now + delay
     return Settlement(
@@ -201,8 +205,7 @@ def rate_limited(
         account_rate_limited_until=reset_at,
         events=(
             events.RateLimitReached(
-                account_id=claim.account_id,
-                user_id=claim.user_id,
+                **_account_ids(claim),
                 scope=scope,
                 endpoint=endpoint,
                 limit=limit,
@@ -230,8 +233,7 @@ def budget_wait(claim: Claim, budget: int, spent: int, needed: int, now: datetim
         account_budget_month=month,
         events=(
             events.XSpendBudgetReached(
-                account_id=claim.account_id,
-                user_id=claim.user_id,
+                **_account_ids(claim),
                 month=month,
                 budget_micros=budget,
                 spent_micros=spent,
@@ -267,8 +269,7 @@ def _account_stopped(
         account_state=state,
         events=(
             events.AccountSuspended(
-                account_id=claim.account_id,
-                user_id=claim.user_id,
+                **_account_ids(claim),
                 x_user_id=claim.x_user_id,
                 reason=reason,
                 affected_posts=1,
@@ -297,22 +298,7 @@ def outcome_unknown(
     before any requeue, which would post it again. With `suspend_reason` (revoked
     tokens, a suspended account) the account is suspended as well."""
     detail = f"outcome on X unknown, check X before requeueing: {reason}"
-    dead = Settlement(
-        state=PostState.DEAD_LETTERED,
-        outcome="dead_lettered",
-        detail=detail,
-        events=(
-            events.PostFailed(
-                **_ids(claim),
-                error_code="X_OUTCOME_UNKNOWN",
-                reason=detail,
-                attempt=claim.attempt_number,
-                state=PostState.DEAD_LETTERED,
-                occurred_at=now,
-            ),
-            _processed(claim, PostState.DEAD_LETTERED, now),
-        ),
-    )
+    dead = _dead_lettered(claim, "X_OUTCOME_UNKNOWN", detail, now)
     if suspend_reason is None:
         return dead
     pause = suspended(claim, suspend_reason, now)
