@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from post_management.domain import events
 from post_management.domain.account import AccountState
-from post_management.domain.post import PostState, Priority
-from post_management.domain.publishing import Claim
+from post_management.domain.post import PostState
 from post_management.domain.publishing.failure_streak import (
     MAX_CONSECUTIVE_FAILURES,
     after_settlement,
 )
+from tests.unit.domain.claims import a_claim
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ACTIVE = AccountState.ACTIVE
-CLAIM = Claim(
-    post_id=uuid.uuid4(),
-    holder=uuid.uuid4(),
-    attempt_number=1,
-    account_id=uuid.uuid4(),
-    user_id="alice",
-    x_user_id="4242",
-    text="hello",
-    media_ids=(),
-    reply_to_x_post_id="",
-    priority=Priority.NORMAL,
-    due_at=NOW - timedelta(seconds=1),
-    started_at=NOW,
-    credentials=None,
-)
+CLAIM = a_claim(NOW)
 
 
 def test_final_failures_count_and_pause_at_the_limit() -> None:

@@ -3,7 +3,6 @@ claimed post, and the events each settlement records."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -12,9 +11,8 @@ import pytest
 
 from post_management.domain import events
 from post_management.domain.account import AccountState
-from post_management.domain.post import PostState, Priority
-from post_management.domain.publishing import Claim, Settlement, Timing, outcomes
-from post_management.domain.retry import RetryPolicy
+from post_management.domain.post import PostState
+from post_management.domain.publishing import Claim, Settlement, outcomes
 from post_management.domain.x_answers import (
     AccountSuspended,
     Duplicate,
@@ -27,30 +25,13 @@ from post_management.domain.x_answers import (
     Unauthorized,
     UnknownOutcome,
 )
+from tests.unit.domain.claims import TIMING, a_claim
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-TIMING = Timing(
-    RetryPolicy(base=timedelta(seconds=30), max_attempts=3),
-    settle_delay=timedelta(seconds=20),
-)
 
 
 def _claim(attempt: int = 1) -> Claim:
-    return Claim(
-        post_id=uuid.uuid4(),
-        holder=uuid.uuid4(),
-        attempt_number=attempt,
-        account_id=uuid.uuid4(),
-        user_id="alice",
-        x_user_id="123",
-        text="hello",
-        media_ids=(),
-        reply_to_x_post_id="",
-        priority=Priority.NORMAL,
-        due_at=NOW - timedelta(seconds=5),
-        started_at=NOW,
-        credentials=None,
-    )
+    return a_claim(NOW, attempt)
 
 
 def _types(settlement: Settlement) -> list[str]:

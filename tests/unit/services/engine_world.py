@@ -10,22 +10,15 @@ from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.domain.account import Account, Credentials
 from post_management.domain.media import Media, kind_of
 from post_management.domain.post import Post, PostState
-from post_management.domain.publishing import Timing
-from post_management.domain.retry import RetryPolicy
 from post_management.services.publishing.engine import (
     Dispatcher,
     EngineSettings,
     Publisher,
     Reconciler,
 )
+from tests.unit.domain.claims import TIMING
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-TIMING = Timing(
-    RetryPolicy(base=timedelta(seconds=30), max_attempts=3),
-    settle_delay=timedelta(seconds=20),
-    give_up=timedelta(minutes=10),
-    lag_bound=timedelta(seconds=120),
-)
 
 
 class EngineWorld:
