@@ -306,24 +306,19 @@ class PublishingSettings(_Group):
 
     @model_validator(mode="after")
     def _give_up_after_settling(self) -> PublishingSettings:
-        if self.reconcile_give_up_seconds <= self.x_timeline_lag_seconds + (
-            self.publish_settle_seconds
-        ):
-            raise ValueError(
-                f"RECONCILE_GIVE_UP_SECONDS ({self.reconcile_give_up_seconds:g}) must exceed "
-                f"X_TIMELINE_LAG_SECONDS ({self.x_timeline_lag_seconds:g}) plus "
-                f"PUBLISH_SETTLE_SECONDS ({self.publish_settle_seconds:g})"
-            )
-        # Giving up before a lost publisher's post could even be listed would
-        # dead-letter posts that are only late.
-        if self.reconcile_give_up_seconds <= self.publish_lease_seconds + (
-            self.publish_settle_seconds
-        ):
-            raise ValueError(
-                f"RECONCILE_GIVE_UP_SECONDS ({self.reconcile_give_up_seconds:g}) must exceed "
-                f"PUBLISH_LEASE_SECONDS ({self.publish_lease_seconds:g}) plus "
-                f"PUBLISH_SETTLE_SECONDS ({self.publish_settle_seconds:g})"
-            )
+        # Giving up before a post could even be listed (X's timeline lag, or a lost
+        # publisher's lease, then the settle delay) would dead-letter posts only late.
+        waits = {
+            "X_TIMELINE_LAG_SECONDS": self.x_timeline_lag_seconds,
+            "PUBLISH_LEASE_SECONDS": self.publish_lease_seconds,
+        }
+        for name, seconds in waits.items():
+            if self.reconcile_give_up_seconds <= seconds + self.publish_settle_seconds:
+                raise ValueError(
+                    f"RECONCILE_GIVE_UP_SECONDS ({self.reconcile_give_up_seconds:g}) must "
+                    f"exceed {name} ({seconds:g}) plus "
+                    f"PUBLISH_SETTLE_SECONDS ({self.publish_settle_seconds:g})"
+                )
         return self
 
     def engine(self) -> EngineSettings:
