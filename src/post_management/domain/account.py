@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from post_management.domain.errors import NotFound
 from post_management.domain.post import etag_for
+from post_management.domain.reasons import Reason
 
 
 class AccountState(enum.StrEnum):
@@ -63,3 +65,13 @@ class Account:
         self.state = AccountState.ACTIVE
         self.updated_at = now
         return True
+
+
+def account_not_found(account_id: UUID) -> NotFound:
+    """The one NOT_FOUND a missing account is answered with (reason and account_id
+    metadata)."""
+    return NotFound(
+        f"account {account_id} does not exist",
+        reason=Reason.ACCOUNT_NOT_FOUND,
+        metadata={"account_id": str(account_id)},
+    )

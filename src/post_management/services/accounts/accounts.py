@@ -10,25 +10,30 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from post_management.domain.account import Account, Credentials
+from post_management.domain.account import Account, Credentials, account_not_found
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    NotFound,
 )
 from post_management.domain.posting_rules import PostingRules, posting_rules_from_json
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
-from post_management.ports.repositories import Cursor, DuplicateKey
+from post_management.ports.repositories import DuplicateKey
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import Command, CommandRunner, RequestKey
 from post_management.services.shared.common import ensure_not_erased
-from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.shared.pagination import (
+    Page,
+    by_creation,
+    decode_token,
+    page_of,
+    page_size,
+)
 
 _HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 _X_USER_ID = re.compile(r"[0-9]{1,19}")
@@ -205,11 +210,7 @@ class AccountService:
         after = decode_token(token, query)
         with self._uow() as uow:
             accounts = uow.accounts.list(user_id or None, after, limit + 1)
-        next_token = ""
-        if len(accounts) > limit:
-            accounts = accounts[:limit]
-            next_token = encode_token(Cursor(accounts[-1].created_at, accounts[-1].id), query)
-        return Page(accounts, next_token)
+        return page_of(accounts, limit, query, by_creation)
 
     def update(
         self, principal: Principal, account_id: UUID, fields: AccountFields, etag: str = ""
@@ -293,9 +294,5 @@ def _rules_json(rules: PostingRules | None) -> dict[str, Any] | None:
 def _load(uow: UnitOfWork, account_id: UUID, *, for_update: bool = False) -> Account:
     account = uow.accounts.get(account_id, for_update=for_update)
     if account is None:
-        raise NotFound(
-            f"account {account_id} does not exist",
-            reason=Reason.ACCOUNT_NOT_FOUND,
-            metadata={"account_id": str(account_id)},
-        )
+        raise account_not_found(account_id)
     return account

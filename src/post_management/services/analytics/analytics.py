@@ -16,8 +16,8 @@ from post_management.domain.analytics import COUNT_FIELDS, Counts, Insight, Snap
 from post_management.domain.analytics_timing import ScoredTime
 from post_management.domain.auth import Principal
 from post_management.domain.date_range import DateRange
-from post_management.domain.errors import InvalidArgument, NotFound
-from post_management.domain.post import Post, PostState
+from post_management.domain.errors import InvalidArgument
+from post_management.domain.post import Post, PostState, post_not_found
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import (
@@ -31,6 +31,7 @@ from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 from post_management.services.analytics.optimal_times import TimingBasis, rank_free_times
+from post_management.services.shared.common import load_account
 
 # Comparisons and timing look at this much of an account's history.
 HISTORY = timedelta(days=90)
@@ -168,7 +169,7 @@ class AnalyticsQueries:
     def _post(uow: UnitOfWork, post_id: UUID) -> Post:
         post = uow.posts.get(post_id)
         if post is None:
-            raise NotFound(f"post {post_id} does not exist", reason=Reason.POST_NOT_FOUND)
+            raise post_not_found(post_id)
         return post
 
     # --- GetPostMetrics ---------------------------------------------------------
@@ -287,12 +288,7 @@ class AnalyticsQueries:
             raise InvalidArgument.for_field("count", f"must be between 1 and {MAX_COUNT}")
         now = self._clock.now()
         with self._uow() as uow:
-            account = uow.accounts.get(account_id)
-            if account is None:
-                raise NotFound(
-                    f"account {account_id} does not exist", reason=Reason.ACCOUNT_NOT_FOUND
-                )
-            principal.ensure_can_act_for(account.user_id)
+            account = load_account(uow, principal, account_id)
             zone = load_zone(account.timezone)
             taken = [t.at for t in uow.schedule.taken_times(account_id, now - RULES_LOOKBACK)]
             ranked = rank_free_times(uow, self._predictor, account, taken, now, days, count)

@@ -15,13 +15,18 @@ from post_management.domain.errors import NotFound
 from post_management.domain.post import PostState
 from post_management.domain.reasons import Reason
 from post_management.ports.analytics import MeasuredPost
-from post_management.ports.repositories import Cursor
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import Command, CommandRunner, RequestKey
 from post_management.services.shared.common import ensure_not_erased
-from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.shared.pagination import (
+    Page,
+    by_creation,
+    decode_token,
+    page_of,
+    page_size,
+)
 
 RANKED_POSTS = 3  # best and worst posts shown
 MAX_DAILY_DAYS = 400  # a daily series longer than this is cut to its last days
@@ -188,11 +193,7 @@ class CampaignService:
         after = decode_token(token, query)
         with self._uow() as uow:
             found = uow.campaigns.list(user_id, after, limit + 1)
-        next_token = ""
-        if len(found) > limit:
-            found = found[:limit]
-            next_token = encode_token(Cursor(found[-1].created_at, found[-1].id), query)
-        return Page(found, next_token)
+        return page_of(found, limit, query, by_creation)
 
     def analytics(self, principal: Principal, campaign_id: UUID) -> CampaignReport:
         now = self._clock.now()

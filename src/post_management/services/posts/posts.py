@@ -24,14 +24,20 @@ from post_management.domain.post import (
 )
 from post_management.domain.reasons import Reason
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
-from post_management.ports.repositories import Cursor, PostFilter
+from post_management.ports.repositories import PostFilter
 from post_management.ports.support import Clock
 from post_management.services.posts.cache import PostCache
 from post_management.services.posts.content_screening import ContentScreen, findings_entry
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
 from post_management.services.shared.common import ensure_account_owner, user_erased
-from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.shared.pagination import (
+    Page,
+    by_creation,
+    decode_token,
+    page_of,
+    page_size,
+)
 
 
 @dataclass(frozen=True)
@@ -173,12 +179,7 @@ class PostService:
                 if account is not None:
                     ensure_account_owner(principal, account.user_id)
             posts = await uow.posts.list(where, after, limit + 1)
-        next_token = ""
-        if len(posts) > limit:
-            posts = posts[:limit]
-            last = posts[-1]
-            next_token = encode_token(Cursor(last.created_at, last.id), query)
-        return Page(posts, next_token)
+        return page_of(posts, limit, query, by_creation)
 
     async def update(
         self, principal: Principal, post_id: UUID, patch: PostPatch, etag: str = ""

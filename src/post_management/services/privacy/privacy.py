@@ -34,7 +34,7 @@ from post_management.ports.x_api import (
     XApi,
     XCredentials,
 )
-from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.shared.pagination import Page, decode_token, page_of, page_size
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ class UserExport:
     metrics: list[MetricsRecord]
     audit_events: list[AuditRecord]
     campaigns: list[Campaign]
+
+
+def _audit_cursor(record: AuditRecord) -> Cursor:
+    return Cursor(record.occurred_at, UUID(int=record.id))
 
 
 def _redacted(record: AuditRecord) -> AuditRecord:
@@ -82,12 +86,10 @@ class PrivacyService:
                 "page_token", "holds a cursor out of range", reason=Reason.INVALID_PAGE_TOKEN
             )
         records = self._store.audit_events(user_id, before_id, limit + 1)
-        next_token = ""
-        if len(records) > limit:
-            records = records[:limit]
-            last = records[-1]
-            next_token = encode_token(Cursor(last.occurred_at, UUID(int=last.id)), query)
-        return Page([_redacted(record) for record in records], next_token)
+        page = page_of(
+            records, limit, query, lambda last: Cursor(last.occurred_at, UUID(int=last.id))
+        )
+        return Page([_redacted(record) for record in page.items], page.next_page_token)
 
     def export(self, principal: Principal, user_id: str) -> UserExport:
         principal.ensure_can_act_for(user_id)

@@ -9,20 +9,25 @@ from uuid import UUID
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import (
     InvalidArgument,
-    NotFound,
     PermissionDenied,
 )
-from post_management.domain.post import Post, PostState
+from post_management.domain.post import Post, PostState, post_not_found
 from post_management.domain.reasons import Reason
 from post_management.ports.publishing import PublishQueue
-from post_management.ports.repositories import Cursor, PostFilter
+from post_management.ports.repositories import PostFilter
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.publishing.engine import Publisher
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import Command, CommandRunner, RequestKey
 from post_management.services.shared.common import ensure_account_filter
-from post_management.services.shared.pagination import Page, decode_token, encode_token, page_size
+from post_management.services.shared.pagination import (
+    Page,
+    by_creation,
+    decode_token,
+    page_of,
+    page_size,
+)
 
 # Posts that failed for good: what ListDeadLetters may list.
 PERMANENT_FAILURES = (PostState.DEAD_LETTERED, PostState.FAILED)
@@ -112,7 +117,7 @@ class PublishCommands:
     def _load(self, uow: UnitOfWork, request: PublishRequest, for_update: bool = False) -> Post:
         post = uow.posts.get(request.post_id, for_update=for_update)
         if post is None:
-            raise NotFound(f"post {request.post_id} does not exist", reason=Reason.POST_NOT_FOUND)
+            raise post_not_found(request.post_id)
         if post.user_id != request.user_id:
             raise PermissionDenied("the post belongs to another user", reason=Reason.FOREIGN_POST)
         return post
@@ -164,17 +169,13 @@ class PublishCommands:
         with self._uow() as uow:
             ensure_account_filter(uow, principal, account_id)
             posts = uow.posts.list(where, after, limit + 1)
-        next_token = ""
-        if len(posts) > limit:
-            posts = posts[:limit]
-            next_token = encode_token(Cursor(posts[-1].created_at, posts[-1].id), query)
-        return Page(posts, next_token)
+        return page_of(posts, limit, query, by_creation)
 
     def requeue(self, principal: Principal, post_id: UUID) -> Post:
         def requeue(run: Command[UnitOfWork]) -> Post:
             post = run.uow.posts.get(post_id, for_update=True)
             if post is None:
-                raise NotFound(f"post {post_id} does not exist", reason=Reason.POST_NOT_FOUND)
+                raise post_not_found(post_id)
             run.track(post).requeue(self._clock.now())
             run.save(post, "post.requeue")
             return post

@@ -16,13 +16,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from post_management.domain.account import Account
+from post_management.domain.account import Account, account_not_found
 from post_management.domain.auth import Principal
 from post_management.domain.conflicts import resolve_conflict
 from post_management.domain.errors import (
     DomainError,
     InvalidArgument,
-    NotFound,
 )
 from post_management.domain.post import Post, Priority
 from post_management.domain.reasons import Reason
@@ -292,11 +291,7 @@ class SchedulingService:
         async with self._uow() as uow:
             account = await uow.accounts.get(account_id)
             if account is None:
-                raise NotFound(
-                    f"account {account_id} does not exist",
-                    reason=Reason.ACCOUNT_NOT_FOUND,
-                    metadata={"account_id": str(account_id)},
-                )
+                raise account_not_found(account_id)
             if user_id and account.user_id != user_id:
                 raise foreign_error("account", account_id)
             principal.ensure_can_act_for(account.user_id)

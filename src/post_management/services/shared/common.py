@@ -9,9 +9,9 @@ from functools import cache
 from typing import Any
 from uuid import UUID
 
-from post_management.domain.account import Account
+from post_management.domain.account import Account, account_not_found
 from post_management.domain.auth import Principal
-from post_management.domain.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
+from post_management.domain.errors import Aborted, FailedPrecondition, PermissionDenied
 from post_management.domain.reasons import Reason
 from post_management.ports.repositories import AuditEntry
 from post_management.ports.unit_of_work import UnitOfWork
@@ -123,7 +123,7 @@ def load_account(uow: UnitOfWork, principal: Principal, account_id: UUID) -> Acc
     """The account, if it exists and the caller may act for its user."""
     account = uow.accounts.get(account_id)
     if account is None:
-        raise NotFound(f"account {account_id} does not exist", reason=Reason.ACCOUNT_NOT_FOUND)
+        raise account_not_found(account_id)
     principal.ensure_can_act_for(account.user_id)
     return account
 

@@ -15,9 +15,10 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
 from post_management.domain.errors import InvalidArgument
@@ -36,6 +37,31 @@ _SIGNATURE_BYTES = 16
 class Page(Generic[T]):
     items: list[T]
     next_page_token: str
+
+
+class Created(Protocol):
+    """A row listed in creation order, newest first or oldest first."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def by_creation(row: Created) -> Cursor:
+    return Cursor(row.created_at, row.id)
+
+
+def page_of(
+    rows: list[T], limit: int, query: dict[str, str], cursor: Callable[[T], Cursor]
+) -> Page[T]:
+    """The first `limit` of `rows`, read with one more to learn whether a next page
+    follows, and that page's token ("" when none) from the last row's cursor."""
+    if len(rows) <= limit:
+        return Page(rows, "")
+    shown = rows[:limit]
+    return Page(shown, encode_token(cursor(shown[-1]), query))
 
 
 class _Key:
