@@ -46,7 +46,7 @@ def lagging(
     machine_database: str, x_api: TweepyXApi, emulator: Emulator
 ) -> Iterator[tuple[Engine_, SinceRecorder]]:
     """An engine whose lag bound is a minute, in front of an X whose timeline lists
-    each post 45 s after storing it (as the issue's operator saw)."""
+    each post 45 s after storing it (as an operator saw on X)."""
     timing = Timing(
         RetryPolicy(base=timedelta(seconds=10), factor=2, max_attempts=3),
         settle_delay=timedelta(seconds=5),
