@@ -30,6 +30,8 @@ pytest_plugins = [
     "tests.fixtures.envoy",
     # kafka_broker: a real Kafka-protocol broker (integration).
     "tests.fixtures.kafka",
+    # clean, alice, bob: callers on the tier's `server` (integration, security).
+    "tests.fixtures.callers",
     # engine_: the publishing engine on the machine's PostgreSQL (integration, faults).
     "tests.integration.publishing_fixtures",
 ]

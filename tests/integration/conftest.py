@@ -1,22 +1,21 @@
 """The integration tier's fixtures: a running server per module on the machine's
-PostgreSQL, callers with their tokens, and an emptied database engine.
+PostgreSQL (with the X emulator as X: `x_server`), and an emptied database engine.
 
 The root conftest adds the fixtures shared with other tiers (the X emulator, Envoy,
-the Kafka-protocol broker, the publishing engine). The embedded PostgreSQL is proven
-once, by test_embedded_postgres_smoke.py, which gives its module its own `server`."""
+the Kafka-protocol broker, the publishing engine, the callers `clean`, `alice` and
+`bob` on `server`). The embedded PostgreSQL is proven once, by
+test_embedded_postgres_smoke.py, which gives its module its own `server`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from post_management.adapters.db.engine import make_engine
 from tests.conftest import truncate
-from tests.integration.grpc_fixtures import Client
-from tests.support.harness import RunningServer, settings_for
+from tests.support.harness import RunningServer, running_server, settings_for
 from x_emulator.server import EmulatorThread
 
 
@@ -25,9 +24,8 @@ def server(
     machine_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """A running server on the machine's PostgreSQL, one per module."""
-    running = RunningServer(settings_for(machine_database, Path(tmp_path_factory.mktemp("data"))))
-    yield running
-    running.stop()
+    with running_server(settings_for(machine_database, tmp_path_factory.mktemp("data"))) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -39,33 +37,12 @@ def x_server(
     """A running server whose X is the session's emulator (tests control its faults)."""
     settings = settings_for(
         machine_database,
-        Path(tmp_path_factory.mktemp("data")),
+        tmp_path_factory.mktemp("data"),
         x_api_base_url=emulator_server.base_url,
         x_timeout_seconds=2,
     )
-    running = RunningServer(settings)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def clean(server: RunningServer) -> RunningServer:
-    truncate(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
-    return server
-
-
-@pytest.fixture
-def alice(clean: RunningServer) -> Iterator[Client]:
-    client = Client(clean, "alice")
-    yield client
-    client.channel.close()
-
-
-@pytest.fixture
-def bob(clean: RunningServer) -> Iterator[Client]:
-    client = Client(clean, "bob")
-    yield client
-    client.channel.close()
+    with running_server(settings) as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,11 +1,13 @@
 """Helpers for the gRPC tests of every tier: a caller's stubs with its token, an account
 X knows, rich error details, REST through Envoy. The integration tier's fixtures
-(server, x_server, clean, alice, bob) are in tests/integration/conftest.py."""
+(server, x_server) are in tests/integration/conftest.py, the callers on a tier's server
+(clean, alice, bob) in tests/fixtures/callers.py."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Self
 
 import grpc
 import requests
@@ -13,6 +15,7 @@ from xmp.posts.v1 import (
     account_pb2,
     account_service_pb2,
     account_service_pb2_grpc,
+    media_pb2,
     post_pb2,
     post_service_pb2,
     post_service_pb2_grpc,
@@ -43,6 +46,12 @@ class Client:
         self.posts = post_service_pb2_grpc.PostServiceStub(self.channel)
         self.accounts = account_service_pb2_grpc.AccountServiceStub(self.channel)
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.channel.close()
+
     def create_account(self, x_user_id: str = "1001", **fields: object) -> account_pb2.Account:
         account = account_pb2.Account(
             user_id=self.subject, handle=f"h{x_user_id}", x_user_id=x_user_id, **fields
@@ -56,6 +65,14 @@ class Client:
         return self.posts.CreatePost(  # type: ignore[no-any-return]
             post_service_pb2.CreatePostRequest(post=post), metadata=self.metadata
         )
+
+    def upload(
+        self, data: bytes, mime_type: str = "image/png", **fields: object
+    ) -> media_pb2.Media:
+        request = post_service_pb2.UploadMediaRequest(
+            user_id=self.subject, mime_type=mime_type, data=data, **fields
+        )
+        return self.posts.UploadMedia(request, metadata=self.metadata)  # type: ignore[no-any-return]
 
 
 def x_account(client: Client, emulator: Emulator) -> account_pb2.Account:

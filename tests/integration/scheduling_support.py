@@ -84,7 +84,7 @@ def error_info(error: grpc.RpcError) -> dict[str, str]:
 
 class Database:
     def __init__(self, server: RunningServer) -> None:
-        url = server.settings.database.database_url.get_secret_value()  # type: ignore[union-attr]
+        url = server.database_url
         self.engine = make_engine(url, pool_size=1)
 
     def execute(self, statement: str, **params: Any) -> None:

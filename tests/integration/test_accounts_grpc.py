@@ -20,7 +20,7 @@ SECRET = "AccessTokenSecretValueThatMustStaySecret"
 
 
 def _raw_credentials(server: RunningServer, account_id: str) -> bytes:
-    engine = make_engine(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(server.database_url)
     with engine.connect() as connection:
         value = connection.execute(
             text("SELECT credentials_encrypted FROM accounts WHERE id = :id"), {"id": account_id}
@@ -152,7 +152,7 @@ def test_bad_account_input(alice: Client, fields: dict[str, str], field: str) ->
 def test_account_with_active_posts_cannot_be_deleted(alice: Client, clean: RunningServer) -> None:
     account = alice.create_account()
     post = alice.create_post(account.id)
-    engine = make_engine(clean.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(clean.database_url)
     with engine.begin() as connection:
         connection.execute(
             text("UPDATE posts SET state = 'SCHEDULED', due_at = now() WHERE id = :id"),
@@ -170,7 +170,7 @@ def test_account_with_active_posts_cannot_be_deleted(alice: Client, clean: Runni
 
 def test_resume_a_paused_account(alice: Client, clean: RunningServer) -> None:
     account = alice.create_account()
-    engine = make_engine(clean.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(clean.database_url)
     with engine.begin() as connection:
         connection.execute(
             text("UPDATE accounts SET state = 'SUSPENDED' WHERE id = :id"), {"id": account.id}

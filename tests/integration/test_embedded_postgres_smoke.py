@@ -53,7 +53,7 @@ def db(clean: RunningServer) -> Iterator[Database]:
 def test_the_server_runs_on_the_embedded_postgres(
     clean: RunningServer, embedded_postgres: EmbeddedPostgres
 ) -> None:
-    used = make_url(clean.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    used = make_url(clean.database_url)
     embedded = make_url(embedded_postgres.url)
     # The embedded server listens on a Unix socket in its data folder, not on TCP.
     assert used.query.get("host") == embedded.query.get("host")

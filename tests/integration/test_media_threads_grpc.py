@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from functools import partial
 
 import grpc
@@ -18,7 +17,6 @@ from xmp.posts.v1 import (
     publishing_service_pb2_grpc,
 )
 
-from tests.conftest import truncate
 from tests.fixtures.emulator import Emulator
 from tests.integration.grpc_fixtures import Client, error_details, x_account
 from tests.support.harness import RunningServer
@@ -29,29 +27,10 @@ GIF = b"GIF89a" + b"\x00" * 1024
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 1024
 
 
-class User(Client):
-    def upload(self, data: bytes, mime_type: str, **fields: object) -> media_pb2.Media:
-        request = post_service_pb2.UploadMediaRequest(
-            user_id=self.subject, mime_type=mime_type, data=data, **fields
-        )
-        return self.posts.UploadMedia(request, metadata=self.metadata)  # type: ignore[no-any-return]
-
-
-def _user(server: RunningServer, name: str) -> Iterator[User]:
-    client = User(server, name)
-    yield client
-    client.channel.close()
-
-
 @pytest.fixture
-def alice(x_server: RunningServer, emulator: Emulator) -> Iterator[User]:
-    truncate(x_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
-    yield from _user(x_server, "alice")
-
-
-@pytest.fixture
-def bob(x_server: RunningServer, alice: User) -> Iterator[User]:
-    yield from _user(x_server, "bob")
+def server(x_server: RunningServer, emulator: Emulator) -> RunningServer:
+    """The tier's server on the emulator: `clean`, `alice` and `bob` use it."""
+    return x_server
 
 
 def _refused(call: object) -> tuple[grpc.StatusCode, str, list[tuple[str, str]]]:
@@ -61,7 +40,7 @@ def _refused(call: object) -> tuple[grpc.StatusCode, str, list[tuple[str, str]]]
     return caught.value.code(), reason, violations
 
 
-def test_upload_then_publish_a_thread_with_attachments(alice: User, emulator: Emulator) -> None:
+def test_upload_then_publish_a_thread_with_attachments(alice: Client, emulator: Emulator) -> None:
     account = x_account(alice, emulator)
     first, second = alice.upload(PNG, "image/png"), alice.upload(PNG + b"2", "IMAGE/PNG")
     assert (first.kind, first.mime_type, first.size_bytes) == (
@@ -103,7 +82,7 @@ def test_upload_then_publish_a_thread_with_attachments(alice: User, emulator: Em
     assert len(on_x[0]["media_ids"]) == 2 and on_x[1]["media_ids"] == []
 
 
-def test_a_single_post_shows_its_one_segment(alice: User, emulator: Emulator) -> None:
+def test_a_single_post_shows_its_one_segment(alice: Client, emulator: Emulator) -> None:
     account = x_account(alice, emulator)
     post = alice.create_post(account.id, "alone")
     publishing = publishing_service_pb2_grpc.PublishingServiceStub(alice.channel)
@@ -116,7 +95,7 @@ def test_a_single_post_shows_its_one_segment(alice: User, emulator: Emulator) ->
     assert list(published.segment_x_post_ids) == [published.x_post_id] != [""]
 
 
-def test_uploads_above_four_mib_fit_up_to_the_receive_limit(alice: User) -> None:
+def test_uploads_above_four_mib_fit_up_to_the_receive_limit(alice: Client) -> None:
     big_gif = alice.upload(GIF + b"\x00" * (10 * MB), "image/gif")
     assert big_gif.kind == media_pb2.MEDIA_KIND_GIF and big_gif.size_bytes > 10 * MB
     with pytest.raises(grpc.RpcError) as caught:
@@ -124,7 +103,7 @@ def test_uploads_above_four_mib_fit_up_to_the_receive_limit(alice: User) -> None
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_upload_is_idempotent_with_a_request_id(alice: User) -> None:
+def test_upload_is_idempotent_with_a_request_id(alice: Client) -> None:
     request_id = str(uuid.uuid4())
     first = alice.upload(PNG, "image/png", request_id=request_id)
     assert alice.upload(PNG, "image/png", request_id=request_id) == first
@@ -143,20 +122,20 @@ def test_upload_is_idempotent_with_a_request_id(alice: User) -> None:
     ],
 )
 def test_bad_media_is_invalid_argument_with_a_field_violation(
-    alice: User, data: bytes, mime_type: str, field: str
+    alice: Client, data: bytes, mime_type: str, field: str
 ) -> None:
     code, _, violations = _refused(lambda: alice.upload(data, mime_type))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in violations] == [field]
 
 
-def test_uploading_for_another_user_is_permission_denied(alice: User) -> None:
+def test_uploading_for_another_user_is_permission_denied(alice: Client) -> None:
     request = post_service_pb2.UploadMediaRequest(user_id="bob", mime_type="image/png", data=PNG)
     code, _, _ = _refused(lambda: alice.posts.UploadMedia(request, metadata=alice.metadata))
     assert code == grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_attachment_and_thread_rules_at_create(alice: User, emulator: Emulator) -> None:
+def test_attachment_and_thread_rules_at_create(alice: Client, emulator: Emulator) -> None:
     account = x_account(alice, emulator)
     video, image = alice.upload(MP4, "video/mp4"), alice.upload(PNG, "image/png")
     images = [alice.upload(PNG + bytes([i]), "image/png").id for i in range(5)]
@@ -179,7 +158,7 @@ def test_attachment_and_thread_rules_at_create(alice: User, emulator: Emulator) 
 
 
 def test_another_users_media_is_invalid_argument_like_an_unknown_id(
-    alice: User, bob: User, emulator: Emulator
+    alice: Client, bob: Client, emulator: Emulator
 ) -> None:
     account = x_account(alice, emulator)
     bobs = bob.upload(PNG, "image/png")
@@ -191,7 +170,7 @@ def test_another_users_media_is_invalid_argument_like_an_unknown_id(
     assert violations == [("post.attachment_ids[0]", "is not a media item of this user")]
 
 
-def test_update_sets_and_clears_attachments_and_thread(alice: User, emulator: Emulator) -> None:
+def test_update_sets_and_clears_attachments_and_thread(alice: Client, emulator: Emulator) -> None:
     account = x_account(alice, emulator)
     image = alice.upload(PNG, "image/png")
     post = alice.create_post(account.id, "to edit")
@@ -223,13 +202,13 @@ def test_update_sets_and_clears_attachments_and_thread(alice: User, emulator: Em
 
 
 def test_segments_already_on_x_cannot_be_edited(
-    alice: User, emulator: Emulator, x_server: RunningServer
+    alice: Client, emulator: Emulator, x_server: RunningServer
 ) -> None:
     from post_management.adapters.db.engine import make_engine
 
     account = x_account(alice, emulator)
     post = alice.create_post(account.id, "one", thread=["two", "three"])
-    engine = make_engine(x_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(x_server.database_url)
     with engine.begin() as connection:  # segment 0 went out, then X refused segment 1
         connection.execute(
             text("UPDATE posts SET state = 'FAILED', segment_x_post_ids = '{77}' WHERE id = :id"),

@@ -97,7 +97,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 class Caller:
     def __init__(self, server: RunningServer, emulator: Emulator) -> None:
-        truncate(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+        truncate(server.database_url)
         self.channel = server.channel()
         self.metadata = auth(server.token("alice"))
         self.posts = post_service_pb2_grpc.PostServiceStub(self.channel)

@@ -37,12 +37,12 @@ SECRET = "tok-secret-value-never-shown"
 
 @pytest.fixture
 def server(x_server: RunningServer, emulator: Emulator) -> RunningServer:
-    truncate(x_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    truncate(x_server.database_url)
     return x_server
 
 
 def _sql(server: RunningServer, statement: str, **params: object) -> list[tuple[object, ...]]:
-    engine = make_engine(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(server.database_url)
     with engine.begin() as connection:
         result = connection.execute(text(statement), params)
         rows = [tuple(row) for row in result] if result.returns_rows else []

@@ -39,14 +39,13 @@ class Publisher(Client):
 
 @pytest.fixture
 def alice(x_server: RunningServer, emulator: Emulator) -> Iterator[Publisher]:
-    truncate(x_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
-    client = Publisher(x_server, "alice")
-    yield client
-    client.channel.close()
+    truncate(x_server.database_url)
+    with Publisher(x_server, "alice") as client:
+        yield client
 
 
 def _sql(server: RunningServer, statement: str, **params: object) -> None:
-    engine = make_engine(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(server.database_url)
     with engine.begin() as connection:
         connection.execute(text(statement), params)
     engine.dispose()

@@ -166,7 +166,7 @@ def server(
 
 @pytest.fixture(scope="module")
 def victim(server: RunningServer) -> Victim:
-    url = server.settings.database.database_url.get_secret_value()  # type: ignore[union-attr]
+    url = server.database_url
     truncate(url)
     alice = Client(server, "alice")
     account = alice.create_account(

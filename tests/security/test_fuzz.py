@@ -133,7 +133,7 @@ def server(
 
 @pytest.fixture(scope="module")
 def engine(server: RunningServer) -> Iterator[Engine]:
-    built = make_engine(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    built = make_engine(server.database_url)
     yield built
     built.dispose()
 

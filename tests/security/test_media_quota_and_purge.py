@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from sqlalchemy import text
-from xmp.posts.v1 import media_pb2, post_service_pb2
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.privacy_repository import SqlPrivacyStore
 from post_management.services.privacy.privacy import RetentionJob, RetentionPeriods
-from tests.conftest import truncate
 from tests.integration.grpc_fixtures import Client, error_details
-from tests.support.harness import RunningServer, settings_for
+from tests.support.harness import RunningServer, running_server, settings_for
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 1000
 MAX_ITEMS = 3
@@ -29,51 +26,21 @@ MAX_BYTES = 4 * len(PNG)
 
 
 @pytest.fixture(scope="module")
-def quota_server(
+def server(
     machine_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
+    """This module's server, with small quotas (`clean`, `alice` and `bob` use it)."""
     settings = settings_for(
         machine_database,
-        Path(tmp_path_factory.mktemp("data")),
+        tmp_path_factory.mktemp("data"),
         dispatcher_enabled=False,
         media_quota_items=MAX_ITEMS,
         media_quota_bytes=MAX_BYTES,
         media_unattached_ttl_days=7,
         media_published_retention_days=30,
     )
-    running = RunningServer(settings)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def server(quota_server: RunningServer) -> RunningServer:
-    truncate(quota_server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
-    return quota_server
-
-
-class User(Client):
-    def upload(self, data: bytes = PNG, **fields: Any) -> media_pb2.Media:
-        return self.posts.UploadMedia(  # type: ignore[no-any-return]
-            post_service_pb2.UploadMediaRequest(
-                user_id=self.subject, mime_type="image/png", data=data, **fields
-            ),
-            metadata=self.metadata,
-        )
-
-
-@pytest.fixture
-def alice(server: RunningServer) -> Iterator[User]:
-    client = User(server, "alice")
-    yield client
-    client.channel.close()
-
-
-@pytest.fixture
-def bob(server: RunningServer) -> Iterator[User]:
-    client = User(server, "bob")
-    yield client
-    client.channel.close()
+    with running_server(settings) as running:
+        yield running
 
 
 def _exhausted(call: Any) -> dict[str, str]:
@@ -84,18 +51,18 @@ def _exhausted(call: Any) -> dict[str, str]:
     return dict(caught.value.trailing_metadata() or ())
 
 
-def test_uploads_beyond_the_quota_are_resource_exhausted(alice: User, bob: User) -> None:
-    first = alice.upload(request_id="first-upload")
+def test_uploads_beyond_the_quota_are_resource_exhausted(alice: Client, bob: Client) -> None:
+    first = alice.upload(PNG, request_id="first-upload")
     for _ in range(MAX_ITEMS - 1):
-        alice.upload()
-    _exhausted(lambda: alice.upload())
+        alice.upload(PNG)
+    _exhausted(lambda: alice.upload(PNG))
     # A retry of an upload that was stored is answered as before, quota or not.
-    assert alice.upload(request_id="first-upload") == first
+    assert alice.upload(PNG, request_id="first-upload") == first
     # The quota is per user.
-    bob.upload()
+    bob.upload(PNG)
     # Bytes count too: two items, then one that would pass the byte quota.
     big = PNG + b"\x00" * (MAX_BYTES - 2 * len(PNG))
-    bob.upload()
+    bob.upload(PNG)
     _exhausted(lambda: bob.upload(big))
 
 
@@ -130,10 +97,10 @@ def _tick(server: RunningServer, days_ahead: float) -> dict[str, int]:
 
 
 def test_the_retention_tick_purges_unattached_and_published_media(
-    server: RunningServer, alice: User
+    server: RunningServer, alice: Client
 ) -> None:
     account = alice.create_account()
-    loose, draft_media, published_media = alice.upload(), alice.upload(), alice.upload()
+    loose, draft_media, published_media = alice.upload(PNG), alice.upload(PNG), alice.upload(PNG)
     draft = alice.create_post(account.id, "a draft", attachment_ids=[draft_media.id])
     published = alice.create_post(account.id, "out", attachment_ids=[published_media.id])
     # As the publisher leaves a post once X has it.
@@ -143,7 +110,7 @@ def test_the_retention_tick_purges_unattached_and_published_media(
         "WHERE id = :id",
         id=published.id,
     )
-    _exhausted(lambda: alice.upload())  # the quota is full
+    _exhausted(lambda: alice.upload(PNG))  # the quota is full
 
     def stored() -> set[str]:
         return {str(row[0]) for row in _sql(server, "SELECT id FROM media")}
@@ -161,6 +128,6 @@ def test_the_retention_tick_purges_unattached_and_published_media(
     with pytest.raises(grpc.RpcError) as caught:
         alice.create_post(account.id, "again", attachment_ids=[loose.id])
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    alice.upload()
-    alice.upload()
+    alice.upload(PNG)
+    alice.upload(PNG)
     assert draft.id and published.id

@@ -140,20 +140,16 @@ def oversized(draw: st.DrawFn) -> tuple[str, Call]:
 )
 @given(case=oversized())
 def test_oversized_lists_get_a_fast_invalid_argument(
-    quiet_server: RunningServer, case: tuple[str, Call]
+    server: RunningServer, case: tuple[str, Call]
 ) -> None:
     field, call = case
-    client = Client(quiet_server, "alice")
-    try:
-        with cpu_time() as spent:
-            try:
-                call(client)
-            except grpc.RpcError as error:
-                failure: Any = error
-            else:
-                raise AssertionError(f"an oversized {field} was accepted")
-    finally:
-        client.channel.close()
+    with Client(server, "alice") as client, cpu_time() as spent:
+        try:
+            call(client)
+        except grpc.RpcError as error:
+            failure: Any = error
+        else:
+            raise AssertionError(f"an oversized {field} was accepted")
     assert failure.code() == grpc.StatusCode.INVALID_ARGUMENT, failure.details()
     _, violations = error_details(failure)
     assert [name for name, _ in violations] == [field]

@@ -30,7 +30,7 @@ def _unkeyed(user_id: str) -> str:
 
 
 def _sql(server: RunningServer, statement: str, **params: Any) -> list[Any]:
-    engine = make_engine(server.settings.database.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = make_engine(server.database_url)
     try:
         with engine.begin() as connection:
             result = connection.execute(text(statement), params)
@@ -56,33 +56,33 @@ def _refused_as_erased(client: Client) -> None:
     assert error_details(caught.value)[0] == "USER_ERASED"
 
 
-def test_pseudonyms_are_keyed(fresh: RunningServer, alice: Client) -> None:
+def test_pseudonyms_are_keyed(clean: RunningServer, alice: Client) -> None:
     alice.create_account()
-    _erase(fresh, "alice")
+    _erase(clean, "alice")
 
-    stored = [row[0] for row in _sql(fresh, "SELECT user_hash FROM erased_users")]
+    stored = [row[0] for row in _sql(clean, "SELECT user_hash FROM erased_users")]
     assert len(stored) == 1
     # Not the hash anyone can compute from the id, with or without the fixed prefix.
     guesses = {_unkeyed("alice"), hashlib.sha256(b"alice").hexdigest()}
     assert not any(guess.removeprefix("erased:")[:40] in stored[0] for guess in guesses)
     # An HMAC of the id under the key derived from the server's HMAC_SECRET.
-    secret = resolve_secrets(fresh.settings).hmac_secret
+    secret = resolve_secrets(clean.settings).hmac_secret
     key = derived_key(secret, "erased-users")
     expected = hmac.new(key, _DOMAIN + b"alice", hashlib.sha256).hexdigest()[:48]
     assert stored == [f"erased:k:{expected}"]
-    audit_users = {row[0] for row in _sql(fresh, "SELECT DISTINCT user_id FROM audit_log")}
+    audit_users = {row[0] for row in _sql(clean, "SELECT DISTINCT user_id FROM audit_log")}
     assert audit_users == set(stored)
     _refused_as_erased(alice)
 
 
 def test_tombstones_from_before_still_refuse_and_are_rekeyed(
-    fresh: RunningServer, alice: Client
+    clean: RunningServer, alice: Client
 ) -> None:
     # As an erasure before keyed pseudonyms left them: tombstone and audit row.
     old = _unkeyed("alice")
-    _sql(fresh, "INSERT INTO erased_users (user_hash, erased_at) VALUES (:h, now())", h=old)
+    _sql(clean, "INSERT INTO erased_users (user_hash, erased_at) VALUES (:h, now())", h=old)
     _sql(
-        fresh,
+        clean,
         "INSERT INTO audit_log (occurred_at, actor, action, resource_type, resource_id, "
         "user_id, request_id) VALUES (now(), :actor, 'post.create', 'post', "
         "gen_random_uuid(), :h, '')",
@@ -91,10 +91,10 @@ def test_tombstones_from_before_still_refuse_and_are_rekeyed(
     )
     _refused_as_erased(alice)
 
-    _erase(fresh, "alice")  # erasing the same user again moves its rows to the keyed form
-    stored = [row[0] for row in _sql(fresh, "SELECT user_hash FROM erased_users")]
+    _erase(clean, "alice")  # erasing the same user again moves its rows to the keyed form
+    stored = [row[0] for row in _sql(clean, "SELECT user_hash FROM erased_users")]
     assert len(stored) == 1 and stored[0].startswith("erased:k:")
-    rows = _sql(fresh, "SELECT user_id, actor FROM audit_log")
+    rows = _sql(clean, "SELECT user_id, actor FROM audit_log")
     assert rows and all(old not in f"{user}{actor}" for user, actor in rows)
     assert {user for user, _ in rows} == set(stored)
     _refused_as_erased(alice)

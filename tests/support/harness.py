@@ -58,6 +58,12 @@ class RunningServer:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
         return future.result(timeout=30)  # type: ignore[no-any-return]
 
+    @property
+    def database_url(self) -> str:
+        url = self.settings.database.database_url
+        assert url is not None  # the tests' servers are always given one
+        return url.get_secret_value()
+
     def token(self, subject: str, role: Role = Role.USER, ttl: float = 600) -> str:
         return self.container.tokens.mint(subject, role, timedelta(seconds=ttl))
 
