@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from post_management.domain.account import Account, Credentials
 from post_management.domain.post import Post, PostState, Priority
@@ -60,3 +61,12 @@ def store(uow: UnitOfWorkFactory, *rows: Account | Post) -> None:
             else:
                 work.posts.add(row)
         work.commit()
+
+
+def stored_post(uow: UnitOfWorkFactory, now: datetime, **fields: Any) -> tuple[Account, Post]:
+    """A new account and its post (`a_post`: scheduled for `now` unless `fields` say
+    otherwise), both stored."""
+    account = an_account(now)
+    post = a_post(account, now, **fields)
+    store(uow, account, post)
+    return account, post

@@ -22,7 +22,7 @@ from post_management.ports.repositories import (
     IdempotencyRecord,
     PostFilter,
 )
-from tests.contract.builders import a_post, an_account, store
+from tests.contract.builders import a_post, an_account, store, stored_post
 from tests.contract.conftest import World
 
 
@@ -36,9 +36,7 @@ def run(world: World, scenario: Callable[[AsyncUnitOfWorkFactory], Awaitable[Non
 
 def test_a_commit_stays_and_leaving_without_one_undoes_everything(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now, state=PostState.DRAFT, due_in=None)
 
     async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
         async with uow() as work:
@@ -69,9 +67,7 @@ def test_a_commit_stays_and_leaving_without_one_undoes_everything(world: World) 
 
 def test_a_save_over_a_stale_version_is_refused(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now, state=PostState.DRAFT, due_in=None)
 
     async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
         async with uow() as work:
@@ -127,9 +123,7 @@ def test_a_scheduled_posts_events_reach_the_outbox_at_commit_only(world: World) 
 
 def test_lock_with_post_answers_only_the_posts_owner(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
-    store(world.uow, account, post)
+    account, post = stored_post(world.uow, now, state=PostState.DRAFT, due_in=None)
 
     async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
         async with uow() as work:
@@ -152,9 +146,7 @@ def test_lock_with_post_answers_only_the_posts_owner(world: World) -> None:
 
 def test_idempotency_keys_audit_rows_and_a_twin_key(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now, state=PostState.DRAFT, due_in=None)
     record = IdempotencyRecord("hash-1", post.id)
     entry = AuditEntry("user:alice", "post.schedule", "post", post.id, "alice", None, {"a": 1})
 

@@ -14,7 +14,7 @@ from post_management.domain.account import Account
 from post_management.domain.post import Post, PostState, Priority
 from post_management.ports.publishing import Claim, Settlement
 from post_management.ports.repositories import DuplicateKey
-from tests.contract.builders import a_post, an_account, store
+from tests.contract.builders import a_post, an_account, store, stored_post
 from tests.contract.conftest import StoredEvent, World
 
 LEASE = timedelta(seconds=90)
@@ -50,9 +50,7 @@ def test_events_are_written_when_the_unit_of_work_commits_once_and_in_order(
     world: World,
 ) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    account, post = stored_post(world.uow, now)
     first, second, third = queued(post, now), suspended(account, now), queued(post, now)
     with world.uow() as uow:
         uow.outbox.add(first, second)
@@ -66,9 +64,7 @@ def test_events_are_written_when_the_unit_of_work_commits_once_and_in_order(
 
 def test_nothing_is_written_without_a_commit(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now)
     with world.uow() as uow:
         uow.outbox.add(queued(post, now))  # no commit
     with pytest.raises(RuntimeError), world.uow() as uow:
@@ -83,9 +79,7 @@ def test_nothing_is_written_without_a_commit(world: World) -> None:
 
 def test_an_event_id_is_written_once_and_a_refused_commit_keeps_nothing(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    account, post = stored_post(world.uow, now)
     event = queued(post, now)
     with world.uow() as uow:
         uow.outbox.add(event)
@@ -177,9 +171,7 @@ def test_a_stored_post_hands_the_events_it_recorded_to_the_commit(world: World) 
 
 def test_a_posts_events_go_only_with_its_commit(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now, state=PostState.DRAFT, due_in=None)
     with world.uow() as uow:
         stored = uow.posts.get(post.id, for_update=True)
         assert stored is not None

@@ -13,7 +13,7 @@ from post_management.domain.post import PostState, Priority
 from post_management.domain.publishing import LEASE_EXPIRED, Claim, Settlement
 from post_management.domain.publishing.failure_streak import MAX_CONSECUTIVE_FAILURES
 from post_management.ports.publishing import XPostIdTaken
-from tests.contract.builders import a_post, an_account, store
+from tests.contract.builders import a_post, an_account, store, stored_post
 from tests.contract.conftest import World
 
 LEASE = timedelta(seconds=90)
@@ -104,9 +104,7 @@ def test_claim_post_only_when_scheduled_due_and_the_account_is_free(world: World
 
 def test_a_settlement_lands_only_for_the_holder(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    account, post = stored_post(world.uow, now)
     (claim,) = world.queue.claim_due(1, LEASE)
     stranger = Claim(**{**claim.__dict__, "holder": uuid.uuid4()})
     assert not world.queue.settle(stranger, published(claim, "111"))
@@ -132,9 +130,7 @@ def test_a_settlement_lands_only_for_the_holder(world: World) -> None:
 
 def test_an_expired_lease_goes_to_the_reconciler_with_a_new_holder(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now)
     (claim,) = world.queue.claim_due(1, LEASE)
     assert world.queue.sending(claim, LEASE, ["m1", "m2"])
     assert world.queue.claim_for_reconcile(10, LEASE) == []
@@ -153,9 +149,7 @@ def test_an_expired_lease_goes_to_the_reconciler_with_a_new_holder(world: World)
 
 def test_an_unknown_outcome_waits_for_its_reconcile_time(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now)
     (claim,) = world.queue.claim_due(1, LEASE)
     assert world.queue.settle(claim, unknown("duplicate", timedelta(seconds=30)))
     # Settled PUBLISHING: the account stays blocked, and nobody holds the lease early.
@@ -187,9 +181,7 @@ def test_thread_segments_record_in_order_and_an_answer_is_kept_for_the_next_hold
     world: World,
 ) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now, thread=["two", "three"])
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now, thread=["two", "three"])
     (claim,) = world.queue.claim_due(1, LEASE)
     assert claim.segments == (post.text, "two", "three")
     assert not world.queue.record_segment(claim, 1, "501", LEASE)  # out of order
@@ -311,9 +303,7 @@ def test_a_streak_ending_in_an_x_suspension_does_not_pause_the_account(world: Wo
 
 def test_retries_and_unknown_outcomes_are_not_audited_an_x_suspension_is(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    account, post = stored_post(world.uow, now)
     (claim,) = world.queue.claim_due(1, LEASE)
     assert world.queue.settle(claim, unknown())
     world.time.advance(timedelta(seconds=31))
@@ -342,9 +332,7 @@ def test_retries_and_unknown_outcomes_are_not_audited_an_x_suspension_is(world: 
 
 def test_x_ids_outlive_their_post_but_not_their_account(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    account, post = stored_post(world.uow, now)
     (claim,) = world.queue.claim_due(1, LEASE)
     assert world.queue.settle(claim, published(claim, "800"))
     with world.uow() as uow:

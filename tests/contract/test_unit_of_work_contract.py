@@ -22,7 +22,7 @@ from post_management.ports.repositories import (
 )
 from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
 from post_management.ports.x_spend import SpendScope
-from tests.contract.builders import a_post, an_account, store
+from tests.contract.builders import a_post, an_account, store, stored_post
 from tests.contract.conftest import World
 
 
@@ -65,9 +65,7 @@ def test_an_error_rolls_back_and_a_later_rollback_undoes_only_the_uncommitted(
 
 def test_post_versions_guard_saves_and_deletes(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now, state=PostState.DRAFT, due_in=None)
     with world.uow() as uow:
         loaded = uow.posts.get(post.id)
         assert loaded is not None and loaded.version == 1
@@ -90,9 +88,7 @@ def test_post_versions_guard_saves_and_deletes(world: World) -> None:
 
 def test_a_loaded_post_is_a_copy(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    _account, post = stored_post(world.uow, now)
     post.text = "changed after add"
     with world.uow() as uow:
         loaded = uow.posts.get(post.id)
@@ -226,9 +222,7 @@ def test_account_save_is_versioned_and_a_new_budget_clears_nothing_else(world: W
 
 def test_deleting_an_account_deletes_its_posts(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now)
-    store(world.uow, account, post)
+    account, post = stored_post(world.uow, now)
     with world.uow() as uow:
         assert uow.accounts.delete(account.id, 1)
         uow.commit()
@@ -386,9 +380,7 @@ def test_spend_ledger_prices_dedupes_reads_and_sums_by_scope(world: World) -> No
 
 def test_unique_rows_name_their_constraint_and_nothing_stays(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.PUBLISHING)
-    store(world.uow, account, post)
+    account, post = stored_post(world.uow, now, state=PostState.PUBLISHING)
     with pytest.raises(DuplicateKey) as twice, world.uow() as uow:
         uow.posts.add(a_post(account, now, id=post.id))
         uow.commit()
