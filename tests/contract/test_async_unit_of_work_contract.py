@@ -1,4 +1,4 @@
-"""The asynchronous unit of work (the scheduling commands'): the same answers from the
+"""The asynchronous unit of work (the request path's commands'): the same answers from the
 memory twin and from psycopg over PostgreSQL, and the same rows as the synchronous
 unit of work sees them."""
 
@@ -14,6 +14,7 @@ import pytest
 from post_management.domain.campaigns import Campaign
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import PostState, Priority
+from post_management.domain.publishing import Settlement
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.repositories import (
     AuditEntry,
@@ -256,5 +257,106 @@ def test_campaigns_media_kinds_and_erasures_as_the_synchronous_unit_sees_them(
             assert await work.media.kinds("alice", []) == {}
             assert await work.erasures.is_erased("carol")
             assert not await work.erasures.is_erased("alice")
+
+    run(world, scenario)
+
+
+def test_accounts_add_list_save_and_delete_over_their_version(world: World) -> None:
+    now = world.time.now()
+    first = an_account(now)
+    second = an_account(now + timedelta(seconds=1))
+    bobs = an_account(now, user_id="bob")
+    twin = an_account(now, x_user_id=first.x_user_id)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            for account in (second, first, bobs):
+                await work.accounts.add(account)
+            await work.commit()
+        with pytest.raises(DuplicateKey):
+            async with uow() as work:
+                await work.accounts.add(twin)
+                await work.commit()
+        async with uow() as work:
+            page = await work.accounts.list("alice", None, 1)
+            assert [a.id for a in page] == [first.id]
+            assert page[0].credentials == first.credentials
+            after = Cursor(page[0].created_at, page[0].id)
+            assert [a.id for a in await work.accounts.list("alice", after, 5)] == [second.id]
+            assert len(await work.accounts.list(None, None, 10)) == 3
+            loaded = await work.accounts.get(first.id)
+            assert loaded is not None
+            loaded.handle = "renamed"
+            assert await work.accounts.save(loaded, 1)
+            assert loaded.version == 2
+            assert not await work.accounts.save(loaded, 1)
+            assert not await work.accounts.delete(second.id, 2)
+            assert await work.accounts.delete(second.id, 1)
+            await work.commit()
+
+    run(world, scenario)
+    with world.uow() as uow:
+        stored = uow.accounts.get(first.id)
+        assert stored is not None
+        assert (stored.handle, stored.version, stored.credentials) == (
+            "renamed",
+            2,
+            first.credentials,
+        )
+        assert uow.accounts.get(second.id) is None
+        assert uow.accounts.get(twin.id) is None
+
+
+def test_an_account_save_keeps_the_budget_mark_unless_the_budget_changes(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now, x_monthly_budget_micros=5_000_000)
+    store(world.uow, account, a_post(account, now))
+    claims = world.queue.claim_due(10, timedelta(minutes=1))
+    month = claims[0].now().strftime("%Y-%m")
+    budget = Settlement(PostState.SCHEDULED, "budget", account_budget_month=month)
+    assert world.queue.settle(claims[0], budget)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            loaded = await work.accounts.get(account.id)
+            assert loaded is not None and loaded.x_budget_reached_month == month
+            loaded.handle = "renamed"
+            assert await work.accounts.save(loaded, 1)
+            kept = await work.accounts.get(account.id)
+            assert kept is not None and kept.x_budget_reached_month == month
+            loaded.x_monthly_budget_micros = 9_000_000
+            assert await work.accounts.save(loaded, 2)
+            await work.commit()
+
+    run(world, scenario)
+    with world.uow() as uow:
+        stored = uow.accounts.get(account.id)
+    assert stored is not None
+    assert (stored.handle, stored.x_monthly_budget_micros, stored.version) == (
+        "renamed",
+        9_000_000,
+        3,
+    )
+    assert stored.x_budget_reached_month is None
+
+
+def test_count_active_for_account_counts_scheduled_and_publishing_posts(world: World) -> None:
+    now = world.time.now()
+    account, other = an_account(now), an_account(now)
+    store(
+        world.uow,
+        account,
+        other,
+        a_post(account, now, due_in=timedelta(hours=1)),
+        a_post(account, now, state=PostState.PUBLISHING),
+        a_post(account, now, state=PostState.DRAFT, due_in=None),
+        a_post(account, now, state=PostState.PUBLISHED, published_at=now),
+        a_post(other, now, due_in=timedelta(hours=1)),
+    )
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            assert await work.posts.count_active_for_account(account.id) == 2
+            assert await work.posts.count_active_for_account(uuid.uuid4()) == 0
 
     run(world, scenario)

@@ -64,7 +64,7 @@ def grpc_services(
         ),
         resources=[post_reads],
         media=MediaService(uow, clock, settings.posts.media_quota()),
-        accounts=AccountService(uow, clock),
+        accounts=AccountService(requests_uow, clock),
         privacy=PrivacyService(uow, infrastructure.privacy_store, clock, infrastructure.pseudonyms),
         rpc_limiter=limiter,
         rpc_limiter_blocks=isinstance(limiter, RedisRateLimiter),

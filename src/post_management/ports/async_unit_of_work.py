@@ -1,8 +1,9 @@
 """The asynchronous unit of work of the request path's commands: awaited on the event
-loop, no worker thread. The post and scheduling commands run on it (CreatePost,
-UpdatePost, DeletePost, ListPosts, SchedulePost, BatchSchedulePosts, CancelSchedule,
-ListFreeSlots); the other commands and the background jobs keep the synchronous unit
-of work (ports.unit_of_work), whose methods these mirror one for one.
+loop, no worker thread. The post, scheduling and account commands run on it
+(CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost, BatchSchedulePosts,
+CancelSchedule, ListFreeSlots, and the AccountService's own); the other commands and
+the background jobs keep the synchronous unit of work (ports.unit_of_work), whose
+methods these mirror one for one.
 """
 
 from __future__ import annotations
@@ -37,9 +38,29 @@ class AsyncPosts(Protocol):
         """Store over `expected_version`; False when another change came first."""
         ...
 
+    async def count_active_for_account(self, account_id: UUID) -> int:
+        """The account's posts that are scheduled or being published."""
+        ...
+
 
 class AsyncAccounts(Protocol):
+    async def add(self, account: Account) -> None:
+        """Raises DuplicateKey (at the latest when the unit of work ends) when the
+        user has that X account already."""
+        ...
+
     async def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None: ...
+
+    async def list(self, user_id: str | None, after: Cursor | None, limit: int) -> list[Account]:
+        """Up to `limit` of the user's accounts (everyone's for None) in creation order
+        (created_at, id), after the cursor."""
+        ...
+
+    async def save(self, account: Account, expected_version: int) -> bool:
+        """Store over `expected_version`; False when another change came first."""
+        ...
+
+    async def delete(self, account_id: UUID, expected_version: int) -> bool: ...
 
     async def lock_with_post(self, post_id: UUID, user_id: str) -> tuple[Account, Post] | None:
         """The user's post and its account, both locked, the account first (one round

@@ -7,7 +7,18 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from post_management.adapters.crypto import FernetBox, InvalidKeys
 from post_management.adapters.db.post_repository import _from_row as post_from_row
@@ -44,6 +55,22 @@ _LOCK_WITH_POST = (
     .select_from(_LOCKED_ACCOUNT)
     .join(posts, posts.c.id == bindparam("post_id"))
     .with_for_update(of=posts)
+)
+_INSERT = insert(accounts)
+# SET takes the columns the parameters name; a new budget re-opens the month, any
+# other change leaves the engine's mark (x_budget_reached_month).
+_SAVE = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("where_id"), accounts.c.version == bindparam("where_version"))
+    .values(
+        x_budget_reached_month=case(
+            (accounts.c.x_monthly_budget_micros.is_distinct_from(bindparam("new_budget")), None),
+            else_=accounts.c.x_budget_reached_month,
+        )
+    )
+)
+_DELETE = delete(accounts).where(
+    accounts.c.id == bindparam("account_id"), accounts.c.version == bindparam("version")
 )
 
 
@@ -92,35 +119,66 @@ def account_from_row(row: Mapping[Any, Any], box: FernetBox) -> Account:
     )
 
 
+def account_row(account: Account, box: FernetBox) -> dict[str, Any]:
+    """An account's row, its credentials sealed with `box`."""
+    encrypted = None
+    if account.credentials is not None:
+        encrypted = seal(box, account.credentials)
+    return {
+        "id": account.id,
+        "user_id": account.user_id,
+        "handle": account.handle,
+        "x_user_id": account.x_user_id,
+        "timezone": account.timezone,
+        "state": account.state.value,
+        "posting_rules": account.posting_rules,
+        "credentials_encrypted": encrypted,
+        "version": account.version,
+        "x_monthly_budget_micros": account.x_monthly_budget_micros,
+        "created_at": account.created_at,
+        "updated_at": account.updated_at,
+    }
+
+
+def save_params(account: Account, expected_version: int, box: FernetBox) -> dict[str, Any]:
+    """The parameters of _SAVE: every column but the id and the creation time, the
+    next version, and the row to change (only at `expected_version`)."""
+    row = account_row(account, box)
+    del row["id"], row["created_at"]
+    if account.credentials is None and account.credentials_unreadable:
+        del row["credentials_encrypted"]  # keep what no key here can read
+    row["version"] = expected_version + 1
+    row["new_budget"] = account.x_monthly_budget_micros
+    row["where_id"], row["where_version"] = account.id, expected_version
+    return row
+
+
+def list_statement(user_id: str | None, after: Cursor | None, limit: int) -> Select[Any]:
+    """ListAccounts' page: the user's accounts (everyone's for None) after the cursor,
+    in creation order."""
+    query = select(accounts)
+    if user_id is not None:
+        query = query.where(accounts.c.user_id == user_id)
+    if after is not None:
+        query = query.where(
+            or_(
+                accounts.c.created_at > after.created_at,
+                and_(accounts.c.created_at == after.created_at, accounts.c.id > after.id),
+            )
+        )
+    return query.order_by(accounts.c.created_at, accounts.c.id).limit(limit)
+
+
 class SqlAccountRepository:
     def __init__(self, connection: Connection, box: FernetBox) -> None:
         self._conn = connection
         self._box = box
 
-    def _to_row(self, account: Account) -> dict[str, Any]:
-        encrypted = None
-        if account.credentials is not None:
-            encrypted = seal(self._box, account.credentials)
-        return {
-            "id": account.id,
-            "user_id": account.user_id,
-            "handle": account.handle,
-            "x_user_id": account.x_user_id,
-            "timezone": account.timezone,
-            "state": account.state.value,
-            "posting_rules": account.posting_rules,
-            "credentials_encrypted": encrypted,
-            "version": account.version,
-            "x_monthly_budget_micros": account.x_monthly_budget_micros,
-            "created_at": account.created_at,
-            "updated_at": account.updated_at,
-        }
-
     def _from_row(self, row: Mapping[Any, Any]) -> Account:
         return account_from_row(row, self._box)
 
     def add(self, account: Account) -> None:
-        self._conn.execute(insert(accounts).values(**self._to_row(account)))
+        self._conn.execute(_INSERT, account_row(account, self._box))
 
     def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None:
         query = _GET_FOR_UPDATE if for_update else _GET
@@ -142,49 +200,16 @@ class SqlAccountRepository:
         return self._from_row(row) if row else None
 
     def list(self, user_id: str | None, after: Cursor | None, limit: int) -> list[Account]:
-        query = select(accounts)
-        if user_id is not None:
-            query = query.where(accounts.c.user_id == user_id)
-        if after is not None:
-            query = query.where(
-                or_(
-                    accounts.c.created_at > after.created_at,
-                    and_(accounts.c.created_at == after.created_at, accounts.c.id > after.id),
-                )
-            )
-        query = query.order_by(accounts.c.created_at, accounts.c.id).limit(limit)
+        query = list_statement(user_id, after, limit)
         return [self._from_row(row) for row in self._conn.execute(query).mappings()]
 
     def save(self, account: Account, expected_version: int) -> bool:
-        row = self._to_row(account)
-        del row["id"], row["created_at"]
-        if account.credentials is None and account.credentials_unreadable:
-            del row["credentials_encrypted"]  # keep what no key here can read
-        row["version"] = expected_version + 1
-        # A new budget re-opens the month; any other change leaves the engine's mark.
-        row["x_budget_reached_month"] = case(
-            (
-                accounts.c.x_monthly_budget_micros.is_distinct_from(
-                    account.x_monthly_budget_micros
-                ),
-                None,
-            ),
-            else_=accounts.c.x_budget_reached_month,
-        )
-        result = self._conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account.id, accounts.c.version == expected_version)
-            .values(**row)
-        )
+        result = self._conn.execute(_SAVE, save_params(account, expected_version, self._box))
         if result.rowcount == 1:
             account.version = expected_version + 1
             return True
         return False
 
     def delete(self, account_id: UUID, expected_version: int) -> bool:
-        result = self._conn.execute(
-            delete(accounts).where(
-                accounts.c.id == account_id, accounts.c.version == expected_version
-            )
-        )
-        return result.rowcount == 1
+        values = {"account_id": account_id, "version": expected_version}
+        return self._conn.execute(_DELETE, values).rowcount == 1

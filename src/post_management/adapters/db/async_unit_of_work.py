@@ -78,9 +78,13 @@ _GET_CAMPAIGN = Compiled(campaign_repository.GET)
 _MEDIA_KINDS = Compiled(media_repository.KINDS)
 _LOCK_AGAINST_ERASURE = Compiled(privacy_repository.LOCK_AGAINST_ERASURE)
 _ERASED = Compiled(privacy_repository.ERASED)
+_COUNT_ACTIVE = Compiled(post_repository._COUNT_ACTIVE)
 _GET_ACCOUNT = Compiled(account_repository._GET)
 _GET_ACCOUNT_FOR_UPDATE = Compiled(account_repository._GET_FOR_UPDATE)
 _LOCK_WITH_POST = Compiled(account_repository._LOCK_WITH_POST)
+_INSERT_ACCOUNT = CompiledWrite(account_repository._INSERT, json=["posting_rules"])
+_SAVE_ACCOUNT = CompiledWrite(account_repository._SAVE, json=["posting_rules"])
+_DELETE_ACCOUNT = Compiled(account_repository._DELETE)
 _GET_KEY = Compiled(records._GET_KEY)
 _PUT_KEY = CompiledWrite(records._PUT_KEY)
 _INSERT_AUDIT = CompiledWrite(records._INSERT_AUDIT, json=["before", "after"])
@@ -184,11 +188,34 @@ class AsyncSqlPosts:
         self._outbox.add(*post.pull_events())
         return True
 
+    async def count_active_for_account(self, account_id: UUID) -> int:
+        rows = await self._db.tuples(_COUNT_ACTIVE, {"account_id": account_id})
+        return int(rows[0][0])
+
 
 class AsyncSqlAccounts:
     def __init__(self, session: _Session, box: FernetBox) -> None:
         self._db = session
         self._box = box
+
+    async def add(self, account: Account) -> None:
+        await self._db.run(_INSERT_ACCOUNT, account_repository.account_row(account, self._box))
+
+    async def list(self, user_id: str | None, after: Cursor | None, limit: int) -> list[Account]:
+        # Built for its filters (as the synchronous repository builds it).
+        statement = Compiled(account_repository.list_statement(user_id, after, limit))
+        return [account_from_row(row, self._box) for row in await self._db.all(statement, {})]
+
+    async def save(self, account: Account, expected_version: int) -> bool:
+        params = account_repository.save_params(account, expected_version, self._box)
+        if await self._db.run(_SAVE_ACCOUNT, params) != 1:
+            return False
+        account.version = expected_version + 1
+        return True
+
+    async def delete(self, account_id: UUID, expected_version: int) -> bool:
+        values = {"account_id": account_id, "version": expected_version}
+        return await self._db.run(_DELETE_ACCOUNT, values) == 1
 
     async def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None:
         statement = _GET_ACCOUNT_FOR_UPDATE if for_update else _GET_ACCOUNT

@@ -36,6 +36,9 @@ _DELETE = delete(posts).where(
 _SAVE = update(posts).where(
     posts.c.id == bindparam("where_id"), posts.c.version == bindparam("where_version")
 )
+_COUNT_ACTIVE = select(func.count()).where(
+    posts.c.account_id == bindparam("account_id"), posts.c.state.in_(ACTIVE_STATES)
+)
 
 
 def screening_json(screening: Screening | None) -> dict[str, Any] | None:
@@ -186,7 +189,5 @@ class SqlPostRepository:
         return result.rowcount == 1
 
     def count_active_for_account(self, account_id: UUID) -> int:
-        query = select(func.count()).where(
-            posts.c.account_id == account_id, posts.c.state.in_(ACTIVE_STATES)
-        )
-        return int(self._conn.execute(query).scalar_one())
+        found = self._conn.execute(_COUNT_ACTIVE, {"account_id": account_id})
+        return int(found.scalar_one())

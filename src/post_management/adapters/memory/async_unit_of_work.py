@@ -63,10 +63,25 @@ class _Posts:
     async def save(self, post: Post, expected_version: int) -> bool:
         return self._posts.save(post, expected_version)
 
+    async def count_active_for_account(self, account_id: UUID) -> int:
+        return self._posts.count_active_for_account(account_id)
+
 
 class _Accounts:
     def __init__(self, accounts: AccountRepository) -> None:
         self._accounts = accounts
+
+    async def add(self, account: Account) -> None:
+        self._accounts.add(account)
+
+    async def list(self, user_id: str | None, after: Cursor | None, limit: int) -> list[Account]:
+        return self._accounts.list(user_id, after, limit)
+
+    async def save(self, account: Account, expected_version: int) -> bool:
+        return self._accounts.save(account, expected_version)
+
+    async def delete(self, account_id: UUID, expected_version: int) -> bool:
+        return self._accounts.delete(account_id, expected_version)
 
     async def get(self, account_id: UUID, *, for_update: bool = False) -> Account | None:
         return self._accounts.get(account_id, for_update=for_update)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
@@ -85,8 +84,8 @@ class AccountServicer(PrivacyMethods, account_service_pb2_grpc.AccountServiceSer
         message = request.account
         user_id = required_user_id(message.user_id, "account.user_id")
         fields = _fields(message, _set_paths(message))
-        account = await asyncio.to_thread(
-            self._accounts.create, current_principal(), user_id, fields, request.request_id
+        account = await self._accounts.create(
+            current_principal(), user_id, fields, request.request_id
         )
         return account_to_proto(account)
 
@@ -94,19 +93,15 @@ class AccountServicer(PrivacyMethods, account_service_pb2_grpc.AccountServiceSer
         self, request: account_service_pb2.GetAccountRequest, context: Context
     ) -> account_pb2.Account:
         account_id = parse_uuid(request.account_id, "account_id")
-        account = await asyncio.to_thread(self._accounts.get, current_principal(), account_id)
+        account = await self._accounts.get(current_principal(), account_id)
         return account_to_proto(account)
 
     async def ListAccounts(
         self, request: account_service_pb2.ListAccountsRequest, context: Context
     ) -> account_service_pb2.ListAccountsResponse:
         user_id = checked_user_id(request.user_id) if request.user_id else ""
-        page = await asyncio.to_thread(
-            self._accounts.list,
-            current_principal(),
-            user_id,
-            request.page_size,
-            request.page_token,
+        page = await self._accounts.list(
+            current_principal(), user_id, request.page_size, request.page_token
         )
         return account_service_pb2.ListAccountsResponse(
             accounts=[account_to_proto(account) for account in page.items],
@@ -121,12 +116,8 @@ class AccountServicer(PrivacyMethods, account_service_pb2_grpc.AccountServiceSer
         message = request.account
         account_id = parse_uuid(message.id, "account.id")
         paths = mask_paths(request.update_mask, WRITABLE, "account") or _set_paths(message)
-        account = await asyncio.to_thread(
-            self._accounts.update,
-            current_principal(),
-            account_id,
-            _fields(message, paths),
-            message.etag,
+        account = await self._accounts.update(
+            current_principal(), account_id, _fields(message, paths), message.etag
         )
         return account_to_proto(account)
 
@@ -134,14 +125,12 @@ class AccountServicer(PrivacyMethods, account_service_pb2_grpc.AccountServiceSer
         self, request: account_service_pb2.DeleteAccountRequest, context: Context
     ) -> empty_pb2.Empty:
         account_id = parse_uuid(request.account_id, "account_id")
-        await asyncio.to_thread(
-            self._accounts.delete, current_principal(), account_id, request.etag
-        )
+        await self._accounts.delete(current_principal(), account_id, request.etag)
         return empty_pb2.Empty()
 
     async def ResumeAccount(
         self, request: account_service_pb2.ResumeAccountRequest, context: Context
     ) -> account_pb2.Account:
         account_id = parse_uuid(request.account_id, "account_id")
-        account = await asyncio.to_thread(self._accounts.resume, current_principal(), account_id)
+        account = await self._accounts.resume(current_principal(), account_id)
         return account_to_proto(account)

@@ -21,12 +21,12 @@ from post_management.domain.errors import (
 from post_management.domain.posting_rules import PostingRules, posting_rules_from_json
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.repositories import DuplicateKey
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.shared import idempotency
-from post_management.services.shared.commands import Command, CommandRunner, RequestKey
-from post_management.services.shared.common import ensure_not_erased
+from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
+from post_management.services.shared.common import ensure_not_erased_awaited
 from post_management.services.shared.pagination import (
     Page,
     by_creation,
@@ -142,12 +142,15 @@ def read_fields(
 
 
 class AccountService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    """The account commands, on the asynchronous unit of work: awaited on the serving
+    loop, no worker thread."""
+
+    def __init__(self, uow: AsyncUnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
-        self._commands = CommandRunner(uow)
+        self._commands = AsyncCommandRunner(uow)
         self._clock = clock
 
-    def create(
+    async def create(
         self, principal: Principal, user_id: str, fields: AccountFields, request_id: str = ""
     ) -> Account:
         principal.ensure_can_act_for(user_id)
@@ -165,8 +168,8 @@ class AccountService:
             f"CreateAccount:{user_id}", request_id, {"user_id": user_id, **_fingerprint(fields)}
         )
 
-        def create(run: Command[UnitOfWork]) -> Account:
-            ensure_not_erased(run.uow, user_id)
+        async def create(run: AsyncCommand) -> Account:
+            await ensure_not_erased_awaited(run.uow, user_id)
             assert fields.handle is not None and fields.x_user_id is not None
             now = self._clock.now()
             account = Account(
@@ -181,11 +184,13 @@ class AccountService:
                 updated_at=now,
                 x_monthly_budget_micros=fields.budget.micros if fields.budget else None,
             )
-            run.add(account, "account.create")
+            await run.add(account, "account.create")
             return account
 
         try:
-            return self._commands.run(principal, create, request=key, replay=_load)
+            return await self._commands.run(
+                principal, create, request=key, replay=_load, replay_first=True
+            )
         except DuplicateKey:
             # Not a concurrent twin of this request: the X account is there already.
             raise AlreadyExists(
@@ -194,13 +199,15 @@ class AccountService:
                 metadata={"x_user_id": fields.x_user_id or ""},
             ) from None
 
-    def get(self, principal: Principal, account_id: UUID) -> Account:
-        with self._uow() as uow:
-            account = _load(uow, account_id)
+    async def get(self, principal: Principal, account_id: UUID) -> Account:
+        async with self._uow() as uow:
+            account = await _load(uow, account_id)
         principal.ensure_can_act_for(account.user_id)
         return account
 
-    def list(self, principal: Principal, user_id: str, size: int, token: str) -> Page[Account]:
+    async def list(
+        self, principal: Principal, user_id: str, size: int, token: str
+    ) -> Page[Account]:
         if not user_id and principal.role is Role.USER:
             user_id = principal.subject
         if user_id:
@@ -208,15 +215,15 @@ class AccountService:
         limit = page_size(size)
         query = {"user_id": user_id}
         after = decode_token(token, query)
-        with self._uow() as uow:
-            accounts = uow.accounts.list(user_id or None, after, limit + 1)
+        async with self._uow() as uow:
+            accounts = await uow.accounts.list(user_id or None, after, limit + 1)
         return page_of(accounts, limit, query, by_creation)
 
-    def update(
+    async def update(
         self, principal: Principal, account_id: UUID, fields: AccountFields, etag: str = ""
     ) -> Account:
-        def update(run: Command[UnitOfWork]) -> Account:
-            account = _load(run.uow, account_id)
+        async def update(run: AsyncCommand) -> Account:
+            account = await _load(run.uow, account_id)
             # Whose account first: only its owner learns what the edge found wrong.
             principal.ensure_can_act_for(account.user_id)
             if fields.invalid is not None:
@@ -235,38 +242,38 @@ class AccountService:
             if fields.budget is not None:
                 account.x_monthly_budget_micros = fields.budget.micros
             account.updated_at = self._clock.now()
-            run.save(account, "account.update")
+            await run.save(account, "account.update")
             return account
 
         try:
-            return self._commands.run(principal, update)
+            return await self._commands.run(principal, update)
         except DuplicateKey:
             raise AlreadyExists(
                 "another account of this user has that X user id", reason=Reason.ACCOUNT_EXISTS
             ) from None
 
-    def delete(self, principal: Principal, account_id: UUID, etag: str = "") -> None:
-        def delete(run: Command[UnitOfWork]) -> None:
-            account = run.track(_load(run.uow, account_id, for_update=True), etag)
-            active = run.uow.posts.count_active_for_account(account.id)
+    async def delete(self, principal: Principal, account_id: UUID, etag: str = "") -> None:
+        async def delete(run: AsyncCommand) -> None:
+            account = run.track(await _load(run.uow, account_id, for_update=True), etag)
+            active = await run.uow.posts.count_active_for_account(account.id)
             if active:
                 raise FailedPrecondition(
                     f"the account has {active} scheduled or publishing posts; cancel them first",
                     reason=Reason.ACCOUNT_HAS_ACTIVE_POSTS,
                     metadata={"active_posts": str(active)},
                 )
-            run.delete(account, "account.delete")
+            await run.delete(account, "account.delete")
 
-        self._commands.run(principal, delete)
+        await self._commands.run(principal, delete)
 
-    def resume(self, principal: Principal, account_id: UUID) -> Account:
-        def resume(run: Command[UnitOfWork]) -> Account:
-            account = run.track(_load(run.uow, account_id, for_update=True))
+    async def resume(self, principal: Principal, account_id: UUID) -> Account:
+        async def resume(run: AsyncCommand) -> Account:
+            account = run.track(await _load(run.uow, account_id, for_update=True))
             if account.resume(self._clock.now()):
-                run.save(account, "account.resume")
+                await run.save(account, "account.resume")
             return account
 
-        return self._commands.run(principal, resume)
+        return await self._commands.run(principal, resume)
 
 
 def _fingerprint(fields: AccountFields) -> dict[str, Any]:
@@ -291,8 +298,8 @@ def _rules_json(rules: PostingRules | None) -> dict[str, Any] | None:
     return rules.to_json() if rules is not None else None
 
 
-def _load(uow: UnitOfWork, account_id: UUID, *, for_update: bool = False) -> Account:
-    account = uow.accounts.get(account_id, for_update=for_update)
+async def _load(uow: AsyncUnitOfWork, account_id: UUID, *, for_update: bool = False) -> Account:
+    account = await uow.accounts.get(account_id, for_update=for_update)
     if account is None:
         raise account_not_found(account_id)
     return account

@@ -30,7 +30,10 @@ from post_management.services.posts.cache import PostCache
 from post_management.services.posts.content_screening import ContentScreen, findings_entry
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
-from post_management.services.shared.common import ensure_account_owner, user_erased
+from post_management.services.shared.common import (
+    ensure_account_owner,
+    ensure_not_erased_awaited,
+)
 from post_management.services.shared.pagination import (
     Page,
     by_creation,
@@ -119,8 +122,7 @@ class PostService:
 
         async def create(run: AsyncCommand) -> Screened:
             uow = run.uow
-            if await uow.erasures.is_erased(new.user_id):
-                raise user_erased()
+            await ensure_not_erased_awaited(uow, new.user_id)
             account = await _own_account(uow, new.user_id, new.account_id, "post.account_id")
             findings, screening = await self._screen.check(account, [new.text, *new.thread])
             await _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)

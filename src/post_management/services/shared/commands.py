@@ -189,8 +189,8 @@ class Command(_Steps, Generic[U]):
 
 
 class AsyncCommand(_Steps):
-    """A command on the asynchronous unit of work (the scheduling commands): the same
-    steps, awaited. It changes posts only."""
+    """A command on the asynchronous unit of work: the same steps, awaited. It
+    changes posts and accounts."""
 
     def __init__(
         self, uow: AsyncUnitOfWork, principal: Principal, request: RequestKey | None = None
@@ -209,28 +209,39 @@ class AsyncCommand(_Steps):
         record = await self.uow.idempotency.get(self.request.scope, self.request.request_id)
         return idempotency.replay_of(record, self.request.digest)
 
-    async def add(self, post: Post, action: str) -> None:
-        """As Command.add, for a post."""
-        await self.uow.posts.add(post)
-        if (remembered := self._remembered(post.id)) is not None:
+    async def add(self, resource: Post | Account, action: str) -> None:
+        """As Command.add."""
+        if isinstance(resource, Post):
+            await self.uow.posts.add(resource)
+        else:
+            await self.uow.accounts.add(resource)
+        if (remembered := self._remembered(resource.id)) is not None:
             await self.uow.idempotency.put(*remembered)
-        await self.uow.audit.record(self._entry(action, post, None, snapshot(post)))
+        await self.uow.audit.record(self._entry(action, resource, None, snapshot(resource)))
 
-    async def delete(self, post: Post, action: str) -> None:
-        """As Command.delete, for a post."""
-        before, version = self._tracked(post)
-        if not await self.uow.posts.delete(post.id, version):
+    async def save(self, resource: Post | Account, action: str) -> None:
+        """As Command.save."""
+        before, version = self._tracked(resource)
+        if isinstance(resource, Post):
+            saved = await self.uow.posts.save(resource, version)
+        else:
+            saved = await self.uow.accounts.save(resource, version)
+        if not saved:
             raise concurrent_change()
-        await self.uow.audit.record(self._entry(action, post, before, None))
-
-    async def save(self, post: Post, action: str) -> None:
-        """As Command.save, for a post."""
-        before, version = self._tracked(post)
-        if not await self.uow.posts.save(post, version):
-            raise concurrent_change()
-        if (remembered := self._remembered(post.id)) is not None:
+        if (remembered := self._remembered(resource.id)) is not None:
             await self.uow.idempotency.put(*remembered)
-        await self.uow.audit.record(self._entry(action, post, before, snapshot(post)))
+        await self.uow.audit.record(self._entry(action, resource, before, snapshot(resource)))
+
+    async def delete(self, resource: Post | Account, action: str) -> None:
+        """As Command.delete."""
+        before, version = self._tracked(resource)
+        if isinstance(resource, Post):
+            deleted = await self.uow.posts.delete(resource.id, version)
+        else:
+            deleted = await self.uow.accounts.delete(resource.id, version)
+        if not deleted:
+            raise concurrent_change()
+        await self.uow.audit.record(self._entry(action, resource, before, None))
 
     async def record(self, entry: AuditEntry | None) -> None:
         """As Command.record."""

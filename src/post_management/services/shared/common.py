@@ -13,6 +13,7 @@ from post_management.domain.account import Account, account_not_found
 from post_management.domain.auth import Principal
 from post_management.domain.errors import Aborted, FailedPrecondition, PermissionDenied
 from post_management.domain.reasons import Reason
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork
 from post_management.ports.repositories import AuditEntry
 from post_management.ports.unit_of_work import UnitOfWork
 
@@ -98,6 +99,12 @@ def ensure_not_erased(uow: UnitOfWork, user_id: str) -> None:
     """Nothing may be created for an erased user: a late or replayed create would
     bring their data back (docs/security.md)."""
     if uow.erasures.is_erased(user_id):
+        raise user_erased()
+
+
+async def ensure_not_erased_awaited(uow: AsyncUnitOfWork, user_id: str) -> None:
+    """ensure_not_erased in an asynchronous unit of work."""
+    if await uow.erasures.is_erased(user_id):
         raise user_erased()
 
 
