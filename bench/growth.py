@@ -40,7 +40,7 @@ from bench.common import (
 )
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox
-from post_management.adapters.db.async_reads import AsyncPostReads
+from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.publish_queue import SqlPublishQueue
@@ -116,11 +116,11 @@ class _RecordedCursor(_Recorded):
         await self._inner.__aexit__(*exc)
 
 
-class RecordedReads(AsyncPostReads):
-    """The request path's pool, its units of work's statements recorded for EXPLAIN."""
+class RecordedPool(AsyncPool):
+    """The commands' pool, its units of work's statements recorded for EXPLAIN."""
 
     def __init__(self, url: str, statements: Statements) -> None:
-        super().__init__(url, min_size=1, max_size=2)
+        super().__init__(url, min_size=1, max_size=2, name="bench-commands")
         self._statements = statements
 
     async def begin(self) -> Any:
@@ -135,13 +135,14 @@ class Bench:
         self.engine = make_engine(url)
         self.statements = Statements(self.engine)
         box = FernetBox([key])
-        uow = SqlUnitOfWorkFactory(self.engine, box, Pseudonyms(secrets.token_bytes(32)))
+        pseudonyms = Pseudonyms(secrets.token_bytes(32))
+        uow = SqlUnitOfWorkFactory(self.engine, box, pseudonyms)
         # SchedulePost runs on the asynchronous unit of work, on a loop of its own here.
         self.loop = asyncio.new_event_loop()
-        self.reads = RecordedReads(url, self.statements)
+        self.reads = RecordedPool(url, self.statements)
         self.loop.run_until_complete(self.reads.open())
         self.scheduling = SchedulingService(
-            AsyncSqlUnitOfWorkFactory(self.reads, box), SystemClock()
+            AsyncSqlUnitOfWorkFactory(self.reads, box, pseudonyms), SystemClock()
         )
         self.listing = ScheduledListing(uow)
         self.queue = SqlPublishQueue(self.engine, box)

@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, event, text
 
 from post_management.adapters.crypto import FernetBox
-from post_management.adapters.db.async_reads import AsyncPostReads
+from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.clock import TEST_OFFSET_SETTING, DatabaseClock
 from post_management.adapters.db.engine import make_engine
@@ -161,7 +161,7 @@ def _async_sql(
 ) -> AbstractAsyncContextManager[AsyncUnitOfWorkFactory]:
     @asynccontextmanager
     async def opened() -> AsyncIterator[AsyncUnitOfWorkFactory]:
-        database = AsyncPostReads(url, min_size=1, max_size=4)
+        database = AsyncPool(url, min_size=1, max_size=4, name="commands")
         await database.open()
         try:
             yield AsyncSqlUnitOfWorkFactory(database, box, pseudonyms)

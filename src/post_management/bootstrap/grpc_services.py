@@ -44,9 +44,9 @@ def grpc_services(
     offensive = ProfanityCheck()
     offensive.warm_up()
     screen = ContentScreen(offensive)
-    # The request path's commands: awaited on the serving loop, over the read pool.
+    # The request path's commands: awaited on the serving loop, over a pool of their own.
     requests_uow = AsyncSqlUnitOfWorkFactory(
-        post_reads,
+        infrastructure.command_pool,
         infrastructure.box,
         infrastructure.pseudonyms,
         post_writes_hook(posts_cache, blocks=isinstance(shared, FailoverCache)),
@@ -62,7 +62,7 @@ def grpc_services(
         post_queries=PostQueries(
             post_reads, posts_cache, cache_blocks=isinstance(shared, FailoverCache)
         ),
-        resources=[post_reads],
+        resources=[post_reads, infrastructure.command_pool],
         media=MediaService(uow, clock, settings.posts.media_quota()),
         accounts=AccountService(requests_uow, clock),
         privacy=PrivacyService(uow, infrastructure.privacy_store, clock, infrastructure.pseudonyms),

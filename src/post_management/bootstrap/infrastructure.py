@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from post_management.adapters.cache import InProcessCache
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox, InvalidKeys, derived_key
-from post_management.adapters.db.async_reads import AsyncPostReads
+from post_management.adapters.db.async_reads import AsyncPool, AsyncPostReads
 from post_management.adapters.db.clock import DatabaseClock
 from post_management.adapters.db.engine import make_engine, migrate
 from post_management.adapters.db.post_writes import on_committed_post_writes
@@ -79,6 +79,8 @@ class Infrastructure:
     meter: SqlSpendMeter
     privacy_store: SqlPrivacyStore
     post_reads: AsyncPostReads
+    # The asynchronous unit of work's connections: a pool apart from the reads'.
+    command_pool: AsyncPool
     # What this process chose, as GetServiceInfo and the start-up lines report it.
     components: dict[str, str]
 
@@ -137,6 +139,7 @@ def open_infrastructure(
         meter=SqlSpendMeter(engine, prices),
         privacy_store=SqlPrivacyStore(engine, box, prices),
         post_reads=AsyncPostReads(url),
+        command_pool=AsyncPool(url, name="commands"),
         components=components,
     )
 

@@ -4,6 +4,7 @@ with their replay, audit and events, without a database."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -81,3 +82,18 @@ def test_another_users_post_is_refused(world: EngineWorld) -> None:
             posts.create(Principal("bob", Role.USER), NewPost("alice", account.id, "not yours", []))
         )
     assert world.store.tables.posts == {}
+
+
+def test_a_synchronous_memory_unit_is_refused_while_an_asynchronous_one_is_open(
+    world: EngineWorld,
+) -> None:
+    """Refused, not left to deadlock: the asynchronous one holds the store's lock."""
+
+    async def scenario() -> None:
+        async with world.async_uow():
+            with pytest.raises(RuntimeError), world.uow():
+                pass
+
+    asyncio.run(scenario())
+    with world.uow() as work:  # and welcome again once it closed
+        assert work.posts.get(uuid.uuid4()) is None

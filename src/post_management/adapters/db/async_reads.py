@@ -80,8 +80,10 @@ def _post(row: tuple[Any, ...]) -> Post:
     )
 
 
-class AsyncPostReads:
-    """AsyncPostReader and AsyncResource: the pool is opened on the serving loop."""
+class AsyncPool:
+    """A psycopg async pool opened on the serving loop (an AsyncResource). The reads
+    below take connections from one; the asynchronous unit of work from another
+    (`begin`, `release`), so commands waiting on row locks never hold up a read."""
 
     def __init__(
         self,
@@ -93,7 +95,9 @@ class AsyncPostReads:
         # than its read (measured at 16 in flight: about a tenth of a GetPost).
         max_size: int = 16,
         checkout_timeout: float = CHECKOUT_TIMEOUT_SECONDS,
+        name: str = "post-reads",
     ) -> None:
+        self._name = name
         self._conninfo = libpq_url(url)
         self._min = min_size
         self._max = max_size
@@ -109,7 +113,7 @@ class AsyncPostReads:
             max_size=self._max,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
             timeout=self._checkout_timeout,
-            name="post-reads",
+            name=self._name,
             open=False,
         )
         # Not waiting for min_size: a database that is down at start-up answers
@@ -125,7 +129,9 @@ class AsyncPostReads:
     async def begin(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
         """A pooled connection with a transaction begun, for the asynchronous unit of
         work, which hands it back with `release`. BEGIN is the first statement: a
-        connection that died in the pool fails there, and a fresh one is taken once."""
+        connection that died in the pool (a database restart) fails there; the pool
+        then checks its idle connections, dropping the dead ones, and a fresh one is
+        taken."""
         if self._pool is None:
             raise Unavailable("the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE)
         for attempt in (1, 2):
@@ -140,6 +146,8 @@ class AsyncPostReads:
                 return connection
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 await self._pool.putconn(connection)  # broken: the pool drops it
+                if attempt == 1:
+                    await self._pool.check()  # the others died with it, most likely
                 if attempt == 2:
                     raise Unavailable(
                         "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
@@ -154,6 +162,41 @@ class AsyncPostReads:
         """Hand back a connection from `begin`, its transaction ended."""
         if self._pool is not None:
             await self._pool.putconn(connection)
+        else:
+            await connection.close()  # the pool closed meanwhile
+
+    async def _with_connection(
+        self, run: Callable[[psycopg.AsyncConnection[tuple[Any, ...]]], Awaitable[T]]
+    ) -> T:
+        if self._pool is None:
+            raise Unavailable("the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE)
+        # A pooled connection may have died since its last use (a database restart):
+        # the pool drops it on the error, and the second try takes a fresh one.
+        for attempt in (1, 2):
+            try:
+                async with self._pool.connection() as connection:
+                    return await run(connection)
+            except PoolTimeout as exc:
+                # No connection could be had in time: the database is down or saturated.
+                raise Unavailable(
+                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
+                ) from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 1 and not isinstance(exc, psycopg.errors.QueryCanceled):
+                    log.info("post read retried on a fresh connection: %s", type(exc).__name__)
+                    continue
+                raise Unavailable(
+                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
+                ) from exc
+            except (psycopg.InterfaceError, TimeoutError) as exc:
+                raise Unavailable(
+                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
+                ) from exc
+        raise AssertionError("unreachable")
+
+
+class AsyncPostReads(AsyncPool):
+    """AsyncPostReader and AsyncScheduleReader over a pool of their own."""
 
     async def get(self, post_id: UUID) -> Post | None:
         row = await self._fetch_one(SELECT_POST, (post_id,))
@@ -224,35 +267,6 @@ class AsyncPostReads:
             return await cursor.fetchone()
 
         return await self._with_connection(run)
-
-    async def _with_connection(
-        self, run: Callable[[psycopg.AsyncConnection[tuple[Any, ...]]], Awaitable[T]]
-    ) -> T:
-        if self._pool is None:
-            raise Unavailable("the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE)
-        # A pooled connection may have died since its last use (a database restart):
-        # the pool drops it on the error, and the second try takes a fresh one.
-        for attempt in (1, 2):
-            try:
-                async with self._pool.connection() as connection:
-                    return await run(connection)
-            except PoolTimeout as exc:
-                # No connection could be had in time: the database is down or saturated.
-                raise Unavailable(
-                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
-                ) from exc
-            except psycopg.OperationalError as exc:
-                if attempt == 1 and not isinstance(exc, psycopg.errors.QueryCanceled):
-                    log.info("post read retried on a fresh connection: %s", type(exc).__name__)
-                    continue
-                raise Unavailable(
-                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
-                ) from exc
-            except (psycopg.InterfaceError, TimeoutError) as exc:
-                raise Unavailable(
-                    "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
-                ) from exc
-        raise AssertionError("unreachable")
 
 
 def _scheduled_conditions(query: ScheduledQuery) -> tuple[list[str], list[Any]]:

@@ -30,7 +30,7 @@ from post_management.adapters.db import (
     records,
 )
 from post_management.adapters.db.account_repository import account_from_row
-from post_management.adapters.db.async_reads import AsyncPostReads
+from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_statements import Compiled, CompiledWrite
 from post_management.adapters.db.campaign_repository import campaign_from_row
 from post_management.adapters.db.outbox import _INSERT as _INSERT_EVENTS
@@ -71,8 +71,12 @@ from post_management.ports.schedule_queries import TakenTime
 
 _GET_POST = Compiled(post_repository._GET)
 _GET_POST_FOR_UPDATE = Compiled(post_repository._GET_FOR_UPDATE)
-_SAVE_POST = CompiledWrite(post_repository._SAVE, json=["content_screening"])
-_INSERT_POST = CompiledWrite(insert(posts), json=["content_screening"])
+_SAVE_POST = CompiledWrite(
+    post_repository._SAVE, json=["content_screening"], null_json=["content_screening"]
+)
+_INSERT_POST = CompiledWrite(
+    insert(posts), json=["content_screening"], null_json=["content_screening"]
+)
 _DELETE_POST = Compiled(post_repository._DELETE)
 _GET_CAMPAIGN = Compiled(campaign_repository.GET)
 _MEDIA_KINDS = Compiled(media_repository.KINDS)
@@ -310,7 +314,7 @@ class AsyncSqlUnitOfWork:
 
     def __init__(
         self,
-        database: AsyncPostReads,
+        database: AsyncPool,
         box: FernetBox,
         pseudonyms: Pseudonyms,
         on_post_writes: PostWritesHook | None = None,
@@ -321,6 +325,7 @@ class AsyncSqlUnitOfWork:
         self._on_post_writes = on_post_writes
         self._session: _Session | None = None
         self._trace: UnitOfWorkTrace | None = None
+        self._committed = False
 
     async def __aenter__(self) -> Self:
         self._session = session = _Session(await self._database.begin())
@@ -355,6 +360,10 @@ class AsyncSqlUnitOfWork:
             if self._trace is not None:
                 self._trace.finish(exc)
                 self._trace = None
+        if self._committed and session.wrote_posts:
+            # With the connection back in the pool, and even when the call was
+            # cancelled after its COMMIT reached the database.
+            await self._notify_post_writes()
         # The ports' vocabulary, as the synchronous unit of work translates it.
         if isinstance(exc, psycopg.errors.UniqueViolation):
             raise DuplicateKey(exc.diag.constraint_name or "") from exc
@@ -364,31 +373,42 @@ class AsyncSqlUnitOfWork:
             ) from exc
 
     async def commit(self) -> None:
-        assert self._session is not None
+        session = self._session
+        assert session is not None and not self._committed, "commit once, inside"
         written = self.outbox.drain()
         params = outbox_params(written)
         if params is not None:
-            self._session.later(_WRITE_EVENTS, params)
-        await self._session.commit()
-        if self._trace is not None:
-            self._trace.committed(written)
-        if self._session.wrote_posts and self._on_post_writes is not None:
-            # After the commit, as the synchronous engine's hook: a reader that refills
-            # a cache from now on sees the committed row.
-            try:
-                await self._on_post_writes()
-            except Exception:  # the write is committed; a cache problem must not undo it
-                log.exception("post write callback failed")
+            session.later(_WRITE_EVENTS, params)
+        try:
+            await session.commit()
+        finally:
+            # A cancellation may land after the COMMIT was done: the transaction's
+            # state, not the await's outcome, says whether it was.
+            idle = session.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if idle:
+                self._committed = True
+                if self._trace is not None:
+                    self._trace.committed(written)
+
+    async def _notify_post_writes(self) -> None:
+        """After a commit that changed a post row, as the synchronous engine's hook: a
+        reader that refills a cache from now on sees the committed row."""
+        if self._on_post_writes is None:
+            return
+        try:
+            await self._on_post_writes()
+        except Exception:  # the write is committed; a cache problem must not undo it
+            log.exception("post write callback failed")
 
 
 class AsyncSqlUnitOfWorkFactory:
-    """Units of work on the serving loop's pool (opened by the server, AsyncResource).
+    """Units of work on a pool of their own, opened by the server on its loop.
     `on_post_writes` is awaited after each commit that changed a post row (the post
     cache's new generation, docs/integration.md)."""
 
     def __init__(
         self,
-        database: AsyncPostReads,
+        database: AsyncPool,
         box: FernetBox,
         pseudonyms: Pseudonyms,
         on_post_writes: PostWritesHook | None = None,

@@ -1,7 +1,8 @@
 """The asynchronous unit of work over the memory store: the synchronous one's
 repositories, awaited. An asyncio lock runs the units of work of one event loop one
 after the other (the store's own lock is re-entrant, and every coroutine of a loop
-runs on its one thread)."""
+runs on its one thread). While one is open, a synchronous memory unit of work on the
+same store is refused (RuntimeError) rather than left to deadlock."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
+from post_management.adapters.memory.store import MemoryStore
 from post_management.adapters.memory.unit_of_work import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from post_management.domain.account import Account
 from post_management.domain.campaigns import Campaign
@@ -154,8 +156,9 @@ class AsyncMemoryUnitOfWork:
     erasures: AsyncErasures
     outbox: EventLog
 
-    def __init__(self, sync: MemoryUnitOfWork, turn: asyncio.Lock) -> None:
+    def __init__(self, sync: MemoryUnitOfWork, store: MemoryStore, turn: asyncio.Lock) -> None:
         self._sync = sync
+        self._store = store
         self._turn = turn
         self.outbox = sync.outbox
         self.posts = _Posts(sync.posts)
@@ -174,6 +177,7 @@ class AsyncMemoryUnitOfWork:
         except BaseException:
             self._turn.release()
             raise
+        self._store.async_unit_open = True
         return self
 
     async def __aexit__(
@@ -182,6 +186,7 @@ class AsyncMemoryUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._store.async_unit_open = False
         try:
             self._sync.__exit__(exc_type, exc, tb)
         finally:
@@ -202,4 +207,4 @@ class AsyncMemoryUnitOfWorkFactory:
     def __call__(self) -> AsyncMemoryUnitOfWork:
         unit = self._sync()
         assert isinstance(unit, MemoryUnitOfWork)
-        return AsyncMemoryUnitOfWork(unit, self._turn)
+        return AsyncMemoryUnitOfWork(unit, self._sync.store, self._turn)

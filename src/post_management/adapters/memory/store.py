@@ -133,6 +133,10 @@ class MemoryStore:
         self.tables = Tables()
         # Re-entrant: a unit of work holds it throughout, as a serializable transaction.
         self.lock = threading.RLock()
+        # An asynchronous unit of work holds the lock across awaits, on its loop's
+        # thread: a synchronous one opened meanwhile would wait forever (from a worker
+        # thread) or share it unguarded (on the loop's thread), so it is refused.
+        self.async_unit_open = False
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -80,6 +80,11 @@ class MemoryUnitOfWork:
         self.insights = MemoryAccountInsights(store)
 
     def __enter__(self) -> Self:
+        if self._store.async_unit_open:
+            raise RuntimeError(
+                "a synchronous memory unit of work cannot open while an asynchronous one is"
+                " open on the same store (its lock is held across the other's awaits)"
+            )
         self._store.lock.acquire()
         self._saved = self._store.snapshot()
         return self

@@ -1,0 +1,175 @@
+"""What only PostgreSQL shows of the asynchronous unit of work: JSON nulls stored as
+the synchronous unit of work stores them, connections that died in the pool, a call
+cancelled after its COMMIT, and the commands' pool kept apart from the reads'."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, text
+from xmp.posts.v1 import post_service_pb2, scheduling_service_pb2, scheduling_service_pb2_grpc
+
+from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db import async_unit_of_work
+from post_management.adapters.db.async_reads import AsyncPool
+from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
+from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from post_management.domain.post import PostState
+from post_management.domain.privacy import Pseudonyms
+from post_management.ports.repositories import AuditEntry
+from tests.contract.builders import a_post, an_account, store
+from tests.integration.grpc_fixtures import Client
+
+BOX = FernetBox([Fernet.generate_key().decode()])
+PSEUDONYMS = Pseudonyms(secrets.token_bytes(32))
+
+
+def _entry(resource_id: uuid.UUID, action: str) -> AuditEntry:
+    return AuditEntry("user:alice", action, "post", resource_id, "alice", None, {"a": 1})
+
+
+async def test_a_missing_before_is_json_null_as_the_synchronous_unit_stores_it(
+    machine_database: str, engine: Engine
+) -> None:
+    resource = uuid.uuid4()
+    with SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS)() as work:
+        work.audit.record(_entry(resource, "sync"))
+        work.commit()
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="commands")
+    await pool.open()
+    try:
+        async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
+            await unit.audit.record(_entry(resource, "async"))
+            await unit.commit()
+    finally:
+        await pool.close()
+    with engine.connect() as connection:
+        kinds = connection.execute(
+            text("SELECT action, jsonb_typeof(before) FROM audit_log WHERE resource_id = :id"),
+            {"id": resource},
+        ).all()
+    assert sorted(kinds) == [("async", "null"), ("sync", "null")]
+
+
+async def test_connections_that_died_in_the_pool_cost_no_call(
+    machine_database: str, engine: Engine
+) -> None:
+    now = datetime.now(UTC)
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
+    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, post)
+    pool = AsyncPool(machine_database, min_size=3, max_size=3, name="dying")
+    await pool.open()
+    uow = AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)
+    try:
+
+        async def read() -> None:
+            async with uow() as unit:
+                assert await unit.posts.get(post.id) is not None
+                await asyncio.sleep(0.05)  # all three connections out at once
+
+        await asyncio.gather(read(), read(), read())
+        with engine.begin() as connection:  # a database restart, as the pool sees it
+            killed = connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = '' AND pid <> pg_backend_pid()"
+                    " AND datname = current_database() AND backend_type = 'client backend'"
+                    " AND query NOT LIKE '%pg_terminate_backend%'"
+                )
+            ).scalar_one()
+        assert killed >= 3
+        for _ in range(3):
+            async with uow() as unit:
+                assert await unit.posts.get(post.id) is not None
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("cancelled", ["after", "before"])
+async def test_a_call_cancelled_after_its_commit_still_tells_the_cache(
+    machine_database: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, cancelled: str
+) -> None:
+    """The cancellation lands as the COMMIT's answer comes back (after) or before the
+    COMMIT is sent (before): the cache hears of the first only."""
+    now = datetime.now(UTC)
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
+    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, post)
+    told: list[str] = []
+
+    async def hook() -> None:
+        told.append("told")
+
+    send = async_unit_of_work._Session.commit
+
+    async def cancelled_commit(session: async_unit_of_work._Session) -> None:
+        if cancelled == "after":
+            await send(session)
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(async_unit_of_work._Session, "commit", cancelled_commit)
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="cancelled")
+    await pool.open()
+    uow = AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS, on_post_writes=hook)
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            async with uow() as unit:
+                loaded = await unit.posts.get(post.id)
+                assert loaded is not None
+                loaded.text = "edited"
+                assert await unit.posts.save(loaded, 1)
+                await unit.commit()
+        # The connection went back usable either way.
+        monkeypatch.undo()
+        async with uow() as unit:
+            assert await unit.posts.get(post.id) is not None
+    finally:
+        await pool.close()
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT text, version FROM posts WHERE id = :id"), {"id": post.id}
+        ).one()
+    if cancelled == "after":
+        assert (tuple(row), told) == (("edited", 2), ["told"])
+    else:
+        assert (tuple(row), told) == ((post.text, 1), [])
+
+
+def test_reads_answer_while_every_command_waits_for_a_lock(alice: Client, engine: Engine) -> None:
+    account = alice.create_account("4242")
+    post = alice.create_post(account.id, "held")
+    stub = scheduling_service_pb2_grpc.PostSchedulingServiceStub(alice.channel)
+    request = scheduling_service_pb2.SchedulePostRequest(post_id=post.id, user_id="alice")
+    waiting = []
+    with engine.connect() as holder:
+        holder.execute(text("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE"), {"id": account.id})
+        # More schedules than any pool has connections, all waiting on the account.
+        for _ in range(24):
+            waiting.append(stub.SchedulePost.future(request, metadata=alice.metadata, timeout=30))
+        time.sleep(1.0)
+        started = time.monotonic()
+        found = alice.posts.GetPost(
+            post_service_pb2.GetPostRequest(post_id=post.id), metadata=alice.metadata, timeout=10
+        )
+        assert found.id == post.id and time.monotonic() - started < 2.0
+        holder.commit()
+    codes = []
+    for call in waiting:
+        try:
+            call.result()
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+    # The first schedules the post; the rest find it scheduled (or replay nothing).
+    assert codes.count(grpc.StatusCode.OK) >= 1
+    assert grpc.StatusCode.UNAVAILABLE not in codes
+    assert not any(thread.name.startswith("Dummy") for thread in threading.enumerate())
