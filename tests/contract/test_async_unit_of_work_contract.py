@@ -360,3 +360,27 @@ def test_count_active_for_account_counts_scheduled_and_publishing_posts(world: W
             assert await work.posts.count_active_for_account(uuid.uuid4()) == 0
 
     run(world, scenario)
+
+
+def test_campaigns_add_and_list_newest_first_per_user(world: World) -> None:
+    now = world.time.now()
+    older = Campaign(uuid.uuid4(), "alice", "older", now, now)
+    newer = Campaign(uuid.uuid4(), "alice", "newer", now + timedelta(seconds=1), now)
+    bobs = Campaign(uuid.uuid4(), "bob", "bob's", now, now)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            for campaign in (older, newer, bobs):
+                await work.campaigns.add(campaign)
+            await work.commit()
+        async with uow() as work:
+            page = await work.campaigns.list("alice", None, 1)
+            assert [c.id for c in page] == [newer.id]
+            after = Cursor(page[0].created_at, page[0].id)
+            assert [c.id for c in await work.campaigns.list("alice", after, 5)] == [older.id]
+            assert [c.id for c in await work.campaigns.list("bob", None, 5)] == [bobs.id]
+
+    run(world, scenario)
+    with world.uow() as uow:
+        stored = uow.campaigns.get(newer.id)
+    assert stored is not None and (stored.name, stored.created_at) == ("newer", newer.created_at)

@@ -106,5 +106,5 @@ def grpc_services(
             predictor,
             XSpendQueries(uow, clock),
         ),
-        campaigns=CampaignService(uow, clock),
+        campaigns=CampaignService(requests_uow, uow, clock),
     )

@@ -1,7 +1,8 @@
 """The asynchronous unit of work of the request path's commands: awaited on the event
-loop, no worker thread. The post, scheduling and account commands run on it
-(CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost, BatchSchedulePosts,
-CancelSchedule, ListFreeSlots, and the AccountService's own); the other commands and
+loop, no worker thread. The post, scheduling, account and campaign commands run
+on it (CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost, BatchSchedulePosts,
+CancelSchedule, ListFreeSlots, the AccountService's own, CreateCampaign, GetCampaign,
+ListCampaigns); the other commands and
 the background jobs keep the synchronous unit of work (ports.unit_of_work), whose
 methods these mirror one for one.
 """
@@ -90,7 +91,13 @@ class AsyncScheduleQueries(Protocol):
 
 
 class AsyncCampaigns(Protocol):
+    async def add(self, campaign: Campaign) -> None: ...
+
     async def get(self, campaign_id: UUID) -> Campaign | None: ...
+
+    async def list(self, user_id: str, after: Cursor | None, limit: int) -> list[Campaign]:
+        """The user's campaigns, newest first (after: the last one of the page before)."""
+        ...
 
 
 class AsyncMedia(Protocol):

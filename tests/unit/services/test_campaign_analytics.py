@@ -3,6 +3,7 @@ their latest snapshots and the accounts' posts outside it, without a database.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -50,9 +51,9 @@ def measure(world: EngineWorld, post: Post, impressions: int, likes: int) -> Non
 
 def test_a_campaign_report_sums_its_posts_and_the_accounts_posts_outside_it() -> None:
     world = EngineWorld()
-    service = CampaignService(world.uow, world.clock)
+    service = CampaignService(world.async_uow, world.uow, world.clock)
     account = world.account()
-    campaign = service.create(ALICE, NewCampaign("alice", "launch"))
+    campaign = asyncio.run(service.create(ALICE, NewCampaign("alice", "launch")))
     good = published(world, account, 30, campaign.id)
     weak = published(world, account, 10, campaign.id)
     between = published(world, account, 20, None)

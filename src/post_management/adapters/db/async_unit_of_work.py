@@ -79,6 +79,7 @@ _INSERT_POST = CompiledWrite(
 )
 _DELETE_POST = Compiled(post_repository._DELETE)
 _GET_CAMPAIGN = Compiled(campaign_repository.GET)
+_INSERT_CAMPAIGN = CompiledWrite(campaign_repository.INSERT)
 _MEDIA_KINDS = Compiled(media_repository.KINDS)
 _LOCK_AGAINST_ERASURE = Compiled(privacy_repository.LOCK_AGAINST_ERASURE)
 _ERASED = Compiled(privacy_repository.ERASED)
@@ -272,6 +273,14 @@ class AsyncSqlScheduleQueries:
 class AsyncSqlCampaigns:
     def __init__(self, session: _Session) -> None:
         self._db = session
+
+    async def add(self, campaign: Campaign) -> None:
+        await self._db.run(_INSERT_CAMPAIGN, campaign_repository.campaign_row(campaign))
+
+    async def list(self, user_id: str, after: Cursor | None, limit: int) -> list[Campaign]:
+        # Built for its filters (as the synchronous repository builds it).
+        statement = Compiled(campaign_repository.list_statement(user_id, after, limit))
+        return [campaign_from_row(row) for row in await self._db.all(statement, {})]
 
     async def get(self, campaign_id: UUID) -> Campaign | None:
         row = await self._db.one(_GET_CAMPAIGN, {"campaign_id": campaign_id})

@@ -125,6 +125,12 @@ class _Campaigns:
     def __init__(self, campaigns: CampaignRepository) -> None:
         self._campaigns = campaigns
 
+    async def add(self, campaign: Campaign) -> None:
+        self._campaigns.add(campaign)
+
+    async def list(self, user_id: str, after: Cursor | None, limit: int) -> list[Campaign]:
+        return self._campaigns.list(user_id, after, limit)
+
     async def get(self, campaign_id: UUID) -> Campaign | None:
         return self._campaigns.get(campaign_id)
 

@@ -1,4 +1,5 @@
-"""CampaignService over gRPC: map, call the use case off the event loop, map back."""
+"""CampaignService over gRPC: map, await the use case (the report in a worker thread),
+map back."""
 
 from __future__ import annotations
 
@@ -86,28 +87,22 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
             starts_at=_instant(message, "start_time"),
             ends_at=_instant(message, "end_time"),
         )
-        campaign = await asyncio.to_thread(
-            self._campaigns.create, current_principal(), new, request.request_id
-        )
+        campaign = await self._campaigns.create(current_principal(), new, request.request_id)
         return campaign_to_proto(campaign)
 
     async def GetCampaign(
         self, request: campaign_service_pb2.GetCampaignRequest, context: Context
     ) -> campaign_pb2.Campaign:
         campaign_id = parse_uuid(request.campaign_id, "campaign_id")
-        campaign = await asyncio.to_thread(self._campaigns.get, current_principal(), campaign_id)
+        campaign = await self._campaigns.get(current_principal(), campaign_id)
         return campaign_to_proto(campaign)
 
     async def ListCampaigns(
         self, request: campaign_service_pb2.ListCampaignsRequest, context: Context
     ) -> campaign_service_pb2.ListCampaignsResponse:
         user_id = required_user_id(request.user_id)
-        page = await asyncio.to_thread(
-            self._campaigns.list,
-            current_principal(),
-            user_id,
-            request.page_size,
-            request.page_token,
+        page = await self._campaigns.list(
+            current_principal(), user_id, request.page_size, request.page_token
         )
         return campaign_service_pb2.ListCampaignsResponse(
             campaigns=[campaign_to_proto(c) for c in page.items],
@@ -118,6 +113,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         self, request: campaign_service_pb2.GetCampaignAnalyticsRequest, context: Context
     ) -> campaign_service_pb2.CampaignAnalytics:
         campaign_id = parse_uuid(request.campaign_id, "campaign_id")
+        # The report reads through the synchronous unit of work: off the loop.
         report = await asyncio.to_thread(
             self._campaigns.analytics, current_principal(), campaign_id
         )

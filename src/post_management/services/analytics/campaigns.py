@@ -15,11 +15,12 @@ from post_management.domain.errors import NotFound
 from post_management.domain.post import PostState
 from post_management.domain.reasons import Reason
 from post_management.ports.analytics import MeasuredPost
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.shared import idempotency
-from post_management.services.shared.commands import Command, CommandRunner, RequestKey
-from post_management.services.shared.common import ensure_not_erased
+from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
+from post_management.services.shared.common import ensure_not_erased_awaited
 from post_management.services.shared.pagination import (
     Page,
     by_creation,
@@ -90,7 +91,15 @@ class CampaignReport:
 
 def load_campaign(uow: UnitOfWork, principal: Principal, campaign_id: UUID) -> Campaign:
     """The campaign, if it exists and the caller may act for its user."""
-    campaign = uow.campaigns.get(campaign_id)
+    return _visible(uow.campaigns.get(campaign_id), principal, campaign_id)
+
+
+async def _load(uow: AsyncUnitOfWork, principal: Principal, campaign_id: UUID) -> Campaign:
+    """load_campaign in an asynchronous unit of work."""
+    return _visible(await uow.campaigns.get(campaign_id), principal, campaign_id)
+
+
+def _visible(campaign: Campaign | None, principal: Principal, campaign_id: UUID) -> Campaign:
     if campaign is None:
         raise NotFound(
             f"campaign {campaign_id} does not exist",
@@ -147,12 +156,21 @@ def daily_series(
 
 
 class CampaignService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    """Create, get and list on the asynchronous unit of work (awaited on the serving
+    loop); the report reads the analytics repositories, which only the synchronous
+    unit of work has: `analytics` blocks, and the servicer runs it in a thread."""
+
+    def __init__(
+        self, uow: AsyncUnitOfWorkFactory, reports: UnitOfWorkFactory, clock: Clock
+    ) -> None:
         self._uow = uow
-        self._commands = CommandRunner(uow)
+        self._reports = reports
+        self._commands = AsyncCommandRunner(uow)
         self._clock = clock
 
-    def create(self, principal: Principal, new: NewCampaign, request_id: str = "") -> Campaign:
+    async def create(
+        self, principal: Principal, new: NewCampaign, request_id: str = ""
+    ) -> Campaign:
         principal.ensure_can_act_for(new.user_id)
         idempotency.check_request_id(request_id)
         checked_name(new.name)
@@ -162,8 +180,8 @@ class CampaignService:
         }
         key = RequestKey.of(f"CreateCampaign:{new.user_id}", request_id, fields)
 
-        def create(run: Command[UnitOfWork]) -> Campaign:
-            ensure_not_erased(run.uow, new.user_id)
+        async def create(run: AsyncCommand) -> Campaign:
+            await ensure_not_erased_awaited(run.uow, new.user_id)
             now = self._clock.now()
             campaign = Campaign(
                 id=uuid.uuid4(),
@@ -174,30 +192,34 @@ class CampaignService:
                 created_at=now,
                 updated_at=now,
             )
-            run.add(campaign, "campaign.create")
+            await run.add(campaign, "campaign.create")
             return campaign
 
-        def replay(uow: UnitOfWork, earlier: UUID) -> Campaign:
-            return load_campaign(uow, principal, earlier)
+        async def replay(uow: AsyncUnitOfWork, earlier: UUID) -> Campaign:
+            return await _load(uow, principal, earlier)
 
-        return self._commands.run(principal, create, request=key, replay=replay)
+        return await self._commands.run(
+            principal, create, request=key, replay=replay, replay_first=True
+        )
 
-    def get(self, principal: Principal, campaign_id: UUID) -> Campaign:
-        with self._uow() as uow:
-            return load_campaign(uow, principal, campaign_id)
+    async def get(self, principal: Principal, campaign_id: UUID) -> Campaign:
+        async with self._uow() as uow:
+            return await _load(uow, principal, campaign_id)
 
-    def list(self, principal: Principal, user_id: str, size: int, token: str) -> Page[Campaign]:
+    async def list(
+        self, principal: Principal, user_id: str, size: int, token: str
+    ) -> Page[Campaign]:
         principal.ensure_can_act_for(user_id)
         limit = page_size(size)
         query = {"user_id": user_id}
         after = decode_token(token, query)
-        with self._uow() as uow:
-            found = uow.campaigns.list(user_id, after, limit + 1)
+        async with self._uow() as uow:
+            found = await uow.campaigns.list(user_id, after, limit + 1)
         return page_of(found, limit, query, by_creation)
 
     def analytics(self, principal: Principal, campaign_id: UUID) -> CampaignReport:
         now = self._clock.now()
-        with self._uow() as uow:
+        with self._reports() as uow:
             campaign = load_campaign(uow, principal, campaign_id)
             posts = uow.insights.campaign_posts(campaign.id)
             published = [p for p in posts if p.state is PostState.PUBLISHED]

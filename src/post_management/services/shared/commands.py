@@ -190,7 +190,7 @@ class Command(_Steps, Generic[U]):
 
 class AsyncCommand(_Steps):
     """A command on the asynchronous unit of work: the same steps, awaited. It
-    changes posts and accounts."""
+    changes posts and accounts, and adds campaigns."""
 
     def __init__(
         self, uow: AsyncUnitOfWork, principal: Principal, request: RequestKey | None = None
@@ -209,12 +209,14 @@ class AsyncCommand(_Steps):
         record = await self.uow.idempotency.get(self.request.scope, self.request.request_id)
         return idempotency.replay_of(record, self.request.digest)
 
-    async def add(self, resource: Post | Account, action: str) -> None:
+    async def add(self, resource: Post | Account | Campaign, action: str) -> None:
         """As Command.add."""
         if isinstance(resource, Post):
             await self.uow.posts.add(resource)
-        else:
+        elif isinstance(resource, Account):
             await self.uow.accounts.add(resource)
+        else:
+            await self.uow.campaigns.add(resource)
         if (remembered := self._remembered(resource.id)) is not None:
             await self.uow.idempotency.put(*remembered)
         await self.uow.audit.record(self._entry(action, resource, None, snapshot(resource)))

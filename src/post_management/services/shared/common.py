@@ -95,15 +95,9 @@ def audit_entry(
     )
 
 
-def ensure_not_erased(uow: UnitOfWork, user_id: str) -> None:
+async def ensure_not_erased_awaited(uow: AsyncUnitOfWork, user_id: str) -> None:
     """Nothing may be created for an erased user: a late or replayed create would
     bring their data back (docs/security.md)."""
-    if uow.erasures.is_erased(user_id):
-        raise user_erased()
-
-
-async def ensure_not_erased_awaited(uow: AsyncUnitOfWork, user_id: str) -> None:
-    """ensure_not_erased in an asynchronous unit of work."""
     if await uow.erasures.is_erased(user_id):
         raise user_erased()
 
