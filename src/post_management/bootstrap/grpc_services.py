@@ -87,7 +87,7 @@ def grpc_services(
         scheduled_listing=AsyncScheduledListing(post_reads),
         # Due times it stamps are compared with the database's now() by the claims.
         publishing=PublishCommands(
-            uow,
+            requests_uow,
             infrastructure.queue,
             jobs.publisher,
             infrastructure.database_clock,

@@ -1,8 +1,9 @@
 """The asynchronous unit of work of the request path's commands: awaited on the event
-loop, no worker thread. The post, scheduling, account and campaign commands run
-on it (CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost, BatchSchedulePosts,
-CancelSchedule, ListFreeSlots, the AccountService's own, CreateCampaign, GetCampaign,
-ListCampaigns); the other commands and
+loop, no worker thread. The post, scheduling, account, campaign and publishing
+commands run on it (CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost,
+BatchSchedulePosts, CancelSchedule, ListFreeSlots, the AccountService's own,
+CreateCampaign, GetCampaign, ListCampaigns, PublishPost, ListDeadLetters,
+RequeueDeadLetter); the other commands and
 the background jobs keep the synchronous unit of work (ports.unit_of_work), whose
 methods these mirror one for one.
 """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,7 +47,7 @@ class PublishingServicer(publishing_service_pb2_grpc.PublishingServiceServicer):
             override_schedule=request.override_schedule,
             request_id=request.request_id,
         )
-        post, queued = await asyncio.to_thread(self._commands.publish, current_principal(), command)
+        post, queued = await self._commands.publish(current_principal(), command)
         return publishing_service_pb2.PublishPostResponse(post=post_to_proto(post), queued=queued)
 
     async def ListDeadLetters(
@@ -60,12 +59,8 @@ class PublishingServicer(publishing_service_pb2_grpc.PublishingServiceServicer):
             states=_states(request.states),
             reason=request.reason,
         )
-        page = await asyncio.to_thread(
-            self._commands.list_dead_letters,
-            current_principal(),
-            filters,
-            request.page_size,
-            request.page_token,
+        page = await self._commands.list_dead_letters(
+            current_principal(), filters, request.page_size, request.page_token
         )
         return publishing_service_pb2.ListDeadLettersResponse(
             posts=[post_to_proto(post) for post in page.items],
@@ -76,7 +71,7 @@ class PublishingServicer(publishing_service_pb2_grpc.PublishingServiceServicer):
         self, request: publishing_service_pb2.RequeueDeadLetterRequest, context: Context
     ) -> post_pb2.Post:
         post_id = parse_uuid(request.post_id, "post_id")
-        post = await asyncio.to_thread(self._commands.requeue, current_principal(), post_id)
+        post = await self._commands.requeue(current_principal(), post_id)
         return post_to_proto(post)
 
 

@@ -31,7 +31,7 @@ from post_management.services.posts.content_screening import ContentScreen, find
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
 from post_management.services.shared.common import (
-    ensure_account_owner,
+    ensure_account_filter_awaited,
     ensure_not_erased_awaited,
 )
 from post_management.services.shared.pagination import (
@@ -175,11 +175,7 @@ class PostService:
         query = {k: str(v) for k, v in asdict(where).items() if v is not None}
         after = decode_token(token, query)
         async with self._uow() as uow:
-            if where.account_id is not None:
-                # Another user's account is refused like the account itself.
-                account = await uow.accounts.get(where.account_id)
-                if account is not None:
-                    ensure_account_owner(principal, account.user_id)
+            await ensure_account_filter_awaited(uow, principal, where.account_id)
             posts = await uow.posts.list(where, after, limit + 1)
         return page_of(posts, limit, query, by_creation)
 

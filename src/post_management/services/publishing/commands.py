@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
@@ -13,14 +14,14 @@ from post_management.domain.errors import (
 )
 from post_management.domain.post import Post, PostState, post_not_found
 from post_management.domain.reasons import Reason
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.repositories import PostFilter
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.publishing.engine import Publisher
 from post_management.services.shared import idempotency
-from post_management.services.shared.commands import Command, CommandRunner, RequestKey
-from post_management.services.shared.common import ensure_account_filter
+from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
+from post_management.services.shared.common import ensure_account_filter_awaited
 from post_management.services.shared.pagination import (
     Page,
     by_creation,
@@ -69,22 +70,27 @@ class DeadLetterQuery:
 
 
 class PublishCommands:
+    """PublishPost, ListDeadLetters and RequeueDeadLetter on the asynchronous unit of
+    work, awaited on the serving loop. Publishing now claims the post and runs the
+    engine's Publisher (X calls and its own transactions, blocking) in a worker
+    thread."""
+
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: AsyncUnitOfWorkFactory,
         queue: PublishQueue,
         publisher: Publisher,
         clock: Clock,
         lease: timedelta,
     ) -> None:
         self._uow = uow
-        self._commands = CommandRunner(uow)
+        self._commands = AsyncCommandRunner(uow)
         self._queue = queue
         self._publisher = publisher
         self._clock = clock
         self._lease = lease
 
-    def publish(self, principal: Principal, request: PublishRequest) -> tuple[Post, bool]:
+    async def publish(self, principal: Principal, request: PublishRequest) -> tuple[Post, bool]:
         """Returns (post, queued): queued is False when this call published it (or
         failed it) synchronously."""
         principal.ensure_can_act_for(request.user_id)
@@ -95,41 +101,54 @@ class PublishCommands:
             "account": str(request.account_id),
         }
         key = RequestKey.of(f"PublishPost:{request.post_id}", request.request_id, fields)
+
         # (the post, whether this call queued it): a replay answers as it is now.
-        post, queued = self._commands.run(
-            principal,
-            lambda run: (self._queue_now(run, request), True),
-            request=key,
-            replay=lambda uow, _: (self._load(uow, request), False),
+        async def queue_now(run: AsyncCommand) -> tuple[Post, bool]:
+            return await self._queue_now(run, request), True
+
+        async def replay(uow: AsyncUnitOfWork, _: UUID) -> tuple[Post, bool]:
+            return await self._load(uow, request), False
+
+        post, queued = await self._commands.run(
+            principal, queue_now, request=key, replay=replay, replay_first=True
         )
         if not queued:
             return post, False
         if not request.immediate:
             return post, True
-        claim = self._queue.claim_post(post.id, self._lease)
-        if claim is not None:
-            self._publisher.publish(claim)
-        with self._uow() as uow:
-            current = self._load(uow, request)
+        claimed = await asyncio.to_thread(self._publish_now, post.id)
+        async with self._uow() as uow:
+            current = await self._load(uow, request)
         # Without the claim a dispatcher got there first, or the account is busy.
-        return current, claim is None
+        return current, not claimed
 
-    def _load(self, uow: UnitOfWork, request: PublishRequest, for_update: bool = False) -> Post:
-        post = uow.posts.get(request.post_id, for_update=for_update)
+    def _publish_now(self, post_id: UUID) -> bool:
+        """Claim the post and publish it on the calling thread (the engine's steps
+        block); False when it could not be claimed."""
+        claim = self._queue.claim_post(post_id, self._lease)
+        if claim is None:
+            return False
+        self._publisher.publish(claim)
+        return True
+
+    async def _load(
+        self, uow: AsyncUnitOfWork, request: PublishRequest, for_update: bool = False
+    ) -> Post:
+        post = await uow.posts.get(request.post_id, for_update=for_update)
         if post is None:
             raise post_not_found(request.post_id)
         if post.user_id != request.user_id:
             raise PermissionDenied("the post belongs to another user", reason=Reason.FOREIGN_POST)
         return post
 
-    def _queue_now(self, run: Command[UnitOfWork], request: PublishRequest) -> Post:
-        post = self._load(run.uow, request, for_update=True)
+    async def _queue_now(self, run: AsyncCommand, request: PublishRequest) -> Post:
+        post = await self._load(run.uow, request, for_update=True)
         now = self._clock.now()
         post.ensure_publishable(now, request.override_schedule)
         run.track(post)
         if request.account_id is not None and request.account_id != post.account_id:
             post.ensure_can_move(request.account_id)
-            account = run.uow.accounts.get(request.account_id)
+            account = await run.uow.accounts.get(request.account_id)
             if account is None or account.user_id != post.user_id:
                 raise InvalidArgument.for_field(
                     "account_id", "is not an account of this user", reason=Reason.UNKNOWN_ACCOUNT
@@ -137,12 +156,12 @@ class PublishCommands:
         post.queue_now(
             now, override_schedule=request.override_schedule, account_id=request.account_id
         )
-        run.save(post, "post.publish")
+        await run.save(post, "post.publish")
         return post
 
     # --- dead letters -------------------------------------------------------
 
-    def list_dead_letters(
+    async def list_dead_letters(
         self, principal: Principal, filters: DeadLetterQuery, size: int, token: str
     ) -> Page[Post]:
         """Posts that failed permanently: DEAD_LETTERED (default) and/or FAILED."""
@@ -166,18 +185,18 @@ class PublishCommands:
             "reason": reason,
         }
         after = decode_token(token, query)
-        with self._uow() as uow:
-            ensure_account_filter(uow, principal, account_id)
-            posts = uow.posts.list(where, after, limit + 1)
+        async with self._uow() as uow:
+            await ensure_account_filter_awaited(uow, principal, account_id)
+            posts = await uow.posts.list(where, after, limit + 1)
         return page_of(posts, limit, query, by_creation)
 
-    def requeue(self, principal: Principal, post_id: UUID) -> Post:
-        def requeue(run: Command[UnitOfWork]) -> Post:
-            post = run.uow.posts.get(post_id, for_update=True)
+    async def requeue(self, principal: Principal, post_id: UUID) -> Post:
+        async def requeue(run: AsyncCommand) -> Post:
+            post = await run.uow.posts.get(post_id, for_update=True)
             if post is None:
                 raise post_not_found(post_id)
             run.track(post).requeue(self._clock.now())
-            run.save(post, "post.requeue")
+            await run.save(post, "post.requeue")
             return post
 
-        return self._commands.run(principal, requeue)
+        return await self._commands.run(principal, requeue)

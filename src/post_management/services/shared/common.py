@@ -110,6 +110,17 @@ def user_erased() -> FailedPrecondition:
     )
 
 
+async def ensure_account_filter_awaited(
+    uow: AsyncUnitOfWork, principal: Principal, account_id: UUID | None
+) -> None:
+    """ensure_account_filter in an asynchronous unit of work."""
+    if account_id is None:
+        return
+    account = await uow.accounts.get(account_id)
+    if account is not None:
+        ensure_account_owner(principal, account.user_id)
+
+
 def ensure_account_filter(uow: UnitOfWork, principal: Principal, account_id: UUID | None) -> None:
     """A list filtered by another user's account is refused like the account itself,
     rather than answered with an empty page (the same answer either way)."""
