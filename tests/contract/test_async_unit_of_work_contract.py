@@ -13,7 +13,7 @@ import pytest
 
 from post_management.domain.campaigns import Campaign
 from post_management.domain.media import Media, MediaKind
-from post_management.domain.post import PostState, Priority
+from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.publishing import Settlement
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.repositories import (
@@ -35,9 +35,13 @@ def run(world: World, scenario: Callable[[AsyncUnitOfWorkFactory], Awaitable[Non
     asyncio.run(opened())
 
 
+def stored_draft(world: World) -> Post:
+    """A draft of a new account, stored through the synchronous unit of work."""
+    return stored_post(world.uow, world.time.now(), state=PostState.DRAFT, due_in=None)[1]
+
+
 def test_a_commit_stays_and_leaving_without_one_undoes_everything(world: World) -> None:
-    now = world.time.now()
-    _account, post = stored_post(world.uow, now, state=PostState.DRAFT, due_in=None)
+    post = stored_draft(world)
 
     async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
         async with uow() as work:
@@ -67,8 +71,7 @@ def test_a_commit_stays_and_leaving_without_one_undoes_everything(world: World) 
 
 
 def test_a_save_over_a_stale_version_is_refused(world: World) -> None:
-    now = world.time.now()
-    _account, post = stored_post(world.uow, now, state=PostState.DRAFT, due_in=None)
+    post = stored_draft(world)
 
     async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
         async with uow() as work:
@@ -146,8 +149,7 @@ def test_lock_with_post_answers_only_the_posts_owner(world: World) -> None:
 
 
 def test_idempotency_keys_audit_rows_and_a_twin_key(world: World) -> None:
-    now = world.time.now()
-    _account, post = stored_post(world.uow, now, state=PostState.DRAFT, due_in=None)
+    post = stored_draft(world)
     record = IdempotencyRecord("hash-1", post.id)
     entry = AuditEntry("user:alice", "post.schedule", "post", post.id, "alice", None, {"a": 1})
 
@@ -332,12 +334,8 @@ def test_an_account_save_keeps_the_budget_mark_unless_the_budget_changes(world: 
     with world.uow() as uow:
         stored = uow.accounts.get(account.id)
     assert stored is not None
-    assert (stored.handle, stored.x_monthly_budget_micros, stored.version) == (
-        "renamed",
-        9_000_000,
-        3,
-    )
-    assert stored.x_budget_reached_month is None
+    kept = (stored.handle, stored.x_monthly_budget_micros, stored.version)
+    assert kept == ("renamed", 9_000_000, 3) and stored.x_budget_reached_month is None
 
 
 def test_count_active_for_account_counts_scheduled_and_publishing_posts(world: World) -> None:

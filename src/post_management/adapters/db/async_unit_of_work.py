@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -51,14 +52,7 @@ from post_management.domain.post import Post
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.reasons import Reason
 from post_management.ports.async_unit_of_work import (
-    AsyncAccounts,
-    AsyncAuditLog,
-    AsyncCampaigns,
-    AsyncErasures,
-    AsyncIdempotencyKeys,
-    AsyncMedia,
-    AsyncPosts,
-    AsyncScheduleQueries,
+    AsyncUnitOfWork,
 )
 from post_management.ports.repositories import (
     AuditEntry,
@@ -309,29 +303,15 @@ class AsyncSqlErasures:
         return await self._db.one(_ERASED, params) is not None
 
 
-class AsyncSqlUnitOfWork:
-    # Typed as the ports, so mypy holds each repository to its port.
-    posts: AsyncPosts
-    accounts: AsyncAccounts
-    idempotency: AsyncIdempotencyKeys
-    audit: AsyncAuditLog
-    schedule: AsyncScheduleQueries
-    campaigns: AsyncCampaigns
-    media: AsyncMedia
-    erasures: AsyncErasures
-    outbox: EventLog
+class AsyncSqlUnitOfWork(AsyncUnitOfWork):
+    """The port's attributes are typed by the port it subclasses, so mypy holds each
+    repository to its port."""
 
-    def __init__(
-        self,
-        database: AsyncPool,
-        box: FernetBox,
-        pseudonyms: Pseudonyms,
-        on_post_writes: PostWritesHook | None = None,
-    ) -> None:
-        self._database = database
-        self._box = box
-        self._pseudonyms = pseudonyms
-        self._on_post_writes = on_post_writes
+    def __init__(self, config: AsyncSqlUnitOfWorkFactory) -> None:
+        self._database = config.database
+        self._box = config.box
+        self._pseudonyms = config.pseudonyms
+        self._on_post_writes = config.on_post_writes
         self._session: _Session | None = None
         self._trace: UnitOfWorkTrace | None = None
         self._committed = False
@@ -410,23 +390,17 @@ class AsyncSqlUnitOfWork:
             log.exception("post write callback failed")
 
 
+@dataclass(frozen=True)
 class AsyncSqlUnitOfWorkFactory:
     """Units of work on a pool of their own, opened by the server on its loop.
     `on_post_writes` is awaited after each commit that changed a post row (the post
     cache's new generation, docs/integration.md)."""
 
-    def __init__(
-        self,
-        database: AsyncPool,
-        box: FernetBox,
-        pseudonyms: Pseudonyms,
-        on_post_writes: PostWritesHook | None = None,
-    ) -> None:
-        self._database = database
-        self._box = box
-        # Erased users are found by their pseudonym (docs/security.md).
-        self._pseudonyms = pseudonyms
-        self._on_post_writes = on_post_writes
+    database: AsyncPool
+    box: FernetBox
+    # Erased users are found by their pseudonym (docs/security.md).
+    pseudonyms: Pseudonyms
+    on_post_writes: PostWritesHook | None = None
 
     def __call__(self) -> AsyncSqlUnitOfWork:
-        return AsyncSqlUnitOfWork(self._database, self._box, self._pseudonyms, self._on_post_writes)
+        return AsyncSqlUnitOfWork(self)

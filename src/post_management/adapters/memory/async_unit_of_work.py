@@ -17,18 +17,10 @@ from post_management.adapters.memory.store import MemoryStore
 from post_management.adapters.memory.unit_of_work import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from post_management.domain.account import Account
 from post_management.domain.campaigns import Campaign
-from post_management.domain.events import EventLog
 from post_management.domain.media import MediaKind
 from post_management.domain.post import Post
 from post_management.ports.async_unit_of_work import (
-    AsyncAccounts,
-    AsyncAuditLog,
-    AsyncCampaigns,
-    AsyncErasures,
-    AsyncIdempotencyKeys,
-    AsyncMedia,
-    AsyncPosts,
-    AsyncScheduleQueries,
+    AsyncUnitOfWork,
 )
 from post_management.ports.campaigns import CampaignRepository
 from post_management.ports.media import MediaRepository
@@ -151,17 +143,7 @@ class _Erasures:
         return self._erasures.is_erased(user_id)
 
 
-class AsyncMemoryUnitOfWork:
-    posts: AsyncPosts
-    accounts: AsyncAccounts
-    idempotency: AsyncIdempotencyKeys
-    audit: AsyncAuditLog
-    schedule: AsyncScheduleQueries
-    campaigns: AsyncCampaigns
-    media: AsyncMedia
-    erasures: AsyncErasures
-    outbox: EventLog
-
+class AsyncMemoryUnitOfWork(AsyncUnitOfWork):
     def __init__(self, sync: MemoryUnitOfWork, store: MemoryStore, turn: asyncio.Lock) -> None:
         self._sync = sync
         self._store = store
