@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from uuid import UUID
 
 from post_management.adapters.memory.store import MemoryStore
@@ -168,15 +167,10 @@ class AsyncMemoryUnitOfWork(AsyncUnitOfWork):
         self._store.async_unit_open = True
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         self._store.async_unit_open = False
         try:
-            self._sync.__exit__(exc_type, exc, tb)
+            self._sync.__exit__(*exc_info)
         finally:
             self._turn.release()
 
