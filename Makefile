@@ -28,10 +28,13 @@ test: $(STAMP) lint
 	$(BIN)/python scripts/coverage_layers.py
 
 ## The unit tier alone: domain and use cases on the memory adapters, no PostgreSQL,
-## Redis or X emulator needed (about a minute and a half here, most of it a few
-## property-based and policy tests; the use-case tests take under a second).
+## Redis, X emulator, server or child process (about 15 s of CPU here, 18 s while
+## other work shares the machine: half of it starting pytest and importing the
+## service; the use-case tests take under a second). Only the pytest plugins the tier
+## uses are loaded: schemathesis's, for tests/e2e, takes over a second to load.
 unit: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/pytest -q -p no:cacheprovider \
+		-p pytest_asyncio.plugin -p _hypothesis_pytestplugin -p pytest_cov.plugin tests/unit
 
 ## Every fault drill (docs/reliability.md): each crash point with each post kind,
 ## the 2,000-post mixed run and the rest; `make test` runs a representative subset.

@@ -1,5 +1,6 @@
-"""The engagement model's features, its hold-out judgement, and its evaluation on a
-small synthetic set with known structure and on pure noise (bench/engagement_model.py)."""
+"""The engagement model's features, its hold-out judgement, its targets and its fit
+cache. Its evaluation with the real learner (scikit-learn) on synthetic sets with and
+without structure is in tests/integration/test_engagement_model_evaluation.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from bench.engagement_model import emulator_history, evaluate, format_rows, run, synthetic_history
 
-from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
 from post_management.domain import engagement_evaluation as judge
 from post_management.domain.engagement_features import (
     FEATURE_NAMES,
@@ -28,7 +27,6 @@ from post_management.services.analytics.engagement_fitting import (
     Fit,
     FitCache,
     HoldOut,
-    fit_target,
 )
 
 TUESDAY_NOON = datetime(2026, 3, 3, 12, 30, tzinfo=UTC)
@@ -102,45 +100,6 @@ def test_verdict_needs_a_clear_and_large_enough_gain() -> None:
     assert not judge.verdict([12.0] * 10, base).beats_baseline
 
 
-def test_structured_synthetic_set_beats_the_median_with_calibrated_intervals() -> None:
-    results = evaluate(synthetic_history(300, seed=3, structured=True))
-    for target, holdout in results.items():
-        assert holdout.posts == 60, target
-        assert holdout.beats_baseline, (target, holdout)
-        assert holdout.mae < 0.9 * holdout.baseline_mae, (target, holdout)
-        assert abs(holdout.coverage - 0.8) <= 0.12, (target, holdout)
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_pure_noise_claims_no_gain(seed: int) -> None:
-    results = evaluate(synthetic_history(300, seed=seed, structured=False))
-    for target, holdout in results.items():
-        assert not holdout.beats_baseline, (target, holdout)
-
-
-def test_pooled_fit_learns_deviations_from_each_accounts_level() -> None:
-    # Two accounts with the same structure at levels 10x apart.
-    small = synthetic_history(150, seed=5, account_id="small")
-    big = [
-        PastPost("big", p.timezone, p.draft, p.impressions * 10, p.engagement_rate)
-        for p in synthetic_history(150, seed=6, account_id="big")
-    ]
-    pooled = sorted(small + big, key=lambda p: p.draft.at)
-    levels = {
-        name: sorted(math.log1p(p.impressions) for p in pooled if p.account_id == name)[75]
-        for name in ("small", "big")
-    }
-    fit = fit_target(
-        GradientBoostingLearner(),
-        IMPRESSIONS,
-        history_rows(pooled),
-        [float(p.impressions) for p in pooled],
-        [levels[p.account_id] for p in pooled],
-    )
-    assert fit.holdout.beats_baseline and fit.model is not None
-    assert math.isfinite(fit.radius)
-
-
 def test_targets_clip_to_their_range() -> None:
     assert ENGAGEMENT_RATE.raw(1.7) == 1.0
     assert ENGAGEMENT_RATE.raw(-0.2) == 0.0
@@ -169,23 +128,3 @@ def test_fit_cache_refits_on_new_data_or_age_and_stays_bounded() -> None:
     cache.get("a", 2, now + timedelta(hours=2), lambda: build("a4"))
     assert built == ["a1", "a2", "a3", "b1", "c1", "a4"]
     assert len(cache) == 2 and cache.fits == 6
-
-
-def test_emulator_data_has_no_structure_and_the_model_claims_none() -> None:
-    # The emulator's counts are a hash of the post id: read back through the X API.
-    history = emulator_history(120, seed=1)
-    assert len(history) == 120
-    for target, holdout in evaluate(history).items():
-        assert not holdout.beats_baseline, (target, holdout)
-
-
-def test_the_evaluation_table() -> None:
-    rows = run(60, seed=1, emulator=False)
-    assert [(r.data, r.target) for r in rows] == [
-        ("structured", "impressions"),
-        ("structured", "engagement_rate"),
-        ("noise", "impressions"),
-        ("noise", "engagement_rate"),
-    ]
-    table = format_rows(rows)
-    assert table.count("\n") == 5 and "| structured | impressions | 12 |" in table

@@ -1,9 +1,9 @@
-"""The Envoy configuration renderer and the rendered envoy/envoy.yaml."""
+"""The Envoy configuration renderer and the rendered envoy/envoy.yaml (that Envoy itself
+accepts it is checked offline in tests/deploy/test_envoy_yaml.py)."""
 
 from __future__ import annotations
 
 import ast
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from google.protobuf import descriptor_pb2
 from post_management.entrypoints import envoy_config
 from post_management.entrypoints.envoy_config import (
     DEFAULT_DESCRIPTOR_PATH,
-    envoy_binary,
     envoy_template,
     render_default_envoy_config,
     render_envoy_config,
@@ -23,12 +22,12 @@ from post_management.entrypoints.envoy_config import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTOR = REPO_ROOT / "gen" / "xmp_posts_v1.binpb"
-VALIDATE_TIMEOUT_S = 60
 HELM_COPY = REPO_ROOT / "helm" / "post-management" / "files" / "envoy.yaml"
 
 
 def transcoder(config: str) -> dict[str, Any]:
-    listener = yaml.safe_load(config)["static_resources"]["listeners"][0]
+    # libyaml's safe loader: what yaml.safe_load reads, several times faster.
+    listener = yaml.load(config, Loader=yaml.CSafeLoader)["static_resources"]["listeners"][0]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
     found: dict[str, Any] = filters["envoy.filters.http.grpc_json_transcoder"]
@@ -61,21 +60,6 @@ def test_default_config_serves_every_service_of_the_package() -> None:
     assert "reject_unknown_query_parameters: true" in config
     assert "http2_protocol_options: {}" in config
     assert f'proto_descriptor: "{DEFAULT_DESCRIPTOR_PATH}"' in config
-
-
-def test_envoy_accepts_the_default_config(tmp_path: Path) -> None:
-    # The default points at the image's descriptor path; validate against gen/'s copy.
-    config = render_default_envoy_config().replace(DEFAULT_DESCRIPTOR_PATH, str(DESCRIPTOR))
-    path = tmp_path / "envoy.yaml"
-    path.write_text(config)
-    result = subprocess.run(
-        [envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
-        capture_output=True,
-        text=True,
-        timeout=VALIDATE_TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_dns_name_upstream_uses_strict_dns() -> None:
@@ -209,7 +193,9 @@ def test_no_yaml_in_python_strings() -> None:
 
 def test_local_reply_mappers_differ_only_in_status_and_code() -> None:
     # The template writes each mapper out: they must stay alike but for status and code.
-    listener = yaml.safe_load(render_default_envoy_config())["static_resources"]["listeners"][0]
+    listener = yaml.load(render_default_envoy_config(), Loader=yaml.CSafeLoader)[
+        "static_resources"
+    ]["listeners"][0]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     mappers = hcm["local_reply_config"]["mappers"]
     codes: list[tuple[str, int, int]] = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import re
 from collections import defaultdict
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -41,12 +43,32 @@ LITERAL = re.compile(r"[A-Z][A-Z0-9_]+")
 ROW = re.compile(r"^\|\s*`([A-Z0-9_]+)`\s*\|([^|]*)\|([^|]*)\|([^|]*)\|\s*$")
 
 
-def _modules() -> list[tuple[Path, ast.Module]]:
-    return [
-        (path, ast.parse(path.read_text(), filename=str(path)))
+@cache
+def _modules() -> tuple[tuple[Path, tuple[ast.AST, ...]], ...]:
+    """Every module of src/ but the declarations, as the nodes of its tree (ast.walk's
+    order), parsed and walked once for all the tests here."""
+    return tuple(
+        (path, _nodes(ast.parse(path.read_text(), filename=str(path))))
         for path in sorted(SRC.rglob("*.py"))
         if path != DECLARED
-    ]
+    )
+
+
+def _nodes(tree: ast.AST) -> tuple[ast.AST, ...]:
+    return tuple(ast.walk(tree))
+
+
+def _dotted(node: ast.expr) -> str:
+    """ast.unparse(node), written out directly for a name or an attribute chain on one
+    (the callee of nearly every call); anything else is unparsed."""
+    parts: list[str] = []
+    base = node
+    while isinstance(base, ast.Attribute):
+        parts.append(base.attr)
+        base = base.value
+    if not isinstance(base, ast.Name):
+        return ast.unparse(node)
+    return ".".join([base.id, *reversed(parts)])
 
 
 def _is_code(node: ast.AST | None) -> bool:
@@ -57,24 +79,24 @@ def _is_code(node: ast.AST | None) -> bool:
     )
 
 
-def _literal_reasons(tree: ast.Module) -> list[tuple[int, str]]:
+def _literal_reasons(nodes: Sequence[ast.AST]) -> list[tuple[int, str]]:
     """Reason codes written as string literals where a Reason member belongs."""
     found: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Call):
             for keyword in node.keywords:
                 if keyword.arg == "reason" and _is_code(keyword.value):
                     found.append((node.lineno, ast.unparse(keyword.value)))
             # Positional places of a reason: ensure_at_most's fifth, for_field's third,
             # an error constructor's second (message, reason, ...).
-            name = ast.unparse(node.func).rsplit(".", 1)[-1]
+            name = _dotted(node.func).rsplit(".", 1)[-1]
             place = {"ensure_at_most": 4, "for_field": 2}.get(name)
             kind = getattr(errors, name, None)
             if place is None and isinstance(kind, type) and issubclass(kind, errors.DomainError):
                 place = 1
             if place is not None and len(node.args) > place and _is_code(node.args[place]):
                 found.append((node.lineno, ast.unparse(node.args[place])))
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             params = node.args.args + node.args.kwonlyargs
             defaults = [None] * (len(node.args.args) - len(node.args.defaults))
@@ -97,11 +119,11 @@ def _literal_reasons(tree: ast.Module) -> list[tuple[int, str]]:
 def _raised_with() -> dict[str, set[str]]:
     """Reason -> the gRPC statuses of the error classes raised with it."""
     statuses: dict[str, set[str]] = defaultdict(set)
-    for _, tree in _modules():
-        for node in ast.walk(tree):
+    for _, nodes in _modules():
+        for node in nodes:
             if not isinstance(node, ast.Call):
                 continue
-            cls = getattr(errors, ast.unparse(node.func).split(".")[0], None)
+            cls = getattr(errors, _dotted(node.func).split(".")[0], None)
             if not (isinstance(cls, type) and issubclass(cls, errors.DomainError)):
                 continue
             for keyword in node.keywords:
@@ -126,8 +148,8 @@ def _documented() -> dict[str, tuple[str, str, str]]:
 def test_no_reason_is_a_string_literal_in_src() -> None:
     found = [
         f"{path.relative_to(ROOT)}:{line}: {text}"
-        for path, tree in _modules()
-        for line, text in _literal_reasons(tree)
+        for path, nodes in _modules()
+        for line, text in _literal_reasons(nodes)
     ]
     assert found == [], "use a Reason member (domain/reasons.py) instead:\n" + "\n".join(found)
 
@@ -145,7 +167,7 @@ def test_the_scan_finds_a_literal_reason() -> None:
         "InvalidArgument.for_field('f', 'is bad', 'INVALID_FIELD')\n"
         "raise NotFound('x', Reason.POST_NOT_FOUND)\n"
     )
-    assert len(_literal_reasons(tree)) == 7
+    assert len(_literal_reasons(_nodes(tree))) == 7
 
 
 def test_reason_values_are_their_names() -> None:

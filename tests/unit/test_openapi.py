@@ -1,10 +1,11 @@
-"""docs/openapi.yaml: fresh, valid OpenAPI, and true to the http rules and the contract."""
+"""docs/openapi.yaml: true to the http rules and the contract.
+
+tests/tools/test_generate_openapi.py runs the script that writes it (the committed file
+is fresh, the output deterministic) and validates the document as OpenAPI."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -18,7 +19,6 @@ from google.protobuf import descriptor_pb2
 ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTORS = ROOT / "gen" / "xmp_posts_v1.binpb"
 DOCUMENT = ROOT / "docs" / "openapi.yaml"
-SCRIPT = ROOT / "scripts" / "generate_openapi.py"
 PACKAGE = "xmp.posts.v1"
 VERBS = ("get", "put", "post", "delete", "patch")
 ERROR_RESPONSE = {"$ref": "#/components/responses/Error"}
@@ -26,7 +26,8 @@ ERROR_RESPONSE = {"$ref": "#/components/responses/Error"}
 
 @cache
 def document() -> dict[str, Any]:
-    loaded = yaml.safe_load(DOCUMENT.read_text())
+    # libyaml's safe loader: what yaml.safe_load reads, several times faster.
+    loaded = yaml.load(DOCUMENT.read_text(), Loader=yaml.CSafeLoader)
     assert isinstance(loaded, dict)
     return loaded
 
@@ -102,31 +103,7 @@ def refs(node: Any) -> Iterator[str]:
             yield from refs(value)
 
 
-# Freshness and validity ---------------------------------------------------------------
-
-
-def test_committed_document_is_what_the_script_produces(tmp_path: Path) -> None:
-    out = tmp_path / "openapi.yaml"
-    subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], check=True)
-    assert DOCUMENT.read_text() == out.read_text(), (
-        "docs/openapi.yaml is stale: .venv/bin/python scripts/generate_openapi.py"
-    )
-
-
-def test_the_script_is_deterministic() -> None:
-    first = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", "-"], check=True, capture_output=True, text=True
-    ).stdout
-    second = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", "-"], check=True, capture_output=True, text=True
-    ).stdout
-    assert first == second
-
-
-def test_document_validates_as_openapi() -> None:
-    from openapi_spec_validator import validate
-
-    validate(document())
+# Structure -----------------------------------------------------------------------------
 
 
 def test_document_structure() -> None:

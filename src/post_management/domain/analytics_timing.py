@@ -133,7 +133,7 @@ def pick_free(
     for candidate in ranked:
         if len(chosen) >= count:
             break
-        if calendar.violations(candidate.start):
+        if not calendar.is_free(candidate.start):
             continue
         calendar.add(candidate.start)
         chosen.append(candidate)

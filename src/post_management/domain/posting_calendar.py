@@ -76,17 +76,38 @@ class PostingCalendar:
         ]
         return [violation for violation in found if violation is not None]
 
-    def _min_interval(self, candidate: datetime) -> Violation | None:
+    def is_free(self, candidate: datetime) -> bool:
+        """`not self.violations(candidate)`, without writing the violations out: for
+        searches that only need to know, over many instants."""
+        candidate = require_aware(candidate, "candidate")
+        local = candidate.astimezone(self.zone)
+        return not (
+            self._close(candidate)
+            or _full(self.rules.max_posts_per_hour, self._per_hour[_hour_key(local)])
+            or _full(self.rules.max_posts_per_day, self._per_day[local.date()])
+            or self._in_quiet_hours(local)
+        )
+
+    def _close(self, candidate: datetime) -> list[datetime]:
+        """The other posts closer than the minimum interval; exactly that far is fine."""
         minutes = self.rules.min_interval_minutes
         if not minutes:
-            return None
+            return []
         gap = timedelta(minutes=minutes)
-        # Posts closer than `gap` on either side; exactly `gap` apart is fine.
         low = bisect.bisect_right(self._others, candidate - gap)
         high = bisect.bisect_left(self._others, candidate + gap)
-        close = self._others[low:high]
+        return self._others[low:high]
+
+    def _in_quiet_hours(self, local: datetime) -> bool:
+        quiet = self.rules.quiet_hours
+        return quiet is not None and quiet.contains(local.time().replace(tzinfo=None))
+
+    def _min_interval(self, candidate: datetime) -> Violation | None:
+        close = self._close(candidate)
         if not close:
             return None
+        minutes = self.rules.min_interval_minutes
+        gap = timedelta(minutes=minutes)
         nearest = min(close, key=lambda other: (abs(other - candidate), other))
         return Violation(
             Rule.MIN_INTERVAL,
@@ -99,7 +120,7 @@ class PostingCalendar:
     def _per_hour_cap(self, candidate: datetime, local: datetime) -> Violation | None:
         limit = self.rules.max_posts_per_hour
         count = self._per_hour[_hour_key(local)]
-        if not limit or count < limit:
+        if not _full(limit, count):
             return None
         start = _fixed_offset_instant(
             local.replace(tzinfo=None, minute=0, second=0, microsecond=0), local
@@ -116,7 +137,7 @@ class PostingCalendar:
     def _per_day_cap(self, candidate: datetime, local: datetime) -> Violation | None:
         limit = self.rules.max_posts_per_day
         count = self._per_day[local.date()]
-        if not limit or count < limit:
+        if not _full(limit, count):
             return None
         midnight = datetime.combine(local.date(), time())
         start = _fixed_offset_instant(midnight, local)
@@ -130,9 +151,9 @@ class PostingCalendar:
 
     def _quiet_hours(self, candidate: datetime, local: datetime) -> Violation | None:
         quiet = self.rules.quiet_hours
-        wall = local.time().replace(tzinfo=None)
-        if quiet is None or not quiet.contains(wall):
+        if quiet is None or not self._in_quiet_hours(local):
             return None
+        wall = local.time().replace(tzinfo=None)
         day = local.date()
         crosses = quiet.end < quiet.start
         start_day = day - timedelta(days=1) if crosses and wall < quiet.end else day
@@ -155,6 +176,11 @@ class PostingCalendar:
         # steps instead of jumping.
         offset = candidate.astimezone(self.zone).utcoffset()
         return hint if probe.astimezone(self.zone).utcoffset() == offset else None
+
+
+def _full(limit: int, count: int) -> bool:
+    """A cap of `limit` posts (0: none) that `count` posts already fill."""
+    return bool(limit) and count >= limit
 
 
 def _hour_key(local: datetime) -> _HourKey:

@@ -127,6 +127,6 @@ def _first_free(
     if not use_slots:
         return next(forward_free_times(calendar, start, until, step), None)
     for instant in slot_times(calendar.rules, calendar.zone, start, until):
-        if not calendar.violations(instant):
+        if calendar.is_free(instant):
             return instant
     return None

@@ -19,7 +19,7 @@ from post_management.domain.conflicts import (
     resolve_conflict,
 )
 from post_management.domain.errors import FailedPrecondition
-from post_management.domain.posting_calendar import Rule
+from post_management.domain.posting_calendar import PostingCalendar, Rule
 from post_management.domain.posting_rules import PostingRules, parse_posting_rules
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -232,3 +232,41 @@ def test_move_without_any_free_time_in_the_window_fails() -> None:
         )
     assert caught.value.reason == "NO_FREE_TIME"
     assert caught.value.metadata["nearest_free_times"] == ""
+
+
+# --- is_free ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        rules_of(min_interval_minutes=90),
+        rules_of(max_posts_per_hour=1),
+        rules_of(max_posts_per_day=3),
+        rules_of(quiet_hours_start="22:00", quiet_hours_end="07:00"),
+        rules_of(quiet_hours_start="12:15", quiet_hours_end="13:45"),
+        rules_of(
+            min_interval_minutes=45,
+            max_posts_per_hour=1,
+            max_posts_per_day=3,
+            quiet_hours_start="23:30",
+            quiet_hours_end="05:00",
+        ),
+    ],
+    ids=["interval", "per-hour", "per-day", "quiet-overnight", "quiet-midday", "all"],
+)
+@pytest.mark.parametrize(
+    ("zone", "change"),
+    [(BERLIN, utc(2026, 3, 29, 1)), (BERLIN, utc(2026, 10, 25, 1)), (UTC_ZONE, utc(2026, 3, 29))],
+    ids=["spring-forward", "fall-back", "utc"],
+)
+def test_is_free_answers_as_violations_does(
+    rules: PostingRules, zone: ZoneInfo, change: datetime
+) -> None:
+    others = [change + timedelta(minutes=minutes) for minutes in (-700, -130, 55, 170, 600, 1500)]
+    calendar = PostingCalendar(rules, zone, others)
+    grid = [change + timedelta(minutes=15 * step) for step in range(-72, 73)]
+    answers = {calendar.is_free(t) for t in grid}
+    assert answers == {True, False}  # both kinds of instant are on the grid
+    for t in grid:
+        assert calendar.is_free(t) is (not calendar.violations(t)), t

@@ -3,16 +3,22 @@
 100 shallow trees on at most a few hundred posts fit in well under a second on
 one core; the tree count, depth and leaf size keep it from memorising a short
 history.
+
+scikit-learn and NumPy are imported by the first fit, not with this module: the
+commands that never fit (`token`, `migrate`) start seconds sooner without them.
+`serve` loads scikit-learn at start-up anyway, on the background thread that loads
+the offensive-language model (adapters/profanity.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
-from sklearn.ensemble import GradientBoostingRegressor
+from typing import TYPE_CHECKING
 
 from post_management.ports.engagement_model import Regressor
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import GradientBoostingRegressor
 
 
 class _Fitted:
@@ -22,6 +28,8 @@ class _Fitted:
     def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
         if not rows:
             return []
+        import numpy as np
+
         values = self._model.predict(np.asarray(rows, dtype=float))
         return [float(v) for v in values]
 
@@ -47,6 +55,9 @@ class GradientBoostingLearner:
         }
 
     def fit(self, rows: Sequence[Sequence[float]], targets: Sequence[float]) -> Regressor:
+        import numpy as np
+        from sklearn.ensemble import GradientBoostingRegressor
+
         model = GradientBoostingRegressor(**self._params)
         model.fit(np.asarray(rows, dtype=float), np.asarray(targets, dtype=float))
         return _Fitted(model)
