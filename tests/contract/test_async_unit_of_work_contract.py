@@ -382,3 +382,61 @@ def test_campaigns_add_and_list_newest_first_per_user(world: World) -> None:
     with world.uow() as uow:
         stored = uow.campaigns.get(newer.id)
     assert stored is not None and (stored.name, stored.created_at) == ("newer", newer.created_at)
+
+
+def test_media_add_get_and_usage_as_the_synchronous_unit_sees_them(world: World) -> None:
+    now = world.time.now()
+    kept = Media(uuid.uuid4(), "bob", "video/mp4", MediaKind.VIDEO, 2, now)
+    with world.uow() as uow:
+        uow.media.add(kept, b"mp")
+        uow.commit()
+    first = Media(uuid.uuid4(), "alice", "image/png", MediaKind.IMAGE, 3, now)
+    second = Media(uuid.uuid4(), "alice", "image/gif", MediaKind.GIF, 5, now)
+    twin = Media(first.id, "alice", "image/png", MediaKind.IMAGE, 1, now)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            assert await work.media.usage("alice") == (0, 0)
+            await work.media.add(first, b"png")
+            await work.media.add(second, b"gif89")
+            assert await work.media.usage("alice") == (2, 8)
+            await work.commit()
+        with pytest.raises(DuplicateKey):
+            async with uow() as work:
+                await work.media.add(twin, b"x")
+                await work.commit()
+        async with uow() as work:
+            assert await work.media.get(first.id) == first
+            assert await work.media.get(kept.id) == kept
+            assert await work.media.get(uuid.uuid4()) is None
+            assert await work.media.usage("alice") == (2, 8)
+            assert await work.media.usage("bob") == (1, 2)
+
+    run(world, scenario)
+    with world.uow() as uow:
+        assert uow.media.get(second.id) == second
+        assert uow.media.usage("alice") == (2, 8)
+    assert world.uploads.content(first.id) == (b"png", "image/png")
+
+
+def test_media_usage_counts_one_users_concurrent_uploads_one_after_another(
+    world: World,
+) -> None:
+    now = world.time.now()
+    item = Media(uuid.uuid4(), "alice", "image/png", MediaKind.IMAGE, 4, now)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async def counted_next() -> tuple[int, int]:
+            async with uow() as work:
+                return await work.media.usage("alice")
+
+        async with uow() as work:
+            assert await work.media.usage("alice") == (0, 0)
+            second = asyncio.create_task(counted_next())
+            done, _ = await asyncio.wait([second], timeout=0.3)
+            assert not done  # held until the first upload's unit of work ends
+            await work.media.add(item, b"\x89PNG")
+            await work.commit()
+        assert await second == (1, 4)
+
+    run(world, scenario)

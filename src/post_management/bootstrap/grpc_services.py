@@ -63,7 +63,7 @@ def grpc_services(
             post_reads, posts_cache, cache_blocks=isinstance(shared, FailoverCache)
         ),
         resources=[post_reads, infrastructure.command_pool],
-        media=MediaService(uow, clock, settings.posts.media_quota()),
+        media=MediaService(requests_uow, clock, settings.posts.media_quota()),
         accounts=AccountService(requests_uow, clock),
         privacy=PrivacyService(uow, infrastructure.privacy_store, clock, infrastructure.pseudonyms),
         rpc_limiter=limiter,

@@ -3,7 +3,7 @@ loop, no worker thread. The post, scheduling, account, campaign and publishing
 commands run on it (CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost,
 BatchSchedulePosts, CancelSchedule, ListFreeSlots, the AccountService's own,
 CreateCampaign, GetCampaign, ListCampaigns, PublishPost, ListDeadLetters,
-RequeueDeadLetter); the other commands and
+RequeueDeadLetter, UploadMedia); the other commands and
 the background jobs keep the synchronous unit of work (ports.unit_of_work), whose
 methods these mirror one for one.
 """
@@ -19,7 +19,7 @@ from uuid import UUID
 from post_management.domain.account import Account
 from post_management.domain.campaigns import Campaign
 from post_management.domain.events import EventLog
-from post_management.domain.media import MediaKind
+from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.ports.repositories import AuditEntry, Cursor, IdempotencyRecord, PostFilter
 from post_management.ports.schedule_queries import TakenTime
@@ -102,9 +102,18 @@ class AsyncCampaigns(Protocol):
 
 
 class AsyncMedia(Protocol):
+    async def add(self, media: Media, data: bytes) -> None: ...
+
+    async def get(self, media_id: UUID) -> Media | None: ...
+
     async def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
         """The kinds of the user's media among `media_ids` (others' are left out),
         locked against the retention purge until the unit of work ends."""
+        ...
+
+    async def usage(self, user_id: str) -> tuple[int, int]:
+        """(items, bytes) the user keeps stored. Holds a per-user lock until the unit
+        of work ends, so concurrent uploads are counted one after another."""
         ...
 
 

@@ -34,6 +34,7 @@ from post_management.adapters.db.account_repository import account_from_row
 from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_statements import Compiled, CompiledWrite
 from post_management.adapters.db.campaign_repository import campaign_from_row
+from post_management.adapters.db.media_repository import media_from_row
 from post_management.adapters.db.outbox import _INSERT as _INSERT_EVENTS
 from post_management.adapters.db.outbox import outbox_params
 from post_management.adapters.db.post_repository import _from_row as post_from_row
@@ -47,7 +48,7 @@ from post_management.domain.account import Account
 from post_management.domain.campaigns import Campaign
 from post_management.domain.errors import Unavailable
 from post_management.domain.events import EventLog
-from post_management.domain.media import MediaKind
+from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.reasons import Reason
@@ -75,6 +76,10 @@ _DELETE_POST = Compiled(post_repository._DELETE)
 _GET_CAMPAIGN = Compiled(campaign_repository.GET)
 _INSERT_CAMPAIGN = CompiledWrite(campaign_repository.INSERT)
 _MEDIA_KINDS = Compiled(media_repository.KINDS)
+_GET_MEDIA = Compiled(media_repository.GET)
+_INSERT_MEDIA = CompiledWrite(media_repository.INSERT)
+_MEDIA_USAGE_LOCK = Compiled(media_repository.USAGE_LOCK)
+_MEDIA_USAGE = Compiled(media_repository.USAGE)
 _LOCK_AGAINST_ERASURE = Compiled(privacy_repository.LOCK_AGAINST_ERASURE)
 _ERASED = Compiled(privacy_repository.ERASED)
 _COUNT_ACTIVE = Compiled(post_repository._COUNT_ACTIVE)
@@ -285,11 +290,23 @@ class AsyncSqlMedia:
     def __init__(self, session: _Session) -> None:
         self._db = session
 
+    async def add(self, media: Media, data: bytes) -> None:
+        await self._db.run(_INSERT_MEDIA, media_repository.media_row(media, data))
+
+    async def get(self, media_id: UUID) -> Media | None:
+        row = await self._db.one(_GET_MEDIA, {"media_id": media_id})
+        return media_from_row(row) if row is not None else None
+
     async def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
         if not media_ids:
             return {}
         rows = await self._db.all(_MEDIA_KINDS, {"user_id": user_id, "ids": list(media_ids)})
         return {row["id"]: MediaKind(row["kind"]) for row in rows}
+
+    async def usage(self, user_id: str) -> tuple[int, int]:
+        await self._db.run(_MEDIA_USAGE_LOCK, media_repository.usage_lock_params(user_id))
+        rows = await self._db.tuples(_MEDIA_USAGE, {"user_id": user_id})
+        return int(rows[0][0]), int(rows[0][1])
 
 
 class AsyncSqlErasures:

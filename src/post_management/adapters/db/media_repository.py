@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, any_, bindparam, func, insert, select, text
@@ -24,6 +25,42 @@ KINDS = (
     )
     .with_for_update(read=True)
 )
+INSERT = insert(media)
+# Never the bytes: reading a 512 MB column to answer a lookup would hurt.
+GET = select(*[c for c in media.c if c.name != "data"]).where(media.c.id == bindparam("media_id"))
+# Concurrent uploads of one user are counted one after another (usage_lock_params).
+USAGE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 13))")
+USAGE = select(func.count(), func.coalesce(func.sum(media.c.size_bytes), 0)).where(
+    media.c.user_id == bindparam("user_id")
+)
+
+
+def media_row(item: Media, data: bytes) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "user_id": item.user_id,
+        "mime_type": item.mime_type,
+        "kind": item.kind.value,
+        "size_bytes": item.size_bytes,
+        "data": data,
+        "created_at": item.created_at,
+    }
+
+
+def media_from_row(row: Mapping[Any, Any]) -> Media:
+    return Media(
+        id=row["id"],
+        user_id=row["user_id"],
+        mime_type=row["mime_type"],
+        kind=MediaKind(row["kind"]),
+        size_bytes=row["size_bytes"],
+        created_at=row["created_at"],
+    )
+
+
+def usage_lock_params(user_id: str) -> dict[str, str]:
+    """USAGE_LOCK's parameters: the user's own lock."""
+    return {"key": f"media-quota:{user_id}"}
 
 
 class SqlMediaRepository:
@@ -31,32 +68,11 @@ class SqlMediaRepository:
         self._conn = connection
 
     def add(self, item: Media, data: bytes) -> None:
-        self._conn.execute(
-            insert(media).values(
-                id=item.id,
-                user_id=item.user_id,
-                mime_type=item.mime_type,
-                kind=item.kind.value,
-                size_bytes=item.size_bytes,
-                data=data,
-                created_at=item.created_at,
-            )
-        )
+        self._conn.execute(INSERT, media_row(item, data))
 
     def get(self, media_id: UUID) -> Media | None:
-        # Never the bytes: reading a 512 MB column to answer a lookup would hurt.
-        columns = [c for c in media.c if c.name != "data"]
-        row = self._conn.execute(select(*columns).where(media.c.id == media_id)).mappings().first()
-        if row is None:
-            return None
-        return Media(
-            id=row["id"],
-            user_id=row["user_id"],
-            mime_type=row["mime_type"],
-            kind=MediaKind(row["kind"]),
-            size_bytes=row["size_bytes"],
-            created_at=row["created_at"],
-        )
+        row = self._conn.execute(GET, {"media_id": media_id}).mappings().first()
+        return media_from_row(row) if row is not None else None
 
     def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
         if not media_ids:
@@ -65,15 +81,8 @@ class SqlMediaRepository:
         return {row.id: MediaKind(row.kind) for row in rows}
 
     def usage(self, user_id: str) -> tuple[int, int]:
-        self._conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 13))"),
-            {"key": f"media-quota:{user_id}"},
-        )
-        row = self._conn.execute(
-            select(func.count(), func.coalesce(func.sum(media.c.size_bytes), 0)).where(
-                media.c.user_id == user_id
-            )
-        ).one()
+        self._conn.execute(USAGE_LOCK, usage_lock_params(user_id))
+        row = self._conn.execute(USAGE, {"user_id": user_id}).one()
         return int(row[0]), int(row[1])
 
 

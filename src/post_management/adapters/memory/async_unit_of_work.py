@@ -16,7 +16,7 @@ from post_management.adapters.memory.store import MemoryStore
 from post_management.adapters.memory.unit_of_work import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from post_management.domain.account import Account
 from post_management.domain.campaigns import Campaign
-from post_management.domain.media import MediaKind
+from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.ports.async_unit_of_work import (
     AsyncUnitOfWork,
@@ -130,8 +130,17 @@ class _Media:
     def __init__(self, media: MediaRepository) -> None:
         self._media = media
 
+    async def add(self, media: Media, data: bytes) -> None:
+        self._media.add(media, data)
+
+    async def get(self, media_id: UUID) -> Media | None:
+        return self._media.get(media_id)
+
     async def kinds(self, user_id: str, media_ids: Sequence[UUID]) -> dict[UUID, MediaKind]:
         return self._media.kinds(user_id, media_ids)
+
+    async def usage(self, user_id: str) -> tuple[int, int]:
+        return self._media.usage(user_id)
 
 
 class _Erasures:

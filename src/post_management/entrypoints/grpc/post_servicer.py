@@ -1,11 +1,11 @@
 """PostService over gRPC: map, await the use case, map back.
 
-The post commands and GetPost are awaited on the loop itself (the asynchronous unit of
-work, services/posts/queries.py): no thread hop. UploadMedia runs in a worker thread."""
+The post commands, UploadMedia and GetPost are awaited on the loop itself (the
+asynchronous unit of work, services/posts/queries.py): no thread hop but UploadMedia's
+hashing of the file."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -170,9 +170,7 @@ class PostServicer(post_service_pb2_grpc.PostServiceServicer):
             mime_type=request.mime_type,
             data=request.data,
         )
-        media = await asyncio.to_thread(
-            self._media.upload, current_principal(), new, request.request_id
-        )
+        media = await self._media.upload(current_principal(), new, request.request_id)
         return media_to_proto(media)
 
 

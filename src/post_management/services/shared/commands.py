@@ -190,7 +190,7 @@ class Command(_Steps, Generic[U]):
 
 class AsyncCommand(_Steps):
     """A command on the asynchronous unit of work: the same steps, awaited. It
-    changes posts and accounts, and adds campaigns."""
+    changes posts and accounts, and adds campaigns and media."""
 
     def __init__(
         self, uow: AsyncUnitOfWork, principal: Principal, request: RequestKey | None = None
@@ -217,6 +217,10 @@ class AsyncCommand(_Steps):
             await self.uow.accounts.add(resource)
         else:
             await self.uow.campaigns.add(resource)
+        await self.created(resource, action)
+
+    async def created(self, resource: Post | Account | Campaign | Media, action: str) -> None:
+        """As Command.created."""
         if (remembered := self._remembered(resource.id)) is not None:
             await self.uow.idempotency.put(*remembered)
         await self.uow.audit.record(self._entry(action, resource, None, snapshot(resource)))
