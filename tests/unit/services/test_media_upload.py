@@ -7,8 +7,14 @@ import asyncio
 
 import pytest
 
+from post_management.adapters.memory.repositories import MemoryErasureTombstones
 from post_management.domain.auth import Principal, Role
-from post_management.domain.errors import InvalidArgument, PermissionDenied, ResourceExhausted
+from post_management.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from post_management.domain.media import MediaKind, MediaQuota
 from post_management.domain.reasons import Reason
 from post_management.services.posts.media import MediaService, NewMedia
@@ -74,3 +80,15 @@ def test_the_caller_and_the_file_are_checked_before_anything_is_stored(
         asyncio.run(media.upload(ALICE, NewMedia("alice", "image/png", b"not a png")))
     assert [v.field for v in invalid.value.violations] == ["data"]
     assert world.store.tables.media == {} and world.store.tables.audit == []
+
+
+def test_nothing_is_stored_for_an_erased_user(world: EngineWorld) -> None:
+    media = MediaService(world.async_uow, world.clock)
+    with world.uow() as work:
+        assert isinstance(work.erasures, MemoryErasureTombstones)
+        work.erasures.erase("alice")
+        work.commit()
+    with pytest.raises(FailedPrecondition) as refused:
+        asyncio.run(media.upload(ALICE, NewMedia("alice", "image/png", PNG), "up-1"))
+    assert refused.value.reason == Reason.USER_ERASED
+    assert world.store.tables.media == {}
