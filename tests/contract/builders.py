@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from post_management.domain.account import Account, Credentials
+from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.post import Post, PostState, Priority
 from post_management.ports.unit_of_work import UnitOfWorkFactory
 
@@ -70,3 +71,20 @@ def stored_post(uow: UnitOfWorkFactory, now: datetime, **fields: Any) -> tuple[A
     post = a_post(account, now, **fields)
     store(uow, account, post)
     return account, post
+
+
+def published(account: Account, at: datetime, **fields: object) -> Post:
+    x_id = str(uuid.uuid4().int % 10**18)
+    values: dict[str, object] = {"x_post_id": x_id, "segment_x_post_ids": [x_id]} | fields
+    return a_post(
+        account,
+        at - timedelta(hours=1),
+        due_in=timedelta(minutes=30),
+        state=PostState.PUBLISHED,
+        published_at=at,
+        **values,
+    )
+
+
+def snap(at: datetime, impressions: int = 100, likes: int = 5, **counts: int) -> Snapshot:
+    return Snapshot(at, Counts(impressions=impressions, likes=likes, **counts))

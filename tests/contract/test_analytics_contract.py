@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-from post_management.domain.account import Account, AccountState
+from post_management.domain.account import AccountState
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.growth import FollowerSnapshot
@@ -14,25 +14,8 @@ from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState
 from post_management.domain.trends import Point
 from post_management.ports.analytics import SOURCE_POLL, SOURCE_WEBHOOK, TrendAlert
-from tests.contract.builders import a_post, an_account, store
+from tests.contract.builders import a_post, an_account, published, snap, store
 from tests.contract.conftest import World
-
-
-def published(account: Account, at: datetime, **fields: object) -> Post:
-    x_id = str(uuid.uuid4().int % 10**18)
-    values: dict[str, object] = {"x_post_id": x_id, "segment_x_post_ids": [x_id]} | fields
-    return a_post(
-        account,
-        at - timedelta(hours=1),
-        due_in=timedelta(minutes=30),
-        state=PostState.PUBLISHED,
-        published_at=at,
-        **values,
-    )
-
-
-def snap(at: datetime, impressions: int = 100, likes: int = 5, **counts: int) -> Snapshot:
-    return Snapshot(at, Counts(impressions=impressions, likes=likes, **counts))
 
 
 def stored_published_post(world: World) -> tuple[datetime, Post]:

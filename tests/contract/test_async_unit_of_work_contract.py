@@ -11,10 +11,12 @@ from datetime import timedelta
 
 import pytest
 
+from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.publishing import Settlement
+from post_management.ports.analytics import SOURCE_POLL, TrendAlert
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.repositories import (
     AuditEntry,
@@ -23,7 +25,7 @@ from post_management.ports.repositories import (
     IdempotencyRecord,
     PostFilter,
 )
-from tests.contract.builders import a_post, an_account, store, stored_post
+from tests.contract.builders import a_post, an_account, published, snap, store, stored_post
 from tests.contract.conftest import World
 
 
@@ -438,5 +440,124 @@ def test_media_usage_counts_one_users_concurrent_uploads_one_after_another(
             await work.media.add(item, b"\x89PNG")
             await work.commit()
         assert await second == (1, 4)
+
+    run(world, scenario)
+
+
+def test_a_posts_snapshots_read_as_the_synchronous_unit_of_work_reads_them(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post, unmeasured = published(account, now - timedelta(hours=5)), published(account, now)
+    store(world.uow, account, post, unmeasured)
+    early, later = now - timedelta(hours=4), now - timedelta(hours=3)
+    withheld = Snapshot(early, Counts(50, 2, 0, 0, 0, 0, 9, 9, 12), private_known=False)
+    full = Snapshot(later, Counts(100, 5, 1, 1, 0, 2, 7, 3, 40))
+    tied = snap(later, impressions=120)
+    with world.uow() as uow:
+        for taken in (full, withheld, tied):
+            uow.analytics.add_snapshot(post.id, taken, SOURCE_POLL)
+        uow.analytics.mark_deleted(post.id, now)
+        uow.commit()
+    with world.uow() as uow:
+        expected = uow.analytics.series(post.id)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            # Oldest first, withheld counts unknown; equal instants in the order written.
+            series = await work.analytics.series(post.id)
+            assert series == expected and [s.collected_at for s in series] == [early, later, later]
+            assert not series[0].private_known and series[0].counts.url_link_clicks == 0
+            assert await work.analytics.latest(post.id) == tied
+            assert await work.analytics.deleted_on_x(post.id)
+            assert await work.analytics.series(unmeasured.id) == []
+            assert await work.analytics.latest(unmeasured.id) is None
+            assert not await work.analytics.deleted_on_x(unmeasured.id)
+
+    run(world, scenario)
+
+
+def test_an_accounts_and_a_users_measured_posts(world: World) -> None:
+    now = world.time.now()
+    account, other = an_account(now), an_account(now, user_id="bob")
+    old = published(account, now - timedelta(days=10))
+    recent = published(account, now - timedelta(days=2))
+    draft = a_post(account, now - timedelta(days=1), due_in=None, state=PostState.DRAFT)
+    at_end = a_post(account, now - timedelta(days=30), due_in=timedelta(days=30))
+    bobs = published(other, now - timedelta(hours=1))
+    store(world.uow, account, other, old, recent, draft, at_end, bobs)
+    with world.uow() as uow:
+        uow.analytics.add_snapshot(recent.id, snap(now - timedelta(days=1)), SOURCE_POLL)
+        uow.analytics.add_snapshot(recent.id, snap(now, impressions=300), SOURCE_POLL)
+        uow.commit()
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            every = await work.analytics.account_posts(account.id, None)
+            assert [p.post_id for p in every] == [old.id, recent.id]
+            since = await work.analytics.account_posts(account.id, recent.published_at)
+            assert [p.post_id for p in since] == [recent.id]
+            measured = since[0]
+            assert measured.latest == snap(now, impressions=300)
+            assert (measured.account_id, measured.state) == (account.id, PostState.PUBLISHED)
+            assert measured.published_at == recent.published_at
+            assert every[0].latest is None
+            # coalesce(published_at, due_at, created_at) in [start, end).
+            window = await work.analytics.user_posts("alice", now - timedelta(days=7), now)
+            assert [(p.post_id, p.state) for p in window] == [
+                (recent.id, PostState.PUBLISHED),
+                (draft.id, PostState.DRAFT),
+            ]
+            assert window[0].latest == snap(now, impressions=300)
+            assert await work.analytics.user_posts("bob", now - timedelta(days=7), now) == [
+                *await work.analytics.account_posts(other.id, None)
+            ]
+
+    run(world, scenario)
+
+
+def test_a_posts_trend_alerts_and_the_follower_drops_covering_it(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    covered, outside = published(account, now - timedelta(hours=5)), published(account, now)
+    store(world.uow, account, covered, outside)
+    spike = TrendAlert(
+        "spike-1",
+        account.id,
+        covered.id,
+        "VELOCITY_SPIKE",
+        "engagements",
+        12.5,
+        3.25,
+        4.0,
+        "faster than usual",
+        now - timedelta(hours=2),
+        age=timedelta(minutes=90),
+    )
+    drop = TrendAlert(
+        "drop-1",
+        account.id,
+        None,
+        "FOLLOWER_DROP",
+        "followers",
+        90.0,
+        100.0,
+        -3.5,
+        "followers fell",
+        now - timedelta(hours=3),
+        window_start=now - timedelta(hours=6),
+    )
+    with world.uow() as uow:
+        assert uow.insights.add_trend_alert(spike) and uow.insights.add_trend_alert(drop)
+        uow.commit()
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            alerts = work.insights.trend_alerts_for_post
+            assert await alerts(covered.id, account.id, covered.published_at) == [drop, spike]
+            assert await alerts(outside.id, account.id, outside.published_at) == []
+            assert await alerts(outside.id, account.id, None) == []
+            # The window is [window_start, detected_at).
+            assert await alerts(outside.id, account.id, drop.window_start) == [drop]
+            assert await alerts(outside.id, account.id, drop.detected_at) == []
 
     run(world, scenario)

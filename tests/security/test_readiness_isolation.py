@@ -99,16 +99,16 @@ def test_readiness_is_served_from_the_cached_check(probed: ProbedServer) -> None
 def test_probes_answer_while_every_request_thread_is_busy(probed: ProbedServer) -> None:
     release = threading.Event()
     threads: list[str] = []
-    # GetPostMetrics runs its use case on a request thread (asyncio.to_thread).
+    # GetOptimalTimes runs its use case on a request thread (asyncio.to_thread).
     queries = probed.container.services.analytics.queries
-    original: Callable[..., Any] = queries.post_metrics
+    original: Callable[..., Any] = queries.optimal_times
 
     def stuck(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.current_thread().name)
         release.wait(30)
         return original(*args, **kwargs)
 
-    queries.post_metrics = stuck  # type: ignore[method-assign]
+    queries.optimal_times = stuck  # type: ignore[method-assign]
     token = probed.container.tokens.mint("alice", Role.USER, timedelta(minutes=5))
     calls = REQUEST_THREADS + 4
     try:
@@ -120,8 +120,8 @@ def test_probes_answer_while_every_request_thread_is_busy(probed: ProbedServer) 
             pending = [
                 callers.submit(
                     _code,
-                    lambda: stub.GetPostMetrics(
-                        analytics_service_pb2.GetPostMetricsRequest(post_id=str(uuid.uuid4())),
+                    lambda: stub.GetOptimalTimes(
+                        analytics_service_pb2.GetOptimalTimesRequest(account_id=str(uuid.uuid4())),
                         metadata=auth(token),
                         timeout=60,
                     ),
@@ -142,7 +142,7 @@ def test_probes_answer_while_every_request_thread_is_busy(probed: ProbedServer) 
             codes = [future.result(timeout=60) for future in pending]
     finally:
         release.set()
-        queries.post_metrics = original  # type: ignore[method-assign]
+        queries.optimal_times = original  # type: ignore[method-assign]
     assert codes == [grpc.StatusCode.NOT_FOUND] * calls
     # The handlers ran on the request pool, not on the loop's shared default threads.
     assert {name.split("_")[0] for name in threads} == {"rpc"}

@@ -95,11 +95,13 @@ def grpc_services(
         ),
         analytics=AnalyticsServices(
             AnalyticsQueries(
+                requests_uow,
                 uow,
                 clock,
                 cache,
                 settings.analytics.answers(),
                 predictor,
+                cache_blocks=isinstance(shared, FailoverCache),
             ),
             XWebhooks(uow, clock, cache, settings.x.webhook_secret()),
             AccountGrowthQueries(uow, clock),

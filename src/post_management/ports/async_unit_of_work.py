@@ -3,9 +3,9 @@ loop, no worker thread. The post, scheduling, account, campaign and publishing
 commands run on it (CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost,
 BatchSchedulePosts, CancelSchedule, ListFreeSlots, the AccountService's own,
 CreateCampaign, GetCampaign, ListCampaigns, PublishPost, ListDeadLetters,
-RequeueDeadLetter, UploadMedia); the other commands and
-the background jobs keep the synchronous unit of work (ports.unit_of_work), whose
-methods these mirror one for one.
+RequeueDeadLetter, UploadMedia), and the post analytics reads (GetPostMetrics,
+GetPostAnalytics, GetUserStats); the other commands and the background jobs keep the
+synchronous unit of work (ports.unit_of_work), whose methods these mirror one for one.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from post_management.domain.account import Account
+from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.events import EventLog
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
+from post_management.ports.analytics import MeasuredPost, TrendAlert
 from post_management.ports.repositories import AuditEntry, Cursor, IdempotencyRecord, PostFilter
 from post_management.ports.schedule_queries import TakenTime
 
@@ -124,6 +126,38 @@ class AsyncErasures(Protocol):
         ...
 
 
+class AsyncAnalytics(Protocol):
+    """The snapshot reads of ports.analytics.AnalyticsRepository."""
+
+    async def latest(self, post_id: UUID) -> Snapshot | None: ...
+
+    async def series(self, post_id: UUID) -> list[Snapshot]:
+        """Every snapshot of the post, oldest first."""
+        ...
+
+    async def deleted_on_x(self, post_id: UUID) -> bool: ...
+
+    async def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
+        """The account's PUBLISHED posts published at or after `since`."""
+        ...
+
+    async def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
+        """The user's posts whose reference time, coalesce(published_at, due_at,
+        created_at), is in [start, end)."""
+        ...
+
+
+class AsyncInsights(Protocol):
+    """The reads of ports.analytics.AccountInsights the request path awaits."""
+
+    async def trend_alerts_for_post(
+        self, post_id: UUID, account_id: UUID, published_at: datetime | None
+    ) -> list[TrendAlert]:
+        """The post's own alerts, and the account's follower drops whose window holds
+        its publication; oldest first."""
+        ...
+
+
 class AsyncUnitOfWork(Protocol):
     posts: AsyncPosts
     accounts: AsyncAccounts
@@ -133,6 +167,8 @@ class AsyncUnitOfWork(Protocol):
     campaigns: AsyncCampaigns
     media: AsyncMedia
     erasures: AsyncErasures
+    analytics: AsyncAnalytics
+    insights: AsyncInsights
     # As in the synchronous unit of work: written to the outbox when it commits.
     outbox: EventLog
 

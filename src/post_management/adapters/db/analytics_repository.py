@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql import Select
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.analytics_schema import (
@@ -34,6 +36,11 @@ from post_management.ports.analytics import (
 
 log = logging.getLogger(__name__)
 
+
+def snapshots_from_rows(rows: Iterable[Mapping[Any, Any]]) -> list[Snapshot]:
+    return [taken for row in rows if (taken := snapshot_from_row(row)) is not None]
+
+
 _DUE = text(
     """
     SELECT p.id, p.account_id, p.user_id, p.x_post_id, p.published_at,
@@ -49,7 +56,7 @@ _DUE = text(
     """
 )
 
-_ACCOUNT_POSTS = text(
+ACCOUNT_POSTS = text(
     f"""
     SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, l.*
     FROM posts p {LATEST_SNAPSHOT}
@@ -59,7 +66,7 @@ _ACCOUNT_POSTS = text(
     """  # noqa: S608 - only the constant lateral join is interpolated
 )
 
-_USER_POSTS = text(
+USER_POSTS = text(
     f"""
     SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, l.*
     FROM posts p {LATEST_SNAPSHOT}
@@ -68,6 +75,23 @@ _USER_POSTS = text(
       AND coalesce(p.published_at, p.due_at, p.created_at) < :end
     ORDER BY coalesce(p.published_at, p.due_at, p.created_at), p.id
     """  # noqa: S608 - only the constant lateral join is interpolated
+)
+
+
+_M = post_metrics.c
+# One post's snapshots, oldest first; its newest; whether X deleted it (shared with
+# the asynchronous unit of work).
+SERIES = (
+    post_metrics.select().where(_M.post_id == bindparam("post_id")).order_by(_M.collected_at, _M.id)
+)
+LATEST = (
+    post_metrics.select()
+    .where(_M.post_id == bindparam("post_id"))
+    .order_by(_M.collected_at.desc(), _M.id.desc())
+    .limit(1)
+)
+DELETED_ON_X = select(post_metrics_state.c.deleted_on_x).where(
+    post_metrics_state.c.post_id == bindparam("post_id")
 )
 
 
@@ -98,29 +122,18 @@ class SqlAnalyticsRepository:
         )
 
     def latest(self, post_id: UUID) -> Snapshot | None:
-        series = self._select_series(post_id, newest_only=True)
+        series = self._select_series(LATEST, post_id)
         return series[0] if series else None
 
     def series(self, post_id: UUID) -> list[Snapshot]:
-        return self._select_series(post_id, newest_only=False)
+        return self._select_series(SERIES, post_id)
 
-    def _select_series(self, post_id: UUID, *, newest_only: bool) -> list[Snapshot]:
-        m = post_metrics.c
-        query = post_metrics.select().where(m.post_id == post_id)
-        if newest_only:
-            query = query.order_by(m.collected_at.desc(), m.id.desc()).limit(1)
-        else:
-            query = query.order_by(m.collected_at, m.id)
-        rows = self._conn.execute(query)
-        return [taken for row in rows if (taken := snapshot_from_row(row)) is not None]
+    def _select_series(self, query: Select[Any], post_id: UUID) -> list[Snapshot]:
+        rows = self._conn.execute(query, {"post_id": post_id})
+        return snapshots_from_rows(row._mapping for row in rows)
 
     def deleted_on_x(self, post_id: UUID) -> bool:
-        s = post_metrics_state.c
-        value = self._conn.execute(
-            post_metrics_state.select()
-            .with_only_columns(s.deleted_on_x)
-            .where(s.post_id == post_id)
-        ).scalar_one_or_none()
+        value = self._conn.execute(DELETED_ON_X, {"post_id": post_id}).scalar_one_or_none()
         return bool(value)
 
     def mark_collected(self, post_id: UUID, collected_at: datetime, next_at: datetime) -> None:
@@ -182,12 +195,12 @@ class SqlAnalyticsRepository:
         }
 
     def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
-        rows = self._conn.execute(_ACCOUNT_POSTS, {"account_id": account_id, "since": since})
-        return [measured_from_row(row) for row in rows]
+        rows = self._conn.execute(ACCOUNT_POSTS, {"account_id": account_id, "since": since})
+        return [measured_from_row(row._mapping) for row in rows]
 
     def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
-        rows = self._conn.execute(_USER_POSTS, {"user_id": user_id, "start": start, "end": end})
-        return [measured_from_row(row) for row in rows]
+        rows = self._conn.execute(USER_POSTS, {"user_id": user_id, "start": start, "end": end})
+        return [measured_from_row(row._mapping) for row in rows]
 
     def record_webhook_event(self, event_id: str, event_type: str, received_at: datetime) -> bool:
         statement = (

@@ -24,16 +24,21 @@ from sqlalchemy import insert
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db import (
     account_repository,
+    analytics_repository,
     campaign_repository,
+    insights_repository,
     media_repository,
     post_repository,
     privacy_repository,
     records,
 )
 from post_management.adapters.db.account_repository import account_from_row
+from post_management.adapters.db.analytics_repository import snapshots_from_rows
 from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_statements import Compiled, CompiledWrite
 from post_management.adapters.db.campaign_repository import campaign_from_row
+from post_management.adapters.db.insights_repository import trend_alert_from_row
+from post_management.adapters.db.measured_rows import measured_from_row
 from post_management.adapters.db.media_repository import media_from_row
 from post_management.adapters.db.outbox import _INSERT as _INSERT_EVENTS
 from post_management.adapters.db.outbox import outbox_params
@@ -45,6 +50,7 @@ from post_management.adapters.db.schedule_queries import _TAKEN_BUT_ORDERED, _TA
 from post_management.adapters.db.schema import posts
 from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.account import Account
+from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.errors import Unavailable
 from post_management.domain.events import EventLog
@@ -52,6 +58,7 @@ from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.reasons import Reason
+from post_management.ports.analytics import MeasuredPost, TrendAlert
 from post_management.ports.async_unit_of_work import (
     AsyncUnitOfWork,
 )
@@ -95,6 +102,12 @@ _INSERT_AUDIT = CompiledWrite(records._INSERT_AUDIT, json=["before", "after"])
 _TAKEN = Compiled(_TAKEN_ORDERED)
 _TAKEN_BUT = Compiled(_TAKEN_BUT_ORDERED)
 _WRITE_EVENTS = Compiled(_INSERT_EVENTS)
+_LATEST = Compiled(analytics_repository.LATEST)
+_SERIES = Compiled(analytics_repository.SERIES)
+_DELETED_ON_X = Compiled(analytics_repository.DELETED_ON_X)
+_ACCOUNT_POSTS = Compiled(analytics_repository.ACCOUNT_POSTS)
+_USER_POSTS = Compiled(analytics_repository.USER_POSTS)
+_ALERTS = Compiled(insights_repository.ALERTS)
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 PostWritesHook = Callable[[], Awaitable[object]]
@@ -320,6 +333,41 @@ class AsyncSqlErasures:
         return await self._db.one(_ERASED, params) is not None
 
 
+class AsyncSqlAnalytics:
+    def __init__(self, session: _Session) -> None:
+        self._db = session
+
+    async def latest(self, post_id: UUID) -> Snapshot | None:
+        series = snapshots_from_rows(await self._db.all(_LATEST, {"post_id": post_id}))
+        return series[0] if series else None
+
+    async def series(self, post_id: UUID) -> list[Snapshot]:
+        return snapshots_from_rows(await self._db.all(_SERIES, {"post_id": post_id}))
+
+    async def deleted_on_x(self, post_id: UUID) -> bool:
+        rows = await self._db.tuples(_DELETED_ON_X, {"post_id": post_id})
+        return bool(rows[0][0]) if rows else False
+
+    async def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
+        values = {"account_id": account_id, "since": since}
+        return [measured_from_row(row) for row in await self._db.all(_ACCOUNT_POSTS, values)]
+
+    async def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
+        values = {"user_id": user_id, "start": start, "end": end}
+        return [measured_from_row(row) for row in await self._db.all(_USER_POSTS, values)]
+
+
+class AsyncSqlInsights:
+    def __init__(self, session: _Session) -> None:
+        self._db = session
+
+    async def trend_alerts_for_post(
+        self, post_id: UUID, account_id: UUID, published_at: datetime | None
+    ) -> list[TrendAlert]:
+        values = insights_repository.alerts_params(post_id, account_id, published_at)
+        return [trend_alert_from_row(row) for row in await self._db.all(_ALERTS, values)]
+
+
 class AsyncSqlUnitOfWork(AsyncUnitOfWork):
     """The port's attributes are typed by the port it subclasses, so mypy holds each
     repository to its port."""
@@ -345,6 +393,8 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         self.campaigns = AsyncSqlCampaigns(session)
         self.media = AsyncSqlMedia(session)
         self.erasures = AsyncSqlErasures(session, self._pseudonyms)
+        self.analytics = AsyncSqlAnalytics(session)
+        self.insights = AsyncSqlInsights(session)
         return self
 
     async def __aexit__(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, text
@@ -127,7 +128,7 @@ _EARLY = text(
     """
 )
 
-_ALERTS = text(
+ALERTS = text(
     """
     SELECT * FROM trend_alerts
     WHERE post_id = :post_id
@@ -146,7 +147,7 @@ class SqlAccountInsights:
 
     def campaign_posts(self, campaign_id: UUID) -> list[MeasuredPost]:
         rows = self._conn.execute(_CAMPAIGN_POSTS, {"campaign_id": campaign_id})
-        return [measured_from_row(row) for row in rows]
+        return [measured_from_row(row._mapping) for row in rows]
 
     def published_outside(
         self, campaign_id: UUID, account_ids: Sequence[UUID], start: datetime, end: datetime
@@ -159,13 +160,13 @@ class SqlAccountInsights:
             "start": start,
             "end": end,
         }
-        return [measured_from_row(row) for row in self._conn.execute(_OUTSIDE, values)]
+        return [measured_from_row(row._mapping) for row in self._conn.execute(_OUTSIDE, values)]
 
     def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
         found: dict[UUID, list[Snapshot]] = defaultdict(list)
         if post_ids:
             for row in self._conn.execute(_SERIES, {"post_ids": list(post_ids)}):
-                taken = snapshot_from_row(row)
+                taken = snapshot_from_row(row._mapping)
                 if taken is not None:
                     found[row.post_id].append(taken)
         return dict(found)
@@ -220,7 +221,7 @@ class SqlAccountInsights:
         statement = _ACCOUNT_HISTORY if account_id is not None else _ALL_HISTORY
         history = []
         for row in self._conn.execute(statement, values):
-            taken = snapshot_from_row(row)
+            taken = snapshot_from_row(row._mapping)
             assert taken is not None  # impressions > 0 implies a snapshot
             history.append(
                 PastPost(
@@ -284,21 +285,30 @@ class SqlAccountInsights:
     def trend_alerts_for_post(
         self, post_id: UUID, account_id: UUID, published_at: datetime | None
     ) -> list[TrendAlert]:
-        values = {"post_id": post_id, "account_id": account_id, "published_at": published_at}
-        return [
-            TrendAlert(
-                dedup_key=row.dedup_key,
-                account_id=row.account_id,
-                post_id=row.post_id,
-                kind=row.kind,
-                metric=row.metric,
-                observed=row.observed,
-                expected=row.expected,
-                score=row.score,
-                summary=row.summary,
-                detected_at=row.detected_at,
-                age=timedelta(seconds=row.age_seconds) if row.age_seconds is not None else None,
-                window_start=row.window_start,
-            )
-            for row in self._conn.execute(_ALERTS, values)
-        ]
+        values = alerts_params(post_id, account_id, published_at)
+        return [trend_alert_from_row(row._mapping) for row in self._conn.execute(ALERTS, values)]
+
+
+def alerts_params(
+    post_id: UUID, account_id: UUID, published_at: datetime | None
+) -> dict[str, object]:
+    return {"post_id": post_id, "account_id": account_id, "published_at": published_at}
+
+
+def trend_alert_from_row(row: Mapping[Any, Any]) -> TrendAlert:
+    """A trend_alerts row (a SQLAlchemy row's `_mapping`, or psycopg's dict)."""
+    age = row["age_seconds"]
+    return TrendAlert(
+        dedup_key=row["dedup_key"],
+        account_id=row["account_id"],
+        post_id=row["post_id"],
+        kind=row["kind"],
+        metric=row["metric"],
+        observed=row["observed"],
+        expected=row["expected"],
+        score=row["score"],
+        summary=row["summary"],
+        detected_at=row["detected_at"],
+        age=timedelta(seconds=age) if age is not None else None,
+        window_start=row["window_start"],
+    )

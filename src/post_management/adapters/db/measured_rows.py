@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from post_management.domain.analytics import Counts, Snapshot
@@ -21,8 +22,7 @@ LATEST_SNAPSHOT = """
 """
 
 
-def _counts(row: Any) -> Counts:
-    values = row._mapping
+def _counts(values: Mapping[Any, Any]) -> Counts:
     return Counts(
         impressions=values["impressions"],
         likes=values["likes"],
@@ -34,20 +34,20 @@ def _counts(row: Any) -> Counts:
     )
 
 
-def snapshot_from_row(row: Any) -> Snapshot | None:
-    values = row._mapping
+def snapshot_from_row(values: Mapping[Any, Any]) -> Snapshot | None:
+    """A row's snapshot columns (a SQLAlchemy row's `_mapping`, or psycopg's dict)."""
     if values["collected_at"] is None:
         return None
-    return Snapshot(values["collected_at"], _counts(row), values["url_link_clicks"] is not None)
+    return Snapshot(values["collected_at"], _counts(values), values["url_link_clicks"] is not None)
 
 
-def measured_from_row(row: Any) -> MeasuredPost:
+def measured_from_row(values: Mapping[Any, Any]) -> MeasuredPost:
     return MeasuredPost(
-        post_id=row.id,
-        account_id=row.account_id,
-        state=PostState(row.state),
-        due_at=row.due_at,
-        published_at=row.published_at,
-        latest=snapshot_from_row(row),
-        x_post_id=getattr(row, "x_post_id", ""),
+        post_id=values["id"],
+        account_id=values["account_id"],
+        state=PostState(values["state"]),
+        due_at=values["due_at"],
+        published_at=values["published_at"],
+        latest=snapshot_from_row(values),
+        x_post_id=values.get("x_post_id", ""),
     )

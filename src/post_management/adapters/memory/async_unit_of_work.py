@@ -15,9 +15,16 @@ from uuid import UUID
 from post_management.adapters.memory.store import MemoryStore
 from post_management.adapters.memory.unit_of_work import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from post_management.domain.account import Account
+from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
+from post_management.ports.analytics import (
+    AccountInsights,
+    AnalyticsRepository,
+    MeasuredPost,
+    TrendAlert,
+)
 from post_management.ports.async_unit_of_work import (
     AsyncUnitOfWork,
 )
@@ -151,6 +158,36 @@ class _Erasures:
         return self._erasures.is_erased(user_id)
 
 
+class _Analytics:
+    def __init__(self, analytics: AnalyticsRepository) -> None:
+        self._analytics = analytics
+
+    async def latest(self, post_id: UUID) -> Snapshot | None:
+        return self._analytics.latest(post_id)
+
+    async def series(self, post_id: UUID) -> list[Snapshot]:
+        return self._analytics.series(post_id)
+
+    async def deleted_on_x(self, post_id: UUID) -> bool:
+        return self._analytics.deleted_on_x(post_id)
+
+    async def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
+        return self._analytics.account_posts(account_id, since)
+
+    async def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
+        return self._analytics.user_posts(user_id, start, end)
+
+
+class _Insights:
+    def __init__(self, insights: AccountInsights) -> None:
+        self._insights = insights
+
+    async def trend_alerts_for_post(
+        self, post_id: UUID, account_id: UUID, published_at: datetime | None
+    ) -> list[TrendAlert]:
+        return self._insights.trend_alerts_for_post(post_id, account_id, published_at)
+
+
 class AsyncMemoryUnitOfWork(AsyncUnitOfWork):
     def __init__(self, sync: MemoryUnitOfWork, store: MemoryStore, turn: asyncio.Lock) -> None:
         self._sync = sync
@@ -165,6 +202,8 @@ class AsyncMemoryUnitOfWork(AsyncUnitOfWork):
         self.campaigns = _Campaigns(sync.campaigns)
         self.media = _Media(sync.media)
         self.erasures = _Erasures(sync.erasures)
+        self.analytics = _Analytics(sync.analytics)
+        self.insights = _Insights(sync.insights)
 
     async def __aenter__(self) -> Self:
         await self._turn.acquire()

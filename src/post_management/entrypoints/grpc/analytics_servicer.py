@@ -85,7 +85,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self, request: pb.GetPostMetricsRequest, context: Context
     ) -> pb.PostMetrics:
         post_id = parse_uuid(request.post_id, "post_id")
-        view = await asyncio.to_thread(self._queries.post_metrics, current_principal(), post_id)
+        view = await self._queries.post_metrics(current_principal(), post_id)
         return pb.PostMetrics(
             post_id=str(view.post_id),
             x_post_id=view.x_post_id,
@@ -97,7 +97,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self, request: pb.GetPostAnalyticsRequest, context: Context
     ) -> pb.PostAnalytics:
         post_id = parse_uuid(request.post_id, "post_id")
-        view = await asyncio.to_thread(self._queries.post_analytics, current_principal(), post_id)
+        view = await self._queries.post_analytics(current_principal(), post_id)
         return pb.PostAnalytics(
             post_id=str(view.post_id),
             engagement_rate=view.engagement_rate,
@@ -117,7 +117,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         # Who may act is answered before the dates are read.
         principal.ensure_can_act_for(user_id)
         dates = parse_date_range(request.from_date, request.to_date)
-        view = await asyncio.to_thread(self._queries.user_stats, principal, user_id, dates)
+        view = await self._queries.user_stats(principal, user_id, dates)
         return pb.UserStats(
             user_id=view.user_id,
             posts_by_state=[

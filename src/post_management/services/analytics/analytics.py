@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from post_management.ports.analytics import (
     PublishedRef,
     TrendAlert,
 )
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
@@ -135,24 +137,38 @@ def _measured_rates(posts: list[MeasuredPost], exclude: UUID | None = None) -> l
 
 
 class AnalyticsQueries:
+    """GetPostMetrics, GetPostAnalytics and GetUserStats are awaited on the serving
+    loop over the asynchronous unit of work; GetOptimalTimes, whose ranking fits the
+    engagement model over the synchronous one, runs in a worker thread."""
+
     def __init__(
         self,
+        requests_uow: AsyncUnitOfWorkFactory,
         uow: UnitOfWorkFactory,
         clock: Clock,
         cache: Cache,
         settings: AnalyticsSettings | None = None,
         predictor: EngagementPredictor | None = None,
+        *,
+        cache_blocks: bool = False,
     ) -> None:
+        self._requests_uow = requests_uow
         self._uow = uow
         self._predictor = predictor
         self._clock = clock
         self._cache = cache
         self._settings = settings or AnalyticsSettings()
+        # A cache behind the network (Redis) is called in a worker thread; in process
+        # it is a dictionary lookup, done on the loop.
+        self._cache_blocks = cache_blocks
 
     # --- cache ------------------------------------------------------------------
 
-    def _cached(self, key: str) -> dict[str, Any] | None:
-        raw = self._cache.get(key)
+    async def _cached(self, key: str) -> dict[str, Any] | None:
+        if self._cache_blocks:
+            raw = await asyncio.to_thread(self._cache.get, key)
+        else:
+            raw = self._cache.get(key)
         if raw is None:
             return None
         try:
@@ -161,55 +177,61 @@ class AnalyticsQueries:
             return None
         return value if isinstance(value, dict) else None
 
-    def _remember(self, key: str, value: dict[str, Any]) -> None:
+    async def _remember(self, key: str, value: dict[str, Any]) -> None:
         if self._settings.cache_ttl_seconds > 0:
-            self._cache.set(key, json.dumps(value), self._settings.cache_ttl_seconds)
+            ttl = self._settings.cache_ttl_seconds
+            if self._cache_blocks:
+                await asyncio.to_thread(self._cache.set, key, json.dumps(value), ttl)
+            else:
+                self._cache.set(key, json.dumps(value), ttl)
 
     @staticmethod
-    def _post(uow: UnitOfWork, post_id: UUID) -> Post:
-        post = uow.posts.get(post_id)
+    async def _post(uow: AsyncUnitOfWork, post_id: UUID) -> Post:
+        post = await uow.posts.get(post_id)
         if post is None:
             raise post_not_found(post_id)
         return post
 
     # --- GetPostMetrics ---------------------------------------------------------
 
-    def post_metrics(self, principal: Principal, post_id: UUID) -> MetricsView:
-        cached = self._cached(metrics_key(post_id))
+    async def post_metrics(self, principal: Principal, post_id: UUID) -> MetricsView:
+        cached = await self._cached(metrics_key(post_id))
         if cached is not None:
             view = _metrics_from_json(cached)
             principal.ensure_can_act_for(view.user_id)  # the cache never bypasses ownership
             return view
-        with self._uow() as uow:
-            post = self._post(uow, post_id)
+        async with self._requests_uow() as uow:
+            post = await self._post(uow, post_id)
             principal.ensure_can_act_for(post.user_id)
             view = MetricsView(
                 post_id=post.id,
                 user_id=post.user_id,
                 x_post_id=post.x_post_id,
-                latest=uow.analytics.latest(post.id),
-                deleted_on_x=uow.analytics.deleted_on_x(post.id),
+                latest=await uow.analytics.latest(post.id),
+                deleted_on_x=await uow.analytics.deleted_on_x(post.id),
             )
-        self._remember(metrics_key(post_id), _metrics_to_json(view))
+        await self._remember(metrics_key(post_id), _metrics_to_json(view))
         return view
 
     # --- GetPostAnalytics -------------------------------------------------------
 
-    def post_analytics(self, principal: Principal, post_id: UUID) -> AnalyticsView:
-        cached = self._cached(analytics_key(post_id))
+    async def post_analytics(self, principal: Principal, post_id: UUID) -> AnalyticsView:
+        cached = await self._cached(analytics_key(post_id))
         if cached is not None:
             view = _analytics_from_json(cached)
             principal.ensure_can_act_for(view.user_id)
             return view
-        with self._uow() as uow:
-            post = self._post(uow, post_id)
+        async with self._requests_uow() as uow:
+            post = await self._post(uow, post_id)
             principal.ensure_can_act_for(post.user_id)
-            series = uow.analytics.series(post.id)
+            series = await uow.analytics.series(post.id)
             since = self._clock.now() - HISTORY
-            account = uow.analytics.account_posts(post.account_id, since)
-            alerts = uow.insights.trend_alerts_for_post(post.id, post.account_id, post.published_at)
+            account = await uow.analytics.account_posts(post.account_id, since)
+            alerts = await uow.insights.trend_alerts_for_post(
+                post.id, post.account_id, post.published_at
+            )
         view = self._analyse(post, series, account, alerts)
-        self._remember(analytics_key(post_id), _analytics_to_json(view))
+        await self._remember(analytics_key(post_id), _analytics_to_json(view))
         return view
 
     def _analyse(
@@ -243,7 +265,9 @@ class AnalyticsQueries:
 
     # --- GetUserStats -----------------------------------------------------------
 
-    def user_stats(self, principal: Principal, user_id: str, dates: DateRange) -> UserStatsView:
+    async def user_stats(
+        self, principal: Principal, user_id: str, dates: DateRange
+    ) -> UserStatsView:
         """`dates` open at the end: until now; open at the start: 30 days."""
         principal.ensure_can_act_for(user_id)
         end = dates.end or self._clock.now()
@@ -270,9 +294,9 @@ class AnalyticsQueries:
                 "before year 1",
                 reason=Reason.INVALID_DATE_RANGE,
             ) from None
-        with self._uow() as uow:
-            current = uow.analytics.user_posts(user_id, start, end)
-            previous = uow.analytics.user_posts(user_id, previous_start, start)
+        async with self._requests_uow() as uow:
+            current = await uow.analytics.user_posts(user_id, start, end)
+            previous = await uow.analytics.user_posts(user_id, previous_start, start)
         return _user_stats(user_id, start, end, current, previous)
 
     # --- GetOptimalTimes --------------------------------------------------------

@@ -1,0 +1,144 @@
+"""GetPostMetrics, GetPostAnalytics and GetUserStats on the asynchronous memory unit of
+work: the answers, the ownership checks before and after the cache, and a cache behind
+the network called from a worker thread, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from post_management.adapters.cache import InProcessCache
+from post_management.domain.analytics import Counts, Snapshot
+from post_management.domain.auth import Principal, Role
+from post_management.domain.date_range import DateRange
+from post_management.domain.errors import NotFound, PermissionDenied
+from post_management.domain.post import Post, PostState
+from post_management.ports.analytics import SOURCE_POLL
+from post_management.services.analytics.analytics import AnalyticsQueries
+from tests.unit.services.engine_world import EngineWorld
+
+ALICE = Principal("alice", Role.USER)
+BOB = Principal("bob", Role.USER)
+
+
+class ThreadsSeen(InProcessCache):
+    """Remembers on which thread each get and set ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[threading.Thread] = []
+
+    def get(self, key: str) -> str | None:
+        self.threads.append(threading.current_thread())
+        return super().get(key)
+
+    def set(self, key: str, value: str, ttl_seconds: float) -> None:
+        self.threads.append(threading.current_thread())
+        super().set(key, value, ttl_seconds)
+
+
+def measured_post(world: EngineWorld, likes: int) -> Post:
+    account = world.account()
+    now = world.clock.now()
+    post = Post(
+        id=uuid.uuid4(),
+        user_id=account.user_id,
+        account_id=account.id,
+        text="measured",
+        created_at=now - timedelta(hours=2),
+        updated_at=now,
+        state=PostState.PUBLISHED,
+        scheduled_for=now - timedelta(hours=1),
+        published_at=now - timedelta(hours=1),
+        x_post_id=str(uuid.uuid4().int % 10**18),
+    )
+    with world.uow() as uow:
+        uow.posts.add(post)
+        snapshot = Snapshot(now, Counts(impressions=100, likes=likes))
+        uow.analytics.add_snapshot(post.id, snapshot, SOURCE_POLL)
+        uow.commit()
+    return post
+
+
+def queries(world: EngineWorld, cache: ThreadsSeen, *, cache_blocks: bool) -> AnalyticsQueries:
+    return AnalyticsQueries(
+        world.async_uow, world.uow, world.clock, cache, cache_blocks=cache_blocks
+    )
+
+
+@pytest.mark.parametrize("cache_blocks", [False, True])
+def test_metrics_and_analytics_are_read_then_cached_on_the_right_thread(
+    cache_blocks: bool,
+) -> None:
+    world = EngineWorld()
+    cache = ThreadsSeen()
+    service = queries(world, cache, cache_blocks=cache_blocks)
+    post = measured_post(world, likes=7)
+
+    async def calls() -> threading.Thread:
+        metrics = await service.post_metrics(ALICE, post.id)
+        assert metrics.latest is not None and metrics.latest.counts.likes == 7
+        assert not metrics.deleted_on_x
+        analytics = await service.post_analytics(ALICE, post.id)
+        assert analytics.engagement_rate == pytest.approx(0.07)
+        assert [s.counts.likes for s in analytics.series] == [7]
+        with world.uow() as uow:  # behind the service's back: the cached answers stand
+            later = Snapshot(world.clock.now(), Counts(impressions=100, likes=9))
+            uow.analytics.add_snapshot(post.id, later, SOURCE_POLL)
+            uow.commit()
+        cached = await service.post_metrics(ALICE, post.id)
+        assert cached.latest is not None and cached.latest.counts.likes == 7
+        assert (await service.post_analytics(ALICE, post.id)).series == analytics.series
+        # The cache never bypasses ownership.
+        with pytest.raises(PermissionDenied):
+            await service.post_metrics(BOB, post.id)
+        with pytest.raises(PermissionDenied):
+            await service.post_analytics(BOB, post.id)
+        return threading.current_thread()
+
+    loop_thread = asyncio.run(calls())
+    assert len(cache.threads) == 8  # 6 reads, 2 stores
+    on_loop = [thread is loop_thread for thread in cache.threads]
+    assert on_loop == [not cache_blocks] * len(cache.threads)
+
+
+def test_an_unknown_or_anothers_post_is_refused_before_anything_is_cached() -> None:
+    world = EngineWorld()
+    cache = ThreadsSeen()
+    service = queries(world, cache, cache_blocks=False)
+    post = measured_post(world, likes=1)
+
+    async def calls() -> None:
+        with pytest.raises(NotFound):
+            await service.post_metrics(ALICE, uuid.uuid4())
+        with pytest.raises(NotFound):
+            await service.post_analytics(ALICE, uuid.uuid4())
+        with pytest.raises(PermissionDenied):
+            await service.post_metrics(BOB, post.id)
+        with pytest.raises(PermissionDenied):
+            await service.post_analytics(BOB, post.id)
+
+    asyncio.run(calls())
+    assert cache.get(f"metrics:{post.id}") is None and cache.get(f"analytics:{post.id}") is None
+
+
+def test_user_stats_compare_the_window_with_the_one_before() -> None:
+    world = EngineWorld()
+    service = queries(world, ThreadsSeen(), cache_blocks=True)
+    post = measured_post(world, likes=7)
+    now = world.clock.now()
+
+    async def calls() -> None:
+        stats = await service.user_stats(ALICE, "alice", DateRange(None, now))
+        assert stats.top_post_ids == [post.id]
+        assert stats.posts_by_state == {PostState.PUBLISHED: 1}
+        assert (stats.totals.likes, stats.engagement_trend) == (7, 1.0)
+        assert stats.start == now - timedelta(days=30)
+        with pytest.raises(PermissionDenied):
+            await service.user_stats(BOB, "alice", DateRange(None, now))
+
+    asyncio.run(calls())
