@@ -13,6 +13,7 @@ import pytest
 
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.campaigns import Campaign
+from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.publishing import Settlement
@@ -559,5 +560,43 @@ def test_a_posts_trend_alerts_and_the_follower_drops_covering_it(world: World) -
             # The window is [window_start, detected_at).
             assert await alerts(outside.id, account.id, drop.window_start) == [drop]
             assert await alerts(outside.id, account.id, drop.detected_at) == []
+
+    run(world, scenario)
+
+
+def test_several_posts_snapshots_and_an_accounts_follower_counts(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    first, second, unmeasured = (published(account, now - timedelta(hours=h)) for h in (5, 4, 3))
+    store(world.uow, account, first, second, unmeasured)
+    early, late = snap(now - timedelta(hours=2)), snap(now - timedelta(hours=1), impressions=300)
+    withheld = Snapshot(now, Counts(50, 2, 0, 0, 0, 0, 9, 9, 12), private_known=False)
+    day = now.date()
+    older = FollowerSnapshot(day - timedelta(days=1), now - timedelta(days=1), 90)
+    today = FollowerSnapshot(day, now - timedelta(minutes=10), 100, 10, 50, 2)
+    with world.uow() as uow:
+        uow.analytics.add_snapshot(first.id, late, SOURCE_POLL)
+        uow.analytics.add_snapshot(first.id, early, SOURCE_POLL)
+        uow.analytics.add_snapshot(second.id, withheld, SOURCE_POLL)
+        assert uow.insights.add_follower_snapshot(account.id, today)
+        assert uow.insights.add_follower_snapshot(account.id, older)
+        uow.commit()
+    with world.uow() as uow:
+        expected = uow.insights.series_of([first.id, second.id, unmeasured.id])
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            # Each post's snapshots oldest first; unmeasured posts left out.
+            series = await work.insights.series_of([first.id, second.id, unmeasured.id])
+            # Withheld counts read back as 0, not known.
+            read_back = Snapshot(now, Counts(50, 2, 0, 0, 0, 0, 0, 0, 12), private_known=False)
+            assert series == expected == {first.id: [early, late], second.id: [read_back]}
+            assert await work.insights.series_of([]) == {}
+            followers = work.insights.follower_snapshots
+            assert await followers(account.id, now - timedelta(days=2), now) == [older, today]
+            # [start, end)
+            assert await followers(account.id, today.collected_at, now) == [today]
+            assert await followers(account.id, older.collected_at, today.collected_at) == [older]
+            assert await followers(uuid.uuid4(), now - timedelta(days=2), now) == []
 
     run(world, scenario)

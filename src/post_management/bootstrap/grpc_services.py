@@ -104,7 +104,7 @@ def grpc_services(
                 cache_blocks=isinstance(shared, FailoverCache),
             ),
             XWebhooks(uow, clock, cache, settings.x.webhook_secret()),
-            AccountGrowthQueries(uow, clock),
+            AccountGrowthQueries(requests_uow, clock),
             predictor,
             XSpendQueries(uow, clock),
         ),

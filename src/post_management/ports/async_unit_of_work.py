@@ -3,9 +3,10 @@ loop, no worker thread. The post, scheduling, account, campaign and publishing
 commands run on it (CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost,
 BatchSchedulePosts, CancelSchedule, ListFreeSlots, the AccountService's own,
 CreateCampaign, GetCampaign, ListCampaigns, PublishPost, ListDeadLetters,
-RequeueDeadLetter, UploadMedia), and the post analytics reads (GetPostMetrics,
-GetPostAnalytics, GetUserStats); the other commands and the background jobs keep the
-synchronous unit of work (ports.unit_of_work), whose methods these mirror one for one.
+RequeueDeadLetter, UploadMedia), and the analytics reads GetPostMetrics,
+GetPostAnalytics, GetUserStats, GetAccountGrowth and GetAudienceActivity; the other
+commands and the background jobs keep the synchronous unit of work
+(ports.unit_of_work), whose methods these mirror one for one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from post_management.domain.account import Account
 from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.events import EventLog
+from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.ports.analytics import MeasuredPost, TrendAlert
@@ -149,6 +151,16 @@ class AsyncAnalytics(Protocol):
 
 class AsyncInsights(Protocol):
     """The reads of ports.analytics.AccountInsights the request path awaits."""
+
+    async def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
+        """Every snapshot of each post, oldest first."""
+        ...
+
+    async def follower_snapshots(
+        self, account_id: UUID, start: datetime, end: datetime
+    ) -> list[FollowerSnapshot]:
+        """Snapshots collected in [start, end), oldest first."""
+        ...
 
     async def trend_alerts_for_post(
         self, post_id: UUID, account_id: UUID, published_at: datetime | None

@@ -1,6 +1,7 @@
-"""GetPostMetrics, GetPostAnalytics and GetUserStats on the asynchronous memory unit of
-work: the answers, the ownership checks before and after the cache, and a cache behind
-the network called from a worker thread, never on the event loop."""
+"""GetPostMetrics, GetPostAnalytics, GetUserStats, GetAccountGrowth and
+GetAudienceActivity on the asynchronous memory unit of work: the answers, the ownership
+checks before and after the cache, and a cache behind the network called from a worker
+thread, never on the event loop."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.auth import Principal, Role
 from post_management.domain.date_range import DateRange
 from post_management.domain.errors import NotFound, PermissionDenied
+from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import Post, PostState
 from post_management.ports.analytics import SOURCE_POLL
 from post_management.services.analytics.analytics import AnalyticsQueries
+from post_management.services.analytics.growth import AccountGrowthQueries
 from tests.unit.services.engine_world import EngineWorld
 
 ALICE = Principal("alice", Role.USER)
@@ -140,5 +143,38 @@ def test_user_stats_compare_the_window_with_the_one_before() -> None:
         assert stats.start == now - timedelta(days=30)
         with pytest.raises(PermissionDenied):
             await service.user_stats(BOB, "alice", DateRange(None, now))
+
+    asyncio.run(calls())
+
+
+def test_account_growth_and_audience_activity_of_ones_own_account() -> None:
+    world = EngineWorld()
+    growth = AccountGrowthQueries(world.async_uow, world.clock)
+    post = measured_post(world, likes=7)
+    now = world.clock.now()
+    day = now.date()
+    with world.uow() as uow:
+        for days_ago, followers in ((3, 100), (2, 110), (0, 120)):
+            at = now - timedelta(days=days_ago, minutes=1)
+            snapshot = FollowerSnapshot(day - timedelta(days=days_ago), at, followers)
+            assert uow.insights.add_follower_snapshot(post.account_id, snapshot)
+        uow.commit()
+
+    async def calls() -> None:
+        view = await growth.growth(ALICE, post.account_id, DateRange(None, now))
+        assert [d.followers_change for d in view.summary.days] == [0, 10, 10]
+        assert (view.summary.net_change, view.summary.growth_rate) == (20, 0.2)
+        activity = await growth.audience_activity(ALICE, post.account_id, 0)
+        assert activity.activity.total == 7 and activity.timezone == "UTC"
+        for refused in (
+            growth.growth(BOB, post.account_id, DateRange(None, now)),
+            growth.audience_activity(BOB, post.account_id, 0),
+        ):
+            with pytest.raises(PermissionDenied):
+                await refused
+        with pytest.raises(NotFound):
+            await growth.growth(ALICE, uuid.uuid4(), DateRange(None, now))
+        with pytest.raises(NotFound):
+            await growth.audience_activity(ALICE, uuid.uuid4(), 0)
 
     asyncio.run(calls())

@@ -54,6 +54,7 @@ from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.errors import Unavailable
 from post_management.domain.events import EventLog
+from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.domain.privacy import Pseudonyms
@@ -108,6 +109,8 @@ _DELETED_ON_X = Compiled(analytics_repository.DELETED_ON_X)
 _ACCOUNT_POSTS = Compiled(analytics_repository.ACCOUNT_POSTS)
 _USER_POSTS = Compiled(analytics_repository.USER_POSTS)
 _ALERTS = Compiled(insights_repository.ALERTS)
+_SERIES_OF = Compiled(insights_repository.SERIES_OF)
+_FOLLOWERS = Compiled(insights_repository.FOLLOWERS)
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 PostWritesHook = Callable[[], Awaitable[object]]
@@ -360,6 +363,19 @@ class AsyncSqlAnalytics:
 class AsyncSqlInsights:
     def __init__(self, session: _Session) -> None:
         self._db = session
+
+    async def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
+        if not post_ids:
+            return {}
+        rows = await self._db.all(_SERIES_OF, {"post_ids": list(post_ids)})
+        return insights_repository.series_by_post(rows)
+
+    async def follower_snapshots(
+        self, account_id: UUID, start: datetime, end: datetime
+    ) -> list[FollowerSnapshot]:
+        values = {"account_id": account_id, "start": start, "end": end}
+        rows = await self._db.all(_FOLLOWERS, values)
+        return [insights_repository.follower_from_row(row) for row in rows]
 
     async def trend_alerts_for_post(
         self, post_id: UUID, account_id: UUID, published_at: datetime | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -52,7 +52,7 @@ _OUTSIDE = text(
     """  # noqa: S608 - only the constant lateral join is interpolated
 )
 
-_SERIES = text(
+SERIES_OF = text(
     """
     SELECT m.post_id, m.collected_at, m.impressions, m.likes, m.reposts, m.replies, m.quotes,
            m.bookmarks, m.url_link_clicks, m.user_profile_clicks, m.video_views
@@ -73,7 +73,7 @@ _GROWTH_DUE = text(
     """
 )
 
-_FOLLOWERS = text(
+FOLLOWERS = text(
     """
     SELECT day, collected_at, followers, following, posts, listed FROM account_growth
     WHERE account_id = :account_id AND collected_at >= :start AND collected_at < :end
@@ -163,13 +163,10 @@ class SqlAccountInsights:
         return [measured_from_row(row._mapping) for row in self._conn.execute(_OUTSIDE, values)]
 
     def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
-        found: dict[UUID, list[Snapshot]] = defaultdict(list)
-        if post_ids:
-            for row in self._conn.execute(_SERIES, {"post_ids": list(post_ids)}):
-                taken = snapshot_from_row(row._mapping)
-                if taken is not None:
-                    found[row.post_id].append(taken)
-        return dict(found)
+        if not post_ids:
+            return {}
+        rows = self._conn.execute(SERIES_OF, {"post_ids": list(post_ids)})
+        return series_by_post(row._mapping for row in rows)
 
     def add_follower_snapshot(self, account_id: UUID, snapshot: FollowerSnapshot) -> bool:
         statement = (
@@ -193,15 +190,8 @@ class SqlAccountInsights:
     def follower_snapshots(
         self, account_id: UUID, start: datetime, end: datetime
     ) -> list[FollowerSnapshot]:
-        rows = self._conn.execute(
-            _FOLLOWERS, {"account_id": account_id, "start": start, "end": end}
-        )
-        return [
-            FollowerSnapshot(
-                row.day, row.collected_at, row.followers, row.following, row.posts, row.listed
-            )
-            for row in rows
-        ]
+        rows = self._conn.execute(FOLLOWERS, {"account_id": account_id, "start": start, "end": end})
+        return [follower_from_row(row._mapping) for row in rows]
 
     def growth_due(self, day_start: datetime, limit: int) -> list[GrowthDue]:
         rows = self._conn.execute(_GROWTH_DUE, {"day_start": day_start, "limit": limit})
@@ -287,6 +277,27 @@ class SqlAccountInsights:
     ) -> list[TrendAlert]:
         values = alerts_params(post_id, account_id, published_at)
         return [trend_alert_from_row(row._mapping) for row in self._conn.execute(ALERTS, values)]
+
+
+def series_by_post(rows: Iterable[Mapping[Any, Any]]) -> dict[UUID, list[Snapshot]]:
+    """Snapshot rows (SERIES_OF's) by post, in the rows' order."""
+    found: dict[UUID, list[Snapshot]] = defaultdict(list)
+    for row in rows:
+        taken = snapshot_from_row(row)
+        if taken is not None:
+            found[row["post_id"]].append(taken)
+    return dict(found)
+
+
+def follower_from_row(row: Mapping[Any, Any]) -> FollowerSnapshot:
+    return FollowerSnapshot(
+        row["day"],
+        row["collected_at"],
+        row["followers"],
+        row["following"],
+        row["posts"],
+        row["listed"],
+    )
 
 
 def alerts_params(

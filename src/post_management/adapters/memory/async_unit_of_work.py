@@ -17,6 +17,7 @@ from post_management.adapters.memory.unit_of_work import MemoryUnitOfWork, Memor
 from post_management.domain.account import Account
 from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
+from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.ports.analytics import (
@@ -181,6 +182,14 @@ class _Analytics:
 class _Insights:
     def __init__(self, insights: AccountInsights) -> None:
         self._insights = insights
+
+    async def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
+        return self._insights.series_of(post_ids)
+
+    async def follower_snapshots(
+        self, account_id: UUID, start: datetime, end: datetime
+    ) -> list[FollowerSnapshot]:
+        return self._insights.follower_snapshots(account_id, start, end)
 
     async def trend_alerts_for_post(
         self, post_id: UUID, account_id: UUID, published_at: datetime | None

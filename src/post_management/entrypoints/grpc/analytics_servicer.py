@@ -138,7 +138,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
     ) -> pb.AccountGrowth:
         account_id = parse_uuid(request.account_id, "account_id")
         dates = parse_date_range(request.from_date, request.to_date)
-        view = await asyncio.to_thread(self._growth.growth, current_principal(), account_id, dates)
+        view = await self._growth.growth(current_principal(), account_id, dates)
         return pb.AccountGrowth(
             account_id=str(view.account_id),
             daily=[
@@ -169,9 +169,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self, request: pb.GetAudienceActivityRequest, context: Context
     ) -> pb.AudienceActivity:
         account_id = parse_uuid(request.account_id, "account_id")
-        view = await asyncio.to_thread(
-            self._growth.audience_activity, current_principal(), account_id, request.days
-        )
+        view = await self._growth.audience_activity(current_principal(), account_id, request.days)
         activity = view.activity
         shares = activity.shares()
         return pb.AudienceActivity(

@@ -27,10 +27,11 @@ from post_management.domain.growth import (
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
 from post_management.domain.x_spend import CallKind, Metered, Purpose, ReadPace, refused_read
+from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.ports.x_api import RateLimited, XApi, XCredentials, XUser
-from post_management.services.shared.common import load_account
+from post_management.services.shared.common import load_account_awaited
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,16 @@ class AudienceActivityView:
 
 
 class AccountGrowthQueries:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    """GetAccountGrowth and GetAudienceActivity, awaited on the serving loop over the
+    asynchronous unit of work."""
+
+    def __init__(self, uow: AsyncUnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
-    def growth(self, principal: Principal, account_id: UUID, dates: DateRange) -> AccountGrowthView:
+    async def growth(
+        self, principal: Principal, account_id: UUID, dates: DateRange
+    ) -> AccountGrowthView:
         end = dates.end or self._clock.now()
         start = dates.start or end - DEFAULT_GROWTH_WINDOW
         if end - start > MAX_GROWTH_WINDOW:
@@ -75,14 +81,14 @@ class AccountGrowthQueries:
                 "the range may cover at most 366 days",
                 reason=Reason.INVALID_DATE_RANGE,
             )
-        with self._uow() as uow:
-            load_account(uow, principal, account_id)
-            snapshots = uow.insights.follower_snapshots(account_id, start, end)
+        async with self._uow() as uow:
+            await load_account_awaited(uow, principal, account_id)
+            snapshots = await uow.insights.follower_snapshots(account_id, start, end)
             # A post's window reaches a day past the period's end.
-            later = uow.insights.follower_snapshots(account_id, end, end + timedelta(days=2))
+            later = await uow.insights.follower_snapshots(account_id, end, end + timedelta(days=2))
             posts = [
                 p
-                for p in uow.analytics.account_posts(account_id, start)
+                for p in await uow.analytics.account_posts(account_id, start)
                 if p.published_at is not None and p.published_at < end
             ]
         around = snapshots + later
@@ -94,17 +100,18 @@ class AccountGrowthQueries:
                 gained.append(PostGrowth(post.post_id, post.published_at, followers))
         return AccountGrowthView(account_id, growth_summary(snapshots), gained)
 
-    def audience_activity(
+    async def audience_activity(
         self, principal: Principal, account_id: UUID, days: int
     ) -> AudienceActivityView:
         days = days or DEFAULT_ACTIVITY_DAYS
         if not 1 <= days <= MAX_ACTIVITY_DAYS:
             raise InvalidArgument.for_field("days", f"must be between 1 and {MAX_ACTIVITY_DAYS}")
         since = self._clock.now() - timedelta(days=days)
-        with self._uow() as uow:
-            account = load_account(uow, principal, account_id)
-            posts = [p for p in uow.analytics.account_posts(account_id, since) if p.published_at]
-            series = uow.insights.series_of([p.post_id for p in posts])
+        async with self._uow() as uow:
+            account = await load_account_awaited(uow, principal, account_id)
+            published = await uow.analytics.account_posts(account_id, since)
+            posts = [p for p in published if p.published_at]
+            series = await uow.insights.series_of([p.post_id for p in posts])
         zone = load_zone(account.timezone)
         points = []
         for post in posts:

@@ -140,6 +140,17 @@ def load_account(uow: UnitOfWork, principal: Principal, account_id: UUID) -> Acc
     return account
 
 
+async def load_account_awaited(
+    uow: AsyncUnitOfWork, principal: Principal, account_id: UUID
+) -> Account:
+    """load_account on the asynchronous unit of work."""
+    account = await uow.accounts.get(account_id)
+    if account is None:
+        raise account_not_found(account_id)
+    principal.ensure_can_act_for(account.user_id)
+    return account
+
+
 def ensure_account_owner(principal: Principal, owner: str) -> None:
     """An account filter naming another user's account: PERMISSION_DENIED."""
     try:
