@@ -17,6 +17,7 @@ from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.publishing import Settlement
+from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
 from post_management.ports.analytics import SOURCE_POLL, TrendAlert
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.repositories import (
@@ -26,6 +27,7 @@ from post_management.ports.repositories import (
     IdempotencyRecord,
     PostFilter,
 )
+from post_management.ports.x_spend import SpendScope
 from tests.contract.builders import a_post, an_account, published, snap, store, stored_post
 from tests.contract.conftest import World
 
@@ -598,5 +600,57 @@ def test_several_posts_snapshots_and_an_accounts_follower_counts(world: World) -
             assert await followers(account.id, today.collected_at, now) == [today]
             assert await followers(account.id, older.collected_at, today.collected_at) == [older]
             assert await followers(uuid.uuid4(), now - timedelta(days=2), now) == []
+
+    run(world, scenario)
+
+
+def test_the_spend_ledger_reads_as_the_synchronous_unit_of_work_reads_it(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now, x_monthly_budget_micros=10_000_000)
+    unbudgeted = an_account(now)
+    post = a_post(account, now, state=PostState.PUBLISHED, published_at=now)
+    queued = a_post(account, now, due_in=timedelta(minutes=5), thread=["more"])
+    store(world.uow, account, unbudgeted, post, queued)
+    create = Metered(now, CallKind.POST_CREATE, Purpose.PUBLISH, "alice", account.id, post.id)
+    read = Metered(
+        now, CallKind.POST_READ, Purpose.RECONCILE, "alice", account.id, post.id, 2, Outcome.CHARGED
+    )
+    refused = Metered(
+        now, CallKind.POST_CREATE, Purpose.PUBLISH, "alice", account.id, post.id, 1, Outcome.REFUSED
+    )
+    with world.uow() as uow:
+        spent = uow.spend.record([create, read, refused])
+        uow.commit()
+    start, end = now - timedelta(days=1), now + timedelta(days=1)
+    scopes = (
+        SpendScope(account_id=account.id),
+        SpendScope(user_id="alice"),
+        SpendScope(user_id="bob"),
+        SpendScope(campaign_id=uuid.uuid4()),
+    )
+    with world.uow() as uow:
+        rows = [uow.spend.rows(scope, start, end) for scope in scopes]
+        published = [uow.spend.published_posts(scope, start, end) for scope in scopes]
+        states = uow.spend.budget_states([account.id, unbudgeted.id, uuid.uuid4()])
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            assert [await work.spend.rows(scope, start, end) for scope in scopes] == rows
+            assert [(r.kind, r.outcome, r.calls) for r in rows[0]] == [
+                ("post_create", "charged", 1),
+                ("post_create", "refused", 1),
+                ("post_read", "charged", 1),
+            ]
+            assert rows[2] == rows[3] == []
+            counted = [await work.spend.published_posts(scope, start, end) for scope in scopes]
+            assert counted == published == [1, 1, 0, 0]
+            assert await work.spend.published_posts(scopes[0], now, now) == 0  # [start, end)
+            budgets = await work.spend.budget_states([account.id, unbudgeted.id, uuid.uuid4()])
+            assert budgets == states and list(budgets) == [account.id]
+            state = budgets[account.id]
+            assert (state.budget_micros, state.spent_micros) == (10_000_000, spent)
+            assert state.reserved_micros > 0  # the queued post's cost
+            assert await work.spend.budget_states([]) == {}
+            assert await work.spend.budget_states([unbudgeted.id]) == {}
 
     run(world, scenario)

@@ -19,6 +19,7 @@ Publishing 475,000 over 5 published posts (95,000 each), the reconciler 35,000, 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +28,8 @@ from sqlalchemy import text
 from post_management.adapters.cache import InProcessCache
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.analytics_repository import AdvisoryLeaderLock
+from post_management.adapters.db.async_reads import AsyncPool
+from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.auth import Principal, Role
@@ -34,7 +37,7 @@ from post_management.domain.events import X_SPEND_BUDGET_REACHED
 from post_management.domain.post import PostState
 from post_management.domain.privacy import Pseudonyms
 from post_management.services.analytics.metrics_collection import MetricsCollector
-from post_management.services.analytics.x_spend import SpendQuery, XSpendQueries
+from post_management.services.analytics.x_spend import SpendQuery, SpendReport, XSpendQueries
 from tests.integration.publishing_fixtures import ENCRYPTION_KEY, Engine_
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
@@ -52,7 +55,21 @@ def spend_rows(engine: Engine_) -> list[tuple[object, ...]]:
         )
 
 
-def test_a_scripted_day_costs_what_x_charges(engine_: Engine_, x_api: TweepyXApi) -> None:
+async def _report(database: str, engine_: Engine_, query: SpendQuery) -> SpendReport:
+    """GetXSpend's use case over the asynchronous unit of work, on a pool of its own."""
+    pool = AsyncPool(database, min_size=1, max_size=1, name="commands")
+    await pool.open()
+    try:
+        box, pseudonyms = FernetBox([ENCRYPTION_KEY]), Pseudonyms(b"k" * 32)
+        uow = AsyncSqlUnitOfWorkFactory(pool, box, pseudonyms)
+        return await XSpendQueries(uow, engine_.clock).report(Principal("alice", Role.USER), query)
+    finally:
+        await pool.close()
+
+
+def test_a_scripted_day_costs_what_x_charges(
+    engine_: Engine_, x_api: TweepyXApi, machine_database: str
+) -> None:
     account = engine_.account()
     posts = {
         "p1": engine_.post(account, "Morning hello"),
@@ -99,9 +116,7 @@ def test_a_scripted_day_costs_what_x_charges(engine_: Engine_, x_api: TweepyXApi
     assert metrics == [("post_read", "metrics", "deduplicated", 5, 0, 0)]
     assert sum(int(r[6]) for r in rows) == 510_000  # type: ignore[call-overload]
     # The report over the same calls (this month up to now).
-    spend = XSpendQueries(engine_.uow, engine_.clock).report(
-        Principal("alice", Role.USER), SpendQuery(account_id=account.id)
-    )
+    spend = asyncio.run(_report(machine_database, engine_, SpendQuery(account_id=account.id)))
     assert (spend.total_micros, spend.published_posts) == (510_000, 5)
     assert spend.cost_per_published_post_micros == 95_000
     assert (spend.reconciler_micros, spend.metrics_collector_micros) == (35_000, 0)

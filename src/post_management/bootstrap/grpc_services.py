@@ -50,6 +50,7 @@ def grpc_services(
         infrastructure.box,
         infrastructure.pseudonyms,
         post_writes_hook(posts_cache, blocks=isinstance(shared, FailoverCache)),
+        prices=infrastructure.prices,
     )
     return Services(
         posts=PostService(
@@ -106,7 +107,7 @@ def grpc_services(
             XWebhooks(uow, clock, cache, settings.x.webhook_secret()),
             AccountGrowthQueries(requests_uow, clock),
             predictor,
-            XSpendQueries(uow, clock),
+            XSpendQueries(requests_uow, clock),
         ),
         campaigns=CampaignService(requests_uow, uow, clock),
     )

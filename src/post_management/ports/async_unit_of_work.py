@@ -4,7 +4,7 @@ commands run on it (CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost,
 BatchSchedulePosts, CancelSchedule, ListFreeSlots, the AccountService's own,
 CreateCampaign, GetCampaign, ListCampaigns, PublishPost, ListDeadLetters,
 RequeueDeadLetter, UploadMedia), and the analytics reads GetPostMetrics,
-GetPostAnalytics, GetUserStats, GetAccountGrowth and GetAudienceActivity; the other
+GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity and GetXSpend; the other
 commands and the background jobs keep the synchronous unit of work
 (ports.unit_of_work), whose methods these mirror one for one.
 """
@@ -27,6 +27,7 @@ from post_management.domain.post import Post
 from post_management.ports.analytics import MeasuredPost, TrendAlert
 from post_management.ports.repositories import AuditEntry, Cursor, IdempotencyRecord, PostFilter
 from post_management.ports.schedule_queries import TakenTime
+from post_management.ports.x_spend import BudgetState, SpendRow, SpendScope
 
 
 class AsyncPosts(Protocol):
@@ -170,6 +171,20 @@ class AsyncInsights(Protocol):
         ...
 
 
+class AsyncSpendLedger(Protocol):
+    """The reads of ports.x_spend.SpendLedger the request path awaits."""
+
+    async def rows(self, scope: SpendScope, start: datetime, end: datetime) -> list[SpendRow]: ...
+
+    async def published_posts(self, scope: SpendScope, start: datetime, end: datetime) -> int:
+        """Posts in the scope published in [start, end)."""
+        ...
+
+    async def budget_states(self, account_ids: Sequence[UUID]) -> dict[UUID, BudgetState]:
+        """This month's budget state of each account that has a budget."""
+        ...
+
+
 class AsyncUnitOfWork(Protocol):
     posts: AsyncPosts
     accounts: AsyncAccounts
@@ -181,6 +196,7 @@ class AsyncUnitOfWork(Protocol):
     erasures: AsyncErasures
     analytics: AsyncAnalytics
     insights: AsyncInsights
+    spend: AsyncSpendLedger
     # As in the synchronous unit of work: written to the outbox when it commits.
     outbox: EventLog
 

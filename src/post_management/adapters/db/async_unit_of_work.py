@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -31,6 +31,7 @@ from post_management.adapters.db import (
     post_repository,
     privacy_repository,
     records,
+    spend_ledger,
 )
 from post_management.adapters.db.account_repository import account_from_row
 from post_management.adapters.db.analytics_repository import snapshots_from_rows
@@ -59,6 +60,7 @@ from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.reasons import Reason
+from post_management.domain.x_spend import PriceTable
 from post_management.ports.analytics import MeasuredPost, TrendAlert
 from post_management.ports.async_unit_of_work import (
     AsyncUnitOfWork,
@@ -71,6 +73,7 @@ from post_management.ports.repositories import (
     PostFilter,
 )
 from post_management.ports.schedule_queries import TakenTime
+from post_management.ports.x_spend import BudgetState, SpendRow, SpendScope
 
 _GET_POST = Compiled(post_repository._GET)
 _GET_POST_FOR_UPDATE = Compiled(post_repository._GET_FOR_UPDATE)
@@ -111,6 +114,12 @@ _USER_POSTS = Compiled(analytics_repository.USER_POSTS)
 _ALERTS = Compiled(insights_repository.ALERTS)
 _SERIES_OF = Compiled(insights_repository.SERIES_OF)
 _FOLLOWERS = Compiled(insights_repository.FOLLOWERS)
+_BUDGETS = Compiled(spend_ledger.BUDGETS)
+_SCHEDULED_THIS_MONTH = Compiled(spend_ledger.SCHEDULED_THIS_MONTH)
+# The spend report's statements, one per scope.
+_SPEND_ROWS = {name: Compiled(statement) for name, statement in spend_ledger.ROWS.items()}
+_PUBLISHED = {name: Compiled(statement) for name, statement in spend_ledger.PUBLISHED.items()}
+
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 PostWritesHook = Callable[[], Awaitable[object]]
@@ -384,6 +393,32 @@ class AsyncSqlInsights:
         return [trend_alert_from_row(row) for row in await self._db.all(_ALERTS, values)]
 
 
+class AsyncSqlSpendLedger:
+    def __init__(self, session: _Session, prices: PriceTable) -> None:
+        self._db = session
+        self._prices = prices
+
+    async def rows(self, scope: SpendScope, start: datetime, end: datetime) -> list[SpendRow]:
+        name, values = spend_ledger.scope_params(scope, start, end)
+        rows = await self._db.all(_SPEND_ROWS[name], values)
+        return [spend_ledger.spend_row(row) for row in rows]
+
+    async def published_posts(self, scope: SpendScope, start: datetime, end: datetime) -> int:
+        name, values = spend_ledger.scope_params(scope, start, end)
+        rows = await self._db.tuples(_PUBLISHED[name], values)
+        return int(rows[0][0])
+
+    async def budget_states(self, account_ids: Sequence[UUID]) -> dict[UUID, BudgetState]:
+        if not account_ids:
+            return {}
+        budgets = await self._db.all(_BUDGETS, {"ids": list(account_ids)})
+        if not budgets:
+            return {}
+        ids = [row["id"] for row in budgets]
+        scheduled = await self._db.all(_SCHEDULED_THIS_MONTH, {"ids": ids})
+        return spend_ledger.budget_states_of(budgets, scheduled, self._prices)
+
+
 class AsyncSqlUnitOfWork(AsyncUnitOfWork):
     """The port's attributes are typed by the port it subclasses, so mypy holds each
     repository to its port."""
@@ -392,6 +427,7 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         self._database = config.database
         self._box = config.box
         self._pseudonyms = config.pseudonyms
+        self._prices = config.prices
         self._on_post_writes = config.on_post_writes
         self._session: _Session | None = None
         self._trace: UnitOfWorkTrace | None = None
@@ -411,6 +447,7 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         self.erasures = AsyncSqlErasures(session, self._pseudonyms)
         self.analytics = AsyncSqlAnalytics(session)
         self.insights = AsyncSqlInsights(session)
+        self.spend = AsyncSqlSpendLedger(session, self._prices)
         return self
 
     async def __aexit__(
@@ -484,6 +521,8 @@ class AsyncSqlUnitOfWorkFactory:
     # Erased users are found by their pseudonym (docs/security.md).
     pseudonyms: Pseudonyms
     on_post_writes: PostWritesHook | None = None
+    # The spend ledger's prices: a scheduled post's reserved cost (budget_states).
+    prices: PriceTable = field(default_factory=PriceTable)
 
     def __call__(self) -> AsyncSqlUnitOfWork:
         return AsyncSqlUnitOfWork(self)

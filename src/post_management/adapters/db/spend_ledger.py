@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, TextClause, text
@@ -57,6 +58,64 @@ def _scope(scope: SpendScope) -> tuple[str, object]:
         if value is not None:
             return name, value
     raise ValueError("a spend scope names an account, a user or a campaign")
+
+
+# One statement per scope, built once (shared with the asynchronous unit of work).
+ROWS = {name: text(_ROWS.format(scope=clauses[0])) for name, clauses in _SCOPES.items()}
+PUBLISHED = {name: text(_PUBLISHED.format(scope=clauses[1])) for name, clauses in _SCOPES.items()}
+
+# The month is the database's (UTC), like every other time decision.
+BUDGETS = _on_db_clock(
+    "SELECT a.id, a.x_monthly_budget_micros AS budget, coalesce(("
+    "  SELECT sum(s.cost_micros) FROM x_spend s WHERE s.account_id = a.id"
+    "  AND s.occurred_at >= date_trunc('month', now() AT TIME ZONE 'UTC')"
+    "  AT TIME ZONE 'UTC'), 0) AS spent "
+    "FROM accounts a WHERE a.id = ANY(:ids) AND a.x_monthly_budget_micros IS NOT NULL"
+)
+SCHEDULED_THIS_MONTH = _on_db_clock(
+    "SELECT account_id, text, thread, cardinality(attachment_ids) AS media "
+    "FROM posts WHERE account_id = ANY(:ids) AND state = 'SCHEDULED' "
+    "AND due_at < (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')"
+    " AT TIME ZONE 'UTC'"
+)
+
+
+def scope_params(
+    scope: SpendScope, start: datetime, end: datetime
+) -> tuple[str, dict[str, object]]:
+    """The scope's name (the key of its ROWS and PUBLISHED statements) and their values."""
+    name, value = _scope(scope)
+    return name, {"value": value, "start": start, "end": end}
+
+
+def spend_row(row: Mapping[Any, Any]) -> SpendRow:
+    return SpendRow(
+        row["day"],
+        row["kind"],
+        row["purpose"],
+        row["outcome"],
+        int(row["calls"]),
+        int(row["units"]),
+        int(row["charged_units"]),
+        int(row["cost_micros"]),
+    )
+
+
+def budget_states_of(
+    budgets: Iterable[Mapping[Any, Any]],
+    scheduled: Iterable[Mapping[Any, Any]],
+    prices: PriceTable,
+) -> dict[UUID, BudgetState]:
+    """BUDGETS' rows, with SCHEDULED_THIS_MONTH's posts' cost reserved."""
+    planned: dict[UUID, int] = defaultdict(int)
+    now = datetime.now(UTC)
+    for row in scheduled:
+        segments = [row["text"], *row["thread"]]
+        planned[row["account_id"]] += publish_cost(segments, row["media"], prices, now)
+    return {
+        row["id"]: BudgetState(int(row["budget"]), int(row["spent"]), planned[row["id"]])
+        for row in budgets
+    }
 
 
 # Every call of a batch in one statement, in order, from one JSON document; each row's
@@ -138,63 +197,22 @@ class SqlSpendLedger:
         return record_spend(self._conn, self._prices, entries)
 
     def rows(self, scope: SpendScope, start: datetime, end: datetime) -> list[SpendRow]:
-        name, value = _scope(scope)
-        query = text(_ROWS.format(scope=_SCOPES[name][0]))
-        result = self._conn.execute(query, {"value": value, "start": start, "end": end})
-        return [
-            SpendRow(
-                row.day,
-                row.kind,
-                row.purpose,
-                row.outcome,
-                int(row.calls),
-                int(row.units),
-                int(row.charged_units),
-                int(row.cost_micros),
-            )
-            for row in result
-        ]
+        name, values = scope_params(scope, start, end)
+        return [spend_row(row._mapping) for row in self._conn.execute(ROWS[name], values)]
 
     def published_posts(self, scope: SpendScope, start: datetime, end: datetime) -> int:
-        name, value = _scope(scope)
-        query = text(_PUBLISHED.format(scope=_SCOPES[name][1]))
-        return int(
-            self._conn.execute(query, {"value": value, "start": start, "end": end}).scalar_one()
-        )
+        name, values = scope_params(scope, start, end)
+        return int(self._conn.execute(PUBLISHED[name], values).scalar_one())
 
     def budget_states(self, account_ids: Sequence[UUID]) -> dict[UUID, BudgetState]:
         if not account_ids:
             return {}
-        # The month is the database's (UTC), like every other time decision.
-        budgets = self._conn.execute(
-            _on_db_clock(
-                "SELECT a.id, a.x_monthly_budget_micros AS budget, coalesce(("
-                "  SELECT sum(s.cost_micros) FROM x_spend s WHERE s.account_id = a.id"
-                "  AND s.occurred_at >= date_trunc('month', now() AT TIME ZONE 'UTC')"
-                "  AT TIME ZONE 'UTC'), 0) AS spent "
-                "FROM accounts a WHERE a.id = ANY(:ids) AND a.x_monthly_budget_micros IS NOT NULL"
-            ),
-            {"ids": list(account_ids)},
-        ).all()
+        budgets = [r._mapping for r in self._conn.execute(BUDGETS, {"ids": list(account_ids)})]
         if not budgets:
             return {}
-        planned: dict[UUID, int] = defaultdict(int)
-        scheduled = self._conn.execute(
-            _on_db_clock(
-                "SELECT account_id, text, thread, cardinality(attachment_ids) AS media "
-                "FROM posts WHERE account_id = ANY(:ids) AND state = 'SCHEDULED' "
-                "AND due_at < (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')"
-                " AT TIME ZONE 'UTC'"
-            ),
-            {"ids": [row.id for row in budgets]},
-        )
-        now = datetime.now(UTC)
-        for row in scheduled:
-            segments = [row.text, *row.thread]
-            planned[row.account_id] += publish_cost(segments, row.media, self._prices, now)
-        return {
-            row.id: BudgetState(int(row.budget), int(row.spent), planned[row.id]) for row in budgets
-        }
+        ids = [row["id"] for row in budgets]
+        scheduled = [r._mapping for r in self._conn.execute(SCHEDULED_THIS_MONTH, {"ids": ids})]
+        return budget_states_of(budgets, scheduled, self._prices)
 
 
 class SqlSpendMeter:

@@ -43,6 +43,7 @@ from post_management.ports.repositories import (
     PostRepository,
 )
 from post_management.ports.schedule_queries import ScheduleQueries, TakenTime
+from post_management.ports.x_spend import BudgetState, SpendLedger, SpendRow, SpendScope
 
 
 class _Posts:
@@ -197,6 +198,20 @@ class _Insights:
         return self._insights.trend_alerts_for_post(post_id, account_id, published_at)
 
 
+class _SpendLedger:
+    def __init__(self, spend: SpendLedger) -> None:
+        self._spend = spend
+
+    async def rows(self, scope: SpendScope, start: datetime, end: datetime) -> list[SpendRow]:
+        return self._spend.rows(scope, start, end)
+
+    async def published_posts(self, scope: SpendScope, start: datetime, end: datetime) -> int:
+        return self._spend.published_posts(scope, start, end)
+
+    async def budget_states(self, account_ids: Sequence[UUID]) -> dict[UUID, BudgetState]:
+        return self._spend.budget_states(account_ids)
+
+
 class AsyncMemoryUnitOfWork(AsyncUnitOfWork):
     def __init__(self, sync: MemoryUnitOfWork, store: MemoryStore, turn: asyncio.Lock) -> None:
         self._sync = sync
@@ -213,6 +228,7 @@ class AsyncMemoryUnitOfWork(AsyncUnitOfWork):
         self.erasures = _Erasures(sync.erasures)
         self.analytics = _Analytics(sync.analytics)
         self.insights = _Insights(sync.insights)
+        self.spend = _SpendLedger(sync.spend)
 
     async def __aenter__(self) -> Self:
         await self._turn.acquire()

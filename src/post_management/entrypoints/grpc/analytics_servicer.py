@@ -227,7 +227,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
             else None,
             dates=parse_date_range(request.from_date, request.to_date),
         )
-        report = await asyncio.to_thread(self._spend.report, current_principal(), query)
+        report = await self._spend.report(current_principal(), query)
         return pb.XSpend(
             period_start=timestamp(report.start),
             period_end=timestamp(report.end),

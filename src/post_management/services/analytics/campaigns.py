@@ -94,7 +94,9 @@ def load_campaign(uow: UnitOfWork, principal: Principal, campaign_id: UUID) -> C
     return _visible(uow.campaigns.get(campaign_id), principal, campaign_id)
 
 
-async def _load(uow: AsyncUnitOfWork, principal: Principal, campaign_id: UUID) -> Campaign:
+async def load_campaign_awaited(
+    uow: AsyncUnitOfWork, principal: Principal, campaign_id: UUID
+) -> Campaign:
     """load_campaign in an asynchronous unit of work."""
     return _visible(await uow.campaigns.get(campaign_id), principal, campaign_id)
 
@@ -196,7 +198,7 @@ class CampaignService:
             return campaign
 
         async def replay(uow: AsyncUnitOfWork, earlier: UUID) -> Campaign:
-            return await _load(uow, principal, earlier)
+            return await load_campaign_awaited(uow, principal, earlier)
 
         return await self._commands.run(
             principal, create, request=key, replay=replay, replay_first=True
@@ -204,7 +206,7 @@ class CampaignService:
 
     async def get(self, principal: Principal, campaign_id: UUID) -> Campaign:
         async with self._uow() as uow:
-            return await _load(uow, principal, campaign_id)
+            return await load_campaign_awaited(uow, principal, campaign_id)
 
     async def list(
         self, principal: Principal, user_id: str, size: int, token: str

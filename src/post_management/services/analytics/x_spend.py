@@ -12,11 +12,11 @@ from post_management.domain.date_range import DateRange
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import Outcome, Purpose, month_start
+from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.ports.x_spend import SpendRow, SpendScope
-from post_management.services.analytics.campaigns import load_campaign
-from post_management.services.shared.common import load_account
+from post_management.services.analytics.campaigns import load_campaign_awaited
+from post_management.services.shared.common import load_account_awaited
 
 MAX_REPORT_WINDOW = timedelta(days=366)
 
@@ -91,11 +91,13 @@ class SpendQuery:
 
 
 class XSpendQueries:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    """GetXSpend, awaited on the serving loop over the asynchronous unit of work."""
+
+    def __init__(self, uow: AsyncUnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
-    def report(self, principal: Principal, query: SpendQuery) -> SpendReport:
+    async def report(self, principal: Principal, query: SpendQuery) -> SpendReport:
         scope = SpendScope(
             account_id=query.account_id, user_id=query.user_id, campaign_id=query.campaign_id
         )
@@ -113,20 +115,20 @@ class XSpendQueries:
                 "the range may cover at most 366 days",
                 reason=Reason.INVALID_DATE_RANGE,
             )
-        with self._uow() as uow:
+        async with self._uow() as uow:
             budget: tuple[int, int] | None = None
             if scope.account_id is not None:
-                account = load_account(uow, principal, scope.account_id)
-                state = uow.spend.budget_states([account.id]).get(account.id)
+                account = await load_account_awaited(uow, principal, scope.account_id)
+                state = (await uow.spend.budget_states([account.id])).get(account.id)
                 if state is not None and state.budget_micros is not None:
                     budget = (state.budget_micros, state.spent_micros)
             elif scope.campaign_id is not None:
-                load_campaign(uow, principal, scope.campaign_id)
+                await load_campaign_awaited(uow, principal, scope.campaign_id)
             else:
                 assert scope.user_id is not None
                 principal.ensure_can_act_for(scope.user_id)
-            rows = uow.spend.rows(scope, start, end)
-            published = uow.spend.published_posts(scope, start, end)
+            rows = await uow.spend.rows(scope, start, end)
+            published = await uow.spend.published_posts(scope, start, end)
         report = summarise(rows, start, end, published)
         if budget is not None:
             report.monthly_budget_micros, report.month_to_date_micros = budget
