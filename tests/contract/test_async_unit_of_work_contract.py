@@ -654,3 +654,51 @@ def test_the_spend_ledger_reads_as_the_synchronous_unit_of_work_reads_it(world: 
             assert await work.spend.budget_states([unbudgeted.id]) == {}
 
     run(world, scenario)
+
+
+def test_engagement_history_reads_as_the_synchronous_unit_of_work_reads_it(
+    world: World,
+) -> None:
+    now = world.time.now()
+    account = an_account(now, timezone="Europe/Paris")
+    other = an_account(now, timezone="America/New_York")
+    cutoff = now - timedelta(days=1)
+    oldest = published(account, now - timedelta(days=5), text="oldest")
+    legacy = published(account, now - timedelta(days=3), media_ids=["12345"])
+    unseen = published(account, now - timedelta(days=2))  # no impressions yet
+    too_young = published(account, now - timedelta(hours=2))
+    others = published(other, now - timedelta(days=6))
+    store(world.uow, account, other, oldest, legacy, unseen, too_young, others)
+    with world.uow() as uow:
+        for post, impressions in ((oldest, 100), (legacy, 400), (too_young, 50), (others, 10)):
+            uow.analytics.add_snapshot(post.id, snap(now, impressions, likes=10), SOURCE_POLL)
+        uow.analytics.add_snapshot(unseen.id, snap(now, 0, likes=0), SOURCE_POLL)
+        uow.commit()
+    with world.uow() as uow:
+        expected = [
+            uow.insights.engagement_history(account.id, cutoff, 10),
+            uow.insights.engagement_history(account.id, cutoff, 1),
+            uow.insights.engagement_history(None, cutoff, 10),
+        ]
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            history = work.insights.engagement_history
+            mine = await history(account.id, cutoff, 10)
+            newest = await history(account.id, cutoff, 1)
+            every = await history(None, cutoff, 10)
+            assert [mine, newest, every] == expected
+            assert [(p.draft.at, p.draft.media) for p in mine] == [
+                (oldest.published_at, None),
+                (legacy.published_at, MediaKind.IMAGE),
+            ]
+            assert mine[0].draft.text == "oldest"
+            assert [(p.account_id, p.timezone) for p in mine] == [
+                (str(account.id), "Europe/Paris")
+            ] * 2
+            assert [(p.impressions, p.engagement_rate) for p in mine] == [(100, 0.1), (400, 0.025)]
+            assert newest == mine[1:]
+            assert [p.draft.at for p in every] == [others.published_at, *[p.draft.at for p in mine]]
+            assert every[0].timezone == "America/New_York"
+
+    run(world, scenario)

@@ -40,7 +40,6 @@ def grpc_services(
     clock, cache = infrastructure.clock, infrastructure.analytics_cache
     shared, limiter = infrastructure.shared_cache, infrastructure.limiter
     posts_cache, post_reads = infrastructure.post_cache, infrastructure.post_reads
-    predictor = EngagementPredictor(uow, clock, GradientBoostingLearner())
     offensive = ProfanityCheck()
     offensive.warm_up()
     screen = ContentScreen(offensive)
@@ -52,6 +51,7 @@ def grpc_services(
         post_writes_hook(posts_cache, blocks=isinstance(shared, FailoverCache)),
         prices=infrastructure.prices,
     )
+    predictor = EngagementPredictor(requests_uow, clock, GradientBoostingLearner())
     return Services(
         posts=PostService(
             requests_uow,

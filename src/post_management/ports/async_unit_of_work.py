@@ -4,9 +4,9 @@ commands run on it (CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost,
 BatchSchedulePosts, CancelSchedule, ListFreeSlots, the AccountService's own,
 CreateCampaign, GetCampaign, ListCampaigns, PublishPost, ListDeadLetters,
 RequeueDeadLetter, UploadMedia), and the analytics reads GetPostMetrics,
-GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity and GetXSpend; the other
-commands and the background jobs keep the synchronous unit of work
-(ports.unit_of_work), whose methods these mirror one for one.
+GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity, GetXSpend and
+PredictEngagement; the other commands and the background jobs keep the synchronous
+unit of work (ports.unit_of_work), whose methods these mirror one for one.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from uuid import UUID
 from post_management.domain.account import Account
 from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
+from post_management.domain.engagement_features import PastPost
 from post_management.domain.events import EventLog
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
@@ -161,6 +162,13 @@ class AsyncInsights(Protocol):
         self, account_id: UUID, start: datetime, end: datetime
     ) -> list[FollowerSnapshot]:
         """Snapshots collected in [start, end), oldest first."""
+        ...
+
+    async def engagement_history(
+        self, account_id: UUID | None, published_before: datetime, limit: int
+    ) -> list[PastPost]:
+        """The newest `limit` PUBLISHED posts with impressions, published before the
+        cutoff, of one account (None: of every account), oldest first."""
         ...
 
     async def trend_alerts_for_post(

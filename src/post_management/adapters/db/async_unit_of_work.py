@@ -53,6 +53,7 @@ from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.account import Account
 from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
+from post_management.domain.engagement_features import PastPost
 from post_management.domain.errors import Unavailable
 from post_management.domain.events import EventLog
 from post_management.domain.growth import FollowerSnapshot
@@ -114,6 +115,8 @@ _USER_POSTS = Compiled(analytics_repository.USER_POSTS)
 _ALERTS = Compiled(insights_repository.ALERTS)
 _SERIES_OF = Compiled(insights_repository.SERIES_OF)
 _FOLLOWERS = Compiled(insights_repository.FOLLOWERS)
+_ACCOUNT_HISTORY = Compiled(insights_repository.ACCOUNT_HISTORY)
+_ALL_HISTORY = Compiled(insights_repository.ALL_HISTORY)
 _BUDGETS = Compiled(spend_ledger.BUDGETS)
 _SCHEDULED_THIS_MONTH = Compiled(spend_ledger.SCHEDULED_THIS_MONTH)
 # The spend report's statements, one per scope.
@@ -385,6 +388,14 @@ class AsyncSqlInsights:
         values = {"account_id": account_id, "start": start, "end": end}
         rows = await self._db.all(_FOLLOWERS, values)
         return [insights_repository.follower_from_row(row) for row in rows]
+
+    async def engagement_history(
+        self, account_id: UUID | None, published_before: datetime, limit: int
+    ) -> list[PastPost]:
+        statement = _ACCOUNT_HISTORY if account_id is not None else _ALL_HISTORY
+        values = insights_repository.history_params(account_id, published_before, limit)
+        rows = await self._db.all(statement, values)
+        return [insights_repository.past_post_from_row(row) for row in rows]
 
     async def trend_alerts_for_post(
         self, post_id: UUID, account_id: UUID, published_at: datetime | None

@@ -97,8 +97,8 @@ _HISTORY = f"""
       LIMIT :limit
     ) newest ORDER BY published_at, id
 """  # noqa: S608 - only constant fragments are interpolated
-_ACCOUNT_HISTORY = text(_HISTORY.format(account_filter="AND p.account_id = :account_id"))
-_ALL_HISTORY = text(_HISTORY.format(account_filter=""))
+ACCOUNT_HISTORY = text(_HISTORY.format(account_filter="AND p.account_id = :account_id"))
+ALL_HISTORY = text(_HISTORY.format(account_filter=""))
 
 
 _YOUNG = text(
@@ -205,28 +205,9 @@ class SqlAccountInsights:
     def engagement_history(
         self, account_id: UUID | None, published_before: datetime, limit: int
     ) -> list[PastPost]:
-        values: dict[str, object] = {"before": published_before, "limit": limit}
-        if account_id is not None:
-            values["account_id"] = account_id
-        statement = _ACCOUNT_HISTORY if account_id is not None else _ALL_HISTORY
-        history = []
-        for row in self._conn.execute(statement, values):
-            taken = snapshot_from_row(row._mapping)
-            assert taken is not None  # impressions > 0 implies a snapshot
-            history.append(
-                PastPost(
-                    account_id=str(row.account_id),
-                    timezone=row.timezone,
-                    draft=Draft(
-                        row.text,
-                        MediaKind(row.media_kind) if row.media_kind else None,
-                        row.published_at,
-                    ),
-                    impressions=taken.counts.impressions,
-                    engagement_rate=taken.counts.engagement_rate,
-                )
-            )
-        return history
+        statement = ACCOUNT_HISTORY if account_id is not None else ALL_HISTORY
+        values = history_params(account_id, published_before, limit)
+        return [past_post_from_row(row._mapping) for row in self._conn.execute(statement, values)]
 
     def young_posts(
         self, published_after: datetime, measured_after: datetime, limit: int
@@ -297,6 +278,32 @@ def follower_from_row(row: Mapping[Any, Any]) -> FollowerSnapshot:
         row["following"],
         row["posts"],
         row["listed"],
+    )
+
+
+def history_params(
+    account_id: UUID | None, published_before: datetime, limit: int
+) -> dict[str, object]:
+    """ACCOUNT_HISTORY's values (ALL_HISTORY's without an account)."""
+    values: dict[str, object] = {"before": published_before, "limit": limit}
+    if account_id is not None:
+        values["account_id"] = account_id
+    return values
+
+
+def past_post_from_row(row: Mapping[Any, Any]) -> PastPost:
+    taken = snapshot_from_row(row)
+    assert taken is not None  # impressions > 0 implies a snapshot
+    return PastPost(
+        account_id=str(row["account_id"]),
+        timezone=row["timezone"],
+        draft=Draft(
+            row["text"],
+            MediaKind(row["media_kind"]) if row["media_kind"] else None,
+            row["published_at"],
+        ),
+        impressions=taken.counts.impressions,
+        engagement_rate=taken.counts.engagement_rate,
     )
 
 

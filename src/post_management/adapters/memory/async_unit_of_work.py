@@ -17,6 +17,7 @@ from post_management.adapters.memory.unit_of_work import MemoryUnitOfWork, Memor
 from post_management.domain.account import Account
 from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
+from post_management.domain.engagement_features import PastPost
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
@@ -191,6 +192,11 @@ class _Insights:
         self, account_id: UUID, start: datetime, end: datetime
     ) -> list[FollowerSnapshot]:
         return self._insights.follower_snapshots(account_id, start, end)
+
+    async def engagement_history(
+        self, account_id: UUID | None, published_before: datetime, limit: int
+    ) -> list[PastPost]:
+        return self._insights.engagement_history(account_id, published_before, limit)
 
     async def trend_alerts_for_post(
         self, post_id: UUID, account_id: UUID, published_at: datetime | None

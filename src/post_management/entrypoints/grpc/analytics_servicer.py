@@ -208,8 +208,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self, request: pb.PredictEngagementRequest, context: Context
     ) -> pb.EngagementPrediction:
         account_id = parse_uuid(request.account_id, "account_id")
-        view = await asyncio.to_thread(
-            self._prediction.predict,
+        view = await self._prediction.predict(
             current_principal(),
             account_id,
             request.text,

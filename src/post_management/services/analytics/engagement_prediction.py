@@ -10,6 +10,7 @@ the measured figures.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,9 +35,10 @@ from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import MediaKind
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
+from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.engagement_model import Learner
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.analytics.engagement_fitting import (
     ENGAGEMENT_RATE,
     IMPRESSIONS,
@@ -47,7 +49,7 @@ from post_management.services.analytics.engagement_fitting import (
     Target,
     fit_target,
 )
-from post_management.services.shared.common import load_account
+from post_management.services.shared.common import load_account_awaited
 
 MIN_OWN_POSTS = 40  # the account's own model needs this many mature posts
 MIN_LEVEL_POSTS = 5  # below this even the account's median is a guess
@@ -107,10 +109,22 @@ def _raw(target: Target, post: PastPost) -> float:
     return float(post.impressions) if target is IMPRESSIONS else post.engagement_rate
 
 
+def _pooled(every: list[PastPost]) -> list[PastPost]:
+    """All accounts' mature posts, of accounts with at least MIN_LEVEL_POSTS."""
+    counts: dict[str, int] = {}
+    for post in every:
+        counts[post.account_id] = counts.get(post.account_id, 0) + 1
+    return [p for p in every if counts[p.account_id] >= MIN_LEVEL_POSTS]
+
+
 class EngagementPredictor:
+    """PredictEngagement reads over the asynchronous unit of work (`uow`) and fits in a
+    worker thread; rate_by_time runs in the caller's synchronous unit of work
+    (GetOptimalTimes, SchedulePost BEST)."""
+
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: AsyncUnitOfWorkFactory,
         clock: Clock,
         learner: Learner,
         cache: FitCache | None = None,
@@ -122,7 +136,7 @@ class EngagementPredictor:
 
     # --- PredictEngagement ------------------------------------------------------
 
-    def predict(
+    async def predict(
         self,
         principal: Principal,
         account_id: UUID,
@@ -138,12 +152,29 @@ class EngagementPredictor:
             raise InvalidArgument.for_field(
                 "planned_time", "must be within 366 days of now", reason=Reason.INVALID_DATE
             )
-        with self._uow() as uow:
-            account = load_account(uow, principal, account_id)
-            history = self._history(uow, account_id, now)
-            pooled = self._pooled(uow, now) if len(history) < MIN_OWN_POSTS else []
+        async with self._uow() as uow:
+            account = await load_account_awaited(uow, principal, account_id)
+            cutoff = now - MATURE_AGE
+            history = await uow.insights.engagement_history(account_id, cutoff, MAX_HISTORY_POSTS)
+            pooled = []
+            if len(history) < MIN_OWN_POSTS:
+                every = await uow.insights.engagement_history(None, cutoff, POOLED_POSTS)
+                pooled = _pooled(every)
+        # Fitting and predicting is CPU work: in a worker thread, off the loop.
+        return await asyncio.to_thread(
+            self._prediction, account, history, pooled, Draft(text, media, at), now
+        )
+
+    def _prediction(
+        self,
+        account: Account,
+        history: list[PastPost],
+        pooled: list[PastPost],
+        draft: Draft,
+        now: datetime,
+    ) -> PredictionView:
+        at = draft.at
         zone = load_zone(account.timezone)
-        draft = Draft(text, media, at)
         row = features(draft, zone, previous_before(history, at))
         notes: list[str] = []
         answers = {
@@ -151,7 +182,7 @@ class EngagementPredictor:
             for target in TARGETS
         }
         return PredictionView(
-            account_id,
+            account.id,
             at,
             len(history),
             answers[IMPRESSIONS.name],
@@ -163,14 +194,6 @@ class EngagementPredictor:
     def _history(uow: UnitOfWork, account_id: UUID | None, now: datetime) -> list[PastPost]:
         limit = MAX_HISTORY_POSTS if account_id is not None else POOLED_POSTS
         return uow.insights.engagement_history(account_id, now - MATURE_AGE, limit)
-
-    def _pooled(self, uow: UnitOfWork, now: datetime) -> list[PastPost]:
-        """All accounts' mature posts, of accounts with at least MIN_LEVEL_POSTS."""
-        every = self._history(uow, None, now)
-        counts: dict[str, int] = {}
-        for post in every:
-            counts[post.account_id] = counts.get(post.account_id, 0) + 1
-        return [p for p in every if counts[p.account_id] >= MIN_LEVEL_POSTS]
 
     def _answer(
         self,
