@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from xmp.posts.v1 import analytics_service_pb2, analytics_service_pb2_grpc
+from xmp.posts.v1 import campaign_service_pb2, campaign_service_pb2_grpc
 from xmp.posts.v1 import service_info_service_pb2 as info_pb2
 from xmp.posts.v1 import service_info_service_pb2_grpc as info_grpc
 
@@ -99,16 +99,16 @@ def test_readiness_is_served_from_the_cached_check(probed: ProbedServer) -> None
 def test_probes_answer_while_every_request_thread_is_busy(probed: ProbedServer) -> None:
     release = threading.Event()
     threads: list[str] = []
-    # GetOptimalTimes runs its use case on a request thread (asyncio.to_thread).
-    queries = probed.container.services.analytics.queries
-    original: Callable[..., Any] = queries.optimal_times
+    # GetCampaignAnalytics runs its use case on a request thread (asyncio.to_thread).
+    campaigns = probed.container.services.campaigns
+    original: Callable[..., Any] = campaigns.analytics
 
     def stuck(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.current_thread().name)
         release.wait(30)
         return original(*args, **kwargs)
 
-    queries.optimal_times = stuck  # type: ignore[method-assign]
+    campaigns.analytics = stuck  # type: ignore[method-assign]
     token = probed.container.tokens.mint("alice", Role.USER, timedelta(minutes=5))
     calls = REQUEST_THREADS + 4
     try:
@@ -116,12 +116,14 @@ def test_probes_answer_while_every_request_thread_is_busy(probed: ProbedServer) 
             grpc.insecure_channel(probed.address) as channel,
             ThreadPoolExecutor(calls) as callers,
         ):
-            stub = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
+            stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
             pending = [
                 callers.submit(
                     _code,
-                    lambda: stub.GetOptimalTimes(
-                        analytics_service_pb2.GetOptimalTimesRequest(account_id=str(uuid.uuid4())),
+                    lambda: stub.GetCampaignAnalytics(
+                        campaign_service_pb2.GetCampaignAnalyticsRequest(
+                            campaign_id=str(uuid.uuid4())
+                        ),
                         metadata=auth(token),
                         timeout=60,
                     ),
@@ -142,7 +144,7 @@ def test_probes_answer_while_every_request_thread_is_busy(probed: ProbedServer) 
             codes = [future.result(timeout=60) for future in pending]
     finally:
         release.set()
-        queries.optimal_times = original  # type: ignore[method-assign]
+        campaigns.analytics = original  # type: ignore[method-assign]
     assert codes == [grpc.StatusCode.NOT_FOUND] * calls
     # The handlers ran on the request pool, not on the loop's shared default threads.
     assert {name.split("_")[0] for name in threads} == {"rpc"}

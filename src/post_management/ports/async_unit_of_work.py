@@ -4,9 +4,10 @@ commands run on it (CreatePost, UpdatePost, DeletePost, ListPosts, SchedulePost,
 BatchSchedulePosts, CancelSchedule, ListFreeSlots, the AccountService's own,
 CreateCampaign, GetCampaign, ListCampaigns, PublishPost, ListDeadLetters,
 RequeueDeadLetter, UploadMedia), and the analytics reads GetPostMetrics,
-GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity, GetXSpend and
-PredictEngagement; the other commands and the background jobs keep the synchronous
-unit of work (ports.unit_of_work), whose methods these mirror one for one.
+GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity, GetXSpend,
+PredictEngagement and GetOptimalTimes; the other commands and the background jobs
+keep the synchronous unit of work (ports.unit_of_work), whose methods these mirror one
+for one.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""GetPostMetrics, GetPostAnalytics, GetUserStats, GetAccountGrowth and
-GetAudienceActivity on the asynchronous memory unit of work: the answers, the ownership
+"""GetPostMetrics, GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity
+and GetOptimalTimes on the asynchronous memory unit of work: the answers, the ownership
 checks before and after the cache, and a cache behind the network called from a worker
 thread, never on the event loop."""
 
@@ -22,6 +22,7 @@ from post_management.domain.post import Post, PostState
 from post_management.ports.analytics import SOURCE_POLL
 from post_management.services.analytics.analytics import AnalyticsQueries
 from post_management.services.analytics.growth import AccountGrowthQueries
+from post_management.services.analytics.optimal_times import TimingBasis
 from tests.unit.services.engine_world import EngineWorld
 
 ALICE = Principal("alice", Role.USER)
@@ -178,3 +179,22 @@ def test_account_growth_and_audience_activity_of_ones_own_account() -> None:
             await growth.audience_activity(ALICE, uuid.uuid4(), 0)
 
     asyncio.run(calls())
+
+
+def test_optimal_times_rank_by_the_hour_of_week_and_record_the_analysis() -> None:
+    world = EngineWorld()
+    service = queries(world, ThreadsSeen(), cache_blocks=False)
+    post = measured_post(world, likes=7)
+
+    async def calls() -> None:
+        view = await service.optimal_times(ALICE, post.account_id, 2, 3)
+        assert (view.timezone, view.basis, len(view.slots)) == ("UTC", TimingBasis.HOUR_OF_WEEK, 3)
+        assert all(world.clock.now() <= s.start for s in view.slots)
+        with pytest.raises(PermissionDenied):
+            await service.optimal_times(BOB, post.account_id, 2, 3)
+        with pytest.raises(NotFound):
+            await service.optimal_times(ALICE, uuid.uuid4(), 2, 3)
+
+    asyncio.run(calls())
+    # The analysis is an event of the use case's transaction, once.
+    assert world.event_types().count("optimal_timing.analyzed") == 1

@@ -187,8 +187,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self, request: pb.GetOptimalTimesRequest, context: Context
     ) -> pb.OptimalTimes:
         account_id = parse_uuid(request.account_id, "account_id")
-        view = await asyncio.to_thread(
-            self._queries.optimal_times,
+        view = await self._queries.optimal_times(
             current_principal(),
             account_id,
             request.days,

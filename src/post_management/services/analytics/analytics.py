@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,9 +31,10 @@ from post_management.ports.analytics import (
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from post_management.services.analytics import optimal_times as timing
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
-from post_management.services.analytics.optimal_times import TimingBasis, rank_free_times
-from post_management.services.shared.common import load_account
+from post_management.services.analytics.optimal_times import TimingBasis
+from post_management.services.shared.common import load_account_awaited
 
 # Comparisons and timing look at this much of an account's history.
 HISTORY = timedelta(days=90)
@@ -301,7 +302,7 @@ class AnalyticsQueries:
 
     # --- GetOptimalTimes --------------------------------------------------------
 
-    def optimal_times(
+    async def optimal_times(
         self, principal: Principal, account_id: UUID, days: int, count: int
     ) -> OptimalTimesView:
         days = days or DEFAULT_DAYS
@@ -311,11 +312,24 @@ class AnalyticsQueries:
         if not 1 <= count <= MAX_COUNT:
             raise InvalidArgument.for_field("count", f"must be between 1 and {MAX_COUNT}")
         now = self._clock.now()
-        with self._uow() as uow:
-            account = load_account(uow, principal, account_id)
+        async with self._requests_uow() as uow:
+            account = await load_account_awaited(uow, principal, account_id)
             zone = load_zone(account.timezone)
-            taken = [t.at for t in uow.schedule.taken_times(account_id, now - RULES_LOOKBACK)]
-            ranked = rank_free_times(uow, self._predictor, account, taken, now, days, count)
+            since = now - RULES_LOOKBACK
+            taken = [t.at for t in await uow.schedule.taken_times(account_id, since)]
+            posts = await uow.analytics.account_posts(account_id, now - timing.HISTORY)
+            predictor = self._predictor
+            own = None if predictor is None else await predictor.own_history(uow, account_id, now)
+
+            def rates(candidates: Sequence[datetime]) -> list[float] | None:
+                if predictor is None or own is None:
+                    return None
+                return predictor.rates_over(own, account, candidates, now)
+
+            # Fitting the engagement model is CPU work: in a worker thread, off the loop.
+            ranked = await asyncio.to_thread(
+                timing.rank_measured, posts, rates, account, taken, now, days, count
+            )
             uow.outbox.add(
                 events.OptimalTimingAnalyzed(
                     account_id=account_id,
@@ -329,7 +343,7 @@ class AnalyticsQueries:
                     occurred_at=now,
                 ),
             )
-            uow.commit()
+            await uow.commit()
         return OptimalTimesView(account_id, zone.key, ranked.slots, ranked.basis)
 
 

@@ -35,7 +35,7 @@ from post_management.domain.errors import InvalidArgument
 from post_management.domain.media import MediaKind
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
-from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.engagement_model import Learner
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork
@@ -155,7 +155,7 @@ class EngagementPredictor:
         async with self._uow() as uow:
             account = await load_account_awaited(uow, principal, account_id)
             cutoff = now - MATURE_AGE
-            history = await uow.insights.engagement_history(account_id, cutoff, MAX_HISTORY_POSTS)
+            history = await self.own_history(uow, account_id, now)
             pooled = []
             if len(history) < MIN_OWN_POSTS:
                 every = await uow.insights.engagement_history(None, cutoff, POOLED_POSTS)
@@ -309,7 +309,24 @@ class EngagementPredictor:
         """The account model's engagement rate for a typical post of the account (the
         history's median features) at each candidate time; None when the account has no
         model that beat its median."""
-        history = self._history(uow, account.id, now)
+        return self.rates_over(self._history(uow, account.id, now), account, candidates, now)
+
+    async def own_history(
+        self, uow: AsyncUnitOfWork, account_id: UUID, now: datetime
+    ) -> list[PastPost]:
+        """The account's history rate_by_time reads, in an asynchronous unit of work."""
+        return await uow.insights.engagement_history(
+            account_id, now - MATURE_AGE, MAX_HISTORY_POSTS
+        )
+
+    def rates_over(
+        self,
+        history: list[PastPost],
+        account: Account,
+        candidates: Sequence[datetime],
+        now: datetime,
+    ) -> list[float] | None:
+        """rate_by_time over the account's history (own_history's) read already."""
         if len(history) < MIN_OWN_POSTS:
             return None
         values = [p.engagement_rate for p in history]

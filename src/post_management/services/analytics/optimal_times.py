@@ -4,7 +4,7 @@ Used by GetOptimalTimes and by SchedulePost with SLOT_POLICY_BEST."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,6 +21,7 @@ from post_management.domain.analytics_timing import (
 )
 from post_management.domain.posting_rules import posting_rules_from_json
 from post_management.domain.timezones import load_zone
+from post_management.ports.analytics import MeasuredPost
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
@@ -42,6 +43,10 @@ class RankedTimes:
     sample_size: int  # measured posts of the hour-of-week scores
 
 
+# The model's engagement rate at each candidate time; None: no model to rank by.
+Rates = Callable[[Sequence[datetime]], list[float] | None]
+
+
 def rank_free_times(
     uow: UnitOfWork,
     predictor: EngagementPredictor | None,
@@ -52,23 +57,41 @@ def rank_free_times(
     count: int,
 ) -> RankedTimes:
     """The `count` best free times in [now, now + days), best first."""
+    posts = uow.analytics.account_posts(account.id, now - HISTORY)
+
+    def rates(candidates: Sequence[datetime]) -> list[float] | None:
+        return predictor.rate_by_time(uow, account, candidates, now) if predictor else None
+
+    return rank_measured(posts, rates, account, taken, now, days, count)
+
+
+def rank_measured(
+    posts: Sequence[MeasuredPost],
+    rates: Rates,
+    account: Account,
+    taken: Sequence[datetime],
+    now: datetime,
+    days: int,
+    count: int,
+) -> RankedTimes:
+    """rank_free_times over the account's posts of the last HISTORY, read already."""
     zone = load_zone(account.timezone)
     rules = posting_rules_from_json(account.posting_rules)
     history = [
         PastPost(p.published_at, p.latest.counts.engagement_rate)
-        for p in uow.analytics.account_posts(account.id, now - HISTORY)
+        for p in posts
         if p.published_at and p.latest and p.latest.counts.impressions > 0
     ]
     scores = week_scores(history, zone)
     candidates = candidate_times(rules, zone, now, days)
-    rates = predictor.rate_by_time(uow, account, candidates, now) if predictor else None
-    if rates is None:
+    rated = rates(candidates)
+    if rated is None:
         hour_of_week = best_times(scores, rules, zone, taken, now, days, count)
         return RankedTimes(hour_of_week, TimingBasis.HOUR_OF_WEEK, len(history))
     # The model's rate; the confidence stays the cell's share of own history.
     scored = [
         ScoredTime(at, rate, scores[cell_of(at, zone)].confidence)
-        for at, rate in zip(candidates, rates, strict=True)
+        for at, rate in zip(candidates, rated, strict=True)
     ]
     free = pick_free(scored, rules, zone, taken, count)
     return RankedTimes(free, TimingBasis.ENGAGEMENT_MODEL, len(history))
