@@ -23,7 +23,7 @@ from post_management.domain.posting_rules import posting_rules_from_json
 from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import MeasuredPost
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 
 # Timing looks at this much of an account's history.
@@ -47,24 +47,6 @@ class RankedTimes:
 Rates = Callable[[Sequence[datetime]], list[float] | None]
 
 
-def rank_free_times(
-    uow: UnitOfWork,
-    predictor: EngagementPredictor | None,
-    account: Account,
-    taken: Sequence[datetime],
-    now: datetime,
-    days: int,
-    count: int,
-) -> RankedTimes:
-    """The `count` best free times in [now, now + days), best first."""
-    posts = uow.analytics.account_posts(account.id, now - HISTORY)
-
-    def rates(candidates: Sequence[datetime]) -> list[float] | None:
-        return predictor.rate_by_time(uow, account, candidates, now) if predictor else None
-
-    return rank_measured(posts, rates, account, taken, now, days, count)
-
-
 def rank_measured(
     posts: Sequence[MeasuredPost],
     rates: Rates,
@@ -74,7 +56,8 @@ def rank_measured(
     days: int,
     count: int,
 ) -> RankedTimes:
-    """rank_free_times over the account's posts of the last HISTORY, read already."""
+    """The `count` best free times in [now, now + days), best first, from the account's
+    posts of the last HISTORY (read by the caller) and the model's `rates`."""
     zone = load_zone(account.timezone)
     rules = posting_rules_from_json(account.posting_rules)
     history = [
@@ -117,6 +100,12 @@ class BestFreeTime:
     ) -> datetime | None:
         """None when no time of the period is free (the caller falls back)."""
         days = max(1, min(self._days, window.days))
+        predictor = self._predictor
         with self._uow() as uow:  # a read of its own: history and the model's inputs
-            ranked = rank_free_times(uow, self._predictor, account, taken, now, days, 1)
+            posts = uow.analytics.account_posts(account.id, now - HISTORY)
+
+            def rates(candidates: Sequence[datetime]) -> list[float] | None:
+                return predictor.rate_by_time(uow, account, candidates, now) if predictor else None
+
+            ranked = rank_measured(posts, rates, account, taken, now, days, 1)
         return ranked.slots[0].start if ranked.slots else None
