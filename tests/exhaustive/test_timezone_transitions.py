@@ -14,14 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from post_management.domain import timezones as tz
 from post_management.domain.errors import InvalidArgument
-from post_management.domain.timezones import (
-    AmbiguousTimePolicy,
-    NonexistentTimePolicy,
-    WallTimeKind,
-    classify,
-    to_instant,
-)
 from tests.support.transitions import Transition, all_transitions, folds, gaps
 
 PROPERTY = settings(max_examples=300, deadline=None)
@@ -48,10 +42,10 @@ def test_a_gap_time_is_rejected_naming_the_next_valid_time(
 ) -> None:
     transition, wall = case
     zone = ZoneInfo(transition.zone)
-    assert classify(wall, zone) is WallTimeKind.GAP
+    assert tz.classify(wall, zone) is tz.WallTimeKind.GAP
 
     with pytest.raises(InvalidArgument) as caught:
-        to_instant(wall, zone)
+        tz.to_instant(wall, zone)
 
     error = caught.value
     next_local = transition.at.astimezone(zone).isoformat()
@@ -68,7 +62,7 @@ def test_a_gap_time_shifts_to_the_end_of_the_gap(case: tuple[Transition, datetim
     transition, wall = case
     zone = ZoneInfo(transition.zone)
 
-    resolved = to_instant(wall, zone, NonexistentTimePolicy.SHIFT_FORWARD)
+    resolved = tz.to_instant(wall, zone, tz.NonexistentTimePolicy.SHIFT_FORWARD)
 
     assert resolved == transition.at
     # The first valid wall time: where the gap's wall-clock range ends.
@@ -81,10 +75,10 @@ def test_a_gap_time_shifts_to_the_end_of_the_gap(case: tuple[Transition, datetim
 def test_a_fold_time_follows_the_ambiguity_policy(case: tuple[Transition, datetime]) -> None:
     transition, wall = case
     zone = ZoneInfo(transition.zone)
-    assert classify(wall, zone) is WallTimeKind.FOLD
+    assert tz.classify(wall, zone) is tz.WallTimeKind.FOLD
 
-    earlier = to_instant(wall, zone)  # EARLIER is the default
-    later = to_instant(wall, zone, ambiguous=AmbiguousTimePolicy.LATER)
+    earlier = tz.to_instant(wall, zone)  # EARLIER is the default
+    later = tz.to_instant(wall, zone, ambiguous=tz.AmbiguousTimePolicy.LATER)
 
     assert earlier == (wall - transition.before).replace(tzinfo=UTC)
     assert later == (wall - transition.after).replace(tzinfo=UTC)
@@ -97,13 +91,13 @@ def test_every_transition_of_every_zone_is_classified() -> None:
     assert len(all_transitions()) > 1000  # the scan found the DST zones
     for transition in all_transitions():
         zone = ZoneInfo(transition.zone)
-        inside = WallTimeKind.GAP if transition.is_gap else WallTimeKind.FOLD
+        inside = tz.WallTimeKind.GAP if transition.is_gap else tz.WallTimeKind.FOLD
         first, last = transition.wall_start, transition.wall_start + transition.width
-        assert classify(first, zone) is inside, transition
-        assert classify(first + transition.width / 2, zone) is inside, transition
-        assert classify(last - tick, zone) is inside, transition
-        assert classify(first - tick, zone) is WallTimeKind.EXISTS, transition
-        assert classify(last, zone) is WallTimeKind.EXISTS, transition
+        assert tz.classify(first, zone) is inside, transition
+        assert tz.classify(first + transition.width / 2, zone) is inside, transition
+        assert tz.classify(last - tick, zone) is inside, transition
+        assert tz.classify(first - tick, zone) is tz.WallTimeKind.EXISTS, transition
+        assert tz.classify(last, zone) is tz.WallTimeKind.EXISTS, transition
         if transition.is_gap:
-            shifted = to_instant(first, zone, NonexistentTimePolicy.SHIFT_FORWARD)
+            shifted = tz.to_instant(first, zone, tz.NonexistentTimePolicy.SHIFT_FORWARD)
             assert shifted == transition.at, transition

@@ -11,15 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from post_management.domain import engagement_evaluation as judge
-from post_management.domain.engagement_features import (
-    FEATURE_NAMES,
-    Draft,
-    PastPost,
-    describe_value,
-    features,
-    history_rows,
-    previous_before,
-)
+from post_management.domain import engagement_features as ef
 from post_management.domain.media import MediaKind
 from post_management.services.analytics.engagement_fitting import (
     ENGAGEMENT_RATE,
@@ -33,12 +25,13 @@ TUESDAY_NOON = datetime(2026, 3, 3, 12, 30, tzinfo=UTC)
 
 
 def test_features_of_a_draft() -> None:
-    draft = Draft(
+    draft = ef.Draft(
         "Ready? https://ex.am/a and http://b.c #launch #x @alice @bob e@mail.com",
         MediaKind.VIDEO,
         TUESDAY_NOON,
     )
-    row = dict(zip(FEATURE_NAMES, features(draft, ZoneInfo("Europe/Berlin"), None), strict=True))
+    values = ef.features(draft, ZoneInfo("Europe/Berlin"), None)
+    row = dict(zip(ef.FEATURE_NAMES, values, strict=True))
     assert row == {
         "text_length": float(len(draft.text)),
         "links": 2.0,
@@ -51,26 +44,26 @@ def test_features_of_a_draft() -> None:
         "weekend": 0.0,
         "hours_since_previous": 168.0,  # none before: capped
     }
-    later = features(draft, ZoneInfo("UTC"), TUESDAY_NOON - timedelta(hours=5, minutes=30))
-    assert later[FEATURE_NAMES.index("hours_since_previous")] == 5.5
-    assert describe_value("hour_of_week", 37) == "Tue 13:00"
-    assert describe_value("media", 3) == "video"
-    assert describe_value("question", 1) == "yes"
-    assert describe_value("hours_since_previous", 5.5) == "5.5 h"
-    assert describe_value("links", 2) == "2"
+    later = ef.features(draft, ZoneInfo("UTC"), TUESDAY_NOON - timedelta(hours=5, minutes=30))
+    assert later[ef.FEATURE_NAMES.index("hours_since_previous")] == 5.5
+    assert ef.describe_value("hour_of_week", 37) == "Tue 13:00"
+    assert ef.describe_value("media", 3) == "video"
+    assert ef.describe_value("question", 1) == "yes"
+    assert ef.describe_value("hours_since_previous", 5.5) == "5.5 h"
+    assert ef.describe_value("links", 2) == "2"
 
 
 def test_history_rows_take_recency_from_the_same_account() -> None:
-    def past(account: str, hours: int) -> PastPost:
-        return PastPost(
-            account, "UTC", Draft("x", None, TUESDAY_NOON + timedelta(hours=hours)), 1, 0
+    def past(account: str, hours: int) -> ef.PastPost:
+        return ef.PastPost(
+            account, "UTC", ef.Draft("x", None, TUESDAY_NOON + timedelta(hours=hours)), 1, 0
         )
 
     history = [past("a", 0), past("b", 1), past("a", 3)]
-    gaps = [row[FEATURE_NAMES.index("hours_since_previous")] for row in history_rows(history)]
+    gaps = [row[ef.FEATURE_NAMES.index("hours_since_previous")] for row in ef.history_rows(history)]
     assert gaps == [168.0, 168.0, 3.0]
-    assert previous_before(history, TUESDAY_NOON + timedelta(hours=2)) == history[1].draft.at
-    assert previous_before(history, TUESDAY_NOON) is None
+    assert ef.previous_before(history, TUESDAY_NOON + timedelta(hours=2)) == history[1].draft.at
+    assert ef.previous_before(history, TUESDAY_NOON) is None
 
 
 def test_conformal_quantile_and_helpers_by_hand() -> None:
