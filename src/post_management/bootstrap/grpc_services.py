@@ -32,6 +32,9 @@ from post_management.services.publishing.commands import PublishCommands
 from post_management.services.scheduling.listing import AsyncScheduledListing
 from post_management.services.scheduling.scheduling import SchedulingService
 
+# Longer than any load seen here (about 2 s); past it the first screens wait instead.
+MODEL_LOAD_TIMEOUT_SECONDS = 60.0
+
 
 def grpc_services(
     settings: Settings, infrastructure: Infrastructure, jobs: Jobs, tokens: TokenCodec
@@ -41,7 +44,9 @@ def grpc_services(
     shared, limiter = infrastructure.shared_cache, infrastructure.limiter
     posts_cache, post_reads = infrastructure.post_cache, infrastructure.post_reads
     offensive = ProfanityCheck()
-    offensive.warm_up()
+    # Loaded before serving: CreatePost and UpdatePost need it, and a request that
+    # found it loading would wait seconds (scikit-learn's import) for its screen.
+    offensive.warm_up().join(timeout=MODEL_LOAD_TIMEOUT_SECONDS)
     screen = ContentScreen(offensive)
     # The request path's commands: awaited on the serving loop, over a pool of their own.
     requests_uow = AsyncSqlUnitOfWorkFactory(
