@@ -4,8 +4,11 @@ every command."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
@@ -15,13 +18,14 @@ from post_management.domain.account import Account
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import Aborted, InvalidArgument, PermissionDenied
 from post_management.domain.post import Post, PostState, Priority
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork
 from post_management.ports.repositories import DuplicateKey, IdempotencyRecord
-from post_management.ports.unit_of_work import UnitOfWork
-from post_management.services.shared.commands import Command, CommandRunner, RequestKey
+from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ALICE = Principal("alice", Role.USER)
 KEY = RequestKey("CreatePost:alice", "r-1", "digest-1")
+T = TypeVar("T")
 
 
 class World:
@@ -29,7 +33,7 @@ class World:
         adapters = memory_adapters(NOW)
         self.store = adapters.store
         self.uow = adapters.uow
-        self.runner: CommandRunner[UnitOfWork] = CommandRunner(adapters.uow)
+        self.runner = AsyncCommandRunner(adapters.async_uow)
         self.account = Account(uuid.uuid4(), "alice", "alice", "42", NOW, NOW)
         with self.uow() as uow:
             uow.accounts.add(self.account)
@@ -47,10 +51,19 @@ class World:
     def audit(self) -> list[tuple[str, str, str]]:
         return [(e.action, e.resource_type, e.request_id) for _, e in self.store.tables.audit]
 
-    def load(self, uow: UnitOfWork, post_id: uuid.UUID) -> Post:
-        found = uow.posts.get(post_id)
+    async def load(self, uow: AsyncUnitOfWork, post_id: uuid.UUID) -> Post:
+        found = await uow.posts.get(post_id)
         assert found is not None
         return found
+
+
+def done(step: Awaitable[T]) -> T:
+    """The command run to its end (the runner is awaited on the serving loop)."""
+
+    async def wait() -> T:
+        return await step
+
+    return asyncio.run(wait())
 
 
 @pytest.fixture
@@ -61,11 +74,12 @@ def world() -> World:
 def test_a_create_is_stored_remembered_audited_and_committed(world: World) -> None:
     post = world.draft()
 
-    def create(run: Command[UnitOfWork]) -> Post:
-        run.add(post, "post.create")
+    async def create(run: AsyncCommand) -> Post:
+        await run.add(post, "post.create")
         return post
 
-    assert world.runner.run(ALICE, create, request=KEY, replay=world.load) is post
+    created = done(world.runner.run(ALICE, create, request=KEY, replay=world.load))
+    assert created is post
     assert post.id in world.store.tables.posts
     assert world.store.tables.idempotency[(KEY.scope, KEY.request_id)] == IdempotencyRecord(
         KEY.digest, post.id
@@ -84,14 +98,15 @@ def test_a_known_request_id_answers_with_the_earlier_result_and_runs_nothing(
         uow.idempotency.put(KEY.scope, KEY.request_id, IdempotencyRecord(KEY.digest, earlier.id))
         uow.commit()
 
-    def never(run: Command[UnitOfWork]) -> Post:
+    async def never(run: AsyncCommand) -> Post:
         raise AssertionError("a replayed request runs nothing")
 
-    assert world.runner.run(ALICE, never, request=KEY, replay=world.load) == earlier
+    replayed = world.runner.run(ALICE, never, request=KEY, replay=world.load, replay_first=True)
+    assert done(replayed) == earlier
     assert world.audit() == []
     other = RequestKey(KEY.scope, KEY.request_id, "another digest")
     with pytest.raises(InvalidArgument) as raised:
-        world.runner.run(ALICE, never, request=other, replay=world.load)
+        done(world.runner.run(ALICE, never, request=other, replay=world.load, replay_first=True))
     assert raised.value.reason == "REQUEST_ID_REUSED"
 
 
@@ -104,29 +119,29 @@ def test_a_concurrent_twin_that_won_answers_like_a_replay(world: World) -> None:
         uow.commit()
     late = world.draft()
 
-    def create(run: Command[UnitOfWork]) -> Post:
-        run.add(late, "post.create")
+    async def create(run: AsyncCommand) -> Post:
+        await run.add(late, "post.create")
         return late
 
-    found = world.runner.run(ALICE, create, request=KEY, replay=world.load, replay_first=False)
+    found = done(world.runner.run(ALICE, create, request=KEY, replay=world.load))
     assert found == winner
     assert late.id not in world.store.tables.posts and world.audit() == []
     # Without a request id there is nothing to answer with: the refusal stands.
     with pytest.raises(DuplicateKey):
-        world.runner.run(ALICE, lambda run: run.add(winner, "post.create"))
+        done(world.runner.run(ALICE, lambda run: run.add(winner, "post.create")))
 
 
 def test_track_authorizes_checks_the_etag_and_save_checks_the_version(world: World) -> None:
     post = world.stored(world.draft())
 
     def schedule(etag: str, principal: Principal = ALICE) -> Post:
-        def command(run: Command[UnitOfWork]) -> Post:
-            found = run.track(world.load(run.uow, post.id), etag)
+        async def command(run: AsyncCommand) -> Post:
+            found = run.track(await world.load(run.uow, post.id), etag)
             found.schedule(NOW + timedelta(hours=1), "UTC", Priority.HIGH, NOW)
-            run.save(found, "post.schedule")
+            await run.save(found, "post.schedule")
             return found
 
-        return world.runner.run(principal, command)
+        return done(world.runner.run(principal, command))
 
     with pytest.raises(PermissionDenied):
         schedule("", Principal("bob", Role.USER))
@@ -154,16 +169,16 @@ def test_a_change_that_lost_to_a_concurrent_one_is_refused_and_nothing_stays(
 ) -> None:
     post = world.stored(world.draft())
 
-    def publish_after_another(run: Command[UnitOfWork]) -> None:
-        mine = run.track(world.load(run.uow, post.id))
-        theirs = world.load(run.uow, post.id)
+    async def publish_after_another(run: AsyncCommand) -> None:
+        mine = run.track(await world.load(run.uow, post.id))
+        theirs = await world.load(run.uow, post.id)
         theirs.text = "changed meanwhile"
-        assert run.uow.posts.save(theirs, theirs.version)
+        assert await run.uow.posts.save(theirs, theirs.version)
         mine.queue_now(NOW)
-        run.save(mine, "post.publish")
+        await run.save(mine, "post.publish")
 
     with pytest.raises(Aborted) as lost:
-        world.runner.run(ALICE, publish_after_another)
+        done(world.runner.run(ALICE, publish_after_another))
     assert lost.value.reason == "CONCURRENT_MODIFICATION"
     assert world.store.tables.posts[post.id].text == "hello"
     assert world.audit() == [] and world.store.tables.outbox == []
@@ -172,10 +187,10 @@ def test_a_change_that_lost_to_a_concurrent_one_is_refused_and_nothing_stays(
 def test_a_delete_is_audited_with_what_was_deleted(world: World) -> None:
     post = world.stored(world.draft())
 
-    def delete(run: Command[UnitOfWork]) -> None:
-        run.delete(run.track(world.load(run.uow, post.id), post.etag), "post.delete")
+    async def delete(run: AsyncCommand) -> None:
+        await run.delete(run.track(await world.load(run.uow, post.id), post.etag), "post.delete")
 
-    world.runner.run(ALICE, delete)
+    done(world.runner.run(ALICE, delete))
     assert post.id not in world.store.tables.posts
     (_, entry) = world.store.tables.audit[0]
     assert (entry.action, entry.after) == ("post.delete", None)
@@ -186,13 +201,13 @@ def test_batch_items_keep_their_own_request_ids_in_one_unit_of_work(world: World
     first, second = world.draft(), world.draft()
     keys = [RequestKey(KEY.scope, f"r-{n}", "d") for n in (1, 2)]
 
-    def both(run: Command[UnitOfWork]) -> None:
+    async def both(run: AsyncCommand) -> None:
         for post, key in zip((first, second), keys, strict=True):
             item = run.with_request(key)
-            assert item.earlier() is None
-            item.add(post, "post.create")
+            assert await item.earlier() is None
+            await item.add(post, "post.create")
 
-    world.runner.run(ALICE, both)
+    done(world.runner.run(ALICE, both))
     assert world.audit() == [("post.create", "post", "r-1"), ("post.create", "post", "r-2")]
     assert {r.resource_id for r in world.store.tables.idempotency.values()} == {
         first.id,

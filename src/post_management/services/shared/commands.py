@@ -1,8 +1,8 @@
 """One runner for every command use case: the steps each command takes alike.
 
-A command is a function of a `Command`: it loads what it changes, lets the domain
+A command is a function of an `AsyncCommand`: it loads what it changes, lets the domain
 change it and says what it stored (`add`, `save`, `delete`, `created`). The runner and
-the `Command` do the rest, the same way for every command:
+the command do the rest, the same way for every command:
 
 - replay: a known `request_id` (AIP-155) is answered with the earlier result, before
   the command runs (or when the command asks, once it holds its locks), and so is a
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from post_management.domain.account import Account
@@ -32,7 +32,6 @@ from post_management.domain.media import Media
 from post_management.domain.post import Post
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.repositories import AuditEntry, DuplicateKey, IdempotencyRecord
-from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.shared import idempotency
 from post_management.services.shared.common import (
     audit_entry,
@@ -41,7 +40,6 @@ from post_management.services.shared.common import (
     snapshot,
 )
 
-U = TypeVar("U", bound=UnitOfWork)
 T = TypeVar("T")
 R = TypeVar("R", Post, Account, Campaign, Media)
 
@@ -68,12 +66,15 @@ class RequestKey:
         return cls(scope, request_id, idempotency.request_hash(request))
 
 
-class _Steps:
-    """What a command does alike in either kind of unit of work: who acts, for which
-    request id, and what `track` read (the audit's "before" and the version a save
-    must match)."""
+class AsyncCommand:
+    """One command's unit of work, caller and request id, and the steps it shares: who
+    acts, for which request id, and what `track` read (the audit's "before" and the
+    version a save must match)."""
 
-    def __init__(self, principal: Principal, request: RequestKey | None) -> None:
+    def __init__(
+        self, uow: AsyncUnitOfWork, principal: Principal, request: RequestKey | None = None
+    ) -> None:
+        self.uow = uow
         self.principal = principal
         self.request = request
         self._read: dict[int, tuple[dict[str, Any], int]] = {}
@@ -120,97 +121,20 @@ class _Steps:
             request_id=self.request_id,
         )
 
-
-class Command(_Steps, Generic[U]):
-    """One command's unit of work, caller and request id, and the steps it shares."""
-
-    def __init__(self, uow: U, principal: Principal, request: RequestKey | None = None) -> None:
-        super().__init__(principal, request)
-        self.uow = uow
-
-    def with_request(self, request: RequestKey | None) -> Command[U]:
-        """The same unit of work and caller, for another request id (a batch item)."""
-        return Command(self.uow, self.principal, request)
-
-    def earlier(self) -> UUID | None:
-        """What an earlier identical request made, if its id is known; INVALID_ARGUMENT
-        (REQUEST_ID_REUSED) if the id came with another request."""
-        if self.request is None or not self.request.request_id:
-            return None
-        key = self.request
-        return idempotency.earlier_result(self.uow, key.scope, key.request_id, key.digest)
-
-    def add(self, resource: Post | Account | Campaign, action: str) -> None:
-        """Store a new resource and record its creation."""
-        if isinstance(resource, Post):
-            self.uow.posts.add(resource)
-        elif isinstance(resource, Account):
-            self.uow.accounts.add(resource)
-        else:
-            self.uow.campaigns.add(resource)
-        self.created(resource, action)
-
-    def created(self, resource: Post | Account | Campaign | Media, action: str) -> None:
-        """Record the creation of a resource the command stored: the request id now
-        names it, and an audit row shows it."""
-        if (remembered := self._remembered(resource.id)) is not None:
-            self.uow.idempotency.put(*remembered)
-        self.uow.audit.record(self._entry(action, resource, None, snapshot(resource)))
-
-    def save(self, resource: Post | Account, action: str) -> None:
-        """Store a tracked resource over the version it was read at (ABORTED when a
-        concurrent change came first) and record the change."""
-        before, version = self._tracked(resource)
-        if isinstance(resource, Post):
-            saved = self.uow.posts.save(resource, version)
-        else:
-            saved = self.uow.accounts.save(resource, version)
-        if not saved:
-            raise concurrent_change()
-        if (remembered := self._remembered(resource.id)) is not None:
-            self.uow.idempotency.put(*remembered)
-        self.uow.audit.record(self._entry(action, resource, before, snapshot(resource)))
-
-    def delete(self, resource: Post | Account, action: str) -> None:
-        """Delete a tracked resource at the version it was read at, and record it."""
-        before, version = self._tracked(resource)
-        if isinstance(resource, Post):
-            deleted = self.uow.posts.delete(resource.id, version)
-        else:
-            deleted = self.uow.accounts.delete(resource.id, version)
-        if not deleted:
-            raise concurrent_change()
-        self.uow.audit.record(self._entry(action, resource, before, None))
-
-    def record(self, entry: AuditEntry | None) -> None:
-        """Write another audit row of the command (none for None)."""
-        if entry is not None:
-            self.uow.audit.record(entry)
-
-
-class AsyncCommand(_Steps):
-    """A command on the asynchronous unit of work: the same steps, awaited. It
-    changes posts and accounts, and adds campaigns and media."""
-
-    def __init__(
-        self, uow: AsyncUnitOfWork, principal: Principal, request: RequestKey | None = None
-    ) -> None:
-        super().__init__(principal, request)
-        self.uow = uow
-
     def with_request(self, request: RequestKey | None) -> AsyncCommand:
         """The same unit of work and caller, for another request id (a batch item)."""
         return AsyncCommand(self.uow, self.principal, request)
 
     async def earlier(self) -> UUID | None:
-        """As Command.earlier."""
+        """What an earlier identical request made, if its id is known; INVALID_ARGUMENT
+        (REQUEST_ID_REUSED) if the id came with another request."""
         if self.request is None or not self.request.request_id:
             return None
         record = await self.uow.idempotency.get(self.request.scope, self.request.request_id)
         return idempotency.replay_of(record, self.request.digest)
 
     async def add(self, resource: Post | Account | Campaign, action: str) -> None:
-        """As Command.add."""
+        """Store a new resource and record its creation."""
         if isinstance(resource, Post):
             await self.uow.posts.add(resource)
         elif isinstance(resource, Account):
@@ -220,13 +144,15 @@ class AsyncCommand(_Steps):
         await self.created(resource, action)
 
     async def created(self, resource: Post | Account | Campaign | Media, action: str) -> None:
-        """As Command.created."""
+        """Record the creation of a resource the command stored: the request id now
+        names it, and an audit row shows it."""
         if (remembered := self._remembered(resource.id)) is not None:
             await self.uow.idempotency.put(*remembered)
         await self.uow.audit.record(self._entry(action, resource, None, snapshot(resource)))
 
     async def save(self, resource: Post | Account, action: str) -> None:
-        """As Command.save."""
+        """Store a tracked resource over the version it was read at (ABORTED when a
+        concurrent change came first) and record the change."""
         before, version = self._tracked(resource)
         if isinstance(resource, Post):
             saved = await self.uow.posts.save(resource, version)
@@ -239,7 +165,7 @@ class AsyncCommand(_Steps):
         await self.uow.audit.record(self._entry(action, resource, before, snapshot(resource)))
 
     async def delete(self, resource: Post | Account, action: str) -> None:
-        """As Command.delete."""
+        """Delete a tracked resource at the version it was read at, and record it."""
         before, version = self._tracked(resource)
         if isinstance(resource, Post):
             deleted = await self.uow.posts.delete(resource.id, version)
@@ -250,50 +176,13 @@ class AsyncCommand(_Steps):
         await self.uow.audit.record(self._entry(action, resource, before, None))
 
     async def record(self, entry: AuditEntry | None) -> None:
-        """As Command.record."""
+        """Write another audit row of the command (none for None)."""
         if entry is not None:
             await self.uow.audit.record(entry)
 
 
-class CommandRunner(Generic[U]):
-    """Runs commands in units of work from `uow`."""
-
-    def __init__(self, uow: Callable[[], U]) -> None:
-        self._uow = uow
-
-    def run(
-        self,
-        principal: Principal,
-        command: Callable[[Command[U]], T],
-        *,
-        request: RequestKey | None = None,
-        replay: Callable[[U, UUID], T] | None = None,
-        replay_first: bool = True,
-    ) -> T:
-        """Run `command` and commit. With `replay`, a known request id is answered by
-        `replay(uow, what the earlier request made)`: before the command runs, or,
-        with `replay_first=False`, when the command asks `Command.earlier` itself."""
-        try:
-            with self._uow() as uow:
-                run = Command(uow, principal, request)
-                if replay is not None and replay_first and (earlier := run.earlier()):
-                    return replay(uow, earlier)
-                result = command(run)
-                uow.commit()
-                return result
-        except DuplicateKey:
-            # A concurrent request with the same request id won: answer with its result.
-            if replay is None or request is None or not request.request_id:
-                raise
-            with self._uow() as uow:
-                earlier = Command(uow, principal, request).earlier()
-                if earlier is None:
-                    raise
-                return replay(uow, earlier)
-
-
 class AsyncCommandRunner:
-    """Runs commands in asynchronous units of work from `uow`, as CommandRunner does."""
+    """Runs commands in asynchronous units of work from `uow`."""
 
     def __init__(self, uow: AsyncUnitOfWorkFactory) -> None:
         self._uow = uow

@@ -131,19 +131,10 @@ def ensure_account_filter(uow: UnitOfWork, principal: Principal, account_id: UUI
         ensure_account_owner(principal, account.user_id)
 
 
-def load_account(uow: UnitOfWork, principal: Principal, account_id: UUID) -> Account:
-    """The account, if it exists and the caller may act for its user."""
-    account = uow.accounts.get(account_id)
-    if account is None:
-        raise account_not_found(account_id)
-    principal.ensure_can_act_for(account.user_id)
-    return account
-
-
 async def load_account_awaited(
     uow: AsyncUnitOfWork, principal: Principal, account_id: UUID
 ) -> Account:
-    """load_account on the asynchronous unit of work."""
+    """The account, if it exists and the caller may act for its user."""
     account = await uow.accounts.get(account_id)
     if account is None:
         raise account_not_found(account_id)

@@ -10,7 +10,6 @@ from uuid import UUID
 from post_management.domain.errors import InvalidArgument
 from post_management.domain.reasons import Reason
 from post_management.ports.repositories import IdempotencyRecord
-from post_management.ports.unit_of_work import UnitOfWork
 
 MAX_REQUEST_ID_LENGTH = 128
 
@@ -24,11 +23,6 @@ def check_request_id(request_id: str) -> None:
         raise InvalidArgument.for_field(
             "request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
         )
-
-
-def earlier_result(uow: UnitOfWork, scope: str, key: str, digest: str) -> UUID | None:
-    """The resource an earlier identical request created, if any."""
-    return replay_of(uow.idempotency.get(scope, key), digest)
 
 
 def replay_of(record: IdempotencyRecord | None, digest: str) -> UUID | None:
