@@ -17,10 +17,10 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
@@ -40,11 +40,10 @@ from bench.common import (
 )
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox
-from post_management.adapters.db.async_reads import AsyncPool
+from post_management.adapters.db.async_reads import AsyncPool, AsyncPostReads
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.publish_queue import SqlPublishQueue
-from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.auth import Principal, Role
 from post_management.domain.conflicts import ConflictPolicy
 from post_management.domain.privacy import Pseudonyms
@@ -57,6 +56,7 @@ from post_management.services.scheduling.listing import (
 from post_management.services.scheduling.scheduling import SchedulingService
 from post_management.services.scheduling.support import ScheduleRequest
 
+T = TypeVar("T")
 USERS = 10
 ACCOUNTS = 100  # the measured user's accounts; a claim takes one post per account
 POSTS_PER_USER = 100
@@ -130,13 +130,26 @@ class RecordedPool(AsyncPool):
         await super().release(connection._inner)
 
 
+class RecordedPostReads(AsyncPostReads):
+    """ListScheduledPosts' reads, their statements recorded for EXPLAIN."""
+
+    def __init__(self, url: str, statements: Statements) -> None:
+        super().__init__(url, min_size=1, max_size=2, name="bench-reads")
+        self._statements = statements
+
+    async def _with_connection(self, run: Callable[[Any], Awaitable[T]]) -> T:
+        async def recorded(connection: Any) -> T:
+            return await run(_Recorded(connection, self._statements))
+
+        return await super()._with_connection(recorded)
+
+
 class Bench:
     def __init__(self, url: str, key: str) -> None:
         self.engine = make_engine(url)
         self.statements = Statements(self.engine)
         box = FernetBox([key])
         pseudonyms = Pseudonyms(secrets.token_bytes(32))
-        uow = SqlUnitOfWorkFactory(self.engine, box, pseudonyms)
         # SchedulePost runs on the asynchronous unit of work, on a loop of its own here.
         self.loop = asyncio.new_event_loop()
         self.reads = RecordedPool(url, self.statements)
@@ -144,7 +157,10 @@ class Bench:
         self.scheduling = SchedulingService(
             AsyncSqlUnitOfWorkFactory(self.reads, box, pseudonyms), SystemClock()
         )
-        self.listing = ScheduledListing(uow)
+        # ListScheduledPosts' path as served: the listing over the asynchronous reads.
+        self.post_reads = RecordedPostReads(url, self.statements)
+        self.loop.run_until_complete(self.post_reads.open())
+        self.listing = ScheduledListing(self.post_reads)
         self.queue = SqlPublishQueue(self.engine, box)
         self.principal = Principal("bench", Role.SERVICE)
         self.rng = random.Random(11)
@@ -209,7 +225,9 @@ class Bench:
 
     def list_once(self) -> None:
         user = f"g-user-{self.rng.randrange(USERS)}"
-        self.listing.list(self.principal, ScheduledFilter(user_id=user), Paging(limit=20))
+        self.loop.run_until_complete(
+            self.listing.list(self.principal, ScheduledFilter(user_id=user), Paging(limit=20))
+        )
 
     def claim_once(self, capture: bool = False) -> float:
         """100 due posts (one per account) claimed in one batch, then put back."""
@@ -332,6 +350,7 @@ def run(report: Report, params: Params) -> None:
                 plans[size] = bench.plans()
         finally:
             bench.loop.run_until_complete(bench.reads.close())
+            bench.loop.run_until_complete(bench.post_reads.close())
             bench.loop.close()
             bench.engine.dispose()
     report.details["growth_plans"] = plans

@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, event, text
 
 from post_management.adapters.crypto import FernetBox
-from post_management.adapters.db.async_reads import AsyncPool
+from post_management.adapters.db.async_reads import AsyncPool, AsyncPostReads
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.clock import TEST_OFFSET_SETTING, DatabaseClock
 from post_management.adapters.db.engine import make_engine
@@ -34,12 +34,18 @@ from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.media import MediaUploads
+from post_management.ports.post_reads import AsyncPostReader, AsyncScheduleReader
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.ports.x_spend import SpendMeter
 from tests.conftest import truncate
 
 IMPLEMENTATIONS = ["memory", "postgres"]
+T = TypeVar("T")
+
+
+class PostReads(AsyncPostReader, AsyncScheduleReader, Protocol):
+    """The request path's reads (ports/post_reads.py), both of them."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,8 @@ class World:
     meter: SpendMeter
     # The asynchronous unit of work on the same rows, opened on the running loop.
     async_uow: Callable[[], AbstractAsyncContextManager[AsyncUnitOfWorkFactory]]
+    # The request path's reads of committed rows, opened on the running loop.
+    post_reads: Callable[[], AbstractAsyncContextManager[PostReads]]
 
 
 def _memory_world() -> World:
@@ -148,12 +156,23 @@ def _memory_world() -> World:
         adapters.uploads,
         adapters.meter,
         lambda: _ready(adapters.async_uow),
+        lambda: _ready(adapters.post_reads),
     )
 
 
 @asynccontextmanager
-async def _ready(factory: AsyncUnitOfWorkFactory) -> AsyncIterator[AsyncUnitOfWorkFactory]:
-    yield factory
+async def _ready(opened: T) -> AsyncIterator[T]:
+    yield opened
+
+
+@asynccontextmanager
+async def _sql_post_reads(url: str) -> AsyncIterator[PostReads]:
+    reads = AsyncPostReads(url, min_size=1, max_size=4)
+    await reads.open()
+    try:
+        yield reads
+    finally:
+        await reads.close()
 
 
 def _async_sql(
@@ -221,6 +240,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             SqlMediaUploads(engine),
             SqlSpendMeter(engine, PriceTable()),
             lambda: _async_sql(url, box, pseudonyms),
+            lambda: _sql_post_reads(url),
         )
     finally:
         engine.dispose()

@@ -20,7 +20,6 @@ from post_management.ports.repositories import (
     IdempotencyRecord,
     PostFilter,
 )
-from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
 from post_management.ports.x_spend import SpendScope
 from tests.contract.builders import a_post, an_account, store, stored_post
 from tests.contract.conftest import World
@@ -277,17 +276,6 @@ def test_schedule_queries(world: World) -> None:
         assert taken[0].at == now
         excluded = uow.schedule.taken_times(account.id, now, exclude_post_id=soon.id)
         assert [t.post_id for t in excluded] == [published.id, later.id]
-        query = ScheduledQuery("alice", PostState.SCHEDULED, start=now - timedelta(hours=1))
-        assert uow.schedule.count_scheduled(query) == 2
-        first = uow.schedule.list_scheduled(query, None, 0, 1)
-        assert [p.id for p in first] == [soon.id]
-        cursor = DueCursor(soon.scheduled_for, soon.id)  # type: ignore[arg-type]
-        assert [p.id for p in uow.schedule.list_scheduled(query, cursor, 0, 5)] == [later.id]
-        assert [p.id for p in uow.schedule.list_scheduled(query, None, 1, 5)] == [later.id]
-        high = ScheduledQuery("alice", PostState.SCHEDULED, priority=Priority.HIGH)
-        assert [p.id for p in uow.schedule.list_scheduled(high, None, 0, 5)] == [later.id]
-        bounded = ScheduledQuery("alice", PostState.SCHEDULED, end=now + timedelta(hours=1))
-        assert uow.schedule.count_scheduled(bounded) == 1
 
 
 def test_media_kinds_only_of_the_owner(world: World) -> None:

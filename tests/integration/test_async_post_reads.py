@@ -20,15 +20,18 @@ from post_management.adapters.db.async_reads import AsyncPostReads, libpq_url
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from post_management.adapters.memory.composition import memory_adapters
+from post_management.domain.account import Account
 from post_management.domain.auth import Principal, Role
 from post_management.domain.date_range import parse_date_range
 from post_management.domain.errors import NotFound, PermissionDenied, Unavailable
-from post_management.domain.post import Priority
+from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.privacy import Pseudonyms
 from post_management.entrypoints.grpc.mapping import post_to_proto
 from post_management.services.posts.posts import PostService
 from post_management.services.posts.queries import PostQueries
 from tests.conftest import MACHINE_PG, _fresh_database
+from tests.contract.builders import a_post, an_account, store
 from tests.integration.grpc_fixtures import Client
 from tests.support.harness import RunningServer, settings_for
 
@@ -216,69 +219,50 @@ def test_get_post_over_grpc_answers_as_the_unit_of_work(
         server.stop()
 
 
-def _account(engine: Engine, user: str) -> uuid.UUID:
-    account = uuid.uuid4()
-    now = datetime.now(UTC)
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO accounts (id, user_id, handle, x_user_id, timezone, state, version,"
-                " created_at, updated_at)"
-                " VALUES (:id, :user, 'h', :x, 'UTC', 'ACTIVE', 1, :now, :now)"
-            ),
-            {"id": account, "user": user, "x": str(account.int % 10**12), "now": now},
-        )
-    return account
-
-
-def _schedule_rows(engine: Engine, user: str, accounts: list[uuid.UUID]) -> None:
-    """Posts over two accounts, four priorities, several states and equal due times."""
+def _schedule_rows(user: str) -> list[Account | Post]:
+    """Two accounts of `user` (and one of someone else) with posts over four
+    priorities, several states and equal due times."""
     base = datetime(2031, 3, 10, 12, tzinfo=UTC)
-    rows = []
+    accounts = [an_account(base, user), an_account(base, user)]
+    foreign = an_account(base, "someone-else")
+    posts = []
     for i in range(30):
-        rows.append(
-            {
-                "id": uuid.uuid4(),
-                "user": user,
-                "account": accounts[i % 2],
-                "state": ("SCHEDULED", "SCHEDULED", "FAILED", "DRAFT")[i % 4],
-                "priority": 1 + i % 4,
-                # Pairs share a due time: the id breaks the tie.
-                "due": base + timedelta(hours=(i // 2) * 7) if i % 4 != 3 else None,
-                "now": base - timedelta(days=1),
-            }
+        post = a_post(
+            accounts[i % 2],
+            base - timedelta(days=1),
+            state=(PostState.SCHEDULED, PostState.SCHEDULED, PostState.FAILED, PostState.DRAFT)[
+                i % 4
+            ],
+            priority=Priority(1 + i % 4),
+            # Pairs share a due time: the id breaks the tie.
+            due_in=timedelta(days=1, hours=(i // 2) * 7) if i % 4 != 3 else None,
         )
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO posts (id, user_id, account_id, text, state, priority, due_at,"
-                " version, created_at, updated_at) VALUES (:id, :user, :account, 'p', :state,"
-                " :priority, :due, 1, :now, :now)"
-            ),
-            rows,
-        )
+        posts.append(post)
+    return [*accounts, foreign, *posts]
 
 
-async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engine: Engine) -> None:
-    from post_management.domain.post import PostState
+async def test_scheduled_listing_answers_as_the_memory_twin(database: str, engine: Engine) -> None:
+    """The listing over PostgreSQL and over the memory reads, on the same rows: the
+    same pages, tokens, counts and refusals."""
     from post_management.services.scheduling.listing import (
-        AsyncScheduledListing,
         Paging,
         ScheduledFilter,
         ScheduledListing,
     )
 
     user = f"lister-{uuid.uuid4().hex[:6]}"
-    accounts = [_account(engine, user), _account(engine, user)]
-    foreign = _account(engine, "someone-else")
-    _schedule_rows(engine, user, accounts)
-    uow = SqlUnitOfWorkFactory(
-        engine, FernetBox.parse(Fernet.generate_key().decode()), Pseudonyms(b"k" * 32)
-    )
-    sync = ScheduledListing(uow)
+    rows = _schedule_rows(user)
+    accounts = [row.id for row in rows[:2]]
+    foreign = rows[2].id
+    pseudonyms = Pseudonyms(b"k" * 32)
+    uow = SqlUnitOfWorkFactory(engine, FernetBox.parse(Fernet.generate_key().decode()), pseudonyms)
+    store(uow, *rows)
+    memory = memory_adapters(pseudonyms=pseudonyms)
+    store(memory.uow, *rows)
+    twin = ScheduledListing(memory.post_reads)
     reads = AsyncPostReads(database)
     await reads.open()
-    listing = AsyncScheduledListing(reads)
+    listing = ScheduledListing(reads)
     owner = Principal(user, Role.USER)
     try:
         filters = [
@@ -292,13 +276,13 @@ async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engi
         for where in filters:
             # (3, 50): past the last post, an empty page that still counts them all.
             for limit, offset in ((0, 0), (3, 0), (3, 2), (100, 1), (3, 50)):
-                expected = sync.list(owner, where, Paging(limit, offset))
+                expected = await twin.list(owner, where, Paging(limit, offset))
                 got = await listing.list(owner, where, Paging(limit, offset))
                 assert got == expected, (where, limit, offset)
             # Follow the page tokens to the end: the same pages.
             token, pages = "", 0
             while True:
-                expected = sync.list(owner, where, Paging(4, 0, token))
+                expected = await twin.list(owner, where, Paging(4, 0, token))
                 got = await listing.list(owner, where, Paging(4, 0, token))
                 assert got == expected
                 pages += 1
@@ -317,11 +301,11 @@ async def test_scheduled_listing_answers_as_the_sync_listing(database: str, engi
             (owner, ScheduledFilter(user), 0, 0, "not-a-token"),
         ]
         for principal, where, limit, offset, token in cases:
-            with pytest.raises(Exception) as sync_error:
-                sync.list(principal, where, Paging(limit, offset, token))
+            with pytest.raises(Exception) as twin_error:
+                await twin.list(principal, where, Paging(limit, offset, token))
             with pytest.raises(Exception) as async_error:
                 await listing.list(principal, where, Paging(limit, offset, token))
-            assert type(async_error.value) is type(sync_error.value)
-            assert async_error.value.reason == sync_error.value.reason  # type: ignore[attr-defined]
+            assert type(async_error.value) is type(twin_error.value)
+            assert async_error.value.reason == twin_error.value.reason  # type: ignore[attr-defined]
     finally:
         await reads.close()

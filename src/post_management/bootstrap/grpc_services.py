@@ -29,7 +29,7 @@ from post_management.services.posts.posts import PostService
 from post_management.services.posts.queries import PostQueries
 from post_management.services.privacy.privacy import PrivacyService
 from post_management.services.publishing.commands import PublishCommands
-from post_management.services.scheduling.listing import AsyncScheduledListing
+from post_management.services.scheduling.listing import ScheduledListing
 from post_management.services.scheduling.scheduling import SchedulingService
 
 # Longer than any load seen here (about 2 s); past it the first screens wait instead.
@@ -90,7 +90,7 @@ def grpc_services(
             screen=screen,
             best_time=BestFreeTime(uow, clock, predictor),
         ),
-        scheduled_listing=AsyncScheduledListing(post_reads),
+        scheduled_listing=ScheduledListing(post_reads),
         # Due times it stamps are compared with the database's now() by the claims.
         publishing=PublishCommands(
             requests_uow,

@@ -9,7 +9,7 @@ from typing import Protocol
 from uuid import UUID
 
 from post_management.domain.account import Account
-from post_management.domain.post import Post, PostState, Priority
+from post_management.domain.post import PostState, Priority
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,6 @@ class ScheduleQueries(Protocol):
     ) -> list[TakenTime]:
         """The account's SCHEDULED, PUBLISHING and PUBLISHED posts at or after `since`."""
         ...
-
-    def list_scheduled(
-        self, query: ScheduledQuery, after: DueCursor | None, offset: int, limit: int
-    ) -> list[Post]:
-        """In due order (due_at, id)."""
-        ...
-
-    def count_scheduled(self, query: ScheduledQuery) -> int: ...
 
 
 class BestTimeFinder(Protocol):

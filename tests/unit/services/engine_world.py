@@ -28,6 +28,7 @@ class EngineWorld:
         self.store = adapters.store
         self.uow = adapters.uow
         self.async_uow = adapters.async_uow
+        self.post_reads = adapters.post_reads
         self.queue = adapters.queue
         self.x = adapters.scripted_x
         self.meter = adapters.meter

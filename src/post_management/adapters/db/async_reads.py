@@ -270,7 +270,7 @@ class AsyncPostReads(AsyncPool):
 
 
 def _scheduled_conditions(query: ScheduledQuery) -> tuple[list[str], list[Any]]:
-    """The filters of SqlScheduleQueries._conditions, as SQL text and parameters."""
+    """The filters of a ScheduledQuery, as SQL text and parameters."""
     where = ["user_id = %s", "state = %s", "due_at IS NOT NULL"]
     params: list[Any] = [query.user_id, query.state.value]
     if query.account_id is not None:

@@ -263,9 +263,14 @@ class AsyncMemoryUnitOfWorkFactory:
 
     def __init__(self, sync: MemoryUnitOfWorkFactory) -> None:
         self._sync = sync
-        self._turn = asyncio.Lock()
+        # Held by each unit of work from its start to its end (and by the memory reads).
+        self.turn = asyncio.Lock()
+
+    @property
+    def store(self) -> MemoryStore:
+        return self._sync.store
 
     def __call__(self) -> AsyncMemoryUnitOfWork:
         unit = self._sync()
         assert isinstance(unit, MemoryUnitOfWork)
-        return AsyncMemoryUnitOfWork(unit, self._sync.store, self._turn)
+        return AsyncMemoryUnitOfWork(unit, self._sync.store, self.turn)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from post_management.adapters.memory.async_unit_of_work import AsyncMemoryUnitOfWorkFactory
 from post_management.adapters.memory.clock import SettableClock
+from post_management.adapters.memory.post_reads import MemoryPostReads
 from post_management.adapters.memory.publish_queue import MemoryPublishQueue
 from post_management.adapters.memory.repositories import MemoryMediaUploads
 from post_management.adapters.memory.spend_ledger import MemorySpendMeter
@@ -34,6 +35,8 @@ class MemoryAdapters:
     uow: UnitOfWorkFactory
     # The request path's asynchronous units of work, on the same store.
     async_uow: AsyncUnitOfWorkFactory
+    # GetPost's and ListScheduledPosts' reads (ports/post_reads.py), on the same store.
+    post_reads: MemoryPostReads
     queue: PublishQueue
     uploads: MediaUploads
     meter: SpendMeter
@@ -55,12 +58,14 @@ def memory_adapters(
     clock = SettableClock(start)
     store = MemoryStore(clock)
     uow = MemoryUnitOfWorkFactory(store, pseudonyms, prices)
+    async_uow = AsyncMemoryUnitOfWorkFactory(uow)
     return MemoryAdapters(
         store=store,
         settable_clock=clock,
         scripted_x=MemoryXApi(clock),
         uow=uow,
-        async_uow=AsyncMemoryUnitOfWorkFactory(uow),
+        async_uow=async_uow,
+        post_reads=MemoryPostReads(async_uow),
         queue=MemoryPublishQueue(store, prices),
         uploads=MemoryMediaUploads(store),
         meter=MemorySpendMeter(store, prices),

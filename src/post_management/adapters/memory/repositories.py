@@ -20,7 +20,7 @@ from post_management.ports.repositories import (
     IdempotencyRecord,
     PostFilter,
 )
-from post_management.ports.schedule_queries import DueCursor, ScheduledQuery, TakenTime
+from post_management.ports.schedule_queries import TakenTime
 
 ACTIVE_STATES = (PostState.SCHEDULED, PostState.PUBLISHING)
 TAKEN_STATES = (PostState.SCHEDULED, PostState.PUBLISHING, PostState.PUBLISHED)
@@ -248,33 +248,6 @@ class MemoryScheduleQueries:
             ):
                 found.append(TakenTime(post.id, post.text, at))
         return sorted(found, key=lambda taken: (taken.at, taken.post_id))
-
-    def _matching(self, query: ScheduledQuery) -> list[Post]:
-        return [
-            post
-            for post in self._store.tables.posts.values()
-            if post.user_id == query.user_id
-            and post.state is query.state
-            and post.scheduled_for is not None
-            and (query.account_id is None or post.account_id == query.account_id)
-            and (query.priority is None or post.priority == query.priority)
-            and (query.start is None or post.scheduled_for >= query.start)
-            and (query.end is None or post.scheduled_for < query.end)
-        ]
-
-    def list_scheduled(
-        self, query: ScheduledQuery, after: DueCursor | None, offset: int, limit: int
-    ) -> list[Post]:
-        rows = [
-            post
-            for post in self._matching(query)
-            if after is None or (post.scheduled_for, post.id) > (after.due_at, after.id)
-        ]
-        rows.sort(key=lambda post: (post.scheduled_for, post.id))
-        return [copied(post) for post in rows[offset : offset + limit]]
-
-    def count_scheduled(self, query: ScheduledQuery) -> int:
-        return len(self._matching(query))
 
 
 class MemoryMediaRepository:

@@ -37,9 +37,9 @@ from post_management.entrypoints.grpc.mapping import (
     timestamp,
 )
 from post_management.services.scheduling.listing import (
-    AsyncScheduledListing,
     Paging,
     ScheduledFilter,
+    ScheduledListing,
 )
 from post_management.services.scheduling.scheduling import MAX_BATCH, SchedulingService
 from post_management.services.scheduling.support import (
@@ -138,7 +138,7 @@ def schedule_response(result: ScheduleResult) -> scheduling_service_pb2.Schedule
 
 
 class SchedulingServicer(scheduling_service_pb2_grpc.PostSchedulingServiceServicer):
-    def __init__(self, scheduling: SchedulingService, listing: AsyncScheduledListing) -> None:
+    def __init__(self, scheduling: SchedulingService, listing: ScheduledListing) -> None:
         self._scheduling = scheduling
         self._listing = listing
 

@@ -60,7 +60,7 @@ from post_management.services.posts.posts import PostService
 from post_management.services.posts.queries import PostQueries
 from post_management.services.privacy.privacy import PrivacyService
 from post_management.services.publishing.commands import PublishCommands
-from post_management.services.scheduling.listing import AsyncScheduledListing
+from post_management.services.scheduling.listing import ScheduledListing
 from post_management.services.scheduling.scheduling import SchedulingService
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class Services:
     readiness: Callable[[], list[ComponentCheck]]
     scheduling: SchedulingService
     # ListScheduledPosts' asynchronous read path.
-    scheduled_listing: AsyncScheduledListing
+    scheduled_listing: ScheduledListing
     publishing: PublishCommands
     media: MediaService
     analytics: AnalyticsServices

@@ -26,7 +26,7 @@ from post_management.ports.repositories import DuplicateKey
 from post_management.ports.support import Clock
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
-from post_management.services.shared.common import ensure_not_erased_awaited
+from post_management.services.shared.common import ensure_not_erased
 from post_management.services.shared.pagination import (
     Page,
     by_creation,
@@ -169,7 +169,7 @@ class AccountService:
         )
 
         async def create(run: AsyncCommand) -> Account:
-            await ensure_not_erased_awaited(run.uow, user_id)
+            await ensure_not_erased(run.uow, user_id)
             assert fields.handle is not None and fields.x_user_id is not None
             now = self._clock.now()
             account = Account(

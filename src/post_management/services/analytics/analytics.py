@@ -34,7 +34,7 @@ from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.analytics import optimal_times as timing
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 from post_management.services.analytics.optimal_times import TimingBasis
-from post_management.services.shared.common import load_account_awaited
+from post_management.services.shared.common import load_account
 
 # Comparisons and timing look at this much of an account's history.
 HISTORY = timedelta(days=90)
@@ -313,7 +313,7 @@ class AnalyticsQueries:
             raise InvalidArgument.for_field("count", f"must be between 1 and {MAX_COUNT}")
         now = self._clock.now()
         async with self._requests_uow() as uow:
-            account = await load_account_awaited(uow, principal, account_id)
+            account = await load_account(uow, principal, account_id)
             zone = load_zone(account.timezone)
             since = now - RULES_LOOKBACK
             taken = [t.at for t in await uow.schedule.taken_times(account_id, since)]

@@ -20,7 +20,7 @@ from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
-from post_management.services.shared.common import ensure_not_erased_awaited
+from post_management.services.shared.common import ensure_not_erased
 from post_management.services.shared.pagination import (
     Page,
     by_creation,
@@ -183,7 +183,7 @@ class CampaignService:
         key = RequestKey.of(f"CreateCampaign:{new.user_id}", request_id, fields)
 
         async def create(run: AsyncCommand) -> Campaign:
-            await ensure_not_erased_awaited(run.uow, new.user_id)
+            await ensure_not_erased(run.uow, new.user_id)
             now = self._clock.now()
             campaign = Campaign(
                 id=uuid.uuid4(),

@@ -49,7 +49,7 @@ from post_management.services.analytics.engagement_fitting import (
     Target,
     fit_target,
 )
-from post_management.services.shared.common import load_account_awaited
+from post_management.services.shared.common import load_account
 
 MIN_OWN_POSTS = 40  # the account's own model needs this many mature posts
 MIN_LEVEL_POSTS = 5  # below this even the account's median is a guess
@@ -153,7 +153,7 @@ class EngagementPredictor:
                 "planned_time", "must be within 366 days of now", reason=Reason.INVALID_DATE
             )
         async with self._uow() as uow:
-            account = await load_account_awaited(uow, principal, account_id)
+            account = await load_account(uow, principal, account_id)
             cutoff = now - MATURE_AGE
             history = await self.own_history(uow, account_id, now)
             pooled = []

@@ -31,7 +31,7 @@ from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.ports.x_api import RateLimited, XApi, XCredentials, XUser
-from post_management.services.shared.common import load_account_awaited
+from post_management.services.shared.common import load_account
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class AccountGrowthQueries:
                 reason=Reason.INVALID_DATE_RANGE,
             )
         async with self._uow() as uow:
-            await load_account_awaited(uow, principal, account_id)
+            await load_account(uow, principal, account_id)
             snapshots = await uow.insights.follower_snapshots(account_id, start, end)
             # A post's window reaches a day past the period's end.
             later = await uow.insights.follower_snapshots(account_id, end, end + timedelta(days=2))
@@ -108,7 +108,7 @@ class AccountGrowthQueries:
             raise InvalidArgument.for_field("days", f"must be between 1 and {MAX_ACTIVITY_DAYS}")
         since = self._clock.now() - timedelta(days=days)
         async with self._uow() as uow:
-            account = await load_account_awaited(uow, principal, account_id)
+            account = await load_account(uow, principal, account_id)
             published = await uow.analytics.account_posts(account_id, since)
             posts = [p for p in published if p.published_at]
             series = await uow.insights.series_of([p.post_id for p in posts])

@@ -16,7 +16,7 @@ from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
 from post_management.ports.x_spend import SpendRow, SpendScope
 from post_management.services.analytics.campaigns import load_campaign_awaited
-from post_management.services.shared.common import load_account_awaited
+from post_management.services.shared.common import load_account
 
 MAX_REPORT_WINDOW = timedelta(days=366)
 
@@ -118,7 +118,7 @@ class XSpendQueries:
         async with self._uow() as uow:
             budget: tuple[int, int] | None = None
             if scope.account_id is not None:
-                account = await load_account_awaited(uow, principal, scope.account_id)
+                account = await load_account(uow, principal, scope.account_id)
                 state = (await uow.spend.budget_states([account.id])).get(account.id)
                 if state is not None and state.budget_micros is not None:
                     budget = (state.budget_micros, state.spent_micros)

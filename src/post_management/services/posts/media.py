@@ -15,7 +15,7 @@ from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitO
 from post_management.ports.support import Clock
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
-from post_management.services.shared.common import ensure_not_erased_awaited
+from post_management.services.shared.common import ensure_not_erased
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class MediaService:
         )
 
         async def upload(run: AsyncCommand) -> Media:
-            await ensure_not_erased_awaited(run.uow, new.user_id)
+            await ensure_not_erased(run.uow, new.user_id)
             await self._ensure_room(run.uow, new.user_id, len(new.data))
             item = Media(
                 id=uuid.uuid4(),

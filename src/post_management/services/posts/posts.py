@@ -31,8 +31,8 @@ from post_management.services.posts.content_screening import ContentScreen, find
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
 from post_management.services.shared.common import (
-    ensure_account_filter_awaited,
-    ensure_not_erased_awaited,
+    ensure_account_filter,
+    ensure_not_erased,
 )
 from post_management.services.shared.pagination import (
     Page,
@@ -122,7 +122,7 @@ class PostService:
 
         async def create(run: AsyncCommand) -> Screened:
             uow = run.uow
-            await ensure_not_erased_awaited(uow, new.user_id)
+            await ensure_not_erased(uow, new.user_id)
             account = await _own_account(uow, new.user_id, new.account_id, "post.account_id")
             findings, screening = await self._screen.check(account, [new.text, *new.thread])
             await _ensure_attachments(uow, new.user_id, new.attachment_ids, new.media_ids)
@@ -175,7 +175,7 @@ class PostService:
         query = {k: str(v) for k, v in asdict(where).items() if v is not None}
         after = decode_token(token, query)
         async with self._uow() as uow:
-            await ensure_account_filter_awaited(uow, principal, where.account_id)
+            await ensure_account_filter(uow, principal, where.account_id)
             posts = await uow.posts.list(where, after, limit + 1)
         return page_of(posts, limit, query, by_creation)
 

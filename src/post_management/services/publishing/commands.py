@@ -21,7 +21,7 @@ from post_management.ports.support import Clock
 from post_management.services.publishing.engine import Publisher
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
-from post_management.services.shared.common import ensure_account_filter_awaited
+from post_management.services.shared.common import ensure_account_filter
 from post_management.services.shared.pagination import (
     Page,
     by_creation,
@@ -186,7 +186,7 @@ class PublishCommands:
         }
         after = decode_token(token, query)
         async with self._uow() as uow:
-            await ensure_account_filter_awaited(uow, principal, account_id)
+            await ensure_account_filter(uow, principal, account_id)
             posts = await uow.posts.list(where, after, limit + 1)
         return page_of(posts, limit, query, by_creation)
 

@@ -12,8 +12,7 @@ from post_management.domain.post import Post, PostState, Priority
 from post_management.ports.post_reads import AsyncScheduleReader
 from post_management.ports.repositories import Cursor
 from post_management.ports.schedule_queries import DueCursor, ScheduledQuery
-from post_management.ports.unit_of_work import UnitOfWorkFactory
-from post_management.services.shared.common import ensure_account_filter, ensure_account_owner
+from post_management.services.shared.common import ensure_account_owner
 from post_management.services.shared.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -103,20 +102,7 @@ def _page(plan: _Plan, posts: list[Post], total: int) -> ScheduledPage:
 
 
 class ScheduledListing:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
-        self._uow = uow
-
-    def list(self, principal: Principal, where: ScheduledFilter, paging: Paging) -> ScheduledPage:
-        plan = _plan(principal, where, paging)
-        with self._uow() as uow:
-            ensure_account_filter(uow, principal, where.account_id)
-            posts = uow.schedule.list_scheduled(plan.query, plan.after, plan.offset, plan.size + 1)
-            total = uow.schedule.count_scheduled(plan.query)
-        return _page(plan, posts, total)
-
-
-class AsyncScheduledListing:
-    """The same listing awaited on the event loop (ports.post_reads): no thread hop."""
+    """The listing awaited on the event loop (ports.post_reads): no thread hop."""
 
     def __init__(self, reader: AsyncScheduleReader) -> None:
         self._reader = reader

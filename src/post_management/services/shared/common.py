@@ -15,7 +15,6 @@ from post_management.domain.errors import Aborted, FailedPrecondition, Permissio
 from post_management.domain.reasons import Reason
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork
 from post_management.ports.repositories import AuditEntry
-from post_management.ports.unit_of_work import UnitOfWork
 
 # Never copied into audit rows: secrets, and the content screen's notes on a post
 # (the findings callers see have audit rows of their own).
@@ -95,7 +94,7 @@ def audit_entry(
     )
 
 
-async def ensure_not_erased_awaited(uow: AsyncUnitOfWork, user_id: str) -> None:
+async def ensure_not_erased(uow: AsyncUnitOfWork, user_id: str) -> None:
     """Nothing may be created for an erased user: a late or replayed create would
     bring their data back (docs/security.md)."""
     if await uow.erasures.is_erased(user_id):
@@ -110,10 +109,11 @@ def user_erased() -> FailedPrecondition:
     )
 
 
-async def ensure_account_filter_awaited(
+async def ensure_account_filter(
     uow: AsyncUnitOfWork, principal: Principal, account_id: UUID | None
 ) -> None:
-    """ensure_account_filter in an asynchronous unit of work."""
+    """A list filtered by another user's account is refused like the account itself,
+    rather than answered with an empty page (the same answer either way)."""
     if account_id is None:
         return
     account = await uow.accounts.get(account_id)
@@ -121,19 +121,7 @@ async def ensure_account_filter_awaited(
         ensure_account_owner(principal, account.user_id)
 
 
-def ensure_account_filter(uow: UnitOfWork, principal: Principal, account_id: UUID | None) -> None:
-    """A list filtered by another user's account is refused like the account itself,
-    rather than answered with an empty page (the same answer either way)."""
-    if account_id is None:
-        return
-    account = uow.accounts.get(account_id)
-    if account is not None:
-        ensure_account_owner(principal, account.user_id)
-
-
-async def load_account_awaited(
-    uow: AsyncUnitOfWork, principal: Principal, account_id: UUID
-) -> Account:
+async def load_account(uow: AsyncUnitOfWork, principal: Principal, account_id: UUID) -> Account:
     """The account, if it exists and the caller may act for its user."""
     account = await uow.accounts.get(account_id)
     if account is None:
