@@ -10,11 +10,16 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from post_management.adapters.cache import InProcessCache
+from post_management.adapters.cache import AwaitedInProcessCache, InProcessCache
 from post_management.adapters.db.post_writes import writes_posts
 from post_management.adapters.shared_cache import FailoverCache
 from post_management.domain.post import Post, PostState, Priority
-from post_management.services.posts.cache import PostCache, decode_post, encode_post
+from post_management.services.posts.cache import (
+    PostCache,
+    PostGenerations,
+    decode_post,
+    encode_post,
+)
 
 
 def _full_post() -> Post:
@@ -59,35 +64,50 @@ def test_codec_keeps_absent_optionals() -> None:
     assert decode_post(json.loads(json.dumps(encode_post(post)))) == post
 
 
-def test_entry_of_an_older_generation_is_a_miss() -> None:
-    posts = PostCache(InProcessCache(), ttl_seconds=60)
+def _posts(cache: InProcessCache) -> PostCache:
+    return PostCache(AwaitedInProcessCache(cache), ttl_seconds=60)
+
+
+async def test_entry_of_an_older_generation_is_a_miss() -> None:
+    posts = _posts(InProcessCache())
     post = _full_post()
-    found, generation = posts.read(post.id)
+    found, generation = await posts.read(post.id)
     assert found is None
-    posts.store(post, generation)
-    assert posts.read(post.id)[0] == post
-    posts.invalidate_all()
-    assert posts.read(post.id)[0] is None
+    await posts.store(post, generation)
+    assert (await posts.read(post.id))[0] == post
+    await posts.invalidate_all()
+    assert (await posts.read(post.id))[0] is None
 
 
-def test_a_read_that_raced_a_write_stores_a_dead_entry() -> None:
-    posts = PostCache(InProcessCache(), ttl_seconds=60)
-    post = _full_post()
-    _, generation = posts.read(post.id)  # token taken before the database read
-    posts.invalidate_all()  # a write commits meanwhile
-    posts.store(post, generation)  # the (old) row read before that commit
-    assert posts.read(post.id)[0] is None
-
-
-def test_unreadable_entry_is_a_miss() -> None:
+async def test_the_jobs_generations_drop_the_request_paths_entries() -> None:
     cache = InProcessCache()
-    posts = PostCache(cache, ttl_seconds=60)
+    posts = _posts(cache)
     post = _full_post()
-    _, generation = posts.read(post.id)
-    posts.store(post, generation)
+    _, generation = await posts.read(post.id)
+    await posts.store(post, generation)
+    PostGenerations(cache).invalidate_all()  # the engine committed a post write
+    assert (await posts.read(post.id))[0] is None
+
+
+async def test_a_read_that_raced_a_write_stores_a_dead_entry() -> None:
+    posts = _posts(InProcessCache())
+    post = _full_post()
+    _, generation = await posts.read(post.id)  # token taken before the database read
+    await posts.invalidate_all()  # a write commits meanwhile
+    await posts.store(post, generation)  # the (old) row read before that commit
+    assert (await posts.read(post.id))[0] is None
+
+
+async def test_unreadable_entry_is_a_miss_and_is_dropped() -> None:
+    cache = InProcessCache()
+    posts = _posts(cache)
+    post = _full_post()
+    _, generation = await posts.read(post.id)
+    await posts.store(post, generation)
     key = next(k for k in cache._entries if k.startswith("post:"))
     cache.set(key, '{"generation": "' + generation + '", "post": {"id": "nope"}}', 60)
-    assert posts.read(post.id)[0] is None
+    assert (await posts.read(post.id))[0] is None
+    assert cache.get(key) is None
 
 
 @pytest.mark.parametrize(
@@ -200,3 +220,72 @@ def test_probe_reports_and_drives_recovery() -> None:
     assert cache.probe() is False and cache.degraded
     client.up = True
     assert cache.probe() is True and not cache.degraded
+
+
+class SwitchableAsyncRedis:
+    """SwitchableRedis's commands, awaited, on the same data and switch; `stale`
+    connections each fail one command, as a pooled connection does after a restart."""
+
+    def __init__(self, sync: SwitchableRedis) -> None:
+        self.sync = sync
+        self.stale = 0
+
+    async def get(self, key: str) -> str | None:
+        if self.stale:
+            self.stale -= 1
+            self.sync.calls += 1
+            raise redis.ConnectionError("Connection closed by server.")
+        return self.sync.get(key)
+
+    async def set(self, key: str, value: str, px: int) -> None:
+        self.sync.set(key, value, px)
+
+    async def delete(self, *keys: str) -> None:
+        self.sync.delete(*keys)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_both_faces_share_the_outage_and_the_fallback() -> None:
+    client, clock = SwitchableRedis(), Clock()
+    cache = _failover(client, clock)
+    awaited = cache.awaited(SwitchableAsyncRedis(client))  # type: ignore[arg-type]
+    recovered: list[bool] = []
+    cache.on_recovery(lambda: recovered.append(True))
+    await awaited.set("k", "shared", 60)
+    assert cache.get("k") == "shared" and client.data == {"pm:cache:k": "shared"}
+
+    client.up = False
+    assert await awaited.get("k") is None  # the request path meets the outage
+    assert cache.degraded and cache.last_error == "ConnectionError"
+    calls = client.calls
+    cache.set("g", "from a job", 60)  # inside the retry window: in process, no attempt
+    assert await awaited.get("g") == "from a job"
+    await awaited.delete("g")
+    assert cache.get("g") is None
+    assert client.calls == calls
+
+    client.up = True
+    clock.now += 1.5
+    await awaited.set("k", "again", 60)
+    assert not cache.degraded and recovered == [True]
+    assert cache.get("k") == "again"
+
+
+async def test_a_connection_that_outlived_a_restart_is_retried_once_not_an_outage() -> None:
+    client, clock = SwitchableRedis(), Clock()
+    cache = _failover(client, clock)
+    async_client = SwitchableAsyncRedis(client)
+    awaited = cache.awaited(async_client)  # type: ignore[arg-type]
+    cache.set("k", "shared", 60)
+    async_client.stale = 1
+    assert await awaited.get("k") == "shared"
+    assert not cache.degraded
+    # In an outage the first error is final: one attempt per retry window.
+    client.up = False
+    assert await awaited.get("k") is None and cache.degraded
+    calls = client.calls
+    clock.now += 1.5
+    assert await awaited.get("k") is None
+    assert client.calls == calls + 1

@@ -46,3 +46,26 @@ class InProcessCache:
         with self._lock:
             for key in keys:
                 self._entries.pop(key, None)
+
+
+class AwaitedInProcessCache:
+    """An InProcessCache awaited (ports.cache.AsyncCache): a dictionary lookup under
+    a lock, done on the loop."""
+
+    def __init__(self, cache: InProcessCache) -> None:
+        self._cache = cache
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def get(self, key: str) -> str | None:
+        return self._cache.get(key)
+
+    async def set(self, key: str, value: str, ttl_seconds: float) -> None:
+        self._cache.set(key, value, ttl_seconds)
+
+    async def delete(self, *keys: str) -> None:
+        self._cache.delete(*keys)

@@ -4,6 +4,11 @@ Redis failures never reach callers: the cache switches to a local fallback,
 retries Redis after `retry_after` seconds, and on recovery tells its listeners
 (the post cache then invalidates what was cached before the outage, because
 writes made during it were only recorded locally).
+
+Two faces share that state: `FailoverCache` (ports.cache.Cache, redis-py's blocking
+client) for the background jobs and `AsyncFailoverCache` (AsyncCache, redis.asyncio)
+for the request path, so an outage one of them meets is the other's too, and what
+either keeps in process during it the other reads.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis
+import redis.asyncio
 
 from post_management.ports.cache import Cache
 
@@ -22,6 +29,70 @@ log = logging.getLogger(__name__)
 # Entries kept in process are invisible to other replicas' invalidations, so
 # they live briefly whatever TTL the caller asked for.
 FALLBACK_MAX_TTL_SECONDS = 5.0
+
+
+class _Failover:
+    """What both faces share: the fallback, whether Redis is being avoided and until
+    when, and who hears of its recovery."""
+
+    def __init__(
+        self,
+        fallback: Callable[[], Cache],
+        *,
+        prefix: str,
+        retry_after: float,
+        fallback_max_ttl: float,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.new_fallback = fallback
+        self.fallback = fallback()
+        self.prefix = prefix
+        self.retry_after = retry_after
+        self.fallback_max_ttl = fallback_max_ttl
+        self.now = monotonic
+        self.lock = threading.Lock()
+        self.retry_at = 0.0
+        self.listeners: list[Callable[[], object]] = []
+        self.degraded = False
+        self.last_error = ""
+
+    def waiting(self) -> bool:
+        return self.degraded and self.now() < self.retry_at
+
+    def failed(self, exc: redis.RedisError) -> None:
+        with self.lock:
+            self.retry_at = self.now() + self.retry_after
+            self.last_error = type(exc).__name__
+            if self.degraded:
+                return
+            self.degraded = True
+        log.warning("redis unavailable (%s): caching in process", self.last_error)
+
+    def succeeded(self) -> None:
+        if not self.degraded:
+            return
+        with self.lock:
+            if not self.degraded:
+                return
+            self.degraded = False
+            self.last_error = ""
+            # What was cached locally during the outage must not outlive it.
+            self.fallback = self.new_fallback()
+        log.warning("redis is back: cache shared again")
+        for listener in self.listeners:
+            try:
+                listener()
+            except Exception:  # a listener's bug must not break the caller's read
+                log.exception("cache recovery listener failed")
+
+    def local_ttl(self, ttl_seconds: float) -> float:
+        return min(ttl_seconds, self.fallback_max_ttl)
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class FailoverCache:
@@ -36,94 +107,148 @@ class FailoverCache:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._new_fallback = fallback
-        self._fallback = fallback()
-        self._prefix = prefix
-        self._retry_after = retry_after
-        self._fallback_max_ttl = fallback_max_ttl
-        self._now = monotonic
-        self._lock = threading.Lock()
-        self._retry_at = 0.0
-        self._listeners: list[Callable[[], object]] = []
-        self.degraded = False
-        self.last_error = ""
+        self._state = _Failover(
+            fallback,
+            prefix=prefix,
+            retry_after=retry_after,
+            fallback_max_ttl=fallback_max_ttl,
+            monotonic=monotonic,
+        )
+
+    @property
+    def degraded(self) -> bool:
+        return self._state.degraded
+
+    @property
+    def last_error(self) -> str:
+        return self._state.last_error
+
+    @property
+    def _fallback(self) -> Cache:
+        return self._state.fallback
+
+    def awaited(self, client: redis.asyncio.Redis) -> AsyncFailoverCache:
+        """The request path's face of this cache, on the same state."""
+        return AsyncFailoverCache(client, self._state)
 
     def on_recovery(self, listener: Callable[[], object]) -> None:
-        self._listeners.append(listener)
+        self._state.listeners.append(listener)
 
     def get(self, key: str) -> str | None:
-        if self._waiting():
-            return self._fallback.get(key)
+        state = self._state
+        if state.waiting():
+            return state.fallback.get(key)
         try:
-            value = self._client.get(self._prefix + key)
+            value = self._client.get(state.prefix + key)
         except redis.RedisError as exc:
-            self._failed(exc)
-            return self._fallback.get(key)
-        self._succeeded()
-        if value is None:
-            return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+            state.failed(exc)
+            return state.fallback.get(key)
+        state.succeeded()
+        return _text(value)
 
     def set(self, key: str, value: str, ttl_seconds: float) -> None:
-        if not self._waiting():
+        state = self._state
+        if not state.waiting():
             try:
-                self._client.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)))
+                self._client.set(state.prefix + key, value, px=max(1, int(ttl_seconds * 1000)))
             except redis.RedisError as exc:
-                self._failed(exc)
+                state.failed(exc)
             else:
-                self._succeeded()
+                state.succeeded()
                 return
-        self._fallback.set(key, value, min(ttl_seconds, self._fallback_max_ttl))
+        state.fallback.set(key, value, state.local_ttl(ttl_seconds))
 
     def delete(self, *keys: str) -> None:
         if not keys:
             return
+        state = self._state
         # Local copies go too: they may be read again if Redis fails later.
-        self._fallback.delete(*keys)
-        if self._waiting():
+        state.fallback.delete(*keys)
+        if state.waiting():
             return
         try:
-            self._client.delete(*(self._prefix + key for key in keys))
+            self._client.delete(*(state.prefix + key for key in keys))
         except redis.RedisError as exc:
-            self._failed(exc)
+            state.failed(exc)
         else:
-            self._succeeded()
+            state.succeeded()
 
     def probe(self) -> bool:
         """PING Redis now (readiness calls it); True when the cache is shared."""
         try:
             self._client.ping()
         except redis.RedisError as exc:
-            self._failed(exc)
+            self._state.failed(exc)
             return False
-        self._succeeded()
+        self._state.succeeded()
         return True
 
-    def _waiting(self) -> bool:
-        return self.degraded and self._now() < self._retry_at
 
-    def _failed(self, exc: redis.RedisError) -> None:
-        with self._lock:
-            self._retry_at = self._now() + self._retry_after
-            self.last_error = type(exc).__name__
-            if self.degraded:
-                return
-            self.degraded = True
-        log.warning("redis unavailable (%s): caching in process", self.last_error)
+class AsyncFailoverCache:
+    """FailoverCache awaited on the serving loop (ports.cache.AsyncCache), over
+    redis.asyncio: the same keys, fallback and outage. An AsyncResource: its
+    connections belong to the loop it serves on and close with it."""
 
-    def _succeeded(self) -> None:
-        if not self.degraded:
-            return
-        with self._lock:
-            if not self.degraded:
-                return
-            self.degraded = False
-            self.last_error = ""
-            # What was cached locally during the outage must not outlive it.
-            self._fallback = self._new_fallback()
-        log.warning("redis is back: cache shared again")
-        for listener in self._listeners:
+    def __init__(self, client: redis.asyncio.Redis, state: _Failover) -> None:
+        self._client = client
+        self._state = state
+
+    async def open(self) -> None:
+        """Connections are made on first use, on the serving loop."""
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, key: str) -> str | None:
+        state = self._state
+        if state.waiting():
+            return state.fallback.get(key)
+        try:
+            value = await self._retried(self._client.get, state.prefix + key)
+        except redis.RedisError as exc:
+            state.failed(exc)
+            return state.fallback.get(key)
+        state.succeeded()
+        return _text(value)
+
+    async def set(self, key: str, value: str, ttl_seconds: float) -> None:
+        state = self._state
+        if not state.waiting():
             try:
-                listener()
-            except Exception:  # a listener's bug must not break the caller's read
-                log.exception("cache recovery listener failed")
+                await self._retried(
+                    self._client.set, state.prefix + key, value, px=max(1, int(ttl_seconds * 1000))
+                )
+            except redis.RedisError as exc:
+                state.failed(exc)
+            else:
+                state.succeeded()
+                return
+        state.fallback.set(key, value, state.local_ttl(ttl_seconds))
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        state = self._state
+        state.fallback.delete(*keys)
+        if state.waiting():
+            return
+        try:
+            await self._retried(self._client.delete, *(state.prefix + key for key in keys))
+        except redis.RedisError as exc:
+            state.failed(exc)
+        else:
+            state.succeeded()
+
+    async def _retried(
+        self, command: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> Any:
+        """A command, and once more on a fresh connection if its connection had died
+        while Redis was thought up: a pooled connection outlives a Redis restart, and
+        redis.asyncio does not always see that before using it. In an outage the first
+        error is final."""
+        try:
+            return await command(*args, **kwargs)
+        except redis.ConnectionError:
+            if self._state.degraded:
+                raise
+            return await command(*args, **kwargs)

@@ -6,7 +6,6 @@ from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFac
 from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
 from post_management.adapters.profanity import ProfanityCheck
 from post_management.adapters.rate_limit import RedisRateLimiter
-from post_management.adapters.shared_cache import FailoverCache
 from post_management.bootstrap import health
 from post_management.bootstrap.build_info import build_info
 from post_management.bootstrap.infrastructure import Infrastructure, post_writes_hook
@@ -41,7 +40,7 @@ def grpc_services(
 ) -> Services:
     uow = infrastructure.uow
     clock, cache = infrastructure.clock, infrastructure.analytics_cache
-    shared, limiter = infrastructure.shared_cache, infrastructure.limiter
+    limiter = infrastructure.limiter
     posts_cache, post_reads = infrastructure.post_cache, infrastructure.post_reads
     offensive = ProfanityCheck()
     # Loaded before serving: CreatePost and UpdatePost need it, and a request that
@@ -53,22 +52,14 @@ def grpc_services(
         infrastructure.command_pool,
         infrastructure.box,
         infrastructure.pseudonyms,
-        post_writes_hook(posts_cache, blocks=isinstance(shared, FailoverCache)),
+        post_writes_hook(posts_cache),
         prices=infrastructure.prices,
     )
     predictor = EngagementPredictor(requests_uow, clock, GradientBoostingLearner())
     return Services(
-        posts=PostService(
-            requests_uow,
-            clock,
-            posts_cache,
-            screen,
-            cache_blocks=isinstance(shared, FailoverCache),
-        ),
-        post_queries=PostQueries(
-            post_reads, posts_cache, cache_blocks=isinstance(shared, FailoverCache)
-        ),
-        resources=[post_reads, infrastructure.command_pool],
+        posts=PostService(requests_uow, clock, posts_cache, screen),
+        post_queries=PostQueries(post_reads, posts_cache),
+        resources=[post_reads, infrastructure.command_pool, infrastructure.request_cache],
         media=MediaService(requests_uow, clock, settings.posts.media_quota()),
         accounts=AccountService(requests_uow, clock),
         privacy=PrivacyService(uow, infrastructure.privacy_store, clock, infrastructure.pseudonyms),
@@ -107,9 +98,8 @@ def grpc_services(
                 cache,
                 settings.analytics.answers(),
                 predictor,
-                cache_blocks=isinstance(shared, FailoverCache),
             ),
-            XWebhooks(uow, clock, cache, settings.x.webhook_secret()),
+            XWebhooks(uow, clock, infrastructure.shared_cache, settings.x.webhook_secret()),
             AccountGrowthQueries(requests_uow, clock),
             predictor,
             XSpendQueries(requests_uow, clock),

@@ -4,19 +4,20 @@ the emulator, and the storage adapters over them."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis
+import redis.asyncio
 from pydantic import SecretStr
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import Engine
 
-from post_management.adapters.cache import InProcessCache
+from post_management.adapters.cache import AwaitedInProcessCache, InProcessCache
 from post_management.adapters.clock import SystemClock
 from post_management.adapters.crypto import FernetBox, InvalidKeys, derived_key
 from post_management.adapters.db.async_reads import AsyncPool, AsyncPostReads
@@ -29,7 +30,11 @@ from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.local import EmbeddedPostgres
 from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
-from post_management.adapters.shared_cache import FALLBACK_MAX_TTL_SECONDS, FailoverCache
+from post_management.adapters.shared_cache import (
+    FALLBACK_MAX_TTL_SECONDS,
+    AsyncFailoverCache,
+    FailoverCache,
+)
 from post_management.adapters.x.client import TweepyXApi
 from post_management.adapters.x.poster import TweepyXPoster
 from post_management.bootstrap.secrets import Secrets
@@ -39,10 +44,13 @@ from post_management.domain.x_spend import PriceTable
 from post_management.observability import crash_points
 from post_management.observability.cache import CountedCache
 from post_management.observability.metrics import REDIS_DEGRADED
-from post_management.ports.analytics import Cache
+from post_management.ports.analytics import AsyncCache, Cache
 from post_management.ports.publishing import RateLimiter
-from post_management.services.posts.cache import PostCache
+from post_management.services.posts.cache import PostCache, PostGenerations
 from post_management.services.shared import pagination
+
+# The request path's face of the shared cache: opened and closed on the serving loop.
+AwaitedCache = AwaitedInProcessCache | AsyncFailoverCache
 
 if TYPE_CHECKING:  # the emulator is imported only when X_MODE picks it
     from x_emulator.server import EmulatorThread
@@ -63,8 +71,10 @@ class Infrastructure:
     # The engine reads no process clock: leases and due times are compared with the
     # database's now() in SQL, and the posting budgets count on the database's clock.
     database_clock: DatabaseClock
-    # Redis shared by the replicas, in process while Redis is down or unset.
+    # Redis shared by the replicas, in process while Redis is down or unset: the
+    # background jobs' face, and the request path's (awaited, an AsyncResource).
     shared_cache: Cache
+    request_cache: AwaitedCache
     # Analytics answers, counted, in the shared cache.
     analytics_cache: CountedCache
     post_cache: PostCache | None
@@ -106,8 +116,8 @@ def open_infrastructure(
             log.warning("test-only crash point armed: this process dies at %s", crash_at)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    shared = shared_cache(settings)
-    posts_cache = post_cache(settings, engine, shared)
+    shared, awaited = shared_cache(settings)
+    posts_cache = post_cache(settings, engine, shared, awaited)
     components = {
         "database": "embedded" if embedded else "external",
         "redis": "external" if settings.redis.redis_url else "in-process",
@@ -128,7 +138,8 @@ def open_infrastructure(
         clock=clock,
         database_clock=DatabaseClock(engine),
         shared_cache=shared,
-        analytics_cache=CountedCache(shared, "analytics"),
+        request_cache=awaited,
+        analytics_cache=CountedCache(awaited, "analytics"),
         post_cache=posts_cache,
         limiter=limiter,
         x_api=x_api,
@@ -188,15 +199,30 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     return RedisRateLimiter(redis_client(settings.redis.redis_url))
 
 
-def shared_cache(settings: Settings) -> Cache:
+def redis_async_client(url: SecretStr) -> redis.asyncio.Redis:
+    """redis_client's settings, for the serving loop."""
+    return redis.asyncio.Redis.from_url(
+        url.get_secret_value(),
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry=AsyncRetry(NoBackoff(), 0),
+    )
+
+
+def shared_cache(settings: Settings) -> tuple[Cache, AwaitedCache]:
     """One cache for every cached read (posts, analytics): Redis shared by the
-    replicas, in process while Redis is down or when it is not configured."""
+    replicas, in process while Redis is down or when it is not configured; its face
+    for the jobs' threads and its face for the serving loop, on the same entries."""
     if settings.redis.redis_url is None:
-        return InProcessCache()
-    return FailoverCache(redis_client(settings.redis.redis_url), InProcessCache)
+        local = InProcessCache()
+        return local, AwaitedInProcessCache(local)
+    shared = FailoverCache(redis_client(settings.redis.redis_url), InProcessCache)
+    return shared, shared.awaited(redis_async_client(settings.redis.redis_url))
 
 
-def post_cache(settings: Settings, engine: Engine, cache: Cache) -> PostCache | None:
+def post_cache(
+    settings: Settings, engine: Engine, cache: Cache, awaited: AsyncCache
+) -> PostCache | None:
     """GetPost answers, dropped by every committed post write (docs/integration.md)."""
     ttl = settings.redis.post_cache_ttl_seconds
     if ttl <= 0:
@@ -204,31 +230,19 @@ def post_cache(settings: Settings, engine: Engine, cache: Cache) -> PostCache | 
     if not isinstance(cache, FailoverCache):
         # Only in process: writes by other processes (a worker) go unseen.
         ttl = min(ttl, FALLBACK_MAX_TTL_SECONDS)
-    posts = PostCache(cache, ttl)
-    on_committed_post_writes(engine, posts.invalidate_all)
+    # The engine's writes (on its threads) start new generations through the jobs' face.
+    generations = PostGenerations(cache)
+    on_committed_post_writes(engine, generations.invalidate_all)
     if isinstance(cache, FailoverCache):
         # Writes made during the outage were not recorded in Redis.
-        cache.on_recovery(posts.invalidate_all)
-    return posts
+        cache.on_recovery(generations.invalidate_all)
+    return PostCache(awaited, ttl)
 
 
-def post_writes_hook(
-    posts: PostCache | None, *, blocks: bool
-) -> Callable[[], Awaitable[object]] | None:
+def post_writes_hook(posts: PostCache | None) -> Callable[[], Awaitable[object]] | None:
     """What the asynchronous unit of work awaits after a commit that changed a post
-    row: the post cache's new generation, in a worker thread when the cache is Redis
-    (a call that may wait on the network must not stall the serving loop)."""
-    if posts is None:
-        return None
-    invalidate = posts.invalidate_all
-
-    async def invalidate_now() -> object:
-        return invalidate()
-
-    async def invalidate_in_thread() -> object:
-        return await asyncio.to_thread(invalidate)
-
-    return invalidate_in_thread if blocks else invalidate_now
+    row: the post cache's new generation."""
+    return posts.invalidate_all if posts is not None else None
 
 
 def watch_redis(cache: Cache, limiter: RateLimiter) -> None:

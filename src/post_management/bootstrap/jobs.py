@@ -116,7 +116,8 @@ def outbox_ticks(settings: Settings, engine: Engine, relay: OutboxRelay | None) 
 def analytics_ticks(settings: Settings, infrastructure: Infrastructure) -> list[Tick]:
     """The metrics collector: snapshots of published posts, follower growth, trends."""
     uow, x_api = infrastructure.uow, infrastructure.x_api
-    clock, cache = infrastructure.clock, infrastructure.analytics_cache
+    # The jobs only drop answers (the request path reads and counts them).
+    clock, cache = infrastructure.clock, infrastructure.shared_cache
     trends = TrendDetector(uow, clock, cache)
     collector = MetricsCollector(
         uow,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter
 
 from post_management.observability.metrics import PREFIX
-from post_management.ports.analytics import Cache
+from post_management.ports.analytics import AsyncCache
 
 CACHE_REQUESTS = Counter(
     PREFIX + "cache_requests_total",
@@ -15,18 +15,20 @@ CACHE_REQUESTS = Counter(
 
 
 class CountedCache:
-    def __init__(self, inner: Cache, name: str) -> None:
+    """An AsyncCache whose lookups are counted (only the request path looks up)."""
+
+    def __init__(self, inner: AsyncCache, name: str) -> None:
         self._inner = inner
         self._hit = CACHE_REQUESTS.labels(name, "hit")
         self._miss = CACHE_REQUESTS.labels(name, "miss")
 
-    def get(self, key: str) -> str | None:
-        value = self._inner.get(key)
+    async def get(self, key: str) -> str | None:
+        value = await self._inner.get(key)
         (self._miss if value is None else self._hit).inc()
         return value
 
-    def set(self, key: str, value: str, ttl_seconds: float) -> None:
-        self._inner.set(key, value, ttl_seconds)
+    async def set(self, key: str, value: str, ttl_seconds: float) -> None:
+        await self._inner.set(key, value, ttl_seconds)
 
-    def delete(self, *keys: str) -> None:
-        self._inner.delete(*keys)
+    async def delete(self, *keys: str) -> None:
+        await self._inner.delete(*keys)

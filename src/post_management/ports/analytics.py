@@ -15,7 +15,8 @@ from post_management.domain.engagement_features import PastPost
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import PostState
 from post_management.domain.trends import Point
-from post_management.ports.cache import Cache as Cache  # the one cache port, re-exported
+from post_management.ports.cache import AsyncCache as AsyncCache  # the cache ports, re-exported
+from post_management.ports.cache import Cache as Cache
 
 SOURCE_POLL = "poll"  # a GET /2/tweets refresh
 SOURCE_WEBHOOK = "webhook"  # counts moved by an Account Activity event

@@ -1,18 +1,16 @@
 """GetPostMetrics, GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity
-and GetOptimalTimes on the asynchronous memory unit of work: the answers, the ownership
-checks before and after the cache, and a cache behind the network called from a worker
-thread, never on the event loop."""
+and GetOptimalTimes on the asynchronous memory unit of work: the answers, and the
+ownership checks before and after the cache."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
 
-from post_management.adapters.cache import InProcessCache
+from post_management.adapters.cache import AwaitedInProcessCache, InProcessCache
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.auth import Principal, Role
 from post_management.domain.date_range import DateRange
@@ -29,19 +27,19 @@ ALICE = Principal("alice", Role.USER)
 BOB = Principal("bob", Role.USER)
 
 
-class ThreadsSeen(InProcessCache):
-    """Remembers on which thread each get and set ran."""
+class CallsSeen(InProcessCache):
+    """Remembers each lookup and store."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.threads: list[threading.Thread] = []
+        self.calls: list[str] = []
 
     def get(self, key: str) -> str | None:
-        self.threads.append(threading.current_thread())
+        self.calls.append("get")
         return super().get(key)
 
     def set(self, key: str, value: str, ttl_seconds: float) -> None:
-        self.threads.append(threading.current_thread())
+        self.calls.append("set")
         super().set(key, value, ttl_seconds)
 
 
@@ -68,22 +66,17 @@ def measured_post(world: EngineWorld, likes: int) -> Post:
     return post
 
 
-def queries(world: EngineWorld, cache: ThreadsSeen, *, cache_blocks: bool) -> AnalyticsQueries:
-    return AnalyticsQueries(
-        world.async_uow, world.uow, world.clock, cache, cache_blocks=cache_blocks
-    )
+def queries(world: EngineWorld, cache: CallsSeen) -> AnalyticsQueries:
+    return AnalyticsQueries(world.async_uow, world.uow, world.clock, AwaitedInProcessCache(cache))
 
 
-@pytest.mark.parametrize("cache_blocks", [False, True])
-def test_metrics_and_analytics_are_read_then_cached_on_the_right_thread(
-    cache_blocks: bool,
-) -> None:
+def test_metrics_and_analytics_are_read_then_cached() -> None:
     world = EngineWorld()
-    cache = ThreadsSeen()
-    service = queries(world, cache, cache_blocks=cache_blocks)
+    cache = CallsSeen()
+    service = queries(world, cache)
     post = measured_post(world, likes=7)
 
-    async def calls() -> threading.Thread:
+    async def calls() -> None:
         metrics = await service.post_metrics(ALICE, post.id)
         assert metrics.latest is not None and metrics.latest.counts.likes == 7
         assert not metrics.deleted_on_x
@@ -102,18 +95,15 @@ def test_metrics_and_analytics_are_read_then_cached_on_the_right_thread(
             await service.post_metrics(BOB, post.id)
         with pytest.raises(PermissionDenied):
             await service.post_analytics(BOB, post.id)
-        return threading.current_thread()
 
-    loop_thread = asyncio.run(calls())
-    assert len(cache.threads) == 8  # 6 reads, 2 stores
-    on_loop = [thread is loop_thread for thread in cache.threads]
-    assert on_loop == [not cache_blocks] * len(cache.threads)
+    asyncio.run(calls())
+    assert sorted(cache.calls) == ["get"] * 6 + ["set"] * 2
 
 
 def test_an_unknown_or_anothers_post_is_refused_before_anything_is_cached() -> None:
     world = EngineWorld()
-    cache = ThreadsSeen()
-    service = queries(world, cache, cache_blocks=False)
+    cache = CallsSeen()
+    service = queries(world, cache)
     post = measured_post(world, likes=1)
 
     async def calls() -> None:
@@ -132,7 +122,7 @@ def test_an_unknown_or_anothers_post_is_refused_before_anything_is_cached() -> N
 
 def test_user_stats_compare_the_window_with_the_one_before() -> None:
     world = EngineWorld()
-    service = queries(world, ThreadsSeen(), cache_blocks=True)
+    service = queries(world, CallsSeen())
     post = measured_post(world, likes=7)
     now = world.clock.now()
 
@@ -183,7 +173,7 @@ def test_account_growth_and_audience_activity_of_ones_own_account() -> None:
 
 def test_optimal_times_rank_by_the_hour_of_week_and_record_the_analysis() -> None:
     world = EngineWorld()
-    service = queries(world, ThreadsSeen(), cache_blocks=False)
+    service = queries(world, CallsSeen())
     post = measured_post(world, likes=7)
 
     async def calls() -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from post_management.adapters.cache import InProcessCache
+from post_management.adapters.cache import AwaitedInProcessCache, InProcessCache
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from post_management.domain.post import Post, PostState, Priority
@@ -116,7 +116,7 @@ def test_refusals(world: EngineWorld) -> None:
 
 def test_get_post_reads_through_the_cache_by_generation(world: EngineWorld) -> None:
     [post] = _scheduled(world, 1)
-    cache = PostCache(InProcessCache(), ttl_seconds=60)
+    cache = PostCache(AwaitedInProcessCache(InProcessCache()), ttl_seconds=60)
     queries = PostQueries(world.post_reads, cache)
     assert asyncio.run(queries.get(ALICE, post.id)) == post
     with world.uow() as uow:
@@ -127,7 +127,7 @@ def test_get_post_reads_through_the_cache_by_generation(world: EngineWorld) -> N
         uow.commit()
     # Nothing told the cache (no generation change): the entry still answers.
     assert asyncio.run(queries.get(ALICE, post.id)).text == post.text
-    cache.invalidate_all()  # what every committed post write does in the service
+    asyncio.run(cache.invalidate_all())  # what every committed post write does
     assert asyncio.run(queries.get(ALICE, post.id)).text == "edited"
     with pytest.raises(PermissionDenied):
         asyncio.run(queries.get(BOB, post.id))

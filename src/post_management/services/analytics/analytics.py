@@ -22,7 +22,7 @@ from post_management.domain.post import Post, PostState, post_not_found
 from post_management.domain.reasons import Reason
 from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import (
-    Cache,
+    AsyncCache,
     DueRefresh,
     MeasuredPost,
     PublishedRef,
@@ -147,11 +147,9 @@ class AnalyticsQueries:
         requests_uow: AsyncUnitOfWorkFactory,
         uow: UnitOfWorkFactory,
         clock: Clock,
-        cache: Cache,
+        cache: AsyncCache,
         settings: AnalyticsSettings | None = None,
         predictor: EngagementPredictor | None = None,
-        *,
-        cache_blocks: bool = False,
     ) -> None:
         self._requests_uow = requests_uow
         self._uow = uow
@@ -159,17 +157,11 @@ class AnalyticsQueries:
         self._clock = clock
         self._cache = cache
         self._settings = settings or AnalyticsSettings()
-        # A cache behind the network (Redis) is called in a worker thread; in process
-        # it is a dictionary lookup, done on the loop.
-        self._cache_blocks = cache_blocks
 
     # --- cache ------------------------------------------------------------------
 
     async def _cached(self, key: str) -> dict[str, Any] | None:
-        if self._cache_blocks:
-            raw = await asyncio.to_thread(self._cache.get, key)
-        else:
-            raw = self._cache.get(key)
+        raw = await self._cache.get(key)
         if raw is None:
             return None
         try:
@@ -181,10 +173,7 @@ class AnalyticsQueries:
     async def _remember(self, key: str, value: dict[str, Any]) -> None:
         if self._settings.cache_ttl_seconds > 0:
             ttl = self._settings.cache_ttl_seconds
-            if self._cache_blocks:
-                await asyncio.to_thread(self._cache.set, key, json.dumps(value), ttl)
-            else:
-                self._cache.set(key, json.dumps(value), ttl)
+            await self._cache.set(key, json.dumps(value), ttl)
 
     @staticmethod
     async def _post(uow: AsyncUnitOfWork, post_id: UUID) -> Post:

@@ -27,7 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from post_management.domain.post import Post
-from post_management.ports.cache import Cache
+from post_management.ports.cache import AsyncCache, Cache
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,18 @@ SCHEMA = hashlib.sha256(repr([(name, str(_HINTS[name])) for name in _FIELDS]).en
 
 
 class PostCache:
-    def __init__(self, cache: Cache, ttl_seconds: float) -> None:
+    """The cache's entries for GetPost, awaited on the serving loop."""
+
+    def __init__(self, cache: AsyncCache, ttl_seconds: float) -> None:
         self._cache = cache
         self._ttl = ttl_seconds
 
-    def read(self, post_id: UUID) -> tuple[Post | None, str]:
+    async def read(self, post_id: UUID) -> tuple[Post | None, str]:
         """The cached post or None, and the generation to store a fresh read under."""
-        generation = self._cache.get(GENERATION_KEY)
+        generation = await self._cache.get(GENERATION_KEY)
         if generation is None:
-            generation = self.invalidate_all()
-        raw = self._cache.get(_key(post_id))
+            generation = await self.invalidate_all()
+        raw = await self._cache.get(_key(post_id))
         if raw is None:
             return None, generation
         try:
@@ -66,21 +68,38 @@ class PostCache:
             return decode_post(entry["post"]), generation
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("unreadable post cache entry dropped: %s", type(exc).__name__)
-            self._cache.delete(_key(post_id))
+            await self._cache.delete(_key(post_id))
             return None, generation
 
-    def store(self, post: Post, generation: str) -> None:
+    async def store(self, post: Post, generation: str) -> None:
         entry = {"generation": generation, "post": encode_post(post)}
-        self._cache.set(_key(post.id), json.dumps(entry, separators=(",", ":")), self._ttl)
+        await self._cache.set(_key(post.id), json.dumps(entry, separators=(",", ":")), self._ttl)
 
-    def forget(self, post_id: UUID) -> None:
-        self._cache.delete(_key(post_id))
+    async def forget(self, post_id: UUID) -> None:
+        await self._cache.delete(_key(post_id))
+
+    async def invalidate_all(self) -> str:
+        """Start a new generation; every entry stored so far stops counting."""
+        generation = new_generation()
+        await self._cache.set(GENERATION_KEY, generation, GENERATION_TTL_SECONDS)
+        return generation
+
+
+class PostGenerations:
+    """The same generations from the background jobs' threads: a committed post write
+    of the engine's starts a new one."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
 
     def invalidate_all(self) -> str:
-        """Start a new generation; every entry stored so far stops counting."""
-        generation = uuid.uuid4().hex
+        generation = new_generation()
         self._cache.set(GENERATION_KEY, generation, GENERATION_TTL_SECONDS)
         return generation
+
+
+def new_generation() -> str:
+    return uuid.uuid4().hex
 
 
 def _key(post_id: UUID) -> str:

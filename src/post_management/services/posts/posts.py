@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -89,7 +88,7 @@ class Screened:
 
 class PostService:
     """The post commands, on the asynchronous unit of work: awaited on the serving
-    loop; the classifier (CPU-bound) and a blocking cache run in worker threads."""
+    loop; the classifier (CPU-bound) runs in a worker thread."""
 
     def __init__(
         self,
@@ -97,14 +96,11 @@ class PostService:
         clock: Clock,
         cache: PostCache | None = None,
         screen: ContentScreen | None = None,
-        *,
-        cache_blocks: bool = False,
     ) -> None:
         self._uow = uow
         self._commands = AsyncCommandRunner(uow)
         self._clock = clock
         self._cache = cache
-        self._cache_blocks = cache_blocks
         self._screen = screen or ContentScreen(None)
 
     async def create(self, principal: Principal, new: NewPost, request_id: str = "") -> Post:
@@ -227,10 +223,7 @@ class PostService:
         # dropping the entry as well covers setups without that hook.
         if self._cache is None:
             return
-        if self._cache_blocks:
-            await asyncio.to_thread(self._cache.forget, post_id)
-        else:
-            self._cache.forget(post_id)
+        await self._cache.forget(post_id)
 
 
 async def _load(uow: AsyncUnitOfWork, post_id: UUID) -> Post:

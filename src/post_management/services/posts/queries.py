@@ -6,7 +6,6 @@ for another user's post, the cache's generation rule) without a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 from uuid import UUID
 
 from post_management.domain.auth import Principal
@@ -16,31 +15,20 @@ from post_management.services.posts.cache import PostCache
 
 
 class PostQueries:
-    def __init__(
-        self, reader: AsyncPostReader, cache: PostCache | None, *, cache_blocks: bool = False
-    ) -> None:
+    def __init__(self, reader: AsyncPostReader, cache: PostCache | None) -> None:
         self._reader = reader
         self._cache = cache
-        # A cache behind the network (Redis) is read in a worker thread; in process it
-        # is a dictionary lookup, done on the loop.
-        self._cache_blocks = cache_blocks
 
     async def get(self, principal: Principal, post_id: UUID) -> Post:
         if self._cache is None:
             post = await self._load(post_id)
         else:
-            if self._cache_blocks:
-                cached, generation = await asyncio.to_thread(self._cache.read, post_id)
-            else:
-                cached, generation = self._cache.read(post_id)
+            cached, generation = await self._cache.read(post_id)
             if cached is None:
                 # The generation was taken before the read: a write committed meanwhile
                 # makes this entry stale at once (services/posts/cache.py).
                 post = await self._load(post_id)
-                if self._cache_blocks:
-                    await asyncio.to_thread(self._cache.store, post, generation)
-                else:
-                    self._cache.store(post, generation)
+                await self._cache.store(post, generation)
             else:
                 post = cached
         principal.ensure_can_act_for(post.user_id)
