@@ -12,11 +12,15 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from post_management.adapters.kafka.registry import EVENT_MESSAGES
 from post_management.adapters.kafka.serialization import (
     InvalidPayload,
+    _plan_of,
     message_of,
+    message_payload,
     outbox_payload,
     to_message,
 )
@@ -158,3 +162,81 @@ def test_wrong_payloads_are_refused() -> None:
         to_message(events.POST_PUBLISHED, {"attempt": "many"})
     with pytest.raises(InvalidPayload):
         to_message(events.POST_SCHEDULED, {"scheduledFor": "tomorrow"})
+
+
+def test_direct_rendering_is_json_format_for_every_event_type() -> None:
+    # Every event the publishing engine writes is rendered without its message.
+    direct = {type(e) for e in samples() if _plan_of(type(e)) is not None}
+    assert {
+        PostPublished,
+        PostFailed,
+        PostQueueProcessed,
+        RateLimitReached,
+        AccountSuspended,
+        XSpendBudgetReached,
+    } <= direct
+    for event in samples():
+        assert outbox_payload(event) == message_payload(event), event.event_type
+
+
+_aware_times = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+) | st.datetimes(
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(2200, 1, 1),
+    timezones=st.sampled_from([timezone(timedelta(hours=h, minutes=m)) for h, m in
+                               ((-12, 0), (-5, 0), (5, 30), (14, 0), (0, 0))]),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    at=_aware_times,
+    other=st.none() | _aware_times,
+    delay=st.timedeltas(min_value=timedelta(days=-3_650_000), max_value=timedelta(days=3_650_000)),
+    attempt=st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    big=st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    text=st.text(),
+    state=st.sampled_from(list(PostState)),
+    priority=st.sampled_from(list(Priority)),
+    scope=st.sampled_from(list(RateLimitScope)),
+)
+def test_direct_rendering_is_json_format_for_any_values(
+    at: datetime,
+    other: datetime | None,
+    delay: timedelta,
+    attempt: int,
+    big: int,
+    text: str,
+    state: PostState,
+    priority: Priority,
+    scope: RateLimitScope,
+) -> None:
+    ids: dict[str, Any] = {"post_id": P, "account_id": A, "user_id": text, "occurred_at": at}
+    acc: dict[str, Any] = {"account_id": A, "user_id": text, "occurred_at": at}
+    built: list[events.DomainEvent] = [
+        PostScheduled(**ids, scheduled_for=at, timezone=text, priority=priority,
+                      previous_scheduled_for=other),
+        PostPublished(**ids, x_post_id=text, published_at=at, attempt=attempt),
+        PostFailed(**ids, error_code=text, reason=text, attempt=attempt, state=state,
+                   next_attempt_at=other),
+        PostCancelled(**ids, reason=text, scheduled_for=other),
+        PostQueueAdded(**ids, due_at=at, priority=priority),
+        PostQueueProcessed(**ids, state=state, attempt=attempt, delay=delay),
+        RateLimitReached(**acc, scope=scope, endpoint=text, limit=attempt, reset_at=at),
+        AccountSuspended(**acc, x_user_id=text, reason=text, affected_posts=attempt),
+        XSpendBudgetReached(**acc, month=text, budget_micros=big, spent_micros=big,
+                            needed_micros=big, post_id=P),
+    ]  # fmt: skip
+    for event in built:
+        assert _plan_of(type(event)) is not None
+        assert outbox_payload(event) == message_payload(event), event.event_type
+
+
+def test_direct_rendering_refuses_what_the_message_refuses() -> None:
+    wrong = PostPublished(post_id=P, account_id=A, user_id="u", x_post_id="1",
+                          published_at=T0, attempt="2", occurred_at=T0)  # type: ignore[arg-type]  # fmt: skip
+    with pytest.raises(TypeError):
+        message_payload(wrong)
+    with pytest.raises(TypeError):
+        outbox_payload(wrong)

@@ -7,6 +7,13 @@ as Timestamps and Durations, enums by their member's name). `outbox_payload` is 
 as proto3 JSON, the form the outbox stores (adapters/db/outbox.py); the relay parses
 a stored payload back into the message, which both validates it and gives the binary
 form.
+
+The outbox form of an event whose message holds only strings, integers, booleans,
+enums, Timestamps and Durations (each event the publishing engine writes) is rendered
+straight from the event by a plan made once per event class (`_plan_of`), without
+building the message: the proto3 JSON that protobuf's `json_format` gives for
+`message_of` (tests/unit/test_event_serialization.py holds every event type to it).
+Events with nested messages, lists or floating-point fields go through `json_format`.
 """
 
 from __future__ import annotations
@@ -15,13 +22,13 @@ import dataclasses
 import enum
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import EnumDescriptor
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from post_management.adapters.kafka.registry import message_class
@@ -53,18 +60,32 @@ def message_of(event: events.DomainEvent) -> Message:
 def outbox_payload(event: events.DomainEvent) -> dict[str, Any]:
     """The outbox form of an event: its message as proto3 JSON (docs/events.md), without
     the `sequence` the outbox gives post events when it stores them."""
+    kind = type(event)
+    plan = _PLANS[kind] if kind in _PLANS else _PLANS.setdefault(kind, _plan_of(kind))
+    return message_payload(event) if plan is None else _render(plan, event)
+
+
+def message_payload(event: events.DomainEvent) -> dict[str, Any]:
+    """`outbox_payload` by way of the message and protobuf's `json_format`: what the
+    direct rendering must equal."""
     rendered = to_json_dict(message_of(event))
     rendered.pop("sequence", None)
     return rendered
+
+
+# Fields an event gives its message beyond its dataclass fields (properties).
+_DERIVED_FIELDS: dict[type[events.DomainEvent], tuple[str, ...]] = {
+    events.PostFailed: ("will_retry",),
+}
 
 
 def _wire_fields(event: events.DomainEvent) -> dict[str, Any]:
     """The event's fields under its message's field names: the event's own names, and
     the few fields of another shape made to fit."""
     values = {item.name: getattr(event, item.name) for item in dataclasses.fields(event)}
-    if isinstance(event, events.PostFailed):
-        values["will_retry"] = event.will_retry
-    elif isinstance(event, events.PostMetricsUpdated):
+    for name in _DERIVED_FIELDS.get(type(event), ()):
+        values[name] = getattr(event, name)
+    if isinstance(event, events.PostMetricsUpdated):
         counts = values.pop("counts")
         values["metrics"] = {"collected_at": values.pop("collected_at")} | {
             name: int(counts.get(name, 0)) for name in events.METRIC_NAMES
@@ -106,6 +127,181 @@ def _scalar(enum_type: EnumDescriptor | None, value: Any) -> Any:
         prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum_type.name).upper()
         return enum_type.values_by_name[f"{prefix}_{value.name}"].number
     return value
+
+
+# One field of a directly rendered payload: its JSON name, the event's attribute and
+# how its value is written (_OMIT: the field is left out, as an unset Timestamp is).
+_Step = tuple[str, str, Callable[[Any], Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    steps: tuple[_Step, ...]
+    # The message's fields the event has no attribute for: their defaults, rendered.
+    constants: Mapping[str, Any]
+
+
+_OMIT = object()
+# The longest Duration proto3 allows (10,000 years), in seconds.
+_MAX_DURATION_SECONDS = 315_576_000_000
+_INT32_TYPES = frozenset(
+    (
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_SFIXED32,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_FIXED32,
+    )
+)
+_INT64_TYPES = frozenset(
+    (
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_SFIXED64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_FIXED64,
+    )
+)
+
+
+def _render(plan: _Plan, event: events.DomainEvent) -> dict[str, Any]:
+    payload = dict(plan.constants)
+    for name, attribute, render in plan.steps:
+        value = render(getattr(event, attribute))
+        if value is not _OMIT:
+            payload[name] = value
+    return payload
+
+
+# Each event class's plan (None: json_format), made on its first event.
+_PLANS: dict[type[events.DomainEvent], _Plan | None] = {}
+
+
+def _plan_of(event_class: type[events.DomainEvent]) -> _Plan | None:
+    """How to render an event class's payload without its message; None when its
+    message has a field of a kind left to json_format, when _wire_fields reshapes
+    its fields, or when the event has a field its message lacks (message_of raises)."""
+    if event_class in (events.PostMetricsUpdated, events.OptimalTimingAnalyzed):
+        return None
+    descriptor = message_class(event_class.event_type).DESCRIPTOR
+    attributes = {item.name for item in dataclasses.fields(event_class)}
+    attributes.update(_DERIVED_FIELDS.get(event_class, ()))
+    if not attributes <= set(descriptor.fields_by_name):
+        return None
+    steps: list[_Step] = []
+    constants: dict[str, Any] = {}
+    for field in descriptor.fields:
+        if field.name == "sequence":
+            continue  # the outbox numbers post events
+        render = _field_renderer(field)
+        if render is None:
+            return None
+        if field.name in attributes:
+            steps.append((field.json_name, field.name, render))
+        elif (default := render(None)) is not _OMIT:
+            constants[field.json_name] = default
+    return _Plan(tuple(steps), constants)
+
+
+def _field_renderer(field: Any) -> Callable[[Any], Any] | None:
+    """A field's value (None: unset) as proto3 JSON writes it, with every field without
+    presence printed (to_json_dict); None for a kind this module leaves to json_format."""
+    if field.is_repeated:
+        return None
+    if field.message_type is not None:
+        name = field.message_type.full_name
+        if name == "google.protobuf.Timestamp":
+            return _timestamp
+        if name == "google.protobuf.Duration":
+            return _duration
+        return None
+    if field.has_presence:
+        return None  # a proto3 `optional` scalar: none in events.proto so far
+    if field.enum_type is not None:
+        return _enum_renderer(field.enum_type)
+    kind = field.type
+    if kind == FieldDescriptor.TYPE_STRING:
+        return _string
+    if kind == FieldDescriptor.TYPE_BOOL:
+        return _bool
+    if kind in _INT32_TYPES:
+        return _int32
+    if kind in _INT64_TYPES:
+        return _int64
+    return None  # floating point, bytes
+
+
+def _string(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, UUID) else _checked(value, str)
+
+
+def _bool(value: Any) -> bool:
+    return False if value is None else _checked(value, bool)
+
+
+def _int32(value: Any) -> int:
+    return 0 if value is None else _checked(value, int)
+
+
+def _int64(value: Any) -> str:
+    return "0" if value is None else str(_checked(value, int))
+
+
+def _checked(value: Any, kind: type[Any]) -> Any:
+    # As setting the message's field would: a value of another type is refused.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{value!r} is not a {kind.__name__}")
+    return value
+
+
+def _enum_renderer(enum_type: EnumDescriptor) -> Callable[[Any], Any]:
+    names: dict[Any, str] = {}
+    default = enum_type.values_by_number[0].name if 0 in enum_type.values_by_number else 0
+
+    def render(value: Any) -> Any:
+        if value is None:
+            return default
+        name = names.get(value)
+        if name is None:
+            number = _scalar(enum_type, value)  # KeyError for a member the enum lacks
+            name = names[value] = enum_type.values_by_number[number].name
+        return name
+
+    return render
+
+
+def _timestamp(value: datetime | None) -> Any:
+    """Timestamp.ToJsonString of Timestamp.FromDatetime(value): UTC, with 0, 3 or 6
+    fraction digits, as few as hold the microseconds."""
+    if value is None:
+        return _OMIT
+    if value.tzinfo is not None:  # a naive time counts as UTC, as FromDatetime reads it
+        value = value.astimezone(UTC)
+    micros = value.microsecond
+    text = value.replace(microsecond=0, tzinfo=None).isoformat()
+    if micros == 0:
+        return text + "Z"
+    if micros % 1000 == 0:
+        return f"{text}.{micros // 1000:03d}Z"
+    return f"{text}.{micros:06d}Z"
+
+
+def _duration(value: timedelta | None) -> Any:
+    """Duration.ToJsonString of Duration.FromTimedelta(value): "1.250s", "-1.500010s"."""
+    if value is None:
+        return _OMIT
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    sign = "-" if micros < 0 else ""
+    seconds, micros = divmod(abs(micros), 1_000_000)
+    if seconds > _MAX_DURATION_SECONDS:
+        raise ValueError(f"Duration is not valid: {value}")
+    if micros == 0:
+        return f"{sign}{seconds}s"
+    if micros % 1000 == 0:
+        return f"{sign}{seconds}.{micros // 1000:03d}s"
+    return f"{sign}{seconds}.{micros:06d}s"
 
 
 def to_message(event_type: str, payload: Mapping[str, Any]) -> Message:
