@@ -84,3 +84,55 @@ def test_recording_once_the_provider_has_a_processor(monkeypatch: pytest.MonkeyP
     assert not tracing.recording()
     provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     assert tracing.recording()
+
+
+def test_without_a_processor_a_span_is_ids_only_under_the_current_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The SDK's tracer would record this span (its sampler says yes): only its ids
+    # are made when nothing takes spans.
+    monkeypatch.setattr(tracing, "tracer", TracerProvider().get_tracer("test"))
+    monkeypatch.setattr(tracing, "recording", lambda: False)
+    parent, token = tracing.start_server_span("/s.S/M", CARRIER, ATTRIBUTES)
+    try:
+        with tracing.span("publish", {"post.id": "p"}) as child:
+            assert trace.get_current_span() is child
+            assert not child.is_recording()
+            trace_id, span_id = tracing.current_ids()
+            assert trace_id == TRACE_ID
+            assert span_id not in ("", PARENT_ID, f"{parent.get_span_context().span_id:016x}")
+            with tracing.span("X POST /2/tweets", kind=trace.SpanKind.CLIENT) as grandchild:
+                headers: dict[str, str] = {}
+                tracing.inject(headers)
+                sent = grandchild.get_span_context().span_id
+                assert headers["traceparent"] == f"00-{TRACE_ID}-{sent:016x}-01"
+            assert trace.get_current_span() is child
+        assert trace.get_current_span() is parent
+        with pytest.raises(RuntimeError), tracing.span("failing"):
+            raise RuntimeError("boom")
+        assert trace.get_current_span() is parent
+    finally:
+        tracing.end_server_span(parent, token, 0, None)
+    with tracing.span("alone") as alone:
+        context = alone.get_span_context()
+        assert context.is_valid and context.trace_flags.sampled
+        assert f"{context.trace_id:032x}" != TRACE_ID
+
+
+def test_with_a_processor_a_span_is_the_sdks_under_the_current_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "recording", lambda: True)
+    monkeypatch.setattr(tracing, "tracer", provider.get_tracer("test"))
+    with tracing.span("publish", {"post.id": "p"}) as outer, tracing.span("inner"):
+        assert outer.is_recording()
+    with pytest.raises(RuntimeError), tracing.span("failing"):
+        raise RuntimeError("boom")
+    inner, publish, failing = exporter.get_finished_spans()
+    assert publish.attributes is not None and publish.attributes["post.id"] == "p"
+    assert inner.parent is not None and publish.context is not None
+    assert inner.parent.span_id == publish.context.span_id
+    assert failing.status.status_code is trace.StatusCode.ERROR

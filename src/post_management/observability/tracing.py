@@ -1,7 +1,8 @@
 """OpenTelemetry tracing: one SDK provider per process, OTLP export when configured.
 
 The SDK provider is installed even without an exporter, so trace ids still reach
-the logs and W3C `traceparent` still reaches X and Kafka; spans are then dropped.
+the logs and W3C `traceparent` still reaches X and Kafka; spans are then not recorded:
+`span` and `start_server_span` make only their ids, without the SDK.
 """
 
 from __future__ import annotations
@@ -108,7 +109,21 @@ def span(
     *,
     kind: SpanKind = SpanKind.INTERNAL,
 ) -> Iterator[Span]:
-    """A current span; an exception marks it as an error and propagates."""
+    """A current span; an exception marks it as an error and propagates.
+
+    When no span processor is registered it is not recorded and is made without the
+    SDK (as `start_server_span` makes one): a child of the current span, or a new
+    trace, with ids for the logs and `traceparent` and nothing else. The publishing
+    engine makes two per post; the SDK's span, its attributes and its sampler cost
+    several times more, for a span nothing would take."""
+    if not recording():
+        current = _unrecorded(trace.get_current_span().get_span_context())
+        token = otel_context.attach(trace.set_span_in_context(current))
+        try:
+            yield current
+        finally:
+            otel_context.detach(token)
+        return
     with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
         yield current
 
