@@ -123,8 +123,11 @@ class RecordedPool(AsyncPool):
         super().__init__(url, min_size=1, max_size=2, name="bench-commands")
         self._statements = statements
 
-    async def begin(self) -> Any:
-        return _Recorded(await super().begin(), self._statements)
+    async def checkout(self) -> Any:
+        return _Recorded(await super().checkout(), self._statements)
+
+    async def replace(self, broken: Any) -> Any:
+        return _Recorded(await super().replace(broken._inner), self._statements)
 
     async def release(self, connection: Any) -> None:
         await super().release(connection._inner)

@@ -3,6 +3,7 @@ from a server secret for signatures."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -19,6 +20,12 @@ class InvalidKeys(ValueError):
     pass
 
 
+# Stored credentials decrypted lately, by their token: every schedule and claim reads
+# an account row, and Fernet's HMAC check and AES took 2-4 % of a SchedulePost's CPU.
+# A token decrypts to one plaintext for good (its IV is inside it).
+DECRYPTED_KEPT = 4096
+
+
 class FernetBox:
     """Encrypts with the first key; decrypts with any, so keys can be rotated."""
 
@@ -29,6 +36,8 @@ class FernetBox:
             self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
         except (ValueError, TypeError) as exc:
             raise InvalidKeys("each key must be a url-safe base64 32-byte Fernet key") from exc
+        # Per box: a box of other keys decides afresh. Failures are not kept.
+        self._decrypted = functools.lru_cache(maxsize=DECRYPTED_KEPT)(self._decrypt)
 
     @staticmethod
     def parse(keys: str) -> FernetBox:
@@ -42,6 +51,9 @@ class FernetBox:
         return self._fernet.encrypt(plaintext)
 
     def decrypt(self, token: bytes) -> bytes:
+        return self._decrypted(bytes(token))
+
+    def _decrypt(self, token: bytes) -> bytes:
         try:
             return self._fernet.decrypt(token)
         except InvalidToken as exc:

@@ -158,6 +158,29 @@ class AsyncPool:
                 raise
         raise AssertionError("unreachable")
 
+    async def checkout(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        """A pooled connection, no statement sent yet (the asynchronous unit of work
+        sends its BEGIN with its first statement); handed back with `release`."""
+        if self._pool is None:
+            raise Unavailable("the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE)
+        try:
+            return await self._pool.getconn()
+        except PoolTimeout as exc:
+            raise Unavailable(
+                "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
+            ) from exc
+
+    async def replace(
+        self, broken: psycopg.AsyncConnection[tuple[Any, ...]]
+    ) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        """Another connection for one found dead before it did anything (a database
+        restart): the pool drops it and checks its idle ones, which most likely died
+        with it."""
+        await self.release(broken)
+        if self._pool is not None:
+            await self._pool.check()
+        return await self.checkout()
+
     async def release(self, connection: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
         """Hand back a connection from `begin`, its transaction ended."""
         if self._pool is not None:

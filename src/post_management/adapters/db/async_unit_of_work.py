@@ -125,19 +125,23 @@ _PUBLISHED = {name: Compiled(statement) for name, statement in spend_ledger.PUBL
 
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 PostWritesHook = Callable[[], Awaitable[object]]
 log = logging.getLogger(__name__)
 
 
 class _Session:
-    """One transaction's connection. Writes whose answer nothing waits for (an audit
-    row, a request id's row, the events) are held and sent in one pipeline with the
-    next statement or with the COMMIT: one round trip for them all instead of one
-    each. A failure among them (a request id stored meanwhile) is raised then."""
+    """One transaction's connection. Its BEGIN goes with its first statement, in one
+    pipeline. Writes whose answer nothing waits for (an audit row, a request id's
+    row, the events) are held and sent in one pipeline with the next statement or
+    with the COMMIT: one round trip for them all instead of one each. A failure among
+    them (a request id stored meanwhile) is raised then."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, pool: AsyncPool, connection: Connection) -> None:
+        self._pool = pool
         self.connection = connection
         self._held: list[tuple[str, dict[str, Any]]] = []
+        self._begun = False
         # A post row changed (adapters/db/post_writes.py's rule): caches must hear of it.
         self.wrote_posts = False
 
@@ -168,25 +172,50 @@ class _Session:
 
     async def commit(self) -> None:
         """The held writes and COMMIT, in one round trip."""
-        held, self._held = self._held, []
-        async with self.connection.pipeline():
-            for sql, params in held:
-                await self.connection.execute(sql, params, prepare=True)
-            await self.connection.execute("COMMIT")
+        if not self._begun and not self._held:
+            return  # nothing was read or written: no transaction to end
+        await self._flush("COMMIT", None, None, commit=True)
 
     async def _send(
         self, statement: Compiled, values: dict[str, Any], rows: Any
     ) -> psycopg.AsyncCursor[Any]:
-        cursor = self.connection.cursor(row_factory=rows) if rows else self.connection.cursor()
-        params = statement.params(values)
-        if not self._held:
-            await cursor.execute(statement.sql, params, prepare=True)
+        return await self._flush(statement.sql, statement.params(values), rows)
+
+    async def _flush(
+        self, sql: str, params: dict[str, Any] | None, rows: Any, *, commit: bool = False
+    ) -> psycopg.AsyncCursor[Any]:
+        if self._begun:
+            return await self._trip(sql, params, rows, commit)
+        self._begun = True
+        try:
+            return await self._trip(sql, params, rows, commit)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            # Found dead at its first statement (a database restart): nothing ran on
+            # it, so it all goes again on a fresh connection, once. Not a COMMIT's
+            # trip: a connection lost after the server committed would write twice.
+            if commit or not self.connection.broken:
+                raise
+            log.info("transaction retried on a fresh connection")
+            self.connection = await self._pool.replace(self.connection)
+            return await self._trip(sql, params, rows, commit)
+
+    async def _trip(
+        self, sql: str, params: dict[str, Any] | None, rows: Any, commit: bool
+    ) -> psycopg.AsyncCursor[Any]:
+        """One round trip: the BEGIN if not yet sent, the held writes, the statement."""
+        connection = self.connection
+        cursor = connection.cursor(row_factory=rows) if rows else connection.cursor()
+        begin = connection.info.transaction_status == _IDLE
+        if not begin and not self._held:
+            await cursor.execute(sql, params, prepare=not commit)
             return cursor
-        held, self._held = self._held, []
-        async with self.connection.pipeline():
-            for sql, held_params in held:
-                await self.connection.execute(sql, held_params, prepare=True)
-            await cursor.execute(statement.sql, params, prepare=True)
+        async with connection.pipeline():
+            if begin:
+                await connection.execute("BEGIN")
+            for held_sql, held_params in self._held:
+                await connection.execute(held_sql, held_params, prepare=True)
+            await cursor.execute(sql, params, prepare=not commit)
+        self._held = []
         return cursor
 
 
@@ -445,7 +474,7 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         self._committed = False
 
     async def __aenter__(self) -> Self:
-        self._session = session = _Session(await self._database.begin())
+        self._session = session = _Session(self._database, await self._database.checkout())
         self._trace = UnitOfWorkTrace()
         self.outbox = EventLog()
         self.posts = AsyncSqlPosts(session, self.outbox)

@@ -1,0 +1,50 @@
+"""The credentials box: rotation, refusals, and decrypted tokens kept per box."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from post_management.adapters.crypto import FernetBox, InvalidKeys
+
+
+class Counting:
+    """A MultiFernet stand-in that counts decryptions."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls = inner, 0
+
+    def decrypt(self, token: bytes) -> bytes:
+        self.calls += 1
+        return bytes(self.inner.decrypt(token))
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        return bytes(self.inner.encrypt(plaintext))
+
+
+def test_a_token_is_decrypted_once_and_then_read_from_memory() -> None:
+    box = FernetBox([FernetBox.generate_key()])
+    token = box.encrypt(b"secret")
+    counting = Counting(box._fernet)
+    box._fernet = counting  # type: ignore[assignment]
+    assert box.decrypt(token) == b"secret"
+    assert box.decrypt(memoryview(token)) == b"secret"  # type: ignore[arg-type]
+    assert counting.calls == 1
+    other = box.encrypt(b"secret")  # a new IV: a new token, decrypted on its own
+    assert box.decrypt(other) == b"secret" and counting.calls == 2
+
+
+def test_refusals_are_not_kept_and_each_box_decides_for_itself() -> None:
+    old, new = FernetBox.generate_key(), FernetBox.generate_key()
+    both = FernetBox([new, old])
+    token = FernetBox([old]).encrypt(b"secret")
+    assert both.decrypt(token) == b"secret"
+    only_new = FernetBox([new])
+    for _ in range(2):
+        with pytest.raises(InvalidKeys):
+            only_new.decrypt(token)
+    with pytest.raises(InvalidKeys):
+        both.decrypt(b"not a token")
+    rotated = both.rotate(token)
+    assert only_new.decrypt(rotated) == b"secret"
