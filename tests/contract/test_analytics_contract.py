@@ -8,7 +8,6 @@ from datetime import date, datetime, timedelta
 
 from post_management.domain.account import AccountState
 from post_management.domain.analytics import Counts, Snapshot
-from post_management.domain.campaigns import Campaign
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState
@@ -52,8 +51,6 @@ def test_snapshots_read_back_in_collection_order_with_withheld_counts_unknown(
         # Oldest first; equal instants in the order written, the later one the latest.
         assert uow.analytics.series(post.id) == [read_back, full, tied]
         assert uow.analytics.latest(post.id) == tied
-        assert uow.insights.series_of([post.id, uuid.uuid4()]) == {post.id: [read_back, full, tied]}
-        assert uow.insights.series_of([]) == {}
 
 
 def test_a_rolled_back_snapshot_is_not_kept_and_a_deleted_post_takes_its_rows(
@@ -193,58 +190,6 @@ def test_a_webhook_event_is_recorded_once(world: World) -> None:
         uow.commit()
     with world.uow() as uow:
         assert not uow.analytics.record_webhook_event("evt-2", "tweet_delete_events", now)
-
-
-def test_a_campaigns_posts_and_the_accounts_posts_outside_it(world: World) -> None:
-    now = world.time.now()
-    account, other, third = an_account(now), an_account(now), an_account(now)
-    with world.uow() as uow:
-        campaign_id, elsewhere_id = uuid.uuid4(), uuid.uuid4()
-        for cid in (campaign_id, elsewhere_id):
-            uow.campaigns.add(Campaign(cid, "alice", "launch", now, now))
-        uow.commit()
-    sent = published(account, now - timedelta(days=2), campaign_id=campaign_id)
-    queued = a_post(
-        account, now - timedelta(days=5), due_in=timedelta(days=4), campaign_id=campaign_id
-    )
-    draft = a_post(
-        other, now - timedelta(days=4), due_in=None, state=PostState.DRAFT, campaign_id=campaign_id
-    )
-    loose = published(account, now - timedelta(days=1))
-    other_campaign = published(other, now - timedelta(hours=30), campaign_id=elsewhere_id)
-    too_old = published(account, now - timedelta(days=9))
-    not_listed = published(third, now - timedelta(days=1))
-    store(
-        world.uow,
-        account,
-        other,
-        third,
-        sent,
-        queued,
-        draft,
-        loose,
-        other_campaign,
-        too_old,
-        not_listed,
-    )
-    with world.uow() as uow:
-        uow.analytics.add_snapshot(sent.id, snap(now), SOURCE_POLL)
-        uow.commit()
-    with world.uow() as uow:
-        inside = uow.insights.campaign_posts(campaign_id)
-        outside = uow.insights.published_outside(
-            campaign_id, [account.id, other.id], now - timedelta(days=7), now
-        )
-        assert uow.insights.published_outside(campaign_id, [], now - timedelta(days=7), now) == []
-        assert uow.insights.campaign_posts(uuid.uuid4()) == []
-    # Every state, by reference time: the draft's creation, the sent one's publication,
-    # the queued one's due time.
-    assert [p.post_id for p in inside] == [draft.id, sent.id, queued.id]
-    assert [p.state for p in inside] == [PostState.DRAFT, PostState.PUBLISHED, PostState.SCHEDULED]
-    assert inside[1].x_post_id == sent.x_post_id and inside[1].latest == snap(now)
-    assert inside[0].latest is None
-    assert [p.post_id for p in outside] == [other_campaign.id, loose.id]
-    assert outside[1].x_post_id == loose.x_post_id
 
 
 def test_the_days_first_follower_count_is_kept(world: World) -> None:

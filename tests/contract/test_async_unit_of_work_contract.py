@@ -18,7 +18,7 @@ from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.publishing import Settlement
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
-from post_management.ports.analytics import SOURCE_POLL, TrendAlert
+from post_management.ports.analytics import SOURCE_POLL, MeasuredPost, TrendAlert
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.repositories import (
     AuditEntry,
@@ -572,6 +572,7 @@ def test_several_posts_snapshots_and_an_accounts_follower_counts(world: World) -
     first, second, unmeasured = (published(account, now - timedelta(hours=h)) for h in (5, 4, 3))
     store(world.uow, account, first, second, unmeasured)
     early, late = snap(now - timedelta(hours=2)), snap(now - timedelta(hours=1), impressions=300)
+    tied = snap(late.collected_at, impressions=320)
     withheld = Snapshot(now, Counts(50, 2, 0, 0, 0, 0, 9, 9, 12), private_known=False)
     day = now.date()
     older = FollowerSnapshot(day - timedelta(days=1), now - timedelta(days=1), 90)
@@ -579,20 +580,21 @@ def test_several_posts_snapshots_and_an_accounts_follower_counts(world: World) -
     with world.uow() as uow:
         uow.analytics.add_snapshot(first.id, late, SOURCE_POLL)
         uow.analytics.add_snapshot(first.id, early, SOURCE_POLL)
+        uow.analytics.add_snapshot(first.id, tied, SOURCE_POLL)
         uow.analytics.add_snapshot(second.id, withheld, SOURCE_POLL)
         assert uow.insights.add_follower_snapshot(account.id, today)
         assert uow.insights.add_follower_snapshot(account.id, older)
         uow.commit()
-    with world.uow() as uow:
-        expected = uow.insights.series_of([first.id, second.id, unmeasured.id])
 
     async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
         async with uow() as work:
-            # Each post's snapshots oldest first; unmeasured posts left out.
-            series = await work.insights.series_of([first.id, second.id, unmeasured.id])
+            # Each post's snapshots oldest first, equal instants in the order written;
+            # unmeasured and unknown posts left out.
+            ids = [first.id, second.id, unmeasured.id, uuid.uuid4()]
+            series = await work.insights.series_of(ids)
             # Withheld counts read back as 0, not known.
             read_back = Snapshot(now, Counts(50, 2, 0, 0, 0, 0, 0, 0, 12), private_known=False)
-            assert series == expected == {first.id: [early, late], second.id: [read_back]}
+            assert series == {first.id: [early, late, tied], second.id: [read_back]}
             assert await work.insights.series_of([]) == {}
             followers = work.insights.follower_snapshots
             assert await followers(account.id, now - timedelta(days=2), now) == [older, today]
@@ -602,6 +604,65 @@ def test_several_posts_snapshots_and_an_accounts_follower_counts(world: World) -
             assert await followers(uuid.uuid4(), now - timedelta(days=2), now) == []
 
     run(world, scenario)
+
+
+def test_a_campaigns_posts_and_the_accounts_posts_outside_it(world: World) -> None:
+    now = world.time.now()
+    account, other, third = an_account(now), an_account(now), an_account(now)
+    with world.uow() as uow:
+        campaign_id, elsewhere_id = uuid.uuid4(), uuid.uuid4()
+        for cid in (campaign_id, elsewhere_id):
+            uow.campaigns.add(Campaign(cid, "alice", "launch", now, now))
+        uow.commit()
+    sent = published(account, now - timedelta(days=2), campaign_id=campaign_id)
+    queued = a_post(
+        account, now - timedelta(days=5), due_in=timedelta(days=4), campaign_id=campaign_id
+    )
+    draft = a_post(
+        other, now - timedelta(days=4), due_in=None, state=PostState.DRAFT, campaign_id=campaign_id
+    )
+    loose = published(account, now - timedelta(days=1))
+    other_campaign = published(other, now - timedelta(hours=30), campaign_id=elsewhere_id)
+    too_old = published(account, now - timedelta(days=9))
+    not_listed = published(third, now - timedelta(days=1))
+    store(
+        world.uow,
+        account,
+        other,
+        third,
+        sent,
+        queued,
+        draft,
+        loose,
+        other_campaign,
+        too_old,
+        not_listed,
+    )
+    with world.uow() as uow:
+        uow.analytics.add_snapshot(sent.id, snap(now), SOURCE_POLL)
+        uow.commit()
+    found: dict[str, list[MeasuredPost]] = {}
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            found["inside"] = await work.insights.campaign_posts(campaign_id)
+            found["outside"] = await work.insights.published_outside(
+                campaign_id, [account.id, other.id], now - timedelta(days=7), now
+            )
+            week = now - timedelta(days=7)
+            assert await work.insights.published_outside(campaign_id, [], week, now) == []
+            assert await work.insights.campaign_posts(uuid.uuid4()) == []
+
+    run(world, scenario)
+    inside, outside = found["inside"], found["outside"]
+    # Every state, by reference time: the draft's creation, the sent one's publication,
+    # the queued one's due time.
+    assert [p.post_id for p in inside] == [draft.id, sent.id, queued.id]
+    assert [p.state for p in inside] == [PostState.DRAFT, PostState.PUBLISHED, PostState.SCHEDULED]
+    assert inside[1].x_post_id == sent.x_post_id and inside[1].latest == snap(now)
+    assert inside[0].latest is None
+    assert [p.post_id for p in outside] == [other_campaign.id, loose.id]
+    assert outside[1].x_post_id == loose.x_post_id
 
 
 def test_the_spend_ledger_reads_as_the_synchronous_unit_of_work_reads_it(world: World) -> None:

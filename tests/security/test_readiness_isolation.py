@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -17,7 +16,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from xmp.posts.v1 import campaign_service_pb2, campaign_service_pb2_grpc
+from xmp.posts.v1 import post_service_pb2, post_service_pb2_grpc
 from xmp.posts.v1 import service_info_service_pb2 as info_pb2
 from xmp.posts.v1 import service_info_service_pb2_grpc as info_grpc
 
@@ -25,9 +24,11 @@ from post_management import bootstrap
 from post_management.domain.auth import Role
 from post_management.entrypoints.grpc.info_servicer import ComponentCheck
 from post_management.entrypoints.grpc.server import GrpcServer
+from post_management.services.posts import media
 from tests.support.harness import auth, settings_for
 
 REQUEST_THREADS = 4
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 1000
 
 
 class ProbedServer:
@@ -96,19 +97,20 @@ def test_readiness_is_served_from_the_cached_check(probed: ProbedServer) -> None
     assert probed.checks - before <= 2
 
 
-def test_probes_answer_while_every_request_thread_is_busy(probed: ProbedServer) -> None:
+def test_probes_answer_while_every_request_thread_is_busy(
+    probed: ProbedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     release = threading.Event()
     threads: list[str] = []
-    # GetCampaignAnalytics runs its use case on a request thread (asyncio.to_thread).
-    campaigns = probed.container.services.campaigns
-    original: Callable[..., Any] = campaigns.analytics
+    # UploadMedia hashes the file on a request thread (asyncio.to_thread).
+    original: Callable[[bytes], str] = media._sha256
 
-    def stuck(*args: Any, **kwargs: Any) -> Any:
+    def stuck(data: bytes) -> str:
         threads.append(threading.current_thread().name)
         release.wait(30)
-        return original(*args, **kwargs)
+        return original(data)
 
-    campaigns.analytics = stuck  # type: ignore[method-assign]
+    monkeypatch.setattr(media, "_sha256", stuck)
     token = probed.container.tokens.mint("alice", Role.USER, timedelta(minutes=5))
     calls = REQUEST_THREADS + 4
     try:
@@ -116,13 +118,13 @@ def test_probes_answer_while_every_request_thread_is_busy(probed: ProbedServer) 
             grpc.insecure_channel(probed.address) as channel,
             ThreadPoolExecutor(calls) as callers,
         ):
-            stub = campaign_service_pb2_grpc.CampaignServiceStub(channel)
+            stub = post_service_pb2_grpc.PostServiceStub(channel)
             pending = [
                 callers.submit(
                     _code,
-                    lambda: stub.GetCampaignAnalytics(
-                        campaign_service_pb2.GetCampaignAnalyticsRequest(
-                            campaign_id=str(uuid.uuid4())
+                    lambda: stub.UploadMedia(
+                        post_service_pb2.UploadMediaRequest(
+                            user_id="alice", mime_type="image/png", data=PNG
                         ),
                         metadata=auth(token),
                         timeout=60,
@@ -144,8 +146,7 @@ def test_probes_answer_while_every_request_thread_is_busy(probed: ProbedServer) 
             codes = [future.result(timeout=60) for future in pending]
     finally:
         release.set()
-        campaigns.analytics = original  # type: ignore[method-assign]
-    assert codes == [grpc.StatusCode.NOT_FOUND] * calls
+    assert codes == [grpc.StatusCode.OK] * calls
     # The handlers ran on the request pool, not on the loop's shared default threads.
     assert {name.split("_")[0] for name in threads} == {"rpc"}
 

@@ -104,5 +104,5 @@ def grpc_services(
             predictor,
             XSpendQueries(requests_uow, clock),
         ),
-        campaigns=CampaignService(requests_uow, uow, clock),
+        campaigns=CampaignService(requests_uow, clock),
     )

@@ -135,21 +135,8 @@ class TrendAlert:
 
 
 class AccountInsights(Protocol):
-    """Reads behind campaign analytics, account growth and audience activity."""
-
-    def campaign_posts(self, campaign_id: UUID) -> list[MeasuredPost]:
-        """Every post of the campaign, whatever its state."""
-        ...
-
-    def published_outside(
-        self, campaign_id: UUID, account_ids: Sequence[UUID], start: datetime, end: datetime
-    ) -> list[MeasuredPost]:
-        """PUBLISHED posts of these accounts published in [start, end), not in the campaign."""
-        ...
-
-    def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
-        """Every snapshot of each post, oldest first."""
-        ...
+    """Reads and writes behind account growth, audience activity and trend alerts (the
+    campaign report reads through the asynchronous unit of work's AsyncInsights)."""
 
     def add_follower_snapshot(self, account_id: UUID, snapshot: FollowerSnapshot) -> bool:
         """Keeps the day's first snapshot; False when that day already had one."""

@@ -5,9 +5,10 @@ BatchSchedulePosts, CancelSchedule, ListFreeSlots, the AccountService's own,
 CreateCampaign, GetCampaign, ListCampaigns, PublishPost, ListDeadLetters,
 RequeueDeadLetter, UploadMedia), and the analytics reads GetPostMetrics,
 GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity, GetXSpend,
-PredictEngagement and GetOptimalTimes; the other commands and the background jobs
-keep the synchronous unit of work (ports.unit_of_work), whose methods these mirror one
-for one.
+PredictEngagement, GetOptimalTimes and GetCampaignAnalytics; the other commands and
+the background jobs keep the synchronous unit of work (ports.unit_of_work), whose
+methods these mirror one for one (the reads only the request path makes are on no
+synchronous port).
 """
 
 from __future__ import annotations
@@ -153,7 +154,20 @@ class AsyncAnalytics(Protocol):
 
 
 class AsyncInsights(Protocol):
-    """The reads of ports.analytics.AccountInsights the request path awaits."""
+    """The reads of ports.analytics.AccountInsights the request path awaits, and the
+    campaign report's (GetCampaignAnalytics), which only the request path reads."""
+
+    async def campaign_posts(self, campaign_id: UUID) -> list[MeasuredPost]:
+        """The campaign's posts in every state, by coalesce(published_at, due_at,
+        created_at), then id."""
+        ...
+
+    async def published_outside(
+        self, campaign_id: UUID, account_ids: Sequence[UUID], start: datetime, end: datetime
+    ) -> list[MeasuredPost]:
+        """The accounts' PUBLISHED posts of no campaign or another one, published in
+        [start, end), in publication order."""
+        ...
 
     async def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
         """Every snapshot of each post, oldest first."""

@@ -51,7 +51,7 @@ def measure(world: EngineWorld, post: Post, impressions: int, likes: int) -> Non
 
 def test_a_campaign_report_sums_its_posts_and_the_accounts_posts_outside_it() -> None:
     world = EngineWorld()
-    service = CampaignService(world.async_uow, world.uow, world.clock)
+    service = CampaignService(world.async_uow, world.clock)
     account = world.account()
     campaign = asyncio.run(service.create(ALICE, NewCampaign("alice", "launch")))
     good = published(world, account, 30, campaign.id)
@@ -62,7 +62,7 @@ def test_a_campaign_report_sums_its_posts_and_the_accounts_posts_outside_it() ->
     measure(world, weak, 1000, 10)
     measure(world, between, 500, 5)
 
-    report = service.analytics(ALICE, campaign.id)
+    report = asyncio.run(service.analytics(ALICE, campaign.id))
 
     assert report.posts_by_state == {PostState.PUBLISHED: 2}
     # No dates of its own: from its first publication to just after its last.

@@ -113,6 +113,8 @@ _DELETED_ON_X = Compiled(analytics_repository.DELETED_ON_X)
 _ACCOUNT_POSTS = Compiled(analytics_repository.ACCOUNT_POSTS)
 _USER_POSTS = Compiled(analytics_repository.USER_POSTS)
 _ALERTS = Compiled(insights_repository.ALERTS)
+_CAMPAIGN_POSTS = Compiled(insights_repository.CAMPAIGN_POSTS)
+_OUTSIDE = Compiled(insights_repository.OUTSIDE)
 _SERIES_OF = Compiled(insights_repository.SERIES_OF)
 _FOLLOWERS = Compiled(insights_repository.FOLLOWERS)
 _ACCOUNT_HISTORY = Compiled(insights_repository.ACCOUNT_HISTORY)
@@ -404,6 +406,23 @@ class AsyncSqlAnalytics:
 class AsyncSqlInsights:
     def __init__(self, session: _Session) -> None:
         self._db = session
+
+    async def campaign_posts(self, campaign_id: UUID) -> list[MeasuredPost]:
+        rows = await self._db.all(_CAMPAIGN_POSTS, {"campaign_id": campaign_id})
+        return [measured_from_row(row) for row in rows]
+
+    async def published_outside(
+        self, campaign_id: UUID, account_ids: Sequence[UUID], start: datetime, end: datetime
+    ) -> list[MeasuredPost]:
+        if not account_ids:
+            return []
+        values = {
+            "campaign_id": campaign_id,
+            "account_ids": list(account_ids),
+            "start": start,
+            "end": end,
+        }
+        return [measured_from_row(row) for row in await self._db.all(_OUTSIDE, values)]
 
     async def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
         if not post_ids:

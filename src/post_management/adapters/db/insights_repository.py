@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -15,7 +15,6 @@ from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.analytics_schema import account_growth, trend_alerts
 from post_management.adapters.db.measured_rows import (
     LATEST_SNAPSHOT,
-    measured_from_row,
     snapshot_from_row,
 )
 from post_management.adapters.db.stored_credentials import unseal_or_none
@@ -27,12 +26,11 @@ from post_management.domain.trends import Point
 from post_management.ports.analytics import (
     EarlyPoints,
     GrowthDue,
-    MeasuredPost,
     TrendAlert,
     YoungPost,
 )
 
-_CAMPAIGN_POSTS = text(
+CAMPAIGN_POSTS = text(
     f"""
     SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, p.x_post_id, l.*
     FROM posts p {LATEST_SNAPSHOT}
@@ -41,7 +39,7 @@ _CAMPAIGN_POSTS = text(
     """  # noqa: S608 - only the constant lateral join is interpolated
 )
 
-_OUTSIDE = text(
+OUTSIDE = text(
     f"""
     SELECT p.id, p.account_id, p.state, p.due_at, p.published_at, p.x_post_id, l.*
     FROM posts p {LATEST_SNAPSHOT}
@@ -144,29 +142,6 @@ class SqlAccountInsights:
     def __init__(self, conn: Connection, box: FernetBox) -> None:
         self._conn = conn
         self._box = box
-
-    def campaign_posts(self, campaign_id: UUID) -> list[MeasuredPost]:
-        rows = self._conn.execute(_CAMPAIGN_POSTS, {"campaign_id": campaign_id})
-        return [measured_from_row(row._mapping) for row in rows]
-
-    def published_outside(
-        self, campaign_id: UUID, account_ids: Sequence[UUID], start: datetime, end: datetime
-    ) -> list[MeasuredPost]:
-        if not account_ids:
-            return []
-        values = {
-            "campaign_id": campaign_id,
-            "account_ids": list(account_ids),
-            "start": start,
-            "end": end,
-        }
-        return [measured_from_row(row._mapping) for row in self._conn.execute(_OUTSIDE, values)]
-
-    def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
-        if not post_ids:
-            return {}
-        rows = self._conn.execute(SERIES_OF, {"post_ids": list(post_ids)})
-        return series_by_post(row._mapping for row in rows)
 
     def add_follower_snapshot(self, account_id: UUID, snapshot: FollowerSnapshot) -> bool:
         statement = (

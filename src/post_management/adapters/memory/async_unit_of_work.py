@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Self
 from uuid import UUID
 
+from post_management.adapters.memory.analytics import MemoryAccountInsights
 from post_management.adapters.memory.store import MemoryStore
 from post_management.adapters.memory.unit_of_work import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from post_management.domain.account import Account
@@ -22,7 +23,6 @@ from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.ports.analytics import (
-    AccountInsights,
     AnalyticsRepository,
     MeasuredPost,
     TrendAlert,
@@ -182,8 +182,16 @@ class _Analytics:
 
 
 class _Insights:
-    def __init__(self, insights: AccountInsights) -> None:
+    def __init__(self, insights: MemoryAccountInsights) -> None:
         self._insights = insights
+
+    async def campaign_posts(self, campaign_id: UUID) -> list[MeasuredPost]:
+        return self._insights.campaign_posts(campaign_id)
+
+    async def published_outside(
+        self, campaign_id: UUID, account_ids: Sequence[UUID], start: datetime, end: datetime
+    ) -> list[MeasuredPost]:
+        return self._insights.published_outside(campaign_id, account_ids, start, end)
 
     async def series_of(self, post_ids: Sequence[UUID]) -> dict[UUID, list[Snapshot]]:
         return self._insights.series_of(post_ids)
@@ -233,7 +241,8 @@ class AsyncMemoryUnitOfWork(AsyncUnitOfWork):
         self.media = _Media(sync.media)
         self.erasures = _Erasures(sync.erasures)
         self.analytics = _Analytics(sync.analytics)
-        self.insights = _Insights(sync.insights)
+        # The store's own: the campaign report's reads are on no synchronous port.
+        self.insights = _Insights(MemoryAccountInsights(store))
         self.spend = _SpendLedger(sync.spend)
 
     async def __aenter__(self) -> Self:

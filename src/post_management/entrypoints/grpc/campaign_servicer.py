@@ -1,9 +1,7 @@
-"""CampaignService over gRPC: map, await the use case (the report in a worker thread),
-map back."""
+"""CampaignService over gRPC: map, await the use case on the serving loop, map back."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,10 +111,7 @@ class CampaignServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
         self, request: campaign_service_pb2.GetCampaignAnalyticsRequest, context: Context
     ) -> campaign_service_pb2.CampaignAnalytics:
         campaign_id = parse_uuid(request.campaign_id, "campaign_id")
-        # The report reads through the synchronous unit of work: off the loop.
-        report = await asyncio.to_thread(
-            self._campaigns.analytics, current_principal(), campaign_id
-        )
+        report = await self._campaigns.analytics(current_principal(), campaign_id)
         return campaign_service_pb2.CampaignAnalytics(
             campaign_id=str(report.campaign_id),
             posts_by_state=[

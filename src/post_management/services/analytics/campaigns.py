@@ -17,7 +17,6 @@ from post_management.domain.reasons import Reason
 from post_management.ports.analytics import MeasuredPost
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from post_management.services.shared import idempotency
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner, RequestKey
 from post_management.services.shared.common import ensure_not_erased
@@ -89,19 +88,11 @@ class CampaignReport:
     period_end: datetime | None
 
 
-def load_campaign(uow: UnitOfWork, principal: Principal, campaign_id: UUID) -> Campaign:
-    """The campaign, if it exists and the caller may act for its user."""
-    return _visible(uow.campaigns.get(campaign_id), principal, campaign_id)
-
-
 async def load_campaign_awaited(
     uow: AsyncUnitOfWork, principal: Principal, campaign_id: UUID
 ) -> Campaign:
-    """load_campaign in an asynchronous unit of work."""
-    return _visible(await uow.campaigns.get(campaign_id), principal, campaign_id)
-
-
-def _visible(campaign: Campaign | None, principal: Principal, campaign_id: UUID) -> Campaign:
+    """The campaign, if it exists and the caller may act for its user."""
+    campaign = await uow.campaigns.get(campaign_id)
     if campaign is None:
         raise NotFound(
             f"campaign {campaign_id} does not exist",
@@ -158,15 +149,11 @@ def daily_series(
 
 
 class CampaignService:
-    """Create, get and list on the asynchronous unit of work (awaited on the serving
-    loop); the report reads the analytics repositories, which only the synchronous
-    unit of work has: `analytics` blocks, and the servicer runs it in a thread."""
+    """Create, get, list and the report on the asynchronous unit of work, awaited on
+    the serving loop."""
 
-    def __init__(
-        self, uow: AsyncUnitOfWorkFactory, reports: UnitOfWorkFactory, clock: Clock
-    ) -> None:
+    def __init__(self, uow: AsyncUnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
-        self._reports = reports
         self._commands = AsyncCommandRunner(uow)
         self._clock = clock
 
@@ -219,18 +206,18 @@ class CampaignService:
             found = await uow.campaigns.list(user_id, after, limit + 1)
         return page_of(found, limit, query, by_creation)
 
-    def analytics(self, principal: Principal, campaign_id: UUID) -> CampaignReport:
+    async def analytics(self, principal: Principal, campaign_id: UUID) -> CampaignReport:
         now = self._clock.now()
-        with self._reports() as uow:
-            campaign = load_campaign(uow, principal, campaign_id)
-            posts = uow.insights.campaign_posts(campaign.id)
+        async with self._uow() as uow:
+            campaign = await load_campaign_awaited(uow, principal, campaign_id)
+            posts = await uow.insights.campaign_posts(campaign.id)
             published = [p for p in posts if p.state is PostState.PUBLISHED]
             start, end = _period(campaign, published, now)
             outside: list[MeasuredPost] = []
             if start is not None and end is not None and start < end:
                 accounts = sorted({p.account_id for p in posts})
-                outside = uow.insights.published_outside(campaign.id, accounts, start, end)
-            series = uow.insights.series_of([p.post_id for p in published])
+                outside = await uow.insights.published_outside(campaign.id, accounts, start, end)
+            series = await uow.insights.series_of([p.post_id for p in published])
         best, worst = rank(published)
         daily: list[CampaignDay] = []
         if start is not None and end is not None:
