@@ -120,20 +120,6 @@ def test_refreshes_fall_due_most_overdue_first_until_x_deleted_the_post(world: W
     assert [item.post_id for item in later] == [b.id, oldest.id, a.id]
 
 
-def test_published_posts_are_found_by_their_x_ids(world: World) -> None:
-    now = world.time.now()
-    account = an_account(now)
-    mine = published(account, now - timedelta(hours=1))
-    failed = a_post(account, now, state=PostState.FAILED, x_post_id="777")
-    store(world.uow, account, mine, failed)
-    with world.uow() as uow:
-        found = uow.analytics.published_by_x_id([mine.x_post_id, "777", "888"])
-        assert uow.analytics.published_by_x_id([]) == {}
-    assert list(found) == [mine.x_post_id]
-    ref = found[mine.x_post_id]
-    assert (ref.post_id, ref.account_id, ref.user_id) == (mine.id, account.id, "alice")
-
-
 def test_an_accounts_published_posts_carry_their_latest_snapshot(world: World) -> None:
     now = world.time.now()
     account, other = an_account(now), an_account(now)
@@ -179,17 +165,6 @@ def test_a_users_posts_are_windowed_by_their_reference_time(world: World) -> Non
         found = uow.analytics.user_posts("alice", start, end)
     assert [p.post_id for p in found] == [at_start.id, due.id, sent.id, draft.id]
     assert found[1].state is PostState.SCHEDULED and found[1].published_at is None
-
-
-def test_a_webhook_event_is_recorded_once(world: World) -> None:
-    now = world.time.now()
-    with world.uow() as uow:
-        assert uow.analytics.record_webhook_event("evt-1", "favorite_events", now)
-        assert not uow.analytics.record_webhook_event("evt-1", "favorite_events", now)
-        assert uow.analytics.record_webhook_event("evt-2", "tweet_delete_events", now)
-        uow.commit()
-    with world.uow() as uow:
-        assert not uow.analytics.record_webhook_event("evt-2", "tweet_delete_events", now)
 
 
 def test_the_days_first_follower_count_is_kept(world: World) -> None:

@@ -18,7 +18,13 @@ from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState, Priority
 from post_management.domain.publishing import Settlement
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
-from post_management.ports.analytics import SOURCE_POLL, MeasuredPost, TrendAlert
+from post_management.ports.analytics import (
+    SOURCE_POLL,
+    SOURCE_WEBHOOK,
+    MeasuredPost,
+    PublishedRef,
+    TrendAlert,
+)
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.repositories import (
     AuditEntry,
@@ -663,6 +669,78 @@ def test_a_campaigns_posts_and_the_accounts_posts_outside_it(world: World) -> No
     assert inside[0].latest is None
     assert [p.post_id for p in outside] == [other_campaign.id, loose.id]
     assert outside[1].x_post_id == loose.x_post_id
+
+
+def test_published_posts_are_found_by_their_x_ids(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    mine = published(account, now - timedelta(hours=1))
+    failed = a_post(account, now, state=PostState.FAILED, x_post_id="777")
+    store(world.uow, account, mine, failed)
+    found: dict[str, PublishedRef] = {}
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            found.update(await work.analytics.published_by_x_id([mine.x_post_id, "777", "888"]))
+            assert await work.analytics.published_by_x_id([]) == {}
+
+    run(world, scenario)
+    assert list(found) == [mine.x_post_id]
+    ref = found[mine.x_post_id]
+    assert (ref.post_id, ref.account_id, ref.user_id) == (mine.id, account.id, "alice")
+
+
+def test_a_webhook_event_is_recorded_once(world: World) -> None:
+    now = world.time.now()
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            record = work.analytics.record_webhook_event
+            assert await record("evt-1", "favorite_events", now)
+            assert not await record("evt-1", "favorite_events", now)
+            assert await record("evt-2", "tweet_delete_events", now)
+            await work.commit()
+        async with uow() as work:
+            assert not await work.analytics.record_webhook_event(
+                "evt-2", "tweet_delete_events", now
+            )
+            # Left without a commit: not kept.
+            assert await work.analytics.record_webhook_event("evt-3", "favorite_events", now)
+        async with uow() as work:
+            assert await work.analytics.record_webhook_event("evt-3", "favorite_events", now)
+
+    run(world, scenario)
+
+
+def test_snapshots_and_a_deletion_mark_are_kept_at_commit_only(world: World) -> None:
+    now = world.time.now()
+    account = an_account(now)
+    post, other = published(account, now - timedelta(hours=5)), published(account, now)
+    store(world.uow, account, post, other)
+    full = Snapshot(now - timedelta(hours=1), Counts(100, 5, 1, 1, 0, 2, 7, 3, 40))
+    # X withheld the private counts: kept as unknown, video views kept.
+    withheld = Snapshot(now, Counts(50, 2, 0, 0, 0, 0, 9, 9, 12), private_known=False)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            await work.analytics.add_snapshot(other.id, snap(now), SOURCE_WEBHOOK)
+            await work.analytics.mark_deleted(other.id, now)  # left without a commit
+        async with uow() as work:
+            await work.analytics.add_snapshot(post.id, full, SOURCE_WEBHOOK)
+            await work.analytics.add_snapshot(post.id, withheld, SOURCE_WEBHOOK)
+            await work.analytics.mark_deleted(post.id, now)
+            await work.analytics.mark_deleted(post.id, now)  # again: still one mark
+            await work.commit()
+
+    run(world, scenario)
+    read_back = Snapshot(now, Counts(50, 2, 0, 0, 0, 0, 0, 0, 12), private_known=False)
+    with world.uow() as uow:
+        assert uow.analytics.series(post.id) == [full, read_back]
+        assert uow.analytics.deleted_on_x(post.id)
+        assert uow.analytics.series(other.id) == []
+        assert not uow.analytics.deleted_on_x(other.id)
+        # Marked deleted: it never falls due again; the other one is due since publishing.
+        assert [d.post_id for d in uow.analytics.due_for_refresh(now, 10)] == [other.id]
 
 
 def test_the_spend_ledger_reads_as_the_synchronous_unit_of_work_reads_it(world: World) -> None:

@@ -99,7 +99,7 @@ def grpc_services(
                 settings.analytics.answers(),
                 predictor,
             ),
-            XWebhooks(uow, clock, infrastructure.shared_cache, settings.x.webhook_secret()),
+            XWebhooks(requests_uow, clock, cache, settings.x.webhook_secret()),
             AccountGrowthQueries(requests_uow, clock),
             predictor,
             XSpendQueries(requests_uow, clock),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,8 +74,6 @@ class AnalyticsRepository(Protocol):
         overdue first; never-measured posts count as due since publishing."""
         ...
 
-    def published_by_x_id(self, x_post_ids: Sequence[str]) -> dict[str, PublishedRef]: ...
-
     def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
         """The account's PUBLISHED posts published at or after `since`."""
         ...
@@ -84,10 +81,6 @@ class AnalyticsRepository(Protocol):
     def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
         """The user's posts whose reference time, coalesce(published_at, due_at,
         created_at), is in [start, end)."""
-        ...
-
-    def record_webhook_event(self, event_id: str, event_type: str, received_at: datetime) -> bool:
-        """False when the event id was seen before (a duplicate delivery)."""
         ...
 
 

@@ -5,10 +5,10 @@ BatchSchedulePosts, CancelSchedule, ListFreeSlots, the AccountService's own,
 CreateCampaign, GetCampaign, ListCampaigns, PublishPost, ListDeadLetters,
 RequeueDeadLetter, UploadMedia), and the analytics reads GetPostMetrics,
 GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity, GetXSpend,
-PredictEngagement, GetOptimalTimes and GetCampaignAnalytics; the other commands and
-the background jobs keep the synchronous unit of work (ports.unit_of_work), whose
-methods these mirror one for one (the reads only the request path makes are on no
-synchronous port).
+PredictEngagement, GetOptimalTimes and GetCampaignAnalytics, and the X webhook's
+deliveries (ReceiveXWebhook); the other commands and the background jobs keep the
+synchronous unit of work (ports.unit_of_work), whose methods these mirror one for one
+(the reads and writes only the request path makes are on no synchronous port).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from post_management.domain.events import EventLog
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
-from post_management.ports.analytics import MeasuredPost, TrendAlert
+from post_management.ports.analytics import MeasuredPost, PublishedRef, TrendAlert
 from post_management.ports.repositories import AuditEntry, Cursor, IdempotencyRecord, PostFilter
 from post_management.ports.schedule_queries import TakenTime
 from post_management.ports.x_spend import BudgetState, SpendRow, SpendScope
@@ -133,7 +133,25 @@ class AsyncErasures(Protocol):
 
 
 class AsyncAnalytics(Protocol):
-    """The snapshot reads of ports.analytics.AnalyticsRepository."""
+    """The snapshot reads of ports.analytics.AnalyticsRepository, its writes the X
+    webhook makes, and the webhook's own (published_by_x_id, record_webhook_event),
+    which only the request path makes."""
+
+    async def add_snapshot(self, post_id: UUID, snapshot: Snapshot, source: str) -> None: ...
+
+    async def mark_deleted(self, post_id: UUID, detected_at: datetime) -> None:
+        """X deleted the post: no refresh falls due any more."""
+        ...
+
+    async def published_by_x_id(self, x_post_ids: Sequence[str]) -> dict[str, PublishedRef]:
+        """Our PUBLISHED posts among these X ids, by X id."""
+        ...
+
+    async def record_webhook_event(
+        self, event_id: str, event_type: str, received_at: datetime
+    ) -> bool:
+        """False when the event id was seen before (a duplicate delivery)."""
+        ...
 
     async def latest(self, post_id: UUID) -> Snapshot | None: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -31,7 +31,6 @@ from post_management.domain.analytics import Snapshot
 from post_management.ports.analytics import (
     DueRefresh,
     MeasuredPost,
-    PublishedRef,
 )
 
 log = logging.getLogger(__name__)
@@ -93,6 +92,54 @@ LATEST = (
 DELETED_ON_X = select(post_metrics_state.c.deleted_on_x).where(
     post_metrics_state.c.post_id == bindparam("post_id")
 )
+# X deleted the post: no more refreshes (shared with the asynchronous unit of work).
+MARK_DELETED = (
+    pg_insert(post_metrics_state)
+    .values(
+        post_id=bindparam("post_id"),
+        next_collect_at=bindparam("detected_at"),
+        deleted_on_x=True,
+        deleted_detected_at=bindparam("detected_at"),
+    )
+    .on_conflict_do_update(
+        index_elements=[post_metrics_state.c.post_id],
+        set_={"deleted_on_x": True, "deleted_detected_at": bindparam("detected_at")},
+    )
+)
+# The webhook's reads and writes, which only the asynchronous unit of work makes.
+PUBLISHED_BY_X_ID = text(
+    "SELECT id, account_id, user_id, x_post_id FROM posts "
+    "WHERE state = 'PUBLISHED' AND x_post_id = ANY(:ids)"
+)
+RECORD_WEBHOOK_EVENT = (
+    pg_insert(webhook_events)
+    .values(
+        event_id=bindparam("event_id"),
+        event_type=bindparam("event_type"),
+        received_at=bindparam("received_at"),
+    )
+    .on_conflict_do_nothing(index_elements=[webhook_events.c.event_id])
+    .returning(webhook_events.c.event_id)
+)
+
+
+def snapshot_row(post_id: UUID, snapshot: Snapshot, source: str) -> dict[str, Any]:
+    """A post_metrics row: the private counts NULL when X withheld them."""
+    counts = snapshot.counts
+    return {
+        "post_id": post_id,
+        "collected_at": snapshot.collected_at,
+        "source": source,
+        "impressions": counts.impressions,
+        "likes": counts.likes,
+        "reposts": counts.reposts,
+        "replies": counts.replies,
+        "quotes": counts.quotes,
+        "bookmarks": counts.bookmarks,
+        "url_link_clicks": counts.url_link_clicks if snapshot.private_known else None,
+        "user_profile_clicks": counts.user_profile_clicks if snapshot.private_known else None,
+        "video_views": counts.video_views,
+    }
 
 
 class SqlAnalyticsRepository:
@@ -101,25 +148,7 @@ class SqlAnalyticsRepository:
         self._box = box
 
     def add_snapshot(self, post_id: UUID, snapshot: Snapshot, source: str) -> None:
-        counts = snapshot.counts
-        self._conn.execute(
-            post_metrics.insert().values(
-                post_id=post_id,
-                collected_at=snapshot.collected_at,
-                source=source,
-                impressions=counts.impressions,
-                likes=counts.likes,
-                reposts=counts.reposts,
-                replies=counts.replies,
-                quotes=counts.quotes,
-                bookmarks=counts.bookmarks,
-                url_link_clicks=counts.url_link_clicks if snapshot.private_known else None,
-                user_profile_clicks=(
-                    counts.user_profile_clicks if snapshot.private_known else None
-                ),
-                video_views=counts.video_views,
-            )
-        )
+        self._conn.execute(post_metrics.insert().values(snapshot_row(post_id, snapshot, source)))
 
     def latest(self, post_id: UUID) -> Snapshot | None:
         series = self._select_series(LATEST, post_id)
@@ -148,18 +177,7 @@ class SqlAnalyticsRepository:
         )
 
     def mark_deleted(self, post_id: UUID, detected_at: datetime) -> None:
-        statement = pg_insert(post_metrics_state).values(
-            post_id=post_id,
-            next_collect_at=detected_at,
-            deleted_on_x=True,
-            deleted_detected_at=detected_at,
-        )
-        self._conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[post_metrics_state.c.post_id],
-                set_={"deleted_on_x": True, "deleted_detected_at": detected_at},
-            )
-        )
+        self._conn.execute(MARK_DELETED, {"post_id": post_id, "detected_at": detected_at})
 
     def due_for_refresh(self, now: datetime, limit: int) -> list[DueRefresh]:
         rows = self._conn.execute(_DUE, {"now": now, "limit": limit}).all()
@@ -179,21 +197,6 @@ class SqlAnalyticsRepository:
         # Unreadable tokens: the app's bearer token reads the public counts.
         return unseal_or_none(self._box, token)
 
-    def published_by_x_id(self, x_post_ids: Sequence[str]) -> dict[str, PublishedRef]:
-        if not x_post_ids:
-            return {}
-        rows = self._conn.execute(
-            text(
-                "SELECT id, account_id, user_id, x_post_id FROM posts "
-                "WHERE state = 'PUBLISHED' AND x_post_id = ANY(:ids)"
-            ),
-            {"ids": list(x_post_ids)},
-        ).all()
-        return {
-            row.x_post_id: PublishedRef(row.id, row.account_id, row.user_id, row.x_post_id)
-            for row in rows
-        }
-
     def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
         rows = self._conn.execute(ACCOUNT_POSTS, {"account_id": account_id, "since": since})
         return [measured_from_row(row._mapping) for row in rows]
@@ -201,15 +204,6 @@ class SqlAnalyticsRepository:
     def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
         rows = self._conn.execute(USER_POSTS, {"user_id": user_id, "start": start, "end": end})
         return [measured_from_row(row._mapping) for row in rows]
-
-    def record_webhook_event(self, event_id: str, event_type: str, received_at: datetime) -> bool:
-        statement = (
-            pg_insert(webhook_events)
-            .values(event_id=event_id, event_type=event_type, received_at=received_at)
-            .on_conflict_do_nothing(index_elements=[webhook_events.c.event_id])
-            .returning(webhook_events.c.event_id)
-        )
-        return self._conn.execute(statement).first() is not None
 
 
 # "xmp-metr" in ASCII: distinct from the outbox relay's key.

@@ -35,6 +35,7 @@ from post_management.adapters.db import (
 )
 from post_management.adapters.db.account_repository import account_from_row
 from post_management.adapters.db.analytics_repository import snapshots_from_rows
+from post_management.adapters.db.analytics_schema import post_metrics
 from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_statements import Compiled, CompiledWrite
 from post_management.adapters.db.campaign_repository import campaign_from_row
@@ -62,7 +63,7 @@ from post_management.domain.post import Post
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import PriceTable
-from post_management.ports.analytics import MeasuredPost, TrendAlert
+from post_management.ports.analytics import MeasuredPost, PublishedRef, TrendAlert
 from post_management.ports.async_unit_of_work import (
     AsyncUnitOfWork,
 )
@@ -110,6 +111,10 @@ _WRITE_EVENTS = Compiled(_INSERT_EVENTS)
 _LATEST = Compiled(analytics_repository.LATEST)
 _SERIES = Compiled(analytics_repository.SERIES)
 _DELETED_ON_X = Compiled(analytics_repository.DELETED_ON_X)
+_INSERT_SNAPSHOT = CompiledWrite(post_metrics.insert())
+_MARK_DELETED = Compiled(analytics_repository.MARK_DELETED)
+_PUBLISHED_BY_X_ID = Compiled(analytics_repository.PUBLISHED_BY_X_ID)
+_RECORD_WEBHOOK_EVENT = Compiled(analytics_repository.RECORD_WEBHOOK_EVENT)
 _ACCOUNT_POSTS = Compiled(analytics_repository.ACCOUNT_POSTS)
 _USER_POSTS = Compiled(analytics_repository.USER_POSTS)
 _ALERTS = Compiled(insights_repository.ALERTS)
@@ -382,6 +387,31 @@ class AsyncSqlErasures:
 class AsyncSqlAnalytics:
     def __init__(self, session: _Session) -> None:
         self._db = session
+
+    async def add_snapshot(self, post_id: UUID, snapshot: Snapshot, source: str) -> None:
+        await self._db.run(
+            _INSERT_SNAPSHOT, analytics_repository.snapshot_row(post_id, snapshot, source)
+        )
+
+    async def mark_deleted(self, post_id: UUID, detected_at: datetime) -> None:
+        await self._db.run(_MARK_DELETED, {"post_id": post_id, "detected_at": detected_at})
+
+    async def published_by_x_id(self, x_post_ids: Sequence[str]) -> dict[str, PublishedRef]:
+        if not x_post_ids:
+            return {}
+        rows = await self._db.all(_PUBLISHED_BY_X_ID, {"ids": list(x_post_ids)})
+        return {
+            row["x_post_id"]: PublishedRef(
+                row["id"], row["account_id"], row["user_id"], row["x_post_id"]
+            )
+            for row in rows
+        }
+
+    async def record_webhook_event(
+        self, event_id: str, event_type: str, received_at: datetime
+    ) -> bool:
+        values = {"event_id": event_id, "event_type": event_type, "received_at": received_at}
+        return await self._db.one(_RECORD_WEBHOOK_EVENT, values) is not None
 
     async def latest(self, post_id: UUID) -> Snapshot | None:
         series = snapshots_from_rows(await self._db.all(_LATEST, {"post_id": post_id}))

@@ -12,7 +12,10 @@ from datetime import datetime
 from typing import Any, Self
 from uuid import UUID
 
-from post_management.adapters.memory.analytics import MemoryAccountInsights
+from post_management.adapters.memory.analytics import (
+    MemoryAccountInsights,
+    MemoryAnalyticsRepository,
+)
 from post_management.adapters.memory.store import MemoryStore
 from post_management.adapters.memory.unit_of_work import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from post_management.domain.account import Account
@@ -23,8 +26,8 @@ from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post
 from post_management.ports.analytics import (
-    AnalyticsRepository,
     MeasuredPost,
+    PublishedRef,
     TrendAlert,
 )
 from post_management.ports.async_unit_of_work import (
@@ -162,8 +165,22 @@ class _Erasures:
 
 
 class _Analytics:
-    def __init__(self, analytics: AnalyticsRepository) -> None:
+    def __init__(self, analytics: MemoryAnalyticsRepository) -> None:
         self._analytics = analytics
+
+    async def add_snapshot(self, post_id: UUID, snapshot: Snapshot, source: str) -> None:
+        self._analytics.add_snapshot(post_id, snapshot, source)
+
+    async def mark_deleted(self, post_id: UUID, detected_at: datetime) -> None:
+        self._analytics.mark_deleted(post_id, detected_at)
+
+    async def published_by_x_id(self, x_post_ids: Sequence[str]) -> dict[str, PublishedRef]:
+        return self._analytics.published_by_x_id(x_post_ids)
+
+    async def record_webhook_event(
+        self, event_id: str, event_type: str, received_at: datetime
+    ) -> bool:
+        return self._analytics.record_webhook_event(event_id, event_type, received_at)
 
     async def latest(self, post_id: UUID) -> Snapshot | None:
         return self._analytics.latest(post_id)
@@ -240,8 +257,9 @@ class AsyncMemoryUnitOfWork(AsyncUnitOfWork):
         self.campaigns = _Campaigns(sync.campaigns)
         self.media = _Media(sync.media)
         self.erasures = _Erasures(sync.erasures)
-        self.analytics = _Analytics(sync.analytics)
-        # The store's own: the campaign report's reads are on no synchronous port.
+        self.analytics = _Analytics(MemoryAnalyticsRepository(store))
+        # The store's own: the webhook's and the campaign report's reads are on no
+        # synchronous port.
         self.insights = _Insights(MemoryAccountInsights(store))
         self.spend = _SpendLedger(sync.spend)
 

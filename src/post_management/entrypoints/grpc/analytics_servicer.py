@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -271,9 +270,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
     async def ReceiveXWebhook(
         self, request: pb.ReceiveXWebhookRequest, context: Context
     ) -> pb.ReceiveXWebhookResponse:
-        result = await asyncio.to_thread(
-            self._webhooks.receive, request.body.data, _header(context, SIGNATURE_HEADER)
-        )
+        result = await self._webhooks.receive(request.body.data, _header(context, SIGNATURE_HEADER))
         return pb.ReceiveXWebhookResponse(
             applied=result.applied, duplicates=result.duplicates, ignored=result.ignored
         )

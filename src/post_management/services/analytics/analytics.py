@@ -115,17 +115,27 @@ def store_snapshot(
 ) -> None:
     """Keep a snapshot and tell the other services, in the caller's transaction."""
     uow.analytics.add_snapshot(post.post_id, snapshot, source)
-    uow.outbox.add(
-        events.PostMetricsUpdated(
-            post_id=post.post_id,
-            account_id=post.account_id,
-            user_id=post.user_id,
-            x_post_id=post.x_post_id,
-            collected_at=snapshot.collected_at,
-            counts={name: getattr(snapshot.counts, name) for name in COUNT_FIELDS},
-            occurred_at=snapshot.collected_at,
-        ),
+    uow.outbox.add(_metrics_updated(post, snapshot))
+
+
+def _metrics_updated(post: PublishedRef | DueRefresh, snapshot: Snapshot) -> events.DomainEvent:
+    return events.PostMetricsUpdated(
+        post_id=post.post_id,
+        account_id=post.account_id,
+        user_id=post.user_id,
+        x_post_id=post.x_post_id,
+        collected_at=snapshot.collected_at,
+        counts={name: getattr(snapshot.counts, name) for name in COUNT_FIELDS},
+        occurred_at=snapshot.collected_at,
     )
+
+
+async def store_snapshot_awaited(
+    uow: AsyncUnitOfWork, post: PublishedRef, snapshot: Snapshot, source: str
+) -> None:
+    """store_snapshot in an asynchronous unit of work."""
+    await uow.analytics.add_snapshot(post.post_id, snapshot, source)
+    uow.outbox.add(_metrics_updated(post, snapshot))
 
 
 def _measured_rates(posts: list[MeasuredPost], exclude: UUID | None = None) -> list[float]:

@@ -32,10 +32,10 @@ from typing import Any
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 from post_management.domain.reasons import Reason
-from post_management.ports.analytics import SOURCE_WEBHOOK, Cache
+from post_management.ports.analytics import SOURCE_WEBHOOK, AsyncCache
+from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWorkFactory
-from post_management.services.analytics.analytics import cache_keys, store_snapshot
+from post_management.services.analytics.analytics import cache_keys, store_snapshot_awaited
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,14 @@ def parse_events(body: dict[str, Any]) -> tuple[list[_Event], int]:
 
 
 class XWebhooks:
+    """Deliveries are applied on the asynchronous unit of work and the posts' cached
+    answers dropped through the awaited cache, on the serving loop."""
+
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: AsyncUnitOfWorkFactory,
         clock: Clock,
-        cache: Cache,
+        cache: AsyncCache,
         consumer_secret: str | None,
     ) -> None:
         self._uow = uow
@@ -163,7 +166,7 @@ class XWebhooks:
                 reason=Reason.WEBHOOK_SIGNATURE_INVALID,
             )
 
-    def receive(self, body: bytes, given_signature: str) -> DeliveryResult:
+    async def receive(self, body: bytes, given_signature: str) -> DeliveryResult:
         self.verify(body, given_signature)
         try:
             payload = json.loads(body)
@@ -176,21 +179,21 @@ class XWebhooks:
         found, ignored = parse_events(payload)
         if len(found) > MAX_EVENTS:
             raise InvalidArgument.for_field("body", f"carries over {MAX_EVENTS} events")
-        return self._apply(found, ignored)
+        return await self._apply(found, ignored)
 
-    def _apply(self, found: list[_Event], ignored: int) -> DeliveryResult:
+    async def _apply(self, found: list[_Event], ignored: int) -> DeliveryResult:
         now = self._clock.now()
         applied = duplicates = 0
         deltas: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         deleted: set[str] = set()
         touched = []
-        with self._uow() as uow:
-            ours = uow.analytics.published_by_x_id(sorted({e.x_post_id for e in found}))
+        async with self._uow() as uow:
+            ours = await uow.analytics.published_by_x_id(sorted({e.x_post_id for e in found}))
             for event in found:
                 if event.x_post_id not in ours:
                     ignored += 1
                     continue
-                if not uow.analytics.record_webhook_event(event.event_id, event.kind, now):
+                if not await uow.analytics.record_webhook_event(event.event_id, event.kind, now):
                     duplicates += 1
                     continue
                 applied += 1
@@ -199,19 +202,20 @@ class XWebhooks:
                 else:
                     deleted.add(event.x_post_id)
             for x_id in deleted:
-                uow.analytics.mark_deleted(ours[x_id].post_id, now)
+                await uow.analytics.mark_deleted(ours[x_id].post_id, now)
                 touched.append(ours[x_id].post_id)
             for x_id, change in deltas.items():
                 ref = ours[x_id]
                 # The row lock orders concurrent deliveries for one post: no lost increment.
-                uow.posts.get(ref.post_id, for_update=True)
-                latest = uow.analytics.latest(ref.post_id)
+                await uow.posts.get(ref.post_id, for_update=True)
+                latest = await uow.analytics.latest(ref.post_id)
                 counts = (latest.counts if latest else Counts()).plus(**change)
                 private = latest.private_known if latest else False
                 snapshot = Snapshot(now, counts, private_known=private)
-                store_snapshot(uow, ref, snapshot, SOURCE_WEBHOOK)
+                await store_snapshot_awaited(uow, ref, snapshot, SOURCE_WEBHOOK)
                 touched.append(ref.post_id)
-            uow.commit()
-        for post_id in touched:
-            self._cache.delete(*cache_keys(post_id))
+            await uow.commit()
+        keys = [key for post_id in touched for key in cache_keys(post_id)]
+        if keys:
+            await self._cache.delete(*keys)
         return DeliveryResult(applied, duplicates, ignored)
