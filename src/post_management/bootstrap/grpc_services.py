@@ -79,7 +79,7 @@ def grpc_services(
             past_grace=settings.posts.past_grace(),
             horizon=settings.posts.horizon(),
             screen=screen,
-            best_time=BestFreeTime(uow, clock, predictor),
+            best_time=BestFreeTime(predictor),
         ),
         scheduled_listing=ScheduledListing(post_reads),
         # Due times it stamps are compared with the database's now() by the claims.

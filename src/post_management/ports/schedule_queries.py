@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 from post_management.domain.account import Account
 from post_management.domain.post import PostState, Priority
+
+if TYPE_CHECKING:  # the unit of work's port imports TakenTime from here
+    from post_management.ports.async_unit_of_work import AsyncUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,14 @@ class ScheduleQueries(Protocol):
 
 
 class BestTimeFinder(Protocol):
-    def best_free_time(
-        self, account: Account, taken: Sequence[datetime], now: datetime, window: timedelta
+    async def best_free_time(
+        self,
+        uow: AsyncUnitOfWork,
+        account: Account,
+        taken: Sequence[datetime],
+        now: datetime,
+        window: timedelta,
     ) -> datetime | None:
-        """The best free time for a post of the account (SLOT_POLICY_BEST), or None."""
+        """The best free time for a post of the account (SLOT_POLICY_BEST), or None;
+        the account's history is read in the caller's unit of work."""
         ...

@@ -9,10 +9,14 @@ from datetime import timedelta
 
 import pytest
 
+from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.auth import Principal, Role
 from post_management.domain.errors import FailedPrecondition, PermissionDenied
-from post_management.domain.post import PostState
+from post_management.domain.post import Post, PostState
 from post_management.domain.requested_time import parse_requested_time
+from post_management.domain.slots import SlotPolicy
+from post_management.ports.analytics import SOURCE_POLL
+from post_management.services.analytics.optimal_times import BestFreeTime
 from post_management.services.posts.posts import NewPost, PostService
 from post_management.services.scheduling.scheduling import SchedulingService
 from post_management.services.scheduling.support import ScheduleRequest
@@ -97,3 +101,44 @@ def test_a_synchronous_memory_unit_is_refused_while_an_asynchronous_one_is_open(
     asyncio.run(scenario())
     with world.uow() as work:  # and welcome again once it closed
         assert work.posts.get(uuid.uuid4()) is None
+
+
+def test_the_best_slot_reads_the_accounts_history_in_the_commands_unit_of_work(
+    world: EngineWorld,
+) -> None:
+    """SLOT_POLICY_BEST on the memory unit of work: the history is read in the
+    schedule's own (asynchronous) unit of work, and the best hour of the week wins."""
+    posts = PostService(world.async_uow, world.clock)
+    scheduling = SchedulingService(world.async_uow, world.clock, best_time=BestFreeTime(None))
+    account = world.account()
+    now = world.clock.now()  # a Monday, 12:00 UTC
+    # Wednesdays at 03:00 UTC, a quiet hour by the prior, drew fifty times the
+    # engagement of the noons of the week.
+    wednesday = now.replace(hour=3) + timedelta(days=2)
+    history = [(wednesday - timedelta(weeks=w), 500) for w in range(1, 7)] + [
+        (now - timedelta(weeks=w, days=d), 10) for w in range(1, 7) for d in range(-2, 4)
+    ]
+    for index, (at, likes) in enumerate(history):
+        published = Post(
+            id=uuid.uuid4(),
+            user_id="alice",
+            account_id=account.id,
+            text=f"history {index}",
+            created_at=at,
+            updated_at=at,
+            state=PostState.PUBLISHED,
+            scheduled_for=at,
+            published_at=at,
+            x_post_id=str(uuid.uuid4().int % 10**18),
+        )
+        with world.uow() as uow:
+            uow.posts.add(published)
+            snapshot = Snapshot(at + timedelta(hours=1), Counts(impressions=1000, likes=likes))
+            uow.analytics.add_snapshot(published.id, snapshot, SOURCE_POLL)
+            uow.commit()
+    draft = asyncio.run(posts.create(ALICE, NewPost("alice", account.id, "at its best", [])))
+
+    request = ScheduleRequest(draft.id, "alice", slot_policy=SlotPolicy.BEST)
+    result = asyncio.run(scheduling.schedule(ALICE, request))
+
+    assert result.post.scheduled_for == wednesday

@@ -38,7 +38,6 @@ from post_management.domain.timezones import load_zone
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.engagement_model import Learner
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.analytics.engagement_fitting import (
     ENGAGEMENT_RATE,
     IMPRESSIONS,
@@ -119,8 +118,9 @@ def _pooled(every: list[PastPost]) -> list[PastPost]:
 
 class EngagementPredictor:
     """PredictEngagement reads over the asynchronous unit of work (`uow`) and fits in a
-    worker thread; rate_by_time runs in the caller's synchronous unit of work
-    (GetOptimalTimes, SchedulePost BEST)."""
+    worker thread; GetOptimalTimes and SchedulePost BEST read the account's history
+    (own_history) in their own unit of work and rate candidate times over it
+    (rates_over)."""
 
     def __init__(
         self,
@@ -189,11 +189,6 @@ class EngagementPredictor:
             answers[ENGAGEMENT_RATE.name],
             notes,
         )
-
-    @staticmethod
-    def _history(uow: UnitOfWork, account_id: UUID | None, now: datetime) -> list[PastPost]:
-        limit = MAX_HISTORY_POSTS if account_id is not None else POOLED_POSTS
-        return uow.insights.engagement_history(account_id, now - MATURE_AGE, limit)
 
     def _answer(
         self,
@@ -299,22 +294,10 @@ class EngagementPredictor:
 
     # --- scores of candidate times (GetOptimalTimes, SchedulePost BEST) ----------
 
-    def rate_by_time(
-        self,
-        uow: UnitOfWork,
-        account: Account,
-        candidates: Sequence[datetime],
-        now: datetime,
-    ) -> list[float] | None:
-        """The account model's engagement rate for a typical post of the account (the
-        history's median features) at each candidate time; None when the account has no
-        model that beat its median."""
-        return self.rates_over(self._history(uow, account.id, now), account, candidates, now)
-
     async def own_history(
         self, uow: AsyncUnitOfWork, account_id: UUID, now: datetime
     ) -> list[PastPost]:
-        """The account's history rate_by_time reads, in an asynchronous unit of work."""
+        """The account's mature history rates_over is fitted on."""
         return await uow.insights.engagement_history(
             account_id, now - MATURE_AGE, MAX_HISTORY_POSTS
         )
@@ -326,7 +309,9 @@ class EngagementPredictor:
         candidates: Sequence[datetime],
         now: datetime,
     ) -> list[float] | None:
-        """rate_by_time over the account's history (own_history's) read already."""
+        """The account model's engagement rate for a typical post of the account (the
+        history's median features) at each candidate time, over its history
+        (own_history's); None when the account has no model that beat its median."""
         if len(history) < MIN_OWN_POSTS:
             return None
         values = [p.engagement_rate for p in history]

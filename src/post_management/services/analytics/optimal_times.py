@@ -4,6 +4,7 @@ Used by GetOptimalTimes and by SchedulePost with SLOT_POLICY_BEST."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +23,7 @@ from post_management.domain.analytics_timing import (
 from post_management.domain.posting_rules import posting_rules_from_json
 from post_management.domain.timezones import load_zone
 from post_management.ports.analytics import MeasuredPost
-from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWorkFactory
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 
 # Timing looks at this much of an account's history.
@@ -81,31 +81,33 @@ def rank_measured(
 
 
 class BestFreeTime:
-    """SchedulePost's SLOT_POLICY_BEST: the best free time of the next week."""
+    """SchedulePost's SLOT_POLICY_BEST: the best free time of the next week. The
+    account's history is read in SchedulePost's asynchronous unit of work, awaited;
+    the ranking (the engagement model's fitting, when it is not cached) is CPU work,
+    done in a worker thread as GetOptimalTimes does it."""
 
-    def __init__(
-        self,
-        uow: UnitOfWorkFactory,
-        clock: Clock,
-        predictor: EngagementPredictor | None,
-        days: int = BEST_SLOT_DAYS,
-    ) -> None:
-        self._uow = uow
-        self._clock = clock
+    def __init__(self, predictor: EngagementPredictor | None, days: int = BEST_SLOT_DAYS) -> None:
         self._predictor = predictor
         self._days = days
 
-    def best_free_time(
-        self, account: Account, taken: Sequence[datetime], now: datetime, window: timedelta
+    async def best_free_time(
+        self,
+        uow: AsyncUnitOfWork,
+        account: Account,
+        taken: Sequence[datetime],
+        now: datetime,
+        window: timedelta,
     ) -> datetime | None:
         """None when no time of the period is free (the caller falls back)."""
         days = max(1, min(self._days, window.days))
         predictor = self._predictor
-        with self._uow() as uow:  # a read of its own: history and the model's inputs
-            posts = uow.analytics.account_posts(account.id, now - HISTORY)
+        posts = await uow.analytics.account_posts(account.id, now - HISTORY)
+        own = None if predictor is None else await predictor.own_history(uow, account.id, now)
 
-            def rates(candidates: Sequence[datetime]) -> list[float] | None:
-                return predictor.rate_by_time(uow, account, candidates, now) if predictor else None
+        def rates(candidates: Sequence[datetime]) -> list[float] | None:
+            if predictor is None or own is None:
+                return None
+            return predictor.rates_over(own, account, candidates, now)
 
-            ranked = rank_measured(posts, rates, account, taken, now, days, 1)
+        ranked = await asyncio.to_thread(rank_measured, posts, rates, account, taken, now, days, 1)
         return ranked.slots[0].start if ranked.slots else None

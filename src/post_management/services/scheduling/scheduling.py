@@ -11,7 +11,6 @@ the serving loop, with no worker thread between the request and the database.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -226,7 +225,7 @@ class SchedulingService:
             # A move must not leave the horizon either.
             check_window(instant, now, self._past_grace, self._horizon)
         else:
-            best = await self._best_slot(request, account, priority, times, now)
+            best = await self._best_slot(uow, request, account, priority, times, now)
             instant = best or next_free_slot(
                 rules, zone, times, now, priority, window=self._horizon
             )
@@ -240,6 +239,7 @@ class SchedulingService:
 
     async def _best_slot(
         self,
+        uow: AsyncUnitOfWork,
         request: ScheduleRequest,
         account: Account,
         priority: Priority,
@@ -252,10 +252,8 @@ class SchedulingService:
             return None
         if self._best_time is None:
             return None
-        # The finder reads the account's history synchronously: in a worker thread.
-        return await asyncio.to_thread(
-            self._best_time.best_free_time, account, times, now, self._horizon
-        )
+        # The finder reads the account's history in this command's unit of work.
+        return await self._best_time.best_free_time(uow, account, times, now, self._horizon)
 
     # --- cancel ---------------------------------------------------------------
 
