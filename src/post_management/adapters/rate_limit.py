@@ -2,6 +2,10 @@
 
 Both keep, per key, the instants of the uses still in the window, each named by the
 token of the `take` it belongs to, so an unused unit can be given back exactly.
+
+Each has two faces on the same budgets: the synchronous one (ports.publishing.
+RateLimiter) for the publishing engine, and the awaited one (AsyncRateLimiter) for
+the per-caller request budget on the serving loop, over redis.asyncio for Redis.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import redis
+import redis.asyncio
 
 from post_management.ports.publishing import Budget, Refused, Taken
 
@@ -26,9 +31,9 @@ class InProcessRateLimiter:
         self._uses: dict[str, deque[tuple[datetime, str]]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: str, limit: int, window: timedelta, now: datetime) -> datetime | None:
-        result = self.take((Budget(key, limit, window),), now)
-        return result.free_at if isinstance(result, Refused) else None
+    def awaited(self) -> AwaitedInProcessRateLimiter:
+        """The request budget's face of these budgets."""
+        return AwaitedInProcessRateLimiter(self)
 
     def take(self, budgets: Sequence[Budget], now: datetime) -> Taken | Refused:
         token = uuid.uuid4().hex
@@ -63,6 +68,29 @@ class InProcessRateLimiter:
         return uses
 
 
+class AwaitedInProcessRateLimiter:
+    """An InProcessRateLimiter's acquire, awaited (ports.publishing.AsyncRateLimiter):
+    a lock and a deque, done on the loop. An AsyncResource with nothing to open."""
+
+    def __init__(self, limiter: InProcessRateLimiter) -> None:
+        self._limiter = limiter
+
+    async def open(self) -> None:
+        """Nothing to connect."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def acquire(
+        self, key: str, limit: int, window: timedelta, now: datetime
+    ) -> datetime | None:
+        return _free_at(self._limiter.take((Budget(key, limit, window),), now))
+
+
+def _free_at(result: Taken | Refused) -> datetime | None:
+    return result.free_at if isinstance(result, Refused) else None
+
+
 # Atomic over all keys: trim each window; if one is full, report when its oldest use
 # leaves and take nothing; else add this use (member = token) to every key.
 # Scores are milliseconds since the epoch. ARGV: now, token, then window and limit
@@ -90,6 +118,46 @@ return tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
 """
 
 
+class _Outage:
+    """What both faces of a Redis limiter share: the in-process fallback, and whether
+    Redis is being left alone and until when, so an outage one face meets is the
+    other's too."""
+
+    def __init__(self, fallback: InProcessRateLimiter, retry_interval: timedelta) -> None:
+        self.fallback = fallback
+        self.retry_interval = retry_interval
+        self.retry_at = 0.0
+        self.degraded = False
+
+    def waiting(self) -> bool:
+        return self.degraded and time.monotonic() < self.retry_at
+
+    def failed(self) -> None:
+        self.degraded = True
+        self.retry_at = time.monotonic() + self.retry_interval.total_seconds()
+
+    def succeeded(self) -> None:
+        self.degraded = False
+
+
+def _take_call(
+    prefix: str, budgets: Sequence[Budget], now: datetime, token: str
+) -> tuple[list[str], list[Any]]:
+    """_TAKE's KEYS and ARGV."""
+    args: list[Any] = [_ms(now), token]
+    for budget in budgets:
+        args += [int(budget.window.total_seconds() * 1000), budget.limit]
+    return [prefix + b.key for b in budgets], args
+
+
+def _taken(answer: Any, budgets: Sequence[Budget], token: str) -> Taken | Refused:
+    """_TAKE's answer."""
+    refused, free_ms = (int(value) for value in answer)
+    if refused:
+        return Refused(budgets[refused - 1].key, datetime.fromtimestamp(free_ms / 1000, UTC))
+    return Taken(tuple(b.key for b in budgets), token)
+
+
 class RedisRateLimiter:
     """Shared by every replica; falls back to in process while Redis is down.
 
@@ -107,36 +175,33 @@ class RedisRateLimiter:
         self._client = client
         self._take: Any = client.register_script(_TAKE)
         self._room: Any = client.register_script(_ROOM)
-        self._fallback = fallback or InProcessRateLimiter()
-        self._retry_interval = retry_interval
-        self._retry_at = 0.0
+        self._state = _Outage(fallback or InProcessRateLimiter(), retry_interval)
         self._prefix = prefix
-        self.degraded = False
 
-    def acquire(self, key: str, limit: int, window: timedelta, now: datetime) -> datetime | None:
-        result = self.take((Budget(key, limit, window),), now)
-        return result.free_at if isinstance(result, Refused) else None
+    @property
+    def degraded(self) -> bool:
+        """Redis failed and is being left alone (either face met it)."""
+        return self._state.degraded
+
+    def awaited(self, client: redis.asyncio.Redis) -> AsyncRedisRateLimiter:
+        """The request budget's face: the same budgets, fallback and outage, over
+        redis.asyncio on the serving loop."""
+        return AsyncRedisRateLimiter(client, self._state, self._prefix)
 
     def take(self, budgets: Sequence[Budget], now: datetime) -> Taken | Refused:
         token = uuid.uuid4().hex
-        args: list[Any] = [_ms(now), token]
-        for budget in budgets:
-            args += [int(budget.window.total_seconds() * 1000), budget.limit]
-        keys = [self._prefix + b.key for b in budgets]
+        keys, args = _take_call(self._prefix, budgets, now, token)
         answer = self._call(
             lambda: self._take(keys=keys, args=args),
-            lambda: self._fallback.take(budgets, now),
+            lambda: self._state.fallback.take(budgets, now),
         )
         if isinstance(answer, Taken | Refused):
             return answer
-        refused, free_ms = (int(value) for value in answer)
-        if refused:
-            return Refused(budgets[refused - 1].key, datetime.fromtimestamp(free_ms / 1000, UTC))
-        return Taken(tuple(b.key for b in budgets), token)
+        return _taken(answer, budgets, token)
 
     def release(self, taken: Taken) -> None:
         # The units may have been taken in the fallback while Redis was down.
-        self._fallback.release(taken)
+        self._state.fallback.release(taken)
         keys = [self._prefix + key for key in taken.keys]
 
         def remove() -> None:
@@ -153,22 +218,74 @@ class RedisRateLimiter:
             lambda: self._room(
                 keys=[self._prefix + budget.key], args=[_ms(now), window_ms, budget.limit]
             ),
-            lambda: self._fallback.room(budget, now),
+            lambda: self._state.fallback.room(budget, now),
         )
         return max(0, int(answer))
 
     def _call(self, remote: Callable[[], Any], local: Callable[[], _T]) -> Any | _T:
         """`remote()` through Redis, or `local()` while Redis is failing."""
-        if self.degraded and time.monotonic() < self._retry_at:
+        state = self._state
+        if state.waiting():
             return local()
         try:
             answer = remote()
         except redis.RedisError:
-            self.degraded = True
-            self._retry_at = time.monotonic() + self._retry_interval.total_seconds()
+            state.failed()
             return local()
-        self.degraded = False
+        state.succeeded()
         return answer
+
+
+class AsyncRedisRateLimiter:
+    """RedisRateLimiter's acquire awaited on the serving loop
+    (ports.publishing.AsyncRateLimiter), over redis.asyncio: the same script and keys,
+    and the same fallback and outage as the RedisRateLimiter it came from
+    (RedisRateLimiter.awaited). An AsyncResource: its connections belong to the loop
+    it serves on and close with it."""
+
+    def __init__(self, client: redis.asyncio.Redis, state: _Outage, prefix: str) -> None:
+        self._client = client
+        self._take: Any = client.register_script(_TAKE)
+        self._state = state
+        self._prefix = prefix
+
+    @property
+    def degraded(self) -> bool:
+        return self._state.degraded
+
+    async def open(self) -> None:
+        """Connections are made on first use, on the serving loop."""
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def acquire(
+        self, key: str, limit: int, window: timedelta, now: datetime
+    ) -> datetime | None:
+        budgets = (Budget(key, limit, window),)
+        state = self._state
+        if state.waiting():
+            return _free_at(state.fallback.take(budgets, now))
+        token = uuid.uuid4().hex
+        keys, args = _take_call(self._prefix, budgets, now, token)
+        try:
+            answer = await self._retried(keys, args)
+        except redis.RedisError:
+            state.failed()
+            return _free_at(state.fallback.take(budgets, now))
+        state.succeeded()
+        return _free_at(_taken(answer, budgets, token))
+
+    async def _retried(self, keys: list[str], args: list[Any]) -> Any:
+        """The script, and once more on a fresh connection if its connection had died
+        while Redis was thought up (a pooled connection outlives a Redis restart). In
+        an outage the first error is final."""
+        try:
+            return await self._take(keys=keys, args=args)
+        except redis.ConnectionError:
+            if self._state.degraded:
+                raise
+            return await self._take(keys=keys, args=args)
 
 
 def _ms(now: datetime) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
 from post_management.adapters.profanity import ProfanityCheck
-from post_management.adapters.rate_limit import RedisRateLimiter
 from post_management.bootstrap import health
 from post_management.bootstrap.build_info import build_info
 from post_management.bootstrap.infrastructure import Infrastructure, post_writes_hook
@@ -40,7 +39,6 @@ def grpc_services(
 ) -> Services:
     uow = infrastructure.uow
     clock, cache = infrastructure.clock, infrastructure.analytics_cache
-    limiter = infrastructure.limiter
     posts_cache, post_reads = infrastructure.post_cache, infrastructure.post_reads
     offensive = ProfanityCheck()
     # Loaded before serving: CreatePost and UpdatePost need it, and a request that
@@ -59,12 +57,16 @@ def grpc_services(
     return Services(
         posts=PostService(requests_uow, clock, posts_cache, screen),
         post_queries=PostQueries(post_reads, posts_cache),
-        resources=[post_reads, infrastructure.command_pool, infrastructure.request_cache],
+        resources=[
+            post_reads,
+            infrastructure.command_pool,
+            infrastructure.request_cache,
+            infrastructure.request_limiter,
+        ],
         media=MediaService(requests_uow, clock, settings.posts.media_quota()),
         accounts=AccountService(requests_uow, clock),
         privacy=PrivacyService(uow, infrastructure.privacy_store, clock, infrastructure.pseudonyms),
-        rpc_limiter=limiter,
-        rpc_limiter_blocks=isinstance(limiter, RedisRateLimiter),
+        rpc_limiter=infrastructure.request_limiter,
         request_threads=settings.server.grpc_request_threads,
         request_budget=settings.server.request_budget(),
         tokens=tokens,

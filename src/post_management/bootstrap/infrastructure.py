@@ -29,7 +29,12 @@ from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.adapters.local import EmbeddedPostgres
-from post_management.adapters.rate_limit import InProcessRateLimiter, RedisRateLimiter
+from post_management.adapters.rate_limit import (
+    AsyncRedisRateLimiter,
+    AwaitedInProcessRateLimiter,
+    InProcessRateLimiter,
+    RedisRateLimiter,
+)
 from post_management.adapters.shared_cache import (
     FALLBACK_MAX_TTL_SECONDS,
     AsyncFailoverCache,
@@ -51,6 +56,7 @@ from post_management.services.shared import pagination
 
 # The request path's face of the shared cache: opened and closed on the serving loop.
 AwaitedCache = AwaitedInProcessCache | AsyncFailoverCache
+AwaitedLimiter = AwaitedInProcessRateLimiter | AsyncRedisRateLimiter
 
 if TYPE_CHECKING:  # the emulator is imported only when X_MODE picks it
     from x_emulator.server import EmulatorThread
@@ -78,7 +84,10 @@ class Infrastructure:
     # Analytics answers, counted, in the shared cache.
     analytics_cache: CountedCache
     post_cache: PostCache | None
+    # The posting budgets (the engine's face) and the per-caller request budget's
+    # face (awaited, an AsyncResource), on the same budgets.
     limiter: RateLimiter
+    request_limiter: AwaitedLimiter
     x_api: TweepyXApi
     # The dispatcher's create-post calls, on its event loop.
     x_poster: TweepyXPoster
@@ -125,7 +134,7 @@ def open_infrastructure(
         "x_api": x_target,
         "dispatcher": "on" if settings.publishing.dispatcher_enabled else "off",
     }
-    limiter = rate_limiter(settings)
+    limiter, request_limiter = rate_limiter(settings)
     watch_redis(shared, limiter)
     x_api, x_poster, emulator = x_client(settings)
     return Infrastructure(
@@ -142,6 +151,7 @@ def open_infrastructure(
         analytics_cache=CountedCache(awaited, "analytics"),
         post_cache=posts_cache,
         limiter=limiter,
+        request_limiter=request_limiter,
         x_api=x_api,
         x_poster=x_poster,
         emulator=emulator,
@@ -193,10 +203,15 @@ def redis_client(url: SecretStr) -> redis.Redis:
     )
 
 
-def rate_limiter(settings: Settings) -> RateLimiter:
+def rate_limiter(settings: Settings) -> tuple[RateLimiter, AwaitedLimiter]:
+    """The budgets: Redis shared by the replicas (in process while it is down), or in
+    process when it is not configured; the engine's face and the request budget's
+    (awaited on the serving loop), on the same budgets."""
     if settings.redis.redis_url is None:
-        return InProcessRateLimiter()
-    return RedisRateLimiter(redis_client(settings.redis.redis_url))
+        local = InProcessRateLimiter()
+        return local, local.awaited()
+    shared = RedisRateLimiter(redis_client(settings.redis.redis_url))
+    return shared, shared.awaited(redis_async_client(settings.redis.redis_url))
 
 
 def redis_async_client(url: SecretStr) -> redis.asyncio.Redis:

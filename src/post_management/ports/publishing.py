@@ -139,9 +139,7 @@ class Refused:
 
 
 class RateLimiter(Protocol):
-    def acquire(self, key: str, limit: int, window: timedelta, now: datetime) -> datetime | None:
-        """Take one unit of `key`'s budget: None when granted, else when one frees up."""
-        ...
+    """The publishing engine's budgets (X's, per account and for the app)."""
 
     def take(self, budgets: Sequence[Budget], now: datetime) -> Taken | Refused:
         """One unit of every budget, or none at all (atomic, so a refusal by one
@@ -154,4 +152,15 @@ class RateLimiter(Protocol):
 
     def room(self, budget: Budget, now: datetime) -> int:
         """How many units `budget` has left now, without taking any."""
+        ...
+
+
+class AsyncRateLimiter(Protocol):
+    """The per-caller request budget's face of a RateLimiter's budgets, awaited on the
+    serving loop."""
+
+    async def acquire(
+        self, key: str, limit: int, window: timedelta, now: datetime
+    ) -> datetime | None:
+        """Take one unit of `key`'s budget: None when granted, else when one frees up."""
         ...

@@ -4,13 +4,13 @@ Registered after the edge interceptor, so it runs once the caller is known (the
 token's subject and role) and never for public calls (health, info, reflection),
 except X's webhooks: they have no caller to count, so each webhook method has one
 budget for everyone (Envoy's local rate limit sits in front of it). The budgets
-live in the same RateLimiter as X's budgets: in Redis when configured, so every
-replica counts against one budget.
+live in the same limiter as X's budgets, through its awaited face: in Redis when
+configured (over redis.asyncio, on the serving loop), so every replica counts against
+one budget.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +32,7 @@ from post_management.entrypoints.grpc.edge import (
 )
 from post_management.entrypoints.grpc.errors import DOMAIN, abort
 from post_management.entrypoints.grpc.unary import Behavior, UnaryInterceptor
-from post_management.ports.publishing import RateLimiter
+from post_management.ports.publishing import AsyncRateLimiter
 
 
 @dataclass(frozen=True)
@@ -78,17 +78,12 @@ def exhausted_status(retry_after: timedelta, limit: int, window: timedelta) -> g
 class RateLimitInterceptor(UnaryInterceptor):
     def __init__(
         self,
-        limiter: RateLimiter,
+        limiter: AsyncRateLimiter,
         budget: RequestBudget,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        *,
-        blocking: bool = True,
     ) -> None:
         super().__init__()
         self._limiter = limiter
-        # A limiter behind the network (Redis) runs in a worker thread; one in
-        # process only takes a lock, so it runs on the loop without a thread hop.
-        self._blocking = blocking
         self._budget = budget
         self._now = now
 
@@ -118,13 +113,7 @@ class RateLimitInterceptor(UnaryInterceptor):
             if found is not None and found[1] > 0:
                 key, limit = found
                 now = self._now()
-                if self._blocking:
-                    # Redis is behind the limiter: keep its round trip off the event loop.
-                    free_at = await asyncio.to_thread(
-                        self._limiter.acquire, key, limit, self._budget.window, now
-                    )
-                else:
-                    free_at = self._limiter.acquire(key, limit, self._budget.window, now)
+                free_at = await self._limiter.acquire(key, limit, self._budget.window, now)
                 if free_at is not None:
                     status = exhausted_status(free_at - now, limit, self._budget.window)
                     await abort(context, status)

@@ -52,7 +52,7 @@ from post_management.entrypoints.grpc.token_cache import VerifiedTokens
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from post_management.entrypoints.grpc.unary import FusedInterceptor, UnaryInterceptor
 from post_management.ports.post_reads import AsyncResource
-from post_management.ports.publishing import RateLimiter
+from post_management.ports.publishing import AsyncRateLimiter
 from post_management.services.accounts.accounts import AccountService
 from post_management.services.analytics.campaigns import CampaignService
 from post_management.services.posts.media import MediaService
@@ -115,11 +115,9 @@ class Services:
     # Audit trail, export and erasure (docs/security.md).
     privacy: PrivacyService
     campaigns: CampaignService
-    # Per-caller request budgets; None: no limit.
-    rpc_limiter: RateLimiter | None = None
+    # Per-caller request budgets, awaited on the serving loop; None: no limit.
+    rpc_limiter: AsyncRateLimiter | None = None
     request_budget: RequestBudget | None = None
-    # False when the limiter answers in process (no network round trip to wait for).
-    rpc_limiter_blocks: bool = True
     # Opened on the serving event loop before the port opens, closed after it stops.
     resources: list[AsyncResource] = field(default_factory=list)
     # Threads for the blocking work of RPCs (GRPC_REQUEST_THREADS); 0: min(32, CPUs + 4).
@@ -144,13 +142,7 @@ class GrpcServer:
         ]
         if services.rpc_limiter is not None and services.request_budget is not None:
             # Inside the edge: the caller is known, and refusals are counted like errors.
-            edge.append(
-                RateLimitInterceptor(
-                    services.rpc_limiter,
-                    services.request_budget,
-                    blocking=services.rpc_limiter_blocks,
-                )
-            )
+            edge.append(RateLimitInterceptor(services.rpc_limiter, services.request_budget))
         # Handlers run their blocking use cases on this bounded pool (the loop's
         # default executor once started); health checks have a thread of their own,
         # so a flood of calls cannot hold back the probes, nor the probes the calls.
