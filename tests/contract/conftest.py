@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, event, text
 
 from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db.async_privacy import AsyncSqlPrivacyStore
 from post_management.adapters.db.async_reads import AsyncPool, AsyncPostReads
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.clock import TEST_OFFSET_SETTING, DatabaseClock
@@ -35,6 +37,7 @@ from post_management.domain.x_spend import PriceTable
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.media import MediaUploads
 from post_management.ports.post_reads import AsyncPostReader, AsyncScheduleReader
+from post_management.ports.privacy import AsyncPrivacyStore
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.ports.x_spend import SpendMeter
@@ -125,6 +128,16 @@ class World:
     async_uow: Callable[[], AbstractAsyncContextManager[AsyncUnitOfWorkFactory]]
     # The request path's reads of committed rows, opened on the running loop.
     post_reads: Callable[[], AbstractAsyncContextManager[PostReads]]
+    # The privacy RPCs' store on the rows of an opened asynchronous factory.
+    privacy: Callable[[AsyncUnitOfWorkFactory], AsyncPrivacyStore]
+    # The pseudonyms erased users' rows are kept under.
+    pseudonyms: Pseudonyms
+    # Every erasure tombstone kept (its user hash).
+    tombstones: Callable[[], set[str]]
+    # Every queued removal on X: (user hash, X post id, whether tokens are kept).
+    removals: Callable[[], list[tuple[str, str, bool]]]
+    # From now on the erasure's own audit row cannot be written: the error it raises.
+    fail_erasure_record: Callable[[], type[Exception]]
 
 
 def _memory_world() -> World:
@@ -145,6 +158,10 @@ def _memory_world() -> World:
             kept = list(store.tables.outbox)
         return [StoredEvent.of(event) for event in kept]
 
+    def fail_erasure_record() -> type[Exception]:
+        store.tables.audit = _RefusingErasureRecords(store.tables.audit)
+        return RuntimeError
+
     return World(
         "memory",
         adapters.uow,
@@ -157,7 +174,25 @@ def _memory_world() -> World:
         adapters.meter,
         lambda: _ready(adapters.async_uow),
         lambda: _ready(adapters.post_reads),
+        privacy=lambda _: adapters.privacy,
+        pseudonyms=pseudonyms,
+        tombstones=lambda: set(store.tables.erased_users),
+        removals=lambda: [
+            (row.user_hash, row.x_post_id, row.credentials is not None)
+            for row in store.tables.x_removals
+        ],
+        fail_erasure_record=fail_erasure_record,
     )
+
+
+class _RefusingErasureRecords(list[Any]):
+    """The memory audit log, refusing the erasure's own row (copied as it is, so a
+    rolled-back unit of work keeps refusing)."""
+
+    def append(self, row: Any) -> None:
+        if row[1].action == "user.erase":
+            raise RuntimeError("the erasure's audit row cannot be written")
+        super().append(row)
 
 
 @asynccontextmanager
@@ -228,6 +263,26 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             ).all()
         return [StoredEvent(*row) for row in rows]
 
+    def tombstones() -> set[str]:
+        with engine.connect() as connection:
+            return set(connection.execute(text("SELECT user_hash FROM erased_users")).scalars())
+
+    def removals() -> list[tuple[str, str, bool]]:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT user_hash, x_post_id, credentials_encrypted IS NOT NULL"
+                    " FROM x_removals ORDER BY id"
+                )
+            ).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def fail_erasure_record() -> type[Exception]:
+        with engine.begin() as connection:
+            for statement in _REFUSE_ERASURE_RECORDS:
+                connection.execute(text(statement))
+        return psycopg.errors.RaiseException
+
     try:
         yield World(
             "postgres",
@@ -241,9 +296,37 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             SqlSpendMeter(engine, PriceTable()),
             lambda: _async_sql(url, box, pseudonyms),
             lambda: _sql_post_reads(url),
+            privacy=lambda factory: AsyncSqlPrivacyStore(_sql_factory(factory).database),
+            pseudonyms=pseudonyms,
+            tombstones=tombstones,
+            removals=removals,
+            fail_erasure_record=fail_erasure_record,
         )
     finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER IF EXISTS refuse_erasure_records ON audit_log"))
         engine.dispose()
+
+
+def _sql_factory(factory: AsyncUnitOfWorkFactory) -> AsyncSqlUnitOfWorkFactory:
+    assert isinstance(factory, AsyncSqlUnitOfWorkFactory)
+    return factory
+
+
+# The lever of fail_erasure_record: a trigger that refuses the erasure's own row.
+_REFUSE_ERASURE_RECORDS = [
+    """
+    CREATE OR REPLACE FUNCTION refuse_erasure_records() RETURNS trigger AS $$
+    BEGIN
+        IF NEW.action = 'user.erase' THEN
+            RAISE EXCEPTION 'the erasure''s audit row cannot be written';
+        END IF;
+        RETURN NEW;
+    END $$ LANGUAGE plpgsql
+    """,
+    "CREATE TRIGGER refuse_erasure_records BEFORE INSERT ON audit_log"
+    " FOR EACH ROW EXECUTE FUNCTION refuse_erasure_records()",
+]
 
 
 # --- the X API: the memory one, and the tweepy adapter against the emulator ---------

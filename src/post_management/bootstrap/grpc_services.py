@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from post_management.adapters.db.async_privacy import AsyncSqlPrivacyStore
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
 from post_management.adapters.profanity import ProfanityCheck
@@ -65,7 +66,12 @@ def grpc_services(
         ],
         media=MediaService(requests_uow, clock, settings.posts.media_quota()),
         accounts=AccountService(requests_uow, clock),
-        privacy=PrivacyService(uow, infrastructure.privacy_store, clock, infrastructure.pseudonyms),
+        privacy=PrivacyService(
+            requests_uow,
+            AsyncSqlPrivacyStore(infrastructure.command_pool),
+            clock,
+            infrastructure.pseudonyms,
+        ),
         rpc_limiter=infrastructure.request_limiter,
         request_threads=settings.server.grpc_request_threads,
         request_budget=settings.server.request_budget(),

@@ -96,6 +96,8 @@ class Infrastructure:
     uow: SqlUnitOfWorkFactory
     queue: SqlPublishQueue
     meter: SqlSpendMeter
+    # The removal and retention ticks' (the privacy RPCs' store is asynchronous, on
+    # the command pool: grpc_services.py).
     privacy_store: SqlPrivacyStore
     post_reads: AsyncPostReads
     # The asynchronous unit of work's connections: a pool apart from the reads'.

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from post_management.domain.analytics import PublicCounts
+from post_management.domain.errors import FailedPrecondition
+from post_management.domain.post import PostState
+from post_management.domain.reasons import Reason
 
 # Part of the hash input, so the pseudonym of a user id here differs from a plain
 # SHA-256 of it that some other system may keep.
@@ -99,3 +103,18 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(item) for item in value]
     return value
+
+
+def erasure_resource_id(pseudonym: str) -> UUID:
+    """The resource id of an erasure's own audit row (`user.erase`)."""
+    return uuid5(NAMESPACE_URL, pseudonym)
+
+
+def ensure_none_publishing(states: Iterable[PostState]) -> None:
+    """An erasure waits while a post of the user is being published: it may still
+    land on X after its row is gone, and then nothing would queue its removal."""
+    if PostState.PUBLISHING in set(states):
+        raise FailedPrecondition(
+            "some of the user's posts are being published: retry in a minute",
+            reason=Reason.POSTS_BEING_PUBLISHED,
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from post_management.domain.account import Credentials
 from post_management.domain.privacy import AuditRecord, MetricsRecord
@@ -20,6 +20,10 @@ class ErasureReport:
     audit_events_pseudonymised: int
     x_removals_queued: int
     erased_at: datetime
+
+    def document(self) -> dict[str, Any]:
+        """The `after` document of the erasure's own audit row (`user.erase`)."""
+        return {**self.__dict__, "erased_at": self.erased_at.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,22 @@ class ErasureTombstones(Protocol):
     def is_erased(self, user_id: str) -> bool: ...
 
 
-class PrivacyStore(Protocol):
-    def audit_events(
+class AsyncPrivacyStore(Protocol):
+    """The privacy RPCs' storage, awaited on the serving loop: a user's audit trail
+    and metrics (for the listing and the export), and the erasure."""
+
+    async def audit_events(
         self, user_id: str, before_id: int | None, limit: int
-    ) -> list[AuditRecord]: ...
+    ) -> list[AuditRecord]:
+        """The user's audit rows newest first (by id), those below `before_id` only
+        when it is given."""
+        ...
 
-    def metrics(self, user_id: str) -> list[MetricsRecord]: ...
+    async def metrics(self, user_id: str) -> list[MetricsRecord]:
+        """Every metrics snapshot of the user's posts, by post id then collection time."""
+        ...
 
-    def erase(
+    async def erase(
         self,
         user_id: str,
         pseudonym: str,
@@ -63,8 +75,16 @@ class PrivacyStore(Protocol):
         now: datetime,
         replaces: Sequence[str] = (),
     ) -> ErasureReport:
-        """`replaces`: former pseudonyms of the same user whose rows move to `pseudonym`."""
+        """All or nothing, in one transaction (docs/security.md): refused with
+        FAILED_PRECONDITION (POSTS_BEING_PUBLISHED) while a post of the user is being
+        published. `replaces`: former pseudonyms of the same user whose rows move to
+        `pseudonym`."""
         ...
+
+
+class PrivacyStore(Protocol):
+    """The background jobs' side (synchronous, on their ticks): removals on X of
+    erased users' posts, and retention's purges."""
 
     def pending_removals(self, limit: int) -> list[PendingRemoval]: ...
 

@@ -188,6 +188,13 @@ class AsyncPool:
         else:
             await connection.close()  # the pool closed meanwhile
 
+    async def read(
+        self, run: Callable[[psycopg.AsyncConnection[tuple[Any, ...]]], Awaitable[T]]
+    ) -> T:
+        """`run` on a pooled connection in autocommit: reads outside a transaction
+        (the privacy store's), retried as the post reads are."""
+        return await self._with_connection(run)
+
     async def _with_connection(
         self, run: Callable[[psycopg.AsyncConnection[tuple[Any, ...]]], Awaitable[T]]
     ) -> T:

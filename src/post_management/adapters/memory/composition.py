@@ -9,6 +9,7 @@ from datetime import datetime
 from post_management.adapters.memory.async_unit_of_work import AsyncMemoryUnitOfWorkFactory
 from post_management.adapters.memory.clock import SettableClock
 from post_management.adapters.memory.post_reads import MemoryPostReads
+from post_management.adapters.memory.privacy import MemoryPrivacyStore
 from post_management.adapters.memory.publish_queue import MemoryPublishQueue
 from post_management.adapters.memory.repositories import MemoryMediaUploads
 from post_management.adapters.memory.spend_ledger import MemorySpendMeter
@@ -19,6 +20,7 @@ from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.media import MediaUploads
+from post_management.ports.privacy import AsyncPrivacyStore
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWorkFactory
@@ -37,6 +39,8 @@ class MemoryAdapters:
     async_uow: AsyncUnitOfWorkFactory
     # GetPost's and ListScheduledPosts' reads (ports/post_reads.py), on the same store.
     post_reads: MemoryPostReads
+    # The privacy RPCs' store, on the asynchronous units of work.
+    privacy: AsyncPrivacyStore
     queue: PublishQueue
     uploads: MediaUploads
     meter: SpendMeter
@@ -66,6 +70,7 @@ def memory_adapters(
         uow=uow,
         async_uow=async_uow,
         post_reads=MemoryPostReads(async_uow),
+        privacy=MemoryPrivacyStore(async_uow),
         queue=MemoryPublishQueue(store, prices),
         uploads=MemoryMediaUploads(store),
         meter=MemorySpendMeter(store, prices),

@@ -182,13 +182,15 @@ class MemoryAccountRepository:
         del tables.accounts[account_id]
         tables.account_engine.pop(account_id, None)
         # The posts go with their account (with their attempts and analytics rows), and
-        # so do the account's X ids, follower counts and trend alerts (ON DELETE
-        # CASCADE); a post's own delete leaves its X ids claimed.
+        # so do the account's X ids, media uploads, follower counts and trend alerts
+        # (ON DELETE CASCADE); a post's own delete leaves its X ids claimed.
         gone = {p.id for p in tables.posts.values() if p.account_id == account_id}
         for post_id in gone:
             del tables.posts[post_id]
         tables.drop_post_rows(gone)
         tables.x_ids = {key: v for key, v in tables.x_ids.items() if key[0] != account_id}
+        uploads = tables.media_uploads
+        tables.media_uploads = {key: v for key, v in uploads.items() if key[1] != account_id}
         tables.account_growth.pop(account_id, None)
         tables.trend_alerts = [a for a in tables.trend_alerts if a.account_id != account_id]
         return True

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from post_management.domain.account import Account
+from post_management.domain.account import Account, Credentials
 from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.events import DomainEvent
@@ -78,6 +78,20 @@ class SpendEntry:
     cost_micros: int
 
 
+@dataclass(frozen=True)
+class XRemoval:
+    """A published post of an erased user still to delete on X (x_removals)."""
+
+    id: int
+    user_hash: str
+    x_post_id: str
+    credentials: Credentials | None = field(repr=False)
+    requested_at: datetime
+    attempts: int = 0
+    last_error: str = ""
+    done_at: datetime | None = None
+
+
 @dataclass
 class MetricsState:
     """The collector's schedule of a published post, and whether X still has it."""
@@ -103,6 +117,7 @@ class Tables:
     media_uploads: dict[tuple[UUID, UUID], tuple[str, datetime]] = field(default_factory=dict)
     campaigns: dict[UUID, Campaign] = field(default_factory=dict)
     erased_users: set[str] = field(default_factory=set)
+    x_removals: list[XRemoval] = field(default_factory=list)
     spend: list[SpendEntry] = field(default_factory=list)
     read_charges: set[tuple[date, str, str]] = field(default_factory=set)
     # Analytics (adapters/memory/analytics.py): each post's snapshots in the order

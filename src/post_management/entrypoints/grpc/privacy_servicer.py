@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
@@ -68,12 +67,8 @@ class PrivacyMethods:
         self, request: account_service_pb2.ListAuditEventsRequest, context: Context
     ) -> account_service_pb2.ListAuditEventsResponse:
         user_id = required_user_id(request.user_id)
-        page = await asyncio.to_thread(
-            self._privacy.list_audit_events,
-            current_principal(),
-            user_id,
-            request.page_size,
-            request.page_token,
+        page = await self._privacy.list_audit_events(
+            current_principal(), user_id, request.page_size, request.page_token
         )
         return account_service_pb2.ListAuditEventsResponse(
             audit_events=[audit_to_proto(record) for record in page.items],
@@ -84,7 +79,7 @@ class PrivacyMethods:
         self, request: account_service_pb2.ExportUserDataRequest, context: Context
     ) -> account_service_pb2.ExportUserDataResponse:
         user_id = required_user_id(request.user_id)
-        export = await asyncio.to_thread(self._privacy.export, current_principal(), user_id)
+        export = await self._privacy.export(current_principal(), user_id)
         return account_service_pb2.ExportUserDataResponse(
             user_id=export.user_id,
             export_time=timestamp(export.exported_at),
@@ -100,9 +95,7 @@ class PrivacyMethods:
     ) -> account_service_pb2.EraseUserDataResponse:
         user_id = required_user_id(request.user_id)
         principal = current_principal()
-        report = await asyncio.to_thread(
-            self._privacy.erase, principal, user_id, request.delete_from_x
-        )
+        report = await self._privacy.erase(principal, user_id, request.delete_from_x)
         return account_service_pb2.EraseUserDataResponse(
             user_id=user_id,
             posts_deleted=report.posts_deleted,

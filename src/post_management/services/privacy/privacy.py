@@ -15,7 +15,9 @@ from post_management.domain.post import Post
 from post_management.domain.privacy import AuditRecord, MetricsRecord, Pseudonyms, redact
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
+from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.privacy import (
+    AsyncPrivacyStore,
     ErasureReport,
     PendingRemoval,
     PrivacyStore,
@@ -23,7 +25,6 @@ from post_management.ports.privacy import (
 )
 from post_management.ports.repositories import Cursor, PostFilter
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.ports.x_api import (
     AccountSuspended,
     Deleted,
@@ -64,15 +65,23 @@ def _redacted(record: AuditRecord) -> AuditRecord:
 
 
 class PrivacyService:
+    """ListAuditEvents, ExportUserData and EraseUserData, awaited on the serving loop:
+    the export reads in the asynchronous unit of work, the trail and the erasure
+    through the asynchronous privacy store."""
+
     def __init__(
-        self, uow: UnitOfWorkFactory, store: PrivacyStore, clock: Clock, pseudonyms: Pseudonyms
+        self,
+        uow: AsyncUnitOfWorkFactory,
+        store: AsyncPrivacyStore,
+        clock: Clock,
+        pseudonyms: Pseudonyms,
     ) -> None:
         self._uow = uow
         self._store = store
         self._clock = clock
         self._pseudonyms = pseudonyms
 
-    def list_audit_events(
+    async def list_audit_events(
         self, principal: Principal, user_id: str, size: int, token: str
     ) -> Page[AuditRecord]:
         principal.ensure_can_act_for(user_id)
@@ -85,45 +94,45 @@ class PrivacyService:
             raise InvalidArgument.for_field(
                 "page_token", "holds a cursor out of range", reason=Reason.INVALID_PAGE_TOKEN
             )
-        records = self._store.audit_events(user_id, before_id, limit + 1)
+        records = await self._store.audit_events(user_id, before_id, limit + 1)
         page = page_of(
             records, limit, query, lambda last: Cursor(last.occurred_at, UUID(int=last.id))
         )
         return Page([_redacted(record) for record in page.items], page.next_page_token)
 
-    def export(self, principal: Principal, user_id: str) -> UserExport:
+    async def export(self, principal: Principal, user_id: str) -> UserExport:
         principal.ensure_can_act_for(user_id)
         now = self._clock.now()
         accounts: list[Account] = []
         posts: list[Post] = []
-        with self._uow() as uow:
+        async with self._uow() as uow:
             account_cursor: Cursor | None = None
-            while batch := uow.accounts.list(user_id, account_cursor, _EXPORT_BATCH):
+            while batch := await uow.accounts.list(user_id, account_cursor, _EXPORT_BATCH):
                 accounts += batch
                 account_cursor = Cursor(batch[-1].created_at, batch[-1].id)
             post_cursor: Cursor | None = None
-            while page := uow.posts.list(PostFilter(user_id), post_cursor, _EXPORT_BATCH):
+            while page := await uow.posts.list(PostFilter(user_id), post_cursor, _EXPORT_BATCH):
                 posts += page
                 post_cursor = Cursor(page[-1].created_at, page[-1].id)
             campaigns: list[Campaign] = []
             campaign_cursor: Cursor | None = None
-            while found := uow.campaigns.list(user_id, campaign_cursor, _EXPORT_BATCH):
+            while found := await uow.campaigns.list(user_id, campaign_cursor, _EXPORT_BATCH):
                 campaigns += found
                 campaign_cursor = Cursor(found[-1].created_at, found[-1].id)
         audit: list[AuditRecord] = []
         before: int | None = None
-        while records := self._store.audit_events(user_id, before, _EXPORT_BATCH):
+        while records := await self._store.audit_events(user_id, before, _EXPORT_BATCH):
             audit += [_redacted(record) for record in records]
             before = records[-1].id
-        metrics = self._store.metrics(user_id)
+        metrics = await self._store.metrics(user_id)
         return UserExport(user_id, now, accounts, posts, metrics, audit, campaigns)
 
-    def erase(self, principal: Principal, user_id: str, delete_from_x: bool) -> ErasureReport:
+    async def erase(self, principal: Principal, user_id: str, delete_from_x: bool) -> ErasureReport:
         if principal.role is Role.USER:
             raise PermissionDenied(
                 "erasure needs the admin or service role", reason=Reason.ERASE_NOT_ALLOWED
             )
-        report = self._store.erase(
+        report = await self._store.erase(
             user_id,
             self._pseudonyms.of(user_id),
             f"{principal.role}:{principal.subject}",
@@ -140,7 +149,8 @@ class PrivacyService:
 
 
 class RemovalJob:
-    """Deletes erased users' posts on X, a batch per tick; retried until done."""
+    """Deletes erased users' posts on X, a batch per tick; retried until done. A
+    background tick: it keeps the synchronous PrivacyStore."""
 
     def __init__(self, store: PrivacyStore, x_api: XApi, clock: Clock, batch: int = 50) -> None:
         self._store = store
