@@ -189,6 +189,25 @@ def test_erase_deletes_pseudonymises_tombstones_and_removes_from_x(
     ) == [(0,)]
 
 
+def test_an_erased_post_is_not_answered_from_the_post_cache(
+    server: RunningServer, emulator: Emulator
+) -> None:
+    alice = Client(server, "alice")
+    admin = Client(server, "ops", Role.ADMIN)
+    post = alice.create_post(x_account(alice, emulator).id, "cached then erased")
+    read = post_service_pb2.GetPostRequest(post_id=post.id)
+    for _ in range(2):  # the second comes from the post cache
+        assert alice.posts.GetPost(read, metadata=alice.metadata).text == "cached then erased"
+
+    admin.accounts.EraseUserData(
+        account_service_pb2.EraseUserDataRequest(user_id="alice"), metadata=admin.metadata
+    )
+
+    with pytest.raises(grpc.RpcError) as caught:
+        alice.posts.GetPost(read, metadata=alice.metadata)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 def test_erase_waits_until_no_post_is_being_published(
     server: RunningServer, emulator: Emulator
 ) -> None:

@@ -68,7 +68,7 @@ def grpc_services(
         accounts=AccountService(requests_uow, clock),
         privacy=PrivacyService(
             requests_uow,
-            AsyncSqlPrivacyStore(infrastructure.command_pool),
+            AsyncSqlPrivacyStore(infrastructure.command_pool, post_writes_hook(posts_cache)),
             clock,
             infrastructure.pseudonyms,
         ),

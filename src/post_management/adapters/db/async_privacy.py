@@ -10,7 +10,8 @@ Its statements are SQLAlchemy text compiled once into psycopg's SQL text
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import text
 
 from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_statements import Compiled
+from post_management.adapters.db.post_writes import writes_posts
 from post_management.adapters.db.privacy_repository import LOCK_KEY
 from post_management.domain.errors import Unavailable
 from post_management.domain.post import PostState
@@ -33,6 +35,7 @@ from post_management.domain.reasons import Reason
 from post_management.ports.privacy import ErasureReport
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+log = logging.getLogger(__name__)
 
 _AUDIT_EVENTS = Compiled(
     text(
@@ -169,10 +172,15 @@ class _Erasure:
     def __init__(self, connection: Connection, params: dict[str, Any]) -> None:
         self._conn = connection
         self._params = params
+        # A post row changed (adapters/db/post_writes.py's rule): caches must hear of it.
+        self.wrote_posts = False
 
     async def run(self, statement: Compiled, **values: Any) -> int:
         params = statement.params({**self._params, **values})
-        return (await self._conn.execute(statement.sql, params)).rowcount
+        changed = (await self._conn.execute(statement.sql, params)).rowcount
+        if changed != 0 and writes_posts(statement.sql):
+            self.wrote_posts = True
+        return changed
 
     async def column(self, statement: Compiled) -> list[Any]:
         cursor = await self._conn.execute(statement.sql, statement.params(self._params))
@@ -214,10 +222,16 @@ async def _erase(
 
 class AsyncSqlPrivacyStore:
     """On the commands' pool (the asynchronous unit of work's): the erasure waits on
-    row and advisory locks as commands do, never holding up the post reads."""
+    row and advisory locks as commands do, never holding up the post reads.
+    `on_post_writes` is awaited after an erasure's commit that deleted posts, as the
+    asynchronous unit of work awaits it (the post cache's new generation), so GetPost
+    answers no erased post from the cache."""
 
-    def __init__(self, database: AsyncPool) -> None:
+    def __init__(
+        self, database: AsyncPool, on_post_writes: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
         self._database = database
+        self._on_post_writes = on_post_writes
 
     async def audit_events(
         self, user_id: str, before_id: int | None, limit: int
@@ -257,21 +271,33 @@ class AsyncSqlPrivacyStore:
             "resource_id": erasure_resource_id(pseudonym),
         }
         connection = await self._database.begin()
+        erasure = _Erasure(connection, params)
         try:
-            erasure = _Erasure(connection, params)
-            former = list(replaces)
-            report = await _erase(erasure, pseudonym, actor, delete_from_x, now, former)
+            report = await _erase(erasure, pseudonym, actor, delete_from_x, now, list(replaces))
             await connection.execute("COMMIT")
-            return report
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise Unavailable(
                 "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
             ) from exc
         finally:
             try:
-                if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                # Only the COMMIT ends the transaction begun: idle is committed, even
+                # when a cancellation landed after the COMMIT reached the database.
+                committed = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                if not committed:
                     await connection.execute("ROLLBACK")  # nothing of it is kept
             except psycopg.Error:
                 pass  # a broken connection: the pool drops it
             finally:
                 await self._database.release(connection)
+                if committed and erasure.wrote_posts:
+                    await self._notify_post_writes()
+        return report
+
+    async def _notify_post_writes(self) -> None:
+        if self._on_post_writes is None:
+            return
+        try:
+            await self._on_post_writes()
+        except Exception:  # the erasure is committed; a cache problem must not undo it
+            log.exception("post write callback failed")
