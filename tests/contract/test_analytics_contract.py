@@ -1,10 +1,15 @@
 """The analytics repositories on the unit of work (`uow.analytics`, `uow.insights`):
-the same answers from memory and PostgreSQL, with the same order, windows and limits."""
+the same answers from memory and PostgreSQL, with the same order, windows and limits.
+What the synchronous ones write (the collectors') is read back as the request path
+reads it, through the asynchronous unit of work."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from post_management.domain.account import AccountState
 from post_management.domain.analytics import Counts, Snapshot
@@ -13,6 +18,7 @@ from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState
 from post_management.domain.trends import Point
 from post_management.ports.analytics import SOURCE_POLL, SOURCE_WEBHOOK, TrendAlert
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork
 from tests.contract.builders import a_post, an_account, published, snap, store
 from tests.contract.conftest import World
 
@@ -30,6 +36,19 @@ def by_id(*posts: Post) -> list[Post]:
     return sorted(posts, key=lambda post: post.id)
 
 
+T = TypeVar("T")
+
+
+def read(world: World, reads: Callable[[AsyncUnitOfWork], Awaitable[T]]) -> T:
+    """What `reads` answers in an asynchronous unit of work of its own."""
+
+    async def opened() -> T:
+        async with world.async_uow() as factory, factory() as work:
+            return await reads(work)
+
+    return asyncio.run(opened())
+
+
 def test_snapshots_read_back_in_collection_order_with_withheld_counts_unknown(
     world: World,
 ) -> None:
@@ -39,18 +58,17 @@ def test_snapshots_read_back_in_collection_order_with_withheld_counts_unknown(
     # X withheld the private counts: they read as 0 and as not known; video views stay.
     withheld = Snapshot(early, Counts(50, 2, 0, 0, 0, 0, 9, 9, 12), private_known=False)
     tied = snap(later, impressions=120)
+    assert read(world, lambda w: w.analytics.latest(post.id)) is None
+    assert read(world, lambda w: w.analytics.series(post.id)) == []
     with world.uow() as uow:
-        assert uow.analytics.latest(post.id) is None
-        assert uow.analytics.series(post.id) == []
         uow.analytics.add_snapshot(post.id, full, SOURCE_POLL)
         uow.analytics.add_snapshot(post.id, withheld, SOURCE_POLL)
         uow.analytics.add_snapshot(post.id, tied, SOURCE_WEBHOOK)
         uow.commit()
     read_back = Snapshot(early, Counts(50, 2, 0, 0, 0, 0, 0, 0, 12), private_known=False)
-    with world.uow() as uow:
-        # Oldest first; equal instants in the order written, the later one the latest.
-        assert uow.analytics.series(post.id) == [read_back, full, tied]
-        assert uow.analytics.latest(post.id) == tied
+    # Oldest first; equal instants in the order written, the later one the latest.
+    assert read(world, lambda w: w.analytics.series(post.id)) == [read_back, full, tied]
+    assert read(world, lambda w: w.analytics.latest(post.id)) == tied
 
 
 def test_a_rolled_back_snapshot_is_not_kept_and_a_deleted_post_takes_its_rows(
@@ -61,19 +79,18 @@ def test_a_rolled_back_snapshot_is_not_kept_and_a_deleted_post_takes_its_rows(
         uow.analytics.add_snapshot(post.id, snap(now), SOURCE_POLL)
         uow.analytics.mark_deleted(post.id, now)
         uow.rollback()
+    assert read(world, lambda w: w.analytics.series(post.id)) == []
+    assert not read(world, lambda w: w.analytics.deleted_on_x(post.id))
     with world.uow() as uow:
-        assert uow.analytics.series(post.id) == []
-        assert not uow.analytics.deleted_on_x(post.id)
         uow.analytics.add_snapshot(post.id, snap(now), SOURCE_POLL)
         uow.analytics.mark_deleted(post.id, now)
         uow.commit()
+    assert read(world, lambda w: w.analytics.deleted_on_x(post.id))
     with world.uow() as uow:
-        assert uow.analytics.deleted_on_x(post.id)
         assert uow.posts.delete(post.id, post.version)
         uow.commit()
-    with world.uow() as uow:
-        assert uow.analytics.series(post.id) == []
-        assert not uow.analytics.deleted_on_x(post.id)
+    assert read(world, lambda w: w.analytics.series(post.id)) == []
+    assert not read(world, lambda w: w.analytics.deleted_on_x(post.id))
 
 
 def test_refreshes_fall_due_most_overdue_first_until_x_deleted_the_post(world: World) -> None:
@@ -96,10 +113,10 @@ def test_refreshes_fall_due_most_overdue_first_until_x_deleted_the_post(world: W
         uow.analytics.mark_collected(oldest.id, now - timedelta(hours=8), now - timedelta(hours=2))
         uow.analytics.mark_deleted(deleted.id, now - timedelta(hours=3))
         uow.commit()
+    assert not read(world, lambda w: w.analytics.deleted_on_x(oldest.id))
+    assert read(world, lambda w: w.analytics.deleted_on_x(deleted.id))
     with world.uow() as uow:
         due = uow.analytics.due_for_refresh(now, 10)
-        assert not uow.analytics.deleted_on_x(oldest.id)
-        assert uow.analytics.deleted_on_x(deleted.id)
         assert uow.analytics.due_for_refresh(now, 2) == due[:2]
         # Collected again: it falls due at its next instant.
         uow.analytics.mark_collected(a.id, now, now + timedelta(minutes=5))
@@ -135,9 +152,8 @@ def test_an_accounts_published_posts_carry_their_latest_snapshot(world: World) -
         uow.analytics.add_snapshot(second.id, snap(now - timedelta(days=1)), SOURCE_POLL)
         uow.analytics.add_snapshot(second.id, snap(now, impressions=300), SOURCE_POLL)
         uow.commit()
-    with world.uow() as uow:
-        every = uow.analytics.account_posts(account.id, None)
-        recent = uow.analytics.account_posts(account.id, first.published_at)
+    every = read(world, lambda w: w.analytics.account_posts(account.id, None))
+    recent = read(world, lambda w: w.analytics.account_posts(account.id, first.published_at))
     assert [p.post_id for p in every] == [old.id, first.id, second.id, newest.id]
     assert [p.post_id for p in recent] == [first.id, second.id, newest.id]
     measured = recent[1]
@@ -161,8 +177,7 @@ def test_a_users_posts_are_windowed_by_their_reference_time(world: World) -> Non
     at_start = published(account, start)
     bobs = published(stranger, now - timedelta(days=2))
     store(world.uow, account, stranger, sent, due, draft, before, at_end, at_start, bobs)
-    with world.uow() as uow:
-        found = uow.analytics.user_posts("alice", start, end)
+    found = read(world, lambda w: w.analytics.user_posts("alice", start, end))
     assert [p.post_id for p in found] == [at_start.id, due.id, sent.id, draft.id]
     assert found[1].state is PostState.SCHEDULED and found[1].published_at is None
 
@@ -248,10 +263,9 @@ def test_engagement_history_is_the_newest_measured_posts_oldest_first(world: Wor
             uow.analytics.add_snapshot(post.id, snap(now, impressions, likes=10), SOURCE_POLL)
         uow.analytics.add_snapshot(unseen.id, snap(now, 0, likes=0), SOURCE_POLL)
         uow.commit()
-    with world.uow() as uow:
-        mine = uow.insights.engagement_history(account.id, cutoff, 10)
-        newest_two = uow.insights.engagement_history(account.id, cutoff, 2)
-        every = uow.insights.engagement_history(None, cutoff, 10)
+    mine = read(world, lambda w: w.insights.engagement_history(account.id, cutoff, 10))
+    newest_two = read(world, lambda w: w.insights.engagement_history(account.id, cutoff, 2))
+    every = read(world, lambda w: w.insights.engagement_history(None, cutoff, 10))
     assert [p.draft.at for p in mine] == [
         oldest.published_at,
         with_video.published_at,
@@ -385,15 +399,19 @@ def test_a_trend_alert_is_stored_once_and_found_for_the_posts_it_covers(world: W
             assert uow.insights.add_trend_alert(stored)
         assert not uow.insights.add_trend_alert(alert("spike-1", now, summary="again"))
         uow.commit()
-    with world.uow() as uow:
-        mine = uow.insights.trend_alerts_for_post(covered.id, account.id, covered.published_at)
-        outside_alerts = uow.insights.trend_alerts_for_post(
-            outside.id, account.id, outside.published_at
-        )
-        unpublished = uow.insights.trend_alerts_for_post(draft.id, account.id, None)
-        # The window is [window_start, detected_at).
-        at_detection = uow.insights.trend_alerts_for_post(draft.id, account.id, drop.detected_at)
-        at_start = uow.insights.trend_alerts_for_post(draft.id, account.id, drop.window_start)
+
+    async def alerts(work: AsyncUnitOfWork) -> list[list[TrendAlert]]:
+        of_post = work.insights.trend_alerts_for_post
+        return [
+            await of_post(covered.id, account.id, covered.published_at),
+            await of_post(outside.id, account.id, outside.published_at),
+            await of_post(draft.id, account.id, None),
+            # The window is [window_start, detected_at).
+            await of_post(draft.id, account.id, drop.detected_at),
+            await of_post(draft.id, account.id, drop.window_start),
+        ]
+
+    mine, outside_alerts, unpublished, at_detection, at_start = read(world, alerts)
     assert mine == [drop, own_early, own_late]
     assert outside_alerts == [] and unpublished == [] and at_detection == []
     assert at_start == [drop]

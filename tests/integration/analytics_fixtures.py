@@ -10,12 +10,13 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
 
 from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db import analytics_repository, insights_repository
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.account import Account, Credentials
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.post import Post, PostState
 from post_management.domain.privacy import Pseudonyms
-from post_management.ports.analytics import SOURCE_POLL
+from post_management.ports.analytics import SOURCE_POLL, TrendAlert
 
 
 class Data:
@@ -115,6 +116,27 @@ class Data:
             params["id"] = post_id
         with self.engine.connect() as connection:
             return int(connection.execute(text(query), params).scalar_one())
+
+    def series(self, post_id: uuid.UUID) -> list[Snapshot]:
+        """The post's snapshots, oldest first, as the request path reads them (its
+        statement and row mapping)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(analytics_repository.SERIES, {"post_id": post_id})
+            return analytics_repository.snapshots_from_rows(row._mapping for row in rows)
+
+    def deleted_on_x(self, post_id: uuid.UUID) -> bool:
+        with self.engine.connect() as connection:
+            found = connection.execute(analytics_repository.DELETED_ON_X, {"post_id": post_id})
+            return bool(found.scalar_one_or_none())
+
+    def trend_alerts_for_post(
+        self, post_id: uuid.UUID, account_id: uuid.UUID, published_at: datetime | None
+    ) -> list[TrendAlert]:
+        """As the request path reads them (its statement and row mapping)."""
+        values = insights_repository.alerts_params(post_id, account_id, published_at)
+        with self.engine.connect() as connection:
+            rows = connection.execute(insights_repository.ALERTS, values)
+            return [insights_repository.trend_alert_from_row(row._mapping) for row in rows]
 
 
 def last_weekday_hour(now: datetime, weekday: int, hour: int, min_age: timedelta) -> datetime:

@@ -103,9 +103,8 @@ def test_batches_of_100_per_caller_with_snapshots_and_events(setup: Setup) -> No
     assert all(rows[p.id] is None for p in theirs)
     # The event carries what the snapshot holds.
     first = mine[0]
-    with setup.data.uow() as uow:
-        snapshot = uow.analytics.latest(first.id)
-    assert snapshot is not None and snapshot.counts.impressions > 0
+    *_, snapshot = setup.data.series(first.id)
+    assert snapshot.counts.impressions > 0
     [event] = setup.data.events("post.metrics_updated", first.id)
     assert event["metrics"]["impressions"] == str(snapshot.counts.impressions)
     assert event["metrics"]["urlLinkClicks"] == str(snapshot.counts.url_link_clicks)
@@ -123,8 +122,7 @@ def test_young_posts_refresh_often_and_old_ones_rarely(setup: Setup) -> None:
     assert setup.collector.tick() == 1
     assert setup.data.snapshot_count(young.id) == 2 and setup.data.snapshot_count(old.id) == 1
     assert setup.lookups() - before == 1
-    with setup.data.uow() as uow:
-        [first, second] = uow.analytics.series(young.id)
+    [first, second] = setup.data.series(young.id)
     assert second.counts.impressions >= first.counts.impressions  # the emulator's curve grows
 
     setup.clock.advance(timedelta(days=1))  # old (10 days): daily
@@ -170,9 +168,8 @@ def test_posts_deleted_on_x_are_marked_and_left_alone(setup: Setup) -> None:
         author, published_at=setup.clock.now() - timedelta(minutes=30), x_post_id="987654321"
     )
     assert setup.collector.tick() == 1  # one refreshed, one found gone
-    with setup.data.uow() as uow:
-        assert uow.analytics.deleted_on_x(gone.id)
-        assert not uow.analytics.deleted_on_x(kept.id)
+    assert setup.data.deleted_on_x(gone.id)
+    assert not setup.data.deleted_on_x(kept.id)
     assert setup.data.snapshot_count(gone.id) == 0
     setup.clock.advance(timedelta(minutes=6))
     assert setup.collector.tick() == 1  # only the post still on X

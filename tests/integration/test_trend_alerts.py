@@ -141,12 +141,10 @@ def test_a_follower_drop_is_an_alert_once_and_covers_that_days_posts(engine: Eng
     assert drop["kind"] == events.TrendKind.FOLLOWER_DROP and drop["postId"] == ""
     assert drop["observed"] == 950 and drop["expected"] == 1000
     assert drop["score"] == pytest.approx(-0.05)
-    with data.uow() as uow:
-        assert [
-            a.kind
-            for a in uow.insights.trend_alerts_for_post(inside.id, account.id, inside.published_at)
-        ] == [events.TrendKind.FOLLOWER_DROP]
-        assert not uow.insights.trend_alerts_for_post(outside.id, account.id, outside.published_at)
+    assert [
+        a.kind for a in data.trend_alerts_for_post(inside.id, account.id, inside.published_at)
+    ] == [events.TrendKind.FOLLOWER_DROP]
+    assert not data.trend_alerts_for_post(outside.id, account.id, outside.published_at)
 
 
 def test_alerts_show_among_the_posts_insights(

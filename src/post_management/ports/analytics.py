@@ -10,7 +10,6 @@ from uuid import UUID
 
 from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
-from post_management.domain.engagement_features import PastPost
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.post import PostState
 from post_management.domain.trends import Point
@@ -55,15 +54,10 @@ class MeasuredPost:
 
 
 class AnalyticsRepository(Protocol):
+    """The metrics collector's writes and schedule (the reads of snapshots and
+    measured posts are the request path's: AsyncAnalytics)."""
+
     def add_snapshot(self, post_id: UUID, snapshot: Snapshot, source: str) -> None: ...
-
-    def latest(self, post_id: UUID) -> Snapshot | None: ...
-
-    def series(self, post_id: UUID) -> list[Snapshot]:
-        """Every snapshot of the post, oldest first."""
-        ...
-
-    def deleted_on_x(self, post_id: UUID) -> bool: ...
 
     def mark_collected(self, post_id: UUID, collected_at: datetime, next_at: datetime) -> None: ...
 
@@ -72,15 +66,6 @@ class AnalyticsRepository(Protocol):
     def due_for_refresh(self, now: datetime, limit: int) -> list[DueRefresh]:
         """Published posts on X (not known deleted) whose next refresh is due, most
         overdue first; never-measured posts count as due since publishing."""
-        ...
-
-    def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
-        """The account's PUBLISHED posts published at or after `since`."""
-        ...
-
-    def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
-        """The user's posts whose reference time, coalesce(published_at, due_at,
-        created_at), is in [start, end)."""
         ...
 
 
@@ -145,13 +130,6 @@ class AccountInsights(Protocol):
         """ACTIVE accounts with credentials and no snapshot collected since day_start."""
         ...
 
-    def engagement_history(
-        self, account_id: UUID | None, published_before: datetime, limit: int
-    ) -> list[PastPost]:
-        """The newest `limit` PUBLISHED posts with impressions, published before the
-        cutoff, of one account (None: of every account), oldest first."""
-        ...
-
     def young_posts(
         self, published_after: datetime, measured_after: datetime, limit: int
     ) -> list[YoungPost]:
@@ -168,13 +146,6 @@ class AccountInsights(Protocol):
 
     def add_trend_alert(self, alert: TrendAlert) -> bool:
         """False when an alert with the same dedup key exists (nothing stored)."""
-        ...
-
-    def trend_alerts_for_post(
-        self, post_id: UUID, account_id: UUID, published_at: datetime | None
-    ) -> list[TrendAlert]:
-        """The post's own alerts, and the account's follower drops whose window holds
-        its publication; oldest first."""
         ...
 
 

@@ -7,8 +7,9 @@ RequeueDeadLetter, UploadMedia), and the analytics reads GetPostMetrics,
 GetPostAnalytics, GetUserStats, GetAccountGrowth, GetAudienceActivity, GetXSpend,
 PredictEngagement, GetOptimalTimes and GetCampaignAnalytics, and the X webhook's
 deliveries (ReceiveXWebhook); the other commands and the background jobs keep the
-synchronous unit of work (ports.unit_of_work), whose methods these mirror one for one
-(the reads and writes only the request path makes are on no synchronous port).
+synchronous unit of work (ports.unit_of_work). A method both use behaves alike on
+both (the same statements); the reads and writes only the request path makes are on
+no synchronous port.
 """
 
 from __future__ import annotations
@@ -133,9 +134,9 @@ class AsyncErasures(Protocol):
 
 
 class AsyncAnalytics(Protocol):
-    """The snapshot reads of ports.analytics.AnalyticsRepository, its writes the X
-    webhook makes, and the webhook's own (published_by_x_id, record_webhook_event),
-    which only the request path makes."""
+    """Snapshots and measured posts: the request path's reads, and the X webhook's
+    reads and writes (add_snapshot and mark_deleted as the metrics collector's
+    ports.analytics.AnalyticsRepository writes them)."""
 
     async def add_snapshot(self, post_id: UUID, snapshot: Snapshot, source: str) -> None: ...
 
@@ -172,8 +173,9 @@ class AsyncAnalytics(Protocol):
 
 
 class AsyncInsights(Protocol):
-    """The reads of ports.analytics.AccountInsights the request path awaits, and the
-    campaign report's (GetCampaignAnalytics), which only the request path reads."""
+    """The request path's reads behind the campaign report, account growth, engagement
+    prediction and trend alerts (follower_snapshots also on the trend detector's
+    ports.analytics.AccountInsights)."""
 
     async def campaign_posts(self, campaign_id: UUID) -> list[MeasuredPost]:
         """The campaign's posts in every state, by coalesce(published_at, due_at,

@@ -12,7 +12,6 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.sql import Select
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.analytics_schema import (
@@ -22,7 +21,6 @@ from post_management.adapters.db.analytics_schema import (
 )
 from post_management.adapters.db.measured_rows import (
     LATEST_SNAPSHOT,
-    measured_from_row,
     snapshot_from_row,
 )
 from post_management.adapters.db.stored_credentials import unseal_or_none
@@ -30,7 +28,6 @@ from post_management.domain.account import Credentials
 from post_management.domain.analytics import Snapshot
 from post_management.ports.analytics import (
     DueRefresh,
-    MeasuredPost,
 )
 
 log = logging.getLogger(__name__)
@@ -150,21 +147,6 @@ class SqlAnalyticsRepository:
     def add_snapshot(self, post_id: UUID, snapshot: Snapshot, source: str) -> None:
         self._conn.execute(post_metrics.insert().values(snapshot_row(post_id, snapshot, source)))
 
-    def latest(self, post_id: UUID) -> Snapshot | None:
-        series = self._select_series(LATEST, post_id)
-        return series[0] if series else None
-
-    def series(self, post_id: UUID) -> list[Snapshot]:
-        return self._select_series(SERIES, post_id)
-
-    def _select_series(self, query: Select[Any], post_id: UUID) -> list[Snapshot]:
-        rows = self._conn.execute(query, {"post_id": post_id})
-        return snapshots_from_rows(row._mapping for row in rows)
-
-    def deleted_on_x(self, post_id: UUID) -> bool:
-        value = self._conn.execute(DELETED_ON_X, {"post_id": post_id}).scalar_one_or_none()
-        return bool(value)
-
     def mark_collected(self, post_id: UUID, collected_at: datetime, next_at: datetime) -> None:
         statement = pg_insert(post_metrics_state).values(
             post_id=post_id, last_collected_at=collected_at, next_collect_at=next_at
@@ -196,14 +178,6 @@ class SqlAnalyticsRepository:
     def _credentials(self, token: bytes | None) -> Credentials | None:
         # Unreadable tokens: the app's bearer token reads the public counts.
         return unseal_or_none(self._box, token)
-
-    def account_posts(self, account_id: UUID, since: datetime | None) -> list[MeasuredPost]:
-        rows = self._conn.execute(ACCOUNT_POSTS, {"account_id": account_id, "since": since})
-        return [measured_from_row(row._mapping) for row in rows]
-
-    def user_posts(self, user_id: str, start: datetime, end: datetime) -> list[MeasuredPost]:
-        rows = self._conn.execute(USER_POSTS, {"user_id": user_id, "start": start, "end": end})
-        return [measured_from_row(row._mapping) for row in rows]
 
 
 # "xmp-metr" in ASCII: distinct from the outbox relay's key.

@@ -177,13 +177,6 @@ class SqlAccountInsights:
                 due.append(GrowthDue(row.id, row.user_id, creds))
         return due
 
-    def engagement_history(
-        self, account_id: UUID | None, published_before: datetime, limit: int
-    ) -> list[PastPost]:
-        statement = ACCOUNT_HISTORY if account_id is not None else ALL_HISTORY
-        values = history_params(account_id, published_before, limit)
-        return [past_post_from_row(row._mapping) for row in self._conn.execute(statement, values)]
-
     def young_posts(
         self, published_after: datetime, measured_after: datetime, limit: int
     ) -> list[YoungPost]:
@@ -227,12 +220,6 @@ class SqlAccountInsights:
             .returning(trend_alerts.c.id)
         )
         return self._conn.execute(statement).first() is not None
-
-    def trend_alerts_for_post(
-        self, post_id: UUID, account_id: UUID, published_at: datetime | None
-    ) -> list[TrendAlert]:
-        values = alerts_params(post_id, account_id, published_at)
-        return [trend_alert_from_row(row._mapping) for row in self._conn.execute(ALERTS, values)]
 
 
 def series_by_post(rows: Iterable[Mapping[Any, Any]]) -> dict[UUID, list[Snapshot]]:
