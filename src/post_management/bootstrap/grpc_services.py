@@ -38,7 +38,6 @@ MODEL_LOAD_TIMEOUT_SECONDS = 60.0
 def grpc_services(
     settings: Settings, infrastructure: Infrastructure, jobs: Jobs, tokens: TokenCodec
 ) -> Services:
-    uow = infrastructure.uow
     clock, cache = infrastructure.clock, infrastructure.analytics_cache
     posts_cache, post_reads = infrastructure.post_cache, infrastructure.post_reads
     offensive = ProfanityCheck()
@@ -101,7 +100,6 @@ def grpc_services(
         analytics=AnalyticsServices(
             AnalyticsQueries(
                 requests_uow,
-                uow,
                 clock,
                 cache,
                 settings.analytics.answers(),

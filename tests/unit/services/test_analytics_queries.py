@@ -67,7 +67,7 @@ def measured_post(world: EngineWorld, likes: int) -> Post:
 
 
 def queries(world: EngineWorld, cache: CallsSeen) -> AnalyticsQueries:
-    return AnalyticsQueries(world.async_uow, world.uow, world.clock, AwaitedInProcessCache(cache))
+    return AnalyticsQueries(world.async_uow, world.clock, AwaitedInProcessCache(cache))
 
 
 def test_metrics_and_analytics_are_read_then_cached() -> None:

@@ -30,7 +30,7 @@ from post_management.ports.analytics import (
 )
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
-from post_management.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from post_management.ports.unit_of_work import UnitOfWork
 from post_management.services.analytics import optimal_times as timing
 from post_management.services.analytics.engagement_prediction import EngagementPredictor
 from post_management.services.analytics.optimal_times import TimingBasis
@@ -148,21 +148,19 @@ def _measured_rates(posts: list[MeasuredPost], exclude: UUID | None = None) -> l
 
 
 class AnalyticsQueries:
-    """GetPostMetrics, GetPostAnalytics and GetUserStats are awaited on the serving
-    loop over the asynchronous unit of work; GetOptimalTimes, whose ranking fits the
-    engagement model over the synchronous one, runs in a worker thread."""
+    """GetPostMetrics, GetPostAnalytics, GetUserStats and GetOptimalTimes, awaited on
+    the serving loop over the asynchronous unit of work; GetOptimalTimes' ranking,
+    which fits the engagement model, runs in a worker thread."""
 
     def __init__(
         self,
         requests_uow: AsyncUnitOfWorkFactory,
-        uow: UnitOfWorkFactory,
         clock: Clock,
         cache: AsyncCache,
         settings: AnalyticsSettings | None = None,
         predictor: EngagementPredictor | None = None,
     ) -> None:
         self._requests_uow = requests_uow
-        self._uow = uow
         self._predictor = predictor
         self._clock = clock
         self._cache = cache
