@@ -22,6 +22,7 @@ from post_management.adapters.db import async_unit_of_work
 from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from post_management.domain.errors import Unavailable
 from post_management.domain.post import PostState
 from post_management.domain.privacy import Pseudonyms
 from post_management.ports.repositories import AuditEntry
@@ -173,3 +174,63 @@ def test_reads_answer_while_every_command_waits_for_a_lock(alice: Client, engine
     assert codes.count(grpc.StatusCode.OK) >= 1
     assert grpc.StatusCode.UNAVAILABLE not in codes
     assert not any(thread.name.startswith("Dummy") for thread in threading.enumerate())
+
+
+async def test_a_dead_connection_with_no_fresh_one_to_take_goes_back_once(
+    machine_database: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first statement finds its connection dead and no other can be had (the
+    database still down): UNAVAILABLE, and the dead connection is handed back to the
+    pool once, not a second time as the unit of work ends (the pool would replace it
+    twice and hold a connection past its size)."""
+    now = datetime.now(UTC)
+    account = an_account(now)
+    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
+    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, post)
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="no-fresh-one")
+    await pool.open()
+    uow = AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)
+    returned: list[int] = []
+    release = pool.release
+
+    async def counted_release(connection: async_unit_of_work.Connection) -> None:
+        returned.append(id(connection))
+        await release(connection)
+
+    monkeypatch.setattr(pool, "release", counted_release)
+    try:
+        async with uow() as unit:  # the pool's one connection, used once
+            assert await unit.posts.get(post.id) is not None
+        with engine.begin() as connection:  # the database restarts under it
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = '' AND pid <> pg_backend_pid()"
+                    " AND datname = current_database() AND backend_type = 'client backend'"
+                )
+            )
+        checkout = pool.checkout
+        taken = 0
+
+        async def down_after_the_first() -> async_unit_of_work.Connection:
+            nonlocal taken
+            taken += 1
+            if taken > 1:  # the replacement: none to be had
+                raise Unavailable("the database is unavailable")
+            return await checkout()
+
+        monkeypatch.setattr(pool, "checkout", down_after_the_first)
+        returned.clear()
+        with pytest.raises(Unavailable):
+            async with uow() as unit:
+                await unit.posts.get(post.id)
+        assert taken == 2 and len(returned) == 1
+        monkeypatch.setattr(pool, "checkout", checkout)
+        async with uow() as unit:  # the pool serves again, within its size
+            assert await unit.posts.get(post.id) is not None
+        await asyncio.sleep(0.2)
+        assert pool._pool is not None
+        stats = pool._pool.get_stats()
+        assert stats["pool_available"] <= stats["pool_max"], stats
+    finally:
+        await pool.close()

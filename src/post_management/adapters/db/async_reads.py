@@ -170,13 +170,10 @@ class AsyncPool:
                 "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
             ) from exc
 
-    async def replace(
-        self, broken: psycopg.AsyncConnection[tuple[Any, ...]]
-    ) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    async def replace(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
         """Another connection for one found dead before it did anything (a database
-        restart): the pool drops it and checks its idle ones, which most likely died
-        with it."""
-        await self.release(broken)
+        restart), which the caller has handed back (`release`) first: the pool checks
+        its idle ones, which most likely died with it, and lends a fresh one."""
         if self._pool is not None:
             await self._pool.check()
         return await self.checkout()

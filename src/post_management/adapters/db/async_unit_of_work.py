@@ -149,6 +149,8 @@ class _Session:
         self.connection = connection
         self._held: list[tuple[str, dict[str, Any]]] = []
         self._begun = False
+        # The connection is back in the pool already (a dead one, being replaced).
+        self.released = False
         # A post row changed (adapters/db/post_writes.py's rule): caches must hear of it.
         self.wrote_posts = False
 
@@ -203,7 +205,12 @@ class _Session:
             if commit or not self.connection.broken:
                 raise
             log.info("transaction retried on a fresh connection")
-            self.connection = await self._pool.replace(self.connection)
+            # Handed back once: if no other can be had (the database still down),
+            # the unit of work ends without handing it back again.
+            await self._pool.release(self.connection)
+            self.released = True
+            self.connection = await self._pool.replace()
+            self.released = False
             return await self._trip(sql, params, rows, commit)
 
     async def _trip(
@@ -549,12 +556,15 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         assert session is not None
         conn = session.connection
         try:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            if session.released:
+                pass  # a dead connection, handed back when it was found dead
+            elif conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 await conn.execute("ROLLBACK")  # nothing to undo after commit
         except psycopg.Error:
             pass  # a broken connection: the pool drops it
         finally:
-            await self._database.release(conn)
+            if not session.released:
+                await self._database.release(conn)
             if self._trace is not None:
                 self._trace.finish(exc)
                 self._trace = None
