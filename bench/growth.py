@@ -126,8 +126,8 @@ class RecordedPool(AsyncPool):
     async def checkout(self) -> Any:
         return _Recorded(await super().checkout(), self._statements)
 
-    async def replace(self, broken: Any) -> Any:
-        return _Recorded(await super().replace(broken._inner), self._statements)
+    async def replace(self) -> Any:
+        return _Recorded(await super().replace(), self._statements)
 
     async def release(self, connection: Any) -> None:
         await super().release(connection._inner)
