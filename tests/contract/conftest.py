@@ -18,12 +18,14 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, event, text
 
 from post_management.adapters.crypto import FernetBox
+from post_management.adapters.db.analytics_repository import AdvisoryLeaderLock
 from post_management.adapters.db.async_privacy import AsyncSqlPrivacyStore
 from post_management.adapters.db.async_reads import AsyncPool, AsyncPostReads
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.clock import TEST_OFFSET_SETTING, DatabaseClock
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.media_repository import SqlMediaUploads
+from post_management.adapters.db.privacy_repository import SqlPrivacyStore
 from post_management.adapters.db.publish_queue import SqlPublishQueue
 from post_management.adapters.db.spend_ledger import SqlSpendMeter
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
@@ -34,10 +36,11 @@ from post_management.adapters.memory.repositories import MemoryErasureTombstones
 from post_management.domain.events import DomainEvent
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
+from post_management.ports.analytics import LeaderLock
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.media import MediaUploads
 from post_management.ports.post_reads import AsyncPostReader, AsyncScheduleReader
-from post_management.ports.privacy import AsyncPrivacyStore
+from post_management.ports.privacy import AsyncPrivacyStore, PrivacyStore
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.unit_of_work import UnitOfWorkFactory
 from post_management.ports.x_spend import SpendMeter
@@ -138,6 +141,11 @@ class World:
     removals: Callable[[], list[tuple[str, str, bool]]]
     # From now on the erasure's own audit row cannot be written: the error it raises.
     fail_erasure_record: Callable[[], type[Exception]]
+    # The background jobs' privacy store (removals on X, retention) on the same rows.
+    privacy_jobs: PrivacyStore
+    # A caller's handle on the one leader lock every handle of this world shares (as
+    # replicas share the database's advisory lock).
+    leader_lock: Callable[[], LeaderLock]
 
 
 def _memory_world() -> World:
@@ -182,6 +190,8 @@ def _memory_world() -> World:
             for row in store.tables.x_removals
         ],
         fail_erasure_record=fail_erasure_record,
+        privacy_jobs=adapters.privacy_jobs,
+        leader_lock=lambda: adapters.leader_lock,
     )
 
 
@@ -301,6 +311,8 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             tombstones=tombstones,
             removals=removals,
             fail_erasure_record=fail_erasure_record,
+            privacy_jobs=SqlPrivacyStore(engine, box),
+            leader_lock=lambda: AdvisoryLeaderLock(engine),
         )
     finally:
         with engine.begin() as connection:

@@ -26,6 +26,11 @@ class ErasureReport:
         return {**self.__dict__, "erased_at": self.erased_at.isoformat()}
 
 
+# A removal that keeps failing is given up (done, its tokens dropped) at this many
+# attempts.
+MAX_REMOVAL_ATTEMPTS = 10
+
+
 @dataclass(frozen=True)
 class PendingRemoval:
     id: int
@@ -86,7 +91,9 @@ class PrivacyStore(Protocol):
     """The background jobs' side (synchronous, on their ticks): removals on X of
     erased users' posts, and retention's purges."""
 
-    def pending_removals(self, limit: int) -> list[PendingRemoval]: ...
+    def pending_removals(self, limit: int) -> list[PendingRemoval]:
+        """Up to `limit` removals not done yet, oldest (lowest id) first."""
+        ...
 
     def finish_removal(
         self,
@@ -96,12 +103,20 @@ class PrivacyStore(Protocol):
         final: bool,
         spent: Sequence[Metered] = (),
     ) -> None:
-        """final: done (deleted, or given up); otherwise counted and retried later.
-        `spent`: the X call made, recorded in the same transaction."""
+        """Counts an attempt and keeps `error`. final: done (deleted, or given up),
+        its tokens dropped; otherwise retried later, until MAX_REMOVAL_ATTEMPTS makes
+        it done too. `spent`: the X call made, recorded in the same transaction."""
         ...
 
     def record_spent(self, spent: Sequence[Metered]) -> None:
         """X calls made outside a removal's outcome (a 429), recorded on their own."""
         ...
 
-    def purge(self, cutoffs: RetentionCutoffs) -> dict[str, int]: ...
+    def purge(self, cutoffs: RetentionCutoffs) -> dict[str, int]:
+        """In one transaction, deletes what is older than its cutoff (strictly before
+        it): metrics snapshots by collection time, DEAD_LETTERED posts by their last
+        update, finished removals by when they were done, media no post attaches by
+        upload time, and media every post of which was published before its cutoff.
+        Answers how many of each went (metric_snapshots, dead_letters, x_removals,
+        unattached_media, published_media)."""
+        ...

@@ -13,15 +13,17 @@ from post_management.adapters.db.spend_ledger import record_spend
 from post_management.adapters.db.stored_credentials import unseal
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import Metered, PriceTable
-from post_management.ports.privacy import PendingRemoval, RetentionCutoffs
+from post_management.ports.privacy import (
+    MAX_REMOVAL_ATTEMPTS,
+    PendingRemoval,
+    RetentionCutoffs,
+)
 
 # Serialises an erasure against creates for the same user (shared by creates,
 # exclusive for the erasure), so nothing committed after the erasure survives it.
 LOCK_KEY = "hashtextextended(:user_id, 11)"
 LOCK_AGAINST_ERASURE = text(f"SELECT pg_advisory_xact_lock_shared({LOCK_KEY})")
 ERASED = text("SELECT 1 FROM erased_users WHERE user_hash IN (:keyed, :unkeyed)")
-# Removals that keep failing are given up (and their tokens dropped) after this many.
-MAX_REMOVAL_ATTEMPTS = 10
 
 
 class SqlErasureTombstones:

@@ -8,8 +8,10 @@ from datetime import datetime
 
 from post_management.adapters.memory.async_unit_of_work import AsyncMemoryUnitOfWorkFactory
 from post_management.adapters.memory.clock import SettableClock
+from post_management.adapters.memory.leader_lock import MemoryLeaderLock
 from post_management.adapters.memory.post_reads import MemoryPostReads
 from post_management.adapters.memory.privacy import MemoryPrivacyStore
+from post_management.adapters.memory.privacy_jobs import MemoryPrivacyJobStore
 from post_management.adapters.memory.publish_queue import MemoryPublishQueue
 from post_management.adapters.memory.repositories import MemoryMediaUploads
 from post_management.adapters.memory.spend_ledger import MemorySpendMeter
@@ -18,9 +20,10 @@ from post_management.adapters.memory.unit_of_work import MemoryUnitOfWorkFactory
 from post_management.adapters.memory.x_api import MemoryXApi
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
+from post_management.ports.analytics import LeaderLock
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.media import MediaUploads
-from post_management.ports.privacy import AsyncPrivacyStore
+from post_management.ports.privacy import AsyncPrivacyStore, PrivacyStore
 from post_management.ports.publishing import PublishQueue
 from post_management.ports.support import Clock
 from post_management.ports.unit_of_work import UnitOfWorkFactory
@@ -41,6 +44,11 @@ class MemoryAdapters:
     post_reads: MemoryPostReads
     # The privacy RPCs' store, on the asynchronous units of work.
     privacy: AsyncPrivacyStore
+    # The background jobs' removals on X and retention's purges, on synchronous units
+    # of work of the same store: they read the removals the erasure queued.
+    privacy_jobs: PrivacyStore
+    # The metrics collector's one-holder lock.
+    leader_lock: LeaderLock
     queue: PublishQueue
     uploads: MediaUploads
     meter: SpendMeter
@@ -71,6 +79,8 @@ def memory_adapters(
         async_uow=async_uow,
         post_reads=MemoryPostReads(async_uow),
         privacy=MemoryPrivacyStore(async_uow),
+        privacy_jobs=MemoryPrivacyJobStore(uow),
+        leader_lock=MemoryLeaderLock(),
         queue=MemoryPublishQueue(store, prices),
         uploads=MemoryMediaUploads(store),
         meter=MemorySpendMeter(store, prices),
