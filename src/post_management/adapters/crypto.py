@@ -3,7 +3,6 @@ from a server secret for signatures."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 
@@ -20,14 +19,10 @@ class InvalidKeys(ValueError):
     pass
 
 
-# Stored credentials decrypted lately, by their token: every schedule and claim reads
-# an account row, and Fernet's HMAC check and AES took 2-4 % of a SchedulePost's CPU.
-# A token decrypts to one plaintext for good (its IV is inside it).
-DECRYPTED_KEPT = 4096
-
-
 class FernetBox:
-    """Encrypts with the first key; decrypts with any, so keys can be rotated."""
+    """Encrypts with the first key; decrypts with any, so keys can be rotated. Keeps
+    no plaintext: an X token in the clear lives only as long as its caller holds it
+    (not past a disconnect, a new token or an erasure; docs/security.md)."""
 
     def __init__(self, keys: list[str]) -> None:
         if not keys:
@@ -36,8 +31,6 @@ class FernetBox:
             self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
         except (ValueError, TypeError) as exc:
             raise InvalidKeys("each key must be a url-safe base64 32-byte Fernet key") from exc
-        # Per box: a box of other keys decides afresh. Failures are not kept.
-        self._decrypted = functools.lru_cache(maxsize=DECRYPTED_KEPT)(self._decrypt)
 
     @staticmethod
     def parse(keys: str) -> FernetBox:
@@ -51,11 +44,8 @@ class FernetBox:
         return self._fernet.encrypt(plaintext)
 
     def decrypt(self, token: bytes) -> bytes:
-        return self._decrypted(bytes(token))
-
-    def _decrypt(self, token: bytes) -> bytes:
         try:
-            return self._fernet.decrypt(token)
+            return self._fernet.decrypt(bytes(token))
         except InvalidToken as exc:
             raise InvalidKeys("no configured key decrypts the stored credentials") from exc
 
