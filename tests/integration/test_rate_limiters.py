@@ -259,3 +259,39 @@ def test_concurrent_takes_never_overspend_the_shared_budget(limiter: RateLimiter
     # A refused caller's user budget kept all its units.
     refused_users = set(range(32)) - {int(t.keys[0].split(":")[1]) for t in taken}
     assert all(limiter.room(Budget(f"user:{i}", 5, WINDOW), now) == 5 for i in refused_users)
+
+
+def test_a_request_whose_answer_was_lost_is_not_refused_by_its_own_unit(
+    client: redis.Redis,
+) -> None:
+    """Redis took the unit but the connection died before its answer came back: the
+    call tried again on a fresh connection must find its own unit taken, not count it
+    against itself and be refused (nor take a second one)."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    requests = RedisRateLimiter(client, prefix=prefix).awaited(async_client())
+    run = requests._take
+    lost = []
+
+    async def answer_lost(*args: Any, **kwargs: Any) -> Any:
+        answer = await run(*args, **kwargs)
+        if not lost:
+            lost.append(answer)
+            raise redis.ConnectionError("Connection closed by server.")
+        return answer
+
+    requests._take = answer_lost
+    now = datetime.now(UTC)
+
+    async def scenario() -> None:
+        # The budget's last unit (of one): the lost answer's unit is the call's own.
+        assert await requests.acquire("k", 1, WINDOW, now) is None
+        assert lost  # the first answer was lost, and the call tried again
+        assert client.zcard(prefix + "k") == 1  # one unit for one call
+        assert await requests.acquire("k", 1, WINDOW, now) is not None  # now it is spent
+        assert not requests.degraded
+
+    try:
+        asyncio.run(_closing(requests, scenario()))
+    finally:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)

@@ -92,11 +92,16 @@ def _free_at(result: Taken | Refused) -> datetime | None:
 
 
 # Atomic over all keys: trim each window; if one is full, report when its oldest use
-# leaves and take nothing; else add this use (member = token) to every key.
+# leaves and take nothing; else add this use (member = token) to every key. A token
+# already in the keys is this take's own, sent again after its answer was lost (the
+# request budget's retry on a fresh connection): taken, not counted against itself.
 # Scores are milliseconds since the epoch. ARGV: now, token, then window and limit
 # of each key in KEYS order.
 _TAKE = """
 local now, token = tonumber(ARGV[1]), ARGV[2]
+if redis.call('ZSCORE', KEYS[1], token) then
+  return {0, 0}
+end
 for i, key in ipairs(KEYS) do
   local window, limit = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
