@@ -51,14 +51,20 @@ def test_without_a_caller_trace_a_new_sampled_trace_begins(
     assert len(seen) == 2
 
 
-def test_with_a_processor_the_sdk_records_a_server_span_under_the_callers_trace(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _recorded(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    """The SDK with a processor, as OTEL_EXPORTER_OTLP_ENDPOINT would set it up."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(tracing, "recording", lambda: True)
     monkeypatch.setattr(tracing, "tracer", provider.get_tracer("test"))
+    return exporter
+
+
+def test_with_a_processor_the_sdk_records_a_server_span_under_the_callers_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exporter = _recorded(monkeypatch)
     for code, error in ((0, None), (13, "StatusCode.INTERNAL:boom")):
         span, token = tracing.start_server_span("/s.S/M", CARRIER, ATTRIBUTES)
         tracing.end_server_span(span, token, code, error)
@@ -122,11 +128,7 @@ def test_without_a_processor_a_span_is_ids_only_under_the_current_trace(
 def test_with_a_processor_a_span_is_the_sdks_under_the_current_span(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "recording", lambda: True)
-    monkeypatch.setattr(tracing, "tracer", provider.get_tracer("test"))
+    exporter = _recorded(monkeypatch)
     with tracing.span("publish", {"post.id": "p"}) as outer, tracing.span("inner"):
         assert outer.is_recording()
     with pytest.raises(RuntimeError), tracing.span("failing"):
