@@ -15,6 +15,7 @@ from post_management.adapters.db.post_writes import writes_posts
 from post_management.adapters.shared_cache import FailoverCache
 from post_management.domain.post import Post, PostState, Priority
 from post_management.services.posts.cache import (
+    GENERATION_KEY,
     PostCache,
     PostGenerations,
     decode_post,
@@ -289,3 +290,36 @@ async def test_a_connection_that_outlived_a_restart_is_retried_once_not_an_outag
     clock.now += 1.5
     assert await awaited.get("k") is None
     assert client.calls == calls + 1
+
+
+@pytest.mark.parametrize("face", ["awaited", "jobs"])
+async def test_the_read_that_finds_redis_back_serves_no_entry_from_before_the_outage(
+    face: str,
+) -> None:
+    """A post cached in Redis, changed while Redis was down (the new generation only
+    in process): the very read that finds Redis back must not serve the old entry.
+    The recovery renews the generation in Redis; the generation that read took
+    before it (the old one) must not count."""
+    client, clock = SwitchableRedis(), Clock()
+    cache = _failover(client, clock)
+    awaited = cache.awaited(SwitchableAsyncRedis(client))  # type: ignore[arg-type]
+    cache.on_recovery(PostGenerations(cache).invalidate_all)
+    posts = PostCache(awaited, 60)
+    post = _full_post()
+    cached, generation = await posts.read(post.id)
+    assert cached is None
+    await posts.store(post, generation)
+    assert (await posts.read(post.id))[0] == post  # served from Redis
+
+    client.up = False
+    assert await awaited.get("anything") is None and cache.degraded
+    await posts.invalidate_all()  # the post is written during the outage
+
+    client.up = True
+    clock.now += 1.5
+    if face == "jobs":  # a background job's read finds Redis back: the renewed token
+        assert cache.get(GENERATION_KEY) not in (None, generation)
+        assert not cache.degraded
+    found, fresh = await posts.read(post.id)
+    assert found is None  # not the row from before the outage
+    assert fresh != generation and not cache.degraded

@@ -68,12 +68,14 @@ class _Failover:
             self.degraded = True
         log.warning("redis unavailable (%s): caching in process", self.last_error)
 
-    def succeeded(self) -> None:
+    def succeeded(self) -> bool:
+        """Redis answered. True when that ended an outage: the listeners have run, and
+        a value read before they did (the post generation they renew) is read again."""
         if not self.degraded:
-            return
+            return False
         with self.lock:
             if not self.degraded:
-                return
+                return False
             self.degraded = False
             self.last_error = ""
             # What was cached locally during the outage must not outlive it.
@@ -84,6 +86,7 @@ class _Failover:
                 listener()
             except Exception:  # a listener's bug must not break the caller's read
                 log.exception("cache recovery listener failed")
+        return True
 
     def local_ttl(self, ttl_seconds: float) -> float:
         return min(ttl_seconds, self.fallback_max_ttl)
@@ -143,7 +146,8 @@ class FailoverCache:
         except redis.RedisError as exc:
             state.failed(exc)
             return state.fallback.get(key)
-        state.succeeded()
+        if state.succeeded():
+            return self.get(key)  # read before the recovery's listeners ran
         return _text(value)
 
     def set(self, key: str, value: str, ttl_seconds: float) -> None:
@@ -208,7 +212,8 @@ class AsyncFailoverCache:
         except redis.RedisError as exc:
             state.failed(exc)
             return state.fallback.get(key)
-        state.succeeded()
+        if state.succeeded():
+            return await self.get(key)  # read before the recovery's listeners ran
         return _text(value)
 
     async def set(self, key: str, value: str, ttl_seconds: float) -> None:
