@@ -70,6 +70,7 @@ def grpc_services(
             AsyncSqlPrivacyStore(infrastructure.command_pool, post_writes_hook(posts_cache)),
             clock,
             infrastructure.pseudonyms,
+            analytics_cache=cache,
         ),
         rpc_limiter=infrastructure.request_limiter,
         request_threads=settings.server.grpc_request_threads,

@@ -11,18 +11,25 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from post_management.adapters.cache import AwaitedInProcessCache, InProcessCache
 from post_management.adapters.memory.composition import MemoryAdapters, memory_adapters
 from post_management.domain.account import Account, Credentials
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.auth import Principal, Role
 from post_management.domain.campaigns import Campaign
-from post_management.domain.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from post_management.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from post_management.domain.post import Post, PostState
 from post_management.domain.privacy import REDACTED, Pseudonyms
 from post_management.domain.reasons import Reason
 from post_management.ports.analytics import SOURCE_POLL
 from post_management.ports.repositories import AuditEntry, Cursor
 from post_management.services.accounts.accounts import AccountFields, AccountService
+from post_management.services.analytics.analytics import AnalyticsQueries, metrics_key
 from post_management.services.privacy import privacy
 from post_management.services.privacy.privacy import PrivacyService
 from post_management.services.shared.pagination import encode_token
@@ -233,3 +240,36 @@ def test_an_erasure_waits_while_a_post_is_being_published(world: World) -> None:
     assert refused.value.reason == Reason.POSTS_BEING_PUBLISHED
     assert list(world.store.tables.accounts) == [account.id]
     assert len(world.store.tables.posts) == 1 and world.store.tables.erased_users == set()
+
+
+def test_an_erasure_drops_the_cached_metrics_and_analytics_of_her_posts(world: World) -> None:
+    """GetPostMetrics and GetPostAnalytics answer from a cache (by post id) before they
+    look for the post: after an erasure neither answers an erased post from it."""
+    cache = AwaitedInProcessCache(InProcessCache())
+    privacy_ = PrivacyService(
+        world.adapters.async_uow, world.adapters.privacy, world.clock, world.pseudonyms, cache
+    )
+    queries = AnalyticsQueries(world.adapters.async_uow, world.clock, cache)
+    account = world.account()
+    published = world.post(account, PostState.PUBLISHED, x_post_id="31")
+    bobs = world.post(world.account("bob"), PostState.PUBLISHED, x_post_id="32")
+    with world.adapters.uow() as work:
+        for post in (published, bobs):
+            work.analytics.add_snapshot(
+                post.id, Snapshot(world.clock.now(), Counts(impressions=5)), SOURCE_POLL
+            )
+        work.commit()
+
+    async def scenario() -> None:
+        for post in (published, bobs):  # cached
+            assert (await queries.post_metrics(ADMIN, post.id)).latest is not None
+            await queries.post_analytics(ADMIN, post.id)
+        await privacy_.erase(ADMIN, "alice", delete_from_x=False)
+        with pytest.raises(NotFound):
+            await queries.post_metrics(ADMIN, published.id)
+        with pytest.raises(NotFound):
+            await queries.post_analytics(ADMIN, published.id)
+        # Another user's answers stay cached.
+        assert await cache.get(metrics_key(bobs.id)) is not None
+
+    asyncio.run(scenario())

@@ -16,6 +16,7 @@ from post_management.domain.privacy import AuditRecord, MetricsRecord, Pseudonym
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
+from post_management.ports.cache import AsyncCache
 from post_management.ports.privacy import (
     AsyncPrivacyStore,
     ErasureReport,
@@ -35,6 +36,7 @@ from post_management.ports.x_api import (
     XApi,
     XCredentials,
 )
+from post_management.services.analytics.analytics import cache_keys
 from post_management.services.shared.pagination import Page, decode_token, page_of, page_size
 
 log = logging.getLogger(__name__)
@@ -75,11 +77,15 @@ class PrivacyService:
         store: AsyncPrivacyStore,
         clock: Clock,
         pseudonyms: Pseudonyms,
+        analytics_cache: AsyncCache | None = None,
     ) -> None:
         self._uow = uow
         self._store = store
         self._clock = clock
         self._pseudonyms = pseudonyms
+        # GetPostMetrics' and GetPostAnalytics' answers (by post id): an erasure drops
+        # its posts' so no erased post's metrics are answered from the cache.
+        self._analytics_cache = analytics_cache
 
     async def list_audit_events(
         self, principal: Principal, user_id: str, size: int, token: str
@@ -132,6 +138,7 @@ class PrivacyService:
             raise PermissionDenied(
                 "erasure needs the admin or service role", reason=Reason.ERASE_NOT_ALLOWED
             )
+        cached = await self._post_ids(user_id) if self._analytics_cache is not None else []
         report = await self._store.erase(
             user_id,
             self._pseudonyms.of(user_id),
@@ -141,11 +148,26 @@ class PrivacyService:
             # An erasure from before pseudonyms were keyed is re-keyed by this one.
             replaces=[self._pseudonyms.unkeyed(user_id)],
         )
+        if self._analytics_cache is not None and cached:
+            # After the commit: a reader that looks now finds no post, nothing cached.
+            await self._analytics_cache.delete(
+                *(k for post_id in cached for k in cache_keys(post_id))
+            )
         log.info(
             "user erased",
             extra={"action": "user.erase", "posts": report.posts_deleted},
         )
         return report
+
+    async def _post_ids(self, user_id: str) -> list[UUID]:
+        """The user's posts, whose cached analytics answers the erasure drops."""
+        found: list[UUID] = []
+        async with self._uow() as uow:
+            cursor: Cursor | None = None
+            while page := await uow.posts.list(PostFilter(user_id), cursor, _EXPORT_BATCH):
+                found += [post.id for post in page]
+                cursor = Cursor(page[-1].created_at, page[-1].id)
+        return found
 
 
 class RemovalJob:
