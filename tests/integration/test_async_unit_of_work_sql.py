@@ -234,3 +234,44 @@ async def test_a_dead_connection_with_no_fresh_one_to_take_goes_back_once(
         assert stats["pool_available"] <= stats["pool_max"], stats
     finally:
         await pool.close()
+
+
+async def test_a_first_trip_that_carries_the_commit_is_never_resent(
+    machine_database: str, engine: Engine
+) -> None:
+    """A unit of work that only held writes sends BEGIN, them and COMMIT in one trip.
+    When its connection is found dead there, the server may have committed before the
+    connection went: UNAVAILABLE, and the writes are not sent again on another
+    connection (they would be written twice). A read-only first trip is resent."""
+    resource = uuid.uuid4()
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="commit-trip")
+    await pool.open()
+    uow = AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)
+    try:
+        async with uow() as unit:  # the pool's one connection, made and handed back
+            await unit.audit.record(_entry(uuid.uuid4(), "warm"))
+            await unit.commit()
+        with engine.begin() as connection:  # a database restart, as the pool sees it
+            killed = connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = '' AND pid <> pg_backend_pid()"
+                    " AND datname = current_database() AND backend_type = 'client backend'"
+                    " AND query NOT LIKE '%pg_terminate_backend%'"
+                )
+            ).scalar_one()
+        assert killed >= 1
+        with pytest.raises(Unavailable):
+            async with uow() as unit:
+                await unit.audit.record(_entry(resource, "held"))
+                await unit.commit()
+        async with uow() as unit:  # the pool has a live connection again
+            await unit.audit.record(_entry(resource, "after"))
+            await unit.commit()
+    finally:
+        await pool.close()
+    with engine.connect() as connection:
+        actions = connection.execute(
+            text("SELECT action FROM audit_log WHERE resource_id = :id"), {"id": resource}
+        ).scalars()
+        assert list(actions) == ["after"]
