@@ -186,6 +186,38 @@ def test_idempotency_keys_audit_rows_and_a_twin_key(world: World) -> None:
         assert uow.idempotency.get("SchedulePost:alice", "r-1") == record
 
 
+def test_a_key_read_ahead_answers_as_a_key_read_now(world: World) -> None:
+    post = stored_draft(world)
+    record = IdempotencyRecord("hash-1", post.id)
+    with world.uow() as uow:
+        uow.idempotency.put("SchedulePost:alice", "known", record)
+        uow.commit()
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            # Read with the next statement (the post's lock), then asked for.
+            work.idempotency.read_ahead("SchedulePost:alice", "known")
+            work.idempotency.read_ahead("SchedulePost:alice", "unknown")
+            assert await work.posts.get(post.id, for_update=True) is not None
+            assert await work.idempotency.get("SchedulePost:alice", "known") == record
+            assert await work.idempotency.get("SchedulePost:alice", "unknown") is None
+            # Asked for before any statement went: read then, the same answer.
+            work.idempotency.read_ahead("SchedulePost:alice", "known")
+            assert await work.idempotency.get("SchedulePost:alice", "known") == record
+            # A key written by this unit, then read ahead: the read sees the write.
+            await work.idempotency.put("SchedulePost:alice", "mine", record)
+            work.idempotency.read_ahead("SchedulePost:alice", "mine")
+            assert await work.posts.get(post.id) is not None
+            assert await work.idempotency.get("SchedulePost:alice", "mine") == record
+            # Read ahead and never asked for: the commit does not mind.
+            work.idempotency.read_ahead("SchedulePost:alice", "never-asked")
+            await work.commit()
+        async with uow() as work:
+            assert await work.idempotency.get("SchedulePost:alice", "mine") == record
+
+    run(world, scenario)
+
+
 def test_taken_times_in_time_order_without_drafts_or_the_excluded_post(world: World) -> None:
     now = world.time.now()
     account, other = an_account(now), an_account(now)

@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -275,3 +275,46 @@ async def test_a_first_trip_that_carries_the_commit_is_never_resent(
             text("SELECT action FROM audit_log WHERE resource_id = :id"), {"id": resource}
         ).scalars()
         assert list(actions) == ["after"]
+
+
+async def test_a_request_id_costs_a_schedule_no_round_trip(
+    machine_database: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SchedulePost asks for its request id's row once it holds the lock; the row is
+    read in the lock's round trip, so a schedule with a request id makes as many trips
+    as one without (and answers a replay the same)."""
+    from post_management.adapters.clock import SystemClock
+    from post_management.domain.auth import Principal, Role
+    from post_management.domain.requested_time import parse_requested_time
+    from post_management.services.scheduling.scheduling import SchedulingService
+    from post_management.services.scheduling.support import ScheduleRequest
+
+    now = datetime.now(UTC)
+    account = an_account(now)
+    posts = [a_post(account, now, state=PostState.DRAFT, due_in=None) for _ in range(2)]
+    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, *posts)
+    trips: list[str] = []
+    trip = async_unit_of_work._Session._trip
+
+    async def counted(self: async_unit_of_work._Session, sql: str, *args: object) -> object:
+        trips.append(sql)
+        return await trip(self, sql, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(async_unit_of_work._Session, "_trip", counted)
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="trips")
+    await pool.open()
+    scheduling = SchedulingService(AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS), SystemClock())
+    alice = Principal("alice", Role.USER)
+    counts = []
+    try:
+        for post, request_id in ((posts[0], ""), (posts[1], "req-trips")):
+            due = parse_requested_time((now + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:00Z"))
+            request = ScheduleRequest(post.id, "alice", due, request_id=request_id)
+            trips.clear()
+            first = await scheduling.schedule(alice, request)
+            counts.append(len(trips))
+        replay = await scheduling.schedule(alice, request)
+    finally:
+        await pool.close()
+    assert counts[0] == counts[1], counts
+    assert replay.post.id == first.post.id and replay.post.version == first.post.version

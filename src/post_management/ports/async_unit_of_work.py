@@ -80,6 +80,12 @@ class AsyncAccounts(Protocol):
 
 
 class AsyncIdempotencyKeys(Protocol):
+    def read_ahead(self, scope: str, key: str) -> None:
+        """A hint: the key's row will be asked for after the unit of work's next
+        statement, and may be read in that statement's round trip, after it (after the
+        locks it takes). `get` answers the same either way."""
+        ...
+
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None: ...
 
     async def put(self, scope: str, key: str, record: IdempotencyRecord) -> None:

@@ -142,12 +142,14 @@ class _Session:
     pipeline. Writes whose answer nothing waits for (an audit row, a request id's
     row, the events) are held and sent in one pipeline with the next statement or
     with the COMMIT: one round trip for them all instead of one each. A failure among
-    them (a request id stored meanwhile) is raised then."""
+    them (a request id stored meanwhile) is raised then. Reads asked for ahead go in
+    the next statement's pipeline after it (so after the locks it takes)."""
 
     def __init__(self, pool: AsyncPool, connection: Connection) -> None:
         self._pool = pool
         self.connection = connection
         self._held: list[tuple[str, dict[str, Any]]] = []
+        self._ahead: list[_Ahead] = []
         self._begun = False
         # The connection is back in the pool already (a dead one, being replaced).
         self.released = False
@@ -158,6 +160,18 @@ class _Session:
         if isinstance(statement, CompiledWrite):
             statement = statement.for_values(values)
         self._held.append((statement.sql, statement.params(values)))
+
+    def ahead(self, statement: Compiled, values: dict[str, Any]) -> _Ahead:
+        """A read sent right after the next statement, in its round trip; its rows
+        are read from the returned handle once that trip is done (`_Ahead.sent`)."""
+        read = _Ahead(statement.sql, statement.params(values))
+        self._ahead.append(read)
+        return read
+
+    def forget(self, read: _Ahead) -> None:
+        """A read asked for ahead and no longer wanted (not sent yet)."""
+        if read in self._ahead:
+            self._ahead.remove(read)
 
     async def one(self, statement: Compiled, values: dict[str, Any]) -> Any:
         """The first row as a dict of its columns, or None."""
@@ -216,11 +230,13 @@ class _Session:
     async def _trip(
         self, sql: str, params: dict[str, Any] | None, rows: Any, commit: bool
     ) -> psycopg.AsyncCursor[Any]:
-        """One round trip: the BEGIN if not yet sent, the held writes, the statement."""
+        """One round trip: the BEGIN if not yet sent, the held writes, the statement,
+        the reads asked for ahead."""
         connection = self.connection
         cursor = connection.cursor(row_factory=rows) if rows else connection.cursor()
         begin = connection.info.transaction_status == _IDLE
-        if not begin and not self._held:
+        ahead = [] if commit else self._ahead
+        if not begin and not self._held and not ahead:
             await cursor.execute(sql, params, prepare=not commit)
             return cursor
         async with connection.pipeline():
@@ -229,8 +245,26 @@ class _Session:
             for held_sql, held_params in self._held:
                 await connection.execute(held_sql, held_params, prepare=True)
             await cursor.execute(sql, params, prepare=not commit)
+            for read in ahead:
+                read.cursor = connection.cursor(row_factory=dict_row)
+                await read.cursor.execute(read.sql, read.params, prepare=True)
         self._held = []
+        if ahead:
+            self._ahead = []
         return cursor
+
+
+@dataclass(eq=False)
+class _Ahead:
+    """A read sent after another statement, in its round trip."""
+
+    sql: str
+    params: dict[str, Any]
+    cursor: psycopg.AsyncCursor[Any] | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.cursor is not None
 
 
 class AsyncSqlPosts:
@@ -308,9 +342,19 @@ class AsyncSqlAccounts:
 class AsyncSqlIdempotencyKeys:
     def __init__(self, session: _Session) -> None:
         self._db = session
+        self._ahead: dict[tuple[str, str], _Ahead] = {}
+
+    def read_ahead(self, scope: str, key: str) -> None:
+        self._ahead[scope, key] = self._db.ahead(_GET_KEY, {"scope": scope, "key": key})
 
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
-        row = await self._db.one(_GET_KEY, {"scope": scope, "key": key})
+        read = self._ahead.pop((scope, key), None)
+        if read is not None and read.cursor is not None:
+            row = await read.cursor.fetchone()
+        else:
+            if read is not None:
+                self._db.forget(read)  # asked for but not sent yet: read now instead
+            row = await self._db.one(_GET_KEY, {"scope": scope, "key": key})
         return IdempotencyRecord(row["request_hash"], row["resource_id"]) if row else None
 
     async def put(self, scope: str, key: str, record: IdempotencyRecord) -> None:

@@ -100,6 +100,9 @@ class _IdempotencyKeys:
     def __init__(self, keys: IdempotencyKeys) -> None:
         self._keys = keys
 
+    def read_ahead(self, scope: str, key: str) -> None:
+        """Nothing to send ahead: `get` reads the store."""
+
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
         return self._keys.get(scope, key)
 

@@ -125,6 +125,12 @@ class AsyncCommand:
         """The same unit of work and caller, for another request id (a batch item)."""
         return AsyncCommand(self.uow, self.principal, request)
 
+    def read_ahead_earlier(self) -> None:
+        """`earlier` will be asked once the next statement (the command's lock) is
+        done: its read may go in that statement's round trip."""
+        if self.request is not None and self.request.request_id:
+            self.uow.idempotency.read_ahead(self.request.scope, self.request.request_id)
+
     async def earlier(self) -> UUID | None:
         """What an earlier identical request made, if its id is known; INVALID_ARGUMENT
         (REQUEST_ID_REUSED) if the id came with another request."""
