@@ -189,7 +189,10 @@ class XWebhooks:
         touched = []
         async with self._uow() as uow:
             ours = await uow.analytics.published_by_x_id(sorted({e.x_post_id for e in found}))
-            for event in found:
+            # Every delivery takes its locks in one order (event ids, then post ids), so
+            # concurrent deliveries touching the same rows wait for each other and
+            # never deadlock.
+            for event in sorted(found, key=lambda e: e.event_id):
                 if event.x_post_id not in ours:
                     ignored += 1
                     continue
@@ -201,13 +204,14 @@ class XWebhooks:
                     deltas[event.x_post_id][event.metric] += 1
                 else:
                     deleted.add(event.x_post_id)
+            # The rows' locks order concurrent deliveries for one post: no lost increment.
+            for post_id in sorted({ours[x_id].post_id for x_id in (*deleted, *deltas)}):
+                await uow.posts.get(post_id, for_update=True)
             for x_id in deleted:
                 await uow.analytics.mark_deleted(ours[x_id].post_id, now)
                 touched.append(ours[x_id].post_id)
             for x_id, change in deltas.items():
                 ref = ours[x_id]
-                # The row lock orders concurrent deliveries for one post: no lost increment.
-                await uow.posts.get(ref.post_id, for_update=True)
                 latest = await uow.analytics.latest(ref.post_id)
                 counts = (latest.counts if latest else Counts()).plus(**change)
                 private = latest.private_known if latest else False
