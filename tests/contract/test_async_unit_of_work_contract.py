@@ -244,6 +244,50 @@ def test_taken_times_in_time_order_without_drafts_or_the_excluded_post(world: Wo
     run(world, scenario)
 
 
+def test_taken_times_read_ahead_beside_a_post_answer_as_read_now(world: World) -> None:
+    now = world.time.now()
+    account, other = an_account(now), an_account(now)
+    mine = a_post(account, now, due_in=timedelta(hours=5))
+    sooner = a_post(account, now, due_in=timedelta(hours=1))
+    edge = a_post(account, now, due_in=timedelta(minutes=-90))
+    elsewhere = a_post(other, now, due_in=timedelta(hours=2))
+    lone_account = an_account(now)
+    alone = a_post(lone_account, now, state=PostState.DRAFT, due_in=None)
+    store(world.uow, account, other, lone_account, mine, sooner, edge, elsewhere, alone)
+
+    async def scenario(uow: AsyncUnitOfWorkFactory) -> None:
+        async with uow() as work:
+            since = now - timedelta(hours=2)
+            direct = await work.schedule.taken_times(account.id, since, exclude_post_id=mine.id)
+            assert [t.post_id for t in direct] == [edge.id, sooner.id]
+            # Read with the next statement (the post's lock), from an earlier `since`:
+            # the answer for the later one is the same.
+            work.schedule.read_ahead_beside(mine.id, since - timedelta(minutes=5))
+            assert await work.posts.get(mine.id, for_update=True) is not None
+            ahead = await work.schedule.taken_times(account.id, since, exclude_post_id=mine.id)
+            assert ahead == direct
+            later = now - timedelta(hours=1)  # past the edge post: it is left out
+            work.schedule.read_ahead_beside(mine.id, since)
+            assert await work.posts.get(mine.id) is not None
+            assert await work.schedule.taken_times(account.id, later, exclude_post_id=mine.id) == [
+                t for t in direct if t.at >= later
+            ]
+            # Asked for another account than the post's: that account's times.
+            work.schedule.read_ahead_beside(mine.id, since)
+            assert await work.posts.get(mine.id) is not None
+            assert [
+                t.post_id for t in await work.schedule.taken_times(other.id, since, mine.id)
+            ] == [elsewhere.id]
+            # Asked for before any statement went, and a post with no other times.
+            work.schedule.read_ahead_beside(mine.id, since)
+            assert await work.schedule.taken_times(account.id, since, mine.id) == direct
+            work.schedule.read_ahead_beside(alone.id, since)
+            assert await work.posts.get(alone.id) is not None
+            assert await work.schedule.taken_times(lone_account.id, since, alone.id) == []
+
+    run(world, scenario)
+
+
 def test_added_posts_list_in_pages_and_delete_over_their_version(world: World) -> None:
     now = world.time.now()
     account = an_account(now)

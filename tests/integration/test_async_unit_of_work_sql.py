@@ -277,12 +277,12 @@ async def test_a_first_trip_that_carries_the_commit_is_never_resent(
         assert list(actions) == ["after"]
 
 
-async def test_a_request_id_costs_a_schedule_no_round_trip(
+async def test_a_schedule_makes_three_round_trips_with_a_request_id_or_without(
     machine_database: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SchedulePost asks for its request id's row once it holds the lock; the row is
-    read in the lock's round trip, so a schedule with a request id makes as many trips
-    as one without (and answers a replay the same)."""
+    """SchedulePost asks for its request id's row and the account's taken times once
+    it holds the lock; both are read in the lock's round trip, so a schedule makes
+    three trips, with a request id or without (and answers a replay the same)."""
     from post_management.adapters.clock import SystemClock
     from post_management.domain.auth import Principal, Role
     from post_management.domain.requested_time import parse_requested_time
@@ -316,5 +316,7 @@ async def test_a_request_id_costs_a_schedule_no_round_trip(
         replay = await scheduling.schedule(alice, request)
     finally:
         await pool.close()
-    assert counts[0] == counts[1], counts
+    # BEGIN with the lock, the request id's row and the taken times; the save; the
+    # held writes with the COMMIT.
+    assert counts == [3, 3], counts
     assert replay.post.id == first.post.id and replay.post.version == first.post.version

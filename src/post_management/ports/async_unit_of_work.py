@@ -99,6 +99,13 @@ class AsyncAuditLog(Protocol):
 
 
 class AsyncScheduleQueries(Protocol):
+    def read_ahead_beside(self, post_id: UUID, since: datetime) -> None:
+        """A hint: `taken_times(the post's account, since or later, exclude_post_id=
+        post_id)` will be asked after the unit of work's next statement, and may be
+        read in that statement's round trip, after it (after the locks it takes).
+        `taken_times` answers the same either way."""
+        ...
+
     async def taken_times(
         self, account_id: UUID, since: datetime, exclude_post_id: UUID | None = None
     ) -> list[TakenTime]:

@@ -48,7 +48,11 @@ from post_management.adapters.db.post_repository import _from_row as post_from_r
 from post_management.adapters.db.post_repository import save_params
 from post_management.adapters.db.post_writes import writes_posts
 from post_management.adapters.db.privacy_repository import tombstone_params
-from post_management.adapters.db.schedule_queries import _TAKEN_BUT_ORDERED, _TAKEN_ORDERED
+from post_management.adapters.db.schedule_queries import (
+    _TAKEN_BUT_ORDERED,
+    _TAKEN_ORDERED,
+    TAKEN_BESIDE_POST,
+)
 from post_management.adapters.db.schema import posts
 from post_management.adapters.db.telemetry import UnitOfWorkTrace
 from post_management.domain.account import Account
@@ -107,6 +111,7 @@ _PUT_KEY = CompiledWrite(records._PUT_KEY)
 _INSERT_AUDIT = CompiledWrite(records._INSERT_AUDIT, json=["before", "after"])
 _TAKEN = Compiled(_TAKEN_ORDERED)
 _TAKEN_BUT = Compiled(_TAKEN_BUT_ORDERED)
+_TAKEN_BESIDE_POST = Compiled(TAKEN_BESIDE_POST)
 _WRITE_EVENTS = Compiled(_INSERT_EVENTS)
 _LATEST = Compiled(analytics_repository.LATEST)
 _SERIES = Compiled(analytics_repository.SERIES)
@@ -372,10 +377,33 @@ class AsyncSqlAuditLog:
 class AsyncSqlScheduleQueries:
     def __init__(self, session: _Session) -> None:
         self._db = session
+        self._ahead: tuple[UUID, datetime, _Ahead] | None = None
+
+    def read_ahead_beside(self, post_id: UUID, since: datetime) -> None:
+        self._ahead = (
+            post_id,
+            since,
+            self._db.ahead(_TAKEN_BESIDE_POST, {"post_id": post_id, "since": since}),
+        )
 
     async def taken_times(
         self, account_id: UUID, since: datetime, exclude_post_id: UUID | None = None
     ) -> list[TakenTime]:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            post_id, read_since, read = ahead
+            if read.cursor is None:
+                self._db.forget(read)
+            elif post_id == exclude_post_id and read_since <= since:
+                rows = await read.cursor.fetchall()
+                # The first row names the post's account then: the answer counts only
+                # for that account (otherwise it is asked again below).
+                if rows and rows[0]["owner"] == account_id:
+                    return [
+                        TakenTime(row["id"], row["text"], row["at"])
+                        for row in rows
+                        if row["id"] is not None and row["at"] >= since
+                    ]
         values: dict[str, Any] = {"account_id": account_id, "since": since}
         statement = _TAKEN
         if exclude_post_id is not None:

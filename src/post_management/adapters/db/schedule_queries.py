@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select, true
 
 from post_management.adapters.db.schema import posts
 from post_management.domain.post import PostState
@@ -24,6 +24,27 @@ _TAKEN = select(posts.c.id, posts.c.text, _AT.label("at")).where(
 _TAKEN_ORDERED = _TAKEN.order_by(_AT, posts.c.id)
 _TAKEN_BUT_ORDERED = _TAKEN.where(posts.c.id != bindparam("exclude_post_id")).order_by(
     _AT, posts.c.id
+)
+# The same times for a post's account, named by the post (read before the caller knows
+# the account): a row for the account itself, then one per taken time, if any.
+_OWNER = select(posts.c.account_id).where(posts.c.id == bindparam("post_id")).subquery("owner")
+_OTHERS = posts.alias("others")
+_OTHERS_AT = func.coalesce(_OTHERS.c.published_at, _OTHERS.c.due_at)
+_TAKEN_OF = (
+    select(_OTHERS.c.id, _OTHERS.c.text, _OTHERS_AT.label("at"))
+    .where(
+        _OTHERS.c.account_id == _OWNER.c.account_id,
+        _OTHERS.c.state.in_(TAKEN_STATES),
+        _OTHERS_AT.is_not(None),
+        bindparam("since") <= _OTHERS_AT,
+        _OTHERS.c.id != bindparam("post_id"),
+    )
+    .lateral("taken")
+)
+TAKEN_BESIDE_POST = (
+    select(_OWNER.c.account_id.label("owner"), _TAKEN_OF.c.id, _TAKEN_OF.c.text, _TAKEN_OF.c.at)
+    .select_from(_OWNER.outerjoin(_TAKEN_OF, true()))
+    .order_by(_TAKEN_OF.c.at, _TAKEN_OF.c.id)
 )
 
 

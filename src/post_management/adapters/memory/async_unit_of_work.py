@@ -122,6 +122,9 @@ class _ScheduleQueries:
     def __init__(self, schedule: ScheduleQueries) -> None:
         self._schedule = schedule
 
+    def read_ahead_beside(self, post_id: UUID, since: datetime) -> None:
+        """Nothing to send ahead: `taken_times` reads the store."""
+
     async def taken_times(
         self, account_id: UUID, since: datetime, exclude_post_id: UUID | None = None
     ) -> list[TakenTime]:

@@ -182,7 +182,9 @@ class SchedulingService:
         self, run: AsyncCommand, request: ScheduleRequest, memo: RulesMemo
     ) -> ScheduleResult:
         uow = run.uow
-        run.read_ahead_earlier()  # asked below, once the lock is held: one trip for both
+        # Both asked for below, once the lock is held: read in the lock's round trip.
+        run.read_ahead_earlier()
+        uow.schedule.read_ahead_beside(request.post_id, self._clock.now() - LOOKBACK)
         locked = await uow.accounts.lock_with_post(request.post_id, request.user_id)
         if locked is None:
             await load_own_post(uow, request.post_id, request.user_id)  # NOT_FOUND or foreign
