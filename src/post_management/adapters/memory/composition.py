@@ -9,6 +9,7 @@ from datetime import datetime
 from post_management.adapters.memory.async_unit_of_work import AsyncMemoryUnitOfWorkFactory
 from post_management.adapters.memory.clock import SettableClock
 from post_management.adapters.memory.leader_lock import MemoryLeaderLock
+from post_management.adapters.memory.learner import NearestNeighboursLearner
 from post_management.adapters.memory.post_reads import MemoryPostReads
 from post_management.adapters.memory.privacy import MemoryPrivacyStore
 from post_management.adapters.memory.privacy_jobs import MemoryPrivacyJobStore
@@ -22,6 +23,7 @@ from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.analytics import LeaderLock
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
+from post_management.ports.engagement_model import Learner
 from post_management.ports.media import MediaUploads
 from post_management.ports.privacy import AsyncPrivacyStore, PrivacyStore
 from post_management.ports.publishing import PublishQueue
@@ -49,6 +51,8 @@ class MemoryAdapters:
     privacy_jobs: PrivacyStore
     # The metrics collector's one-holder lock.
     leader_lock: LeaderLock
+    # The engagement model's learner: the nearest rows' median, no scikit-learn.
+    learner: Learner
     queue: PublishQueue
     uploads: MediaUploads
     meter: SpendMeter
@@ -81,6 +85,7 @@ def memory_adapters(
         privacy=MemoryPrivacyStore(async_uow),
         privacy_jobs=MemoryPrivacyJobStore(uow),
         leader_lock=MemoryLeaderLock(),
+        learner=NearestNeighboursLearner(),
         queue=MemoryPublishQueue(store, prices),
         uploads=MemoryMediaUploads(store),
         meter=MemorySpendMeter(store, prices),
