@@ -28,10 +28,11 @@ test: $(STAMP) lint
 	$(BIN)/python scripts/coverage_layers.py
 
 ## The unit tier alone: domain and use cases on the memory adapters, no PostgreSQL,
-## Redis, X emulator, server or child process (about 15 s of CPU here, 18 s while
-## other work shares the machine: half of it starting pytest and importing the
-## service; the use-case tests take under a second). Only the pytest plugins the tier
-## uses are loaded: schemathesis's, for tests/e2e, takes over a second to load.
+## Redis, X emulator, server, child process or scikit-learn (about 15 s of CPU here,
+## 18 s while other work shares the machine: half of it starting pytest and importing
+## the service; the use-case tests, tests/unit/services, take 2 to 3 s, most of it the
+## memory units of work copying the store). Only the pytest plugins the tier uses are
+## loaded: schemathesis's, for tests/e2e, takes over a second to load.
 unit: $(STAMP)
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/pytest -q -p no:cacheprovider \
 		-p pytest_asyncio.plugin -p _hypothesis_pytestplugin -p pytest_cov.plugin tests/unit
