@@ -37,6 +37,21 @@ def _entry(resource_id: uuid.UUID, action: str) -> AuditEntry:
     return AuditEntry("user:alice", action, "post", resource_id, "alice", None, {"a": 1})
 
 
+def _kill_pool_connections(engine: Engine) -> int:
+    """Terminate the pools' connections to this database (not the engine's own)."""
+    with engine.begin() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = '' AND pid <> pg_backend_pid()"
+                    " AND datname = current_database() AND backend_type = 'client backend'"
+                    " AND query NOT LIKE '%pg_terminate_backend%'"
+                )
+            ).scalar_one()
+        )
+
+
 async def test_a_missing_before_is_json_null_as_the_synchronous_unit_stores_it(
     machine_database: str, engine: Engine
 ) -> None:
@@ -78,15 +93,7 @@ async def test_connections_that_died_in_the_pool_cost_no_call(
                 await asyncio.sleep(0.05)  # all three connections out at once
 
         await asyncio.gather(read(), read(), read())
-        with engine.begin() as connection:  # a database restart, as the pool sees it
-            killed = connection.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE application_name = '' AND pid <> pg_backend_pid()"
-                    " AND datname = current_database() AND backend_type = 'client backend'"
-                    " AND query NOT LIKE '%pg_terminate_backend%'"
-                )
-            ).scalar_one()
+        killed = _kill_pool_connections(engine)  # a database restart, as the pool sees it
         assert killed >= 3
         for _ in range(3):
             async with uow() as unit:
@@ -201,14 +208,7 @@ async def test_a_dead_connection_with_no_fresh_one_to_take_goes_back_once(
     try:
         async with uow() as unit:  # the pool's one connection, used once
             assert await unit.posts.get(post.id) is not None
-        with engine.begin() as connection:  # the database restarts under it
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE application_name = '' AND pid <> pg_backend_pid()"
-                    " AND datname = current_database() AND backend_type = 'client backend'"
-                )
-            )
+        _kill_pool_connections(engine)  # the database restarts under it
         checkout = pool.checkout
         taken = 0
 
@@ -251,15 +251,7 @@ async def test_a_first_trip_that_carries_the_commit_is_never_resent(
         async with uow() as unit:  # the pool's one connection, made and handed back
             await unit.audit.record(_entry(uuid.uuid4(), "warm"))
             await unit.commit()
-        with engine.begin() as connection:  # a database restart, as the pool sees it
-            killed = connection.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE application_name = '' AND pid <> pg_backend_pid()"
-                    " AND datname = current_database() AND backend_type = 'client backend'"
-                    " AND query NOT LIKE '%pg_terminate_backend%'"
-                )
-            ).scalar_one()
+        killed = _kill_pool_connections(engine)  # a database restart, as the pool sees it
         assert killed >= 1
         with pytest.raises(Unavailable):
             async with uow() as unit:
