@@ -5,14 +5,12 @@ erasure leaves behind, without a database."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from post_management.adapters.cache import AwaitedInProcessCache, InProcessCache
-from post_management.adapters.memory.composition import MemoryAdapters, memory_adapters
 from post_management.domain.account import Account, Credentials
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.auth import Principal, Role
@@ -33,21 +31,16 @@ from post_management.services.analytics.analytics import AnalyticsQueries, metri
 from post_management.services.privacy import privacy
 from post_management.services.privacy.privacy import PrivacyService
 from post_management.services.shared.pagination import encode_token
+from tests.unit.services.privacy_world import PrivacyWorld
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ALICE = Principal("alice", Role.USER)
 ADMIN = Principal("ops", Role.ADMIN)
 
 
-class World:
+class World(PrivacyWorld):
     def __init__(self) -> None:
-        self.pseudonyms = Pseudonyms(secrets.token_bytes(32))
-        self.adapters: MemoryAdapters = memory_adapters(START, self.pseudonyms)
-        self.store = self.adapters.store
-        self.clock = self.adapters.settable_clock
-        self.privacy = PrivacyService(
-            self.adapters.async_uow, self.adapters.privacy, self.clock, self.pseudonyms
-        )
+        super().__init__(START)
         self.accounts = AccountService(self.adapters.async_uow, self.clock)
 
     def account(self, user_id: str = "alice") -> Account:
@@ -66,21 +59,7 @@ class World:
         return account
 
     def post(self, account: Account, state: PostState = PostState.DRAFT, **fields: object) -> Post:
-        now = self.clock.now()
-        post = Post(
-            id=uuid.uuid4(),
-            user_id=account.user_id,
-            account_id=account.id,
-            text=f"post {uuid.uuid4().hex[:6]}",
-            created_at=now,
-            updated_at=now,
-            state=state,
-        )
-        for name, value in fields.items():
-            setattr(post, name, value)
-        with self.adapters.uow() as work:
-            work.posts.add(post)
-            work.commit()
+        post = self.stored_post(account, state, **fields)
         self.clock.advance(timedelta(seconds=1))
         return post
 

@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from post_management.adapters.memory.composition import MemoryAdapters, memory_adapters
 from post_management.adapters.memory.x_api import MemoryXApi
-from post_management.domain.account import Account, Credentials
+from post_management.domain.account import Account
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.auth import Principal, Role
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState
-from post_management.domain.privacy import Pseudonyms
 from post_management.ports.analytics import SOURCE_POLL
 from post_management.ports.privacy import MAX_REMOVAL_ATTEMPTS
 from post_management.ports.support import Clock
@@ -37,11 +34,12 @@ from post_management.ports.x_api import (
 )
 from post_management.ports.x_spend import SpendScope
 from post_management.services.privacy.privacy import (
-    PrivacyService,
     RemovalJob,
     RetentionJob,
     RetentionPeriods,
 )
+from tests.contract.builders import an_account, store
+from tests.unit.services.privacy_world import PrivacyWorld
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ADMIN = Principal("ops", Role.ADMIN)
@@ -64,52 +62,20 @@ class ScriptedDeletes(MemoryXApi):
         return super().delete_post(creds, x_post_id)
 
 
-class World:
+class World(PrivacyWorld):
     def __init__(self) -> None:
-        self.pseudonyms = Pseudonyms(secrets.token_bytes(32))
-        self.adapters: MemoryAdapters = memory_adapters(START, self.pseudonyms)
-        self.store = self.adapters.store
-        self.clock = self.adapters.settable_clock
+        super().__init__(START)
         self.x = ScriptedDeletes(self.clock)
-        self.privacy = PrivacyService(
-            self.adapters.async_uow, self.adapters.privacy, self.clock, self.pseudonyms
-        )
 
     def account(self, user_id: str) -> Account:
-        now = self.clock.now()
-        x_user_id = str(uuid.uuid4().int % 10**12)
-        account = Account(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            handle=f"h{x_user_id}",
-            x_user_id=x_user_id,
-            created_at=now,
-            updated_at=now,
-            credentials=Credentials(f"token-{x_user_id}", "secret"),
-        )
-        self.x.register_user(f"token-{x_user_id}", x_user_id)
-        with self.adapters.uow() as work:
-            work.accounts.add(account)
-            work.commit()
+        account = an_account(self.clock.now(), user_id)
+        assert account.credentials is not None
+        self.x.register_user(account.credentials.access_token, account.x_user_id)
+        store(self.adapters.uow, account)
         return account
 
     def post(self, account: Account, state: PostState, **fields: object) -> Post:
-        now = self.clock.now()
-        post = Post(
-            id=uuid.uuid4(),
-            user_id=account.user_id,
-            account_id=account.id,
-            text=f"post {uuid.uuid4().hex[:6]}",
-            created_at=now,
-            updated_at=now,
-            state=state,
-        )
-        for name, value in fields.items():
-            setattr(post, name, value)
-        with self.adapters.uow() as work:
-            work.posts.add(post)
-            work.commit()
-        return post
+        return self.stored_post(account, state, **fields)
 
     def published(self, account: Account, segments: int = 1, **fields: object) -> Post:
         """A thread of `segments` posts, on X and stored PUBLISHED."""
