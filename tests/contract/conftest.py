@@ -3,10 +3,11 @@ PostgreSQL ones (a fresh database of the machine's server, emptied before each t
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,7 +38,7 @@ from post_management.domain.events import DomainEvent
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import PriceTable
 from post_management.ports.analytics import LeaderLock
-from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.media import MediaUploads
 from post_management.ports.post_reads import AsyncPostReader, AsyncScheduleReader
 from post_management.ports.privacy import AsyncPrivacyStore, PrivacyStore
@@ -203,6 +204,17 @@ class _RefusingErasureRecords(list[Any]):
         if row[1].action == "user.erase":
             raise RuntimeError("the erasure's audit row cannot be written")
         super().append(row)
+
+
+def read(world: World, reads: Callable[[AsyncUnitOfWork], Awaitable[T]]) -> T:
+    """What `reads` answers in an asynchronous unit of work of its own, on a loop of
+    its own."""
+
+    async def opened() -> T:
+        async with world.async_uow() as factory, factory() as work:
+            return await reads(work)
+
+    return asyncio.run(opened())
 
 
 @asynccontextmanager

@@ -5,11 +5,8 @@ reads it, through the asynchronous unit of work."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
-from typing import TypeVar
 
 from post_management.domain.account import AccountState
 from post_management.domain.analytics import Counts, Snapshot
@@ -20,7 +17,7 @@ from post_management.domain.trends import Point
 from post_management.ports.analytics import SOURCE_POLL, SOURCE_WEBHOOK, TrendAlert
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork
 from tests.contract.builders import a_post, an_account, published, snap, store
-from tests.contract.conftest import World
+from tests.contract.conftest import World, read
 
 
 def stored_published_post(world: World) -> tuple[datetime, Post]:
@@ -34,19 +31,6 @@ def stored_published_post(world: World) -> tuple[datetime, Post]:
 
 def by_id(*posts: Post) -> list[Post]:
     return sorted(posts, key=lambda post: post.id)
-
-
-T = TypeVar("T")
-
-
-def read(world: World, reads: Callable[[AsyncUnitOfWork], Awaitable[T]]) -> T:
-    """What `reads` answers in an asynchronous unit of work of its own."""
-
-    async def opened() -> T:
-        async with world.async_uow() as factory, factory() as work:
-            return await reads(work)
-
-    return asyncio.run(opened())
 
 
 def test_snapshots_read_back_in_collection_order_with_withheld_counts_unknown(

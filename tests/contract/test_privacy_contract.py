@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.errors import FailedPrecondition
 from post_management.domain.media import Media, MediaKind
@@ -21,12 +20,12 @@ from post_management.domain.privacy import AuditRecord, MetricsRecord, erasure_r
 from post_management.domain.reasons import Reason
 from post_management.domain.x_spend import CallKind, Metered, Purpose
 from post_management.ports.analytics import SOURCE_POLL
-from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
+from post_management.ports.async_unit_of_work import AsyncUnitOfWork
 from post_management.ports.privacy import AsyncPrivacyStore, ErasureReport
 from post_management.ports.repositories import AuditEntry, IdempotencyRecord
 from post_management.ports.x_spend import SpendScope
 from tests.contract.builders import a_post, an_account, published, snap, store
-from tests.contract.conftest import World
+from tests.contract.conftest import World, read
 
 T = TypeVar("T")
 
@@ -39,24 +38,6 @@ def run(world: World, scenario: Callable[[AsyncPrivacyStore], Awaitable[T]]) -> 
             return await scenario(world.privacy(factory))
 
     return asyncio.run(opened())
-
-
-def on_units(world: World, scenario: Callable[[AsyncUnitOfWorkFactory], Awaitable[T]]) -> T:
-    async def opened() -> T:
-        async with world.async_uow() as factory:
-            return await scenario(factory)
-
-    return asyncio.run(opened())
-
-
-def snapshots(world: World, post_id: uuid.UUID) -> list[Snapshot]:
-    """The post's snapshots, read in an asynchronous unit of work."""
-
-    async def series(uow: AsyncUnitOfWorkFactory) -> list[Snapshot]:
-        async with uow() as work:
-            return await work.analytics.series(post_id)
-
-    return on_units(world, series)
 
 
 def record(world: World, *entries: AuditEntry) -> None:
@@ -251,25 +232,24 @@ def test_an_erasure_takes_the_users_rows_and_keeps_the_trail_without_her(
         erased_at=now,
     )
 
-    async def left(uow: AsyncUnitOfWorkFactory) -> list[Any]:
-        async with uow() as work:
-            return [
-                await work.accounts.get(alice.account.id),
-                await work.posts.get(alice.thread.id),
-                await work.posts.get(alice.draft.id),
-                await work.media.get(alice.media.id),
-                await work.campaigns.get(alice.campaign.id),
-                await work.erasures.is_erased("alice"),
-                await work.erasures.is_erased("bob"),
-            ]
+    async def left(work: AsyncUnitOfWork) -> list[Any]:
+        return [
+            await work.accounts.get(alice.account.id),
+            await work.posts.get(alice.thread.id),
+            await work.posts.get(alice.draft.id),
+            await work.media.get(alice.media.id),
+            await work.campaigns.get(alice.campaign.id),
+            await work.erasures.is_erased("alice"),
+            await work.erasures.is_erased("bob"),
+        ]
 
-    assert on_units(world, left) == [None, None, None, None, None, True, False]
+    assert read(world, left) == [None, None, None, None, None, True, False]
     with world.uow() as work:
         bob = work.accounts.get(alice.bob.id)
         assert bob is not None and work.posts.get(alice.bobs_post.id) is not None
         assert work.campaigns.get(alice.bobs_campaign.id) is not None
         kept = {key: work.idempotency.get(*key) for key in alice.keys}
-    assert snapshots(world, alice.thread.id) == []
+    assert read(world, lambda w: w.analytics.series(alice.thread.id)) == []
     assert [key for key, found in kept.items() if found] == [("CreateAccount:bob", "k3")]
     assert world.tombstones() == {hashed}
     # Every segment of her thread is queued with its tokens.
@@ -371,7 +351,7 @@ def test_an_erasure_that_fails_part_way_leaves_every_row_as_it_was(world: World)
         assert work.media.get(alice.media.id) is not None
         assert work.campaigns.get(alice.campaign.id) is not None
         assert work.idempotency.get("CreatePost:alice", "k1") is not None
-    assert len(snapshots(world, alice.thread.id)) == 1
+    assert len(read(world, lambda w: w.analytics.series(alice.thread.id))) == 1
     assert spend_calls(world, "alice", alice.now) == 1
 
 

@@ -9,7 +9,6 @@ import uuid
 from datetime import datetime, timedelta
 
 from post_management.domain.account import Account
-from post_management.domain.analytics import Snapshot
 from post_management.domain.media import Media, MediaKind
 from post_management.domain.post import Post, PostState
 from post_management.domain.x_spend import CallKind, Metered, Outcome, Purpose
@@ -17,7 +16,7 @@ from post_management.ports.analytics import SOURCE_POLL
 from post_management.ports.privacy import MAX_REMOVAL_ATTEMPTS, PendingRemoval, RetentionCutoffs
 from post_management.ports.x_spend import SpendScope
 from tests.contract.builders import a_post, an_account, published, snap, store
-from tests.contract.conftest import World
+from tests.contract.conftest import World, read
 
 TICK = timedelta(microseconds=1)
 
@@ -142,11 +141,7 @@ def test_a_call_recorded_on_its_own_leaves_the_removal_as_it_was(world: World) -
 
 
 def series(world: World, post_id: uuid.UUID) -> list[datetime]:
-    async def read() -> list[Snapshot]:
-        async with world.async_uow() as factory, factory() as work:
-            return await work.analytics.series(post_id)
-
-    return [s.collected_at for s in asyncio.run(read())]
+    return [s.collected_at for s in read(world, lambda w: w.analytics.series(post_id))]
 
 
 class Kept:
