@@ -168,15 +168,17 @@ class _Session:
 
     def ahead(self, statement: Compiled, values: dict[str, Any]) -> _Ahead:
         """A read sent right after the next statement, in its round trip; its rows
-        are read from the returned handle once that trip is done (`_Ahead.sent`)."""
+        are read through `arrived` once that trip is done."""
         read = _Ahead(statement.sql, statement.params(values))
         self._ahead.append(read)
         return read
 
-    def forget(self, read: _Ahead) -> None:
-        """A read asked for ahead and no longer wanted (not sent yet)."""
-        if read in self._ahead:
+    def arrived(self, read: _Ahead) -> psycopg.AsyncCursor[Any] | None:
+        """The cursor of a read asked for ahead, once a round trip carried it; None if
+        none has yet: then it is dropped (the caller reads now instead)."""
+        if read.cursor is None and read in self._ahead:
             self._ahead.remove(read)
+        return read.cursor
 
     async def one(self, statement: Compiled, values: dict[str, Any]) -> Any:
         """The first row as a dict of its columns, or None."""
@@ -267,10 +269,6 @@ class _Ahead:
     params: dict[str, Any]
     cursor: psycopg.AsyncCursor[Any] | None = None
 
-    @property
-    def sent(self) -> bool:
-        return self.cursor is not None
-
 
 class AsyncSqlPosts:
     def __init__(self, session: _Session, outbox: EventLog) -> None:
@@ -354,11 +352,10 @@ class AsyncSqlIdempotencyKeys:
 
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
         read = self._ahead.pop((scope, key), None)
-        if read is not None and read.cursor is not None:
-            row = await read.cursor.fetchone()
+        cursor = self._db.arrived(read) if read is not None else None
+        if cursor is not None:
+            row = await cursor.fetchone()
         else:
-            if read is not None:
-                self._db.forget(read)  # asked for but not sent yet: read now instead
             row = await self._db.one(_GET_KEY, {"scope": scope, "key": key})
         return IdempotencyRecord(row["request_hash"], row["resource_id"]) if row else None
 
@@ -392,10 +389,9 @@ class AsyncSqlScheduleQueries:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             post_id, read_since, read = ahead
-            if read.cursor is None:
-                self._db.forget(read)
-            elif post_id == exclude_post_id and read_since <= since:
-                rows = await read.cursor.fetchall()
+            cursor = self._db.arrived(read)
+            if cursor is not None and post_id == exclude_post_id and read_since <= since:
+                rows = await cursor.fetchall()
                 # The first row names the post's account then: the answer counts only
                 # for that account (otherwise it is asked again below).
                 if rows and rows[0]["owner"] == account_id:
