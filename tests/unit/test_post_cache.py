@@ -69,6 +69,14 @@ def _posts(cache: InProcessCache) -> PostCache:
     return PostCache(AwaitedInProcessCache(cache), ttl_seconds=60)
 
 
+async def _stored(posts: PostCache) -> tuple[Post, str]:
+    """A post read (a miss) and stored under the generation that read took."""
+    post = _full_post()
+    _, generation = await posts.read(post.id)
+    await posts.store(post, generation)
+    return post, generation
+
+
 async def test_entry_of_an_older_generation_is_a_miss() -> None:
     posts = _posts(InProcessCache())
     post = _full_post()
@@ -83,9 +91,7 @@ async def test_entry_of_an_older_generation_is_a_miss() -> None:
 async def test_the_jobs_generations_drop_the_request_paths_entries() -> None:
     cache = InProcessCache()
     posts = _posts(cache)
-    post = _full_post()
-    _, generation = await posts.read(post.id)
-    await posts.store(post, generation)
+    post, _ = await _stored(posts)
     PostGenerations(cache).invalidate_all()  # the engine committed a post write
     assert (await posts.read(post.id))[0] is None
 
@@ -102,9 +108,7 @@ async def test_a_read_that_raced_a_write_stores_a_dead_entry() -> None:
 async def test_unreadable_entry_is_a_miss_and_is_dropped() -> None:
     cache = InProcessCache()
     posts = _posts(cache)
-    post = _full_post()
-    _, generation = await posts.read(post.id)
-    await posts.store(post, generation)
+    post, generation = await _stored(posts)
     key = next(k for k in cache._entries if k.startswith("post:"))
     cache.set(key, '{"generation": "' + generation + '", "post": {"id": "nope"}}', 60)
     assert (await posts.read(post.id))[0] is None
@@ -208,7 +212,7 @@ def test_fallback_entries_live_briefly() -> None:
     client.up = False
     cache = _failover(client, clock)
     cache.set("k", "v", 3600)
-    fallback = cache._fallback
+    fallback = cache._state.fallback
     assert isinstance(fallback, InProcessCache)
     expires, _ = fallback._entries["k"]
     assert expires - fallback._now() <= 5.0

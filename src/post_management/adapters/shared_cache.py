@@ -126,10 +126,6 @@ class FailoverCache:
     def last_error(self) -> str:
         return self._state.last_error
 
-    @property
-    def _fallback(self) -> Cache:
-        return self._state.fallback
-
     def awaited(self, client: redis.asyncio.Redis) -> AsyncFailoverCache:
         """The request path's face of this cache, on the same state."""
         return AsyncFailoverCache(client, self._state)
