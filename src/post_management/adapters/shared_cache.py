@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TypeVar
 
 import redis
 import redis.asyncio
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # Entries kept in process are invisible to other replicas' invalidations, so
 # they live briefly whatever TTL the caller asked for.
 FALLBACK_MAX_TTL_SECONDS = 5.0
+
+_T = TypeVar("_T")
 
 
 class _Failover:
@@ -91,6 +93,47 @@ class _Failover:
     def local_ttl(self, ttl_seconds: float) -> float:
         return min(ttl_seconds, self.fallback_max_ttl)
 
+    def call(self, remote: Callable[[], _T], local: Callable[[], _T]) -> tuple[_T, bool]:
+        """`remote()` through Redis, or `local()` while Redis is failing; and whether
+        this call ended an outage (see `succeeded`)."""
+        if self.waiting():
+            return local(), False
+        try:
+            answer = remote()
+        except redis.RedisError as exc:
+            self.failed(exc)
+            return local(), False
+        return answer, self.succeeded()
+
+    async def call_awaited(
+        self, remote: Callable[[], Awaitable[_T]], local: Callable[[], _T]
+    ) -> tuple[_T, bool]:
+        """`call` for redis.asyncio. `remote()` runs once more on a fresh connection
+        if its connection had died while Redis was thought up: a pooled connection
+        outlives a Redis restart, and redis.asyncio does not always see that before
+        using it. In an outage the first error is final."""
+        if self.waiting():
+            return local(), False
+        try:
+            try:
+                answer = await remote()
+            except redis.ConnectionError:
+                if self.degraded:
+                    raise
+                answer = await remote()
+        except redis.RedisError as exc:
+            self.failed(exc)
+            return local(), False
+        return answer, self.succeeded()
+
+
+def _px(ttl_seconds: float) -> int:
+    return max(1, int(ttl_seconds * 1000))
+
+
+def _nothing() -> None:
+    return None
+
 
 def _text(value: object) -> str | None:
     if value is None:
@@ -135,28 +178,19 @@ class FailoverCache:
 
     def get(self, key: str) -> str | None:
         state = self._state
-        if state.waiting():
-            return state.fallback.get(key)
-        try:
-            value = self._client.get(state.prefix + key)
-        except redis.RedisError as exc:
-            state.failed(exc)
-            return state.fallback.get(key)
-        if state.succeeded():
+        value, recovered = state.call(
+            lambda: _text(self._client.get(state.prefix + key)), lambda: state.fallback.get(key)
+        )
+        if recovered:
             return self.get(key)  # read before the recovery's listeners ran
-        return _text(value)
+        return value
 
     def set(self, key: str, value: str, ttl_seconds: float) -> None:
         state = self._state
-        if not state.waiting():
-            try:
-                self._client.set(state.prefix + key, value, px=max(1, int(ttl_seconds * 1000)))
-            except redis.RedisError as exc:
-                state.failed(exc)
-            else:
-                state.succeeded()
-                return
-        state.fallback.set(key, value, state.local_ttl(ttl_seconds))
+        state.call(
+            lambda: self._client.set(state.prefix + key, value, px=_px(ttl_seconds)),
+            lambda: state.fallback.set(key, value, state.local_ttl(ttl_seconds)),
+        )
 
     def delete(self, *keys: str) -> None:
         if not keys:
@@ -164,14 +198,7 @@ class FailoverCache:
         state = self._state
         # Local copies go too: they may be read again if Redis fails later.
         state.fallback.delete(*keys)
-        if state.waiting():
-            return
-        try:
-            self._client.delete(*(state.prefix + key for key in keys))
-        except redis.RedisError as exc:
-            state.failed(exc)
-        else:
-            state.succeeded()
+        state.call(lambda: self._client.delete(*(state.prefix + key for key in keys)), _nothing)
 
     def probe(self) -> bool:
         """PING Redis now (readiness calls it); True when the cache is shared."""
@@ -201,55 +228,25 @@ class AsyncFailoverCache:
 
     async def get(self, key: str) -> str | None:
         state = self._state
-        if state.waiting():
-            return state.fallback.get(key)
-        try:
-            value = await self._retried(self._client.get, state.prefix + key)
-        except redis.RedisError as exc:
-            state.failed(exc)
-            return state.fallback.get(key)
-        if state.succeeded():
+        value, recovered = await state.call_awaited(
+            lambda: self._client.get(state.prefix + key), lambda: state.fallback.get(key)
+        )
+        if recovered:
             return await self.get(key)  # read before the recovery's listeners ran
         return _text(value)
 
     async def set(self, key: str, value: str, ttl_seconds: float) -> None:
         state = self._state
-        if not state.waiting():
-            try:
-                await self._retried(
-                    self._client.set, state.prefix + key, value, px=max(1, int(ttl_seconds * 1000))
-                )
-            except redis.RedisError as exc:
-                state.failed(exc)
-            else:
-                state.succeeded()
-                return
-        state.fallback.set(key, value, state.local_ttl(ttl_seconds))
+        await state.call_awaited(
+            lambda: self._client.set(state.prefix + key, value, px=_px(ttl_seconds)),
+            lambda: state.fallback.set(key, value, state.local_ttl(ttl_seconds)),
+        )
 
     async def delete(self, *keys: str) -> None:
         if not keys:
             return
         state = self._state
         state.fallback.delete(*keys)
-        if state.waiting():
-            return
-        try:
-            await self._retried(self._client.delete, *(state.prefix + key for key in keys))
-        except redis.RedisError as exc:
-            state.failed(exc)
-        else:
-            state.succeeded()
-
-    async def _retried(
-        self, command: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
-    ) -> Any:
-        """A command, and once more on a fresh connection if its connection had died
-        while Redis was thought up: a pooled connection outlives a Redis restart, and
-        redis.asyncio does not always see that before using it. In an outage the first
-        error is final."""
-        try:
-            return await command(*args, **kwargs)
-        except redis.ConnectionError:
-            if self._state.degraded:
-                raise
-            return await command(*args, **kwargs)
+        await state.call_awaited(
+            lambda: self._client.delete(*(state.prefix + key for key in keys)), _nothing
+        )
