@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -144,6 +144,39 @@ class _Outage:
     def succeeded(self) -> None:
         self.degraded = False
 
+    def call(self, remote: Callable[[], Any], local: Callable[[], _T]) -> Any | _T:
+        """`remote()` through Redis, or `local()` while Redis is failing."""
+        if self.waiting():
+            return local()
+        try:
+            answer = remote()
+        except redis.RedisError:
+            self.failed()
+            return local()
+        self.succeeded()
+        return answer
+
+    async def call_awaited(
+        self, remote: Callable[[], Awaitable[Any]], local: Callable[[], _T]
+    ) -> Any | _T:
+        """`call` for redis.asyncio. `remote()` runs once more on a fresh connection if
+        its connection had died while Redis was thought up (a pooled connection
+        outlives a Redis restart). In an outage the first error is final."""
+        if self.waiting():
+            return local()
+        try:
+            try:
+                answer = await remote()
+            except redis.ConnectionError:
+                if self.degraded:
+                    raise
+                answer = await remote()
+        except redis.RedisError:
+            self.failed()
+            return local()
+        self.succeeded()
+        return answer
+
 
 def _take_call(
     prefix: str, budgets: Sequence[Budget], now: datetime, token: str
@@ -196,7 +229,7 @@ class RedisRateLimiter:
     def take(self, budgets: Sequence[Budget], now: datetime) -> Taken | Refused:
         token = uuid.uuid4().hex
         keys, args = _take_call(self._prefix, budgets, now, token)
-        answer = self._call(
+        answer = self._state.call(
             lambda: self._take(keys=keys, args=args),
             lambda: self._state.fallback.take(budgets, now),
         )
@@ -215,30 +248,17 @@ class RedisRateLimiter:
                     pipe.zrem(key, taken.token)
                 pipe.execute()
 
-        self._call(remove, lambda: None)
+        self._state.call(remove, lambda: None)
 
     def room(self, budget: Budget, now: datetime) -> int:
         window_ms = int(budget.window.total_seconds() * 1000)
-        answer = self._call(
+        answer = self._state.call(
             lambda: self._room(
                 keys=[self._prefix + budget.key], args=[_ms(now), window_ms, budget.limit]
             ),
             lambda: self._state.fallback.room(budget, now),
         )
         return max(0, int(answer))
-
-    def _call(self, remote: Callable[[], Any], local: Callable[[], _T]) -> Any | _T:
-        """`remote()` through Redis, or `local()` while Redis is failing."""
-        state = self._state
-        if state.waiting():
-            return local()
-        try:
-            answer = remote()
-        except redis.RedisError:
-            state.failed()
-            return local()
-        state.succeeded()
-        return answer
 
 
 class AsyncRedisRateLimiter:
@@ -268,29 +288,15 @@ class AsyncRedisRateLimiter:
         self, key: str, limit: int, window: timedelta, now: datetime
     ) -> datetime | None:
         budgets = (Budget(key, limit, window),)
-        state = self._state
-        if state.waiting():
-            return _free_at(state.fallback.take(budgets, now))
         token = uuid.uuid4().hex
         keys, args = _take_call(self._prefix, budgets, now, token)
-        try:
-            answer = await self._retried(keys, args)
-        except redis.RedisError:
-            state.failed()
-            return _free_at(state.fallback.take(budgets, now))
-        state.succeeded()
+        answer = await self._state.call_awaited(
+            lambda: self._take(keys=keys, args=args),
+            lambda: self._state.fallback.take(budgets, now),
+        )
+        if isinstance(answer, Taken | Refused):
+            return _free_at(answer)
         return _free_at(_taken(answer, budgets, token))
-
-    async def _retried(self, keys: list[str], args: list[Any]) -> Any:
-        """The script, and once more on a fresh connection if its connection had died
-        while Redis was thought up (a pooled connection outlives a Redis restart). In
-        an outage the first error is final."""
-        try:
-            return await self._take(keys=keys, args=args)
-        except redis.ConnectionError:
-            if self._state.degraded:
-                raise
-            return await self._take(keys=keys, args=args)
 
 
 def _ms(now: datetime) -> int:
