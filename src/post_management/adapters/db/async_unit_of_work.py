@@ -155,7 +155,6 @@ class _Session:
         self.connection = connection
         self._held: list[tuple[str, dict[str, Any]]] = []
         self._ahead: list[_Ahead] = []
-        self._begun = False
         # The connection is back in the pool already (a dead one, being replaced).
         self.released = False
         # A post row changed (adapters/db/post_writes.py's rule): caches must hear of it.
@@ -202,7 +201,7 @@ class _Session:
 
     async def commit(self) -> None:
         """The held writes and COMMIT, in one round trip."""
-        if not self._begun and not self._held:
+        if self._idle() and not self._held:
             return  # nothing was read or written: no transaction to end
         await self._flush("COMMIT", None, None, commit=True)
 
@@ -214,9 +213,8 @@ class _Session:
     async def _flush(
         self, sql: str, params: dict[str, Any] | None, rows: Any, *, commit: bool = False
     ) -> psycopg.AsyncCursor[Any]:
-        if self._begun:
+        if not self._idle():  # the transaction is open already
             return await self._trip(sql, params, rows, commit)
-        self._begun = True
         try:
             return await self._trip(sql, params, rows, commit)
         except (psycopg.OperationalError, psycopg.InterfaceError):
@@ -234,6 +232,11 @@ class _Session:
             self.released = False
             return await self._trip(sql, params, rows, commit)
 
+    def _idle(self) -> bool:
+        """No transaction open on the connection: nothing sent yet (the BEGIN goes
+        with the first statement)."""
+        return self.connection.info.transaction_status == _IDLE
+
     async def _trip(
         self, sql: str, params: dict[str, Any] | None, rows: Any, commit: bool
     ) -> psycopg.AsyncCursor[Any]:
@@ -241,7 +244,7 @@ class _Session:
         the reads asked for ahead."""
         connection = self.connection
         cursor = connection.cursor(row_factory=rows) if rows else connection.cursor()
-        begin = connection.info.transaction_status == _IDLE
+        begin = self._idle()
         ahead = [] if commit else self._ahead
         if not begin and not self._held and not ahead:
             await cursor.execute(sql, params, prepare=not commit)
