@@ -37,6 +37,20 @@ def _entry(resource_id: uuid.UUID, action: str) -> AuditEntry:
     return AuditEntry("user:alice", action, "post", resource_id, "alice", None, {"a": 1})
 
 
+def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statement of each round trip the asynchronous units of work make from now
+    on, in order (each trip's own statement, after its BEGIN and held writes)."""
+    trips: list[str] = []
+    trip = async_unit_of_work._Session._trip
+
+    async def counted(self: async_unit_of_work._Session, sql: str, *args: object) -> object:
+        trips.append(sql)
+        return await trip(self, sql, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(async_unit_of_work._Session, "_trip", counted)
+    return trips
+
+
 def _kill_pool_connections(engine: Engine) -> int:
     """Terminate the pools' connections to this database (not the engine's own)."""
     with engine.begin() as connection:
@@ -285,14 +299,7 @@ async def test_a_schedule_makes_three_round_trips_with_a_request_id_or_without(
     account = an_account(now)
     posts = [a_post(account, now, state=PostState.DRAFT, due_in=None) for _ in range(2)]
     store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, *posts)
-    trips: list[str] = []
-    trip = async_unit_of_work._Session._trip
-
-    async def counted(self: async_unit_of_work._Session, sql: str, *args: object) -> object:
-        trips.append(sql)
-        return await trip(self, sql, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(async_unit_of_work._Session, "_trip", counted)
+    trips = _count_trips(monkeypatch)
     pool = AsyncPool(machine_database, min_size=1, max_size=1, name="trips")
     await pool.open()
     scheduling = SchedulingService(AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS), SystemClock())
@@ -312,3 +319,22 @@ async def test_a_schedule_makes_three_round_trips_with_a_request_id_or_without(
     # held writes with the COMMIT.
     assert counts == [3, 3], counts
     assert replay.post.id == first.post.id and replay.post.version == first.post.version
+
+
+async def test_a_commit_with_nothing_read_or_written_sends_nothing(
+    machine_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No statement went, so no transaction is open: the commit has none to end and
+    makes no round trip (not a BEGIN and a COMMIT for nothing)."""
+    trips = _count_trips(monkeypatch)
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="no-trip")
+    await pool.open()
+    try:
+        async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
+            await unit.commit()
+        async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
+            await unit.audit.record(_entry(uuid.uuid4(), "held"))
+            await unit.commit()
+    finally:
+        await pool.close()
+    assert trips == ["COMMIT"]  # only the second: BEGIN, the held write and COMMIT
