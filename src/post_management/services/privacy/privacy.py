@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from post_management.domain.account import Account
@@ -37,7 +39,14 @@ from post_management.ports.x_api import (
     XCredentials,
 )
 from post_management.services.analytics.analytics import cache_keys
-from post_management.services.shared.pagination import Page, decode_token, page_of, page_size
+from post_management.services.shared.pagination import (
+    Created,
+    Page,
+    by_creation,
+    decode_token,
+    page_of,
+    page_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,20 @@ def _audit_cursor(record: AuditRecord) -> Cursor:
 
 def _redacted(record: AuditRecord) -> AuditRecord:
     return replace(record, before=redact(record.before), after=redact(record.after))
+
+
+_Row = TypeVar("_Row", bound=Created)
+
+
+async def _every(batch: Callable[[Cursor | None], Awaitable[list[_Row]]]) -> list[_Row]:
+    """Every row a creation-ordered listing holds, read a batch at a time, each batch
+    after the last row of the one before."""
+    rows: list[_Row] = []
+    cursor: Cursor | None = None
+    while found := await batch(cursor):
+        rows += found
+        cursor = by_creation(found[-1])
+    return rows
 
 
 class PrivacyService:
@@ -109,22 +132,16 @@ class PrivacyService:
     async def export(self, principal: Principal, user_id: str) -> UserExport:
         principal.ensure_can_act_for(user_id)
         now = self._clock.now()
-        accounts: list[Account] = []
-        posts: list[Post] = []
         async with self._uow() as uow:
-            account_cursor: Cursor | None = None
-            while batch := await uow.accounts.list(user_id, account_cursor, _EXPORT_BATCH):
-                accounts += batch
-                account_cursor = Cursor(batch[-1].created_at, batch[-1].id)
-            post_cursor: Cursor | None = None
-            while page := await uow.posts.list(PostFilter(user_id), post_cursor, _EXPORT_BATCH):
-                posts += page
-                post_cursor = Cursor(page[-1].created_at, page[-1].id)
-            campaigns: list[Campaign] = []
-            campaign_cursor: Cursor | None = None
-            while found := await uow.campaigns.list(user_id, campaign_cursor, _EXPORT_BATCH):
-                campaigns += found
-                campaign_cursor = Cursor(found[-1].created_at, found[-1].id)
+            accounts = await _every(
+                lambda cursor: uow.accounts.list(user_id, cursor, _EXPORT_BATCH)
+            )
+            posts = await _every(
+                lambda cursor: uow.posts.list(PostFilter(user_id), cursor, _EXPORT_BATCH)
+            )
+            campaigns = await _every(
+                lambda cursor: uow.campaigns.list(user_id, cursor, _EXPORT_BATCH)
+            )
         audit: list[AuditRecord] = []
         before: int | None = None
         while records := await self._store.audit_events(user_id, before, _EXPORT_BATCH):
@@ -161,13 +178,11 @@ class PrivacyService:
 
     async def _post_ids(self, user_id: str) -> list[UUID]:
         """The user's posts, whose cached analytics answers the erasure drops."""
-        found: list[UUID] = []
         async with self._uow() as uow:
-            cursor: Cursor | None = None
-            while page := await uow.posts.list(PostFilter(user_id), cursor, _EXPORT_BATCH):
-                found += [post.id for post in page]
-                cursor = Cursor(page[-1].created_at, page[-1].id)
-        return found
+            posts = await _every(
+                lambda cursor: uow.posts.list(PostFilter(user_id), cursor, _EXPORT_BATCH)
+            )
+        return [post.id for post in posts]
 
 
 class RemovalJob:
