@@ -135,9 +135,7 @@ def _erase(
     for post in posts:
         del tables.posts[post.id]
     tables.drop_post_rows({p.id for p in posts})
-    for media_id in media:
-        del tables.media[media_id]
-    tables.media_uploads = {k: v for k, v in tables.media_uploads.items() if k[0] not in media}
+    tables.drop_media(set(media))
     for account in accounts:  # with what goes with an account (its cascades)
         MemoryAccountRepository(store).delete(account.id, account.version)
     for campaign_id in campaigns:

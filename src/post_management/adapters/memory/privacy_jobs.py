@@ -87,8 +87,8 @@ class MemoryPrivacyJobStore:
             ]
             removals -= len(tables.x_removals)
             # After the dead letters: their media may have just become unattached.
-            unattached = _drop_media(tables, _unattached(tables, cutoffs.unattached_media_before))
-            published = _drop_media(tables, _published(tables, cutoffs.published_media_before))
+            unattached = tables.drop_media(_unattached(tables, cutoffs.unattached_media_before))
+            published = tables.drop_media(_published(tables, cutoffs.published_media_before))
             work.commit()
         return {
             "metric_snapshots": metrics,
@@ -150,13 +150,3 @@ def _published(tables: Tables, cutoff: datetime) -> set[UUID]:
         for media_id, found in votes.items()
         if found and all(found) and media_id in tables.media
     }
-
-
-def _drop_media(tables: Tables, media_ids: set[UUID]) -> int:
-    """The media and their uploads to X (ON DELETE CASCADE)."""
-    for media_id in media_ids:
-        del tables.media[media_id]
-    tables.media_uploads = {
-        key: value for key, value in tables.media_uploads.items() if key[0] not in media_ids
-    }
-    return len(media_ids)

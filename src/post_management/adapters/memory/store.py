@@ -139,6 +139,16 @@ class Tables:
             self.metrics_state.pop(post_id, None)
         self.trend_alerts = [a for a in self.trend_alerts if a.post_id not in post_ids]
 
+    def drop_media(self, media_ids: set[UUID]) -> int:
+        """Deletes the media and what goes with them (ON DELETE CASCADE): their uploads
+        to X. Answers how many went."""
+        for media_id in media_ids:
+            del self.media[media_id]
+        self.media_uploads = {
+            key: value for key, value in self.media_uploads.items() if key[0] not in media_ids
+        }
+        return len(media_ids)
+
 
 class MemoryStore:
     """Rows and the lock that makes each unit of work and queue call atomic."""
