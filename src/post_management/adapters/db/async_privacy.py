@@ -236,24 +236,22 @@ class AsyncSqlPrivacyStore:
     async def audit_events(
         self, user_id: str, before_id: int | None, limit: int
     ) -> list[AuditRecord]:
-        params = _AUDIT_EVENTS.params({"user_id": user_id, "before_id": before_id, "limit": limit})
-
-        async def read(connection: Connection) -> list[dict[str, Any]]:
-            cursor = connection.cursor(row_factory=dict_row)
-            await cursor.execute(_AUDIT_EVENTS.sql, params, prepare=True)
-            return await cursor.fetchall()
-
-        return [_audit_record(row) for row in await self._database.read(read)]
+        values = {"user_id": user_id, "before_id": before_id, "limit": limit}
+        return [_audit_record(row) for row in await self._rows(_AUDIT_EVENTS, values)]
 
     async def metrics(self, user_id: str) -> list[MetricsRecord]:
-        params = _METRICS.params({"user_id": user_id})
+        return [MetricsRecord(**row) for row in await self._rows(_METRICS, {"user_id": user_id})]
+
+    async def _rows(self, statement: Compiled, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """The statement's rows by column name, read on a pooled connection."""
+        params = statement.params(values)
 
         async def read(connection: Connection) -> list[dict[str, Any]]:
             cursor = connection.cursor(row_factory=dict_row)
-            await cursor.execute(_METRICS.sql, params, prepare=True)
+            await cursor.execute(statement.sql, params, prepare=True)
             return await cursor.fetchall()
 
-        return [MetricsRecord(**row) for row in await self._database.read(read)]
+        return await self._database.read(read)
 
     async def erase(
         self,
