@@ -40,6 +40,8 @@ def faces(request: pytest.FixtureRequest) -> Iterator[Faces]:
     prefix = f"pm:contract:{uuid.uuid4().hex}:"
     shared = FailoverCache(client, InProcessCache, prefix=prefix)
     yield Faces("redis", shared, shared.awaited(redis_async_client(REDIS_URL)))
+    # Served by Redis throughout, not by the in-process fallback it hides behind.
+    assert not shared.degraded
     for key in client.scan_iter(match=prefix + "*"):
         client.delete(key)
     client.close()
