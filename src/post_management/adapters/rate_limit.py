@@ -11,19 +11,17 @@ the per-caller request budget on the serving loop, over redis.asyncio for Redis.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 import redis.asyncio
 
+from post_management.adapters.redis_outage import RedisOutage
 from post_management.ports.publishing import Budget, Refused, Taken
-
-_T = TypeVar("_T")
 
 
 class InProcessRateLimiter:
@@ -123,59 +121,13 @@ return tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
 """
 
 
-class _Outage:
-    """What both faces of a Redis limiter share: the in-process fallback, and whether
-    Redis is being left alone and until when, so an outage one face meets is the
-    other's too."""
+class _Outage(RedisOutage):
+    """What both faces of a Redis limiter share: the outage and the in-process
+    fallback."""
 
     def __init__(self, fallback: InProcessRateLimiter, retry_interval: timedelta) -> None:
+        super().__init__(retry_interval.total_seconds())
         self.fallback = fallback
-        self.retry_interval = retry_interval
-        self.retry_at = 0.0
-        self.degraded = False
-
-    def waiting(self) -> bool:
-        return self.degraded and time.monotonic() < self.retry_at
-
-    def failed(self) -> None:
-        self.degraded = True
-        self.retry_at = time.monotonic() + self.retry_interval.total_seconds()
-
-    def succeeded(self) -> None:
-        self.degraded = False
-
-    def call(self, remote: Callable[[], Any], local: Callable[[], _T]) -> Any | _T:
-        """`remote()` through Redis, or `local()` while Redis is failing."""
-        if self.waiting():
-            return local()
-        try:
-            answer = remote()
-        except redis.RedisError:
-            self.failed()
-            return local()
-        self.succeeded()
-        return answer
-
-    async def call_awaited(
-        self, remote: Callable[[], Awaitable[Any]], local: Callable[[], _T]
-    ) -> Any | _T:
-        """`call` for redis.asyncio. `remote()` runs once more on a fresh connection if
-        its connection had died while Redis was thought up (a pooled connection
-        outlives a Redis restart). In an outage the first error is final."""
-        if self.waiting():
-            return local()
-        try:
-            try:
-                answer = await remote()
-            except redis.ConnectionError:
-                if self.degraded:
-                    raise
-                answer = await remote()
-        except redis.RedisError:
-            self.failed()
-            return local()
-        self.succeeded()
-        return answer
 
 
 def _take_call(
@@ -229,7 +181,7 @@ class RedisRateLimiter:
     def take(self, budgets: Sequence[Budget], now: datetime) -> Taken | Refused:
         token = uuid.uuid4().hex
         keys, args = _take_call(self._prefix, budgets, now, token)
-        answer = self._state.call(
+        answer, _ = self._state.call(
             lambda: self._take(keys=keys, args=args),
             lambda: self._state.fallback.take(budgets, now),
         )
@@ -252,7 +204,7 @@ class RedisRateLimiter:
 
     def room(self, budget: Budget, now: datetime) -> int:
         window_ms = int(budget.window.total_seconds() * 1000)
-        answer = self._state.call(
+        answer, _ = self._state.call(
             lambda: self._room(
                 keys=[self._prefix + budget.key], args=[_ms(now), window_ms, budget.limit]
             ),
@@ -290,7 +242,7 @@ class AsyncRedisRateLimiter:
         budgets = (Budget(key, limit, window),)
         token = uuid.uuid4().hex
         keys, args = _take_call(self._prefix, budgets, now, token)
-        answer = await self._state.call_awaited(
+        answer, _ = await self._state.call_awaited(
             lambda: self._take(keys=keys, args=args),
             lambda: self._state.fallback.take(budgets, now),
         )

@@ -14,14 +14,13 @@ either keeps in process during it the other reads.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
 
 import redis
 import redis.asyncio
 
+from post_management.adapters.redis_outage import RedisOutage
 from post_management.ports.cache import Cache
 
 log = logging.getLogger(__name__)
@@ -30,12 +29,10 @@ log = logging.getLogger(__name__)
 # they live briefly whatever TTL the caller asked for.
 FALLBACK_MAX_TTL_SECONDS = 5.0
 
-_T = TypeVar("_T")
 
-
-class _Failover:
-    """What both faces share: the fallback, whether Redis is being avoided and until
-    when, and who hears of its recovery."""
+class _Failover(RedisOutage):
+    """What both faces share: the outage, the fallback, and who hears of Redis's
+    recovery."""
 
     def __init__(
         self,
@@ -46,42 +43,28 @@ class _Failover:
         fallback_max_ttl: float,
         monotonic: Callable[[], float],
     ) -> None:
+        super().__init__(retry_after, monotonic)
         self.new_fallback = fallback
         self.fallback = fallback()
         self.prefix = prefix
-        self.retry_after = retry_after
         self.fallback_max_ttl = fallback_max_ttl
-        self.now = monotonic
-        self.lock = threading.Lock()
-        self.retry_at = 0.0
         self.listeners: list[Callable[[], object]] = []
-        self.degraded = False
-        self.last_error = ""
 
-    def waiting(self) -> bool:
-        return self.degraded and self.now() < self.retry_at
+    def failed(self, exc: redis.RedisError) -> bool:
+        began = super().failed(exc)
+        if began:
+            log.warning("redis unavailable (%s): caching in process", self.last_error)
+        return began
 
-    def failed(self, exc: redis.RedisError) -> None:
-        with self.lock:
-            self.retry_at = self.now() + self.retry_after
-            self.last_error = type(exc).__name__
-            if self.degraded:
-                return
-            self.degraded = True
-        log.warning("redis unavailable (%s): caching in process", self.last_error)
+    def _ending(self) -> None:
+        # What was cached locally during the outage must not outlive it.
+        self.fallback = self.new_fallback()
 
     def succeeded(self) -> bool:
         """Redis answered. True when that ended an outage: the listeners have run, and
         a value read before they did (the post generation they renew) is read again."""
-        if not self.degraded:
+        if not super().succeeded():
             return False
-        with self.lock:
-            if not self.degraded:
-                return False
-            self.degraded = False
-            self.last_error = ""
-            # What was cached locally during the outage must not outlive it.
-            self.fallback = self.new_fallback()
         log.warning("redis is back: cache shared again")
         for listener in self.listeners:
             try:
@@ -92,39 +75,6 @@ class _Failover:
 
     def local_ttl(self, ttl_seconds: float) -> float:
         return min(ttl_seconds, self.fallback_max_ttl)
-
-    def call(self, remote: Callable[[], _T], local: Callable[[], _T]) -> tuple[_T, bool]:
-        """`remote()` through Redis, or `local()` while Redis is failing; and whether
-        this call ended an outage (see `succeeded`)."""
-        if self.waiting():
-            return local(), False
-        try:
-            answer = remote()
-        except redis.RedisError as exc:
-            self.failed(exc)
-            return local(), False
-        return answer, self.succeeded()
-
-    async def call_awaited(
-        self, remote: Callable[[], Awaitable[_T]], local: Callable[[], _T]
-    ) -> tuple[_T, bool]:
-        """`call` for redis.asyncio. `remote()` runs once more on a fresh connection
-        if its connection had died while Redis was thought up: a pooled connection
-        outlives a Redis restart, and redis.asyncio does not always see that before
-        using it. In an outage the first error is final."""
-        if self.waiting():
-            return local(), False
-        try:
-            try:
-                answer = await remote()
-            except redis.ConnectionError:
-                if self.degraded:
-                    raise
-                answer = await remote()
-        except redis.RedisError as exc:
-            self.failed(exc)
-            return local(), False
-        return answer, self.succeeded()
 
 
 def _px(ttl_seconds: float) -> int:
