@@ -201,7 +201,7 @@ class _Session:
 
     async def commit(self) -> None:
         """The held writes and COMMIT, in one round trip."""
-        if self._idle() and not self._held:
+        if self.idle() and not self._held:
             return  # nothing was read or written: no transaction to end
         await self._flush("COMMIT", None, None, commit=True)
 
@@ -213,7 +213,7 @@ class _Session:
     async def _flush(
         self, sql: str, params: dict[str, Any] | None, rows: Any, *, commit: bool = False
     ) -> psycopg.AsyncCursor[Any]:
-        if not self._idle():  # the transaction is open already
+        if not self.idle():  # the transaction is open already
             return await self._trip(sql, params, rows, commit)
         try:
             return await self._trip(sql, params, rows, commit)
@@ -232,9 +232,9 @@ class _Session:
             self.released = False
             return await self._trip(sql, params, rows, commit)
 
-    def _idle(self) -> bool:
-        """No transaction open on the connection: nothing sent yet (the BEGIN goes
-        with the first statement)."""
+    def idle(self) -> bool:
+        """No transaction open on the connection: none begun yet (its BEGIN goes with
+        the first statement), or it has ended."""
         return self.connection.info.transaction_status == _IDLE
 
     async def _trip(
@@ -244,7 +244,7 @@ class _Session:
         the reads asked for ahead."""
         connection = self.connection
         cursor = connection.cursor(row_factory=rows) if rows else connection.cursor()
-        begin = self._idle()
+        begin = self.idle()
         ahead = [] if commit else self._ahead
         if not begin and not self._held and not ahead:
             await cursor.execute(sql, params, prepare=not commit)
@@ -629,7 +629,7 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         try:
             if session.released:
                 pass  # a dead connection, handed back when it was found dead
-            elif conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            elif not session.idle():
                 await conn.execute("ROLLBACK")  # nothing to undo after commit
         except psycopg.Error:
             pass  # a broken connection: the pool drops it
@@ -663,8 +663,7 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         finally:
             # A cancellation may land after the COMMIT was done: the transaction's
             # state, not the await's outcome, says whether it was.
-            idle = session.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            if idle:
+            if session.idle():
                 self._committed = True
                 if self._trace is not None:
                     self._trace.committed(written)
