@@ -23,7 +23,7 @@ from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.errors import Unavailable
-from post_management.domain.post import PostState
+from post_management.domain.post import Post, PostState
 from post_management.domain.privacy import Pseudonyms
 from post_management.ports.repositories import AuditEntry
 from tests.contract.builders import a_post, an_account, store
@@ -35,6 +35,15 @@ PSEUDONYMS = Pseudonyms(secrets.token_bytes(32))
 
 def _entry(resource_id: uuid.UUID, action: str) -> AuditEntry:
     return AuditEntry("user:alice", action, "post", resource_id, "alice", None, {"a": 1})
+
+
+def _stored_drafts(engine: Engine, count: int) -> list[Post]:
+    """`count` drafts of one new account, stored through the synchronous unit of work."""
+    now = datetime.now(UTC)
+    account = an_account(now)
+    drafts = [a_post(account, now, state=PostState.DRAFT, due_in=None) for _ in range(count)]
+    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, *drafts)
+    return drafts
 
 
 def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -92,10 +101,7 @@ async def test_a_missing_before_is_json_null_as_the_synchronous_unit_stores_it(
 async def test_connections_that_died_in_the_pool_cost_no_call(
     machine_database: str, engine: Engine
 ) -> None:
-    now = datetime.now(UTC)
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
-    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, post)
+    (post,) = _stored_drafts(engine, 1)
     pool = AsyncPool(machine_database, min_size=3, max_size=3, name="dying")
     await pool.open()
     uow = AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)
@@ -122,10 +128,7 @@ async def test_a_call_cancelled_after_its_commit_still_tells_the_cache(
 ) -> None:
     """The cancellation lands as the COMMIT's answer comes back (after) or before the
     COMMIT is sent (before): the cache hears of the first only."""
-    now = datetime.now(UTC)
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
-    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, post)
+    (post,) = _stored_drafts(engine, 1)
     told: list[str] = []
 
     async def hook() -> None:
@@ -204,10 +207,7 @@ async def test_a_dead_connection_with_no_fresh_one_to_take_goes_back_once(
     database still down): UNAVAILABLE, and the dead connection is handed back to the
     pool once, not a second time as the unit of work ends (the pool would replace it
     twice and hold a connection past its size)."""
-    now = datetime.now(UTC)
-    account = an_account(now)
-    post = a_post(account, now, state=PostState.DRAFT, due_in=None)
-    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, post)
+    (post,) = _stored_drafts(engine, 1)
     pool = AsyncPool(machine_database, min_size=1, max_size=1, name="no-fresh-one")
     await pool.open()
     uow = AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)
@@ -296,9 +296,7 @@ async def test_a_schedule_makes_three_round_trips_with_a_request_id_or_without(
     from post_management.services.scheduling.support import ScheduleRequest
 
     now = datetime.now(UTC)
-    account = an_account(now)
-    posts = [a_post(account, now, state=PostState.DRAFT, due_in=None) for _ in range(2)]
-    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, *posts)
+    posts = _stored_drafts(engine, 2)
     trips = _count_trips(monkeypatch)
     pool = AsyncPool(machine_database, min_size=1, max_size=1, name="trips")
     await pool.open()
