@@ -88,9 +88,7 @@ class CampaignReport:
     period_end: datetime | None
 
 
-async def load_campaign_awaited(
-    uow: AsyncUnitOfWork, principal: Principal, campaign_id: UUID
-) -> Campaign:
+async def load_campaign(uow: AsyncUnitOfWork, principal: Principal, campaign_id: UUID) -> Campaign:
     """The campaign, if it exists and the caller may act for its user."""
     campaign = await uow.campaigns.get(campaign_id)
     if campaign is None:
@@ -185,7 +183,7 @@ class CampaignService:
             return campaign
 
         async def replay(uow: AsyncUnitOfWork, earlier: UUID) -> Campaign:
-            return await load_campaign_awaited(uow, principal, earlier)
+            return await load_campaign(uow, principal, earlier)
 
         return await self._commands.run(
             principal, create, request=key, replay=replay, replay_first=True
@@ -193,7 +191,7 @@ class CampaignService:
 
     async def get(self, principal: Principal, campaign_id: UUID) -> Campaign:
         async with self._uow() as uow:
-            return await load_campaign_awaited(uow, principal, campaign_id)
+            return await load_campaign(uow, principal, campaign_id)
 
     async def list(
         self, principal: Principal, user_id: str, size: int, token: str
@@ -209,7 +207,7 @@ class CampaignService:
     async def analytics(self, principal: Principal, campaign_id: UUID) -> CampaignReport:
         now = self._clock.now()
         async with self._uow() as uow:
-            campaign = await load_campaign_awaited(uow, principal, campaign_id)
+            campaign = await load_campaign(uow, principal, campaign_id)
             posts = await uow.insights.campaign_posts(campaign.id)
             published = [p for p in posts if p.state is PostState.PUBLISHED]
             start, end = _period(campaign, published, now)

@@ -15,7 +15,7 @@ from post_management.domain.x_spend import Outcome, Purpose, month_start
 from post_management.ports.async_unit_of_work import AsyncUnitOfWorkFactory
 from post_management.ports.support import Clock
 from post_management.ports.x_spend import SpendRow, SpendScope
-from post_management.services.analytics.campaigns import load_campaign_awaited
+from post_management.services.analytics.campaigns import load_campaign
 from post_management.services.shared.common import load_account
 
 MAX_REPORT_WINDOW = timedelta(days=366)
@@ -123,7 +123,7 @@ class XSpendQueries:
                 if state is not None and state.budget_micros is not None:
                     budget = (state.budget_micros, state.spent_micros)
             elif scope.campaign_id is not None:
-                await load_campaign_awaited(uow, principal, scope.campaign_id)
+                await load_campaign(uow, principal, scope.campaign_id)
             else:
                 assert scope.user_id is not None
                 principal.ensure_can_act_for(scope.user_id)
