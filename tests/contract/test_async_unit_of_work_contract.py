@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from post_management.domain.account import Account
 from post_management.domain.analytics import Counts, Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.growth import FollowerSnapshot
@@ -49,6 +50,15 @@ def run(world: World, scenario: Callable[[AsyncUnitOfWorkFactory], Awaitable[Non
 def stored_draft(world: World) -> Post:
     """A draft of a new account, stored through the synchronous unit of work."""
     return stored_post(world.uow, world.time.now(), state=PostState.DRAFT, due_in=None)[1]
+
+
+def published_pair(world: World, now: datetime) -> tuple[Account, Post, Post]:
+    """A new account with a post published five hours before `now` and one at `now`,
+    stored through the synchronous unit of work."""
+    account = an_account(now)
+    earlier, latest = published(account, now - timedelta(hours=5)), published(account, now)
+    store(world.uow, account, earlier, latest)
+    return account, earlier, latest
 
 
 def test_a_commit_stays_and_leaving_without_one_undoes_everything(world: World) -> None:
@@ -533,9 +543,7 @@ def test_a_posts_snapshots_read_back_oldest_first_with_withheld_counts_unknown(
     world: World,
 ) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post, unmeasured = published(account, now - timedelta(hours=5)), published(account, now)
-    store(world.uow, account, post, unmeasured)
+    _, post, unmeasured = published_pair(world, now)
     early, later = now - timedelta(hours=4), now - timedelta(hours=3)
     withheld = Snapshot(early, Counts(50, 2, 0, 0, 0, 0, 9, 9, 12), private_known=False)
     full = Snapshot(later, Counts(100, 5, 1, 1, 0, 2, 7, 3, 40))
@@ -603,9 +611,7 @@ def test_an_accounts_and_a_users_measured_posts(world: World) -> None:
 
 def test_a_posts_trend_alerts_and_the_follower_drops_covering_it(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    covered, outside = published(account, now - timedelta(hours=5)), published(account, now)
-    store(world.uow, account, covered, outside)
+    account, covered, outside = published_pair(world, now)
     spike = TrendAlert(
         "spike-1",
         account.id,
@@ -791,9 +797,7 @@ def test_a_webhook_event_is_recorded_once(world: World) -> None:
 
 def test_snapshots_and_a_deletion_mark_are_kept_at_commit_only(world: World) -> None:
     now = world.time.now()
-    account = an_account(now)
-    post, other = published(account, now - timedelta(hours=5)), published(account, now)
-    store(world.uow, account, post, other)
+    _, post, other = published_pair(world, now)
     full = Snapshot(now - timedelta(hours=1), Counts(100, 5, 1, 1, 0, 2, 7, 3, 40))
     # X withheld the private counts: kept as unknown, video views kept.
     withheld = Snapshot(now, Counts(50, 2, 0, 0, 0, 0, 9, 9, 12), private_known=False)
