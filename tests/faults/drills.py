@@ -8,6 +8,7 @@ Every verdict is read from the emulator's stored posts, never only its counters.
 from __future__ import annotations
 
 import secrets
+import signal
 import time
 import uuid
 from collections import Counter
@@ -129,6 +130,15 @@ class Worker:
 
     def kill(self) -> None:
         self.process.kill()
+
+    def pause(self) -> None:
+        """SIGSTOP: the worker holds what it holds, like a process the kernel stopped."""
+        if self.process.process.poll() is None:
+            self.process.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process.process.poll() is None:
+            self.process.process.send_signal(signal.SIGCONT)
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,46 @@ def _claims(seeder: Seeder, *, live: bool) -> dict[uuid.UUID, tuple[Any, Any]]:
     return {row.id: (row.attempt_id, row.lease_expires_at) for row in rows}
 
 
+def _kill_holding_a_claim(
+    seeder: Seeder, victim: Worker, others: list[Worker]
+) -> tuple[dict[uuid.UUID, tuple[Any, Any]], uuid.UUID]:
+    """SIGKILL `victim` at a moment it holds a claim, and return the live claims at the
+    kill with one post the victim held. The others are paused meanwhile, so a claim
+    that appears is the victim's; the victim is paused the moment one does and killed
+    if that claim is still its own, else resumed to try again."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for worker in others:
+            worker.pause()
+        try:
+            time.sleep(0.2)  # a commit the paused sent before their stop lands first
+            before = _claims(seeder, live=True)
+            window = time.monotonic() + 2  # well inside a lease: the paused keep theirs
+            while time.monotonic() < window:
+                appeared = {
+                    post_id: claim
+                    for post_id, claim in _claims(seeder, live=True).items()
+                    if before.get(post_id) != claim
+                }
+                if appeared:
+                    victim.pause()
+                    held = _claims(seeder, live=True)
+                    still = [
+                        post_id for post_id, claim in appeared.items() if held.get(post_id) == claim
+                    ]
+                    if still:
+                        victim.kill()
+                        return held, still[0]
+                    victim.resume()
+                    break
+                time.sleep(0.02)
+        finally:
+            for worker in others:
+                worker.resume()
+        time.sleep(0.3)
+    raise AssertionError("the worker to be killed never held a claim for a minute")
+
+
 def _diagnose(seeder: Seeder, workers: list[Worker]) -> str:
     """What the unfinished posts and the workers were doing, for a failing run."""
     with seeder.engine.connect() as connection:
@@ -188,9 +228,8 @@ def test_every_post_is_published_exactly_once(
             armed = pending_faults(emulator_server.base_url)
             if armed:
                 break
-        held = _claims(seeder, live=True)
         rounds_at_kill = injector.rounds
-        workers[0].kill()
+        held, victims_claim = _kill_holding_a_claim(seeder, workers[0], workers[1:])
         # Within one X call the live workers settle, park or renew each claim they
         # hold; the dead one's stay as they were until the reconciler takes them
         # (not before their lease ends, more than this after the kill).
@@ -233,7 +272,7 @@ def test_every_post_is_published_exactly_once(
     )
     # The kill landed inside the faults and took claims with it.
     assert armed and rounds_after_kill > 0
-    assert orphaned, "the killed worker held no claim"
+    assert victims_claim in orphaned, "the killed worker's claim was taken before its lease ended"
     assert result, "\n".join(result.problems[:30])
 
     # No create-post was ever sent for a post already on X (the emulator would have
