@@ -57,6 +57,23 @@ def test_claim_due_takes_each_accounts_head_in_priority_then_due_order(world: Wo
     assert (stored.state, stored.attempt_count, stored.version) == (PostState.PUBLISHING, 1, 2)
 
 
+def test_a_claim_reaches_past_one_accounts_backlog_at_the_queue_front(world: World) -> None:
+    """More due posts of one publishing account than a claim reads at the queue's
+    front (its window is a few times the claim, at least 100 posts) still leave the
+    accounts behind them claimable, in order."""
+    now = world.time.now()
+    busy, b, c = an_account(now), an_account(now), an_account(now)
+    backlog = [a_post(busy, now, due_in=timedelta(minutes=-30, seconds=i)) for i in range(150)]
+    b_post = a_post(b, now, due_in=timedelta(minutes=-2))
+    c_post = a_post(c, now, due_in=timedelta(minutes=-1))
+    store(world.uow, busy, b, c, *backlog, b_post, c_post)
+
+    assert [x.post_id for x in world.queue.claim_due(1, LEASE)] == [backlog[0].id]
+    assert [x.post_id for x in world.queue.claim_due(1, LEASE)] == [b_post.id]
+    assert [x.post_id for x in world.queue.claim_due(5, LEASE)] == [c_post.id]
+    assert world.queue.claim_due(5, LEASE) == []
+
+
 def test_paused_rate_limited_and_budget_held_accounts_wait(world: World) -> None:
     now = world.time.now()
     paused = an_account(now, state=AccountState.PAUSED)
