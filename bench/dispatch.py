@@ -39,8 +39,8 @@ from post_management.adapters.db.engine import make_engine
 ENGINE_ENV = {
     # A tick claims at most 100 posts (one per account): more ticks per second.
     "DISPATCH_INTERVAL_SECONDS": "0.05",
-    # Publishing threads per process; each holds a post while X answers.
-    "PUBLISH_MAX_IN_FLIGHT": "64",
+    # Posts one process holds between claim and settlement: larger commit batches.
+    "PUBLISH_MAX_IN_FLIGHT": "512",
     "RECONCILE_INTERVAL_SECONDS": "5",
 }
 

@@ -191,7 +191,9 @@ def x_client(settings: Settings) -> tuple[TweepyXApi, TweepyXPoster, EmulatorThr
         emulator = EmulatorThread()
         base_url = emulator.base_url
     client = settings.x.client(base_url)
-    return TweepyXApi(client), TweepyXPoster(client), emulator
+    # A connection for every post in flight: none waits for one inside its X timeout.
+    poster = TweepyXPoster(client, max_connections=settings.publishing.publish_max_in_flight)
+    return TweepyXApi(client), poster, emulator
 
 
 def redis_client(url: SecretStr) -> redis.Redis:

@@ -295,7 +295,8 @@ class PublishingSettings(_Group):
     # How long after the send "not on the timeline" proves nothing (docs/reliability.md,
     # "Timing settings"): X's timeline lag plus X finishing a request after we gave up.
     x_timeline_lag_seconds: float = Field(default=120.0, ge=0, le=3600)
-    publish_max_in_flight: int = Field(default=32, ge=1, le=1024)
+    # Posts one process holds between claim and settlement (tasks, not threads).
+    publish_max_in_flight: int = Field(default=256, ge=1, le=1024)
     retry_base_seconds: float = Field(default=30.0, gt=0, le=86400)
     retry_factor: float = Field(default=2.0, ge=1, le=10)
     retry_cap_seconds: float = Field(default=1800.0, gt=0, le=86400)

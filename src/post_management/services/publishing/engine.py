@@ -82,7 +82,7 @@ class EngineSettings:
     timing: Timing
     lease: timedelta = timedelta(seconds=90)  # longer than any X call can take
     batch_size: int = 100
-    max_in_flight: int = 32
+    max_in_flight: int = 256
     user_limit: int = USER_POSTS_PER_WINDOW
     app_limit: int = APP_POSTS_PER_DAY
     user_window: timedelta = USER_WINDOW
