@@ -7,7 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
+from post_management.adapters.db.engine import make_engine
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState, Priority
 from post_management.domain.publishing import LEASE_EXPIRED, Claim, Settlement
@@ -72,6 +74,32 @@ def test_a_claim_reaches_past_one_accounts_backlog_at_the_queue_front(world: Wor
     assert [x.post_id for x in world.queue.claim_due(1, LEASE)] == [b_post.id]
     assert [x.post_id for x in world.queue.claim_due(5, LEASE)] == [c_post.id]
     assert world.queue.claim_due(5, LEASE) == []
+
+
+@pytest.mark.parametrize("world", ["postgres"], indirect=True)
+def test_a_claim_goes_on_past_a_front_that_another_dispatcher_holds(
+    world: World, machine_database: str
+) -> None:
+    """Due posts another dispatcher holds locked (SKIP LOCKED is PostgreSQL's) fill
+    the whole window a claim reads at the queue's front: the claim goes on past it."""
+    now = world.time.now()
+    accounts = [an_account(now) for _ in range(101)]
+    held = [
+        a_post(account, now, due_in=timedelta(minutes=-10, seconds=i))
+        for i, account in enumerate(accounts[:100])
+    ]
+    free = a_post(accounts[100], now, due_in=timedelta(minutes=-1))
+    store(world.uow, *accounts, *held, free)
+    other = make_engine(machine_database)
+    try:
+        with other.begin() as dispatcher:
+            dispatcher.execute(
+                text("SELECT id FROM posts WHERE id = ANY(:ids) FOR UPDATE"),
+                {"ids": [post.id for post in held]},
+            )
+            assert [c.post_id for c in world.queue.claim_due(1, LEASE)] == [free.id]
+    finally:
+        other.dispose()
 
 
 def test_paused_rate_limited_and_budget_held_accounts_wait(world: World) -> None:

@@ -118,46 +118,48 @@ class Injector(threading.Thread):
         self._control.clear_faults()
 
 
-def _claims(seeder: Seeder, *, live: bool) -> dict[uuid.UUID, tuple[Any, Any]]:
+def _claims(
+    seeder: Seeder, *, live: bool, started_after: datetime | None = None
+) -> dict[uuid.UUID, tuple[Any, Any]]:
     """Claims in a publisher's hands (not parked for the reconciler), with their holder
-    and lease; `live`: only those whose lease has not run out."""
+    and lease; `live`: only those whose lease has not run out; `started_after`: only
+    posts claimed for publishing after that time."""
     query = (
         "SELECT id, attempt_id, lease_expires_at FROM posts WHERE state = 'PUBLISHING' "
         "AND reconcile_after IS NULL"
     )
     if live:
         query += " AND lease_expires_at > now()"
+    if started_after is not None:
+        query += " AND publish_started_at > :started_after"
     with seeder.engine.connect() as connection:
-        rows = connection.execute(text(query)).all()
+        rows = connection.execute(text(query), {"started_after": started_after}).all()
     return {row.id: (row.attempt_id, row.lease_expires_at) for row in rows}
 
 
 def _kill_holding_a_claim(
     seeder: Seeder, victim: Worker, others: list[Worker]
 ) -> tuple[dict[uuid.UUID, tuple[Any, Any]], uuid.UUID]:
-    """SIGKILL `victim` at a moment it holds a claim, and return the live claims at the
-    kill with one post the victim held. The others are paused meanwhile, so a claim
-    that appears is the victim's; the victim is paused the moment one does and killed
-    if that claim is still its own, else resumed to try again."""
+    """SIGKILL `victim` at a moment it holds a publishing claim of its own, and return
+    the live claims at the kill with one post the victim claimed. The others are
+    paused meanwhile, and only a claim started after they stopped counts (on the
+    database's clock, which stamps every claim): a commit they sent before their stop
+    may land later, but its claim started before. The victim is paused the moment such
+    a claim appears and killed if it still holds it, else resumed to try again."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        for worker in others:
-            worker.pause()
         try:
-            time.sleep(0.2)  # a commit the paused sent before their stop lands first
-            before = _claims(seeder, live=True)
-            window = time.monotonic() + 2  # well inside a lease: the paused keep theirs
+            for worker in others:
+                worker.pause()
+            paused_at = seeder.db_now()
+            window = time.monotonic() + 2  # inside a lease: the paused keep most of theirs
             while time.monotonic() < window:
-                appeared = {
-                    post_id: claim
-                    for post_id, claim in _claims(seeder, live=True).items()
-                    if before.get(post_id) != claim
-                }
-                if appeared:
+                fresh = _claims(seeder, live=True, started_after=paused_at)
+                if fresh:
                     victim.pause()
                     held = _claims(seeder, live=True)
                     still = [
-                        post_id for post_id, claim in appeared.items() if held.get(post_id) == claim
+                        post_id for post_id, claim in fresh.items() if held.get(post_id) == claim
                     ]
                     if still:
                         victim.kill()
@@ -242,6 +244,7 @@ def test_every_post_is_published_exactly_once(
         workers.append(Worker(env, tmp_path))
         workers[-1].wait_ready()
         rounds_after_kill = injector.rounds - rounds_at_kill
+        deadline = time.monotonic() + 60  # the kill may have waited for its moment
         # Enough rounds for the counts asserted below: a round is armed only once the
         # one before it was used up, so one more than needed has been armed when the
         # needed ones all happened (stop() clears the round still armed).

@@ -67,6 +67,8 @@ def test_one_accounts_backlog_delays_no_other_account(
     # The default tick: fairness is owed per tick.
     env = worker_env(drill_database, seeder.key, emulator_server.base_url)
     env["DISPATCH_INTERVAL_SECONDS"] = "1"
+    # Fewer slots than due posts: the rest must not wait a whole tick for a claim.
+    env["PUBLISH_MAX_IN_FLIGHT"] = "32"
     worker = Worker(env, tmp_path)
     try:
         worker.wait_ready()

@@ -15,7 +15,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from post_management.adapters.db.publish_queue import _CLAIM_DUE
+from post_management.adapters.db.publish_queue import _CLAIM_DUE, _CLAIM_FRONT
 from post_management.adapters.x.client import TweepyXApi
 from post_management.domain.account import AccountState
 from post_management.domain.post import PostState, Priority
@@ -107,17 +107,19 @@ def test_the_claim_reads_only_due_rows_of_the_claim_index(engine_: Engine_) -> N
         connection.execute(text("ANALYZE posts"))
     for account in accounts[:5]:
         engine_.post(account, "due")
-    with engine_.engine.connect() as connection:
-        plan = "\n".join(
-            row[0]
-            for row in connection.execute(
-                text("EXPLAIN " + str(_CLAIM_DUE)), {"limit": 10, "lease": timedelta(seconds=60)}
+    params = {"limit": 10, "lease": timedelta(seconds=60), "window": 100}
+    for claim in (_CLAIM_DUE, _CLAIM_FRONT):
+        with engine_.engine.connect() as connection:
+            plan = "\n".join(
+                row[0] for row in connection.execute(text("EXPLAIN " + str(claim)), params)
             )
-        )
-    assert "ix_posts_due_scheduled" in plan, plan
-    advisory = [line for line in plan.splitlines() if "pg_try_advisory_xact_lock" in line]
-    assert len(advisory) == 1 and "Filter" in advisory[0], plan
-    assert "CTE Scan on chosen" in plan, plan  # the lock filters chosen rows only
+        assert "Seq Scan on posts" not in plan, plan
+        assert "ix_posts_due_scheduled" in plan, plan
+        advisory = [line for line in plan.splitlines() if "pg_try_advisory_xact_lock" in line]
+        assert len(advisory) == 1 and "Filter" in advisory[0], plan
+        assert "CTE Scan on chosen" in plan, plan  # the lock filters chosen rows only
+    # The front: one range of the claim index per priority, each read in due order.
+    assert plan.count("Index Scan using ix_posts_due_scheduled") == len(Priority), plan
     assert len(engine_.queue.claim_due(10, timedelta(seconds=60))) == 5
 
 

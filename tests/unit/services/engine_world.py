@@ -22,7 +22,7 @@ START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 class EngineWorld:
-    def __init__(self) -> None:
+    def __init__(self, max_in_flight: int = 4) -> None:
         adapters = memory_adapters(START)
         self.clock = adapters.settable_clock
         self.store = adapters.store
@@ -32,7 +32,7 @@ class EngineWorld:
         self.queue = adapters.queue
         self.x = adapters.scripted_x
         self.meter = adapters.meter
-        self.settings = EngineSettings(TIMING, max_in_flight=4)
+        self.settings = EngineSettings(TIMING, max_in_flight=max_in_flight)
         self.publisher = Publisher(
             self.queue,
             adapters.x_api,

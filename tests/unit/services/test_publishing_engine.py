@@ -3,7 +3,10 @@ sent again only when X's timeline proves it is not there, and never twice on X."
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -215,6 +218,40 @@ def test_attachments_are_uploaded_once_and_reused(world: EngineWorld) -> None:
     world.dispatch()
     assert world.get(second).state is PostState.PUBLISHED
     assert world.x.uploads == [uploaded]
+
+
+def test_uploads_filling_every_io_thread_hold_back_no_send_or_settlement() -> None:
+    """Twelve media posts whose uploads hang take every thread uploads run on; a text
+    post claimed with them is still sent and settled meanwhile: the batched commits
+    have threads of their own, so no lease runs out waiting behind uploads."""
+    world = EngineWorld(max_in_flight=16)
+    release = threading.Event()
+    started: list[int] = []
+    upload = world.x.upload_media
+
+    def hanging_upload(*args: Any, **kwargs: Any) -> Any:
+        started.append(1)
+        release.wait(timeout=30)
+        return upload(*args, **kwargs)
+
+    world.x.upload_media = hanging_upload  # type: ignore[method-assign]
+    media_posts = [
+        world.post(world.account(), f"picture {i}", attachments=(world.media(PNG),))
+        for i in range(12)
+    ]
+    text_post = world.post(world.account(), "words only")
+    try:
+        assert world.dispatcher.tick() == 13
+        deadline = time.monotonic() + 10
+        while world.get(text_post).state is not PostState.PUBLISHED:
+            assert time.monotonic() < deadline, "the text post waited behind the uploads"
+            time.sleep(0.01)
+        assert len(started) == 8  # every upload thread hangs meanwhile
+        assert all(world.get(p).state is PostState.PUBLISHING for p in media_posts)
+    finally:
+        release.set()
+        world.dispatcher.drain()
+    assert all(world.get(p).state is PostState.PUBLISHED for p in media_posts)
 
 
 def test_a_rate_limit_refunds_the_attempt_and_holds_the_account_until_the_reset(

@@ -125,22 +125,26 @@ _CLAIM_DUE = _sql(
     """  # noqa: S608 - only constants are interpolated
 )
 
-# The same claim over the queue's front only: its first `:window` due posts in claim
-# order, read as that many rows of the claim index per priority. The heads among
-# them are exactly the first heads of the whole queue, so when they fill the claim it
-# is the claim above at a cost set by the window, not by the backlog (a burst of
-# 10,000 due posts made each claim sort all 10,000: 40 ms of the database's CPU). The
+# The same claim over the queue's front only: the first `:window` due posts, in claim
+# order, of the accounts that may publish now (active, not rate-limited or held by
+# their budget, none of their posts publishing), read as that many rows of the claim
+# index per priority (the account is looked up per row, in a subquery the planner
+# cannot turn into a scan of accounts). Leaving out whole accounts keeps the prefix's
+# heads exactly the first heads of those accounts, so when they fill the claim it is
+# the claim above at a cost set by the window, not by the backlog (a burst of 10,000
+# due posts made each claim sort all 10,000: 40 ms of the database's CPU). The
 # window's size comes back on every row, and alone when nothing was claimed: a full
-# window that left the claim short is followed by the claim above, which goes on past
-# it (docs/reliability.md).
-# A claim of n reads the first max(FRONT_WINDOW_MIN, FRONT_WINDOW_PER_CLAIM * n) due
-# posts: room for heads held back (an account publishing, rate-limited or locked by
-# another dispatcher) before the window is short of the claim.
+# window that still left the claim short (rows locked by another dispatcher) is
+# followed by the claim above, which goes on past it (docs/reliability.md).
 FRONT_WINDOW_PER_CLAIM = 4
 FRONT_WINDOW_MIN = 100
 _FRONT = " UNION ALL ".join(
     f"""(SELECT p.id, p.account_id, p.priority, p.due_at FROM posts p
         WHERE p.state = 'SCHEDULED' AND p.priority = {int(priority)} AND p.due_at <= now()
+          AND (SELECT {_ACCOUNT_MAY_PUBLISH} FROM accounts a WHERE a.id = p.account_id)
+          AND NOT EXISTS (
+              SELECT 1 FROM posts q WHERE q.account_id = p.account_id AND q.state = 'PUBLISHING'
+          )
         ORDER BY p.due_at LIMIT :window)"""  # noqa: S608 - a constant priority
     for priority in sorted(Priority)
 )

@@ -130,10 +130,16 @@ class Publisher:
         """Publish on the calling thread, each step in its own transaction."""
         return run_inline(self.run(claim, self._direct))
 
-    def batched(self, executor: Executor) -> BatchedSteps:
-        """Steps for the dispatcher's event loop (pipeline.py)."""
+    def batched(self, executor: Executor, commits: Executor | None = None) -> BatchedSteps:
+        """Steps for the dispatcher's event loop (pipeline.py); `commits` runs the
+        batched queue writes and budget reads (`executor` when not given)."""
         return BatchedSteps(
-            self._queue, self._poster, self._meter, executor, limiter_blocks=self._limiter_blocks
+            self._queue,
+            self._poster,
+            self._meter,
+            executor,
+            commits=commits,
+            limiter_blocks=self._limiter_blocks,
         )
 
     async def close(self) -> None:
@@ -365,9 +371,13 @@ class Dispatcher:
         self._clock = clock  # for the budgets' windows only; claims use the database's now()
         self._settings = settings
         self._loop = LoopThread("publishing", loop_factory)
-        # Batched queue writes, media uploads and catch-up claims: off the loop.
+        # Media uploads and catch-up claims: off the loop.
         self._executor = ThreadPoolExecutor(8, thread_name_prefix="publish-io")
-        self._steps = publisher.batched(self._executor)
+        # The batched commits (sends, settlements, budget reads: one writer each) have
+        # threads of their own, so uploads filling the others never hold back a send
+        # or a settlement while leases run.
+        self._commits = ThreadPoolExecutor(3, thread_name_prefix="publish-commit")
+        self._steps = publisher.batched(self._executor, self._commits)
         self._tasks: set[asyncio.Task[PostState]] = set()  # on the loop only
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -485,6 +495,7 @@ class Dispatcher:
         self.drain()
         self._loop.close(self._publisher.close)
         self._executor.shutdown(wait=True)
+        self._commits.shutdown(wait=True)
 
 
 class Reconciler:

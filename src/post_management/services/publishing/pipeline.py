@@ -179,6 +179,7 @@ class BatchedSteps:
         meter: SpendMeter | None,
         executor: Executor,
         *,
+        commits: Executor | None = None,
         limiter_blocks: bool,
     ) -> None:
         self._queue = queue
@@ -186,14 +187,15 @@ class BatchedSteps:
         self._meter = meter
         self._executor = executor
         self._limiter_blocks = limiter_blocks
+        commits = commits or executor
         self._sending: GroupCommit[tuple[Claim, timedelta, Sequence[str] | None], bool] = (
-            GroupCommit(self._send_all, executor)
+            GroupCommit(self._send_all, commits)
         )
         self._settling: GroupCommit[tuple[Claim, Settlement], bool] = GroupCommit(
-            queue.settle_many, executor
+            queue.settle_many, commits
         )
         self._budgets: GroupCommit[UUID, BudgetState | None] = GroupCommit(
-            self._budgets_of, executor
+            self._budgets_of, commits
         )
         self._known: dict[UUID, BudgetState | None] = {}
 
