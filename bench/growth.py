@@ -126,9 +126,6 @@ class RecordedPool(AsyncPool):
     async def checkout(self) -> Any:
         return _Recorded(await super().checkout(), self._statements)
 
-    async def replace(self) -> Any:
-        return _Recorded(await super().replace(), self._statements)
-
     async def release(self, connection: Any) -> None:
         await super().release(connection._inner)
 

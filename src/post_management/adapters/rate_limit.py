@@ -182,12 +182,10 @@ class RedisRateLimiter:
         token = uuid.uuid4().hex
         keys, args = _take_call(self._prefix, budgets, now, token)
         answer, _ = self._state.call(
-            lambda: self._take(keys=keys, args=args),
+            lambda: _taken(self._take(keys=keys, args=args), budgets, token),
             lambda: self._state.fallback.take(budgets, now),
         )
-        if isinstance(answer, Taken | Refused):
-            return answer
-        return _taken(answer, budgets, token)
+        return answer
 
     def release(self, taken: Taken) -> None:
         # The units may have been taken in the fallback while Redis was down.
@@ -242,13 +240,14 @@ class AsyncRedisRateLimiter:
         budgets = (Budget(key, limit, window),)
         token = uuid.uuid4().hex
         keys, args = _take_call(self._prefix, budgets, now, token)
+
+        async def through_redis() -> Taken | Refused:
+            return _taken(await self._take(keys=keys, args=args), budgets, token)
+
         answer, _ = await self._state.call_awaited(
-            lambda: self._take(keys=keys, args=args),
-            lambda: self._state.fallback.take(budgets, now),
+            through_redis, lambda: self._state.fallback.take(budgets, now)
         )
-        if isinstance(answer, Taken | Refused):
-            return _free_at(answer)
-        return _free_at(_taken(answer, budgets, token))
+        return _free_at(answer)
 
 
 def _ms(now: datetime) -> int:

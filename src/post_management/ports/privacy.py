@@ -29,6 +29,8 @@ class ErasureReport:
 # A removal that keeps failing is given up (done, its tokens dropped) at this many
 # attempts.
 MAX_REMOVAL_ATTEMPTS = 10
+# The longest error a removal keeps (its first characters).
+MAX_REMOVAL_ERROR_CHARS = 2000
 
 
 @dataclass(frozen=True)

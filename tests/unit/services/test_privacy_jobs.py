@@ -173,7 +173,7 @@ def test_a_rate_limit_ends_the_tick_without_counting_an_attempt(world: World) ->
     assert len(world.x.deletes) == 1  # nothing more asked of X in this tick
     assert [(attempts, done) for _, attempts, done, _ in world.attempts()] == [(0, False)] * 3
     assert world.spend(hashed) == [("post_delete", "erasure", "refused", 1)]
-    # After the reset the next tick deletes them all.
+    # The next tick deletes them all (the job does not wait for the reset itself).
     assert world.removals().tick() == 3
     assert world.on_x(alice) == []
 

@@ -13,6 +13,7 @@ import pytest
 from post_management.adapters.memory.x_api import ANSWER_LOST, AS_X
 from post_management.domain.post import PostState
 from post_management.ports.x_api import PermanentFailure, RateLimited, Timeline, UnknownOutcome
+from post_management.services.publishing.engine import UPLOAD_THREADS
 from tests.unit.services.engine_world import TIMING, EngineWorld
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
@@ -243,10 +244,13 @@ def test_uploads_filling_every_io_thread_hold_back_no_send_or_settlement() -> No
     try:
         assert world.dispatcher.tick() == 13
         deadline = time.monotonic() + 10
+        while len(started) < UPLOAD_THREADS:  # every upload thread hangs
+            assert time.monotonic() < deadline, f"{len(started)} uploads started"
+            time.sleep(0.01)
         while world.get(text_post).state is not PostState.PUBLISHED:
             assert time.monotonic() < deadline, "the text post waited behind the uploads"
             time.sleep(0.01)
-        assert len(started) == 8  # every upload thread hangs meanwhile
+        assert len(started) == UPLOAD_THREADS
         assert all(world.get(p).state is PostState.PUBLISHING for p in media_posts)
     finally:
         release.set()

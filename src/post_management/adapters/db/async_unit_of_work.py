@@ -155,7 +155,7 @@ class _Session:
         self.connection = connection
         self._held: list[tuple[str, dict[str, Any]]] = []
         self._ahead: list[_Ahead] = []
-        # The connection is back in the pool already (a dead one, being replaced).
+        # The connection is back in the pool already (a dead one no other replaced).
         self.released = False
         # A post row changed (adapters/db/post_writes.py's rule): caches must hear of it.
         self.wrote_posts = False
@@ -224,12 +224,13 @@ class _Session:
             if commit or not self.connection.broken:
                 raise
             log.info("transaction retried on a fresh connection")
-            # Handed back once: if no other can be had (the database still down),
-            # the unit of work ends without handing it back again.
             await self._pool.release(self.connection)
-            self.released = True
-            self.connection = await self._pool.replace()
-            self.released = False
+            try:
+                self.connection = await self._pool.replace()
+            except BaseException:
+                # Handed back once already: the unit of work ends without it.
+                self.released = True
+                raise
             return await self._trip(sql, params, rows, commit)
 
     def idle(self) -> bool:

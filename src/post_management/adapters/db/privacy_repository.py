@@ -15,6 +15,7 @@ from post_management.domain.privacy import Pseudonyms
 from post_management.domain.x_spend import Metered, PriceTable
 from post_management.ports.privacy import (
     MAX_REMOVAL_ATTEMPTS,
+    MAX_REMOVAL_ERROR_CHARS,
     PendingRemoval,
     RetentionCutoffs,
 )
@@ -96,7 +97,7 @@ class SqlPrivacyStore:
                 {
                     "id": removal_id,
                     "now": now,
-                    "error": error[:2000],
+                    "error": error[:MAX_REMOVAL_ERROR_CHARS],
                     "final": final,
                     "max": MAX_REMOVAL_ATTEMPTS,
                 },

@@ -59,10 +59,18 @@ _PRIORITIES = ", ".join(str(int(priority)) for priority in Priority)
 # turn or the budget to change (docs/x-spend.md).
 _THIS_MONTH = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
 # The account `a` may publish now: active, past X's rate limit and its budget's month.
-# Both claims (the due heads and one post) hold it.
+# Every claim holds it (the due heads, the queue's front and one post).
 _ACCOUNT_MAY_PUBLISH = f"""a.state = 'ACTIVE'
           AND (a.rate_limited_until IS NULL OR a.rate_limited_until <= now())
           AND a.x_budget_reached_month IS DISTINCT FROM {_THIS_MONTH}"""
+
+
+def _none_publishing(account_id: str) -> str:
+    """No post of the account (`account_id`, a column) is in flight: one at a time."""
+    return f"""NOT EXISTS (
+              SELECT 1 FROM posts q WHERE q.account_id = {account_id} AND q.state = 'PUBLISHING'
+          )"""  # noqa: S608 - a column name of these statements
+
 
 # A claim starts a new attempt on post `p`: a new holder token, lease and attempt number.
 _START_ATTEMPT = """state = 'PUBLISHING', attempt_id = gen_random_uuid(),
@@ -97,9 +105,7 @@ _CLAIM_STEPS = f"""
         JOIN posts p ON p.id = h.id
         JOIN accounts a ON a.id = h.account_id
         WHERE p.state = 'SCHEDULED' AND {_ACCOUNT_MAY_PUBLISH}
-          AND NOT EXISTS (
-              SELECT 1 FROM posts q WHERE q.account_id = h.account_id AND q.state = 'PUBLISHING'
-          )
+          AND {_none_publishing("h.account_id")}
         ORDER BY h.priority, h.due_at
         LIMIT :limit
         FOR UPDATE OF p SKIP LOCKED
@@ -142,9 +148,7 @@ _FRONT = " UNION ALL ".join(
     f"""(SELECT p.id, p.account_id, p.priority, p.due_at FROM posts p
         WHERE p.state = 'SCHEDULED' AND p.priority = {int(priority)} AND p.due_at <= now()
           AND (SELECT {_ACCOUNT_MAY_PUBLISH} FROM accounts a WHERE a.id = p.account_id)
-          AND NOT EXISTS (
-              SELECT 1 FROM posts q WHERE q.account_id = p.account_id AND q.state = 'PUBLISHING'
-          )
+          AND {_none_publishing("p.account_id")}
         ORDER BY p.due_at LIMIT :window)"""  # noqa: S608 - a constant priority
     for priority in sorted(Priority)
 )

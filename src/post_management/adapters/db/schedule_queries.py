@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, bindparam, func, select, true
+from sqlalchemy import ColumnElement, Connection, FromClause, Select, bindparam, func, select, true
 
 from post_management.adapters.db.schema import posts
 from post_management.domain.post import PostState
@@ -13,14 +14,23 @@ from post_management.ports.schedule_queries import TakenTime
 
 # States whose time is spoken for: queued, in flight, or already on X.
 TAKEN_STATES = (PostState.SCHEDULED.value, PostState.PUBLISHING.value, PostState.PUBLISHED.value)
+
+
+def _taken_in(table: FromClause, account_id: ColumnElement[Any]) -> Select[Any]:
+    """The account's taken times since `:since` in `table` (the posts table or an
+    alias of it): id, text and the time (`at`) of each post."""
+    at = func.coalesce(table.c.published_at, table.c.due_at)
+    return select(table.c.id, table.c.text, at.label("at")).where(
+        table.c.account_id == account_id,
+        table.c.state.in_(TAKEN_STATES),
+        at.is_not(None),
+        bindparam("since") <= at,
+    )
+
+
 _AT = func.coalesce(posts.c.published_at, posts.c.due_at)
 # Built once: every schedule runs it.
-_TAKEN = select(posts.c.id, posts.c.text, _AT.label("at")).where(
-    posts.c.account_id == bindparam("account_id"),
-    posts.c.state.in_(TAKEN_STATES),
-    _AT.is_not(None),
-    bindparam("since") <= _AT,
-)
+_TAKEN = _taken_in(posts, bindparam("account_id"))
 _TAKEN_ORDERED = _TAKEN.order_by(_AT, posts.c.id)
 _TAKEN_BUT_ORDERED = _TAKEN.where(posts.c.id != bindparam("exclude_post_id")).order_by(
     _AT, posts.c.id
@@ -29,16 +39,9 @@ _TAKEN_BUT_ORDERED = _TAKEN.where(posts.c.id != bindparam("exclude_post_id")).or
 # the account): a row for the account itself, then one per taken time, if any.
 _OWNER = select(posts.c.account_id).where(posts.c.id == bindparam("post_id")).subquery("owner")
 _OTHERS = posts.alias("others")
-_OTHERS_AT = func.coalesce(_OTHERS.c.published_at, _OTHERS.c.due_at)
 _TAKEN_OF = (
-    select(_OTHERS.c.id, _OTHERS.c.text, _OTHERS_AT.label("at"))
-    .where(
-        _OTHERS.c.account_id == _OWNER.c.account_id,
-        _OTHERS.c.state.in_(TAKEN_STATES),
-        _OTHERS_AT.is_not(None),
-        bindparam("since") <= _OTHERS_AT,
-        _OTHERS.c.id != bindparam("post_id"),
-    )
+    _taken_in(_OTHERS, _OWNER.c.account_id)
+    .where(_OTHERS.c.id != bindparam("post_id"))
     .lateral("taken")
 )
 TAKEN_BESIDE_POST = (

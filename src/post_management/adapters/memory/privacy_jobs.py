@@ -21,12 +21,10 @@ from post_management.domain.post import PostState
 from post_management.domain.x_spend import Metered
 from post_management.ports.privacy import (
     MAX_REMOVAL_ATTEMPTS,
+    MAX_REMOVAL_ERROR_CHARS,
     PendingRemoval,
     RetentionCutoffs,
 )
-
-# The longest error a removal keeps (the SQL adapter's cut).
-_ERROR_CHARS = 2000
 
 
 class MemoryPrivacyJobStore:
@@ -63,7 +61,7 @@ class MemoryPrivacyJobStore:
                 tables.x_removals[index] = replace(
                     row,
                     attempts=row.attempts + 1,
-                    last_error=error[:_ERROR_CHARS],
+                    last_error=error[:MAX_REMOVAL_ERROR_CHARS],
                     done_at=now if done else None,
                     credentials=None if done else row.credentials,
                 )

@@ -130,9 +130,9 @@ class Publisher:
         """Publish on the calling thread, each step in its own transaction."""
         return run_inline(self.run(claim, self._direct))
 
-    def batched(self, executor: Executor, commits: Executor | None = None) -> BatchedSteps:
-        """Steps for the dispatcher's event loop (pipeline.py); `commits` runs the
-        batched queue writes and budget reads (`executor` when not given)."""
+    def batched(self, executor: Executor, commits: Executor) -> BatchedSteps:
+        """Steps for the dispatcher's event loop (pipeline.py): `commits` runs the
+        batched queue writes and budget reads, `executor` the other blocking steps."""
         return BatchedSteps(
             self._queue,
             self._poster,
@@ -352,6 +352,11 @@ class Publisher:
         return False
 
 
+# Threads for the blocking steps of the posts in flight (media uploads, thread
+# segments, catch-up claims); the batched commits have three of their own.
+UPLOAD_THREADS = 8
+
+
 class Dispatcher:
     """One tick: claim what is due and hand it to the publishing loop, never waiting
     for X. The loop is one event loop in a thread of its own where every claimed post
@@ -372,7 +377,7 @@ class Dispatcher:
         self._settings = settings
         self._loop = LoopThread("publishing", loop_factory)
         # Media uploads and catch-up claims: off the loop.
-        self._executor = ThreadPoolExecutor(8, thread_name_prefix="publish-io")
+        self._executor = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="publish-io")
         # The batched commits (sends, settlements, budget reads: one writer each) have
         # threads of their own, so uploads filling the others never hold back a send
         # or a settlement while leases run.

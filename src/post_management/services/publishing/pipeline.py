@@ -179,7 +179,7 @@ class BatchedSteps:
         meter: SpendMeter | None,
         executor: Executor,
         *,
-        commits: Executor | None = None,
+        commits: Executor,
         limiter_blocks: bool,
     ) -> None:
         self._queue = queue
@@ -187,7 +187,6 @@ class BatchedSteps:
         self._meter = meter
         self._executor = executor
         self._limiter_blocks = limiter_blocks
-        commits = commits or executor
         self._sending: GroupCommit[tuple[Claim, timedelta, Sequence[str] | None], bool] = (
             GroupCommit(self._send_all, commits)
         )
