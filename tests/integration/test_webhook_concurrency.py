@@ -8,7 +8,7 @@ import asyncio
 import json
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -81,3 +81,38 @@ async def test_deliveries_touching_the_same_posts_in_opposite_orders_both_apply(
     assert [(r.applied, r.duplicates, r.ignored) for r in results] == [(2, 0, 0), (2, 0, 0)]
     # Both likes on each post counted: neither delivery's increment lost.
     assert [snapshot.counts.likes if snapshot else None for snapshot in likes] == [2, 2]
+
+
+class _Clock:
+    def __init__(self, now: datetime) -> None:
+        self.at = now
+
+    def now(self) -> datetime:
+        return self.at
+
+
+async def test_a_delivery_timed_before_the_last_snapshot_still_counts_on_top_of_it(
+    machine_database: str, engine: Engine
+) -> None:
+    """A delivery whose clock read comes before the snapshot it adds to (it read the
+    time, then waited for another delivery's lock; or a replica's clock is behind)
+    still leaves the larger count as the post's latest."""
+    now = datetime.now(UTC)
+    account = an_account(now)
+    post = published(account, now)
+    store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, post)
+    pool = AsyncPool(machine_database, min_size=1, max_size=2, name="webhooks")
+    await pool.open()
+    clock = _Clock(now)
+    factory = AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)
+    webhooks = XWebhooks(factory, clock, AwaitedInProcessCache(InProcessCache()), SECRET)
+    try:
+        for at in (now, now - timedelta(seconds=1)):
+            clock.at = at
+            body = _likes(post.x_post_id or "")
+            assert (await webhooks.receive(body, signature(SECRET, body))).applied == 1
+        async with factory() as work:
+            latest = await work.analytics.latest(post.id)
+    finally:
+        await pool.close()
+    assert latest is not None and latest.counts.likes == 2

@@ -210,12 +210,17 @@ class XWebhooks:
             for x_id in deleted:
                 await uow.analytics.mark_deleted(ours[x_id].post_id, now)
                 touched.append(ours[x_id].post_id)
+            # Timed once the locks are held, and never before the snapshot it adds to: a
+            # delivery that waited for another's lock must not file its larger counts
+            # under an earlier time than the other's, or the other's stays the latest.
+            locked_at = self._clock.now()
             for x_id, change in deltas.items():
                 ref = ours[x_id]
                 latest = await uow.analytics.latest(ref.post_id)
                 counts = (latest.counts if latest else Counts()).plus(**change)
                 private = latest.private_known if latest else False
-                snapshot = Snapshot(now, counts, private_known=private)
+                at = max(locked_at, latest.collected_at) if latest else locked_at
+                snapshot = Snapshot(at, counts, private_known=private)
                 await store_snapshot_awaited(uow, ref, snapshot, SOURCE_WEBHOOK)
                 touched.append(ref.post_id)
             await uow.commit()
