@@ -481,3 +481,40 @@ def _check_timing(s: Seeded, x_post: dict[str, Any], result: Verdict) -> None:
         result.problems.append(f"{s.post_id}: on X {-late.total_seconds():.1f} s before due")
     elif late > result.late_bound:
         result.problems.append(f"{s.post_id}: on X {late.total_seconds():.1f} s after due")
+
+
+def duplicate_report(engine: Engine, control: EmulatorControl) -> str:
+    """For a run where X refused a create-post as a duplicate: each such post's
+    attempts (database times) beside the X post it duplicated (stored and listed,
+    on the emulator's clock, this host's too), to tell a send that left late from
+    a look that came early."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT p.id, p.text, pa.number, pa.started_at, pa.sent_at, pa.finished_at, "
+                "pa.outcome, pa.detail FROM post_attempts pa JOIN posts p ON p.id = pa.post_id "
+                "WHERE pa.post_id IN (SELECT post_id FROM post_attempts "
+                "WHERE detail ILIKE '%duplicate%') ORDER BY p.id, pa.number"
+            )
+        ).all()
+    on_x: dict[str, list[dict[str, Any]]] = {}
+    for x_post in control.posts(include_deleted=True):
+        on_x.setdefault(x_post["text"], []).append(x_post)
+
+    def at(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, UTC).time().isoformat()
+
+    lines: list[str] = []
+    for row in rows:
+        times = (row.started_at, row.sent_at, row.finished_at)
+        shown = [t.astimezone(UTC).time().isoformat() if t else "-" for t in times]
+        lines.append(
+            f"{row.id} #{row.number} started {shown[0]} sent {shown[1]} finished {shown[2]} "
+            f"{row.outcome}: {row.detail[:80]}"
+        )
+        if row.number == 1:
+            lines += [
+                f"  on X {x['id']}: stored {at(x['created_at'])} listed {at(x['visible_at'])}"
+                for x in on_x.get(row.text, [])
+            ]
+    return "\n".join(lines) or "no attempt says duplicate"

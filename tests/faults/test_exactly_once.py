@@ -28,6 +28,7 @@ from tests.faults.drills import (
     Seeded,
     Seeder,
     Worker,
+    duplicate_report,
     pending_faults,
     states,
     verdict,
@@ -280,7 +281,8 @@ def test_every_post_is_published_exactly_once(
 
     # No create-post was ever sent for a post already on X (the emulator would have
     # refused it as a duplicate, which alone could hide a repost).
-    assert control.counters().get("POST /2/tweets duplicate", 0) == 0
+    refused = control.counters().get("POST /2/tweets duplicate", 0)
+    assert refused == 0, duplicate_report(seeder.engine, control)
     with seeder.engine.connect() as connection:
         outcomes = dict(
             connection.execute(
