@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from post_management.adapters.db.async_privacy import AsyncSqlPrivacyStore
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.ml.gradient_boosting import GradientBoostingLearner
@@ -97,6 +99,7 @@ def grpc_services(
             jobs.publisher,
             infrastructure.database_clock,
             jobs.engine_settings.lease,
+            outcome_wait=timedelta(seconds=settings.x.x_call_seconds),
         ),
         analytics=AnalyticsServices(
             AnalyticsQueries(

@@ -194,6 +194,11 @@ class XSettings(_Group):
         """Connect timeout of each X call: 5 s, or the read timeout when shorter."""
         return min(X_CONNECT_TIMEOUT_SECONDS, self.x_timeout_seconds)
 
+    @property
+    def x_call_seconds(self) -> float:
+        """The longest one X call may take: connecting, then waiting for the answer."""
+        return self.x_timeout_seconds + self.x_connect_timeout_seconds
+
     @field_validator("x_prices")
     @classmethod
     def _x_prices(
@@ -530,7 +535,7 @@ class Settings(BaseModel):
         x, publishing = self.x, self.publishing
         # A publisher's claim must still be held when its X call ends, or the
         # reconciler looks at X while the call may still land.
-        call = x.x_timeout_seconds + x.x_connect_timeout_seconds
+        call = x.x_call_seconds
         if publishing.publish_lease_seconds <= call:
             raise ValueError(
                 f"PUBLISH_LEASE_SECONDS ({publishing.publish_lease_seconds:g}) must exceed "

@@ -34,8 +34,9 @@ class PublishPostRequest(_message.Message):
     account_id: _builtins.str
     """Publish from this account instead of the post's own (must be the user's)."""
     immediate_publish: _builtins.bool
-    """Publish now and answer with the outcome; otherwise queue at the front of
-    the post's priority.
+    """Publish now and answer with the outcome (a publisher that claimed the post
+    first is waited for, up to one X call); otherwise queue at the front of the
+    post's priority.
     """
     override_schedule: _builtins.bool
     """Allow publishing a post that is scheduled for later."""
@@ -66,7 +67,9 @@ class PublishPostResponse(_message.Message):
     POST_FIELD_NUMBER: _builtins.int
     QUEUED_FIELD_NUMBER: _builtins.int
     queued: _builtins.bool
-    """True when the post was queued rather than published in this call."""
+    """True when the answer is not the outcome: the post was queued, waits for its
+    account's turn, or another publisher still held it after one X call.
+    """
     @_builtins.property
     def post(self) -> _post_pb2.Post: ...
     def __init__(

@@ -30,6 +30,12 @@ from post_management.services.shared.pagination import (
     page_size,
 )
 
+# Posts whose outcome is not known yet: waiting in the queue or being published.
+UNDECIDED = (PostState.SCHEDULED, PostState.PUBLISHING)
+# How long an immediate publish keeps trying to claim a post another claim's lock or
+# the account's turn kept from it: a dispatcher's claim holds the lock for milliseconds.
+CLAIM_RETRY = timedelta(seconds=1)
+
 # Posts that failed for good: what ListDeadLetters may list.
 PERMANENT_FAILURES = (PostState.DEAD_LETTERED, PostState.FAILED)
 MAX_REASON_FILTER = 200
@@ -82,13 +88,18 @@ class PublishCommands:
         publisher: Publisher,
         clock: Clock,
         lease: timedelta,
+        *,
+        outcome_wait: timedelta = timedelta(seconds=25),
     ) -> None:
+        """`outcome_wait`: how long an immediate publish waits for the outcome when
+        another publisher (a dispatcher) claimed the post first: one X call."""
         self._uow = uow
         self._commands = AsyncCommandRunner(uow)
         self._queue = queue
         self._publisher = publisher
         self._clock = clock
         self._lease = lease
+        self._outcome_wait = outcome_wait
 
     async def publish(self, principal: Principal, request: PublishRequest) -> tuple[Post, bool]:
         """Returns (post, queued): queued is False when this call published it (or
@@ -116,11 +127,35 @@ class PublishCommands:
             return post, False
         if not request.immediate:
             return post, True
-        claimed = await asyncio.to_thread(self._publish_now, post.id)
+        return await self._publish_immediately(request)
+
+    async def _publish_immediately(self, request: PublishRequest) -> tuple[Post, bool]:
+        """Publish on this call and answer with the outcome. A dispatcher may claim the
+        post between the commit that queued it and this call's claim: the answer is
+        then that publisher's outcome, if it comes within one X call. A claim kept
+        from the post by a lock is tried again for a moment; an account that may not
+        publish now (its turn, a rate limit, a pause) leaves the post queued."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        pause = 0.02
+        claimed = await asyncio.to_thread(self._publish_now, request.post_id)
+        current = await self._current(request)
+        while not claimed and current.state in UNDECIDED:
+            waited = loop.time() - started
+            if current.state is PostState.SCHEDULED and waited >= CLAIM_RETRY.total_seconds():
+                break
+            if waited >= self._outcome_wait.total_seconds():
+                break
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
+            if current.state is PostState.SCHEDULED:
+                claimed = await asyncio.to_thread(self._publish_now, request.post_id)
+            current = await self._current(request)
+        return current, not claimed and current.state in UNDECIDED
+
+    async def _current(self, request: PublishRequest) -> Post:
         async with self._uow() as uow:
-            current = await self._load(uow, request)
-        # Without the claim a dispatcher got there first, or the account is busy.
-        return current, not claimed
+            return await self._load(uow, request)
 
     def _publish_now(self, post_id: UUID) -> bool:
         """Claim the post and publish it on the calling thread (the engine's steps

@@ -1,0 +1,145 @@
+"""PublishPost with immediate publish answers with the outcome, also when a
+dispatcher claims the post between the commit that queued it and the call's own
+claim, or a lock keeps the claim from it for a moment."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta
+from uuid import UUID
+
+from post_management.adapters.memory.publish_queue import MemoryPublishQueue
+from post_management.domain.auth import Principal, Role
+from post_management.domain.post import PostState
+from post_management.domain.publishing import Claim
+from post_management.services.publishing.commands import (
+    CLAIM_RETRY,
+    PublishCommands,
+    PublishRequest,
+)
+from tests.unit.services.engine_world import EngineWorld
+
+ALICE = Principal("alice", Role.USER)
+LEASE = timedelta(seconds=90)
+
+
+class RacedQueue(MemoryPublishQueue):
+    """The memory queue, where a dispatcher claims the post just before the
+    command's first claim (`dispatcher_first`), or the claim is refused once as if
+    another claim held the account's lock (`lock_busy_once`)."""
+
+    def __init__(self, world: EngineWorld) -> None:
+        super().__init__(world.store)  # the same rows as the engine's queue
+        self.dispatcher_first = False
+        self.lock_busy_once = False
+        self.theirs: list[Claim] = []
+        self.own_claims = 0
+
+    def claim_post(self, post_id: UUID, lease: timedelta) -> Claim | None:
+        if self.dispatcher_first:
+            self.dispatcher_first = False
+            self.theirs = self.claim_due(10, lease)
+        if self.lock_busy_once:
+            self.lock_busy_once = False
+            return None
+        claim = super().claim_post(post_id, lease)
+        self.own_claims += claim is not None
+        return claim
+
+
+def _commands(world: EngineWorld, queue: RacedQueue, outcome_wait: float) -> PublishCommands:
+    return PublishCommands(
+        world.async_uow,
+        queue,
+        world.publisher,
+        world.clock,
+        LEASE,
+        outcome_wait=timedelta(seconds=outcome_wait),
+    )
+
+
+def _request(post_id: UUID) -> PublishRequest:
+    return PublishRequest(post_id, "alice", None, immediate=True, override_schedule=False)
+
+
+def _publish_theirs_after(world: EngineWorld, queue: RacedQueue, seconds: float) -> None:
+    """The dispatcher that claimed first publishes a moment later, on its own thread."""
+
+    def publish() -> None:
+        time.sleep(seconds)
+        for claim in queue.theirs:
+            world.publisher.publish(claim)
+
+    threading.Thread(target=publish, daemon=True).start()
+
+
+def test_a_dispatcher_claiming_first_still_answers_with_the_outcome() -> None:
+    world = EngineWorld()
+    queue = RacedQueue(world)
+    post = world.post(world.account(), "raced by a dispatcher")
+    queue.dispatcher_first = True
+    commands = _commands(world, queue, outcome_wait=10)
+
+    async def publish() -> tuple[PostState, bool]:
+        # The dispatcher's X call ends after the command read the post once.
+        _publish_theirs_after(world, queue, 0.2)
+        answer, queued = await commands.publish(ALICE, _request(post.id))
+        return answer.state, queued
+
+    assert asyncio.run(publish()) == (PostState.PUBLISHED, False)
+    assert [claim.post_id for claim in queue.theirs] == [post.id]
+    assert queue.own_claims == 0
+    assert len(world.x.posts()) == 1
+
+
+def test_a_claim_kept_by_a_lock_is_tried_again() -> None:
+    world = EngineWorld()
+    queue = RacedQueue(world)
+    post = world.post(world.account(), "lock busy once")
+    queue.lock_busy_once = True
+    commands = _commands(world, queue, outcome_wait=10)
+
+    answer, queued = asyncio.run(commands.publish(ALICE, _request(post.id)))
+
+    assert (answer.state, queued) == (PostState.PUBLISHED, False)
+    assert queue.own_claims == 1
+    assert len(world.x.posts()) == 1
+
+
+def test_an_account_that_may_not_publish_leaves_the_post_queued_without_waiting() -> None:
+    world = EngineWorld()
+    queue = RacedQueue(world)
+    account = world.account()
+    world.post(account, "the account's post in flight")
+    # Another publisher holds the account's first post: this one must wait its turn.
+    held = queue.claim_due(1, LEASE)
+    assert len(held) == 1
+    post = world.post(account, "second in line")
+    outcome_wait = 30.0
+    commands = _commands(world, queue, outcome_wait)
+
+    started = time.monotonic()
+    answer, queued = asyncio.run(commands.publish(ALICE, _request(post.id)))
+    waited = time.monotonic() - started
+
+    assert (answer.state, queued) == (PostState.SCHEDULED, True)
+    # Gave up after the claim's retries, not after the wait for another's outcome.
+    assert CLAIM_RETRY.total_seconds() <= waited < outcome_wait / 3
+    assert world.x.posts() == []
+
+
+def test_another_publishers_outcome_is_awaited_for_one_x_call_only() -> None:
+    world = EngineWorld()
+    queue = RacedQueue(world)
+    post = world.post(world.account(), "its X call hangs")
+    queue.dispatcher_first = True  # and never publishes
+    commands = _commands(world, queue, outcome_wait=0.3)
+
+    started = time.monotonic()
+    answer, queued = asyncio.run(commands.publish(ALICE, _request(post.id)))
+
+    assert (answer.state, queued) == (PostState.PUBLISHING, True)
+    assert time.monotonic() - started >= 0.3
+    assert world.x.posts() == []
