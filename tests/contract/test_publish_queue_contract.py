@@ -192,6 +192,29 @@ def test_an_expired_lease_goes_to_the_reconciler_with_a_new_holder(world: World)
     assert world.queue.renew(taken, LEASE)
 
 
+def test_a_reconcile_claim_tells_when_the_attempt_in_doubt_gave_up(world: World) -> None:
+    now = world.time.now()
+    stored_post(world.uow, now)
+    (claim,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.sending(claim, LEASE)
+    # The call took 40 s before its caller gave up without an answer.
+    world.time.advance(timedelta(seconds=40))
+    assert world.queue.settle(claim, unknown("timeout", timedelta(seconds=30)))
+    world.time.advance(timedelta(seconds=31))
+    (taken,) = world.queue.claim_for_reconcile(10, LEASE)
+    assert taken.sent_at is not None and taken.gave_up_at is not None
+    gave_up_after = taken.gave_up_at - taken.sent_at
+    assert timedelta(seconds=40) <= gave_up_after < timedelta(seconds=45)
+    # A holder that never came back gave up nothing.
+    stored_post(world.uow, world.time.now())
+    (lost,) = world.queue.claim_due(1, LEASE)
+    assert world.queue.sending(lost, LEASE)
+    world.time.advance(LEASE + timedelta(seconds=1))
+    # (The first post's reconciler lost its lease too.)
+    expired = {c.post_id: c for c in world.queue.claim_for_reconcile(10, LEASE)}[lost.post_id]
+    assert expired.sent_at is not None and expired.gave_up_at is None
+
+
 def test_an_unknown_outcome_waits_for_its_reconcile_time(world: World) -> None:
     now = world.time.now()
     _account, post = stored_post(world.uow, now)

@@ -60,7 +60,7 @@ class Jobs:
 
 
 def jobs(settings: Settings, infrastructure: Infrastructure) -> Jobs:
-    engine_config = settings.publishing.engine()
+    engine_config = settings.publishing.engine(settings.x.x_call_seconds)
     clock = infrastructure.database_clock
     queue, meter, x_api = infrastructure.queue, infrastructure.meter, infrastructure.x_api
     publisher = Publisher(

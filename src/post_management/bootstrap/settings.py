@@ -327,7 +327,8 @@ class PublishingSettings(_Group):
                 )
         return self
 
-    def engine(self) -> EngineSettings:
+    def engine(self, x_call_seconds: float = 25.0) -> EngineSettings:
+        """The engine's settings; `x_call_seconds` is XSettings.x_call_seconds."""
         return EngineSettings(
             timing=Timing(
                 policy=RetryPolicy(
@@ -341,6 +342,7 @@ class PublishingSettings(_Group):
                 lag_bound=timedelta(seconds=self.x_timeline_lag_seconds),
             ),
             lease=timedelta(seconds=self.publish_lease_seconds),
+            x_call=timedelta(seconds=x_call_seconds),
             max_in_flight=self.publish_max_in_flight,
         )
 

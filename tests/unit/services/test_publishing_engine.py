@@ -10,10 +10,25 @@ from typing import Any
 
 import pytest
 
+from post_management.adapters.memory.publish_queue import MemoryPublishQueue
 from post_management.adapters.memory.x_api import ANSWER_LOST, AS_X
+from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.domain.post import PostState
-from post_management.ports.x_api import PermanentFailure, RateLimited, Timeline, UnknownOutcome
-from post_management.services.publishing.engine import UPLOAD_THREADS
+from post_management.domain.publishing import Claim, outcomes
+from post_management.ports.x_api import (
+    NewPost,
+    PermanentFailure,
+    RateLimited,
+    Timeline,
+    UnknownOutcome,
+    XCredentials,
+)
+from post_management.services.publishing.engine import (
+    NOTE_TRIES,
+    UPLOAD_THREADS,
+    EngineSettings,
+    Publisher,
+)
 from tests.unit.services.engine_world import TIMING, EngineWorld
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
@@ -273,3 +288,88 @@ def test_a_rate_limit_refunds_the_attempt_and_holds_the_account_until_the_reset(
     world.wait(timedelta(minutes=11))
     assert world.dispatch() == 1
     assert world.get(post).state is PostState.PUBLISHED
+
+
+def test_not_on_x_counts_from_when_the_caller_gave_up_not_from_the_note(
+    world: EngineWorld,
+) -> None:
+    account = world.account()
+    post = world.post(account, "left a minute after its note")
+    (claim,) = world.queue.claim_due(1, world.settings.lease)
+    assert world.queue.sending(claim, world.settings.lease)
+    # The process stalled after the note: the call reached X a minute later, and its
+    # caller gave up without an answer.
+    world.wait(timedelta(minutes=1))
+    assert world.x.create_post(
+        XCredentials("token-" + account.x_user_id, "secret"), NewPost(post.text)
+    )
+    settlement = outcomes.settle_publish(
+        claim, UnknownOutcome("timeout"), world.clock.now(), TIMING
+    )
+    assert world.queue.settle(claim, settlement)
+    # Past the lag bound since the note, not since the give-up: X's timeline, lagging,
+    # does not list the post yet, and that proves nothing.
+    world.wait(TIMING.lag_bound - timedelta(minutes=1) + timedelta(seconds=1))
+    world.x.script_timeline(Timeline(()))
+    assert world.reconciler.tick() == 1
+    assert world.get(post).state is PostState.PUBLISHING
+    # Once listed it is adopted: on X once, never sent again.
+    world.wait(TIMING.settle_delay)
+    assert world.reconciler.tick() == 1
+    stored = world.get(post)
+    (on_x,) = world.x.posts(account.x_user_id)
+    assert (stored.state, stored.x_post_id) == (PostState.PUBLISHED, on_x.id)
+    assert len(world.x.calls) == 1
+
+
+class SlowNotes(MemoryPublishQueue):
+    """The memory queue whose first `slow` notes of a send take longer than the
+    publisher's send window (a stalled process, a slow commit)."""
+
+    def __init__(self, world: EngineWorld, slow: int, stall_s: float) -> None:
+        super().__init__(world.store)
+        self.slow, self.stall_s, self.notes = slow, stall_s, 0
+
+    def sending(self, claim: Claim, lease: timedelta, x_media_ids: Any = None) -> bool:
+        self.notes += 1
+        noted = super().sending(claim, lease, x_media_ids)
+        if self.notes <= self.slow:
+            time.sleep(self.stall_s)
+        return noted
+
+
+def _publisher_with(world: EngineWorld, queue: SlowNotes) -> Publisher:
+    # A send window of 50 ms: the lease outlasts one X call by that much.
+    settings = EngineSettings(TIMING, lease=timedelta(seconds=1), x_call=timedelta(seconds=0.95))
+    return Publisher(queue, world.x, InProcessRateLimiter(), world.clock, settings)
+
+
+def test_a_note_gone_stale_before_the_call_is_made_again() -> None:
+    world = EngineWorld()
+    queue = SlowNotes(world, slow=1, stall_s=0.2)
+    post = world.post(world.account(), "noted twice")
+    (claim,) = queue.claim_due(1, timedelta(seconds=1))
+
+    assert _publisher_with(world, queue).publish(claim) is PostState.PUBLISHED
+    assert queue.notes == 2
+    assert len(world.x.calls) == 1
+    assert world.get(post).state is PostState.PUBLISHED
+
+
+def test_a_send_whose_every_note_goes_stale_is_left_to_the_reconciler_unsent() -> None:
+    world = EngineWorld()
+    queue = SlowNotes(world, slow=NOTE_TRIES, stall_s=0.1)
+    post = world.post(world.account(), "never fresh")
+    (claim,) = queue.claim_due(1, timedelta(seconds=1))
+
+    assert _publisher_with(world, queue).publish(claim) is PostState.PUBLISHING
+    assert queue.notes == NOTE_TRIES
+    assert world.x.calls == []
+    # The reconciler takes it once the lease ends and, X showing nothing past the
+    # lag bound, retries it: published once.
+    world.wait(TIMING.lag_bound + timedelta(seconds=2))
+    assert world.reconciler.tick() == 1
+    world.wait(TIMING.policy.base)
+    assert world.dispatch() == 1
+    assert world.get(post).state is PostState.PUBLISHED
+    assert len(world.x.calls) == 1

@@ -177,11 +177,14 @@ _CLAIM_ONE = _sql(
     """  # noqa: S608 - only constants are interpolated
 )
 
-# What the reconciler needs besides: the attempt in doubt (the post's newest), the
-# first attempt's send, and an X id already known for the next unrecorded segment.
+# What the reconciler needs besides: the attempt in doubt (the post's newest: its
+# send, media and end), the first attempt's send, and an X id already known for the
+# next unrecorded segment.
 _RECONCILE_COLUMNS = """
     (SELECT pa.sent_at FROM post_attempts pa WHERE pa.post_id = p.id
      ORDER BY pa.id DESC LIMIT 1) AS sent_at,
+    (SELECT pa.finished_at FROM post_attempts pa WHERE pa.post_id = p.id
+     ORDER BY pa.id DESC LIMIT 1) AS gave_up_at,
     (SELECT pa.x_media_ids FROM post_attempts pa WHERE pa.post_id = p.id
      ORDER BY pa.id DESC LIMIT 1) AS sent_media_ids,
     (SELECT min(COALESCE(pa.sent_at, pa.started_at)) FROM post_attempts pa
@@ -444,6 +447,7 @@ class SqlPublishQueue:
             sent_at=row.get("sent_at"),
             sent_media_ids=tuple(row.get("sent_media_ids") or ()),
             first_sent_at=row.get("first_sent_at"),
+            gave_up_at=row.get("gave_up_at"),
             known_x_post_id=row.get("known_x_post_id") or "",
         )
 

@@ -154,6 +154,7 @@ class MemoryPublishQueue:
                 "sent_at": newest.sent_at if newest else None,
                 "sent_media_ids": newest.x_media_ids if newest else (),
                 "first_sent_at": min((a.sent_at or a.started_at for a in attempts), default=None),
+                "gave_up_at": newest.finished_at if newest else None,
                 "known_x_post_id": known[0][1] if known else "",
             }
         return Claim(

@@ -50,11 +50,14 @@ class Claim:
     credentials_problem: str = ""
     # Reconciliation claims only. When the attempt in doubt last called create-post
     # (None: it never did) and the X media ids it attached; when the post's first
-    # attempt called X (duplicates point back to it); an X id X already gave for the
-    # next unrecorded segment, whose settlement was lost.
+    # attempt called X (duplicates point back to it); when the attempt gave up; an X
+    # id X already gave for the next unrecorded segment, whose settlement was lost.
     sent_at: datetime | None = None
     sent_media_ids: tuple[str, ...] = ()
     first_sent_at: datetime | None = None
+    # When the attempt in doubt ended without an answer (its caller gave up: X may
+    # have received the call until then); None when its holder never came back.
+    gave_up_at: datetime | None = None
     known_x_post_id: str = ""
     _anchor: float = field(default_factory=time.monotonic, repr=False, compare=False)
 

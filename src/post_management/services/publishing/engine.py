@@ -74,6 +74,8 @@ CLOCK_MARGIN = timedelta(minutes=2)
 MIN_LOOK = timedelta(seconds=1)
 # How far behind the database's clock the dispatcher's carried time is kept.
 CARRIED_CLOCK_MARGIN = timedelta(seconds=1)
+# How often a send is noted again when each note went stale before the call left.
+NOTE_TRIES = 3
 TimelineFailure = PermanentFailure | UnknownOutcome | AccountSuspended | Unauthorized
 
 
@@ -81,12 +83,21 @@ TimelineFailure = PermanentFailure | UnknownOutcome | AccountSuspended | Unautho
 class EngineSettings:
     timing: Timing
     lease: timedelta = timedelta(seconds=90)  # longer than any X call can take
+    # The longest one X call may take (X_TIMEOUT_SECONDS plus the connect timeout).
+    x_call: timedelta = timedelta(seconds=25)
     batch_size: int = 100
     max_in_flight: int = 256
     user_limit: int = USER_POSTS_PER_WINDOW
     app_limit: int = APP_POSTS_PER_DAY
     user_window: timedelta = USER_WINDOW
     app_window: timedelta = APP_WINDOW
+
+    @property
+    def send_window(self) -> timedelta:
+        """How long after its note a create-post call may still leave: the lease the
+        note renewed must outlast the call, or the reconciler could look at X while
+        the call may still land."""
+        return self.lease - self.x_call
 
 
 class Publisher:
@@ -246,7 +257,7 @@ class Publisher:
             )
             # A lost claim never calls X: another holder may be deciding this post.
             sent_media = post.media_ids if index == 0 else None
-            if not await steps.sending(claim, lease, sent_media):
+            if not await self._note_send(steps, claim, sent_media):
                 await self._give_back(steps, taken)
                 log.warning("lost the claim on post %s before segment %d", claim.post_id, index)
                 await self._meter_alone(steps, spent)
@@ -279,6 +290,24 @@ class Publisher:
             await steps.call(partial(self._queue.record_answer, claim, 0, published[0]))
             return PostState.PUBLISHING
         return settlement.state
+
+    async def _note_send(
+        self, steps: Steps, claim: Claim, sent_media: Sequence[str] | None
+    ) -> bool:
+        """Note the send and renew the lease, in a commit before the call. A stall
+        since (a paused process, a crowded loop, a slow commit) must not leave less
+        of the lease than one X call: the note is made again, up to NOTE_TRIES
+        times. False when the claim is lost or no note stayed fresh: the post is
+        then left to the reconciler, as a lost claim is."""
+        window = self._settings.send_window.total_seconds()
+        for _ in range(NOTE_TRIES):
+            noted = time.monotonic()
+            if not await steps.sending(claim, self._settings.lease, sent_media):
+                return False
+            if time.monotonic() - noted <= window:
+                return True
+        log.warning("post %s: every note of the send went stale before the call", claim.post_id)
+        return False
 
     def _upload_media(
         self, claim: Claim, spent: list[Metered]
@@ -598,7 +627,9 @@ class Reconciler:
         if not timeline.complete:
             self._look_again(claim, now, "the timeline was cut short by its page limit")
             return
-        proven_at = sent_at + timing.lag_bound
+        # X may have received the call until its caller gave up, later than the note
+        # when the call left late (a stalled process, a crowded loop).
+        proven_at = max(sent_at, claim.gave_up_at or sent_at) + timing.lag_bound
         if now < proven_at:
             # X may still list it: its timeline lags, and X may finish a request after
             # the caller gave up. Look again; absence counts only after the bound.
