@@ -183,7 +183,10 @@ def test_a_media_upload_longer_than_the_lease_keeps_its_claim(
     machine_database: str, patient_x: TweepyXApi, emulator: Emulator
 ) -> None:
     lease = timedelta(seconds=2)
-    engine = make_engine_(machine_database, patient_x, emulator, lease=lease)
+    # Shorter than the upload on purpose; the create-post call after it is quick.
+    engine = make_engine_(
+        machine_database, patient_x, emulator, lease=lease, x_call=timedelta(seconds=1)
+    )
     try:
         video = engine.media(MP4, "video/mp4")
         post = engine.post(engine.account(), "a slow clip", attachments=(video,))

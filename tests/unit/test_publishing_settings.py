@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -72,3 +73,14 @@ def test_the_engine_gets_the_lag_bound() -> None:
     assert load_settings().publishing.engine().timing.lag_bound == timedelta(seconds=120)
     settings = load_settings(x_timeline_lag_seconds=300)
     assert settings.publishing.engine().timing.lag_bound == timedelta(seconds=300)
+
+
+def test_a_call_leaves_only_while_the_lease_outlasts_one_x_call() -> None:
+    settings = load_settings(publish_lease_seconds=40, x_timeout_seconds=10)
+    engine = settings.publishing.engine(settings.x.x_call_seconds)
+    # 40 s of lease, less 10 s of read and 5 s of connect timeout.
+    assert engine.send_window == timedelta(seconds=25)
+    assert load_settings().publishing.engine().send_window == timedelta(seconds=65)
+    # Built directly, a lease no longer than one call is refused too.
+    with pytest.raises(ValueError, match="must outlast one X call"):
+        replace(engine, x_call=timedelta(seconds=40))

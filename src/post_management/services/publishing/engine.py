@@ -92,6 +92,11 @@ class EngineSettings:
     user_window: timedelta = USER_WINDOW
     app_window: timedelta = APP_WINDOW
 
+    def __post_init__(self) -> None:
+        if self.x_call >= self.lease:
+            # No note could stay fresh: nothing would ever be sent.
+            raise ValueError(f"the lease ({self.lease}) must outlast one X call ({self.x_call})")
+
     @property
     def send_window(self) -> timedelta:
         """How long after its note a create-post call may still leave: the lease the
