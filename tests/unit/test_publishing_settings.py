@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from post_management.bootstrap.settings import ConfigError, load_settings
+from post_management.services.publishing.engine import MAX_SEND_DELAY
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +50,8 @@ def test_give_up_must_exceed_lease_and_settle() -> None:
 
 def test_the_engine_gets_the_give_up_bound() -> None:
     settings = load_settings(reconcile_give_up_seconds=600)
-    assert settings.publishing.engine().timing.give_up == timedelta(seconds=600)
-    assert load_settings().publishing.engine().timing.give_up == timedelta(hours=1)
+    assert settings.publishing.engine(25.0).timing.give_up == timedelta(seconds=600)
+    assert load_settings().publishing.engine(25.0).timing.give_up == timedelta(hours=1)
 
 
 def test_a_lag_bound_shorter_than_an_x_call_stops_start_up() -> None:
@@ -70,17 +71,19 @@ def test_give_up_must_exceed_lag_bound_and_settle() -> None:
 
 
 def test_the_engine_gets_the_lag_bound() -> None:
-    assert load_settings().publishing.engine().timing.lag_bound == timedelta(seconds=120)
+    assert load_settings().publishing.engine(25.0).timing.lag_bound == timedelta(seconds=120)
     settings = load_settings(x_timeline_lag_seconds=300)
-    assert settings.publishing.engine().timing.lag_bound == timedelta(seconds=300)
+    assert settings.publishing.engine(25.0).timing.lag_bound == timedelta(seconds=300)
 
 
 def test_a_call_leaves_only_while_the_lease_outlasts_one_x_call() -> None:
-    settings = load_settings(publish_lease_seconds=40, x_timeout_seconds=10)
+    settings = load_settings(publish_lease_seconds=18, x_timeout_seconds=10)
     engine = settings.publishing.engine(settings.x.x_call_seconds)
-    # 40 s of lease, less 10 s of read and 5 s of connect timeout.
-    assert engine.send_window == timedelta(seconds=25)
-    assert load_settings().publishing.engine().send_window == timedelta(seconds=65)
+    # 18 s of lease, less 10 s of read and 5 s of connect timeout.
+    assert engine.send_window == timedelta(seconds=3)
+    # With room to spare, five seconds at most (the reconciler's proof allows that).
+    defaults = load_settings()
+    assert defaults.publishing.engine(defaults.x.x_call_seconds).send_window == MAX_SEND_DELAY
     # Built directly, a lease no longer than one call is refused too.
     with pytest.raises(ValueError, match="must outlast one X call"):
         replace(engine, x_call=timedelta(seconds=40))

@@ -98,7 +98,7 @@ def test_the_settings_objects_come_from_their_groups() -> None:
         analytics_cache_ttl_seconds=5,
         x_timeout_seconds=3,
     )
-    assert settings.publishing.engine().timing.policy.max_attempts == 7
+    assert settings.publishing.engine(25.0).timing.policy.max_attempts == 7
     assert settings.kafka.relay().value_format.value == "protobuf"
     assert settings.posts.media_quota().max_items == 3
     assert settings.server.request_budget().user_limit == 9

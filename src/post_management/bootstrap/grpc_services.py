@@ -36,6 +36,11 @@ from post_management.services.scheduling.scheduling import SchedulingService
 # Longer than any load seen here (about 2 s); past it the first screens wait instead.
 MODEL_LOAD_TIMEOUT_SECONDS = 60.0
 
+# How long an immediate publish waits for a dispatcher that claimed the post first:
+# inside the 15 s Envoy gives a REST call (entrypoints/envoy.yaml.tmpl), whose callers
+# set no gRPC deadline.
+OUTCOME_WAIT_S = 10.0
+
 
 def grpc_services(
     settings: Settings, infrastructure: Infrastructure, jobs: Jobs, tokens: TokenCodec
@@ -99,7 +104,7 @@ def grpc_services(
             jobs.publisher,
             infrastructure.database_clock,
             jobs.engine_settings.lease,
-            outcome_wait=timedelta(seconds=settings.x.x_call_seconds),
+            outcome_wait=timedelta(seconds=min(settings.x.x_call_seconds, OUTCOME_WAIT_S)),
         ),
         analytics=AnalyticsServices(
             AnalyticsQueries(

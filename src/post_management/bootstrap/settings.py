@@ -5,7 +5,7 @@ Every setting is read from the environment variable of its field's name in capit
 does not show in its variable. Every variable is listed with a comment in
 `.env.template`, under its group's heading. A bad value stops start-up with a message
 that names the variable (see `load_settings`). Each group builds the settings object
-of the part it configures (`settings.publishing.engine()`, `settings.kafka.relay()`,
+of the part it configures (`settings.publishing.engine(...)`, `settings.kafka.relay()`,
 ...), so the composition root maps nothing by hand.
 """
 
@@ -327,7 +327,7 @@ class PublishingSettings(_Group):
                 )
         return self
 
-    def engine(self, x_call_seconds: float = 25.0) -> EngineSettings:
+    def engine(self, x_call_seconds: float) -> EngineSettings:
         """The engine's settings; `x_call_seconds` is XSettings.x_call_seconds."""
         return EngineSettings(
             timing=Timing(

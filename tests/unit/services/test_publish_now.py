@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from uuid import UUID
 
 from post_management.adapters.memory.publish_queue import MemoryPublishQueue
+from post_management.adapters.memory.x_api import ANSWER_LOST
 from post_management.domain.auth import Principal, Role
 from post_management.domain.post import PostState
 from post_management.domain.publishing import Claim
 from post_management.services.publishing.commands import (
     CLAIM_RETRY,
+    DEADLINE_MARGIN,
     PublishCommands,
     PublishRequest,
 )
@@ -143,3 +146,52 @@ def test_another_publishers_outcome_is_awaited_for_one_x_call_only() -> None:
     assert (answer.state, queued) == (PostState.PUBLISHING, True)
     assert time.monotonic() - started >= 0.3
     assert world.x.posts() == []
+
+
+def test_the_wait_for_another_publisher_ends_before_the_callers_deadline() -> None:
+    world = EngineWorld()
+    queue = RacedQueue(world)
+    post = world.post(world.account(), "its X call hangs")
+    queue.dispatcher_first = True  # and never publishes
+    commands = _commands(world, queue, outcome_wait=30)
+    request = replace(_request(post.id), deadline_in=timedelta(seconds=1.5))
+
+    started = time.monotonic()
+    answer, queued = asyncio.run(commands.publish(ALICE, request))
+
+    assert (answer.state, queued) == (PostState.PUBLISHING, True)
+    # Answered within the deadline, less its margin for sending the answer.
+    assert time.monotonic() - started < 1.5 - DEADLINE_MARGIN.total_seconds() + 0.5
+
+
+def test_an_answer_lost_on_this_calls_own_attempt_is_not_called_the_outcome() -> None:
+    world = EngineWorld()
+    queue = RacedQueue(world)
+    post = world.post(world.account(), "X's answer lost")
+    world.x.script_create(ANSWER_LOST)
+    commands = _commands(world, queue, outcome_wait=10)
+
+    answer, queued = asyncio.run(commands.publish(ALICE, _request(post.id)))
+
+    # The reconciler decides; the caller is told the answer is not the outcome.
+    assert (answer.state, queued) == (PostState.PUBLISHING, True)
+    assert queue.own_claims == 1
+
+
+def test_a_replay_answers_queued_as_the_post_is_now() -> None:
+    world = EngineWorld()
+    queue = RacedQueue(world)
+    account = world.account()
+    world.post(account, "the account's post in flight")
+    assert len(queue.claim_due(1, LEASE)) == 1
+    post = world.post(account, "second in line")
+    commands = _commands(world, queue, outcome_wait=10)
+    plain = PublishRequest(
+        post.id, "alice", None, immediate=False, override_schedule=False, request_id="r-1"
+    )
+
+    first = asyncio.run(commands.publish(ALICE, plain))
+    replayed = asyncio.run(commands.publish(ALICE, plain))
+
+    assert (first[0].state, first[1]) == (PostState.SCHEDULED, True)
+    assert (replayed[0].state, replayed[1]) == (PostState.SCHEDULED, True)

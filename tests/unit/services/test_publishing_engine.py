@@ -356,20 +356,44 @@ def test_a_note_gone_stale_before_the_call_is_made_again() -> None:
     assert world.get(post).state is PostState.PUBLISHED
 
 
-def test_a_send_whose_every_note_goes_stale_is_left_to_the_reconciler_unsent() -> None:
+def test_a_send_whose_every_note_goes_stale_is_retried_unsent() -> None:
     world = EngineWorld()
     queue = SlowNotes(world, slow=NOTE_TRIES, stall_s=0.1)
     post = world.post(world.account(), "never fresh")
     (claim,) = queue.claim_due(1, timedelta(seconds=1))
 
-    assert _publisher_with(world, queue).publish(claim) is PostState.PUBLISHING
+    assert _publisher_with(world, queue).publish(claim) is PostState.SCHEDULED
     assert queue.notes == NOTE_TRIES
     assert world.x.calls == []
-    # The reconciler takes it once the lease ends and, X showing nothing past the
-    # lag bound, retries it: published once.
-    world.wait(TIMING.lag_bound + timedelta(seconds=2))
-    assert world.reconciler.tick() == 1
+    retried = world.get(post)
+    assert "X not called" in retried.last_error
+    # No reconciler needed: after the retry's backoff it is published, once.
+    assert world.reconciler.tick() == 0
     world.wait(TIMING.policy.base)
     assert world.dispatch() == 1
+    assert world.get(post).state is PostState.PUBLISHED
+    assert len(world.x.calls) == 1
+
+
+def test_a_holder_that_never_came_back_may_have_sent_up_to_the_send_window_late(
+    world: EngineWorld,
+) -> None:
+    account = world.account()
+    post = world.post(account, "left late, then the holder died")
+    (claim,) = world.queue.claim_due(1, world.settings.lease)
+    assert world.queue.sending(claim, world.settings.lease)
+    # The call left as late as the send window allows, then the process died.
+    world.wait(world.settings.send_window)
+    assert world.x.create_post(
+        XCredentials("token-" + account.x_user_id, "secret"), NewPost(post.text)
+    )
+    # Past the lag bound since the note, not since the latest the call could leave:
+    # a lagging timeline proves nothing yet.
+    world.wait(TIMING.lag_bound - world.settings.send_window + timedelta(seconds=1))
+    world.x.script_timeline(Timeline(()))
+    assert world.reconciler.tick() == 1
+    assert world.get(post).state is PostState.PUBLISHING
+    world.wait(TIMING.settle_delay)
+    assert world.reconciler.tick() == 1
     assert world.get(post).state is PostState.PUBLISHED
     assert len(world.x.calls) == 1

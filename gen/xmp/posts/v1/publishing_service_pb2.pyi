@@ -35,8 +35,8 @@ class PublishPostRequest(_message.Message):
     """Publish from this account instead of the post's own (must be the user's)."""
     immediate_publish: _builtins.bool
     """Publish now and answer with the outcome (a publisher that claimed the post
-    first is waited for, up to one X call); otherwise queue at the front of the
-    post's priority.
+    first is waited for, up to 10 s and within the call's deadline); otherwise
+    queue at the front of the post's priority.
     """
     override_schedule: _builtins.bool
     """Allow publishing a post that is scheduled for later."""
@@ -68,7 +68,8 @@ class PublishPostResponse(_message.Message):
     QUEUED_FIELD_NUMBER: _builtins.int
     queued: _builtins.bool
     """True when the answer is not the outcome: the post was queued, waits for its
-    account's turn, or another publisher still held it after one X call.
+    account's turn or a retry, X's answer is in doubt (the reconciler decides), or
+    another publisher still held it when the wait ended.
     """
     @_builtins.property
     def post(self) -> _post_pb2.Post: ...

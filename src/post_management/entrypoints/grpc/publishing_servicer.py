@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -46,6 +47,7 @@ class PublishingServicer(publishing_service_pb2_grpc.PublishingServiceServicer):
             immediate=request.immediate_publish,
             override_schedule=request.override_schedule,
             request_id=request.request_id,
+            deadline_in=_deadline_in(context),
         )
         post, queued = await self._commands.publish(current_principal(), command)
         return publishing_service_pb2.PublishPostResponse(post=post_to_proto(post), queued=queued)
@@ -88,3 +90,9 @@ def _states(values: Iterable[int]) -> tuple[PostState, ...]:
             )
         states.append(state)
     return tuple(states)
+
+
+def _deadline_in(context: Context) -> timedelta | None:
+    """What is left of the caller's deadline (None: it set none)."""
+    remaining = context.time_remaining()
+    return None if remaining is None else timedelta(seconds=remaining)

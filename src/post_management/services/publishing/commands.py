@@ -35,6 +35,8 @@ UNDECIDED = (PostState.SCHEDULED, PostState.PUBLISHING)
 # How long an immediate publish keeps trying to claim a post another claim's lock or
 # the account's turn kept from it: a dispatcher's claim holds the lock for milliseconds.
 CLAIM_RETRY = timedelta(seconds=1)
+# What an immediate publish leaves of the caller's deadline to send its answer.
+DEADLINE_MARGIN = timedelta(seconds=0.5)
 
 # Posts that failed for good: what ListDeadLetters may list.
 PERMANENT_FAILURES = (PostState.DEAD_LETTERED, PostState.FAILED)
@@ -62,6 +64,8 @@ class PublishRequest:
     immediate: bool
     override_schedule: bool
     request_id: str = ""
+    # How long the caller still waits for the answer (its gRPC deadline), if it said.
+    deadline_in: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,11 @@ class PublishCommands:
         clock: Clock,
         lease: timedelta,
         *,
-        outcome_wait: timedelta = timedelta(seconds=25),
+        outcome_wait: timedelta,
     ) -> None:
         """`outcome_wait`: how long an immediate publish waits for the outcome when
-        another publisher (a dispatcher) claimed the post first: one X call."""
+        another publisher (a dispatcher) claimed the post first, at most one X call
+        (and less than the caller's deadline)."""
         self._uow = uow
         self._commands = AsyncCommandRunner(uow)
         self._queue = queue
@@ -102,8 +107,8 @@ class PublishCommands:
         self._outcome_wait = outcome_wait
 
     async def publish(self, principal: Principal, request: PublishRequest) -> tuple[Post, bool]:
-        """Returns (post, queued): queued is False when this call published it (or
-        failed it) synchronously."""
+        """Returns (post, queued): queued is True when the answer is not the post's
+        outcome (queued, waiting for its turn or a retry, or X's answer in doubt)."""
         principal.ensure_can_act_for(request.user_id)
         idempotency.check_request_id(request.request_id)
         fields = {
@@ -120,11 +125,12 @@ class PublishCommands:
         async def replay(uow: AsyncUnitOfWork, _: UUID) -> tuple[Post, bool]:
             return await self._load(uow, request), False
 
-        post, queued = await self._commands.run(
+        post, queued_by_this_call = await self._commands.run(
             principal, queue_now, request=key, replay=replay, replay_first=True
         )
-        if not queued:
-            return post, False
+        if not queued_by_this_call:
+            # A replay answers as the post is now.
+            return post, post.state in UNDECIDED
         if not request.immediate:
             return post, True
         return await self._publish_immediately(request)
@@ -132,11 +138,16 @@ class PublishCommands:
     async def _publish_immediately(self, request: PublishRequest) -> tuple[Post, bool]:
         """Publish on this call and answer with the outcome. A dispatcher may claim the
         post between the commit that queued it and this call's claim: the answer is
-        then that publisher's outcome, if it comes within one X call. A claim kept
-        from the post by a lock is tried again for a moment; an account that may not
-        publish now (its turn, a rate limit, a pause) leaves the post queued."""
+        then that publisher's outcome, if it comes within the outcome wait. A claim
+        kept from the post by a lock is tried again for a second, after which an
+        account that may not publish now (its turn, a rate limit, a pause) leaves the
+        post queued. `queued` is True whenever the answer is not the outcome."""
         loop = asyncio.get_running_loop()
         started = loop.time()
+        outcome_wait = self._outcome_wait
+        if request.deadline_in is not None:
+            # Answer before the caller gives up on the call.
+            outcome_wait = min(outcome_wait, request.deadline_in - DEADLINE_MARGIN)
         pause = 0.02
         claimed = await asyncio.to_thread(self._publish_now, request.post_id)
         current = await self._current(request)
@@ -144,14 +155,16 @@ class PublishCommands:
             waited = loop.time() - started
             if current.state is PostState.SCHEDULED and waited >= CLAIM_RETRY.total_seconds():
                 break
-            if waited >= self._outcome_wait.total_seconds():
+            if waited >= outcome_wait.total_seconds():
                 break
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.25)
             if current.state is PostState.SCHEDULED:
                 claimed = await asyncio.to_thread(self._publish_now, request.post_id)
             current = await self._current(request)
-        return current, not claimed and current.state in UNDECIDED
+        # PUBLISHING after this call's own attempt: X's answer was lost, the
+        # reconciler decides; SCHEDULED: it waits for a retry or its account's turn.
+        return current, current.state in UNDECIDED
 
     async def _current(self, request: PublishRequest) -> Post:
         async with self._uow() as uow:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from functools import partial
 from uuid import UUID
 
@@ -76,6 +77,20 @@ MIN_LOOK = timedelta(seconds=1)
 CARRIED_CLOCK_MARGIN = timedelta(seconds=1)
 # How often a send is noted again when each note went stale before the call left.
 NOTE_TRIES = 3
+# The latest a create-post call may leave after its note (less when the lease leaves
+# less room): the reconciler adds it to the proof when the holder never came back.
+MAX_SEND_DELAY = timedelta(seconds=5)
+STALE_NOTES = "X not called: every note of the send went stale before the call"
+
+
+class Note(Enum):
+    """What noting a send came to."""
+
+    FRESH = "fresh"  # the call may leave now
+    LOST = "lost"  # another holder has the post
+    STALE = "stale"  # each note aged past the send window: X was not called
+
+
 TimelineFailure = PermanentFailure | UnknownOutcome | AccountSuspended | Unauthorized
 
 
@@ -101,8 +116,9 @@ class EngineSettings:
     def send_window(self) -> timedelta:
         """How long after its note a create-post call may still leave: the lease the
         note renewed must outlast the call, or the reconciler could look at X while
-        the call may still land."""
-        return self.lease - self.x_call
+        the call may still land; and at most MAX_SEND_DELAY, which the reconciler's
+        proof allows for."""
+        return min(self.lease - self.x_call, MAX_SEND_DELAY)
 
 
 class Publisher:
@@ -262,8 +278,19 @@ class Publisher:
             )
             # A lost claim never calls X: another holder may be deciding this post.
             sent_media = post.media_ids if index == 0 else None
-            if not await self._note_send(steps, claim, sent_media):
+            noted = await self._note_send(steps, claim, sent_media)
+            if noted is not Note.FRESH:
                 await self._give_back(steps, taken)
+            if noted is Note.STALE:
+                # X was not called in this attempt: a retry, as after a publisher
+                # that stopped before calling X.
+                timing = self._settings.timing
+                retry = outcomes.retry_or_dead_letter(
+                    claim, "X_NOT_SENT", STALE_NOTES, claim.now(), timing
+                )
+                await self._settle(steps, claim, retry, spent)
+                return retry.state
+            if noted is Note.LOST:
                 log.warning("lost the claim on post %s before segment %d", claim.post_id, index)
                 await self._meter_alone(steps, spent)
                 return PostState.PUBLISHING
@@ -298,21 +325,22 @@ class Publisher:
 
     async def _note_send(
         self, steps: Steps, claim: Claim, sent_media: Sequence[str] | None
-    ) -> bool:
+    ) -> Note:
         """Note the send and renew the lease, in a commit before the call. A stall
-        since (a paused process, a crowded loop, a slow commit) must not leave less
-        of the lease than one X call: the note is made again, up to NOTE_TRIES
-        times. False when the claim is lost or no note stayed fresh: the post is
-        then left to the reconciler, as a lost claim is."""
+        since (a paused process, a crowded loop, a slow commit) must not let the
+        call leave later than the send window after the note: the note is made
+        again, up to NOTE_TRIES times. (A stall after this check, before the
+        request is written, is not seen here: the reconciler's proof counts from
+        the give-up when the publisher came back.)"""
         window = self._settings.send_window.total_seconds()
         for _ in range(NOTE_TRIES):
-            noted = time.monotonic()
+            asked = time.monotonic()
             if not await steps.sending(claim, self._settings.lease, sent_media):
-                return False
-            if time.monotonic() - noted <= window:
-                return True
+                return Note.LOST
+            if time.monotonic() - asked <= window:
+                return Note.FRESH
         log.warning("post %s: every note of the send went stale before the call", claim.post_id)
-        return False
+        return Note.STALE
 
     def _upload_media(
         self, claim: Claim, spent: list[Metered]
@@ -632,9 +660,7 @@ class Reconciler:
         if not timeline.complete:
             self._look_again(claim, now, "the timeline was cut short by its page limit")
             return
-        # X may have received the call until its caller gave up, later than the note
-        # when the call left late (a stalled process, a crowded loop).
-        proven_at = max(sent_at, claim.gave_up_at or sent_at) + timing.lag_bound
+        proven_at = _may_have_reached_x_until(claim, sent_at, self._settings) + timing.lag_bound
         if now < proven_at:
             # X may still list it: its timeline lags, and X may finish a request after
             # the caller gave up. Look again; absence counts only after the bound.
@@ -702,7 +728,10 @@ class Reconciler:
         """X could not say whether the post is there: look again after the settle
         delay, until the give-up bound; the post blocks its account's queue meanwhile."""
         timing = self._settings.timing
-        waited = now - (claim.sent_at or claim.started_at)
+        since = claim.started_at
+        if claim.sent_at is not None:
+            since = _may_have_reached_x_until(claim, claim.sent_at, self._settings)
+        waited = now - since
         why = answer if isinstance(answer, str) else answer.reason
         if waited < timing.give_up:
             self._queue.look_again(claim, timing.settle_delay, reason=f"looking again: {why}")
@@ -729,6 +758,17 @@ class Reconciler:
             return
         first = claim.segment_x_post_ids[0] if claim.segment_x_post_ids else x_post_id
         self._queue.settle(claim, outcomes.published(claim, first, now, "adopted"))
+
+
+def _may_have_reached_x_until(
+    claim: Claim, sent_at: datetime, settings: EngineSettings
+) -> datetime:
+    """The latest the call in doubt may have reached X: when its publisher gave up
+    waiting for the answer (later than the note when the call left late), or, when
+    the publisher never came back, the latest a call leaves after its note."""
+    if claim.gave_up_at is not None:
+        return max(sent_at, claim.gave_up_at)
+    return sent_at + settings.send_window
 
 
 def _x_credentials(claim: Claim) -> XCredentials:
