@@ -152,12 +152,14 @@ class PublishCommands:
         claimed = await asyncio.to_thread(self._publish_now, request.post_id)
         current = await self._current(request)
         while not claimed and current.state in UNDECIDED:
-            waited = loop.time() - started
-            if current.state is PostState.SCHEDULED and waited >= CLAIM_RETRY.total_seconds():
+            limit = outcome_wait
+            if current.state is PostState.SCHEDULED:
+                limit = min(limit, CLAIM_RETRY)
+            left = limit.total_seconds() - (loop.time() - started)
+            if left <= 0:
                 break
-            if waited >= outcome_wait.total_seconds():
-                break
-            await asyncio.sleep(pause)
+            # Never past the wait's end: the answer goes out when it is over.
+            await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, 0.25)
             if current.state is PostState.SCHEDULED:
                 claimed = await asyncio.to_thread(self._publish_now, request.post_id)
