@@ -364,20 +364,25 @@ def test_no_time_takes_the_next_free_slot_and_urgent_the_earliest_minute(
     alice: Client, sched: Scheduler
 ) -> None:
     berlin = ZoneInfo("Europe/Berlin")
+    # The daily slot half a day from now: the urgent post's earliest minute is then
+    # now at any time of day (within 30 minutes of the slot it would be moved past it).
+    slot = (datetime.now(berlin) + timedelta(hours=12)).replace(second=0, microsecond=0)
     account = alice.create_account(
         timezone="Europe/Berlin",
-        posting_rules=rules(slots=[account_pb2.TimeSlot(time="09:00")], min_interval_minutes=30),
+        posting_rules=rules(
+            slots=[account_pb2.TimeSlot(time=slot.strftime("%H:%M"))], min_interval_minutes=30
+        ),
     )
     normal, second, urgent = (alice.create_post(account.id, t) for t in ("n", "s", "u"))
     now = datetime.now(UTC)
     done = sched.schedule(normal.id)
     first_slot = utc(done.post.scheduled_for)
     local = first_slot.astimezone(berlin)
-    assert (local.hour, local.minute) == (9, 0)
+    assert (local.hour, local.minute) == (slot.hour, slot.minute)
     assert now < first_slot <= now + timedelta(days=1)
     assert done.post.timezone == "Europe/Berlin"
     following = utc(sched.schedule(second.id).post.scheduled_for)
-    assert following.astimezone(berlin).hour == 9
+    assert following.astimezone(berlin).hour == slot.hour
     assert following.astimezone(berlin).date() == local.date() + timedelta(days=1)
 
     quick = utc(sched.schedule(urgent.id, priority="urgent").post.scheduled_for)
