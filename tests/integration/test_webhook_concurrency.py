@@ -22,6 +22,7 @@ from post_management.adapters.db import async_unit_of_work
 from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from post_management.adapters.memory.clock import SettableClock
 from post_management.domain.privacy import Pseudonyms
 from post_management.services.analytics.webhooks import XWebhooks, signature
 from tests.contract.builders import an_account, published, store
@@ -83,14 +84,6 @@ async def test_deliveries_touching_the_same_posts_in_opposite_orders_both_apply(
     assert [snapshot.counts.likes if snapshot else None for snapshot in likes] == [2, 2]
 
 
-class _Clock:
-    def __init__(self, now: datetime) -> None:
-        self.at = now
-
-    def now(self) -> datetime:
-        return self.at
-
-
 async def test_a_delivery_timed_before_the_last_snapshot_still_counts_on_top_of_it(
     machine_database: str, engine: Engine
 ) -> None:
@@ -103,12 +96,12 @@ async def test_a_delivery_timed_before_the_last_snapshot_still_counts_on_top_of_
     store(SqlUnitOfWorkFactory(engine, BOX, PSEUDONYMS), account, post)
     pool = AsyncPool(machine_database, min_size=1, max_size=2, name="webhooks")
     await pool.open()
-    clock = _Clock(now)
+    clock = SettableClock(now)
     factory = AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)
     webhooks = XWebhooks(factory, clock, AwaitedInProcessCache(InProcessCache()), SECRET)
     try:
         for at in (now, now - timedelta(seconds=1)):
-            clock.at = at
+            clock.set(at)
             body = _likes(post.x_post_id or "")
             assert (await webhooks.receive(body, signature(SECRET, body))).applied == 1
         async with factory() as work:

@@ -81,6 +81,8 @@ DELETABLE_STATES = frozenset(
 )
 # What PublishPost may publish now.
 PUBLISHABLE_STATES = frozenset({PostState.DRAFT, PostState.SCHEDULED, PostState.FAILED})
+# On the way to X, its outcome not known yet: queued, or being published.
+UNDECIDED_STATES = frozenset({PostState.SCHEDULED, PostState.PUBLISHING})
 
 # A post queued now goes ahead of the others of its priority by this much.
 FRONT_OF_QUEUE = timedelta(microseconds=1)

@@ -14,7 +14,7 @@ from uuid import UUID
 from post_management.adapters.memory.publish_queue import MemoryPublishQueue
 from post_management.adapters.memory.x_api import ANSWER_LOST
 from post_management.domain.auth import Principal, Role
-from post_management.domain.post import PostState
+from post_management.domain.post import Post, PostState
 from post_management.domain.publishing import Claim
 from post_management.services.publishing.commands import (
     CLAIM_RETRY,
@@ -63,6 +63,35 @@ def _commands(world: EngineWorld, queue: RacedQueue, outcome_wait: float) -> Pub
     )
 
 
+def _raced(
+    text: str, *, dispatcher_first: bool = False, lock_busy_once: bool = False
+) -> tuple[EngineWorld, RacedQueue, Post]:
+    """A new account's post over a RacedQueue with the race given."""
+    world = EngineWorld()
+    queue = RacedQueue(world)
+    post = world.post(world.account(), text)
+    queue.dispatcher_first, queue.lock_busy_once = dispatcher_first, lock_busy_once
+    return world, queue, post
+
+
+def _second_in_line() -> tuple[EngineWorld, RacedQueue, Post]:
+    """A post whose account must wait its turn: another publisher holds the account's
+    first post."""
+    world = EngineWorld()
+    queue = RacedQueue(world)
+    account = world.account()
+    first = world.post(account, "the account's post in flight")
+    assert [claim.post_id for claim in queue.claim_due(1, LEASE)] == [first.id]
+    return world, queue, world.post(account, "second in line")
+
+
+def _timed(commands: PublishCommands, request: PublishRequest) -> tuple[PostState, bool, float]:
+    """The answer's state, its `queued` and the seconds it took."""
+    started = time.monotonic()
+    answer, queued = asyncio.run(commands.publish(ALICE, request))
+    return answer.state, queued, time.monotonic() - started
+
+
 def _request(post_id: UUID) -> PublishRequest:
     return PublishRequest(post_id, "alice", None, immediate=True, override_schedule=False)
 
@@ -79,113 +108,80 @@ def _publish_theirs_after(world: EngineWorld, queue: RacedQueue, seconds: float)
 
 
 def test_a_dispatcher_claiming_first_still_answers_with_the_outcome() -> None:
-    world = EngineWorld()
-    queue = RacedQueue(world)
-    post = world.post(world.account(), "raced by a dispatcher")
-    queue.dispatcher_first = True
+    world, queue, post = _raced("raced by a dispatcher", dispatcher_first=True)
     commands = _commands(world, queue, outcome_wait=10)
+    # The dispatcher's X call ends after the command read the post once.
+    _publish_theirs_after(world, queue, 0.2)
 
-    async def publish() -> tuple[PostState, bool]:
-        # The dispatcher's X call ends after the command read the post once.
-        _publish_theirs_after(world, queue, 0.2)
-        answer, queued = await commands.publish(ALICE, _request(post.id))
-        return answer.state, queued
+    state, queued, _ = _timed(commands, _request(post.id))
 
-    assert asyncio.run(publish()) == (PostState.PUBLISHED, False)
+    assert (state, queued) == (PostState.PUBLISHED, False)
     assert [claim.post_id for claim in queue.theirs] == [post.id]
     assert queue.own_claims == 0
     assert len(world.x.posts()) == 1
 
 
 def test_a_claim_kept_by_a_lock_is_tried_again() -> None:
-    world = EngineWorld()
-    queue = RacedQueue(world)
-    post = world.post(world.account(), "lock busy once")
-    queue.lock_busy_once = True
+    world, queue, post = _raced("lock busy once", lock_busy_once=True)
     commands = _commands(world, queue, outcome_wait=10)
 
-    answer, queued = asyncio.run(commands.publish(ALICE, _request(post.id)))
+    state, queued, _ = _timed(commands, _request(post.id))
 
-    assert (answer.state, queued) == (PostState.PUBLISHED, False)
+    assert (state, queued) == (PostState.PUBLISHED, False)
     assert queue.own_claims == 1
     assert len(world.x.posts()) == 1
 
 
 def test_an_account_that_may_not_publish_leaves_the_post_queued_without_waiting() -> None:
-    world = EngineWorld()
-    queue = RacedQueue(world)
-    account = world.account()
-    world.post(account, "the account's post in flight")
-    # Another publisher holds the account's first post: this one must wait its turn.
-    held = queue.claim_due(1, LEASE)
-    assert len(held) == 1
-    post = world.post(account, "second in line")
+    world, queue, post = _second_in_line()
     outcome_wait = 30.0
     commands = _commands(world, queue, outcome_wait)
 
-    started = time.monotonic()
-    answer, queued = asyncio.run(commands.publish(ALICE, _request(post.id)))
-    waited = time.monotonic() - started
+    state, queued, waited = _timed(commands, _request(post.id))
 
-    assert (answer.state, queued) == (PostState.SCHEDULED, True)
+    assert (state, queued) == (PostState.SCHEDULED, True)
     # Gave up after the claim's retries, not after the wait for another's outcome.
     assert CLAIM_RETRY.total_seconds() <= waited < outcome_wait / 3
     assert world.x.posts() == []
 
 
 def test_another_publishers_outcome_is_awaited_for_one_x_call_only() -> None:
-    world = EngineWorld()
-    queue = RacedQueue(world)
-    post = world.post(world.account(), "its X call hangs")
-    queue.dispatcher_first = True  # and never publishes
+    world, queue, post = _raced("its X call hangs", dispatcher_first=True)  # never settled
     commands = _commands(world, queue, outcome_wait=0.3)
 
-    started = time.monotonic()
-    answer, queued = asyncio.run(commands.publish(ALICE, _request(post.id)))
+    state, queued, waited = _timed(commands, _request(post.id))
 
-    assert (answer.state, queued) == (PostState.PUBLISHING, True)
-    assert time.monotonic() - started >= 0.3
+    assert (state, queued) == (PostState.PUBLISHING, True)
+    assert waited >= 0.3
     assert world.x.posts() == []
 
 
 def test_the_wait_for_another_publisher_ends_before_the_callers_deadline() -> None:
-    world = EngineWorld()
-    queue = RacedQueue(world)
-    post = world.post(world.account(), "its X call hangs")
-    queue.dispatcher_first = True  # and never publishes
+    world, queue, post = _raced("its X call hangs", dispatcher_first=True)  # never settled
     commands = _commands(world, queue, outcome_wait=30)
     request = replace(_request(post.id), deadline_in=timedelta(seconds=1.5))
 
-    started = time.monotonic()
-    answer, queued = asyncio.run(commands.publish(ALICE, request))
+    state, queued, waited = _timed(commands, request)
 
-    assert (answer.state, queued) == (PostState.PUBLISHING, True)
+    assert (state, queued) == (PostState.PUBLISHING, True)
     # Answered when the deadline less its margin for sending the answer was up.
-    waited = time.monotonic() - started
     assert 1.5 - DEADLINE_MARGIN.total_seconds() <= waited < 1.5
 
 
 def test_an_answer_lost_on_this_calls_own_attempt_is_not_called_the_outcome() -> None:
-    world = EngineWorld()
-    queue = RacedQueue(world)
-    post = world.post(world.account(), "X's answer lost")
+    world, queue, post = _raced("X's answer lost")
     world.x.script_create(ANSWER_LOST)
     commands = _commands(world, queue, outcome_wait=10)
 
-    answer, queued = asyncio.run(commands.publish(ALICE, _request(post.id)))
+    state, queued, _ = _timed(commands, _request(post.id))
 
     # The reconciler decides; the caller is told the answer is not the outcome.
-    assert (answer.state, queued) == (PostState.PUBLISHING, True)
+    assert (state, queued) == (PostState.PUBLISHING, True)
     assert queue.own_claims == 1
 
 
 def test_a_replay_answers_queued_as_the_post_is_now() -> None:
-    world = EngineWorld()
-    queue = RacedQueue(world)
-    account = world.account()
-    world.post(account, "the account's post in flight")
-    assert len(queue.claim_due(1, LEASE)) == 1
-    post = world.post(account, "second in line")
+    world, queue, post = _second_in_line()
     commands = _commands(world, queue, outcome_wait=10)
     plain = PublishRequest(
         post.id, "alice", None, immediate=False, override_schedule=False, request_id="r-1"

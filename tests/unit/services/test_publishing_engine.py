@@ -13,7 +13,7 @@ import pytest
 from post_management.adapters.memory.publish_queue import MemoryPublishQueue
 from post_management.adapters.memory.x_api import ANSWER_LOST, AS_X
 from post_management.adapters.rate_limit import InProcessRateLimiter
-from post_management.domain.post import PostState
+from post_management.domain.post import Post, PostState
 from post_management.domain.publishing import Claim, outcomes
 from post_management.ports.x_api import (
     NewPost,
@@ -290,19 +290,25 @@ def test_a_rate_limit_refunds_the_attempt_and_holds_the_account_until_the_reset(
     assert world.get(post).state is PostState.PUBLISHED
 
 
+def _noted_then_on_x(world: EngineWorld, text: str, late_by: timedelta) -> tuple[Post, Claim]:
+    """A post claimed and its send noted, whose call reached X `late_by` after the note
+    (X stored it; its answer never came back)."""
+    account = world.account()
+    post = world.post(account, text)
+    (claim,) = world.queue.claim_due(1, world.settings.lease)
+    assert world.queue.sending(claim, world.settings.lease)
+    world.wait(late_by)
+    creds = XCredentials("token-" + account.x_user_id, "secret")
+    assert world.x.create_post(creds, NewPost(post.text))
+    return post, claim
+
+
 def test_not_on_x_counts_from_when_the_caller_gave_up_not_from_the_note(
     world: EngineWorld,
 ) -> None:
-    account = world.account()
-    post = world.post(account, "left a minute after its note")
-    (claim,) = world.queue.claim_due(1, world.settings.lease)
-    assert world.queue.sending(claim, world.settings.lease)
     # The process stalled after the note: the call reached X a minute later, and its
     # caller gave up without an answer.
-    world.wait(timedelta(minutes=1))
-    assert world.x.create_post(
-        XCredentials("token-" + account.x_user_id, "secret"), NewPost(post.text)
-    )
+    post, claim = _noted_then_on_x(world, "left a minute after its note", timedelta(minutes=1))
     settlement = outcomes.settle_publish(
         claim, UnknownOutcome("timeout"), world.clock.now(), TIMING
     )
@@ -317,7 +323,7 @@ def test_not_on_x_counts_from_when_the_caller_gave_up_not_from_the_note(
     world.wait(TIMING.settle_delay)
     assert world.reconciler.tick() == 1
     stored = world.get(post)
-    (on_x,) = world.x.posts(account.x_user_id)
+    (on_x,) = world.x.posts()
     assert (stored.state, stored.x_post_id) == (PostState.PUBLISHED, on_x.id)
     assert len(world.x.calls) == 1
 
@@ -378,15 +384,9 @@ def test_a_send_whose_every_note_goes_stale_is_retried_unsent() -> None:
 def test_a_holder_that_never_came_back_may_have_sent_up_to_the_send_window_late(
     world: EngineWorld,
 ) -> None:
-    account = world.account()
-    post = world.post(account, "left late, then the holder died")
-    (claim,) = world.queue.claim_due(1, world.settings.lease)
-    assert world.queue.sending(claim, world.settings.lease)
     # The call left as late as the send window allows, then the process died.
-    world.wait(world.settings.send_window)
-    assert world.x.create_post(
-        XCredentials("token-" + account.x_user_id, "secret"), NewPost(post.text)
-    )
+    window = world.settings.send_window
+    post, _ = _noted_then_on_x(world, "left late, then the holder died", window)
     # Past the lag bound since the note, not since the latest the call could leave:
     # a lagging timeline proves nothing yet.
     world.wait(TIMING.lag_bound - world.settings.send_window + timedelta(seconds=1))

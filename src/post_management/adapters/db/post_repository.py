@@ -22,10 +22,9 @@ from sqlalchemy import (
 from post_management.adapters.db.schema import posts
 from post_management.domain.content_rules import Finding, Rule, Screening
 from post_management.domain.events import EventLog
-from post_management.domain.post import Post, PostState, Priority
+from post_management.domain.post import UNDECIDED_STATES, Post, PostState, Priority
 from post_management.ports.repositories import Cursor, PostFilter
 
-ACTIVE_STATES = (PostState.SCHEDULED.value, PostState.PUBLISHING.value)
 # Built once: building a statement per call was a good part of a schedule's CPU.
 _GET = select(posts).where(posts.c.id == bindparam("post_id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
@@ -37,7 +36,8 @@ _SAVE = update(posts).where(
     posts.c.id == bindparam("where_id"), posts.c.version == bindparam("where_version")
 )
 _COUNT_ACTIVE = select(func.count()).where(
-    posts.c.account_id == bindparam("account_id"), posts.c.state.in_(ACTIVE_STATES)
+    posts.c.account_id == bindparam("account_id"),
+    posts.c.state.in_(sorted(state.value for state in UNDECIDED_STATES)),
 )
 
 

@@ -11,7 +11,7 @@ from post_management.domain.account import Account
 from post_management.domain.campaigns import Campaign
 from post_management.domain.events import DomainEvent, EventLog
 from post_management.domain.media import Media, MediaKind
-from post_management.domain.post import Post, PostState
+from post_management.domain.post import UNDECIDED_STATES, Post, PostState
 from post_management.domain.privacy import Pseudonyms
 from post_management.ports.repositories import (
     AuditEntry,
@@ -22,7 +22,6 @@ from post_management.ports.repositories import (
 )
 from post_management.ports.schedule_queries import TakenTime
 
-ACTIVE_STATES = (PostState.SCHEDULED, PostState.PUBLISHING)
 TAKEN_STATES = (PostState.SCHEDULED, PostState.PUBLISHING, PostState.PUBLISHED)
 
 
@@ -99,7 +98,7 @@ class MemoryPostRepository:
         return sum(
             1
             for post in self._store.tables.posts.values()
-            if post.account_id == account_id and post.state in ACTIVE_STATES
+            if post.account_id == account_id and post.state in UNDECIDED_STATES
         )
 
 

@@ -188,6 +188,12 @@ def retry_or_dead_letter(
     )
 
 
+def not_sent(claim: Claim, reason: str, now: datetime, timing: Timing) -> Settlement:
+    """This attempt never called X (its publisher stopped first, or every note of its
+    send went stale): nothing of it can be on X, so it is retried without asking X."""
+    return retry_or_dead_letter(claim, "X_NOT_SENT", reason, now, timing)
+
+
 def rate_limited(
     claim: Claim,
     reset_at: datetime,

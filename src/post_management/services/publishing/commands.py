@@ -12,7 +12,7 @@ from post_management.domain.errors import (
     InvalidArgument,
     PermissionDenied,
 )
-from post_management.domain.post import Post, PostState, post_not_found
+from post_management.domain.post import UNDECIDED_STATES, Post, PostState, post_not_found
 from post_management.domain.reasons import Reason
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
 from post_management.ports.publishing import PublishQueue
@@ -30,8 +30,6 @@ from post_management.services.shared.pagination import (
     page_size,
 )
 
-# Posts whose outcome is not known yet: waiting in the queue or being published.
-UNDECIDED = (PostState.SCHEDULED, PostState.PUBLISHING)
 # How long an immediate publish keeps trying to claim a post another claim's lock or
 # the account's turn kept from it: a dispatcher's claim holds the lock for milliseconds.
 CLAIM_RETRY = timedelta(seconds=1)
@@ -130,7 +128,7 @@ class PublishCommands:
         )
         if not queued_by_this_call:
             # A replay answers as the post is now.
-            return post, post.state in UNDECIDED
+            return post, post.state in UNDECIDED_STATES
         if not request.immediate:
             return post, True
         return await self._publish_immediately(request)
@@ -151,7 +149,7 @@ class PublishCommands:
         pause = 0.02
         claimed = await asyncio.to_thread(self._publish_now, request.post_id)
         current = await self._current(request)
-        while not claimed and current.state in UNDECIDED:
+        while not claimed and current.state in UNDECIDED_STATES:
             limit = outcome_wait
             if current.state is PostState.SCHEDULED:
                 limit = min(limit, CLAIM_RETRY)
@@ -166,7 +164,7 @@ class PublishCommands:
             current = await self._current(request)
         # PUBLISHING after this call's own attempt: X's answer was lost, the
         # reconciler decides; SCHEDULED: it waits for a retry or its account's turn.
-        return current, current.state in UNDECIDED
+        return current, current.state in UNDECIDED_STATES
 
     async def _current(self, request: PublishRequest) -> Post:
         async with self._uow() as uow:

@@ -281,16 +281,11 @@ class Publisher:
             noted = await self._note_send(steps, claim, sent_media)
             if noted is not Note.FRESH:
                 await self._give_back(steps, taken)
-            if noted is Note.STALE:
-                # X was not called in this attempt: a retry, as after a publisher
-                # that stopped before calling X.
-                timing = self._settings.timing
-                retry = outcomes.retry_or_dead_letter(
-                    claim, "X_NOT_SENT", STALE_NOTES, claim.now(), timing
-                )
-                await self._settle(steps, claim, retry, spent)
-                return retry.state
-            if noted is Note.LOST:
+                if noted is Note.STALE:
+                    timing = self._settings.timing
+                    retry = outcomes.not_sent(claim, STALE_NOTES, claim.now(), timing)
+                    await self._settle(steps, claim, retry, spent)
+                    return retry.state
                 log.warning("lost the claim on post %s before segment %d", claim.post_id, index)
                 await self._meter_alone(steps, spent)
                 return PostState.PUBLISHING
@@ -623,9 +618,7 @@ class Reconciler:
             # The send is noted before every create-post call, in its own commit:
             # without it this attempt never called X, so nothing of it can be there.
             reason = "the publisher stopped before calling X"
-            timing = self._settings.timing
-            settlement = outcomes.retry_or_dead_letter(claim, "X_NOT_SENT", reason, now, timing)
-            self._queue.settle(claim, settlement)
+            self._queue.settle(claim, outcomes.not_sent(claim, reason, now, self._settings.timing))
             return
         if claim.credentials is None:
             # X cannot be asked; the credentials may come back (new keys, a new token).
