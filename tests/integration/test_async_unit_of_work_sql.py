@@ -22,9 +22,10 @@ from post_management.adapters.db import async_unit_of_work
 from post_management.adapters.db.async_reads import AsyncPool
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
-from post_management.domain.errors import Unavailable
+from post_management.domain.errors import Aborted, Unavailable
 from post_management.domain.post import Post, PostState
 from post_management.domain.privacy import Pseudonyms
+from post_management.domain.reasons import Reason
 from post_management.ports.repositories import AuditEntry
 from tests.contract.builders import a_post, an_account, store
 from tests.integration.grpc_fixtures import Client
@@ -283,12 +284,13 @@ async def test_a_first_trip_that_carries_the_commit_is_never_resent(
         assert list(actions) == ["after"]
 
 
-async def test_a_schedule_makes_three_round_trips_with_a_request_id_or_without(
+async def test_a_schedule_makes_two_round_trips_with_a_request_id_or_without(
     machine_database: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SchedulePost asks for its request id's row and the account's taken times once
-    it holds the lock; both are read in the lock's round trip, so a schedule makes
-    three trips, with a request id or without (and answers a replay the same)."""
+    it holds the lock; both are read in the lock's round trip. The save of the post it
+    holds locked goes with the COMMIT. So a schedule makes two trips, with a request
+    id or without (and answers a replay the same)."""
     from post_management.adapters.clock import SystemClock
     from post_management.domain.auth import Principal, Role
     from post_management.domain.requested_time import parse_requested_time
@@ -313,10 +315,64 @@ async def test_a_schedule_makes_three_round_trips_with_a_request_id_or_without(
         replay = await scheduling.schedule(alice, request)
     finally:
         await pool.close()
-    # BEGIN with the lock, the request id's row and the taken times; the save; the
-    # held writes with the COMMIT.
-    assert counts == [3, 3], counts
+    # BEGIN with the lock, the request id's row and the taken times; the save and the
+    # other held writes with the COMMIT.
+    assert counts == [2, 2], counts
+    assert trips[-1] == "COMMIT"
     assert replay.post.id == first.post.id and replay.post.version == first.post.version
+
+
+async def test_a_held_save_that_changes_no_row_fails_the_whole_unit(
+    machine_database: str, engine: Engine
+) -> None:
+    """The save of a post the unit holds locked goes with the COMMIT, unanswered until
+    then. Should it change no row all the same (here the unit deleted the row first),
+    the commit fails as a concurrent change and nothing of the unit is stored."""
+    post = _stored_drafts(engine, 1)[0]
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="held-save")
+    await pool.open()
+    try:
+        with pytest.raises(Aborted) as refused:
+            async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
+                locked = await unit.posts.get(post.id, for_update=True)
+                assert locked is not None
+                assert await unit.posts.delete(post.id, locked.version)
+                await unit.audit.record(_entry(post.id, "held-save"))
+                locked.text = "changed"
+                assert await unit.posts.save(locked, locked.version)  # held: no answer yet
+                await unit.commit()
+    finally:
+        await pool.close()
+    assert refused.value.reason == Reason.CONCURRENT_MODIFICATION
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT text FROM posts WHERE id = :id"), {"id": post.id}
+        ).scalar_one()
+        audited = connection.execute(
+            text("SELECT count(*) FROM audit_log WHERE resource_id = :id"), {"id": post.id}
+        ).scalar_one()
+    assert (stored, audited) == (post.text, 0)
+
+
+async def test_a_save_of_a_post_not_held_locked_is_answered_at_once(
+    machine_database: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a post read FOR UPDATE in the unit is saved with the COMMIT: any other save
+    makes its own round trip and answers False at a version the row no longer has."""
+    post = _stored_drafts(engine, 1)[0]
+    trips = _count_trips(monkeypatch)
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="unheld-save")
+    await pool.open()
+    try:
+        async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
+            read = await unit.posts.get(post.id)
+            assert read is not None
+            assert not await unit.posts.save(read, read.version + 1)  # another version
+            assert await unit.posts.save(read, read.version)
+            await unit.commit()
+    finally:
+        await pool.close()
+    assert len(trips) == 4 and trips[-1] == "COMMIT"  # the read, each save, the COMMIT
 
 
 async def test_a_commit_with_nothing_read_or_written_sends_nothing(

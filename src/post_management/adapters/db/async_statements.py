@@ -79,3 +79,11 @@ class CompiledWrite:
             compiled = Compiled(self._statement, columns, self._json, self._null_json)
             self._by_columns[columns] = compiled
         return compiled
+
+
+def one_row(update: str) -> str:
+    """`update` (an UPDATE's text) as a statement that fails when it changes no row:
+    a division by zero, PostgreSQL's one way to raise from plain SQL. Sent in a
+    pipeline before the COMMIT, its failure fails the transaction."""
+    # `update` is compiled statement text, never a value.
+    return f"WITH changed AS ({update} RETURNING 1) SELECT 1 / count(*) FROM changed"  # noqa: S608

@@ -37,7 +37,7 @@ from post_management.adapters.db.account_repository import account_from_row
 from post_management.adapters.db.analytics_repository import snapshots_from_rows
 from post_management.adapters.db.analytics_schema import post_metrics
 from post_management.adapters.db.async_reads import AsyncPool
-from post_management.adapters.db.async_statements import Compiled, CompiledWrite
+from post_management.adapters.db.async_statements import Compiled, CompiledWrite, one_row
 from post_management.adapters.db.campaign_repository import campaign_from_row
 from post_management.adapters.db.insights_repository import trend_alert_from_row
 from post_management.adapters.db.measured_rows import measured_from_row
@@ -59,7 +59,7 @@ from post_management.domain.account import Account
 from post_management.domain.analytics import Snapshot
 from post_management.domain.campaigns import Campaign
 from post_management.domain.engagement_features import PastPost
-from post_management.domain.errors import Unavailable
+from post_management.domain.errors import Aborted, Unavailable
 from post_management.domain.events import EventLog
 from post_management.domain.growth import FollowerSnapshot
 from post_management.domain.media import Media, MediaKind
@@ -145,10 +145,12 @@ log = logging.getLogger(__name__)
 class _Session:
     """One transaction's connection. Its BEGIN goes with its first statement, in one
     pipeline. Writes whose answer nothing waits for (an audit row, a request id's
-    row, the events) are held and sent in one pipeline with the next statement or
-    with the COMMIT: one round trip for them all instead of one each. A failure among
-    them (a request id stored meanwhile) is raised then. Reads asked for ahead go in
-    the next statement's pipeline after it (so after the locks it takes)."""
+    row, the events, the save of a post this transaction holds locked) are held and
+    sent in one pipeline with the next statement or with the COMMIT: one round trip
+    for them all instead of one each. A failure among them (a request id stored
+    meanwhile) is raised then, and the transaction fails with it. Reads asked for
+    ahead go in the next statement's pipeline after it (so after the locks it
+    takes)."""
 
     def __init__(self, pool: AsyncPool, connection: Connection) -> None:
         self._pool = pool
@@ -159,11 +161,21 @@ class _Session:
         self.released = False
         # A post row changed (adapters/db/post_writes.py's rule): caches must hear of it.
         self.wrote_posts = False
+        # Post rows this transaction holds locked (FOR UPDATE), by id: the version the
+        # row has under the lock.
+        self.locked_posts: dict[UUID, int] = {}
 
     def later(self, statement: Compiled | CompiledWrite, values: dict[str, Any]) -> None:
         if isinstance(statement, CompiledWrite):
             statement = statement.for_values(values)
         self._held.append((statement.sql, statement.params(values)))
+
+    def later_one_row(self, statement: CompiledWrite, values: dict[str, Any]) -> None:
+        """A write held as `later`'s that must change one row: should it change none,
+        it fails (a division by zero, Aborted to the caller), and the transaction
+        with it."""
+        compiled = statement.for_values(values)
+        self._held.append((one_row(compiled.sql), compiled.params(values)))
 
     def ahead(self, statement: Compiled, values: dict[str, Any]) -> _Ahead:
         """A read sent right after the next statement, in its round trip; its rows
@@ -295,10 +307,23 @@ class AsyncSqlPosts:
     async def get(self, post_id: UUID, *, for_update: bool = False) -> Post | None:
         statement = _GET_POST_FOR_UPDATE if for_update else _GET_POST
         row = await self._db.one(statement, {"post_id": post_id})
-        return post_from_row(row) if row is not None else None
+        if row is None:
+            return None
+        post = post_from_row(row)
+        if for_update:
+            self._db.locked_posts[post.id] = post.version
+        return post
 
     async def save(self, post: Post, expected_version: int) -> bool:
-        if await self._db.run(_SAVE_POST, save_params(post, expected_version)) != 1:
+        params = save_params(post, expected_version)
+        locked = self._db.locked_posts
+        if locked.get(post.id) == expected_version:
+            # Held under this transaction's lock at that version, the row cannot change
+            # before the COMMIT: the save goes with it, one round trip less.
+            self._db.later_one_row(_SAVE_POST, params)
+            self._db.wrote_posts = True
+            locked[post.id] = expected_version + 1
+        elif await self._db.run(_SAVE_POST, params) != 1:
             return False
         post.version = expected_version + 1
         self._outbox.add(*post.pull_events())
@@ -343,7 +368,9 @@ class AsyncSqlAccounts:
         if row is None:
             return None
         account = account_from_row(account_repository._Prefixed(row, "a_"), self._box)
-        return account, post_from_row(account_repository._Prefixed(row, "p_"))
+        post = post_from_row(account_repository._Prefixed(row, "p_"))
+        self._db.locked_posts[post.id] = post.version
+        return account, post
 
 
 class AsyncSqlIdempotencyKeys:
@@ -647,6 +674,13 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         # The ports' vocabulary, as the synchronous unit of work translates it.
         if isinstance(exc, psycopg.errors.UniqueViolation):
             raise DuplicateKey(exc.diag.constraint_name or "") from exc
+        if isinstance(exc, psycopg.errors.DivisionByZero):
+            # A held save that changed no row (one_row): as a versioned save that
+            # found another version, the change is refused.
+            raise Aborted(
+                "a concurrent change won; read the resource again and retry",
+                reason=Reason.CONCURRENT_MODIFICATION,
+            ) from exc
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             raise Unavailable(
                 "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
