@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.common import (
@@ -141,6 +142,13 @@ def _seed(url: str, key: str, params: ApiParams) -> tuple[list[str], dict[str, s
         kept = screenings([row[POST_COLUMNS.index("text")] for row in rows])
         rows = [(*row, screening) for row, screening in zip(rows, kept, strict=True)]
     copy_rows(engine, "posts", columns, iter(rows))
+    # Statistics, as a deployment's tables have them: this machine's PostgreSQL runs
+    # without autovacuum, and without them ListScheduledPosts' plan scans every
+    # scheduled post of every user (2.7 ms in PostgreSQL a page instead of 0.7 ms).
+    with engine.connect() as connection:
+        connection.execute(text("ANALYZE posts"))
+        connection.execute(text("ANALYZE accounts"))
+        connection.commit()
     engine.dispose()
     users = sorted({f"api-user-{i}" for i in range(params.users)})
     return list(owners), owners, users
