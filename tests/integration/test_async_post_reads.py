@@ -7,8 +7,10 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
@@ -16,7 +18,7 @@ from sqlalchemy.engine import make_url
 from xmp.posts.v1 import post_service_pb2
 
 from post_management.adapters.crypto import FernetBox
-from post_management.adapters.db.async_reads import AsyncPostReads, libpq_url
+from post_management.adapters.db.async_reads import AsyncPostReads, PooledConnection, libpq_url
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.engine import make_engine
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
@@ -160,6 +162,36 @@ async def test_a_dropped_connection_is_replaced_without_an_error(
         assert killed >= 1
         post = await reads.get(post_id)
         assert post is not None and post.id == post_id
+    finally:
+        await reads.close()
+
+
+async def test_a_connection_keeps_one_cursor_for_its_reads(database: str, engine: Engine) -> None:
+    """Reads on one pooled connection share its kept cursor (one per result format),
+    each reading its own rows; a cursor closed meanwhile is replaced."""
+    first, second = _full_post(engine, "alice"), _full_post(engine, "bob")
+    reads = AsyncPostReads(database, min_size=1, max_size=1)
+    await reads.open()
+    try:
+        seen: list[psycopg.AsyncCursor[tuple[Any, ...]]] = []
+
+        async def kept(connection: PooledConnection) -> psycopg.AsyncCursor[tuple[Any, ...]]:
+            return connection.kept_cursor(binary=True)
+
+        for post_id in (first, second):
+            post = await reads.get(post_id)
+            assert post is not None and post.id == post_id
+            seen.append(await reads.read(kept))
+        assert seen[0] is seen[1]
+
+        async def text_cursor(connection: PooledConnection) -> psycopg.AsyncCursor[Any]:
+            return connection.kept_cursor(binary=False)
+
+        assert await reads.read(text_cursor) is not seen[0]
+        await seen[0].close()
+        post = await reads.get(first)
+        assert post is not None and post.id == first
+        assert await reads.read(kept) is not seen[0]
     finally:
         await reads.close()
 

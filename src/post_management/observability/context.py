@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from typing import Any
 
 import structlog
 
@@ -36,6 +37,22 @@ def accept(candidate: str | None) -> str:
 
 def current() -> str:
     return _current.get()
+
+
+Bound = tuple[Token[str], Mapping[str, Token[Any]]]
+
+
+def enter(correlation_id: str, **fields: object) -> Bound:
+    """`correlated` without a context manager, for the per-call path (a generator
+    context manager costs several times the binding): hand the result to `leave`."""
+    token = _current.set(correlation_id)
+    return token, structlog.contextvars.bind_contextvars(correlation_id=correlation_id, **fields)
+
+
+def leave(bound: Bound) -> None:
+    token, fields = bound
+    structlog.contextvars.reset_contextvars(**fields)
+    _current.reset(token)
 
 
 @contextmanager

@@ -80,6 +80,25 @@ def _post(row: tuple[Any, ...]) -> Post:
     )
 
 
+class PooledConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
+    """A pooled connection that keeps a cursor for its statements: a cursor made per
+    statement (what `connection.execute` does) cost a post read about a quarter of
+    its CPU (122-141 us against 86-98 us with a kept one, measured on this loop)."""
+
+    _kept: dict[bool, psycopg.AsyncCursor[tuple[Any, ...]]] | None = None
+
+    def kept_cursor(self, *, binary: bool) -> psycopg.AsyncCursor[tuple[Any, ...]]:
+        """The connection's cursor for results in that format, rows as tuples. Only
+        one statement at a time may use it: its rows are read before the next."""
+        kept = self._kept
+        if kept is None:
+            kept = self._kept = {}
+        cursor = kept.get(binary)
+        if cursor is None or cursor.closed:
+            cursor = kept[binary] = self.cursor(binary=binary)
+        return cursor
+
+
 class AsyncPool:
     """A psycopg async pool opened on the serving loop (an AsyncResource). The reads
     below take connections from one; the asynchronous unit of work from another
@@ -102,13 +121,14 @@ class AsyncPool:
         self._min = min_size
         self._max = max_size
         self._checkout_timeout = checkout_timeout
-        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
+        self._pool: AsyncConnectionPool[PooledConnection] | None = None
 
     async def open(self) -> None:
         if self._pool is not None:
             return
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
+        pool: AsyncConnectionPool[PooledConnection] = AsyncConnectionPool(
             self._conninfo,
+            connection_class=PooledConnection,
             min_size=self._min,
             max_size=self._max,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
@@ -126,7 +146,7 @@ class AsyncPool:
         if pool is not None:
             await pool.close()
 
-    async def begin(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    async def begin(self) -> PooledConnection:
         """A pooled connection with a transaction begun, for the asynchronous unit of
         work, which hands it back with `release`. BEGIN is the first statement: a
         connection that died in the pool (a database restart) fails there; the pool
@@ -158,7 +178,7 @@ class AsyncPool:
                 raise
         raise AssertionError("unreachable")
 
-    async def checkout(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    async def checkout(self) -> PooledConnection:
         """A pooled connection, no statement sent yet (the asynchronous unit of work
         sends its BEGIN with its first statement); handed back with `release`."""
         if self._pool is None:
@@ -170,7 +190,7 @@ class AsyncPool:
                 "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE
             ) from exc
 
-    async def replace(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    async def replace(self) -> PooledConnection:
         """Another connection for one found dead before it did anything (a database
         restart), which the caller has handed back (`release`) first: the pool checks
         its idle ones, which most likely died with it, and lends a fresh one."""
@@ -178,31 +198,32 @@ class AsyncPool:
             await self._pool.check()
         return await self.checkout()
 
-    async def release(self, connection: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
+    async def release(self, connection: PooledConnection) -> None:
         """Hand back a connection from `begin`, its transaction ended."""
         if self._pool is not None:
             await self._pool.putconn(connection)
         else:
             await connection.close()  # the pool closed meanwhile
 
-    async def read(
-        self, run: Callable[[psycopg.AsyncConnection[tuple[Any, ...]]], Awaitable[T]]
-    ) -> T:
+    async def read(self, run: Callable[[PooledConnection], Awaitable[T]]) -> T:
         """`run` on a pooled connection in autocommit: reads outside a transaction
         (the privacy store's), retried as the post reads are."""
         return await self._with_connection(run)
 
-    async def _with_connection(
-        self, run: Callable[[psycopg.AsyncConnection[tuple[Any, ...]]], Awaitable[T]]
-    ) -> T:
+    async def _with_connection(self, run: Callable[[PooledConnection], Awaitable[T]]) -> T:
         if self._pool is None:
             raise Unavailable("the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE)
         # A pooled connection may have died since its last use (a database restart):
         # the pool drops it on the error, and the second try takes a fresh one.
         for attempt in (1, 2):
             try:
-                async with self._pool.connection() as connection:
+                # getconn and putconn, not the pool's context manager: its connection
+                # context (a COMMIT check in autocommit) and usage timing add nothing.
+                connection = await self._pool.getconn()
+                try:
                     return await run(connection)
+                finally:
+                    await self._pool.putconn(connection)
             except PoolTimeout as exc:
                 # No connection could be had in time: the database is down or saturated.
                 raise Unavailable(
@@ -272,15 +293,16 @@ class AsyncPostReads(AsyncPool):
         that case), when the count statement follows on the same connection."""
 
         async def run(
-            connection: psycopg.AsyncConnection[tuple[Any, ...]],
+            connection: PooledConnection,
         ) -> tuple[list[tuple[Any, ...]], int]:
-            cursor = await connection.execute(page, page_params, prepare=True, binary=True)
+            cursor = connection.kept_cursor(binary=True)
+            await cursor.execute(page, page_params, prepare=True)
             rows = await cursor.fetchall()
             if rows:
                 return rows, int(rows[0][-1])
             if count is None:
                 return rows, 0
-            cursor = await connection.execute(*count, prepare=True, binary=True)
+            await cursor.execute(*count, prepare=True)
             total = await cursor.fetchone()
             return rows, int(total[0]) if total is not None else 0
 
@@ -288,9 +310,10 @@ class AsyncPostReads(AsyncPool):
 
     async def _fetch_one(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         async def run(
-            connection: psycopg.AsyncConnection[tuple[Any, ...]],
+            connection: PooledConnection,
         ) -> tuple[Any, ...] | None:
-            cursor = await connection.execute(query, params, prepare=True, binary=True)
+            cursor = connection.kept_cursor(binary=True)
+            await cursor.execute(query, params, prepare=True)
             return await cursor.fetchone()
 
         return await self._with_connection(run)

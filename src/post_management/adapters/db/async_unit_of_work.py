@@ -36,7 +36,7 @@ from post_management.adapters.db import (
 from post_management.adapters.db.account_repository import account_from_row
 from post_management.adapters.db.analytics_repository import snapshots_from_rows
 from post_management.adapters.db.analytics_schema import post_metrics
-from post_management.adapters.db.async_reads import AsyncPool
+from post_management.adapters.db.async_reads import AsyncPool, PooledConnection
 from post_management.adapters.db.async_statements import Compiled, CompiledWrite, one_row
 from post_management.adapters.db.campaign_repository import campaign_from_row
 from post_management.adapters.db.insights_repository import trend_alert_from_row
@@ -136,7 +136,7 @@ _SPEND_ROWS = {name: Compiled(statement) for name, statement in spend_ledger.ROW
 _PUBLISHED = {name: Compiled(statement) for name, statement in spend_ledger.PUBLISHED.items()}
 
 
-Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+Connection = PooledConnection
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 PostWritesHook = Callable[[], Awaitable[object]]
 log = logging.getLogger(__name__)

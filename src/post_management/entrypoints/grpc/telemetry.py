@@ -116,38 +116,36 @@ class TelemetryInterceptor(UnaryInterceptor):
             code = grpc.StatusCode.OK
             failure: BaseException | None = None
             span = token = None
+            bound = context.enter(correlation_id, rpc=rpc, **_ids(request))
             if traced:
                 span, token = tracing.start_server_span(full_method, carrier, attributes)
             try:
-                with context.correlated(correlation_id, rpc=rpc, **_ids(request)):
-                    try:
-                        return await behavior(request, ctx)
-                    except grpc.aio.AbortError:
-                        code = ctx.code() or grpc.StatusCode.UNKNOWN
-                        raise
-                    except BaseException as exc:
-                        code, failure = grpc.StatusCode.UNKNOWN, exc
-                        raise
-                    finally:
-                        elapsed = time.perf_counter() - started
-                        code = _final_code(ctx, code)
-                        count(code)
-                        latency.observe(elapsed)
-                        if log.isEnabledFor(level):
-                            log.log(
-                                level,
-                                "rpc finished",
-                                extra={
-                                    "grpc_code": code.name,
-                                    "duration_ms": round(elapsed * 1000, 2),
-                                },
-                            )
+                return await behavior(request, ctx)
+            except grpc.aio.AbortError:
+                code = ctx.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except BaseException as exc:
+                code, failure = grpc.StatusCode.UNKNOWN, exc
+                raise
             finally:
-                if span is not None:
-                    error = None
-                    if code in SERVER_ERROR_CODES:
-                        error = f"{code}:{_details(ctx)}"
-                    tracing.end_server_span(span, token, code.value[0], error, failure)
+                try:
+                    elapsed = time.perf_counter() - started
+                    code = _final_code(ctx, code)
+                    count(code)
+                    latency.observe(elapsed)
+                    if log.isEnabledFor(level):
+                        log.log(
+                            level,
+                            "rpc finished",
+                            extra={"grpc_code": code.name, "duration_ms": round(elapsed * 1000, 2)},
+                        )
+                finally:
+                    context.leave(bound)
+                    if span is not None:
+                        error = None
+                        if code in SERVER_ERROR_CODES:
+                            error = f"{code}:{_details(ctx)}"
+                        tracing.end_server_span(span, token, code.value[0], error, failure)
 
         return observed
 
