@@ -167,8 +167,8 @@ async def test_a_dropped_connection_is_replaced_without_an_error(
 
 
 async def test_a_connection_keeps_one_cursor_for_its_reads(database: str, engine: Engine) -> None:
-    """Reads on one pooled connection share its kept cursor (one per result format),
-    each reading its own rows; a cursor closed meanwhile is replaced."""
+    """Reads on one pooled connection share its kept cursor (one per purpose), each
+    reading its own rows; a cursor closed meanwhile is replaced."""
     first, second = _full_post(engine, "alice"), _full_post(engine, "bob")
     reads = AsyncPostReads(database, min_size=1, max_size=1)
     await reads.open()
@@ -176,7 +176,7 @@ async def test_a_connection_keeps_one_cursor_for_its_reads(database: str, engine
         seen: list[psycopg.AsyncCursor[tuple[Any, ...]]] = []
 
         async def kept(connection: PooledConnection) -> psycopg.AsyncCursor[tuple[Any, ...]]:
-            return connection.kept_cursor(binary=True)
+            return connection.kept_cursor("reads")
 
         for post_id in (first, second):
             post = await reads.get(post_id)
@@ -185,7 +185,7 @@ async def test_a_connection_keeps_one_cursor_for_its_reads(database: str, engine
         assert seen[0] is seen[1]
 
         async def text_cursor(connection: PooledConnection) -> psycopg.AsyncCursor[Any]:
-            return connection.kept_cursor(binary=False)
+            return connection.kept_cursor("answers")
 
         assert await reads.read(text_cursor) is not seen[0]
         await seen[0].close()

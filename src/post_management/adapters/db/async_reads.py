@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -80,22 +80,29 @@ def _post(row: tuple[Any, ...]) -> Post:
     )
 
 
+# A pooled connection's kept cursors, by what they serve: "reads", the post reads
+# (results in binary, rows as tuples); "answers", the unit of work's statements whose
+# rows it reads; "writes", statements whose rows nobody reads (BEGIN and held writes
+# in a pipeline, where one cursor may carry several).
+Purpose = Literal["reads", "answers", "writes"]
+
+
 class PooledConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
-    """A pooled connection that keeps a cursor for its statements: a cursor made per
-    statement (what `connection.execute` does) cost a post read about a quarter of
-    its CPU (122-141 us against 86-98 us with a kept one, measured on this loop)."""
+    """A pooled connection that keeps its cursors: a cursor made per statement (what
+    `connection.execute` does) cost a post read about a quarter of its CPU (122-141
+    us against 86-98 us with a kept one, measured on this loop)."""
 
-    _kept: dict[bool, psycopg.AsyncCursor[tuple[Any, ...]]] | None = None
+    _kept: dict[Purpose, psycopg.AsyncCursor[Any]] | None = None
 
-    def kept_cursor(self, *, binary: bool) -> psycopg.AsyncCursor[tuple[Any, ...]]:
-        """The connection's cursor for results in that format, rows as tuples. Only
-        one statement at a time may use it: its rows are read before the next."""
+    def kept_cursor(self, purpose: Purpose) -> psycopg.AsyncCursor[Any]:
+        """The connection's cursor for `purpose`. A statement's rows are read before the
+        cursor runs the next one."""
         kept = self._kept
         if kept is None:
             kept = self._kept = {}
-        cursor = kept.get(binary)
+        cursor = kept.get(purpose)
         if cursor is None or cursor.closed:
-            cursor = kept[binary] = self.cursor(binary=binary)
+            cursor = kept[purpose] = self.cursor(binary=purpose == "reads")
         return cursor
 
 
@@ -295,7 +302,7 @@ class AsyncPostReads(AsyncPool):
         async def run(
             connection: PooledConnection,
         ) -> tuple[list[tuple[Any, ...]], int]:
-            cursor = connection.kept_cursor(binary=True)
+            cursor = connection.kept_cursor("reads")
             await cursor.execute(page, page_params, prepare=True)
             rows = await cursor.fetchall()
             if rows:
@@ -312,7 +319,7 @@ class AsyncPostReads(AsyncPool):
         async def run(
             connection: PooledConnection,
         ) -> tuple[Any, ...] | None:
-            cursor = connection.kept_cursor(binary=True)
+            cursor = connection.kept_cursor("reads")
             await cursor.execute(query, params, prepare=True)
             return await cursor.fetchone()
 

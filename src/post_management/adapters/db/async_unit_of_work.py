@@ -18,7 +18,7 @@ from typing import Any, Self
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from sqlalchemy import insert
 
 from post_management.adapters.crypto import FernetBox
@@ -256,17 +256,22 @@ class _Session:
         """One round trip: the BEGIN if not yet sent, the held writes, the statement,
         the reads asked for ahead."""
         connection = self.connection
-        cursor = connection.cursor(row_factory=rows) if rows else connection.cursor()
+        cursor = connection.kept_cursor("answers")
+        cursor.row_factory = rows or tuple_row
         begin = self.idle()
         ahead = [] if commit else self._ahead
         if not begin and not self._held and not ahead:
             await cursor.execute(sql, params, prepare=not commit)
             return cursor
         async with connection.pipeline():
-            if begin:
-                await connection.execute("BEGIN")
-            for held_sql, held_params in self._held:
-                await connection.execute(held_sql, held_params, prepare=True)
+            if begin or self._held:
+                # Their rows are not read: one cursor carries them all (a failure is
+                # raised as the pipeline ends, as for any of its statements).
+                writes = connection.kept_cursor("writes")
+                if begin:
+                    await writes.execute("BEGIN")
+                for held_sql, held_params in self._held:
+                    await writes.execute(held_sql, held_params, prepare=True)
             await cursor.execute(sql, params, prepare=not commit)
             for read in ahead:
                 read.cursor = connection.cursor(row_factory=dict_row)
