@@ -93,10 +93,14 @@ class _Recorded:
     """A psycopg connection (or cursor) whose statements `Statements` sees too."""
 
     def __init__(self, inner: Any, statements: Statements) -> None:
-        self._inner, self._statements = inner, statements
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "_statements", statements)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._inner, name, value)  # a cursor's row_factory, say
 
     async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         self._statements._record(None, None, str(query), params)
@@ -105,6 +109,9 @@ class _Recorded:
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         return _RecordedCursor(self._inner.cursor(*args, **kwargs), self._statements)
+
+    def kept_cursor(self, purpose: str) -> Any:
+        return _RecordedCursor(self._inner.kept_cursor(purpose), self._statements)
 
 
 class _RecordedCursor(_Recorded):
