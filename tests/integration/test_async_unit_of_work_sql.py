@@ -10,10 +10,8 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import grpc
-import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
@@ -28,7 +26,7 @@ from post_management.domain.errors import Aborted, Unavailable
 from post_management.domain.post import Post, PostState
 from post_management.domain.privacy import Pseudonyms
 from post_management.domain.reasons import Reason
-from post_management.ports.repositories import AuditEntry, DuplicateKey, IdempotencyRecord
+from post_management.ports.repositories import AuditEntry
 from tests.contract.builders import a_post, an_account, store
 from tests.integration.grpc_fixtures import Client
 
@@ -354,50 +352,6 @@ async def test_a_held_save_that_changes_no_row_fails_the_whole_unit(
             text("SELECT count(*) FROM audit_log WHERE resource_id = :id"), {"id": post.id}
         ).scalar_one()
     assert (stored, audited) == (post.text, 0)
-
-
-async def test_held_inserts_go_as_one_statement_all_stored_or_none(
-    machine_database: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A unit's held INSERTs (request id, audit rows) go to PostgreSQL as one statement:
-    each is stored, and a request id stored meanwhile fails it whole (DuplicateKey),
-    so none of the unit's rows is."""
-    sent: list[str] = []
-    execute = psycopg.AsyncCursor.execute
-
-    async def recorded(
-        self: psycopg.AsyncCursor[Any], query: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        sent.append(str(query))
-        return await execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", recorded)
-    first, second = uuid.uuid4(), uuid.uuid4()
-    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="inserts")
-    await pool.open()
-    factory = AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)
-    record = IdempotencyRecord("hash", first)
-    try:
-        async with factory() as unit:
-            await unit.idempotency.put("inserts", "req-1", record)
-            await unit.audit.record(_entry(first, "one"))
-            await unit.audit.record(_entry(first, "two"))
-            await unit.commit()
-        together = [sql for sql in sent if sql.startswith("WITH w0 AS (INSERT")]
-        assert len(together) == 1 and together[0].count("INSERT INTO") == 3
-        with pytest.raises(DuplicateKey):
-            async with factory() as unit:
-                await unit.audit.record(_entry(second, "three"))
-                await unit.idempotency.put("inserts", "req-1", record)
-                await unit.commit()
-    finally:
-        await pool.close()
-    with engine.connect() as connection:
-        actions = connection.execute(
-            text("SELECT action FROM audit_log WHERE resource_id IN (:a, :b) ORDER BY action"),
-            {"a": first, "b": second},
-        ).scalars()
-        assert list(actions) == ["one", "two"]
 
 
 async def test_a_save_of_a_post_not_held_locked_is_answered_at_once(

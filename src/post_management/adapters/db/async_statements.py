@@ -4,7 +4,6 @@ per-call work (about half of a SchedulePost's CPU when it ran through SQLAlchemy
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -88,30 +87,3 @@ def one_row(update: str) -> str:
     pipeline before the COMMIT, its failure fails the transaction."""
     # `update` is compiled statement text, never a value.
     return f"WITH changed AS ({update} RETURNING 1) SELECT 1 / count(*) FROM changed"  # noqa: S608
-
-
-_PARAMETER = re.compile(r"%\((\w+)\)s")
-_TOGETHER: dict[tuple[str, ...], str] = {}
-
-
-def together(inserts: Sequence[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
-    """INSERTs (text and named parameters) as one statement: each a data-modifying
-    WITH of its own, run once and to completion whatever the statement reads, all
-    seeing the same snapshot (so none may depend on another's rows). One statement
-    instead of several in a pipeline: one send, one result, one execution."""
-    if len(inserts) == 1:
-        return inserts[0]
-    texts = tuple(sql for sql, _ in inserts)
-    sql = _TOGETHER.get(texts)
-    if sql is None:
-        parts = [f"w{i} AS ({_renamed(text, f'w{i}_')})" for i, text in enumerate(texts)]
-        sql = _TOGETHER[texts] = "WITH " + ", ".join(parts) + " SELECT 1"
-    params = {
-        f"w{i}_{name}": value for i, (_, p) in enumerate(inserts) for name, value in p.items()
-    }
-    return sql, params
-
-
-def _renamed(sql: str, prefix: str) -> str:
-    """`sql` with each named parameter's name prefixed."""
-    return _PARAMETER.sub(lambda found: f"%({prefix}{found.group(1)})s", sql)

@@ -37,7 +37,7 @@ from post_management.adapters.db.account_repository import account_from_row
 from post_management.adapters.db.analytics_repository import snapshots_from_rows
 from post_management.adapters.db.analytics_schema import post_metrics
 from post_management.adapters.db.async_reads import AsyncPool, PooledConnection
-from post_management.adapters.db.async_statements import Compiled, CompiledWrite, one_row, together
+from post_management.adapters.db.async_statements import Compiled, CompiledWrite, one_row
 from post_management.adapters.db.campaign_repository import campaign_from_row
 from post_management.adapters.db.insights_repository import trend_alert_from_row
 from post_management.adapters.db.measured_rows import measured_from_row
@@ -156,7 +156,6 @@ class _Session:
         self._pool = pool
         self.connection = connection
         self._held: list[tuple[str, dict[str, Any]]] = []
-        self._inserts: list[tuple[str, dict[str, Any]]] = []
         self._ahead: list[_Ahead] = []
         # The connection is back in the pool already (a dead one no other replaced).
         self.released = False
@@ -167,10 +166,9 @@ class _Session:
         self.locked_posts: dict[UUID, int] = {}
 
     def later(self, statement: Compiled | CompiledWrite, values: dict[str, Any]) -> None:
-        """An INSERT held: those of one round trip go as one statement (together)."""
         if isinstance(statement, CompiledWrite):
             statement = statement.for_values(values)
-        self._inserts.append((statement.sql, statement.params(values)))
+        self._held.append((statement.sql, statement.params(values)))
 
     def later_one_row(self, statement: CompiledWrite, values: dict[str, Any]) -> None:
         """A write held as `later`'s that must change one row: should it change none,
@@ -215,7 +213,7 @@ class _Session:
 
     async def commit(self) -> None:
         """The held writes and COMMIT, in one round trip."""
-        if self.idle() and not self._held and not self._inserts:
+        if self.idle() and not self._held:
             return  # nothing was read or written: no transaction to end
         await self._flush("COMMIT", None, None, commit=True)
 
@@ -262,11 +260,11 @@ class _Session:
         cursor.row_factory = rows or tuple_row
         begin = self.idle()
         ahead = [] if commit else self._ahead
-        if not begin and not self._held and not self._inserts and not ahead:
+        if not begin and not self._held and not ahead:
             await cursor.execute(sql, params, prepare=not commit)
             return cursor
         async with connection.pipeline():
-            if begin or self._held or self._inserts:
+            if begin or self._held:
                 # Their rows are not read: one cursor carries them all (a failure is
                 # raised as the pipeline ends, as for any of its statements).
                 writes = connection.kept_cursor("writes")
@@ -274,14 +272,11 @@ class _Session:
                     await writes.execute("BEGIN")
                 for held_sql, held_params in self._held:
                     await writes.execute(held_sql, held_params, prepare=True)
-                if self._inserts:
-                    await writes.execute(*together(self._inserts), prepare=True)
             await cursor.execute(sql, params, prepare=not commit)
             for read in ahead:
                 read.cursor = connection.cursor(row_factory=dict_row)
                 await read.cursor.execute(read.sql, read.params, prepare=True)
         self._held = []
-        self._inserts = []
         if ahead:
             self._ahead = []
         return cursor
