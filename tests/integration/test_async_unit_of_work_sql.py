@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
@@ -19,13 +20,13 @@ from xmp.posts.v1 import post_service_pb2, scheduling_service_pb2, scheduling_se
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db import async_unit_of_work
-from post_management.adapters.db.async_reads import AsyncPool
+from post_management.adapters.db.async_reads import AsyncPool, libpq_url
+from post_management.adapters.db.async_statements import one_row
 from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
-from post_management.domain.errors import Aborted, Unavailable
+from post_management.domain.errors import Unavailable
 from post_management.domain.post import Post, PostState
 from post_management.domain.privacy import Pseudonyms
-from post_management.domain.reasons import Reason
 from post_management.ports.repositories import AuditEntry
 from tests.contract.builders import a_post, an_account, store
 from tests.integration.grpc_fixtures import Client
@@ -322,36 +323,79 @@ async def test_a_schedule_makes_two_round_trips_with_a_request_id_or_without(
     assert replay.post.id == first.post.id and replay.post.version == first.post.version
 
 
-async def test_a_held_save_that_changes_no_row_fails_the_whole_unit(
+async def test_held_saves_are_read_back_chain_and_refuse_a_stale_version(
     machine_database: str, engine: Engine
 ) -> None:
-    """The save of a post the unit holds locked goes with the COMMIT, unanswered until
-    then. Should it change no row all the same (here the unit deleted the row first),
-    the commit fails as a concurrent change and nothing of the unit is stored."""
+    """Saves of a post the unit holds locked go with the COMMIT; the unit still reads
+    its own writes (held writes go before any later statement), saves the post again
+    over the version it just saved, and a save at a version the row no longer has is
+    answered False at once."""
     post = _stored_drafts(engine, 1)[0]
-    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="held-save")
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="held-saves")
     await pool.open()
     try:
-        with pytest.raises(Aborted) as refused:
-            async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
-                locked = await unit.posts.get(post.id, for_update=True)
-                assert locked is not None
-                assert await unit.posts.delete(post.id, locked.version)
-                await unit.audit.record(_entry(post.id, "held-save"))
-                locked.text = "changed"
-                assert await unit.posts.save(locked, locked.version)  # held: no answer yet
-                await unit.commit()
+        async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
+            locked = await unit.posts.get(post.id, for_update=True)
+            assert locked is not None
+            first = locked.version
+            locked.text = "once"
+            assert await unit.posts.save(locked, first)  # held
+            read = await unit.posts.get(post.id)
+            assert read is not None and (read.text, read.version) == ("once", first + 1)
+            locked.text = "twice"
+            assert await unit.posts.save(locked, first + 1)  # held again, over the first
+            assert not await unit.posts.save(locked, first)  # stale: answered at once
+            await unit.commit()
     finally:
         await pool.close()
-    assert refused.value.reason == Reason.CONCURRENT_MODIFICATION
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT text, version FROM posts WHERE id = :id"), {"id": post.id}
+        ).one()
+    assert tuple(stored) == ("twice", first + 2)
+
+
+async def test_a_save_after_the_unit_changed_the_row_itself_is_answered_at_once(
+    machine_database: str, engine: Engine
+) -> None:
+    """A post the unit locked and then deleted: the lock's version no longer counts,
+    so a save is sent at once and answered False (not held to fail at the COMMIT)."""
+    post = _stored_drafts(engine, 1)[0]
+    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="held-delete")
+    await pool.open()
+    try:
+        async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
+            locked = await unit.posts.get(post.id, for_update=True)
+            assert locked is not None
+            assert await unit.posts.delete(post.id, locked.version)
+            locked.text = "changed"
+            assert not await unit.posts.save(locked, locked.version)
+    finally:
+        await pool.close()
+
+
+async def test_the_held_save_fails_its_statement_when_it_changes_no_row(
+    machine_database: str, engine: Engine
+) -> None:
+    """The statement a held save is sent as (async_statements.one_row) changes the row
+    it names, and fails (so its transaction does) when it changes none."""
+    post = _stored_drafts(engine, 1)[0]
+    update = "UPDATE posts SET text = %(text)s WHERE id = %(id)s AND version = %(version)s"
+    async with await psycopg.AsyncConnection.connect(libpq_url(machine_database)) as connection:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            await connection.execute(
+                one_row(update), {"text": "never", "id": post.id, "version": post.version + 7}
+            )
+        await connection.rollback()
+        await connection.execute(
+            one_row(update), {"text": "saved", "id": post.id, "version": post.version}
+        )
+        await connection.commit()
     with engine.connect() as connection:
         stored = connection.execute(
             text("SELECT text FROM posts WHERE id = :id"), {"id": post.id}
         ).scalar_one()
-        audited = connection.execute(
-            text("SELECT count(*) FROM audit_log WHERE resource_id = :id"), {"id": post.id}
-        ).scalar_one()
-    assert (stored, audited) == (post.text, 0)
+    assert stored == "saved"
 
 
 async def test_a_save_of_a_post_not_held_locked_is_answered_at_once(

@@ -46,7 +46,10 @@ class AsyncPosts(Protocol):
     async def delete(self, post_id: UUID, expected_version: int) -> bool: ...
 
     async def save(self, post: Post, expected_version: int) -> bool:
-        """Store over `expected_version`; False when another change came first."""
+        """Store over `expected_version`; False when another change came first. A post
+        this unit holds locked at that version may be stored with the commit instead
+        (nothing else can change it first); should it fail all the same, the commit
+        raises Aborted."""
         ...
 
     async def count_active_for_account(self, account_id: UUID) -> int:

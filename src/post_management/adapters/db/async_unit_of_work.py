@@ -164,6 +164,8 @@ class _Session:
         # Post rows this transaction holds locked (FOR UPDATE), by id: the version the
         # row has under the lock.
         self.locked_posts: dict[UUID, int] = {}
+        # A write that fails when it changes no row was held (its failure: Aborted).
+        self.checked_writes = False
 
     def later(self, statement: Compiled | CompiledWrite, values: dict[str, Any]) -> None:
         if isinstance(statement, CompiledWrite):
@@ -176,6 +178,7 @@ class _Session:
         with it."""
         compiled = statement.for_values(values)
         self._held.append((one_row(compiled.sql), compiled.params(values)))
+        self.checked_writes = True
 
     def ahead(self, statement: Compiled, values: dict[str, Any]) -> _Ahead:
         """A read sent right after the next statement, in its round trip; its rows
@@ -209,6 +212,9 @@ class _Session:
         changed = (await self._send(statement, values, None)).rowcount
         if changed != 0 and writes_posts(statement.sql):
             self.wrote_posts = True
+            # Post rows changed otherwise than by a held save (a delete, a save at
+            # another version): no locked version can be counted on from here.
+            self.locked_posts.clear()
         return changed
 
     async def commit(self) -> None:
@@ -679,7 +685,7 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         # The ports' vocabulary, as the synchronous unit of work translates it.
         if isinstance(exc, psycopg.errors.UniqueViolation):
             raise DuplicateKey(exc.diag.constraint_name or "") from exc
-        if isinstance(exc, psycopg.errors.DivisionByZero):
+        if isinstance(exc, psycopg.errors.DivisionByZero) and session.checked_writes:
             # A held save that changed no row (one_row): as a versioned save that
             # found another version, the change is refused.
             raise Aborted(

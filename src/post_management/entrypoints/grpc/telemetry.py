@@ -117,9 +117,9 @@ class TelemetryInterceptor(UnaryInterceptor):
             failure: BaseException | None = None
             span = token = None
             bound = context.enter(correlation_id, rpc=rpc, **_ids(request))
-            if traced:
-                span, token = tracing.start_server_span(full_method, carrier, attributes)
             try:
+                if traced:
+                    span, token = tracing.start_server_span(full_method, carrier, attributes)
                 return await behavior(request, ctx)
             except grpc.aio.AbortError:
                 code = ctx.code() or grpc.StatusCode.UNKNOWN
