@@ -5,10 +5,12 @@ cancelled after its COMMIT, and the commands' pool kept apart from the reads'.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -22,7 +24,10 @@ from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db import async_unit_of_work
 from post_management.adapters.db.async_reads import AsyncPool, libpq_url
 from post_management.adapters.db.async_statements import one_row
-from post_management.adapters.db.async_unit_of_work import AsyncSqlUnitOfWorkFactory
+from post_management.adapters.db.async_unit_of_work import (
+    AsyncSqlUnitOfWork,
+    AsyncSqlUnitOfWorkFactory,
+)
 from post_management.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from post_management.domain.errors import Unavailable
 from post_management.domain.post import Post, PostState
@@ -60,6 +65,24 @@ def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(async_unit_of_work._Session, "_trip", counted)
     return trips
+
+
+@contextlib.asynccontextmanager
+async def _one_unit(database: str) -> AsyncIterator[AsyncSqlUnitOfWork]:
+    """A unit of work on a pool of one connection, closed after it."""
+    pool = AsyncPool(database, min_size=1, max_size=1, name="one-unit")
+    await pool.open()
+    try:
+        async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
+            yield unit
+    finally:
+        await pool.close()
+
+
+async def _locked(unit: AsyncSqlUnitOfWork, post_id: uuid.UUID) -> Post:
+    post = await unit.posts.get(post_id, for_update=True)
+    assert post is not None
+    return post
 
 
 def _kill_pool_connections(engine: Engine) -> int:
@@ -331,23 +354,17 @@ async def test_held_saves_are_read_back_chain_and_refuse_a_stale_version(
     over the version it just saved, and a save at a version the row no longer has is
     answered False at once."""
     post = _stored_drafts(engine, 1)[0]
-    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="held-saves")
-    await pool.open()
-    try:
-        async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
-            locked = await unit.posts.get(post.id, for_update=True)
-            assert locked is not None
-            first = locked.version
-            locked.text = "once"
-            assert await unit.posts.save(locked, first)  # held
-            read = await unit.posts.get(post.id)
-            assert read is not None and (read.text, read.version) == ("once", first + 1)
-            locked.text = "twice"
-            assert await unit.posts.save(locked, first + 1)  # held again, over the first
-            assert not await unit.posts.save(locked, first)  # stale: answered at once
-            await unit.commit()
-    finally:
-        await pool.close()
+    async with _one_unit(machine_database) as unit:
+        locked = await _locked(unit, post.id)
+        first = locked.version
+        locked.text = "once"
+        assert await unit.posts.save(locked, first)  # held
+        read = await unit.posts.get(post.id)
+        assert read is not None and (read.text, read.version) == ("once", first + 1)
+        locked.text = "twice"
+        assert await unit.posts.save(locked, first + 1)  # held again, over the first
+        assert not await unit.posts.save(locked, first)  # stale: answered at once
+        await unit.commit()
     with engine.connect() as connection:
         stored = connection.execute(
             text("SELECT text, version FROM posts WHERE id = :id"), {"id": post.id}
@@ -361,17 +378,11 @@ async def test_a_save_after_the_unit_changed_the_row_itself_is_answered_at_once(
     """A post the unit locked and then deleted: the lock's version no longer counts,
     so a save is sent at once and answered False (not held to fail at the COMMIT)."""
     post = _stored_drafts(engine, 1)[0]
-    pool = AsyncPool(machine_database, min_size=1, max_size=1, name="held-delete")
-    await pool.open()
-    try:
-        async with AsyncSqlUnitOfWorkFactory(pool, BOX, PSEUDONYMS)() as unit:
-            locked = await unit.posts.get(post.id, for_update=True)
-            assert locked is not None
-            assert await unit.posts.delete(post.id, locked.version)
-            locked.text = "changed"
-            assert not await unit.posts.save(locked, locked.version)
-    finally:
-        await pool.close()
+    async with _one_unit(machine_database) as unit:
+        locked = await _locked(unit, post.id)
+        assert await unit.posts.delete(post.id, locked.version)
+        locked.text = "changed"
+        assert not await unit.posts.save(locked, locked.version)
 
 
 async def test_the_held_save_fails_its_statement_when_it_changes_no_row(
