@@ -146,7 +146,8 @@ def _kill_holding_a_claim(
     paused meanwhile, and only a claim started after they stopped counts (on the
     database's clock, which stamps every claim): a commit they sent before their stop
     may land later, but its claim started before. The victim is paused the moment such
-    a claim appears and killed if it still holds it, else resumed to try again."""
+    a claim appears and killed if it still holds it once what it sent before its stop
+    has landed, else resumed to try again."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -158,6 +159,9 @@ def _kill_holding_a_claim(
                 fresh = _claims(seeder, live=True, started_after=paused_at)
                 if fresh:
                     victim.pause()
+                    # A settlement the victim sent before its stop may still land (as
+                    # the others' commits may): read the claims once it has.
+                    time.sleep(0.3)
                     held = _claims(seeder, live=True)
                     still = [
                         post_id for post_id, claim in fresh.items() if held.get(post_id) == claim
