@@ -59,9 +59,8 @@ def leave(bound: Bound) -> None:
 def correlated(correlation_id: str | None = None, **fields: object) -> Iterator[str]:
     """Make `correlation_id` (or a new one) current, with extra log fields, for a block."""
     value = correlation_id or new_id()
-    token = _current.set(value)
+    bound = enter(value, **fields)
     try:
-        with structlog.contextvars.bound_contextvars(correlation_id=value, **fields):
-            yield value
+        yield value
     finally:
-        _current.reset(token)
+        leave(bound)
