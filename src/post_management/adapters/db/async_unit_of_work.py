@@ -172,13 +172,22 @@ class _Session:
             statement = statement.for_values(values)
         self._held.append((statement.sql, statement.params(values)))
 
-    def later_one_row(self, statement: CompiledWrite, values: dict[str, Any]) -> None:
-        """A write held as `later`'s that must change one row: should it change none,
-        it fails (a division by zero, Aborted to the caller), and the transaction
-        with it."""
+    def hold_locked_save(
+        self, post_id: UUID, expected_version: int, statement: CompiledWrite, values: dict[str, Any]
+    ) -> bool:
+        """Hold the save of a post this transaction locked at `expected_version`: the
+        row cannot change before the COMMIT, so the save goes with it (one round trip
+        less). Sent as a write that must change one row: should it change none, it
+        fails (a division by zero, Aborted to the caller), and the transaction with it.
+        False, nothing held, for any other save."""
+        if self.locked_posts.get(post_id) != expected_version:
+            return False
         compiled = statement.for_values(values)
         self._held.append((one_row(compiled.sql), compiled.params(values)))
         self.checked_writes = True
+        self.wrote_posts = True
+        self.locked_posts[post_id] = expected_version + 1
+        return True
 
     def ahead(self, statement: Compiled, values: dict[str, Any]) -> _Ahead:
         """A read sent right after the next statement, in its round trip; its rows
@@ -327,14 +336,9 @@ class AsyncSqlPosts:
 
     async def save(self, post: Post, expected_version: int) -> bool:
         params = save_params(post, expected_version)
-        locked = self._db.locked_posts
-        if locked.get(post.id) == expected_version:
-            # Held under this transaction's lock at that version, the row cannot change
-            # before the COMMIT: the save goes with it, one round trip less.
-            self._db.later_one_row(_SAVE_POST, params)
-            self._db.wrote_posts = True
-            locked[post.id] = expected_version + 1
-        elif await self._db.run(_SAVE_POST, params) != 1:
+        if not self._db.hold_locked_save(post.id, expected_version, _SAVE_POST, params) and (
+            await self._db.run(_SAVE_POST, params) != 1
+        ):
             return False
         post.version = expected_version + 1
         self._outbox.add(*post.pull_events())
