@@ -14,7 +14,6 @@ import pytest
 
 from post_management.adapters.rate_limit import InProcessRateLimiter
 from post_management.adapters.x.client import TweepyXApi
-from post_management.adapters.x.settings import XClientSettings
 from post_management.domain.post import PostState
 from post_management.domain.publishing import Claim
 from post_management.ports.x_api import MediaOutcome, NewPost, PublishOutcome, XCredentials
@@ -161,31 +160,13 @@ def test_a_media_upload_stops_at_the_command_after_the_claim_was_lost(
     assert _counters(engine, CREATE) == 0
 
 
-@pytest.fixture
-def patient_x(emulator: Emulator) -> Iterator[TweepyXApi]:
-    """A client that waits for slow media commands (the shared one gives up at 0.5 s)."""
-    api = TweepyXApi(
-        XClientSettings(
-            consumer_key="k",
-            consumer_secret="s",
-            bearer_token="b",
-            base_url=emulator.base_url,
-            connect_timeout=1.0,
-            read_timeout=5.0,
-            media_poll_interval_cap=0.05,
-        )
-    )
-    yield api
-    api.close()
-
-
 def test_a_media_upload_longer_than_the_lease_keeps_its_claim(
-    machine_database: str, patient_x: TweepyXApi, emulator: Emulator
+    machine_database: str, patient_x_api: TweepyXApi, emulator: Emulator
 ) -> None:
     lease = timedelta(seconds=2)
     # Shorter than the upload on purpose; the create-post call after it is quick.
     engine = make_engine_(
-        machine_database, patient_x, emulator, lease=lease, x_call=timedelta(seconds=1)
+        machine_database, patient_x_api, emulator, lease=lease, x_call=timedelta(seconds=1)
     )
     try:
         video = engine.media(MP4, "video/mp4")
