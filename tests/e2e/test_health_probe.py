@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import MACHINE_PG, _fresh_database
 from tests.deploy.test_helm_chart import REPO_ROOT, only, render, with_required
-from tests.support.process import CLI, ServiceProcess, free_port
+from tests.support.ports import free_port
+from tests.support.process import CLI, ServiceProcess
 
 # The server re-checks its components this often (entrypoints/grpc/server.py).
 HEALTH_FLIP_DEADLINE_S = 20

@@ -23,7 +23,8 @@ from post_management.domain.auth import Role
 from post_management.entrypoints.envoy_config import WEBHOOK_BURST
 from post_management.entrypoints.grpc.tokens import TokenCodec
 from tests.integration.analytics_fixtures import Data
-from tests.support.process import ServiceProcess, free_port, rest_session, running_service
+from tests.support.ports import free_port
+from tests.support.process import ServiceProcess, rest_session, running_service
 
 SECRET = "envoy-webhook-secret"
 JWT_SECRET = "jwt-secret-for-the-webhook-e2e-test-0123456789"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 import requests
 
 from tests.fixtures.emulator import Emulator
+from tests.support.ports import free_port
 from x_emulator import EmulatorServer
 
 CALL_TIMEOUT = 5.0
@@ -478,15 +478,8 @@ async def test_emulator_server_runs_on_the_callers_loop() -> None:
         await server.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_module_entry_point_serves_on_the_given_port() -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "x_emulator", "--port", str(port)],
         stdout=subprocess.PIPE,

@@ -27,6 +27,7 @@ from post_management.ports.x_api import (
     XCredentials,
 )
 from tests.fixtures.emulator import Emulator
+from tests.support.ports import free_port
 from x_emulator import EmulatorControl, EmulatorThread
 from x_emulator.behaviour import Behaviour
 
@@ -188,11 +189,7 @@ def test_behaviour_is_validated_and_reset_restores_the_start_options(emulator: E
 
 
 def test_module_entry_point_takes_the_behaviour_as_start_options(tmp_path: Any) -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-m", "x_emulator", "--port", str(port)]
     bad = subprocess.run([*command, "--timeline-lag", "9,2"], capture_output=True, timeout=30)
     assert bad.returncode == 2 and b"min must not exceed max" in bad.stderr

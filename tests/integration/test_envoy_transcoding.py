@@ -17,7 +17,8 @@ from xmp.posts.v1 import service_info_service_pb2 as pb
 from xmp.posts.v1 import service_info_service_pb2_grpc as pb_grpc
 
 from post_management.entrypoints.envoy_config import MAX_REQUEST_BYTES
-from tests.fixtures.envoy import DESCRIPTOR_PATH, EnvoyFactory, EnvoyProcess, free_tcp_port
+from tests.fixtures.envoy import DESCRIPTOR_PATH, EnvoyFactory, EnvoyProcess
+from tests.support.ports import free_port
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 GRPC_TIMEOUT_S = 10.0
@@ -220,7 +221,7 @@ async def test_plain_grpc_passes_through(envoy: EnvoyProcess) -> None:
 
 async def test_upstream_down_is_503_json(envoy_factory: EnvoyFactory) -> None:
     # Nothing listens on the upstream port: a local 503 reply, still JSON.
-    lonely = envoy_factory(grpc_port=free_tcp_port())
+    lonely = envoy_factory(grpc_port=free_port())
     status, content_type, body = await http(lonely, "POST", "/api/posts/p1/schedule", json={})
     assert status == 503
     assert content_type.startswith("application/json")

@@ -20,7 +20,7 @@ from post_management.ports.publishing import RateLimiter
 from post_management.services.publishing.engine import Publisher
 from tests.fixtures.emulator import Emulator
 from tests.integration.publishing_fixtures import Engine_, make_engine_
-from tests.support.process import free_port
+from tests.support.ports import free_port
 
 APP_WINDOW = timedelta(seconds=60)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,13 +16,9 @@ from pathlib import Path
 import psutil
 import requests
 
+from tests.support.ports import free_ports
+
 CLI = str(Path(sys.executable).parent / "post-management")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ServiceProcess:
@@ -36,10 +31,11 @@ class ServiceProcess:
     ) -> None:
         self.cwd = cwd
         self.data_dir = cwd / env.get("DATA_DIR", "var")
-        self.grpc_port = int(env.setdefault("GRPC_PORT", str(free_port())))
-        self.http_port = int(env.setdefault("HTTP_PORT", str(free_port())))
-        env.setdefault("ENVOY_ADMIN_PORT", str(free_port()))
-        env.setdefault("METRICS_PORT", str(free_port()))
+        grpc, http, admin, metrics_ = free_ports(4)
+        self.grpc_port = int(env.setdefault("GRPC_PORT", str(grpc)))
+        self.http_port = int(env.setdefault("HTTP_PORT", str(http)))
+        env.setdefault("ENVOY_ADMIN_PORT", str(admin))
+        env.setdefault("METRICS_PORT", str(metrics_))
         self.lines: list[str] = []
         self._ready = threading.Event()
         full_env = {**os.environ, **env}

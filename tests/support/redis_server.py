@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from tests.support.process import free_port
+from tests.support.ports import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
