@@ -30,7 +30,7 @@ from bench.common import (
     Report,
     Row,
     copy_rows,
-    free_port,
+    free_ports,
     fresh_database,
     log,
     median,
@@ -182,7 +182,7 @@ def _server(params: ApiParams, hello: bool = True) -> Iterator[tuple[dict[str, A
     key = new_key()
     with fresh_database() as url:
         post_ids, owners, users = _seed(url, key, params)
-        hello_port, lean_port = free_port(), free_port()
+        hello_port, lean_port = free_ports(2)
         baselines: dict[str, Child] = {}
         if hello:
             baselines["hello"] = Child(

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from tests.support.ports import free_port, free_ports
 
 from post_management.adapters.crypto import FernetBox
 from post_management.adapters.db.engine import make_engine, migrate
@@ -69,12 +69,6 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -284,11 +278,11 @@ def start_service(
     env: dict[str, str], command: str = "serve", args: tuple[str, ...] = ()
 ) -> tuple[Child, int, int]:
     """`post-management serve|worker`; returns the child, its gRPC and REST ports."""
-    grpc_port, http_port = free_port(), free_port()
+    grpc_port, http_port, admin_port = free_ports(3)
     full = {
         "GRPC_PORT": str(grpc_port),
         "HTTP_PORT": str(http_port),
-        "ENVOY_ADMIN_PORT": str(free_port()),
+        "ENVOY_ADMIN_PORT": str(admin_port),
         **env,
     }
     child = Child([str(BIN / "post-management"), command, *args], full, ready="ready")
