@@ -94,6 +94,15 @@ class Aborted(DomainError):
 
     reason: str = Reason.ABORTED
 
+    @classmethod
+    def concurrent_change(cls) -> Aborted:
+        """Another change of the resource came first (a versioned write found another
+        version)."""
+        return cls(
+            "a concurrent change won; read the resource again and retry",
+            reason=Reason.CONCURRENT_MODIFICATION,
+        )
+
 
 @dataclass
 class PermissionDenied(DomainError):

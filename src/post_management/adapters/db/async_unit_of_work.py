@@ -692,10 +692,7 @@ class AsyncSqlUnitOfWork(AsyncUnitOfWork):
         if isinstance(exc, psycopg.errors.DivisionByZero) and session.checked_writes:
             # A held save that changed no row (one_row): as a versioned save that
             # found another version, the change is refused.
-            raise Aborted(
-                "a concurrent change won; read the resource again and retry",
-                reason=Reason.CONCURRENT_MODIFICATION,
-            ) from exc
+            raise Aborted.concurrent_change() from exc
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             raise Unavailable(
                 "the database is unavailable", reason=Reason.DATABASE_UNAVAILABLE

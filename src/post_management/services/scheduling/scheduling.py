@@ -19,6 +19,7 @@ from post_management.domain.account import Account, account_not_found
 from post_management.domain.auth import Principal
 from post_management.domain.conflicts import resolve_conflict
 from post_management.domain.errors import (
+    Aborted,
     DomainError,
     InvalidArgument,
 )
@@ -54,7 +55,6 @@ from post_management.services.scheduling.support import (
     request_key,
 )
 from post_management.services.shared.commands import AsyncCommand, AsyncCommandRunner
-from post_management.services.shared.common import concurrent_change
 
 DEFAULT_FREE_SLOTS = 5
 MAX_FREE_SLOTS = 50
@@ -188,10 +188,10 @@ class SchedulingService:
         locked = await uow.accounts.lock_with_post(request.post_id, request.user_id)
         if locked is None:
             await load_own_post(uow, request.post_id, request.user_id)  # NOT_FOUND or foreign
-            raise concurrent_change()  # the post or its account went meanwhile
+            raise Aborted.concurrent_change()  # the post or its account went meanwhile
         account, post = locked
         if account.id != post.account_id:
-            raise concurrent_change()  # the post moved to another account meanwhile
+            raise Aborted.concurrent_change()  # the post moved to another account meanwhile
         earlier = await run.earlier()
         if earlier is not None:
             return await replayed(uow, earlier, request)

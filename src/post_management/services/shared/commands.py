@@ -28,6 +28,7 @@ from uuid import UUID
 from post_management.domain.account import Account
 from post_management.domain.auth import Principal
 from post_management.domain.campaigns import Campaign
+from post_management.domain.errors import Aborted
 from post_management.domain.media import Media
 from post_management.domain.post import Post
 from post_management.ports.async_unit_of_work import AsyncUnitOfWork, AsyncUnitOfWorkFactory
@@ -36,7 +37,6 @@ from post_management.services.shared import idempotency
 from post_management.services.shared.common import (
     audit_entry,
     check_etag,
-    concurrent_change,
     snapshot,
 )
 
@@ -165,7 +165,7 @@ class AsyncCommand:
         else:
             saved = await self.uow.accounts.save(resource, version)
         if not saved:
-            raise concurrent_change()
+            raise Aborted.concurrent_change()
         if (remembered := self._remembered(resource.id)) is not None:
             await self.uow.idempotency.put(*remembered)
         await self.uow.audit.record(self._entry(action, resource, before, snapshot(resource)))
@@ -178,7 +178,7 @@ class AsyncCommand:
         else:
             deleted = await self.uow.accounts.delete(resource.id, version)
         if not deleted:
-            raise concurrent_change()
+            raise Aborted.concurrent_change()
         await self.uow.audit.record(self._entry(action, resource, before, None))
 
     async def record(self, entry: AuditEntry | None) -> None:

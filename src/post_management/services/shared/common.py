@@ -148,10 +148,3 @@ def check_etag(current: str, given: str) -> None:
             reason=Reason.ETAG_MISMATCH,
             metadata={"current_etag": current},
         )
-
-
-def concurrent_change() -> Aborted:
-    return Aborted(
-        "a concurrent change won; read the resource again and retry",
-        reason=Reason.CONCURRENT_MODIFICATION,
-    )
