@@ -31,11 +31,11 @@ class ServiceProcess:
     ) -> None:
         self.cwd = cwd
         self.data_dir = cwd / env.get("DATA_DIR", "var")
-        grpc, http, admin, metrics_ = free_ports(4)
+        grpc, http, admin, metrics = free_ports(4)
         self.grpc_port = int(env.setdefault("GRPC_PORT", str(grpc)))
         self.http_port = int(env.setdefault("HTTP_PORT", str(http)))
         env.setdefault("ENVOY_ADMIN_PORT", str(admin))
-        env.setdefault("METRICS_PORT", str(metrics_))
+        env.setdefault("METRICS_PORT", str(metrics))
         self.lines: list[str] = []
         self._ready = threading.Event()
         full_env = {**os.environ, **env}
