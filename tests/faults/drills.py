@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
@@ -139,6 +140,28 @@ class Worker:
     def resume(self) -> None:
         if self.process.process.poll() is None:
             self.process.process.send_signal(signal.SIGCONT)
+
+    def wait_sent_statements_run(self, engine: Engine, timeout: float = 2.0) -> None:
+        """Once paused: until no statement the worker sent to `engine`'s database is
+        still running there (its backends are not active), or `timeout`. One it had
+        not finished sending waits for its resume; one waiting for a lock a paused
+        process holds waits as long, hence the timeout."""
+        server_port = engine.url.port or 5432
+        ports = [
+            c.laddr.port
+            for c in psutil.Process(self.process.process.pid).net_connections("tcp")
+            if c.raddr and c.raddr.port == server_port
+        ]
+        running = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE state = 'active' AND client_port = ANY(:ports)"
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                if connection.execute(running, {"ports": ports}).scalar_one() == 0:
+                    return
+            time.sleep(0.02)
 
 
 @dataclass(frozen=True)

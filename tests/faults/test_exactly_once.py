@@ -159,9 +159,9 @@ def _kill_holding_a_claim(
                 fresh = _claims(seeder, live=True, started_after=paused_at)
                 if fresh:
                     victim.pause()
-                    # A settlement the victim sent before its stop may still land (as
-                    # the others' commits may): read the claims once it has.
-                    time.sleep(0.3)
+                    # A settlement the victim sent before its stop may still land:
+                    # read the claims once it has.
+                    victim.wait_sent_statements_run(seeder.engine)
                     held = _claims(seeder, live=True)
                     still = [
                         post_id for post_id, claim in fresh.items() if held.get(post_id) == claim
